@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Fetch MaxMind GeoLite2 databases (Country, City, ASN) into this directory.
+#
+# Source: the npm package "geolite2" at a pinned version, obtained with
+# `npm pack` only (its install script needs a MaxMind licence key, so it is
+# never run; the packed tarball already contains the .mmdb files).
+# The tarball is checked against a pinned sha256 before anything is placed.
+#
+# Idempotent: if the .mmdb files are present and match the checksums recorded
+# in .fetched for the pinned version, nothing is downloaded.
+# Files are replaced atomically (rename), so a running clickgate that watches
+# them for hot reload never sees a half-written database.
+#
+# Usage: geoip/fetch.sh [--force]      (runnable from any directory)
+set -euo pipefail
+
+# ---- pins (bump together; see README.md) ---------------------------------
+PKG_NAME="geolite2"
+PKG_VERSION="4.0.1"
+PKG_TARBALL_SHA256="30f23f80330900923bdde6e64b1cc8d25060239f17c91dd7d2e95446b80e4693"
+DATABASES=(GeoLite2-Country GeoLite2-City GeoLite2-ASN)
+# ---------------------------------------------------------------------------
+
+HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+STAMP="$HERE/.fetched"
+FORCE=0
+
+for arg in "$@"; do
+  case "$arg" in
+    -f|--force) FORCE=1 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "fetch.sh: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf 'geoip: %s\n' "$*"; }
+die() { printf 'geoip: error: %s\n' "$*" >&2; exit 1; }
+
+sha256_of() { sha256sum -- "$1" | cut -d' ' -f1; }
+
+human_size() {
+  local bytes=$1
+  awk -v b="$bytes" 'BEGIN {
+    if (b >= 1048576) printf "%.1f MiB", b / 1048576;
+    else if (b >= 1024) printf "%.1f KiB", b / 1024;
+    else printf "%d B", b }'
+}
+
+report() {
+  local state=$1 db f size
+  for db in "${DATABASES[@]}"; do
+    f="$HERE/$db.mmdb"
+    size=$(stat -c %s -- "$f")
+    printf '%-22s %11d bytes  (%s)  %s\n' "$db.mmdb" "$size" "$(human_size "$size")" "$state"
+  done
+}
+
+# Value recorded for KEY in the stamp file, empty if absent.
+stamp_get() {
+  [ -f "$STAMP" ] || return 0
+  awk -v k="$1=" 'index($0, k) == 1 { print substr($0, length(k) + 1); exit }' "$STAMP"
+}
+
+is_up_to_date() {
+  [ -f "$STAMP" ] || return 1
+  [ "$(stamp_get package)" = "$PKG_NAME" ] || return 1
+  [ "$(stamp_get version)" = "$PKG_VERSION" ] || return 1
+  [ "$(stamp_get tarball_sha256)" = "$PKG_TARBALL_SHA256" ] || return 1
+  local db want
+  for db in "${DATABASES[@]}"; do
+    want=$(stamp_get "$db.mmdb")
+    [ -n "$want" ] && [ -f "$HERE/$db.mmdb" ] || return 1
+    [ "$(sha256_of "$HERE/$db.mmdb")" = "$want" ] || return 1
+  done
+}
+
+ensure_npm() {
+  command -v npm >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -eq 0 ]; then
+    log "npm not found; installing it with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y npm || { apt-get update && apt-get install -y npm; } \
+      || die "could not install npm with apt-get"
+  else
+    die "npm is required but not installed. Install it (e.g. 'sudo apt-get install -y npm') and re-run $0"
+  fi
+}
+
+for tool in sha256sum tar awk stat; do
+  command -v "$tool" >/dev/null 2>&1 || die "required tool '$tool' not found"
+done
+
+if [ "$FORCE" -eq 0 ] && is_up_to_date; then
+  log "$PKG_NAME@$PKG_VERSION already present and verified; nothing to do"
+  report "up-to-date"
+  exit 0
+fi
+
+ensure_npm
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/clickgate-geoip.XXXXXX")"
+cleanup() {
+  rm -rf -- "$TMP"
+  rm -f -- "$HERE"/.*.mmdb.partial "$STAMP.partial"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "fetching $PKG_NAME@$PKG_VERSION with npm pack"
+tarball_name=$(cd "$TMP" && npm pack --silent --loglevel=error "$PKG_NAME@$PKG_VERSION" | tail -n1)
+tarball="$TMP/$tarball_name"
+[ -f "$tarball" ] || die "npm pack did not produce a tarball (got '$tarball_name')"
+
+actual=$(sha256_of "$tarball")
+if [ "$actual" != "$PKG_TARBALL_SHA256" ]; then
+  die "checksum mismatch for $tarball_name
+  expected sha256 $PKG_TARBALL_SHA256
+  got      sha256 $actual
+If you are deliberately bumping PKG_VERSION, put the new value in PKG_TARBALL_SHA256."
+fi
+log "tarball sha256 verified ($actual)"
+
+mkdir -p "$TMP/x"
+members=()
+for db in "${DATABASES[@]}"; do members+=("package/dbs/$db.mmdb"); done
+tar -xzf "$tarball" -C "$TMP/x" "${members[@]}" \
+  || die "tarball does not contain the expected databases: ${members[*]}"
+
+# Stage next to the targets (same filesystem), then rename into place.
+{
+  echo "# written by geoip/fetch.sh; do not edit"
+  echo "package=$PKG_NAME"
+  echo "version=$PKG_VERSION"
+  echo "tarball_sha256=$PKG_TARBALL_SHA256"
+} > "$STAMP.partial"
+for db in "${DATABASES[@]}"; do
+  src="$TMP/x/package/dbs/$db.mmdb"
+  [ -s "$src" ] || die "$db.mmdb is missing or empty in the tarball"
+  cp -- "$src" "$HERE/.$db.mmdb.partial"
+  chmod 0644 "$HERE/.$db.mmdb.partial"
+  echo "$db.mmdb=$(sha256_of "$HERE/.$db.mmdb.partial")" >> "$STAMP.partial"
+done
+for db in "${DATABASES[@]}"; do
+  mv -f -- "$HERE/.$db.mmdb.partial" "$HERE/$db.mmdb"
+done
+mv -f -- "$STAMP.partial" "$STAMP"
+
+log "installed $PKG_NAME@$PKG_VERSION into $HERE"
+report "fetched"

@@ -1,0 +1,230 @@
+//! Process wiring for `clickgate serve`: build everything once, start the listeners and the
+//! background tasks, and shut down cleanly on SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::edge::checks::Pipeline;
+use crate::edge::click_id::ClickSigner;
+use crate::edge::links::LinkTable;
+use crate::edge::server::{self, ListenerLimits};
+use crate::edge::{handler, tls, EdgeState};
+use crate::events::click_log::ClickLog;
+use crate::events::sink;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Listener overrides from the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub edge_listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub api_listen: Option<SocketAddr>,
+}
+
+/// Opens the store and seeds it from the config's demo section when empty.
+pub fn open_store(config: &Config, data_dir: &Path) -> anyhow::Result<Store> {
+    let mut store = Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    if store.seed(&config.demo).context("seeding the demo programs, partners and links")? {
+        tracing::info!(data_dir = %data_dir.display(), "store was empty; seeded it from the config's demo section");
+    }
+    Ok(store)
+}
+
+/// The click-id keys: from config, else `CLICKGATE_CLICK_KEY`, else a random key kept in the
+/// data dir so ids stay verifiable across restarts.
+pub fn click_signer(config: &Config, data_dir: &Path) -> anyhow::Result<ClickSigner> {
+    if !config.click_id.keys.is_empty() {
+        let keys: Vec<(u8, Vec<u8>)> = config.click_id.keys.iter().map(|k| (k.id, k.secret.clone().into_bytes())).collect();
+        return Ok(ClickSigner::new(&keys));
+    }
+    if let Ok(secret) = std::env::var("CLICKGATE_CLICK_KEY") {
+        anyhow::ensure!(secret.len() >= 16, "CLICKGATE_CLICK_KEY must be at least 16 bytes");
+        return Ok(ClickSigner::new(&[(1, secret.into_bytes())]));
+    }
+    let path = data_dir.join("click-id.key");
+    let secret = match std::fs::read(&path) {
+        Ok(s) if s.len() >= 16 => s,
+        _ => {
+            let s: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();
+            write_private(&path, &s).with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a click-id signing key");
+            s
+        }
+    };
+    Ok(ClickSigner::new(&[(1, secret)]))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Runs `clickgate serve` until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> anyhow::Result<()> {
+    tls::install_provider();
+    let metrics = Metrics::new();
+    let store = open_store(&config, &data_dir)?;
+    let table = LinkTable::load(&store).context("loading links")?;
+    tracing::info!(links = table.len(), "link table loaded");
+    let pipeline = Pipeline::build(&config.checks).context("building the check pipeline")?;
+    metrics.bot_patterns.set(pipeline.bots_status.patterns as i64);
+    tracing::info!(source = %pipeline.bots_status.source, patterns = pipeline.bots_status.patterns, skipped = pipeline.bots_status.skipped, "bot list compiled");
+    let log = Arc::new(ClickLog::open(&data_dir).with_context(|| format!("opening the click log in {}", data_dir.display()))?);
+    let ev = &config.events;
+    let (click_sink, consumer) = sink::channel(
+        log,
+        ev.click_queue_len_max,
+        ev.click_log_batch_len_max,
+        Duration::from_millis(ev.click_log_fsync_interval_ms),
+        metrics.sink.clone(),
+    );
+    let tls_acceptor = match (&config.tls.cert_path, &config.tls.key_path) {
+        (Some(c), Some(k)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(c, k)?)),
+        _ => None,
+    };
+    let state = Arc::new(EdgeState {
+        pipeline,
+        links: ArcSwap::from_pointee(table),
+        signer: click_signer(&config, &data_dir)?,
+        sink: click_sink,
+        metrics: metrics.clone(),
+        edge: config.edge.clone(),
+        privacy: config.privacy.ip,
+        ip_hash_key: config.privacy.ip_hash_key.clone().into_bytes(),
+        secure_cookie: tls_acceptor.is_some(),
+    });
+
+    let edge_addr = overrides.edge_listen.unwrap_or(config.listen.edge);
+    let admin_addr = overrides.admin_listen.unwrap_or(config.listen.admin);
+    let edge_listener = TcpListener::bind(edge_addr).await.with_context(|| format!("binding the edge listener on {edge_addr}"))?;
+    let admin_listener = TcpListener::bind(admin_addr).await.with_context(|| format!("binding the admin listener on {admin_addr}"))?;
+    tracing::info!(edge = %edge_listener.local_addr()?, admin = %admin_listener.local_addr()?, tls = tls_acceptor.is_some(), data_dir = %data_dir.display(), "clickgate is serving");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let limits = ListenerLimits::from_edge(&config.edge);
+    let s = state.clone();
+    let edge_task = tokio::spawn(server::serve(
+        edge_listener,
+        tls_acceptor.clone(),
+        limits.clone(),
+        Some(metrics.clone()),
+        move |peer: SocketAddr, req| {
+            let r = handler::handle(&s, peer.ip(), req);
+            std::future::ready(r)
+        },
+        stop_rx.clone(),
+    ));
+    let s = state.clone();
+    let admin_limits = ListenerLimits { connections_max: 64, ..limits };
+    let admin_task = tokio::spawn(server::serve(
+        admin_listener,
+        tls_acceptor,
+        admin_limits,
+        None,
+        move |_peer, req| std::future::ready(crate::admin::handle(&s, req)),
+        stop_rx.clone(),
+    ));
+    let consumer_task = tokio::spawn(consumer.run());
+    spawn_background(state.clone(), &config, data_dir.clone(), stop_rx.clone());
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections, draining open ones");
+    let _ = stop_tx.send(true);
+    let _ = edge_task.await;
+    let _ = admin_task.await;
+    // Dropping the last sender lets the consumer drain the queue and fsync the log.
+    drop(state);
+    let _ = tokio::time::timeout(Duration::from_secs(10), consumer_task).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn spawn_background(state: Arc<EdgeState>, config: &Config, data_dir: PathBuf, stop: watch::Receiver<bool>) {
+    let tick = |ms: u64| {
+        let mut i = tokio::time::interval(Duration::from_millis(ms));
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    };
+    // Weak references: the tasks must not keep the sink (and so the consumer) alive at shutdown.
+    let weak = Arc::downgrade(&state);
+    drop(state);
+    let mut trim = tick(config.checks.rate_limit.trim_interval_ms);
+    let mut geo = tick(config.checks.geoip.reload_interval_ms);
+    let mut links = tick(config.edge.link_reload_interval_ms);
+    let mut stop = stop;
+    tokio::spawn(async move {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut store = match Store::open(&data_dir) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the store for link reloads");
+                None
+            }
+        };
+        let mut version = store.as_ref().and_then(|s| s.data_version().ok());
+        loop {
+            let forced = tokio::select! {
+                _ = trim.tick() => {
+                    let Some(state) = weak.upgrade() else { break };
+                    state.pipeline.rate_limits.trim(now_ms());
+                    continue;
+                }
+                _ = geo.tick() => {
+                    let Some(state) = weak.upgrade() else { break };
+                    tokio::task::block_in_place(|| state.pipeline.geo.reload_if_changed());
+                    continue;
+                }
+                _ = links.tick() => false,
+                Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+                _ = stop.changed() => break,
+            };
+            let Some(state) = weak.upgrade() else { break };
+            let Some(s) = store.as_ref() else { continue };
+            let v = s.data_version().ok();
+            if forced {
+                tokio::task::block_in_place(|| state.pipeline.geo.reload_if_changed());
+            }
+            if !forced && v == version {
+                continue;
+            }
+            version = v;
+            match tokio::task::block_in_place(|| LinkTable::load(s)) {
+                Ok(t) => {
+                    tracing::info!(links = t.len(), forced, "link table reloaded");
+                    state.links.store(Arc::new(t));
+                    state.metrics.link_reloads.inc();
+                }
+                Err(e) => tracing::error!(error = %e, "link table reload failed; keeping the current table"),
+            }
+        }
+        store.take();
+    });
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,132 @@
+//! `clickgate check`: replays `{"ip","ua","code","ts"}` lines through the edge's pipeline with
+//! `ts` as the clock, and prints each verdict with every reason. Ops use it to answer "why was
+//! this click flagged?" and to try rule changes on a real log before deploying them.
+
+use std::io::{BufRead, Write};
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::edge::checks::{Pipeline, Reasons};
+use crate::edge::links::LinkTable;
+use crate::edge::{judge, Judgement};
+
+/// One input line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInput {
+    pub ip: IpAddr,
+    #[serde(default)]
+    pub ua: String,
+    pub code: String,
+    pub ts: Timestamp,
+    /// `GET` (default) or `HEAD`.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// A timestamp as Unix seconds (integer or fractional) or RFC 3339 text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Timestamp {
+    Seconds(f64),
+    Text(String),
+}
+
+impl Timestamp {
+    /// Unix milliseconds.
+    pub fn to_ms(&self) -> Result<u64, String> {
+        match self {
+            Timestamp::Seconds(s) if s.is_finite() && *s >= 0.0 => Ok((s * 1000.0) as u64),
+            Timestamp::Seconds(s) => Err(format!("ts {s} is not a non-negative number of seconds")),
+            Timestamp::Text(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| format!("ts {t:?} is not RFC 3339: {e}"))
+                .and_then(|d| u64::try_from(d.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("ts {t:?} is before 1970"))),
+        }
+    }
+}
+
+/// One output line.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct CheckOutput {
+    pub verdict: String,
+    pub reasons: Reasons,
+    #[serde(skip_serializing_if = "is_empty", default)]
+    pub observed: Reasons,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub program: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub partner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub retry_after_ms: Option<u64>,
+}
+
+fn is_empty(r: &Reasons) -> bool {
+    r.is_empty()
+}
+
+/// Evaluates one line.
+pub fn check_line(pipeline: &Pipeline, table: &LinkTable, line: &str) -> Result<CheckOutput, String> {
+    let input: CheckInput = serde_json::from_str(line).map_err(|e| format!("bad input line: {e}"))?;
+    let now_ms = input.ts.to_ms()?;
+    let head = match input.method.as_deref() {
+        None | Some("GET") => false,
+        Some("HEAD") => true,
+        Some(m) => return Err(format!("method {m:?} is not GET or HEAD")),
+    };
+    let out = |verdict: &str, reasons, observed| CheckOutput {
+        verdict: verdict.into(),
+        reasons,
+        observed,
+        program: None,
+        partner: None,
+        country: None,
+        asn: None,
+        retry_after_ms: None,
+    };
+    Ok(match judge(pipeline, table, input.ip, &input.ua, &input.code, head, now_ms) {
+        Judgement::RateLimited { retry_after_ms, observed } => {
+            let mut reasons = Reasons::default();
+            reasons.insert(crate::edge::checks::Reason::RateLimited);
+            CheckOutput { retry_after_ms: Some(retry_after_ms), ..out("rate_limited", reasons, observed) }
+        }
+        Judgement::UnknownCode { observed } => out("unknown_code", Reasons::default(), observed),
+        Judgement::Inactive { link, observed } => CheckOutput {
+            program: Some(link.program.to_string()),
+            partner: Some(link.partner.to_string()),
+            ..out("inactive_link", Reasons::default(), observed)
+        },
+        Judgement::Click { link, findings, verdict } => CheckOutput {
+            program: Some(link.program.to_string()),
+            partner: Some(link.partner.to_string()),
+            country: findings.country.map(|c| String::from_utf8_lossy(&c).into_owned()),
+            asn: (findings.asn != 0).then_some(findings.asn),
+            ..out(verdict.as_str(), findings.reasons, findings.observed)
+        },
+    })
+}
+
+/// Runs the replay from `input` to `output`; returns how many lines were rejected.
+pub fn run(pipeline: &Pipeline, table: &LinkTable, input: impl BufRead, mut output: impl Write) -> std::io::Result<usize> {
+    let mut errors = 0;
+    for (n, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match check_line(pipeline, table, &line) {
+            Ok(o) => serde_json::to_writer(&mut output, &o)?,
+            Err(e) => {
+                errors += 1;
+                serde_json::to_writer(&mut output, &serde_json::json!({"line": n + 1, "error": e}))?;
+            }
+        }
+        output.write_all(b"\n")?;
+    }
+    output.flush()?;
+    Ok(errors)
+}

@@ -1,0 +1,229 @@
+//! The command line. `anyhow` stops here: everything below returns typed errors.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{self, Overrides};
+use crate::config::Config;
+use crate::store::{BlockedAction, Channel, NewLink, NewPartner, NewProgram, Status};
+
+#[derive(Parser)]
+#[command(name = "clickgate", version, about = "Edge proxy for referral and QR links, with click-fraud checks")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Config file.
+    #[arg(long, global = true, default_value = "config/clickgate.toml")]
+    config: PathBuf,
+    /// Data directory (store, click log, keys); overrides `data_dir` in the config.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Edge, core and API in one process on the embedded store.
+    Serve {
+        #[arg(long)]
+        edge_listen: Option<SocketAddr>,
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+        #[arg(long)]
+        api_listen: Option<SocketAddr>,
+    },
+    /// Replay `{"ip","ua","code","ts"}` JSON lines from stdin through the fraud checks.
+    Check,
+    /// Manage programs.
+    #[command(subcommand)]
+    Program(ProgramCmd),
+    /// Manage partners.
+    #[command(subcommand)]
+    Partner(PartnerCmd),
+    /// Manage links.
+    #[command(subcommand)]
+    Link(LinkCmd),
+}
+
+#[derive(Subcommand)]
+enum ProgramCmd {
+    /// Create a program.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        currency: String,
+        /// A destination domain (repeat for several); subdomains are included.
+        #[arg(long = "allow-domain", required = true)]
+        allowed_domains: Vec<String>,
+        #[arg(long)]
+        fallback_url: String,
+        #[arg(long, value_parser = ["redirect", "forbid"], default_value = "redirect")]
+        blocked_action: String,
+        #[arg(long = "country-allow")]
+        country_allow: Vec<String>,
+        #[arg(long = "country-deny")]
+        country_deny: Vec<String>,
+    },
+    /// List programs as JSON lines.
+    List,
+    /// Pause a program: its links go to the fallback URL.
+    Pause { id: String },
+    /// Reactivate a program.
+    Resume { id: String },
+    /// Expire a program for good.
+    Expire { id: String },
+}
+
+#[derive(Subcommand)]
+enum PartnerCmd {
+    /// Create a partner.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        email: String,
+    },
+    /// List partners as JSON lines.
+    List,
+    /// Pause a partner: their links go to the fallback URL.
+    Pause { id: String },
+    /// Reactivate a partner.
+    Resume { id: String },
+    /// Expire a partner.
+    Expire { id: String },
+}
+
+#[derive(Subcommand)]
+enum LinkCmd {
+    /// Create a link; the destination must be inside the program's allowlist.
+    Add {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        program: String,
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        destination: String,
+        #[arg(long, value_parser = ["web", "social", "email", "qr", "offline", "marketplace"], default_value = "web")]
+        channel: String,
+        #[arg(long, default_value = "")]
+        utm_source: String,
+        #[arg(long, default_value = "")]
+        utm_medium: String,
+        #[arg(long, default_value = "")]
+        utm_campaign: String,
+        /// Unix seconds after which the link redirects to the fallback URL.
+        #[arg(long)]
+        expires_at: Option<i64>,
+    },
+    /// List links as JSON lines.
+    List,
+    /// Pause a link.
+    Pause { code: String },
+    /// Reactivate a link.
+    Resume { code: String },
+    /// Expire a link.
+    Expire { code: String },
+}
+
+/// Entry point; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CLICKGATE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(items: &[T]) -> anyhow::Result<()> {
+    for i in items {
+        println!("{}", serde_json::to_string(i)?);
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&cli.common.config)?;
+    let data_dir = cli.common.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"));
+    match cli.command {
+        Command::Serve { edge_listen, admin_listen, api_listen } => {
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if config.runtime.worker_threads > 0 {
+                rt.worker_threads(config.runtime.worker_threads);
+            }
+            let rt = rt.enable_all().build().context("starting the async runtime")?;
+            rt.block_on(app::serve(config, data_dir, Overrides { edge_listen, admin_listen, api_listen }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let store = app::open_store(&config, &data_dir)?;
+            let table = crate::edge::links::LinkTable::load(&store)?;
+            let pipeline = crate::edge::checks::Pipeline::build(&config.checks)?;
+            let errors = crate::check::run(&pipeline, &table, std::io::stdin().lock(), std::io::stdout().lock())?;
+            Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Program(cmd) => {
+            let store = app::open_store(&config, &data_dir)?;
+            match cmd {
+                ProgramCmd::Add { id, name, currency, allowed_domains, fallback_url, blocked_action, country_allow, country_deny } => {
+                    let blocked_action = if blocked_action == "forbid" { BlockedAction::Forbid } else { BlockedAction::Redirect };
+                    let p = store.add_program(&NewProgram { id, name, currency, allowed_domains, fallback_url, blocked_action, country_allow, country_deny })?;
+                    print_json(&[p])?;
+                }
+                ProgramCmd::List => print_json(&store.programs()?)?,
+                ProgramCmd::Pause { id } => store.set_status("program", &id, Status::Paused)?,
+                ProgramCmd::Resume { id } => store.set_status("program", &id, Status::Active)?,
+                ProgramCmd::Expire { id } => store.set_status("program", &id, Status::Expired)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Partner(cmd) => {
+            let store = app::open_store(&config, &data_dir)?;
+            match cmd {
+                PartnerCmd::Add { id, name, email } => print_json(&[store.add_partner(&NewPartner { id, name, email })?])?,
+                PartnerCmd::List => print_json(&store.partners()?)?,
+                PartnerCmd::Pause { id } => store.set_status("partner", &id, Status::Paused)?,
+                PartnerCmd::Resume { id } => store.set_status("partner", &id, Status::Active)?,
+                PartnerCmd::Expire { id } => store.set_status("partner", &id, Status::Expired)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Link(cmd) => {
+            let store = app::open_store(&config, &data_dir)?;
+            match cmd {
+                LinkCmd::Add { code, program, partner, destination, channel, utm_source, utm_medium, utm_campaign, expires_at } => {
+                    let channel: Channel = serde_json::from_value(serde_json::Value::String(channel))?;
+                    let l = store.add_link(&NewLink { code, program, partner, destination, channel, utm_source, utm_medium, utm_campaign, expires_at })?;
+                    print_json(&[l])?;
+                }
+                LinkCmd::List => print_json(&store.links()?)?,
+                LinkCmd::Pause { code } => store.set_status("link", &code, Status::Paused)?,
+                LinkCmd::Resume { code } => store.set_status("link", &code, Status::Active)?,
+                LinkCmd::Expire { code } => store.set_status("link", &code, Status::Expired)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

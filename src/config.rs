@@ -1,0 +1,518 @@
+//! Configuration: `config/*.toml` into typed structs, every key defaulted and validated at start.
+//!
+//! A bad key fails start-up with its dotted name and the reason, e.g.
+//! `checks.dedup.fp_rate: must be in (0, 0.01], got 0.5`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {why}")]
+    Invalid { key: String, why: String },
+}
+
+fn invalid(key: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_string(), why: why.into() }
+}
+
+/// Whether a rule acts, only counts what it would have done, or is skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Observe,
+    Off,
+}
+
+/// What a firing rule does to the click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Flag,
+    Block,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Listen,
+    pub runtime: Runtime,
+    pub edge: Edge,
+    pub tls: Tls,
+    pub click_id: ClickId,
+    pub privacy: Privacy,
+    pub checks: Checks,
+    pub events: Events,
+    pub demo: Demo,
+}
+
+/// Listener addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    pub edge: SocketAddr,
+    pub admin: SocketAddr,
+    pub api: SocketAddr,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            edge: ([127, 0, 0, 1], 8080).into(),
+            admin: ([127, 0, 0, 1], 9090).into(),
+            api: ([127, 0, 0, 1], 8081).into(),
+        }
+    }
+}
+
+/// Tokio runtime sizing.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Runtime {
+    /// 0 means one worker per core.
+    pub worker_threads: usize,
+}
+
+/// Edge listener limits and link-table behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Edge {
+    pub connections_max: usize,
+    pub header_read_timeout_ms: u64,
+    pub headers_max: usize,
+    pub header_bytes_max: usize,
+    pub body_bytes_max: u64,
+    pub shutdown_drain_ms: u64,
+    pub link_reload_interval_ms: u64,
+    pub visitor_cookie_name: String,
+    pub visitor_cookie_max_age_s: u64,
+    pub visitor_cookie_domain: String,
+    pub sub_id_bytes_max: usize,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Edge {
+            connections_max: 10_000,
+            header_read_timeout_ms: 5_000,
+            headers_max: 100,
+            header_bytes_max: 16 * 1024,
+            body_bytes_max: 1024,
+            shutdown_drain_ms: 10_000,
+            link_reload_interval_ms: 1_000,
+            visitor_cookie_name: "cg_vid".into(),
+            visitor_cookie_max_age_s: 365 * 24 * 3600,
+            visitor_cookie_domain: String::new(),
+            sub_id_bytes_max: 64,
+        }
+    }
+}
+
+/// TLS for every listener; off unless both paths are set.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+}
+
+/// Click-id signing keys. The first key signs; every key verifies, so keys rotate by prepending.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClickId {
+    pub keys: Vec<ClickKey>,
+    pub max_age_days: u32,
+}
+
+/// One HMAC key with the id carried in each click id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickKey {
+    pub id: u8,
+    pub secret: String,
+}
+
+impl Default for ClickId {
+    fn default() -> Self {
+        ClickId { keys: Vec::new(), max_age_days: 90 }
+    }
+}
+
+/// How much of the client IP a click event keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IpPrivacy {
+    /// IPv4 /24, IPv6 /48.
+    #[default]
+    Truncate,
+    /// A keyed hash of the full address.
+    Hash,
+    Full,
+}
+
+/// Privacy settings for click events.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Privacy {
+    pub ip: IpPrivacy,
+    pub ip_hash_key: String,
+}
+
+/// The fraud-check pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Checks {
+    pub trusted_proxies: Vec<String>,
+    pub rate_limit: RateLimit,
+    pub ip_rules: IpRules,
+    pub geoip: GeoIp,
+    pub bots: Bots,
+    pub velocity: Velocity,
+    pub dedup: Dedup,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks {
+            trusted_proxies: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            rate_limit: RateLimit::default(),
+            ip_rules: IpRules::default(),
+            geoip: GeoIp::default(),
+            bots: Bots::default(),
+            velocity: Velocity::default(),
+            dedup: Dedup::default(),
+        }
+    }
+}
+
+/// Governor rate limits. A `*_per_s` of 0 turns that limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimit {
+    pub mode: Mode,
+    pub ip_per_s: u32,
+    pub ip_burst: u32,
+    pub subnet_per_s: u32,
+    pub subnet_burst: u32,
+    pub global_per_s: u32,
+    pub global_burst: u32,
+    pub trim_interval_ms: u64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            mode: Mode::Enforce,
+            ip_per_s: 20,
+            ip_burst: 100,
+            subnet_per_s: 200,
+            subnet_burst: 1_000,
+            global_per_s: 100_000,
+            global_burst: 200_000,
+            trim_interval_ms: 5_000,
+        }
+    }
+}
+
+/// CIDR deny and allow lists. An allowlisted address skips the deny list and the ASN rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpRules {
+    pub mode: Mode,
+    pub deny: Vec<String>,
+    pub allow: Vec<String>,
+    pub deny_action: Action,
+}
+
+impl Default for IpRules {
+    fn default() -> Self {
+        IpRules { mode: Mode::Enforce, deny: Vec::new(), allow: Vec::new(), deny_action: Action::Block }
+    }
+}
+
+/// MaxMind databases and the rules that use them. Empty paths or missing files turn a rule off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoIp {
+    pub mode: Mode,
+    pub country_db: Option<PathBuf>,
+    pub asn_db: Option<PathBuf>,
+    pub anonymous_db: Option<PathBuf>,
+    pub reload_interval_ms: u64,
+    pub datacenter_asns: Vec<u32>,
+    pub datacenter_action: Action,
+    pub anonymous_action: Action,
+    pub geo_action: Action,
+}
+
+impl Default for GeoIp {
+    fn default() -> Self {
+        GeoIp {
+            mode: Mode::Enforce,
+            country_db: None,
+            asn_db: None,
+            anonymous_db: None,
+            reload_interval_ms: 10_000,
+            datacenter_asns: Vec::new(),
+            datacenter_action: Action::Flag,
+            anonymous_action: Action::Flag,
+            geo_action: Action::Block,
+        }
+    }
+}
+
+/// User-agent rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bots {
+    pub mode: Mode,
+    /// crawler-user-agents JSON (fetched by `config/bots/fetch.sh`).
+    pub crawler_list: Option<PathBuf>,
+    pub bot_action: Action,
+    pub ua_cache_len: usize,
+}
+
+impl Default for Bots {
+    fn default() -> Self {
+        Bots { mode: Mode::Enforce, crawler_list: None, bot_action: Action::Flag, ua_cache_len: 4096 }
+    }
+}
+
+/// Velocity thresholds over a sliding window. A `*_max` of 0 turns that counter off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Velocity {
+    pub mode: Mode,
+    pub window_ms: u64,
+    pub ip_max: u32,
+    pub subnet_max: u32,
+    pub link_ip_max: u32,
+    pub action: Action,
+    pub sketch_width: usize,
+    pub sketch_depth: usize,
+}
+
+impl Default for Velocity {
+    fn default() -> Self {
+        Velocity {
+            mode: Mode::Enforce,
+            window_ms: 60_000,
+            ip_max: 30,
+            subnet_max: 300,
+            link_ip_max: 10,
+            action: Action::Flag,
+            sketch_width: 1 << 18,
+            sketch_depth: 4,
+        }
+    }
+}
+
+/// Bloom-filter dedup of (link, IP, user agent).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dedup {
+    pub mode: Mode,
+    pub window_ms: u64,
+    /// Design capacity per window; a filter that reaches it rotates early so the rate holds.
+    pub capacity: usize,
+    pub fp_rate: f64,
+    pub shards: usize,
+    pub action: Action,
+}
+
+impl Default for Dedup {
+    fn default() -> Self {
+        Dedup {
+            mode: Mode::Enforce,
+            window_ms: 3_600_000,
+            capacity: 4_000_000,
+            fp_rate: 0.001,
+            shards: 16,
+            action: Action::Flag,
+        }
+    }
+}
+
+/// The click-event queue and log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Events {
+    pub click_queue_len_max: usize,
+    pub click_log_batch_len_max: usize,
+    pub click_log_fsync_interval_ms: u64,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events { click_queue_len_max: 65_536, click_log_batch_len_max: 1_024, click_log_fsync_interval_ms: 1_000 }
+    }
+}
+
+/// Seed data written into an empty store on first start.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Demo {
+    pub programs: Vec<crate::store::NewProgram>,
+    pub partners: Vec<crate::store::NewPartner>,
+    pub links: Vec<crate::store::NewLink>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Relative data paths are taken from the working directory when they exist there, else
+    /// from the config file's project root (the directory above `config/`).
+    fn resolve_paths(&mut self, config_dir: &Path) {
+        let root = if config_dir.file_name().is_some_and(|n| n == "config") {
+            config_dir.parent().unwrap_or(Path::new(".")).to_path_buf()
+        } else {
+            config_dir.to_path_buf()
+        };
+        let fix = |p: &mut Option<PathBuf>| {
+            if let Some(path) = p {
+                if path.as_os_str().is_empty() {
+                    *p = None;
+                } else if path.is_relative() && !path.exists() && root.join(&*path).exists() {
+                    *path = root.join(&*path);
+                }
+            }
+        };
+        fix(&mut self.checks.geoip.country_db);
+        fix(&mut self.checks.geoip.asn_db);
+        fix(&mut self.checks.geoip.anonymous_db);
+        fix(&mut self.checks.bots.crawler_list);
+        fix(&mut self.tls.cert_path);
+        fix(&mut self.tls.key_path);
+    }
+
+    /// Checks every cross-field rule; names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let e = &self.edge;
+        if e.connections_max == 0 {
+            return Err(invalid("edge.connections_max", "must be at least 1"));
+        }
+        if e.header_read_timeout_ms == 0 {
+            return Err(invalid("edge.header_read_timeout_ms", "must be at least 1"));
+        }
+        if !(1..=1000).contains(&e.headers_max) {
+            return Err(invalid("edge.headers_max", format!("must be in 1..=1000, got {}", e.headers_max)));
+        }
+        if e.header_bytes_max < 1024 {
+            return Err(invalid("edge.header_bytes_max", "must be at least 1024"));
+        }
+        if e.visitor_cookie_name.is_empty() || !e.visitor_cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(invalid("edge.visitor_cookie_name", "must be non-empty ASCII letters, digits or '_'"));
+        }
+        if !e.visitor_cookie_domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+            return Err(invalid("edge.visitor_cookie_domain", "must be a plain domain name"));
+        }
+        if !(1..=512).contains(&e.sub_id_bytes_max) {
+            return Err(invalid("edge.sub_id_bytes_max", "must be in 1..=512"));
+        }
+        if self.tls.cert_path.is_some() != self.tls.key_path.is_some() {
+            return Err(invalid("tls", "cert_path and key_path must be set together"));
+        }
+        for (i, k) in self.click_id.keys.iter().enumerate() {
+            if k.secret.len() < 16 {
+                return Err(invalid(&format!("click_id.keys[{i}].secret"), "must be at least 16 bytes"));
+            }
+            if self.click_id.keys[..i].iter().any(|o| o.id == k.id) {
+                return Err(invalid(&format!("click_id.keys[{i}].id"), format!("duplicate key id {}", k.id)));
+            }
+        }
+        if self.click_id.max_age_days == 0 {
+            return Err(invalid("click_id.max_age_days", "must be at least 1"));
+        }
+        if self.privacy.ip == IpPrivacy::Hash && self.privacy.ip_hash_key.len() < 16 {
+            return Err(invalid("privacy.ip_hash_key", "must be at least 16 bytes when privacy.ip = \"hash\""));
+        }
+        for (i, c) in self.checks.trusted_proxies.iter().enumerate() {
+            c.parse::<ipnet::IpNet>()
+                .map_err(|_| invalid(&format!("checks.trusted_proxies[{i}]"), format!("not a CIDR: {c:?}")))?;
+        }
+        for (name, list) in [("deny", &self.checks.ip_rules.deny), ("allow", &self.checks.ip_rules.allow)] {
+            for (i, c) in list.iter().enumerate() {
+                crate::edge::checks::ip_rules::parse_cidr(c)
+                    .map_err(|why| invalid(&format!("checks.ip_rules.{name}[{i}]"), why))?;
+            }
+        }
+        let r = &self.checks.rate_limit;
+        for (key, per_s, burst) in [
+            ("ip", r.ip_per_s, r.ip_burst),
+            ("subnet", r.subnet_per_s, r.subnet_burst),
+            ("global", r.global_per_s, r.global_burst),
+        ] {
+            if per_s > 0 && burst == 0 {
+                return Err(invalid(&format!("checks.rate_limit.{key}_burst"), "must be at least 1 when the limit is on"));
+            }
+        }
+        if r.trim_interval_ms == 0 {
+            return Err(invalid("checks.rate_limit.trim_interval_ms", "must be at least 1"));
+        }
+        if self.checks.geoip.reload_interval_ms == 0 {
+            return Err(invalid("checks.geoip.reload_interval_ms", "must be at least 1"));
+        }
+        let v = &self.checks.velocity;
+        if v.window_ms < 1000 {
+            return Err(invalid("checks.velocity.window_ms", "must be at least 1000"));
+        }
+        if !v.sketch_width.is_power_of_two() || !(1024..=1 << 24).contains(&v.sketch_width) {
+            return Err(invalid("checks.velocity.sketch_width", "must be a power of two in 1024..=16777216"));
+        }
+        if !(1..=8).contains(&v.sketch_depth) {
+            return Err(invalid("checks.velocity.sketch_depth", "must be in 1..=8"));
+        }
+        let d = &self.checks.dedup;
+        if d.window_ms < 1000 {
+            return Err(invalid("checks.dedup.window_ms", "must be at least 1000"));
+        }
+        if !(d.fp_rate > 0.0 && d.fp_rate <= 0.01) {
+            return Err(invalid("checks.dedup.fp_rate", format!("must be in (0, 0.01], got {}", d.fp_rate)));
+        }
+        if !(1000..=1_000_000_000).contains(&d.capacity) {
+            return Err(invalid("checks.dedup.capacity", "must be in 1000..=1000000000"));
+        }
+        if !d.shards.is_power_of_two() || d.shards > 1024 {
+            return Err(invalid("checks.dedup.shards", "must be a power of two up to 1024"));
+        }
+        let ev = &self.events;
+        if !(16..=16_777_216).contains(&ev.click_queue_len_max) {
+            return Err(invalid("events.click_queue_len_max", "must be in 16..=16777216"));
+        }
+        if !(1..=65_536).contains(&ev.click_log_batch_len_max) {
+            return Err(invalid("events.click_log_batch_len_max", "must be in 1..=65536"));
+        }
+        for (i, p) in self.demo.programs.iter().enumerate() {
+            p.validate().map_err(|why| invalid(&format!("demo.programs[{i}]"), why.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! Stage 6: duplicates of (link, IP, user agent) inside the dedup window, in Bloom filters.
+//!
+//! Each shard holds a current and a previous filter. Windows are aligned to `window_ms`, so a
+//! click is remembered for at least one full window and at most two. A filter that reaches its
+//! design capacity rotates early, so the false-positive rate stays at or under `fp_rate` even
+//! under IP spray; memory is fixed at two filters per shard.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use bloomfilter::Bloom;
+
+use super::ip_rules::ip_key;
+use super::{Check, Click, Findings, Reason};
+use crate::config::{self, Action};
+
+struct Shard {
+    current: Bloom<u64>,
+    previous: Bloom<u64>,
+    epoch: u64,
+    inserted: usize,
+}
+
+/// The dedup stage.
+pub struct DedupCheck {
+    shards: Box<[Mutex<Shard>]>,
+    window_ms: u64,
+    shard_capacity: usize,
+    action: Action,
+}
+
+/// The dedup key of a click.
+pub fn dedup_key(link_id: u32, ip: IpAddr, ua: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(&link_id.to_le_bytes());
+    h.update(&ip_key(ip).to_le_bytes());
+    h.update(ua.as_bytes());
+    h.digest()
+}
+
+impl DedupCheck {
+    /// Builds the shards; each filter is sized for its share of `capacity` at `fp_rate`.
+    pub fn new(cfg: &config::Dedup) -> DedupCheck {
+        let shard_capacity = cfg.capacity.div_ceil(cfg.shards);
+        let seed = [7u8; 32];
+        let bloom = || Bloom::new_for_fp_rate_with_seed(shard_capacity, cfg.fp_rate, &seed).expect("validated dedup capacity and rate");
+        DedupCheck {
+            shards: (0..cfg.shards)
+                .map(|_| Mutex::new(Shard { current: bloom(), previous: bloom(), epoch: 0, inserted: 0 }))
+                .collect(),
+            window_ms: cfg.window_ms,
+            shard_capacity,
+            action: cfg.action,
+        }
+    }
+
+    /// Bytes held by the filters.
+    pub fn bytes(&self) -> usize {
+        self.shards.len() * 2 * Bloom::<u64>::compute_bitmap_size(self.shard_capacity, 0.001).max(1)
+    }
+
+    /// Records `key` at `now_ms`; true when it was (probably) seen within the window.
+    pub fn seen(&self, key: u64, now_ms: u64) -> bool {
+        let shard = &self.shards[(key >> 48) as usize & (self.shards.len() - 1)];
+        let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
+        let epoch = now_ms / self.window_ms;
+        if epoch > s.epoch {
+            if epoch == s.epoch + 1 {
+                rotate(&mut s);
+            } else {
+                s.current.clear();
+                s.previous.clear();
+                s.inserted = 0;
+            }
+            s.epoch = epoch;
+        }
+        if s.previous.check(&key) {
+            return true;
+        }
+        let dup = s.current.check_and_set(&key);
+        if !dup {
+            s.inserted += 1;
+            if s.inserted >= self.shard_capacity {
+                rotate(&mut s);
+            }
+        }
+        dup
+    }
+}
+
+fn rotate(s: &mut Shard) {
+    std::mem::swap(&mut s.current, &mut s.previous);
+    s.current.clear();
+    s.inserted = 0;
+}
+
+impl Check for DedupCheck {
+    fn run(&self, click: &Click<'_>, findings: &mut Findings) {
+        if findings.not_a_click {
+            return;
+        }
+        if self.seen(dedup_key(click.link_id, click.ip, click.ua), click.now_ms) {
+            findings.hit(Reason::Duplicate, self.action);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dedup(window_ms: u64) -> DedupCheck {
+        DedupCheck::new(&config::Dedup { window_ms, capacity: 10_000, shards: 4, ..config::Dedup::default() })
+    }
+
+    #[test]
+    fn remembers_for_a_window_and_forgets_after_two() {
+        let d = dedup(3_600_000);
+        let k = dedup_key(1, "192.0.2.1".parse().unwrap(), "Mozilla/5.0");
+        let t = 3_600_000 * 100;
+        assert!(!d.seen(k, t));
+        assert!(d.seen(k, t + 1));
+        assert!(d.seen(k, t + 3_600_000), "still seen in the next window");
+        assert!(!d.seen(k, t + 3 * 3_600_000), "forgotten two windows later");
+        assert!(!d.seen(dedup_key(2, "192.0.2.1".parse().unwrap(), "Mozilla/5.0"), t), "another link is another click");
+    }
+
+    #[test]
+    fn early_rotation_keeps_recent_keys() {
+        let d = dedup(3_600_000);
+        let t = 3_600_000 * 100;
+        for i in 0..50_000u64 {
+            d.seen(xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()), t);
+        }
+        // The most recent keys survive rotation (they are in current or previous).
+        let recent = xxhash_rust::xxh3::xxh3_64(&49_999u64.to_le_bytes());
+        assert!(d.seen(recent, t));
+    }
+}

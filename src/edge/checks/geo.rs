@@ -1,0 +1,233 @@
+//! Stage 3b: MaxMind databases — country rules per program, datacenter ASNs and anonymous-IP
+//! flags. Readers sit behind `ArcSwapOption` and are replaced when their file changes; a
+//! missing or corrupt file leaves that rule off (or the old reader in place) and says so.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwapOption;
+use maxminddb::Reader;
+use serde::Deserialize;
+
+use super::ip_rules::CidrSet;
+use super::{Check, Click, Findings, Reason};
+use crate::config::{self, Action};
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Country,
+    Asn,
+    Anonymous,
+}
+
+impl DbKind {
+    /// All kinds, for metrics.
+    pub const ALL: [DbKind; 3] = [DbKind::Country, DbKind::Asn, DbKind::Anonymous];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbKind::Country => "country",
+            DbKind::Asn => "asn",
+            DbKind::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// A loaded database and where it came from.
+pub struct Db {
+    pub reader: Reader<Vec<u8>>,
+    /// Unix seconds the database was built (from its metadata).
+    pub build_epoch: u64,
+    modified: Option<SystemTime>,
+}
+
+struct Slot {
+    kind: DbKind,
+    path: Option<PathBuf>,
+    db: ArcSwapOption<Db>,
+    /// The mtime last tried, so a corrupt file is reported once, not every tick.
+    tried: Mutex<Option<SystemTime>>,
+}
+
+/// The three databases.
+pub struct GeoDbs {
+    slots: [Slot; 3],
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl GeoDbs {
+    /// Opens whatever databases exist; logs each one that is configured but missing.
+    pub fn open(cfg: &config::GeoIp) -> GeoDbs {
+        let slot = |kind, path: &Option<PathBuf>| Slot { kind, path: path.clone(), db: ArcSwapOption::empty(), tried: Mutex::new(None) };
+        let dbs = GeoDbs {
+            slots: [
+                slot(DbKind::Country, &cfg.country_db),
+                slot(DbKind::Asn, &cfg.asn_db),
+                slot(DbKind::Anonymous, &cfg.anonymous_db),
+            ],
+        };
+        dbs.reload_if_changed();
+        for s in &dbs.slots {
+            if s.db.load().is_none() {
+                match &s.path {
+                    Some(p) => tracing::warn!(db = s.kind.as_str(), path = %p.display(), "GeoIP database is missing, so its checks are off; run geoip/fetch.sh"),
+                    None => tracing::info!(db = s.kind.as_str(), "GeoIP database is not configured, so its checks are off"),
+                }
+            }
+        }
+        dbs
+    }
+
+    /// Re-opens every database whose file changed; returns how many were swapped in.
+    pub fn reload_if_changed(&self) -> usize {
+        let mut swapped = 0;
+        for s in &self.slots {
+            let Some(path) = &s.path else { continue };
+            let Some(m) = mtime(path) else { continue };
+            let mut tried = s.tried.lock().unwrap_or_else(|e| e.into_inner());
+            if *tried == Some(m) {
+                continue;
+            }
+            *tried = Some(m);
+            match Reader::open_readfile(path) {
+                Ok(reader) => {
+                    let build_epoch = reader.metadata().build_epoch;
+                    s.db.store(Some(Arc::new(Db { reader, build_epoch, modified: Some(m) })));
+                    tracing::info!(db = s.kind.as_str(), path = %path.display(), build_epoch, "GeoIP database loaded");
+                    swapped += 1;
+                }
+                Err(e) => tracing::error!(db = s.kind.as_str(), path = %path.display(), error = %e, "GeoIP database cannot be read; keeping the previous one"),
+            }
+        }
+        swapped
+    }
+
+    /// The current database of a kind, if loaded.
+    pub fn get(&self, kind: DbKind) -> Option<Arc<Db>> {
+        self.slots.iter().find(|s| s.kind == kind).and_then(|s| s.db.load_full())
+    }
+
+    /// The file modification time of the loaded database, if any.
+    pub fn modified(&self, kind: DbKind) -> Option<SystemTime> {
+        self.get(kind).and_then(|d| d.modified)
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct IsoCode<'a> {
+    #[serde(borrow, default)]
+    iso_code: Option<&'a str>,
+}
+
+#[derive(Deserialize, Default)]
+struct CountryRecord<'a> {
+    #[serde(borrow, default)]
+    country: Option<IsoCode<'a>>,
+    /// The flat schema of the ip-location-db packages.
+    #[serde(borrow, default)]
+    country_code: Option<&'a str>,
+}
+
+#[derive(Deserialize, Default)]
+struct AsnRecord {
+    #[serde(default)]
+    autonomous_system_number: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+struct AnonymousRecord {
+    #[serde(default)]
+    is_anonymous: bool,
+    #[serde(default)]
+    is_hosting_provider: bool,
+}
+
+/// Looks up the country of `ip` as two ASCII uppercase letters.
+pub fn country(db: &Db, ip: std::net::IpAddr) -> Option<[u8; 2]> {
+    let found = db.reader.lookup(ip).ok()?;
+    let rec: CountryRecord<'_> = found.decode().ok()??;
+    let code = rec.country.and_then(|c| c.iso_code).or(rec.country_code)?;
+    match code.as_bytes() {
+        [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
+        _ => None,
+    }
+}
+
+/// Looks up the ASN of `ip`.
+pub fn asn(db: &Db, ip: std::net::IpAddr) -> Option<u32> {
+    let rec: AsnRecord = db.reader.lookup(ip).ok()?.decode().ok()??;
+    rec.autonomous_system_number
+}
+
+/// The geo stage.
+pub struct GeoCheck {
+    dbs: Arc<GeoDbs>,
+    datacenter_asns: Box<[u32]>,
+    allow: Arc<CidrSet>,
+    datacenter_action: Action,
+    anonymous_action: Action,
+    geo_action: Action,
+}
+
+impl GeoCheck {
+    /// Builds the stage over shared readers; `allow` is the IP allowlist, exempt from ASN rules.
+    pub fn new(dbs: Arc<GeoDbs>, cfg: &config::GeoIp, allow: Arc<CidrSet>) -> GeoCheck {
+        let mut asns = cfg.datacenter_asns.clone();
+        asns.sort_unstable();
+        asns.dedup();
+        GeoCheck {
+            dbs,
+            datacenter_asns: asns.into_boxed_slice(),
+            allow,
+            datacenter_action: cfg.datacenter_action,
+            anonymous_action: cfg.anonymous_action,
+            geo_action: cfg.geo_action,
+        }
+    }
+}
+
+impl Check for GeoCheck {
+    fn run(&self, click: &Click<'_>, findings: &mut Findings) {
+        let [country_db, asn_db, anon_db] = &self.dbs.slots;
+        if let Some(db) = country_db.db.load().as_deref() {
+            findings.country = country(db, click.ip);
+            if let Some(cc) = findings.country {
+                let rules = click.program;
+                let denied = rules.country_deny.contains(&cc);
+                let not_allowed = !rules.country_allow.is_empty() && !rules.country_allow.contains(&cc);
+                if denied || not_allowed {
+                    findings.hit(Reason::GeoBlocked, self.geo_action);
+                }
+            }
+        }
+        let exempt = !self.allow.is_empty() && self.allow.contains(click.ip);
+        if let Some(db) = asn_db.db.load().as_deref() {
+            if let Some(n) = asn(db, click.ip) {
+                findings.asn = n;
+                if !exempt && self.datacenter_asns.binary_search(&n).is_ok() {
+                    findings.hit(Reason::DatacenterAsn, self.datacenter_action);
+                }
+            }
+        }
+        if exempt {
+            return;
+        }
+        if let Some(db) = anon_db.db.load().as_deref() {
+            let rec: Option<AnonymousRecord> = db.reader.lookup(click.ip).ok().and_then(|r| r.decode().ok().flatten());
+            if let Some(rec) = rec {
+                if rec.is_hosting_provider && !findings.reasons.contains(Reason::DatacenterAsn) {
+                    findings.hit(Reason::DatacenterAsn, self.datacenter_action);
+                }
+                if rec.is_anonymous {
+                    findings.hit(Reason::AnonymousIp, self.anonymous_action);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! CIDR deny and allow lists as sorted, merged ranges: one binary search per lookup, however
+//! long the lists are.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{Check, Click, Findings, Reason};
+use crate::config::{self, Action};
+
+/// Parses a CIDR (`10.0.0.0/8`) or a bare address (a /32 or /128). Host bits must be zero, so a
+/// typo such as `10.0.0.1/8` is caught instead of silently widened.
+pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let net: IpNet = match s.parse() {
+        Ok(n) => n,
+        Err(_) => s.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("{s:?} is not a CIDR or an IP address"))?,
+    };
+    if net.trunc() != net {
+        return Err(format!("{s:?} has host bits set; did you mean {}?", net.trunc()));
+    }
+    Ok(net)
+}
+
+/// Maps an address into one u128 space; IPv4 becomes `::ffff:a.b.c.d`.
+pub fn ip_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => u128::from(v4.to_ipv6_mapped()),
+            None => u128::from(v6),
+        },
+    }
+}
+
+/// A set of CIDR ranges.
+#[derive(Debug, Clone, Default)]
+pub struct CidrSet {
+    /// Sorted, non-overlapping, inclusive ranges.
+    ranges: Box<[(u128, u128)]>,
+}
+
+impl CidrSet {
+    /// Builds the set from parsed networks.
+    pub fn new(nets: impl IntoIterator<Item = IpNet>) -> CidrSet {
+        let mut ranges: Vec<(u128, u128)> = nets
+            .into_iter()
+            .map(|n| {
+                let (lo, hi) = (ip_key(n.network()), ip_key(n.broadcast()));
+                (lo, hi)
+            })
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u128, u128)> = Vec::with_capacity(ranges.len());
+        for (lo, hi) in ranges {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        CidrSet { ranges: merged.into_boxed_slice() }
+    }
+
+    /// Parses and builds; the error names the bad entry.
+    pub fn parse(list: &[String]) -> Result<CidrSet, String> {
+        let nets = list.iter().map(|s| parse_cidr(s)).collect::<Result<Vec<_>, _>>()?;
+        Ok(CidrSet::new(nets))
+    }
+
+    /// Whether `ip` falls in any range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let k = ip_key(ip);
+        let i = self.ranges.partition_point(|&(lo, _)| lo <= k);
+        i > 0 && self.ranges[i - 1].1 >= k
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+}
+
+/// The deny/allow stage.
+pub struct IpRules {
+    pub deny: CidrSet,
+    pub allow: CidrSet,
+    action: Action,
+}
+
+impl IpRules {
+    /// Builds both lists.
+    pub fn build(cfg: &config::IpRules) -> Result<IpRules, String> {
+        Ok(IpRules { deny: CidrSet::parse(&cfg.deny)?, allow: CidrSet::parse(&cfg.allow)?, action: cfg.deny_action })
+    }
+}
+
+impl Check for IpRules {
+    fn run(&self, click: &Click<'_>, findings: &mut Findings) {
+        if !self.deny.is_empty() && self.deny.contains(click.ip) && !self.allow.contains(click.ip) {
+            findings.hit(Reason::IpDenylisted, self.action);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(list: &[&str]) -> CidrSet {
+        CidrSet::parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn contains_matches_ranges() {
+        let s = set(&["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "10.1.0.0/16"]);
+        for (ip, want) in [
+            ("10.0.0.0", true),
+            ("10.255.255.255", true),
+            ("11.0.0.0", false),
+            ("9.255.255.255", false),
+            ("192.0.2.7", true),
+            ("192.0.2.8", false),
+            ("2001:db8:ffff::1", true),
+            ("2001:db9::1", false),
+            ("::ffff:10.2.3.4", true),
+        ] {
+            assert_eq!(s.contains(ip.parse().unwrap()), want, "{ip}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_entries() {
+        assert!(parse_cidr("10.0.0.1/8").unwrap_err().contains("did you mean 10.0.0.0/8"));
+        assert!(parse_cidr("banana").unwrap_err().contains("not a CIDR"));
+        assert!(parse_cidr("10.0.0.0/33").is_err());
+    }
+}

@@ -1,0 +1,307 @@
+//! The fraud-check pipeline: built once from config, run synchronously per click, cheapest first.
+//!
+//! A check never fails a request: it records reasons in `Findings`, and the verdict is computed
+//! from them. Rate limits run before the link lookup (a sprayer of unknown codes is still
+//! limited); every other stage runs after it, because country rules are per program.
+
+pub mod bots;
+pub mod client_ip;
+pub mod clock;
+pub mod dedup;
+pub mod geo;
+pub mod ip_rules;
+pub mod rate_limit;
+pub mod velocity;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+
+use crate::config::{self, Action, Mode};
+use crate::store::BlockedAction;
+
+/// Why a click was not valid. A closed set: metrics label values come only from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Reason {
+    RateLimited,
+    IpDenylisted,
+    DatacenterAsn,
+    AnonymousIp,
+    GeoBlocked,
+    BotUa,
+    EmptyUa,
+    NonBrowserUa,
+    LinkPreview,
+    HeadRequest,
+    VelocityIp,
+    VelocitySubnet,
+    VelocityLinkIp,
+    Duplicate,
+}
+
+impl Reason {
+    /// Every reason, in bit order.
+    pub const ALL: [Reason; 14] = [
+        Reason::RateLimited,
+        Reason::IpDenylisted,
+        Reason::DatacenterAsn,
+        Reason::AnonymousIp,
+        Reason::GeoBlocked,
+        Reason::BotUa,
+        Reason::EmptyUa,
+        Reason::NonBrowserUa,
+        Reason::LinkPreview,
+        Reason::HeadRequest,
+        Reason::VelocityIp,
+        Reason::VelocitySubnet,
+        Reason::VelocityLinkIp,
+        Reason::Duplicate,
+    ];
+
+    /// The reason code as it appears in events, metrics and `clickgate check`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::RateLimited => "rate_limited",
+            Reason::IpDenylisted => "ip_denylisted",
+            Reason::DatacenterAsn => "datacenter_asn",
+            Reason::AnonymousIp => "anonymous_ip",
+            Reason::GeoBlocked => "geo_blocked",
+            Reason::BotUa => "bot_ua",
+            Reason::EmptyUa => "empty_ua",
+            Reason::NonBrowserUa => "non_browser_ua",
+            Reason::LinkPreview => "link_preview",
+            Reason::HeadRequest => "head_request",
+            Reason::VelocityIp => "velocity_ip",
+            Reason::VelocitySubnet => "velocity_subnet",
+            Reason::VelocityLinkIp => "velocity_link_ip",
+            Reason::Duplicate => "duplicate",
+        }
+    }
+
+    /// Parses a reason code.
+    pub fn parse(s: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A set of reasons as a bitset, so findings never allocate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reasons(u32);
+
+impl Reasons {
+    /// Adds a reason.
+    pub fn insert(&mut self, r: Reason) {
+        self.0 |= 1 << r as u8;
+    }
+
+    /// Whether the set holds `r`.
+    pub fn contains(self, r: Reason) -> bool {
+        self.0 & (1 << r as u8) != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The reasons in bit order.
+    pub fn iter(self) -> impl Iterator<Item = Reason> {
+        Reason::ALL.into_iter().filter(move |r| self.contains(*r))
+    }
+}
+
+impl Serialize for Reasons {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(Reason::as_str))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Reasons {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Unknown codes from a newer writer are skipped rather than failing the whole event.
+        let codes = Vec::<String>::deserialize(d)?;
+        let mut set = Reasons::default();
+        codes.iter().filter_map(|c| Reason::parse(c)).for_each(|r| set.insert(r));
+        Ok(set)
+    }
+}
+
+/// The outcome of the pipeline for one click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Valid,
+    Flagged,
+    Blocked,
+    RateLimited,
+}
+
+impl Verdict {
+    /// Every verdict.
+    pub const ALL: [Verdict; 4] = [Verdict::Valid, Verdict::Flagged, Verdict::Blocked, Verdict::RateLimited];
+
+    /// The verdict as it appears in events and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Flagged => "flagged",
+            Verdict::Blocked => "blocked",
+            Verdict::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// Per-program rules the pipeline needs, shared by every link of the program.
+#[derive(Debug, Clone, Default)]
+pub struct ProgramRules {
+    pub country_allow: Box<[[u8; 2]]>,
+    pub country_deny: Box<[[u8; 2]]>,
+    pub blocked_action: BlockedAction,
+}
+
+/// One click as the checks see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Click<'a> {
+    pub ip: IpAddr,
+    pub ua: &'a str,
+    pub head: bool,
+    pub link_id: u32,
+    pub program: &'a ProgramRules,
+    /// Unix milliseconds: the wall clock on the edge, the log's `ts` in `clickgate check`.
+    pub now_ms: u64,
+}
+
+/// What the checks found. Reasons from rules in `observe` mode land in `observed` and change nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Findings {
+    pub reasons: Reasons,
+    pub observed: Reasons,
+    pub flag: bool,
+    pub block: bool,
+    /// HEAD requests and link unfurlers are redirected but are not clicks: stateful checks skip them.
+    pub not_a_click: bool,
+    pub country: Option<[u8; 2]>,
+    pub asn: u32,
+    mode: Mode,
+}
+
+impl Findings {
+    /// Records a firing rule according to the running stage's mode.
+    pub fn hit(&mut self, reason: Reason, action: Action) {
+        match self.mode {
+            Mode::Enforce => {
+                self.reasons.insert(reason);
+                match action {
+                    Action::Flag => self.flag = true,
+                    Action::Block => self.block = true,
+                }
+            }
+            Mode::Observe => self.observed.insert(reason),
+            Mode::Off => {}
+        }
+    }
+
+    /// The verdict these findings give.
+    pub fn verdict(&self) -> Verdict {
+        if self.reasons.contains(Reason::RateLimited) {
+            Verdict::RateLimited
+        } else if self.block {
+            Verdict::Blocked
+        } else if self.flag {
+            Verdict::Flagged
+        } else {
+            Verdict::Valid
+        }
+    }
+}
+
+/// One stage of the pipeline.
+pub trait Check: Send + Sync {
+    /// Runs the check, recording what it finds.
+    fn run(&self, click: &Click<'_>, findings: &mut Findings);
+}
+
+struct Stage {
+    mode: Mode,
+    check: Box<dyn Check>,
+}
+
+/// Why the pipeline could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("checks.bots.crawler_list: {0}")]
+    Bots(#[from] bots::BotsError),
+    #[error("checks.ip_rules: {0}")]
+    IpRules(String),
+}
+
+/// The whole pipeline, built once.
+pub struct Pipeline {
+    pub trusted_proxies: client_ip::TrustedProxies,
+    pub rate_limits: rate_limit::RateLimits,
+    pub geo: Arc<geo::GeoDbs>,
+    pub bots_status: bots::ListStatus,
+    stages: Box<[Stage]>,
+}
+
+impl Pipeline {
+    /// Builds every stage from config, cheapest first. Missing GeoIP databases turn the geo
+    /// stages off (reported by `geo`); a configured but unreadable bot list is an error.
+    pub fn build(cfg: &config::Checks) -> Result<Pipeline, BuildError> {
+        let mut stages: Vec<Stage> = Vec::new();
+        let ip_rules = ip_rules::IpRules::build(&cfg.ip_rules).map_err(BuildError::IpRules)?;
+        let allow = Arc::new(ip_rules.allow.clone());
+        if cfg.ip_rules.mode != Mode::Off {
+            stages.push(Stage { mode: cfg.ip_rules.mode, check: Box::new(ip_rules) });
+        }
+        let geo = Arc::new(geo::GeoDbs::open(&cfg.geoip));
+        if cfg.geoip.mode != Mode::Off {
+            stages.push(Stage { mode: cfg.geoip.mode, check: Box::new(geo::GeoCheck::new(geo.clone(), &cfg.geoip, allow)) });
+        }
+        let bots = bots::BotCheck::build(&cfg.bots)?;
+        let bots_status = bots.status.clone();
+        if cfg.bots.mode != Mode::Off {
+            stages.push(Stage { mode: cfg.bots.mode, check: Box::new(bots) });
+        }
+        if cfg.velocity.mode != Mode::Off {
+            stages.push(Stage { mode: cfg.velocity.mode, check: Box::new(velocity::VelocityCheck::new(&cfg.velocity)) });
+        }
+        if cfg.dedup.mode != Mode::Off {
+            stages.push(Stage { mode: cfg.dedup.mode, check: Box::new(dedup::DedupCheck::new(&cfg.dedup)) });
+        }
+        Ok(Pipeline {
+            trusted_proxies: client_ip::TrustedProxies::new(&cfg.trusted_proxies),
+            rate_limits: rate_limit::RateLimits::new(&cfg.rate_limit),
+            geo,
+            bots_status,
+            stages: stages.into_boxed_slice(),
+        })
+    }
+
+    /// Stage 2: rate limits. `Err(retry_after_ms)` means refuse with `429`; observe-mode hits
+    /// are added to `observed`.
+    pub fn rate_limit(&self, ip: IpAddr, now_ms: u64, observed: &mut Reasons) -> Result<(), u64> {
+        self.rate_limits.check(ip, now_ms, observed)
+    }
+
+    /// Runs every stage after the link lookup and returns what they found. HEAD requests are
+    /// never clicks, whatever the rules' modes.
+    pub fn evaluate(&self, click: &Click<'_>) -> Findings {
+        let mut findings = Findings::default();
+        if click.head {
+            findings.mode = Mode::Enforce;
+            findings.hit(Reason::HeadRequest, Action::Flag);
+            findings.not_a_click = true;
+        }
+        for stage in self.stages.iter() {
+            findings.mode = stage.mode;
+            stage.check.run(click, &mut findings);
+        }
+        findings
+    }
+}
+
+#[cfg(test)]
+mod tests;

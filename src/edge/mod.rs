@@ -1,0 +1,71 @@
+//! The edge: the data plane. It turns a request into a redirect and a click event, with only
+//! synchronous checks on the way; its one output is a `ClickEvent` handed to a bounded queue.
+//!
+//! Architecture invariant: nothing here touches the ledger, a database (the link table is an
+//! in-memory copy), a webhook or DNS, and a redirect never waits on the core.
+
+pub mod checks;
+pub mod click_id;
+pub mod handler;
+pub mod links;
+pub mod server;
+pub mod tls;
+
+use std::net::IpAddr;
+
+use arc_swap::ArcSwap;
+
+use checks::{Click, Findings, Pipeline, Reasons, Verdict};
+use click_id::ClickSigner;
+use links::{EdgeLink, LinkTable};
+
+use crate::config::{self, IpPrivacy};
+use crate::events::sink::ClickSink;
+use crate::metrics::Metrics;
+
+/// What the pipeline decided for one request to a link code.
+#[derive(Debug)]
+pub enum Judgement<'t> {
+    /// Refused with `429`.
+    RateLimited { retry_after_ms: u64, observed: Reasons },
+    /// No such link: `404`.
+    UnknownCode { observed: Reasons },
+    /// The link, its program or its partner is paused or expired: the program's fallback URL.
+    Inactive { link: &'t EdgeLink, observed: Reasons },
+    /// A click with its verdict.
+    Click { link: &'t EdgeLink, findings: Findings, verdict: Verdict },
+}
+
+/// Runs the whole pipeline for one request. The same code serves the edge and `clickgate check`.
+pub fn judge<'t>(pipeline: &Pipeline, table: &'t LinkTable, ip: IpAddr, ua: &str, code: &str, head: bool, now_ms: u64) -> Judgement<'t> {
+    let mut observed = Reasons::default();
+    if let Err(retry_after_ms) = pipeline.rate_limit(ip, now_ms, &mut observed) {
+        return Judgement::RateLimited { retry_after_ms, observed };
+    }
+    let Some(link) = table.get(code) else {
+        return Judgement::UnknownCode { observed };
+    };
+    if !link.active || now_ms >= link.expires_at_ms {
+        return Judgement::Inactive { link, observed };
+    }
+    let mut findings = pipeline.evaluate(&Click { ip, ua, head, link_id: link.link_id, program: &link.rules, now_ms });
+    for r in observed.iter() {
+        findings.observed.insert(r);
+    }
+    let verdict = findings.verdict();
+    Judgement::Click { link, findings, verdict }
+}
+
+/// Everything a request handler needs, built once at start.
+pub struct EdgeState {
+    pub pipeline: Pipeline,
+    pub links: ArcSwap<LinkTable>,
+    pub signer: ClickSigner,
+    pub sink: ClickSink,
+    pub metrics: Metrics,
+    pub edge: config::Edge,
+    pub privacy: IpPrivacy,
+    pub ip_hash_key: Vec<u8>,
+    /// Whether the visitor cookie gets `Secure` (TLS is on).
+    pub secure_cookie: bool,
+}

@@ -1,0 +1,102 @@
+//! The bounded queue between the edge and the click log.
+//!
+//! The edge calls `ClickSink::send`, which never waits: `try_send` into a bounded channel, and
+//! when that is full the event is written straight to the click log (a spill). Only if that
+//! write fails is the event counted as dropped. A consumer task drains the channel in batches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{IntCounter, IntGauge};
+use tokio::sync::mpsc;
+
+use super::click_log::ClickLog;
+use super::ClickEvent;
+
+/// Counters the sink moves.
+#[derive(Clone)]
+pub struct SinkMetrics {
+    pub queue_depth: IntGauge,
+    pub written: IntCounter,
+    pub spilled: IntCounter,
+    pub dropped: IntCounter,
+}
+
+/// The sending side, held by the edge.
+#[derive(Clone)]
+pub struct ClickSink {
+    tx: mpsc::Sender<ClickEvent>,
+    log: Arc<ClickLog>,
+    metrics: SinkMetrics,
+}
+
+/// The receiving side, run by `consume`.
+pub struct ClickConsumer {
+    rx: mpsc::Receiver<ClickEvent>,
+    log: Arc<ClickLog>,
+    metrics: SinkMetrics,
+    batch_len_max: usize,
+    sync_every: Duration,
+    capacity: usize,
+}
+
+/// A queue of `len_max` events in front of `log`.
+pub fn channel(log: Arc<ClickLog>, len_max: usize, batch_len_max: usize, sync_every: Duration, metrics: SinkMetrics) -> (ClickSink, ClickConsumer) {
+    let (tx, rx) = mpsc::channel(len_max);
+    (
+        ClickSink { tx, log: log.clone(), metrics: metrics.clone() },
+        ClickConsumer { rx, log, metrics, batch_len_max, sync_every, capacity: len_max },
+    )
+}
+
+impl ClickSink {
+    /// Hands an event over without waiting.
+    pub fn send(&self, ev: ClickEvent) {
+        let ev = match self.tx.try_send(ev) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev)) => ev,
+        };
+        match self.log.append(std::slice::from_ref(&ev), Duration::from_secs(1)) {
+            Ok(()) => self.metrics.spilled.inc(),
+            Err(e) => {
+                self.metrics.dropped.inc();
+                tracing::error!(error = %e, "click event could not be queued or spilled to the click log; counted as dropped");
+            }
+        }
+    }
+}
+
+impl ClickConsumer {
+    /// Drains the queue into the log until every sender is gone, then syncs.
+    pub async fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.batch_len_max);
+        loop {
+            let n = self.rx.recv_many(&mut batch, self.batch_len_max).await;
+            if n == 0 {
+                break;
+            }
+            self.metrics.queue_depth.set((self.capacity - self.rx.capacity().min(self.capacity)) as i64);
+            let log = self.log.clone();
+            let sync_every = self.sync_every;
+            // File I/O runs off the async workers; the batch comes back for reuse.
+            let (result, returned) = tokio::task::spawn_blocking(move || {
+                let r = log.append(&batch, sync_every);
+                (r, batch)
+            })
+            .await
+            .unwrap_or_else(|e| (Err(std::io::Error::other(e.to_string())), Vec::new()));
+            batch = returned;
+            match result {
+                Ok(()) => self.metrics.written.inc_by(n as u64),
+                Err(e) => {
+                    self.metrics.dropped.inc_by(n as u64);
+                    tracing::error!(error = %e, events = n, "click log write failed; events counted as dropped");
+                }
+            }
+            batch.clear();
+        }
+        if let Err(e) = self.log.sync() {
+            tracing::error!(error = %e, "click log fsync at shutdown failed");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! clickgate: an edge proxy for referral and QR links that catches click fraud on the way
+//! through, and the attribution and commission core behind it.
+//!
+//! # Layout
+//!
+//! - `edge`: the data plane. `edge::handler` answers `/r/{code}` and `/q/{code}`,
+//!   `edge::checks` is the fraud-check pipeline, `edge::links` the in-memory link table,
+//!   `edge::click_id` signed click and visitor ids, `edge::server` the listeners.
+//! - `events`: `ClickEvent`, the bounded queue the edge hands events to, and the click log.
+//! - `store`: programs, partners and links in the embedded SQLite file.
+//! - `config`: the TOML config, defaulted and validated.
+//! - `metrics` and `admin`: Prometheus families and the admin listener.
+//! - `check`: `clickgate check`, the pipeline replayed over a JSON-lines log.
+//! - `app` and `cli`: process wiring and the command line.
+
+pub mod admin;
+pub mod app;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod edge;
+pub mod events;
+pub mod metrics;
+pub mod store;

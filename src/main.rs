@@ -1,0 +1,5 @@
+//! The `clickgate` binary.
+
+fn main() -> std::process::ExitCode {
+    clickgate::cli::main()
+}
