@@ -158,8 +158,14 @@ pub fn main() -> ExitCode {
 }
 
 fn print_json<T: serde::Serialize>(items: &[T]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     for i in items {
-        println!("{}", serde_json::to_string(i)?);
+        serde_json::to_writer(&mut out, i)?;
+        // A closed pipe (`| head`) ends the listing quietly.
+        if writeln!(out).is_err() {
+            return Ok(());
+        }
     }
     Ok(())
 }
