@@ -1,1 +1,45 @@
 use super::*;
+
+fn check_err(toml: &str, want: &str) {
+    let err = Config::parse(toml, Path::new("test.toml")).expect_err(toml).to_string();
+    assert!(err.contains(want), "error {err:?} should contain {want:?}");
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ["clickgate.toml", "loadtest.toml"] {
+        let c = Config::load(&root.join("config").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!c.demo.links.is_empty(), "{name} ships demo links");
+    }
+}
+
+#[test]
+fn empty_config_takes_defaults() {
+    let c = Config::parse("", Path::new("x.toml")).unwrap();
+    assert_eq!(c.listen.edge.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.listen.admin.to_string(), "127.0.0.1:9090");
+    assert_eq!(c.listen.api.to_string(), "127.0.0.1:8081");
+    assert_eq!(c.checks.dedup.window_ms, 3_600_000);
+    assert_eq!(c.checks.dedup.fp_rate, 0.001);
+}
+
+#[test]
+fn bad_keys_are_named() {
+    check_err("[edge]\nconections_max = 5\n", "unknown field `conections_max`");
+    check_err("[edge]\nconnections_max = 0\n", "edge.connections_max: must be at least 1");
+    check_err("[edge]\nheaders_max = 5000\n", "edge.headers_max");
+    check_err("[checks]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "checks.trusted_proxies[0]");
+    check_err("[checks.ip_rules]\ndeny = [\"10.0.0.1/8\"]\n", "checks.ip_rules.deny[0]: \"10.0.0.1/8\" has host bits set");
+    check_err("[checks.dedup]\nfp_rate = 0.5\n", "checks.dedup.fp_rate: must be in (0, 0.01], got 0.5");
+    check_err("[checks.velocity]\nsketch_width = 1000\n", "checks.velocity.sketch_width");
+    check_err("[checks.bots]\nmode = \"sometimes\"\n", "unknown variant `sometimes`");
+    check_err("[[click_id.keys]]\nid = 1\nsecret = \"short\"\n", "click_id.keys[0].secret");
+    check_err("[privacy]\nip = \"hash\"\n", "privacy.ip_hash_key");
+    check_err("[tls]\ncert_path = \"a.pem\"\n", "tls: cert_path and key_path must be set together");
+    check_err("[listen]\nedge = \"nowhere\"\n", "invalid socket address");
+    check_err(
+        "[[demo.programs]]\nid = \"p\"\nname = \"P\"\ncurrency = \"USX\"\nallowed_domains = [\"example.com\"]\nfallback_url = \"https://example.com/\"\n",
+        "demo.programs[0]: currency: \"USX\" is not an ISO 4217 code",
+    );
+}

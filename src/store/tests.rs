@@ -1,1 +1,101 @@
 use super::*;
+
+fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn program() -> NewProgram {
+    NewProgram {
+        id: "shop".into(),
+        name: "Shop".into(),
+        currency: "EUR".into(),
+        allowed_domains: vec!["example.com".into()],
+        fallback_url: "https://example.com/".into(),
+        blocked_action: BlockedAction::Redirect,
+        country_allow: vec![],
+        country_deny: vec!["KP".into()],
+    }
+}
+
+fn link(code: &str, destination: &str) -> NewLink {
+    NewLink {
+        code: code.into(),
+        program: "shop".into(),
+        partner: "alice".into(),
+        destination: destination.into(),
+        channel: Channel::Web,
+        utm_source: "cg".into(),
+        utm_medium: String::new(),
+        utm_campaign: String::new(),
+        expires_at: None,
+    }
+}
+
+fn seeded() -> (tempfile::TempDir, Store) {
+    let (dir, store) = temp_store();
+    store.add_program(&program()).unwrap();
+    store.add_partner(&NewPartner { id: "alice".into(), name: "Alice".into(), email: "a@example.com".into() }).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn adds_lists_and_pauses() {
+    let (_dir, store) = seeded();
+    let l = store.add_link(&link("spring", "https://shop.example.com/sale")).unwrap();
+    assert_eq!(l.status, Status::Active);
+    assert_eq!(store.links().unwrap().len(), 1);
+    store.set_status("link", "spring", Status::Paused).unwrap();
+    assert_eq!(store.links().unwrap()[0].status, Status::Paused);
+    assert!(matches!(store.set_status("link", "nope", Status::Paused), Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.add_link(&link("spring", "https://example.com/")), Err(StoreError::Exists { .. })));
+}
+
+#[test]
+fn refuses_destinations_outside_the_allowlist_with_a_clear_message() {
+    let (_dir, store) = seeded();
+    for (dest, want) in [
+        ("https://evil.com/", "not in the program's allowlist"),
+        ("https://example.com@evil.com/", "userinfo"),
+        ("javascript:alert(document.cookie)", "scheme \"javascript\" is not allowed"),
+        ("//evil.com/", "scheme-relative"),
+        ("https://example.com/\r\nLocation: https://evil.com", "CR/LF"),
+    ] {
+        let err = store.add_link(&link("x", dest)).unwrap_err().to_string();
+        assert!(err.contains(want), "{dest:?}: {err}");
+    }
+    assert!(store.links().unwrap().is_empty(), "nothing was written");
+}
+
+#[test]
+fn validates_programs_and_partners() {
+    let (_dir, store) = temp_store();
+    let mut p = program();
+    p.fallback_url = "https://elsewhere.org/".into();
+    assert!(store.add_program(&p).unwrap_err().to_string().contains("not in the program's allowlist"));
+    let mut p = program();
+    p.country_deny = vec!["korea".into()];
+    assert!(store.add_program(&p).unwrap_err().to_string().contains("ISO 3166"));
+    let err = store.add_partner(&NewPartner { id: "bad id".into(), name: "x".into(), email: String::new() }).unwrap_err();
+    assert!(err.to_string().contains("[A-Za-z0-9_-]"), "{err}");
+}
+
+#[test]
+fn seeds_only_an_empty_store() {
+    let (_dir, mut store) = temp_store();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/clickgate.toml")).unwrap();
+    let cfg = crate::config::Config::parse(&text, std::path::Path::new("config/clickgate.toml")).unwrap();
+    assert!(store.seed(&cfg.demo).unwrap());
+    assert!(!store.seed(&cfg.demo).unwrap());
+    assert!(store.links().unwrap().iter().any(|l| l.spec.code == "demo"));
+}
+
+#[test]
+fn data_version_moves_when_another_connection_writes() {
+    let (dir, store) = seeded();
+    let v = store.data_version().unwrap();
+    let other = Store::open(dir.path()).unwrap();
+    other.add_link(&link("new", "https://example.com/")).unwrap();
+    assert_ne!(store.data_version().unwrap(), v);
+}

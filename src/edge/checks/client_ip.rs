@@ -51,7 +51,7 @@ impl TrustedProxies {
         let mut last = None;
         for hop in hops {
             // A hop we cannot parse ends the chain: anything left of it is client-controlled.
-            let ip = parse_hop(hop)?;
+            let Some(ip) = parse_hop(hop) else { return last };
             last = Some(ip);
             if !self.trusts(ip) {
                 return Some(ip);

@@ -159,8 +159,8 @@ mod tests {
         let s = WindowedSketch::new(60_000, 1 << 12, 4);
         let (a, b) = (key_hash(b'i', 1, 0), key_hash(b'i', 2, 0));
         let t0 = 60_000 * 1000;
-        for i in 1..=50 {
-            assert_eq!(s.add(a, t0 + i), i);
+        for i in 1..=50u32 {
+            assert_eq!(s.add(a, t0 + i as u64), i);
         }
         assert_eq!(s.add(b, t0 + 100), 1);
         // Half-way into the next window, half of the previous window's 50 still counts.

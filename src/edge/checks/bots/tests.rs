@@ -1,1 +1,97 @@
 use super::*;
+
+const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bots");
+
+fn check_with(list: &str) -> BotCheck {
+    BotCheck::build(&config::Bots { crawler_list: Some(list.into()), ..config::Bots::default() }).unwrap()
+}
+
+#[test]
+fn classifies_fixture_agents() {
+    let b = check_with(&format!("{FIX}/crawler-user-agents.json"));
+    assert!(b.status.patterns > 30);
+    for (ua, want) in [
+        ("", UaClass::Empty),
+        ("  ", UaClass::Empty),
+        ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", UaClass::Crawler),
+        ("curl/8.5.0", UaClass::Crawler),
+        ("Wget/1.21.4", UaClass::Crawler),
+        ("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", UaClass::LinkPreview),
+        ("WhatsApp/2.23.20.0", UaClass::LinkPreview),
+        ("Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)", UaClass::LinkPreview),
+        ("LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)", UaClass::LinkPreview),
+        ("TelegramBot (like TwitterBot)", UaClass::LinkPreview),
+        ("Dalvik/2.1.0 (Linux; U; Android 14)", UaClass::NonBrowser),
+    ] {
+        assert_eq!(b.classify(ua), want, "{ua:?}");
+        assert_eq!(b.classify(ua), want, "cached {ua:?}");
+    }
+}
+
+#[test]
+fn fixture_browsers_are_not_flagged() {
+    let b = check_with(&format!("{FIX}/crawler-user-agents.json"));
+    let text = std::fs::read_to_string(format!("{FIX}/browser-user-agents.txt")).unwrap();
+    for ua in text.lines().filter(|l| !l.is_empty()) {
+        assert_eq!(b.classify(ua), UaClass::Browser, "{ua}");
+    }
+}
+
+#[test]
+fn every_fixture_instance_matches_its_list() {
+    let b = check_with(&format!("{FIX}/crawler-user-agents.json"));
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(format!("{FIX}/crawler-user-agents.json")).unwrap()).unwrap();
+    for e in entries {
+        for ua in e["instances"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
+            let class = b.classify(ua);
+            assert!(matches!(class, UaClass::Crawler | UaClass::LinkPreview), "{ua} classified {class:?}");
+        }
+    }
+}
+
+#[test]
+fn missing_list_falls_back_and_malformed_list_fails() {
+    let b = check_with("/nonexistent/crawlers.json");
+    assert_eq!(b.status.source, "fallback");
+    assert_eq!(b.classify("Mozilla/5.0 (compatible; Googlebot/2.1)"), UaClass::Crawler);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let err = BotCheck::build(&config::Bots { crawler_list: Some(bad), ..config::Bots::default() }).err().unwrap();
+    assert!(err.to_string().contains("is not a crawler-user-agents JSON list"), "{err}");
+}
+
+/// §11: at least 96% recall on crawler agents and at most 0.5% false positives on real browser
+/// agents, over the full fetched lists. Recall is measured on every instance of every pattern,
+/// holding out each pattern in turn is not possible with a regex list, so instances of the
+/// list are the held-out set the patterns were not written from verbatim.
+#[test]
+fn full_lists_meet_recall_and_false_positive_targets() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/config/bots");
+    let list = format!("{root}/crawler-user-agents.json");
+    let browsers = format!("{root}/browser-user-agents.txt");
+    if !std::path::Path::new(&list).exists() || !std::path::Path::new(&browsers).exists() {
+        assert!(std::env::var_os("CLICKGATE_REQUIRE_SERVICES").is_none(), "fetched bot lists missing; run config/bots/fetch.sh");
+        eprintln!("skipped: config/bots lists not fetched (run config/bots/fetch.sh)");
+        return;
+    }
+    let b = check_with(&list);
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&list).unwrap()).unwrap();
+    let (mut hit, mut total) = (0usize, 0usize);
+    for e in &entries {
+        for ua in e["instances"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
+            total += 1;
+            if matches!(b.classify_uncached(ua), UaClass::Crawler | UaClass::LinkPreview | UaClass::NonBrowser) {
+                hit += 1;
+            }
+        }
+    }
+    let text = std::fs::read_to_string(&browsers).unwrap();
+    let humans: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    let fp = humans.iter().filter(|ua| b.classify_uncached(ua) != UaClass::Browser).count();
+    let recall = hit as f64 / total as f64;
+    let fp_rate = fp as f64 / humans.len() as f64;
+    eprintln!("bot recall {recall:.4} on {total} crawler agents; false positives {fp_rate:.4} on {} browser agents", humans.len());
+    assert!(recall >= 0.96, "recall {recall}");
+    assert!(fp_rate <= 0.005, "false-positive rate {fp_rate}");
+}

@@ -1,0 +1,857 @@
+//! Benchmarks of the per-click fraud-check pipeline. What each group measures, how to run it and
+//! the numbers measured so far are in `benches/README.md`.
+//!
+//! ```text
+//! cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 2
+//! ```
+//!
+//! Before the criterion groups run, `bloom_false_positive_rate` prints one non-timed line with
+//! the dedup stage's measured Bloom false-positive rate (and a WARNING when it is above the
+//! configured rate). Run without `--bench` (as `cargo test --benches` does) everything is
+//! scaled down and each benchmark runs once, as a smoke test.
+
+use std::collections::{HashMap, HashSet};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use bloomfilter::Bloom;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
+
+use clickgate::config::{self, Config};
+use clickgate::edge::checks::bots::BotCheck;
+use clickgate::edge::checks::dedup::DedupCheck;
+use clickgate::edge::checks::geo::{DbKind, GeoCheck, GeoDbs};
+use clickgate::edge::checks::ip_rules::{CidrSet, IpRules};
+use clickgate::edge::checks::rate_limit::RateLimits;
+use clickgate::edge::checks::velocity::{VelocityCheck, WindowedSketch};
+use clickgate::edge::checks::{Check, Click, Findings, Pipeline, ProgramRules, Reason, Reasons, Verdict};
+use clickgate::edge::click_id::{ClickSigner, VisitorId};
+use clickgate::edge::links::LinkTable;
+use clickgate::edge::{judge, Judgement};
+use clickgate::events::{truncate_ip, ClickEvent};
+use clickgate::store::Store;
+
+/// Unix ms the simulated clock starts at (2025-11-22).
+const T0_MS: u64 = 1_763_800_000_000;
+/// The simulated clock advances this much per click: 50k clicks/s.
+const CLICK_STEP_US: u64 = 20;
+/// Share of clicks with a bot (crawler, tool or link-preview) user agent, in percent.
+const BOT_PERCENT: u32 = 5;
+/// The click-id key the brief asks for.
+const SIGNING_KEY: &[u8] = b"0123456789abcdef";
+
+/// Sizes: the real ones under `cargo bench`, small ones for the once-through test mode.
+#[derive(Clone, Copy)]
+struct Scale {
+    /// Distinct client IPs in the click mix.
+    ips: usize,
+    /// Pre-generated clicks (a power of two); the benches cycle through them.
+    clicks: usize,
+    /// Distinct keys in the race groups.
+    race_keys: u64,
+    /// Length of each race key stream (a power of two).
+    race_stream: usize,
+    /// Dedup capacity C (and probes) of the Bloom false-positive measurement.
+    bloom_capacity: usize,
+}
+
+const FULL: Scale = Scale { ips: 100_000, clicks: 1 << 18, race_keys: 1_000_000, race_stream: 1 << 20, bloom_capacity: 1_000_000 };
+const SMOKE: Scale = Scale { ips: 2_000, clicks: 1 << 12, race_keys: 10_000, race_stream: 1 << 12, bloom_capacity: 16_000 };
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The first of `paths` (relative to the crate root) that exists.
+fn first_existing(paths: &[&str]) -> Option<PathBuf> {
+    paths.iter().map(|p| root().join(p)).find(|p| p.exists())
+}
+
+/// A simulated wall clock that advances `CLICK_STEP_US` per click.
+struct SimClock {
+    us: u64,
+}
+
+impl SimClock {
+    fn new() -> SimClock {
+        SimClock { us: 0 }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.us += CLICK_STEP_US;
+        T0_MS + self.us / 1000
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The click mix
+// ---------------------------------------------------------------------------------------------
+
+/// One pre-generated request.
+#[derive(Clone, Copy)]
+struct Req {
+    ip: IpAddr,
+    ua: u16,
+    code: u8,
+}
+
+/// A realistic, deterministic mix of requests.
+struct Mix {
+    reqs: Vec<Req>,
+    /// Browser agents first (`..browsers`), then bot agents.
+    uas: Vec<String>,
+    browsers: usize,
+    codes: Vec<String>,
+}
+
+impl Mix {
+    fn ua(&self, r: &Req) -> &str {
+        &self.uas[r.ua as usize]
+    }
+
+    fn code(&self, r: &Req) -> &str {
+        &self.codes[r.code as usize]
+    }
+
+    /// The request at position `i` of an endless cycle through the mix.
+    fn at(&self, i: usize) -> &Req {
+        &self.reqs[i & (self.reqs.len() - 1)]
+    }
+}
+
+/// Samples index `r` with weight `1 / (r + 1)^s`.
+struct Zipf {
+    cumulative: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(n: usize, s: f64) -> Zipf {
+        let mut acc = 0.0;
+        let cumulative = (0..n)
+            .map(|r| {
+                acc += 1.0 / ((r + 1) as f64).powf(s);
+                acc
+            })
+            .collect();
+        Zipf { cumulative }
+    }
+
+    fn sample(&self, rng: &mut fastrand::Rng) -> usize {
+        let total = *self.cumulative.last().expect("non-empty");
+        let x = rng.f64() * total;
+        self.cumulative.partition_point(|&c| c <= x).min(self.cumulative.len() - 1)
+    }
+}
+
+fn browser_uas() -> (Vec<String>, PathBuf) {
+    let path = first_existing(&["config/bots/browser-user-agents.txt", "tests/fixtures/bots/browser-user-agents.txt"])
+        .expect("config/bots/browser-user-agents.txt or tests/fixtures/bots/browser-user-agents.txt");
+    let text = std::fs::read_to_string(&path).expect("read browser user agents");
+    let uas: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    assert!(!uas.is_empty(), "{} is empty", path.display());
+    (uas, path)
+}
+
+/// Bot agents: the first instance of every crawler-list entry, plus common tools and link
+/// unfurlers (which the pipeline treats as previews, not clicks) and an empty agent.
+fn bot_uas() -> Vec<String> {
+    let mut uas: Vec<String> = [
+        "curl/8.5.0",
+        "python-requests/2.31.0",
+        "Go-http-client/1.1",
+        "okhttp/4.12.0",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "WhatsApp/2.23.20.0",
+        "Twitterbot/1.0",
+        "TelegramBot (like TwitterBot)",
+        "",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    if let Some(path) = first_existing(&["config/bots/crawler-user-agents.json", "tests/fixtures/bots/crawler-user-agents.json"]) {
+        let text = std::fs::read_to_string(&path).expect("read crawler list");
+        let entries: Vec<serde_json::Value> = serde_json::from_str(&text).expect("crawler list is a JSON array");
+        uas.extend(
+            entries
+                .iter()
+                .filter_map(|e| e.get("instances")?.as_array()?.first()?.as_str())
+                .filter(|s| s.len() < 512)
+                .map(String::from),
+        );
+    }
+    uas.truncate(2_000);
+    uas
+}
+
+fn random_public_v4(rng: &mut fastrand::Rng) -> Ipv4Addr {
+    loop {
+        let a = rng.u32(..);
+        let first = a >> 24;
+        if (1..=223).contains(&first) && first != 10 && first != 127 && first != 100 && first != 172 && first != 192 {
+            return Ipv4Addr::from(a);
+        }
+    }
+}
+
+fn random_v6(rng: &mut fastrand::Rng) -> Ipv6Addr {
+    // Global unicast 2000::/3.
+    Ipv6Addr::from((rng.u128(..) & !(0b111u128 << 125)) | (0b001u128 << 125))
+}
+
+fn build_mix(scale: Scale) -> Mix {
+    let mut rng = fastrand::Rng::with_seed(0xC11C_6A7E);
+    let (mut uas, browser_path) = browser_uas();
+    let browsers = uas.len();
+    let bots = bot_uas();
+    uas.extend(bots);
+    assert!(uas.len() <= u16::MAX as usize);
+    let codes: Vec<String> = (0..20).map(|i| format!("lt{i:02}")).collect();
+
+    // Distinct client IPs: ~90% IPv4, ~10% IPv6, and a few from the denied 203.0.113.0/24.
+    let mut seen = HashSet::with_capacity(scale.ips);
+    let mut ips = Vec::with_capacity(scale.ips);
+    while ips.len() < scale.ips {
+        let ip = match rng.u32(0..1000) {
+            0..=1 => IpAddr::V4(Ipv4Addr::new(203, 0, 113, rng.u8(..))),
+            2..=99 => IpAddr::V6(random_v6(&mut rng)),
+            _ => IpAddr::V4(random_public_v4(&mut rng)),
+        };
+        if seen.insert(ip) {
+            ips.push(ip);
+        }
+    }
+    // Each client keeps its browser; popular browsers are popular (the list is most frequent first).
+    let browser_zipf = Zipf::new(browsers, 1.0);
+    let ip_browser: Vec<u16> = (0..scale.ips).map(|_| browser_zipf.sample(&mut rng) as u16).collect();
+    let code_zipf = Zipf::new(codes.len(), 1.0);
+    let reqs = (0..scale.clicks)
+        .map(|_| {
+            let i = rng.usize(..scale.ips);
+            let ua = if rng.u32(0..100) < BOT_PERCENT { rng.usize(browsers..uas.len()) as u16 } else { ip_browser[i] };
+            Req { ip: ips[i], ua, code: code_zipf.sample(&mut rng) as u8 }
+        })
+        .collect();
+    println!(
+        "click mix: {} requests over {} distinct IPs, {} browser UAs from {}, {} bot UAs (~{BOT_PERCENT}%), codes lt00..lt19 (Zipf s=1), clock +{CLICK_STEP_US}us per click",
+        scale.clicks,
+        scale.ips,
+        browsers,
+        browser_path.strip_prefix(root()).unwrap_or(&browser_path).display(),
+        uas.len() - browsers,
+    );
+    Mix { reqs, uas, browsers, codes }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared setup
+// ---------------------------------------------------------------------------------------------
+
+struct Env {
+    scale: Scale,
+    cfg: Config,
+    table: LinkTable,
+    mix: Mix,
+    rules: ProgramRules,
+}
+
+fn load_table(cfg: &Config) -> LinkTable {
+    let dir = root().join("target").join(format!("bench-pipeline-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let table = {
+        let mut store = Store::open(&dir).expect("open bench store");
+        store.seed(&cfg.demo).expect("seed the loadtest demo links");
+        LinkTable::load(&store).expect("load link table")
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    table
+}
+
+impl Env {
+    fn new(scale: Scale) -> Env {
+        let cfg = Config::load(&root().join("config/loadtest.toml")).expect("config/loadtest.toml");
+        let table = load_table(&cfg);
+        assert_eq!(table.len(), 20, "the loadtest config seeds lt00..lt19");
+        let mix = build_mix(scale);
+        let rules = ProgramRules { country_deny: Box::new([*b"KP", *b"IR"]), ..ProgramRules::default() };
+        Env { scale, cfg, table, mix, rules }
+    }
+
+    fn click<'a>(&'a self, r: &Req, now_ms: u64) -> Click<'a> {
+        Click { ip: r.ip, ua: self.mix.ua(r), head: false, link_id: u32::from(r.code) + 1, program: &self.rules, now_ms }
+    }
+}
+
+fn describe_pipeline(p: &Pipeline) -> String {
+    let dbs: Vec<&str> = DbKind::ALL.iter().filter(|k| p.geo.get(**k).is_some()).map(|k| k.as_str()).collect();
+    format!("geo dbs loaded: [{}], crawler list: {} ({} patterns)", dbs.join(", "), p.bots_status.source, p.bots_status.patterns)
+}
+
+#[derive(Default)]
+struct Tally {
+    n: u64,
+    rate_limited: u64,
+    unknown: u64,
+    inactive: u64,
+    verdicts: [u64; 4],
+    reasons: [u64; 14],
+}
+
+impl Tally {
+    fn add(&mut self, j: &Judgement<'_>) {
+        self.n += 1;
+        match j {
+            Judgement::RateLimited { .. } => self.rate_limited += 1,
+            Judgement::UnknownCode { .. } => self.unknown += 1,
+            Judgement::Inactive { .. } => self.inactive += 1,
+            Judgement::Click { findings, verdict, .. } => {
+                self.verdicts[Verdict::ALL.iter().position(|v| v == verdict).expect("known verdict")] += 1;
+                for r in findings.reasons.iter() {
+                    self.reasons[r as usize] += 1;
+                }
+            }
+        }
+    }
+
+    fn line(&self) -> String {
+        let pct = |x: u64| 100.0 * x as f64 / self.n.max(1) as f64;
+        let mut s = String::new();
+        for (v, n) in Verdict::ALL.iter().zip(self.verdicts) {
+            s.push_str(&format!("{} {:.1}%  ", v.as_str(), pct(n)));
+        }
+        s.push_str(&format!("429 {:.1}%  unknown {:.1}%  inactive {:.1}% | reasons:", pct(self.rate_limited), pct(self.unknown), pct(self.inactive)));
+        for r in Reason::ALL {
+            let n = self.reasons[r as usize];
+            if n > 0 {
+                s.push_str(&format!(" {} {:.2}%", r.as_str(), pct(n)));
+            }
+        }
+        s
+    }
+}
+
+fn throughput_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1));
+    g
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. click/*: the whole per-click decision
+// ---------------------------------------------------------------------------------------------
+
+/// Builds the pipeline from the loadtest config and runs two passes of the mix through it, so
+/// the timed runs see steady state; prints what the passes decided.
+fn warmed_pipeline(env: &Env, clock: &mut SimClock, label: &str) -> Pipeline {
+    let started = Instant::now();
+    let pipeline = Pipeline::build(&env.cfg.checks).expect("build pipeline from config/loadtest.toml");
+    let built = started.elapsed();
+    for pass in 1..=2 {
+        let mut tally = Tally::default();
+        for r in &env.mix.reqs {
+            tally.add(&judge(&pipeline, &env.table, r.ip, env.mix.ua(r), env.mix.code(r), false, clock.tick()));
+        }
+        if label == "click/full" {
+            let state = if pass == 1 { "fresh state" } else { "steady state, as timed" };
+            println!("{label} pass {pass} ({state}): {}", tally.line());
+        }
+    }
+    if label == "click/full" {
+        println!("{label}: Pipeline::build took {built:.2?}; {}", describe_pipeline(&pipeline));
+    }
+    pipeline
+}
+
+/// A `ClickEvent` as `edge::handler` builds it for a click.
+fn click_event(signer: &ClickSigner, j: &Judgement<'_>, ip: IpAddr, ua: &str, now_ms: u64) -> Option<ClickEvent> {
+    let Judgement::Click { link, findings, verdict } = j else { return None };
+    Some(ClickEvent {
+        click_id: signer.mint(now_ms, link.link_id, link.partner_id),
+        ts_ms: now_ms,
+        program: link.program.clone(),
+        partner: link.partner.clone(),
+        link: link.code.clone(),
+        channel: link.channel,
+        sub_ids: None,
+        verdict: *verdict,
+        reasons: findings.reasons,
+        observed: findings.observed,
+        visitor_id: VisitorId::random(),
+        new_visitor: true,
+        country: findings.country,
+        asn: findings.asn,
+        ua_hash: xxh3_64(ua.as_bytes()),
+        ip: Some(truncate_ip(ip)),
+        ip_hash: None,
+    })
+}
+
+fn bench_click(c: &mut Criterion, env: &Env) {
+    let mix = &env.mix;
+    let mut g = throughput_group(c, "click");
+
+    let mut clock = SimClock::new();
+    let pipeline = warmed_pipeline(env, &mut clock, "click/full");
+    let mut i = 0usize;
+    g.bench_function("full", |b| {
+        b.iter(|| {
+            let r = mix.at(i);
+            i += 1;
+            black_box(judge(&pipeline, &env.table, r.ip, mix.ua(r), mix.code(r), false, clock.tick()));
+        })
+    });
+    drop(pipeline);
+
+    let mut clock = SimClock::new();
+    let pipeline = warmed_pipeline(env, &mut clock, "click/full_with_mint_and_encode");
+    let signer = ClickSigner::new(&[(1, SIGNING_KEY.to_vec())]);
+    let mut buf = Vec::with_capacity(512);
+    let mut i = 0usize;
+    g.bench_function("full_with_mint_and_encode", |b| {
+        b.iter(|| {
+            let r = mix.at(i);
+            i += 1;
+            let now = clock.tick();
+            let ua = mix.ua(r);
+            let j = judge(&pipeline, &env.table, r.ip, ua, mix.code(r), false, now);
+            if let Some(ev) = click_event(&signer, &j, r.ip, ua, now) {
+                buf.clear();
+                ev.encode_into(&mut buf).expect("encode click event");
+                black_box(&buf);
+            }
+            black_box(j);
+        })
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. check/*: each stage alone
+// ---------------------------------------------------------------------------------------------
+
+/// About 1000 random CIDRs (IPv4 /16../24, IPv6 /32../48) plus the loadtest's 203.0.113.0/24.
+fn deny_list(n: usize) -> Vec<String> {
+    let mut rng = fastrand::Rng::with_seed(0xDE_17);
+    let mut out = vec!["203.0.113.0/24".to_string()];
+    while out.len() < n {
+        if rng.u32(0..10) == 0 {
+            let len = rng.u32(32..=48);
+            let net = u128::from(random_v6(&mut rng)) & (u128::MAX << (128 - len));
+            out.push(format!("{}/{len}", Ipv6Addr::from(net)));
+        } else {
+            let len = rng.u32(16..=24);
+            let net = u32::from(random_public_v4(&mut rng)) & (u32::MAX << (32 - len));
+            out.push(format!("{}/{len}", Ipv4Addr::from(net)));
+        }
+    }
+    out
+}
+
+/// Real GeoLite2 Country + ASN databases when fetched, else the MaxMind test fixtures.
+fn geo_config(env: &Env) -> (config::GeoIp, &'static str) {
+    let base = config::GeoIp { datacenter_asns: env.cfg.checks.geoip.datacenter_asns.clone(), ..config::GeoIp::default() };
+    let (country, asn) = (root().join("geoip/GeoLite2-Country.mmdb"), root().join("geoip/GeoLite2-ASN.mmdb"));
+    if country.exists() && asn.exists() {
+        let cfg = config::GeoIp { country_db: Some(country), asn_db: Some(asn), anonymous_db: None, ..base };
+        (cfg, "real GeoLite2-Country + GeoLite2-ASN from geoip/ (no anonymous-IP database: GeoLite2 has none)")
+    } else {
+        let f = root().join("tests/fixtures/geoip");
+        let cfg = config::GeoIp {
+            country_db: Some(f.join("GeoIP2-Country-Test.mmdb")),
+            asn_db: Some(f.join("GeoLite2-ASN-Test.mmdb")),
+            anonymous_db: Some(f.join("GeoIP2-Anonymous-IP-Test.mmdb")),
+            ..base
+        };
+        (cfg, "MaxMind TEST fixtures from tests/fixtures/geoip (almost every address misses: not representative)")
+    }
+}
+
+/// Times `check.run` over the click mix with the simulated clock.
+fn bench_stage(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, env: &Env, check: &dyn Check) {
+    let mut clock = SimClock::new();
+    let mut i = 0usize;
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            let r = env.mix.at(i);
+            i += 1;
+            let mut findings = Findings::default();
+            check.run(&env.click(r, clock.tick()), &mut findings);
+            black_box(findings);
+        })
+    });
+}
+
+fn bench_checks(c: &mut Criterion, env: &Env) {
+    let checks = &env.cfg.checks;
+    let mix = &env.mix;
+    let mut g = throughput_group(c, "check");
+
+    // Rate limits: governor keyed by IP and subnet, plus the global limit.
+    let limits = RateLimits::new(&checks.rate_limit);
+    let mut clock = SimClock::new();
+    let mut i = 0usize;
+    g.bench_function("rate_limit", |b| {
+        b.iter(|| {
+            let r = mix.at(i);
+            i += 1;
+            let mut observed = Reasons::default();
+            let _ = black_box(limits.check(r.ip, clock.tick(), &mut observed));
+        })
+    });
+    let (ip_keys, subnet_keys) = limits.key_counts();
+    println!("check/rate_limit: governor holds {ip_keys} IP keys and {subnet_keys} subnet keys (never trimmed here)");
+    drop(limits);
+
+    // IP rules with a deny list of ~1000 CIDRs.
+    let deny = deny_list(1_000);
+    let rules = IpRules::build(&config::IpRules { deny: deny.clone(), ..config::IpRules::default() }).expect("valid deny list");
+    let hits = mix.reqs.iter().filter(|r| rules.deny.contains(r.ip)).count();
+    println!("check/ip_rules: {} deny CIDRs; {:.2}% of the mix is denied", deny.len(), 100.0 * hits as f64 / mix.reqs.len() as f64);
+    bench_stage(&mut g, "ip_rules", env, &rules);
+    drop(rules);
+
+    // GeoIP: country (per-program rules), ASN (datacenter list), anonymous IP if present.
+    let (geo_cfg, which) = geo_config(env);
+    println!("check/geo: using {which}");
+    let dbs = Arc::new(GeoDbs::open(&geo_cfg));
+    let geo = GeoCheck::new(dbs, &geo_cfg, Arc::new(CidrSet::default()));
+    let (mut with_country, mut with_asn) = (0usize, 0usize);
+    for r in &mix.reqs {
+        let mut f = Findings::default();
+        geo.run(&env.click(r, T0_MS), &mut f);
+        with_country += usize::from(f.country.is_some());
+        with_asn += usize::from(f.asn != 0);
+    }
+    let pct = |n: usize| 100.0 * n as f64 / mix.reqs.len() as f64;
+    println!("check/geo: {:.1}% of the mix has a country, {:.1}% an ASN", pct(with_country), pct(with_asn));
+    bench_stage(&mut g, "geo", env, &geo);
+    drop(geo);
+
+    // Bots: the loadtest crawler list (compiled once into one regex) behind the verdict cache.
+    let bots = BotCheck::build(&checks.bots).expect("bot list");
+    println!("check/bots: crawler list {} ({} patterns, {} skipped), UA cache {} slots", bots.status.source, bots.status.patterns, bots.status.skipped, checks.bots.ua_cache_len);
+    bench_stage(&mut g, "bots", env, &bots);
+    let mut i = 0usize;
+    g.bench_function("bots_classify_cached", |b| {
+        b.iter(|| {
+            let r = mix.at(i);
+            i += 1;
+            black_box(bots.classify(black_box(mix.ua(r))));
+        })
+    });
+    let mut i = 0usize;
+    g.bench_function("bots_classify_uncached", |b| {
+        b.iter(|| {
+            let r = mix.at(i);
+            i += 1;
+            black_box(bots.classify_uncached(black_box(mix.ua(r))));
+        })
+    });
+    // Uncached cost of a browser agent (the common miss: a new browser version) alone.
+    let mut i = 0usize;
+    g.bench_function("bots_classify_uncached_browser_only", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(bots.classify_uncached(black_box(&mix.uas[i % mix.browsers])));
+        })
+    });
+    drop(bots);
+
+    // Velocity: the count-min sketch, three counters per click.
+    let velocity = VelocityCheck::new(&checks.velocity);
+    bench_stage(&mut g, "velocity", env, &velocity);
+    drop(velocity);
+
+    // Dedup: (link, IP, UA) key hash + sharded Bloom filters.
+    let dedup = DedupCheck::new(&checks.dedup);
+    bench_stage(&mut g, "dedup", env, &dedup);
+    println!("check/dedup: filters hold {} bytes (DedupCheck::bytes)", dedup.bytes());
+    drop(dedup);
+
+    // Click id: HMAC-SHA256 over 23 bytes.
+    let signer = ClickSigner::new(&[(1, SIGNING_KEY.to_vec())]);
+    let mut clock = SimClock::new();
+    let mut i = 0u32;
+    g.bench_function("click_id_mint", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            black_box(signer.mint(clock.tick(), i % 20 + 1, i % 5 + 1));
+        })
+    });
+
+    // Event encoding (rmp-serde with field names), for the click/full_with_mint_and_encode delta.
+    let link = env.table.get("lt00").expect("lt00");
+    let mut findings = Findings::default();
+    findings.country = Some(*b"DE");
+    findings.asn = 3320;
+    let j = Judgement::Click { link, findings, verdict: Verdict::Valid };
+    let ip: IpAddr = "198.51.100.23".parse().expect("ip");
+    let ev = click_event(&signer, &j, ip, &mix.uas[0], T0_MS).expect("a click");
+    let mut buf = Vec::with_capacity(512);
+    ev.encode_into(&mut buf).expect("encode");
+    println!("check/event_encode: one ClickEvent is {} bytes", buf.len());
+    g.bench_function("event_encode", |b| {
+        b.iter(|| {
+            buf.clear();
+            black_box(&ev).encode_into(&mut buf).expect("encode");
+            black_box(&buf);
+        })
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. race/*: the lock-free structures against naive mutex-guarded maps
+// ---------------------------------------------------------------------------------------------
+
+/// The obvious alternative to the sketch: an exact per-key count in a fixed window.
+struct NaiveCounter {
+    window_ms: u64,
+    map: Mutex<HashMap<u128, (u64, u32)>>,
+}
+
+impl NaiveCounter {
+    fn add(&self, key: u128, now_ms: u64) -> u32 {
+        let window = now_ms / self.window_ms;
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let e = map.entry(key).or_insert((window, 0));
+        if e.0 != window {
+            *e = (window, 0);
+        }
+        e.1 += 1;
+        e.1
+    }
+}
+
+/// The obvious alternative to the Bloom filters: an exact set (that never forgets).
+struct NaiveSeen {
+    set: Mutex<HashSet<u64>>,
+}
+
+impl NaiveSeen {
+    fn seen(&self, key: u64) -> bool {
+        !self.set.lock().unwrap_or_else(|e| e.into_inner()).insert(key)
+    }
+}
+
+/// Runs `op` `iters` times in total, split over two threads that start together, and returns
+/// the wall time: criterion then reports wall time per operation (aggregate throughput).
+fn two_threads(iters: u64, cursors: &[AtomicUsize; 2], op: &(dyn Fn(usize) + Sync)) -> Duration {
+    let barrier = Barrier::new(3);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|t| {
+                let n = if t == 0 { iters - iters / 2 } else { iters / 2 };
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mut at = cursors[t].load(Ordering::Relaxed);
+                    barrier.wait();
+                    for _ in 0..n {
+                        op(at);
+                        at = at.wrapping_add(1);
+                    }
+                    cursors[t].store(at, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        for w in workers {
+            w.join().expect("worker");
+        }
+        start.elapsed()
+    })
+}
+
+/// Benchmarks `op` single-threaded and on two contending threads.
+fn race_pair(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, stream_len: usize, op: &(dyn Fn(usize) + Sync)) {
+    let mut at = 0usize;
+    g.bench_function(format!("{name}_1t"), |b| {
+        b.iter(|| {
+            op(at);
+            at = at.wrapping_add(1);
+        })
+    });
+    // The two threads walk different halves of the key stream.
+    let cursors = [AtomicUsize::new(0), AtomicUsize::new(stream_len / 2)];
+    g.bench_function(format!("{name}_2t"), |b| b.iter_custom(|iters| two_threads(iters, &cursors, op)));
+}
+
+fn race_keys(scale: Scale) -> Vec<u64> {
+    let mut rng = fastrand::Rng::with_seed(0x5EED);
+    (0..scale.race_stream).map(|_| rng.u64(0..scale.race_keys)).collect()
+}
+
+fn bench_races(c: &mut Criterion, scale: Scale) {
+    let keys = race_keys(scale);
+    let mask = keys.len() - 1;
+    let now = T0_MS;
+
+    // Velocity: sketch add (xxh3-128 of the key, as VelocityCheck hashes) vs exact map.
+    let vcfg = config::Velocity::default();
+    let sketch = WindowedSketch::new(vcfg.window_ms, vcfg.sketch_width, vcfg.sketch_depth);
+    let naive = NaiveCounter { window_ms: vcfg.window_ms, map: Mutex::new(HashMap::new()) };
+    let vkey = |v: u64| (0xffffu128 << 32) | u128::from(v);
+    for v in 0..scale.race_keys {
+        sketch.add(xxh3_128(&vkey(v).to_le_bytes()), now);
+        naive.add(vkey(v), now);
+    }
+    {
+        let map = naive.map.lock().expect("map");
+        println!(
+            "race/velocity: {} keys; sketch {} bytes fixed vs naive map ~{} bytes ({} buckets x 33) and growing with keys",
+            scale.race_keys,
+            sketch.bytes(),
+            map.capacity() * 33,
+            map.capacity()
+        );
+    }
+    let mut g = throughput_group(c, "race/velocity");
+    race_pair(&mut g, "sketch", keys.len(), &|i| {
+        black_box(sketch.add(xxh3_128(&vkey(keys[i & mask]).to_le_bytes()), now));
+    });
+    race_pair(&mut g, "mutex_hashmap", keys.len(), &|i| {
+        black_box(naive.add(vkey(keys[i & mask]), now));
+    });
+    g.finish();
+    drop((sketch, naive));
+
+    // Dedup: DedupCheck::seen (16 mutex-guarded Bloom shards) vs one mutex-guarded HashSet.
+    let dkeys: Vec<u64> = keys.iter().map(|v| xxh3_64(&v.to_le_bytes())).collect();
+    let dedup = DedupCheck::new(&config::Dedup::default());
+    let naive = NaiveSeen { set: Mutex::new(HashSet::new()) };
+    for v in 0..scale.race_keys {
+        let k = xxh3_64(&v.to_le_bytes());
+        dedup.seen(k, now);
+        naive.seen(k);
+    }
+    {
+        let set = naive.set.lock().expect("set");
+        println!(
+            "race/dedup: {} keys; Bloom filters {} bytes fixed vs naive set ~{} bytes ({} buckets x 9) and never forgetting",
+            scale.race_keys,
+            dedup.bytes(),
+            set.capacity() * 9,
+            set.capacity()
+        );
+    }
+    let mut g = throughput_group(c, "race/dedup");
+    race_pair(&mut g, "bloom_shards", dkeys.len(), &|i| {
+        black_box(dedup.seen(dkeys[i & mask], now));
+    });
+    race_pair(&mut g, "mutex_hashset", dkeys.len(), &|i| {
+        black_box(naive.seen(dkeys[i & mask]));
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. The dedup Bloom filters' false-positive rate (not a timing)
+// ---------------------------------------------------------------------------------------------
+
+/// A distinct dedup-like key for each `i` (an xxh3 digest, as `dedup::dedup_key` produces).
+fn fp_key(i: u64) -> u64 {
+    xxh3_64(&i.to_le_bytes())
+}
+
+/// Probe keys are drawn from a range the fill never uses.
+const PROBE_BASE: u64 = 1 << 40;
+
+/// One bare `bloomfilter::Bloom` at its design capacity, probed with `check` only.
+fn bare_filter_fp(items: usize, fp_rate: f64, seed: &[u8; 32], probes: u64) -> (f64, u32, u64) {
+    let mut b: Bloom<u64> = Bloom::new_for_fp_rate_with_seed(items, fp_rate, seed).expect("bloom");
+    for i in 0..items as u64 {
+        b.set(&fp_key(i));
+    }
+    let hits = (0..probes).filter(|j| b.check(&fp_key(PROBE_BASE + j))).count();
+    (hits as f64 / probes as f64, b.number_of_hash_functions(), b.len())
+}
+
+/// Measures the dedup stage's false-positive rate at its design capacity and prints one line
+/// (`bloom fp_rate measured=...`), details, and a WARNING when measured exceeds configured.
+fn bloom_false_positive_rate(scale: Scale) {
+    let started = Instant::now();
+    let capacity = scale.bloom_capacity;
+    let probes = capacity as u64;
+    let cfg = config::Dedup { capacity, ..config::Dedup::default() };
+    let configured = cfg.fp_rate;
+    let shards = cfg.shards;
+    let shard_capacity = capacity.div_ceil(shards);
+    let dedup = DedupCheck::new(&cfg);
+    let now = T0_MS;
+
+    // Fill one window with C - shards keys, exactly shard_capacity - 1 per shard, so no shard
+    // reaches its capacity and rotates early (keys choose their shard by their top bits).
+    let mut per_shard = vec![0usize; shards];
+    let (mut filled, mut fill_hits, mut i) = (0usize, 0usize, 0u64);
+    while filled < shards * (shard_capacity - 1) {
+        let k = fp_key(i);
+        i += 1;
+        let s = (k >> 48) as usize & (shards - 1);
+        if per_shard[s] == shard_capacity - 1 {
+            continue;
+        }
+        per_shard[s] += 1;
+        filled += 1;
+        fill_hits += usize::from(dedup.seen(k, now));
+    }
+    // Probe distinct keys never inserted. `seen` is check-and-set, so the first new probe in a
+    // shard takes it to capacity and rotates it: every later probe is checked against the full
+    // filter (now `previous`) and against `current`, which holds the earlier probes.
+    let hits = (0..probes).filter(|j| dedup.seen(fp_key(PROBE_BASE + j), now)).count();
+    let measured = hits as f64 / probes as f64;
+    println!(
+        "bloom fp_rate measured={measured:.6} configured={configured} capacity={capacity} probes={probes} bytes={}",
+        dedup.bytes()
+    );
+
+    // The same filter alone: DedupCheck's seed ([7; 32]: both SipHash keys equal) and a seed
+    // with two different halves, each at design capacity and probed without inserting.
+    let bare_probes = probes.min(1_000_000);
+    let (fp_same, k, m) = bare_filter_fp(shard_capacity, configured, &[7u8; 32], bare_probes);
+    let distinct: [u8; 32] = std::array::from_fn(|i| i as u8 + 1);
+    let (fp_distinct, _, _) = bare_filter_fp(shard_capacity, configured, &distinct, bare_probes);
+    let theory = |k: f64| (1.0 - (-k * shard_capacity as f64 / m as f64).exp()).powf(k);
+    println!(
+        "bloom detail: {shards} shards x 2 filters of n={shard_capacity} keys, m={m} bits, k={k}; filled {filled} keys ({} false hits while filling); one window, no early rotation during the fill",
+        fill_hits
+    );
+    println!(
+        "bloom detail: one bare filter at design capacity, {bare_probes} check-only probes: seed [7;32] (as DedupCheck) {fp_same:.6}, seed with distinct halves {fp_distinct:.6}, theory k={k} {:.6} / k={} {:.6}",
+        theory(f64::from(k)),
+        k - 1,
+        theory(f64::from(k - 1)),
+    );
+    if measured > configured {
+        println!(
+            "WARNING: dedup false-positive rate {measured:.6} exceeds the configured {configured} ({:.2}x): a fresh click is checked against two filters (previous, full, and current), so the per-filter rate adds up",
+            measured / configured
+        );
+    }
+    println!("bloom measurement took {:.2?}", started.elapsed());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bench_mode = args.iter().any(|a| a == "--bench");
+    let list_mode = args.iter().any(|a| a == "--list");
+    let scale = if bench_mode { FULL } else { SMOKE };
+    if !bench_mode && !list_mode {
+        println!("(test mode: scaled-down inputs, each benchmark runs once)");
+    }
+    if !list_mode {
+        bloom_false_positive_rate(scale);
+    }
+    let mut c = Criterion::default().configure_from_args();
+    let env = Env::new(scale);
+    bench_click(&mut c, &env);
+    bench_checks(&mut c, &env);
+    bench_races(&mut c, env.scale);
+    c.final_summary();
+}
