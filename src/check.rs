@@ -69,10 +69,13 @@ fn is_empty(r: &Reasons) -> bool {
     r.is_empty()
 }
 
-/// Evaluates one line.
-pub fn check_line(pipeline: &Pipeline, table: &LinkTable, line: &str) -> Result<CheckOutput, String> {
+/// Evaluates one line. `clock_ms` is the replay clock: it only moves forward, so a line whose
+/// `ts` is earlier than one already seen is judged at the latest time seen (rate limits and
+/// windows, like the edge's wall clock, never run backwards).
+pub fn check_line(pipeline: &Pipeline, table: &LinkTable, line: &str, clock_ms: &mut u64) -> Result<CheckOutput, String> {
     let input: CheckInput = serde_json::from_str(line).map_err(|e| format!("bad input line: {e}"))?;
-    let now_ms = input.ts.to_ms()?;
+    *clock_ms = (*clock_ms).max(input.ts.to_ms()?);
+    let now_ms = *clock_ms;
     let head = match input.method.as_deref() {
         None | Some("GET") => false,
         Some("HEAD") => true,
@@ -113,12 +116,13 @@ pub fn check_line(pipeline: &Pipeline, table: &LinkTable, line: &str) -> Result<
 /// Runs the replay from `input` to `output`; returns how many lines were rejected.
 pub fn run(pipeline: &Pipeline, table: &LinkTable, input: impl BufRead, mut output: impl Write) -> std::io::Result<usize> {
     let mut errors = 0;
+    let mut clock_ms = 0;
     for (n, line) in input.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        match check_line(pipeline, table, &line) {
+        match check_line(pipeline, table, &line, &mut clock_ms) {
             Ok(o) => serde_json::to_writer(&mut output, &o)?,
             Err(e) => {
                 errors += 1;

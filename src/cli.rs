@@ -195,7 +195,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match cmd {
                 ProgramCmd::Add { id, name, currency, allowed_domains, fallback_url, blocked_action, country_allow, country_deny } => {
                     let blocked_action = if blocked_action == "forbid" { BlockedAction::Forbid } else { BlockedAction::Redirect };
-                    let p = store.add_program(&NewProgram { id, name, currency, allowed_domains, fallback_url, blocked_action, country_allow, country_deny })?;
+                    let p = store.add_program(&NewProgram {
+                        id,
+                        name,
+                        currency,
+                        allowed_domains,
+                        fallback_url,
+                        blocked_action,
+                        country_allow,
+                        country_deny,
+                    })?;
                     print_json(&[p])?;
                 }
                 ProgramCmd::List => print_json(&store.programs()?)?,
@@ -221,7 +230,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match cmd {
                 LinkCmd::Add { code, program, partner, destination, channel, utm_source, utm_medium, utm_campaign, expires_at } => {
                     let channel: Channel = serde_json::from_value(serde_json::Value::String(channel))?;
-                    let l = store.add_link(&NewLink { code, program, partner, destination, channel, utm_source, utm_medium, utm_campaign, expires_at })?;
+                    let l = store.add_link(&NewLink {
+                        code,
+                        program,
+                        partner,
+                        destination,
+                        channel,
+                        utm_source,
+                        utm_medium,
+                        utm_campaign,
+                        expires_at,
+                    })?;
                     print_json(&[l])?;
                 }
                 LinkCmd::List => print_json(&store.links()?)?,

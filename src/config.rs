@@ -68,11 +68,7 @@ pub struct Listen {
 
 impl Default for Listen {
     fn default() -> Self {
-        Listen {
-            edge: ([127, 0, 0, 1], 8080).into(),
-            admin: ([127, 0, 0, 1], 9090).into(),
-            api: ([127, 0, 0, 1], 8081).into(),
-        }
+        Listen { edge: ([127, 0, 0, 1], 8080).into(), admin: ([127, 0, 0, 1], 9090).into(), api: ([127, 0, 0, 1], 8081).into() }
     }
 }
 
@@ -333,14 +329,7 @@ pub struct Dedup {
 
 impl Default for Dedup {
     fn default() -> Self {
-        Dedup {
-            mode: Mode::Enforce,
-            window_ms: 3_600_000,
-            capacity: 4_000_000,
-            fp_rate: 0.001,
-            shards: 16,
-            action: Action::Flag,
-        }
+        Dedup { mode: Mode::Enforce, window_ms: 3_600_000, capacity: 4_000_000, fp_rate: 0.001, shards: 16, action: Action::Flag }
     }
 }
 
@@ -371,15 +360,14 @@ pub struct Demo {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::parse(&text, path)
     }
 
     /// Parses and validates config text; `path` only names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
         config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
         config.validate()?;
         Ok(config)
@@ -452,21 +440,17 @@ impl Config {
             return Err(invalid("privacy.ip_hash_key", "must be at least 16 bytes when privacy.ip = \"hash\""));
         }
         for (i, c) in self.checks.trusted_proxies.iter().enumerate() {
-            c.parse::<ipnet::IpNet>()
-                .map_err(|_| invalid(&format!("checks.trusted_proxies[{i}]"), format!("not a CIDR: {c:?}")))?;
+            c.parse::<ipnet::IpNet>().map_err(|_| invalid(&format!("checks.trusted_proxies[{i}]"), format!("not a CIDR: {c:?}")))?;
         }
         for (name, list) in [("deny", &self.checks.ip_rules.deny), ("allow", &self.checks.ip_rules.allow)] {
             for (i, c) in list.iter().enumerate() {
-                crate::edge::checks::ip_rules::parse_cidr(c)
-                    .map_err(|why| invalid(&format!("checks.ip_rules.{name}[{i}]"), why))?;
+                crate::edge::checks::ip_rules::parse_cidr(c).map_err(|why| invalid(&format!("checks.ip_rules.{name}[{i}]"), why))?;
             }
         }
         let r = &self.checks.rate_limit;
-        for (key, per_s, burst) in [
-            ("ip", r.ip_per_s, r.ip_burst),
-            ("subnet", r.subnet_per_s, r.subnet_burst),
-            ("global", r.global_per_s, r.global_burst),
-        ] {
+        for (key, per_s, burst) in
+            [("ip", r.ip_per_s, r.ip_burst), ("subnet", r.subnet_per_s, r.subnet_burst), ("global", r.global_per_s, r.global_burst)]
+        {
             if per_s > 0 && burst == 0 {
                 return Err(invalid(&format!("checks.rate_limit.{key}_burst"), "must be at least 1 when the limit is on"));
             }

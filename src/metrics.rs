@@ -93,28 +93,56 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(geo_age.clone())).expect("registered once");
-        let geo_loaded = IntGaugeVec::new(Opts::new("clickgate_geoip_database_loaded", "1 when a GeoIP database is loaded, 0 when its checks are off."), &["db"])
-            .expect("valid metric");
+        let geo_loaded = IntGaugeVec::new(
+            Opts::new("clickgate_geoip_database_loaded", "1 when a GeoIP database is loaded, 0 when its checks are off."),
+            &["db"],
+        )
+        .expect("valid metric");
         r.register(Box::new(geo_loaded.clone())).expect("registered once");
-        let ratelimit_keys = IntGaugeVec::new(Opts::new("clickgate_ratelimit_keys", "Keys held by the keyed rate limiters."), &["kind"]).expect("valid metric");
+        let ratelimit_keys = IntGaugeVec::new(Opts::new("clickgate_ratelimit_keys", "Keys held by the keyed rate limiters."), &["kind"])
+            .expect("valid metric");
         r.register(Box::new(ratelimit_keys.clone())).expect("registered once");
         Metrics {
             clicks: counter_vec(r, "clickgate_clicks_total", "Clicks on /r and /q by verdict.", "verdict", &verdicts),
             reasons: counter_vec(r, "clickgate_click_reasons_total", "Reasons found on clicks (enforced rules).", "reason", &reasons),
-            observed: counter_vec(r, "clickgate_click_observed_total", "Reasons rules in observe mode would have acted on.", "reason", &reasons),
-            outcomes: counter_vec(r, "clickgate_edge_requests_total", "Edge requests that were not clicks, by outcome.", "outcome", &outcomes),
+            observed: counter_vec(
+                r,
+                "clickgate_click_observed_total",
+                "Reasons rules in observe mode would have acted on.",
+                "reason",
+                &reasons,
+            ),
+            outcomes: counter_vec(
+                r,
+                "clickgate_edge_requests_total",
+                "Edge requests that were not clicks, by outcome.",
+                "outcome",
+                &outcomes,
+            ),
             redirect_latency,
             sink: SinkMetrics {
                 queue_depth: gauge(r, "clickgate_click_queue_depth", "Click events waiting in the queue."),
                 written: counter(r, "clickgate_click_events_written_total", "Click events written to the click log by the consumer."),
-                spilled: counter(r, "clickgate_click_events_spilled_total", "Click events written directly to the click log because the queue was full."),
-                dropped: counter(r, "clickgate_click_events_dropped_total", "Click events lost because neither the queue nor the log took them (should be zero)."),
+                spilled: counter(
+                    r,
+                    "clickgate_click_events_spilled_total",
+                    "Click events written directly to the click log because the queue was full.",
+                ),
+                dropped: counter(
+                    r,
+                    "clickgate_click_events_dropped_total",
+                    "Click events lost because neither the queue nor the log took them (should be zero).",
+                ),
             },
             geoip_age: dbs.iter().map(|d| geo_age.with_label_values(&[d])).collect(),
             geoip_loaded: dbs.iter().map(|d| geo_loaded.with_label_values(&[d])).collect(),
             ratelimit_keys,
             connections_open: gauge(r, "clickgate_edge_connections_open", "Open edge connections."),
-            connections_refused: counter(r, "clickgate_edge_connections_refused_total", "Edge connections closed at accept because of connections_max."),
+            connections_refused: counter(
+                r,
+                "clickgate_edge_connections_refused_total",
+                "Edge connections closed at accept because of connections_max.",
+            ),
             links_loaded: gauge(r, "clickgate_links_loaded", "Links in the edge's in-memory table."),
             link_reloads: counter(r, "clickgate_link_table_reloads_total", "Times the link table was rebuilt and swapped."),
             bot_patterns: gauge(r, "clickgate_bot_patterns", "Crawler user-agent patterns compiled."),

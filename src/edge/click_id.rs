@@ -114,7 +114,10 @@ impl ClickSigner {
     pub fn new(keys: &[(u8, Vec<u8>)]) -> ClickSigner {
         assert!(!keys.is_empty(), "at least one click-id key");
         ClickSigner {
-            keys: keys.iter().map(|(id, secret)| (*id, Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"))).collect(),
+            keys: keys
+                .iter()
+                .map(|(id, secret)| (*id, Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length")))
+                .collect(),
         }
     }
 

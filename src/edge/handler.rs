@@ -46,11 +46,7 @@ fn redirect(location: String) -> Response<Body> {
 
 /// Splits `/r/code` or `/q/code` into (is_qr, code).
 fn route(path: &str) -> Option<(bool, &str)> {
-    let (qr, code) = if let Some(c) = path.strip_prefix("/r/") {
-        (false, c)
-    } else {
-        (true, path.strip_prefix("/q/")?)
-    };
+    let (qr, code) = if let Some(c) = path.strip_prefix("/r/") { (false, c) } else { (true, path.strip_prefix("/q/")?) };
     let ok = !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     ok.then_some((qr, code))
 }

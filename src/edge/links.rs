@@ -36,6 +36,9 @@ pub struct LinkTable {
     by_code: HashMap<Arc<str>, EdgeLink>,
 }
 
+/// What every link of a program shares: rules, fallback URL, id, and whether it is active.
+type ProgramShare = (Arc<ProgramRules>, Arc<str>, Arc<str>, bool);
+
 fn countries(list: &[String]) -> Box<[[u8; 2]]> {
     list.iter().filter_map(|c| c.as_bytes().try_into().ok()).collect()
 }
@@ -45,7 +48,7 @@ impl LinkTable {
     pub fn load(store: &Store) -> Result<LinkTable, StoreError> {
         let programs = store.programs()?;
         let partners = store.partners()?;
-        let rules: HashMap<&str, (Arc<ProgramRules>, Arc<str>, Arc<str>, bool)> = programs
+        let rules: HashMap<&str, ProgramShare> = programs
             .iter()
             .map(|p| {
                 let r = ProgramRules {
@@ -53,7 +56,10 @@ impl LinkTable {
                     country_deny: countries(&p.spec.country_deny),
                     blocked_action: p.spec.blocked_action,
                 };
-                (p.spec.id.as_str(), (Arc::new(r), Arc::from(p.spec.fallback_url.as_str()), Arc::from(p.spec.id.as_str()), p.status == Status::Active))
+                (
+                    p.spec.id.as_str(),
+                    (Arc::new(r), Arc::from(p.spec.fallback_url.as_str()), Arc::from(p.spec.id.as_str()), p.status == Status::Active),
+                )
             })
             .collect();
         let partner_active: HashMap<&str, (bool, Arc<str>)> =
@@ -76,7 +82,15 @@ impl LinkTable {
                     utm.push('&');
                 }
             }
-            let sep = if dest.base.contains('?') { if dest.base.ends_with(['?', '&']) { "" } else { "&" } } else { "?" };
+            let sep = if dest.base.contains('?') {
+                if dest.base.ends_with(['?', '&']) {
+                    ""
+                } else {
+                    "&"
+                }
+            } else {
+                "?"
+            };
             let plain = if utm.is_empty() { dest.base.to_string() } else { format!("{}{sep}{}", dest.base, utm.trim_end_matches('&')) };
             let code: Arc<str> = Arc::from(l.spec.code.as_str());
             by_code.insert(

@@ -39,7 +39,11 @@ impl ClickLog {
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         Ok(ClickLog {
             path,
-            inner: Mutex::new(Inner { out: BufWriter::with_capacity(256 * 1024, file), scratch: Vec::with_capacity(512), last_sync: Instant::now() }),
+            inner: Mutex::new(Inner {
+                out: BufWriter::with_capacity(256 * 1024, file),
+                scratch: Vec::with_capacity(512),
+                last_sync: Instant::now(),
+            }),
         })
     }
 

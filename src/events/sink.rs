@@ -41,7 +41,13 @@ pub struct ClickConsumer {
 }
 
 /// A queue of `len_max` events in front of `log`.
-pub fn channel(log: Arc<ClickLog>, len_max: usize, batch_len_max: usize, sync_every: Duration, metrics: SinkMetrics) -> (ClickSink, ClickConsumer) {
+pub fn channel(
+    log: Arc<ClickLog>,
+    len_max: usize,
+    batch_len_max: usize,
+    sync_every: Duration,
+    metrics: SinkMetrics,
+) -> (ClickSink, ClickConsumer) {
     let (tx, rx) = mpsc::channel(len_max);
     (
         ClickSink { tx, log: log.clone(), metrics: metrics.clone() },

@@ -65,9 +65,9 @@ pub fn check<'a>(url: &'a str, allowed: &[String]) -> Result<Destination<'a>, De
 
 /// True when `host` equals an allowed domain or is a subdomain of one.
 pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
-    allowed.iter().any(|d| {
-        host == d || (host.len() > d.len() && host.ends_with(d.as_str()) && host.as_bytes()[host.len() - d.len() - 1] == b'.')
-    })
+    allowed
+        .iter()
+        .any(|d| host == d || (host.len() > d.len() && host.ends_with(d.as_str()) && host.as_bytes()[host.len() - d.len() - 1] == b'.'))
 }
 
 /// Parses a destination without the allowlist.

@@ -264,8 +264,7 @@ impl Store {
 
     /// Opens (creating if needed) the store under `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
         let conn = Connection::open(Self::path(data_dir))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -333,10 +332,8 @@ impl Store {
         if !p.email.is_empty() && (p.email.len() > 254 || !p.email.contains('@') || p.email.contains(char::is_whitespace)) {
             return Err(bad("email", format!("{:?} is not an email address", p.email)));
         }
-        let n = self.conn.execute(
-            "INSERT OR IGNORE INTO partners (slug, name, email) VALUES (?1, ?2, ?3)",
-            params![p.id, p.name, p.email],
-        )?;
+        let n =
+            self.conn.execute("INSERT OR IGNORE INTO partners (slug, name, email) VALUES (?1, ?2, ?3)", params![p.id, p.name, p.email])?;
         if n == 0 {
             return Err(StoreError::Exists { kind: "partner", id: p.id.clone() });
         }
@@ -429,8 +426,8 @@ impl Store {
 
 fn program_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
     let spec: String = r.get(1)?;
-    let spec: NewProgram = serde_json::from_str(&spec)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
+    let spec: NewProgram =
+        serde_json::from_str(&spec).map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
     Ok(Program { row_id: r.get(0)?, spec, status: Status::parse(&r.get::<_, String>(2)?) })
 }
 

@@ -45,9 +45,7 @@ impl DedupCheck {
         let seed = [7u8; 32];
         let bloom = || Bloom::new_for_fp_rate_with_seed(shard_capacity, cfg.fp_rate, &seed).expect("validated dedup capacity and rate");
         DedupCheck {
-            shards: (0..cfg.shards)
-                .map(|_| Mutex::new(Shard { current: bloom(), previous: bloom(), epoch: 0, inserted: 0 }))
-                .collect(),
+            shards: (0..cfg.shards).map(|_| Mutex::new(Shard { current: bloom(), previous: bloom(), epoch: 0, inserted: 0 })).collect(),
             window_ms: cfg.window_ms,
             shard_capacity,
             action: cfg.action,

@@ -66,17 +66,15 @@ impl GeoDbs {
     pub fn open(cfg: &config::GeoIp) -> GeoDbs {
         let slot = |kind, path: &Option<PathBuf>| Slot { kind, path: path.clone(), db: ArcSwapOption::empty(), tried: Mutex::new(None) };
         let dbs = GeoDbs {
-            slots: [
-                slot(DbKind::Country, &cfg.country_db),
-                slot(DbKind::Asn, &cfg.asn_db),
-                slot(DbKind::Anonymous, &cfg.anonymous_db),
-            ],
+            slots: [slot(DbKind::Country, &cfg.country_db), slot(DbKind::Asn, &cfg.asn_db), slot(DbKind::Anonymous, &cfg.anonymous_db)],
         };
         dbs.reload_if_changed();
         for s in &dbs.slots {
             if s.db.load().is_none() {
                 match &s.path {
-                    Some(p) => tracing::warn!(db = s.kind.as_str(), path = %p.display(), "GeoIP database is missing, so its checks are off; run geoip/fetch.sh"),
+                    Some(p) => {
+                        tracing::warn!(db = s.kind.as_str(), path = %p.display(), "GeoIP database is missing, so its checks are off; run geoip/fetch.sh")
+                    }
                     None => tracing::info!(db = s.kind.as_str(), "GeoIP database is not configured, so its checks are off"),
                 }
             }
@@ -102,7 +100,9 @@ impl GeoDbs {
                     tracing::info!(db = s.kind.as_str(), path = %path.display(), build_epoch, "GeoIP database loaded");
                     swapped += 1;
                 }
-                Err(e) => tracing::error!(db = s.kind.as_str(), path = %path.display(), error = %e, "GeoIP database cannot be read; keeping the previous one"),
+                Err(e) => {
+                    tracing::error!(db = s.kind.as_str(), path = %path.display(), error = %e, "GeoIP database cannot be read; keeping the previous one")
+                }
             }
         }
         swapped

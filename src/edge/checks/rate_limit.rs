@@ -111,13 +111,7 @@ mod tests {
     use super::*;
 
     fn limits(ip_per_s: u32, ip_burst: u32) -> RateLimits {
-        RateLimits::new(&config::RateLimit {
-            ip_per_s,
-            ip_burst,
-            subnet_per_s: 0,
-            global_per_s: 0,
-            ..config::RateLimit::default()
-        })
+        RateLimits::new(&config::RateLimit { ip_per_s, ip_burst, subnet_per_s: 0, global_per_s: 0, ..config::RateLimit::default() })
     }
 
     #[test]

@@ -40,7 +40,8 @@ fn fixture_browsers_are_not_flagged() {
 #[test]
 fn every_fixture_instance_matches_its_list() {
     let b = check_with(&format!("{FIX}/crawler-user-agents.json"));
-    let entries: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(format!("{FIX}/crawler-user-agents.json")).unwrap()).unwrap();
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(format!("{FIX}/crawler-user-agents.json")).unwrap()).unwrap();
     for e in entries {
         for ua in e["instances"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
             let class = b.classify(ua);

@@ -1,0 +1,139 @@
+//! The binary's subcommands: `check` replays, link management, config errors.
+
+mod common;
+
+use common::*;
+
+fn setup(extra: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, fixture_config(extra)).unwrap();
+    let data = dir.path().join("data");
+    (dir, config, data)
+}
+
+fn line(ip: &str, ua: &str, ts: u64) -> String {
+    serde_json::json!({"ip": ip, "ua": ua, "code": "demo", "ts": ts}).to_string()
+}
+
+#[test]
+fn check_replays_a_log_and_names_every_reason() {
+    let (_d, config, data) = setup("");
+    let t = 1_763_800_019u64; // one second before a window start (seconds)
+    let mut input = vec![
+        line("192.0.2.1", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", t),
+        line("192.0.2.2", "", t),
+        line("192.0.2.3", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", t),
+        line("192.0.2.4", "Twitterbot/1.0", t),
+        line("192.0.2.5", CHROME, t),
+        line("192.0.2.5", CHROME, t + 1),
+        line("1.0.0.1", CHROME, t + 1),
+        line("81.2.69.160", CHROME, t + 1),
+        line("203.0.113.9", CHROME, t + 1),
+    ];
+    for i in 0..50 {
+        input.push(line("192.0.2.9", &format!("Mozilla/5.0 v{i}"), t + 1 + i));
+    }
+    input.push(r#"{"ip":"not an ip","ua":"x","code":"demo","ts":1}"#.to_string());
+    input.push(r#"{"ip":"192.0.2.10","ua":"Mozilla/5.0 h","code":"demo","ts":"2026-11-22T10:00:00Z","method":"HEAD"}"#.to_string());
+    let (code, out, err) = run_cli(&config, &data, &["check"], &(input.join("\n") + "\n"));
+    assert_eq!(code, 1, "one bad line makes the exit code 1: {err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), input.len(), "one output line per input line");
+    let reasons =
+        |i: usize| -> Vec<String> { lines[i]["reasons"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect() };
+    let want = [
+        (0, "bot_ua"),
+        (1, "empty_ua"),
+        (2, "link_preview"),
+        (3, "link_preview"),
+        (5, "duplicate"),
+        (6, "datacenter_asn"),
+        (7, "geo_blocked"),
+        (8, "ip_denylisted"),
+    ];
+    for (i, reason) in want {
+        assert!(reasons(i).contains(&reason.to_string()), "line {i}: {:?}", lines[i]);
+    }
+    assert_eq!(lines[4]["verdict"], "valid");
+    assert_eq!(lines[7]["verdict"], "blocked");
+    assert_eq!(lines[7]["country"], "GB");
+    assert_eq!(lines[6]["asn"], 15169);
+    let velocity: Vec<usize> = (9..59).filter(|&i| reasons(i).contains(&"velocity_ip".to_string())).collect();
+    assert_eq!(velocity.first(), Some(&(9 + 30)), "the 31st click in a minute is the first flagged");
+    assert_eq!(velocity.len(), 20);
+    assert!(lines[59]["error"].as_str().unwrap().contains("bad input line"), "{:?}", lines[59]);
+    assert_eq!(lines[59]["line"], 60);
+    assert_eq!(reasons(60), ["head_request"]);
+}
+
+#[test]
+fn link_creation_refuses_malicious_destinations() {
+    let (_d, config, data) = setup("");
+    for (dest, want) in [
+        ("https://evil.com/", "not in the program's allowlist"),
+        ("https://example.com@evil.com/", "userinfo"),
+        ("javascript:alert(1)", "scheme \"javascript\" is not allowed"),
+        ("//evil.com/x", "scheme-relative"),
+        ("https://example.com/a\r\nSet-Cookie: x=1", "CR/LF"),
+    ] {
+        let (code, _, err) = run_cli(
+            &config,
+            &data,
+            &["link", "add", "--code", "bad", "--program", "demo", "--partner", "alice", "--destination", dest],
+            "",
+        );
+        assert_ne!(code, 0, "{dest:?} was accepted");
+        assert!(err.contains(want), "{dest:?}: {err}");
+    }
+    let (code, out, err) = run_cli(
+        &config,
+        &data,
+        &["link", "add", "--code", "good", "--program", "demo", "--partner", "alice", "--destination", "https://shop.example.com/x"],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"code\":\"good\""));
+    let (_, list, _) = run_cli(&config, &data, &["link", "list"], "");
+    assert_eq!(list.lines().count(), 2, "{list}");
+}
+
+#[test]
+fn programs_and_partners_are_managed_from_the_cli() {
+    let (_d, config, data) = setup("");
+    let add = [
+        "program",
+        "add",
+        "--id",
+        "cafe",
+        "--name",
+        "Cafe",
+        "--currency",
+        "EUR",
+        "--allow-domain",
+        "cafe.example.org",
+        "--fallback-url",
+        "https://cafe.example.org/",
+    ];
+    assert_eq!(run_cli(&config, &data, &add, "").0, 0);
+    let (code, _, err) = run_cli(&config, &data, &add, "");
+    assert_ne!(code, 0);
+    assert!(err.contains("program \"cafe\" already exists"), "{err}");
+    assert_eq!(run_cli(&config, &data, &["partner", "add", "--id", "carol", "--name", "Carol"], "").0, 0);
+    assert_eq!(run_cli(&config, &data, &["program", "pause", "cafe"], "").0, 0);
+    let (_, list, _) = run_cli(&config, &data, &["program", "list"], "");
+    assert!(list.lines().any(|l| l.contains("\"id\":\"cafe\"") && l.contains("\"status\":\"paused\"")), "{list}");
+    let (code, _, err) = run_cli(&config, &data, &["partner", "expire", "nobody"], "");
+    assert_ne!(code, 0);
+    assert!(err.contains("partner \"nobody\" not found"), "{err}");
+}
+
+#[test]
+fn a_bad_config_key_fails_at_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[checks.dedup]\nfp_rate = 2.0\n").unwrap();
+    let (code, _, err) = run_cli(&config, &dir.path().join("d"), &["serve"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("checks.dedup.fp_rate: must be in (0, 0.01], got 2"), "{err}");
+}

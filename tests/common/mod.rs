@@ -1,0 +1,174 @@
+//! Helpers for end-to-end tests: the real binary, real sockets.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_clickgate");
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// A config over the committed fixtures: fixture GeoIP databases and crawler list.
+pub fn fixture_config(extra: &str) -> String {
+    let fix = format!("{ROOT}/tests/fixtures");
+    format!(
+        r#"
+[edge]
+header_read_timeout_ms = 500
+[checks.ip_rules]
+deny = ["203.0.113.0/24"]
+[checks.geoip]
+country_db = "{fix}/geoip/GeoIP2-Country-Test.mmdb"
+asn_db = "{fix}/geoip/GeoLite2-ASN-Test.mmdb"
+datacenter_asns = [15169]
+[checks.bots]
+crawler_list = "{fix}/bots/crawler-user-agents.json"
+{extra}
+[[demo.programs]]
+id = "demo"
+name = "Demo"
+currency = "USD"
+allowed_domains = ["example.com"]
+fallback_url = "https://example.com/"
+country_deny = ["GB"]
+[[demo.partners]]
+id = "alice"
+name = "Alice"
+[[demo.links]]
+code = "demo"
+program = "demo"
+partner = "alice"
+destination = "https://example.com/menu"
+utm_source = "clickgate"
+"#
+    )
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `clickgate serve`.
+pub struct Server {
+    pub child: Child,
+    pub edge: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary with `config_text` and waits until `/readyz` answers 200.
+    pub fn start(config_text: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("clickgate.toml");
+        std::fs::write(&config, config_text).unwrap();
+        let (edge, admin) = (free_port(), free_port());
+        let child = Command::new(BIN)
+            .args(["--config", config.to_str().unwrap(), "--data-dir", dir.path().join("data").to_str().unwrap(), "serve"])
+            .args(["--edge-listen", &format!("127.0.0.1:{edge}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("serve.log")).unwrap()))
+            .spawn()
+            .unwrap();
+        let s = Server { child, edge: ([127, 0, 0, 1], edge).into(), admin: ([127, 0, 0, 1], admin).into(), dir, config };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // With TLS on, every listener speaks TLS; the log line says when both are bound.
+        let tls = config_text.contains("[tls]");
+        loop {
+            if tls && s.log().contains("clickgate is serving") {
+                return s;
+            }
+            if let Ok(r) = try_request(s.admin, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") {
+                if r.starts_with("HTTP/1.1 200") {
+                    return s;
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not become ready; log:\n{}", s.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// `GET path` from client `ip` (through X-Forwarded-For, loopback being trusted).
+    pub fn get(&self, path: &str, ip: &str, ua: &str) -> String {
+        request(
+            self.edge,
+            &format!("GET {path} HTTP/1.1\r\nHost: go.example\r\nX-Forwarded-For: {ip}\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n"),
+        )
+    }
+
+    /// The value of one metric series, 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let body = request(self.admin, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        body.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+    }
+
+    /// Sends SIGTERM and waits for exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends raw bytes and reads until the peer closes.
+pub fn try_request(addr: SocketAddr, raw: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(raw.as_bytes())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+pub fn request(addr: SocketAddr, raw: &str) -> String {
+    try_request(addr, raw).unwrap()
+}
+
+/// The value of a response header (case-insensitive name).
+pub fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    response.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Runs the binary with args and stdin; returns (exit code, stdout, stderr).
+pub fn run_cli(config: &Path, data_dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "--data-dir", data_dir.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}

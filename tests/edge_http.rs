@@ -1,0 +1,217 @@
+//! The edge over real sockets: redirects, metrics, fraud reasons, hardening, shutdown.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn demo_redirects_and_counts() {
+    let s = Server::start(&std::fs::read_to_string(format!("{ROOT}/config/clickgate.toml")).unwrap());
+    let r = s.get("/r/demo", "192.0.2.10", CHROME);
+    assert!(r.starts_with("HTTP/1.1 302"), "{r}");
+    let loc = header(&r, "location").unwrap();
+    assert!(loc.starts_with("https://example.com/menu?utm_source=clickgate&utm_medium=referral&utm_campaign=demo&cgid="), "{loc}");
+    assert_eq!(loc.split("cgid=").nth(1).unwrap().len(), 47);
+    let cookie = header(&r, "set-cookie").unwrap();
+    assert!(cookie.starts_with("cg_vid=") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(s.get("/r/unknown", "192.0.2.10", CHROME).starts_with("HTTP/1.1 404"));
+    assert_eq!(s.metric("clickgate_clicks_total{verdict=\"valid\"}"), 1.0);
+    assert_eq!(s.metric("clickgate_edge_requests_total{outcome=\"unknown_code\"}"), 1.0);
+}
+
+#[test]
+fn qr_links_sub_ids_and_returning_visitors() {
+    let s = Server::start(&fixture_config(""));
+    let first = s.get("/q/demo", "192.0.2.19", CHROME);
+    let vid = header(&first, "set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let r = request(
+        s.edge,
+        &format!("GET /q/demo?sub1=spring&sub2=bad%0d%0a HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.20\r\nUser-Agent: Mozilla/5.0 a\r\nCookie: theme=dark; {vid}\r\nConnection: close\r\n\r\n"),
+    );
+    let loc = header(&r, "location").unwrap();
+    assert!(loc.ends_with("&sub1=spring"), "unsafe sub-ids are dropped: {loc}");
+    assert!(header(&r, "set-cookie").is_none(), "a returning visitor keeps their cookie");
+    // A forged cookie value is replaced, not trusted.
+    let forged = request(
+        s.edge,
+        "GET /r/demo HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.21\r\nCookie: cg_vid=<script>\r\nConnection: close\r\n\r\n",
+    );
+    assert!(header(&forged, "set-cookie").is_some(), "{forged}");
+    let mut s = s;
+    s.terminate();
+    let (events, _) = clickgate::events::click_log::read_all(&clickgate::events::click_log::ClickLog::path(&s.data_dir())).unwrap();
+    assert_eq!(events[0].channel, clickgate::store::Channel::Qr);
+    assert_eq!(events[0].visitor_id, events[1].visitor_id, "the returning visitor is recognised");
+    assert!(events[0].new_visitor && !events[1].new_visitor);
+}
+
+#[test]
+fn fraud_reasons_move_metrics_over_http() {
+    let s = Server::start(&fixture_config(""));
+    let hits = [
+        ("192.0.2.30", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "bot_ua"),
+        ("192.0.2.31", "", "empty_ua"),
+        ("192.0.2.32", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "link_preview"),
+        ("1.0.0.1", CHROME, "datacenter_asn"),
+        ("81.2.69.160", CHROME, "geo_blocked"),
+        ("203.0.113.5", CHROME, "ip_denylisted"),
+    ];
+    for (ip, ua, _) in hits {
+        let r = s.get("/r/demo", ip, ua);
+        assert!(r.starts_with("HTTP/1.1 302"), "{ip} {ua}: {r}");
+    }
+    s.get("/r/demo", "192.0.2.40", CHROME);
+    s.get("/r/demo", "192.0.2.40", CHROME);
+    for i in 0..50 {
+        s.get("/r/demo", "192.0.2.50", &format!("Mozilla/5.0 v{i}"));
+    }
+    for (_, _, reason) in hits {
+        assert!(s.metric(&format!("clickgate_click_reasons_total{{reason=\"{reason}\"}}")) >= 1.0, "{reason}");
+    }
+    assert_eq!(s.metric("clickgate_click_reasons_total{reason=\"duplicate\"}"), 1.0);
+    assert!(s.metric("clickgate_click_reasons_total{reason=\"velocity_ip\"}") >= 1.0);
+    assert!(s.metric("clickgate_click_reasons_total{reason=\"velocity_link_ip\"}") >= 1.0);
+    // Blocked clicks (geo, denylist) are redirected without a click id in this program.
+    let blocked = s.get("/r/demo", "203.0.113.6", CHROME);
+    assert!(!header(&blocked, "location").unwrap().contains("cgid="), "{blocked}");
+    assert_eq!(s.metric("clickgate_clicks_total{verdict=\"blocked\"}"), 3.0);
+}
+
+#[test]
+fn forbid_programs_refuse_blocked_clicks_with_403() {
+    let s = Server::start(&fixture_config("").replace("country_deny = [\"GB\"]", "country_deny = [\"GB\"]\nblocked_action = \"forbid\""));
+    assert!(s.get("/r/demo", "203.0.113.5", CHROME).starts_with("HTTP/1.1 403"));
+    assert!(s.get("/r/demo", "192.0.2.1", CHROME).starts_with("HTTP/1.1 302"));
+}
+
+#[test]
+fn too_many_headers_get_431() {
+    let s = Server::start(&fixture_config(""));
+    let mut raw = String::from("GET /r/demo HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..100 {
+        raw.push_str(&format!("X-Pad-{i}: {i}\r\n"));
+    }
+    raw.push_str("\r\n");
+    let r = request(s.edge, &raw);
+    assert!(r.starts_with("HTTP/1.1 431"), "{r}");
+    // 100 headers in all (Host + 99) are still served.
+    let ok = raw
+        .replace("X-Pad-99: 99\r\n", "")
+        .replace("GET /r/demo HTTP/1.1\r\nHost: x\r\n", "GET /r/demo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n")
+        .replace("X-Pad-98: 98\r\n", "");
+    assert!(request(s.edge, &ok).starts_with("HTTP/1.1 302"));
+}
+
+#[test]
+fn slowloris_is_closed_by_the_header_timeout() {
+    let s = Server::start(&fixture_config(""));
+    let mut c = TcpStream::connect(s.edge).unwrap();
+    c.write_all(b"GET /r/demo HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    // The server must close the connection on its own; the read timeout only stops a hung test.
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = Vec::new();
+    let res = c.read_to_end(&mut buf);
+    assert!(res.is_ok(), "connection was not closed by the server: {res:?}");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+#[test]
+fn a_large_body_is_refused_without_being_read() {
+    let s = Server::start(&fixture_config(""));
+    let mut c = TcpStream::connect(s.edge).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Only the headers are sent: a 413 that arrives now was decided without buffering the body.
+    c.write_all(b"GET /r/demo HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n").unwrap();
+    let mut buf = [0u8; 512];
+    let n = c.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    // Sending the 10 MB anyway fails or is discarded: the server closed the connection.
+    let chunk = vec![b'x'; 1 << 20];
+    let mut sent = 0;
+    for _ in 0..10 {
+        match c.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(!String::from_utf8_lossy(&rest).contains("HTTP/1.1"), "no second response after {sent} bytes");
+    // Chunked bodies are refused the same way.
+    let r = request(s.edge, "GET /r/demo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    assert_eq!(s.metric("clickgate_edge_requests_total{outcome=\"body_too_large\"}"), 2.0);
+}
+
+#[test]
+fn bursts_over_the_rate_limit_get_429_with_retry_after() {
+    let s = Server::start(&fixture_config("[checks.rate_limit]\nip_per_s = 1\nip_burst = 5\n"));
+    let codes: Vec<String> = (0..8).map(|_| s.get("/r/demo", "192.0.2.60", CHROME)[9..12].to_string()).collect();
+    assert_eq!(codes[..5], ["302"; 5]);
+    assert_eq!(codes[5..], ["429"; 3]);
+    let r = s.get("/r/demo", "192.0.2.60", CHROME);
+    let retry: u64 = header(&r, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    assert!(s.get("/r/demo", "192.0.2.61", CHROME).starts_with("HTTP/1.1 302"), "another IP");
+    assert_eq!(s.metric("clickgate_clicks_total{verdict=\"rate_limited\"}"), 4.0);
+}
+
+#[test]
+fn other_methods_and_paths() {
+    let s = Server::start(&fixture_config(""));
+    let r = request(s.edge, "POST /r/demo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 405") && header(&r, "allow") == Some("GET, HEAD"), "{r}");
+    assert!(s.get("/r/../../etc/passwd", "192.0.2.1", CHROME).starts_with("HTTP/1.1 404"));
+    let head = request(
+        s.edge,
+        "HEAD /r/demo HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.70\r\nUser-Agent: Mozilla/5.0 h\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 302"), "{head}");
+    assert_eq!(s.metric("clickgate_click_reasons_total{reason=\"head_request\"}"), 1.0);
+    assert_eq!(s.metric("clickgate_clicks_total{verdict=\"valid\"}"), 0.0);
+}
+
+#[test]
+fn paused_links_go_to_the_fallback_and_reload_without_restart() {
+    let s = Server::start(
+        &fixture_config("[edge]\nlink_reload_interval_ms = 100\n").replacen("[edge]\nheader_read_timeout_ms = 500\n", "", 1).replacen(
+            "[edge]\n",
+            "[edge]\nheader_read_timeout_ms = 500\n",
+            1,
+        ),
+    );
+    let (code, _, err) = run_cli(&s.config, &s.data_dir(), &["link", "pause", "demo"], "");
+    assert_eq!(code, 0, "{err}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = s.get("/r/demo", "192.0.2.80", CHROME);
+        if header(&r, "location") == Some("https://example.com/") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the paused link never reached the edge: {r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(s.metric("clickgate_edge_requests_total{outcome=\"fallback\"}") >= 1.0);
+}
+
+#[test]
+fn sigterm_drains_and_flushes_the_click_log() {
+    let mut s = Server::start(&fixture_config(""));
+    for i in 0..20 {
+        assert!(s.get("/r/demo", &format!("192.0.2.{}", 100 + i), CHROME).starts_with("HTTP/1.1 302"));
+    }
+    // An idle keep-alive connection must not hold shutdown beyond the drain period.
+    let _idle = TcpStream::connect(s.edge).unwrap();
+    let status = s.terminate();
+    assert!(status.success(), "exit {status:?}; log:\n{}", s.log());
+    let (events, torn) = clickgate::events::click_log::read_all(&clickgate::events::click_log::ClickLog::path(&s.data_dir())).unwrap();
+    assert_eq!((events.len(), torn), (20, 0));
+    assert!(events.iter().all(|e| e.verdict == clickgate::edge::checks::Verdict::Valid && &*e.link == "demo"));
+    assert_eq!(events[0].ip.unwrap().to_string(), "192.0.2.0", "IPs are truncated by default");
+}
