@@ -468,8 +468,8 @@ impl Config {
         if !v.sketch_width.is_power_of_two() || !(1024..=1 << 24).contains(&v.sketch_width) {
             return Err(invalid("checks.velocity.sketch_width", "must be a power of two in 1024..=16777216"));
         }
-        if !(1..=8).contains(&v.sketch_depth) {
-            return Err(invalid("checks.velocity.sketch_depth", "must be in 1..=8"));
+        if ![1, 2, 4, 8].contains(&v.sketch_depth) {
+            return Err(invalid("checks.velocity.sketch_depth", "must be 1, 2, 4 or 8"));
         }
         let d = &self.checks.dedup;
         if d.window_ms < 1000 {
