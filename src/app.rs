@@ -88,13 +88,12 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     tracing::info!(source = %pipeline.bots_status.source, patterns = pipeline.bots_status.patterns, skipped = pipeline.bots_status.skipped, "bot list compiled");
     let log = Arc::new(ClickLog::open(&data_dir).with_context(|| format!("opening the click log in {}", data_dir.display()))?);
     let ev = &config.events;
-    let (click_sink, consumer) = sink::channel(
-        log,
-        ev.click_queue_len_max,
-        ev.click_log_batch_len_max,
-        Duration::from_millis(ev.click_log_fsync_interval_ms),
-        metrics.sink.clone(),
-    );
+    let batching = sink::Batching {
+        len_max: ev.click_log_batch_len_max,
+        linger: Duration::from_millis(ev.click_log_linger_ms),
+        sync_every: Duration::from_millis(ev.click_log_fsync_interval_ms),
+    };
+    let (click_sink, consumer) = sink::channel(log, ev.click_queue_len_max, batching, metrics.sink.clone());
     let tls_acceptor = match (&config.tls.cert_path, &config.tls.key_path) {
         (Some(c), Some(k)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(c, k)?)),
         _ => None,
@@ -105,10 +104,10 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
         signer: click_signer(&config, &data_dir)?,
         sink: click_sink,
         metrics: metrics.clone(),
+        cookie_suffix: crate::edge::handler::cookie_suffix(&config.edge, tls_acceptor.is_some()),
         edge: config.edge.clone(),
         privacy: config.privacy.ip,
         ip_hash_key: config.privacy.ip_hash_key.clone().into_bytes(),
-        secure_cookie: tls_acceptor.is_some(),
     });
 
     let edge_addr = overrides.edge_listen.unwrap_or(config.listen.edge);

@@ -211,22 +211,27 @@ pub fn handle<B>(state: &Arc<EdgeState>, peer: IpAddr, req: Request<B>) -> Respo
     response
 }
 
-fn set_visitor_cookie(state: &EdgeState, headers: &mut HeaderMap, visitor: &VisitorId) {
-    let e = &state.edge;
-    let mut c = String::with_capacity(128);
-    c.push_str(&e.visitor_cookie_name);
-    c.push('=');
-    c.push_str(visitor.encode(&mut [0; VISITOR_ID_CHARS]));
-    c.push_str("; Path=/; Max-Age=");
-    c.push_str(&e.visitor_cookie_max_age_s.to_string());
+/// Everything after the visitor cookie's value; `Secure` when the listener speaks TLS.
+pub fn cookie_suffix(e: &crate::config::Edge, tls: bool) -> Box<str> {
+    let mut c = format!("; Path=/; Max-Age={}", e.visitor_cookie_max_age_s);
     if !e.visitor_cookie_domain.is_empty() {
         c.push_str("; Domain=");
         c.push_str(&e.visitor_cookie_domain);
     }
     c.push_str("; HttpOnly; SameSite=Lax");
-    if state.secure_cookie {
+    if tls {
         c.push_str("; Secure");
     }
+    c.into()
+}
+
+fn set_visitor_cookie(state: &EdgeState, headers: &mut HeaderMap, visitor: &VisitorId) {
+    let name = &state.edge.visitor_cookie_name;
+    let mut c = String::with_capacity(name.len() + 1 + VISITOR_ID_CHARS + state.cookie_suffix.len());
+    c.push_str(name);
+    c.push('=');
+    c.push_str(visitor.encode(&mut [0; VISITOR_ID_CHARS]));
+    c.push_str(&state.cookie_suffix);
     if let Ok(v) = HeaderValue::try_from(c) {
         headers.insert(header::SET_COOKIE, v);
     }

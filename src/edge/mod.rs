@@ -66,6 +66,6 @@ pub struct EdgeState {
     pub edge: config::Edge,
     pub privacy: IpPrivacy,
     pub ip_hash_key: Vec<u8>,
-    /// Whether the visitor cookie gets `Secure` (TLS is on).
-    pub secure_cookie: bool,
+    /// `; Path=/; Max-Age=…; HttpOnly; SameSite=Lax[; Secure]`, built once.
+    pub cookie_suffix: Box<str>,
 }

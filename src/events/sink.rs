@@ -36,22 +36,34 @@ pub struct ClickConsumer {
     log: Arc<ClickLog>,
     metrics: SinkMetrics,
     batch_len_max: usize,
+    linger: Duration,
     sync_every: Duration,
     capacity: usize,
 }
 
+/// How the consumer batches.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    pub len_max: usize,
+    /// How long a batch waits for more events after its first (bounds the latency added).
+    pub linger: Duration,
+    pub sync_every: Duration,
+}
+
 /// A queue of `len_max` events in front of `log`.
-pub fn channel(
-    log: Arc<ClickLog>,
-    len_max: usize,
-    batch_len_max: usize,
-    sync_every: Duration,
-    metrics: SinkMetrics,
-) -> (ClickSink, ClickConsumer) {
+pub fn channel(log: Arc<ClickLog>, len_max: usize, batching: Batching, metrics: SinkMetrics) -> (ClickSink, ClickConsumer) {
     let (tx, rx) = mpsc::channel(len_max);
     (
         ClickSink { tx, log: log.clone(), metrics: metrics.clone() },
-        ClickConsumer { rx, log, metrics, batch_len_max, sync_every, capacity: len_max },
+        ClickConsumer {
+            rx,
+            log,
+            metrics,
+            batch_len_max: batching.len_max,
+            linger: batching.linger,
+            sync_every: batching.sync_every,
+            capacity: len_max,
+        },
     )
 }
 
@@ -77,10 +89,21 @@ impl ClickConsumer {
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(self.batch_len_max);
         loop {
-            let n = self.rx.recv_many(&mut batch, self.batch_len_max).await;
-            if n == 0 {
+            if self.rx.recv_many(&mut batch, self.batch_len_max).await == 0 {
                 break;
             }
+            // Linger: one write per few thousand events, not one per wake-up, is what keeps the
+            // consumer's share of CPU per click small under load.
+            if batch.len() < self.batch_len_max && !self.linger.is_zero() {
+                tokio::time::sleep(self.linger).await;
+                while batch.len() < self.batch_len_max {
+                    match self.rx.try_recv() {
+                        Ok(ev) => batch.push(ev),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let n = batch.len();
             self.metrics.queue_depth.set((self.capacity - self.rx.capacity().min(self.capacity)) as i64);
             let log = self.log.clone();
             let sync_every = self.sync_every;
