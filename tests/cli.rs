@@ -137,3 +137,31 @@ fn a_bad_config_key_fails_at_start_with_its_name() {
     assert_eq!(code, 2);
     assert!(err.contains("checks.dedup.fp_rate: must be in (0, 0.01], got 2"), "{err}");
 }
+
+/// The shipped demo config over the real GeoLite2 databases fetched by `geoip/fetch.sh`.
+#[test]
+fn real_geolite2_databases_flag_hosting_asns_and_deny_countries() {
+    let geo = std::path::Path::new(ROOT).join("geoip");
+    if !geo.join("GeoLite2-ASN.mmdb").exists() || !geo.join("GeoLite2-Country.mmdb").exists() {
+        assert!(std::env::var_os("CLICKGATE_REQUIRE_SERVICES").is_none(), "GeoLite2 databases missing; run geoip/fetch.sh");
+        eprintln!("skipped: GeoLite2 databases not fetched (run geoip/fetch.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::path::Path::new(ROOT).join("config/clickgate.toml");
+    let input = [
+        r#"{"ip":"8.8.8.8","ua":"Mozilla/5.0 a","code":"demo","ts":1763800000}"#,
+        r#"{"ip":"3.80.1.1","ua":"Mozilla/5.0 b","code":"demo","ts":1763800000}"#,
+        r#"{"ip":"175.45.176.1","ua":"Mozilla/5.0 c","code":"demo","ts":1763800000}"#,
+    ];
+    let (code, out, err) = run_cli(&config, &dir.path().join("data"), &["check"], &(input.join("\n") + "\n"));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["asn"], 15169, "{:?}", lines[0]);
+    assert_eq!(lines[0]["reasons"], serde_json::json!(["datacenter_asn"]));
+    assert_eq!(lines[1]["reasons"], serde_json::json!(["datacenter_asn"]), "AWS");
+    // The demo program denies KP; 175.45.176.0/22 is North Korea's address block.
+    assert_eq!(lines[2]["country"], "KP", "{:?}", lines[2]);
+    assert_eq!(lines[2]["verdict"], "blocked");
+    assert_eq!(lines[2]["reasons"], serde_json::json!(["geo_blocked"]));
+}
