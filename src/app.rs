@@ -155,56 +155,57 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     Ok(())
 }
 
+/// Background upkeep on its own OS thread, so file and database I/O never blocks the async
+/// workers: rate-limiter trimming, GeoIP reloads when files change, and link-table reloads when
+/// the store changes (`PRAGMA data_version`) or on SIGHUP.
 fn spawn_background(state: Arc<EdgeState>, config: &Config, data_dir: PathBuf, stop: watch::Receiver<bool>) {
-    let tick = |ms: u64| {
-        let mut i = tokio::time::interval(Duration::from_millis(ms));
-        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        i
-    };
-    // Weak references: the tasks must not keep the sink (and so the consumer) alive at shutdown.
+    let hup = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = hup.clone();
+    let mut stop_signal = stop.clone();
+    tokio::spawn(async move {
+        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        loop {
+            tokio::select! {
+                Some(_) = sig.recv() => flag.store(true, std::sync::atomic::Ordering::Release),
+                _ = stop_signal.changed() => return,
+            }
+        }
+    });
+    // A weak reference: the thread must not keep the sink (and so the consumer) alive at shutdown.
     let weak = Arc::downgrade(&state);
     drop(state);
-    let mut trim = tick(config.checks.rate_limit.trim_interval_ms);
-    let mut geo = tick(config.checks.geoip.reload_interval_ms);
-    let mut links = tick(config.edge.link_reload_interval_ms);
-    let mut stop = stop;
-    tokio::spawn(async move {
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut store = match Store::open(&data_dir) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open the store for link reloads");
-                None
-            }
-        };
+    let trim_every = Duration::from_millis(config.checks.rate_limit.trim_interval_ms);
+    let geo_every = Duration::from_millis(config.checks.geoip.reload_interval_ms);
+    let links_every = Duration::from_millis(config.edge.link_reload_interval_ms);
+    let spawned = std::thread::Builder::new().name("clickgate-upkeep".into()).spawn(move || {
+        let store = Store::open(&data_dir).map_err(|e| tracing::error!(error = %e, "cannot open the store for link reloads")).ok();
         let mut version = store.as_ref().and_then(|s| s.data_version().ok());
-        loop {
-            let forced = tokio::select! {
-                _ = trim.tick() => {
-                    let Some(state) = weak.upgrade() else { break };
-                    state.pipeline.rate_limits.trim(now_ms());
-                    continue;
-                }
-                _ = geo.tick() => {
-                    let Some(state) = weak.upgrade() else { break };
-                    tokio::task::block_in_place(|| state.pipeline.geo.reload_if_changed());
-                    continue;
-                }
-                _ = links.tick() => false,
-                Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
-                _ = stop.changed() => break,
-            };
+        let start = std::time::Instant::now();
+        let (mut next_trim, mut next_geo, mut next_links) = (start + trim_every, start + geo_every, start + links_every);
+        while !*stop.borrow() {
+            std::thread::sleep(Duration::from_millis(20));
             let Some(state) = weak.upgrade() else { break };
+            let now = std::time::Instant::now();
+            let forced = hup.swap(false, std::sync::atomic::Ordering::AcqRel);
+            if now >= next_trim {
+                state.pipeline.rate_limits.trim(now_ms());
+                next_trim = now + trim_every;
+            }
+            if forced || now >= next_geo {
+                state.pipeline.geo.reload_if_changed();
+                next_geo = now + geo_every;
+            }
+            if !(forced || now >= next_links) {
+                continue;
+            }
+            next_links = now + links_every;
             let Some(s) = store.as_ref() else { continue };
             let v = s.data_version().ok();
-            if forced {
-                tokio::task::block_in_place(|| state.pipeline.geo.reload_if_changed());
-            }
             if !forced && v == version {
                 continue;
             }
             version = v;
-            match tokio::task::block_in_place(|| LinkTable::load(s)) {
+            match LinkTable::load(s) {
                 Ok(t) => {
                     tracing::info!(links = t.len(), forced, "link table reloaded");
                     state.links.store(Arc::new(t));
@@ -213,8 +214,10 @@ fn spawn_background(state: Arc<EdgeState>, config: &Config, data_dir: PathBuf, s
                 Err(e) => tracing::error!(error = %e, "link table reload failed; keeping the current table"),
             }
         }
-        store.take();
     });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the upkeep thread; links, GeoIP and rate-limit state will not refresh");
+    }
 }
 
 async fn shutdown_signal() {

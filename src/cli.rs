@@ -175,10 +175,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = cli.common.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"));
     match cli.command {
         Command::Serve { edge_listen, admin_listen, api_listen } => {
-            let mut rt = tokio::runtime::Builder::new_multi_thread();
-            if config.runtime.worker_threads > 0 {
-                rt.worker_threads(config.runtime.worker_threads);
-            }
+            // One worker needs no work stealing: the current-thread scheduler is cheaper per task.
+            let mut rt = match config.runtime.worker_threads {
+                1 => tokio::runtime::Builder::new_current_thread(),
+                n => {
+                    let mut b = tokio::runtime::Builder::new_multi_thread();
+                    if n > 0 {
+                        b.worker_threads(n);
+                    }
+                    b
+                }
+            };
             let rt = rt.enable_all().build().context("starting the async runtime")?;
             rt.block_on(app::serve(config, data_dir, Overrides { edge_listen, admin_listen, api_listen }))?;
             Ok(ExitCode::SUCCESS)

@@ -246,6 +246,8 @@ pub struct GeoIp {
     pub asn_db: Option<PathBuf>,
     pub anonymous_db: Option<PathBuf>,
     pub reload_interval_ms: u64,
+    /// Cached lookups (a power of two; 0 turns the cache off).
+    pub cache_len: usize,
     pub datacenter_asns: Vec<u32>,
     pub datacenter_action: Action,
     pub anonymous_action: Action,
@@ -260,6 +262,7 @@ impl Default for GeoIp {
             asn_db: None,
             anonymous_db: None,
             reload_interval_ms: 10_000,
+            cache_len: 65_536,
             datacenter_asns: Vec::new(),
             datacenter_action: Action::Flag,
             anonymous_action: Action::Flag,
@@ -458,6 +461,9 @@ impl Config {
         }
         if r.trim_interval_ms == 0 {
             return Err(invalid("checks.rate_limit.trim_interval_ms", "must be at least 1"));
+        }
+        if self.checks.geoip.cache_len > 1 << 24 {
+            return Err(invalid("checks.geoip.cache_len", "must be at most 16777216"));
         }
         if self.checks.geoip.reload_interval_ms == 0 {
             return Err(invalid("checks.geoip.reload_interval_ms", "must be at least 1"));

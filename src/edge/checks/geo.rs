@@ -3,6 +3,7 @@
 //! missing or corrupt file leaves that rule off (or the old reader in place) and says so.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -55,6 +56,8 @@ struct Slot {
 /// The three databases.
 pub struct GeoDbs {
     slots: [Slot; 3],
+    /// Bumped on every swap, so cached lookups from an older database are not reused.
+    generation: AtomicU64,
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {
@@ -67,6 +70,7 @@ impl GeoDbs {
         let slot = |kind, path: &Option<PathBuf>| Slot { kind, path: path.clone(), db: ArcSwapOption::empty(), tried: Mutex::new(None) };
         let dbs = GeoDbs {
             slots: [slot(DbKind::Country, &cfg.country_db), slot(DbKind::Asn, &cfg.asn_db), slot(DbKind::Anonymous, &cfg.anonymous_db)],
+            generation: AtomicU64::new(0),
         };
         dbs.reload_if_changed();
         for s in &dbs.slots {
@@ -97,6 +101,7 @@ impl GeoDbs {
                 Ok(reader) => {
                     let build_epoch = reader.metadata().build_epoch;
                     s.db.store(Some(Arc::new(Db { reader, build_epoch, modified: Some(m) })));
+                    self.generation.fetch_add(1, Ordering::AcqRel);
                     tracing::info!(db = s.kind.as_str(), path = %path.display(), build_epoch, "GeoIP database loaded");
                     swapped += 1;
                 }
@@ -165,9 +170,64 @@ pub fn asn(db: &Db, ip: std::net::IpAddr) -> Option<u32> {
     rec.autonomous_system_number
 }
 
+/// What the databases say about one address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GeoFacts {
+    pub country: Option<[u8; 2]>,
+    pub asn: Option<u32>,
+    pub hosting: bool,
+    pub anonymous: bool,
+}
+
+impl GeoDbs {
+    /// Looks `ip` up in every loaded database.
+    pub fn facts(&self, ip: std::net::IpAddr) -> GeoFacts {
+        let [country_db, asn_db, anon_db] = &self.slots;
+        let mut f = GeoFacts::default();
+        if let Some(db) = country_db.db.load().as_deref() {
+            f.country = country(db, ip);
+        }
+        if let Some(db) = asn_db.db.load().as_deref() {
+            f.asn = asn(db, ip);
+        }
+        if let Some(db) = anon_db.db.load().as_deref() {
+            let rec: Option<AnonymousRecord> = db.reader.lookup(ip).ok().and_then(|r| r.decode().ok().flatten());
+            if let Some(rec) = rec {
+                f.hosting = rec.is_hosting_provider;
+                f.anonymous = rec.is_anonymous;
+            }
+        }
+        f
+    }
+}
+
+/// A direct-mapped cache of lookups, one small lock per slot. Real traffic repeats addresses
+/// (that is what velocity counts), and a hit saves two or three tree walks through databases
+/// far larger than the CPU cache.
+struct GeoCache {
+    slots: Box<[Mutex<(u128, u64, GeoFacts)>]>,
+    shift: u32,
+}
+
+impl GeoCache {
+    fn new(len: usize) -> Option<GeoCache> {
+        let len = len.checked_next_power_of_two().filter(|l| *l > 1)?;
+        Some(GeoCache {
+            slots: (0..len).map(|_| Mutex::new((u128::MAX, u64::MAX, GeoFacts::default()))).collect(),
+            shift: 64 - len.trailing_zeros(),
+        })
+    }
+
+    fn slot(&self, key: u128) -> &Mutex<(u128, u64, GeoFacts)> {
+        let h = ((key as u64) ^ ((key >> 64) as u64).rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        &self.slots[(h >> self.shift) as usize]
+    }
+}
+
 /// The geo stage.
 pub struct GeoCheck {
     dbs: Arc<GeoDbs>,
+    cache: Option<GeoCache>,
     datacenter_asns: Box<[u32]>,
     allow: Arc<CidrSet>,
     datacenter_action: Action,
@@ -183,6 +243,7 @@ impl GeoCheck {
         asns.dedup();
         GeoCheck {
             dbs,
+            cache: GeoCache::new(cfg.cache_len),
             datacenter_asns: asns.into_boxed_slice(),
             allow,
             datacenter_action: cfg.datacenter_action,
@@ -190,44 +251,90 @@ impl GeoCheck {
             geo_action: cfg.geo_action,
         }
     }
+
+    /// The facts for `ip`, through the cache.
+    pub fn facts(&self, ip: std::net::IpAddr) -> GeoFacts {
+        let Some(cache) = &self.cache else { return self.dbs.facts(ip) };
+        let key = super::ip_rules::ip_key(ip);
+        let generation = self.dbs.generation.load(Ordering::Acquire);
+        let slot = cache.slot(key);
+        {
+            let entry = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if entry.0 == key && entry.1 == generation {
+                return entry.2;
+            }
+        }
+        let facts = self.dbs.facts(ip);
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = (key, generation, facts);
+        facts
+    }
 }
 
 impl Check for GeoCheck {
     fn run(&self, click: &Click<'_>, findings: &mut Findings) {
-        let [country_db, asn_db, anon_db] = &self.dbs.slots;
-        if let Some(db) = country_db.db.load().as_deref() {
-            findings.country = country(db, click.ip);
-            if let Some(cc) = findings.country {
-                let rules = click.program;
-                let denied = rules.country_deny.contains(&cc);
-                let not_allowed = !rules.country_allow.is_empty() && !rules.country_allow.contains(&cc);
-                if denied || not_allowed {
-                    findings.hit(Reason::GeoBlocked, self.geo_action);
-                }
+        let f = self.facts(click.ip);
+        findings.country = f.country;
+        findings.asn = f.asn.unwrap_or(0);
+        if let Some(cc) = f.country {
+            let rules = click.program;
+            let denied = rules.country_deny.contains(&cc);
+            let not_allowed = !rules.country_allow.is_empty() && !rules.country_allow.contains(&cc);
+            if denied || not_allowed {
+                findings.hit(Reason::GeoBlocked, self.geo_action);
             }
         }
-        let exempt = !self.allow.is_empty() && self.allow.contains(click.ip);
-        if let Some(db) = asn_db.db.load().as_deref() {
-            if let Some(n) = asn(db, click.ip) {
-                findings.asn = n;
-                if !exempt && self.datacenter_asns.binary_search(&n).is_ok() {
-                    findings.hit(Reason::DatacenterAsn, self.datacenter_action);
-                }
-            }
-        }
-        if exempt {
+        if !self.allow.is_empty() && self.allow.contains(click.ip) {
             return;
         }
-        if let Some(db) = anon_db.db.load().as_deref() {
-            let rec: Option<AnonymousRecord> = db.reader.lookup(click.ip).ok().and_then(|r| r.decode().ok().flatten());
-            if let Some(rec) = rec {
-                if rec.is_hosting_provider && !findings.reasons.contains(Reason::DatacenterAsn) {
-                    findings.hit(Reason::DatacenterAsn, self.datacenter_action);
-                }
-                if rec.is_anonymous {
-                    findings.hit(Reason::AnonymousIp, self.anonymous_action);
-                }
-            }
+        let datacenter = f.asn.is_some_and(|n| self.datacenter_asns.binary_search(&n).is_ok());
+        if datacenter || f.hosting {
+            findings.hit(Reason::DatacenterAsn, self.datacenter_action);
         }
+        if f.anonymous {
+            findings.hit(Reason::AnonymousIp, self.anonymous_action);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/geoip");
+
+    #[test]
+    fn hot_reload_swaps_the_reader_and_invalidates_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("country.mmdb");
+        std::fs::copy(format!("{FIX}/GeoIP2-Country-Test.mmdb"), &path).unwrap();
+        let cfg = config::GeoIp { country_db: Some(path.clone()), ..config::GeoIp::default() };
+        let dbs = Arc::new(GeoDbs::open(&cfg));
+        let check = GeoCheck::new(dbs.clone(), &cfg, Arc::new(CidrSet::default()));
+        let ip = "81.2.69.160".parse().unwrap();
+        assert_eq!(check.facts(ip).country, Some(*b"GB"));
+        assert_eq!(check.facts(ip).country, Some(*b"GB"), "cached");
+        assert_eq!(dbs.reload_if_changed(), 0, "unchanged file is not reloaded");
+
+        // A corrupt replacement is refused and the old reader stays.
+        std::fs::write(&path, b"not a database").unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(dbs.reload_if_changed(), 0);
+        assert_eq!(check.facts(ip).country, Some(*b"GB"));
+
+        // A different database is swapped in, and cached answers from the old one are dropped.
+        std::fs::copy(format!("{FIX}/GeoLite2-ASN-Test.mmdb"), &path).unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() + std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(dbs.reload_if_changed(), 1);
+        assert_eq!(check.facts(ip).country, None);
+    }
+
+    #[test]
+    fn missing_databases_turn_checks_off() {
+        let cfg = config::GeoIp { country_db: Some("/nonexistent/x.mmdb".into()), ..config::GeoIp::default() };
+        let dbs = GeoDbs::open(&cfg);
+        assert!(dbs.get(DbKind::Country).is_none());
+        assert_eq!(dbs.facts("81.2.69.160".parse().unwrap()), GeoFacts::default());
     }
 }

@@ -17,7 +17,9 @@ use super::ip_rules::ip_key;
 use super::{Reason, Reasons};
 use crate::config::{self, Mode};
 
-type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, CallerClock, NoOpMiddleware<Nanos>>;
+/// foldhash (seeded per process) instead of SipHash: keys are hashed twice per click.
+type Hasher = foldhash::fast::RandomState;
+type Keyed<K> = RateLimiter<K, DashMapStateStore<K, Hasher>, CallerClock, NoOpMiddleware<Nanos>>;
 type Direct = RateLimiter<NotKeyed, InMemoryState, CallerClock, NoOpMiddleware<Nanos>>;
 
 /// The three limits.
@@ -50,10 +52,12 @@ impl RateLimits {
         let off = cfg.mode == Mode::Off;
         RateLimits {
             mode: cfg.mode,
-            ip: quota(cfg.ip_per_s, cfg.ip_burst).filter(|_| !off).map(|q| RateLimiter::new(q, DashMapStateStore::default(), CallerClock)),
+            ip: quota(cfg.ip_per_s, cfg.ip_burst)
+                .filter(|_| !off)
+                .map(|q| RateLimiter::dashmap_with_clock_and_hasher(q, CallerClock, Hasher::default())),
             subnet: quota(cfg.subnet_per_s, cfg.subnet_burst)
                 .filter(|_| !off)
-                .map(|q| RateLimiter::new(q, DashMapStateStore::default(), CallerClock)),
+                .map(|q| RateLimiter::dashmap_with_clock_and_hasher(q, CallerClock, Hasher::default())),
             global: quota(cfg.global_per_s, cfg.global_burst).filter(|_| !off).map(|q| RateLimiter::direct_with_clock(q, CallerClock)),
         }
     }
