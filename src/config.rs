@@ -280,11 +280,13 @@ pub struct Bots {
     pub crawler_list: Option<PathBuf>,
     pub bot_action: Action,
     pub ua_cache_len: usize,
+    /// Longer agents are flagged `non_browser_ua` without being matched.
+    pub ua_bytes_max: usize,
 }
 
 impl Default for Bots {
     fn default() -> Self {
-        Bots { mode: Mode::Enforce, crawler_list: None, bot_action: Action::Flag, ua_cache_len: 4096 }
+        Bots { mode: Mode::Enforce, crawler_list: None, bot_action: Action::Flag, ua_cache_len: 4096, ua_bytes_max: 512 }
     }
 }
 
@@ -462,6 +464,9 @@ impl Config {
         if r.trim_interval_ms == 0 {
             return Err(invalid("checks.rate_limit.trim_interval_ms", "must be at least 1"));
         }
+        if !(64..=16_384).contains(&self.checks.bots.ua_bytes_max) {
+            return Err(invalid("checks.bots.ua_bytes_max", "must be in 64..=16384"));
+        }
         if self.checks.geoip.cache_len > 1 << 24 {
             return Err(invalid("checks.geoip.cache_len", "must be at most 16777216"));
         }
@@ -475,8 +480,8 @@ impl Config {
         if !v.sketch_width.is_power_of_two() || !(1024..=1 << 24).contains(&v.sketch_width) {
             return Err(invalid("checks.velocity.sketch_width", "must be a power of two in 1024..=16777216"));
         }
-        if ![1, 2, 4, 8].contains(&v.sketch_depth) {
-            return Err(invalid("checks.velocity.sketch_depth", "must be 1, 2, 4 or 8"));
+        if !(1..=7).contains(&v.sketch_depth) {
+            return Err(invalid("checks.velocity.sketch_depth", "must be in 1..=7"));
         }
         let d = &self.checks.dedup;
         if d.window_ms < 1000 {

@@ -49,6 +49,9 @@ pub fn subnet_key(ip: IpAddr) -> u64 {
 impl RateLimits {
     /// Builds the limits; a `*_per_s` of 0 leaves that limit out.
     pub fn new(cfg: &config::RateLimit) -> RateLimits {
+        // Governor takes its start instant from the clock at construction: make that the Unix
+        // epoch, whatever time this thread last judged a click at.
+        set_now_ms(0);
         let off = cfg.mode == Mode::Off;
         RateLimits {
             mode: cfg.mode,

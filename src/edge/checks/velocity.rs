@@ -6,49 +6,48 @@
 //! window. Updates are conservative (only the minimal cells grow), which keeps the overestimate
 //! small; counts are never underestimated within a window.
 //!
-//! The sketch is blocked: a key hashes to one 64-byte line holding both slots' counters (8 per
-//! slot), and its `depth` counters are picked inside that line. One key costs one cache miss
-//! instead of `2 × depth`, which is what matters under IP spray.
+//! The sketch is blocked: a key hashes to one 64-byte line holding both slots' counters, and
+//! its `depth` counters are picked inside that line, so one key costs one cache miss instead
+//! of `2 × depth`. Each slot of a line carries the window number it counts for and is reset
+//! when first touched in a newer window: there is never a sweep over the whole sketch on the
+//! request path.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::ip_rules::ip_key;
 use super::rate_limit::subnet_key;
 use super::{Check, Click, Findings, Reason};
 use crate::config::{self, Action};
 
-/// Counters per slot in a line.
-const PER_SLOT: usize = 8;
+/// Counters per slot in a line (a prime, so a stride walk visits distinct counters).
+const PER_SLOT: usize = 7;
 
-/// One cache line: `[slot 0: 8 counters][slot 1: 8 counters]`.
+/// One cache line: `[tag 0][tag 1][slot 0: 7 counters][slot 1: 7 counters]`. A tag is the
+/// window number its slot counts for.
 #[repr(C, align(64))]
-struct Line([AtomicU32; 2 * PER_SLOT]);
+struct Line([AtomicU32; 2 + 2 * PER_SLOT]);
 
 /// A windowed, blocked count-min sketch.
 pub struct WindowedSketch {
     window_ms: u64,
     depth: usize,
-    group: usize,
     mask: u64,
     lines: Box<[Line]>,
-    /// The window number each slot currently holds.
-    epochs: [AtomicU64; 2],
 }
 
 impl WindowedSketch {
-    /// A sketch with the memory of `depth` rows of `width` counters per slot (both powers of
-    /// two, `depth` at most 8).
+    /// A sketch with about the memory of `depth` rows of `width` counters per slot
+    /// (`depth` at most 7).
     pub fn new(window_ms: u64, width: usize, depth: usize) -> WindowedSketch {
-        let depth = depth.clamp(1, PER_SLOT).next_power_of_two();
-        let lines = (width * depth / PER_SLOT).max(1).next_power_of_two();
+        let depth = depth.clamp(1, PER_SLOT);
+        let lines = (width * depth / 8).max(1).next_power_of_two();
         WindowedSketch {
             window_ms,
             depth,
-            group: PER_SLOT / depth,
             mask: lines as u64 - 1,
-            lines: (0..lines).map(|_| Line(std::array::from_fn(|_| AtomicU32::new(0)))).collect(),
-            epochs: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
+            // Tag u32::MAX means "never used" and matches no window.
+            lines: (0..lines).map(|_| Line(std::array::from_fn(|i| AtomicU32::new(if i < 2 { u32::MAX } else { 0 })))).collect(),
         }
     }
 
@@ -57,56 +56,56 @@ impl WindowedSketch {
         self.lines.len() * std::mem::size_of::<Line>()
     }
 
-    /// The line of a key and the positions of its counters within a slot.
-    fn cells(&self, h: u128) -> (&Line, impl Iterator<Item = usize> + '_) {
+    /// The line of a key and the offsets of its counters within a slot: distinct, by a stride
+    /// walk modulo a prime.
+    fn cells(&self, h: u128) -> (&Line, impl Iterator<Item = usize>) {
         let line = &self.lines[(h as u64 & self.mask) as usize];
         let bits = (h >> 64) as u64;
-        let group = self.group;
-        (line, (0..self.depth).map(move |r| r * group + ((bits >> (3 * r)) as usize % group)))
+        let start = (bits % PER_SLOT as u64) as usize;
+        let stride = 1 + ((bits >> 8) % (PER_SLOT as u64 - 1)) as usize;
+        (line, (0..self.depth).map(move |r| (start + r * stride) % PER_SLOT))
     }
 
-    /// Makes slot `s` hold window `epoch`, clearing it if it held an older one.
-    fn claim(&self, s: usize, epoch: u64) -> bool {
-        let held = self.epochs[s].load(Ordering::Acquire);
-        if held == epoch {
-            return true;
-        }
-        if held != u64::MAX && held > epoch {
-            return false; // A late event for a window already recycled.
-        }
-        if self.epochs[s].compare_exchange(held, epoch, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            for line in self.lines.iter() {
-                for c in &line.0[s * PER_SLOT..(s + 1) * PER_SLOT] {
-                    c.store(0, Ordering::Relaxed);
-                }
-            }
-        }
-        true
-    }
-
-    fn estimate_slot(&self, s: usize, h: u128) -> u32 {
-        let (line, pos) = self.cells(h);
-        pos.map(|p| line.0[s * PER_SLOT + p].load(Ordering::Relaxed)).min().unwrap_or(0)
+    fn counter(line: &Line, slot: usize, offset: usize) -> &AtomicU32 {
+        &line.0[2 + slot * PER_SLOT + offset]
     }
 
     /// Counts one event for key hash `h` at `now_ms` and returns the sliding-window estimate.
     pub fn add(&self, h: u128, now_ms: u64) -> u32 {
         let epoch = now_ms / self.window_ms;
+        let tag = epoch as u32;
         let s = (epoch & 1) as usize;
+        let (line, _) = self.cells(h);
+        let held = line.0[s].load(Ordering::Acquire);
         let mut current = 0;
-        if self.claim(s, epoch) {
-            let min = self.estimate_slot(s, h);
-            let (line, pos) = self.cells(h);
-            for p in pos {
-                let cell = &line.0[s * PER_SLOT + p];
-                if cell.load(Ordering::Relaxed) == min {
-                    cell.fetch_add(1, Ordering::Relaxed);
+        // A line last used in an older window starts this one from zero. A tag newer than
+        // `tag` means this event is late for a recycled window: it is not counted.
+        let fresh = held != tag && (held == u32::MAX || held < tag);
+        if fresh {
+            for c in &line.0[2 + s * PER_SLOT..2 + (s + 1) * PER_SLOT] {
+                c.store(0, Ordering::Relaxed);
+            }
+            line.0[s].store(tag, Ordering::Release);
+        }
+        if fresh || held == tag {
+            let (_, offsets) = self.cells(h);
+            let min = offsets.map(|o| Self::counter(line, s, o).load(Ordering::Relaxed)).min().unwrap_or(0);
+            let (_, offsets) = self.cells(h);
+            for o in offsets {
+                let c = Self::counter(line, s, o);
+                if c.load(Ordering::Relaxed) == min {
+                    c.fetch_add(1, Ordering::Relaxed);
                 }
             }
             current = min.saturating_add(1);
         }
         let p = 1 - s;
-        let previous = if epoch > 0 && self.epochs[p].load(Ordering::Acquire) == epoch - 1 { self.estimate_slot(p, h) } else { 0 };
+        let previous = if epoch > 0 && line.0[p].load(Ordering::Acquire) == tag.wrapping_sub(1) {
+            let (_, offsets) = self.cells(h);
+            offsets.map(|o| Self::counter(line, p, o).load(Ordering::Relaxed)).min().unwrap_or(0)
+        } else {
+            0
+        };
         let overlap = self.window_ms - now_ms % self.window_ms;
         current.saturating_add((previous as u64 * overlap / self.window_ms) as u32)
     }

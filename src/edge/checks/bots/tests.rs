@@ -96,3 +96,20 @@ fn full_lists_meet_recall_and_false_positive_targets() {
     assert!(recall >= 0.96, "recall {recall}");
     assert!(fp_rate <= 0.005, "false-positive rate {fp_rate}");
 }
+
+#[test]
+fn literal_patterns_are_recognised() {
+    assert_eq!(as_literal(r"Googlebot\/").as_deref(), Some("Googlebot/"));
+    assert_eq!(as_literal("bingbot").as_deref(), Some("bingbot"));
+    assert_eq!(as_literal(r"Mediapartners \(Googlebot\)").as_deref(), Some("Mediapartners (Googlebot)"));
+    assert_eq!(as_literal("[wW]get"), None);
+    assert_eq!(as_literal("^curl"), None);
+    assert_eq!(as_literal(r"BlogTraffic\/\d"), None);
+}
+
+#[test]
+fn oversized_agents_are_not_matched() {
+    let b = check_with(&format!("{FIX}/crawler-user-agents.json"));
+    let long = format!("Mozilla/5.0 {}", "x".repeat(600));
+    assert_eq!(b.classify(&long), UaClass::NonBrowser);
+}
