@@ -54,7 +54,8 @@ pub fn click_signer(config: &Config, data_dir: &Path) -> anyhow::Result<ClickSig
     let secret = match std::fs::read(&path) {
         Ok(s) if s.len() >= 16 => s,
         _ => {
-            let s: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();
+            let mut s = vec![0u8; 32];
+            getrandom::fill(&mut s).map_err(|e| anyhow::anyhow!("no OS randomness for the click-id key: {e}"))?;
             write_private(&path, &s).with_context(|| format!("writing {}", path.display()))?;
             tracing::info!(path = %path.display(), "generated a click-id signing key");
             s
@@ -140,7 +141,7 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
         move |_peer, req| std::future::ready(crate::admin::handle(&s, req)),
         stop_rx.clone(),
     ));
-    let consumer_task = tokio::spawn(consumer.run());
+    let consumer_task = tokio::spawn(consumer.run(stop_rx.clone()));
     spawn_background(state.clone(), &config, data_dir.clone(), stop_rx.clone());
 
     shutdown_signal().await;
@@ -148,9 +149,12 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let _ = stop_tx.send(true);
     let _ = edge_task.await;
     let _ = admin_task.await;
-    // Dropping the last sender lets the consumer drain the queue and fsync the log.
+    // The consumer closed its channel on the stop signal (connections still draining spill
+    // straight to the log) and returns once the queue is written and fsynced.
     drop(state);
-    let _ = tokio::time::timeout(Duration::from_secs(10), consumer_task).await;
+    if tokio::time::timeout(Duration::from_millis(config.edge.shutdown_drain_ms.max(1000)), consumer_task).await.is_err() {
+        tracing::error!("the click log consumer did not finish in time; queued events may not be fsynced");
+    }
     tracing::info!("stopped");
     Ok(())
 }

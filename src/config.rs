@@ -407,8 +407,8 @@ impl Config {
     /// Checks every cross-field rule; names the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let e = &self.edge;
-        if e.connections_max == 0 {
-            return Err(invalid("edge.connections_max", "must be at least 1"));
+        if !(1..=1_000_000).contains(&e.connections_max) {
+            return Err(invalid("edge.connections_max", format!("must be in 1..=1000000, got {}", e.connections_max)));
         }
         if e.header_read_timeout_ms == 0 {
             return Err(invalid("edge.header_read_timeout_ms", "must be at least 1"));
@@ -416,8 +416,14 @@ impl Config {
         if !(1..=1000).contains(&e.headers_max) {
             return Err(invalid("edge.headers_max", format!("must be in 1..=1000, got {}", e.headers_max)));
         }
-        if e.header_bytes_max < 1024 {
-            return Err(invalid("edge.header_bytes_max", "must be at least 1024"));
+        if !(1024..=1 << 20).contains(&e.header_bytes_max) {
+            return Err(invalid("edge.header_bytes_max", "must be in 1024..=1048576"));
+        }
+        if e.header_read_timeout_ms > 600_000 || e.shutdown_drain_ms > 600_000 {
+            return Err(invalid("edge.header_read_timeout_ms/shutdown_drain_ms", "must be at most 600000"));
+        }
+        if !(10..=3_600_000).contains(&e.link_reload_interval_ms) {
+            return Err(invalid("edge.link_reload_interval_ms", "must be in 10..=3600000"));
         }
         if e.visitor_cookie_name.is_empty() || !e.visitor_cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(invalid("edge.visitor_cookie_name", "must be non-empty ASCII letters, digits or '_'"));
@@ -446,7 +452,7 @@ impl Config {
             return Err(invalid("privacy.ip_hash_key", "must be at least 16 bytes when privacy.ip = \"hash\""));
         }
         for (i, c) in self.checks.trusted_proxies.iter().enumerate() {
-            c.parse::<ipnet::IpNet>().map_err(|_| invalid(&format!("checks.trusted_proxies[{i}]"), format!("not a CIDR: {c:?}")))?;
+            crate::edge::checks::ip_rules::parse_cidr(c).map_err(|why| invalid(&format!("checks.trusted_proxies[{i}]"), why))?;
         }
         for (name, list) in [("deny", &self.checks.ip_rules.deny), ("allow", &self.checks.ip_rules.allow)] {
             for (i, c) in list.iter().enumerate() {
@@ -461,8 +467,11 @@ impl Config {
                 return Err(invalid(&format!("checks.rate_limit.{key}_burst"), "must be at least 1 when the limit is on"));
             }
         }
-        if r.trim_interval_ms == 0 {
-            return Err(invalid("checks.rate_limit.trim_interval_ms", "must be at least 1"));
+        if !(100..=3_600_000).contains(&r.trim_interval_ms) {
+            return Err(invalid("checks.rate_limit.trim_interval_ms", "must be in 100..=3600000"));
+        }
+        if !(1..=1 << 20).contains(&self.checks.bots.ua_cache_len) {
+            return Err(invalid("checks.bots.ua_cache_len", "must be in 1..=1048576"));
         }
         if !(64..=16_384).contains(&self.checks.bots.ua_bytes_max) {
             return Err(invalid("checks.bots.ua_bytes_max", "must be in 64..=16384"));
@@ -470,12 +479,12 @@ impl Config {
         if self.checks.geoip.cache_len > 1 << 24 {
             return Err(invalid("checks.geoip.cache_len", "must be at most 16777216"));
         }
-        if self.checks.geoip.reload_interval_ms == 0 {
-            return Err(invalid("checks.geoip.reload_interval_ms", "must be at least 1"));
+        if !(100..=86_400_000).contains(&self.checks.geoip.reload_interval_ms) {
+            return Err(invalid("checks.geoip.reload_interval_ms", "must be in 100..=86400000"));
         }
         let v = &self.checks.velocity;
-        if v.window_ms < 1000 {
-            return Err(invalid("checks.velocity.window_ms", "must be at least 1000"));
+        if !(1000..=86_400_000).contains(&v.window_ms) {
+            return Err(invalid("checks.velocity.window_ms", "must be in 1000..=86400000 (one day)"));
         }
         if !v.sketch_width.is_power_of_two() || !(1024..=1 << 24).contains(&v.sketch_width) {
             return Err(invalid("checks.velocity.sketch_width", "must be a power of two in 1024..=16777216"));
@@ -484,8 +493,8 @@ impl Config {
             return Err(invalid("checks.velocity.sketch_depth", "must be in 1..=7"));
         }
         let d = &self.checks.dedup;
-        if d.window_ms < 1000 {
-            return Err(invalid("checks.dedup.window_ms", "must be at least 1000"));
+        if !(1000..=7 * 86_400_000).contains(&d.window_ms) {
+            return Err(invalid("checks.dedup.window_ms", "must be in 1000..=604800000 (a week)"));
         }
         if !(d.fp_rate > 0.0 && d.fp_rate <= 0.01) {
             return Err(invalid("checks.dedup.fp_rate", format!("must be in (0, 0.01], got {}", d.fp_rate)));
@@ -502,6 +511,9 @@ impl Config {
         }
         if !(1..=65_536).contains(&ev.click_log_batch_len_max) {
             return Err(invalid("events.click_log_batch_len_max", "must be in 1..=65536"));
+        }
+        if ev.click_log_fsync_interval_ms > 60_000 {
+            return Err(invalid("events.click_log_fsync_interval_ms", "must be at most 60000"));
         }
         if ev.click_log_linger_ms > 1_000 {
             return Err(invalid("events.click_log_linger_ms", "must be at most 1000"));

@@ -27,9 +27,14 @@ fn empty_config_takes_defaults() {
 #[test]
 fn bad_keys_are_named() {
     check_err("[edge]\nconections_max = 5\n", "unknown field `conections_max`");
-    check_err("[edge]\nconnections_max = 0\n", "edge.connections_max: must be at least 1");
+    check_err("[edge]\nconnections_max = 0\n", "edge.connections_max: must be in 1..=1000000, got 0");
     check_err("[edge]\nheaders_max = 5000\n", "edge.headers_max");
+    check_err("[edge]\nconnections_max = 18446744073709551615\n", "edge.connections_max");
+    check_err("[checks.bots]\nua_cache_len = 4611686018427387904\n", "checks.bots.ua_cache_len");
+    check_err("[checks.velocity]\nwindow_ms = 9000000000\n", "checks.velocity.window_ms");
+    check_err("[edge]\nheader_bytes_max = 5000000000\n", "edge.header_bytes_max");
     check_err("[checks]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "checks.trusted_proxies[0]");
+    check_err("[checks]\ntrusted_proxies = [\"10.0.0.1/8\"]\n", "checks.trusted_proxies[0]: \"10.0.0.1/8\" has host bits set");
     check_err("[checks.ip_rules]\ndeny = [\"10.0.0.1/8\"]\n", "checks.ip_rules.deny[0]: \"10.0.0.1/8\" has host bits set");
     check_err("[checks.dedup]\nfp_rate = 0.5\n", "checks.dedup.fp_rate: must be in (0, 0.01], got 0.5");
     check_err("[checks.velocity]\nsketch_width = 1000\n", "checks.velocity.sketch_width");

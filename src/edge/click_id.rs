@@ -104,6 +104,20 @@ pub enum ClickIdError {
     Future,
 }
 
+thread_local! {
+    /// fastrand seeded from the OS once per thread (its default seed is derived from the clock).
+    /// Its outputs only make ids unique; the MAC, under a key from the OS, is what protects them.
+    static RNG: std::cell::RefCell<fastrand::Rng> = std::cell::RefCell::new({
+        let mut seed = [0u8; 8];
+        let _ = getrandom::fill(&mut seed);
+        fastrand::Rng::with_seed(u64::from_le_bytes(seed) ^ fastrand::u64(..))
+    });
+}
+
+fn random_u64() -> u64 {
+    RNG.with(|r| r.borrow_mut().u64(..))
+}
+
 /// Mints and verifies click ids.
 pub struct ClickSigner {
     keys: Vec<(u8, Hmac<Sha256>)>,
@@ -134,7 +148,7 @@ impl ClickSigner {
         let mut b = [0u8; CLICK_ID_BYTES];
         b[..6].copy_from_slice(&ts_ms.to_be_bytes()[2..]);
         b[6] = *key_id;
-        b[7..15].copy_from_slice(&fastrand::u64(..).to_le_bytes());
+        b[7..15].copy_from_slice(&random_u64().to_le_bytes());
         b[15..19].copy_from_slice(&link_id.to_be_bytes());
         b[19..23].copy_from_slice(&partner_id.to_be_bytes());
         let mac = Self::mac(state, &b[..SIGNED_BYTES]);
@@ -173,7 +187,7 @@ pub struct VisitorId(pub [u8; 16]);
 impl VisitorId {
     /// A fresh random id.
     pub fn random() -> VisitorId {
-        VisitorId(fastrand::u128(..).to_le_bytes())
+        VisitorId((u128::from(random_u64()) << 64 | u128::from(random_u64())).to_le_bytes())
     }
 
     /// Writes the text form into `out` and returns it.

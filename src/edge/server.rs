@@ -72,8 +72,19 @@ pub async fn serve<H, F>(
     let graceful = GracefulShutdown::new();
     let h1 = http1_builder(&limits);
     let mut auto = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    auto.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(limits.header_bytes_max.max(8192));
-    auto.http2().timer(TokioTimer::new()).max_header_list_size(limits.header_bytes_max as u32).max_concurrent_streams(100);
+    auto.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.header_bytes_max.max(8192))
+        .max_headers(limits.headers_max);
+    auto.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.header_bytes_max as u32)
+        .max_concurrent_streams(100)
+        // HTTP/2 has no header-read timeout: keep-alive pings close peers that stop answering.
+        // (A peer that answers pings but never sends a request still holds its slot.)
+        .keep_alive_interval(Some(limits.header_read_timeout))
+        .keep_alive_timeout(limits.header_read_timeout);
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {

@@ -38,7 +38,6 @@ pub struct ClickConsumer {
     batch_len_max: usize,
     linger: Duration,
     sync_every: Duration,
-    capacity: usize,
 }
 
 /// How the consumer batches.
@@ -55,15 +54,7 @@ pub fn channel(log: Arc<ClickLog>, len_max: usize, batching: Batching, metrics: 
     let (tx, rx) = mpsc::channel(len_max);
     (
         ClickSink { tx, log: log.clone(), metrics: metrics.clone() },
-        ClickConsumer {
-            rx,
-            log,
-            metrics,
-            batch_len_max: batching.len_max,
-            linger: batching.linger,
-            sync_every: batching.sync_every,
-            capacity: len_max,
-        },
+        ClickConsumer { rx, log, metrics, batch_len_max: batching.len_max, linger: batching.linger, sync_every: batching.sync_every },
     )
 }
 
@@ -74,22 +65,43 @@ impl ClickSink {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev)) => ev,
         };
-        match self.log.append(std::slice::from_ref(&ev), Duration::from_secs(1)) {
+        // No fsync here: the consumer's interval covers spilled frames too, and a request
+        // must not wait on the disk's flush.
+        match self.log.append(std::slice::from_ref(&ev), Duration::MAX) {
             Ok(()) => self.metrics.spilled.inc(),
             Err(e) => {
                 self.metrics.dropped.inc();
-                tracing::error!(error = %e, "click event could not be queued or spilled to the click log; counted as dropped");
+                if should_log_error() {
+                    tracing::error!(error = %e, "click event could not be queued or spilled to the click log; counted as dropped");
+                }
             }
         }
     }
 }
 
+/// At most one error line per second, however many clicks fail: the counters carry the rest.
+fn should_log_error() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_S: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    LAST_S.swap(now, Ordering::Relaxed) != now
+}
+
 impl ClickConsumer {
-    /// Drains the queue into the log until every sender is gone, then syncs.
-    pub async fn run(mut self) {
+    /// Drains the queue into the log until every sender is gone or `stop` flips, then syncs.
+    /// After `stop`, the channel is closed: later sends spill straight to the log, and what is
+    /// still queued is written before returning.
+    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(self.batch_len_max);
         loop {
-            if self.rx.recv_many(&mut batch, self.batch_len_max).await == 0 {
+            let got = tokio::select! {
+                n = self.rx.recv_many(&mut batch, self.batch_len_max) => n,
+                _ = stop.changed() => {
+                    self.rx.close();
+                    self.rx.recv_many(&mut batch, self.batch_len_max).await
+                }
+            };
+            if got == 0 {
                 break;
             }
             // Linger: one write per few thousand events, not one per wake-up, is what keeps the
@@ -104,7 +116,7 @@ impl ClickConsumer {
                 }
             }
             let n = batch.len();
-            self.metrics.queue_depth.set((self.capacity - self.rx.capacity().min(self.capacity)) as i64);
+            self.metrics.queue_depth.set((n + self.rx.len()) as i64);
             let log = self.log.clone();
             let sync_every = self.sync_every;
             // File I/O runs off the async workers; the batch comes back for reuse.
@@ -119,7 +131,9 @@ impl ClickConsumer {
                 Ok(()) => self.metrics.written.inc_by(n as u64),
                 Err(e) => {
                     self.metrics.dropped.inc_by(n as u64);
-                    tracing::error!(error = %e, events = n, "click log write failed; events counted as dropped");
+                    if should_log_error() {
+                        tracing::error!(error = %e, events = n, "click log write failed; events counted as dropped");
+                    }
                 }
             }
             batch.clear();

@@ -70,6 +70,15 @@ fn log_reader_stops_at_a_torn_tail() {
     let (read, torn) = click_log::read_all(&path).unwrap();
     assert_eq!(read, events[..9]);
     assert!(torn > 0);
+    // Reopening cuts the torn tail off, so events appended after a restart are readable.
+    drop(log);
+    let log = click_log::ClickLog::open(dir.path()).unwrap();
+    let late = event(42);
+    log.append(std::slice::from_ref(&late), std::time::Duration::ZERO).unwrap();
+    let (after, torn) = click_log::read_all(&path).unwrap();
+    assert_eq!(torn, 0);
+    assert_eq!(after.len(), 10);
+    assert_eq!(after[9], late);
     // A flipped byte inside a frame fails its checksum.
     let mut bad = full.clone();
     bad[12] ^= 0xff;

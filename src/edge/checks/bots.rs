@@ -122,7 +122,11 @@ impl BotCheck {
                     regexes.iter().map(|p| format!("(?:{p})")).collect::<Vec<_>>().join("|")
                 };
                 let re = regex::RegexBuilder::new(&combined).size_limit(16 << 20).dfa_size_limit(8 << 20).build()?;
-                (AhoCorasick::new(&literal)?, re, ListStatus { source: path.display().to_string(), patterns: patterns.len(), skipped })
+                (
+                    AhoCorasick::builder().kind(Some(aho_corasick::AhoCorasickKind::DFA)).build(&literal)?,
+                    re,
+                    ListStatus { source: path.display().to_string(), patterns: patterns.len(), skipped },
+                )
             }
             other => {
                 if let Some(path) = other {

@@ -27,12 +27,13 @@ pub struct DedupCheck {
     window_ms: u64,
     shard_capacity: usize,
     filter_fp_rate: f64,
+    seed: u64,
     action: Action,
 }
 
-/// The dedup key of a click.
-pub fn dedup_key(link_id: u32, ip: IpAddr, ua: &str) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+/// The dedup key of a click, under the filter's secret seed.
+pub fn dedup_key(seed: u64, link_id: u32, ip: IpAddr, ua: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::with_seed(seed);
     h.update(&link_id.to_le_bytes());
     h.update(&ip_key(ip).to_le_bytes());
     h.update(ua.as_bytes());
@@ -46,8 +47,8 @@ impl DedupCheck {
         let shard_capacity = cfg.capacity.div_ceil(cfg.shards);
         let filter_fp_rate = cfg.fp_rate / 2.0;
         // bloomfilter derives its two hash keys from the seed's halves: equal halves would make
-        // both hashes the same and multiply the false-positive rate. A fixed seed keeps
-        // `clickgate check` replays deterministic.
+        // both hashes the same and multiply the false-positive rate. The filter seed can be
+        // fixed because the keys themselves are hashed under a secret per-process seed.
         let seed: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
         let bloom = || Bloom::new_for_fp_rate_with_seed(shard_capacity, filter_fp_rate, &seed).expect("validated dedup capacity and rate");
         DedupCheck {
@@ -55,6 +56,7 @@ impl DedupCheck {
             window_ms: cfg.window_ms,
             shard_capacity,
             filter_fp_rate,
+            seed: super::secret_seed(),
             action: cfg.action,
         }
     }
@@ -104,7 +106,7 @@ impl Check for DedupCheck {
         if findings.not_a_click {
             return;
         }
-        if self.seen(dedup_key(click.link_id, click.ip, click.ua), click.now_ms) {
+        if self.seen(dedup_key(self.seed, click.link_id, click.ip, click.ua), click.now_ms) {
             findings.hit(Reason::Duplicate, self.action);
         }
     }
@@ -121,13 +123,13 @@ mod tests {
     #[test]
     fn remembers_for_a_window_and_forgets_after_two() {
         let d = dedup(3_600_000);
-        let k = dedup_key(1, "192.0.2.1".parse().unwrap(), "Mozilla/5.0");
+        let k = dedup_key(d.seed, 1, "192.0.2.1".parse().unwrap(), "Mozilla/5.0");
         let t = 3_600_000 * 100;
         assert!(!d.seen(k, t));
         assert!(d.seen(k, t + 1));
         assert!(d.seen(k, t + 3_600_000), "still seen in the next window");
         assert!(!d.seen(k, t + 3 * 3_600_000), "forgotten two windows later");
-        assert!(!d.seen(dedup_key(2, "192.0.2.1".parse().unwrap(), "Mozilla/5.0"), t), "another link is another click");
+        assert!(!d.seen(dedup_key(d.seed, 2, "192.0.2.1".parse().unwrap(), "Mozilla/5.0"), t), "another link is another click");
     }
 
     #[test]

@@ -21,6 +21,17 @@ use serde::{Serialize, Serializer};
 use crate::config::{self, Action, Mode};
 use crate::store::BlockedAction;
 
+/// A secret per-process seed for the hashes that place keys in shared structures (velocity
+/// sketch, dedup filters), from the OS.
+pub fn secret_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // No OS randomness: still unpredictable enough to differ per process.
+        return fastrand::u64(..) ^ std::process::id() as u64;
+    }
+    u64::from_le_bytes(b)
+}
+
 /// Why a click was not valid. A closed set: metrics label values come only from here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]

@@ -111,18 +111,20 @@ impl WindowedSketch {
     }
 }
 
-/// Hashes a tagged key.
-fn key_hash(tag: u8, a: u128, b: u32) -> u128 {
+/// Hashes a tagged key under a per-process secret seed, so nobody can search offline for an
+/// address that lands on a victim's counters.
+fn key_hash(seed: u64, tag: u8, a: u128, b: u32) -> u128 {
     let mut buf = [0u8; 21];
     buf[0] = tag;
     buf[1..17].copy_from_slice(&a.to_le_bytes());
     buf[17..].copy_from_slice(&b.to_le_bytes());
-    xxhash_rust::xxh3::xxh3_128(&buf)
+    xxhash_rust::xxh3::xxh3_128_with_seed(&buf, seed)
 }
 
 /// The velocity stage.
 pub struct VelocityCheck {
     sketch: WindowedSketch,
+    seed: u64,
     ip_max: u32,
     subnet_max: u32,
     link_ip_max: u32,
@@ -134,6 +136,7 @@ impl VelocityCheck {
     pub fn new(cfg: &config::Velocity) -> VelocityCheck {
         VelocityCheck {
             sketch: WindowedSketch::new(cfg.window_ms, cfg.sketch_width, cfg.sketch_depth),
+            seed: super::secret_seed(),
             ip_max: cfg.ip_max,
             subnet_max: cfg.subnet_max,
             link_ip_max: cfg.link_ip_max,
@@ -144,9 +147,9 @@ impl VelocityCheck {
     /// Counts a click and returns the (ip, subnet, link+ip) estimates, 0 for counters that are off.
     pub fn count(&self, ip: IpAddr, link_id: u32, now_ms: u64) -> (u32, u32, u32) {
         let k = ip_key(ip);
-        let ip_n = if self.ip_max > 0 { self.sketch.add(key_hash(b'i', k, 0), now_ms) } else { 0 };
-        let subnet_n = if self.subnet_max > 0 { self.sketch.add(key_hash(b's', subnet_key(ip) as u128, 0), now_ms) } else { 0 };
-        let link_n = if self.link_ip_max > 0 { self.sketch.add(key_hash(b'l', k, link_id), now_ms) } else { 0 };
+        let ip_n = if self.ip_max > 0 { self.sketch.add(key_hash(self.seed, b'i', k, 0), now_ms) } else { 0 };
+        let subnet_n = if self.subnet_max > 0 { self.sketch.add(key_hash(self.seed, b's', subnet_key(ip) as u128, 0), now_ms) } else { 0 };
+        let link_n = if self.link_ip_max > 0 { self.sketch.add(key_hash(self.seed, b'l', k, link_id), now_ms) } else { 0 };
         (ip_n, subnet_n, link_n)
     }
 }
@@ -176,7 +179,7 @@ mod tests {
     #[test]
     fn counts_exactly_without_collisions_and_slides() {
         let s = WindowedSketch::new(60_000, 1 << 12, 4);
-        let (a, b) = (key_hash(b'i', 1, 0), key_hash(b'i', 2, 0));
+        let (a, b) = (key_hash(9, b'i', 1, 0), key_hash(9, b'i', 2, 0));
         let t0 = 60_000 * 1000;
         for i in 1..=50u32 {
             assert_eq!(s.add(a, t0 + i as u64), i);
@@ -193,9 +196,9 @@ mod tests {
         let s = WindowedSketch::new(60_000, 1 << 10, 4);
         let t = 60_000 * 5;
         for i in 0..20_000u128 {
-            s.add(key_hash(b'i', i, 0), t);
+            s.add(key_hash(9, b'i', i, 0), t);
         }
-        let hot = key_hash(b'i', 1 << 100, 0);
+        let hot = key_hash(9, b'i', 1 << 100, 0);
         let mut last = 0;
         for _ in 0..40 {
             last = s.add(hot, t);
