@@ -262,7 +262,7 @@ impl Default for GeoIp {
             asn_db: None,
             anonymous_db: None,
             reload_interval_ms: 10_000,
-            cache_len: 65_536,
+            cache_len: 262_144,
             datacenter_asns: Vec::new(),
             datacenter_action: Action::Flag,
             anonymous_action: Action::Flag,
@@ -286,7 +286,7 @@ pub struct Bots {
 
 impl Default for Bots {
     fn default() -> Self {
-        Bots { mode: Mode::Enforce, crawler_list: None, bot_action: Action::Flag, ua_cache_len: 4096, ua_bytes_max: 512 }
+        Bots { mode: Mode::Enforce, crawler_list: None, bot_action: Action::Flag, ua_cache_len: 16_384, ua_bytes_max: 512 }
     }
 }
 

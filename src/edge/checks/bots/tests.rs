@@ -113,3 +113,22 @@ fn oversized_agents_are_not_matched() {
     let long = format!("Mozilla/5.0 {}", "x".repeat(600));
     assert_eq!(b.classify(&long), UaClass::NonBrowser);
 }
+
+#[test]
+fn verdict_cache_holds_a_realistic_agent_set() {
+    let b = check_with(&format!("{FIX}/crawler-user-agents.json"));
+    let text = std::fs::read_to_string(format!("{FIX}/browser-user-agents.txt")).unwrap();
+    let agents: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    for ua in &agents {
+        b.classify(ua);
+    }
+    let cached = agents
+        .iter()
+        .filter(|ua| {
+            let h = xxhash_rust::xxh3::xxh3_64(ua.as_bytes());
+            let v = b.cache[(h as usize) & (b.cache.len() - 1)].load(Ordering::Relaxed);
+            v & !7 == h & !7
+        })
+        .count();
+    assert_eq!(cached, agents.len(), "every agent's verdict is cached after one pass");
+}
