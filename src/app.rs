@@ -108,7 +108,7 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
         cookie_suffix: crate::edge::handler::cookie_suffix(&config.edge, tls_acceptor.is_some()),
         edge: config.edge.clone(),
         privacy: config.privacy.ip,
-        ip_hash_key: config.privacy.ip_hash_key.clone().into_bytes(),
+        ip_hasher: hmac::Mac::new_from_slice(config.privacy.ip_hash_key.as_bytes()).expect("HMAC takes any key length"),
     });
 
     let edge_addr = overrides.edge_listen.unwrap_or(config.listen.edge);

@@ -15,12 +15,11 @@ pub enum Outcome {
     NotFound,
     MethodNotAllowed,
     BodyTooLarge,
-    Forbidden,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 6] =
-        [Outcome::UnknownCode, Outcome::Fallback, Outcome::NotFound, Outcome::MethodNotAllowed, Outcome::BodyTooLarge, Outcome::Forbidden];
+    const ALL: [Outcome; 5] =
+        [Outcome::UnknownCode, Outcome::Fallback, Outcome::NotFound, Outcome::MethodNotAllowed, Outcome::BodyTooLarge];
 
     fn as_str(self) -> &'static str {
         match self {
@@ -29,7 +28,6 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::MethodNotAllowed => "method_not_allowed",
             Outcome::BodyTooLarge => "body_too_large",
-            Outcome::Forbidden => "forbidden",
         }
     }
 }

@@ -154,7 +154,6 @@ pub fn handle<B>(state: &Arc<EdgeState>, peer: IpAddr, req: Request<B>) -> Respo
             let visitor = existing.unwrap_or_else(VisitorId::random);
             let forbid = verdict == Verdict::Blocked && link.rules.blocked_action == BlockedAction::Forbid;
             let mut response = if forbid {
-                m.outcome(Outcome::Forbidden);
                 plain(StatusCode::FORBIDDEN, "forbidden\n")
             } else {
                 let mut loc = String::with_capacity(link.location_prefix.len() + 64 + link.fragment.len());
@@ -183,7 +182,7 @@ pub fn handle<B>(state: &Arc<EdgeState>, peer: IpAddr, req: Request<B>) -> Respo
             let (ip_field, ip_hash) = match state.privacy {
                 IpPrivacy::Truncate => (Some(truncate_ip(ip)), None),
                 IpPrivacy::Full => (Some(ip), None),
-                IpPrivacy::Hash => (None, Some(keyed_ip_hash(&state.ip_hash_key, ip))),
+                IpPrivacy::Hash => (None, Some(keyed_ip_hash(&state.ip_hasher, ip))),
             };
             state.sink.send(ClickEvent {
                 click_id,
@@ -237,10 +236,11 @@ fn set_visitor_cookie(state: &EdgeState, headers: &mut HeaderMap, visitor: &Visi
     }
 }
 
-/// A keyed hash of an address: stable per key, useless without it.
-pub fn keyed_ip_hash(key: &[u8], ip: IpAddr) -> u64 {
+/// A keyed hash of an address: stable per key, useless without it. `keyed` is the HMAC state
+/// after the key, built once at start.
+pub fn keyed_ip_hash(keyed: &hmac::Hmac<sha2::Sha256>, ip: IpAddr) -> u64 {
     use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac = keyed.clone();
     mac.update(&super::checks::ip_rules::ip_key(ip).to_be_bytes());
     u64::from_be_bytes(mac.finalize().into_bytes()[..8].try_into().expect("8 bytes"))
 }
@@ -248,6 +248,17 @@ pub fn keyed_ip_hash(key: &[u8], ip: IpAddr) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_ip_hashes_are_stable_per_key_and_differ_across_keys() {
+        use hmac::Mac;
+        let a: hmac::Hmac<sha2::Sha256> = Mac::new_from_slice(b"first-key-0123456").unwrap();
+        let b: hmac::Hmac<sha2::Sha256> = Mac::new_from_slice(b"other-key-0123456").unwrap();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(keyed_ip_hash(&a, ip), keyed_ip_hash(&a, ip));
+        assert_ne!(keyed_ip_hash(&a, ip), keyed_ip_hash(&b, ip));
+        assert_ne!(keyed_ip_hash(&a, ip), keyed_ip_hash(&a, "192.0.2.8".parse().unwrap()));
+    }
 
     #[test]
     fn routes_codes() {

@@ -65,7 +65,8 @@ pub struct EdgeState {
     pub metrics: Metrics,
     pub edge: config::Edge,
     pub privacy: IpPrivacy,
-    pub ip_hash_key: Vec<u8>,
+    /// HMAC-SHA256 keyed with `privacy.ip_hash_key` (used when `privacy.ip = "hash"`).
+    pub ip_hasher: hmac::Hmac<sha2::Sha256>,
     /// `; Path=/; Max-Age=…; HttpOnly; SameSite=Lax[; Secure]`, built once.
     pub cookie_suffix: Box<str>,
 }

@@ -24,7 +24,6 @@ struct Inner {
 
 /// An open click log, shared by the queue consumer and the overflow path.
 pub struct ClickLog {
-    path: PathBuf,
     inner: Mutex<Inner>,
 }
 
@@ -46,18 +45,12 @@ impl ClickLog {
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         Ok(ClickLog {
-            path,
             inner: Mutex::new(Inner {
                 out: BufWriter::with_capacity(256 * 1024, file),
                 scratch: Vec::with_capacity(512),
                 last_sync: Instant::now(),
             }),
         })
-    }
-
-    /// Where the log lives.
-    pub fn file_path(&self) -> &Path {
-        &self.path
     }
 
     /// Appends events and flushes them to the OS; fsyncs when `sync_every` has passed.

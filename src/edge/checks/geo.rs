@@ -42,7 +42,6 @@ pub struct Db {
     pub reader: Reader<Vec<u8>>,
     /// Unix seconds the database was built (from its metadata).
     pub build_epoch: u64,
-    modified: Option<SystemTime>,
 }
 
 struct Slot {
@@ -100,7 +99,7 @@ impl GeoDbs {
             match Reader::open_readfile(path) {
                 Ok(reader) => {
                     let build_epoch = reader.metadata().build_epoch;
-                    s.db.store(Some(Arc::new(Db { reader, build_epoch, modified: Some(m) })));
+                    s.db.store(Some(Arc::new(Db { reader, build_epoch })));
                     self.generation.fetch_add(1, Ordering::AcqRel);
                     tracing::info!(db = s.kind.as_str(), path = %path.display(), build_epoch, "GeoIP database loaded");
                     swapped += 1;
@@ -116,11 +115,6 @@ impl GeoDbs {
     /// The current database of a kind, if loaded.
     pub fn get(&self, kind: DbKind) -> Option<Arc<Db>> {
         self.slots.iter().find(|s| s.kind == kind).and_then(|s| s.db.load_full())
-    }
-
-    /// The file modification time of the loaded database, if any.
-    pub fn modified(&self, kind: DbKind) -> Option<SystemTime> {
-        self.get(kind).and_then(|d| d.modified)
     }
 }
 
