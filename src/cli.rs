@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::{self, Overrides};
 use crate::config::Config;
-use crate::store::{BlockedAction, Channel, NewLink, NewPartner, NewProgram, Status};
+use crate::core::attribution::{Model, Settings};
+use crate::store::{BlockedAction, Channel, NewCoupon, NewLink, NewPartner, NewProgram, Status};
 
 #[derive(Parser)]
 #[command(name = "clickgate", version, about = "Edge proxy for referral and QR links, with click-fraud checks")]
@@ -52,6 +53,33 @@ enum Command {
     /// Manage links.
     #[command(subcommand)]
     Link(LinkCmd),
+    /// Manage coupon codes (offline and POS attribution).
+    #[command(subcommand)]
+    Coupon(CouponCmd),
+    /// Split journeys read as JSON lines on stdin with a model; one line of shares out per journey.
+    Attribute {
+        /// last_click, first_click, linear, time_decay or position_based.
+        #[arg(long)]
+        model: String,
+        /// Half-life for time_decay, in hours.
+        #[arg(long, default_value_t = 168.0)]
+        half_life_hours: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum CouponCmd {
+    /// Create a coupon code that credits a partner.
+    Add {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        program: String,
+        #[arg(long)]
+        partner: String,
+    },
+    /// List coupons as JSON lines.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -75,6 +103,18 @@ enum ProgramCmd {
         country_allow: Vec<String>,
         #[arg(long = "country-deny")]
         country_deny: Vec<String>,
+        /// Attribution model: last_click, first_click, linear, time_decay or position_based.
+        #[arg(long, default_value = "last_click")]
+        model: String,
+        /// Conversion window in days.
+        #[arg(long, default_value_t = 30)]
+        window_days: u32,
+        /// Half-life for time_decay, in hours.
+        #[arg(long, default_value_t = 168.0)]
+        half_life_hours: f64,
+        /// Clicks closer than this to their conversion count as click injection.
+        #[arg(long, default_value_t = 10_000)]
+        min_click_to_conversion_ms: u64,
     },
     /// List programs as JSON lines.
     List,
@@ -170,7 +210,24 @@ fn print_json<T: serde::Serialize>(items: &[T]) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn parse_model(s: &str) -> anyhow::Result<Model> {
+    Model::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
+        let names: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
+        anyhow::anyhow!("--model {s:?} is not one of {}", names.join(", "))
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // `attribute` is a pure filter: it needs no config or data dir.
+    if let Command::Attribute { model, half_life_hours } = &cli.command {
+        let model = parse_model(model)?;
+        anyhow::ensure!(
+            half_life_hours.is_finite() && (0.1..=8760.0).contains(half_life_hours),
+            "--half-life-hours must be in 0.1..=8760, got {half_life_hours}"
+        );
+        let errors = crate::attribute::run(model, *half_life_hours, std::io::stdin().lock(), std::io::stdout().lock())?;
+        return Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     let config = Config::load(&cli.common.config)?;
     let data_dir = cli.common.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"));
     match cli.command {
@@ -200,8 +257,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Program(cmd) => {
             let store = app::open_store(&config, &data_dir)?;
             match cmd {
-                ProgramCmd::Add { id, name, currency, allowed_domains, fallback_url, blocked_action, country_allow, country_deny } => {
+                ProgramCmd::Add {
+                    id,
+                    name,
+                    currency,
+                    allowed_domains,
+                    fallback_url,
+                    blocked_action,
+                    country_allow,
+                    country_deny,
+                    model,
+                    window_days,
+                    half_life_hours,
+                    min_click_to_conversion_ms,
+                } => {
                     let blocked_action = if blocked_action == "forbid" { BlockedAction::Forbid } else { BlockedAction::Redirect };
+                    let model = parse_model(&model)?;
+                    let attribution = Settings { model, window_days, half_life_hours, min_click_to_conversion_ms };
                     let p = store.add_program(&NewProgram {
                         id,
                         name,
@@ -211,6 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         blocked_action,
                         country_allow,
                         country_deny,
+                        attribution,
                     })?;
                     print_json(&[p])?;
                 }
@@ -257,5 +330,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Coupon(cmd) => {
+            let store = app::open_store(&config, &data_dir)?;
+            match cmd {
+                CouponCmd::Add { code, program, partner } => print_json(&[store.add_coupon(&NewCoupon { code, program, partner })?])?,
+                CouponCmd::List => print_json(&store.coupons()?)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Attribute { .. } => unreachable!("handled before the config is loaded"),
     }
 }

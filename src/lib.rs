@@ -14,10 +14,14 @@
 //! - `app` and `cli`: process wiring and the command line.
 
 pub mod admin;
+pub mod api;
 pub mod app;
+pub mod attribute;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod config;
+pub mod core;
 pub mod edge;
 pub mod events;
 pub mod metrics;

@@ -50,6 +50,138 @@ pub struct Metrics {
     pub links_loaded: IntGauge,
     pub link_reloads: IntCounter,
     pub bot_patterns: IntGauge,
+    pub core: CoreMetrics,
+    pub api: ApiMetrics,
+    pub cluster: ClusterMetrics,
+}
+
+/// The core's click ingest, log and index.
+#[derive(Clone)]
+pub struct CoreMetrics {
+    /// Events written to the click log and indexed.
+    pub ingested: IntCounter,
+    /// Events skipped because their click id was already held (broker redelivery, replays).
+    pub duplicates: IntCounter,
+    pub batches: IntCounter,
+    /// Time to append, fsync and index one batch.
+    pub batch_seconds: Histogram,
+    pub index_clicks: IntGauge,
+    pub index_visitors: IntGauge,
+    /// Clicks dropped from the index to stay inside `core.index_clicks_max`.
+    pub index_evictions: IntCounter,
+    pub log_bytes: IntGauge,
+    pub log_segments: IntGauge,
+    /// Segments deleted by retention.
+    pub segments_expired: IntCounter,
+    /// Segments rewritten by compaction.
+    pub segments_compacted: IntCounter,
+}
+
+/// The API and conversions.
+#[derive(Clone)]
+pub struct ApiMetrics {
+    requests: Vec<IntCounter>,
+    attributions: Vec<IntCounter>,
+    /// Time from a conversion's grouped commit starting to its fsync.
+    pub commit_seconds: Histogram,
+    /// Conversions per grouped commit.
+    pub commit_batch_len: Histogram,
+}
+
+/// API answers, by class.
+#[derive(Debug, Clone, Copy)]
+pub enum ApiOutcome {
+    Ok,
+    Created,
+    Replayed,
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    Conflict,
+    Unprocessable,
+    TooLarge,
+    Error,
+}
+
+impl ApiOutcome {
+    const ALL: [ApiOutcome; 10] = [
+        ApiOutcome::Ok,
+        ApiOutcome::Created,
+        ApiOutcome::Replayed,
+        ApiOutcome::BadRequest,
+        ApiOutcome::Unauthorized,
+        ApiOutcome::NotFound,
+        ApiOutcome::Conflict,
+        ApiOutcome::Unprocessable,
+        ApiOutcome::TooLarge,
+        ApiOutcome::Error,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ApiOutcome::Ok => "ok",
+            ApiOutcome::Created => "created",
+            ApiOutcome::Replayed => "replayed",
+            ApiOutcome::BadRequest => "bad_request",
+            ApiOutcome::Unauthorized => "unauthorized",
+            ApiOutcome::NotFound => "not_found",
+            ApiOutcome::Conflict => "conflict",
+            ApiOutcome::Unprocessable => "unprocessable",
+            ApiOutcome::TooLarge => "too_large",
+            ApiOutcome::Error => "error",
+        }
+    }
+}
+
+/// How a conversion was attributed.
+#[derive(Debug, Clone, Copy)]
+pub enum AttributionOutcome {
+    ClickId,
+    Visitor,
+    Coupon,
+    Unattributed,
+}
+
+impl AttributionOutcome {
+    const ALL: [AttributionOutcome; 4] =
+        [AttributionOutcome::ClickId, AttributionOutcome::Visitor, AttributionOutcome::Coupon, AttributionOutcome::Unattributed];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            AttributionOutcome::ClickId => "click_id",
+            AttributionOutcome::Visitor => "visitor",
+            AttributionOutcome::Coupon => "coupon",
+            AttributionOutcome::Unattributed => "unattributed",
+        }
+    }
+}
+
+impl ApiMetrics {
+    /// Counts an API answer.
+    pub fn request(&self, o: ApiOutcome) {
+        self.requests[o as usize].inc();
+    }
+
+    /// Counts a new conversion's attribution.
+    pub fn attribution(&self, o: AttributionOutcome) {
+        self.attributions[o as usize].inc();
+    }
+}
+
+/// Cluster mode: the edge's publisher and spool, the core's JetStream consumer.
+#[derive(Clone)]
+pub struct ClusterMetrics {
+    pub published: IntCounter,
+    pub publish_failures: IntCounter,
+    /// Events appended to the local spool because the broker was down or behind.
+    pub spooled: IntCounter,
+    pub spool_bytes: IntGauge,
+    /// 1 while the edge has a working broker connection.
+    pub broker_up: IntGauge,
+    /// Messages the core consumed and acked after its durable write.
+    pub consumed: IntCounter,
+    /// Messages the core could not decode; acked (terminated) so they do not loop.
+    pub poison: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, label: &str, values: &[&str]) -> Vec<IntCounter> {
@@ -62,6 +194,12 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
     registry.register(Box::new(g.clone())).expect("registered once");
     g
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric");
+    registry.register(Box::new(h.clone())).expect("registered once");
+    h
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -144,6 +282,73 @@ impl Metrics {
             links_loaded: gauge(r, "clickgate_links_loaded", "Links in the edge's in-memory table."),
             link_reloads: counter(r, "clickgate_link_table_reloads_total", "Times the link table was rebuilt and swapped."),
             bot_patterns: gauge(r, "clickgate_bot_patterns", "Crawler user-agent patterns compiled."),
+            core: CoreMetrics {
+                ingested: counter(r, "clickgate_core_clicks_ingested_total", "Click events written to the core's click log and indexed."),
+                duplicates: counter(
+                    r,
+                    "clickgate_core_click_duplicates_total",
+                    "Click events skipped because their click id was already held.",
+                ),
+                batches: counter(r, "clickgate_core_ingest_batches_total", "Batches appended and fsynced to the click log."),
+                batch_seconds: histogram(
+                    r,
+                    "clickgate_core_ingest_batch_seconds",
+                    "Time to append, fsync and index one batch of click events.",
+                    vec![0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+                ),
+                index_clicks: gauge(r, "clickgate_core_index_clicks", "Clicks held by the attribution index."),
+                index_visitors: gauge(r, "clickgate_core_index_visitors", "Visitors held by the attribution index."),
+                index_evictions: counter(
+                    r,
+                    "clickgate_core_index_evictions_total",
+                    "Clicks evicted from the index to stay inside its limit.",
+                ),
+                log_bytes: gauge(r, "clickgate_core_click_log_bytes", "Bytes in the click log's segments."),
+                log_segments: gauge(r, "clickgate_core_click_log_segments", "Segments in the click log."),
+                segments_expired: counter(r, "clickgate_core_click_log_segments_expired_total", "Click log segments deleted by retention."),
+                segments_compacted: counter(
+                    r,
+                    "clickgate_core_click_log_segments_compacted_total",
+                    "Click log segments rewritten by compaction.",
+                ),
+            },
+            api: ApiMetrics {
+                requests: counter_vec(
+                    r,
+                    "clickgate_api_requests_total",
+                    "API answers by outcome.",
+                    "outcome",
+                    &ApiOutcome::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+                ),
+                attributions: counter_vec(
+                    r,
+                    "clickgate_conversions_attributed_total",
+                    "New conversions by how they were attributed.",
+                    "method",
+                    &AttributionOutcome::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+                ),
+                commit_seconds: histogram(
+                    r,
+                    "clickgate_conversion_commit_seconds",
+                    "Time for one grouped commit of conversions, fsync included.",
+                    vec![0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+                ),
+                commit_batch_len: histogram(
+                    r,
+                    "clickgate_conversion_commit_batch_len",
+                    "Conversions per grouped commit.",
+                    vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0],
+                ),
+            },
+            cluster: ClusterMetrics {
+                published: counter(r, "clickgate_cluster_published_total", "Click events the broker acknowledged."),
+                publish_failures: counter(r, "clickgate_cluster_publish_failures_total", "Publishes that failed or timed out."),
+                spooled: counter(r, "clickgate_cluster_spooled_total", "Click events written to the local spool."),
+                spool_bytes: gauge(r, "clickgate_cluster_spool_bytes", "Bytes waiting in the local spool."),
+                broker_up: gauge(r, "clickgate_cluster_broker_up", "1 while the broker connection works."),
+                consumed: counter(r, "clickgate_cluster_consumed_total", "Messages the core consumed and acked after its durable write."),
+                poison: counter(r, "clickgate_cluster_poison_total", "Messages the core could not decode and terminated."),
+            },
             registry,
         }
     }

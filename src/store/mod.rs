@@ -119,6 +119,9 @@ pub struct NewProgram {
     pub country_allow: Vec<String>,
     #[serde(default)]
     pub country_deny: Vec<String>,
+    /// Model, window and injection guard; defaults apply when absent.
+    #[serde(default)]
+    pub attribution: crate::core::attribution::Settings,
 }
 
 impl NewProgram {
@@ -140,6 +143,7 @@ impl NewProgram {
             }
         }
         destination::check(&self.fallback_url, &self.allowed_domains)?;
+        self.attribution.validate().map_err(|(field, why)| bad(field, why))?;
         for c in self.country_allow.iter().chain(&self.country_deny) {
             if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
                 return Err(bad("country_allow/country_deny", format!("{c:?} is not an ISO 3166 alpha-2 code")));
@@ -178,6 +182,16 @@ pub struct NewLink {
     /// Unix seconds after which the link is expired.
     #[serde(default)]
     pub expires_at: Option<i64>,
+}
+
+/// A coupon code that credits a partner (offline and POS sales).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewCoupon {
+    /// Matched case-insensitively; stored upper-case.
+    pub code: String,
+    pub program: String,
+    pub partner: String,
 }
 
 /// A program as stored.
@@ -236,6 +250,12 @@ CREATE TABLE IF NOT EXISTS partners (
     email TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'active'
 );
+CREATE TABLE IF NOT EXISTS coupons (
+    code TEXT NOT NULL,
+    program_id INTEGER NOT NULL REFERENCES programs(id),
+    partner_id INTEGER NOT NULL REFERENCES partners(id),
+    PRIMARY KEY (program_id, code)
+);
 CREATE TABLE IF NOT EXISTS links (
     id INTEGER PRIMARY KEY,
     code TEXT NOT NULL UNIQUE,
@@ -293,6 +313,9 @@ impl Store {
         }
         for l in &demo.links {
             self.add_link(l)?;
+        }
+        for c in &demo.coupons {
+            self.add_coupon(c)?;
         }
         Ok(true)
     }
@@ -363,11 +386,7 @@ impl Store {
         check_utm("utm_campaign", &l.utm_campaign)?;
         let program = self.program(&l.program)?;
         destination::check(&l.destination, &program.spec.allowed_domains)?;
-        let partner_id: i64 = self
-            .conn
-            .query_row("SELECT id FROM partners WHERE slug = ?1", [&l.partner], |r| r.get(0))
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound { kind: "partner", id: l.partner.clone() })?;
+        let partner_id = self.partner_row_id(&l.partner)?;
         let n = self.conn.execute(
             "INSERT OR IGNORE INTO links (code, program_id, partner_id, destination, channel, utm_source, utm_medium, utm_campaign, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -407,6 +426,42 @@ impl Store {
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
+    }
+
+    /// Creates a coupon code for a partner in a program.
+    pub fn add_coupon(&self, c: &NewCoupon) -> Result<NewCoupon, StoreError> {
+        let code = c.code.to_ascii_uppercase();
+        if code.is_empty() || code.len() > 64 || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(bad("code", format!("{:?} must be 1..=64 of [A-Za-z0-9_-]", c.code)));
+        }
+        let program = self.program(&c.program)?;
+        let partner_id = self.partner_row_id(&c.partner)?;
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO coupons (code, program_id, partner_id) VALUES (?1, ?2, ?3)",
+            params![code, program.row_id, partner_id],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Exists { kind: "coupon", id: code });
+        }
+        Ok(NewCoupon { code, program: c.program.clone(), partner: c.partner.clone() })
+    }
+
+    /// Every coupon, by program and code.
+    pub fn coupons(&self) -> Result<Vec<NewCoupon>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.code, p.slug, pa.slug FROM coupons c JOIN programs p ON p.id = c.program_id
+             JOIN partners pa ON pa.id = c.partner_id ORDER BY p.slug, c.code",
+        )?;
+        let rows =
+            stmt.query_map([], |r| Ok(NewCoupon { code: r.get(0)?, program: r.get(1)?, partner: r.get(2)? }))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn partner_row_id(&self, slug: &str) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT id FROM partners WHERE slug = ?1", [slug], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound { kind: "partner", id: slug.to_string() })
     }
 
     /// Sets the status of a program, partner or link (`kind` is the table's singular).

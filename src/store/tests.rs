@@ -16,6 +16,7 @@ fn program() -> NewProgram {
         blocked_action: BlockedAction::Redirect,
         country_allow: vec![],
         country_deny: vec!["KP".into()],
+        attribution: Default::default(),
     }
 }
 

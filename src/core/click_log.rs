@@ -1,0 +1,1 @@
+//! The core's durable click log. Skeleton: the implementation lands with the ingest work.
