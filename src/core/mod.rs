@@ -5,6 +5,8 @@
 //! the amount between them.
 
 pub mod attribution;
+pub mod catalog;
 pub mod click_log;
+pub mod conversions;
 pub mod index;
 pub mod ingest;

@@ -4,6 +4,7 @@
 //! touches (signed click id, then the visitor's touches, then a coupon), decides which count
 //! and why, and hands the counted ones to the program's model.
 
+pub mod engine;
 pub mod models;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,458 @@
+//! Conversions: recorded once, attributed once, moved through confirm, cancel and refund.
+//!
+//! One writer thread owns the write connection and commits jobs in groups: it takes every job
+//! waiting (up to `commit_batch_len_max`), runs each inside its own savepoint, commits once
+//! (one fsync for the group, `synchronous=FULL`), and only then answers. An answer is therefore
+//! an acknowledgement: what it reports is on disk.
+//!
+//! Exactly-once has two guards. A conversion's id derives from its cause, `(program,
+//! order_id)`, so a retry finds the first record and replays its first answer (or gets a
+//! conflict when its fields differ). An `Idempotency-Key` stores the first answer of any write
+//! for at least a day; the same key with another request is a conflict.
+
+mod schema;
+mod view;
+
+use std::path::Path;
+use std::time::Instant;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::attribution::engine::{Attribution, Method};
+use crate::metrics::{ApiMetrics, AttributionOutcome};
+
+pub use view::{ConversionReader, DayConversions};
+
+/// Why a conversion write was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConversionError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{field}: {why}")]
+    Invalid { field: &'static str, why: String },
+    #[error("conversion {0:?} not found")]
+    NotFound(String),
+    #[error("the conversion store is shutting down")]
+    Closed,
+    #[error("storage: {0}")]
+    Storage(#[from] rusqlite::Error),
+}
+
+/// Where a conversion came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Api,
+    Postback,
+    Import,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Api => "api",
+            Origin::Postback => "postback",
+            Origin::Import => "import",
+        }
+    }
+}
+
+/// A validated conversion to record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewConversion {
+    pub order_id: String,
+    pub program: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub occurred_at_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub click_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visitor_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coupon_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_ref: Option<String>,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+impl NewConversion {
+    /// A hash of the fields that make the conversion what it is (not its origin), to tell a
+    /// retry from a different request under the same order id.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(serde_json::to_vec(self).expect("conversion serialises")).into()
+    }
+
+    /// The conversion id, derived from its cause.
+    pub fn id(&self) -> String {
+        conversion_id(&self.program, &self.order_id)
+    }
+}
+
+/// `cv_` and 24 hex digits of SHA-256(program, order id).
+pub fn conversion_id(program: &str, order_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(program.as_bytes());
+    h.update([0]);
+    h.update(order_id.as_bytes());
+    let d = h.finalize();
+    let mut s = String::with_capacity(27);
+    s.push_str("cv_");
+    for b in &d[..12] {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A later change to a conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    Confirm,
+    Cancel,
+    /// `None` refunds what is left.
+    Refund(Option<i64>),
+}
+
+/// The status of a conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Confirmed,
+    Cancelled,
+    Refunded,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Confirmed => "confirmed",
+            Status::Cancelled => "cancelled",
+            Status::Refunded => "refunded",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "confirmed" => Status::Confirmed,
+            "cancelled" => Status::Cancelled,
+            "refunded" => Status::Refunded,
+            _ => Status::Pending,
+        }
+    }
+}
+
+/// Attributes a conversion; called by the writer once per new conversion, never on a retry.
+pub trait Attributor: Send + Sync + 'static {
+    fn attribute(&self, conversion: &NewConversion) -> Attribution;
+}
+
+/// A write to perform.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Record(NewConversion),
+    Transition { id: String, transition: Transition },
+}
+
+/// An answer to store and replay: the HTTP status and the JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    /// True when this is a stored first answer played back.
+    pub replayed: bool,
+}
+
+/// An idempotency key and the hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: [u8; 32],
+}
+
+struct Job {
+    op: Op,
+    key: Option<IdempotencyKey>,
+    now_ms: u64,
+    reply: oneshot::Sender<Result<Answer, ConversionError>>,
+}
+
+/// The handle the API sends writes through.
+#[derive(Clone)]
+pub struct Conversions {
+    tx: mpsc::Sender<Job>,
+}
+
+/// Writer settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    pub commit_batch_len_max: usize,
+    pub queue_len_max: usize,
+    pub idempotency_ttl_ms: u64,
+}
+
+impl Conversions {
+    /// Opens the conversion tables in the store file and starts the writer thread.
+    pub fn start(
+        data_dir: &Path,
+        config: WriterConfig,
+        attributor: Box<dyn Attributor>,
+        metrics: ApiMetrics,
+    ) -> Result<Conversions, ConversionError> {
+        let conn = schema::open(data_dir)?;
+        let (tx, rx) = mpsc::channel(config.queue_len_max);
+        let writer = Writer { conn, rx, config, attributor, metrics, last_purge_ms: 0 };
+        std::thread::Builder::new()
+            .name("clickgate-conversions".into())
+            .spawn(move || writer.run())
+            .map_err(|e| ConversionError::Invalid { field: "writer", why: e.to_string() })?;
+        Ok(Conversions { tx })
+    }
+
+    /// Performs a write and waits for its grouped commit.
+    pub async fn write(&self, op: Op, key: Option<IdempotencyKey>, now_ms: u64) -> Result<Answer, ConversionError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Job { op, key, now_ms, reply }).await.map_err(|_| ConversionError::Closed)?;
+        rx.await.map_err(|_| ConversionError::Closed)?
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    config: WriterConfig,
+    attributor: Box<dyn Attributor>,
+    metrics: ApiMetrics,
+    last_purge_ms: u64,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut jobs = Vec::with_capacity(self.config.commit_batch_len_max);
+        while let Some(first) = self.rx.blocking_recv() {
+            jobs.push(first);
+            while jobs.len() < self.config.commit_batch_len_max {
+                match self.rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut jobs);
+        }
+        tracing::info!("conversion writer stopped");
+    }
+
+    /// Runs a group of jobs in one transaction; answers only after the commit.
+    fn commit(&mut self, jobs: &mut Vec<Job>) {
+        let started = Instant::now();
+        let n = jobs.len();
+        let mut results = Vec::with_capacity(n);
+        let mut outcomes = Vec::new();
+        let committed = (|| -> Result<(), rusqlite::Error> {
+            let mut tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for job in jobs.iter() {
+                let mut sp = tx.savepoint()?;
+                let r = process(&sp, &*self.attributor, job, &mut outcomes);
+                match &r {
+                    Err(ConversionError::Storage(_)) => sp.rollback()?,
+                    _ => sp.commit()?,
+                }
+                results.push(r);
+            }
+            let now = jobs.iter().map(|j| j.now_ms).max().unwrap_or(0);
+            if now.saturating_sub(self.last_purge_ms) > 60_000 {
+                let cutoff = now.saturating_sub(self.config.idempotency_ttl_ms);
+                tx.execute("DELETE FROM idempotency_keys WHERE created_ms < ?1", [cutoff as i64])?;
+                self.last_purge_ms = now;
+            }
+            tx.commit()
+        })();
+        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.commit_batch_len.observe(n as f64);
+        match committed {
+            Ok(()) => {
+                for o in outcomes {
+                    self.metrics.attribution(o);
+                }
+                for (job, r) in jobs.drain(..).zip(results) {
+                    let _ = job.reply.send(r);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, jobs = n, "grouped commit of conversions failed; none of them was acknowledged");
+                for job in jobs.drain(..) {
+                    let _ = job.reply.send(Err(ConversionError::Storage(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                        Some(format!("commit failed: {e}")),
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+/// One job inside the group's transaction.
+fn process(
+    tx: &Connection,
+    attributor: &dyn Attributor,
+    job: &Job,
+    outcomes: &mut Vec<AttributionOutcome>,
+) -> Result<Answer, ConversionError> {
+    if let Some(k) = &job.key {
+        let found: Option<(Vec<u8>, u16, String)> = tx
+            .query_row("SELECT request_hash, status, body FROM idempotency_keys WHERE key = ?1", [&k.key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some((hash, status, body)) = found {
+            if hash != k.request_hash {
+                return Err(ConversionError::Conflict("Idempotency-Key was already used with a different request".into()));
+            }
+            return Ok(Answer { status, body, replayed: true });
+        }
+    }
+    let answer = match &job.op {
+        Op::Record(c) => record(tx, attributor, c, job.now_ms, outcomes)?,
+        Op::Transition { id, transition } => transition_op(tx, id, *transition, job.now_ms)?,
+    };
+    if let Some(k) = &job.key {
+        if !answer.replayed {
+            tx.execute(
+                "INSERT INTO idempotency_keys (key, request_hash, status, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![k.key, &k.request_hash[..], answer.status, answer.body, job.now_ms as i64],
+            )?;
+        }
+    }
+    Ok(answer)
+}
+
+fn record(
+    tx: &Connection,
+    attributor: &dyn Attributor,
+    c: &NewConversion,
+    now_ms: u64,
+    outcomes: &mut Vec<AttributionOutcome>,
+) -> Result<Answer, ConversionError> {
+    let id = c.id();
+    let fingerprint = c.fingerprint();
+    let found: Option<(Vec<u8>, String)> = tx
+        .query_row("SELECT fingerprint, first_answer FROM conversions WHERE id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((fp, first)) = found {
+        if fp != fingerprint {
+            return Err(ConversionError::Conflict(format!(
+                "order_id {:?} is already recorded for program {:?} (conversion {id}) with different fields",
+                c.order_id, c.program
+            )));
+        }
+        return Ok(Answer { status: 201, body: first, replayed: true });
+    }
+    let attribution = attributor.attribute(c);
+    outcomes.push(match attribution.method {
+        Method::ClickId => AttributionOutcome::ClickId,
+        Method::Visitor => AttributionOutcome::Visitor,
+        Method::Coupon => AttributionOutcome::Coupon,
+        Method::None => AttributionOutcome::Unattributed,
+    });
+    let attribution_json = serde_json::to_string(&attribution).expect("attribution serialises");
+    tx.execute(
+        "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
+             visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor, first_answer)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0, '')",
+        params![
+            id,
+            c.program,
+            c.order_id,
+            c.amount_minor,
+            c.currency,
+            c.occurred_at_ms as i64,
+            (c.occurred_at_ms / 86_400_000) as i64,
+            now_ms as i64,
+            c.click_id,
+            c.visitor_id,
+            c.coupon_code,
+            c.customer_ref,
+            c.origin.as_str(),
+            &fingerprint[..],
+            serde_json::to_value(attribution.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            attribution_json,
+        ],
+    )?;
+    for s in &attribution.shares {
+        tx.execute(
+            "INSERT INTO conversion_shares (conversion_id, partner, amount_minor, day) VALUES (?1, ?2, ?3, ?4)",
+            params![id, s.partner, s.amount_minor, (c.occurred_at_ms / 86_400_000) as i64],
+        )?;
+    }
+    event(tx, &id, "recorded", None, now_ms)?;
+    let body = view::render(tx, &id)?.ok_or_else(|| ConversionError::NotFound(id.clone()))?;
+    tx.execute("UPDATE conversions SET first_answer = ?1 WHERE id = ?2", params![body, id])?;
+    Ok(Answer { status: 201, body, replayed: false })
+}
+
+fn event(tx: &Connection, id: &str, kind: &str, amount_minor: Option<i64>, now_ms: u64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO conversion_events (conversion_id, seq, kind, amount_minor, at_ms)
+         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM conversion_events WHERE conversion_id = ?1), ?2, ?3, ?4)",
+        params![id, kind, amount_minor, now_ms as i64],
+    )?;
+    Ok(())
+}
+
+fn transition_op(tx: &Connection, id: &str, t: Transition, now_ms: u64) -> Result<Answer, ConversionError> {
+    let row: Option<(String, i64, i64)> = tx
+        .query_row("SELECT status, amount_minor, refunded_minor FROM conversions WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((status, amount, refunded)) = row else { return Err(ConversionError::NotFound(id.to_string())) };
+    let status = Status::parse(&status);
+    let conflict = |why: String| Err(ConversionError::Conflict(format!("conversion {id} is {}: {why}", status.as_str())));
+    match t {
+        Transition::Confirm => match status {
+            Status::Pending => set_status(tx, id, Status::Confirmed, "confirmed", None, now_ms)?,
+            Status::Confirmed => {}
+            Status::Cancelled | Status::Refunded => return conflict("it cannot be confirmed".into()),
+        },
+        Transition::Cancel => match status {
+            Status::Pending | Status::Confirmed if refunded == 0 => set_status(tx, id, Status::Cancelled, "cancelled", None, now_ms)?,
+            Status::Cancelled => {}
+            _ => return conflict("a conversion with refunds is refunded further, not cancelled".into()),
+        },
+        Transition::Refund(want) => {
+            if matches!(status, Status::Cancelled | Status::Refunded) {
+                return conflict("nothing is left to refund".into());
+            }
+            let left = amount - refunded;
+            let amt = want.unwrap_or(left);
+            if amt <= 0 || amt > left {
+                return Err(ConversionError::Invalid {
+                    field: "amount_minor",
+                    why: format!("must be in 1..={left} (what is left to refund), got {amt}"),
+                });
+            }
+            let new_status = if amt == left { Status::Refunded } else { status };
+            tx.execute(
+                "UPDATE conversions SET refunded_minor = refunded_minor + ?1, status = ?2 WHERE id = ?3",
+                params![amt, new_status.as_str(), id],
+            )?;
+            event(tx, id, "refunded", Some(amt), now_ms)?;
+        }
+    }
+    let body = view::render(tx, id)?.ok_or_else(|| ConversionError::NotFound(id.to_string()))?;
+    Ok(Answer { status: 200, body, replayed: false })
+}
+
+fn set_status(tx: &Connection, id: &str, status: Status, kind: &str, amount: Option<i64>, now_ms: u64) -> rusqlite::Result<()> {
+    tx.execute("UPDATE conversions SET status = ?1 WHERE id = ?2", params![status.as_str(), id])?;
+    event(tx, id, kind, amount, now_ms)
+}
+
+#[cfg(test)]
+mod tests;

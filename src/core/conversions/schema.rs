@@ -1,0 +1,70 @@
+//! The conversion tables, in the store file beside programs, partners and links.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS conversions (
+    id TEXT PRIMARY KEY,
+    program TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL CHECK (amount_minor >= 0),
+    currency TEXT NOT NULL,
+    occurred_at_ms INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    click_id TEXT,
+    visitor_id TEXT,
+    coupon_code TEXT,
+    customer_ref TEXT,
+    origin TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    method TEXT NOT NULL,
+    attribution TEXT NOT NULL,
+    status TEXT NOT NULL,
+    refunded_minor INTEGER NOT NULL CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor),
+    first_answer TEXT NOT NULL,
+    UNIQUE (program, order_id)
+);
+CREATE INDEX IF NOT EXISTS conversions_program_day ON conversions (program, day);
+CREATE TABLE IF NOT EXISTS conversion_shares (
+    conversion_id TEXT NOT NULL REFERENCES conversions(id),
+    partner TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL CHECK (amount_minor >= 0),
+    day INTEGER NOT NULL,
+    PRIMARY KEY (conversion_id, partner)
+);
+CREATE INDEX IF NOT EXISTS conversion_shares_partner_day ON conversion_shares (partner, day);
+CREATE TABLE IF NOT EXISTS conversion_events (
+    conversion_id TEXT NOT NULL REFERENCES conversions(id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    amount_minor INTEGER,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (conversion_id, seq)
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY,
+    request_hash BLOB NOT NULL,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_ms);
+";
+
+/// Opens the store file for the conversion tables: WAL, `synchronous=FULL` (a commit is on
+/// disk before it is answered).
+pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
+    if let Err(e) = std::fs::create_dir_all(data_dir) {
+        return Err(rusqlite::Error::InvalidPath(data_dir.join(e.to_string())));
+    }
+    let conn = Connection::open(crate::store::Store::path(data_dir))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}

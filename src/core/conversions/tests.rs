@@ -1,0 +1,150 @@
+use super::*;
+use crate::core::attribution::engine::Share;
+use crate::core::attribution::Model;
+
+struct Fixed;
+
+impl Attributor for Fixed {
+    fn attribute(&self, c: &NewConversion) -> Attribution {
+        Attribution {
+            method: Method::Coupon,
+            model: Model::LastClick,
+            window_days: 30,
+            half_life_hours: None,
+            shares: vec![Share { partner: "bob".into(), amount_minor: c.amount_minor }],
+            touches: vec![],
+            notes: vec![],
+        }
+    }
+}
+
+fn start(dir: &Path) -> Conversions {
+    let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
+    Conversions::start(dir, config, Box::new(Fixed), crate::metrics::Metrics::new().api).unwrap()
+}
+
+fn conv(order: &str, amount: i64) -> NewConversion {
+    NewConversion {
+        order_id: order.into(),
+        program: "demo".into(),
+        amount_minor: amount,
+        currency: "USD".into(),
+        occurred_at_ms: 1_763_800_000_000,
+        click_id: None,
+        visitor_id: None,
+        coupon_code: Some("BOB10".into()),
+        customer_ref: None,
+        origin: Origin::Api,
+    }
+}
+
+fn key(k: &str, body: &str) -> Option<IdempotencyKey> {
+    Some(IdempotencyKey { key: k.into(), request_hash: Sha256::digest(body).into() })
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn json(a: &Answer) -> Value {
+    serde_json::from_str(&a.body).unwrap()
+}
+
+use serde_json::Value;
+
+#[test]
+fn records_once_and_replays_the_first_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path());
+    rt().block_on(async {
+        let first = c.write(Op::Record(conv("o-1", 1250)), None, 1).await.unwrap();
+        assert_eq!((first.status, first.replayed), (201, false));
+        let v = json(&first);
+        assert_eq!(v["id"], conv("o-1", 1).id());
+        assert_eq!(v["status"], "pending");
+        assert_eq!(v["attribution"]["shares"][0]["partner"], "bob");
+        let again = c.write(Op::Record(conv("o-1", 1250)), None, 2).await.unwrap();
+        assert_eq!((again.status, again.replayed, &again.body), (201, true, &first.body));
+        let other = c.write(Op::Record(conv("o-1", 999)), None, 3).await;
+        assert!(matches!(other, Err(ConversionError::Conflict(m)) if m.contains("different fields")), "a changed retry is a conflict");
+    });
+}
+
+#[test]
+fn idempotency_keys_replay_or_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path());
+    rt().block_on(async {
+        let a = c.write(Op::Record(conv("o-1", 100)), key("k1", "body-a"), 1).await.unwrap();
+        let b = c.write(Op::Record(conv("o-1", 100)), key("k1", "body-a"), 2).await.unwrap();
+        assert!(b.replayed && b.body == a.body);
+        let clash = c.write(Op::Record(conv("o-2", 100)), key("k1", "body-b"), 3).await;
+        assert!(matches!(clash, Err(ConversionError::Conflict(m)) if m.contains("Idempotency-Key")));
+    });
+}
+
+#[test]
+fn transitions_follow_the_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path());
+    rt().block_on(async {
+        let id = conv("o-1", 1000).id();
+        c.write(Op::Record(conv("o-1", 1000)), None, 1).await.unwrap();
+        let t = |transition| Op::Transition { id: id.clone(), transition };
+        let confirmed = c.write(t(Transition::Confirm), None, 2).await.unwrap();
+        assert_eq!(json(&confirmed)["status"], "confirmed");
+        // Confirming twice changes nothing.
+        let twice = c.write(t(Transition::Confirm), None, 3).await.unwrap();
+        assert_eq!(json(&twice)["events"].as_array().unwrap().len(), 2);
+        let part = c.write(t(Transition::Refund(Some(300))), key("r1", "300"), 4).await.unwrap();
+        assert_eq!((json(&part)["status"].as_str(), json(&part)["refunded_minor"].as_i64()), (Some("confirmed"), Some(300)));
+        // The same refund retried under its key is not refunded again.
+        let retry = c.write(t(Transition::Refund(Some(300))), key("r1", "300"), 5).await.unwrap();
+        assert!(retry.replayed);
+        let too_much = c.write(t(Transition::Refund(Some(701))), key("r2", "701"), 6).await;
+        assert!(matches!(too_much, Err(ConversionError::Invalid { field: "amount_minor", .. })));
+        let cancel = c.write(t(Transition::Cancel), None, 7).await;
+        assert!(matches!(cancel, Err(ConversionError::Conflict(_))), "refunded sales are not cancelled");
+        let rest = c.write(t(Transition::Refund(None)), key("r3", "rest"), 8).await.unwrap();
+        assert_eq!((json(&rest)["status"].as_str(), json(&rest)["refunded_minor"].as_i64()), (Some("refunded"), Some(1000)));
+        let none_left = c.write(t(Transition::Refund(None)), key("r4", "rest"), 9).await;
+        assert!(matches!(none_left, Err(ConversionError::Conflict(_))));
+        let missing = c.write(Op::Transition { id: "cv_nope".into(), transition: Transition::Confirm }, None, 10).await;
+        assert!(matches!(missing, Err(ConversionError::NotFound(_))));
+    });
+}
+
+#[test]
+fn concurrent_writes_are_grouped_and_each_order_is_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path());
+    let answers = rt().block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..400 {
+            let c = c.clone();
+            // Every order is sent twice, concurrently.
+            tasks.push(tokio::spawn(async move { c.write(Op::Record(conv(&format!("o-{}", i % 200), 10)), None, 1).await }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap().unwrap());
+        }
+        out
+    });
+    assert_eq!(answers.iter().filter(|a| !a.replayed).count(), 200);
+    let reader = ConversionReader::open(dir.path()).unwrap();
+    let days = reader.program_days("demo", 0, u32::MAX).unwrap();
+    assert_eq!(days.iter().map(|d| d.conversions).sum::<u64>(), 200);
+    assert_eq!(days.iter().map(|d| d.revenue_minor).sum::<i64>(), 2000);
+    let bob = reader.partner_days("bob", 0, u32::MAX).unwrap();
+    assert_eq!(bob.iter().map(|d| d.revenue_minor).sum::<i64>(), 2000);
+}
+
+#[test]
+fn a_reopened_store_still_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = rt().block_on(start(dir.path()).write(Op::Record(conv("o-1", 5)), key("k", "b"), 1)).unwrap();
+    let again = rt().block_on(start(dir.path()).write(Op::Record(conv("o-1", 5)), key("k", "b"), 2)).unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.body, first.body);
+}

@@ -1,0 +1,147 @@
+//! Reading conversions: the JSON view the API answers with, and per-day report rows.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Renders one conversion as the API shows it; `None` when it does not exist.
+pub fn render(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    let row = conn
+        .query_row(
+            "SELECT program, order_id, amount_minor, currency, occurred_at_ms, received_at_ms, click_id, visitor_id, coupon_code,
+                    customer_ref, origin, attribution, status, refunded_minor
+             FROM conversions WHERE id = ?1",
+            [id],
+            |r| {
+                let attribution: String = r.get(11)?;
+                Ok(json!({
+                    "id": id,
+                    "program": r.get::<_, String>(0)?,
+                    "order_id": r.get::<_, String>(1)?,
+                    "amount_minor": r.get::<_, i64>(2)?,
+                    "currency": r.get::<_, String>(3)?,
+                    "occurred_at": rfc3339(r.get::<_, i64>(4)?),
+                    "received_at": rfc3339(r.get::<_, i64>(5)?),
+                    "click_id": r.get::<_, Option<String>>(6)?,
+                    "visitor_id": r.get::<_, Option<String>>(7)?,
+                    "coupon_code": r.get::<_, Option<String>>(8)?,
+                    "customer_ref": r.get::<_, Option<String>>(9)?,
+                    "origin": r.get::<_, String>(10)?,
+                    "attribution": serde_json::from_str::<Value>(&attribution).unwrap_or(Value::Null),
+                    "status": r.get::<_, String>(12)?,
+                    "refunded_minor": r.get::<_, i64>(13)?,
+                }))
+            },
+        )
+        .optional()?;
+    let Some(mut v) = row else { return Ok(None) };
+    let mut stmt = conn.prepare_cached("SELECT kind, amount_minor, at_ms FROM conversion_events WHERE conversion_id = ?1 ORDER BY seq")?;
+    let events: Vec<Value> = stmt
+        .query_map([id], |r| {
+            let mut e = json!({ "kind": r.get::<_, String>(0)?, "at": rfc3339(r.get::<_, i64>(2)?) });
+            if let Some(a) = r.get::<_, Option<i64>>(1)? {
+                e["amount_minor"] = json!(a);
+            }
+            Ok(e)
+        })?
+        .collect::<Result<_, _>>()?;
+    v["events"] = Value::Array(events);
+    strip_nulls(&mut v);
+    Ok(Some(v.to_string()))
+}
+
+fn strip_nulls(v: &mut Value) {
+    if let Value::Object(m) = v {
+        m.retain(|_, x| !x.is_null());
+    }
+}
+
+/// Unix milliseconds as RFC 3339 (UTC, millisecond precision).
+pub fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.format(&f).unwrap_or_default()
+}
+
+/// One day of conversions for a report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DayConversions {
+    pub day: u32,
+    pub currency: String,
+    /// Conversions not cancelled.
+    pub conversions: u64,
+    /// Amounts of those conversions (for a partner: the partner's attributed shares).
+    pub revenue_minor: i64,
+    pub refunded_minor: i64,
+    pub cancelled: u64,
+}
+
+/// A read connection for the API's GETs and reports.
+pub struct ConversionReader {
+    conn: Mutex<Connection>,
+}
+
+impl ConversionReader {
+    /// Opens a read connection to the store file (the writer creates the tables).
+    pub fn open(data_dir: &Path) -> rusqlite::Result<ConversionReader> {
+        let conn = super::schema::open(data_dir)?;
+        Ok(ConversionReader { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One conversion as JSON.
+    pub fn get(&self, id: &str) -> rusqlite::Result<Option<String>> {
+        render(&self.conn(), id)
+    }
+
+    /// Per-day conversions credited to a partner, days `from..=to`.
+    pub fn partner_days(&self, partner: &str, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
+        self.days(
+            "SELECT s.day, c.currency,
+                    sum(c.status != 'cancelled'), sum(CASE WHEN c.status != 'cancelled' THEN s.amount_minor ELSE 0 END),
+                    sum(CASE WHEN c.amount_minor > 0 THEN s.amount_minor * c.refunded_minor / c.amount_minor ELSE 0 END),
+                    sum(c.status = 'cancelled')
+             FROM conversion_shares s JOIN conversions c ON c.id = s.conversion_id
+             WHERE s.partner = ?1 AND s.day BETWEEN ?2 AND ?3 GROUP BY s.day, c.currency ORDER BY s.day, c.currency",
+            partner,
+            from_day,
+            to_day,
+        )
+    }
+
+    /// Per-day conversions of a program (attributed or not), days `from..=to`.
+    pub fn program_days(&self, program: &str, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
+        self.days(
+            "SELECT day, currency, sum(status != 'cancelled'), sum(CASE WHEN status != 'cancelled' THEN amount_minor ELSE 0 END),
+                    sum(refunded_minor), sum(status = 'cancelled')
+             FROM conversions WHERE program = ?1 AND day BETWEEN ?2 AND ?3 GROUP BY day, currency ORDER BY day, currency",
+            program,
+            from_day,
+            to_day,
+        )
+    }
+
+    fn days(&self, sql: &str, key: &str, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params![key, from_day, to_day], |r| {
+                Ok(DayConversions {
+                    day: r.get(0)?,
+                    currency: r.get(1)?,
+                    conversions: r.get::<_, i64>(2)? as u64,
+                    revenue_minor: r.get(3)?,
+                    refunded_minor: r.get(4)?,
+                    cancelled: r.get::<_, i64>(5)? as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+}
