@@ -10,6 +10,7 @@ use hyper::{Request, Response, StatusCode};
 
 use crate::edge::checks::geo::DbKind;
 use crate::edge::EdgeState;
+use crate::metrics::Metrics;
 
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
@@ -40,16 +41,18 @@ pub fn refresh_gauges(state: &EdgeState) {
     m.links_loaded.set(state.links.load().len() as i64);
 }
 
-/// Handles one admin request.
-pub fn handle<B>(state: &Arc<EdgeState>, req: Request<B>) -> Response<Full<Bytes>> {
+/// Handles one admin request. `edge` is absent in a core-only process.
+pub fn handle<B>(metrics: &Metrics, edge: Option<&Arc<EdgeState>>, req: Request<B>) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/metrics" => {
-            refresh_gauges(state);
-            text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.metrics.render())
+            if let Some(state) = edge {
+                refresh_gauges(state);
+            }
+            text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", metrics.render())
         }
         "/healthz" => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
         "/readyz" => {
-            if state.links.load().is_empty() {
+            if edge.is_some_and(|state| state.links.load().is_empty()) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "no links loaded\n")
             } else {
                 text(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")

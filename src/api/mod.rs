@@ -1,1 +1,265 @@
-//! The JSON API. Skeleton.
+//! The JSON API on its own listener: conversions, clicks, postbacks, imports and reports.
+//!
+//! Every answer is JSON. Errors are `{"error":{"code","field","message"}}` with `400` for a
+//! request that cannot be read (bad JSON, unknown fields, wrong types), `422` for one that reads
+//! but breaks a rule (negative amount, unknown currency, a timestamp in the future), `401`
+//! without the admin key, `404` for unknown ids and `409` for a conflicting retry.
+
+mod clicks;
+mod conversions;
+mod import;
+pub mod postback;
+mod reports;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::core::catalog::Catalog;
+use crate::core::conversions::{ConversionError, ConversionReader, Conversions};
+use crate::core::ingest::Ingest;
+use crate::edge::click_id::ClickSigner;
+use crate::metrics::{ApiMetrics, ApiOutcome};
+
+pub use clicks::CoreAttributor;
+pub use import::import_csv_via_api;
+
+/// Everything a request handler needs, built once.
+pub struct ApiState {
+    pub conversions: Conversions,
+    pub reader: Arc<ConversionReader>,
+    pub ingest: Arc<Ingest>,
+    pub catalog: Arc<ArcSwap<Catalog>>,
+    pub signer: Arc<ClickSigner>,
+    /// SHA-256 of the admin key; `None` refuses every authenticated call.
+    pub admin_key_sha256: Option<[u8; 32]>,
+    pub config: crate::config::Api,
+    pub click_max_age_ms: u64,
+    pub metrics: ApiMetrics,
+    /// The clock, injectable for tests; Unix milliseconds.
+    pub now_ms: fn() -> u64,
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, field: None, message: message.into() }
+    }
+
+    /// A `400`: the request cannot be read.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// A `422` naming the field that breaks a rule.
+    pub fn invalid(field: &str, why: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_field",
+            field: Some(field.to_string()),
+            message: format!("{field}: {why}"),
+        }
+    }
+
+    /// A `404`.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl From<ConversionError> for ApiError {
+    fn from(e: ConversionError) -> ApiError {
+        match e {
+            ConversionError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            ConversionError::Invalid { field, why } => ApiError::invalid(field, why),
+            ConversionError::NotFound(id) => ApiError::not_found(format!("conversion {id:?} not found")),
+            ConversionError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the server is shutting down"),
+            ConversionError::Storage(e) => {
+                tracing::error!(error = %e, "conversion write failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", "the write was not stored; retry with the same Idempotency-Key")
+            }
+        }
+    }
+}
+
+/// A response body and status, before headers.
+pub type ApiResult = Result<Response<Full<Bytes>>, ApiError>;
+
+/// A JSON answer from a serialisable value.
+pub fn json<T: Serialize>(status: StatusCode, v: &T) -> Response<Full<Bytes>> {
+    raw_json(status, serde_json::to_vec(v).expect("answers serialise"))
+}
+
+/// A JSON answer from bytes that already are JSON.
+pub fn raw_json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        error: Inner<'a>,
+    }
+    #[derive(Serialize)]
+    struct Inner<'a> {
+        code: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<&'a str>,
+        message: &'a str,
+    }
+    let mut r = json(e.status, &Body { error: Inner { code: e.code, field: e.field.as_deref(), message: &e.message } });
+    if e.status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
+    }
+    r
+}
+
+fn outcome(status: StatusCode, replayed: bool) -> ApiOutcome {
+    match status.as_u16() {
+        _ if replayed => ApiOutcome::Replayed,
+        201 => ApiOutcome::Created,
+        200..=299 => ApiOutcome::Ok,
+        401 => ApiOutcome::Unauthorized,
+        404 => ApiOutcome::NotFound,
+        409 => ApiOutcome::Conflict,
+        413 => ApiOutcome::TooLarge,
+        422 => ApiOutcome::Unprocessable,
+        400..=499 => ApiOutcome::BadRequest,
+        _ => ApiOutcome::Error,
+    }
+}
+
+/// Handles one API request.
+pub async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let result = route(&state, req).await;
+    let response = result.unwrap_or_else(|e| error_response(&e));
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    state.metrics.request(outcome(response.status(), replayed));
+    response
+}
+
+async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let method = req.method().clone();
+    // Postbacks carry their own signature instead of the bearer key.
+    if let (&Method::GET, ["v1", "postback"]) = (&method, segments.as_slice()) {
+        return postback::handle(state, req.uri().query().unwrap_or("")).await;
+    }
+    if let (&Method::GET, ["healthz"]) = (&method, segments.as_slice()) {
+        return Ok(raw_json(StatusCode::OK, "{\"ok\":true}"));
+    }
+    authenticate(state, &req)?;
+    match (&method, segments.as_slice()) {
+        (&Method::POST, ["v1", "conversions"]) => {
+            let key = idempotency_key(&req)?;
+            let body = read_body(state, req).await?;
+            conversions::create(state, key, &body).await
+        }
+        (&Method::POST, ["v1", "conversions", "import"]) => {
+            let query = req.uri().query().unwrap_or("").to_string();
+            let body = read_body(state, req).await?;
+            import::handle(state, &query, &body).await
+        }
+        (&Method::GET, ["v1", "conversions", id]) => conversions::get(state, id).await,
+        (&Method::POST, ["v1", "conversions", id, action]) => {
+            let (id, action) = (id.to_string(), action.to_string());
+            let key = idempotency_key(&req)?;
+            let body = read_body(state, req).await?;
+            conversions::transition(state, &id, &action, key, &body).await
+        }
+        (&Method::GET, ["v1", "clicks", id]) => clicks::get(state, id),
+        (&Method::GET, ["v1", "reports", kind @ ("partners" | "programs"), id]) => {
+            reports::handle(state, kind, id, req.uri().query().unwrap_or("")).await
+        }
+        (_, ["v1", ..]) => Err(ApiError::not_found(format!("no route for {method} {path}"))),
+        _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
+    }
+}
+
+/// Checks `Authorization: Bearer <admin key>` against the stored hash, in constant time.
+fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<(), ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let Some(want) = state.admin_key_sha256 else {
+        return Err(unauthorized("no admin key is configured (set CLICKGATE_ADMIN_KEY or api.admin_key_sha256)"));
+    };
+    let got = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("send Authorization: Bearer <key>"))?;
+    let got: [u8; 32] = Sha256::digest(got.trim().as_bytes()).into();
+    let diff = want.iter().zip(got.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if diff != 0 {
+        return Err(unauthorized("the key is not valid"));
+    }
+    Ok(())
+}
+
+/// The `Idempotency-Key` header, if any: 1..=255 printable ASCII bytes.
+fn idempotency_key(req: &Request<Incoming>) -> Result<Option<String>, ApiError> {
+    let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let s = v.to_str().map_err(|_| ApiError::bad_request("Idempotency-Key: must be printable ASCII"))?;
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_request("Idempotency-Key: must be 1..=255 printable ASCII characters without spaces"));
+    }
+    Ok(Some(s.to_string()))
+}
+
+/// Reads the body up to `api.body_bytes_max`; a larger one is a `413` without reading the rest.
+async fn read_body(state: &ApiState, req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let max = state.config.body_bytes_max;
+    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body is larger than {max} bytes"));
+    if let Some(len) = req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+        if len > max as u64 {
+            return Err(too_large());
+        }
+    }
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::bad_request(format!("could not read the body: {e}"))),
+    }
+}
+
+/// Parses a JSON body into `T`, naming the field that failed.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let mut err = ApiError::bad_request(if path == "." { format!("invalid JSON: {inner}") } else { format!("{path}: {inner}") });
+        if path != "." {
+            err.field = Some(path);
+        }
+        err
+    })
+}
+
+/// SHA-256 of a method, a route and a canonical request, for idempotency keys.
+pub fn request_hash(route: &str, canonical: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(route.as_bytes());
+    h.update([0]);
+    h.update(canonical);
+    h.finalize().into()
+}

@@ -60,7 +60,7 @@ pub fn judge<'t>(pipeline: &Pipeline, table: &'t LinkTable, ip: IpAddr, ua: &str
 pub struct EdgeState {
     pub pipeline: Pipeline,
     pub links: ArcSwap<LinkTable>,
-    pub signer: ClickSigner,
+    pub signer: std::sync::Arc<ClickSigner>,
     pub sink: ClickSink,
     pub metrics: Metrics,
     pub edge: config::Edge,

@@ -1,8 +1,9 @@
-//! The bounded queue between the edge and the click log.
+//! The bounded queue between the edge and whatever takes its events next.
 //!
 //! The edge calls `ClickSink::send`, which never waits: `try_send` into a bounded channel, and
-//! when that is full the event is written straight to the click log (a spill). Only if that
-//! write fails is the event counted as dropped. A consumer task drains the channel in batches.
+//! when that is full the event goes to the overflow writer (a spill). Only if that write fails
+//! is the event counted as dropped. A consumer task drains the channel in batches into the main
+//! writer: the core's ingest in `serve`, the local spool in front of the broker in `edge`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +11,18 @@ use std::time::Duration;
 use prometheus::{IntCounter, IntGauge};
 use tokio::sync::mpsc;
 
-use super::click_log::ClickLog;
 use super::ClickEvent;
+
+/// Where batches of click events go. Called off the async workers (`spawn_blocking`) by the
+/// consumer, and directly by the edge for a spill, so a spill writer must be quick.
+pub trait BatchWriter: Send + Sync + 'static {
+    /// Writes a batch; `Ok` means the writer has taken responsibility for every event.
+    fn write_batch(&self, batch: &[ClickEvent]) -> std::io::Result<()>;
+    /// Makes everything written so far durable (at shutdown).
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Counters the sink moves.
 #[derive(Clone)]
@@ -26,18 +37,17 @@ pub struct SinkMetrics {
 #[derive(Clone)]
 pub struct ClickSink {
     tx: mpsc::Sender<ClickEvent>,
-    log: Arc<ClickLog>,
+    overflow: Arc<dyn BatchWriter>,
     metrics: SinkMetrics,
 }
 
 /// The receiving side, run by `consume`.
 pub struct ClickConsumer {
     rx: mpsc::Receiver<ClickEvent>,
-    log: Arc<ClickLog>,
+    writer: Arc<dyn BatchWriter>,
     metrics: SinkMetrics,
     batch_len_max: usize,
     linger: Duration,
-    sync_every: Duration,
 }
 
 /// How the consumer batches.
@@ -46,15 +56,20 @@ pub struct Batching {
     pub len_max: usize,
     /// How long a batch waits for more events after its first (bounds the latency added).
     pub linger: Duration,
-    pub sync_every: Duration,
 }
 
-/// A queue of `len_max` events in front of `log`.
-pub fn channel(log: Arc<ClickLog>, len_max: usize, batching: Batching, metrics: SinkMetrics) -> (ClickSink, ClickConsumer) {
+/// A queue of `len_max` events in front of `writer`; a full queue spills to `overflow`.
+pub fn channel(
+    writer: Arc<dyn BatchWriter>,
+    overflow: Arc<dyn BatchWriter>,
+    len_max: usize,
+    batching: Batching,
+    metrics: SinkMetrics,
+) -> (ClickSink, ClickConsumer) {
     let (tx, rx) = mpsc::channel(len_max);
     (
-        ClickSink { tx, log: log.clone(), metrics: metrics.clone() },
-        ClickConsumer { rx, log, metrics, batch_len_max: batching.len_max, linger: batching.linger, sync_every: batching.sync_every },
+        ClickSink { tx, overflow, metrics: metrics.clone() },
+        ClickConsumer { rx, writer, metrics, batch_len_max: batching.len_max, linger: batching.linger },
     )
 }
 
@@ -65,14 +80,12 @@ impl ClickSink {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev)) => ev,
         };
-        // No fsync here: the consumer's interval covers spilled frames too, and a request
-        // must not wait on the disk's flush.
-        match self.log.append(std::slice::from_ref(&ev), Duration::MAX) {
+        match self.overflow.write_batch(std::slice::from_ref(&ev)) {
             Ok(()) => self.metrics.spilled.inc(),
             Err(e) => {
                 self.metrics.dropped.inc();
                 if should_log_error() {
-                    tracing::error!(error = %e, "click event could not be queued or spilled to the click log; counted as dropped");
+                    tracing::error!(error = %e, "click event could not be queued or spilled; counted as dropped");
                 }
             }
         }
@@ -88,9 +101,9 @@ fn should_log_error() -> bool {
 }
 
 impl ClickConsumer {
-    /// Drains the queue into the log until every sender is gone or `stop` flips, then syncs.
-    /// After `stop`, the channel is closed: later sends spill straight to the log, and what is
-    /// still queued is written before returning.
+    /// Drains the queue into the writer until every sender is gone or `stop` flips, then
+    /// syncs. After `stop`, the channel is closed: later sends spill to the overflow writer,
+    /// and what is still queued is written before returning.
     pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(self.batch_len_max);
         loop {
@@ -117,11 +130,10 @@ impl ClickConsumer {
             }
             let n = batch.len();
             self.metrics.queue_depth.set((n + self.rx.len()) as i64);
-            let log = self.log.clone();
-            let sync_every = self.sync_every;
+            let writer = self.writer.clone();
             // File I/O runs off the async workers; the batch comes back for reuse.
             let (result, returned) = tokio::task::spawn_blocking(move || {
-                let r = log.append(&batch, sync_every);
+                let r = writer.write_batch(&batch);
                 (r, batch)
             })
             .await
@@ -132,14 +144,14 @@ impl ClickConsumer {
                 Err(e) => {
                     self.metrics.dropped.inc_by(n as u64);
                     if should_log_error() {
-                        tracing::error!(error = %e, events = n, "click log write failed; events counted as dropped");
+                        tracing::error!(error = %e, events = n, "click event write failed; events counted as dropped");
                     }
                 }
             }
             batch.clear();
         }
-        if let Err(e) = self.log.sync() {
-            tracing::error!(error = %e, "click log fsync at shutdown failed");
+        if let Err(e) = self.writer.sync() {
+            tracing::error!(error = %e, "click event fsync at shutdown failed");
         }
     }
 }

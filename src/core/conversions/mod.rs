@@ -11,7 +11,7 @@
 //! for at least a day; the same key with another request is a conflict.
 
 mod schema;
-mod view;
+pub mod view;
 
 use std::path::Path;
 use std::time::Instant;

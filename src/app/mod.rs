@@ -1,0 +1,424 @@
+//! Process wiring: build everything once, start the listeners and the background tasks, and
+//! shut down cleanly on SIGTERM or Ctrl-C. `serve` composes the parts below; cluster mode's
+//! `edge` and `core` compose them differently.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{ApiState, CoreAttributor};
+use crate::config::Config;
+use crate::core::catalog::Catalog;
+use crate::core::conversions::{ConversionReader, Conversions, WriterConfig};
+use crate::core::ingest::Ingest;
+use crate::edge::checks::Pipeline;
+use crate::edge::click_id::ClickSigner;
+use crate::edge::links::LinkTable;
+use crate::edge::server::{self, ListenerLimits};
+use crate::edge::{handler, tls, EdgeState};
+use crate::events::sink::{self, BatchWriter};
+use crate::events::ClickEvent;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Listener overrides from the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub edge_listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub api_listen: Option<SocketAddr>,
+}
+
+/// Opens the store and seeds it from the config's demo section when empty.
+pub fn open_store(config: &Config, data_dir: &Path) -> anyhow::Result<Store> {
+    let mut store = Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    if store.seed(&config.demo).context("seeding the demo programs, partners and links")? {
+        tracing::info!(data_dir = %data_dir.display(), "store was empty; seeded it from the config's demo section");
+    }
+    Ok(store)
+}
+
+/// The click-id keys: from config, else `CLICKGATE_CLICK_KEY`, else a random key kept in the
+/// data dir so ids stay verifiable across restarts.
+pub fn click_signer(config: &Config, data_dir: &Path) -> anyhow::Result<ClickSigner> {
+    if !config.click_id.keys.is_empty() {
+        let keys: Vec<(u8, Vec<u8>)> = config.click_id.keys.iter().map(|k| (k.id, k.secret.clone().into_bytes())).collect();
+        return Ok(ClickSigner::new(&keys));
+    }
+    if let Ok(secret) = std::env::var("CLICKGATE_CLICK_KEY") {
+        anyhow::ensure!(secret.len() >= 16, "CLICKGATE_CLICK_KEY must be at least 16 bytes");
+        return Ok(ClickSigner::new(&[(1, secret.into_bytes())]));
+    }
+    let path = data_dir.join("click-id.key");
+    let secret = match std::fs::read(&path) {
+        Ok(s) if s.len() >= 16 => s,
+        _ => {
+            let mut s = vec![0u8; 32];
+            getrandom::fill(&mut s).map_err(|e| anyhow::anyhow!("no OS randomness for the click-id key: {e}"))?;
+            write_private(&path, &s).with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a click-id signing key");
+            s
+        }
+    };
+    Ok(ClickSigner::new(&[(1, secret)]))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Opens the core's click log and index under the data dir.
+pub fn open_ingest(config: &Config, data_dir: &Path, metrics: &Metrics) -> anyhow::Result<Arc<Ingest>> {
+    let dir = data_dir.join(&config.core.click_log_dir);
+    let ingest = Ingest::open(&dir, &config.core, metrics.core.clone(), now_ms())
+        .with_context(|| format!("opening the click log in {}", dir.display()))?;
+    Ok(Arc::new(ingest))
+}
+
+/// The core's ingest as the edge queue's writer: append, fsync, index.
+pub struct IngestWriter(pub Arc<Ingest>);
+
+impl BatchWriter for IngestWriter {
+    fn write_batch(&self, batch: &[ClickEvent]) -> std::io::Result<()> {
+        self.0.ingest(batch).map(|_| ())
+    }
+}
+
+/// Builds the edge's state once: link table, check pipeline, signer, and the queue in front
+/// of `writer` (spilling to `overflow` when full).
+pub fn build_edge(
+    config: &Config,
+    store: &Store,
+    signer: Arc<ClickSigner>,
+    writer: Arc<dyn BatchWriter>,
+    overflow: Arc<dyn BatchWriter>,
+    metrics: &Metrics,
+    tls: bool,
+) -> anyhow::Result<(Arc<EdgeState>, sink::ClickConsumer)> {
+    let table = LinkTable::load(store).context("loading links")?;
+    tracing::info!(links = table.len(), "link table loaded");
+    let pipeline = Pipeline::build(&config.checks).context("building the check pipeline")?;
+    metrics.bot_patterns.set(pipeline.bots_status.patterns as i64);
+    tracing::info!(source = %pipeline.bots_status.source, patterns = pipeline.bots_status.patterns, skipped = pipeline.bots_status.skipped, "bot list compiled");
+    let ev = &config.events;
+    let batching = sink::Batching { len_max: ev.click_log_batch_len_max, linger: Duration::from_millis(ev.click_log_linger_ms) };
+    let (click_sink, consumer) = sink::channel(writer, overflow, ev.click_queue_len_max, batching, metrics.sink.clone());
+    let state = Arc::new(EdgeState {
+        pipeline,
+        links: ArcSwap::from_pointee(table),
+        signer,
+        sink: click_sink,
+        metrics: metrics.clone(),
+        cookie_suffix: crate::edge::handler::cookie_suffix(&config.edge, tls),
+        edge: config.edge.clone(),
+        privacy: config.privacy.ip,
+        ip_hasher: hmac::Mac::new_from_slice(config.privacy.ip_hash_key.as_bytes()).expect("HMAC takes any key length"),
+    });
+    Ok((state, consumer))
+}
+
+/// The demo config's admin key: fine on loopback, a hazard anywhere else.
+pub const DEMO_ADMIN_KEY: &str = "demo-admin-key";
+
+/// The admin key's SHA-256: env `CLICKGATE_ADMIN_KEY`, else `api.admin_key`, else
+/// `api.admin_key_sha256`. Only the hash is kept.
+pub fn admin_key_hash(config: &Config, api_addr: SocketAddr) -> anyhow::Result<Option<[u8; 32]>> {
+    use sha2::Digest;
+    let plain = std::env::var("CLICKGATE_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .or_else(|| Some(config.api.admin_key.clone()).filter(|k| !k.is_empty()));
+    if let Some(k) = plain {
+        anyhow::ensure!(k.len() >= 12, "the admin key must be at least 12 bytes");
+        if k == DEMO_ADMIN_KEY && !api_addr.ip().is_loopback() {
+            tracing::warn!(listen = %api_addr, "THE DEMO ADMIN KEY IS IN USE ON A NON-LOOPBACK ADDRESS: anyone who read the README can write conversions. Set CLICKGATE_ADMIN_KEY or api.admin_key_sha256.");
+            eprintln!(
+                "WARNING: the demo admin key {DEMO_ADMIN_KEY:?} is in use on {api_addr}, which is not loopback. Set CLICKGATE_ADMIN_KEY."
+            );
+        }
+        return Ok(Some(sha2::Sha256::digest(k.as_bytes()).into()));
+    }
+    let hex = &config.api.admin_key_sha256;
+    if hex.is_empty() {
+        tracing::warn!("no admin key is configured: every authenticated API call will get 401");
+        return Ok(None);
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).context("api.admin_key_sha256 is not hex")?;
+    }
+    Ok(Some(out))
+}
+
+/// Builds the API's state: the conversion writer and reader, the catalog and the attributor.
+pub fn build_api(
+    config: &Config,
+    data_dir: &Path,
+    store: &Store,
+    ingest: Arc<Ingest>,
+    signer: Arc<ClickSigner>,
+    metrics: &Metrics,
+    api_addr: SocketAddr,
+) -> anyhow::Result<(Arc<ApiState>, Arc<ArcSwap<Catalog>>)> {
+    let catalog = Arc::new(ArcSwap::from_pointee(Catalog::load(store).context("loading programs, partners and coupons")?));
+    let click_max_age_ms = u64::from(config.click_id.max_age_days) * 86_400_000;
+    let attributor = CoreAttributor { ingest: ingest.clone(), catalog: catalog.clone(), signer: signer.clone(), click_max_age_ms };
+    let writer_config = WriterConfig {
+        commit_batch_len_max: config.api.commit_batch_len_max,
+        queue_len_max: config.api.commit_batch_len_max * 16,
+        idempotency_ttl_ms: config.api.idempotency_ttl_hours * 3_600_000,
+    };
+    let conversions =
+        Conversions::start(data_dir, writer_config, Box::new(attributor), metrics.api.clone()).context("opening the conversion store")?;
+    let reader = Arc::new(ConversionReader::open(data_dir).context("opening the conversion store for reads")?);
+    let state = Arc::new(ApiState {
+        conversions,
+        reader,
+        ingest,
+        catalog: catalog.clone(),
+        signer,
+        admin_key_sha256: admin_key_hash(config, api_addr)?,
+        config: config.api.clone(),
+        click_max_age_ms,
+        metrics: metrics.api.clone(),
+        now_ms,
+    });
+    Ok((state, catalog))
+}
+
+/// Binds a listener, naming it in the error.
+pub async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
+}
+
+fn tls_acceptor(config: &Config) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    Ok(match (&config.tls.cert_path, &config.tls.key_path) {
+        (Some(c), Some(k)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(c, k)?)),
+        _ => None,
+    })
+}
+
+/// Serves the admin listener.
+pub fn spawn_admin(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: &ListenerLimits,
+    metrics: Metrics,
+    edge: Option<Arc<EdgeState>>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let admin_limits = ListenerLimits { connections_max: 64, ..limits.clone() };
+    tokio::spawn(server::serve(
+        listener,
+        tls,
+        admin_limits,
+        None,
+        move |_peer, req| std::future::ready(crate::admin::handle(&metrics, edge.as_ref(), req)),
+        stop,
+    ))
+}
+
+/// Serves the API listener.
+pub fn spawn_api(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: &ListenerLimits,
+    api: Arc<ApiState>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let api_limits = ListenerLimits { connections_max: api.config.connections_max, ..limits.clone() };
+    tokio::spawn(server::serve(listener, tls, api_limits, None, move |_peer, req| crate::api::handle(api.clone(), req), stop))
+}
+
+/// Runs `clickgate serve` until SIGTERM or Ctrl-C: edge, core and API in one process.
+pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> anyhow::Result<()> {
+    tls::install_provider();
+    let metrics = Metrics::new();
+    let store = open_store(&config, &data_dir)?;
+    let signer = Arc::new(click_signer(&config, &data_dir)?);
+    let ingest = open_ingest(&config, &data_dir, &metrics)?;
+    let tls_acceptor = tls_acceptor(&config)?;
+    let writer: Arc<dyn BatchWriter> = Arc::new(IngestWriter(ingest.clone()));
+    let (state, consumer) = build_edge(&config, &store, signer.clone(), writer.clone(), writer, &metrics, tls_acceptor.is_some())?;
+
+    let edge_addr = overrides.edge_listen.unwrap_or(config.listen.edge);
+    let admin_addr = overrides.admin_listen.unwrap_or(config.listen.admin);
+    let api_addr = overrides.api_listen.unwrap_or(config.listen.api);
+    let (api, catalog) = build_api(&config, &data_dir, &store, ingest.clone(), signer, &metrics, api_addr)?;
+    let edge_listener = bind("edge", edge_addr).await?;
+    let admin_listener = bind("admin", admin_addr).await?;
+    let api_listener = bind("API", api_addr).await?;
+    tracing::info!(
+        edge = %edge_listener.local_addr()?,
+        admin = %admin_listener.local_addr()?,
+        api = %api_listener.local_addr()?,
+        tls = tls_acceptor.is_some(),
+        data_dir = %data_dir.display(),
+        "clickgate is serving"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let limits = ListenerLimits::from_edge(&config.edge);
+    let s = state.clone();
+    let edge_task = tokio::spawn(server::serve(
+        edge_listener,
+        tls_acceptor.clone(),
+        limits.clone(),
+        Some(metrics.clone()),
+        move |peer: SocketAddr, req| {
+            let r = handler::handle(&s, peer.ip(), req);
+            std::future::ready(r)
+        },
+        stop_rx.clone(),
+    ));
+    let admin_task = spawn_admin(admin_listener, tls_acceptor.clone(), &limits, metrics.clone(), Some(state.clone()), stop_rx.clone());
+    let api_task = spawn_api(api_listener, tls_acceptor, &limits, api, stop_rx.clone());
+    let consumer_task = tokio::spawn(consumer.run(stop_rx.clone()));
+    spawn_upkeep(
+        Upkeep { edge: Some(state.clone()), catalog: Some(catalog), ingest: Some(ingest) },
+        &config,
+        data_dir.clone(),
+        stop_rx.clone(),
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections, draining open ones");
+    let _ = stop_tx.send(true);
+    let _ = edge_task.await;
+    let _ = admin_task.await;
+    let _ = api_task.await;
+    // The consumer closed its channel on the stop signal (connections still draining spill
+    // to the overflow writer) and returns once the queue is written and fsynced.
+    drop(state);
+    if tokio::time::timeout(Duration::from_millis(config.edge.shutdown_drain_ms.max(1000)), consumer_task).await.is_err() {
+        tracing::error!("the click consumer did not finish in time; queued events may not be written");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// What the upkeep thread looks after; each part is optional so edge-only and core-only
+/// processes share it.
+pub struct Upkeep {
+    pub edge: Option<Arc<EdgeState>>,
+    pub catalog: Option<Arc<ArcSwap<Catalog>>>,
+    pub ingest: Option<Arc<Ingest>>,
+}
+
+/// Background upkeep on its own OS thread, so file and database I/O never blocks the async
+/// workers: rate-limiter trimming, GeoIP reloads when files change, link-table and catalog
+/// reloads when the store changes (`PRAGMA data_version`) or on SIGHUP, and click-log
+/// retention and compaction.
+pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: watch::Receiver<bool>) {
+    let hup = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = hup.clone();
+    let mut stop_signal = stop.clone();
+    tokio::spawn(async move {
+        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        loop {
+            tokio::select! {
+                Some(_) = sig.recv() => flag.store(true, std::sync::atomic::Ordering::Release),
+                _ = stop_signal.changed() => return,
+            }
+        }
+    });
+    // Weak references: the thread must not keep the sink (and so the consumer) alive at shutdown.
+    let weak_edge = parts.edge.as_ref().map(Arc::downgrade);
+    let weak_ingest = parts.ingest.as_ref().map(Arc::downgrade);
+    let catalog = parts.catalog;
+    drop(parts.edge);
+    drop(parts.ingest);
+    let trim_every = Duration::from_millis(config.checks.rate_limit.trim_interval_ms);
+    let geo_every = Duration::from_millis(config.checks.geoip.reload_interval_ms);
+    let links_every = Duration::from_millis(config.edge.link_reload_interval_ms);
+    let compact_every = Duration::from_millis(config.core.compact_interval_ms);
+    let spawned = std::thread::Builder::new().name("clickgate-upkeep".into()).spawn(move || {
+        let store = Store::open(&data_dir).map_err(|e| tracing::error!(error = %e, "cannot open the store for reloads")).ok();
+        let mut version = store.as_ref().and_then(|s| s.data_version().ok());
+        let start = std::time::Instant::now();
+        let (mut next_trim, mut next_geo, mut next_links, mut next_compact) =
+            (start + trim_every, start + geo_every, start + links_every, start + compact_every);
+        while !*stop.borrow() {
+            std::thread::sleep(Duration::from_millis(20));
+            let edge = weak_edge.as_ref().and_then(|w| w.upgrade());
+            if weak_edge.is_some() && edge.is_none() {
+                break;
+            }
+            let now = std::time::Instant::now();
+            let forced = hup.swap(false, std::sync::atomic::Ordering::AcqRel);
+            if let Some(state) = &edge {
+                if now >= next_trim {
+                    state.pipeline.rate_limits.trim(now_ms());
+                    next_trim = now + trim_every;
+                }
+                if forced || now >= next_geo {
+                    state.pipeline.geo.reload_if_changed();
+                    next_geo = now + geo_every;
+                }
+            }
+            if now >= next_compact {
+                next_compact = now + compact_every;
+                if let Some(ingest) = weak_ingest.as_ref().and_then(|w| w.upgrade()) {
+                    if let Err(e) = ingest.maintain(now_ms()) {
+                        tracing::error!(error = %e, "click log retention or compaction failed; will retry");
+                    }
+                }
+            }
+            if !(forced || now >= next_links) {
+                continue;
+            }
+            next_links = now + links_every;
+            let Some(s) = store.as_ref() else { continue };
+            let v = s.data_version().ok();
+            if !forced && v == version {
+                continue;
+            }
+            version = v;
+            if let Some(state) = &edge {
+                match LinkTable::load(s) {
+                    Ok(t) => {
+                        tracing::info!(links = t.len(), forced, "link table reloaded");
+                        state.links.store(Arc::new(t));
+                        state.metrics.link_reloads.inc();
+                    }
+                    Err(e) => tracing::error!(error = %e, "link table reload failed; keeping the current table"),
+                }
+            }
+            if let Some(c) = &catalog {
+                match Catalog::load(s) {
+                    Ok(new) => c.store(Arc::new(new)),
+                    Err(e) => tracing::error!(error = %e, "catalog reload failed; keeping the current one"),
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the upkeep thread; links, GeoIP and rate-limit state will not refresh");
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
