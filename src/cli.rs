@@ -56,6 +56,17 @@ enum Command {
     /// Manage coupon codes (offline and POS attribution).
     #[command(subcommand)]
     Coupon(CouponCmd),
+    /// Import a marketplace order report (CSV) through a running API; prints the summary.
+    Import {
+        /// The program the rows belong to, unless a `program` column says otherwise.
+        #[arg(long)]
+        program: String,
+        /// The API address (default: `listen.api` from the config).
+        #[arg(long)]
+        api: Option<SocketAddr>,
+        /// The CSV file.
+        file: PathBuf,
+    },
     /// Split journeys read as JSON lines on stdin with a model; one line of shares out per journey.
     Attribute {
         /// last_click, first_click, linear, time_decay or position_based.
@@ -339,5 +350,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Attribute { .. } => unreachable!("handled before the config is loaded"),
+        Command::Import { program, api, file } => {
+            let csv = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let key = std::env::var("CLICKGATE_ADMIN_KEY")
+                .ok()
+                .filter(|k| !k.is_empty())
+                .or_else(|| Some(config.api.admin_key.clone()).filter(|k| !k.is_empty()))
+                .context("set CLICKGATE_ADMIN_KEY to the API's admin key")?;
+            let api = api.unwrap_or(config.listen.api);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (status, body) = rt.block_on(crate::api::import_csv_via_api(api, &key, &program, csv))?;
+            println!("{body}");
+            if status != 200 {
+                anyhow::bail!("the API answered {status}");
+            }
+            let summary: crate::api::ImportSummary = serde_json::from_str(&body).context("reading the API's summary")?;
+            Ok(if summary.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 mod clicks;
 mod conversions;
-mod import;
+pub mod import;
 pub mod postback;
 mod reports;
 
@@ -29,7 +29,7 @@ use crate::edge::click_id::ClickSigner;
 use crate::metrics::{ApiMetrics, ApiOutcome};
 
 pub use clicks::CoreAttributor;
-pub use import::import_csv_via_api;
+pub use import::{import_csv_via_api, ImportSummary, RowError};
 
 /// Everything a request handler needs, built once.
 pub struct ApiState {

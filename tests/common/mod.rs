@@ -57,6 +57,7 @@ pub struct Server {
     pub child: Child,
     pub edge: SocketAddr,
     pub admin: SocketAddr,
+    pub api: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
 }
@@ -67,25 +68,38 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("clickgate.toml");
         std::fs::write(&config, config_text).unwrap();
-        let (edge, admin) = (free_port(), free_port());
-        let child = Command::new(BIN)
-            .args(["--config", config.to_str().unwrap(), "--data-dir", dir.path().join("data").to_str().unwrap(), "serve"])
-            .args(["--edge-listen", &format!("127.0.0.1:{edge}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("serve.log")).unwrap()))
-            .spawn()
-            .unwrap();
-        let s = Server { child, edge: ([127, 0, 0, 1], edge).into(), admin: ([127, 0, 0, 1], admin).into(), dir, config };
+        let (edge, admin, api) = (free_port(), free_port(), free_port());
+        let child = spawn_serve(&config, &dir.path().join("data"), edge, admin, api, &dir.path().join("serve.log"));
+        let s = Server { child, edge: ([127, 0, 0, 1], edge).into(), admin: ([127, 0, 0, 1], admin).into(), api: ([127, 0, 0, 1], api).into(), dir, config };
+        s.wait_ready(config_text.contains("[tls]"));
+        s
+    }
+
+    /// Starts `serve` again on the same ports and data dir (after `kill` or `terminate`).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_serve(&self.config, &self.data_dir(), self.edge.port(), self.admin.port(), self.api.port(), &self.dir.path().join("serve.log"));
+        self.wait_ready(false);
+    }
+
+    /// Kills the process with SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn wait_ready(&self, tls: bool) {
+        let s = self;
         let deadline = Instant::now() + Duration::from_secs(30);
         // With TLS on, every listener speaks TLS; the log line says when both are bound.
-        let tls = config_text.contains("[tls]");
         loop {
             if tls && s.log().contains("clickgate is serving") {
-                return s;
+                return;
             }
             if let Ok(r) = try_request(s.admin, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") {
                 if r.starts_with("HTTP/1.1 200") {
-                    return s;
+                    return;
                 }
             }
             assert!(Instant::now() < deadline, "server did not become ready; log:\n{}", s.log());
@@ -134,6 +148,56 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn_serve(config: &Path, data_dir: &Path, edge: u16, admin: u16, api: u16, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "--data-dir", data_dir.to_str().unwrap(), "serve"])
+        .args(["--edge-listen", &format!("127.0.0.1:{edge}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
+        .args(["--api-listen", &format!("127.0.0.1:{api}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap()
+}
+
+/// An HTTP answer, split.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Answer {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+
+    /// A header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// One request to an HTTP/1.1 server; `headers` are full lines without CRLF.
+pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str) -> Answer {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for h in headers {
+        raw.push_str(h);
+        raw.push_str("\r\n");
+    }
+    raw.push_str("\r\n");
+    raw.push_str(body);
+    let out = request(addr, &raw);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Answer { status, head: head.to_string(), body: body.to_string() }
 }
 
 /// Sends raw bytes and reads until the peer closes.

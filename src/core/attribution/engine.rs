@@ -280,3 +280,6 @@ fn eligibility(settings: &Settings, facts: &Facts<'_>, t: &IndexedClick) -> Why 
     }
     Why::Counted
 }
+
+#[cfg(test)]
+mod tests;
