@@ -167,8 +167,11 @@ fn attribute_line(model: Model, half_life_hours: f64, line: &[u8], encoded: &mut
     let mut partners = Vec::with_capacity(raw_touches.len());
     let mut touch_ts_ms = Vec::with_capacity(raw_touches.len());
     for (i, raw_touch) in raw_touches.iter().enumerate() {
+        if !raw_touch.is_object() {
+            return Err(format!("touches[{i}]: must be an object with \"partner\" and \"ts\", got {}", kind(raw_touch)));
+        }
         let touch = RawTouch::deserialize(raw_touch).map_err(|e| format!("touches[{i}]: {e}"))?;
-        // Owned: a touch is deserialized from its own `Value`, which lives only in this loop.
+        // The partner is moved out: `touch` is a copy that lives only in this loop.
         match touch.partner {
             Value::String(p) if !p.is_empty() => partners.push(p),
             Value::String(_) => return Err(format!("touches[{i}].partner: must not be empty")),
@@ -383,7 +386,7 @@ mod tests {
         bad(r#"{"id":1,"conversion_ts":1,"amount_minor":1,"touches":[{"partner":"a"}]}"#, "touches[0]: missing field `ts`");
         bad(
             r#"{"id":1,"conversion_ts":1,"amount_minor":1,"touches":[7]}"#,
-            "touches[0]: invalid type: integer `7`, expected struct RawTouch",
+            r#"touches[0]: must be an object with "partner" and "ts", got a number"#,
         );
     }
 

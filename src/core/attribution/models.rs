@@ -53,8 +53,9 @@ const MS_PER_HOUR: f64 = 3_600_000.0;
 ///
 /// Touches are ordered by `(ts, input index)`, so equal timestamps keep their input order.
 /// `time_decay` measures a touch's age from the conversion; a touch after the conversion has
-/// age 0. `half_life_hours` is only read by `time_decay`; callers validate it (0.1..=8760), and
-/// a degenerate value (zero, NaN) still gives an exact split, everything to the youngest touches.
+/// age 0. `half_life_hours` is only read by `time_decay`; callers validate it (0.1..=8760). A
+/// value outside that range (zero, negative, NaN, infinite) still gives an exact, non-negative
+/// split, never a panic.
 ///
 /// `amount_minor` must not be negative (debug-asserted). A release build given a negative
 /// amount splits its magnitude and negates every share, so the sum is still exact.
@@ -111,42 +112,43 @@ pub fn shares(model: Model, half_life_hours: f64, conversion_ts_ms: u64, touch_t
     out
 }
 
-/// One touch's remainder, kept until the leftover minor units are handed out.
-struct Remainder {
-    rem: u128,
+/// One touch in a split: its weight, then its remainder once the floors are handed out.
+struct Part {
+    weight_then_rem: u128,
     ts: u64,
     index: usize,
 }
 
 /// Largest-remainder split of `amount` by `weight(i)`, written into `out`. At least one weight
-/// must be positive.
+/// must be positive. Each weight is computed once (time decay's is a `powf`).
 fn split(out: &mut [i64], touch_ts_ms: &[u64], amount: u128, negate: bool, weight: impl Fn(usize) -> u128) {
-    let total: u128 = (0..out.len()).map(&weight).sum();
+    let mut parts: Vec<Part> = (0..out.len()).map(|i| Part { weight_then_rem: weight(i), ts: touch_ts_ms[i], index: i }).collect();
+    let total: u128 = parts.iter().map(|p| p.weight_then_rem).sum();
     debug_assert!(total > 0, "every weight is zero");
     if total == 0 {
         return;
     }
-    let mut rems = Vec::with_capacity(out.len());
     let mut handed: u128 = 0;
-    for (i, slot) in out.iter_mut().enumerate() {
-        let scaled = amount * weight(i);
+    for part in &mut parts {
+        let scaled = amount * part.weight_then_rem;
         let quota = scaled / total;
         handed += quota;
-        *slot = to_share(quota, negate);
-        rems.push(Remainder { rem: scaled % total, ts: touch_ts_ms[i], index: i });
+        out[part.index] = to_share(quota, negate);
+        part.weight_then_rem = scaled % total;
     }
     // The floors fall short by (Σ remainders) / total, which is less than the number of touches.
-    let left = usize::try_from(amount - handed).unwrap_or(usize::MAX).min(rems.len());
+    let left = usize::try_from(amount - handed).unwrap_or(usize::MAX).min(parts.len());
     if left == 0 {
         return;
     }
-    // Largest remainder first, then the later touch: (ts, index) descending.
-    let before = |a: &Remainder, b: &Remainder| (b.rem, b.ts, b.index).cmp(&(a.rem, a.ts, a.index));
-    if left < rems.len() {
-        rems.select_nth_unstable_by(left - 1, before);
+    // Largest remainder first, then the later touch: (ts, index) descending. The keys are
+    // unique (the index), so the unstable selection is deterministic.
+    let before = |a: &Part, b: &Part| (b.weight_then_rem, b.ts, b.index).cmp(&(a.weight_then_rem, a.ts, a.index));
+    if left < parts.len() {
+        parts.select_nth_unstable_by(left - 1, before);
     }
-    for r in &rems[..left] {
-        out[r.index] += if negate { -1 } else { 1 };
+    for part in &parts[..left] {
+        out[part.index] += if negate { -1 } else { 1 };
     }
 }
 
