@@ -1,12 +1,445 @@
-//! `clickgate attribute`. Skeleton: lands with the models work.
+//! `clickgate attribute`: splits conversions between their touches with one of the five models,
+//! outside any program or database. Finance uses it to preview a model change on exported
+//! journeys, and `tests/reference/compare.py` uses it to hold the models to the reference.
+//!
+//! Input, one journey per line (blank lines are skipped):
+//!
+//! ```text
+//! {"id": "o-1", "conversion_ts": 1763805600000, "amount_minor": 1000,
+//!  "touches": [{"partner": "p1", "ts": "2025-11-20T10:00:00Z"}, {"partner": "p2", "ts": 1763800000000}]}
+//! ```
+//!
+//! - `id` is a string or a number, echoed back as it came (through `serde_json::Value`, so an
+//!   integer is exact up to 64 bits).
+//! - `conversion_ts` and each touch's `ts` are Unix milliseconds (a non-negative integer) or
+//!   RFC 3339 text with an offset; text is truncated to whole milliseconds. Before 1970 is refused.
+//! - `amount_minor` is a non-negative integer number of minor units (at most `i64::MAX`).
+//! - `touches` holds at most `TOUCHES_MAX` touches, in any order; `partner` is a non-empty string.
+//!   A journey without touches credits nobody and prints `"shares":[]`.
+//! - Any other field is refused, at the top level and in a touch.
+//!
+//! Output, one line per good journey: `{"id":...,"shares":[{"partner":...,"amount_minor":...}]}`.
+//! A partner with several touches gets their sum. Partners are listed in the order of their
+//! first touch in time (touches ordered by `(ts, input position)`, as the models order them),
+//! so the list reads as the journey did. The amounts sum to `amount_minor` exactly.
+//!
+//! A bad line prints `line N: <why, naming the field>` on stderr, prints nothing on stdout, is
+//! counted, and processing goes on. A closed stdout (`| head`) ends the run quietly.
 
-use std::io::{BufRead, Write};
+use std::collections::HashMap;
+use std::io::{self, BufRead, Write};
 
-use crate::core::attribution::Model;
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::core::attribution::{models, Model};
+
+/// The longest input line read, in bytes; a longer line is refused and skipped.
+pub const LINE_BYTES_MAX: usize = 1 << 20;
+/// The most touches one journey may have.
+pub const TOUCHES_MAX: usize = 10_000;
 
 /// Reads journeys from `input`, writes one line of shares per journey to `out`; returns how
 /// many lines were rejected (each reported on stderr with its line number).
 pub fn run(model: Model, half_life_hours: f64, input: impl BufRead, out: impl Write) -> anyhow::Result<usize> {
-    let _ = (model, half_life_hours, input, out);
-    unimplemented!()
+    run_with_errors(model, half_life_hours, input, out, io::stderr().lock())
+}
+
+/// `run` with the rejection reports going to `errors` instead of stderr.
+pub fn run_with_errors(
+    model: Model,
+    half_life_hours: f64,
+    mut input: impl BufRead,
+    out: impl Write,
+    mut errors: impl Write,
+) -> anyhow::Result<usize> {
+    let mut out = io::BufWriter::new(out);
+    let mut line = Vec::new();
+    let mut encoded = Vec::new();
+    let mut rejected = 0;
+    for line_no in 1.. {
+        let why = match read_line(&mut input, &mut line).context("reading the journeys")? {
+            Line::End => break,
+            Line::TooLong => format!("longer than {LINE_BYTES_MAX} bytes"),
+            Line::Fits if line.trim_ascii().is_empty() => continue,
+            Line::Fits => match attribute_line(model, half_life_hours, &line, &mut encoded) {
+                Ok(()) => match out.write_all(&encoded) {
+                    Ok(()) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(rejected),
+                    Err(e) => return Err(e).context("writing the shares"),
+                },
+                Err(why) => why,
+            },
+        };
+        rejected += 1;
+        // A report that cannot be written is still counted, and the exit code says so.
+        let _ = writeln!(errors, "line {line_no}: {why}");
+    }
+    match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("writing the shares"),
+        _ => Ok(rejected),
+    }
+}
+
+enum Line {
+    Fits,
+    TooLong,
+    End,
+}
+
+/// Reads one line without its `\n` (or `\r\n`) into `buf`, reading at most `LINE_BYTES_MAX`
+/// bytes of it into memory; the rest of a longer line is skipped.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Line> {
+    buf.clear();
+    if io::Read::take(&mut *input, LINE_BYTES_MAX as u64 + 1).read_until(b'\n', buf)? == 0 {
+        return Ok(Line::End);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        return Ok(Line::Fits);
+    }
+    if buf.len() <= LINE_BYTES_MAX {
+        return Ok(Line::Fits); // the last line, without a newline
+    }
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            break;
+        }
+        if let Some(end) = available.iter().position(|&b| b == b'\n') {
+            input.consume(end + 1);
+            break;
+        }
+        let len = available.len();
+        input.consume(len);
+    }
+    Ok(Line::TooLong)
+}
+
+/// The fields of a journey line; values are checked one by one after, so that each message can
+/// name its field (serde's type errors do not).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJourney {
+    id: Value,
+    conversion_ts: Value,
+    amount_minor: Value,
+    touches: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTouch {
+    partner: Value,
+    ts: Value,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    id: &'a Value,
+    shares: Vec<Share<'a>>,
+}
+
+#[derive(Serialize)]
+struct Share<'a> {
+    partner: &'a str,
+    amount_minor: i64,
+}
+
+/// Attributes one line and encodes its output line, newline included, into `encoded`.
+fn attribute_line(model: Model, half_life_hours: f64, line: &[u8], encoded: &mut Vec<u8>) -> Result<(), String> {
+    let raw: RawJourney = serde_json::from_slice(line).map_err(|e| describe(&e))?;
+    if !(raw.id.is_string() || raw.id.is_number()) {
+        return Err(format!("id: must be a string or a number, got {}", kind(&raw.id)));
+    }
+    let conversion_ts_ms = timestamp_ms(&raw.conversion_ts).map_err(|why| format!("conversion_ts: {why}"))?;
+    let amount_minor = amount_minor(&raw.amount_minor).map_err(|why| format!("amount_minor: {why}"))?;
+    let Value::Array(raw_touches) = &raw.touches else {
+        return Err(format!("touches: must be an array of {{\"partner\", \"ts\"}} objects, got {}", kind(&raw.touches)));
+    };
+    if raw_touches.len() > TOUCHES_MAX {
+        return Err(format!("touches: {} touches, more than the limit of {TOUCHES_MAX}", raw_touches.len()));
+    }
+    let mut partners = Vec::with_capacity(raw_touches.len());
+    let mut touch_ts_ms = Vec::with_capacity(raw_touches.len());
+    for (i, raw_touch) in raw_touches.iter().enumerate() {
+        if !raw_touch.is_object() {
+            return Err(format!("touches[{i}]: must be an object with \"partner\" and \"ts\", got {}", kind(raw_touch)));
+        }
+        let touch = RawTouch::deserialize(raw_touch).map_err(|e| format!("touches[{i}]: {e}"))?;
+        // The partner is moved out: `touch` is a copy that lives only in this loop.
+        match touch.partner {
+            Value::String(p) if !p.is_empty() => partners.push(p),
+            Value::String(_) => return Err(format!("touches[{i}].partner: must not be empty")),
+            other => return Err(format!("touches[{i}].partner: must be a string, got {}", kind(&other))),
+        }
+        touch_ts_ms.push(timestamp_ms(&touch.ts).map_err(|why| format!("touches[{i}].ts: {why}"))?);
+    }
+
+    let split = models::shares(model, half_life_hours, conversion_ts_ms, &touch_ts_ms, amount_minor);
+    let mut order: Vec<usize> = (0..partners.len()).collect();
+    order.sort_unstable_by_key(|&i| (touch_ts_ms[i], i));
+    let mut shares: Vec<Share> = Vec::new();
+    let mut slot: HashMap<&str, usize> = HashMap::with_capacity(partners.len());
+    for i in order {
+        let at = *slot.entry(partners[i].as_str()).or_insert_with(|| {
+            shares.push(Share { partner: &partners[i], amount_minor: 0 });
+            shares.len() - 1
+        });
+        shares[at].amount_minor += split[i];
+    }
+    debug_assert!(partners.is_empty() || shares.iter().map(|s| i128::from(s.amount_minor)).sum::<i128>() == i128::from(amount_minor));
+
+    encoded.clear();
+    serde_json::to_writer(&mut *encoded, &Output { id: &raw.id, shares }).map_err(|e| format!("encoding the output: {e}"))?;
+    encoded.push(b'\n');
+    Ok(())
+}
+
+/// A serde_json error as a reason: syntax errors say the line is not JSON, and the position is
+/// a column, since every input line is one document.
+fn describe(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let message = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m);
+    match e.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            format!("invalid JSON: {message} at column {}", e.column())
+        }
+        _ => message.to_string(),
+    }
+}
+
+/// Unix milliseconds from an integer or RFC 3339 text.
+fn timestamp_ms(v: &Value) -> Result<u64, String> {
+    const EXPECTED: &str = "expected Unix milliseconds (a non-negative integer) or an RFC 3339 string";
+    match v {
+        Value::Number(n) => n.as_u64().ok_or_else(|| format!("{EXPECTED}, got {n}")),
+        Value::String(s) => {
+            let at = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| format!("{s:?} is not RFC 3339: {e}"))?;
+            u64::try_from(at.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("{s:?} is before 1970"))
+        }
+        other => Err(format!("{EXPECTED}, got {}", kind(other))),
+    }
+}
+
+fn amount_minor(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Number(n) => match n.as_i64() {
+            Some(a) if a >= 0 => Ok(a),
+            Some(a) => Err(format!("must not be negative, got {a}")),
+            None if n.is_u64() => Err(format!("{n} is larger than {}", i64::MAX)),
+            None => Err(format!("must be an integer number of minor units, got {n}")),
+        },
+        other => Err(format!("must be an integer number of minor units, got {}", kind(other))),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `input` through `model` (half-life 1 h) and compares stdout and stderr.
+    fn check(model: Model, input: &str, expected_out: &str, expected_err: &str) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let rejected = run_with_errors(model, 1.0, input.as_bytes(), &mut out, &mut err).unwrap();
+        let (out, err) = (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap());
+        assert_eq!(out, expected_out, "stdout for {input}");
+        assert_eq!(err, expected_err, "stderr for {input}");
+        assert_eq!(rejected, expected_err.lines().count(), "rejected count for {input}");
+    }
+
+    fn ok(model: Model, input: &str, expected_out: &str) {
+        check(model, &format!("{input}\n"), &format!("{expected_out}\n"), "");
+    }
+
+    fn bad(input: &str, why: &str) {
+        check(Model::Linear, &format!("{input}\n"), "", &format!("line 1: {why}\n"));
+    }
+
+    const T: &str = r#""conversion_ts":36000000,"amount_minor":100"#;
+
+    #[test]
+    fn splits_and_sums_per_partner() {
+        ok(
+            Model::LastClick,
+            &format!(r#"{{"id":"o1",{T},"touches":[{{"partner":"a","ts":1}},{{"partner":"b","ts":2}}]}}"#),
+            r#"{"id":"o1","shares":[{"partner":"a","amount_minor":0},{"partner":"b","amount_minor":100}]}"#,
+        );
+        ok(
+            Model::FirstClick,
+            &format!(r#"{{"id":7,{T},"touches":[{{"partner":"a","ts":1}},{{"partner":"b","ts":2}}]}}"#),
+            r#"{"id":7,"shares":[{"partner":"a","amount_minor":100},{"partner":"b","amount_minor":0}]}"#,
+        );
+        ok(
+            Model::Linear,
+            &format!(r#"{{"id":"x",{T},"touches":[{{"partner":"a","ts":1}},{{"partner":"b","ts":2}},{{"partner":"a","ts":3}}]}}"#),
+            r#"{"id":"x","shares":[{"partner":"a","amount_minor":67},{"partner":"b","amount_minor":33}]}"#,
+        );
+        ok(
+            Model::PositionBased,
+            &format!(r#"{{"id":"x",{T},"touches":[{{"partner":"a","ts":1}},{{"partner":"b","ts":2}},{{"partner":"c","ts":3}}]}}"#),
+            r#"{"id":"x","shares":[{"partner":"a","amount_minor":40},{"partner":"b","amount_minor":20},{"partner":"c","amount_minor":40}]}"#,
+        );
+        // Ages 1 h and 0 h with a 1 h half-life: one third and two thirds.
+        ok(
+            Model::TimeDecay,
+            &format!(r#"{{"id":"x",{T},"touches":[{{"partner":"a","ts":32400000}},{{"partner":"b","ts":36000000}}]}}"#),
+            r#"{"id":"x","shares":[{"partner":"a","amount_minor":33},{"partner":"b","amount_minor":67}]}"#,
+        );
+    }
+
+    #[test]
+    fn partners_come_in_order_of_their_first_touch_in_time() {
+        ok(
+            Model::Linear,
+            &format!(r#"{{"id":1,{T},"touches":[{{"partner":"late","ts":9}},{{"partner":"early","ts":1}},{{"partner":"late","ts":2}}]}}"#),
+            r#"{"id":1,"shares":[{"partner":"early","amount_minor":33},{"partner":"late","amount_minor":67}]}"#,
+        );
+    }
+
+    #[test]
+    fn accepts_rfc3339_times_and_echoes_ids() {
+        let input = r#"{"id":{"n":1},"conversion_ts":"1970-01-01T10:00:00Z","amount_minor":3,"touches":[{"partner":"a","ts":"1970-01-01T10:00:00+01:00"},{"partner":"b","ts":"1970-01-01T09:59:59.9999Z"}]}"#;
+        bad(input, "id: must be a string or a number, got an object");
+        let input = input.replace(r#"{"n":1}"#, "12345678901234567890");
+        // The +01:00 touch is at 9:00 UTC, an hour before the 9:59:59.999 one.
+        ok(
+            Model::TimeDecay,
+            &input,
+            r#"{"id":12345678901234567890,"shares":[{"partner":"a","amount_minor":1},{"partner":"b","amount_minor":2}]}"#,
+        );
+        ok(Model::LastClick, r#"{"id":"e","conversion_ts":5,"amount_minor":9,"touches":[]}"#, r#"{"id":"e","shares":[]}"#);
+    }
+
+    #[test]
+    fn names_the_field_of_a_bad_line() {
+        bad("{", "invalid JSON: EOF while parsing an object at column 1");
+        bad("garbage", "invalid JSON: expected value at column 1");
+        bad(
+            &format!(r#"{{"id":1,{T},"touches":[],"extra":1}}"#),
+            "unknown field `extra`, expected one of `id`, `conversion_ts`, `amount_minor`, `touches`",
+        );
+        bad(r#"{"id":1,"conversion_ts":1,"touches":[]}"#, "missing field `amount_minor`");
+        bad(r#"{"id":null,"conversion_ts":1,"amount_minor":1,"touches":[]}"#, "id: must be a string or a number, got null");
+        bad(
+            r#"{"id":1,"conversion_ts":-1,"amount_minor":1,"touches":[]}"#,
+            "conversion_ts: expected Unix milliseconds (a non-negative integer) or an RFC 3339 string, got -1",
+        );
+        bad(
+            r#"{"id":1,"conversion_ts":1.5,"amount_minor":1,"touches":[]}"#,
+            "conversion_ts: expected Unix milliseconds (a non-negative integer) or an RFC 3339 string, got 1.5",
+        );
+        bad(
+            r#"{"id":1,"conversion_ts":"1969-12-31T23:59:59Z","amount_minor":1,"touches":[]}"#,
+            r#"conversion_ts: "1969-12-31T23:59:59Z" is before 1970"#,
+        );
+        bad(
+            r#"{"id":1,"conversion_ts":"yesterday","amount_minor":1,"touches":[]}"#,
+            r#"conversion_ts: "yesterday" is not RFC 3339: the 'year' component could not be parsed"#,
+        );
+        bad(r#"{"id":1,"conversion_ts":1,"amount_minor":-5,"touches":[]}"#, "amount_minor: must not be negative, got -5");
+        bad(
+            r#"{"id":1,"conversion_ts":1,"amount_minor":1.5,"touches":[]}"#,
+            "amount_minor: must be an integer number of minor units, got 1.5",
+        );
+        bad(
+            r#"{"id":1,"conversion_ts":1,"amount_minor":"10","touches":[]}"#,
+            "amount_minor: must be an integer number of minor units, got a string",
+        );
+        bad(
+            r#"{"id":1,"conversion_ts":1,"amount_minor":9223372036854775808,"touches":[]}"#,
+            "amount_minor: 9223372036854775808 is larger than 9223372036854775807",
+        );
+        bad(
+            r#"{"id":1,"conversion_ts":1,"amount_minor":1,"touches":{}}"#,
+            r#"touches: must be an array of {"partner", "ts"} objects, got an object"#,
+        );
+        bad(r#"{"id":1,"conversion_ts":1,"amount_minor":1,"touches":[{"partner":"","ts":1}]}"#, "touches[0].partner: must not be empty");
+        bad(
+            r#"{"id":1,"conversion_ts":1,"amount_minor":1,"touches":[{"partner":"a","ts":1},{"partner":5,"ts":1}]}"#,
+            "touches[1].partner: must be a string, got a number",
+        );
+        bad(
+            r#"{"id":1,"conversion_ts":1,"amount_minor":1,"touches":[{"partner":"a","ts":true}]}"#,
+            "touches[0].ts: expected Unix milliseconds (a non-negative integer) or an RFC 3339 string, got a boolean",
+        );
+        bad(
+            r#"{"id":1,"conversion_ts":1,"amount_minor":1,"touches":[{"partner":"a","ts":1,"tz":0}]}"#,
+            "touches[0]: unknown field `tz`, expected `partner` or `ts`",
+        );
+        bad(r#"{"id":1,"conversion_ts":1,"amount_minor":1,"touches":[{"partner":"a"}]}"#, "touches[0]: missing field `ts`");
+        bad(
+            r#"{"id":1,"conversion_ts":1,"amount_minor":1,"touches":[7]}"#,
+            r#"touches[0]: must be an object with "partner" and "ts", got a number"#,
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_counted_and_the_rest_still_run() {
+        let good = r#"{"id":1,"conversion_ts":1,"amount_minor":5,"touches":[{"partner":"a","ts":1}]}"#;
+        let input = format!("{good}\n\n  \nnope\r\n{good}\r\n{{}}\n{good}");
+        let line = r#"{"id":1,"shares":[{"partner":"a","amount_minor":5}]}"#;
+        check(
+            Model::LastClick,
+            &input,
+            &format!("{line}\n{line}\n{line}\n"),
+            "line 4: invalid JSON: expected ident at column 2\nline 6: missing field `id`\n",
+        );
+    }
+
+    #[test]
+    fn refuses_an_overlong_line_and_goes_on() {
+        let good = r#"{"id":1,"conversion_ts":1,"amount_minor":5,"touches":[]}"#;
+        let long = "x".repeat(LINE_BYTES_MAX + 10);
+        let input = format!("{good}\n{long}\n{good}\n{long}");
+        let line = r#"{"id":1,"shares":[]}"#;
+        let why = format!("longer than {LINE_BYTES_MAX} bytes");
+        check(Model::LastClick, &input, &format!("{line}\n{line}\n"), &format!("line 2: {why}\nline 4: {why}\n"));
+    }
+
+    #[test]
+    fn refuses_too_many_touches() {
+        let touches = vec![r#"{"partner":"a","ts":1}"#; TOUCHES_MAX + 1].join(",");
+        bad(
+            &format!(r#"{{"id":1,{T},"touches":[{touches}]}}"#),
+            &format!("touches: {} touches, more than the limit of {TOUCHES_MAX}", TOUCHES_MAX + 1),
+        );
+    }
+
+    /// A writer whose reader has gone away.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn a_closed_output_ends_quietly() {
+        let good = r#"{"id":1,"conversion_ts":1,"amount_minor":5,"touches":[]}"#;
+        let input = format!("{good}\n").repeat(100_000);
+        let mut err = Vec::new();
+        let rejected = run_with_errors(Model::Linear, 1.0, input.as_bytes(), ClosedPipe, &mut err).unwrap();
+        assert_eq!((rejected, err.len()), (0, 0));
+    }
 }
