@@ -4,8 +4,8 @@
 //! when the ring is full the oldest click is evicted. A record holds the click id, timestamp,
 //! verdict, reasons, channel, an interned (program, partner, link) and its visitor's slot.
 //!
-//! - By id: a map from a 64-bit hash of the click id to the ring position; the full id in the
-//!   record is compared on every lookup.
+//! - By id: a fixed-size `table::Table` from a keyed 64-bit hash of the click id to the ring
+//!   position; the full id in the record confirms every match.
 //! - By visitor: each visitor has its newest position and a count of its clicks still in the
 //!   ring; each record links to the same visitor's previous record. Eviction is oldest first
 //!   overall, hence oldest first per visitor, so the live records of a visitor are always the
@@ -13,10 +13,17 @@
 //!   followed. A walk stops after `visitor_touches_max` links: older touches are dropped.
 //! - (program, partner, link) triples are interned with reference counts and freed when their
 //!   last click is evicted, as are visitors, so every table is bounded by `clicks_max`.
+//!
+//! The id and visitor tables are allocated for `clicks_max` up front and never grow or rehash
+//! (the pages are touched only as they fill). Hashes are keyed with a per-process secret,
+//! since visitor ids come from cookies a client controls.
+
+mod table;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+use table::Table;
 
 use crate::edge::checks::{Reason, Reasons, Verdict};
 use crate::edge::click_id::{ClickId, VisitorId, CLICK_ID_BYTES};
@@ -36,6 +43,10 @@ pub struct IndexedClick {
     pub reasons: Reasons,
     pub visitor_id: VisitorId,
 }
+
+/// Inserts warmed at a time: enough loads in flight to hide misses, few enough that what they
+/// bring in is still in L1/L2 when the inserts run.
+const WARM_LEN: usize = 64;
 
 /// Bytes of one ring record.
 pub const RECORD_BYTES: usize = std::mem::size_of::<Record>();
@@ -78,29 +89,6 @@ struct Source {
 }
 
 type SourceKey = (Arc<str>, Arc<str>, Arc<str>);
-
-/// Passes an already-uniform 64-bit key through (the id map's keys are xxh3 hashes).
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `u64` keys; fold anything else in rather than panic.
-        self.0 = bytes.iter().fold(self.0, |h, b| h.rotate_left(8) ^ u64::from(*b));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-fn id_key(id: &ClickId) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(&id.0)
-}
 
 /// A table of reusable slots: a `Vec` and a free list.
 struct Slots<T> {
@@ -165,9 +153,11 @@ pub struct ClickIndex {
     ring: Vec<Record>,
     /// Position of the oldest record once the ring is full (the next to be overwritten).
     head: usize,
-    by_id: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
+    /// Keys the id and visitor hashes.
+    seed: u64,
+    by_id: Table,
     visitors: Slots<Visitor>,
-    by_visitor: HashMap<VisitorId, u32, foldhash::fast::RandomState>,
+    by_visitor: Table,
     sources: Slots<Source>,
     by_source: HashMap<SourceKey, u32, foldhash::fast::RandomState>,
     evictions: u64,
@@ -181,29 +171,77 @@ impl ClickIndex {
         ClickIndex {
             clicks_max,
             visitor_touches_max: visitor_touches_max.max(1),
-            ring: Vec::new(),
+            ring: Vec::with_capacity(clicks_max),
             head: 0,
-            by_id: HashMap::default(),
+            seed: crate::edge::checks::secret_seed(),
+            by_id: Table::new(clicks_max),
             visitors: Slots::new(),
-            by_visitor: HashMap::default(),
+            by_visitor: Table::new(clicks_max),
             sources: Slots::new(),
             by_source: HashMap::default(),
             evictions: 0,
         }
     }
 
+    fn id_key(&self, id: &[u8; CLICK_ID_BYTES]) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(id, self.seed)
+    }
+
+    fn visitor_key(&self, v: &VisitorId) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(&v.0, self.seed)
+    }
+
+    fn visitor_slot(&self, key: u64, v: &VisitorId) -> Option<u32> {
+        self.by_visitor.find(key, |slot| self.visitors.get(slot).id == *v)
+    }
+
     /// Adds a click; false when its id is already held.
     pub fn insert(&mut self, ev: &ClickEvent) -> bool {
-        let key = id_key(&ev.click_id);
-        let mut map_it = true;
-        if let Some(&pos) = self.by_id.get(&key) {
-            if self.ring[pos as usize].id == ev.click_id.0 {
-                return false;
+        let keys = (self.id_key(&ev.click_id.0), self.visitor_key(&ev.visitor_id));
+        self.insert_keyed(ev, keys)
+    }
+
+    /// Adds clicks in order, as `insert` does one by one, calling `each` with each click and
+    /// whether it was added. Faster for many: see `warm`.
+    pub fn insert_batch<'a>(&mut self, evs: &[&'a ClickEvent], mut each: impl FnMut(&'a ClickEvent, bool)) {
+        let mut keys = [(0u64, 0u64); WARM_LEN];
+        for chunk in evs.chunks(WARM_LEN) {
+            self.warm(chunk, &mut keys);
+            for (ev, k) in chunk.iter().zip(keys) {
+                each(ev, self.insert_keyed(ev, k));
             }
-            // Two ids with one 64-bit hash (about 1 in 2^40 for a full index): the new click
-            // is kept for its visitor but cannot be found by id.
-            tracing::warn!(click_id = ?ev.click_id, "click id hash collides in the attribution index");
-            map_it = false;
+        }
+    }
+
+    /// Computes the chunk's hash keys and reads, without using them, the table slots, visitor
+    /// entries and records its inserts (and the evictions they cause) are about to touch. The
+    /// tables are far larger than the caches, so each insert would otherwise wait on several
+    /// misses in a row; these loads are independent of each other, so the CPU overlaps them.
+    fn warm(&self, chunk: &[&ClickEvent], keys: &mut [(u64, u64); WARM_LEN]) {
+        let mut sink = 0u64;
+        let full = self.ring.len() == self.clicks_max;
+        for (i, ev) in chunk.iter().enumerate() {
+            let k = (self.id_key(&ev.click_id.0), self.visitor_key(&ev.visitor_id));
+            keys[i] = k;
+            sink ^= self.by_id.home_slot(k.0);
+            let slot = self.by_visitor.home_slot(k.1) as u32;
+            if let Some(Some(v)) = self.visitors.items.get(slot.wrapping_sub(1) as usize) {
+                sink ^= u64::from(v.len);
+            }
+            if full {
+                let rec = &self.ring[(self.head + i) % self.clicks_max];
+                sink ^= self.by_id.home_slot(self.id_key(&rec.id));
+                if let Some(Some(v)) = self.visitors.items.get(rec.visitor as usize) {
+                    sink ^= u64::from(v.len);
+                }
+            }
+        }
+        std::hint::black_box(sink);
+    }
+
+    fn insert_keyed(&mut self, ev: &ClickEvent, (key, vkey): (u64, u64)) -> bool {
+        if self.position_by_key(key, &ev.click_id).is_some() {
+            return false;
         }
         let pos = if self.ring.len() < self.clicks_max {
             self.ring.push(Record {
@@ -221,18 +259,14 @@ impl ClickIndex {
             let pos = self.head;
             self.evict(pos);
             self.head = (self.head + 1) % self.clicks_max;
-            if !map_it && !self.by_id.contains_key(&key) {
-                // The eviction took the colliding id out: this click can be mapped after all.
-                map_it = true;
-            }
             pos
         };
         let source = self.intern(ev);
-        let visitor = match self.by_visitor.get(&ev.visitor_id) {
-            Some(&slot) => slot,
+        let visitor = match self.visitor_slot(vkey, &ev.visitor_id) {
+            Some(slot) => slot,
             None => {
                 let slot = self.visitors.insert(Visitor { id: ev.visitor_id, newest: u32::MAX, len: 0 });
-                self.by_visitor.insert(ev.visitor_id, slot);
+                self.by_visitor.insert(vkey, slot);
                 slot
             }
         };
@@ -249,26 +283,24 @@ impl ClickIndex {
             visitor,
             prev,
         };
-        if map_it {
-            self.by_id.insert(key, pos as u32);
-        }
-        debug_assert!(self.ring.len() <= self.clicks_max && self.by_visitor.len() <= self.ring.len());
+        self.by_id.insert(key, pos as u32);
+        debug_assert!(self.ring.len() <= self.clicks_max && self.by_id.len() == self.ring.len());
+        debug_assert!(self.by_visitor.len() == self.visitors.len() && self.visitors.len() <= self.ring.len());
         true
     }
 
-    /// Drops the record at `pos` from the id map, its visitor and its source.
+    /// Drops the record at `pos` from the id table, its visitor and its source.
     fn evict(&mut self, pos: usize) {
         let rec = self.ring[pos];
-        let key = id_key(&ClickId(rec.id));
-        if self.by_id.get(&key) == Some(&(pos as u32)) {
-            self.by_id.remove(&key);
-        }
+        let removed = self.by_id.remove(self.id_key(&rec.id), pos as u32);
+        debug_assert!(removed, "every record is in the id table");
         let v = self.visitors.get_mut(rec.visitor);
         debug_assert!(v.len > 0);
         v.len -= 1;
         if v.len == 0 {
             let v = self.visitors.remove(rec.visitor);
-            self.by_visitor.remove(&v.id);
+            let removed = self.by_visitor.remove(self.visitor_key(&v.id), rec.visitor);
+            debug_assert!(removed, "every visitor is in the visitor table");
         }
         let s = self.sources.get_mut(rec.source);
         s.refs -= 1;
@@ -300,8 +332,11 @@ impl ClickIndex {
     }
 
     fn position(&self, id: &ClickId) -> Option<usize> {
-        let pos = *self.by_id.get(&id_key(id))? as usize;
-        (self.ring[pos].id == id.0).then_some(pos)
+        self.position_by_key(self.id_key(&id.0), id)
+    }
+
+    fn position_by_key(&self, key: u64, id: &ClickId) -> Option<usize> {
+        self.by_id.find(key, |pos| self.ring[pos as usize].id == id.0).map(|pos| pos as usize)
     }
 
     /// One click.
@@ -329,7 +364,7 @@ impl ClickIndex {
     /// A visitor's touches with `since_ms <= ts_ms <= until_ms`, oldest first. Every touch is
     /// returned, valid or not: the caller says why a flagged one does not count.
     pub fn visitor_touches(&self, visitor: &VisitorId, since_ms: u64, until_ms: u64) -> Vec<IndexedClick> {
-        let Some(&slot) = self.by_visitor.get(visitor) else { return Vec::new() };
+        let Some(slot) = self.visitor_slot(self.visitor_key(visitor), visitor) else { return Vec::new() };
         let v = self.visitors.get(slot);
         let mut out = Vec::new();
         let mut pos = v.newest;
@@ -378,9 +413,9 @@ impl ClickIndex {
     pub fn heap_bytes(&self) -> usize {
         let strings: usize = self.sources.items.iter().flatten().map(|s| 3 * 16 + s.key.0.len() + s.key.1.len() + s.key.2.len()).sum();
         self.ring.capacity() * RECORD_BYTES
-            + map_bytes::<u64, u32>(self.by_id.capacity())
+            + self.by_id.heap_bytes()
             + self.visitors.heap_bytes()
-            + map_bytes::<VisitorId, u32>(self.by_visitor.capacity())
+            + self.by_visitor.heap_bytes()
             + self.sources.heap_bytes()
             + map_bytes::<SourceKey, u32>(self.by_source.capacity())
             + strings

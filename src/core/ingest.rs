@@ -94,18 +94,18 @@ impl Ingest {
     /// and counters. Counters keep the days that retention at `now_ms` leaves whole.
     pub fn open(dir: &Path, config: &crate::config::Core, metrics: CoreMetrics, now_ms: u64) -> std::io::Result<Ingest> {
         let started = Instant::now();
-        let mut index = ClickIndex::new(config.index_clicks_max, config.index_visitor_touches_max);
         let mut counts = DailyCounts::default();
         counts.keep_from(first_kept_day(now_ms, config.retention_days));
-        let (mut events, mut repeats) = (0u64, 0u64);
-        let log = SegmentLog::open(dir, config.segment_bytes_max, |ev| {
-            events += 1;
-            if index.insert(&ev) {
-                counts.add(&ev);
-            } else {
-                repeats += 1;
-            }
-        })?;
+        let mut rebuild = Rebuild {
+            index: ClickIndex::new(config.index_clicks_max, config.index_visitor_touches_max),
+            counts,
+            pending: Vec::with_capacity(REPLAY_BATCH_LEN),
+            events: 0,
+            repeats: 0,
+        };
+        let log = SegmentLog::open(dir, config.segment_bytes_max, |ev| rebuild.push(ev))?;
+        rebuild.flush();
+        let Rebuild { index, counts, events, repeats, .. } = rebuild;
         tracing::info!(
             dir = %dir.display(),
             events,
@@ -177,13 +177,12 @@ impl Ingest {
             let mut index = write(&self.index);
             let evictions = index.evictions();
             let mut counts = write(&self.counts);
-            for ev in &fresh {
-                let inserted = index.insert(ev);
+            index.insert_batch(&fresh, |ev, inserted| {
                 debug_assert!(inserted, "checked absent under the same log lock");
                 if inserted {
                     counts.add(ev);
                 }
-            }
+            });
             self.metrics.index_evictions.inc_by(index.evictions() - evictions);
             self.set_index_gauges(&index);
         }
@@ -242,6 +241,43 @@ impl Ingest {
             self.set_log_gauges(&log);
         }
         Ok(())
+    }
+}
+
+/// Events replayed into the index at a time on open.
+const REPLAY_BATCH_LEN: usize = 1024;
+
+/// The index and counters being rebuilt from the log, fed in batches so that
+/// `ClickIndex::insert_batch` can overlap its cache misses.
+struct Rebuild {
+    index: ClickIndex,
+    counts: DailyCounts,
+    pending: Vec<ClickEvent>,
+    events: u64,
+    /// Events whose id was already held: only a log written by something else has them.
+    repeats: u64,
+}
+
+impl Rebuild {
+    fn push(&mut self, ev: ClickEvent) {
+        self.pending.push(ev);
+        if self.pending.len() == REPLAY_BATCH_LEN {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let Rebuild { index, counts, pending, events, repeats } = self;
+        let refs: Vec<&ClickEvent> = pending.iter().collect();
+        index.insert_batch(&refs, |ev, inserted| {
+            *events += 1;
+            if inserted {
+                counts.add(ev);
+            } else {
+                *repeats += 1;
+            }
+        });
+        pending.clear();
     }
 }
 

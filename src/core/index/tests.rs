@@ -227,3 +227,28 @@ fn channels_verdicts_and_reasons_survive_packing() {
         }
     }
 }
+
+#[test]
+fn batched_inserts_decide_exactly_as_single_ones() {
+    // Repeats inside and across batches, and far more clicks than fit, so batches evict.
+    let mut rng = fastrand::Rng::with_seed(11);
+    let events: Vec<ClickEvent> = (0..5000).map(|_| rng.u64(0..3000)).map(|n| event_at(n, T0_MS + n, n % 13)).collect();
+    let mut one = ClickIndex::new(700, 4);
+    let mut batched = ClickIndex::new(700, 4);
+    let singles: Vec<bool> = events.iter().map(|ev| one.insert(ev)).collect();
+    let mut got = Vec::new();
+    for chunk in events.chunks(333) {
+        let refs: Vec<&ClickEvent> = chunk.iter().collect();
+        batched.insert_batch(&refs, |ev, inserted| got.push((ev.click_id, inserted)));
+    }
+    assert_eq!(got, events.iter().map(|e| e.click_id).zip(singles).collect::<Vec<_>>());
+    assert!(got.iter().any(|(_, inserted)| !inserted) && batched.evictions() > 0);
+    for ev in &events {
+        assert_eq!(one.click(&ev.click_id), batched.click(&ev.click_id));
+    }
+    for v in 0..13 {
+        let v = event_at(0, 0, v).visitor_id;
+        assert_eq!(one.visitor_touches(&v, 0, u64::MAX), batched.visitor_touches(&v, 0, u64::MAX));
+    }
+    assert_eq!((one.len(), one.visitors(), one.sources()), (batched.len(), batched.visitors(), batched.sources()));
+}

@@ -51,8 +51,11 @@ fn a_redelivered_click_is_written_once() {
     assert_each_once(&ids);
 }
 
+/// Clicks by id, touches by visitor, counters by scope.
+type Answers = (Vec<Option<IndexedClick>>, Vec<Vec<IndexedClick>>, Vec<Vec<DayClicks>>);
+
 /// Everything the store answers about `events`, for comparing before and after a restart.
-fn answers(ingest: &Ingest, events: &[ClickEvent]) -> (Vec<Option<IndexedClick>>, Vec<Vec<IndexedClick>>, Vec<Vec<DayClicks>>) {
+fn answers(ingest: &Ingest, events: &[ClickEvent]) -> Answers {
     let clicks = events.iter().map(|ev| ingest.click(&ev.click_id)).collect();
     let touches = (0..7).map(|v| ingest.visitor_touches(&event_at(0, 0, v).visitor_id, 0, u64::MAX)).collect();
     let scopes = [StatsScope::Partner("alice"), StatsScope::Partner("bob"), StatsScope::Partner("carol")];
