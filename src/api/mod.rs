@@ -247,10 +247,12 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let mut err = ApiError::bad_request(if path == "." { format!("invalid JSON: {inner}") } else { format!("{path}: {inner}") });
-        if path != "." {
-            err.field = Some(path);
+        let syntax = matches!(inner.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof);
+        if syntax || path == "." || path == "?" {
+            return ApiError::bad_request(format!("invalid JSON: {inner}"));
         }
+        let mut err = ApiError::bad_request(format!("{path}: {inner}"));
+        err.field = Some(path);
         err
     })
 }

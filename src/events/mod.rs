@@ -3,7 +3,6 @@
 //! A `ClickEvent` is encoded with rmp-serde using field names (`to_vec_named`), so a reader
 //! ignores fields it does not know and a writer may add fields without breaking old readers.
 
-pub mod click_log;
 pub mod sink;
 
 use std::net::IpAddr;

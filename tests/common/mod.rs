@@ -70,7 +70,14 @@ impl Server {
         std::fs::write(&config, config_text).unwrap();
         let (edge, admin, api) = (free_port(), free_port(), free_port());
         let child = spawn_serve(&config, &dir.path().join("data"), edge, admin, api, &dir.path().join("serve.log"));
-        let s = Server { child, edge: ([127, 0, 0, 1], edge).into(), admin: ([127, 0, 0, 1], admin).into(), api: ([127, 0, 0, 1], api).into(), dir, config };
+        let s = Server {
+            child,
+            edge: ([127, 0, 0, 1], edge).into(),
+            admin: ([127, 0, 0, 1], admin).into(),
+            api: ([127, 0, 0, 1], api).into(),
+            dir,
+            config,
+        };
         s.wait_ready(config_text.contains("[tls]"));
         s
     }
@@ -79,7 +86,14 @@ impl Server {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn_serve(&self.config, &self.data_dir(), self.edge.port(), self.admin.port(), self.api.port(), &self.dir.path().join("serve.log"));
+        self.child = spawn_serve(
+            &self.config,
+            &self.data_dir(),
+            self.edge.port(),
+            self.admin.port(),
+            self.api.port(),
+            &self.dir.path().join("serve.log"),
+        );
         self.wait_ready(false);
     }
 

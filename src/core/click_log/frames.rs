@@ -1,11 +1,12 @@
 //! Frames: `len:u32le | crc32(payload):u32le | payload`, the payload one `ClickEvent` in
-//! rmp-serde with field names. The same framing as the edge's `events::click_log`.
+//! rmp-serde with field names.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use crate::events::click_log::FRAME_BYTES_MAX;
+/// Frames larger than this are corrupt by definition.
+pub const FRAME_BYTES_MAX: usize = 64 * 1024;
 use crate::events::ClickEvent;
 
 /// Bytes in a frame header.
