@@ -187,7 +187,8 @@ impl ClickIndex {
                 let rec = &self.ring[(self.head + i) % self.clicks_max];
                 sink ^= self.by_id.home_slot(self.id_key(&rec.id));
                 if let Some(Some(v)) = self.visitors.items.get(rec.visitor as usize) {
-                    sink ^= u64::from(v.len);
+                    // Its last click leaving: the visitor comes out of the visitor table too.
+                    sink ^= if v.len == 1 { self.by_visitor.home_slot(self.visitor_key(&v.id)) } else { u64::from(v.len) };
                 }
             }
         }
