@@ -1,15 +1,24 @@
 //! The core's click ingest and attribution index: events/s ingested into a real click log on
-//! disk (one write and one fdatasync per batch), the log's replay on restart, and lookups on
-//! an index of 1 M clicks with its memory per click.
+//! disk (one write and one fdatasync per batch of 4096), the log's replay on restart, and
+//! lookups on an index of 1 M clicks with its memory per click.
 //!
 //! ```text
-//! cargo bench --bench core_ingest                      # full: 2 M events, 1 M indexed (~1 min)
-//! CLICKGATE_BENCH_QUICK=1 cargo bench --bench core_ingest   # seconds, for CI
-//! cargo test --release --bench core_ingest             # the same quick mode (no --bench flag)
+//! cargo bench --bench core_ingest                             # full: 2 M events, 1 M indexed (~1.5 min)
+//! CLICKGATE_BENCH_QUICK=1 cargo bench --bench core_ingest     # seconds, for CI (a smoke test:
+//! cargo test --release --bench core_ingest                    #  fresh tables' page faults dominate)
+//! CLICKGATE_BENCH_ONLY=index|ingest   CLICKGATE_BENCH_INDEX_CLICKS=N   # one part; the index size
 //! ```
 //!
-//! Prints plain `core ...` lines (quoted by benches/README.md). Timings are wall clock on
-//! whatever else the machine is doing; each ingest figure is the median of three runs.
+//! Prints plain `core ...` lines, quoted by benches/README.md:
+//! - `core ingest_events_per_s`: `Ingest::ingest` with the default config (2 M-click index, 64 MiB
+//!   segments), wall time, median of three runs into fresh logs; then once more with an index of
+//!   half the events, timing only the second half, when every insert evicts (`phase=full_index`).
+//!   `cpu_us_per_event` is this thread's CPU time (user + system), steadier than wall time on a
+//!   shared machine; the difference is mostly waiting for the fsync.
+//! - `core ingest breakdown`: encoding, index inserts and one batch's write + fdatasync, alone.
+//! - `core rebuild_events_per_s`: `Ingest::open` replaying the log of one run.
+//! - `core index_*`: inserts, lookups by click id and by visitor (30-day window), bytes per
+//!   click from `ClickIndex::heap_bytes` and from the RSS growth while it was built.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -114,6 +123,13 @@ fn generate(n: usize, seed: u64) -> Vec<ClickEvent> {
         .collect()
 }
 
+/// CPU time this thread has used, in ns (user and system, so the kernel's copying and the
+/// fsync's CPU part count, waiting on the disk does not). Steadier than wall time on a busy box.
+fn thread_cpu_ns() -> u64 {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    text.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -192,21 +208,23 @@ fn bench_ingest(scale: &Scale, events: &[ClickEvent], root: &Path) {
     let config = Core { index_clicks_max: index_clicks_max.unwrap_or(Core::default().index_clicks_max), ..Core::default() };
     println!("core ingest config: index_clicks_max={} segment_bytes_max={}", config.index_clicks_max, config.segment_bytes_max);
     let mut rates = Vec::new();
-    let mut kept = None;
+    let (mut kept, mut cpus) = (None, Vec::new());
     for run in 0..3 {
         let dir = tempfile::tempdir_in(root).expect("temp dir");
         let metrics = clickgate::metrics::Metrics::new().core;
         let ingest = Ingest::open(dir.path(), &config, metrics.clone(), T0_MS).expect("open");
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), thread_cpu_ns());
         for batch in events.chunks(scale.batch) {
             let r = ingest.ingest(batch).expect("ingest");
             assert_eq!(r.written, batch.len());
         }
         let s = t.elapsed().as_secs_f64();
+        let cpu_us = (thread_cpu_ns() - cpu) as f64 / 1000.0 / events.len() as f64;
         rates.push(events.len() as f64 / s);
+        cpus.push(cpu_us);
         let batch_ms = metrics.batch_seconds.get_sample_sum() * 1000.0 / metrics.batch_seconds.get_sample_count() as f64;
         println!(
-            "core ingest run={run} events={} batch={} seconds={s:.3} events_per_s={:.0} batch_ms_mean={batch_ms:.2} log_bytes={} segments={}",
+            "core ingest run={run} events={} batch={} seconds={s:.3} events_per_s={:.0} cpu_us_per_event={cpu_us:.2} batch_ms_mean={batch_ms:.2} log_bytes={} segments={}",
             events.len(),
             scale.batch,
             events.len() as f64 / s,
@@ -217,11 +235,32 @@ fn bench_ingest(scale: &Scale, events: &[ClickEvent], root: &Path) {
         kept = Some(dir);
     }
     println!(
-        "core ingest_events_per_s={:.0} events={} batch={} fsync=per_batch (median of 3 runs)",
+        "core ingest_events_per_s={:.0} cpu_us_per_event={:.2} events={} batch={} fsync=per_batch (median of 3 runs)",
         median(rates),
+        median(cpus),
         events.len(),
         scale.batch
     );
+
+    // Steady state: an index of half the events, filled by the first half (not timed), so that
+    // every timed insert evicts, as in a core that has run for a while.
+    let (fill, timed) = events.split_at(events.len() / 2);
+    let steady = Core { index_clicks_max: fill.len().max(1000), ..config.clone() };
+    let dir = tempfile::tempdir_in(root).expect("temp dir");
+    let ingest = Ingest::open(dir.path(), &steady, clickgate::metrics::Metrics::new().core, T0_MS).expect("open");
+    fill.chunks(scale.batch).for_each(|b| assert_eq!(ingest.ingest(b).expect("ingest").written, b.len()));
+    let (t, cpu) = (Instant::now(), thread_cpu_ns());
+    timed.chunks(scale.batch).for_each(|b| assert_eq!(ingest.ingest(b).expect("ingest").written, b.len()));
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "core ingest_events_per_s={:.0} cpu_us_per_event={:.2} events={} batch={} fsync=per_batch phase=full_index index_clicks_max={} (every insert evicts)",
+        timed.len() as f64 / s,
+        (thread_cpu_ns() - cpu) as f64 / 1000.0 / timed.len() as f64,
+        timed.len(),
+        scale.batch,
+        steady.index_clicks_max
+    );
+    drop((ingest, dir));
 
     // Where a batch's time goes, measured piece by piece on the same events.
     let mut buf = Vec::with_capacity(4 << 20);

@@ -18,11 +18,13 @@
 //! (the pages are touched only as they fill). Hashes are keyed with a per-process secret,
 //! since visitor ids come from cookies a client controls.
 
+mod slots;
 mod table;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use slots::Slots;
 use table::Table;
 
 use crate::edge::checks::{Reason, Reasons, Verdict};
@@ -90,53 +92,6 @@ struct Source {
 
 type SourceKey = (Arc<str>, Arc<str>, Arc<str>);
 
-/// A table of reusable slots: a `Vec` and a free list.
-struct Slots<T> {
-    items: Vec<Option<T>>,
-    free: Vec<u32>,
-}
-
-impl<T> Slots<T> {
-    fn new() -> Self {
-        Slots { items: Vec::new(), free: Vec::new() }
-    }
-
-    fn insert(&mut self, item: T) -> u32 {
-        match self.free.pop() {
-            Some(slot) => {
-                debug_assert!(self.items[slot as usize].is_none());
-                self.items[slot as usize] = Some(item);
-                slot
-            }
-            None => {
-                self.items.push(Some(item));
-                (self.items.len() - 1) as u32
-            }
-        }
-    }
-
-    fn get(&self, slot: u32) -> &T {
-        self.items[slot as usize].as_ref().expect("slot in use")
-    }
-
-    fn get_mut(&mut self, slot: u32) -> &mut T {
-        self.items[slot as usize].as_mut().expect("slot in use")
-    }
-
-    fn remove(&mut self, slot: u32) -> T {
-        self.free.push(slot);
-        self.items[slot as usize].take().expect("slot in use")
-    }
-
-    fn len(&self) -> usize {
-        self.items.len() - self.free.len()
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.items.capacity() * std::mem::size_of::<Option<T>>() + self.free.capacity() * 4
-    }
-}
-
 /// Heap bytes of a `HashMap` with `capacity`: hashbrown keeps buckets at load factor 7/8,
 /// each an entry plus one control byte.
 fn map_bytes<K, V>(capacity: usize) -> usize {
@@ -166,8 +121,8 @@ pub struct ClickIndex {
 impl ClickIndex {
     /// Holds at most `clicks_max` clicks and `visitor_touches_max` touches per visitor.
     pub fn new(clicks_max: usize, visitor_touches_max: usize) -> ClickIndex {
-        // Positions are u32; `u32::MAX` is never a valid position.
-        let clicks_max = clicks_max.clamp(1, u32::MAX as usize - 1);
+        // Positions are u32 and the tables take up to 2^32 slots at two per entry.
+        let clicks_max = clicks_max.clamp(1, 1 << 31);
         ClickIndex {
             clicks_max,
             visitor_touches_max: visitor_touches_max.max(1),
@@ -232,7 +187,8 @@ impl ClickIndex {
                 let rec = &self.ring[(self.head + i) % self.clicks_max];
                 sink ^= self.by_id.home_slot(self.id_key(&rec.id));
                 if let Some(Some(v)) = self.visitors.items.get(rec.visitor as usize) {
-                    sink ^= u64::from(v.len);
+                    // Its last click leaving: the visitor comes out of the visitor table too.
+                    sink ^= if v.len == 1 { self.by_visitor.home_slot(self.visitor_key(&v.id)) } else { u64::from(v.len) };
                 }
             }
         }

@@ -167,11 +167,12 @@ impl Ingest {
             chunk.iter().filter(|ev| !index.contains(&ev.click_id) && in_batch.insert(ev.click_id)).collect()
         };
         let stats = IngestStats { written: fresh.len(), duplicates: chunk.len() - fresh.len() };
-        self.metrics.duplicates.inc_by(stats.duplicates as u64);
         if fresh.is_empty() {
+            self.metrics.duplicates.inc_by(stats.duplicates as u64);
             return Ok(stats);
         }
         log.append_batch(fresh.iter().copied())?;
+        self.metrics.duplicates.inc_by(stats.duplicates as u64);
         self.set_log_gauges(&log);
         {
             let mut index = write(&self.index);

@@ -275,3 +275,19 @@ fn kill_9_mid_ingest_loses_and_duplicates_nothing() {
     let b = answers(&Ingest::open(dir.path(), &kill9_config(), metrics(), T0_MS).unwrap(), &sample);
     assert!(a == b);
 }
+
+#[test]
+fn an_event_that_cannot_be_framed_fails_its_batch_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = metrics();
+    let ingest = Ingest::open(dir.path(), &config(10_000), m.clone(), T0_MS).unwrap();
+    let mut huge = event(2);
+    huge.link = "x".repeat(100_000).into();
+    let err = ingest.ingest(&[event(1), huge, event(3)]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains("more than a frame"), "{err}");
+    assert_eq!((ingest.clicks_held(), m.ingested.get(), m.duplicates.get(), m.batches.get()), (0, 0, 0, 0));
+    assert_eq!(ingest.ingest(&[event(1), event(3)]).unwrap(), IngestStats { written: 2, duplicates: 0 });
+    drop(ingest);
+    assert_eq!(log_ids(dir.path()), vec![event(1).click_id, event(3).click_id]);
+}
