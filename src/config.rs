@@ -348,12 +348,11 @@ pub struct Events {
     pub click_queue_len_max: usize,
     pub click_log_batch_len_max: usize,
     pub click_log_linger_ms: u64,
-    pub click_log_fsync_interval_ms: u64,
 }
 
 impl Default for Events {
     fn default() -> Self {
-        Events { click_queue_len_max: 65_536, click_log_batch_len_max: 4_096, click_log_linger_ms: 5, click_log_fsync_interval_ms: 1_000 }
+        Events { click_queue_len_max: 65_536, click_log_batch_len_max: 4_096, click_log_linger_ms: 5 }
     }
 }
 
@@ -632,9 +631,6 @@ impl Config {
         }
         if !(1..=65_536).contains(&ev.click_log_batch_len_max) {
             return Err(invalid("events.click_log_batch_len_max", "must be in 1..=65536"));
-        }
-        if ev.click_log_fsync_interval_ms > 60_000 {
-            return Err(invalid("events.click_log_fsync_interval_ms", "must be at most 60000"));
         }
         if ev.click_log_linger_ms > 1_000 {
             return Err(invalid("events.click_log_linger_ms", "must be at most 1000"));
