@@ -5,6 +5,7 @@
 
 pub mod click_log;
 pub mod sink;
+pub mod spool;
 
 use std::net::IpAddr;
 use std::sync::Arc;
