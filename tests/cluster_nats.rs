@@ -54,8 +54,15 @@ struct Broker {
     child: Option<Child>,
 }
 
+/// Logs go to the test's captured output, shown when it fails; `RUST_LOG` picks the level.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "clickgate=debug,async_nats=info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
 impl Broker {
     fn start(bin: &Path) -> Broker {
+        init_logs();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut broker = Broker { bin: bin.to_path_buf(), port, store: tempfile::tempdir().unwrap(), child: None };
         broker.restart();
@@ -74,6 +81,7 @@ impl Broker {
             .arg(store)
             .arg("-l")
             .arg(store.join("nats.log"))
+            .args(std::env::var("CLICKGATE_NATS_TRACE").is_ok().then_some("-DV"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -150,6 +158,15 @@ fn ids(evs: &[ClickEvent]) -> Vec<ClickId> {
     evs.iter().map(|e| e.click_id).collect()
 }
 
+/// Fails naming the first place where `got` and `want` differ, rather than printing both.
+fn assert_same_order(got: &[ClickEvent], want: &[ClickEvent]) {
+    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i].click_id != want[i].click_id) {
+        let at = got.iter().position(|e| e.click_id == want[i].click_id);
+        panic!("click {i} of {} arrived at {at:?}; {} arrived", want.len(), got.len());
+    }
+    assert_eq!(got.len(), want.len(), "as many clicks arrived as were sent");
+}
+
 /// What the core's `Ingest` does, in memory: keeps each click id once, in arrival order.
 #[derive(Default)]
 struct CoreState {
@@ -222,6 +239,11 @@ async fn jetstream_of(url: &str) -> jetstream::Context {
     jetstream::new(async_nats::connect(url).await.unwrap())
 }
 
+/// Creates the stream as `clickgate core` does on start; the edge never creates it.
+async fn create_stream(url: &str, cfg: &Cluster) {
+    jetstream_of(url).await.get_or_create_stream(clickgate::cluster::stream_config(cfg)).await.unwrap();
+}
+
 async fn stream_messages(url: &str, cfg: &Cluster) -> u64 {
     let mut stream = jetstream_of(url).await.get_stream(&cfg.stream).await.unwrap();
     stream.info().await.unwrap().state.messages
@@ -257,10 +279,10 @@ async fn spooled_clicks_reach_the_core_in_order() {
     publisher.await.unwrap();
     consumer.await.unwrap();
 
-    assert_eq!(ids(&core.written()), ids(&all));
-    assert_eq!(core.written(), all, "events arrive unchanged");
-    assert_eq!(edge.published.get(), all.len() as u64);
-    assert_eq!(edge.publish_failures.get(), 0);
+    assert_same_order(&core.written(), &all);
+    assert!(core.written() == all, "events arrive unchanged");
+    // At least: a publish that timed out under load and was repeated counts twice.
+    assert!(edge.published.get() >= all.len() as u64);
     assert_eq!(core_metrics.poison.get(), 0);
     // Work-queue retention: acked messages leave the stream.
     let url = broker.url();
@@ -286,13 +308,14 @@ async fn a_broker_outage_keeps_every_click_and_their_order() {
     wait_until("the first clicks are written", || core.written_len() == 100).await;
     wait_until("the spool is committed", || spool.pending_bytes() == 0).await;
 
+    let failures = edge.publish_failures.get();
     broker.kill();
     wait_until("the edge sees the broker down", || edge.broker_up.get() == 0).await;
     // Clicks keep coming: appending never waits on the broker.
     for chunk in all[100..250].chunks(10) {
         spool.append(chunk).unwrap();
     }
-    wait_until("the publisher has tried and failed", || edge.publish_failures.get() > 0).await;
+    wait_until("the publisher has tried and failed", || edge.publish_failures.get() > failures).await;
     assert!(spool.pending_bytes() > 0, "the clicks wait in the spool");
     assert_eq!(core.written_len(), 100, "nothing reached the core while the broker was down");
 
@@ -305,7 +328,7 @@ async fn a_broker_outage_keeps_every_click_and_their_order() {
     publisher.await.unwrap();
     consumer.await.unwrap();
 
-    assert_eq!(ids(&core.written()), ids(&all), "nothing lost, nothing reordered");
+    assert_same_order(&core.written(), &all);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,8 +356,9 @@ async fn a_broker_killed_mid_stream_loses_nothing() {
         }
     });
     wait_until("clicks flow", || core.written_len() >= 200).await;
+    let failures = edge.publish_failures.get();
     broker.kill();
-    wait_until("the publisher has failed", || edge.publish_failures.get() > 0).await;
+    wait_until("the publisher has failed", || edge.publish_failures.get() > failures).await;
     broker.restart();
     appender.join().unwrap();
     wait_until("every click is written", || core.written_len() == all.len()).await;
@@ -356,6 +380,7 @@ async fn a_repeated_publish_is_stored_once_and_written_once() {
     let dir = tempfile::tempdir().unwrap();
     let evs = events(0..2);
     let edge = Metrics::new().cluster;
+    create_stream(&broker.url(), &cfg).await;
     {
         let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
         spool.append(&evs).unwrap();
@@ -402,7 +427,8 @@ async fn a_message_that_is_no_click_is_terminated_not_redelivered() {
     let cfg = cluster(&broker.url(), "poison");
     let evs = events(0..1);
     let js = jetstream_of(&broker.url()).await;
-    // The publisher creates the stream; then a stray message lands between two clicks.
+    create_stream(&broker.url(), &cfg).await;
+    // A stray message lands between two clicks.
     Publisher::new(&cfg, Metrics::new().cluster).publish(&evs).await.unwrap();
     js.publish(cfg.subject.clone(), "not msgpack at all".into()).await.unwrap().await.unwrap();
     let more = events(1..2);
@@ -436,6 +462,7 @@ async fn messages_are_acked_only_after_the_write_succeeds() {
     let broker = Broker::start(&bin);
     let cfg = cluster(&broker.url(), "ackafter");
     let evs = events(0..20);
+    create_stream(&broker.url(), &cfg).await;
     Publisher::new(&cfg, Metrics::new().cluster).publish(&evs).await.unwrap();
 
     let core = Core::default();
@@ -477,6 +504,7 @@ async fn a_batch_never_written_is_redelivered_to_the_next_consumer() {
     let broker = Broker::start(&bin);
     let cfg = cluster(&broker.url(), "redeliver");
     let evs = events(0..10);
+    create_stream(&broker.url(), &cfg).await;
     Publisher::new(&cfg, Metrics::new().cluster).publish(&evs).await.unwrap();
 
     // A core whose disk fails, then which stops (or dies) without acking anything.
@@ -504,4 +532,59 @@ async fn a_batch_never_written_is_redelivered_to_the_next_consumer() {
     second.await.unwrap();
     assert_eq!(ids(&core.written()), ids(&evs));
     assert_eq!(consumer_info(&broker.url(), &cfg).await.ack_floor.stream_sequence, evs.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_ack_wait_applies_to_the_existing_durable() {
+    let Some(bin) = nats_or_skip() else { return };
+    let broker = Broker::start(&bin);
+    let url = broker.url();
+    let mut cfg = cluster(&url, "update");
+    create_stream(&url, &cfg).await;
+    Publisher::new(&cfg, Metrics::new().cluster).publish(&events(0..1)).await.unwrap();
+
+    // The first start creates the durable.
+    let core_metrics = Metrics::new().cluster;
+    let (stop_tx, stop) = watch::channel(false);
+    let consumer = spawn_consumer(&cfg, &core_metrics, Core::default().writer(), &stop);
+    wait_until("the click is acked", || core_metrics.consumed.get() >= 1).await;
+    stop_tx.send(true).unwrap();
+    consumer.await.unwrap();
+    assert_eq!(consumer_info(&url, &cfg).await.config.ack_wait, Duration::from_secs(1));
+
+    // A restart with another ack wait brings the durable to it.
+    cfg.ack_wait_ms = 3_000;
+    let (stop_tx, stop) = watch::channel(false);
+    let consumer = spawn_consumer(&cfg, &Metrics::new().cluster, Core::default().writer(), &stop);
+    wait_until("the durable has the new ack wait", || futures_block(consumer_info(&url, &cfg)).config.ack_wait == Duration::from_secs(3))
+        .await;
+    stop_tx.send(true).unwrap();
+    consumer.await.unwrap();
+}
+
+/// nats-server 2.9 can break a stream that two clients create at the same moment, so only the
+/// core creates it. Edge and core starting together on fresh streams, again and again, must
+/// always get the clicks through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_and_core_starting_together_get_clicks_through() {
+    let Some(bin) = nats_or_skip() else { return };
+    let broker = Broker::start(&bin);
+    let url = broker.url();
+    for i in 0..20 {
+        let cfg = cluster(&url, &format!("together{i}"));
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
+        let evs = events(0..5);
+        spool.append(&evs).unwrap();
+        let (edge, core_metrics) = (Metrics::new().cluster, Metrics::new().cluster);
+        let (stop_tx, stop) = watch::channel(false);
+        let publisher = spawn_publisher(&cfg, &spool, &edge, &stop);
+        let core = Core::default();
+        let consumer = spawn_consumer(&cfg, &core_metrics, core.writer(), &stop);
+        wait_until("the clicks are written", || core.written_len() == evs.len()).await;
+        stop_tx.send(true).unwrap();
+        publisher.await.unwrap();
+        consumer.await.unwrap();
+        assert_same_order(&core.written(), &evs);
+    }
 }

@@ -1,8 +1,8 @@
 //! The core's consumer: pulls click events from JetStream and acks them only after the core's
 //! durable write.
 //!
-//! A durable pull consumer (explicit acks, `ack_wait_ms`, deliver all) is created on first use
-//! or bound if it exists. Each round takes what is waiting, up to `fetch_batch_len_max`; when
+//! A durable pull consumer (explicit acks, `ack_wait_ms`, deliver all) is created on first use,
+//! or bound and brought to the configured settings if it exists. Each round takes what is waiting, up to `fetch_batch_len_max`; when
 //! nothing is, it parks one pull so the next click is picked up as soon as it lands. The batch
 //! goes to the caller's `write` — the core's `Ingest::ingest`, which appends, fsyncs, indexes
 //! and skips click ids it already holds — and only once that returned `Ok` is every message in
@@ -25,7 +25,7 @@ use async_nats::{ConnectOptions, Event};
 use futures_util::TryStreamExt;
 use tokio::sync::watch;
 
-use super::{ensure_stream, server_list, ClusterError};
+use super::{ensure_stream, server_list, ClusterError, PING_INTERVAL};
 use crate::config::Cluster;
 use crate::events::spool::{pause, stopped};
 use crate::events::ClickEvent;
@@ -73,6 +73,8 @@ where
     // sent late, on the next connection, does no harm.
     let client = ConnectOptions::new()
         .name("clickgate-core")
+        // A dead link is noticed within a few pings rather than the default minutes.
+        .ping_interval(PING_INTERVAL)
         .connection_timeout(timeout)
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -100,14 +102,19 @@ where
         if stopped(&stop) {
             return Ok(());
         }
-        let round = match &consumer {
-            Some(c) => next_messages(c, batch_len_max, timeout, &mut stop).await,
-            None => bind(&js, config).await.map(|c| {
-                consumer = Some(c);
-                Vec::new()
-            }),
+        let Some(bound) = &consumer else {
+            match bind(&js, config).await {
+                Ok(c) => consumer = Some(c),
+                Err(e) => {
+                    note_down(&mut down, config, &e);
+                    if pause(retry_delay, &mut stop).await {
+                        return Ok(());
+                    }
+                }
+            }
+            continue;
         };
-        let messages = match round {
+        let messages = match next_messages(bound, batch_len_max, timeout, &mut stop).await {
             Ok(m) => {
                 if down {
                     down = false;
@@ -116,11 +123,8 @@ where
                 m
             }
             Err(e) => {
-                if !down {
-                    down = true;
-                    tracing::warn!(url = %config.nats_url, error = %e, "cannot consume click events from NATS; retrying");
-                }
-                // The stream or consumer may be gone with a broker that lost its store.
+                note_down(&mut down, config, &e);
+                // Bind again: the stream or consumer may be gone with a broker that lost its store.
                 consumer = None;
                 if pause(retry_delay, &mut stop).await {
                     return Ok(());
@@ -141,14 +145,30 @@ where
     }
 }
 
-/// Binds the durable consumer, creating the stream and the consumer when missing.
+/// Logs the first failure of an outage; the rest are retried quietly.
+fn note_down(down: &mut bool, config: &Cluster, error: &ClusterError) {
+    if !*down {
+        *down = true;
+        tracing::warn!(url = %config.nats_url, error = %error, "cannot consume click events from NATS; retrying");
+    }
+}
+
+/// Binds the durable consumer, creating the stream and the consumer when missing. An existing
+/// consumer is updated to the configured settings (a changed `ack_wait_ms` takes effect at the
+/// next start); when the broker refuses the change, it is used as it is, with a warning.
 async fn bind(js: &Context, config: &Cluster) -> Result<PullConsumer, ClusterError> {
     let stream = ensure_stream(js, config).await?;
-    stream.get_or_create_consumer(&config.durable, consumer_config(config)).await.map_err(|source| ClusterError::Consumer {
-        stream: config.stream.clone(),
-        durable: config.durable.clone(),
-        source,
-    })
+    let refused = match stream.create_consumer(consumer_config(config)).await {
+        Ok(consumer) => return Ok(consumer),
+        Err(e) => e,
+    };
+    match stream.get_consumer(&config.durable).await {
+        Ok(consumer) => {
+            tracing::warn!(durable = %config.durable, error = %refused, "the durable consumer exists with settings that cannot be changed to the configured ones; using it as it is");
+            Ok(consumer)
+        }
+        Err(_) => Err(ClusterError::Consumer { stream: config.stream.clone(), durable: config.durable.clone(), source: refused }),
+    }
 }
 
 /// The next messages, up to `len_max`: what is waiting, or else the first to arrive within
@@ -159,7 +179,9 @@ async fn next_messages(
     timeout: Duration,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Vec<Message>, ClusterError> {
-    let waiting = consumer.fetch().max_messages(len_max).expires(timeout).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
+    // No `expires` on a no-wait fetch: with one, nats-server holds the pull open until it
+    // expires whenever fewer than `len_max` messages are waiting.
+    let waiting = consumer.fetch().max_messages(len_max).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
     let out = collect(waiting, timeout).await?;
     if !out.is_empty() {
         return Ok(out);
@@ -170,8 +192,7 @@ async fn next_messages(
         _ = stop.changed() => return Ok(Vec::new()),
     };
     if !out.is_empty() && len_max > 1 {
-        let more =
-            consumer.fetch().max_messages(len_max - 1).expires(timeout).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
+        let more = consumer.fetch().max_messages(len_max - 1).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
         out.extend(collect(more, timeout).await?);
     }
     Ok(out)

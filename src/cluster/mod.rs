@@ -11,11 +11,18 @@
 //! Delivery is at-least-once end to end. Repeats are dropped twice over: by JetStream, for a
 //! `Nats-Msg-Id` seen inside the stream's duplicate window, and by the core, by click id.
 //!
-//! The stream is created on first use with the configured subject, file storage, work-queue
-//! retention (a message is deleted once the core acked it, so the stream holds only the backlog)
-//! and the duplicate window. An existing stream is used as it is, so operators may create it
-//! beforehand (replicas, limits) with the NATS tools. Only fields that nats-server 2.9 knows are
-//! sent.
+//! The core creates the stream when it is missing, with the configured subject, file storage,
+//! work-queue retention (a message is deleted once the core acked it, so the stream holds only
+//! the backlog) and the duplicate window. An existing stream is used as it is, so operators may
+//! create it beforehand (replicas, limits) with the NATS tools. Only fields that nats-server 2.9
+//! knows are sent.
+//!
+//! The edge never creates the stream. nats-server 2.9 can end up with a broken stream when two
+//! clients create the same one at the same moment (seen in this crate's tests: both creations
+//! succeed, and the consumer is then never delivered anything). So there is one creator, the
+//! core; until it has run, the edge's publishes find no stream and the clicks wait in its spool.
+//! Several cores starting at once on a fresh broker could still race each other: create the
+//! stream beforehand, or start one core first.
 
 pub mod consume;
 pub mod publish;
@@ -29,6 +36,9 @@ use crate::config::Cluster;
 
 pub use consume::run_consumer;
 pub use publish::{run_publisher, PublishStats, Publisher, PUBLISH_BATCH_LEN_MAX};
+
+/// How often a connection is pinged; the client gives it up after three unanswered pings.
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why a broker operation failed. Every one of them is retried by the loops in this module;
 /// the error is for logs and for direct callers of `Publisher`.
@@ -71,7 +81,8 @@ pub(crate) fn server_list(nats_url: &str) -> Vec<String> {
     nats_url.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
-/// Looks the stream up, creating it when it does not exist.
+/// Looks the stream up, creating it when it does not exist. Only the core calls this (see the
+/// module docs).
 pub(crate) async fn ensure_stream(js: &Context, config: &Cluster) -> Result<async_nats::jetstream::stream::Stream, ClusterError> {
     js.get_or_create_stream(stream_config(config)).await.map_err(|source| ClusterError::Stream { stream: config.stream.clone(), source })
 }

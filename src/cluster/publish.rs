@@ -7,26 +7,34 @@
 //! only once the whole batch is acknowledged. On any failure the batch is offered again from the
 //! cursor after `reconnect_delay_ms`.
 //!
-//! Order: batches leave in spool order, and a failed batch is retried before anything after it.
-//! To keep a failed batch's unsent tail from reaching the broker later, behind its retry, a
-//! failure ends the connection (a *session*): a session's client makes at most one immediate
-//! reconnect attempt of its own, and the next batch opens a fresh session. The one case left is a
-//! broker that drops a live connection mid-batch and accepts that immediate reconnect: then some
-//! events of that one batch can land out of order. None is ever lost, and the core drops repeats
-//! by click id.
+//! Order: events leave in spool order, and a failed batch is retried before anything after it.
+//! Within one connection the broker stores messages in the order they were sent, so a retry on a
+//! live connection lands behind whatever of the failed batch was still on its way. What can
+//! still land out of order is the part of one batch that the broker refused or lost while later
+//! messages of the same batch got through. Two rules keep that rare:
+//!
+//! - After connecting, and after any failure, one message goes alone and must be acknowledged
+//!   before the next batch is pipelined. That catches a missing stream (or one being created at
+//!   that moment) before a whole batch runs into it.
+//! - A connection that dropped is never resumed: its client makes at most one immediate reconnect
+//!   attempt of its own, and a failure on a connection that is not up opens a fresh one, so
+//!   messages queued on the dead connection are not sent later, behind their retry.
+//!
+//! Nothing is ever lost, and the core drops repeats by click id; arrival order at the core is a
+//! courtesy, not something it relies on (with several edges it interleaves anyway).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
-use async_nats::jetstream::context::ContextBuilder;
+use async_nats::jetstream::context::{ContextBuilder, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::Context;
 use async_nats::{ConnectOptions, Event, Subject};
 use tokio::sync::watch;
 
-use super::{ensure_stream, server_list, ClusterError};
+use super::{server_list, ClusterError, PING_INTERVAL};
 use crate::config::Cluster;
 use crate::edge::click_id::CLICK_ID_CHARS;
 use crate::events::spool::{drain, Spool, SpoolError, SpoolSink};
@@ -53,8 +61,10 @@ pub struct Publisher {
     timeout: Duration,
     metrics: ClusterMetrics,
     js: Option<Context>,
-    /// Numbers sessions, so a discarded session's late connection events leave `broker_up` alone.
-    session_id: Arc<AtomicU64>,
+    /// A message went alone and was acknowledged on this connection since the last failure.
+    probed: bool,
+    /// Numbers connections, so a discarded one's late events leave `broker_up` alone.
+    connection_id: Arc<AtomicU64>,
     /// Whether the broker is known to be unreachable; logs say so once per outage.
     down: bool,
 }
@@ -69,26 +79,30 @@ impl Publisher {
             timeout: Duration::from_millis(config.publish_timeout_ms.max(1)),
             metrics,
             js: None,
-            session_id: Arc::new(AtomicU64::new(0)),
+            probed: false,
+            connection_id: Arc::new(AtomicU64::new(0)),
             down: false,
         }
     }
 
-    /// The current session, or a new one: connected, with the stream in place.
-    async fn session(&mut self) -> Result<Context, ClusterError> {
+    /// The current connection if it is up, else a new one.
+    async fn connection(&mut self) -> Result<Context, ClusterError> {
         if let Some(js) = &self.js {
             if js.client().connection_state() == State::Connected {
                 return Ok(js.clone());
             }
-            // Lost since the last batch; a fresh session rather than the client's own
-            // reconnect (see the module docs on order).
+            // Dropped (and maybe trying its one reconnect): start over on a fresh client, so
+            // what was queued on this one is never sent (see the module docs on order).
             self.js = None;
         }
-        let id = self.session_id.fetch_add(1, Ordering::AcqRel) + 1;
-        let current = self.session_id.clone();
+        self.probed = false;
+        let id = self.connection_id.fetch_add(1, Ordering::AcqRel) + 1;
+        let current = self.connection_id.clone();
         let broker_up = self.metrics.broker_up.clone();
         let client = ConnectOptions::new()
             .name("clickgate-edge")
+            // A dead link is noticed within a few pings rather than the default minutes.
+            .ping_interval(PING_INTERVAL)
             .connection_timeout(self.timeout)
             .max_reconnects(1)
             .reconnect_delay_callback(|_| Duration::ZERO)
@@ -108,7 +122,6 @@ impl Publisher {
             .await
             .map_err(|source| ClusterError::Connect { url: self.config.nats_url.clone(), source })?;
         let js = ContextBuilder::new().timeout(self.timeout).ack_timeout(self.timeout).build(client);
-        ensure_stream(&js, &self.config).await?;
         self.js = Some(js.clone());
         Ok(js)
     }
@@ -122,11 +135,18 @@ impl Publisher {
     }
 
     fn mark_down(&mut self, error: &ClusterError) {
-        self.js = None;
+        self.probed = false;
+        if self.js.as_ref().is_some_and(|js| js.client().connection_state() != State::Connected) {
+            self.js = None;
+        }
         self.metrics.broker_up.set(0);
         if !self.down {
             self.down = true;
-            tracing::warn!(url = %self.config.nats_url, error = %error, "NATS is unreachable; clicks stay in the spool until it is back");
+            if matches!(error, ClusterError::Publish(e) if e.kind() == PublishErrorKind::StreamNotFound) {
+                tracing::warn!(subject = %self.config.subject, stream = %self.config.stream, "no JetStream stream takes the click subject yet (clickgate core creates it when it starts); clicks stay in the spool and are retried");
+            } else {
+                tracing::warn!(url = %self.config.nats_url, error = %error, "cannot publish to NATS; clicks stay in the spool and are retried");
+            }
         }
     }
 
@@ -134,10 +154,7 @@ impl Publisher {
     /// promise about which of them the stream holds; publishing them again is safe.
     pub async fn publish(&mut self, events: &[ClickEvent]) -> Result<PublishStats, ClusterError> {
         let mut stats = PublishStats::default();
-        let result = match self.session().await {
-            Ok(js) => self.publish_on(&js, events, &mut stats).await,
-            Err(e) => Err(e),
-        };
+        let result = self.try_publish(events, &mut stats).await;
         self.metrics.published.inc_by(stats.published as u64 + stats.duplicates as u64);
         match result {
             Ok(()) => {
@@ -152,6 +169,20 @@ impl Publisher {
         }
     }
 
+    async fn try_publish(&mut self, events: &[ClickEvent], stats: &mut PublishStats) -> Result<(), ClusterError> {
+        let js = self.connection().await?;
+        let mut rest = events;
+        if !self.probed {
+            if let Some((first, tail)) = events.split_first() {
+                self.publish_on(&js, std::slice::from_ref(first), stats).await?;
+                self.probed = true;
+                rest = tail;
+            }
+        }
+        self.publish_on(&js, rest, stats).await
+    }
+
+    /// Sends every event, then awaits every acknowledgement.
     async fn publish_on(&self, js: &Context, events: &[ClickEvent], stats: &mut PublishStats) -> Result<(), ClusterError> {
         let mut acks = Vec::with_capacity(events.len());
         let mut id = [0u8; CLICK_ID_CHARS];
@@ -179,9 +210,10 @@ impl SpoolSink for Publisher {
         self.publish(events).await.map(|_| ())
     }
 
-    /// Reconnects while idle, so `broker_up` and the stream are ready before the next click.
+    /// Reconnects while idle, so `broker_up` is true and the connection ready before the next
+    /// click.
     async fn idle(&mut self) {
-        match self.session().await {
+        match self.connection().await {
             Ok(_) => self.mark_up(),
             Err(e) => self.mark_down(&e),
         }
