@@ -22,6 +22,8 @@
 //!
 //! `drain` is the loop both users run: read a batch, hand it to a `SpoolSink`, commit, and wait
 //! for the next append.
+//!
+//! One process owns a spool directory; two opening the same one would interleave their writes.
 
 mod drain;
 mod frames;
