@@ -4,6 +4,7 @@
 //! ignores fields it does not know and a writer may add fields without breaking old readers.
 
 pub mod sink;
+pub mod spool;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -1,0 +1,293 @@
+//! The core's consumer: pulls click events from JetStream and acks them only after the core's
+//! durable write.
+//!
+//! A durable pull consumer (explicit acks, `ack_wait_ms`, deliver all) is created on first use,
+//! or bound and brought to the configured settings if it exists. Each round takes what is waiting, up to `fetch_batch_len_max`; when
+//! nothing is, it parks one pull so the next click is picked up as soon as it lands. The batch
+//! goes to the caller's `write` — the core's `Ingest::ingest`, which appends, fsyncs, indexes
+//! and skips click ids it already holds — and only once that returned `Ok` is every message in
+//! it acked. While `write` fails, the batch is kept and offered again every
+//! `reconnect_delay_ms`, with in-progress acks so the broker does not hand it out again
+//! meanwhile; if the core stops or dies instead, nothing was acked and JetStream redelivers the
+//! batch after `ack_wait_ms`.
+//!
+//! A message that is not a click event is counted as poison, logged, and terminated, so it is
+//! never delivered again.
+
+use std::io;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::{Batch, Config as PullConfig};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::context::ContextBuilder;
+use async_nats::jetstream::{AckKind, Context, Message};
+use async_nats::{ConnectOptions, Event};
+use futures_util::TryStreamExt;
+use tokio::sync::watch;
+
+use super::{ensure_stream, server_list, ClusterError, PING_INTERVAL};
+use crate::config::Cluster;
+use crate::events::spool::{pause, stopped};
+use crate::events::ClickEvent;
+use crate::metrics::ClusterMetrics;
+
+/// How long an idle pull waits on the server for the next message. Short, so a broker restart
+/// is noticed soon; long enough that an idle core sends a pull only every few seconds.
+const IDLE_PULL_EXPIRES: Duration = Duration::from_secs(2);
+
+/// The durable consumer `config` asks for, as created when it does not exist yet.
+pub fn consumer_config(config: &Cluster) -> PullConfig {
+    PullConfig {
+        durable_name: Some(config.durable.clone()),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: Duration::from_millis(config.ack_wait_ms),
+        deliver_policy: DeliverPolicy::All,
+        ..Default::default()
+    }
+}
+
+/// Consumes click events until `stop` turns true, handing each batch to `write` and acking it
+/// only after `write` returned `Ok`.
+///
+/// `write` is blocking (it fsyncs), so it runs on tokio's blocking pool, one batch at a time, in
+/// stream order. It must skip click ids it already holds: a message can arrive more than once
+/// (a redelivery after a lost ack, a crash between write and ack). It returns how many events
+/// it newly wrote, for the logs.
+///
+/// Keeps going through broker outages, reconnecting every `reconnect_delay_ms`. Fails only on a
+/// `nats_url` that does not parse, or if `write` panics.
+pub async fn run_consumer<W>(
+    config: &Cluster,
+    metrics: ClusterMetrics,
+    write: W,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ClusterError>
+where
+    W: FnMut(&[ClickEvent]) -> io::Result<usize> + Send + 'static,
+{
+    let timeout = Duration::from_millis(config.publish_timeout_ms.max(1));
+    let retry_delay = Duration::from_millis(config.reconnect_delay_ms.max(1));
+    let broker_up = metrics.broker_up.clone();
+    broker_up.set(0);
+    // Unlike the publisher, the consumer lets the client reconnect by itself: a pull or an ack
+    // sent late, on the next connection, does no harm.
+    let client = ConnectOptions::new()
+        .name("clickgate-core")
+        // A dead link is noticed within a few pings rather than the default minutes.
+        .ping_interval(PING_INTERVAL)
+        .connection_timeout(timeout)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(move |attempt| if attempt <= 1 { Duration::ZERO } else { retry_delay })
+        .event_callback(move |event| {
+            let broker_up = broker_up.clone();
+            async move {
+                match event {
+                    Event::Connected => broker_up.set(1),
+                    Event::Disconnected | Event::Closed => broker_up.set(0),
+                    _ => {}
+                }
+            }
+        })
+        .connect(server_list(&config.nats_url))
+        .await
+        .map_err(|source| ClusterError::Connect { url: config.nats_url.clone(), source })?;
+    let js = ContextBuilder::new().timeout(timeout).build(client);
+    let batch_len_max = config.fetch_batch_len_max.max(1);
+
+    let mut write = write;
+    let mut consumer: Option<PullConsumer> = None;
+    let mut down = false;
+    loop {
+        if stopped(&stop) {
+            return Ok(());
+        }
+        let Some(bound) = &consumer else {
+            match bind(&js, config).await {
+                Ok(c) => consumer = Some(c),
+                Err(e) => {
+                    note_down(&mut down, config, &e);
+                    if pause(retry_delay, &mut stop).await {
+                        return Ok(());
+                    }
+                }
+            }
+            continue;
+        };
+        let messages = match next_messages(bound, batch_len_max, timeout, &mut stop).await {
+            Ok(m) => {
+                if down {
+                    down = false;
+                    tracing::info!(url = %config.nats_url, stream = %config.stream, durable = %config.durable, "consuming click events from NATS again");
+                }
+                m
+            }
+            Err(e) => {
+                note_down(&mut down, config, &e);
+                // Bind again: the stream or consumer may be gone with a broker that lost its store.
+                consumer = None;
+                if pause(retry_delay, &mut stop).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let (events, held) = decode(messages, &metrics).await;
+        if events.is_empty() {
+            continue;
+        }
+        let Some(w) = write_durably(write, events, &held, retry_delay, &mut stop).await? else {
+            // Stopped before the write succeeded: nothing is acked, so JetStream redelivers.
+            return Ok(());
+        };
+        write = w;
+        ack_all(&held, &metrics).await;
+    }
+}
+
+/// Logs the first failure of an outage; the rest are retried quietly.
+fn note_down(down: &mut bool, config: &Cluster, error: &ClusterError) {
+    if !*down {
+        *down = true;
+        tracing::warn!(url = %config.nats_url, error = %error, "cannot consume click events from NATS; retrying");
+    }
+}
+
+/// Binds the durable consumer, creating the stream and the consumer when missing. An existing
+/// consumer is updated to the configured settings (a changed `ack_wait_ms` takes effect at the
+/// next start); when the broker refuses the change, it is used as it is, with a warning.
+async fn bind(js: &Context, config: &Cluster) -> Result<PullConsumer, ClusterError> {
+    let stream = ensure_stream(js, config).await?;
+    let refused = match stream.create_consumer(consumer_config(config)).await {
+        Ok(consumer) => return Ok(consumer),
+        Err(e) => e,
+    };
+    match stream.get_consumer(&config.durable).await {
+        Ok(consumer) => {
+            tracing::warn!(durable = %config.durable, error = %refused, "the durable consumer exists with settings that cannot be changed to the configured ones; using it as it is");
+            Ok(consumer)
+        }
+        Err(_) => Err(ClusterError::Consumer { stream: config.stream.clone(), durable: config.durable.clone(), source: refused }),
+    }
+}
+
+/// The next messages, up to `len_max`: what is waiting, or else the first to arrive within
+/// `IDLE_PULL_EXPIRES` and whatever came with it. Empty when none came or `stop` turned true.
+async fn next_messages(
+    consumer: &PullConsumer,
+    len_max: usize,
+    timeout: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Vec<Message>, ClusterError> {
+    // No `expires` on a no-wait fetch: with one, nats-server holds the pull open until it
+    // expires whenever fewer than `len_max` messages are waiting.
+    let waiting = consumer.fetch().max_messages(len_max).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
+    let out = collect(waiting, timeout).await?;
+    if !out.is_empty() {
+        return Ok(out);
+    }
+    let parked = consumer.batch().max_messages(1).expires(IDLE_PULL_EXPIRES).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
+    let mut out = tokio::select! {
+        got = collect(parked, IDLE_PULL_EXPIRES + timeout) => got?,
+        _ = stop.changed() => return Ok(Vec::new()),
+    };
+    if !out.is_empty() && len_max > 1 {
+        let more = consumer.fetch().max_messages(len_max - 1).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
+        out.extend(collect(more, timeout).await?);
+    }
+    Ok(out)
+}
+
+/// Reads a pull to its end. The deadline guards against a pull whose end the server never sends
+/// (the connection died under it).
+async fn collect(batch: Batch, within: Duration) -> Result<Vec<Message>, ClusterError> {
+    tokio::time::timeout(within, batch.try_collect()).await.map_err(|_| ClusterError::FetchTimeout(within))?.map_err(ClusterError::Fetch)
+}
+
+/// Splits a pull into events and the messages that carried them; poison is terminated.
+async fn decode(messages: Vec<Message>, metrics: &ClusterMetrics) -> (Vec<ClickEvent>, Vec<Message>) {
+    let mut events = Vec::with_capacity(messages.len());
+    let mut held = Vec::with_capacity(messages.len());
+    for m in messages {
+        match ClickEvent::decode(&m.payload) {
+            Ok(ev) => {
+                events.push(ev);
+                held.push(m);
+            }
+            Err(e) => {
+                metrics.poison.inc();
+                let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                tracing::warn!(stream_seq, error = %e, "message on the click stream is not a click event; terminating it so it is not delivered again");
+                if let Err(e) = m.ack_with(AckKind::Term).await {
+                    tracing::debug!(stream_seq, error = %e, "could not terminate a poison message; it will come back and be terminated then");
+                }
+            }
+        }
+    }
+    (events, held)
+}
+
+/// Runs `write` on the blocking pool until it succeeds; gives the writer back, or `None` when
+/// `stop` turned true first.
+async fn write_durably<W>(
+    mut write: W,
+    mut events: Vec<ClickEvent>,
+    held: &[Message],
+    retry_delay: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<W>, ClusterError>
+where
+    W: FnMut(&[ClickEvent]) -> io::Result<usize> + Send + 'static,
+{
+    let mut failures = 0u64;
+    loop {
+        let (w, evs, result) = tokio::task::spawn_blocking(move || {
+            let result = write(&events);
+            (write, events, result)
+        })
+        .await
+        .map_err(|_| ClusterError::WriterPanicked)?;
+        write = w;
+        events = evs;
+        match result {
+            Ok(written) => {
+                if failures > 0 {
+                    tracing::info!(attempts = failures + 1, events = events.len(), "click events written after failed attempts");
+                }
+                tracing::debug!(events = events.len(), written, "click events written; acking them");
+                return Ok(Some(write));
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::error!(error = %e, events = events.len(), "could not write consumed click events; not acking them, retrying");
+                }
+                // Still working on them: the broker must not hand them to another core meanwhile.
+                for m in held {
+                    let _ = m.ack_with(AckKind::Progress).await;
+                }
+                if pause(retry_delay, stop).await {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// Acks a written batch. All but the last go without a reply; the last waits for the broker's
+/// reply, and as one connection's messages are handled in order, that reply follows the others.
+/// A lost ack only means a redelivery, which the writer skips by click id.
+async fn ack_all(held: &[Message], metrics: &ClusterMetrics) {
+    let Some((last, rest)) = held.split_last() else { return };
+    for m in rest {
+        if let Err(e) = m.ack().await {
+            tracing::debug!(error = %e, "could not send an ack; the message will be redelivered and skipped");
+        }
+    }
+    match last.double_ack().await {
+        Ok(()) => metrics.consumed.inc_by(held.len() as u64),
+        Err(e) => {
+            tracing::warn!(error = %e, messages = held.len(), "acks were not confirmed; unacked messages will be redelivered and skipped by click id")
+        }
+    }
+}

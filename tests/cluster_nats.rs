@@ -1,0 +1,590 @@
+//! Cluster mode against a real nats-server: the edge's spool and publisher, the core's durable
+//! consumer.
+//!
+//! Each test starts its own `nats-server -js` on a free port with its own store directory, so it
+//! can stop and restart the broker without touching a shared one. Without `nats-server` the
+//! tests say so and pass, unless `CLICKGATE_REQUIRE_SERVICES=1`, which makes that a failure.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use clickgate::cluster::{run_consumer, run_publisher, PublishStats, Publisher};
+use clickgate::config::Cluster;
+use clickgate::edge::checks::{Reasons, Verdict};
+use clickgate::edge::click_id::{ClickId, ClickSigner, VisitorId};
+use clickgate::events::spool::Spool;
+use clickgate::events::ClickEvent;
+use clickgate::metrics::{ClusterMetrics, Metrics};
+use clickgate::store::Channel;
+use tokio::sync::watch;
+
+const SKIP: &str = "skipping: nats-server not found on PATH; install it with apt-get install nats-server";
+
+/// `nats-server` on PATH, or in the sbin directories Debian installs it to.
+fn nats_server() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+fn nats_or_skip() -> Option<PathBuf> {
+    let found = nats_server();
+    if found.is_none() {
+        if std::env::var("CLICKGATE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+            panic!("{SKIP}");
+        }
+        eprintln!("{SKIP}");
+    }
+    found
+}
+
+/// A nats-server of this test's own, stopped on drop.
+struct Broker {
+    bin: PathBuf,
+    port: u16,
+    store: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+/// Logs go to the test's captured output, shown when it fails; `RUST_LOG` picks the level.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "clickgate=debug,async_nats=info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
+impl Broker {
+    fn start(bin: &Path) -> Broker {
+        init_logs();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut broker = Broker { bin: bin.to_path_buf(), port, store: tempfile::tempdir().unwrap(), child: None };
+        broker.restart();
+        broker
+    }
+
+    /// Starts the server (again) on the same port and store directory, and waits until it
+    /// accepts connections.
+    fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let store = self.store.path();
+        let child = Command::new(&self.bin)
+            .arg("-js")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .arg("-sd")
+            .arg(store)
+            .arg("-l")
+            .arg(store.join("nats.log"))
+            .args(std::env::var("CLICKGATE_NATS_TRACE").is_ok().then_some("-DV"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server outright, as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Short timeouts, so redeliveries and retries happen within a test's patience.
+fn cluster(url: &str, name: &str) -> Cluster {
+    Cluster {
+        nats_url: url.to_string(),
+        stream: format!("CLICKS_{name}"),
+        subject: format!("clicks.{name}"),
+        durable: format!("core_{name}"),
+        publish_timeout_ms: 2_000,
+        fetch_batch_len_max: 64,
+        ack_wait_ms: 1_000,
+        reconnect_delay_ms: 100,
+        ..Cluster::default()
+    }
+}
+
+fn events(range: std::ops::Range<u64>) -> Vec<ClickEvent> {
+    let signer = ClickSigner::new(&[(1, b"cluster-test-key".to_vec())]);
+    range
+        .map(|n| ClickEvent {
+            click_id: signer.mint(1_763_800_000_000 + n, 7, 9),
+            ts_ms: 1_763_800_000_000 + n,
+            program: "demo".into(),
+            partner: "alice".into(),
+            link: "demo".into(),
+            channel: Channel::Web,
+            sub_ids: None,
+            verdict: Verdict::Valid,
+            reasons: Reasons::default(),
+            observed: Reasons::default(),
+            visitor_id: VisitorId([(n % 251) as u8; 16]),
+            new_visitor: false,
+            country: Some(*b"FR"),
+            asn: 3215,
+            ua_hash: n,
+            ip: None,
+            ip_hash: Some(n),
+        })
+        .collect()
+}
+
+fn ids(evs: &[ClickEvent]) -> Vec<ClickId> {
+    evs.iter().map(|e| e.click_id).collect()
+}
+
+/// Fails naming the first place where `got` and `want` differ, rather than printing both.
+fn assert_same_order(got: &[ClickEvent], want: &[ClickEvent]) {
+    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i].click_id != want[i].click_id) {
+        let at = got.iter().position(|e| e.click_id == want[i].click_id);
+        panic!("click {i} of {} arrived at {at:?}; {} arrived", want.len(), got.len());
+    }
+    assert_eq!(got.len(), want.len(), "as many clicks arrived as were sent");
+}
+
+/// What the core's `Ingest` does, in memory: keeps each click id once, in arrival order.
+#[derive(Default)]
+struct CoreState {
+    held: HashSet<ClickId>,
+    written: Vec<ClickEvent>,
+    /// Events handed to the writer, repeats included.
+    delivered: usize,
+    calls: usize,
+}
+
+#[derive(Clone, Default)]
+struct Core(Arc<Mutex<CoreState>>);
+
+impl Core {
+    fn writer(&self) -> impl FnMut(&[ClickEvent]) -> io::Result<usize> + Send + 'static {
+        let core = self.clone();
+        move |batch| Ok(core.write(batch))
+    }
+
+    fn write(&self, batch: &[ClickEvent]) -> usize {
+        let mut s = self.0.lock().unwrap();
+        s.calls += 1;
+        s.delivered += batch.len();
+        let mut new = 0;
+        for ev in batch {
+            if s.held.insert(ev.click_id) {
+                s.written.push(ev.clone());
+                new += 1;
+            }
+        }
+        new
+    }
+
+    fn written(&self) -> Vec<ClickEvent> {
+        self.0.lock().unwrap().written.clone()
+    }
+
+    fn written_len(&self) -> usize {
+        self.0.lock().unwrap().written.len()
+    }
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn spawn_publisher(
+    cfg: &Cluster,
+    spool: &Arc<Spool>,
+    metrics: &ClusterMetrics,
+    stop: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let (cfg, spool, metrics, stop) = (cfg.clone(), spool.clone(), metrics.clone(), stop.clone());
+    tokio::spawn(async move { run_publisher(&cfg, spool, metrics, stop).await.unwrap() })
+}
+
+fn spawn_consumer<W>(cfg: &Cluster, metrics: &ClusterMetrics, write: W, stop: &watch::Receiver<bool>) -> tokio::task::JoinHandle<()>
+where
+    W: FnMut(&[ClickEvent]) -> io::Result<usize> + Send + 'static,
+{
+    let (cfg, metrics, stop) = (cfg.clone(), metrics.clone(), stop.clone());
+    tokio::spawn(async move { run_consumer(&cfg, metrics, write, stop).await.unwrap() })
+}
+
+async fn jetstream_of(url: &str) -> jetstream::Context {
+    jetstream::new(async_nats::connect(url).await.unwrap())
+}
+
+/// Creates the stream as `clickgate core` does on start; the edge never creates it.
+async fn create_stream(url: &str, cfg: &Cluster) {
+    jetstream_of(url).await.get_or_create_stream(clickgate::cluster::stream_config(cfg)).await.unwrap();
+}
+
+async fn stream_messages(url: &str, cfg: &Cluster) -> u64 {
+    let mut stream = jetstream_of(url).await.get_stream(&cfg.stream).await.unwrap();
+    stream.info().await.unwrap().state.messages
+}
+
+async fn consumer_info(url: &str, cfg: &Cluster) -> jetstream::consumer::Info {
+    jetstream_of(url).await.get_stream(&cfg.stream).await.unwrap().consumer_info(&cfg.durable).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_clicks_reach_the_core_in_order() {
+    let Some(bin) = nats_or_skip() else { return };
+    let broker = Broker::start(&bin);
+    let cfg = cluster(&broker.url(), "order");
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
+    let (edge, core_metrics) = (Metrics::new().cluster, Metrics::new().cluster);
+    let all = events(0..700);
+    for chunk in all.chunks(37) {
+        spool.append(chunk).unwrap();
+    }
+    let (stop_tx, stop) = watch::channel(false);
+    let publisher = spawn_publisher(&cfg, &spool, &edge, &stop);
+    let core = Core::default();
+    let consumer = spawn_consumer(&cfg, &core_metrics, core.writer(), &stop);
+
+    wait_until("every click is written", || core.written_len() == all.len()).await;
+    wait_until("the spool is committed", || spool.pending_bytes() == 0).await;
+    wait_until("every message is acked", || core_metrics.consumed.get() >= all.len() as u64).await;
+    assert_eq!(edge.broker_up.get(), 1);
+    assert_eq!(core_metrics.broker_up.get(), 1);
+    stop_tx.send(true).unwrap();
+    publisher.await.unwrap();
+    consumer.await.unwrap();
+
+    assert_same_order(&core.written(), &all);
+    assert!(core.written() == all, "events arrive unchanged");
+    // At least: a publish that timed out under load and was repeated counts twice.
+    assert!(edge.published.get() >= all.len() as u64);
+    assert_eq!(core_metrics.poison.get(), 0);
+    // Work-queue retention: acked messages leave the stream.
+    let url = broker.url();
+    wait_until("acked messages leave the stream", || futures_block(stream_messages(&url, &cfg)) == 0).await;
+    assert_eq!(consumer_info(&url, &cfg).await.num_ack_pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_keeps_every_click_and_their_order() {
+    let Some(bin) = nats_or_skip() else { return };
+    let mut broker = Broker::start(&bin);
+    let cfg = cluster(&broker.url(), "outage");
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
+    let (edge, core_metrics) = (Metrics::new().cluster, Metrics::new().cluster);
+    let all = events(0..300);
+    let (stop_tx, stop) = watch::channel(false);
+    let publisher = spawn_publisher(&cfg, &spool, &edge, &stop);
+    let core = Core::default();
+    let consumer = spawn_consumer(&cfg, &core_metrics, core.writer(), &stop);
+
+    spool.append(&all[..100]).unwrap();
+    wait_until("the first clicks are written", || core.written_len() == 100).await;
+    wait_until("the spool is committed", || spool.pending_bytes() == 0).await;
+
+    let failures = edge.publish_failures.get();
+    broker.kill();
+    wait_until("the edge sees the broker down", || edge.broker_up.get() == 0).await;
+    // Clicks keep coming: appending never waits on the broker.
+    for chunk in all[100..250].chunks(10) {
+        spool.append(chunk).unwrap();
+    }
+    wait_until("the publisher has tried and failed", || edge.publish_failures.get() > failures).await;
+    assert!(spool.pending_bytes() > 0, "the clicks wait in the spool");
+    assert_eq!(core.written_len(), 100, "nothing reached the core while the broker was down");
+
+    broker.restart();
+    spool.append(&all[250..]).unwrap();
+    wait_until("every click is written", || core.written_len() == all.len()).await;
+    wait_until("the spool is committed", || spool.pending_bytes() == 0).await;
+    wait_until("the edge sees the broker up", || edge.broker_up.get() == 1).await;
+    stop_tx.send(true).unwrap();
+    publisher.await.unwrap();
+    consumer.await.unwrap();
+
+    assert_same_order(&core.written(), &all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_mid_stream_loses_nothing() {
+    let Some(bin) = nats_or_skip() else { return };
+    let mut broker = Broker::start(&bin);
+    let cfg = cluster(&broker.url(), "midstream");
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
+    let (edge, core_metrics) = (Metrics::new().cluster, Metrics::new().cluster);
+    let all = events(0..2_000);
+    let (stop_tx, stop) = watch::channel(false);
+    let publisher = spawn_publisher(&cfg, &spool, &edge, &stop);
+    let core = Core::default();
+    let consumer = spawn_consumer(&cfg, &core_metrics, core.writer(), &stop);
+
+    // Clicks arrive steadily while the broker dies and comes back.
+    let appender = std::thread::spawn({
+        let (spool, all) = (spool.clone(), all.clone());
+        move || {
+            for chunk in all.chunks(20) {
+                spool.append(chunk).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    wait_until("clicks flow", || core.written_len() >= 200).await;
+    let failures = edge.publish_failures.get();
+    broker.kill();
+    wait_until("the publisher has failed", || edge.publish_failures.get() > failures).await;
+    broker.restart();
+    appender.join().unwrap();
+    wait_until("every click is written", || core.written_len() == all.len()).await;
+    wait_until("the spool is committed", || spool.pending_bytes() == 0).await;
+    stop_tx.send(true).unwrap();
+    publisher.await.unwrap();
+    consumer.await.unwrap();
+
+    let written: HashSet<ClickId> = ids(&core.written()).into_iter().collect();
+    assert_eq!(written, ids(&all).into_iter().collect::<HashSet<_>>(), "every click arrived");
+    assert_eq!(core.written_len(), all.len(), "each click written once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_publish_is_stored_once_and_written_once() {
+    let Some(bin) = nats_or_skip() else { return };
+    let broker = Broker::start(&bin);
+    let cfg = cluster(&broker.url(), "dup");
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(0..2);
+    let edge = Metrics::new().cluster;
+    create_stream(&broker.url(), &cfg).await;
+    {
+        let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
+        spool.append(&evs).unwrap();
+        let mut reader = spool.reader().unwrap();
+        let batch = reader.next_batch(10).unwrap();
+        let stats = Publisher::new(&cfg, edge.clone()).publish(&batch.events).await.unwrap();
+        assert_eq!(stats, PublishStats { published: 2, duplicates: 0 });
+        // The edge crashes before committing the spool cursor.
+    }
+    let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
+    let batch = spool.reader().unwrap().next_batch(10).unwrap();
+    assert_eq!(batch.events, evs, "the spool delivers the uncommitted events again");
+    let stats = Publisher::new(&cfg, edge.clone()).publish(&batch.events).await.unwrap();
+    assert_eq!(stats, PublishStats { published: 0, duplicates: 2 }, "JetStream drops repeats by Nats-Msg-Id");
+    assert_eq!(stream_messages(&broker.url(), &cfg).await, 2, "one message per click id");
+
+    // A repeat outside the duplicate window (another message id) reaches the core, which keeps
+    // the click once.
+    let mut payload = Vec::new();
+    evs[0].encode_into(&mut payload).unwrap();
+    let js = jetstream_of(&broker.url()).await;
+    js.send_publish(cfg.subject.clone(), PublishMessage::build().payload(payload.into()).message_id("not-the-click-id"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(stream_messages(&broker.url(), &cfg).await, 3);
+
+    let core_metrics = Metrics::new().cluster;
+    let core = Core::default();
+    let (stop_tx, stop) = watch::channel(false);
+    let consumer = spawn_consumer(&cfg, &core_metrics, core.writer(), &stop);
+    wait_until("all three messages are acked", || core_metrics.consumed.get() >= 3).await;
+    stop_tx.send(true).unwrap();
+    consumer.await.unwrap();
+    assert_eq!(ids(&core.written()), ids(&evs), "the core keeps each click once");
+    assert!(core.0.lock().unwrap().delivered >= 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_is_no_click_is_terminated_not_redelivered() {
+    let Some(bin) = nats_or_skip() else { return };
+    let broker = Broker::start(&bin);
+    let cfg = cluster(&broker.url(), "poison");
+    let evs = events(0..1);
+    let js = jetstream_of(&broker.url()).await;
+    create_stream(&broker.url(), &cfg).await;
+    // A stray message lands between two clicks.
+    Publisher::new(&cfg, Metrics::new().cluster).publish(&evs).await.unwrap();
+    js.publish(cfg.subject.clone(), "not msgpack at all".into()).await.unwrap().await.unwrap();
+    let more = events(1..2);
+    Publisher::new(&cfg, Metrics::new().cluster).publish(&more).await.unwrap();
+
+    let core_metrics = Metrics::new().cluster;
+    let core = Core::default();
+    let (stop_tx, stop) = watch::channel(false);
+    let consumer = spawn_consumer(&cfg, &core_metrics, core.writer(), &stop);
+    wait_until("both clicks are written", || core.written_len() == 2).await;
+    let url = broker.url();
+    wait_until("nothing is pending on the consumer", || {
+        let info = futures_block(consumer_info(&url, &cfg));
+        info.num_ack_pending == 0 && info.num_pending == 0
+    })
+    .await;
+    stop_tx.send(true).unwrap();
+    consumer.await.unwrap();
+    assert_eq!(core_metrics.poison.get(), 1);
+    assert_eq!(ids(&core.written()), [evs[0].click_id, more[0].click_id]);
+}
+
+/// Runs a future to completion from synchronous test code inside the runtime.
+fn futures_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_acked_only_after_the_write_succeeds() {
+    let Some(bin) = nats_or_skip() else { return };
+    let broker = Broker::start(&bin);
+    let cfg = cluster(&broker.url(), "ackafter");
+    let evs = events(0..20);
+    create_stream(&broker.url(), &cfg).await;
+    Publisher::new(&cfg, Metrics::new().cluster).publish(&evs).await.unwrap();
+
+    let core = Core::default();
+    // The ack floor the broker reported when the write finally succeeded.
+    let floor_at_write = Arc::new(Mutex::new(None));
+    let writer = {
+        let (core, floor_at_write, url, cfg) = (core.clone(), floor_at_write.clone(), broker.url(), cfg.clone());
+        move |batch: &[ClickEvent]| {
+            if core.0.lock().unwrap().calls == 0 {
+                core.0.lock().unwrap().calls += 1;
+                return Err(io::Error::other("disk full"));
+            }
+            // On tokio's blocking pool, so waiting on the runtime here is allowed.
+            let info = tokio::runtime::Handle::current().block_on(consumer_info(&url, &cfg));
+            floor_at_write.lock().unwrap().get_or_insert((info.ack_floor.stream_sequence, info.num_ack_pending));
+            Ok(core.write(batch))
+        }
+    };
+    let core_metrics = Metrics::new().cluster;
+    let (stop_tx, stop) = watch::channel(false);
+    let consumer = spawn_consumer(&cfg, &core_metrics, writer, &stop);
+    wait_until("every click is written", || core.written_len() == evs.len()).await;
+    wait_until("every click is acked", || core_metrics.consumed.get() >= evs.len() as u64).await;
+    stop_tx.send(true).unwrap();
+    consumer.await.unwrap();
+
+    let (floor, pending) = floor_at_write.lock().unwrap().expect("the retry wrote");
+    assert_eq!(floor, 0, "nothing was acked before the write succeeded");
+    assert!(pending > 0, "the failed batch was still held, unacked");
+    let info = consumer_info(&broker.url(), &cfg).await;
+    assert_eq!(info.ack_floor.stream_sequence, evs.len() as u64);
+    assert_eq!(info.num_ack_pending, 0);
+    assert_eq!(ids(&core.written()), ids(&evs));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_never_written_is_redelivered_to_the_next_consumer() {
+    let Some(bin) = nats_or_skip() else { return };
+    let broker = Broker::start(&bin);
+    let cfg = cluster(&broker.url(), "redeliver");
+    let evs = events(0..10);
+    create_stream(&broker.url(), &cfg).await;
+    Publisher::new(&cfg, Metrics::new().cluster).publish(&evs).await.unwrap();
+
+    // A core whose disk fails, then which stops (or dies) without acking anything.
+    let attempts = Arc::new(Mutex::new(0usize));
+    let failing = {
+        let attempts = attempts.clone();
+        move |_: &[ClickEvent]| -> io::Result<usize> {
+            *attempts.lock().unwrap() += 1;
+            Err(io::Error::other("disk full"))
+        }
+    };
+    let (stop_tx, stop) = watch::channel(false);
+    let first = spawn_consumer(&cfg, &Metrics::new().cluster, failing, &stop);
+    wait_until("the failing core tried", || *attempts.lock().unwrap() > 0).await;
+    stop_tx.send(true).unwrap();
+    first.await.unwrap();
+
+    let core = Core::default();
+    let core_metrics = Metrics::new().cluster;
+    let (stop_tx, stop) = watch::channel(false);
+    let second = spawn_consumer(&cfg, &core_metrics, core.writer(), &stop);
+    wait_until("the next core wrote every click", || core.written_len() == evs.len()).await;
+    wait_until("every click is acked", || core_metrics.consumed.get() >= evs.len() as u64).await;
+    stop_tx.send(true).unwrap();
+    second.await.unwrap();
+    assert_eq!(ids(&core.written()), ids(&evs));
+    assert_eq!(consumer_info(&broker.url(), &cfg).await.ack_floor.stream_sequence, evs.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_ack_wait_applies_to_the_existing_durable() {
+    let Some(bin) = nats_or_skip() else { return };
+    let broker = Broker::start(&bin);
+    let url = broker.url();
+    let mut cfg = cluster(&url, "update");
+    create_stream(&url, &cfg).await;
+    Publisher::new(&cfg, Metrics::new().cluster).publish(&events(0..1)).await.unwrap();
+
+    // The first start creates the durable.
+    let core_metrics = Metrics::new().cluster;
+    let (stop_tx, stop) = watch::channel(false);
+    let consumer = spawn_consumer(&cfg, &core_metrics, Core::default().writer(), &stop);
+    wait_until("the click is acked", || core_metrics.consumed.get() >= 1).await;
+    stop_tx.send(true).unwrap();
+    consumer.await.unwrap();
+    assert_eq!(consumer_info(&url, &cfg).await.config.ack_wait, Duration::from_secs(1));
+
+    // A restart with another ack wait brings the durable to it.
+    cfg.ack_wait_ms = 3_000;
+    let (stop_tx, stop) = watch::channel(false);
+    let consumer = spawn_consumer(&cfg, &Metrics::new().cluster, Core::default().writer(), &stop);
+    wait_until("the durable has the new ack wait", || futures_block(consumer_info(&url, &cfg)).config.ack_wait == Duration::from_secs(3))
+        .await;
+    stop_tx.send(true).unwrap();
+    consumer.await.unwrap();
+}
+
+/// nats-server 2.9 can break a stream that two clients create at the same moment, so only the
+/// core creates it. Edge and core starting together on fresh streams, again and again, must
+/// always get the clicks through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_and_core_starting_together_get_clicks_through() {
+    let Some(bin) = nats_or_skip() else { return };
+    let broker = Broker::start(&bin);
+    let url = broker.url();
+    for i in 0..20 {
+        let cfg = cluster(&url, &format!("together{i}"));
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
+        let evs = events(0..5);
+        spool.append(&evs).unwrap();
+        let (edge, core_metrics) = (Metrics::new().cluster, Metrics::new().cluster);
+        let (stop_tx, stop) = watch::channel(false);
+        let publisher = spawn_publisher(&cfg, &spool, &edge, &stop);
+        let core = Core::default();
+        let consumer = spawn_consumer(&cfg, &core_metrics, core.writer(), &stop);
+        wait_until("the clicks are written", || core.written_len() == evs.len()).await;
+        stop_tx.send(true).unwrap();
+        publisher.await.unwrap();
+        consumer.await.unwrap();
+        assert_same_order(&core.written(), &evs);
+    }
+}
