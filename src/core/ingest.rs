@@ -152,7 +152,8 @@ impl Ingest {
     /// Appends the events whose click ids are not yet held, fsyncs, then indexes them.
     /// Returns only after the fsync: an `Ok` is an acknowledgement. A batch longer than
     /// `ingest_batch_len_max` is written as several; on `Err` some of them may be durable,
-    /// and sending the whole batch again writes only the rest.
+    /// and sending the whole batch again writes only the rest. After a failed fsync every
+    /// later call fails until the store is reopened (what reached the disk is then unknown).
     pub fn ingest(&self, batch: &[ClickEvent]) -> std::io::Result<IngestStats> {
         let mut total = IngestStats::default();
         for chunk in batch.chunks(self.batch_len_max) {
