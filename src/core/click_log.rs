@@ -347,9 +347,14 @@ impl SegmentLog {
     }
 }
 
-/// Creates an empty segment file and makes its directory entry durable.
+/// Creates an empty segment file and makes its directory entry durable. An empty file of that
+/// name is taken over: a roll whose directory fsync failed leaves one behind.
 fn create_segment(dir: &Path, n: u64) -> io::Result<File> {
-    let file = OpenOptions::new().create_new(true).append(true).open(dir.join(SegmentMeta::new(n).file_name()))?;
+    let path = dir.join(SegmentMeta::new(n).file_name());
+    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    if file.metadata()?.len() > 0 {
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("click log segment {} already holds data", path.display())));
+    }
     sync_dir(dir)?;
     Ok(file)
 }

@@ -3,13 +3,19 @@
 //!
 //! One batch: under the log's mutex, drop the events whose click id the index already holds
 //! (and repeats inside the batch), append the rest with one write and one fdatasync, then take
-//! the index's write lock only to insert them. Writers are serialized by the log mutex and only
-//! writers change the index, so an id checked absent stays absent until it is indexed: two
-//! concurrent batches carrying one id write it once. Readers take the index's read lock and so
-//! never wait on an fsync.
+//! the index's write lock, a slice of the batch at a time, only to insert them. Writers are
+//! serialized by the log mutex and only writers change the index, so an id checked absent
+//! stays absent until it is indexed: two concurrent batches carrying one id write it once.
+//! Readers take the index's read lock and so never wait on an fsync.
 //!
-//! On open the whole log is replayed through the same `ClickIndex::insert` decisions, so the
-//! index and the counters come back as they were.
+//! On open the whole log is replayed through the same `ClickIndex` insert decisions, in log
+//! order, so the index and the counters come back as they were. What this does not cover:
+//! - idempotency reaches as far back as the index: a click id redelivered after its click was
+//!   evicted (`core.index_clicks_max` newer clicks later) is written and counted again;
+//! - counters keep only the UTC days that retention has not cut into (see `stats`), so that a
+//!   restart, which counts what is left in the log, agrees with them;
+//! - compaction drops a repeated id that the live counters had counted (only possible for the
+//!   redelivery-after-eviction case above, within one merged group).
 
 mod stats;
 
@@ -18,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-use super::click_log::{merge_segments, SegmentLog};
+use super::click_log::{merge_segments, SegmentLog, SegmentMeta};
 use super::index::{ClickIndex, IndexedClick};
 use crate::edge::checks::{Reason, Verdict};
 use crate::edge::click_id::{ClickId, VisitorId};
@@ -146,7 +152,8 @@ impl Ingest {
     /// Appends the events whose click ids are not yet held, fsyncs, then indexes them.
     /// Returns only after the fsync: an `Ok` is an acknowledgement. A batch longer than
     /// `ingest_batch_len_max` is written as several; on `Err` some of them may be durable,
-    /// and sending the whole batch again writes only the rest.
+    /// and sending the whole batch again writes only the rest. After a failed fsync every
+    /// later call fails until the store is reopened (what reached the disk is then unknown).
     pub fn ingest(&self, batch: &[ClickEvent]) -> std::io::Result<IngestStats> {
         let mut total = IngestStats::default();
         for chunk in batch.chunks(self.batch_len_max) {
@@ -174,11 +181,13 @@ impl Ingest {
         log.append_batch(fresh.iter().copied())?;
         self.metrics.duplicates.inc_by(stats.duplicates as u64);
         self.set_log_gauges(&log);
-        {
+        // Indexed a slice at a time, so a reader waits for at most one slice: every click here
+        // is durable already, so a reader seeing part of the batch sees nothing unacknowledged.
+        for part in fresh.chunks(INDEX_LOCK_LEN) {
             let mut index = write(&self.index);
             let evictions = index.evictions();
             let mut counts = write(&self.counts);
-            index.insert_batch(&fresh, |ev, inserted| {
+            index.insert_batch(part, |ev, inserted| {
                 debug_assert!(inserted, "checked absent under the same log lock");
                 if inserted {
                     counts.add(ev);
@@ -202,6 +211,11 @@ impl Ingest {
     /// Whether a click id is held.
     pub fn contains(&self, id: &ClickId) -> bool {
         read(&self.index).contains(id)
+    }
+
+    /// The click log's segments, oldest first; the last is the one being appended to.
+    pub fn segments(&self) -> Vec<SegmentMeta> {
+        lock(&self.log).segments().cloned().collect()
     }
 
     /// Clicks the index holds.
@@ -244,6 +258,9 @@ impl Ingest {
         Ok(())
     }
 }
+
+/// Clicks indexed per hold of the index's write lock (well under a millisecond).
+const INDEX_LOCK_LEN: usize = 512;
 
 /// Events replayed into the index at a time on open.
 const REPLAY_BATCH_LEN: usize = 1024;
