@@ -15,6 +15,9 @@ use crate::edge::checks::{Reasons, Verdict};
 use crate::edge::click_id::{ClickId, VisitorId};
 use crate::store::Channel;
 
+/// A framed event larger than this is corrupt by definition (click log and spool alike).
+pub const FRAME_BYTES_MAX: usize = 64 * 1024;
+
 /// Sub-ids passed through from `?sub1=..&sub5=`.
 pub const SUB_IDS_MAX: usize = 5;
 

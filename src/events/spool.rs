@@ -40,8 +40,8 @@ use prometheus::IntGauge;
 use tokio::sync::Notify;
 
 use self::frames::{walk, Step};
-use super::click_log::FRAME_BYTES_MAX;
 use super::ClickEvent;
+use super::FRAME_BYTES_MAX;
 
 pub use self::drain::{drain, SpoolSink};
 pub(crate) use self::drain::{pause, stopped};

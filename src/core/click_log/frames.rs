@@ -5,9 +5,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-/// Frames larger than this are corrupt by definition.
-pub const FRAME_BYTES_MAX: usize = 64 * 1024;
 use crate::events::ClickEvent;
+use crate::events::FRAME_BYTES_MAX;
 
 /// Bytes in a frame header.
 pub(super) const HEADER_BYTES: usize = 8;
