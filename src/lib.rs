@@ -6,7 +6,11 @@
 //! - `edge`: the data plane. `edge::handler` answers `/r/{code}` and `/q/{code}`,
 //!   `edge::checks` is the fraud-check pipeline, `edge::links` the in-memory link table,
 //!   `edge::click_id` signed click and visitor ids, `edge::server` the listeners.
-//! - `events`: `ClickEvent`, the bounded queue the edge hands events to, and the click log.
+//! - `events`: `ClickEvent`, the bounded queue the edge hands events to, and the local spool.
+//! - `core`: the durable click log, the attribution index, attribution and conversions.
+//! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
+//! - `cluster`: the JetStream publisher and the core's durable consumer (cluster mode).
+//! - `attribute`: `clickgate attribute`, the models over JSON-lines journeys.
 //! - `store`: programs, partners and links in the embedded SQLite file.
 //! - `config`: the TOML config, defaulted and validated.
 //! - `metrics` and `admin`: Prometheus families and the admin listener.
