@@ -41,7 +41,6 @@ pub struct ApiState {
     /// SHA-256 of the admin key; `None` refuses every authenticated call.
     pub admin_key_sha256: Option<[u8; 32]>,
     pub config: crate::config::Api,
-    pub click_max_age_ms: u64,
     pub metrics: ApiMetrics,
     /// The clock, injectable for tests; Unix milliseconds.
     pub now_ms: fn() -> u64,
@@ -190,7 +189,6 @@ async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, ["v1", "reports", kind @ ("partners" | "programs"), id]) => {
             reports::handle(state, kind, id, req.uri().query().unwrap_or("")).await
         }
-        (_, ["v1", ..]) => Err(ApiError::not_found(format!("no route for {method} {path}"))),
         _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
     }
 }
@@ -255,6 +253,18 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         err.field = Some(path);
         err
     })
+}
+
+/// 64 hex digits as 32 bytes; anything else is `None`.
+pub fn hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// SHA-256 of a method, a route and a canonical request, for idempotency keys.

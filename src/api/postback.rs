@@ -66,7 +66,7 @@ pub async fn handle(state: &Arc<ApiState>, query: &str) -> ApiResult {
     let sig = get("sig").ok_or_else(|| ApiError::invalid("sig", "is required"))?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(canonical(&params).as_bytes());
-    let sig_bytes = hex_decode(&sig).ok_or_else(|| ApiError::invalid("sig", "must be 64 hex digits"))?;
+    let sig_bytes = super::hex32(&sig).ok_or_else(|| ApiError::invalid("sig", "must be 64 hex digits"))?;
     // verify_slice compares in constant time.
     if mac.verify_slice(&sig_bytes).is_err() {
         return Err(ApiError::new(hyper::StatusCode::UNAUTHORIZED, "unauthorized", "sig: the signature does not match"));
@@ -90,11 +90,4 @@ pub async fn handle(state: &Arc<ApiState>, query: &str) -> ApiResult {
     };
     let c = validate(state, body, Origin::Postback, now_ms)?;
     answer(record(state, c, None, now_ms).await?)
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }

@@ -158,11 +158,7 @@ pub fn admin_key_hash(config: &Config, api_addr: SocketAddr) -> anyhow::Result<O
         tracing::warn!("no admin key is configured: every authenticated API call will get 401");
         return Ok(None);
     }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).context("api.admin_key_sha256 is not hex")?;
-    }
-    Ok(Some(out))
+    Ok(Some(crate::api::hex32(hex).context("api.admin_key_sha256 is not 64 hex digits")?))
 }
 
 /// Builds the API's state: the conversion writer and reader, the catalog and the attributor.
@@ -194,7 +190,6 @@ pub fn build_api(
         signer,
         admin_key_sha256: admin_key_hash(config, api_addr)?,
         config: config.api.clone(),
-        click_max_age_ms,
         metrics: metrics.api.clone(),
         now_ms,
     });
