@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::core::catalog::Catalog;
 use crate::core::conversions::{ConversionError, ConversionReader, Conversions};
 use crate::core::ingest::Ingest;
-use crate::edge::click_id::ClickSigner;
+use crate::edge::click_id::{ct_eq, ClickSigner};
 use crate::metrics::{ApiMetrics, ApiOutcome};
 
 pub use clicks::CoreAttributor;
@@ -220,9 +220,7 @@ fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<(), ApiErro
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| unauthorized("send Authorization: Bearer <key>"))?;
-    let got: [u8; 32] = Sha256::digest(got.trim().as_bytes()).into();
-    let diff = want.iter().zip(got.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    if diff != 0 {
+    if !ct_eq(&want, &Sha256::digest(got.trim().as_bytes())) {
         return Err(unauthorized("the key is not valid"));
     }
     Ok(())
