@@ -9,7 +9,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 
 use super::{parse_json, raw_json, read_blocking, request_hash, ApiError, ApiResult, ApiState};
-use crate::core::conversions::{Answer, IdempotencyKey, NewConversion, Op, Origin, Transition};
+use crate::core::conversions::{Answer, Fingerprinted, IdempotencyKey, NewConversion, Op, Origin, Transition};
 use crate::edge::click_id::{ClickId, VisitorId};
 use crate::store::currency;
 
@@ -129,7 +129,8 @@ pub fn answer(a: Answer) -> ApiResult {
 
 /// Records one conversion through the writer.
 pub async fn record(state: &ApiState, c: NewConversion, key: Option<String>, now_ms: u64) -> Result<Answer, ApiError> {
-    let key = key.map(|key| IdempotencyKey { request_hash: request_hash("POST /v1/conversions", &c.fingerprint()), key });
+    let c = Fingerprinted::new(c);
+    let key = key.map(|key| IdempotencyKey { request_hash: request_hash("POST /v1/conversions", c.fingerprint()), key });
     Ok(state.conversions.write(Op::Record(c), key, now_ms).await?)
 }
 

@@ -24,3 +24,14 @@ fn a_failed_blocking_read_is_a_500_with_the_usual_body() {
 fn a_blocking_read_that_finishes_returns_its_value() {
     assert_eq!(rt().block_on(read_blocking("conversion", || 7)).unwrap(), 7);
 }
+
+#[test]
+fn the_conversion_request_hash_is_pinned() {
+    // SHA-256 of the canonical JSON of the conversion in core::conversions' tests; a stored
+    // Idempotency-Key only replays if its request hashes to the same bytes.
+    let fingerprint = hex32("90ac0d55388fb56652e3c2b46e9db61b5d92ad2efac7f8d906169a10de13380f").unwrap();
+    assert_eq!(
+        request_hash("POST /v1/conversions", &fingerprint),
+        hex32("730374c3d7aa342ec026863c085414dcb780d29283e14c09a8249de9040894a5").unwrap()
+    );
+}
