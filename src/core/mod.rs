@@ -7,6 +7,7 @@
 pub mod attribution;
 pub mod catalog;
 pub mod click_log;
+pub mod commission;
 pub mod conversions;
 pub mod index;
 pub mod ingest;

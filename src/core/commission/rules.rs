@@ -1,0 +1,152 @@
+//! Rule validation and the rule version.
+
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+
+use super::{Metric, ProgramRules, RuleError, RuleSet, BONUSES_MAX, BPS_ONE, LOCK_DAYS_MAX, OVERRIDES_MAX, RULE_AMOUNT_MAX, TIERS_MAX};
+
+fn invalid(path: impl Into<String>, why: impl Into<String>) -> RuleError {
+    RuleError { path: path.into(), why: why.into() }
+}
+
+fn check_bps(path: &str, bps: u32) -> Result<(), RuleError> {
+    if bps > BPS_ONE {
+        return Err(invalid(path, format!("must be in 0..=10000 basis points, got {bps}")));
+    }
+    Ok(())
+}
+
+fn check_amount(path: &str, amount: i64) -> Result<(), RuleError> {
+    if !(0..=RULE_AMOUNT_MAX).contains(&amount) {
+        return Err(invalid(path, format!("must be in 0..={RULE_AMOUNT_MAX}, got {amount}")));
+    }
+    Ok(())
+}
+
+impl RuleSet {
+    /// Checks every field; the error names the first bad one by its path, such as
+    /// `tiers[1].from_minor`, and says why.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        check_bps("percent_bps", self.percent_bps)?;
+        check_amount("fixed_minor", self.fixed_minor)?;
+        if self.tiers.len() > TIERS_MAX {
+            return Err(invalid("tiers", format!("at most {TIERS_MAX} tiers, got {}", self.tiers.len())));
+        }
+        for (i, tier) in self.tiers.iter().enumerate() {
+            check_amount(&format!("tiers[{i}].from_minor"), tier.from_minor)?;
+            check_bps(&format!("tiers[{i}].percent_bps"), tier.percent_bps)?;
+            if i == 0 && tier.from_minor != 0 {
+                return Err(invalid("tiers[0].from_minor", "must be 0, so every volume has a tier"));
+            }
+            if i > 0 && tier.from_minor <= self.tiers[i - 1].from_minor {
+                return Err(invalid(format!("tiers[{i}].from_minor"), format!("must be greater than tiers[{}].from_minor", i - 1)));
+            }
+        }
+        if self.bonuses.len() > BONUSES_MAX {
+            return Err(invalid("bonuses", format!("at most {BONUSES_MAX} bonuses, got {}", self.bonuses.len())));
+        }
+        for (i, bonus) in self.bonuses.iter().enumerate() {
+            let threshold = format!("bonuses[{i}].threshold");
+            check_amount(&threshold, bonus.threshold)?;
+            if bonus.threshold == 0 {
+                return Err(invalid(threshold, "must be at least 1: a bonus is paid when a threshold is reached"));
+            }
+            check_amount(&format!("bonuses[{i}].amount_minor"), bonus.amount_minor)?;
+            // Thresholds of one metric rise in list order, so the list reads as a ladder and
+            // a duplicate (a bonus paid twice for one threshold) cannot slip in.
+            if let Some(j) = (0..i).rev().find(|&j| self.bonuses[j].metric == bonus.metric) {
+                if bonus.threshold <= self.bonuses[j].threshold {
+                    return Err(invalid(
+                        threshold,
+                        format!("must be greater than bonuses[{j}].threshold (the previous {} bonus)", bonus.metric.as_str()),
+                    ));
+                }
+            }
+        }
+        if let Some(cap) = self.cap_minor {
+            check_amount("cap_minor", cap)?;
+        }
+        if self.lock_days > LOCK_DAYS_MAX {
+            return Err(invalid("lock_days", format!("must be in 0..={LOCK_DAYS_MAX}, got {}", self.lock_days)));
+        }
+        Ok(())
+    }
+
+    /// The rules' version: the first 16 hex digits of the SHA-256 of their canonical encoding.
+    ///
+    /// The encoding is of the parsed values, so equal rules have equal versions whatever the
+    /// field order, spacing, number formatting (`1_000` or `1000`) or omitted defaults of
+    /// their source, and any changed field changes the version. It is written out by hand,
+    /// not derived from the struct, so reordering or renaming a field in the code cannot
+    /// silently change every stored version; a test pins one.
+    pub fn version_hash(&self) -> String {
+        let digest = Sha256::digest(self.canonical().as_bytes());
+        let mut hex = String::with_capacity(16);
+        for byte in &digest[..8] {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        hex
+    }
+
+    /// One line per field, in a fixed order, lists comma-separated.
+    pub(super) fn canonical(&self) -> String {
+        let mut s = String::with_capacity(256);
+        let _ = writeln!(s, "clickgate.commission.rules.v1");
+        let _ = writeln!(s, "percent_bps={}", self.percent_bps);
+        let _ = writeln!(s, "fixed_minor={}", self.fixed_minor);
+        let tiers: Vec<String> = self.tiers.iter().map(|t| format!("{}:{}", t.from_minor, t.percent_bps)).collect();
+        let _ = writeln!(s, "tiers={}", tiers.join(","));
+        let bonuses: Vec<String> =
+            self.bonuses.iter().map(|b| format!("{}:{}:{}", b.metric.as_str(), b.threshold, b.amount_minor)).collect();
+        let _ = writeln!(s, "bonuses={}", bonuses.join(","));
+        let cap = self.cap_minor.map_or_else(|| "none".to_string(), |cap| cap.to_string());
+        let _ = writeln!(s, "cap_minor={cap}");
+        let _ = writeln!(s, "period={}", self.period.as_str());
+        let _ = writeln!(s, "lock_days={}", self.lock_days);
+        s
+    }
+
+    /// The rate this rule set pays at `volume_minor` of period volume: the tier's when there
+    /// are tiers (with its index), else `percent_bps`.
+    pub(super) fn rate_at(&self, volume_minor: i64) -> (u32, Option<usize>) {
+        match self.tiers.iter().rposition(|t| t.from_minor <= volume_minor) {
+            Some(i) => (self.tiers[i].percent_bps, Some(i)),
+            // No tiers, or (only in unvalidated rules) a volume below the first one.
+            None if self.tiers.is_empty() => (self.percent_bps, None),
+            None => (self.tiers[0].percent_bps, Some(0)),
+        }
+    }
+}
+
+impl Metric {
+    /// This metric's value in a period state.
+    pub(super) fn value(self, volume_minor: i64, conversions: u64) -> i128 {
+        match self {
+            Metric::Volume => i128::from(volume_minor),
+            Metric::Conversions => i128::from(conversions),
+        }
+    }
+}
+
+impl ProgramRules {
+    /// Checks the program's rules and every override; paths read `rules.tiers[0].from_minor`
+    /// or `partners.alice.cap_minor`.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        self.rules.validate().map_err(|e| invalid(format!("rules.{}", e.path), e.why))?;
+        if self.partners.len() > OVERRIDES_MAX {
+            return Err(invalid("partners", format!("at most {OVERRIDES_MAX} overrides, got {}", self.partners.len())));
+        }
+        for (partner, rules) in &self.partners {
+            // The store's partner id rule, so an override can name every partner and nothing else.
+            if partner.is_empty() || partner.len() > 64 || !partner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(invalid("partners", format!("{partner:?} must be 1..=64 of [A-Za-z0-9_-]")));
+            }
+            rules.validate().map_err(|e| invalid(format!("partners.{partner}.{}", e.path), e.why))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
