@@ -120,7 +120,7 @@ pub fn compute(rules: &RuleSet, input: &CommissionInput) -> CommissionCalc {
     };
 
     let mut after = PeriodState {
-        volume_minor: to_i64(i128::from(before.volume_minor) + share),
+        volume_minor: saturate(i128::from(before.volume_minor) + share),
         conversions: before.conversions.saturating_add(1),
         commission_minor: before.commission_minor,
         bonuses_paid: before.bonuses_paid,
@@ -149,7 +149,7 @@ pub fn compute(rules: &RuleSet, input: &CommissionInput) -> CommissionCalc {
 
     let total: i128 = i128::from(base.amount_minor) + bonuses.iter().map(|b| i128::from(b.amount_minor)).sum::<i128>();
     let uncapped_total: i128 = i128::from(base.uncapped_minor) + bonuses.iter().map(|b| i128::from(b.uncapped_minor)).sum::<i128>();
-    after.commission_minor = to_i64(i128::from(before.commission_minor) + total);
+    after.commission_minor = saturate(i128::from(before.commission_minor) + total);
 
     let calc = CommissionCalc {
         period: rules.period.key(input.occurred_at_ms),
@@ -161,7 +161,7 @@ pub fn compute(rules: &RuleSet, input: &CommissionInput) -> CommissionCalc {
         after,
     };
     debug_assert!(calc.total_minor >= 0 && calc.capped_minor >= 0);
-    debug_assert!(rules.cap_minor.is_none_or(|c| calc.total_minor <= (c - before.commission_minor).max(0)));
+    debug_assert!(rules.cap_minor.is_none_or(|c| calc.total_minor <= c.saturating_sub(before.commission_minor).max(0)));
     calc
 }
 
@@ -188,6 +188,11 @@ impl Cap {
 /// A non-negative `i128` into `i64`, saturating.
 fn to_i64(v: i128) -> i64 {
     i64::try_from(v.max(0)).unwrap_or(i64::MAX)
+}
+
+/// An `i128` sum into `i64`, saturating at both ends; keeps the sign, unlike `to_i64`.
+fn saturate(v: i128) -> i64 {
+    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 /// The part of `commission_minor` voided once `refunded_minor` of the conversion's
