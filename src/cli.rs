@@ -42,6 +42,26 @@ enum Command {
         #[arg(long)]
         api_listen: Option<SocketAddr>,
     },
+    /// Cluster mode: the edge alone. Clicks go to a local spool and on to NATS JetStream.
+    Edge {
+        #[arg(long)]
+        edge_listen: Option<SocketAddr>,
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+        /// The broker (overrides `cluster.nats_url`); several comma-separated for a cluster.
+        #[arg(long)]
+        nats_url: Option<String>,
+    },
+    /// Cluster mode: the core alone. Consumes clicks from NATS JetStream; serves the API.
+    Core {
+        #[arg(long)]
+        api_listen: Option<SocketAddr>,
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+        /// The broker (overrides `cluster.nats_url`); several comma-separated for a cluster.
+        #[arg(long)]
+        nats_url: Option<String>,
+    },
     /// Replay `{"ip","ua","code","ts"}` JSON lines from stdin through the fraud checks.
     Check,
     /// Manage programs.
@@ -230,6 +250,31 @@ fn parse_model(s: &str) -> anyhow::Result<Model> {
     })
 }
 
+/// The async runtime `runtime.worker_threads` asks for.
+fn runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
+    // One worker needs no work stealing: the current-thread scheduler is cheaper per task.
+    let mut rt = match config.runtime.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if n > 0 {
+                b.worker_threads(n);
+            }
+            b
+        }
+    };
+    rt.enable_all().build().context("starting the async runtime")
+}
+
+/// The config with `--nats-url` in place of `cluster.nats_url`, checked as the file's would be.
+fn with_nats_url(mut config: Config, nats_url: Option<String>) -> anyhow::Result<Config> {
+    if let Some(url) = nats_url {
+        config.cluster.nats_url = url;
+        config.validate().context("--nats-url")?;
+    }
+    Ok(config)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // `attribute` is a pure filter: it needs no config or data dir.
     if let Command::Attribute { model, half_life_hours } = &cli.command {
@@ -245,19 +290,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = cli.common.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"));
     match cli.command {
         Command::Serve { edge_listen, admin_listen, api_listen } => {
-            // One worker needs no work stealing: the current-thread scheduler is cheaper per task.
-            let mut rt = match config.runtime.worker_threads {
-                1 => tokio::runtime::Builder::new_current_thread(),
-                n => {
-                    let mut b = tokio::runtime::Builder::new_multi_thread();
-                    if n > 0 {
-                        b.worker_threads(n);
-                    }
-                    b
-                }
-            };
-            let rt = rt.enable_all().build().context("starting the async runtime")?;
+            let rt = runtime(&config)?;
             rt.block_on(app::serve(config, data_dir, Overrides { edge_listen, admin_listen, api_listen }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Edge { edge_listen, admin_listen, nats_url } => {
+            let config = with_nats_url(config, nats_url)?;
+            let rt = runtime(&config)?;
+            rt.block_on(app::edge(config, data_dir, Overrides { edge_listen, admin_listen, api_listen: None }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Core { api_listen, admin_listen, nats_url } => {
+            let config = with_nats_url(config, nats_url)?;
+            let rt = runtime(&config)?;
+            rt.block_on(app::core(config, data_dir, Overrides { edge_listen: None, admin_listen, api_listen }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => {

@@ -153,9 +153,12 @@ fn bad_requests_name_the_field() {
     assert_eq!((unauth.status, unauth.header("www-authenticate")), (401, Some("Bearer")));
     let wrong = http(s.api, "POST", "/v1/conversions", &["Authorization: Bearer not-the-key-at-all"], &ok.to_string());
     assert_eq!(wrong.status, 401);
-    let big = "x".repeat(2 << 20);
-    let too_large = http(s.api, "POST", "/v1/conversions", &[&auth()], &big);
-    assert_eq!(too_large.status, 413);
+    // A declared length over the limit is refused before the body is read. Only the head is
+    // sent: the server answers and closes at once, and a client still writing a 2 MiB body
+    // could get a reset instead of the answer.
+    let too_large =
+        request(s.api, &format!("POST /v1/conversions HTTP/1.1\r\nHost: api.test\r\n{}\r\nContent-Length: {}\r\n\r\nxx", auth(), 2 << 20));
+    assert!(too_large.starts_with("HTTP/1.1 413"), "{too_large}");
     assert_eq!(http(s.api, "GET", "/v1/conversions/cv_nope", &[&auth()], "").status, 404);
 }
 

@@ -1,118 +1,24 @@
 //! Cluster mode against a real nats-server: the edge's spool and publisher, the core's durable
 //! consumer.
 //!
-//! Each test starts its own `nats-server -js` on a free port with its own store directory, so it
-//! can stop and restart the broker without touching a shared one. Without `nats-server` the
-//! tests say so and pass, unless `CLICKGATE_REQUIRE_SERVICES=1`, which makes that a failure.
+//! Each test starts its own nats-server (`common::nats`), or says why it is skipped.
+
+mod common;
 
 use std::collections::HashSet;
 use std::io;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use clickgate::cluster::{run_consumer, run_publisher, PublishStats, Publisher};
 use clickgate::config::Cluster;
-use clickgate::edge::checks::{Reasons, Verdict};
-use clickgate::edge::click_id::{ClickId, ClickSigner, VisitorId};
+use clickgate::edge::click_id::ClickId;
 use clickgate::events::spool::Spool;
 use clickgate::events::ClickEvent;
 use clickgate::metrics::{ClusterMetrics, Metrics};
-use clickgate::store::Channel;
+use common::nats::{nats_or_skip, Broker};
 use tokio::sync::watch;
-
-const SKIP: &str = "skipping: nats-server not found on PATH; install it with apt-get install nats-server";
-
-/// `nats-server` on PATH, or in the sbin directories Debian installs it to.
-fn nats_server() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("nats-server"))
-        .find(|p| p.is_file())
-}
-
-fn nats_or_skip() -> Option<PathBuf> {
-    let found = nats_server();
-    if found.is_none() {
-        if std::env::var("CLICKGATE_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!("{SKIP}");
-        }
-        eprintln!("{SKIP}");
-    }
-    found
-}
-
-/// A nats-server of this test's own, stopped on drop.
-struct Broker {
-    bin: PathBuf,
-    port: u16,
-    store: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-/// Logs go to the test's captured output, shown when it fails; `RUST_LOG` picks the level.
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "clickgate=debug,async_nats=info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-}
-
-impl Broker {
-    fn start(bin: &Path) -> Broker {
-        init_logs();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut broker = Broker { bin: bin.to_path_buf(), port, store: tempfile::tempdir().unwrap(), child: None };
-        broker.restart();
-        broker
-    }
-
-    /// Starts the server (again) on the same port and store directory, and waits until it
-    /// accepts connections.
-    fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let store = self.store.path();
-        let child = Command::new(&self.bin)
-            .arg("-js")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .arg("-sd")
-            .arg(store)
-            .arg("-l")
-            .arg(store.join("nats.log"))
-            .args(std::env::var("CLICKGATE_NATS_TRACE").is_ok().then_some("-DV"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen on {}", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Kills the server outright, as a crash would.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Short timeouts, so redeliveries and retries happen within a test's patience.
 fn cluster(url: &str, name: &str) -> Cluster {
@@ -130,28 +36,7 @@ fn cluster(url: &str, name: &str) -> Cluster {
 }
 
 fn events(range: std::ops::Range<u64>) -> Vec<ClickEvent> {
-    let signer = ClickSigner::new(&[(1, b"cluster-test-key".to_vec())]);
-    range
-        .map(|n| ClickEvent {
-            click_id: signer.mint(1_763_800_000_000 + n, 7, 9),
-            ts_ms: 1_763_800_000_000 + n,
-            program: "demo".into(),
-            partner: "alice".into(),
-            link: "demo".into(),
-            channel: Channel::Web,
-            sub_ids: None,
-            verdict: Verdict::Valid,
-            reasons: Reasons::default(),
-            observed: Reasons::default(),
-            visitor_id: VisitorId([(n % 251) as u8; 16]),
-            new_visitor: false,
-            country: Some(*b"FR"),
-            asn: 3215,
-            ua_hash: n,
-            ip: None,
-            ip_hash: Some(n),
-        })
-        .collect()
+    common::nats::click_events(b"cluster-test-key", 1_763_800_000_000, range)
 }
 
 fn ids(evs: &[ClickEvent]) -> Vec<ClickId> {

@@ -216,6 +216,24 @@ fn sigterm_drains_and_flushes_the_click_log() {
     assert_eq!(events[0].ip.unwrap().to_string(), "192.0.2.0", "IPs are truncated by default");
 }
 
+#[test]
+fn a_full_queue_spills_to_the_spool_and_loses_nothing() {
+    // A 16-event queue whose consumer lingers a second per batch: most of a quick burst spills.
+    let mut s = Server::start(&fixture_config("[events]\nclick_queue_len_max = 16\nclick_log_linger_ms = 1000"));
+    for i in 0..60 {
+        assert!(s.get("/r/demo", &format!("192.0.2.{}", 100 + i), CHROME).starts_with("HTTP/1.1 302"));
+    }
+    let spilled = s.metric("clickgate_click_events_spilled_total");
+    assert!(spilled >= 30.0, "spilled {spilled}; log:\n{}", s.log());
+    assert_eq!(s.metric("clickgate_cluster_spooled_total"), spilled, "every spill went to the spool");
+    assert_eq!(s.metric("clickgate_click_events_dropped_total"), 0.0);
+    let status = s.terminate();
+    assert!(status.success(), "exit {status:?}; log:\n{}", s.log());
+    let events = core_log(&s);
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.click_id).collect();
+    assert_eq!((events.len(), ids.len()), (60, 60), "every click reached the click log once");
+}
+
 /// Every event in the core's click log, after the server stopped.
 fn core_log(s: &Server) -> Vec<clickgate::events::ClickEvent> {
     let mut events = Vec::new();

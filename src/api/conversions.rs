@@ -8,8 +8,8 @@ use hyper::header::HeaderValue;
 use hyper::StatusCode;
 use serde::Deserialize;
 
-use super::{parse_json, raw_json, request_hash, ApiError, ApiResult, ApiState};
-use crate::core::conversions::{Answer, IdempotencyKey, NewConversion, Op, Origin, Transition};
+use super::{parse_json, raw_json, read_blocking, request_hash, ApiError, ApiResult, ApiState};
+use crate::core::conversions::{Answer, Fingerprinted, IdempotencyKey, NewConversion, Op, Origin, Transition};
 use crate::edge::click_id::{ClickId, VisitorId};
 use crate::store::currency;
 
@@ -129,7 +129,8 @@ pub fn answer(a: Answer) -> ApiResult {
 
 /// Records one conversion through the writer.
 pub async fn record(state: &ApiState, c: NewConversion, key: Option<String>, now_ms: u64) -> Result<Answer, ApiError> {
-    let key = key.map(|key| IdempotencyKey { request_hash: request_hash("POST /v1/conversions", &c.fingerprint()), key });
+    let c = Fingerprinted::new(c);
+    let key = key.map(|key| IdempotencyKey { request_hash: request_hash("POST /v1/conversions", c.fingerprint()), key });
     Ok(state.conversions.write(Op::Record(c), key, now_ms).await?)
 }
 
@@ -148,10 +149,8 @@ pub async fn create(state: &Arc<ApiState>, key: Option<String>, body: &Bytes) ->
 pub async fn get(state: &Arc<ApiState>, id: &str) -> ApiResult {
     let reader = state.reader.clone();
     let id_owned = id.to_string();
-    let found = tokio::task::spawn_blocking(move || reader.get(&id_owned))
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?
-        .map_err(crate::core::conversions::ConversionError::from)?;
+    let found =
+        read_blocking("conversion", move || reader.get(&id_owned)).await?.map_err(crate::core::conversions::ConversionError::from)?;
     match found {
         Some(body) => Ok(raw_json(StatusCode::OK, body)),
         None => Err(ApiError::not_found(format!("conversion {id:?} not found"))),

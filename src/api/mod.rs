@@ -3,7 +3,8 @@
 //! Every answer is JSON. Errors are `{"error":{"code","field","message"}}` with `400` for a
 //! request that cannot be read (bad JSON, unknown fields, wrong types), `422` for one that reads
 //! but breaks a rule (negative amount, unknown currency, a timestamp in the future), `401`
-//! without the admin key, `404` for unknown ids and `409` for a conflicting retry.
+//! without the admin key, `404` for unknown ids, `409` for a conflicting retry and `500` when
+//! the server failed (logged).
 
 mod clicks;
 mod conversions;
@@ -25,7 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::core::catalog::Catalog;
 use crate::core::conversions::{ConversionError, ConversionReader, Conversions};
 use crate::core::ingest::Ingest;
-use crate::edge::click_id::ClickSigner;
+use crate::edge::click_id::{ct_eq, ClickSigner};
 use crate::metrics::{ApiMetrics, ApiOutcome};
 
 pub use clicks::CoreAttributor;
@@ -79,6 +80,20 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
+
+    /// A `500`: the server failed, not the request. The caller logs the cause.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+/// Runs a blocking read on tokio's blocking pool. A task that panicked or was cancelled is the
+/// server's failure, so it is logged and answered `500`, never blamed on the request.
+async fn read_blocking<T: Send + 'static>(what: &'static str, read: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(read).await.map_err(|e| {
+        tracing::error!(error = %e, read = what, "a blocking read task failed");
+        ApiError::internal(format!("the {what} read failed; retry later"))
+    })
 }
 
 impl From<ConversionError> for ApiError {
@@ -205,9 +220,7 @@ fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<(), ApiErro
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| unauthorized("send Authorization: Bearer <key>"))?;
-    let got: [u8; 32] = Sha256::digest(got.trim().as_bytes()).into();
-    let diff = want.iter().zip(got.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    if diff != 0 {
+    if !ct_eq(&want, &Sha256::digest(got.trim().as_bytes())) {
         return Err(unauthorized("the key is not valid"));
     }
     Ok(())
@@ -275,3 +288,6 @@ pub fn request_hash(route: &str, canonical: &[u8]) -> [u8; 32] {
     h.update(canonical);
     h.finalize().into()
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use hyper::StatusCode;
 use serde::Serialize;
 
-use super::{json, ApiError, ApiResult, ApiState};
+use super::{json, read_blocking, ApiError, ApiResult, ApiState};
 use crate::core::conversions::DayConversions;
 use crate::core::ingest::{DayClicks, StatsScope};
 use crate::edge::checks::{Reason, Verdict};
@@ -96,18 +96,9 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str) ->
     let reader = state.reader.clone();
     let key = id.to_string();
     let conv_days: Vec<DayConversions> =
-        tokio::task::spawn_blocking(
-            move || {
-                if partner {
-                    reader.partner_days(&key, from, to)
-                } else {
-                    reader.program_days(&key, from, to)
-                }
-            },
-        )
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?
-        .map_err(crate::core::conversions::ConversionError::from)?;
+        read_blocking("report", move || if partner { reader.partner_days(&key, from, to) } else { reader.program_days(&key, from, to) })
+            .await?
+            .map_err(crate::core::conversions::ConversionError::from)?;
 
     let mut days: BTreeMap<u32, Day> = BTreeMap::new();
     let blank = |day: u32| Day {

@@ -1,6 +1,10 @@
 //! Process wiring: build everything once, start the listeners and the background tasks, and
 //! shut down cleanly on SIGTERM or Ctrl-C. `serve` composes the parts below; cluster mode's
-//! `edge` and `core` compose them differently.
+//! `edge` and `core` (in `cluster`) compose them differently.
+
+mod cluster;
+
+pub use cluster::{core, edge};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,7 @@ use crate::edge::links::LinkTable;
 use crate::edge::server::{self, ListenerLimits};
 use crate::edge::{handler, tls, EdgeState};
 use crate::events::sink::{self, BatchWriter};
+use crate::events::spool::{drain, Spool, SpoolSink};
 use crate::events::ClickEvent;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -201,7 +206,7 @@ pub async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
 }
 
-fn tls_acceptor(config: &Config) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+pub(crate) fn tls_acceptor(config: &Config) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
     Ok(match (&config.tls.cert_path, &config.tls.key_path) {
         (Some(c), Some(k)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(c, k)?)),
         _ => None,
@@ -240,16 +245,101 @@ pub fn spawn_api(
     tokio::spawn(server::serve(listener, tls, api_limits, None, move |_peer, req| crate::api::handle(api.clone(), req), stop))
 }
 
+/// Serves the edge listener: one `handler::handle` per request.
+pub fn spawn_edge(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: &ListenerLimits,
+    state: Arc<EdgeState>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let metrics = state.metrics.clone();
+    tokio::spawn(server::serve(
+        listener,
+        tls,
+        limits.clone(),
+        Some(metrics),
+        move |peer: SocketAddr, req| std::future::ready(handler::handle(&state, peer.ip(), req)),
+        stop,
+    ))
+}
+
+/// Opens the local spool under the data dir (`cluster.spool_dir`): the queue in front of the
+/// broker in `clickgate edge`, the overflow in front of the ingest in `serve`.
+pub fn open_spool(config: &Config, data_dir: &Path, metrics: &Metrics) -> anyhow::Result<Arc<Spool>> {
+    let dir = data_dir.join(&config.cluster.spool_dir);
+    let spool = Spool::open(&dir, config.cluster.spool_bytes_max)
+        .with_context(|| format!("opening the spool in {}", dir.display()))?
+        .with_pending_gauge(metrics.cluster.spool_bytes.clone());
+    let waiting = spool.pending_bytes();
+    if waiting > 0 {
+        tracing::info!(dir = %dir.display(), bytes = waiting, "the spool holds clicks from an earlier run; delivering them first");
+    }
+    Ok(Arc::new(spool))
+}
+
+/// The spool as a `BatchWriter`: one write, no network, an fsync at most once a second.
+pub struct SpoolWriter {
+    pub spool: Arc<Spool>,
+    pub spooled: prometheus::IntCounter,
+}
+
+impl BatchWriter for SpoolWriter {
+    fn write_batch(&self, batch: &[ClickEvent]) -> std::io::Result<()> {
+        self.spool.append(batch)?;
+        self.spooled.inc_by(batch.len() as u64);
+        Ok(())
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(self.spool.sync()?)
+    }
+}
+
+/// The core's ingest as the spool's downstream in `serve`: spilled clicks are ingested (and
+/// fsynced) off the request path, in spool order.
+pub struct IngestSink(pub Arc<Ingest>);
+
+impl SpoolSink for IngestSink {
+    type Error = std::io::Error;
+
+    async fn deliver(&mut self, events: &[ClickEvent]) -> std::io::Result<()> {
+        let (ingest, events) = (self.0.clone(), events.to_vec());
+        tokio::task::spawn_blocking(move || ingest.ingest(&events).map(|_| ()))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(format!("the ingest task failed: {e}"))))
+    }
+}
+
+/// Waits until the spool is delivered (or `give_up` says to stop waiting, or `deadline`
+/// passes), then stops its reader. What is left stays in the spool for the next start.
+pub async fn finish_spool(spool: &Spool, reader_stop: watch::Sender<bool>, deadline: Duration, give_up: impl Fn() -> bool) {
+    let until = tokio::time::Instant::now() + deadline;
+    while spool.pending_bytes() > 0 && !give_up() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = spool.pending_bytes();
+    if left > 0 {
+        tracing::warn!(bytes = left, dir = %spool.dir().display(), "clicks remain in the spool; they are delivered at the next start");
+    }
+    let _ = reader_stop.send(true);
+}
+
 /// Runs `clickgate serve` until SIGTERM or Ctrl-C: edge, core and API in one process.
+///
+/// The edge's queue feeds the ingest; when it is full, clicks spill to the local spool (one
+/// write, no fsync on the request path), which a task drains into the ingest.
 pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> anyhow::Result<()> {
     tls::install_provider();
     let metrics = Metrics::new();
     let store = open_store(&config, &data_dir)?;
     let signer = Arc::new(click_signer(&config, &data_dir)?);
     let ingest = open_ingest(&config, &data_dir, &metrics)?;
+    let spool = open_spool(&config, &data_dir, &metrics)?;
     let tls_acceptor = tls_acceptor(&config)?;
     let writer: Arc<dyn BatchWriter> = Arc::new(IngestWriter(ingest.clone()));
-    let (state, consumer) = build_edge(&config, &store, signer.clone(), writer.clone(), writer, &metrics, tls_acceptor.is_some())?;
+    let overflow: Arc<dyn BatchWriter> = Arc::new(SpoolWriter { spool: spool.clone(), spooled: metrics.cluster.spooled.clone() });
+    let (state, consumer) = build_edge(&config, &store, signer.clone(), writer, overflow, &metrics, tls_acceptor.is_some())?;
 
     let edge_addr = overrides.edge_listen.unwrap_or(config.listen.edge);
     let admin_addr = overrides.admin_listen.unwrap_or(config.listen.admin);
@@ -268,22 +358,22 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (spool_stop_tx, spool_stop_rx) = watch::channel(false);
     let limits = ListenerLimits::from_edge(&config.edge);
-    let s = state.clone();
-    let edge_task = tokio::spawn(server::serve(
-        edge_listener,
-        tls_acceptor.clone(),
-        limits.clone(),
-        Some(metrics.clone()),
-        move |peer: SocketAddr, req| {
-            let r = handler::handle(&s, peer.ip(), req);
-            std::future::ready(r)
-        },
-        stop_rx.clone(),
-    ));
+    let edge_task = spawn_edge(edge_listener, tls_acceptor.clone(), &limits, state.clone(), stop_rx.clone());
     let admin_task = spawn_admin(admin_listener, tls_acceptor.clone(), &limits, metrics.clone(), Some(state.clone()), stop_rx.clone());
     let api_task = spawn_api(api_listener, tls_acceptor, &limits, api, stop_rx.clone());
     let consumer_task = tokio::spawn(consumer.run(stop_rx.clone()));
+    let spill_drain = {
+        let (spool, ingest) = (spool.clone(), ingest.clone());
+        let batch = config.events.click_log_batch_len_max;
+        tokio::spawn(async move {
+            let mut sink = IngestSink(ingest);
+            if let Err(e) = drain(spool, batch, Duration::from_millis(100), &mut sink, spool_stop_rx).await {
+                tracing::error!(error = %e, "the spill drain stopped; spilled clicks wait in the spool for the next start");
+            }
+        })
+    };
     spawn_upkeep(
         Upkeep { edge: Some(state.clone()), catalog: Some(catalog), ingest: Some(ingest) },
         &config,
@@ -297,12 +387,18 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let _ = edge_task.await;
     let _ = admin_task.await;
     let _ = api_task.await;
+    let drain_for = Duration::from_millis(config.edge.shutdown_drain_ms.max(1000));
     // The consumer closed its channel on the stop signal (connections still draining spill
-    // to the overflow writer) and returns once the queue is written and fsynced.
+    // to the spool) and returns once the queue is written and fsynced.
     drop(state);
-    if tokio::time::timeout(Duration::from_millis(config.edge.shutdown_drain_ms.max(1000)), consumer_task).await.is_err() {
+    if tokio::time::timeout(drain_for, consumer_task).await.is_err() {
         tracing::error!("the click consumer did not finish in time; queued events may not be written");
     }
+    if let Err(e) = spool.sync() {
+        tracing::error!(error = %e, "spool fsync at shutdown failed");
+    }
+    finish_spool(&spool, spool_stop_tx, drain_for, || false).await;
+    let _ = spill_drain.await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -407,7 +503,7 @@ pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: wat
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => return std::future::pending().await,

@@ -42,6 +42,10 @@ pub fn consumer_config(config: &Cluster) -> PullConfig {
         ack_policy: AckPolicy::Explicit,
         ack_wait: Duration::from_millis(config.ack_wait_ms),
         deliver_policy: DeliverPolicy::All,
+        // Room for the batches a killed core held (unacked until `ack_wait_ms`) plus the
+        // batches of the core that replaced it; nats-server's default is 1000, less than
+        // one default fetch.
+        max_ack_pending: (config.fetch_batch_len_max.max(1) * 4) as i64,
         ..Default::default()
     }
 }
@@ -173,6 +177,11 @@ async fn bind(js: &Context, config: &Cluster) -> Result<PullConsumer, ClusterErr
 
 /// The next messages, up to `len_max`: what is waiting, or else the first to arrive within
 /// `IDLE_PULL_EXPIRES` and whatever came with it. Empty when none came or `stop` turned true.
+///
+/// Messages in hand are never thrown away: a pull that fails after delivering some (a `409`
+/// when the consumer's unacked messages reach `max_ack_pending`, a connection lost mid-pull)
+/// still hands those over, to be written and acked. Dropping them would leave them unacked
+/// until `ack_wait_ms`, holding `max_ack_pending` full, so the next pull fails the same way.
 async fn next_messages(
     consumer: &PullConsumer,
     len_max: usize,
@@ -182,26 +191,67 @@ async fn next_messages(
     // No `expires` on a no-wait fetch: with one, nats-server holds the pull open until it
     // expires whenever fewer than `len_max` messages are waiting.
     let waiting = consumer.fetch().max_messages(len_max).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
-    let out = collect(waiting, timeout).await?;
+    let out = collect(waiting, timeout).await.into_result()?;
     if !out.is_empty() {
         return Ok(out);
     }
     let parked = consumer.batch().max_messages(1).expires(IDLE_PULL_EXPIRES).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
     let mut out = tokio::select! {
-        got = collect(parked, IDLE_PULL_EXPIRES + timeout) => got?,
+        got = collect(parked, IDLE_PULL_EXPIRES + timeout) => got.into_result()?,
         _ = stop.changed() => return Ok(Vec::new()),
     };
     if !out.is_empty() && len_max > 1 {
-        let more = consumer.fetch().max_messages(len_max - 1).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
-        out.extend(collect(more, timeout).await?);
+        match consumer.fetch().max_messages(len_max - 1).messages().await {
+            Ok(more) => {
+                let more = collect(more, timeout).await;
+                if let Some(e) = &more.error {
+                    tracing::debug!(error = %e, "a follow-up pull ended early; writing what arrived");
+                }
+                out.extend(more.messages);
+            }
+            Err(e) => tracing::debug!(error = %e, "a follow-up pull failed; writing what arrived"),
+        }
     }
     Ok(out)
 }
 
+/// What one pull delivered, and the error that ended it early, if any.
+struct Pulled {
+    messages: Vec<Message>,
+    error: Option<ClusterError>,
+}
+
+impl Pulled {
+    /// The messages if there are any (an error after them only ended the pull), else the error.
+    fn into_result(self) -> Result<Vec<Message>, ClusterError> {
+        match self.error {
+            Some(e) if self.messages.is_empty() => Err(e),
+            Some(e) => {
+                tracing::debug!(error = %e, messages = self.messages.len(), "a pull ended early; writing what arrived");
+                Ok(self.messages)
+            }
+            None => Ok(self.messages),
+        }
+    }
+}
+
 /// Reads a pull to its end. The deadline guards against a pull whose end the server never sends
 /// (the connection died under it).
-async fn collect(batch: Batch, within: Duration) -> Result<Vec<Message>, ClusterError> {
-    tokio::time::timeout(within, batch.try_collect()).await.map_err(|_| ClusterError::FetchTimeout(within))?.map_err(ClusterError::Fetch)
+async fn collect(mut batch: Batch, within: Duration) -> Pulled {
+    let mut messages = Vec::new();
+    let read = tokio::time::timeout(within, async {
+        while let Some(m) = batch.try_next().await.map_err(ClusterError::Fetch)? {
+            messages.push(m);
+        }
+        Ok(())
+    })
+    .await;
+    let error = match read {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(_) => Some(ClusterError::FetchTimeout(within)),
+    };
+    Pulled { messages, error }
 }
 
 /// Splits a pull into events and the messages that carried them; poison is terminated.

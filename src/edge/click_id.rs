@@ -161,9 +161,8 @@ impl ClickSigner {
         let id = ClickId::decode(s).ok_or(ClickIdError::Malformed)?;
         let (_, state) = self.keys.iter().find(|(k, _)| *k == id.0[6]).ok_or(ClickIdError::UnknownKey)?;
         let want = Self::mac(state, &id.0[..SIGNED_BYTES]);
-        // Constant-time comparison: the MAC must not leak through timing.
-        let diff = want.iter().zip(&id.0[SIGNED_BYTES..]).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff != 0 {
+        // The MAC must not leak through timing.
+        if !ct_eq(&want, &id.0[SIGNED_BYTES..]) {
             return Err(ClickIdError::BadSignature);
         }
         let ts = id.ts_ms();
@@ -175,6 +174,13 @@ impl ClickSigner {
         }
         Ok(id)
     }
+}
+
+/// Whether two byte strings are equal, in a time that depends only on their lengths: every byte
+/// is compared, so a MAC or a key hash does not leak through timing how much of it matched.
+/// Lengths are public; unequal lengths return at once.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Characters in a visitor id.
@@ -270,6 +276,18 @@ mod tests {
         let t = 1_763_800_000_000;
         let id = old.mint(t, 1, 1);
         assert!(signer().verify(&format!("{id:?}"), t, 1000).is_ok());
+    }
+
+    #[test]
+    fn ct_eq_compares_whole_strings() {
+        let check = |a: &[u8], b: &[u8], want: bool| assert_eq!(ct_eq(a, b), want, "{a:?} {b:?}");
+        check(b"", b"", true);
+        check(b"mac-bytes", b"mac-bytes", true);
+        check(b"mac-bytes", b"Mac-bytes", false);
+        check(b"mac-bytes", b"mac-byteS", false);
+        check(b"mac-bytes", b"mac-byte", false);
+        check(b"mac", b"mac-bytes", false);
+        check(&[0xff; 32], &[0xfe; 32], false);
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod nats;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_clickgate");
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -52,95 +54,79 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A running `clickgate serve`.
-pub struct Server {
+/// A running `clickgate` process: `serve`, `edge` or `core`, logging to a file.
+pub struct Node {
     pub child: Child,
-    pub edge: SocketAddr,
-    pub admin: SocketAddr,
-    pub api: SocketAddr,
-    pub dir: tempfile::TempDir,
+    /// Everything after `--config C --data-dir D`.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
     pub config: PathBuf,
+    pub data: PathBuf,
+    pub log_path: PathBuf,
+    pub admin: SocketAddr,
+    tls: bool,
 }
 
-impl Server {
-    /// Starts the binary with `config_text` and waits until `/readyz` answers 200.
-    pub fn start(config_text: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("clickgate.toml");
-        std::fs::write(&config, config_text).unwrap();
-        let (edge, admin, api) = (free_port(), free_port(), free_port());
-        let child = spawn_serve(&config, &dir.path().join("data"), edge, admin, api, &dir.path().join("serve.log"));
-        let s = Server {
-            child,
-            edge: ([127, 0, 0, 1], edge).into(),
-            admin: ([127, 0, 0, 1], admin).into(),
-            api: ([127, 0, 0, 1], api).into(),
-            dir,
-            config,
+impl Node {
+    /// Starts the binary and waits until `/readyz` on `admin` answers 200 (or, with TLS, until
+    /// the log says it is serving).
+    pub fn start(config: &Path, data: &Path, args: &[String], env: &[(&str, &str)], log_path: &Path, admin: SocketAddr) -> Node {
+        let tls = std::fs::read_to_string(config).unwrap_or_default().contains("[tls]");
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut node = Node {
+            child: Command::new("true").spawn().unwrap(),
+            args: args.to_vec(),
+            env,
+            config: config.to_path_buf(),
+            data: data.to_path_buf(),
+            log_path: log_path.to_path_buf(),
+            admin,
+            tls,
         };
-        s.wait_ready(config_text.contains("[tls]"));
-        s
+        node.restart();
+        node
     }
 
-    /// Starts `serve` again on the same ports and data dir (after `kill` or `terminate`).
+    /// Starts the process again with the same arguments (after `kill9` or `terminate`).
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn_serve(
-            &self.config,
-            &self.data_dir(),
-            self.edge.port(),
-            self.admin.port(),
-            self.api.port(),
-            &self.dir.path().join("serve.log"),
-        );
-        self.wait_ready(false);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        self.child = Command::new(BIN)
+            .args(["--config", self.config.to_str().unwrap(), "--data-dir", self.data.to_str().unwrap()])
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // With TLS on, every listener speaks TLS; the log line says when they are bound.
+        loop {
+            if self.tls && self.log().contains("is serving") {
+                return;
+            }
+            if let Ok(r) = try_request(self.admin, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") {
+                if r.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("clickgate {:?} exited with {status} before it was ready; log:\n{}", self.args, self.log());
+            }
+            assert!(Instant::now() < deadline, "clickgate {:?} did not become ready; log:\n{}", self.args, self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Kills the process with SIGKILL: no shutdown code runs.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-
-    fn wait_ready(&self, tls: bool) {
-        let s = self;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        // With TLS on, every listener speaks TLS; the log line says when both are bound.
-        loop {
-            if tls && s.log().contains("clickgate is serving") {
-                return;
-            }
-            if let Ok(r) = try_request(s.admin, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") {
-                if r.starts_with("HTTP/1.1 200") {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "server did not become ready; log:\n{}", s.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
-    }
-
-    /// `GET path` from client `ip` (through X-Forwarded-For, loopback being trusted).
-    pub fn get(&self, path: &str, ip: &str, ua: &str) -> String {
-        request(
-            self.edge,
-            &format!("GET {path} HTTP/1.1\r\nHost: go.example\r\nX-Forwarded-For: {ip}\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n"),
-        )
-    }
-
-    /// The value of one metric series, 0 when absent.
-    pub fn metric(&self, series: &str) -> f64 {
-        let body = request(self.admin, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        body.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
     }
 
     /// Sends SIGTERM and waits for exit.
@@ -151,29 +137,104 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            assert!(Instant::now() < deadline, "clickgate {:?} did not stop on SIGTERM", self.args);
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The value of one metric series, 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let body = request(self.admin, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        body.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+    }
 }
 
-impl Drop for Server {
+impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn spawn_serve(config: &Path, data_dir: &Path, edge: u16, admin: u16, api: u16, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    Command::new(BIN)
-        .args(["--config", config.to_str().unwrap(), "--data-dir", data_dir.to_str().unwrap(), "serve"])
-        .args(["--edge-listen", &format!("127.0.0.1:{edge}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
-        .args(["--api-listen", &format!("127.0.0.1:{api}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap()
+/// `--name 127.0.0.1:port`.
+pub fn listen_arg(name: &str, addr: SocketAddr) -> [String; 2] {
+    [format!("--{name}"), addr.to_string()]
+}
+
+/// A free loopback address.
+pub fn free_addr() -> SocketAddr {
+    ([127, 0, 0, 1], free_port()).into()
+}
+
+/// A running `clickgate serve`.
+pub struct Server {
+    pub node: Node,
+    pub edge: SocketAddr,
+    pub admin: SocketAddr,
+    pub api: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary with `config_text` and waits until it is ready.
+    pub fn start(config_text: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("clickgate.toml");
+        std::fs::write(&config, config_text).unwrap();
+        let (edge, admin, api) = (free_addr(), free_addr(), free_addr());
+        let mut args = vec!["serve".to_string()];
+        args.extend(listen_arg("edge-listen", edge));
+        args.extend(listen_arg("admin-listen", admin));
+        args.extend(listen_arg("api-listen", api));
+        let node = Node::start(&config, &dir.path().join("data"), &args, &[], &dir.path().join("serve.log"), admin);
+        Server { node, edge, admin, api, dir, config }
+    }
+
+    /// Starts `serve` again on the same ports and data dir (after `kill9` or `terminate`).
+    pub fn restart(&mut self) {
+        self.node.restart();
+    }
+
+    /// Kills the process with SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        self.node.kill9();
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        self.node.log()
+    }
+
+    /// `GET path` from client `ip` (through X-Forwarded-For, loopback being trusted).
+    pub fn get(&self, path: &str, ip: &str, ua: &str) -> String {
+        edge_get(self.edge, path, ip, ua)
+    }
+
+    /// The value of one metric series, 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.node.metric(series)
+    }
+
+    /// Sends SIGTERM and waits for exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.node.terminate()
+    }
+}
+
+/// `GET path` on an edge from client `ip` (through X-Forwarded-For, loopback being trusted).
+pub fn edge_get(edge: SocketAddr, path: &str, ip: &str, ua: &str) -> String {
+    request(
+        edge,
+        &format!("GET {path} HTTP/1.1\r\nHost: go.example\r\nX-Forwarded-For: {ip}\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n"),
+    )
 }
 
 /// An HTTP answer, split.

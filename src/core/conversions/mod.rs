@@ -82,14 +82,42 @@ pub struct NewConversion {
 
 impl NewConversion {
     /// A hash of the fields that make the conversion what it is (not its origin), to tell a
-    /// retry from a different request under the same order id.
-    pub fn fingerprint(&self) -> [u8; 32] {
+    /// retry from a different request under the same order id: SHA-256 of its canonical JSON.
+    /// Computed once per conversion, by `Fingerprinted::new`.
+    fn fingerprint(&self) -> [u8; 32] {
         Sha256::digest(serde_json::to_vec(self).expect("conversion serialises")).into()
     }
 
     /// The conversion id, derived from its cause.
     pub fn id(&self) -> String {
         conversion_id(&self.program, &self.order_id)
+    }
+}
+
+/// A conversion with its fingerprint, computed once: the API hashes the fingerprint into an
+/// `Idempotency-Key`'s request hash and the writer stores it to tell a retry from a different
+/// request under the same order id.
+#[derive(Debug, Clone)]
+pub struct Fingerprinted {
+    conversion: NewConversion,
+    fingerprint: [u8; 32],
+}
+
+impl Fingerprinted {
+    /// Hashes the conversion's canonical JSON, once.
+    pub fn new(conversion: NewConversion) -> Fingerprinted {
+        let fingerprint = conversion.fingerprint();
+        Fingerprinted { conversion, fingerprint }
+    }
+
+    /// The conversion.
+    pub fn conversion(&self) -> &NewConversion {
+        &self.conversion
+    }
+
+    /// SHA-256 of the conversion's canonical JSON, without its origin.
+    pub fn fingerprint(&self) -> &[u8; 32] {
+        &self.fingerprint
     }
 }
 
@@ -156,7 +184,7 @@ pub trait Attributor: Send + Sync + 'static {
 /// A write to perform.
 #[derive(Debug, Clone)]
 pub enum Op {
-    Record(NewConversion),
+    Record(Fingerprinted),
     Transition { id: String, transition: Transition },
 }
 
@@ -318,7 +346,7 @@ fn process(
         }
     }
     let answer = match &job.op {
-        Op::Record(c) => record(tx, attributor, c, job.now_ms, outcomes)?,
+        Op::Record(c) => record(tx, attributor, c.conversion(), c.fingerprint(), job.now_ms, outcomes)?,
         Op::Transition { id, transition } => transition_op(tx, id, *transition, job.now_ms)?,
     };
     if let Some(k) = &job.key {
@@ -336,16 +364,16 @@ fn record(
     tx: &Connection,
     attributor: &dyn Attributor,
     c: &NewConversion,
+    fingerprint: &[u8; 32],
     now_ms: u64,
     outcomes: &mut Vec<AttributionOutcome>,
 ) -> Result<Answer, ConversionError> {
     let id = c.id();
-    let fingerprint = c.fingerprint();
     let found: Option<(Vec<u8>, String)> = tx
         .query_row("SELECT fingerprint, first_answer FROM conversions WHERE id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     if let Some((fp, first)) = found {
-        if fp != fingerprint {
+        if fp != *fingerprint {
             return Err(ConversionError::Conflict(format!(
                 "order_id {:?} is already recorded for program {:?} (conversion {id}) with different fields",
                 c.order_id, c.program

@@ -38,6 +38,10 @@ fn conv(order: &str, amount: i64) -> NewConversion {
     }
 }
 
+fn record_op(order: &str, amount: i64) -> Op {
+    Op::Record(Fingerprinted::new(conv(order, amount)))
+}
+
 fn key(k: &str, body: &str) -> Option<IdempotencyKey> {
     Some(IdempotencyKey { key: k.into(), request_hash: Sha256::digest(body).into() })
 }
@@ -57,15 +61,15 @@ fn records_once_and_replays_the_first_answer() {
     let dir = tempfile::tempdir().unwrap();
     let c = start(dir.path());
     rt().block_on(async {
-        let first = c.write(Op::Record(conv("o-1", 1250)), None, 1).await.unwrap();
+        let first = c.write(record_op("o-1", 1250), None, 1).await.unwrap();
         assert_eq!((first.status, first.replayed), (201, false));
         let v = json(&first);
         assert_eq!(v["id"], conv("o-1", 1).id());
         assert_eq!(v["status"], "pending");
         assert_eq!(v["attribution"]["shares"][0]["partner"], "bob");
-        let again = c.write(Op::Record(conv("o-1", 1250)), None, 2).await.unwrap();
+        let again = c.write(record_op("o-1", 1250), None, 2).await.unwrap();
         assert_eq!((again.status, again.replayed, &again.body), (201, true, &first.body));
-        let other = c.write(Op::Record(conv("o-1", 999)), None, 3).await;
+        let other = c.write(record_op("o-1", 999), None, 3).await;
         assert!(matches!(other, Err(ConversionError::Conflict(m)) if m.contains("different fields")), "a changed retry is a conflict");
     });
 }
@@ -75,10 +79,10 @@ fn idempotency_keys_replay_or_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let c = start(dir.path());
     rt().block_on(async {
-        let a = c.write(Op::Record(conv("o-1", 100)), key("k1", "body-a"), 1).await.unwrap();
-        let b = c.write(Op::Record(conv("o-1", 100)), key("k1", "body-a"), 2).await.unwrap();
+        let a = c.write(record_op("o-1", 100), key("k1", "body-a"), 1).await.unwrap();
+        let b = c.write(record_op("o-1", 100), key("k1", "body-a"), 2).await.unwrap();
         assert!(b.replayed && b.body == a.body);
-        let clash = c.write(Op::Record(conv("o-2", 100)), key("k1", "body-b"), 3).await;
+        let clash = c.write(record_op("o-2", 100), key("k1", "body-b"), 3).await;
         assert!(matches!(clash, Err(ConversionError::Conflict(m)) if m.contains("Idempotency-Key")));
     });
 }
@@ -89,7 +93,7 @@ fn transitions_follow_the_lifecycle() {
     let c = start(dir.path());
     rt().block_on(async {
         let id = conv("o-1", 1000).id();
-        c.write(Op::Record(conv("o-1", 1000)), None, 1).await.unwrap();
+        c.write(record_op("o-1", 1000), None, 1).await.unwrap();
         let t = |transition| Op::Transition { id: id.clone(), transition };
         let confirmed = c.write(t(Transition::Confirm), None, 2).await.unwrap();
         assert_eq!(json(&confirmed)["status"], "confirmed");
@@ -123,7 +127,7 @@ fn concurrent_writes_are_grouped_and_each_order_is_recorded_once() {
         for i in 0..400 {
             let c = c.clone();
             // Every order is sent twice, concurrently.
-            tasks.push(tokio::spawn(async move { c.write(Op::Record(conv(&format!("o-{}", i % 200), 10)), None, 1).await }));
+            tasks.push(tokio::spawn(async move { c.write(record_op(&format!("o-{}", i % 200), 10), None, 1).await }));
         }
         let mut out = Vec::new();
         for t in tasks {
@@ -143,8 +147,27 @@ fn concurrent_writes_are_grouped_and_each_order_is_recorded_once() {
 #[test]
 fn a_reopened_store_still_replays() {
     let dir = tempfile::tempdir().unwrap();
-    let first = rt().block_on(start(dir.path()).write(Op::Record(conv("o-1", 5)), key("k", "b"), 1)).unwrap();
-    let again = rt().block_on(start(dir.path()).write(Op::Record(conv("o-1", 5)), key("k", "b"), 2)).unwrap();
+    let first = rt().block_on(start(dir.path()).write(record_op("o-1", 5), key("k", "b"), 1)).unwrap();
+    let again = rt().block_on(start(dir.path()).write(record_op("o-1", 5), key("k", "b"), 2)).unwrap();
     assert!(again.replayed);
     assert_eq!(again.body, first.body);
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_fingerprint_hashes_the_canonical_json() {
+    // Stored fingerprints and the idempotency request hashes built from them are compared byte
+    // for byte with retries, across restarts and versions: what is hashed must never change.
+    let c = conv("o-1", 1250);
+    let canonical =
+        r#"{"order_id":"o-1","program":"demo","amount_minor":1250,"currency":"USD","occurred_at_ms":1763800000000,"coupon_code":"BOB10"}"#;
+    assert_eq!(serde_json::to_string(&c).unwrap(), canonical);
+    let f = Fingerprinted::new(c.clone());
+    assert_eq!(hex(f.fingerprint()), "90ac0d55388fb56652e3c2b46e9db61b5d92ad2efac7f8d906169a10de13380f");
+    assert_eq!(f.conversion(), &c);
+    let other_origin = Fingerprinted::new(NewConversion { origin: Origin::Import, ..c });
+    assert_eq!(other_origin.fingerprint(), f.fingerprint(), "the origin is not part of what a conversion is");
 }

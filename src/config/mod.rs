@@ -1,0 +1,126 @@
+//! Configuration: `config/*.toml` into typed structs, every key defaulted and validated at start.
+//!
+//! A bad key fails start-up with its dotted name and the reason, e.g.
+//! `checks.dedup.fp_rate: must be in (0, 0.01], got 0.5`.
+//!
+//! One file per area: `edge` (listeners, edge limits, TLS, click ids, privacy, events),
+//! `checks` (the fraud-check pipeline) and `core` (click log and index, API, cluster). Every
+//! section type is re-exported here, so its path is `crate::config::<Type>`.
+
+mod checks;
+mod core;
+mod edge;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use self::checks::{Action, Bots, Checks, Dedup, GeoIp, IpRules, Mode, RateLimit, Velocity};
+pub use self::core::{Api, Cluster, Core};
+pub use self::edge::{ClickId, ClickKey, Edge, Events, IpPrivacy, Listen, Privacy, Runtime, Tls};
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {why}")]
+    Invalid { key: String, why: String },
+}
+
+fn invalid(key: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_string(), why: why.into() }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Listen,
+    pub runtime: Runtime,
+    pub edge: Edge,
+    pub tls: Tls,
+    pub click_id: ClickId,
+    pub privacy: Privacy,
+    pub checks: Checks,
+    pub events: Events,
+    pub core: Core,
+    pub api: Api,
+    pub cluster: Cluster,
+    pub demo: Demo,
+}
+
+/// Seed data written into an empty store on first start.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Demo {
+    pub programs: Vec<crate::store::NewProgram>,
+    pub partners: Vec<crate::store::NewPartner>,
+    pub links: Vec<crate::store::NewLink>,
+    pub coupons: Vec<crate::store::NewCoupon>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Relative data paths are taken from the working directory when they exist there, else
+    /// from the config file's project root (the directory above `config/`).
+    fn resolve_paths(&mut self, config_dir: &Path) {
+        let root = if config_dir.file_name().is_some_and(|n| n == "config") {
+            config_dir.parent().unwrap_or(Path::new(".")).to_path_buf()
+        } else {
+            config_dir.to_path_buf()
+        };
+        let fix = |p: &mut Option<PathBuf>| {
+            if let Some(path) = p {
+                if path.as_os_str().is_empty() {
+                    *p = None;
+                } else if path.is_relative() && !path.exists() && root.join(&*path).exists() {
+                    *path = root.join(&*path);
+                }
+            }
+        };
+        fix(&mut self.checks.geoip.country_db);
+        fix(&mut self.checks.geoip.asn_db);
+        fix(&mut self.checks.geoip.anonymous_db);
+        fix(&mut self.checks.bots.crawler_list);
+        fix(&mut self.tls.cert_path);
+        fix(&mut self.tls.key_path);
+    }
+
+    /// Checks every cross-field rule; names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.edge.validate()?;
+        self.tls.validate()?;
+        self.click_id.validate()?;
+        self.privacy.validate()?;
+        self.checks.validate()?;
+        self.events.validate()?;
+        self.core.validate()?;
+        self.api.validate()?;
+        self.cluster.validate()?;
+        for (i, p) in self.demo.programs.iter().enumerate() {
+            p.validate().map_err(|why| invalid(&format!("demo.programs[{i}]"), why.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
