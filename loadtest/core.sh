@@ -8,7 +8,7 @@
 # consumer settings and fetch size, no write). Core: `clickgate core` creates its stream and is
 # stopped; the same N events are published as a backlog; the core starts again, and the rate is
 # measured from the first movement of `clickgate_cluster_consumed_total` to N (polled every
-# 50 ms). Checks: every event ingested once, none counted as a duplicate; then the same N are
+# 100 ms). Checks: every event ingested once, none counted as a duplicate; then the same N are
 # published again and must all be dropped, by JetStream's duplicate window or by the core.
 #
 # Usage: loadtest/core.sh [options]          (runnable from any directory)
@@ -40,7 +40,8 @@ KEEP=0
 BUILD=1
 SEED=42
 events_set=0
-POLL_S=0.05          # how often /metrics is read while the core drains
+POLL_S=0.1           # how often /metrics is read while the core drains (each read is a curl:
+                     # about 6 ms of CPU on the 2 cores being measured)
 STALL_S=60           # no progress for this long fails the run (a hang, not a timing)
 OTHER_MAX=0.25       # cores used by other processes above which a phase waits
 QUIET_WAIT=60
@@ -76,6 +77,15 @@ proc_ticks() {
   s=${s##*) }
   read -r -a f <<< "$s"
   echo $(( f[11] + f[12] ))
+}
+
+# utime+stime of this shell plus every child it has reaped (curl, clickgate-loadgen, awk...).
+self_ticks() {
+  local s f
+  s=$(cat "/proc/$$/stat")
+  s=${s##*) }
+  read -r -a f <<< "$s"
+  echo $(( f[11] + f[12] + f[13] + f[14] ))
 }
 
 # Busy ticks of the whole machine: user+nice+system+irq+softirq+steal (idle and iowait excluded).
@@ -262,18 +272,19 @@ PUB_REF=$(loadgen publish-reference clicks --nats-url "$NATS_URL" --subject "$RE
 log "  $PUB_REF"
 log "reference: draining them with the null consumer"
 wait_quiet reference
-nats0=$(proc_ticks "$NATS_PID"); busy0=$(machine_busy); w0=$EPOCHREALTIME
+nats0=$(proc_ticks "$NATS_PID"); busy0=$(machine_busy); self0=$(self_ticks); w0=$EPOCHREALTIME
 NULL=$(loadgen null-consume null-consume --nats-url "$NATS_URL" --stream "$REF_STREAM" \
   --subject "$REF_SUBJECT" --count "$EVENTS" --config "$CONFIG")
-nats1=$(proc_ticks "$NATS_PID"); busy1=$(machine_busy); w1=$EPOCHREALTIME
+nats1=$(proc_ticks "$NATS_PID"); busy1=$(machine_busy); self1=$(self_ticks); w1=$EPOCHREALTIME
 log "  $NULL"
 REF_RATE=$(kv rate "$NULL")
 REF_TIMED=$(kv timed "$NULL")
 REF_SECONDS=$(kv seconds "$NULL")
 REF_CPU_US=$(calc "$(kv cpu_ticks "$NULL") * 1000000 / $CLK_TCK / $REF_TIMED" '%.2f')
 REF_NATS_US=$(calc "($nats1 - $nats0) * 1000000 / $CLK_TCK / $EVENTS" '%.2f')
-# Anything else that ran meanwhile, in cores (the null consumer's setup counts here too: a few ms).
-REF_OTHER=$(calc "(($busy1 - $busy0) - ($nats1 - $nats0) - $(kv cpu_ticks "$NULL")) / $CLK_TCK / ($w1 - $w0)" '%.2f')
+# Anything else that ran meanwhile, in cores: the machine's busy time minus nats-server's and
+# ours (the null consumer is a reaped child of this shell by now).
+REF_OTHER=$(calc "(($busy1 - $busy0) - ($nats1 - $nats0) - ($self1 - $self0)) / $CLK_TCK / ($w1 - $w0)" '%.2f')
 [ "$(kv consumed "$NULL")" = "$EVENTS" ] || die "the null consumer got $(kv consumed "$NULL") of $EVENTS events"
 
 # ---- core ------------------------------------------------------------------------------------
@@ -306,9 +317,20 @@ wait_ready() {
 }
 # metric NAME FILE: a sample's value as an integer (0 when absent).
 metric() { awk -v n="$1" '$1 == n { v = $2 } END { printf "%d\n", v + 0 }' "$2"; }
-# scrape FILE: /metrics into FILE; false while the admin listener does not answer.
-scrape() { curl -sf --max-time 2 "$METRICS_URL" > "$1"; }
-scrape_or_die() { scrape "$1" || { core_alive; die "cannot read $METRICS_URL"; }; }
+
+# The polling loops below run on the 2 cores they measure, so each poll spawns nothing but curl:
+# metrics are matched in bash, the clock is $EPOCHREALTIME, and the pause is a `read -t` on a
+# pipe that never delivers.
+exec {NAP_FD}<> <(:)
+nap() { read -r -t "$1" -u "$NAP_FD" _ || true; }
+now_us() { NOW_US=${EPOCHREALTIME/./}; }
+# scrape: /metrics into BODY; false while the admin listener does not answer.
+scrape() { BODY=$(curl -sf --max-time 2 "$METRICS_URL"); }
+# metric_of NAME: a sample's value in BODY as an integer (0 when absent), into METRIC.
+metric_of() {
+  local re=$'(^|\n)'"$1"' ([0-9.e+]+)'
+  if [[ $BODY =~ $re ]]; then printf -v METRIC '%.0f' "${BASH_REMATCH[2]}"; else METRIC=0; fi
+}
 
 log "core: first start, to create stream $STREAM and durable $DURABLE"
 start_core
@@ -327,46 +349,48 @@ BACKLOG=$(loadgen backlog stream-info --nats-url "$NATS_URL" --stream "$STREAM")
 log "core: second start; measuring the drain of $EVENTS events"
 wait_quiet core
 start_core
-M="$RUN/metrics-drain.txt"
-t1=""; c1=0; last_c=-1; last_change=$EPOCHREALTIME
+t1_us=""; c1=0; last_c=-1; now_us; last_change_us=$NOW_US; stall_us=$(( STALL_S * 1000000 ))
 while :; do
-  now=$EPOCHREALTIME
-  if scrape "$M"; then
-    c=$(metric clickgate_cluster_consumed_total "$M")
+  now_us
+  if scrape; then
+    metric_of clickgate_cluster_consumed_total; c=$METRIC
   else
     # Not listening yet (it was just started); once it moved, it must keep answering.
-    [ -z "$t1" ] || { core_alive; die "cannot read $METRICS_URL while the core drains"; }
+    [ -z "$t1_us" ] || { core_alive; die "cannot read $METRICS_URL while the core drains"; }
     c=-1
   fi
-  if [ -z "$t1" ] && [ "$c" -gt 0 ]; then
-    t1=$now; c1=$c
-    core_t1=$(proc_ticks "$CORE_PID"); nats_t1=$(proc_ticks "$NATS_PID"); busy_t1=$(machine_busy)
+  if [ -z "$t1_us" ] && [ "$c" -gt 0 ]; then
+    t1_us=$NOW_US; c1=$c
+    core_t1=$(proc_ticks "$CORE_PID"); nats_t1=$(proc_ticks "$NATS_PID"); busy_t1=$(machine_busy); self_t1=$(self_ticks)
   fi
   if [ "$c" -ge "$EVENTS" ]; then
-    t2=$now
-    core_t2=$(proc_ticks "$CORE_PID"); nats_t2=$(proc_ticks "$NATS_PID"); busy_t2=$(machine_busy)
+    t2_us=$NOW_US
+    core_t2=$(proc_ticks "$CORE_PID"); nats_t2=$(proc_ticks "$NATS_PID"); busy_t2=$(machine_busy); self_t2=$(self_ticks)
     break
   fi
   if [ "$c" -ne "$last_c" ]; then
-    last_c=$c; last_change=$now
-  elif awk -v a="$last_change" -v b="$now" -v s="$STALL_S" 'BEGIN { exit !(b - a > s) }'; then
-    die "the core consumed nothing for ${STALL_S}s, stuck at $c of $EVENTS (poison messages: $(metric clickgate_cluster_poison_total "$M"); see $RUN/core-$CORE_RUNS.log)"
+    last_c=$c; last_change_us=$NOW_US
+  elif (( NOW_US - last_change_us > stall_us )); then
+    metric_of clickgate_cluster_poison_total
+    die "the core consumed nothing for ${STALL_S}s, stuck at $c of $EVENTS (poison messages: $METRIC; see $RUN/core-$CORE_RUNS.log)"
   fi
   core_alive
-  sleep "$POLL_S"
+  nap "$POLL_S"
 done
-cp "$M" "$RUN/metrics-drained.txt"
+M="$RUN/metrics-drained.txt"
+printf '%s\n' "$BODY" > "$M"
 CORE_TIMED=$(( EVENTS - c1 ))
-CORE_SECONDS=$(calc "$t2 - $t1" '%.3f')
-if [ "$CORE_TIMED" -gt 0 ] && awk -v s="$CORE_SECONDS" 'BEGIN { exit !(s > 0) }'; then
-  CORE_RATE=$(calc "$CORE_TIMED / ($t2 - $t1)" '%.0f')
+CORE_SECONDS=$(calc "($t2_us - $t1_us) / 1000000" '%.3f')
+if [ "$CORE_TIMED" -gt 0 ] && [ "$t2_us" -gt "$t1_us" ]; then
+  CORE_RATE=$(calc "$CORE_TIMED * 1000000 / ($t2_us - $t1_us)" '%.0f')
 else
   die "the core took all $EVENTS events before the first poll saw it move; use more --events"
 fi
 CORE_CPU_US=$(calc "($core_t2 - $core_t1) * 1000000 / $CLK_TCK / $CORE_TIMED" '%.2f')
 CORE_NATS_US=$(calc "($nats_t2 - $nats_t1) * 1000000 / $CLK_TCK / $CORE_TIMED" '%.2f')
-# Anything else that ran meanwhile, in cores (this script's curl polls count here: a few %).
-CORE_OTHER=$(calc "(($busy_t2 - $busy_t1) - ($core_t2 - $core_t1) - ($nats_t2 - $nats_t1)) / $CLK_TCK / ($t2 - $t1)" '%.2f')
+# Anything else that ran meanwhile, in cores, and what this script's polls took.
+CORE_OTHER=$(calc "(($busy_t2 - $busy_t1) - ($core_t2 - $core_t1) - ($nats_t2 - $nats_t1) - ($self_t2 - $self_t1)) * 1000000 / $CLK_TCK / ($t2_us - $t1_us)" '%.2f')
+POLL_CORES=$(calc "($self_t2 - $self_t1) * 1000000 / $CLK_TCK / ($t2_us - $t1_us)" '%.2f')
 log "  core: $CORE_TIMED events in ${CORE_SECONDS}s after the first batch ($c1): $CORE_RATE events/s"
 
 INGESTED=$(metric clickgate_core_clicks_ingested_total "$M")
@@ -382,20 +406,22 @@ DUP_STORED=$(kv stored "$PUB_DUP")
 DUP_DROPPED=$(kv duplicates "$PUB_DUP")
 # Whatever JetStream stored again (outside its duplicate window) the core must skip by click id.
 WANT_CONSUMED=$(( EVENTS + DUP_STORED ))
-last_c=-1; last_change=$EPOCHREALTIME
+last_c=-1; now_us; last_change_us=$NOW_US
 while :; do
-  scrape_or_die "$M"
-  c=$(metric clickgate_cluster_consumed_total "$M")
+  now_us
+  scrape || { core_alive; die "cannot read $METRICS_URL"; }
+  metric_of clickgate_cluster_consumed_total; c=$METRIC
   [ "$c" -lt "$WANT_CONSUMED" ] || break
   if [ "$c" -ne "$last_c" ]; then
-    last_c=$c; last_change=$EPOCHREALTIME
-  elif awk -v a="$last_change" -v b="$EPOCHREALTIME" -v s="$STALL_S" 'BEGIN { exit !(b - a > s) }'; then
+    last_c=$c; last_change_us=$NOW_US
+  elif (( NOW_US - last_change_us > stall_us )); then
     die "the core stopped at $c consumed messages, expected $WANT_CONSUMED after the repeated publish"
   fi
   core_alive
-  sleep 0.1
+  nap 0.1
 done
-cp "$M" "$RUN/metrics-final.txt"
+M="$RUN/metrics-final.txt"
+printf '%s\n' "$BODY" > "$M"
 FINAL_STATE=$(loadgen stream-final stream-info --nats-url "$NATS_URL" --stream "$STREAM")
 INGESTED2=$(metric clickgate_core_clicks_ingested_total "$M")
 DUPS2=$(metric clickgate_core_click_duplicates_total "$M")
@@ -428,7 +454,8 @@ git diff --quiet HEAD -- src Cargo.toml Cargo.lock config loadtest/loadgen.rs 2>
   echo "| reference: null consumer (ack only, fetch $(kv batch "$NULL")) | $REF_TIMED | $REF_SECONDS | $REF_RATE | $REF_CPU_US | $REF_NATS_US | $REF_OTHER |"
   echo "| clickgate core (decode, append + fdatasync, index, ack) | $CORE_TIMED | $CORE_SECONDS | $CORE_RATE | $CORE_CPU_US | $CORE_NATS_US | $CORE_OTHER |"
   echo
-  echo "Load average at the start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Load average at the start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg). \"other cpu cores\" is the"
+  echo "machine's busy time minus the consumer's, nats-server's and this script's (its curl polls used $POLL_CORES cores during the drain)."
   echo
   echo "Ratio core / reference: $RATIO. Both are timed from the first batch's acks to the last"
   echo "(the core: first movement of clickgate_cluster_consumed_total to $EVENTS, polled every ${POLL_S}s)."
