@@ -9,8 +9,9 @@
 //!   broker takes them. `--save FILE` keeps the encoded set for `replay`.
 //! - `replay`: publishes a saved set again, unchanged (same click ids): the duplicate check.
 //! - `null-consume`: the reference. A durable pull consumer set up like the core's, with the
-//!   core's default fetch size, that acks every message and writes nothing: how fast the
-//!   broker hands out a backlog on this machine, the ceiling of any core.
+//!   core's fetch size (`--config`'s `[cluster]`, else the default), that acks every message and
+//!   writes nothing: how fast the broker hands out a backlog on this machine, the ceiling of
+//!   any core.
 //! - `create-stream`: a stream exactly as the core creates it (`cluster::stream_config`), for
 //!   the reference (the core creates its own).
 //! - `stream-info`: a stream's messages, last sequence and consumers, optionally waiting until
