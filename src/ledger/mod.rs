@@ -97,10 +97,15 @@ pub trait LedgerTx {
 }
 
 /// Applies one transfer inside `tx`: checks its shape, deduplicates by id, checks the pending
-/// transfer it resolves, then appends it to the chain and updates both balances. Nothing is
-/// written unless every check passed.
+/// transfer it resolves, then appends it to the chain and updates both balances.
+///
+/// A refused transfer writes nothing. After `LedgerError::Storage` the transaction may hold part
+/// of the writes: roll it (or the job's savepoint) back. The head is read, and on PostgreSQL
+/// locked, before the id is looked up, so two writers racing with the same id see each other:
+/// the second gets `AlreadyExists`, not a unique-constraint failure.
 pub fn apply<T: LedgerTx + ?Sized>(tx: &mut T, req: &TransferRequest) -> Result<Applied, LedgerError> {
     check_shape(req)?;
+    let (seq, prev_hash) = tx.head()?;
     let id = req.id;
     if let Some(existing) = tx.get_transfer(&id)? {
         return match existing.transfer.first_difference(req) {
@@ -129,7 +134,6 @@ pub fn apply<T: LedgerTx + ?Sized>(tx: &mut T, req: &TransferRequest) -> Result<
             return Err(LedgerError::CommissionAlreadyPosted { id, commission_id: c.clone(), kind: req.kind, by });
         }
     }
-    let (seq, prev_hash) = tx.head()?;
     let stored = StoredTransfer::chain(seq + 1, prev_hash, req.clone());
     tx.insert_transfer(&stored)?;
     tx.add_to_balance(&req.debit, &debit)?;

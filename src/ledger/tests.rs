@@ -2,6 +2,7 @@
 //! `both_backends!` makes one test per backend. PostgreSQL tests run in a schema of their own
 //! and skip when no server answers, unless `CLICKGATE_REQUIRE_SERVICES=1`.
 
+mod concurrent;
 mod harness;
 mod random;
 mod tamper;

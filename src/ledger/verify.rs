@@ -66,7 +66,11 @@ struct Pending {
 }
 
 /// Checks the whole ledger inside `tx`; see the module docs for what is checked.
+///
+/// The head is read first: on PostgreSQL that locks it, so no append commits while `verify`
+/// reads and the pages, balances and head agree (SQLite's transaction is a snapshot already).
 pub fn verify<T: LedgerTx + ?Sized>(tx: &mut T) -> Result<VerifyReport, VerifyError> {
+    let (head_seq, head_hash) = tx.head()?;
     let mut prev_seq = 0u64;
     let mut prev_hash = [0u8; 32];
     let mut pendings: HashMap<TransferId, Pending> = HashMap::new();
@@ -101,7 +105,6 @@ pub fn verify<T: LedgerTx + ?Sized>(tx: &mut T) -> Result<VerifyReport, VerifyEr
             prev_hash = t.hash;
         }
     }
-    let (head_seq, head_hash) = tx.head()?;
     if head_seq != prev_seq {
         return Err(VerifyError::Head(format!("the head is at seq {head_seq} but the last stored transfer is seq {prev_seq}")));
     }

@@ -116,6 +116,16 @@ fn connect(url: &str) -> Result<postgres::Client, postgres::Error> {
     config.connect(postgres::NoTls)
 }
 
+impl Pg {
+    /// Another connection to the same schema, for a second writer.
+    pub fn second_client(&self) -> postgres::Client {
+        let url = std::env::var("CLICKGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| PG_URL.to_string());
+        let mut client = connect(&url).unwrap();
+        client.batch_execute(&format!("SET search_path TO {}", self.schema)).unwrap();
+        client
+    }
+}
+
 impl Harness for Pg {
     fn run<R>(&mut self, f: impl FnOnce(&mut dyn LedgerTx) -> R) -> R {
         let mut tx = self.client.transaction().unwrap();
