@@ -34,7 +34,16 @@ pub(super) type RawRow = (
     (Vec<u8>, Vec<u8>),
 );
 
+/// Decodes a stored transfer; an error names the row's `seq`.
 pub(super) fn decode(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
+    let seq = raw.0;
+    decode_fields(raw).map_err(|e| match e {
+        LedgerError::Storage(why) => LedgerError::Storage(format!("transfer seq {seq} cannot be read: {why}")),
+        other => other,
+    })
+}
+
+fn decode_fields(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
     let (seq, id, cause, (dk, downer), (ck, cowner), cur, amount_minor, kind, commission_id, pending_id, at_ms, (prev, hash)) = raw;
     let currency = currency(cur)?;
     let transfer = TransferRequest {
@@ -44,7 +53,7 @@ pub(super) fn decode(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
         credit: account(&ck, cowner, currency)?,
         amount_minor,
         currency,
-        kind: TransferKind::parse(&kind).ok_or_else(|| LedgerError::Storage(format!("transfer seq {seq}: unknown kind {kind:?}")))?,
+        kind: TransferKind::parse(&kind).ok_or_else(|| LedgerError::Storage(format!("unknown kind {kind:?}")))?,
         commission_id,
         pending_id: pending_id.map(|p| bytes(p, "a pending id").map(TransferId)).transpose()?,
         at_ms,

@@ -255,6 +255,9 @@ fn balances_across_accounts_and_currencies<H: Harness>(h: &mut H) {
     let report = clean(h);
     let totals: Vec<_> = report.currencies.iter().map(|c| (c.currency, c.transfers, c.posted_minor)).collect();
     assert_eq!(totals, vec![(EUR, 3, 170), (USD, 2, 350)]);
+    let shown = report.to_string();
+    assert!(shown.starts_with("ledger clean: 5 transfers, 7 accounts, 0 pending open, head seq 5 hash "), "{shown}");
+    assert!(shown.ends_with("\nEUR: 3 transfers, posted 170 minor units, pending 0 minor units\nUSD: 2 transfers, posted 350 minor units, pending 0 minor units"), "{shown}");
 }
 
 fn transfers_are_append_only<H: Harness>(h: &mut H) {

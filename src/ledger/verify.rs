@@ -11,6 +11,7 @@
 //! The first bad thing found is the error, named precisely.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
 
 use super::{check_shape, currency_str, AccountKey, Balance, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
 
@@ -28,6 +29,29 @@ pub struct VerifyReport {
     pub head_hash: [u8; 32],
     /// Per currency, in code order.
     pub currencies: Vec<CurrencyTotals>,
+}
+
+impl fmt::Display for VerifyReport {
+    /// One line per currency after a summary, for `clickgate ledger verify`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let head: String = self.head_hash.iter().map(|b| format!("{b:02x}")).collect();
+        write!(
+            f,
+            "ledger clean: {} transfers, {} accounts, {} pending open, head seq {} hash {head}",
+            self.transfers, self.accounts, self.pending_open, self.head_seq
+        )?;
+        for c in &self.currencies {
+            write!(
+                f,
+                "\n{}: {} transfers, posted {} minor units, pending {} minor units",
+                currency_str(&c.currency),
+                c.transfers,
+                c.posted_minor,
+                c.pending_minor
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// One currency's totals over every account. Debits equal credits, so one figure each.

@@ -107,6 +107,14 @@ fn a_second_resolution_inserted_by_hand_is_named() {
 }
 
 #[test]
+fn an_unreadable_row_is_named_by_seq() {
+    let mut h = ledger();
+    tamper(&h, "UPDATE ledger_transfers SET debit_kind = 'customer' WHERE seq = 4");
+    let e = verify_error(&mut h);
+    assert!(e.to_string().starts_with("ledger storage: transfer seq 4 cannot be read: unknown account kind \"customer\""), "{e}");
+}
+
+#[test]
 fn the_ledger_refuses_an_autocommit_connection() {
     let h = Sqlite::new();
     let conn = open_sqlite(h.path());
