@@ -28,5 +28,6 @@ pub mod config;
 pub mod core;
 pub mod edge;
 pub mod events;
+pub mod ledger;
 pub mod metrics;
 pub mod store;

@@ -1,0 +1,221 @@
+//! The ledger in PostgreSQL, for cluster mode: the same rows and rules as SQLite.
+//!
+//! `PgLedger` borrows an open `postgres::Transaction` and never commits. `head` locks the head
+//! row (`FOR UPDATE`), so writers in several processes append one at a time and the chain stays
+//! a single line.
+
+use ::postgres::{GenericClient, Row, Transaction};
+
+use super::row::{account, bytes, currency, decode, sorted, COLUMNS};
+use super::{AccountKey, Balance, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
+
+/// The same tables as SQLite's, with the same constraints; a trigger makes transfers
+/// append-only.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ledger_transfers (
+    seq BIGINT PRIMARY KEY CHECK (seq > 0),
+    id BYTEA NOT NULL UNIQUE CHECK (length(id) = 16),
+    cause TEXT NOT NULL,
+    debit_kind TEXT NOT NULL,
+    debit_owner TEXT NOT NULL,
+    credit_kind TEXT NOT NULL,
+    credit_owner TEXT NOT NULL,
+    currency TEXT NOT NULL CHECK (length(currency) = 3),
+    amount_minor BIGINT NOT NULL CHECK (amount_minor > 0),
+    kind TEXT NOT NULL CHECK (kind IN ('pending', 'post', 'void', 'single')),
+    commission_id TEXT,
+    pending_id BYTEA CHECK (pending_id IS NULL OR length(pending_id) = 16),
+    at_ms BIGINT NOT NULL,
+    prev_hash BYTEA NOT NULL CHECK (length(prev_hash) = 32),
+    hash BYTEA NOT NULL CHECK (length(hash) = 32)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_transfers_resolution ON ledger_transfers (pending_id) WHERE pending_id IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_transfers_commission ON ledger_transfers (commission_id, kind)
+    WHERE commission_id IS NOT NULL AND kind IN ('post', 'single');
+CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'ledger transfers are append-only'; END $$;
+CREATE OR REPLACE TRIGGER ledger_transfers_append_only BEFORE UPDATE OR DELETE ON ledger_transfers
+    FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
+CREATE OR REPLACE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON ledger_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
+CREATE TABLE IF NOT EXISTS ledger_balances (
+    kind TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    currency TEXT NOT NULL CHECK (length(currency) = 3),
+    debits_pending BIGINT NOT NULL,
+    credits_pending BIGINT NOT NULL,
+    debits_posted BIGINT NOT NULL,
+    credits_posted BIGINT NOT NULL,
+    PRIMARY KEY (kind, owner, currency)
+);
+CREATE TABLE IF NOT EXISTS ledger_head (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    seq BIGINT NOT NULL,
+    hash BYTEA NOT NULL CHECK (length(hash) = 32)
+);
+INSERT INTO ledger_head (singleton, seq, hash) VALUES (1, 0, decode(repeat('00', 32), 'hex')) ON CONFLICT DO NOTHING;
+";
+
+/// Creates the ledger tables in the first schema of the search path, if they are missing.
+pub fn migrate(client: &mut impl GenericClient) -> Result<(), LedgerError> {
+    client.batch_execute(SCHEMA)?;
+    Ok(())
+}
+
+/// One open PostgreSQL transaction of the ledger.
+pub struct PgLedger<'t, 'c> {
+    tx: &'t mut Transaction<'c>,
+}
+
+impl<'t, 'c> PgLedger<'t, 'c> {
+    /// Wraps an open transaction; the caller commits it.
+    pub fn new(tx: &'t mut Transaction<'c>) -> PgLedger<'t, 'c> {
+        PgLedger { tx }
+    }
+}
+
+impl From<::postgres::Error> for LedgerError {
+    fn from(e: ::postgres::Error) -> LedgerError {
+        match e.as_db_error() {
+            Some(db) => LedgerError::Storage(format!("PostgreSQL {}: {}", db.code().code(), db.message())),
+            None => LedgerError::Storage(format!("PostgreSQL: {e}")),
+        }
+    }
+}
+
+fn transfer_row(r: &Row) -> Result<StoredTransfer, LedgerError> {
+    decode((
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        (r.try_get(3)?, r.try_get(4)?),
+        (r.try_get(5)?, r.try_get(6)?),
+        r.try_get(7)?,
+        r.try_get(8)?,
+        r.try_get(9)?,
+        r.try_get(10)?,
+        r.try_get(11)?,
+        r.try_get(12)?,
+        (r.try_get(13)?, r.try_get(14)?),
+    ))
+}
+
+fn id_row(r: Option<Row>) -> Result<Option<TransferId>, LedgerError> {
+    r.map(|r| bytes(r.try_get(0)?, "an id").map(TransferId)).transpose()
+}
+
+fn cur(c: &[u8; 3]) -> Result<&str, LedgerError> {
+    std::str::from_utf8(c).map_err(|e| LedgerError::Storage(e.to_string()))
+}
+
+fn balance_row(r: &Row, first: usize) -> Result<Balance, LedgerError> {
+    Ok(Balance {
+        debits_pending: r.try_get(first)?,
+        credits_pending: r.try_get(first + 1)?,
+        debits_posted: r.try_get(first + 2)?,
+        credits_posted: r.try_get(first + 3)?,
+    })
+}
+
+impl LedgerTx for PgLedger<'_, '_> {
+    fn get_transfer(&mut self, id: &TransferId) -> Result<Option<StoredTransfer>, LedgerError> {
+        let row = self.tx.query_opt(&format!("SELECT {COLUMNS} FROM ledger_transfers WHERE id = $1"), &[&&id.0[..]])?;
+        row.as_ref().map(transfer_row).transpose()
+    }
+
+    fn resolution_of(&mut self, pending_id: &TransferId) -> Result<Option<TransferId>, LedgerError> {
+        id_row(self.tx.query_opt("SELECT id FROM ledger_transfers WHERE pending_id = $1", &[&&pending_id.0[..]])?)
+    }
+
+    fn commission_transfer(&mut self, commission_id: &str, kind: TransferKind) -> Result<Option<TransferId>, LedgerError> {
+        let sql = "SELECT id FROM ledger_transfers WHERE commission_id = $1 AND kind = $2";
+        id_row(self.tx.query_opt(sql, &[&commission_id, &kind.as_str()])?)
+    }
+
+    fn head(&mut self) -> Result<(u64, [u8; 32]), LedgerError> {
+        let r = self.tx.query_one("SELECT seq, hash FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[])?;
+        let seq: i64 = r.try_get(0)?;
+        Ok((seq as u64, bytes(r.try_get(1)?, "the head hash")?))
+    }
+
+    fn insert_transfer(&mut self, t: &StoredTransfer) -> Result<(), LedgerError> {
+        let r = &t.transfer;
+        let sql =
+            format!("INSERT INTO ledger_transfers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)");
+        self.tx.execute(
+            &sql,
+            &[
+                &(t.seq as i64),
+                &&r.id.0[..],
+                &r.cause,
+                &r.debit.kind.as_str(),
+                &r.debit.owner,
+                &r.credit.kind.as_str(),
+                &r.credit.owner,
+                &cur(&r.currency)?,
+                &r.amount_minor,
+                &r.kind.as_str(),
+                &r.commission_id,
+                &r.pending_id.as_ref().map(|p| &p.0[..]),
+                &r.at_ms,
+                &&t.prev_hash[..],
+                &&t.hash[..],
+            ],
+        )?;
+        self.tx.execute("UPDATE ledger_head SET seq = $1, hash = $2 WHERE singleton = 1", &[&(t.seq as i64), &&t.hash[..]])?;
+        Ok(())
+    }
+
+    fn add_to_balance(&mut self, key: &AccountKey, d: &Balance) -> Result<(), LedgerError> {
+        self.tx.execute(
+            "INSERT INTO ledger_balances AS b (kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (kind, owner, currency) DO UPDATE SET
+                debits_pending = b.debits_pending + EXCLUDED.debits_pending,
+                credits_pending = b.credits_pending + EXCLUDED.credits_pending,
+                debits_posted = b.debits_posted + EXCLUDED.debits_posted,
+                credits_posted = b.credits_posted + EXCLUDED.credits_posted",
+            &[
+                &key.kind.as_str(),
+                &key.owner,
+                &cur(&key.currency)?,
+                &d.debits_pending,
+                &d.credits_pending,
+                &d.debits_posted,
+                &d.credits_posted,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn balance(&mut self, key: &AccountKey) -> Result<Balance, LedgerError> {
+        let row = self.tx.query_opt(
+            "SELECT debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
+             WHERE kind = $1 AND owner = $2 AND currency = $3",
+            &[&key.kind.as_str(), &key.owner, &cur(&key.currency)?],
+        )?;
+        Ok(row.map(|r| balance_row(&r, 0)).transpose()?.unwrap_or_default())
+    }
+
+    fn transfers_after(&mut self, after_seq: u64, limit: usize) -> Result<Vec<StoredTransfer>, LedgerError> {
+        let sql = format!("SELECT {COLUMNS} FROM ledger_transfers WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let rows = self.tx.query(&sql, &[&(after_seq as i64), &(limit as i64)])?;
+        rows.iter().map(transfer_row).collect()
+    }
+
+    fn balances(&mut self) -> Result<Vec<(AccountKey, Balance)>, LedgerError> {
+        let rows = self.tx.query(
+            "SELECT kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
+             ORDER BY kind, owner, currency",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get(0)?;
+                let key = account(&kind, r.try_get(1)?, currency(r.try_get(2)?)?)?;
+                Ok((key, balance_row(r, 3)?))
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()
+            .map(sorted)
+    }
+}

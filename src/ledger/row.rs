@@ -1,0 +1,68 @@
+//! Decoding a stored row, shared by the backends: both read the same columns.
+
+use super::{AccountKey, AccountKind, LedgerError, StoredTransfer, TransferId, TransferKind, TransferRequest};
+
+/// The columns of a stored transfer, in the order `decode` reads them.
+pub(super) const COLUMNS: &str = "seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor, kind, \
+                       commission_id, pending_id, at_ms, prev_hash, hash";
+
+pub(super) fn bytes<const N: usize>(v: Vec<u8>, what: &str) -> Result<[u8; N], LedgerError> {
+    v.try_into().map_err(|v: Vec<u8>| LedgerError::Storage(format!("{what} is {} bytes, not {N}", v.len())))
+}
+
+pub(super) fn account(kind: &str, owner: String, currency: [u8; 3]) -> Result<AccountKey, LedgerError> {
+    let kind = AccountKind::parse(kind).ok_or_else(|| LedgerError::Storage(format!("unknown account kind {kind:?}")))?;
+    Ok(AccountKey { kind, owner, currency })
+}
+
+pub(super) fn currency(s: String) -> Result<[u8; 3], LedgerError> {
+    bytes(s.into_bytes(), "a currency")
+}
+
+pub(super) type RawRow = (
+    i64,
+    Vec<u8>,
+    String,
+    (String, String),
+    (String, String),
+    String,
+    i64,
+    String,
+    Option<String>,
+    Option<Vec<u8>>,
+    i64,
+    (Vec<u8>, Vec<u8>),
+);
+
+/// Decodes a stored transfer; an error names the row's `seq`.
+pub(super) fn decode(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
+    let seq = raw.0;
+    decode_fields(raw).map_err(|e| match e {
+        LedgerError::Storage(why) => LedgerError::Storage(format!("transfer seq {seq} cannot be read: {why}")),
+        other => other,
+    })
+}
+
+fn decode_fields(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
+    let (seq, id, cause, (dk, downer), (ck, cowner), cur, amount_minor, kind, commission_id, pending_id, at_ms, (prev, hash)) = raw;
+    let currency = currency(cur)?;
+    let transfer = TransferRequest {
+        id: TransferId(bytes(id, "an id")?),
+        cause,
+        debit: account(&dk, downer, currency)?,
+        credit: account(&ck, cowner, currency)?,
+        amount_minor,
+        currency,
+        kind: TransferKind::parse(&kind).ok_or_else(|| LedgerError::Storage(format!("unknown kind {kind:?}")))?,
+        commission_id,
+        pending_id: pending_id.map(|p| bytes(p, "a pending id").map(TransferId)).transpose()?,
+        at_ms,
+    };
+    Ok(StoredTransfer { seq: seq as u64, transfer, prev_hash: bytes(prev, "a hash")?, hash: bytes(hash, "a hash")? })
+}
+
+/// Balances in account order, the same for every backend (SQL collations differ).
+pub(super) fn sorted(mut v: Vec<(AccountKey, super::Balance)>) -> Vec<(AccountKey, super::Balance)> {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}

@@ -1,0 +1,208 @@
+//! The ledger in SQLite: the embedded default, in the same file and transaction as conversions.
+//!
+//! Whoever opens the connection sets WAL and `synchronous=FULL`; `migrate` creates the tables.
+//! `SqliteLedger` borrows an open transaction or savepoint (both deref to `Connection`) and never
+//! commits: the caller does, once per group.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::row::{account, bytes, currency, decode, sorted, COLUMNS};
+use super::{AccountKey, Balance, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
+
+/// Uniqueness of ids, of a pending's resolution and of a commission's posting is enforced by the
+/// schema too, so a bug above cannot store a duplicate. The triggers refuse any change to a
+/// stored transfer or the deletion of one: the table is append-only.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ledger_transfers (
+    seq INTEGER PRIMARY KEY CHECK (seq > 0),
+    id BLOB NOT NULL UNIQUE CHECK (length(id) = 16),
+    cause TEXT NOT NULL,
+    debit_kind TEXT NOT NULL,
+    debit_owner TEXT NOT NULL,
+    credit_kind TEXT NOT NULL,
+    credit_owner TEXT NOT NULL,
+    currency TEXT NOT NULL CHECK (length(currency) = 3),
+    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+    kind TEXT NOT NULL CHECK (kind IN ('pending', 'post', 'void', 'single')),
+    commission_id TEXT,
+    pending_id BLOB CHECK (pending_id IS NULL OR length(pending_id) = 16),
+    at_ms INTEGER NOT NULL,
+    prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),
+    hash BLOB NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_transfers_resolution ON ledger_transfers (pending_id) WHERE pending_id IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_transfers_commission ON ledger_transfers (commission_id, kind)
+    WHERE commission_id IS NOT NULL AND kind IN ('post', 'single');
+CREATE TRIGGER IF NOT EXISTS ledger_transfers_no_update BEFORE UPDATE ON ledger_transfers
+    BEGIN SELECT RAISE(ABORT, 'ledger transfers are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_transfers_no_delete BEFORE DELETE ON ledger_transfers
+    BEGIN SELECT RAISE(ABORT, 'ledger transfers are append-only'); END;
+CREATE TABLE IF NOT EXISTS ledger_balances (
+    kind TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    currency TEXT NOT NULL CHECK (length(currency) = 3),
+    debits_pending INTEGER NOT NULL,
+    credits_pending INTEGER NOT NULL,
+    debits_posted INTEGER NOT NULL,
+    credits_posted INTEGER NOT NULL,
+    PRIMARY KEY (kind, owner, currency)
+) STRICT;
+CREATE TABLE IF NOT EXISTS ledger_head (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+INSERT OR IGNORE INTO ledger_head (singleton, seq, hash) VALUES (1, 0, zeroblob(32));
+";
+
+/// Creates the ledger tables if they are missing.
+pub fn migrate(conn: &Connection) -> Result<(), LedgerError> {
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// One open SQLite transaction (or savepoint) of the ledger.
+pub struct SqliteLedger<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> SqliteLedger<'c> {
+    /// Wraps an open transaction or savepoint. A connection in autocommit mode is refused: a
+    /// transfer row and its balances must commit together.
+    pub fn new(conn: &'c Connection) -> Result<SqliteLedger<'c>, LedgerError> {
+        if conn.is_autocommit() {
+            return Err(LedgerError::Storage("the SQLite ledger needs an open transaction".into()));
+        }
+        Ok(SqliteLedger { conn })
+    }
+}
+
+impl From<rusqlite::Error> for LedgerError {
+    fn from(e: rusqlite::Error) -> LedgerError {
+        LedgerError::Storage(e.to_string())
+    }
+}
+
+/// Reads a row of `COLUMNS`.
+fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Result<StoredTransfer, LedgerError>> {
+    let raw = (
+        r.get::<_, i64>(0)?,
+        r.get::<_, Vec<u8>>(1)?,
+        r.get::<_, String>(2)?,
+        (r.get::<_, String>(3)?, r.get::<_, String>(4)?),
+        (r.get::<_, String>(5)?, r.get::<_, String>(6)?),
+        r.get::<_, String>(7)?,
+        r.get::<_, i64>(8)?,
+        r.get::<_, String>(9)?,
+        r.get::<_, Option<String>>(10)?,
+        r.get::<_, Option<Vec<u8>>>(11)?,
+        r.get::<_, i64>(12)?,
+        (r.get::<_, Vec<u8>>(13)?, r.get::<_, Vec<u8>>(14)?),
+    );
+    Ok(decode(raw))
+}
+
+impl LedgerTx for SqliteLedger<'_> {
+    fn get_transfer(&mut self, id: &TransferId) -> Result<Option<StoredTransfer>, LedgerError> {
+        let mut st = self.conn.prepare_cached(&format!("SELECT {COLUMNS} FROM ledger_transfers WHERE id = ?1"))?;
+        st.query_row([&id.0[..]], transfer_row).optional()?.transpose()
+    }
+
+    fn resolution_of(&mut self, pending_id: &TransferId) -> Result<Option<TransferId>, LedgerError> {
+        let mut st = self.conn.prepare_cached("SELECT id FROM ledger_transfers WHERE pending_id = ?1")?;
+        let found: Option<Vec<u8>> = st.query_row([&pending_id.0[..]], |r| r.get(0)).optional()?;
+        found.map(|v| bytes(v, "an id").map(TransferId)).transpose()
+    }
+
+    fn commission_transfer(&mut self, commission_id: &str, kind: TransferKind) -> Result<Option<TransferId>, LedgerError> {
+        let mut st = self.conn.prepare_cached("SELECT id FROM ledger_transfers WHERE commission_id = ?1 AND kind = ?2")?;
+        let found: Option<Vec<u8>> = st.query_row(params![commission_id, kind.as_str()], |r| r.get(0)).optional()?;
+        found.map(|v| bytes(v, "an id").map(TransferId)).transpose()
+    }
+
+    fn head(&mut self) -> Result<(u64, [u8; 32]), LedgerError> {
+        let mut st = self.conn.prepare_cached("SELECT seq, hash FROM ledger_head WHERE singleton = 1")?;
+        let (seq, hash): (i64, Vec<u8>) = st.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok((seq as u64, bytes(hash, "the head hash")?))
+    }
+
+    fn insert_transfer(&mut self, t: &StoredTransfer) -> Result<(), LedgerError> {
+        let r = &t.transfer;
+        let mut st = self.conn.prepare_cached(&format!(
+            "INSERT INTO ledger_transfers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        ))?;
+        st.execute(params![
+            t.seq as i64,
+            &r.id.0[..],
+            r.cause,
+            r.debit.kind.as_str(),
+            r.debit.owner,
+            r.credit.kind.as_str(),
+            r.credit.owner,
+            std::str::from_utf8(&r.currency).map_err(|e| LedgerError::Storage(e.to_string()))?,
+            r.amount_minor,
+            r.kind.as_str(),
+            r.commission_id,
+            r.pending_id.as_ref().map(|p| &p.0[..]),
+            r.at_ms,
+            &t.prev_hash[..],
+            &t.hash[..],
+        ])?;
+        let mut st = self.conn.prepare_cached("UPDATE ledger_head SET seq = ?1, hash = ?2 WHERE singleton = 1")?;
+        st.execute(params![t.seq as i64, &t.hash[..]])?;
+        Ok(())
+    }
+
+    fn add_to_balance(&mut self, key: &AccountKey, d: &Balance) -> Result<(), LedgerError> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO ledger_balances (kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (kind, owner, currency) DO UPDATE SET
+                debits_pending = debits_pending + excluded.debits_pending,
+                credits_pending = credits_pending + excluded.credits_pending,
+                debits_posted = debits_posted + excluded.debits_posted,
+                credits_posted = credits_posted + excluded.credits_posted",
+        )?;
+        let cur = std::str::from_utf8(&key.currency).map_err(|e| LedgerError::Storage(e.to_string()))?;
+        st.execute(params![key.kind.as_str(), key.owner, cur, d.debits_pending, d.credits_pending, d.debits_posted, d.credits_posted])?;
+        Ok(())
+    }
+
+    fn balance(&mut self, key: &AccountKey) -> Result<Balance, LedgerError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
+             WHERE kind = ?1 AND owner = ?2 AND currency = ?3",
+        )?;
+        let cur = std::str::from_utf8(&key.currency).map_err(|e| LedgerError::Storage(e.to_string()))?;
+        let b = st.query_row(params![key.kind.as_str(), key.owner, cur], balance_row).optional()?;
+        Ok(b.unwrap_or_default())
+    }
+
+    fn transfers_after(&mut self, after_seq: u64, limit: usize) -> Result<Vec<StoredTransfer>, LedgerError> {
+        let mut st = self.conn.prepare_cached(&format!("SELECT {COLUMNS} FROM ledger_transfers WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+        let rows = st.query_map(params![after_seq as i64, limit as i64], transfer_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    fn balances(&mut self) -> Result<Vec<(AccountKey, Balance)>, LedgerError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
+             ORDER BY kind, owner, currency",
+        )?;
+        let rows = st.query_map([], |r| {
+            let (kind, owner, cur): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let b = Balance { debits_pending: r.get(3)?, credits_pending: r.get(4)?, debits_posted: r.get(5)?, credits_posted: r.get(6)? };
+            Ok((kind, owner, cur, b))
+        })?;
+        rows.map(|r| {
+            let (kind, owner, cur, b) = r?;
+            Ok((account(&kind, owner, currency(cur)?)?, b))
+        })
+        .collect::<Result<Vec<_>, LedgerError>>()
+        .map(sorted)
+    }
+}
+
+fn balance_row(r: &Row<'_>) -> rusqlite::Result<Balance> {
+    Ok(Balance { debits_pending: r.get(0)?, credits_pending: r.get(1)?, debits_posted: r.get(2)?, credits_posted: r.get(3)? })
+}
