@@ -138,7 +138,7 @@ pub fn apply<T: LedgerTx + ?Sized>(tx: &mut T, req: &TransferRequest) -> Result<
     tx.insert_transfer(&stored)?;
     tx.add_to_balance(&req.debit, &debit)?;
     tx.add_to_balance(&req.credit, &credit)?;
-    debug_assert_eq!(debit.debits_posted + debit.debits_pending, credit.credits_posted + credit.credits_pending);
+    debug_assert_eq!(tx.head().ok(), Some((stored.seq, stored.hash)), "the head moves to the transfer appended");
     Ok(Applied::Created(stored.seq))
 }
 

@@ -5,6 +5,7 @@
 mod concurrent;
 mod harness;
 mod random;
+mod savepoint;
 mod tamper;
 
 use harness::Harness;
