@@ -7,7 +7,9 @@
 //!   `edge::checks` is the fraud-check pipeline, `edge::links` the in-memory link table,
 //!   `edge::click_id` signed click and visitor ids, `edge::server` the listeners.
 //! - `events`: `ClickEvent`, the bounded queue the edge hands events to, and the local spool.
-//! - `core`: the durable click log, the attribution index, attribution and conversions.
+//! - `core`: the durable click log, the attribution index, attribution, conversions and the
+//!   commission rules.
+//! - `ledger`: the double-entry, hash-chained ledger over SQLite and PostgreSQL.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
 //! - `cluster`: the JetStream publisher and the core's durable consumer (cluster mode).
 //! - `attribute`: `clickgate attribute`, the models over JSON-lines journeys.
