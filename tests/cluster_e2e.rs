@@ -53,7 +53,7 @@ fn start_cluster(broker: &Broker) -> Cluster {
     let config = dir.path().join("clickgate.toml");
     std::fs::write(&config, config_text()).unwrap();
     let core = start_core(dir.path(), &config, broker);
-    let (edge_addr, admin) = (free_addr(), free_addr());
+    let [edge_addr, admin] = free_addrs();
     let mut args = vec!["edge".to_string(), "--nats-url".into(), broker.url()];
     args.extend(listen_arg("edge-listen", edge_addr));
     args.extend(listen_arg("admin-listen", admin));
@@ -64,7 +64,7 @@ fn start_cluster(broker: &Broker) -> Cluster {
 }
 
 fn start_core(dir: &Path, config: &Path, broker: &Broker) -> Node {
-    let (api, admin) = (free_addr(), free_addr());
+    let [api, admin] = free_addrs();
     let mut args = vec!["core".to_string(), "--nats-url".into(), broker.url()];
     args.extend(listen_arg("api-listen", api));
     args.extend(listen_arg("admin-listen", admin));

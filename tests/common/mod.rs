@@ -170,6 +170,13 @@ pub fn free_addr() -> SocketAddr {
     ([127, 0, 0, 1], free_port()).into()
 }
 
+/// `N` distinct free loopback addresses: all are held bound until each is chosen, so two calls
+/// in a row cannot return the same port.
+pub fn free_addrs<const N: usize>() -> [SocketAddr; N] {
+    let held: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap())
+}
+
 /// A running `clickgate serve`.
 pub struct Server {
     pub node: Node,
@@ -186,7 +193,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("clickgate.toml");
         std::fs::write(&config, config_text).unwrap();
-        let (edge, admin, api) = (free_addr(), free_addr(), free_addr());
+        let [edge, admin, api] = free_addrs();
         let mut args = vec!["serve".to_string()];
         args.extend(listen_arg("edge-listen", edge));
         args.extend(listen_arg("admin-listen", admin));
