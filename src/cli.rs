@@ -87,6 +87,12 @@ enum Command {
         /// The CSV file.
         file: PathBuf,
     },
+    /// Check the ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCmd),
+    /// Move commissions through their lifecycle by hand (the server's sweep does it on a timer).
+    #[command(subcommand)]
+    Commissions(CommissionsCmd),
     /// Split journeys read as JSON lines on stdin with a model; one line of shares out per journey.
     Attribute {
         /// last_click, first_click, linear, time_decay or position_based.
@@ -96,6 +102,45 @@ enum Command {
         #[arg(long, default_value_t = 168.0)]
         half_life_hours: f64,
     },
+}
+
+#[derive(Subcommand)]
+enum LedgerCmd {
+    /// Check the store file (SQLite integrity), then the ledger's hash chain, its rules, that
+    /// every balance equals its entries and that debits equal credits per currency. Exits 1
+    /// and names the first bad entry when anything is wrong.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum CommissionsCmd {
+    /// Approve every pending commission whose lock period has ended.
+    Approve {
+        /// The time to approve at (RFC 3339, such as 2026-12-31T00:00:00Z); default now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Mark a partner's approved commissions in a currency paid by a payout.
+    Pay {
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        currency: String,
+        /// The payout's reference; paying again under the same one is a no-op.
+        #[arg(long)]
+        payout_id: String,
+        /// The time of payment (RFC 3339); default now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+/// `--now`: RFC 3339 into Unix milliseconds, or the clock.
+fn now_arg(now: Option<&str>) -> anyhow::Result<u64> {
+    let Some(s) = now else { return Ok(app::now_ms()) };
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("--now {s:?} is not an RFC 3339 time such as 2026-12-31T00:00:00Z"))?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).context("--now must be after 1970")
 }
 
 #[derive(Subcommand)]
@@ -343,6 +388,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         country_allow,
                         country_deny,
                         attribution,
+                        commission: Default::default(),
                     })?;
                     print_json(&[p])?;
                 }
@@ -395,6 +441,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 CouponCmd::Add { code, program, partner } => print_json(&[store.add_coupon(&NewCoupon { code, program, partner })?])?,
                 CouponCmd::List => print_json(&store.coupons()?)?,
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ledger(LedgerCmd::Verify) => {
+            let check = crate::core::conversions::offline::verify_file(&data_dir)?;
+            println!("sqlite integrity_check: {}", check.integrity);
+            let mut ok = check.integrity == "ok";
+            match check.ledger {
+                Ok(report) => println!("{report}"),
+                Err(e) => {
+                    println!("ledger verify FAILED: {e}");
+                    ok = false;
+                }
+            }
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Commissions(CommissionsCmd::Approve { now }) => {
+            let now_ms = now_arg(now.as_deref())?;
+            let (approved, amount_minor) =
+                crate::core::conversions::offline::approve_all(&data_dir, now_ms, config.commission.approve_batch_len_max)?;
+            println!("{}", serde_json::json!({ "approved": approved, "amount_minor": amount_minor }));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Commissions(CommissionsCmd::Pay { partner, currency, payout_id, now }) => {
+            let now_ms = now_arg(now.as_deref())?;
+            let limit = config.commission.pay_batch_len_max;
+            let answers = crate::core::conversions::offline::pay_all(&data_dir, &partner, &currency, &payout_id, now_ms, limit)?;
+            print_json(&answers)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Attribute { .. } => unreachable!("handled before the config is loaded"),

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::{json, ApiError, ApiResult, ApiState};
 use crate::core::attribution::engine::{self, Attribution, Facts, TouchSource};
 use crate::core::catalog::Catalog;
+use crate::core::commission::ProgramRules;
 use crate::core::conversions::view::rfc3339;
 use crate::core::conversions::{Attributor, NewConversion};
 use crate::core::index::IndexedClick;
@@ -92,5 +93,9 @@ impl Attributor for CoreAttributor {
             customer_ref: c.customer_ref.as_deref(),
         };
         engine::attribute(&settings, &facts, &Source { ingest: &self.ingest, catalog: &catalog })
+    }
+
+    fn commission_rules(&self, program: &str) -> Arc<ProgramRules> {
+        self.catalog.load().program(program).map(|p| p.commission.clone()).unwrap_or_default()
     }
 }

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::core::catalog::Catalog;
 use crate::core::conversions::{ConversionError, ConversionReader, Conversions};
 use crate::core::ingest::Ingest;
+use crate::core::lifecycle::LifecycleError;
 use crate::edge::click_id::{ct_eq, ClickSigner};
 use crate::metrics::{ApiMetrics, ApiOutcome};
 
@@ -107,6 +108,19 @@ impl From<ConversionError> for ApiError {
                 tracing::error!(error = %e, "conversion write failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", "the write was not stored; retry with the same Idempotency-Key")
             }
+            ConversionError::Commission(e) => match e {
+                LifecycleError::NotFound(id) => ApiError::not_found(format!("commission {id:?} not found")),
+                LifecycleError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+                LifecycleError::Invalid { field, why } => ApiError::invalid(field, why),
+                e @ (LifecycleError::Ledger(_) | LifecycleError::Storage(_)) => {
+                    tracing::error!(error = %e, "commission or ledger write failed; the job was rolled back");
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "storage",
+                        "the write was not stored; retry with the same Idempotency-Key",
+                    )
+                }
+            },
         }
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::{
     bind, build_api, build_edge, click_signer, finish_spool, open_ingest, open_spool, open_store, shutdown_signal, spawn_admin, spawn_api,
-    spawn_edge, spawn_upkeep, tls_acceptor, Overrides, SpoolWriter, Upkeep,
+    spawn_approval_sweep, spawn_edge, spawn_upkeep, tls_acceptor, Overrides, SpoolWriter, Upkeep,
 };
 use crate::config::Config;
 use crate::edge::server::ListenerLimits;
@@ -115,6 +115,7 @@ pub async fn core(config: Config, data_dir: PathBuf, overrides: Overrides) -> an
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let limits = ListenerLimits::from_edge(&config.edge);
+    spawn_approval_sweep(api.conversions.clone(), &config.commission, stop_rx.clone());
     let api_task = spawn_api(api_listener, tls_acceptor.clone(), &limits, api, stop_rx.clone());
     let admin_task = spawn_admin(admin_listener, tls_acceptor, &limits, metrics.clone(), None, stop_rx.clone());
     let consumer_task = {

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::api::{ApiState, CoreAttributor};
 use crate::config::Config;
 use crate::core::catalog::Catalog;
-use crate::core::conversions::{ConversionReader, Conversions, WriterConfig};
+use crate::core::conversions::{ConversionReader, Conversions, Op, WriterConfig};
 use crate::core::ingest::Ingest;
 use crate::edge::checks::Pipeline;
 use crate::edge::click_id::ClickSigner;
@@ -245,6 +245,45 @@ pub fn spawn_api(
     tokio::spawn(server::serve(listener, tls, api_limits, None, move |_peer, req| crate::api::handle(api.clone(), req), stop))
 }
 
+/// Runs the approval sweep on a timer through the conversion writer, so approvals share its
+/// grouped commits: jobs of `approve_batch_len_max` until one approves fewer.
+pub fn spawn_approval_sweep(conversions: Conversions, config: &crate::config::Commission, mut stop: watch::Receiver<bool>) {
+    if config.approve_interval_ms == 0 {
+        return;
+    }
+    let (every, limit) = (Duration::from_millis(config.approve_interval_ms), config.approve_batch_len_max);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let (mut approved, mut amount_minor) = (0u64, 0i64);
+            loop {
+                match conversions.write(Op::Approve { limit }, None, now_ms()).await {
+                    Ok(a) => {
+                        let v: serde_json::Value = serde_json::from_str(&a.body).unwrap_or_default();
+                        approved += v["approved"].as_u64().unwrap_or(0);
+                        amount_minor += v["amount_minor"].as_i64().unwrap_or(0);
+                        if v["more"] != serde_json::Value::Bool(true) {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the approval sweep failed; it runs again at the next tick");
+                        break;
+                    }
+                }
+            }
+            if approved > 0 {
+                tracing::info!(approved, amount_minor, "approval sweep approved commissions whose lock ended");
+            }
+        }
+    });
+}
+
 /// Serves the edge listener: one `handler::handle` per request.
 pub fn spawn_edge(
     listener: TcpListener,
@@ -362,6 +401,7 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let limits = ListenerLimits::from_edge(&config.edge);
     let edge_task = spawn_edge(edge_listener, tls_acceptor.clone(), &limits, state.clone(), stop_rx.clone());
     let admin_task = spawn_admin(admin_listener, tls_acceptor.clone(), &limits, metrics.clone(), Some(state.clone()), stop_rx.clone());
+    spawn_approval_sweep(api.conversions.clone(), &config.commission, stop_rx.clone());
     let api_task = spawn_api(api_listener, tls_acceptor, &limits, api, stop_rx.clone());
     let consumer_task = tokio::spawn(consumer.run(stop_rx.clone()));
     let spill_drain = {

@@ -227,3 +227,38 @@ impl Cluster {
         Ok(())
     }
 }
+
+/// The commission lifecycle's sweeps (`[commission]`); the rules themselves are per program.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Commission {
+    /// How often the approval sweep runs; 0 turns the timer off (`clickgate commissions
+    /// approve` still runs it).
+    pub approve_interval_ms: u64,
+    /// Commissions approved per writer job; a sweep runs jobs until one approves fewer.
+    pub approve_batch_len_max: usize,
+    /// Commissions one payout marks paid in one writer job.
+    pub pay_batch_len_max: usize,
+}
+
+impl Default for Commission {
+    fn default() -> Self {
+        Commission { approve_interval_ms: 60_000, approve_batch_len_max: 1_000, pay_batch_len_max: 10_000 }
+    }
+}
+
+impl Commission {
+    /// Checks this section's rules; names the first bad key.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.approve_interval_ms != 0 && !(1_000..=86_400_000).contains(&self.approve_interval_ms) {
+            return Err(invalid("commission.approve_interval_ms", "must be 0 (off) or in 1000..=86400000"));
+        }
+        if !(1..=100_000).contains(&self.approve_batch_len_max) {
+            return Err(invalid("commission.approve_batch_len_max", "must be in 1..=100000"));
+        }
+        if !(1..=1_000_000).contains(&self.pay_batch_len_max) {
+            return Err(invalid("commission.pay_batch_len_max", "must be in 1..=1000000"));
+        }
+        Ok(())
+    }
+}

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use self::checks::{Action, Bots, Checks, Dedup, GeoIp, IpRules, Mode, RateLimit, Velocity};
-pub use self::core::{Api, Cluster, Core};
+pub use self::core::{Api, Cluster, Commission, Core};
 pub use self::edge::{ClickId, ClickKey, Edge, Events, IpPrivacy, Listen, Privacy, Runtime, Tls};
 
 /// Why a config could not be used.
@@ -50,6 +50,7 @@ pub struct Config {
     pub core: Core,
     pub api: Api,
     pub cluster: Cluster,
+    pub commission: Commission,
     pub demo: Demo,
 }
 
@@ -115,6 +116,7 @@ impl Config {
         self.core.validate()?;
         self.api.validate()?;
         self.cluster.validate()?;
+        self.commission.validate()?;
         for (i, p) in self.demo.programs.iter().enumerate() {
             p.validate().map_err(|why| invalid(&format!("demo.programs[{i}]"), why.to_string()))?;
         }

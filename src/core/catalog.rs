@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::core::attribution::Settings;
+use crate::core::commission::ProgramRules;
 use crate::store::{Status, Store, StoreError};
 
 /// One program as the core sees it.
@@ -14,6 +15,8 @@ pub struct ProgramInfo {
     pub currency: String,
     pub status: Status,
     pub attribution: Settings,
+    /// Commission rules, shared with the writer without a copy per conversion.
+    pub commission: Arc<ProgramRules>,
 }
 
 /// One partner as the core sees it.
@@ -41,7 +44,13 @@ impl Catalog {
             let id: Arc<str> = p.spec.id.as_str().into();
             c.programs.insert(
                 p.spec.id.clone(),
-                ProgramInfo { id, currency: p.spec.currency.clone(), status: p.status, attribution: p.spec.attribution },
+                ProgramInfo {
+                    id,
+                    currency: p.spec.currency.clone(),
+                    status: p.status,
+                    attribution: p.spec.attribution,
+                    commission: Arc::new(p.spec.commission.clone()),
+                },
             );
         }
         for p in store.partners()? {

@@ -11,3 +11,4 @@ pub mod commission;
 pub mod conversions;
 pub mod index;
 pub mod ingest;
+pub mod lifecycle;

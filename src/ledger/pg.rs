@@ -72,6 +72,11 @@ impl<'t, 'c> PgLedger<'t, 'c> {
     pub fn new(tx: &'t mut Transaction<'c>) -> PgLedger<'t, 'c> {
         PgLedger { tx }
     }
+
+    /// The open transaction, for tables that commit with the ledger's (commissions).
+    pub fn tx(&mut self) -> &mut Transaction<'c> {
+        self.tx
+    }
 }
 
 impl From<::postgres::Error> for LedgerError {

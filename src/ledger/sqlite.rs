@@ -75,6 +75,11 @@ impl<'c> SqliteLedger<'c> {
         }
         Ok(SqliteLedger { conn })
     }
+
+    /// The transaction's connection, for tables that commit with the ledger's (commissions).
+    pub fn conn(&self) -> &'c Connection {
+        self.conn
+    }
 }
 
 impl From<rusqlite::Error> for LedgerError {

@@ -122,6 +122,10 @@ pub struct NewProgram {
     /// Model, window and injection guard; defaults apply when absent.
     #[serde(default)]
     pub attribution: crate::core::attribution::Settings,
+    /// Commission rules and per-partner overrides; 10% of the share with a 30-day lock when
+    /// absent. Their `version_hash` is recorded on every commission they produce.
+    #[serde(default)]
+    pub commission: crate::core::commission::ProgramRules,
 }
 
 impl NewProgram {
@@ -144,6 +148,7 @@ impl NewProgram {
         }
         destination::check(&self.fallback_url, &self.allowed_domains)?;
         self.attribution.validate().map_err(|(field, why)| bad(field, why))?;
+        self.commission.validate().map_err(|e| StoreError::Invalid { field: "commission", why: e.to_string() })?;
         for c in self.country_allow.iter().chain(&self.country_deny) {
             if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
                 return Err(bad("country_allow/country_deny", format!("{c:?} is not an ISO 3166 alpha-2 code")));
@@ -329,6 +334,17 @@ impl Store {
             return Err(StoreError::Exists { kind: "program", id: p.id.clone() });
         }
         self.program(&p.id)
+    }
+
+    /// Replaces a program's commission rules after validating them. Commissions already made
+    /// keep the version that produced them; new ones record the new version.
+    pub fn set_commission_rules(&self, id: &str, rules: &crate::core::commission::ProgramRules) -> Result<Program, StoreError> {
+        let mut program = self.program(id)?;
+        program.spec.commission = rules.clone();
+        program.spec.validate()?;
+        let spec = serde_json::to_string(&program.spec).expect("program spec serialises");
+        self.conn.execute("UPDATE programs SET spec = ?1 WHERE slug = ?2", params![spec, id])?;
+        self.program(id)
     }
 
     /// One program by id.

@@ -17,6 +17,7 @@ fn program() -> NewProgram {
         country_allow: vec![],
         country_deny: vec!["KP".into()],
         attribution: Default::default(),
+        commission: Default::default(),
     }
 }
 

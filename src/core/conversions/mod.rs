@@ -10,6 +10,7 @@
 //! conflict when its fields differ). An `Idempotency-Key` stores the first answer of any write
 //! for at least a day; the same key with another request is a conflict.
 
+pub mod offline;
 mod schema;
 pub mod view;
 
@@ -21,7 +22,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+
 use crate::core::attribution::engine::{Attribution, Method};
+use crate::core::commission::ProgramRules;
+use crate::core::lifecycle::{self, LifecycleError, Refunded, Sale};
+use crate::ledger::{parse_currency, SqliteLedger};
 use crate::metrics::{ApiMetrics, AttributionOutcome};
 
 pub use view::{ConversionReader, DayConversions};
@@ -39,6 +45,9 @@ pub enum ConversionError {
     Closed,
     #[error("storage: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// A commission or ledger step failed; the job's savepoint is rolled back.
+    #[error("commission: {0}")]
+    Commission(#[from] LifecycleError),
 }
 
 /// Where a conversion came from.
@@ -179,13 +188,29 @@ impl Status {
 /// Attributes a conversion; called by the writer once per new conversion, never on a retry.
 pub trait Attributor: Send + Sync + 'static {
     fn attribute(&self, conversion: &NewConversion) -> Attribution;
+    /// The program's commission rules as they stand now.
+    fn commission_rules(&self, program: &str) -> Arc<ProgramRules>;
 }
 
 /// A write to perform.
 #[derive(Debug, Clone)]
 pub enum Op {
     Record(Fingerprinted),
-    Transition { id: String, transition: Transition },
+    Transition {
+        id: String,
+        transition: Transition,
+    },
+    /// Approves up to `limit` commissions whose lock has ended (the sweep).
+    Approve {
+        limit: usize,
+    },
+    /// Marks a partner's approved commissions in a currency paid by a payout.
+    Pay {
+        partner: String,
+        currency: String,
+        payout_id: String,
+        limit: usize,
+    },
 }
 
 /// An answer to store and replay: the HTTP status and the JSON body.
@@ -288,7 +313,8 @@ impl Writer {
                 let mut sp = tx.savepoint()?;
                 let r = process(&sp, &*self.attributor, job, &mut outcomes);
                 match &r {
-                    Err(ConversionError::Storage(_)) => sp.rollback()?,
+                    // A failed step may have written part of the job: none of it stays.
+                    Err(ConversionError::Storage(_) | ConversionError::Commission(_)) => sp.rollback()?,
                     _ => sp.commit()?,
                 }
                 results.push(r);
@@ -348,6 +374,8 @@ fn process(
     let answer = match &job.op {
         Op::Record(c) => record(tx, attributor, c.conversion(), c.fingerprint(), job.now_ms, outcomes)?,
         Op::Transition { id, transition } => transition_op(tx, id, *transition, job.now_ms)?,
+        Op::Approve { limit } => approve(tx, *limit, job.now_ms)?,
+        Op::Pay { partner, currency, payout_id, limit } => pay(tx, partner, currency, payout_id, *limit, job.now_ms)?,
     };
     if let Some(k) = &job.key {
         if !answer.replayed {
@@ -419,6 +447,14 @@ fn record(
         )?;
     }
     event(tx, &id, "recorded", None, now_ms)?;
+    if !attribution.shares.is_empty() {
+        let currency = parse_currency(&c.currency)
+            .ok_or_else(|| ConversionError::Invalid { field: "currency", why: format!("{:?} is not an ISO 4217 code", c.currency) })?;
+        let sale =
+            Sale { conversion_id: &id, program: &c.program, currency, amount_minor: c.amount_minor, occurred_at_ms: c.occurred_at_ms };
+        let rules = attributor.commission_rules(&c.program);
+        lifecycle::accrue(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, &sale, &attribution.shares, &rules, now_ms)?;
+    }
     let body = view::render(tx, &id)?.ok_or_else(|| ConversionError::NotFound(id.clone()))?;
     tx.execute("UPDATE conversions SET first_answer = ?1 WHERE id = ?2", params![body, id])?;
     Ok(Answer { status: 201, body, replayed: false })
@@ -449,7 +485,10 @@ fn transition_op(tx: &Connection, id: &str, t: Transition, now_ms: u64) -> Resul
             Status::Cancelled | Status::Refunded => return conflict("it cannot be confirmed".into()),
         },
         Transition::Cancel => match status {
-            Status::Pending | Status::Confirmed if refunded == 0 => set_status(tx, id, Status::Cancelled, "cancelled", None, now_ms)?,
+            Status::Pending | Status::Confirmed if refunded == 0 => {
+                set_status(tx, id, Status::Cancelled, "cancelled", None, now_ms)?;
+                lifecycle::refund(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, id, Refunded::All, now_ms)?;
+            }
             Status::Cancelled => {}
             _ => return conflict("a conversion with refunds is refunded further, not cancelled".into()),
         },
@@ -471,10 +510,34 @@ fn transition_op(tx: &Connection, id: &str, t: Transition, now_ms: u64) -> Resul
                 params![amt, new_status.as_str(), id],
             )?;
             event(tx, id, "refunded", Some(amt), now_ms)?;
+            let refunded = Refunded::Cumulative { refunded_minor: refunded + amt, amount_minor: amount };
+            lifecycle::refund(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, id, refunded, now_ms)?;
         }
     }
     let body = view::render(tx, id)?.ok_or_else(|| ConversionError::NotFound(id.to_string()))?;
     Ok(Answer { status: 200, body, replayed: false })
+}
+
+/// The approval sweep's job: approves up to `limit` commissions whose lock has ended.
+fn approve(tx: &Connection, limit: usize, now_ms: u64) -> Result<Answer, ConversionError> {
+    let approved = lifecycle::approve_due(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, now_ms, limit)?;
+    let amount: i64 = approved.iter().map(|c| c.remaining_minor()).sum();
+    let body = serde_json::json!({ "approved": approved.len(), "amount_minor": amount, "more": approved.len() == limit });
+    Ok(Answer { status: 200, body: body.to_string(), replayed: false })
+}
+
+/// Marks a partner's approved commissions in a currency paid by `payout_id`.
+fn pay(tx: &Connection, partner: &str, currency: &str, payout_id: &str, limit: usize, now_ms: u64) -> Result<Answer, ConversionError> {
+    let cur = parse_currency(currency)
+        .ok_or_else(|| ConversionError::Invalid { field: "currency", why: format!("{currency:?} is not an ISO 4217 code") })?;
+    let paid = lifecycle::pay_partner(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, partner, cur, payout_id, now_ms, limit)?;
+    let amount: i64 = paid.iter().map(|c| c.remaining_minor()).sum();
+    let ids: Vec<&str> = paid.iter().map(|c| c.id.as_str()).collect();
+    let body = serde_json::json!({
+        "payout_id": payout_id, "partner": partner, "currency": currency,
+        "paid": paid.len(), "amount_minor": amount, "commission_ids": ids, "more": paid.len() == limit,
+    });
+    Ok(Answer { status: 200, body: body.to_string(), replayed: false })
 }
 
 fn set_status(tx: &Connection, id: &str, status: Status, kind: &str, amount: Option<i64>, now_ms: u64) -> rusqlite::Result<()> {

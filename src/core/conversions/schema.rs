@@ -66,5 +66,8 @@ pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.execute_batch(SCHEMA)?;
+    crate::core::lifecycle::sqlite::migrate(&conn).map_err(|e| {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR), Some(format!("migrating the ledger: {e}")))
+    })?;
     Ok(conn)
 }

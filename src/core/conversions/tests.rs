@@ -1,6 +1,8 @@
 use super::*;
 use crate::core::attribution::engine::Share;
 use crate::core::attribution::Model;
+use crate::core::commission::ProgramRules;
+use std::sync::Arc;
 
 struct Fixed;
 
@@ -15,6 +17,10 @@ impl Attributor for Fixed {
             touches: vec![],
             notes: vec![],
         }
+    }
+
+    fn commission_rules(&self, _program: &str) -> Arc<ProgramRules> {
+        Arc::default()
     }
 }
 

@@ -49,8 +49,59 @@ pub fn render(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
         })?
         .collect::<Result<_, _>>()?;
     v["events"] = Value::Array(events);
+    v["commissions"] = Value::Array(commissions(conn, id)?);
     strip_nulls(&mut v);
     Ok(Some(v.to_string()))
+}
+
+/// A conversion's commissions, each with how it was computed and every step it went through
+/// (with the ledger transfer that moved the money), so the explanation covers the money too.
+fn commissions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Value>> {
+    use crate::core::lifecycle::sqlite::{commission_row, event_row, COMMISSION_COLUMNS};
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE conversion_id = ?1 ORDER BY partner, item"))?;
+    let rows: Vec<_> = stmt.query_map([id], commission_row)?.collect::<Result<_, _>>()?;
+    let mut events = conn.prepare_cached(
+        "SELECT commission_id, kind, amount_minor, transfer_id, at_ms FROM commission_events WHERE commission_id = ?1 ORDER BY seq",
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for c in rows {
+        let steps: Vec<Value> = events
+            .query_map([&c.id], event_row)?
+            .map(|e| e.map(|e| json!({ "kind": e.kind, "amount_minor": e.amount_minor, "transfer_id": e.transfer_id.to_string(), "at": rfc3339(e.at_ms) })))
+            .collect::<Result<_, _>>()?;
+        let mut v = commission_json(&c);
+        v["events"] = Value::Array(steps);
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// One commission as the API shows it.
+pub fn commission_json(c: &crate::core::lifecycle::Commission) -> Value {
+    let mut v = json!({
+        "id": c.id,
+        "conversion_id": c.conversion_id,
+        "program": c.program,
+        "partner": c.partner,
+        "item": c.item,
+        "currency": crate::ledger::currency_str(&c.currency),
+        "amount_minor": c.amount_minor,
+        "voided_minor": c.voided_minor,
+        "reversed_minor": c.reversed_minor,
+        "remaining_minor": c.remaining_minor(),
+        "status": c.status.as_str(),
+        "rule_version": c.rule_version,
+        "period": c.period,
+        "detail": serde_json::from_str::<Value>(&c.detail).unwrap_or(Value::Null),
+        "created_at": rfc3339(c.created_at_ms),
+        "lock_until": rfc3339(c.lock_until_ms),
+        "approved_at": c.approved_at_ms.map(rfc3339),
+        "paid_at": c.paid_at_ms.map(rfc3339),
+        "payout_id": c.payout_id,
+    });
+    strip_nulls(&mut v);
+    v
 }
 
 fn strip_nulls(v: &mut Value) {

@@ -1,0 +1,314 @@
+//! Commission rows in SQLite, in the same file and transaction as the ledger and conversions.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, LifecycleError, PeriodRef};
+use crate::core::commission::PeriodState;
+use crate::ledger::{currency_str, parse_currency, SqliteLedger, TransferId};
+
+/// The commission tables. `commission_events` is append-only like the ledger's transfers; a
+/// commission row holds the current state, which its events and transfers explain.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS commissions (
+    id TEXT PRIMARY KEY,
+    conversion_id TEXT NOT NULL,
+    program TEXT NOT NULL,
+    partner TEXT NOT NULL,
+    item TEXT NOT NULL,
+    currency TEXT NOT NULL CHECK (length(currency) = 3),
+    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+    voided_minor INTEGER NOT NULL CHECK (voided_minor >= 0),
+    reversed_minor INTEGER NOT NULL CHECK (reversed_minor >= 0),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'paid', 'voided', 'reversed')),
+    rule_version TEXT NOT NULL,
+    period TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    lock_until_ms INTEGER NOT NULL,
+    approved_at_ms INTEGER,
+    paid_at_ms INTEGER,
+    payout_id TEXT,
+    reserve_seq INTEGER NOT NULL,
+    CHECK (voided_minor + reversed_minor <= amount_minor),
+    UNIQUE (conversion_id, partner, item)
+) STRICT;
+CREATE INDEX IF NOT EXISTS commissions_due ON commissions (lock_until_ms) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS commissions_partner ON commissions (partner, currency, status, created_at_ms);
+CREATE TABLE IF NOT EXISTS commission_events (
+    commission_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    transfer_id BLOB NOT NULL CHECK (length(transfer_id) = 16),
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (commission_id, seq)
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS commission_events_no_update BEFORE UPDATE ON commission_events
+    BEGIN SELECT RAISE(ABORT, 'commission events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS commission_events_no_delete BEFORE DELETE ON commission_events
+    BEGIN SELECT RAISE(ABORT, 'commission events are append-only'); END;
+CREATE TABLE IF NOT EXISTS commission_periods (
+    program TEXT NOT NULL,
+    partner TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    period TEXT NOT NULL,
+    volume_minor INTEGER NOT NULL,
+    conversions INTEGER NOT NULL,
+    commission_minor INTEGER NOT NULL,
+    bonuses_paid INTEGER NOT NULL,
+    PRIMARY KEY (program, partner, currency, period)
+) STRICT;
+CREATE TABLE IF NOT EXISTS commission_rules (
+    version TEXT PRIMARY KEY,
+    rules TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS commission_accruals (
+    conversion_id TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL
+) STRICT;
+";
+
+/// Creates the ledger and commission tables if they are missing.
+pub fn migrate(conn: &Connection) -> Result<(), LifecycleError> {
+    crate::ledger::sqlite::migrate(conn)?;
+    conn.execute_batch(SCHEMA).map_err(storage)?;
+    Ok(())
+}
+
+fn storage(e: rusqlite::Error) -> LifecycleError {
+    LifecycleError::Storage(e.to_string())
+}
+
+/// The columns `commission_row` reads, in order.
+pub const COMMISSION_COLUMNS: &str = "id, conversion_id, program, partner, item, currency, amount_minor, voided_minor, reversed_minor, \
+     status, rule_version, period, detail, created_at_ms, lock_until_ms, approved_at_ms, paid_at_ms, payout_id, reserve_seq";
+
+/// Reads a row of `COMMISSION_COLUMNS`.
+pub fn commission_row(r: &Row<'_>) -> rusqlite::Result<Commission> {
+    let bad = |i: usize, what: &str| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.to_string().into());
+    let currency: String = r.get(5)?;
+    let status: String = r.get(9)?;
+    Ok(Commission {
+        id: r.get(0)?,
+        conversion_id: r.get(1)?,
+        program: r.get(2)?,
+        partner: r.get(3)?,
+        item: r.get(4)?,
+        currency: parse_currency(&currency).ok_or_else(|| bad(5, "not a currency code"))?,
+        amount_minor: r.get(6)?,
+        voided_minor: r.get(7)?,
+        reversed_minor: r.get(8)?,
+        status: CommissionStatus::parse(&status).ok_or_else(|| bad(9, "not a commission status"))?,
+        rule_version: r.get(10)?,
+        period: r.get(11)?,
+        detail: r.get(12)?,
+        created_at_ms: r.get(13)?,
+        lock_until_ms: r.get(14)?,
+        approved_at_ms: r.get(15)?,
+        paid_at_ms: r.get(16)?,
+        payout_id: r.get(17)?,
+        reserve_seq: r.get(18)?,
+    })
+}
+
+/// Reads a commission event row: commission_id, kind, amount_minor, transfer_id, at_ms.
+pub fn event_row(r: &Row<'_>) -> rusqlite::Result<CommissionEvent> {
+    let kind: String = r.get(1)?;
+    let id: Vec<u8> = r.get(3)?;
+    let id: [u8; 16] = id
+        .try_into()
+        .map_err(|_| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, "a transfer id is 16 bytes".into()))?;
+    Ok(CommissionEvent {
+        commission_id: r.get(0)?,
+        kind: event_kind(&kind),
+        amount_minor: r.get(2)?,
+        transfer_id: TransferId(id),
+        at_ms: r.get(4)?,
+    })
+}
+
+/// The static name of a stored event kind.
+pub fn event_kind(s: &str) -> &'static str {
+    ["created", "voided", "approved", "paid", "reversed", "clawed_back"].into_iter().find(|k| *k == s).unwrap_or("unknown")
+}
+
+fn many(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Commission>, LifecycleError> {
+    let mut st = conn.prepare_cached(sql).map_err(storage)?;
+    let rows = st.query_map(p, commission_row).map_err(storage)?;
+    rows.collect::<Result<_, _>>().map_err(storage)
+}
+
+impl CommissionTx for SqliteLedger<'_> {
+    fn mark_accrued(&mut self, conversion_id: &str, at_ms: i64) -> Result<bool, LifecycleError> {
+        let mut st = self
+            .conn()
+            .prepare_cached("INSERT OR IGNORE INTO commission_accruals (conversion_id, at_ms) VALUES (?1, ?2)")
+            .map_err(storage)?;
+        Ok(st.execute(params![conversion_id, at_ms]).map_err(storage)? == 1)
+    }
+
+    fn period_state(&mut self, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "SELECT volume_minor, conversions, commission_minor, bonuses_paid FROM commission_periods
+                 WHERE program = ?1 AND partner = ?2 AND currency = ?3 AND period = ?4",
+            )
+            .map_err(storage)?;
+        let s = st
+            .query_row(params![k.program, k.partner, currency_str(&k.currency), k.label], |r| {
+                Ok(PeriodState {
+                    volume_minor: r.get(0)?,
+                    conversions: r.get::<_, i64>(1)? as u64,
+                    commission_minor: r.get(2)?,
+                    bonuses_paid: r.get::<_, i64>(3)? as u32,
+                })
+            })
+            .optional()
+            .map_err(storage)?;
+        Ok(s.unwrap_or_default())
+    }
+
+    fn put_period_state(&mut self, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (program, partner, currency, period) DO UPDATE SET volume_minor = excluded.volume_minor,
+                    conversions = excluded.conversions, commission_minor = excluded.commission_minor, bonuses_paid = excluded.bonuses_paid",
+            )
+            .map_err(storage)?;
+        st.execute(params![
+            k.program,
+            k.partner,
+            currency_str(&k.currency),
+            k.label,
+            s.volume_minor,
+            s.conversions as i64,
+            s.commission_minor,
+            i64::from(s.bonuses_paid)
+        ])
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    fn put_rule_version(&mut self, version: &str, rules_json: &str) -> Result<(), LifecycleError> {
+        let mut st =
+            self.conn().prepare_cached("INSERT OR IGNORE INTO commission_rules (version, rules) VALUES (?1, ?2)").map_err(storage)?;
+        st.execute(params![version, rules_json]).map_err(storage)?;
+        Ok(())
+    }
+
+    fn insert_commission(&mut self, c: &Commission) -> Result<(), LifecycleError> {
+        let mut st = self
+            .conn()
+            .prepare_cached(&format!(
+                "INSERT INTO commissions ({COMMISSION_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+            ))
+            .map_err(storage)?;
+        st.execute(params![
+            c.id,
+            c.conversion_id,
+            c.program,
+            c.partner,
+            c.item,
+            currency_str(&c.currency),
+            c.amount_minor,
+            c.voided_minor,
+            c.reversed_minor,
+            c.status.as_str(),
+            c.rule_version,
+            c.period,
+            c.detail,
+            c.created_at_ms,
+            c.lock_until_ms,
+            c.approved_at_ms,
+            c.paid_at_ms,
+            c.payout_id,
+            c.reserve_seq,
+        ])
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    fn update_commission(&mut self, c: &Commission) -> Result<(), LifecycleError> {
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "UPDATE commissions SET voided_minor = ?2, reversed_minor = ?3, status = ?4, approved_at_ms = ?5, paid_at_ms = ?6,
+                    payout_id = ?7, reserve_seq = ?8 WHERE id = ?1",
+            )
+            .map_err(storage)?;
+        let n = st
+            .execute(params![
+                c.id,
+                c.voided_minor,
+                c.reversed_minor,
+                c.status.as_str(),
+                c.approved_at_ms,
+                c.paid_at_ms,
+                c.payout_id,
+                c.reserve_seq
+            ])
+            .map_err(storage)?;
+        if n != 1 {
+            return Err(LifecycleError::NotFound(c.id.clone()));
+        }
+        Ok(())
+    }
+
+    fn commission(&mut self, id: &str) -> Result<Option<Commission>, LifecycleError> {
+        Ok(many(self.conn(), &format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE id = ?1"), [id])?.pop())
+    }
+
+    fn commissions_of(&mut self, conversion_id: &str) -> Result<Vec<Commission>, LifecycleError> {
+        many(self.conn(), &format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE conversion_id = ?1 ORDER BY id"), [conversion_id])
+    }
+
+    fn due_for_approval(&mut self, now_ms: i64, limit: usize) -> Result<Vec<Commission>, LifecycleError> {
+        many(
+            self.conn(),
+            &format!(
+                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE status = 'pending' AND lock_until_ms <= ?1
+                 ORDER BY lock_until_ms, id LIMIT ?2"
+            ),
+            params![now_ms, limit as i64],
+        )
+    }
+
+    fn approved_of(&mut self, partner: &str, currency: [u8; 3], limit: usize) -> Result<Vec<Commission>, LifecycleError> {
+        many(
+            self.conn(),
+            &format!(
+                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = ?1 AND currency = ?2 AND status = 'approved'
+                 ORDER BY created_at_ms, id LIMIT ?3"
+            ),
+            params![partner, currency_str(&currency), limit as i64],
+        )
+    }
+
+    fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError> {
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms)
+                 VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM commission_events WHERE commission_id = ?1), ?2, ?3, ?4, ?5)",
+            )
+            .map_err(storage)?;
+        st.execute(params![e.commission_id, e.kind, e.amount_minor, &e.transfer_id.0[..], e.at_ms]).map_err(storage)?;
+        Ok(())
+    }
+
+    fn events_of(&mut self, commission_id: &str) -> Result<Vec<CommissionEvent>, LifecycleError> {
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "SELECT commission_id, kind, amount_minor, transfer_id, at_ms FROM commission_events WHERE commission_id = ?1 ORDER BY seq",
+            )
+            .map_err(storage)?;
+        let rows = st.query_map([commission_id], event_row).map_err(storage)?;
+        rows.collect::<Result<_, _>>().map_err(storage)
+    }
+}

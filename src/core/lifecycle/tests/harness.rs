@@ -1,0 +1,180 @@
+//! The two stores under test, behind one trait: a SQLite file opened as the conversion writer
+//! opens it, and a schema of its own in the local PostgreSQL.
+//!
+//! The ledger's harness (`ledger::tests::harness`) sits in a module private to `ledger`, so its
+//! connect-or-skip logic is repeated here, with the same environment variables and messages.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::Connection;
+
+use super::super::{pg, sqlite, CommissionTx};
+use crate::ledger::{self, PgLedger, SqliteLedger, VerifyReport};
+
+/// A commission store under test.
+pub trait Harness {
+    /// Which backend, for failure messages.
+    fn name(&self) -> &'static str;
+    /// Runs `f` inside one transaction and commits it, whatever `f` returned: a refused step
+    /// must have written nothing, and committing is how a test sees that it did not.
+    fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R;
+    /// Runs `f` inside one transaction and rolls it back: a crash before the commit.
+    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R;
+    /// Runs raw SQL in autocommit; the store's message when it refuses.
+    fn raw(&mut self, sql: &str) -> Result<(), String>;
+    /// Drops the connection and opens a new one on the same data, as after a restart.
+    fn reopen(&mut self);
+
+    /// `ledger::verify` in a transaction of its own; panics with the first thing wrong.
+    fn verify(&mut self) -> VerifyReport {
+        let name = self.name();
+        self.run(|tx| ledger::verify(tx)).unwrap_or_else(|e| panic!("{name}: ledger verify: {e}"))
+    }
+}
+
+/// A SQLite file in a temporary directory.
+pub struct Sqlite {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl Sqlite {
+    pub fn new() -> Sqlite {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lifecycle.db");
+        let conn = open_sqlite(&path);
+        sqlite::migrate(&conn).unwrap();
+        sqlite::migrate(&conn).expect("migrate twice is a no-op");
+        Sqlite { _dir: dir, path, conn }
+    }
+}
+
+/// WAL and `synchronous=FULL`, as the conversion writer opens its file.
+fn open_sqlite(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn
+}
+
+impl Harness for Sqlite {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+        let tx = self.conn.transaction().unwrap();
+        let r = f(&mut SqliteLedger::new(&tx).unwrap());
+        tx.commit().unwrap();
+        r
+    }
+
+    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+        let tx = self.conn.transaction().unwrap();
+        let r = f(&mut SqliteLedger::new(&tx).unwrap());
+        tx.rollback().unwrap();
+        r
+    }
+
+    fn raw(&mut self, sql: &str) -> Result<(), String> {
+        self.conn.execute_batch(sql).map_err(|e| e.to_string())
+    }
+
+    fn reopen(&mut self) {
+        self.conn = open_sqlite(&self.path);
+    }
+}
+
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn pg_url() -> String {
+    std::env::var("CLICKGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| PG_URL.to_string())
+}
+
+/// A schema of its own in the local PostgreSQL, dropped at the end.
+pub struct Pg {
+    client: postgres::Client,
+    schema: String,
+}
+
+impl Pg {
+    /// Connects and creates a fresh schema; `None` (with a message) when no server answers,
+    /// unless `CLICKGATE_REQUIRE_SERVICES=1`, which makes that a failure.
+    pub fn connect() -> Option<Pg> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let url = pg_url();
+        let mut client = match connect(&url) {
+            Ok(c) => c,
+            Err(e) if std::env::var("CLICKGATE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+                panic!("no PostgreSQL at {url} and CLICKGATE_REQUIRE_SERVICES=1: {}", chain(&e))
+            }
+            Err(e) => {
+                eprintln!("skipping: no PostgreSQL at {url} ({}); CLICKGATE_REQUIRE_SERVICES=1 makes this a failure", chain(&e));
+                return None;
+            }
+        };
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let schema = format!("lifecycle_test_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        client.batch_execute(&format!("CREATE SCHEMA {schema}; SET search_path TO {schema}")).unwrap();
+        pg::migrate(&mut client).unwrap();
+        pg::migrate(&mut client).expect("migrate twice is a no-op");
+        Some(Pg { client, schema })
+    }
+}
+
+/// An error and its sources, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(c) = source {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        source = c.source();
+    }
+    s
+}
+
+fn connect(url: &str) -> Result<postgres::Client, postgres::Error> {
+    let mut config: postgres::Config = url.parse()?;
+    config.connect_timeout(std::time::Duration::from_secs(3));
+    config.connect(postgres::NoTls)
+}
+
+impl Harness for Pg {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+        let mut tx = self.client.transaction().unwrap();
+        let r = f(&mut PgLedger::new(&mut tx));
+        tx.commit().unwrap();
+        r
+    }
+
+    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+        let mut tx = self.client.transaction().unwrap();
+        let r = f(&mut PgLedger::new(&mut tx));
+        tx.rollback().unwrap();
+        r
+    }
+
+    fn raw(&mut self, sql: &str) -> Result<(), String> {
+        self.client.batch_execute(sql).map_err(|e| e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()))
+    }
+
+    fn reopen(&mut self) {
+        self.client = connect(&pg_url()).unwrap();
+        self.client.batch_execute(&format!("SET search_path TO {}", self.schema)).unwrap();
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if let Err(e) = self.client.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema)) {
+            eprintln!("could not drop test schema {}: {e}", self.schema);
+        }
+    }
+}
