@@ -133,7 +133,8 @@ impl LedgerTx for PgLedger<'_, '_> {
     }
 
     fn commission_transfer(&mut self, commission_id: &str, kind: TransferKind) -> Result<Option<TransferId>, LedgerError> {
-        let sql = "SELECT id FROM ledger_transfers WHERE commission_id = $1 AND kind = $2";
+        // The literal kinds let the planner use the partial index, which a bound kind alone does not.
+        let sql = "SELECT id FROM ledger_transfers WHERE commission_id = $1 AND kind = $2 AND kind IN ('post', 'single')";
         id_row(self.tx.query_opt(sql, &[&commission_id, &kind.as_str()])?)
     }
 

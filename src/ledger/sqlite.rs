@@ -120,7 +120,10 @@ impl LedgerTx for SqliteLedger<'_> {
     }
 
     fn commission_transfer(&mut self, commission_id: &str, kind: TransferKind) -> Result<Option<TransferId>, LedgerError> {
-        let mut st = self.conn.prepare_cached("SELECT id FROM ledger_transfers WHERE commission_id = ?1 AND kind = ?2")?;
+        let mut st = self.conn.prepare_cached(
+            // The literal kinds let the planner use the partial index, which a bound kind alone does not.
+            "SELECT id FROM ledger_transfers WHERE commission_id = ?1 AND kind = ?2 AND kind IN ('post', 'single')",
+        )?;
         let found: Option<Vec<u8>> = st.query_row(params![commission_id, kind.as_str()], |r| r.get(0)).optional()?;
         found.map(|v| bytes(v, "an id").map(TransferId)).transpose()
     }

@@ -500,7 +500,8 @@ pub fn pay<T: CommissionTx + ?Sized>(tx: &mut T, commission_id: &str, payout_id:
     let mut c = tx.commission(commission_id)?.ok_or_else(|| LifecycleError::NotFound(commission_id.to_string()))?;
     match c.status {
         CommissionStatus::Approved => {}
-        CommissionStatus::Paid if c.payout_id.as_deref() == Some(payout_id) => return Ok(c),
+        // Paid under this payout, perhaps clawed back whole since: the retry changes nothing.
+        CommissionStatus::Paid | CommissionStatus::Reversed if c.payout_id.as_deref() == Some(payout_id) => return Ok(c),
         CommissionStatus::Paid => {
             return Err(LifecycleError::Conflict(format!(
                 "commission {commission_id} was already paid by payout {:?}",

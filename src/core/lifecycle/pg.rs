@@ -1,5 +1,9 @@
 //! Commission rows in PostgreSQL, in the same schema and transaction as the ledger (cluster
 //! mode): the same tables and constraints as SQLite's.
+//!
+//! Several processes may run lifecycle steps at once here, so the reads a step decides on
+//! first take the ledger head's row lock: steps on the same data run one after another, each
+//! seeing what the one before committed.
 
 use ::postgres::{GenericClient, Row};
 
@@ -93,7 +97,7 @@ fn bad_row(what: String) -> LifecycleError {
 }
 
 /// Reads a row of `COMMISSION_COLUMNS`.
-fn commission_row(r: &Row) -> Result<Commission, LifecycleError> {
+pub fn commission_row(r: &Row) -> Result<Commission, LifecycleError> {
     let currency: String = r.try_get(5).map_err(storage)?;
     let status: String = r.try_get(9).map_err(storage)?;
     let reserve_seq: i64 = r.try_get(18).map_err(storage)?;
@@ -135,15 +139,30 @@ fn event_row(r: &Row) -> Result<CommissionEvent, LifecycleError> {
 }
 
 impl PgLedger<'_, '_> {
+    /// Takes the ledger head's row lock, which `ledger::apply` takes anyway, before a read a
+    /// lifecycle step decides on. Under READ COMMITTED each statement sees what committed
+    /// before it began, so a step racing another on the same commissions or period waits for
+    /// that step's commit and then reads its result. Reading first and locking only at the
+    /// first `apply` would act on a stale row: a second payout would re-pay a paid commission
+    /// under its own id (the pay transfer already exists, so `apply` answers `AlreadyExists`),
+    /// a second sweep would approve twice, and two accruals in one period would lose one's
+    /// volume and count. Locked again in one transaction, the row costs a round trip only.
+    fn lock_head(&mut self) -> Result<(), LifecycleError> {
+        self.tx().execute("SELECT 1 FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[]).map_err(storage)?;
+        Ok(())
+    }
+
     fn many(&mut self, sql: &str, params: &[&(dyn ::postgres::types::ToSql + Sync)]) -> Result<Vec<Commission>, LifecycleError> {
         self.tx().query(sql, params).map_err(storage)?.iter().map(commission_row).collect()
     }
 }
 
-// Orderings name `COLLATE "C"` so ids sort bytewise, as SQLite sorts them, whatever the
-// database's collation: a sweep with a limit then picks the same commissions on both.
+// Every read a step decides on locks the ledger head first (see `lock_head`). Orderings name
+// `COLLATE "C"` so ids sort bytewise, as SQLite sorts them, whatever the database's
+// collation: a sweep with a limit then picks the same commissions on both.
 impl CommissionTx for PgLedger<'_, '_> {
     fn mark_accrued(&mut self, conversion_id: &str, at_ms: i64) -> Result<bool, LifecycleError> {
+        self.lock_head()?;
         let n = self
             .tx()
             .execute(
@@ -155,6 +174,7 @@ impl CommissionTx for PgLedger<'_, '_> {
     }
 
     fn period_state(&mut self, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
+        self.lock_head()?;
         let row = self
             .tx()
             .query_opt(
@@ -262,10 +282,12 @@ impl CommissionTx for PgLedger<'_, '_> {
     }
 
     fn commission(&mut self, id: &str) -> Result<Option<Commission>, LifecycleError> {
+        self.lock_head()?;
         Ok(self.many(&format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE id = $1"), &[&id])?.pop())
     }
 
     fn commissions_of(&mut self, conversion_id: &str) -> Result<Vec<Commission>, LifecycleError> {
+        self.lock_head()?;
         self.many(
             &format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE conversion_id = $1 ORDER BY id COLLATE \"C\""),
             &[&conversion_id],
@@ -273,6 +295,7 @@ impl CommissionTx for PgLedger<'_, '_> {
     }
 
     fn due_for_approval(&mut self, now_ms: i64, limit: usize) -> Result<Vec<Commission>, LifecycleError> {
+        self.lock_head()?;
         self.many(
             &format!(
                 "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE status = 'pending' AND lock_until_ms <= $1
@@ -283,6 +306,7 @@ impl CommissionTx for PgLedger<'_, '_> {
     }
 
     fn approved_of(&mut self, partner: &str, currency: [u8; 3], limit: usize) -> Result<Vec<Commission>, LifecycleError> {
+        self.lock_head()?;
         self.many(
             &format!(
                 "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = $1 AND currency = $2 AND status = 'approved'
@@ -293,9 +317,8 @@ impl CommissionTx for PgLedger<'_, '_> {
     }
 
     fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError> {
-        // The next seq is read in the insert itself. Two writers of one commission would race
-        // for it, but the primary key refuses the second, and commission steps run under the
-        // ledger head's row lock anyway.
+        // The next seq is read in the insert itself; steps run under the ledger head's lock,
+        // so no other writer adds an event to the commission meanwhile.
         self.tx()
             .execute(
                 "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms)

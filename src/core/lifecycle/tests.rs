@@ -3,6 +3,7 @@
 //! and skip when no server answers, unless `CLICKGATE_REQUIRE_SERVICES=1`. `sim` is the seeded
 //! simulation; `model` is its expected state.
 
+mod concurrent;
 mod harness;
 mod model;
 mod sim;
@@ -240,7 +241,7 @@ fn approval_waits_for_the_lock<H: Harness>(h: &mut H) {
     refund_at(h, "cv_1", partial(2_500, 10_000), T0 + 3_600_000);
     assert!(approve_at(h, LOCKED_UNTIL - 1).is_empty(), "a millisecond before the lock ends");
     assert_eq!(stored(h, &id).status, CommissionStatus::Pending);
-    assert_eq!(approve_at(h, LOCKED_UNTIL), [id.clone()]);
+    assert_eq!(approve_at(h, LOCKED_UNTIL), std::slice::from_ref(&id));
     let c = stored(h, &id);
     assert_eq!((c.status, c.approved_at_ms, c.remaining_minor()), (CommissionStatus::Approved, Some(LOCKED_UNTIL as i64), 750));
     assert_eq!(payable_net(h, "alice"), 750);
@@ -292,7 +293,7 @@ fn pay_partner_pays_what_is_approved<H: Harness>(h: &mut H) {
     let run = |h: &mut H, payout: &str, limit| -> Vec<String> {
         h.run(|tx| pay_partner(tx, "alice", USD, payout, LOCKED_UNTIL + DAY_MS, limit)).unwrap().into_iter().map(|c| c.id).collect()
     };
-    let mut ids = vec![first, second, pending[0].id.clone()];
+    let mut ids = [first, second, pending[0].id.clone()];
     ids.sort();
     assert_eq!(run(h, "po_1", 2), ids[..2], "oldest first, then by id, up to the limit");
     assert_eq!(run(h, "po_1", 10), ids[2..], "a rerun of the payout pays what is left");
@@ -306,7 +307,7 @@ fn a_refund_after_approval_reverses<H: Harness>(h: &mut H) {
     let id = approved(h, "cv_1");
     let changed = refund_at(h, "cv_1", partial(5_000, 10_000), LOCKED_UNTIL + 1);
     let c = stored(h, &id);
-    assert_eq!(changed, [c.clone()]);
+    assert_eq!(changed, std::slice::from_ref(&c));
     assert_eq!((c.status, c.reversed_minor, c.remaining_minor()), (CommissionStatus::Approved, 500, 500));
     assert_eq!(payable_net(h, "alice"), 500);
     let reversal =
@@ -410,7 +411,7 @@ fn a_crash_before_commit_leaves_nothing<H: Harness>(h: &mut H) {
     let id = &made[0].id;
     assert_eq!(h.crash(|tx| approve_due(tx, LOCKED_UNTIL, 10)).unwrap().len(), 1);
     assert_eq!(stored(h, id).status, CommissionStatus::Pending);
-    assert_eq!(approve_at(h, LOCKED_UNTIL), [id.clone()]);
+    assert_eq!(approve_at(h, LOCKED_UNTIL), std::slice::from_ref(id));
     assert_eq!(clean(h).pending_open, 0);
 }
 

@@ -120,3 +120,55 @@ fn the_ledger_refuses_an_autocommit_connection() {
     let conn = open_sqlite(h.path());
     assert!(matches!(SqliteLedger::new(&conn), Err(LedgerError::Storage(_))));
 }
+
+/// Every column of every stored row, changed by hand: `verify` fails and names the row, by its
+/// `seq` for a transfer, its account for a balance, and the head for the head.
+#[test]
+fn every_column_of_every_row_is_caught_and_named() {
+    // A new value for a column of transfer `seq` that differs from any stored one and keeps
+    // the row within the schema's checks.
+    let transfer_edits: [(&str, &str); 15] = [
+        ("seq", "seq + 1000"),
+        ("id", "randomblob(16)"),
+        ("cause", "cause || 'x'"),
+        ("debit_kind", "CASE debit_kind WHEN 'partner_paid' THEN 'partner_pending' ELSE 'partner_paid' END"),
+        ("debit_owner", "debit_owner || 'x'"),
+        ("credit_kind", "CASE credit_kind WHEN 'partner_paid' THEN 'partner_pending' ELSE 'partner_paid' END"),
+        ("credit_owner", "credit_owner || 'x'"),
+        ("currency", "'EUR'"),
+        ("amount_minor", "amount_minor + 1"),
+        ("kind", "CASE kind WHEN 'single' THEN 'pending' ELSE 'single' END"),
+        ("commission_id", "coalesce(commission_id || 'x', 'cm_forged')"),
+        ("pending_id", "CASE WHEN pending_id IS NULL THEN randomblob(16) ELSE NULL END"),
+        ("at_ms", "at_ms + 1"),
+        ("prev_hash", "randomblob(32)"),
+        ("hash", "randomblob(32)"),
+    ];
+    let mut checked = 0;
+    for seq in 1..=5u64 {
+        for (column, value) in transfer_edits {
+            let mut h = ledger();
+            tamper(&h, &format!("UPDATE ledger_transfers SET {column} = {value} WHERE seq = {seq}"));
+            let e = verify_error(&mut h).to_string();
+            assert!(e.contains(&format!("seq {seq}")), "changing {column} of seq {seq} gave: {e}");
+            checked += 1;
+        }
+    }
+    for column in ["debits_pending", "credits_pending", "debits_posted", "credits_posted"] {
+        for (kind, owner) in [("program_expense", "demo"), ("partner_payable", "alice")] {
+            let mut h = ledger();
+            tamper(&h, &format!("UPDATE ledger_balances SET {column} = {column} + 1 WHERE kind = '{kind}' AND owner = '{owner}'"));
+            let e = verify_error(&mut h).to_string();
+            assert!(e.starts_with(&format!("account {kind}:{owner}:USD: {column} is")), "changing {column} of {kind}:{owner} gave: {e}");
+            checked += 1;
+        }
+    }
+    for (column, value) in [("seq", "seq - 1"), ("hash", "randomblob(32)")] {
+        let mut h = ledger();
+        tamper(&h, &format!("UPDATE ledger_head SET {column} = {value}"));
+        let e = verify_error(&mut h).to_string();
+        assert!(e.starts_with("chain head: "), "changing the head's {column} gave: {e}");
+        checked += 1;
+    }
+    assert_eq!(checked, 5 * 15 + 4 * 2 + 2);
+}

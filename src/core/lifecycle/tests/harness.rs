@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::Connection;
 
-use super::super::{pg, sqlite, CommissionTx};
+use super::super::{pg, sqlite, Commission, CommissionTx, PeriodRef};
+use crate::core::commission::PeriodState;
 use crate::ledger::{self, PgLedger, SqliteLedger, VerifyReport};
 
 /// A commission store under test.
@@ -25,6 +26,11 @@ pub trait Harness {
     fn raw(&mut self, sql: &str) -> Result<(), String>;
     /// Drops the connection and opens a new one on the same data, as after a restart.
     fn reopen(&mut self);
+    /// Every stored commission, by id, in one query: the simulation compares them all with
+    /// its model after every step, and finds one of a conversion it never sent.
+    fn commissions(&mut self) -> Vec<Commission>;
+    /// Every stored period state, sorted by (program, partner, currency, label).
+    fn periods(&mut self) -> Vec<(PeriodRef, PeriodState)>;
 
     /// `ledger::verify` in a transaction of its own; panics with the first thing wrong.
     fn verify(&mut self) -> VerifyReport {
@@ -85,6 +91,45 @@ impl Harness for Sqlite {
     fn reopen(&mut self) {
         self.conn = open_sqlite(&self.path);
     }
+
+    fn commissions(&mut self) -> Vec<Commission> {
+        let sql = format!("SELECT {} FROM commissions ORDER BY id", sqlite::COMMISSION_COLUMNS);
+        let mut st = self.conn.prepare_cached(&sql).unwrap();
+        let rows = st.query_map([], sqlite::commission_row).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    fn periods(&mut self) -> Vec<(PeriodRef, PeriodState)> {
+        let mut st = self.conn.prepare_cached(PERIODS).unwrap();
+        let rows = st
+            .query_map([], |r| {
+                let state = PeriodState {
+                    volume_minor: r.get(4)?,
+                    conversions: r.get::<_, i64>(5)? as u64,
+                    commission_minor: r.get(6)?,
+                    bonuses_paid: r.get::<_, i64>(7)? as u32,
+                };
+                Ok((period_ref(r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?), state))
+            })
+            .unwrap();
+        sorted(rows.collect::<Result<_, _>>().unwrap())
+    }
+}
+
+const PERIODS: &str = "SELECT program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid
+     FROM commission_periods";
+
+fn period_ref(program: String, partner: String, currency: String, label: String) -> PeriodRef {
+    PeriodRef { program, partner, currency: crate::ledger::parse_currency(&currency).expect("a currency code"), label }
+}
+
+/// Sorted here, not in SQL, so both backends agree whatever the database's collation.
+fn sorted(mut rows: Vec<(PeriodRef, PeriodState)>) -> Vec<(PeriodRef, PeriodState)> {
+    rows.sort_by(|a, b| {
+        let key = |p: &PeriodRef| (p.program.clone(), p.partner.clone(), p.currency, p.label.clone());
+        key(&a.0).cmp(&key(&b.0))
+    });
+    rows
 }
 
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -142,6 +187,15 @@ fn connect(url: &str) -> Result<postgres::Client, postgres::Error> {
     config.connect(postgres::NoTls)
 }
 
+impl Pg {
+    /// Another connection to the same schema, for a second writer.
+    pub fn second_client(&self) -> postgres::Client {
+        let mut client = connect(&pg_url()).unwrap();
+        client.batch_execute(&format!("SET search_path TO {}", self.schema)).unwrap();
+        client
+    }
+}
+
 impl Harness for Pg {
     fn name(&self) -> &'static str {
         "postgres"
@@ -168,6 +222,29 @@ impl Harness for Pg {
     fn reopen(&mut self) {
         self.client = connect(&pg_url()).unwrap();
         self.client.batch_execute(&format!("SET search_path TO {}", self.schema)).unwrap();
+    }
+
+    fn commissions(&mut self) -> Vec<Commission> {
+        let sql = format!("SELECT {} FROM commissions ORDER BY id COLLATE \"C\"", sqlite::COMMISSION_COLUMNS);
+        self.client.query(&sql, &[]).unwrap().iter().map(|r| pg::commission_row(r).unwrap()).collect()
+    }
+
+    fn periods(&mut self) -> Vec<(PeriodRef, PeriodState)> {
+        let rows = self.client.query(PERIODS, &[]).unwrap();
+        let get = |r: &postgres::Row, i| r.get::<_, i64>(i);
+        sorted(
+            rows.iter()
+                .map(|r| {
+                    let state = PeriodState {
+                        volume_minor: get(r, 4),
+                        conversions: get(r, 5) as u64,
+                        commission_minor: get(r, 6),
+                        bonuses_paid: get(r, 7) as u32,
+                    };
+                    (period_ref(r.get(0), r.get(1), r.get(2), r.get(3)), state)
+                })
+                .collect(),
+        )
     }
 }
 

@@ -140,9 +140,11 @@ impl Model {
                 let Some(t) = self.commissions.get(commission) else { return Outcome::Refused("not_found") };
                 match t.c.status {
                     CommissionStatus::Approved => Outcome::Commissions(vec![self.pay_one(commission, payout, now_ms)]),
-                    CommissionStatus::Paid if t.c.payout_id.as_deref() == Some(payout.as_str()) => Outcome::Commissions(vec![t.c.clone()]),
-                    // Paid by another payout, pending, voided, or reversed (even when reversed
-                    // after this very payout paid it).
+                    // Paid by this payout, perhaps clawed back whole since: a retry is a no-op.
+                    CommissionStatus::Paid | CommissionStatus::Reversed if t.c.payout_id.as_deref() == Some(payout.as_str()) => {
+                        Outcome::Commissions(vec![t.c.clone()])
+                    }
+                    // Paid by another payout, pending, voided, or reversed without being paid.
                     _ => Outcome::Refused("conflict"),
                 }
             }
