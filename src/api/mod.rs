@@ -1,4 +1,5 @@
-//! The JSON API on its own listener: conversions, clicks, postbacks, imports and reports.
+//! The JSON API on its own listener: conversions, clicks, postbacks, imports, commissions and
+//! payouts, commission rules, the ledger's entries and reports.
 //!
 //! Every answer is JSON. Errors are `{"error":{"code","field","message"}}` with `400` for a
 //! request that cannot be read (bad JSON, unknown fields, wrong types), `422` for one that reads
@@ -7,10 +8,13 @@
 //! the server failed (logged).
 
 mod clicks;
+mod commissions;
 mod conversions;
 pub mod import;
+mod ledger;
 pub mod postback;
 mod reports;
+mod rules;
 
 use std::sync::Arc;
 
@@ -46,6 +50,11 @@ pub struct ApiState {
     pub metrics: ApiMetrics,
     /// The clock, injectable for tests; Unix milliseconds.
     pub now_ms: fn() -> u64,
+    /// The store's own connection, for rule changes; the lock also serialises them, so the
+    /// catalog each one stores is loaded after its own write.
+    pub store: std::sync::Mutex<crate::store::Store>,
+    /// Batch sizes of the approval and payout jobs sent to the writer.
+    pub commission: crate::config::Commission,
 }
 
 /// An error answer.
@@ -218,6 +227,27 @@ async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, ["v1", "reports", kind @ ("partners" | "programs"), id]) => {
             reports::handle(state, kind, id, req.uri().query().unwrap_or("")).await
         }
+        (&Method::GET, ["v1", "commissions"]) => commissions::list(state, req.uri().query().unwrap_or("")).await,
+        (&Method::POST, ["v1", "commissions", "approve"]) => {
+            let body = read_body(state, req).await?;
+            commissions::approve(state, &body).await
+        }
+        (&Method::GET, ["v1", "commissions", id]) => commissions::get(state, id).await,
+        (&Method::GET, ["v1", "partners", id, "balance"]) => commissions::balance(state, id).await,
+        (&Method::POST, ["v1", "partners", id, "payouts"]) => {
+            let id = id.to_string();
+            let key = idempotency_key(&req)?;
+            let body = read_body(state, req).await?;
+            commissions::payout(state, &id, key, &body).await
+        }
+        (&Method::GET, ["v1", "programs", id, "commission"]) => rules::get(state, id).await,
+        (&Method::PUT, ["v1", "programs", id, "commission"]) => {
+            let id = id.to_string();
+            let body = read_body(state, req).await?;
+            rules::put(state, &id, &body).await
+        }
+        (&Method::GET, ["v1", "commission-rules", version]) => rules::version(state, version).await,
+        (&Method::GET, ["v1", "ledger", "entries"]) => ledger::entries(state, req.uri().query().unwrap_or("")).await,
         _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
     }
 }

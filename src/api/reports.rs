@@ -1,10 +1,17 @@
 //! `GET /v1/reports/partners/{id}` and `GET /v1/reports/programs/{id}`: per UTC day, clicks by
-//! verdict and reason, unique clicks, conversions, conversion rate and revenue.
+//! verdict and reason, unique clicks, conversions, conversion rate, revenue, commissions by
+//! status and EPC.
 //!
 //! `?from=YYYY-MM-DD&to=YYYY-MM-DD` picks the days (default: the last 30 days through today; at
 //! most 366). Clicks come from the core's daily counters, conversions from the conversion
 //! tables. For a partner, revenue is the partner's attributed share; for a program, the whole
 //! amount of every conversion, attributed or not.
+//!
+//! Commissions count on the UTC day they were created, per currency and status: how many, what
+//! they were created at (`amount_minor`) and what is left of them (`remaining_minor`). EPC,
+//! earnings per valid click, is the remaining amount of the commissions that still stand (not
+//! voided or reversed) over the valid clicks of the same days, per currency; absent without
+//! valid clicks.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,8 +20,10 @@ use hyper::StatusCode;
 use serde::Serialize;
 
 use super::{json, read_blocking, ApiError, ApiResult, ApiState};
+use crate::core::conversions::view::{DayCommissions, ReportScope, StatusTotals};
 use crate::core::conversions::DayConversions;
 use crate::core::ingest::{DayClicks, StatsScope};
+use crate::core::lifecycle::CommissionStatus;
 use crate::edge::checks::{Reason, Verdict};
 
 const DAYS_MAX: u32 = 366;
@@ -34,6 +43,26 @@ struct Revenue {
     refunded_minor: i64,
 }
 
+/// Commissions in one currency and status.
+#[derive(Serialize)]
+struct Commissions {
+    currency: String,
+    status: CommissionStatus,
+    #[serde(flatten)]
+    totals: StatusTotals,
+}
+
+/// Earnings per valid click in one currency.
+#[derive(Serialize)]
+struct Epc {
+    currency: String,
+    /// The remaining amount of commissions not voided or reversed.
+    earnings_minor: i64,
+    valid_clicks: u64,
+    /// `earnings_minor / valid_clicks`.
+    epc_minor: f64,
+}
+
 #[derive(Serialize)]
 struct Day {
     date: String,
@@ -44,6 +73,52 @@ struct Day {
     #[serde(skip_serializing_if = "Option::is_none")]
     conversion_rate: Option<f64>,
     revenue: Vec<Revenue>,
+    /// By currency, then status in lifecycle order.
+    commissions: Vec<Commissions>,
+    /// Absent without valid clicks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epc: Option<Vec<Epc>>,
+}
+
+/// Commission totals keyed by currency and the status's place in `CommissionStatus::ALL`, so
+/// they come out in lifecycle order.
+type ByStatus = BTreeMap<(String, usize), StatusTotals>;
+
+fn status_key(currency: String, status: CommissionStatus) -> (String, usize) {
+    (currency, CommissionStatus::ALL.iter().position(|s| *s == status).unwrap_or(0))
+}
+
+/// The rows of one day or of the totals, by currency then status in lifecycle order.
+fn commission_rows(rows: ByStatus) -> Vec<Commissions> {
+    rows.into_iter().map(|((currency, i), totals)| Commissions { currency, status: CommissionStatus::ALL[i], totals }).collect()
+}
+
+/// EPC per currency of `rows` over `valid` clicks; `None` without valid clicks.
+fn epc(rows: &[Commissions], valid: u64) -> Option<Vec<Epc>> {
+    if valid == 0 {
+        return None;
+    }
+    let mut earnings: BTreeMap<&str, i64> = BTreeMap::new();
+    for c in rows.iter().filter(|c| !matches!(c.status, CommissionStatus::Voided | CommissionStatus::Reversed)) {
+        *earnings.entry(&c.currency).or_default() += c.totals.remaining_minor;
+    }
+    Some(
+        earnings
+            .into_iter()
+            .map(|(currency, e)| Epc {
+                currency: currency.to_string(),
+                earnings_minor: e,
+                valid_clicks: valid,
+                epc_minor: e as f64 / valid as f64,
+            })
+            .collect(),
+    )
+}
+
+fn add(into: &mut StatusTotals, t: &StatusTotals) {
+    into.count += t.count;
+    into.amount_minor += t.amount_minor;
+    into.remaining_minor += t.remaining_minor;
 }
 
 fn day_of(s: &str, field: &str) -> Result<u32, ApiError> {
@@ -95,10 +170,13 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str) ->
     let click_days = state.ingest.click_stats(scope, from, to);
     let reader = state.reader.clone();
     let key = id.to_string();
-    let conv_days: Vec<DayConversions> =
-        read_blocking("report", move || if partner { reader.partner_days(&key, from, to) } else { reader.program_days(&key, from, to) })
-            .await?
-            .map_err(crate::core::conversions::ConversionError::from)?;
+    let (conv_days, commission_days): (Vec<DayConversions>, Vec<DayCommissions>) = read_blocking("report", move || {
+        let scope = if partner { ReportScope::Partner(&key) } else { ReportScope::Program(&key) };
+        let conversions = if partner { reader.partner_days(&key, from, to) } else { reader.program_days(&key, from, to) }?;
+        Ok::<_, rusqlite::Error>((conversions, reader.commission_days(scope, from, to)?))
+    })
+    .await?
+    .map_err(crate::core::conversions::ConversionError::from)?;
 
     let mut days: BTreeMap<u32, Day> = BTreeMap::new();
     let blank = |day: u32| Day {
@@ -108,6 +186,8 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str) ->
         cancelled: 0,
         conversion_rate: None,
         revenue: vec![],
+        commissions: vec![],
+        epc: None,
     };
     for c in &click_days {
         days.entry(c.day).or_insert_with(|| blank(c.day)).clicks = clicks(c);
@@ -118,11 +198,24 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str) ->
         d.cancelled += c.cancelled;
         d.revenue.push(Revenue { currency: c.currency, revenue_minor: c.revenue_minor, refunded_minor: c.refunded_minor });
     }
+    let mut day_commissions: BTreeMap<u32, ByStatus> = BTreeMap::new();
+    let mut total_commissions = ByStatus::new();
+    for c in commission_days {
+        days.entry(c.day).or_insert_with(|| blank(c.day));
+        add(day_commissions.entry(c.day).or_default().entry(status_key(c.currency.clone(), c.status)).or_default(), &c.totals);
+        add(total_commissions.entry(status_key(c.currency, c.status)).or_default(), &c.totals);
+    }
+    for (day, rows) in day_commissions {
+        if let Some(d) = days.get_mut(&day) {
+            d.commissions = commission_rows(rows);
+        }
+    }
     let mut totals = Clicks::default();
     let (mut conversions, mut valid) = (0u64, 0u64);
     for d in days.values_mut() {
         let v = d.clicks.by_verdict.get("valid").copied().unwrap_or(0);
         d.conversion_rate = (v > 0).then(|| d.conversions as f64 / v as f64);
+        d.epc = epc(&d.commissions, v);
         totals.total += d.clicks.total;
         totals.unique += d.clicks.unique;
         for (k, n) in &d.clicks.by_verdict {
@@ -140,19 +233,23 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str) ->
         e.0 += r.revenue_minor;
         e.1 += r.refunded_minor;
     }
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            kind.trim_end_matches('s'): id,
-            "from": date_of(from),
-            "to": date_of(to),
-            "days": days.into_values().collect::<Vec<_>>(),
-            "totals": {
-                "clicks": totals,
-                "conversions": conversions,
-                "conversion_rate": (valid > 0).then(|| conversions as f64 / valid as f64),
-                "revenue": revenue.into_iter().map(|(currency, (r, f))| Revenue { currency, revenue_minor: r, refunded_minor: f }).collect::<Vec<_>>(),
-            },
-        }),
-    ))
+    let total_commissions = commission_rows(total_commissions);
+    let total_epc = epc(&total_commissions, valid);
+    let mut body = serde_json::json!({
+        kind.trim_end_matches('s'): id,
+        "from": date_of(from),
+        "to": date_of(to),
+        "days": days.into_values().collect::<Vec<_>>(),
+        "totals": {
+            "clicks": totals,
+            "conversions": conversions,
+            "conversion_rate": (valid > 0).then(|| conversions as f64 / valid as f64),
+            "revenue": revenue.into_iter().map(|(currency, (r, f))| Revenue { currency, revenue_minor: r, refunded_minor: f }).collect::<Vec<_>>(),
+            "commissions": total_commissions,
+        },
+    });
+    if let Some(e) = total_epc {
+        body["totals"]["epc"] = serde_json::json!(e);
+    }
+    Ok(json(StatusCode::OK, &body))
 }

@@ -197,6 +197,8 @@ pub fn build_api(
         config: config.api.clone(),
         metrics: metrics.api.clone(),
         now_ms,
+        store: std::sync::Mutex::new(Store::open(data_dir).context("opening the store for commission rules")?),
+        commission: config.commission.clone(),
     });
     Ok((state, catalog))
 }

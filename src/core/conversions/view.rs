@@ -1,4 +1,8 @@
-//! Reading conversions: the JSON view the API answers with, and per-day report rows.
+//! Reading conversions: the JSON view the API answers with, and per-day report rows; the
+//! commission and ledger reads (`commissions`, `ledger`) share the same read connection.
+
+mod commissions;
+mod ledger;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -6,6 +10,9 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Value};
+
+pub use commissions::{CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, ReportScope, StatusTotals};
+pub use ledger::{LedgerFilter, LedgerPage};
 
 /// Renders one conversion as the API shows it; `None` when it does not exist.
 pub fn render(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
@@ -66,10 +73,8 @@ fn commissions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Value>> {
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for c in rows {
-        let steps: Vec<Value> = events
-            .query_map([&c.id], event_row)?
-            .map(|e| e.map(|e| json!({ "kind": e.kind, "amount_minor": e.amount_minor, "transfer_id": e.transfer_id.to_string(), "at": rfc3339(e.at_ms) })))
-            .collect::<Result<_, _>>()?;
+        let steps: Vec<Value> =
+            events.query_map([&c.id], event_row)?.map(|e| e.map(|e| commission_event_json(&e))).collect::<Result<_, _>>()?;
         let mut v = commission_json(&c);
         v["events"] = Value::Array(steps);
         out.push(v);
@@ -102,6 +107,11 @@ pub fn commission_json(c: &crate::core::lifecycle::Commission) -> Value {
     });
     strip_nulls(&mut v);
     v
+}
+
+/// One step of a commission as the API shows it, with the ledger transfer that moved the money.
+pub fn commission_event_json(e: &crate::core::lifecycle::CommissionEvent) -> Value {
+    json!({ "kind": e.kind, "amount_minor": e.amount_minor, "transfer_id": e.transfer_id.to_string(), "at": rfc3339(e.at_ms) })
 }
 
 fn strip_nulls(v: &mut Value) {

@@ -1,0 +1,204 @@
+//! Reading commissions for the API: the filtered list in a stable order, one commission with its
+//! events, a partner's balances, stored rule versions and per-day report rows.
+
+use std::collections::BTreeMap;
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::ConversionReader;
+use crate::core::lifecycle::sqlite::{commission_row, event_row, COMMISSION_COLUMNS};
+use crate::core::lifecycle::{Commission, CommissionEvent, CommissionStatus};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Which commissions to list, and where the page starts. Every filter is an exact match.
+#[derive(Debug, Clone, Default)]
+pub struct CommissionFilter {
+    pub partner: Option<String>,
+    pub program: Option<String>,
+    pub status: Option<CommissionStatus>,
+    /// A period label, such as `2026-11`.
+    pub period: Option<String>,
+    pub conversion_id: Option<String>,
+    pub payout_id: Option<String>,
+    /// The page starts after this `(created_at_ms, id)`, exclusive.
+    pub after: Option<(i64, String)>,
+    pub limit: usize,
+}
+
+/// One page of commissions, in `(created_at_ms, id)` order.
+#[derive(Debug, Clone)]
+pub struct CommissionPage {
+    pub commissions: Vec<Commission>,
+    /// True when at least one more commission matches after the last one here.
+    pub more: bool,
+}
+
+/// Count and sums of commissions in one status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusTotals {
+    pub count: u64,
+    /// As created.
+    pub amount_minor: i64,
+    /// Created less voided less reversed.
+    pub remaining_minor: i64,
+}
+
+/// A partner's money in one currency: the ledger's balances, and its commissions by status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CurrencyBalance {
+    pub currency: String,
+    /// Reserved and not yet approved: partner_pending's pending credits.
+    pub pending_minor: i64,
+    /// Owed to the partner: partner_payable's posted credits less debits. Negative after a
+    /// clawback of paid commission: the partner owes it against future earnings.
+    pub approved_minor: i64,
+    /// Paid out: partner_paid's net posted.
+    pub paid_minor: i64,
+    /// Every status, zero when none.
+    pub commissions: BTreeMap<&'static str, StatusTotals>,
+}
+
+/// One day's commissions in one currency and status, for reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayCommissions {
+    /// Days since the Unix epoch of the commission's creation (UTC).
+    pub day: u32,
+    pub currency: String,
+    pub status: CommissionStatus,
+    pub totals: StatusTotals,
+}
+
+/// The scope of a report.
+#[derive(Debug, Clone, Copy)]
+pub enum ReportScope<'a> {
+    Partner(&'a str),
+    Program(&'a str),
+}
+
+impl ConversionReader {
+    /// A page of commissions matching `f`, ordered by `(created_at_ms, id)`.
+    pub fn commissions(&self, f: &CommissionFilter) -> rusqlite::Result<CommissionPage> {
+        let mut sql = format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE 1 = 1");
+        let mut args: Vec<Sql> = Vec::new();
+        let mut eq = |column: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                sql.push_str(&format!(" AND {column} = ?"));
+                args.push(Sql::Text(v.clone()));
+            }
+        };
+        eq("partner", &f.partner);
+        eq("program", &f.program);
+        eq("status", &f.status.map(|s| s.as_str().to_string()));
+        eq("period", &f.period);
+        eq("conversion_id", &f.conversion_id);
+        eq("payout_id", &f.payout_id);
+        if let Some((at, id)) = &f.after {
+            sql.push_str(" AND (created_at_ms, id) > (?, ?)");
+            args.extend([Sql::Integer(*at), Sql::Text(id.clone())]);
+        }
+        sql.push_str(" ORDER BY created_at_ms, id LIMIT ?");
+        args.push(Sql::Integer(f.limit as i64 + 1));
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut commissions: Vec<Commission> =
+            stmt.query_map(rusqlite::params_from_iter(args), commission_row)?.collect::<Result<_, _>>()?;
+        let more = commissions.len() > f.limit;
+        commissions.truncate(f.limit);
+        Ok(CommissionPage { commissions, more })
+    }
+
+    /// One commission and its events in order; `None` when it does not exist.
+    pub fn commission(&self, id: &str) -> rusqlite::Result<Option<(Commission, Vec<CommissionEvent>)>> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let c = tx.query_row(&format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE id = ?1"), [id], commission_row).optional()?;
+        let Some(c) = c else { return Ok(None) };
+        let mut stmt = tx.prepare_cached(
+            "SELECT commission_id, kind, amount_minor, transfer_id, at_ms FROM commission_events WHERE commission_id = ?1 ORDER BY seq",
+        )?;
+        let events = stmt.query_map([id], event_row)?.collect::<Result<_, _>>()?;
+        Ok(Some((c, events)))
+    }
+
+    /// A partner's balances per currency, from one snapshot of the ledger and the commissions;
+    /// currencies in order, empty when the partner has no money yet.
+    pub fn partner_balances(&self, partner: &str) -> rusqlite::Result<Vec<CurrencyBalance>> {
+        let conn = self.conn();
+        // One read transaction, so the ledger and the commission rows agree.
+        let tx = conn.unchecked_transaction()?;
+        let mut by_currency: BTreeMap<String, CurrencyBalance> = BTreeMap::new();
+        let blank = |currency: &str| CurrencyBalance {
+            currency: currency.to_string(),
+            pending_minor: 0,
+            approved_minor: 0,
+            paid_minor: 0,
+            commissions: CommissionStatus::ALL.iter().map(|s| (s.as_str(), StatusTotals::default())).collect(),
+        };
+        let mut stmt = tx.prepare_cached(
+            "SELECT kind, currency, credits_pending, credits_posted - debits_posted FROM ledger_balances
+             WHERE owner = ?1 AND kind IN ('partner_pending', 'partner_payable', 'partner_paid')",
+        )?;
+        let rows =
+            stmt.query_map([partner], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))?;
+        for row in rows {
+            let (kind, currency, credits_pending, net_posted) = row?;
+            let b = by_currency.entry(currency.clone()).or_insert_with(|| blank(&currency));
+            match kind.as_str() {
+                "partner_pending" => b.pending_minor = credits_pending,
+                "partner_payable" => b.approved_minor = net_posted,
+                _ => b.paid_minor = net_posted,
+            }
+        }
+        let mut stmt = tx.prepare_cached(
+            "SELECT currency, status, count(*), sum(amount_minor), sum(amount_minor - voided_minor - reversed_minor)
+             FROM commissions WHERE partner = ?1 GROUP BY currency, status",
+        )?;
+        let rows = stmt.query_map([partner], |r| {
+            let totals = StatusTotals { count: r.get::<_, i64>(2)? as u64, amount_minor: r.get(3)?, remaining_minor: r.get(4)? };
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, totals))
+        })?;
+        for row in rows {
+            let (currency, status, totals) = row?;
+            let Some(status) = CommissionStatus::parse(&status) else { continue };
+            by_currency.entry(currency.clone()).or_insert_with(|| blank(&currency)).commissions.insert(status.as_str(), totals);
+        }
+        Ok(by_currency.into_values().collect())
+    }
+
+    /// The stored JSON of the rule set with this version, if a commission was ever made by it.
+    pub fn rule_set(&self, version: &str) -> rusqlite::Result<Option<String>> {
+        self.conn().query_row("SELECT rules FROM commission_rules WHERE version = ?1", [version], |r| r.get(0)).optional()
+    }
+
+    /// Commissions by the UTC day they were created, currency and status, days `from..=to`.
+    pub fn commission_days(&self, scope: ReportScope<'_>, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayCommissions>> {
+        let (column, key) = match scope {
+            ReportScope::Partner(p) => ("partner", p),
+            ReportScope::Program(p) => ("program", p),
+        };
+        let sql = format!(
+            "SELECT created_at_ms / {DAY_MS}, currency, status, count(*), sum(amount_minor), sum(amount_minor - voided_minor - reversed_minor)
+             FROM commissions WHERE {column} = ?1 AND created_at_ms >= ?2 AND created_at_ms < ?3
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let (from_ms, to_ms) = (i64::from(from_day) * DAY_MS, (i64::from(to_day) + 1) * DAY_MS);
+        let rows = stmt.query_map(params![key, from_ms, to_ms], |r| {
+            let status: String = r.get(2)?;
+            let status = CommissionStatus::parse(&status).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, "not a commission status".into())
+            })?;
+            Ok(DayCommissions {
+                day: r.get(0)?,
+                currency: r.get(1)?,
+                status,
+                totals: StatusTotals { count: r.get::<_, i64>(3)? as u64, amount_minor: r.get(4)?, remaining_minor: r.get(5)? },
+            })
+        })?;
+        rows.collect()
+    }
+}
