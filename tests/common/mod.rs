@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod nats;
+pub mod stream;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_clickgate");
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");

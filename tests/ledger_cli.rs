@@ -1,0 +1,90 @@
+//! The ledger from the command line, end to end: conversions through the real server, the
+//! lifecycle steps through `clickgate commissions`, and `clickgate ledger verify` on the file,
+//! clean and then edited by hand.
+
+mod common;
+
+use common::*;
+
+const KEY: &str = "test-admin-key-0123";
+
+/// The fixture config with an admin key, partner bob and his coupon, and bob's rules: 10%
+/// with a 7-day lock.
+fn config() -> String {
+    fixture_config(&format!("[api]\nadmin_key = \"{KEY}\"\n"))
+        .replace("country_deny = [\"GB\"]", "country_deny = [\"GB\"]\n[demo.programs.commission.rules]\npercent_bps = 1000\nlock_days = 7")
+        + r#"
+[[demo.partners]]
+id = "bob"
+name = "Bob"
+email = "bob@example.com"
+[[demo.coupons]]
+code = "BOB10"
+program = "demo"
+partner = "bob"
+"#
+}
+
+fn convert(s: &Server, order: &str, amount_minor: i64) -> serde_json::Value {
+    let body = format!(
+        r#"{{"order_id":"{order}","program":"demo","amount_minor":{amount_minor},"currency":"USD","occurred_at":"2026-11-01T12:00:00Z","coupon_code":"BOB10"}}"#
+    );
+    let a = http(s.api, "POST", "/v1/conversions", &[&format!("Authorization: Bearer {KEY}"), &format!("Idempotency-Key: {order}")], &body);
+    assert_eq!(a.status, 201, "{}", a.body);
+    a.json()
+}
+
+fn verify(s: &Server) -> (i32, String) {
+    let (code, out, err) = run_cli(&s.config, &s.data_dir(), &["ledger", "verify"], "");
+    assert!(err.is_empty() || !err.contains("panicked"), "{err}");
+    (code, out)
+}
+
+#[test]
+fn verify_passes_a_real_ledger_and_names_a_row_edited_by_hand() {
+    let mut s = Server::start(&config());
+    let first = convert(&s, "o-1", 10_000);
+    convert(&s, "o-2", 20_000);
+    convert(&s, "o-3", 30_000);
+    let c = &first["commissions"][0];
+    assert_eq!((c["partner"].as_str(), c["amount_minor"].as_i64(), c["status"].as_str()), (Some("bob"), Some(1_000), Some("pending")));
+    let id = first["id"].as_str().unwrap();
+    let refund = http(
+        s.api,
+        "POST",
+        &format!("/v1/conversions/{id}/refund"),
+        &[&format!("Authorization: Bearer {KEY}"), "Idempotency-Key: r-1"],
+        r#"{"amount_minor":2500}"#,
+    );
+    assert_eq!(refund.status, 200, "{}", refund.body);
+    assert_eq!(refund.json()["commissions"][0]["remaining_minor"], 750);
+    assert!(s.terminate().success());
+
+    // Before the lock ends nothing is approved; after it, all three are.
+    let (code, out, _) = run_cli(&s.config, &s.data_dir(), &["commissions", "approve", "--now", "2026-11-05T00:00:00Z"], "");
+    assert_eq!((code, out.trim()), (0, r#"{"amount_minor":0,"approved":0}"#));
+    let (code, out, _) = run_cli(&s.config, &s.data_dir(), &["commissions", "approve", "--now", "2026-11-09T00:00:00Z"], "");
+    assert_eq!((code, out.trim()), (0, r#"{"amount_minor":5750,"approved":3}"#));
+    let (code, out, _) =
+        run_cli(&s.config, &s.data_dir(), &["commissions", "pay", "--partner", "bob", "--currency", "USD", "--payout-id", "po-1"], "");
+    assert_eq!(code, 0, "{out}");
+    let paid: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((paid["paid"].as_u64(), paid["amount_minor"].as_i64()), (Some(3), Some(5_750)));
+
+    let (code, out) = verify(&s);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("sqlite integrity_check: ok\nledger clean: 14 transfers, 4 accounts, 0 pending open"), "{out}");
+
+    // Someone with the file drops the append-only triggers and lowers one amount.
+    let conn = rusqlite::Connection::open(s.data_dir().join("clickgate.db")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER ledger_transfers_no_update; DROP TRIGGER ledger_transfers_no_delete;
+         UPDATE ledger_transfers SET amount_minor = amount_minor - 1 WHERE seq = 2;",
+    )
+    .unwrap();
+    drop(conn);
+    let (code, out) = verify(&s);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ledger verify FAILED: transfer seq 2 (id "), "{out}");
+    assert!(out.contains("hash does not match its fields"), "{out}");
+}
