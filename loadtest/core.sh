@@ -11,9 +11,20 @@
 # 100 ms). Checks: every event ingested once, none counted as a duplicate; then the same N are
 # published again and must all be dropped, by JetStream's duplicate window or by the core.
 #
+# Then conversions/s through the real API (PRODUCT.md §10, "Core": at least 20k conversions/s
+# attributed, commissioned and committed with fsync): `clickgate-loadgen conversions` posts M
+# conversions over C keep-alive connections to the same running core, each with the click id
+# of a valid click it has just ingested, and counts the 201s. Reference: plain SQLite on the
+# same disk inserting one row per conversion, in groups of the size the core's grouped commits
+# had (WAL, synchronous=FULL). Checks: every conversion answered 201 and attributed by click id,
+# and `clickgate ledger verify` finds the ledger clean, with a commission reserve per conversion
+# at least, after the core stops.
+#
 # Usage: loadtest/core.sh [options]          (runnable from any directory)
 #   --events N          events per phase (default 1000000; 100000 with --quick)
-#   --quick             smoke run: 100000 events
+#   --conversions M     conversions posted to the API (default 200000; 20000 with --quick)
+#   --connections C     keep-alive API connections posting them (default 512)
+#   --quick             smoke run: 100000 events, 20000 conversions
 #   --seed N            seed of the generated clicks (default 42)
 #   --keep              keep the scratch data (nats store, core data dir, saved events)
 #   --no-build          never run cargo, even if the binaries look older than the sources
@@ -21,8 +32,8 @@
 #                       processes to use at most 0.25 cores; the phase then runs anyway
 #   -h, --help          this text
 #
-# Output: a Markdown summary (reference vs core) and, as the last line,
-#   core ingest_events_per_s=<n>
+# Output: a Markdown summary (references vs core) and, as the last line,
+#   core ingest_events_per_s=<n> conversions_per_s=<m>
 # Everything (logs, publish and consume outputs, metrics, summary.md) is in
 # loadtest/out/<timestamp>-core/. Exit status: 0 when every check passed, 1 when one failed,
 # 2 on a usage error.
@@ -35,6 +46,9 @@ cd "$ROOT"
 
 # ---- options ---------------------------------------------------------------------------------
 EVENTS=1000000
+CONVERSIONS=200000
+CONNECTIONS=512
+conversions_set=0
 QUICK=0
 KEEP=0
 BUILD=1
@@ -53,6 +67,8 @@ need_int() { [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || usage_error "$1 needs a positive
 while [ $# -gt 0 ]; do
   case "$1" in
     --events) need_int "$1" "${2:-}"; EVENTS=$2; events_set=1; shift 2 ;;
+    --conversions) need_int "$1" "${2:-}"; CONVERSIONS=$2; conversions_set=1; shift 2 ;;
+    --connections) need_int "$1" "${2:-}"; CONNECTIONS=$2; shift 2 ;;
     --seed) need_int "$1" "${2:-}"; SEED=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --keep) KEEP=1; shift ;;
@@ -63,6 +79,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ "$QUICK" -eq 1 ] && [ "$events_set" -eq 0 ]; then EVENTS=100000; fi
+if [ "$QUICK" -eq 1 ] && [ "$conversions_set" -eq 0 ]; then CONVERSIONS=20000; fi
 
 # ---- helpers ---------------------------------------------------------------------------------
 log() { printf '[core %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -140,7 +157,7 @@ build() {
 }
 if [ ! -x "$BIN" ] || [ ! -x "$LOADGEN" ]; then
   build "$BIN or $LOADGEN missing"
-elif [ "$BUILD" -eq 1 ] && [ -n "$(find src loadtest/loadgen.rs Cargo.toml Cargo.lock -newer "$BIN" -print -quit 2>/dev/null)$(find src loadtest/loadgen.rs Cargo.toml Cargo.lock -newer "$LOADGEN" -print -quit 2>/dev/null)" ]; then
+elif [ "$BUILD" -eq 1 ] && [ -n "$(find src loadtest/loadgen.rs loadtest/loadgen Cargo.toml Cargo.lock -newer "$BIN" -print -quit 2>/dev/null)$(find src loadtest/loadgen.rs loadtest/loadgen Cargo.toml Cargo.lock -newer "$LOADGEN" -print -quit 2>/dev/null)" ]; then
   build "the binaries are older than the sources (--no-build skips this)"
 fi
 [ -x "$BIN" ] && [ -x "$LOADGEN" ] || die "$BIN and $LOADGEN were not built"
@@ -432,16 +449,73 @@ DUPS2=$(metric clickgate_core_click_duplicates_total "$M")
 DUP_LINE="JetStream dropped $DUP_DROPPED of $EVENTS repeats inside its ${DUP_WINDOW_MS} ms duplicate window (the stream's last sequence stayed at $(kv last_seq "$FINAL_STATE")); the core skipped the other $DUPS2 by click id; clicks ingested stayed at $INGESTED2."
 log "  $DUP_LINE"
 
+# ---- conversions through the API -------------------------------------------------------------
+# metric_of takes a regex: the label's braces are escaped.
+CLICK_ID_METRIC='clickgate_conversions_attributed_total\{method="click_id"\}'
+CREATED_METRIC='clickgate_api_requests_total\{outcome="created"\}'
+conversion_metrics() {   # conversion_metrics PREFIX: the counters the checks need, into PREFIX_*
+  scrape || { core_alive; die "cannot read $METRICS_URL"; }
+  metric_of clickgate_conversion_commit_batch_len_sum; printf -v "${1}_len_sum" '%s' "$METRIC"
+  metric_of clickgate_conversion_commit_batch_len_count; printf -v "${1}_commits" '%s' "$METRIC"
+  metric_of "$CLICK_ID_METRIC"; printf -v "${1}_click_id" '%s' "$METRIC"
+  metric_of "$CREATED_METRIC"; printf -v "${1}_created" '%s' "$METRIC"
+}
+log "conversions: posting $CONVERSIONS conversions to the core's API over $CONNECTIONS connections"
+wait_quiet conversions
+conversion_metrics cv0
+core_c0=$(proc_ticks "$CORE_PID"); nats_c0=$(proc_ticks "$NATS_PID"); busy_c0=$(machine_busy); self_c0=$(self_ticks); w_c0=$EPOCHREALTIME
+CONV=$(loadgen conversions conversions --api-url "http://127.0.0.1:$API_PORT" --count "$CONVERSIONS" \
+  --connections "$CONNECTIONS" --events "$EVENTS_FILE" --config "$CONFIG")
+core_c1=$(proc_ticks "$CORE_PID"); nats_c1=$(proc_ticks "$NATS_PID"); busy_c1=$(machine_busy); self_c1=$(self_ticks); w_c1=$EPOCHREALTIME
+log "  $CONV"
+core_alive
+conversion_metrics cv1
+printf '%s\n' "$BODY" > "$RUN/metrics-conversions.txt"
+[ "$(kv acked "$CONV")" = "$CONVERSIONS" ] || die "the API acknowledged $(kv acked "$CONV") of $CONVERSIONS conversions ($CONV)"
+[ $(( cv1_created - cv0_created )) -eq "$CONVERSIONS" ] \
+  || die "the core counted $(( cv1_created - cv0_created )) created conversions, expected $CONVERSIONS"
+[ $(( cv1_click_id - cv0_click_id )) -eq "$CONVERSIONS" ] \
+  || die "$(( cv1_click_id - cv0_click_id )) of $CONVERSIONS conversions were attributed by click id (all carry a valid ingested click's id)"
+CONV_COMMITS=$(( cv1_commits - cv0_commits ))
+[ "$CONV_COMMITS" -gt 0 ] || die "clickgate_conversion_commit_batch_len_count did not move"
+CONV_GROUP=$(calc "($cv1_len_sum - $cv0_len_sum) / $CONV_COMMITS" '%.1f')
+CONV_GROUP_INT=$(calc "($cv1_len_sum - $cv0_len_sum) / $CONV_COMMITS" '%.0f')
+[ "$CONV_GROUP_INT" -ge 1 ] || CONV_GROUP_INT=1
+CONV_RATE=$(kv rate "$CONV")
+CONV_SECONDS=$(kv seconds "$CONV")
+CONV_CORE_US=$(calc "($core_c1 - $core_c0) * 1000000 / $CLK_TCK / $CONVERSIONS" '%.1f')
+CONV_LOADGEN_US=$(calc "$(kv cpu_ticks "$CONV") * 1000000 / $CLK_TCK / $CONVERSIONS" '%.1f')
+# Anything else that ran meanwhile, in cores (the load generator is a reaped child by now).
+CONV_OTHER=$(calc "(($busy_c1 - $busy_c0) - ($core_c1 - $core_c0) - ($nats_c1 - $nats_c0) - ($self_c1 - $self_c0)) / $CLK_TCK / ($w_c1 - $w_c0)" '%.2f')
+log "  $CONVERSIONS conversions in ${CONV_SECONDS}s: $CONV_RATE/s, $CONV_COMMITS grouped commits of $CONV_GROUP on average"
+
+log "conversions reference: plain SQLite, $CONVERSIONS rows, $CONV_GROUP_INT a commit"
+wait_quiet sqlite-reference
+SQL_REF=$(loadgen sqlite-reference sqlite-reference --dir "$SCRATCH/sqlite-reference" --rows "$CONVERSIONS" --rows-per-commit "$CONV_GROUP_INT")
+log "  $SQL_REF"
+SQL_REF_RATE=$(kv rate "$SQL_REF")
+
 stop_proc "$CORE_PID" "clickgate core" || die "clickgate core did not stop cleanly on SIGTERM (see $RUN/core-$CORE_RUNS.log)"
 CORE_PID=""
+log "conversions: clickgate ledger verify on the core's store"
+"$BIN" --config "$CONFIG" --data-dir "$SCRATCH/core-data" ledger verify > "$RUN/ledger-verify.txt" 2>&1 \
+  || die "clickgate ledger verify failed after the conversions: $(head -n 5 "$RUN/ledger-verify.txt")"
+VERIFY_LINE=$(grep -m1 '^ledger clean' "$RUN/ledger-verify.txt") || die "clickgate ledger verify printed no 'ledger clean' line (see $RUN/ledger-verify.txt)"
+log "  $VERIFY_LINE"
+# Every conversion earns at least its base commission (no cap binds in the config), and each
+# commission is reserved by one pending transfer: fewer transfers means skipped work.
+LEDGER_TRANSFERS=$(printf '%s\n' "$VERIFY_LINE" | awk '{ print $3 }')
+[ "$LEDGER_TRANSFERS" -ge "$CONVERSIONS" ] \
+  || die "the ledger holds $LEDGER_TRANSFERS transfers for $CONVERSIONS conversions; expected at least one commission reserve each"
 
 # ---- summary ---------------------------------------------------------------------------------
 RATIO=$(calc "$CORE_RATE / $REF_RATE" '%.2f')
 # The final line, built here only: later parts add their figures to FINAL_FIELDS.
-FINAL_FIELDS=("ingest_events_per_s=$CORE_RATE")
+CONV_RATIO=$(calc "$CONV_RATE / $SQL_REF_RATE" '%.3f')
+FINAL_FIELDS=("ingest_events_per_s=$CORE_RATE" "conversions_per_s=$CONV_RATE")
 FINAL="core ${FINAL_FIELDS[*]}"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git diff --quiet HEAD -- src Cargo.toml Cargo.lock config loadtest/loadgen.rs 2>/dev/null || commit="$commit+dirty"
+git diff --quiet HEAD -- src Cargo.toml Cargo.lock config loadtest/loadgen.rs loadtest/loadgen 2>/dev/null || commit="$commit+dirty"
 {
   echo "# Core load test, $STAMP"
   echo
@@ -462,6 +536,21 @@ git diff --quiet HEAD -- src Cargo.toml Cargo.lock config loadtest/loadgen.rs 2>
   echo
   echo "Checks: clickgate_core_clicks_ingested_total = $INGESTED, clickgate_core_click_duplicates_total = $DUPS after the drain."
   echo "$DUP_LINE"
+  echo
+  echo "## Conversions through the API"
+  echo
+  echo "$CONVERSIONS conversions posted by clickgate-loadgen over $CONNECTIONS keep-alive HTTP/1.1 connections to the same core,"
+  echo "each with the click id of a valid click it had ingested (attribution, commissions and ledger transfers per conversion);"
+  echo "$CONV_COMMITS grouped commits of $CONV_GROUP conversions on average (api.commit_batch_len_max 256), one fsync each."
+  echo
+  echo "| writer | rows or conversions | seconds | per second | core cpu µs/conversion | loadgen cpu µs/conversion | other cpu cores |"
+  echo "|---|---|---|---|---|---|---|"
+  echo "| reference: plain SQLite, one row per conversion, $CONV_GROUP_INT rows a commit, WAL, synchronous=FULL | $(kv rows "$SQL_REF") | $(kv seconds "$SQL_REF") | $SQL_REF_RATE | | | |"
+  echo "| clickgate core: POST /v1/conversions, $CONNECTIONS connections | $(kv acked "$CONV") | $CONV_SECONDS | $CONV_RATE | $CONV_CORE_US | $CONV_LOADGEN_US | $CONV_OTHER |"
+  echo
+  echo "Ratio core / reference: $CONV_RATIO. Latency per conversion: p50 $(kv p50_ms "$CONV") ms, p99 $(kv p99_ms "$CONV") ms."
+  echo "Checks: $CONVERSIONS answered 201, clickgate_api_requests_total{outcome=\"created\"} and"
+  echo "clickgate_conversions_attributed_total{method=\"click_id\"} rose by $CONVERSIONS each; clickgate ledger verify: $VERIFY_LINE"
   if [ "${#NOTES[@]}" -gt 0 ]; then
     echo
     echo "Notes:"

@@ -16,6 +16,11 @@
 //!   the reference (the core creates its own).
 //! - `stream-info`: a stream's messages, last sequence and consumers, optionally waiting until
 //!   it and a durable consumer exist.
+//! - `conversions`: posts N conversions to the core's API at full speed over C keep-alive
+//!   connections, each with the click id of an ingested valid click (`--events`) or a coupon,
+//!   and reports acknowledged conversions/s (`loadgen/conversions.rs`).
+//! - `sqlite-reference`: plain SQLite inserting one row per conversion in groups with fsync,
+//!   the reference printed beside the core's conversions/s.
 //!
 //! Results go to stdout as one `key=value ...` line; progress and errors to stderr.
 
@@ -43,6 +48,9 @@ use clickgate::edge::click_id::{ClickSigner, VisitorId, CLICK_ID_CHARS};
 use clickgate::edge::links::LinkTable;
 use clickgate::events::{ClickEvent, SUB_IDS_MAX};
 use clickgate::store::{Channel, Store};
+
+#[path = "loadgen/conversions.rs"]
+mod conversions;
 
 /// Publishes in flight at once: enough to keep the broker busy, bounded so memory is too.
 const PUBLISH_WINDOW: usize = 4096;
@@ -122,6 +130,46 @@ enum Command {
         #[arg(long, default_value_t = Cluster::default().duplicate_window_ms)]
         duplicate_window_ms: u64,
     },
+    /// Post N conversions to the API over C keep-alive connections; report acknowledged/s.
+    Conversions {
+        /// The core's API, `http://host:port`.
+        #[arg(long)]
+        api_url: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 512)]
+        connections: usize,
+        /// An event set saved by `clicks --save` whose clicks the core has ingested: each
+        /// conversion carries the click id of one of its valid clicks.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Without --events: a coupon code of --program that attributes every conversion.
+        #[arg(long, requires = "program")]
+        coupon: Option<String>,
+        #[arg(long)]
+        program: Option<String>,
+        /// The core's config: its admin key (`api.admin_key`) and its programs' currencies.
+        #[arg(long, default_value = "config/loadtest-core.toml")]
+        config: PathBuf,
+        /// The bearer key; default the config's `api.admin_key`.
+        #[arg(long)]
+        admin_key: Option<String>,
+        /// Makes the order ids unique to this run; default the current Unix time in ms.
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Send an `Idempotency-Key` with every conversion, as a careful integration would.
+        #[arg(long)]
+        idempotency_keys: bool,
+    },
+    /// Plain SQLite: N rows, G per commit, WAL and synchronous=FULL, in a fresh file in --dir.
+    SqliteReference {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        rows: usize,
+        #[arg(long)]
+        rows_per_commit: usize,
+    },
     /// Print a stream's state; with --wait-s, wait until it (and --consumer) exist.
     StreamInfo {
         #[arg(long)]
@@ -194,6 +242,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::StreamInfo { nats_url, stream, consumer, wait_s } => stream_info(&nats_url, &stream, consumer.as_deref(), wait_s).await,
+        Command::Conversions { api_url, count, connections, events, coupon, program, config, admin_key, run_id, idempotency_keys } => {
+            let config = Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
+            let admin_key = admin_key.unwrap_or_else(|| config.api.admin_key.clone());
+            ensure!(!admin_key.is_empty(), "no admin key: give --admin-key or set api.admin_key in the config");
+            let run_id = run_id.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()).to_string());
+            conversions::run(conversions::Run {
+                api_url: &api_url,
+                admin_key: &admin_key,
+                count,
+                connections,
+                events: events.as_deref(),
+                coupon: coupon.as_deref().zip(program.as_deref()),
+                config: &config,
+                run_id: &run_id,
+                idempotency_keys,
+            })
+            .await
+        }
+        Command::SqliteReference { dir, rows, rows_per_commit } => conversions::sqlite_reference(&dir, rows, rows_per_commit),
     }
 }
 
