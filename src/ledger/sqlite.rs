@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS ledger_balances (
     debits_posted INTEGER NOT NULL,
     credits_posted INTEGER NOT NULL,
     PRIMARY KEY (kind, owner, currency)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger_head (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
     seq INTEGER NOT NULL,

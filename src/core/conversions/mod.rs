@@ -1,9 +1,11 @@
 //! Conversions: recorded once, attributed once, moved through confirm, cancel and refund.
 //!
 //! One writer thread owns the write connection and commits jobs in groups: it takes every job
-//! waiting (up to `commit_batch_len_max`), runs each inside its own savepoint, commits once
-//! (one fsync for the group, `synchronous=FULL`), and only then answers. An answer is therefore
-//! an acknowledgement: what it reports is on disk.
+//! waiting (up to `commit_batch_len_max`), runs them in one transaction, commits once (one
+//! fsync for the group, `synchronous=FULL`), and only then answers. An answer is therefore an
+//! acknowledgement: what it reports is on disk. A job that fails part-way leaves nothing: the
+//! group is run again with a savepoint per job, and only that job's are rolled back. WAL
+//! checkpoints run on a thread of their own.
 //!
 //! Exactly-once has two guards. A conversion's id derives from its cause, `(program,
 //! order_id)`, so a retry finds the first record and replays its first answer (or gets a
@@ -259,8 +261,12 @@ impl Conversions {
         metrics: ApiMetrics,
     ) -> Result<Conversions, ConversionError> {
         let conn = schema::open(data_dir)?;
+        // Checkpoints run on a thread of their own (see `checkpoints`), not inside the
+        // writer's commits.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = checkpoints(Path::new(conn.path().unwrap_or_default()))?;
         let (tx, rx) = mpsc::channel(config.queue_len_max);
-        let writer = Writer { conn, rx, config, attributor, metrics, last_purge_ms: 0 };
+        let writer = Writer { conn, rx, config, attributor, metrics, last_purge_ms: 0, _checkpointer: checkpointer };
         std::thread::Builder::new()
             .name("clickgate-conversions".into())
             .spawn(move || writer.run())
@@ -283,6 +289,52 @@ struct Writer {
     attributor: Box<dyn Attributor>,
     metrics: ApiMetrics,
     last_purge_ms: u64,
+    /// Dropped with the writer, which stops the checkpoint thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
+}
+
+/// How often the checkpoint thread copies the WAL into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// WAL frames (pages) past which the checkpoint thread makes the writer wait for a restart.
+const WAL_FRAMES_RESTART: i64 = 8_192;
+
+/// Starts the thread that checkpoints the store's WAL, so the writer's commits only append to
+/// it. A `PASSIVE` checkpoint every `CHECKPOINT_INTERVAL` copies what no reader still needs
+/// and never blocks the writer. SQLite starts the WAL over only when a write begins with all
+/// of it copied, which a busy writer rarely gives it; so past `WAL_FRAMES_RESTART` frames a
+/// `RESTART` checkpoint waits for the writer's current commit, copies the few frames the
+/// passive one left, and has the next write start the WAL over. The thread stops when the
+/// returned sender is dropped, after a last checkpoint.
+fn checkpoints(path: &Path) -> rusqlite::Result<std::sync::mpsc::Sender<()>> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let checkpoint = move || {
+        let run = |mode: &str| conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(1));
+        match run("PASSIVE") {
+            Ok(frames) if frames > WAL_FRAMES_RESTART => {
+                if let Err(e) = run("RESTART") {
+                    tracing::warn!(error = %e, frames, "WAL restart checkpoint failed; the next one retries");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries"),
+        }
+    };
+    std::thread::Builder::new()
+        .name("clickgate-checkpoint".into())
+        .spawn(move || loop {
+            match stopped.recv_timeout(CHECKPOINT_INTERVAL) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => checkpoint(),
+                _ => {
+                    checkpoint();
+                    return;
+                }
+            }
+        })
+        .map_err(|e| rusqlite::Error::InvalidPath(path.join(e.to_string())))?;
+    Ok(stop)
 }
 
 impl Writer {
@@ -307,26 +359,16 @@ impl Writer {
         let n = jobs.len();
         let mut results = Vec::with_capacity(n);
         let mut outcomes = Vec::new();
-        let committed = (|| -> Result<(), rusqlite::Error> {
-            let mut tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for job in jobs.iter() {
-                let mut sp = tx.savepoint()?;
-                let r = process(&sp, &*self.attributor, job, &mut outcomes);
-                match &r {
-                    // A failed step may have written part of the job: none of it stays.
-                    Err(ConversionError::Storage(_) | ConversionError::Commission(_)) => sp.rollback()?,
-                    _ => sp.commit()?,
-                }
-                results.push(r);
+        // First without savepoints, which almost every group needs none of; if a job fails
+        // part-way, that attempt is rolled back whole and the group runs again with one.
+        let committed = match self.run_group(jobs, false, &mut results, &mut outcomes) {
+            Ok(false) => {
+                results.clear();
+                outcomes.clear();
+                self.run_group(jobs, true, &mut results, &mut outcomes).map(|_| ())
             }
-            let now = jobs.iter().map(|j| j.now_ms).max().unwrap_or(0);
-            if now.saturating_sub(self.last_purge_ms) > 60_000 {
-                let cutoff = now.saturating_sub(self.config.idempotency_ttl_ms);
-                tx.execute("DELETE FROM idempotency_keys WHERE created_ms < ?1", [cutoff as i64])?;
-                self.last_purge_ms = now;
-            }
-            tx.commit()
-        })();
+            r => r.map(|_| ()),
+        };
         self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         self.metrics.commit_batch_len.observe(n as f64);
         match committed {
@@ -349,6 +391,46 @@ impl Writer {
             }
         }
     }
+
+    /// Runs a group of jobs in one transaction and commits it. Without `savepoints`, a job
+    /// that fails part-way (storage or commission error) rolls the whole attempt back and
+    /// answers `Ok(false)`; with them, only that job's writes are undone.
+    fn run_group(
+        &mut self,
+        jobs: &[Job],
+        savepoints: bool,
+        results: &mut Vec<Result<Answer, ConversionError>>,
+        outcomes: &mut Vec<AttributionOutcome>,
+    ) -> Result<bool, rusqlite::Error> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for job in jobs {
+            if savepoints {
+                // Its statements prepared once; the sub-journal lives in memory (`temp_store`).
+                tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+            }
+            let r = process(&tx, &*self.attributor, job, outcomes);
+            let failed = matches!(r, Err(ConversionError::Storage(_) | ConversionError::Commission(_)));
+            if failed && !savepoints {
+                return Ok(false);
+            }
+            if savepoints {
+                if failed {
+                    // A failed step may have written part of the job: none of it stays.
+                    tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+                }
+                tx.prepare_cached("RELEASE job")?.execute([])?;
+            }
+            results.push(r);
+        }
+        let now = jobs.iter().map(|j| j.now_ms).max().unwrap_or(0);
+        if now.saturating_sub(self.last_purge_ms) > 60_000 {
+            let cutoff = now.saturating_sub(self.config.idempotency_ttl_ms);
+            tx.prepare_cached("DELETE FROM idempotency_keys WHERE created_ms < ?1")?.execute([cutoff as i64])?;
+            self.last_purge_ms = now;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
 }
 
 /// One job inside the group's transaction.
@@ -360,9 +442,8 @@ fn process(
 ) -> Result<Answer, ConversionError> {
     if let Some(k) = &job.key {
         let found: Option<(Vec<u8>, u16, String)> = tx
-            .query_row("SELECT request_hash, status, body FROM idempotency_keys WHERE key = ?1", [&k.key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .prepare_cached("SELECT request_hash, status, body FROM idempotency_keys WHERE key = ?1")?
+            .query_row([&k.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         if let Some((hash, status, body)) = found {
             if hash != k.request_hash {
@@ -379,10 +460,8 @@ fn process(
     };
     if let Some(k) = &job.key {
         if !answer.replayed {
-            tx.execute(
-                "INSERT INTO idempotency_keys (key, request_hash, status, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![k.key, &k.request_hash[..], answer.status, answer.body, job.now_ms as i64],
-            )?;
+            tx.prepare_cached("INSERT INTO idempotency_keys (key, request_hash, status, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![k.key, &k.request_hash[..], answer.status, answer.body, job.now_ms as i64])?;
         }
     }
     Ok(answer)
@@ -398,7 +477,8 @@ fn record(
 ) -> Result<Answer, ConversionError> {
     let id = c.id();
     let found: Option<(Vec<u8>, String)> = tx
-        .query_row("SELECT fingerprint, first_answer FROM conversions WHERE id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached("SELECT fingerprint, first_answer FROM conversions WHERE id = ?1")?
+        .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     if let Some((fp, first)) = found {
         if fp != *fingerprint {
@@ -417,63 +497,101 @@ fn record(
         Method::None => AttributionOutcome::Unattributed,
     });
     let attribution_json = serde_json::to_string(&attribution).expect("attribution serialises");
-    tx.execute(
-        "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
-             visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor, first_answer)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0, '')",
-        params![
-            id,
-            c.program,
-            c.order_id,
-            c.amount_minor,
-            c.currency,
-            c.occurred_at_ms as i64,
-            (c.occurred_at_ms / 86_400_000) as i64,
-            now_ms as i64,
-            c.click_id,
-            c.visitor_id,
-            c.coupon_code,
-            c.customer_ref,
-            c.origin.as_str(),
-            &fingerprint[..],
-            serde_json::to_value(attribution.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-            attribution_json,
-        ],
-    )?;
-    for s in &attribution.shares {
-        tx.execute(
-            "INSERT INTO conversion_shares (conversion_id, partner, amount_minor, day) VALUES (?1, ?2, ?3, ?4)",
-            params![id, s.partner, s.amount_minor, (c.occurred_at_ms / 86_400_000) as i64],
-        )?;
-    }
-    event(tx, &id, "recorded", None, now_ms)?;
+    // The commissions first: they need nothing of the conversion's rows, and the first answer
+    // is then built from what this job wrote instead of read back.
+    let mut commissions = Vec::new();
     if !attribution.shares.is_empty() {
         let currency = parse_currency(&c.currency)
             .ok_or_else(|| ConversionError::Invalid { field: "currency", why: format!("{:?} is not an ISO 4217 code", c.currency) })?;
         let sale =
             Sale { conversion_id: &id, program: &c.program, currency, amount_minor: c.amount_minor, occurred_at_ms: c.occurred_at_ms };
         let rules = attributor.commission_rules(&c.program);
-        lifecycle::accrue(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, &sale, &attribution.shares, &rules, now_ms)?;
+        commissions =
+            lifecycle::accrue(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, &sale, &attribution.shares, &rules, now_ms)?;
     }
-    let body = view::render(tx, &id)?.ok_or_else(|| ConversionError::NotFound(id.clone()))?;
-    tx.execute("UPDATE conversions SET first_answer = ?1 WHERE id = ?2", params![body, id])?;
+    let body = first_answer(&id, c, &attribution_json, commissions, now_ms);
+    tx.prepare_cached(
+        "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
+             visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor, first_answer)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0, ?17)",
+    )?
+    .execute(params![
+        id,
+        c.program,
+        c.order_id,
+        c.amount_minor,
+        c.currency,
+        c.occurred_at_ms as i64,
+        (c.occurred_at_ms / 86_400_000) as i64,
+        now_ms as i64,
+        c.click_id,
+        c.visitor_id,
+        c.coupon_code,
+        c.customer_ref,
+        c.origin.as_str(),
+        &fingerprint[..],
+        serde_json::to_value(attribution.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        attribution_json,
+        body,
+    ])?;
+    for s in &attribution.shares {
+        tx.prepare_cached("INSERT INTO conversion_shares (conversion_id, partner, amount_minor, day) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![id, s.partner, s.amount_minor, (c.occurred_at_ms / 86_400_000) as i64])?;
+    }
+    event(tx, &id, "recorded", None, now_ms)?;
     Ok(Answer { status: 201, body, replayed: false })
 }
 
+/// The first answer to a new conversion, as `view::render` would read it back right after this
+/// job: pending, one `recorded` event, and each new commission with its `created` event.
+fn first_answer(id: &str, c: &NewConversion, attribution_json: &str, commissions: Vec<lifecycle::Commission>, now_ms: u64) -> String {
+    let mut commissions: Vec<_> = commissions
+        .into_iter()
+        .map(|cm| {
+            let created = lifecycle::CommissionEvent {
+                commission_id: cm.id.clone(),
+                kind: "created",
+                amount_minor: cm.amount_minor,
+                transfer_id: cm.reserve_id(0),
+                at_ms: now_ms as i64,
+            };
+            (cm, vec![created])
+        })
+        .collect();
+    commissions.sort_by(|(a, _), (b, _)| (&a.partner, &a.item).cmp(&(&b.partner, &b.item)));
+    let fields = view::ConversionFields {
+        id,
+        program: &c.program,
+        order_id: &c.order_id,
+        amount_minor: c.amount_minor,
+        currency: &c.currency,
+        occurred_at_ms: c.occurred_at_ms as i64,
+        received_at_ms: now_ms as i64,
+        click_id: c.click_id.as_deref(),
+        visitor_id: c.visitor_id.as_deref(),
+        coupon_code: c.coupon_code.as_deref(),
+        customer_ref: c.customer_ref.as_deref(),
+        origin: c.origin.as_str(),
+        attribution: attribution_json,
+        status: Status::Pending.as_str(),
+        refunded_minor: 0,
+    };
+    view::conversion_json(&fields, &[("recorded".to_string(), None, now_ms as i64)], &commissions)
+}
+
 fn event(tx: &Connection, id: &str, kind: &str, amount_minor: Option<i64>, now_ms: u64) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO conversion_events (conversion_id, seq, kind, amount_minor, at_ms)
          VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM conversion_events WHERE conversion_id = ?1), ?2, ?3, ?4)",
-        params![id, kind, amount_minor, now_ms as i64],
-    )?;
+    )?
+    .execute(params![id, kind, amount_minor, now_ms as i64])?;
     Ok(())
 }
 
 fn transition_op(tx: &Connection, id: &str, t: Transition, now_ms: u64) -> Result<Answer, ConversionError> {
     let row: Option<(String, i64, i64)> = tx
-        .query_row("SELECT status, amount_minor, refunded_minor FROM conversions WHERE id = ?1", [id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .prepare_cached("SELECT status, amount_minor, refunded_minor FROM conversions WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let Some((status, amount, refunded)) = row else { return Err(ConversionError::NotFound(id.to_string())) };
     let status = Status::parse(&status);
@@ -505,10 +623,8 @@ fn transition_op(tx: &Connection, id: &str, t: Transition, now_ms: u64) -> Resul
                 });
             }
             let new_status = if amt == left { Status::Refunded } else { status };
-            tx.execute(
-                "UPDATE conversions SET refunded_minor = refunded_minor + ?1, status = ?2 WHERE id = ?3",
-                params![amt, new_status.as_str(), id],
-            )?;
+            tx.prepare_cached("UPDATE conversions SET refunded_minor = refunded_minor + ?1, status = ?2 WHERE id = ?3")?
+                .execute(params![amt, new_status.as_str(), id])?;
             event(tx, id, "refunded", Some(amt), now_ms)?;
             let refunded = Refunded::Cumulative { refunded_minor: refunded + amt, amount_minor: amount };
             lifecycle::refund(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, id, refunded, now_ms)?;
@@ -541,7 +657,7 @@ fn pay(tx: &Connection, partner: &str, currency: &str, payout_id: &str, limit: u
 }
 
 fn set_status(tx: &Connection, id: &str, status: Status, kind: &str, amount: Option<i64>, now_ms: u64) -> rusqlite::Result<()> {
-    tx.execute("UPDATE conversions SET status = ?1 WHERE id = ?2", params![status.as_str(), id])?;
+    tx.prepare_cached("UPDATE conversions SET status = ?1 WHERE id = ?2")?.execute(params![status.as_str(), id])?;
     event(tx, id, kind, amount, now_ms)
 }
 

@@ -177,3 +177,124 @@ fn the_fingerprint_hashes_the_canonical_json() {
     let other_origin = Fingerprinted::new(NewConversion { origin: Origin::Import, ..c });
     assert_eq!(other_origin.fingerprint(), f.fingerprint(), "the origin is not part of what a conversion is");
 }
+
+/// Two partners share each sale, under tiers, a fixed fee, a bonus at the third conversion and
+/// a per-partner override, so first answers carry several commissions and a bonus item.
+struct Split(Arc<ProgramRules>);
+
+impl Attributor for Split {
+    fn attribute(&self, c: &NewConversion) -> Attribution {
+        let alice = c.amount_minor * 2 / 3;
+        Attribution {
+            method: Method::Coupon,
+            model: Model::Linear,
+            window_days: 30,
+            half_life_hours: None,
+            shares: vec![
+                Share { partner: "zed".into(), amount_minor: c.amount_minor - alice },
+                Share { partner: "alice".into(), amount_minor: alice },
+            ],
+            touches: vec![],
+            notes: vec!["split".into()],
+        }
+    }
+
+    fn commission_rules(&self, _program: &str) -> Arc<ProgramRules> {
+        self.0.clone()
+    }
+}
+
+#[test]
+fn the_first_answer_built_in_memory_is_what_a_read_back_renders() {
+    let rules: ProgramRules = serde_json::from_value(serde_json::json!({
+        "rules": {
+            "fixed_minor": 25,
+            "tiers": [{ "from_minor": 0, "percent_bps": 1000 }, { "from_minor": 5000, "percent_bps": 1500 }],
+            "bonuses": [{ "metric": "conversions", "threshold": 3, "amount_minor": 700 }],
+            "lock_days": 30
+        },
+        "partners": { "zed": { "percent_bps": 500, "lock_days": 10 } }
+    }))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
+    let c = Conversions::start(dir.path(), config, Box::new(Split(Arc::new(rules))), crate::metrics::Metrics::new().api).unwrap();
+    let mut answers = Vec::new();
+    rt().block_on(async {
+        for (i, amount) in [3000, 0, 4500, 9999, 120].into_iter().enumerate() {
+            let mut n = conv(&format!("o-{i}"), amount);
+            n.click_id = (i % 2 == 0).then(|| format!("click-{i}"));
+            n.customer_ref = Some("cust \"7\"".into());
+            answers.push(c.write(Op::Record(Fingerprinted::new(n)), None, 1_763_900_000_123 + i as u64).await.unwrap());
+        }
+    });
+    let conn = schema::open(dir.path()).unwrap();
+    let mut bonuses = 0;
+    for a in &answers {
+        let v = json(a);
+        let id = v["id"].as_str().unwrap();
+        let read = view::render(&conn, id).unwrap().unwrap();
+        assert_eq!(a.body, read, "the first answer of {id} differs from its read-back");
+        let items: Vec<&str> = v["commissions"].as_array().unwrap().iter().map(|c| c["item"].as_str().unwrap()).collect();
+        bonuses += items.iter().filter(|i| i.starts_with("bonus:")).count();
+    }
+    assert_eq!(json(&answers[0])["commissions"].as_array().unwrap().len(), 2, "two partners, a base item each (the fixed fee is in it)");
+    assert!(bonuses >= 1, "the third conversion reaches the bonus");
+}
+
+/// Credits "bob" twice for an order id starting `dup`, which fails part-way through its
+/// commissions (the second has the first's id); every other order is credited once.
+struct Dup;
+
+impl Attributor for Dup {
+    fn attribute(&self, c: &NewConversion) -> Attribution {
+        let share = Share { partner: "bob".into(), amount_minor: c.amount_minor };
+        let shares = if c.order_id.starts_with("dup") { vec![share.clone(), share] } else { vec![share] };
+        Attribution {
+            method: Method::Coupon,
+            model: Model::LastClick,
+            window_days: 30,
+            half_life_hours: None,
+            shares,
+            touches: vec![],
+            notes: vec![],
+        }
+    }
+
+    fn commission_rules(&self, _program: &str) -> Arc<ProgramRules> {
+        Arc::new(serde_json::from_value(serde_json::json!({ "rules": { "percent_bps": 1000 } })).unwrap())
+    }
+}
+
+#[test]
+fn a_job_failing_part_way_leaves_nothing_and_its_group_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
+    let c = Conversions::start(dir.path(), config, Box::new(Dup), crate::metrics::Metrics::new().api).unwrap();
+    let (a, dup, b) = rt().block_on(async {
+        tokio::join!(
+            c.write(record_op("ok-1", 1000), None, 10),
+            c.write(record_op("dup-1", 1000), key("k-dup", "dup"), 10),
+            c.write(record_op("ok-2", 2000), None, 10)
+        )
+    });
+    assert!(matches!(dup, Err(ConversionError::Commission(_))), "{dup:?}");
+    assert_eq!(a.unwrap().status, 201);
+    assert_eq!(b.unwrap().status, 201);
+    let conn = schema::open(dir.path()).unwrap();
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(count("SELECT count(*) FROM conversions"), 2);
+    assert_eq!(count("SELECT count(*) FROM conversion_shares"), 2);
+    assert_eq!(count("SELECT count(*) FROM commissions"), 2, "the failed job's first commission is gone too");
+    assert_eq!(count("SELECT count(*) FROM commission_accruals"), 2);
+    assert_eq!(count("SELECT count(*) FROM idempotency_keys"), 0, "a failed job stores no answer");
+    assert_eq!(count("SELECT count(*) FROM ledger_transfers"), 2);
+    assert_eq!(count("SELECT debits_pending FROM ledger_balances WHERE kind = 'program_expense'"), 300);
+    let tx = conn.unchecked_transaction().unwrap();
+    let report = crate::ledger::verify(&mut SqliteLedger::new(&tx).unwrap()).unwrap();
+    drop(tx);
+    assert_eq!(report.transfers, 2);
+    // The same failure alone, in a group of its own, is refused the same way.
+    let again = rt().block_on(c.write(record_op("dup-1", 1000), None, 11));
+    assert!(matches!(again, Err(ConversionError::Commission(_))), "{again:?}");
+}

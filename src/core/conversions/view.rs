@@ -11,59 +11,151 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::core::lifecycle::{Commission, CommissionEvent};
+
 pub use commissions::{CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, ReportScope, StatusTotals};
 pub use ledger::{LedgerFilter, LedgerPage};
 
+/// A conversion's stored fields as the view shows them.
+pub(super) struct ConversionFields<'a> {
+    pub id: &'a str,
+    pub program: &'a str,
+    pub order_id: &'a str,
+    pub amount_minor: i64,
+    pub currency: &'a str,
+    pub occurred_at_ms: i64,
+    pub received_at_ms: i64,
+    pub click_id: Option<&'a str>,
+    pub visitor_id: Option<&'a str>,
+    pub coupon_code: Option<&'a str>,
+    pub customer_ref: Option<&'a str>,
+    pub origin: &'a str,
+    /// The stored attribution JSON.
+    pub attribution: &'a str,
+    pub status: &'a str,
+    pub refunded_minor: i64,
+}
+
+/// One event of a conversion: kind, amount, time.
+pub(super) type ConversionEvent = (String, Option<i64>, i64);
+
+/// The JSON the API shows for a conversion: its fields, its events, and its commissions (each
+/// with its events, ordered by partner and item as `render` reads them).
+pub(super) fn conversion_json(
+    f: &ConversionFields<'_>,
+    events: &[ConversionEvent],
+    commissions: &[(Commission, Vec<CommissionEvent>)],
+) -> String {
+    let events: Vec<Value> = events
+        .iter()
+        .map(|(kind, amount, at)| {
+            let mut e = json!({ "kind": kind, "at": rfc3339(*at) });
+            if let Some(a) = amount {
+                e["amount_minor"] = json!(a);
+            }
+            e
+        })
+        .collect();
+    let commissions: Vec<Value> = commissions
+        .iter()
+        .map(|(c, steps)| {
+            let mut v = commission_json(c);
+            v["events"] = Value::Array(steps.iter().map(commission_event_json).collect());
+            v
+        })
+        .collect();
+    let mut v = json!({
+        "id": f.id,
+        "program": f.program,
+        "order_id": f.order_id,
+        "amount_minor": f.amount_minor,
+        "currency": f.currency,
+        "occurred_at": rfc3339(f.occurred_at_ms),
+        "received_at": rfc3339(f.received_at_ms),
+        "click_id": f.click_id,
+        "visitor_id": f.visitor_id,
+        "coupon_code": f.coupon_code,
+        "customer_ref": f.customer_ref,
+        "origin": f.origin,
+        "attribution": serde_json::from_str::<Value>(f.attribution).unwrap_or(Value::Null),
+        "status": f.status,
+        "refunded_minor": f.refunded_minor,
+        "events": events,
+        "commissions": commissions,
+    });
+    strip_nulls(&mut v);
+    v.to_string()
+}
+
 /// Renders one conversion as the API shows it; `None` when it does not exist.
 pub fn render(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
-    let row = conn
-        .query_row(
+    type Row = (
+        String,
+        String,
+        i64,
+        String,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+        String,
+        i64,
+    );
+    let row: Option<Row> = conn
+        .prepare_cached(
             "SELECT program, order_id, amount_minor, currency, occurred_at_ms, received_at_ms, click_id, visitor_id, coupon_code,
                     customer_ref, origin, attribution, status, refunded_minor
              FROM conversions WHERE id = ?1",
-            [id],
-            |r| {
-                let attribution: String = r.get(11)?;
-                Ok(json!({
-                    "id": id,
-                    "program": r.get::<_, String>(0)?,
-                    "order_id": r.get::<_, String>(1)?,
-                    "amount_minor": r.get::<_, i64>(2)?,
-                    "currency": r.get::<_, String>(3)?,
-                    "occurred_at": rfc3339(r.get::<_, i64>(4)?),
-                    "received_at": rfc3339(r.get::<_, i64>(5)?),
-                    "click_id": r.get::<_, Option<String>>(6)?,
-                    "visitor_id": r.get::<_, Option<String>>(7)?,
-                    "coupon_code": r.get::<_, Option<String>>(8)?,
-                    "customer_ref": r.get::<_, Option<String>>(9)?,
-                    "origin": r.get::<_, String>(10)?,
-                    "attribution": serde_json::from_str::<Value>(&attribution).unwrap_or(Value::Null),
-                    "status": r.get::<_, String>(12)?,
-                    "refunded_minor": r.get::<_, i64>(13)?,
-                }))
-            },
-        )
+        )?
+        .query_row([id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+                r.get(11)?,
+                r.get(12)?,
+                r.get(13)?,
+            ))
+        })
         .optional()?;
-    let Some(mut v) = row else { return Ok(None) };
+    let Some(r) = row else { return Ok(None) };
+    let fields = ConversionFields {
+        id,
+        program: &r.0,
+        order_id: &r.1,
+        amount_minor: r.2,
+        currency: &r.3,
+        occurred_at_ms: r.4,
+        received_at_ms: r.5,
+        click_id: r.6.as_deref(),
+        visitor_id: r.7.as_deref(),
+        coupon_code: r.8.as_deref(),
+        customer_ref: r.9.as_deref(),
+        origin: &r.10,
+        attribution: &r.11,
+        status: &r.12,
+        refunded_minor: r.13,
+    };
     let mut stmt = conn.prepare_cached("SELECT kind, amount_minor, at_ms FROM conversion_events WHERE conversion_id = ?1 ORDER BY seq")?;
-    let events: Vec<Value> = stmt
-        .query_map([id], |r| {
-            let mut e = json!({ "kind": r.get::<_, String>(0)?, "at": rfc3339(r.get::<_, i64>(2)?) });
-            if let Some(a) = r.get::<_, Option<i64>>(1)? {
-                e["amount_minor"] = json!(a);
-            }
-            Ok(e)
-        })?
-        .collect::<Result<_, _>>()?;
-    v["events"] = Value::Array(events);
-    v["commissions"] = Value::Array(commissions(conn, id)?);
-    strip_nulls(&mut v);
-    Ok(Some(v.to_string()))
+    let events: Vec<ConversionEvent> = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    Ok(Some(conversion_json(&fields, &events, &commissions(conn, id)?)))
 }
 
 /// A conversion's commissions, each with how it was computed and every step it went through
 /// (with the ledger transfer that moved the money), so the explanation covers the money too.
-fn commissions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Value>> {
+fn commissions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<(Commission, Vec<CommissionEvent>)>> {
     use crate::core::lifecycle::sqlite::{commission_row, event_row, COMMISSION_COLUMNS};
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE conversion_id = ?1 ORDER BY partner, item"))?;
@@ -73,11 +165,8 @@ fn commissions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Value>> {
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for c in rows {
-        let steps: Vec<Value> =
-            events.query_map([&c.id], event_row)?.map(|e| e.map(|e| commission_event_json(&e))).collect::<Result<_, _>>()?;
-        let mut v = commission_json(&c);
-        v["events"] = Value::Array(steps);
-        out.push(v);
+        let steps = events.query_map([&c.id], event_row)?.collect::<Result<_, _>>()?;
+        out.push((c, steps));
     }
     Ok(out)
 }

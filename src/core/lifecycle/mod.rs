@@ -175,7 +175,8 @@ impl Commission {
         }
     }
 
-    fn reserve_id(&self, seq: u32) -> TransferId {
+    /// The id of the pending transfer that reserves the commission under reserve seq `seq`.
+    pub fn reserve_id(&self, seq: u32) -> TransferId {
         TransferId::derive(&format!("commission:{}:reserve:{seq}", self.id))
     }
 }

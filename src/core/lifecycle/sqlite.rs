@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS commission_events (
     transfer_id BLOB NOT NULL CHECK (length(transfer_id) = 16),
     at_ms INTEGER NOT NULL,
     PRIMARY KEY (commission_id, seq)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS commission_events_no_update BEFORE UPDATE ON commission_events
     BEGIN SELECT RAISE(ABORT, 'commission events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS commission_events_no_delete BEFORE DELETE ON commission_events
@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS commission_periods (
     commission_minor INTEGER NOT NULL,
     bonuses_paid INTEGER NOT NULL,
     PRIMARY KEY (program, partner, currency, period)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commission_rules (
     version TEXT PRIMARY KEY,
     rules TEXT NOT NULL
@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS commission_rules (
 CREATE TABLE IF NOT EXISTS commission_accruals (
     conversion_id TEXT PRIMARY KEY,
     at_ms INTEGER NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 ";
 
 /// Creates the ledger and commission tables if they are missing.
