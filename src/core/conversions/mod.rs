@@ -266,7 +266,7 @@ impl Conversions {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpointer = checkpoints(Path::new(conn.path().unwrap_or_default()))?;
         let (tx, rx) = mpsc::channel(config.queue_len_max);
-        let writer = Writer { conn, rx, config, attributor, metrics, last_purge_ms: 0, _checkpointer: checkpointer };
+        let writer = Writer { conn, rx, config, attributor, metrics, last_purge_ms: 0, checkpointer };
         std::thread::Builder::new()
             .name("clickgate-conversions".into())
             .spawn(move || writer.run())
@@ -290,37 +290,41 @@ struct Writer {
     metrics: ApiMetrics,
     last_purge_ms: u64,
     /// Dropped with the writer, which stops the checkpoint thread.
-    _checkpointer: std::sync::mpsc::Sender<()>,
+    checkpointer: Checkpointer,
 }
 
 /// How often the checkpoint thread copies the WAL into the database file.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// WAL frames (pages) past which the checkpoint thread makes the writer wait for a restart.
-const WAL_FRAMES_RESTART: i64 = 8_192;
+/// WAL frames (pages) past which the writer is asked to start the WAL over.
+const WAL_FRAMES_RESTART: i64 = 16_384;
+
+/// The checkpoint thread's handle: dropping `stop` stops it; `restart` is its request to the
+/// writer.
+struct Checkpointer {
+    _stop: std::sync::mpsc::Sender<()>,
+    restart: Arc<std::sync::atomic::AtomicBool>,
+}
 
 /// Starts the thread that checkpoints the store's WAL, so the writer's commits only append to
 /// it. A `PASSIVE` checkpoint every `CHECKPOINT_INTERVAL` copies what no reader still needs
 /// and never blocks the writer. SQLite starts the WAL over only when a write begins with all
-/// of it copied, which a busy writer rarely gives it; so past `WAL_FRAMES_RESTART` frames a
-/// `RESTART` checkpoint waits for the writer's current commit, copies the few frames the
-/// passive one left, and has the next write start the WAL over. The thread stops when the
-/// returned sender is dropped, after a last checkpoint.
-fn checkpoints(path: &Path) -> rusqlite::Result<std::sync::mpsc::Sender<()>> {
+/// of it copied, which a writer committing back to back never gives it, and another
+/// connection's `RESTART` would wait for a gap between the writer's groups that its busy
+/// handler rarely hits. So past `WAL_FRAMES_RESTART` frames the thread asks the writer, which
+/// between two groups runs the `RESTART` itself: only the few frames the passive checkpoints
+/// left are copied, and the next group writes the WAL from its start. The thread stops when
+/// the handle is dropped, after a last checkpoint.
+fn checkpoints(path: &Path) -> rusqlite::Result<Checkpointer> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let checkpoint = move || {
-        let run = |mode: &str| conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(1));
-        match run("PASSIVE") {
-            Ok(frames) if frames > WAL_FRAMES_RESTART => {
-                if let Err(e) = run("RESTART") {
-                    tracing::warn!(error = %e, frames, "WAL restart checkpoint failed; the next one retries");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries"),
-        }
+    let restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ask = restart.clone();
+    let checkpoint = move || match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+        Ok(frames) if frames > WAL_FRAMES_RESTART => ask.store(true, std::sync::atomic::Ordering::Relaxed),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries"),
     };
     std::thread::Builder::new()
         .name("clickgate-checkpoint".into())
@@ -334,7 +338,7 @@ fn checkpoints(path: &Path) -> rusqlite::Result<std::sync::mpsc::Sender<()>> {
             }
         })
         .map_err(|e| rusqlite::Error::InvalidPath(path.join(e.to_string())))?;
-    Ok(stop)
+    Ok(Checkpointer { _stop: stop, restart })
 }
 
 impl Writer {
@@ -349,6 +353,11 @@ impl Writer {
                 }
             }
             self.commit(&mut jobs);
+            if self.checkpointer.restart.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL restart failed; the checkpoint thread asks again");
+                }
+            }
         }
         tracing::info!("conversion writer stopped");
     }
