@@ -15,21 +15,7 @@ fn config(model: &str) -> String {
     fixture_config(&format!("[api]\nadmin_key = \"{KEY}\"\npostback_secret = \"{POSTBACK_SECRET}\"\n")).replace(
         "country_deny = [\"GB\"]",
         &format!("country_deny = [\"GB\"]\n[demo.programs.attribution]\nmodel = \"{model}\"\nmin_click_to_conversion_ms = 0"),
-    ) + r#"
-[[demo.partners]]
-id = "bob"
-name = "Bob"
-email = "bob@example.com"
-[[demo.links]]
-code = "bob"
-program = "demo"
-partner = "bob"
-destination = "https://example.com/bob"
-[[demo.coupons]]
-code = "BOB10"
-program = "demo"
-partner = "bob"
-"#
+    ) + BOB
 }
 
 fn auth() -> String {

@@ -18,21 +18,7 @@ const KEY: &str = "test-admin-key-0123";
 fn config() -> String {
     fixture_config(&format!("[api]\nadmin_key = \"{KEY}\"\n[commission]\napprove_interval_ms = 0\n"))
         .replace("country_deny = [\"GB\"]", "country_deny = [\"GB\"]\n[demo.programs.commission.rules]\npercent_bps = 1000\nlock_days = 7")
-        + r#"
-[[demo.partners]]
-id = "bob"
-name = "Bob"
-email = "bob@example.com"
-[[demo.links]]
-code = "bob"
-program = "demo"
-partner = "bob"
-destination = "https://example.com/bob"
-[[demo.coupons]]
-code = "BOB10"
-program = "demo"
-partner = "bob"
-"#
+        + BOB
 }
 
 /// The version of the config's rules: 10%, a 7-day lock, defaults otherwise.

@@ -8,21 +8,12 @@ use common::*;
 
 const KEY: &str = "test-admin-key-0123";
 
-/// The fixture config with an admin key, partner bob and his coupon, and bob's rules: 10%
+/// The fixture config with an admin key, partner bob with his link and coupon, and the rules: 10%
 /// with a 7-day lock.
 fn config() -> String {
     fixture_config(&format!("[api]\nadmin_key = \"{KEY}\"\n"))
         .replace("country_deny = [\"GB\"]", "country_deny = [\"GB\"]\n[demo.programs.commission.rules]\npercent_bps = 1000\nlock_days = 7")
-        + r#"
-[[demo.partners]]
-id = "bob"
-name = "Bob"
-email = "bob@example.com"
-[[demo.coupons]]
-code = "BOB10"
-program = "demo"
-partner = "bob"
-"#
+        + BOB
 }
 
 fn convert(s: &Server, order: &str, amount_minor: i64) -> serde_json::Value {

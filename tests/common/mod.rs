@@ -14,6 +14,24 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_clickgate");
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
+/// Config lines adding partner bob to the fixture's program `demo`, with his link `bob`
+/// and his coupon `BOB10`.
+pub const BOB: &str = r#"
+[[demo.partners]]
+id = "bob"
+name = "Bob"
+email = "bob@example.com"
+[[demo.links]]
+code = "bob"
+program = "demo"
+partner = "bob"
+destination = "https://example.com/bob"
+[[demo.coupons]]
+code = "BOB10"
+program = "demo"
+partner = "bob"
+"#;
+
 /// A config over the committed fixtures: fixture GeoIP databases and crawler list.
 pub fn fixture_config(extra: &str) -> String {
     let fix = format!("{ROOT}/tests/fixtures");

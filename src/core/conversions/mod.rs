@@ -12,6 +12,7 @@
 //! conflict when its fields differ). An `Idempotency-Key` stores the first answer of any write
 //! for at least a day; the same key with another request is a conflict.
 
+mod checkpoint;
 pub mod offline;
 mod schema;
 pub mod view;
@@ -261,10 +262,10 @@ impl Conversions {
         metrics: ApiMetrics,
     ) -> Result<Conversions, ConversionError> {
         let conn = schema::open(data_dir)?;
-        // Checkpoints run on a thread of their own (see `checkpoints`), not inside the
+        // Checkpoints run on a thread of their own (see `checkpoint`), not inside the
         // writer's commits.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpointer = checkpoints(Path::new(conn.path().unwrap_or_default()))?;
+        let checkpointer = checkpoint::start(Path::new(conn.path().unwrap_or_default()))?;
         let (tx, rx) = mpsc::channel(config.queue_len_max);
         let writer = Writer { conn, rx, config, attributor, metrics, last_purge_ms: 0, checkpointer };
         std::thread::Builder::new()
@@ -290,55 +291,7 @@ struct Writer {
     metrics: ApiMetrics,
     last_purge_ms: u64,
     /// Dropped with the writer, which stops the checkpoint thread.
-    checkpointer: Checkpointer,
-}
-
-/// How often the checkpoint thread copies the WAL into the database file.
-const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// WAL frames (pages) past which the writer is asked to start the WAL over.
-const WAL_FRAMES_RESTART: i64 = 16_384;
-
-/// The checkpoint thread's handle: dropping `stop` stops it; `restart` is its request to the
-/// writer.
-struct Checkpointer {
-    _stop: std::sync::mpsc::Sender<()>,
-    restart: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// Starts the thread that checkpoints the store's WAL, so the writer's commits only append to
-/// it. A `PASSIVE` checkpoint every `CHECKPOINT_INTERVAL` copies what no reader still needs
-/// and never blocks the writer. SQLite starts the WAL over only when a write begins with all
-/// of it copied, which a writer committing back to back never gives it, and another
-/// connection's `RESTART` would wait for a gap between the writer's groups that its busy
-/// handler rarely hits. So past `WAL_FRAMES_RESTART` frames the thread asks the writer, which
-/// between two groups runs the `RESTART` itself: only the few frames the passive checkpoints
-/// left are copied, and the next group writes the WAL from its start. The thread stops when
-/// the handle is dropped, after a last checkpoint.
-fn checkpoints(path: &Path) -> rusqlite::Result<Checkpointer> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let ask = restart.clone();
-    let checkpoint = move || match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-        Ok(frames) if frames > WAL_FRAMES_RESTART => ask.store(true, std::sync::atomic::Ordering::Relaxed),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries"),
-    };
-    std::thread::Builder::new()
-        .name("clickgate-checkpoint".into())
-        .spawn(move || loop {
-            match stopped.recv_timeout(CHECKPOINT_INTERVAL) {
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => checkpoint(),
-                _ => {
-                    checkpoint();
-                    return;
-                }
-            }
-        })
-        .map_err(|e| rusqlite::Error::InvalidPath(path.join(e.to_string())))?;
-    Ok(Checkpointer { _stop: stop, restart })
+    checkpointer: checkpoint::Checkpointer,
 }
 
 impl Writer {
@@ -518,7 +471,7 @@ fn record(
         commissions =
             lifecycle::accrue(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, &sale, &attribution.shares, &rules, now_ms)?;
     }
-    let body = first_answer(&id, c, &attribution_json, commissions, now_ms);
+    let body = view::first_answer(&id, c, &attribution_json, commissions, now_ms);
     tx.prepare_cached(
         "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
              visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor, first_answer)
@@ -549,43 +502,6 @@ fn record(
     }
     event(tx, &id, "recorded", None, now_ms)?;
     Ok(Answer { status: 201, body, replayed: false })
-}
-
-/// The first answer to a new conversion, as `view::render` would read it back right after this
-/// job: pending, one `recorded` event, and each new commission with its `created` event.
-fn first_answer(id: &str, c: &NewConversion, attribution_json: &str, commissions: Vec<lifecycle::Commission>, now_ms: u64) -> String {
-    let mut commissions: Vec<_> = commissions
-        .into_iter()
-        .map(|cm| {
-            let created = lifecycle::CommissionEvent {
-                commission_id: cm.id.clone(),
-                kind: "created",
-                amount_minor: cm.amount_minor,
-                transfer_id: cm.reserve_id(0),
-                at_ms: now_ms as i64,
-            };
-            (cm, vec![created])
-        })
-        .collect();
-    commissions.sort_by(|(a, _), (b, _)| (&a.partner, &a.item).cmp(&(&b.partner, &b.item)));
-    let fields = view::ConversionFields {
-        id,
-        program: &c.program,
-        order_id: &c.order_id,
-        amount_minor: c.amount_minor,
-        currency: &c.currency,
-        occurred_at_ms: c.occurred_at_ms as i64,
-        received_at_ms: now_ms as i64,
-        click_id: c.click_id.as_deref(),
-        visitor_id: c.visitor_id.as_deref(),
-        coupon_code: c.coupon_code.as_deref(),
-        customer_ref: c.customer_ref.as_deref(),
-        origin: c.origin.as_str(),
-        attribution: attribution_json,
-        status: Status::Pending.as_str(),
-        refunded_minor: 0,
-    };
-    view::conversion_json(&fields, &[("recorded".to_string(), None, now_ms as i64)], &commissions)
 }
 
 fn event(tx: &Connection, id: &str, kind: &str, amount_minor: Option<i64>, now_ms: u64) -> rusqlite::Result<()> {

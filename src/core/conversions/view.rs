@@ -87,6 +87,49 @@ pub(super) fn conversion_json(
     v.to_string()
 }
 
+/// The first answer to a new conversion, as `view::render` would read it back right after this
+/// job: pending, one `recorded` event, and each new commission with its `created` event.
+pub(super) fn first_answer(
+    id: &str,
+    c: &super::NewConversion,
+    attribution_json: &str,
+    commissions: Vec<Commission>,
+    now_ms: u64,
+) -> String {
+    let mut commissions: Vec<_> = commissions
+        .into_iter()
+        .map(|cm| {
+            let created = CommissionEvent {
+                commission_id: cm.id.clone(),
+                kind: "created",
+                amount_minor: cm.amount_minor,
+                transfer_id: cm.reserve_id(0),
+                at_ms: now_ms as i64,
+            };
+            (cm, vec![created])
+        })
+        .collect();
+    commissions.sort_by(|(a, _), (b, _)| (&a.partner, &a.item).cmp(&(&b.partner, &b.item)));
+    let fields = ConversionFields {
+        id,
+        program: &c.program,
+        order_id: &c.order_id,
+        amount_minor: c.amount_minor,
+        currency: &c.currency,
+        occurred_at_ms: c.occurred_at_ms as i64,
+        received_at_ms: now_ms as i64,
+        click_id: c.click_id.as_deref(),
+        visitor_id: c.visitor_id.as_deref(),
+        coupon_code: c.coupon_code.as_deref(),
+        customer_ref: c.customer_ref.as_deref(),
+        origin: c.origin.as_str(),
+        attribution: attribution_json,
+        status: super::Status::Pending.as_str(),
+        refunded_minor: 0,
+    };
+    conversion_json(&fields, &[("recorded".to_string(), None, now_ms as i64)], &commissions)
+}
+
 /// Renders one conversion as the API shows it; `None` when it does not exist.
 pub fn render(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
     type Row = (
@@ -201,6 +244,23 @@ pub fn commission_json(c: &crate::core::lifecycle::Commission) -> Value {
 /// One step of a commission as the API shows it, with the ledger transfer that moved the money.
 pub fn commission_event_json(e: &crate::core::lifecycle::CommissionEvent) -> Value {
     json!({ "kind": e.kind, "amount_minor": e.amount_minor, "transfer_id": e.transfer_id.to_string(), "at": rfc3339(e.at_ms) })
+}
+
+/// One page of an ordered query: up to `limit` rows, asked for one more to learn whether more
+/// follow.
+fn page<T>(
+    conn: &Connection,
+    mut sql: String,
+    mut args: Vec<rusqlite::types::Value>,
+    limit: usize,
+    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<(Vec<T>, bool)> {
+    sql.push_str(" LIMIT ?");
+    args.push(rusqlite::types::Value::Integer(limit as i64 + 1));
+    let mut rows: Vec<T> = conn.prepare_cached(&sql)?.query_map(rusqlite::params_from_iter(args), row)?.collect::<Result<_, _>>()?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    Ok((rows, more))
 }
 
 fn strip_nulls(v: &mut Value) {

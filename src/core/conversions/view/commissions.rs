@@ -99,14 +99,8 @@ impl ConversionReader {
             sql.push_str(" AND (created_at_ms, id) > (?, ?)");
             args.extend([Sql::Integer(*at), Sql::Text(id.clone())]);
         }
-        sql.push_str(" ORDER BY created_at_ms, id LIMIT ?");
-        args.push(Sql::Integer(f.limit as i64 + 1));
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut commissions: Vec<Commission> =
-            stmt.query_map(rusqlite::params_from_iter(args), commission_row)?.collect::<Result<_, _>>()?;
-        let more = commissions.len() > f.limit;
-        commissions.truncate(f.limit);
+        sql.push_str(" ORDER BY created_at_ms, id");
+        let (commissions, more) = super::page(&self.conn(), sql, args, f.limit, commission_row)?;
         Ok(CommissionPage { commissions, more })
     }
 

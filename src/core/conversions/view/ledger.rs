@@ -52,14 +52,8 @@ impl ConversionReader {
             sql.push_str(" AND substr(cause, 1, ?) = ?");
             args.extend([Sql::Integer(p.chars().count() as i64), Sql::Text(p.clone())]);
         }
-        sql.push_str(" ORDER BY seq LIMIT ?");
-        args.push(Sql::Integer(f.limit as i64 + 1));
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut transfers: Vec<StoredTransfer> =
-            stmt.query_map(rusqlite::params_from_iter(args), transfer_row)?.collect::<Result<_, _>>()?;
-        let more = transfers.len() > f.limit;
-        transfers.truncate(f.limit);
+        sql.push_str(" ORDER BY seq");
+        let (transfers, more) = super::page(&self.conn(), sql, args, f.limit, transfer_row)?;
         Ok(LedgerPage { transfers, more })
     }
 }
