@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{json, parse_json, read_blocking, request_hash, ApiError, ApiResult, ApiState};
-use crate::core::conversions::view::{commission_event_json, commission_json, CommissionFilter};
+use crate::core::conversions::view::{commission_json, CommissionFilter};
 use crate::core::conversions::{IdempotencyKey, Op};
 use crate::core::lifecycle::CommissionStatus;
 use crate::store::currency;
@@ -133,7 +133,7 @@ pub async fn list(state: &Arc<ApiState>, query: &str) -> ApiResult {
     };
     let reader = state.reader.clone();
     let page = read_blocking("commissions", move || reader.commissions(&filter)).await?.map_err(read_failed("commissions"))?;
-    let mut body = json!({ "commissions": page.commissions.iter().map(commission_json).collect::<Vec<_>>() });
+    let mut body = json!({ "commissions": page.commissions.iter().map(|c| commission_json(c, None)).collect::<Vec<_>>() });
     if let (true, Some(last)) = (page.more, page.commissions.last()) {
         body["next_cursor"] = Value::String(encode_cursor(last.created_at_ms, &last.id));
     }
@@ -148,9 +148,7 @@ pub async fn get(state: &Arc<ApiState>, id: &str) -> ApiResult {
     let key = id.to_string();
     let found = read_blocking("commission", move || reader.commission(&key)).await?.map_err(read_failed("commission"))?;
     let Some((c, events)) = found else { return Err(ApiError::not_found(format!("commission {id:?} not found"))) };
-    let mut v = commission_json(&c);
-    v["events"] = events.iter().map(commission_event_json).collect();
-    Ok(json(StatusCode::OK, &v))
+    Ok(json(StatusCode::OK, &commission_json(&c, Some(&events))))
 }
 
 pub async fn balance(state: &Arc<ApiState>, partner: &str) -> ApiResult {

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::core::lifecycle::{Commission, CommissionEvent};
 
@@ -40,51 +41,71 @@ pub(super) struct ConversionFields<'a> {
 pub(super) type ConversionEvent = (String, Option<i64>, i64);
 
 /// The JSON the API shows for a conversion: its fields, its events, and its commissions (each
-/// with its events, ordered by partner and item as `render` reads them).
+/// with its events, ordered by partner and item as `render` reads them). Serialized straight
+/// from borrowed fields (keys in alphabetical order, as every other answer of the API; absent
+/// fields left out), with the stored attribution embedded as it is: the writer builds one of
+/// these per conversion.
 pub(super) fn conversion_json(
     f: &ConversionFields<'_>,
     events: &[ConversionEvent],
     commissions: &[(Commission, Vec<CommissionEvent>)],
 ) -> String {
-    let events: Vec<Value> = events
-        .iter()
-        .map(|(kind, amount, at)| {
-            let mut e = json!({ "kind": kind, "at": rfc3339(*at) });
-            if let Some(a) = amount {
-                e["amount_minor"] = json!(a);
-            }
-            e
-        })
-        .collect();
-    let commissions: Vec<Value> = commissions
-        .iter()
-        .map(|(c, steps)| {
-            let mut v = commission_json(c);
-            v["events"] = Value::Array(steps.iter().map(commission_event_json).collect());
-            v
-        })
-        .collect();
-    let mut v = json!({
-        "id": f.id,
-        "program": f.program,
-        "order_id": f.order_id,
-        "amount_minor": f.amount_minor,
-        "currency": f.currency,
-        "occurred_at": rfc3339(f.occurred_at_ms),
-        "received_at": rfc3339(f.received_at_ms),
-        "click_id": f.click_id,
-        "visitor_id": f.visitor_id,
-        "coupon_code": f.coupon_code,
-        "customer_ref": f.customer_ref,
-        "origin": f.origin,
-        "attribution": serde_json::from_str::<Value>(f.attribution).unwrap_or(Value::Null),
-        "status": f.status,
-        "refunded_minor": f.refunded_minor,
-        "events": events,
-        "commissions": commissions,
-    });
-    strip_nulls(&mut v);
-    v.to_string()
+    #[derive(Serialize)]
+    struct Event<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        amount_minor: Option<i64>,
+        at: String,
+        kind: &'a str,
+    }
+    #[derive(Serialize)]
+    struct View<'a> {
+        amount_minor: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attribution: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        click_id: Option<&'a str>,
+        commissions: Vec<CommissionView<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        coupon_code: Option<&'a str>,
+        currency: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        customer_ref: Option<&'a str>,
+        events: Vec<Event<'a>>,
+        id: &'a str,
+        occurred_at: String,
+        order_id: &'a str,
+        origin: &'a str,
+        program: &'a str,
+        received_at: String,
+        refunded_minor: i64,
+        status: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        visitor_id: Option<&'a str>,
+    }
+    let view = View {
+        amount_minor: f.amount_minor,
+        attribution: serde_json::from_str(f.attribution).ok(),
+        click_id: f.click_id,
+        commissions: commissions.iter().map(|(c, steps)| CommissionView::new(c, Some(steps))).collect(),
+        coupon_code: f.coupon_code,
+        currency: f.currency,
+        customer_ref: f.customer_ref,
+        events: events.iter().map(|(kind, amount_minor, at)| Event { amount_minor: *amount_minor, at: rfc3339(*at), kind }).collect(),
+        id: f.id,
+        occurred_at: rfc3339(f.occurred_at_ms),
+        order_id: f.order_id,
+        origin: f.origin,
+        program: f.program,
+        received_at: rfc3339(f.received_at_ms),
+        refunded_minor: f.refunded_minor,
+        status: f.status,
+        visitor_id: f.visitor_id,
+    };
+    serde_json::to_string(&view).unwrap_or_else(|e| {
+        // Borrowed strings, numbers and validated raw JSON cannot fail to serialize.
+        tracing::error!(error = %e, id = f.id, "rendering a conversion failed");
+        String::from("{}")
+    })
 }
 
 /// The first answer to a new conversion, as `view::render` would read it back right after this
@@ -214,36 +235,81 @@ fn commissions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<(Commission,
     Ok(out)
 }
 
-/// One commission as the API shows it.
-pub fn commission_json(c: &crate::core::lifecycle::Commission) -> Value {
-    let mut v = json!({
-        "id": c.id,
-        "conversion_id": c.conversion_id,
-        "program": c.program,
-        "partner": c.partner,
-        "item": c.item,
-        "currency": crate::ledger::currency_str(&c.currency),
-        "amount_minor": c.amount_minor,
-        "voided_minor": c.voided_minor,
-        "reversed_minor": c.reversed_minor,
-        "remaining_minor": c.remaining_minor(),
-        "status": c.status.as_str(),
-        "rule_version": c.rule_version,
-        "period": c.period,
-        "detail": serde_json::from_str::<Value>(&c.detail).unwrap_or(Value::Null),
-        "created_at": rfc3339(c.created_at_ms),
-        "lock_until": rfc3339(c.lock_until_ms),
-        "approved_at": c.approved_at_ms.map(rfc3339),
-        "paid_at": c.paid_at_ms.map(rfc3339),
-        "payout_id": c.payout_id,
-    });
-    strip_nulls(&mut v);
-    v
+/// One commission as the API shows it, with its steps when they were read.
+#[derive(Serialize)]
+struct CommissionView<'a> {
+    amount_minor: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_at: Option<String>,
+    conversion_id: &'a str,
+    created_at: String,
+    currency: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<CommissionEventView<'a>>>,
+    id: &'a str,
+    item: &'a str,
+    lock_until: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paid_at: Option<String>,
+    partner: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payout_id: Option<&'a str>,
+    period: &'a str,
+    program: &'a str,
+    remaining_minor: i64,
+    reversed_minor: i64,
+    rule_version: &'a str,
+    status: &'a str,
+    voided_minor: i64,
+}
+
+impl<'a> CommissionView<'a> {
+    fn new(c: &'a Commission, events: Option<&'a [CommissionEvent]>) -> CommissionView<'a> {
+        CommissionView {
+            amount_minor: c.amount_minor,
+            approved_at: c.approved_at_ms.map(rfc3339),
+            conversion_id: &c.conversion_id,
+            created_at: rfc3339(c.created_at_ms),
+            currency: crate::ledger::currency_str(&c.currency),
+            detail: serde_json::from_str(&c.detail).ok(),
+            events: events.map(|e| e.iter().map(CommissionEventView::new).collect()),
+            id: &c.id,
+            item: &c.item,
+            lock_until: rfc3339(c.lock_until_ms),
+            paid_at: c.paid_at_ms.map(rfc3339),
+            partner: &c.partner,
+            payout_id: c.payout_id.as_deref(),
+            period: &c.period,
+            program: &c.program,
+            remaining_minor: c.remaining_minor(),
+            reversed_minor: c.reversed_minor,
+            rule_version: &c.rule_version,
+            status: c.status.as_str(),
+            voided_minor: c.voided_minor,
+        }
+    }
 }
 
 /// One step of a commission as the API shows it, with the ledger transfer that moved the money.
-pub fn commission_event_json(e: &crate::core::lifecycle::CommissionEvent) -> Value {
-    json!({ "kind": e.kind, "amount_minor": e.amount_minor, "transfer_id": e.transfer_id.to_string(), "at": rfc3339(e.at_ms) })
+#[derive(Serialize)]
+struct CommissionEventView<'a> {
+    amount_minor: i64,
+    at: String,
+    kind: &'a str,
+    transfer_id: String,
+}
+
+impl<'a> CommissionEventView<'a> {
+    fn new(e: &'a CommissionEvent) -> CommissionEventView<'a> {
+        CommissionEventView { amount_minor: e.amount_minor, at: rfc3339(e.at_ms), kind: e.kind, transfer_id: e.transfer_id.to_string() }
+    }
+}
+
+/// One commission as the API shows it; with `events`, its steps too.
+pub fn commission_json(c: &Commission, events: Option<&[CommissionEvent]>) -> Value {
+    serde_json::to_value(CommissionView::new(c, events)).unwrap_or(Value::Null)
 }
 
 /// One page of an ordered query: up to `limit` rows, asked for one more to learn whether more
@@ -261,12 +327,6 @@ fn page<T>(
     let more = rows.len() > limit;
     rows.truncate(limit);
     Ok((rows, more))
-}
-
-fn strip_nulls(v: &mut Value) {
-    if let Value::Object(m) = v {
-        m.retain(|_, x| !x.is_null());
-    }
 }
 
 /// Unix milliseconds as RFC 3339 (UTC, millisecond precision).
