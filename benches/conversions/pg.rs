@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clickgate::core::conversions::{Attributor, NewConversion};
 use clickgate::core::lifecycle::{self, Sale};
-use clickgate::ledger::{self, parse_currency, PgLedger};
+use clickgate::ledger::{self, parse_currency, PgLedger, PgStatements};
 
 use crate::world::World;
 
@@ -82,12 +82,14 @@ pub fn bench(world: &World, n: usize, group: usize) {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'api', $13, $14, 'pending')",
         )
         .expect("prepare");
+    // Each of the ledger's and commissions' statements prepared once on this connection.
+    let mut statements = PgStatements::default();
     let started = Instant::now();
     for jobs in conversions.chunks(group) {
         let mut tx = client.transaction().expect("begin");
         for c in jobs {
             let mut job = tx.savepoint("job").expect("savepoint");
-            record(&mut job, &insert, &attributor, c);
+            record(&mut job, &insert, &mut statements, &attributor, c);
             job.commit().expect("release");
         }
         tx.commit().expect("commit");
@@ -138,7 +140,13 @@ pub fn bench(world: &World, n: usize, group: usize) {
 
 /// One conversion as the SQLite writer records it: attribute, store the row, and for an
 /// attributed one accrue its commissions with their ledger transfers.
-fn record(job: &mut postgres::Transaction<'_>, insert: &postgres::Statement, attributor: &dyn Attributor, c: &NewConversion) {
+fn record(
+    job: &mut postgres::Transaction<'_>,
+    insert: &postgres::Statement,
+    statements: &mut PgStatements,
+    attributor: &dyn Attributor,
+    c: &NewConversion,
+) {
     let id = c.id();
     let attribution = attributor.attribute(c);
     let method = serde_json::to_value(attribution.method).expect("method").as_str().unwrap_or_default().to_string();
@@ -174,5 +182,5 @@ fn record(job: &mut postgres::Transaction<'_>, insert: &postgres::Statement, att
         occurred_at_ms: c.occurred_at_ms,
     };
     let rules = attributor.commission_rules(&c.program);
-    lifecycle::accrue(&mut PgLedger::new(job), &sale, &attribution.shares, &rules, now_ms).expect("accrue");
+    lifecycle::accrue(&mut PgLedger::with_statements(job, statements), &sale, &attribution.shares, &rules, now_ms).expect("accrue");
 }

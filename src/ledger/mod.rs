@@ -23,7 +23,7 @@ pub mod sqlite;
 mod types;
 mod verify;
 
-pub use pg::PgLedger;
+pub use pg::{PgLedger, PgStatements};
 pub use sqlite::SqliteLedger;
 pub use types::{
     canonical, chain_hash, currency_str, parse_currency, AccountKey, AccountKind, Balance, StoredTransfer, TransferId, TransferKind,

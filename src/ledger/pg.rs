@@ -2,9 +2,13 @@
 //!
 //! `PgLedger` borrows an open `postgres::Transaction` and never commits. `head` locks the head
 //! row (`FOR UPDATE`), so writers in several processes append one at a time and the chain stays
-//! a single line.
+//! a single line. With `PgStatements`, each statement is prepared once per connection and then
+//! only bound and executed: one round trip instead of two.
 
-use ::postgres::{GenericClient, Row, Transaction};
+use std::collections::HashMap;
+
+use ::postgres::types::ToSql;
+use ::postgres::{GenericClient, Row, Statement, Transaction};
 
 use super::row::{account, bytes, currency, decode, sorted, COLUMNS};
 use super::{AccountKey, Balance, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
@@ -62,15 +66,62 @@ pub fn migrate(client: &mut impl GenericClient) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// Prepared statements of one connection, by their SQL. Prepared statements live as long as
+/// the connection (a rolled-back transaction keeps them), so one cache serves every transaction
+/// of its connection, and only of that one.
+#[derive(Default)]
+pub struct PgStatements(HashMap<String, Statement>);
+
 /// One open PostgreSQL transaction of the ledger.
 pub struct PgLedger<'t, 'c> {
     tx: &'t mut Transaction<'c>,
+    statements: Option<&'t mut PgStatements>,
 }
 
+type Params<'a> = [&'a (dyn ToSql + Sync)];
+
 impl<'t, 'c> PgLedger<'t, 'c> {
-    /// Wraps an open transaction; the caller commits it.
+    /// Wraps an open transaction; the caller commits it. Each statement is prepared when it runs.
     pub fn new(tx: &'t mut Transaction<'c>) -> PgLedger<'t, 'c> {
-        PgLedger { tx }
+        PgLedger { tx, statements: None }
+    }
+
+    /// Wraps an open transaction, with the statements already prepared on its connection. A
+    /// new connection needs a new `PgStatements`: the server knows a statement only on the
+    /// connection that prepared it.
+    pub fn with_statements(tx: &'t mut Transaction<'c>, statements: &'t mut PgStatements) -> PgLedger<'t, 'c> {
+        PgLedger { tx, statements: Some(statements) }
+    }
+
+    /// `sql` prepared: from the cache, or prepared now (and kept when there is a cache).
+    fn statement(&mut self, sql: &str) -> Result<Statement, ::postgres::Error> {
+        let Some(cache) = self.statements.as_deref_mut() else { return self.tx.prepare(sql) };
+        if let Some(st) = cache.0.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.tx.prepare(sql)?;
+        cache.0.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+
+    pub(crate) fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, ::postgres::Error> {
+        let st = self.statement(sql)?;
+        self.tx.query(&st, params)
+    }
+
+    pub(crate) fn query_opt(&mut self, sql: &str, params: &Params<'_>) -> Result<Option<Row>, ::postgres::Error> {
+        let st = self.statement(sql)?;
+        self.tx.query_opt(&st, params)
+    }
+
+    pub(crate) fn query_one(&mut self, sql: &str, params: &Params<'_>) -> Result<Row, ::postgres::Error> {
+        let st = self.statement(sql)?;
+        self.tx.query_one(&st, params)
+    }
+
+    pub(crate) fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, ::postgres::Error> {
+        let st = self.statement(sql)?;
+        self.tx.execute(&st, params)
     }
 
     /// The open transaction, for tables that commit with the ledger's (commissions).
@@ -124,22 +175,22 @@ fn balance_row(r: &Row, first: usize) -> Result<Balance, LedgerError> {
 
 impl LedgerTx for PgLedger<'_, '_> {
     fn get_transfer(&mut self, id: &TransferId) -> Result<Option<StoredTransfer>, LedgerError> {
-        let row = self.tx.query_opt(&format!("SELECT {COLUMNS} FROM ledger_transfers WHERE id = $1"), &[&&id.0[..]])?;
+        let row = self.query_opt(&format!("SELECT {COLUMNS} FROM ledger_transfers WHERE id = $1"), &[&&id.0[..]])?;
         row.as_ref().map(transfer_row).transpose()
     }
 
     fn resolution_of(&mut self, pending_id: &TransferId) -> Result<Option<TransferId>, LedgerError> {
-        id_row(self.tx.query_opt("SELECT id FROM ledger_transfers WHERE pending_id = $1", &[&&pending_id.0[..]])?)
+        id_row(self.query_opt("SELECT id FROM ledger_transfers WHERE pending_id = $1", &[&&pending_id.0[..]])?)
     }
 
     fn commission_transfer(&mut self, commission_id: &str, kind: TransferKind) -> Result<Option<TransferId>, LedgerError> {
         // The literal kinds let the planner use the partial index, which a bound kind alone does not.
         let sql = "SELECT id FROM ledger_transfers WHERE commission_id = $1 AND kind = $2 AND kind IN ('post', 'single')";
-        id_row(self.tx.query_opt(sql, &[&commission_id, &kind.as_str()])?)
+        id_row(self.query_opt(sql, &[&commission_id, &kind.as_str()])?)
     }
 
     fn head(&mut self) -> Result<(u64, [u8; 32]), LedgerError> {
-        let r = self.tx.query_one("SELECT seq, hash FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[])?;
+        let r = self.query_one("SELECT seq, hash FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[])?;
         let seq: i64 = r.try_get(0)?;
         Ok((seq as u64, bytes(r.try_get(1)?, "the head hash")?))
     }
@@ -148,7 +199,7 @@ impl LedgerTx for PgLedger<'_, '_> {
         let r = &t.transfer;
         let sql =
             format!("INSERT INTO ledger_transfers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)");
-        self.tx.execute(
+        self.execute(
             &sql,
             &[
                 &(t.seq as i64),
@@ -168,12 +219,12 @@ impl LedgerTx for PgLedger<'_, '_> {
                 &&t.hash[..],
             ],
         )?;
-        self.tx.execute("UPDATE ledger_head SET seq = $1, hash = $2 WHERE singleton = 1", &[&(t.seq as i64), &&t.hash[..]])?;
+        self.execute("UPDATE ledger_head SET seq = $1, hash = $2 WHERE singleton = 1", &[&(t.seq as i64), &&t.hash[..]])?;
         Ok(())
     }
 
     fn add_to_balance(&mut self, key: &AccountKey, d: &Balance) -> Result<(), LedgerError> {
-        self.tx.execute(
+        self.execute(
             "INSERT INTO ledger_balances AS b (kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (kind, owner, currency) DO UPDATE SET
@@ -195,7 +246,7 @@ impl LedgerTx for PgLedger<'_, '_> {
     }
 
     fn balance(&mut self, key: &AccountKey) -> Result<Balance, LedgerError> {
-        let row = self.tx.query_opt(
+        let row = self.query_opt(
             "SELECT debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
              WHERE kind = $1 AND owner = $2 AND currency = $3",
             &[&key.kind.as_str(), &key.owner, &cur(&key.currency)?],
@@ -205,12 +256,12 @@ impl LedgerTx for PgLedger<'_, '_> {
 
     fn transfers_after(&mut self, after_seq: u64, limit: usize) -> Result<Vec<StoredTransfer>, LedgerError> {
         let sql = format!("SELECT {COLUMNS} FROM ledger_transfers WHERE seq > $1 ORDER BY seq LIMIT $2");
-        let rows = self.tx.query(&sql, &[&(after_seq as i64), &(limit as i64)])?;
+        let rows = self.query(&sql, &[&(after_seq as i64), &(limit as i64)])?;
         rows.iter().map(transfer_row).collect()
     }
 
     fn balances(&mut self) -> Result<Vec<(AccountKey, Balance)>, LedgerError> {
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
              ORDER BY kind, owner, currency",
             &[],

@@ -39,7 +39,11 @@ CREATE TABLE IF NOT EXISTS commissions (
     UNIQUE (conversion_id, partner, item)
 );
 CREATE INDEX IF NOT EXISTS commissions_due ON commissions (lock_until_ms) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS commissions_partner ON commissions (partner, currency, status, created_at_ms);
+DROP INDEX IF EXISTS commissions_partner;
+CREATE INDEX IF NOT EXISTS commissions_created ON commissions (created_at_ms, id);
+CREATE INDEX IF NOT EXISTS commissions_partner_created ON commissions (partner, created_at_ms, id);
+CREATE INDEX IF NOT EXISTS commissions_approved ON commissions (partner, currency, created_at_ms, id) WHERE status = 'approved';
+CREATE INDEX IF NOT EXISTS commissions_payout ON commissions (payout_id, created_at_ms, id) WHERE payout_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS commission_events (
     commission_id TEXT NOT NULL,
     seq BIGINT NOT NULL,
@@ -148,12 +152,12 @@ impl PgLedger<'_, '_> {
     /// a second sweep would approve twice, and two accruals in one period would lose one's
     /// volume and count. Locked again in one transaction, the row costs a round trip only.
     fn lock_head(&mut self) -> Result<(), LifecycleError> {
-        self.tx().execute("SELECT 1 FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[]).map_err(storage)?;
+        self.execute("SELECT 1 FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[]).map_err(storage)?;
         Ok(())
     }
 
     fn many(&mut self, sql: &str, params: &[&(dyn ::postgres::types::ToSql + Sync)]) -> Result<Vec<Commission>, LifecycleError> {
-        self.tx().query(sql, params).map_err(storage)?.iter().map(commission_row).collect()
+        self.query(sql, params).map_err(storage)?.iter().map(commission_row).collect()
     }
 }
 
@@ -164,7 +168,6 @@ impl CommissionTx for PgLedger<'_, '_> {
     fn mark_accrued(&mut self, conversion_id: &str, at_ms: i64) -> Result<bool, LifecycleError> {
         self.lock_head()?;
         let n = self
-            .tx()
             .execute(
                 "INSERT INTO commission_accruals (conversion_id, at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 &[&conversion_id, &at_ms],
@@ -176,7 +179,6 @@ impl CommissionTx for PgLedger<'_, '_> {
     fn period_state(&mut self, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
         self.lock_head()?;
         let row = self
-            .tx()
             .query_opt(
                 "SELECT volume_minor, conversions, commission_minor, bonuses_paid FROM commission_periods
                  WHERE program = $1 AND partner = $2 AND currency = $3 AND period = $4",
@@ -195,30 +197,28 @@ impl CommissionTx for PgLedger<'_, '_> {
     }
 
     fn put_period_state(&mut self, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
-        self.tx()
-            .execute(
-                "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
+        self.execute(
+            "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (program, partner, currency, period) DO UPDATE SET volume_minor = EXCLUDED.volume_minor,
                     conversions = EXCLUDED.conversions, commission_minor = EXCLUDED.commission_minor, bonuses_paid = EXCLUDED.bonuses_paid",
-                &[
-                    &k.program,
-                    &k.partner,
-                    &currency_str(&k.currency),
-                    &k.label,
-                    &s.volume_minor,
-                    &(s.conversions as i64),
-                    &s.commission_minor,
-                    &i64::from(s.bonuses_paid),
-                ],
-            )
-            .map_err(storage)?;
+            &[
+                &k.program,
+                &k.partner,
+                &currency_str(&k.currency),
+                &k.label,
+                &s.volume_minor,
+                &(s.conversions as i64),
+                &s.commission_minor,
+                &i64::from(s.bonuses_paid),
+            ],
+        )
+        .map_err(storage)?;
         Ok(())
     }
 
     fn put_rule_version(&mut self, version: &str, rules_json: &str) -> Result<(), LifecycleError> {
-        self.tx()
-            .execute("INSERT INTO commission_rules (version, rules) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&version, &rules_json])
+        self.execute("INSERT INTO commission_rules (version, rules) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&version, &rules_json])
             .map_err(storage)?;
         Ok(())
     }
@@ -228,38 +228,36 @@ impl CommissionTx for PgLedger<'_, '_> {
             "INSERT INTO commissions ({COMMISSION_COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         );
-        self.tx()
-            .execute(
-                &sql,
-                &[
-                    &c.id,
-                    &c.conversion_id,
-                    &c.program,
-                    &c.partner,
-                    &c.item,
-                    &currency_str(&c.currency),
-                    &c.amount_minor,
-                    &c.voided_minor,
-                    &c.reversed_minor,
-                    &c.status.as_str(),
-                    &c.rule_version,
-                    &c.period,
-                    &c.detail,
-                    &c.created_at_ms,
-                    &c.lock_until_ms,
-                    &c.approved_at_ms,
-                    &c.paid_at_ms,
-                    &c.payout_id,
-                    &i64::from(c.reserve_seq),
-                ],
-            )
-            .map_err(storage)?;
+        self.execute(
+            &sql,
+            &[
+                &c.id,
+                &c.conversion_id,
+                &c.program,
+                &c.partner,
+                &c.item,
+                &currency_str(&c.currency),
+                &c.amount_minor,
+                &c.voided_minor,
+                &c.reversed_minor,
+                &c.status.as_str(),
+                &c.rule_version,
+                &c.period,
+                &c.detail,
+                &c.created_at_ms,
+                &c.lock_until_ms,
+                &c.approved_at_ms,
+                &c.paid_at_ms,
+                &c.payout_id,
+                &i64::from(c.reserve_seq),
+            ],
+        )
+        .map_err(storage)?;
         Ok(())
     }
 
     fn update_commission(&mut self, c: &Commission) -> Result<(), LifecycleError> {
         let n = self
-            .tx()
             .execute(
                 "UPDATE commissions SET voided_minor = $2, reversed_minor = $3, status = $4, approved_at_ms = $5, paid_at_ms = $6,
                     payout_id = $7, reserve_seq = $8 WHERE id = $1",
@@ -319,19 +317,17 @@ impl CommissionTx for PgLedger<'_, '_> {
     fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError> {
         // The next seq is read in the insert itself; steps run under the ledger head's lock,
         // so no other writer adds an event to the commission meanwhile.
-        self.tx()
-            .execute(
-                "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms)
+        self.execute(
+            "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms)
                  VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM commission_events WHERE commission_id = $1), $2, $3, $4, $5)",
-                &[&e.commission_id, &e.kind, &e.amount_minor, &&e.transfer_id.0[..], &e.at_ms],
-            )
-            .map_err(storage)?;
+            &[&e.commission_id, &e.kind, &e.amount_minor, &&e.transfer_id.0[..], &e.at_ms],
+        )
+        .map_err(storage)?;
         Ok(())
     }
 
     fn events_of(&mut self, commission_id: &str) -> Result<Vec<CommissionEvent>, LifecycleError> {
         let rows = self
-            .tx()
             .query(
                 "SELECT commission_id, kind, amount_minor, transfer_id, at_ms FROM commission_events WHERE commission_id = $1 ORDER BY seq",
                 &[&commission_id],

@@ -33,7 +33,11 @@ CREATE TABLE IF NOT EXISTS commissions (
     UNIQUE (conversion_id, partner, item)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS commissions_due ON commissions (lock_until_ms) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS commissions_partner ON commissions (partner, currency, status, created_at_ms);
+DROP INDEX IF EXISTS commissions_partner;
+CREATE INDEX IF NOT EXISTS commissions_created ON commissions (created_at_ms, id);
+CREATE INDEX IF NOT EXISTS commissions_partner_created ON commissions (partner, created_at_ms, id);
+CREATE INDEX IF NOT EXISTS commissions_approved ON commissions (partner, currency, created_at_ms, id) WHERE status = 'approved';
+CREATE INDEX IF NOT EXISTS commissions_payout ON commissions (payout_id, created_at_ms, id) WHERE payout_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS commission_events (
     commission_id TEXT NOT NULL,
     seq INTEGER NOT NULL,

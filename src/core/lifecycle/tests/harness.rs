@@ -11,7 +11,7 @@ use rusqlite::Connection;
 
 use super::super::{pg, sqlite, Commission, CommissionTx, PeriodRef};
 use crate::core::commission::PeriodState;
-use crate::ledger::{self, PgLedger, SqliteLedger, VerifyReport};
+use crate::ledger::{self, PgLedger, PgStatements, SqliteLedger, VerifyReport};
 
 /// A commission store under test.
 pub trait Harness {
@@ -141,6 +141,9 @@ fn pg_url() -> String {
 /// A schema of its own in the local PostgreSQL, dropped at the end.
 pub struct Pg {
     client: postgres::Client,
+    /// Prepared on `client`, kept across its transactions (committed and rolled back alike),
+    /// as a long-lived writer keeps them.
+    statements: PgStatements,
     schema: String,
 }
 
@@ -165,7 +168,7 @@ impl Pg {
         client.batch_execute(&format!("CREATE SCHEMA {schema}; SET search_path TO {schema}")).unwrap();
         pg::migrate(&mut client).unwrap();
         pg::migrate(&mut client).expect("migrate twice is a no-op");
-        Some(Pg { client, schema })
+        Some(Pg { client, statements: PgStatements::default(), schema })
     }
 }
 
@@ -203,14 +206,14 @@ impl Harness for Pg {
 
     fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
         let mut tx = self.client.transaction().unwrap();
-        let r = f(&mut PgLedger::new(&mut tx));
+        let r = f(&mut PgLedger::with_statements(&mut tx, &mut self.statements));
         tx.commit().unwrap();
         r
     }
 
     fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
         let mut tx = self.client.transaction().unwrap();
-        let r = f(&mut PgLedger::new(&mut tx));
+        let r = f(&mut PgLedger::with_statements(&mut tx, &mut self.statements));
         tx.rollback().unwrap();
         r
     }
@@ -221,6 +224,8 @@ impl Harness for Pg {
 
     fn reopen(&mut self) {
         self.client = connect(&pg_url()).unwrap();
+        // The old connection's statements went with it.
+        self.statements = PgStatements::default();
         self.client.batch_execute(&format!("SET search_path TO {}", self.schema)).unwrap();
     }
 
