@@ -5,10 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use clickgate::api::CoreAttributor;
 use clickgate::config::{Core, Demo};
-use clickgate::core::catalog::Catalog;
+use clickgate::core::catalog::{Catalog, SharedCatalog};
 use clickgate::core::conversions::{NewConversion, Origin};
 use clickgate::core::ingest::Ingest;
 use clickgate::edge::checks::{Reason, Reasons, Verdict};
@@ -78,7 +77,7 @@ bonuses = [{ metric = "volume", threshold = 200000, amount_minor = 1000 }]
 /// The store, the index and the conversions to write.
 pub struct World {
     pub ingest: Arc<Ingest>,
-    pub catalog: Arc<ArcSwap<Catalog>>,
+    pub catalog: Arc<SharedCatalog>,
     pub signer: Arc<ClickSigner>,
     pub conversions: Vec<NewConversion>,
     pub clicks: usize,
@@ -96,7 +95,7 @@ impl World {
         }
         let mut store = Store::open(dir).expect("store");
         store.seed(&demo).expect("seed the bench's programs, partners and coupons");
-        let catalog = Arc::new(ArcSwap::from_pointee(Catalog::load(&store).expect("catalog")));
+        let catalog = Arc::new(SharedCatalog::new(Catalog::load(&store).expect("catalog")));
 
         let signer = Arc::new(ClickSigner::new(&[(1, b"bench-click-id-key-0123456789abc".to_vec())]));
         let mut rng = fastrand::Rng::with_seed(seed);

@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use hyper::StatusCode;
 use serde_json::json;
 
 use super::{json, ApiError, ApiResult, ApiState};
 use crate::core::attribution::engine::{self, Attribution, Facts, TouchSource};
-use crate::core::catalog::Catalog;
+use crate::core::catalog::{Catalog, SharedCatalog};
 use crate::core::commission::ProgramRules;
 use crate::core::conversions::view::rfc3339;
 use crate::core::conversions::{Attributor, NewConversion};
@@ -48,7 +47,7 @@ pub fn get(state: &ApiState, id: &str) -> ApiResult {
 /// Attribution against the live index and catalog.
 pub struct CoreAttributor {
     pub ingest: Arc<Ingest>,
-    pub catalog: Arc<ArcSwap<Catalog>>,
+    pub catalog: Arc<SharedCatalog>,
     pub signer: Arc<ClickSigner>,
     pub click_max_age_ms: u64,
 }

@@ -18,7 +18,6 @@ mod rules;
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -27,7 +26,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::core::catalog::Catalog;
+use crate::core::catalog::SharedCatalog;
 use crate::core::conversions::{ConversionError, ConversionReader, Conversions};
 use crate::core::ingest::Ingest;
 use crate::core::lifecycle::LifecycleError;
@@ -42,7 +41,7 @@ pub struct ApiState {
     pub conversions: Conversions,
     pub reader: Arc<ConversionReader>,
     pub ingest: Arc<Ingest>,
-    pub catalog: Arc<ArcSwap<Catalog>>,
+    pub catalog: Arc<SharedCatalog>,
     pub signer: Arc<ClickSigner>,
     /// SHA-256 of the admin key; `None` refuses every authenticated call.
     pub admin_key_sha256: Option<[u8; 32]>,

@@ -14,7 +14,6 @@ use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::{json, parse_json, read_blocking, ApiError, ApiResult, ApiState};
-use crate::core::catalog::Catalog;
 use crate::core::commission::{ProgramRules, RuleSet};
 use crate::store::StoreError;
 
@@ -59,10 +58,12 @@ pub async fn put(state: &Arc<ApiState>, program: &str, body: &Bytes) -> ApiResul
     let stored = tokio::task::spawn_blocking(move || {
         // The lock serialises rule changes: each catalog stored is loaded after its own write,
         // so two changes racing cannot leave the older rules running.
+        // The catalog's reload lock, held from the write to the swap, keeps the upkeep thread's
+        // reload (its own connection) from swapping in a catalog read before this write.
         let store = st.store.lock().unwrap_or_else(|e| e.into_inner());
+        let reload = st.catalog.lock();
         let p = store.set_commission_rules(&id, &rules).map_err(PutError::Store)?;
-        let catalog = Catalog::load(&store).map_err(PutError::Reload)?;
-        st.catalog.store(Arc::new(catalog));
+        reload.reload(&store).map_err(PutError::Reload)?;
         Ok(p.spec.commission)
     })
     .await

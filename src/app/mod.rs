@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::api::{ApiState, CoreAttributor};
 use crate::config::Config;
-use crate::core::catalog::Catalog;
+use crate::core::catalog::{Catalog, SharedCatalog};
 use crate::core::conversions::{ConversionReader, Conversions, Op, WriterConfig};
 use crate::core::ingest::Ingest;
 use crate::edge::checks::Pipeline;
@@ -175,8 +175,8 @@ pub fn build_api(
     signer: Arc<ClickSigner>,
     metrics: &Metrics,
     api_addr: SocketAddr,
-) -> anyhow::Result<(Arc<ApiState>, Arc<ArcSwap<Catalog>>)> {
-    let catalog = Arc::new(ArcSwap::from_pointee(Catalog::load(store).context("loading programs, partners and coupons")?));
+) -> anyhow::Result<(Arc<ApiState>, Arc<SharedCatalog>)> {
+    let catalog = Arc::new(SharedCatalog::new(Catalog::load(store).context("loading programs, partners and coupons")?));
     let click_max_age_ms = u64::from(config.click_id.max_age_days) * 86_400_000;
     let attributor = CoreAttributor { ingest: ingest.clone(), catalog: catalog.clone(), signer: signer.clone(), click_max_age_ms };
     let writer_config = WriterConfig {
@@ -449,7 +449,7 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
 /// processes share it.
 pub struct Upkeep {
     pub edge: Option<Arc<EdgeState>>,
-    pub catalog: Option<Arc<ArcSwap<Catalog>>>,
+    pub catalog: Option<Arc<SharedCatalog>>,
     pub ingest: Option<Arc<Ingest>>,
 }
 
@@ -533,9 +533,8 @@ pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: wat
                 }
             }
             if let Some(c) = &catalog {
-                match Catalog::load(s) {
-                    Ok(new) => c.store(Arc::new(new)),
-                    Err(e) => tracing::error!(error = %e, "catalog reload failed; keeping the current one"),
+                if let Err(e) = c.reload(s) {
+                    tracing::error!(error = %e, "catalog reload failed; keeping the current one");
                 }
             }
         }

@@ -123,11 +123,6 @@ impl<'t, 'c> PgLedger<'t, 'c> {
         let st = self.statement(sql)?;
         self.tx.execute(&st, params)
     }
-
-    /// The open transaction, for tables that commit with the ledger's (commissions).
-    pub fn tx(&mut self) -> &mut Transaction<'c> {
-        self.tx
-    }
 }
 
 impl From<::postgres::Error> for LedgerError {
