@@ -500,7 +500,6 @@ fn record(
         tx.prepare_cached("INSERT INTO conversion_shares (conversion_id, partner, amount_minor, day) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![id, s.partner, s.amount_minor, (c.occurred_at_ms / 86_400_000) as i64])?;
     }
-    event(tx, &id, "recorded", None, now_ms)?;
     Ok(Answer { status: 201, body, replayed: false })
 }
 

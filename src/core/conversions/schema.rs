@@ -6,6 +6,16 @@ use rusqlite::Connection;
 
 /// Small rows found by their primary key (shares, events) are `WITHOUT ROWID`: one b-tree
 /// insert per row instead of a table and its key index.
+///
+/// A key that is a hash (a conversion id) sends each insert to a random leaf page, which the
+/// group's commit then writes whole to the WAL and again at the checkpoint; past the page
+/// cache that dominates the writer. So only `conversions.id` is keyed by the hash (retries and
+/// `GET` find a conversion by it; it derives from (program, order id), so it is also what makes
+/// an order unique in its program). Shares are keyed by (partner, day) first, which grows with
+/// time within each partner and is what the reports read by. A conversion's creation is its
+/// row (`received_at_ms`), not a `recorded` event row; events are the later steps. Store files
+/// made before keep their older shapes (a unique (program, order id), a shares key on the
+/// conversion, `recorded` rows), which the same statements read and write.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS conversions (
     id TEXT PRIMARY KEY,
@@ -26,18 +36,16 @@ CREATE TABLE IF NOT EXISTS conversions (
     attribution TEXT NOT NULL,
     status TEXT NOT NULL,
     refunded_minor INTEGER NOT NULL CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor),
-    first_answer TEXT NOT NULL,
-    UNIQUE (program, order_id)
+    first_answer TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS conversions_program_day ON conversions (program, day);
 CREATE TABLE IF NOT EXISTS conversion_shares (
-    conversion_id TEXT NOT NULL REFERENCES conversions(id),
     partner TEXT NOT NULL,
-    amount_minor INTEGER NOT NULL CHECK (amount_minor >= 0),
     day INTEGER NOT NULL,
-    PRIMARY KEY (conversion_id, partner)
+    conversion_id TEXT NOT NULL REFERENCES conversions(id),
+    amount_minor INTEGER NOT NULL CHECK (amount_minor >= 0),
+    PRIMARY KEY (partner, day, conversion_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS conversion_shares_partner_day ON conversion_shares (partner, day);
 CREATE TABLE IF NOT EXISTS conversion_events (
     conversion_id TEXT NOT NULL REFERENCES conversions(id),
     seq INTEGER NOT NULL,

@@ -298,3 +298,37 @@ fn a_job_failing_part_way_leaves_nothing_and_its_group_commits() {
     let again = rt().block_on(c.write(record_op("dup-1", 1000), None, 11));
     assert!(matches!(again, Err(ConversionError::Commission(_))), "{again:?}");
 }
+
+/// The creation is the conversion row (no `recorded` event row is written), and the
+/// explanation starts with it; a store file made before, which also holds it as an event row,
+/// shows it once.
+#[test]
+fn the_explanation_starts_with_the_creation_once_in_new_and_older_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path());
+    let id = conv("o-1", 1000).id();
+    rt().block_on(async {
+        c.write(record_op("o-1", 1000), None, 7).await.unwrap();
+        c.write(Op::Transition { id: id.clone(), transition: Transition::Confirm }, None, 9).await.unwrap();
+    });
+    let conn = schema::open(dir.path()).unwrap();
+    let stored = |conn: &Connection| -> Vec<String> {
+        let mut st = conn.prepare("SELECT kind FROM conversion_events WHERE conversion_id = ?1 ORDER BY seq").unwrap();
+        st.query_map([&id], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(stored(&conn), ["confirmed"]);
+    let steps = |conn: &Connection| -> Vec<(String, String)> {
+        let v: Value = serde_json::from_str(&view::render(conn, &id).unwrap().unwrap()).unwrap();
+        let text = |e: &Value, k: &str| e[k].as_str().unwrap().to_string();
+        v["events"].as_array().unwrap().iter().map(|e| (text(e, "kind"), text(e, "at"))).collect()
+    };
+    let expected = vec![("recorded".to_string(), view::rfc3339(7)), ("confirmed".to_string(), view::rfc3339(9))];
+    assert_eq!(steps(&conn), expected);
+    // An older file's row for the creation, at seq 0 so it sorts first.
+    conn.execute(
+        "INSERT INTO conversion_events (conversion_id, seq, kind, amount_minor, at_ms) VALUES (?1, 0, 'recorded', NULL, 7)",
+        [&id],
+    )
+    .unwrap();
+    assert_eq!(steps(&conn), expected);
+}

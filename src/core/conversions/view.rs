@@ -212,8 +212,14 @@ pub fn render(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
         status: &r.12,
         refunded_minor: r.13,
     };
-    let mut stmt = conn.prepare_cached("SELECT kind, amount_minor, at_ms FROM conversion_events WHERE conversion_id = ?1 ORDER BY seq")?;
-    let events: Vec<ConversionEvent> = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    // The creation is the row itself (store files made before also hold it as an event row).
+    let mut events: Vec<ConversionEvent> = vec![("recorded".to_string(), None, r.5)];
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, amount_minor, at_ms FROM conversion_events WHERE conversion_id = ?1 AND kind != 'recorded' ORDER BY seq",
+    )?;
+    for e in stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+        events.push(e?);
+    }
     Ok(Some(conversion_json(&fields, &events, &commissions(conn, id)?)))
 }
 
