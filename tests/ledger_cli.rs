@@ -16,9 +16,19 @@ fn config() -> String {
         + BOB
 }
 
-fn convert(s: &Server, order: &str, amount_minor: i64) -> serde_json::Value {
+const DAY_MS: u64 = 86_400_000;
+
+/// A day ago: inside the program's conversion window whenever the test runs (a fixed date
+/// falls out of it 30 days later).
+fn occurred_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    now - now % 1000 - DAY_MS
+}
+
+fn convert(s: &Server, order: &str, amount_minor: i64, occurred_ms: u64) -> serde_json::Value {
+    let occurred = common::stream::rfc3339(occurred_ms);
     let body = format!(
-        r#"{{"order_id":"{order}","program":"demo","amount_minor":{amount_minor},"currency":"USD","occurred_at":"2026-11-01T12:00:00Z","coupon_code":"BOB10"}}"#
+        r#"{{"order_id":"{order}","program":"demo","amount_minor":{amount_minor},"currency":"USD","occurred_at":"{occurred}","coupon_code":"BOB10"}}"#
     );
     let a = http(s.api, "POST", "/v1/conversions", &[&format!("Authorization: Bearer {KEY}"), &format!("Idempotency-Key: {order}")], &body);
     assert_eq!(a.status, 201, "{}", a.body);
@@ -34,9 +44,10 @@ fn verify(s: &Server) -> (i32, String) {
 #[test]
 fn verify_passes_a_real_ledger_and_names_a_row_edited_by_hand() {
     let mut s = Server::start(&config());
-    let first = convert(&s, "o-1", 10_000);
-    convert(&s, "o-2", 20_000);
-    convert(&s, "o-3", 30_000);
+    let occurred = occurred_ms();
+    let first = convert(&s, "o-1", 10_000, occurred);
+    convert(&s, "o-2", 20_000, occurred);
+    convert(&s, "o-3", 30_000, occurred);
     let c = &first["commissions"][0];
     assert_eq!((c["partner"].as_str(), c["amount_minor"].as_i64(), c["status"].as_str()), (Some("bob"), Some(1_000), Some("pending")));
     let id = first["id"].as_str().unwrap();
@@ -51,10 +62,12 @@ fn verify_passes_a_real_ledger_and_names_a_row_edited_by_hand() {
     assert_eq!(refund.json()["commissions"][0]["remaining_minor"], 750);
     assert!(s.terminate().success());
 
-    // Before the lock ends nothing is approved; after it, all three are.
-    let (code, out, _) = run_cli(&s.config, &s.data_dir(), &["commissions", "approve", "--now", "2026-11-05T00:00:00Z"], "");
+    // Before the 7-day lock ends nothing is approved; after it, all three are.
+    let before = common::stream::rfc3339(occurred + 4 * DAY_MS);
+    let (code, out, _) = run_cli(&s.config, &s.data_dir(), &["commissions", "approve", "--now", &before], "");
     assert_eq!((code, out.trim()), (0, r#"{"amount_minor":0,"approved":0}"#));
-    let (code, out, _) = run_cli(&s.config, &s.data_dir(), &["commissions", "approve", "--now", "2026-11-09T00:00:00Z"], "");
+    let after = common::stream::rfc3339(occurred + 8 * DAY_MS);
+    let (code, out, _) = run_cli(&s.config, &s.data_dir(), &["commissions", "approve", "--now", &after], "");
     assert_eq!((code, out.trim()), (0, r#"{"amount_minor":5750,"approved":3}"#));
     let (code, out, _) =
         run_cli(&s.config, &s.data_dir(), &["commissions", "pay", "--partner", "bob", "--currency", "USD", "--payout-id", "po-1"], "");

@@ -56,10 +56,9 @@ pub async fn put(state: &Arc<ApiState>, program: &str, body: &Bytes) -> ApiResul
     rules.validate().map_err(|e| ApiError::invalid(&e.path, e.why))?;
     let (st, id) = (state.clone(), program.to_string());
     let stored = tokio::task::spawn_blocking(move || {
-        // The lock serialises rule changes: each catalog stored is loaded after its own write,
-        // so two changes racing cannot leave the older rules running.
-        // The catalog's reload lock, held from the write to the swap, keeps the upkeep thread's
-        // reload (its own connection) from swapping in a catalog read before this write.
+        // The store's lock serialises rule changes, and the catalog's reload lock, held from the
+        // write to the swap, keeps the upkeep thread's reload (its own connection) from
+        // swapping in a catalog it read before this write: the older rules never come back.
         let store = st.store.lock().unwrap_or_else(|e| e.into_inner());
         let reload = st.catalog.lock();
         let p = store.set_commission_rules(&id, &rules).map_err(PutError::Store)?;
