@@ -9,12 +9,13 @@ mod common;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use clickgate::edge::click_id::CLICK_ID_CHARS;
 use clickgate::events::ClickEvent;
 use common::nats::{click_events, nats_or_skip, Broker};
+use common::stream::now_ms;
 use common::*;
 
 const KEY: &str = "test-admin-key-0123";
@@ -32,10 +33,6 @@ fn config_text() -> String {
 
 fn auth() -> String {
     format!("Authorization: Bearer {KEY}")
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 /// An edge and a core on one broker, each with its own data dir.

@@ -21,7 +21,7 @@ const DAY_MS: u64 = 86_400_000;
 /// A day ago: inside the program's conversion window whenever the test runs (a fixed date
 /// falls out of it 30 days later).
 fn occurred_ms() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = common::stream::now_ms();
     now - now % 1000 - DAY_MS
 }
 

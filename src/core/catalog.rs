@@ -126,11 +126,7 @@ impl SharedCatalog {
 
     /// Loads the catalog from `store` and puts it in use; on error the current one stays.
     pub fn reload(&self, store: &Store) -> Result<(), StoreError> {
-        self.reload_from(|| Catalog::load(store))
-    }
-
-    fn reload_from(&self, load: impl FnOnce() -> Result<Catalog, StoreError>) -> Result<(), StoreError> {
-        self.lock().reload_from(load)
+        self.lock().reload(store)
     }
 }
 
@@ -167,20 +163,7 @@ mod tests {
     fn a_reload_that_read_before_a_rule_change_never_swaps_in_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store
-            .add_program(&NewProgram {
-                id: "shop".into(),
-                name: "Shop".into(),
-                currency: "EUR".into(),
-                allowed_domains: vec!["example.com".into()],
-                fallback_url: "https://example.com/".into(),
-                blocked_action: Default::default(),
-                country_allow: vec![],
-                country_deny: vec![],
-                attribution: Default::default(),
-                commission: rules_with_lock_days(1),
-            })
-            .unwrap();
+        store.add_program(&NewProgram { commission: rules_with_lock_days(1), ..crate::store::tests::program() }).unwrap();
         let shared = Arc::new(SharedCatalog::new(Catalog::load(&store).unwrap()));
         let (read_tx, read_rx) = std::sync::mpsc::channel();
         let slow_reload = {
@@ -188,6 +171,7 @@ mod tests {
             std::thread::spawn(move || {
                 let own = Store::open(&path).unwrap();
                 shared
+                    .lock()
                     .reload_from(|| {
                         let read = Catalog::load(&own);
                         read_tx.send(()).unwrap();

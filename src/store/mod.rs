@@ -503,4 +503,4 @@ fn program_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,7 +6,8 @@ fn temp_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn program() -> NewProgram {
+/// Program `shop` (EUR), as the store's tests and others that need a stored program use it.
+pub(crate) fn program() -> NewProgram {
     NewProgram {
         id: "shop".into(),
         name: "Shop".into(),

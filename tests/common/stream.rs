@@ -385,7 +385,8 @@ fn text(body: &[u8]) -> String {
     String::from_utf8_lossy(body).chars().take(400).collect()
 }
 
-fn now_ms() -> u64 {
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_millis() as u64
 }
 
