@@ -170,7 +170,7 @@ fn check_sqlite(dir: &Path, n: usize) {
         .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .expect("methods");
     let attributed: i64 = methods.iter().filter(|(m, _)| m != "none").map(|(_, c)| c).sum();
-    let (accruals, shares) = (count("SELECT count(*) FROM commission_accruals"), count("SELECT count(*) FROM conversion_shares"));
+    let (accruals, shares) = (count("SELECT count(*) FROM commission_accrued"), count("SELECT count(*) FROM conversion_shares"));
     let (commissions, bonuses) =
         (count("SELECT count(*) FROM commissions"), count("SELECT count(*) FROM commissions WHERE item LIKE 'bonus:%'"));
     let events = count("SELECT count(*) FROM commission_events");

@@ -285,13 +285,13 @@ fn check_store(db: &Path, log: &StreamLog, paid: u64) -> StoreCheck {
 
     // Each conversion accrued its commissions once.
     let mut accruals: HashMap<String, i64> = HashMap::new();
-    for r in rows("SELECT conversion_id FROM commission_accruals") {
+    for r in rows("SELECT conversion_id FROM commission_accrued") {
         *accruals.entry(s(&r[0])).or_default() += 1;
     }
     for c in &log.conversions {
         match accruals.get(&c.id) {
             Some(1) => {}
-            n => bad(format!("conversion {} is in commission_accruals {} times", c.id, n.copied().unwrap_or(0))),
+            n => bad(format!("conversion {} is in commission_accrued {} times", c.id, n.copied().unwrap_or(0))),
         }
     }
     if accruals.len() != acked.len() {

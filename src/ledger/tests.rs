@@ -323,6 +323,23 @@ fn ids_derive_from_causes_and_show_as_hex() {
 }
 
 #[test]
+fn ids_of_causes_about_a_timed_id_start_with_its_time() {
+    let reserve = |id: &str| TransferId::derive(&format!("commission:{id}:reserve:0"));
+    let early = reserve("cm_65f0000011111111aaaaaaaa");
+    assert_eq!(early.0[..4], [0x65, 0xf0, 0x00, 0x00], "the subject's first 8 hex digits lead");
+    let later = reserve("cm_65f0000122222222bbbbbbbb");
+    assert!(early < later, "a later second sorts after an earlier one");
+    assert_ne!(early.0[4..], reserve("cm_65f0000011111111aaaaaaab").0[4..], "the rest is the cause's hash");
+    assert_ne!(early, TransferId::derive("commission:cm_65f0000011111111aaaaaaaa:approve"));
+    // Anything else in that place keeps the whole hash: the same bytes as without the rule.
+    for cause in ["commission:cm_65f0000x11111111aaaaaaaa:reserve:0", "a:bcdef_12345678", "x:cm_1234567", "x:CM_12345678", "cm_12345678"] {
+        use sha2::Digest;
+        let hash = sha2::Sha256::new().chain_update(b"clickgate.ledger.transfer-id.v1\0").chain_update(cause.as_bytes()).finalize();
+        assert_eq!(TransferId::derive(cause).0[..], hash[..16], "{cause}");
+    }
+}
+
+#[test]
 fn the_hash_covers_every_field() {
     let base = StoredTransfer::chain(1, [0; 32], TransferRequest { commission_id: Some("c".into()), ..single("h", 5) });
     let variants = [

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use crate::core::attribution::engine::{Attribution, Method};
 use crate::core::commission::ProgramRules;
-use crate::core::lifecycle::{self, LifecycleError, Refunded, Sale};
+use crate::core::lifecycle::{self, ConversionRef, LifecycleError, Refunded, Sale};
 use crate::ledger::{parse_currency, SqliteLedger};
 use crate::metrics::{ApiMetrics, AttributionOutcome};
 
@@ -513,11 +513,12 @@ fn event(tx: &Connection, id: &str, kind: &str, amount_minor: Option<i64>, now_m
 }
 
 fn transition_op(tx: &Connection, id: &str, t: Transition, now_ms: u64) -> Result<Answer, ConversionError> {
-    let row: Option<(String, i64, i64)> = tx
-        .prepare_cached("SELECT status, amount_minor, refunded_minor FROM conversions WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let row: Option<(String, i64, i64, i64)> = tx
+        .prepare_cached("SELECT status, amount_minor, refunded_minor, occurred_at_ms FROM conversions WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    let Some((status, amount, refunded)) = row else { return Err(ConversionError::NotFound(id.to_string())) };
+    let Some((status, amount, refunded, occurred_at_ms)) = row else { return Err(ConversionError::NotFound(id.to_string())) };
+    let conversion = ConversionRef { id, occurred_at_ms: occurred_at_ms as u64 };
     let status = Status::parse(&status);
     let conflict = |why: String| Err(ConversionError::Conflict(format!("conversion {id} is {}: {why}", status.as_str())));
     match t {
@@ -529,7 +530,7 @@ fn transition_op(tx: &Connection, id: &str, t: Transition, now_ms: u64) -> Resul
         Transition::Cancel => match status {
             Status::Pending | Status::Confirmed if refunded == 0 => {
                 set_status(tx, id, Status::Cancelled, "cancelled", None, now_ms)?;
-                lifecycle::refund(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, id, Refunded::All, now_ms)?;
+                lifecycle::refund(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, &conversion, Refunded::All, now_ms)?;
             }
             Status::Cancelled => {}
             _ => return conflict("a conversion with refunds is refunded further, not cancelled".into()),
@@ -551,7 +552,7 @@ fn transition_op(tx: &Connection, id: &str, t: Transition, now_ms: u64) -> Resul
                 .execute(params![amt, new_status.as_str(), id])?;
             event(tx, id, "refunded", Some(amt), now_ms)?;
             let refunded = Refunded::Cumulative { refunded_minor: refunded + amt, amount_minor: amount };
-            lifecycle::refund(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, id, refunded, now_ms)?;
+            lifecycle::refund(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, &conversion, refunded, now_ms)?;
         }
     }
     let body = view::render(tx, id)?.ok_or_else(|| ConversionError::NotFound(id.to_string()))?;

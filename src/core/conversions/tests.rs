@@ -286,7 +286,7 @@ fn a_job_failing_part_way_leaves_nothing_and_its_group_commits() {
     assert_eq!(count("SELECT count(*) FROM conversions"), 2);
     assert_eq!(count("SELECT count(*) FROM conversion_shares"), 2);
     assert_eq!(count("SELECT count(*) FROM commissions"), 2, "the failed job's first commission is gone too");
-    assert_eq!(count("SELECT count(*) FROM commission_accruals"), 2);
+    assert_eq!(count("SELECT count(*) FROM commission_accrued"), 2);
     assert_eq!(count("SELECT count(*) FROM idempotency_keys"), 0, "a failed job stores no answer");
     assert_eq!(count("SELECT count(*) FROM ledger_transfers"), 2);
     assert_eq!(count("SELECT debits_pending FROM ledger_balances WHERE kind = 'program_expense'"), 300);
@@ -331,4 +331,20 @@ fn the_explanation_starts_with_the_creation_once_in_new_and_older_files() {
     )
     .unwrap();
     assert_eq!(steps(&conn), expected);
+}
+
+/// A store file whose commissions were made with ids that do not start with their time cannot
+/// find a conversion's commissions by range: it is refused with the reason, and left as it was.
+#[test]
+fn a_file_with_commissions_of_the_earlier_id_format_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(schema::open(dir.path()).unwrap());
+    let conn = Connection::open(crate::store::Store::path(dir.path())).unwrap();
+    conn.execute_batch("CREATE TABLE commission_accruals (conversion_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)").unwrap();
+    drop(conn);
+    let e = schema::open(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("earlier development format") && e.contains("commission_accruals"), "{e}");
+    let conn = Connection::open(crate::store::Store::path(dir.path())).unwrap();
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'commission_accruals'", [], |r| r.get(0)).unwrap();
+    assert_eq!(tables, 1);
 }

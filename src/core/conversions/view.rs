@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::core::lifecycle::{Commission, CommissionEvent};
+use crate::core::lifecycle::{Commission, CommissionEvent, ConversionRef};
 
 pub use commissions::{CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, ReportScope, StatusTotals};
 pub use ledger::{LedgerFilter, LedgerPage};
@@ -220,16 +220,16 @@ pub fn render(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
     for e in stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
         events.push(e?);
     }
-    Ok(Some(conversion_json(&fields, &events, &commissions(conn, id)?)))
+    let conversion = ConversionRef { id, occurred_at_ms: r.4 as u64 };
+    Ok(Some(conversion_json(&fields, &events, &commissions(conn, &conversion)?)))
 }
 
 /// A conversion's commissions, each with how it was computed and every step it went through
 /// (with the ledger transfer that moved the money), so the explanation covers the money too.
-fn commissions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<(Commission, Vec<CommissionEvent>)>> {
-    use crate::core::lifecycle::sqlite::{commission_row, event_row, COMMISSION_COLUMNS};
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE conversion_id = ?1 ORDER BY partner, item"))?;
-    let rows: Vec<_> = stmt.query_map([id], commission_row)?.collect::<Result<_, _>>()?;
+fn commissions(conn: &Connection, conversion: &ConversionRef<'_>) -> rusqlite::Result<Vec<(Commission, Vec<CommissionEvent>)>> {
+    use crate::core::lifecycle::sqlite::{commissions_of, event_row};
+    let mut rows = commissions_of(conn, conversion)?;
+    rows.sort_by(|a, b| (&a.partner, &a.item).cmp(&(&b.partner, &b.item)));
     let mut events = conn.prepare_cached(
         "SELECT commission_id, kind, amount_minor, transfer_id, at_ms FROM commission_events WHERE commission_id = ?1 ORDER BY seq",
     )?;

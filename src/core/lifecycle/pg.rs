@@ -8,7 +8,7 @@
 use ::postgres::{GenericClient, Row};
 
 use super::sqlite::{event_kind, COMMISSION_COLUMNS};
-use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, LifecycleError, PeriodRef};
+use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
 use crate::core::commission::PeriodState;
 use crate::ledger::{currency_str, parse_currency, PgLedger, TransferId};
 
@@ -165,12 +165,12 @@ impl PgLedger<'_, '_> {
 // `COLLATE "C"` so ids sort bytewise, as SQLite sorts them, whatever the database's
 // collation: a sweep with a limit then picks the same commissions on both.
 impl CommissionTx for PgLedger<'_, '_> {
-    fn mark_accrued(&mut self, conversion_id: &str, at_ms: i64) -> Result<bool, LifecycleError> {
+    fn mark_accrued(&mut self, conversion: &ConversionRef<'_>, at_ms: i64) -> Result<bool, LifecycleError> {
         self.lock_head()?;
         let n = self
             .execute(
                 "INSERT INTO commission_accruals (conversion_id, at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&conversion_id, &at_ms],
+                &[&conversion.id, &at_ms],
             )
             .map_err(storage)?;
         Ok(n == 1)
@@ -284,11 +284,11 @@ impl CommissionTx for PgLedger<'_, '_> {
         Ok(self.many(&format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE id = $1"), &[&id])?.pop())
     }
 
-    fn commissions_of(&mut self, conversion_id: &str) -> Result<Vec<Commission>, LifecycleError> {
+    fn commissions_of(&mut self, conversion: &ConversionRef<'_>) -> Result<Vec<Commission>, LifecycleError> {
         self.lock_head()?;
         self.many(
             &format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE conversion_id = $1 ORDER BY id COLLATE \"C\""),
-            &[&conversion_id],
+            &[&conversion.id],
         )
     }
 

@@ -2,12 +2,18 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, LifecycleError, PeriodRef};
+use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
 use crate::core::commission::PeriodState;
 use crate::ledger::{currency_str, parse_currency, SqliteLedger, TransferId};
 
 /// The commission tables. `commission_events` is append-only like the ledger's transfers; a
 /// commission row holds the current state, which its events and transfers explain.
+///
+/// No key here is a hash alone: commission ids start with their conversion's second
+/// (`commission_id`), accruals are keyed by the conversion's time first, so inserts land at the
+/// end of each b-tree and a grouped commit writes few pages. (conversion, partner, item) needs
+/// no unique index of its own: the commission id derives from it, and a conversion is accrued
+/// once (`commission_accrued`). A conversion's commissions are one range of the id.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS commissions (
     id TEXT PRIMARY KEY,
@@ -29,8 +35,7 @@ CREATE TABLE IF NOT EXISTS commissions (
     paid_at_ms INTEGER,
     payout_id TEXT,
     reserve_seq INTEGER NOT NULL,
-    CHECK (voided_minor + reversed_minor <= amount_minor),
-    UNIQUE (conversion_id, partner, item)
+    CHECK (voided_minor + reversed_minor <= amount_minor)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS commissions_due ON commissions (lock_until_ms) WHERE status = 'pending';
 DROP INDEX IF EXISTS commissions_partner;
@@ -66,17 +71,42 @@ CREATE TABLE IF NOT EXISTS commission_rules (
     version TEXT PRIMARY KEY,
     rules TEXT NOT NULL
 ) STRICT;
-CREATE TABLE IF NOT EXISTS commission_accruals (
-    conversion_id TEXT PRIMARY KEY,
-    at_ms INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS commission_accrued (
+    occurred_at_ms INTEGER NOT NULL,
+    conversion_id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (occurred_at_ms, conversion_id)
 ) STRICT, WITHOUT ROWID;
 ";
 
-/// Creates the ledger and commission tables if they are missing.
+/// Creates the ledger and commission tables if they are missing. A file whose commissions were
+/// made with ids that do not start with their time (its accruals are in `commission_accruals`)
+/// is refused: its commissions could not be found by their conversion.
 pub fn migrate(conn: &Connection) -> Result<(), LifecycleError> {
+    let legacy: bool = conn
+        .query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'commission_accruals'", [], |r| r.get(0))
+        .map_err(storage)?;
+    if legacy {
+        return Err(LifecycleError::Storage(
+            "this store file holds commissions in an earlier development format (ids without their conversion's time, \
+             table commission_accruals); open a new data directory"
+                .into(),
+        ));
+    }
     crate::ledger::sqlite::migrate(conn)?;
     conn.execute_batch(SCHEMA).map_err(storage)?;
     Ok(())
+}
+
+/// A conversion's commissions, ordered by id: one range of the commissions' primary key.
+pub fn commissions_of(conn: &Connection, conversion: &ConversionRef<'_>) -> rusqlite::Result<Vec<Commission>> {
+    let lo = conversion.commission_prefix();
+    let hi = format!("{lo}~");
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE id > ?1 AND id < ?2 AND conversion_id = ?3 ORDER BY id"
+    ))?;
+    let rows = st.query_map(params![lo, hi, conversion.id], commission_row)?;
+    rows.collect()
 }
 
 fn storage(e: rusqlite::Error) -> LifecycleError {
@@ -143,12 +173,12 @@ fn many(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Co
 }
 
 impl CommissionTx for SqliteLedger<'_> {
-    fn mark_accrued(&mut self, conversion_id: &str, at_ms: i64) -> Result<bool, LifecycleError> {
+    fn mark_accrued(&mut self, conversion: &ConversionRef<'_>, at_ms: i64) -> Result<bool, LifecycleError> {
         let mut st = self
             .conn()
-            .prepare_cached("INSERT OR IGNORE INTO commission_accruals (conversion_id, at_ms) VALUES (?1, ?2)")
+            .prepare_cached("INSERT OR IGNORE INTO commission_accrued (occurred_at_ms, conversion_id, at_ms) VALUES (?1, ?2, ?3)")
             .map_err(storage)?;
-        Ok(st.execute(params![conversion_id, at_ms]).map_err(storage)? == 1)
+        Ok(st.execute(params![conversion.occurred_at_ms as i64, conversion.id, at_ms]).map_err(storage)? == 1)
     }
 
     fn period_state(&mut self, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
@@ -267,8 +297,8 @@ impl CommissionTx for SqliteLedger<'_> {
         Ok(many(self.conn(), &format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE id = ?1"), [id])?.pop())
     }
 
-    fn commissions_of(&mut self, conversion_id: &str) -> Result<Vec<Commission>, LifecycleError> {
-        many(self.conn(), &format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE conversion_id = ?1 ORDER BY id"), [conversion_id])
+    fn commissions_of(&mut self, conversion: &ConversionRef<'_>) -> Result<Vec<Commission>, LifecycleError> {
+        commissions_of(self.conn(), conversion).map_err(storage)
     }
 
     fn due_for_approval(&mut self, now_ms: i64, limit: usize) -> Result<Vec<Commission>, LifecycleError> {

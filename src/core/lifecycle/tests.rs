@@ -77,7 +77,12 @@ fn events<H: Harness>(h: &mut H, id: &str) -> Vec<(&'static str, i64)> {
 }
 
 fn refund_at<H: Harness>(h: &mut H, conv: &str, refunded: Refunded, now_ms: u64) -> Vec<Commission> {
-    h.run(|tx| refund(tx, conv, refunded, now_ms)).unwrap_or_else(|e| panic!("refund {conv} {refunded:?}: {e}"))
+    h.run(|tx| refund(tx, &at_t0(conv), refunded, now_ms)).unwrap_or_else(|e| panic!("refund {conv} {refunded:?}: {e}"))
+}
+
+/// A conversion of the tests: they all occur at `T0`.
+fn at_t0(id: &str) -> ConversionRef<'_> {
+    ConversionRef { id, occurred_at_ms: T0 }
 }
 
 fn partial(refunded_minor: i64, amount_minor: i64) -> Refunded {
@@ -371,7 +376,7 @@ fn retrying_a_refund_changes_nothing<H: Harness>(h: &mut H) {
     assert_eq!((c.status, c.voided_minor, c.reversed_minor), (CommissionStatus::Reversed, 250, 750));
     // Paid 500 (what was left after the void and the reversal), clawed back 500.
     assert_eq!((payable_net(h, "alice"), paid_net(h, "alice")), (-500, 500));
-    let e = h.run(|tx| refund(tx, "cv_1", partial(10_001, 10_000), LOCKED_UNTIL + 8)).unwrap_err();
+    let e = h.run(|tx| refund(tx, &at_t0("cv_1"), partial(10_001, 10_000), LOCKED_UNTIL + 8)).unwrap_err();
     assert!(matches!(e, LifecycleError::Invalid { field: "refunded_minor", .. }), "{e}");
 }
 
@@ -401,7 +406,7 @@ fn a_crash_before_commit_leaves_nothing<H: Harness>(h: &mut H) {
     let made = h.crash(|tx| accrue(tx, &sale, &shares(&[("alice", 10_000)]), &pct(1000), T0)).unwrap();
     assert_eq!(made.len(), 1);
     h.reopen();
-    assert!(h.run(|tx| tx.commissions_of("cv_1")).unwrap().is_empty());
+    assert!(h.run(|tx| tx.commissions_of(&at_t0("cv_1"))).unwrap().is_empty());
     assert_eq!(pending_of(h, "alice"), Balance::default());
     assert_eq!(clean(h).transfers, 0);
     // The retry accrues it, once.
@@ -418,8 +423,11 @@ fn a_crash_before_commit_leaves_nothing<H: Harness>(h: &mut H) {
 /// The store's own methods, field by field, without the lifecycle: what the backends must
 /// agree on.
 fn rows_round_trip<H: Harness>(h: &mut H) {
+    // Ids as the lifecycle makes them: the conversion's prefix, then a suffix in a known order.
+    let cv = ConversionRef { id: "cv_1", occurred_at_ms: T0 };
+    let cm = |suffix: &str| format!("{}{suffix:0>8}", cv.commission_prefix());
     let c = Commission {
-        id: "cm_1".into(),
+        id: cm("1"),
         conversion_id: "cv_1".into(),
         program: PROGRAM.into(),
         partner: "alice".into(),
@@ -451,34 +459,36 @@ fn rows_round_trip<H: Harness>(h: &mut H) {
         ..c.clone()
     };
     h.run(|tx| {
-        assert_eq!((tx.mark_accrued("cv_1", 1).unwrap(), tx.mark_accrued("cv_1", 2).unwrap()), (true, false));
+        assert_eq!((tx.mark_accrued(&cv, 1).unwrap(), tx.mark_accrued(&cv, 2).unwrap()), (true, false));
+        assert!(tx.mark_accrued(&ConversionRef { id: "cv_2", ..cv }, 1).unwrap());
         tx.insert_commission(&c).unwrap();
-        assert_eq!(tx.commission("cm_1").unwrap(), Some(c.clone()));
-        assert_eq!(tx.commission("cm_2").unwrap(), None);
+        assert_eq!(tx.commission(&cm("1")).unwrap(), Some(c.clone()));
+        assert_eq!(tx.commission(&cm("2")).unwrap(), None);
     });
-    // The primary key and (conversion, partner, item) are unique. Each refusal in a
-    // transaction of its own, rolled back: PostgreSQL aborts a transaction at its first error.
-    let other_id = Commission { id: "cm_2".into(), ..c.clone() };
-    for dup in [&c, &other_id] {
-        assert!(matches!(h.crash(|tx| tx.insert_commission(dup)), Err(LifecycleError::Storage(_))), "{}", dup.id);
-    }
+    // The primary key is unique (rolled back after: PostgreSQL aborts a transaction at its
+    // first error).
+    assert!(matches!(h.crash(|tx| tx.insert_commission(&c)), Err(LifecycleError::Storage(_))), "{}", c.id);
     h.run(|tx| {
         let updated = Commission { status: CommissionStatus::Reversed, reversed_minor: 3, reserve_seq: 7, payout_id: None, ..c.clone() };
         tx.update_commission(&updated).unwrap();
-        assert_eq!(tx.commission("cm_1").unwrap(), Some(updated));
-        assert_eq!(tx.update_commission(&due("cm_9", 0)), Err(LifecycleError::NotFound("cm_9".into())));
-        for (id, lock) in [("cm_b", 20), ("cm_a", 20), ("cm_c", 10), ("cm_d", 30)] {
-            tx.insert_commission(&Commission { item: id.into(), ..due(id, lock) }).unwrap();
+        assert_eq!(tx.commission(&cm("1")).unwrap(), Some(updated));
+        assert_eq!(tx.update_commission(&due(&cm("9"), 0)), Err(LifecycleError::NotFound(cm("9"))));
+        for (id, lock) in [("b", 20), ("a", 20), ("c", 10), ("d", 30)] {
+            tx.insert_commission(&Commission { item: id.into(), ..due(&cm(id), lock) }).unwrap();
         }
+        // Another conversion's commission, in the same second: not one of cv_1's.
+        let other = ConversionRef { id: "cv_2", ..cv };
+        tx.insert_commission(&Commission { id: commission_id(&other, "alice", "base"), conversion_id: "cv_2".into(), ..due("", 40) })
+            .unwrap();
         let ids = |cs: Vec<Commission>| cs.into_iter().map(|c| c.id).collect::<Vec<_>>();
-        assert_eq!(ids(tx.due_for_approval(20, 10).unwrap()), ["cm_c", "cm_a", "cm_b"], "by lock, then id; none before its lock");
-        assert_eq!(ids(tx.due_for_approval(20, 2).unwrap()), ["cm_c", "cm_a"]);
-        assert_eq!(ids(tx.commissions_of("cv_1").unwrap()), ["cm_1", "cm_a", "cm_b", "cm_c", "cm_d"]);
+        assert_eq!(ids(tx.due_for_approval(20, 10).unwrap()), [cm("c"), cm("a"), cm("b")], "by lock, then id; none before its lock");
+        assert_eq!(ids(tx.due_for_approval(20, 2).unwrap()), [cm("c"), cm("a")]);
+        assert_eq!(ids(tx.commissions_of(&cv).unwrap()), [cm("1"), cm("a"), cm("b"), cm("c"), cm("d")]);
         let approve = |id: &str| Commission { status: CommissionStatus::Approved, ..due(id, 0) };
-        tx.update_commission(&approve("cm_d")).unwrap();
-        tx.update_commission(&approve("cm_b")).unwrap();
-        assert_eq!(ids(tx.approved_of("alice", USD, 10).unwrap()), ["cm_b", "cm_d"]);
-        assert_eq!(ids(tx.approved_of("alice", USD, 1).unwrap()), ["cm_b"]);
+        tx.update_commission(&approve(&cm("d"))).unwrap();
+        tx.update_commission(&approve(&cm("b"))).unwrap();
+        assert_eq!(ids(tx.approved_of("alice", USD, 10).unwrap()), [cm("b"), cm("d")]);
+        assert_eq!(ids(tx.approved_of("alice", USD, 1).unwrap()), [cm("b")]);
         assert!(tx.approved_of("alice", *b"EUR", 10).unwrap().is_empty());
         assert!(tx.approved_of("bob", USD, 10).unwrap().is_empty());
 
@@ -495,7 +505,7 @@ fn rows_round_trip<H: Harness>(h: &mut H) {
         let kinds = ["created", "voided", "approved", "paid", "reversed", "clawed_back"];
         for (i, kind) in kinds.into_iter().enumerate() {
             let e = CommissionEvent {
-                commission_id: "cm_1".into(),
+                commission_id: cm("1"),
                 kind,
                 amount_minor: i as i64,
                 transfer_id: TransferId::derive(kind),
@@ -503,10 +513,10 @@ fn rows_round_trip<H: Harness>(h: &mut H) {
             };
             tx.insert_event(&e).unwrap();
         }
-        let got = tx.events_of("cm_1").unwrap();
+        let got = tx.events_of(&cm("1")).unwrap();
         assert_eq!(got.iter().map(|e| e.kind).collect::<Vec<_>>(), kinds);
         assert_eq!(got[5].transfer_id, TransferId::derive("clawed_back"));
-        assert!(tx.events_of("cm_a").unwrap().is_empty());
+        assert!(tx.events_of(&cm("a")).unwrap().is_empty());
     });
 }
 
@@ -559,11 +569,19 @@ both_backends!(
 
 #[test]
 fn commission_ids_derive_from_conversion_partner_and_item() {
-    let id = commission_id("cv_1", "alice", "base");
-    assert_eq!(id, commission_id("cv_1", "alice", "base"));
+    let cv = |id| ConversionRef { id, occurred_at_ms: 1_700_000_000_999 };
+    let id = commission_id(&cv("cv_1"), "alice", "base");
+    assert_eq!(id, commission_id(&cv("cv_1"), "alice", "base"));
     assert!(id.starts_with("cm_") && id.len() == 27 && id[3..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
+    assert!(id.starts_with("cm_6553f100"), "the second it occurred at leads: {id}");
+    assert!(id.starts_with(&cv("cv_1").commission_prefix()) && !id.starts_with(&cv("cv_2").commission_prefix()));
     // Parts are separated, so moving a character from one to the next changes the id.
-    assert_ne!(id, commission_id("cv_1a", "lice", "base"));
-    assert_ne!(id, commission_id("cv_1", "alice", "bonus:0"));
-    assert_ne!(id, commission_id("cv_2", "alice", "base"));
+    assert_ne!(id, commission_id(&cv("cv_1a"), "lice", "base"));
+    assert_ne!(id, commission_id(&cv("cv_1"), "alice", "bonus:0"));
+    assert_ne!(id, commission_id(&cv("cv_2"), "alice", "base"));
+    // Later conversions sort after; the ledger's ids of its transfers follow.
+    let later = commission_id(&ConversionRef { id: "cv_0", occurred_at_ms: 1_700_000_001_000 }, "alice", "base");
+    assert!(later > id);
+    let reserve = |c: &str| TransferId::derive(&format!("commission:{c}:reserve:0"));
+    assert!(reserve(&later) > reserve(&id));
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::ConversionReader;
 use crate::core::lifecycle::sqlite::{commission_row, event_row, COMMISSION_COLUMNS};
-use crate::core::lifecycle::{Commission, CommissionEvent, CommissionStatus};
+use crate::core::lifecycle::{Commission, CommissionEvent, CommissionStatus, ConversionRef};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -78,10 +78,11 @@ pub enum ReportScope<'a> {
     Program(&'a str),
 }
 
-/// The listing's query and its arguments, without the limit. Filtered by partner, payout or
-/// conversion it walks an index in `(created_at_ms, id)` order within that key; otherwise the
-/// `(created_at_ms, id)` index, so a page never sorts every match.
-fn listing(f: &CommissionFilter) -> (String, Vec<Sql>) {
+/// The listing's query and its arguments, without the limit. Filtered by partner or payout it
+/// walks an index in `(created_at_ms, id)` order within that key; by conversion, the range of
+/// ids its commissions share (`id_range`, from `ConversionRef::commission_prefix`), a handful
+/// of rows; otherwise the `(created_at_ms, id)` index, so a page never sorts every match.
+fn listing(f: &CommissionFilter, id_range: Option<(String, String)>) -> (String, Vec<Sql>) {
     let mut sql = format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE 1 = 1");
     let mut args: Vec<Sql> = Vec::new();
     let mut eq = |column: &str, v: &Option<String>| {
@@ -96,6 +97,10 @@ fn listing(f: &CommissionFilter) -> (String, Vec<Sql>) {
     eq("period", &f.period);
     eq("conversion_id", &f.conversion_id);
     eq("payout_id", &f.payout_id);
+    if let Some((lo, hi)) = id_range {
+        sql.push_str(" AND id > ? AND id < ?");
+        args.extend([Sql::Text(lo), Sql::Text(hi)]);
+    }
     if let Some((at, id)) = &f.after {
         sql.push_str(" AND (created_at_ms, id) > (?, ?)");
         args.extend([Sql::Integer(*at), Sql::Text(id.clone())]);
@@ -107,8 +112,18 @@ fn listing(f: &CommissionFilter) -> (String, Vec<Sql>) {
 impl ConversionReader {
     /// A page of commissions matching `f`, ordered by `(created_at_ms, id)`.
     pub fn commissions(&self, f: &CommissionFilter) -> rusqlite::Result<CommissionPage> {
-        let (sql, args) = listing(f);
-        let (commissions, more) = super::page(&self.conn(), sql, args, f.limit, commission_row)?;
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let mut id_range = None;
+        if let Some(id) = &f.conversion_id {
+            let occurred: Option<i64> =
+                tx.prepare_cached("SELECT occurred_at_ms FROM conversions WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
+            let Some(occurred_at_ms) = occurred else { return Ok(CommissionPage { commissions: Vec::new(), more: false }) };
+            let lo = ConversionRef { id, occurred_at_ms: occurred_at_ms as u64 }.commission_prefix();
+            id_range = Some((lo.clone(), format!("{lo}~")));
+        }
+        let (sql, args) = listing(f, id_range);
+        let (commissions, more) = super::page(&tx, sql, args, f.limit, commission_row)?;
         Ok(CommissionPage { commissions, more })
     }
 
@@ -230,7 +245,7 @@ mod tests {
             ),
             ("program", CommissionFilter { program: text("shop"), ..Default::default() }, "commissions_created", false),
             ("payout", CommissionFilter { payout_id: text("po-1"), ..Default::default() }, "commissions_payout", false),
-            ("conversion", CommissionFilter { conversion_id: text("cv_0"), ..Default::default() }, "sqlite_autoindex_commissions_2", true),
+            ("conversion", CommissionFilter { conversion_id: text("cv_0"), ..Default::default() }, "sqlite_autoindex_commissions_1", true),
             (
                 "period after a cursor",
                 CommissionFilter { period: text("2026-11"), after: Some((5, "cm_1".into())), ..Default::default() },
@@ -239,7 +254,8 @@ mod tests {
             ),
         ];
         for (what, filter, index, few_matches) in cases {
-            let (sql, args) = listing(&filter);
+            let id_range = filter.conversion_id.as_ref().map(|_| ("cm_0".to_string(), "cm_1".to_string()));
+            let (sql, args) = listing(&filter, id_range);
             let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let plan: Vec<String> =
                 st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();

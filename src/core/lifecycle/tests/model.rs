@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::super::{commission_id, Commission, CommissionStatus, LifecycleError, Refunded};
+use super::super::{commission_id, Commission, CommissionStatus, ConversionRef, LifecycleError, Refunded};
 use crate::core::attribution::engine::Share;
 use crate::core::commission::{self, CommissionInput, PeriodState, ProgramRules};
 use crate::ledger::{AccountKey, AccountKind, Balance};
@@ -28,6 +28,12 @@ pub struct Conv {
     pub refunded_issued_minor: i64,
     /// A full refund or a cancel was asked for: no more refunds are issued.
     pub closed: bool,
+}
+
+impl Conv {
+    pub fn conversion(&self) -> ConversionRef<'_> {
+        ConversionRef { id: &self.id, occurred_at_ms: self.occurred_at_ms }
+    }
 }
 
 /// One request, as the client sends it and as a retry repeats it.
@@ -176,7 +182,7 @@ impl Model {
             items.extend(calc.bonuses.iter().map(|b| (format!("bonus:{}", b.index), b.amount_minor)));
             for (item, amount_minor) in items.into_iter().filter(|(_, a)| *a > 0) {
                 let c = Commission {
-                    id: commission_id(&conv.id, &share.partner, &item),
+                    id: commission_id(&conv.conversion(), &share.partner, &item),
                     conversion_id: conv.id.clone(),
                     program: PROGRAM.to_string(),
                     partner: share.partner.clone(),

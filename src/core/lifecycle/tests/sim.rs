@@ -420,7 +420,7 @@ impl<H: Harness> Sim<H> {
             assert_eq!(self.h.run(|tx| tx.period_state(&key)).unwrap(), *want, "{key:?}");
         }
         for conv in &self.convs {
-            let listed: Vec<_> = self.h.run(|tx| tx.commissions_of(&conv.id)).unwrap().into_iter().map(without_detail).collect();
+            let listed: Vec<_> = self.h.run(|tx| tx.commissions_of(&conv.conversion())).unwrap().into_iter().map(without_detail).collect();
             assert_eq!(listed, self.model.of(conv), "the commissions of {}", conv.id);
         }
         // Every reserve was resolved exactly once, and every commission has one creation.
@@ -473,7 +473,7 @@ fn execute(tx: &mut dyn CommissionTx, op: &Op, convs: &[Conv], rules: &ProgramRu
             };
             Outcome::of(accrue(tx, &sale, &c.shares, rules, now_ms))
         }
-        Op::Refund(i, refunded) => Outcome::of(refund(tx, &convs[*i].id, *refunded, now_ms)),
+        Op::Refund(i, refunded) => Outcome::of(refund(tx, &convs[*i].conversion(), *refunded, now_ms)),
         Op::Approve { limit } => Outcome::of(approve_due(tx, now_ms, *limit)),
         Op::PayPartner { partner, currency, payout, limit } => Outcome::of(pay_partner(tx, partner, *currency, payout, now_ms, *limit)),
         Op::Pay { commission, payout } => Outcome::of(pay(tx, commission, payout, now_ms).map(|c| vec![c])),
