@@ -108,7 +108,8 @@ struct Ours {
 }
 
 fn bench_sqlite(world: &World, concurrency: usize, root: &Path) -> Ours {
-    let dir = tempfile::tempdir_in(root).expect("temp dir");
+    let dir = tempfile::Builder::new().keep(std::env::var_os("TMPKEEP").is_some()).tempdir_in(root).expect("temp dir");
+    eprintln!("DIR {}", dir.path().display());
     let metrics = clickgate::metrics::Metrics::new().api;
     let batch = Api::default().commit_batch_len_max;
     // As `app::build_api` sets it up.

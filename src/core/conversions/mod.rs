@@ -449,7 +449,9 @@ fn record(
                 c.order_id, c.program
             )));
         }
-        return Ok(Answer { status: 201, body: first, replayed: true });
+        // Store files made before kept the answer; now it is rebuilt from the rows.
+        let body = if first.is_empty() { view::render_first(tx, &id)?.unwrap_or_default() } else { first };
+        return Ok(Answer { status: 201, body, replayed: true });
     }
     let attribution = attributor.attribute(c);
     outcomes.push(match attribution.method {
@@ -475,7 +477,7 @@ fn record(
     tx.prepare_cached(
         "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
              visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor, first_answer)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0, ?17)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0, '')",
     )?
     .execute(params![
         id,
@@ -494,7 +496,6 @@ fn record(
         &fingerprint[..],
         serde_json::to_value(attribution.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
         attribution_json,
-        body,
     ])?;
     for s in &attribution.shares {
         tx.prepare_cached("INSERT INTO conversion_shares (conversion_id, partner, amount_minor, day) VALUES (?1, ?2, ?3, ?4)")?

@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS conversions (
     attribution TEXT NOT NULL,
     status TEXT NOT NULL,
     refunded_minor INTEGER NOT NULL CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor),
+    -- The first answer as files made before kept it; new rows leave it empty and a retry
+    -- rebuilds it from the rows (`view::render_first`).
     first_answer TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS conversions_program_day ON conversions (program, day);

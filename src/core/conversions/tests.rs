@@ -219,13 +219,17 @@ fn the_first_answer_built_in_memory_is_what_a_read_back_renders() {
     let dir = tempfile::tempdir().unwrap();
     let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
     let c = Conversions::start(dir.path(), config, Box::new(Split(Arc::new(rules))), crate::metrics::Metrics::new().api).unwrap();
+    let amounts = [3000, 0, 4500, 9999, 120];
+    let record = |i: usize| {
+        let mut n = conv(&format!("o-{i}"), amounts[i]);
+        n.click_id = (i % 2 == 0).then(|| format!("click-{i}"));
+        n.customer_ref = Some("cust \"7\"".into());
+        Op::Record(Fingerprinted::new(n))
+    };
     let mut answers = Vec::new();
     rt().block_on(async {
-        for (i, amount) in [3000, 0, 4500, 9999, 120].into_iter().enumerate() {
-            let mut n = conv(&format!("o-{i}"), amount);
-            n.click_id = (i % 2 == 0).then(|| format!("click-{i}"));
-            n.customer_ref = Some("cust \"7\"".into());
-            answers.push(c.write(Op::Record(Fingerprinted::new(n)), None, 1_763_900_000_123 + i as u64).await.unwrap());
+        for i in 0..amounts.len() {
+            answers.push(c.write(record(i), None, 1_763_900_000_123 + i as u64).await.unwrap());
         }
     });
     let conn = schema::open(dir.path()).unwrap();
@@ -240,6 +244,31 @@ fn the_first_answer_built_in_memory_is_what_a_read_back_renders() {
     }
     assert_eq!(json(&answers[0])["commissions"].as_array().unwrap().len(), 2, "two partners, a base item each (the fixed fee is in it)");
     assert!(bonuses >= 1, "the third conversion reaches the bonus");
+
+    // The answer is not kept: after later steps moved the rows on, a retry still gets the first
+    // answer, rebuilt from them, while a read shows where they are now.
+    let id = |i: usize| json(&answers[i])["id"].as_str().unwrap().to_string();
+    let steps = [(0, Transition::Refund(Some(1000))), (2, Transition::Cancel), (3, Transition::Confirm), (4, Transition::Refund(None))];
+    rt().block_on(async {
+        for (i, t) in steps {
+            c.write(Op::Transition { id: id(i), transition: t }, None, 1_763_900_100_000).await.unwrap();
+        }
+        for (i, a) in answers.iter().enumerate() {
+            let again = c.write(record(i), None, 1_763_900_200_000).await.unwrap();
+            assert_eq!((again.replayed, &again.body), (true, &a.body), "the retry of {}", id(i));
+            assert_eq!(view::render_first(&conn, &id(i)).unwrap().as_ref(), Some(&a.body));
+        }
+    });
+    for i in [0, 2, 3, 4] {
+        assert_ne!(view::render(&conn, &id(i)).unwrap().unwrap(), answers[i].body, "{} moved on", id(i));
+    }
+    let stored: Vec<String> =
+        conn.prepare("SELECT first_answer FROM conversions").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert!(stored.len() == 5 && stored.iter().all(String::is_empty), "no copy of the answer is kept");
+    // A file made before kept the answer in the row: that copy is what a retry gets.
+    conn.execute("UPDATE conversions SET first_answer = '{\"kept\":1}' WHERE id = ?1", [id(1)]).unwrap();
+    let again = rt().block_on(c.write(record(1), None, 1_763_900_300_000)).unwrap();
+    assert_eq!((again.replayed, again.body.as_str()), (true, "{\"kept\":1}"));
 }
 
 /// Credits "bob" twice for an order id starting `dup`, which fails part-way through its

@@ -117,20 +117,6 @@ pub(super) fn first_answer(
     commissions: Vec<Commission>,
     now_ms: u64,
 ) -> String {
-    let mut commissions: Vec<_> = commissions
-        .into_iter()
-        .map(|cm| {
-            let created = CommissionEvent {
-                commission_id: cm.id.clone(),
-                kind: "created",
-                amount_minor: cm.amount_minor,
-                transfer_id: cm.reserve_id(0),
-                at_ms: now_ms as i64,
-            };
-            (cm, vec![created])
-        })
-        .collect();
-    commissions.sort_by(|(a, _), (b, _)| (&a.partner, &a.item).cmp(&(&b.partner, &b.item)));
     let fields = ConversionFields {
         id,
         program: &c.program,
@@ -148,54 +134,59 @@ pub(super) fn first_answer(
         status: super::Status::Pending.as_str(),
         refunded_minor: 0,
     };
-    conversion_json(&fields, &[("recorded".to_string(), None, now_ms as i64)], &commissions)
+    first_json(&fields, commissions)
 }
 
-/// Renders one conversion as the API shows it; `None` when it does not exist.
-pub fn render(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
-    type Row = (
-        String,
-        String,
-        i64,
-        String,
-        i64,
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        String,
-        i64,
-    );
-    let row: Option<Row> = conn
-        .prepare_cached(
-            "SELECT program, order_id, amount_minor, currency, occurred_at_ms, received_at_ms, click_id, visitor_id, coupon_code,
-                    customer_ref, origin, attribution, status, refunded_minor
-             FROM conversions WHERE id = ?1",
-        )?
-        .query_row([id], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-                r.get(11)?,
-                r.get(12)?,
-                r.get(13)?,
-            ))
+/// A conversion's first answer from its fields and its commissions as created.
+fn first_json(fields: &ConversionFields<'_>, commissions: Vec<Commission>) -> String {
+    let mut commissions: Vec<_> = commissions
+        .into_iter()
+        .map(|cm| {
+            let created = CommissionEvent {
+                commission_id: cm.id.clone(),
+                kind: "created",
+                amount_minor: cm.amount_minor,
+                transfer_id: cm.reserve_id(0),
+                at_ms: cm.created_at_ms,
+            };
+            (cm, vec![created])
         })
-        .optional()?;
-    let Some(r) = row else { return Ok(None) };
-    let fields = ConversionFields {
+        .collect();
+    commissions.sort_by(|(a, _), (b, _)| (&a.partner, &a.item).cmp(&(&b.partner, &b.item)));
+    conversion_json(fields, &[("recorded".to_string(), None, fields.received_at_ms)], &commissions)
+}
+
+/// A stored conversion's first answer, rebuilt: what `first_answer` gave when it was recorded.
+/// Everything in it is kept: the conversion's fields and attribution never change, and a
+/// commission's created fields are its row less what later steps changed, which only grows
+/// from zero (voided, reversed), was none (approval, payment) or was the first reserve.
+/// `None` when it does not exist. Retries replay this instead of a stored copy of the answer.
+pub fn render_first(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    let Some(r) = read(conn, id)? else { return Ok(None) };
+    let fields = ConversionFields { status: super::Status::Pending.as_str(), refunded_minor: 0, ..fields(&r, id) };
+    let conversion = ConversionRef { id, occurred_at_ms: r.4 as u64 };
+    let created = crate::core::lifecycle::sqlite::commissions_of(conn, &conversion)?
+        .into_iter()
+        .map(|c| Commission {
+            voided_minor: 0,
+            reversed_minor: 0,
+            status: crate::core::lifecycle::CommissionStatus::Pending,
+            approved_at_ms: None,
+            paid_at_ms: None,
+            payout_id: None,
+            reserve_seq: 0,
+            ..c
+        })
+        .collect();
+    Ok(Some(first_json(&fields, created)))
+}
+
+/// A conversion row as `read` reads it, in its columns' order.
+type Row =
+    (String, String, i64, String, i64, i64, Option<String>, Option<String>, Option<String>, Option<String>, String, String, String, i64);
+
+fn fields<'a>(r: &'a Row, id: &'a str) -> ConversionFields<'a> {
+    ConversionFields {
         id,
         program: &r.0,
         order_id: &r.1,
@@ -211,7 +202,40 @@ pub fn render(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
         attribution: &r.11,
         status: &r.12,
         refunded_minor: r.13,
-    };
+    }
+}
+
+fn read(conn: &Connection, id: &str) -> rusqlite::Result<Option<Row>> {
+    conn.prepare_cached(
+        "SELECT program, order_id, amount_minor, currency, occurred_at_ms, received_at_ms, click_id, visitor_id, coupon_code,
+                customer_ref, origin, attribution, status, refunded_minor
+         FROM conversions WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+            r.get(10)?,
+            r.get(11)?,
+            r.get(12)?,
+            r.get(13)?,
+        ))
+    })
+    .optional()
+}
+
+/// Renders one conversion as the API shows it; `None` when it does not exist.
+pub fn render(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    let Some(r) = read(conn, id)? else { return Ok(None) };
+    let fields = fields(&r, id);
     // The creation is the row itself (store files made before also hold it as an event row).
     let mut events: Vec<ConversionEvent> = vec![("recorded".to_string(), None, r.5)];
     let mut stmt = conn.prepare_cached(
