@@ -108,8 +108,7 @@ struct Ours {
 }
 
 fn bench_sqlite(world: &World, concurrency: usize, root: &Path) -> Ours {
-    let dir = tempfile::Builder::new().keep(std::env::var_os("TMPKEEP").is_some()).tempdir_in(root).expect("temp dir");
-    eprintln!("DIR {}", dir.path().display());
+    let dir = tempfile::tempdir_in(root).expect("temp dir");
     let metrics = clickgate::metrics::Metrics::new().api;
     let batch = Api::default().commit_batch_len_max;
     // As `app::build_api` sets it up.
@@ -171,7 +170,8 @@ fn check_sqlite(dir: &Path, n: usize) {
         .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .expect("methods");
     let attributed: i64 = methods.iter().filter(|(m, _)| m != "none").map(|(_, c)| c).sum();
-    let (accruals, shares) = (count("SELECT count(*) FROM commission_accrued"), count("SELECT count(*) FROM conversion_shares"));
+    let (accruals, shares) =
+        (count("SELECT count(*) FROM commission_accrued"), count("SELECT coalesce(sum(conversions), 0) FROM partner_days"));
     let (commissions, bonuses) =
         (count("SELECT count(*) FROM commissions"), count("SELECT count(*) FROM commissions WHERE item LIKE 'bonus:%'"));
     let events = count("SELECT count(*) FROM commission_events");

@@ -497,11 +497,63 @@ fn record(
         serde_json::to_value(attribution.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
         attribution_json,
     ])?;
+    let day = (c.occurred_at_ms / 86_400_000) as i64;
     for s in &attribution.shares {
-        tx.prepare_cached("INSERT INTO conversion_shares (conversion_id, partner, amount_minor, day) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![id, s.partner, s.amount_minor, (c.occurred_at_ms / 86_400_000) as i64])?;
+        add_partner_day(
+            tx,
+            &s.partner,
+            day,
+            &c.currency,
+            PartnerDay { conversions: 1, revenue_minor: s.amount_minor, ..PartnerDay::default() },
+        )?;
     }
     Ok(Answer { status: 201, body, replayed: false })
+}
+
+/// A change to one row of `partner_days`.
+#[derive(Debug, Default, Clone, Copy)]
+struct PartnerDay {
+    conversions: i64,
+    revenue_minor: i64,
+    refunded_minor: i64,
+    cancelled: i64,
+}
+
+fn add_partner_day(tx: &Connection, partner: &str, day: i64, currency: &str, d: PartnerDay) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (partner, day, currency) DO UPDATE SET conversions = conversions + excluded.conversions,
+            revenue_minor = revenue_minor + excluded.revenue_minor, refunded_minor = refunded_minor + excluded.refunded_minor,
+            cancelled = cancelled + excluded.cancelled",
+    )?
+    .execute(params![partner, day, currency, d.conversions, d.revenue_minor, d.refunded_minor, d.cancelled])?;
+    Ok(())
+}
+
+/// What a cancel or a refund changes in its partners' days: `f` gives each share's change.
+fn credit_partner_days(tx: &Connection, row: &StoredConversion, f: impl Fn(i64) -> PartnerDay) -> Result<(), ConversionError> {
+    #[derive(Deserialize)]
+    struct Shares {
+        shares: Vec<crate::core::attribution::engine::Share>,
+    }
+    let shares: Shares = serde_json::from_str(&row.attribution)
+        .map_err(|e| ConversionError::Invalid { field: "attribution", why: format!("the stored attribution does not read back: {e}") })?;
+    let day = (row.occurred_at_ms / 86_400_000) as i64;
+    for s in shares.shares {
+        add_partner_day(tx, &s.partner, day, &row.currency, f(s.amount_minor))?;
+    }
+    Ok(())
+}
+
+/// What a transition reads of a conversion.
+struct StoredConversion {
+    status: Status,
+    amount_minor: i64,
+    refunded_minor: i64,
+    occurred_at_ms: u64,
+    currency: String,
+    attribution: String,
 }
 
 fn event(tx: &Connection, id: &str, kind: &str, amount_minor: Option<i64>, now_ms: u64) -> rusqlite::Result<()> {
@@ -514,13 +566,24 @@ fn event(tx: &Connection, id: &str, kind: &str, amount_minor: Option<i64>, now_m
 }
 
 fn transition_op(tx: &Connection, id: &str, t: Transition, now_ms: u64) -> Result<Answer, ConversionError> {
-    let row: Option<(String, i64, i64, i64)> = tx
-        .prepare_cached("SELECT status, amount_minor, refunded_minor, occurred_at_ms FROM conversions WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    let row = tx
+        .prepare_cached(
+            "SELECT status, amount_minor, refunded_minor, occurred_at_ms, currency, attribution FROM conversions WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(StoredConversion {
+                status: Status::parse(&r.get::<_, String>(0)?),
+                amount_minor: r.get(1)?,
+                refunded_minor: r.get(2)?,
+                occurred_at_ms: r.get::<_, i64>(3)? as u64,
+                currency: r.get(4)?,
+                attribution: r.get(5)?,
+            })
+        })
         .optional()?;
-    let Some((status, amount, refunded, occurred_at_ms)) = row else { return Err(ConversionError::NotFound(id.to_string())) };
-    let conversion = ConversionRef { id, occurred_at_ms: occurred_at_ms as u64 };
-    let status = Status::parse(&status);
+    let Some(row) = row else { return Err(ConversionError::NotFound(id.to_string())) };
+    let (status, amount, refunded) = (row.status, row.amount_minor, row.refunded_minor);
+    let conversion = ConversionRef { id, occurred_at_ms: row.occurred_at_ms };
     let conflict = |why: String| Err(ConversionError::Conflict(format!("conversion {id} is {}: {why}", status.as_str())));
     match t {
         Transition::Confirm => match status {
@@ -531,6 +594,12 @@ fn transition_op(tx: &Connection, id: &str, t: Transition, now_ms: u64) -> Resul
         Transition::Cancel => match status {
             Status::Pending | Status::Confirmed if refunded == 0 => {
                 set_status(tx, id, Status::Cancelled, "cancelled", None, now_ms)?;
+                credit_partner_days(tx, &row, |share| PartnerDay {
+                    conversions: -1,
+                    revenue_minor: -share,
+                    cancelled: 1,
+                    ..PartnerDay::default()
+                })?;
                 lifecycle::refund(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, &conversion, Refunded::All, now_ms)?;
             }
             Status::Cancelled => {}
@@ -552,6 +621,12 @@ fn transition_op(tx: &Connection, id: &str, t: Transition, now_ms: u64) -> Resul
             tx.prepare_cached("UPDATE conversions SET refunded_minor = refunded_minor + ?1, status = ?2 WHERE id = ?3")?
                 .execute(params![amt, new_status.as_str(), id])?;
             event(tx, id, "refunded", Some(amt), now_ms)?;
+            // `amount` is positive here: a refund of a zero amount was refused above.
+            let part = |share: i64, r: i64| (i128::from(share) * i128::from(r) / i128::from(amount)) as i64;
+            credit_partner_days(tx, &row, |share| PartnerDay {
+                refunded_minor: part(share, refunded + amt) - part(share, refunded),
+                ..PartnerDay::default()
+            })?;
             let refunded = Refunded::Cumulative { refunded_minor: refunded + amt, amount_minor: amount };
             lifecycle::refund(&mut SqliteLedger::new(tx).map_err(LifecycleError::from)?, &conversion, refunded, now_ms)?;
         }

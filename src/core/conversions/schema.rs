@@ -4,18 +4,22 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-/// Small rows found by their primary key (shares, events) are `WITHOUT ROWID`: one b-tree
-/// insert per row instead of a table and its key index.
+/// Small rows found by their primary key (events, partner days) are `WITHOUT ROWID`: one
+/// b-tree insert per row instead of a table and its key index.
 ///
-/// A key that is a hash (a conversion id) sends each insert to a random leaf page, which the
-/// group's commit then writes whole to the WAL and again at the checkpoint; past the page
-/// cache that dominates the writer. So only `conversions.id` is keyed by the hash (retries and
-/// `GET` find a conversion by it; it derives from (program, order id), so it is also what makes
-/// an order unique in its program). Shares are keyed by (partner, day) first, which grows with
-/// time within each partner and is what the reports read by. A conversion's creation is its
-/// row (`received_at_ms`), not a `recorded` event row; events are the later steps. Store files
-/// made before keep their older shapes (a unique (program, order id), a shares key on the
-/// conversion, `recorded` rows), which the same statements read and write.
+/// Each b-tree page an insert lands on is written whole to the WAL at the group's commit and
+/// again at the checkpoint, so what costs is how many distinct pages a group touches. A key
+/// that is a hash (a conversion id) sends each insert to a page of its own; so does a key that
+/// starts with the partner, one page per partner in the group. So only `conversions.id` is
+/// keyed by the hash (retries and `GET` find a conversion by it; it derives from (program, order
+/// id), so it is also what makes an order unique in its program), and a partner's report reads
+/// `partner_days`, one row per (partner, day, currency) kept up to date by the writer and keyed
+/// by the day first, so a day's rows sit together on a few pages, not one row per credited
+/// conversion. A conversion's
+/// creation is its row (`received_at_ms`), not a `recorded` event row; events are the later
+/// steps. Store files made before keep their older shapes (a unique (program, order id),
+/// `recorded` rows), which the same statements read and write; their per-conversion shares
+/// are folded into `partner_days` once, when the file is opened (`fold_shares`).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS conversions (
     id TEXT PRIMARY KEY,
@@ -41,13 +45,21 @@ CREATE TABLE IF NOT EXISTS conversions (
     first_answer TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS conversions_program_day ON conversions (program, day);
-CREATE TABLE IF NOT EXISTS conversion_shares (
+CREATE TABLE IF NOT EXISTS partner_days (
     partner TEXT NOT NULL,
     day INTEGER NOT NULL,
-    conversion_id TEXT NOT NULL REFERENCES conversions(id),
-    amount_minor INTEGER NOT NULL CHECK (amount_minor >= 0),
-    PRIMARY KEY (partner, day, conversion_id)
+    currency TEXT NOT NULL,
+    -- Credited conversions not cancelled, and the partner's shares of them.
+    conversions INTEGER NOT NULL,
+    revenue_minor INTEGER NOT NULL,
+    -- The sum over credited conversions of share * refunded / amount, rounded down each.
+    refunded_minor INTEGER NOT NULL,
+    cancelled INTEGER NOT NULL,
+    PRIMARY KEY (day, partner, currency)
 ) WITHOUT ROWID;
+-- A row is inserted once per partner, day and currency, and then only its counts change, which
+-- leaves this index alone: the writer's updates stay on the current day's few pages.
+CREATE INDEX IF NOT EXISTS partner_days_by_partner ON partner_days (partner, day, currency);
 CREATE TABLE IF NOT EXISTS conversion_events (
     conversion_id TEXT NOT NULL REFERENCES conversions(id),
     seq INTEGER NOT NULL,
@@ -72,7 +84,7 @@ pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     if let Err(e) = std::fs::create_dir_all(data_dir) {
         return Err(rusqlite::Error::InvalidPath(data_dir.join(e.to_string())));
     }
-    let conn = Connection::open(crate::store::Store::path(data_dir))?;
+    let mut conn = Connection::open(crate::store::Store::path(data_dir))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -85,8 +97,35 @@ pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", -65_536)?;
     conn.execute_batch(SCHEMA)?;
+    fold_shares(&mut conn)?;
     crate::core::lifecycle::sqlite::migrate(&conn).map_err(|e| {
         rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR), Some(format!("migrating the ledger: {e}")))
     })?;
     Ok(conn)
+}
+
+/// Folds a file's per-conversion shares (`conversion_shares`, which files made before kept)
+/// into `partner_days`, as the partner report used to sum them, and drops them: once, in one
+/// transaction, whoever opens the file first.
+fn fold_shares(conn: &mut Connection) -> rusqlite::Result<()> {
+    let exists = |c: &Connection| -> rusqlite::Result<bool> {
+        c.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'conversion_shares'", [], |r| r.get(0))
+    };
+    if !exists(conn)? {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if exists(&tx)? {
+        tx.execute_batch(
+            "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
+             SELECT s.partner, s.day, c.currency,
+                    sum(c.status != 'cancelled'), sum(CASE WHEN c.status != 'cancelled' THEN s.amount_minor ELSE 0 END),
+                    sum(CASE WHEN c.amount_minor > 0 THEN s.amount_minor * c.refunded_minor / c.amount_minor ELSE 0 END),
+                    sum(c.status = 'cancelled')
+             FROM conversion_shares s JOIN conversions c ON c.id = s.conversion_id
+             GROUP BY s.partner, s.day, c.currency;
+             DROP TABLE conversion_shares;",
+        )?;
+    }
+    tx.commit()
 }

@@ -2,6 +2,7 @@ use super::*;
 use crate::core::attribution::engine::Share;
 use crate::core::attribution::Model;
 use crate::core::commission::ProgramRules;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 struct Fixed;
@@ -313,7 +314,7 @@ fn a_job_failing_part_way_leaves_nothing_and_its_group_commits() {
     let conn = schema::open(dir.path()).unwrap();
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
     assert_eq!(count("SELECT count(*) FROM conversions"), 2);
-    assert_eq!(count("SELECT count(*) FROM conversion_shares"), 2);
+    assert_eq!((count("SELECT sum(conversions) FROM partner_days"), count("SELECT sum(revenue_minor) FROM partner_days")), (2, 3000));
     assert_eq!(count("SELECT count(*) FROM commissions"), 2, "the failed job's first commission is gone too");
     assert_eq!(count("SELECT count(*) FROM commission_accrued"), 2);
     assert_eq!(count("SELECT count(*) FROM idempotency_keys"), 0, "a failed job stores no answer");
@@ -376,4 +377,93 @@ fn a_file_with_commissions_of_the_earlier_id_format_is_refused_by_name() {
     let conn = Connection::open(crate::store::Store::path(dir.path())).unwrap();
     let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'commission_accruals'", [], |r| r.get(0)).unwrap();
     assert_eq!(tables, 1);
+}
+
+/// What the partner report gives for every partner, day and currency.
+fn partner_day_rows(reader: &ConversionReader) -> BTreeMap<(String, u32, String), [i64; 4]> {
+    let mut out = BTreeMap::new();
+    for partner in ["alice", "zed"] {
+        for d in reader.partner_days(partner, 0, u32::MAX).unwrap() {
+            let v = [d.conversions as i64, d.revenue_minor, d.refunded_minor, d.cancelled as i64];
+            assert!(out.insert((partner.to_string(), d.day, d.currency), v).is_none());
+        }
+    }
+    out
+}
+
+/// `partner_days`, which the writer keeps up to date, is what summing each credited
+/// conversion's share gives (the report's query over one row per share, before): through
+/// records, cancels, partial and full refunds, zero amounts, several days and currencies. A
+/// file made before, with one row per share, is folded into the same rows when opened.
+#[test]
+fn partner_days_add_up_every_credited_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WriterConfig { commit_batch_len_max: 16, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
+    let c = Conversions::start(dir.path(), config, Box::new(Split(Arc::default())), crate::metrics::Metrics::new().api).unwrap();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut ids = Vec::new();
+    rt().block_on(async {
+        for i in 0..60 {
+            let mut n = conv(&format!("o-{i}"), if i % 10 == 0 { 0 } else { rng.i64(1..5000) });
+            n.occurred_at_ms += rng.u64(0..3) * 86_400_000;
+            n.currency = if rng.bool() { "USD" } else { "EUR" }.into();
+            ids.push(n.id());
+            c.write(Op::Record(Fingerprinted::new(n)), None, 1_763_900_000_000).await.unwrap();
+        }
+        for _ in 0..150 {
+            let id = ids[rng.usize(..ids.len())].clone();
+            let transition = match rng.u8(..4) {
+                0 => Transition::Cancel,
+                1 => Transition::Refund(None),
+                2 => Transition::Confirm,
+                _ => Transition::Refund(Some(rng.i64(1..1500))),
+            };
+            // Refusals (nothing left, already cancelled, too much) change nothing.
+            let _ = c.write(Op::Transition { id, transition }, None, 1_763_900_100_000).await;
+        }
+    });
+    let conn = schema::open(dir.path()).unwrap();
+    let mut want: BTreeMap<(String, u32, String), [i64; 4]> = BTreeMap::new();
+    let rows: Vec<(String, i64, i64, u32, String, String)> = conn
+        .prepare("SELECT status, amount_minor, refunded_minor, day, currency, attribution FROM conversions")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let (mut cancelled, mut refunded) = (0, 0);
+    for (status, amount, refunded_minor, day, currency, attribution) in rows {
+        let a: Attribution = serde_json::from_str(&attribution).unwrap();
+        cancelled += usize::from(status == "cancelled");
+        refunded += usize::from(refunded_minor > 0);
+        for s in a.shares {
+            let w = want.entry((s.partner, day, currency.clone())).or_default();
+            let live = i64::from(status != "cancelled");
+            w[0] += live;
+            w[1] += live * s.amount_minor;
+            w[2] += if amount > 0 { s.amount_minor * refunded_minor / amount } else { 0 };
+            w[3] += 1 - live;
+        }
+    }
+    assert!(cancelled > 5 && refunded > 5, "the run cancels and refunds: {cancelled} cancelled, {refunded} refunded");
+    let reader = ConversionReader::open(dir.path()).unwrap();
+    let got = partner_day_rows(&reader);
+    assert_eq!(got, want);
+    assert!(got.len() >= 6, "two partners, several days and currencies: {got:?}");
+
+    // The same conversions as a file made before kept them: one share row each.
+    conn.execute_batch(
+        "DELETE FROM partner_days;
+         CREATE TABLE conversion_shares (conversion_id TEXT NOT NULL, partner TEXT NOT NULL, amount_minor INTEGER NOT NULL,
+            day INTEGER NOT NULL, PRIMARY KEY (conversion_id, partner));
+         INSERT INTO conversion_shares SELECT c.id, json_extract(s.value, '$.partner'), json_extract(s.value, '$.amount_minor'), c.day
+            FROM conversions c, json_each(c.attribution, '$.shares') s;",
+    )
+    .unwrap();
+    drop((conn, reader));
+    let reader = ConversionReader::open(dir.path()).unwrap();
+    assert_eq!(partner_day_rows(&reader), want);
+    let conn = schema::open(dir.path()).unwrap();
+    let left: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'conversion_shares'", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0, "folded once and dropped");
 }

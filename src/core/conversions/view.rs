@@ -403,12 +403,8 @@ impl ConversionReader {
     /// Per-day conversions credited to a partner, days `from..=to`.
     pub fn partner_days(&self, partner: &str, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
         self.days(
-            "SELECT s.day, c.currency,
-                    sum(c.status != 'cancelled'), sum(CASE WHEN c.status != 'cancelled' THEN s.amount_minor ELSE 0 END),
-                    sum(CASE WHEN c.amount_minor > 0 THEN s.amount_minor * c.refunded_minor / c.amount_minor ELSE 0 END),
-                    sum(c.status = 'cancelled')
-             FROM conversion_shares s JOIN conversions c ON c.id = s.conversion_id
-             WHERE s.partner = ?1 AND s.day BETWEEN ?2 AND ?3 GROUP BY s.day, c.currency ORDER BY s.day, c.currency",
+            "SELECT day, currency, conversions, revenue_minor, refunded_minor, cancelled FROM partner_days
+             WHERE partner = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, currency",
             partner,
             from_day,
             to_day,
