@@ -23,9 +23,7 @@ fn auth() -> String {
 }
 
 fn now_rfc3339() -> String {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+    stream::rfc3339(stream::now_ms())
 }
 
 /// Clicks a link as a browser; returns (cgid, visitor cookie value).

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clickgate::core::commission::RuleSet;
 use common::*;
@@ -43,9 +43,8 @@ fn send(s: &Server, method: &str, path: &str, key: Option<&str>, body: &str) -> 
 
 /// A minute ago, RFC 3339: inside the conversion window and never in the future.
 fn a_minute_ago() -> (String, i64) {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64 - 60_000;
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
-    (t.format(&time::format_description::well_known::Rfc3339).unwrap(), ms)
+    let ms = stream::now_ms() - 60_000;
+    (stream::rfc3339(ms), ms as i64)
 }
 
 /// A conversion through bob's coupon; returns the answer's JSON.

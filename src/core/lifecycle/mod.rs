@@ -250,8 +250,8 @@ pub trait CommissionTx: LedgerTx {
     fn period_state(&mut self, key: &PeriodRef) -> Result<PeriodState, LifecycleError>;
     /// Stores a partner's period state.
     fn put_period_state(&mut self, key: &PeriodRef, state: &PeriodState) -> Result<(), LifecycleError>;
-    /// Stores a rule set under its version, once.
-    fn put_rule_version(&mut self, version: &str, rules_json: &str) -> Result<(), LifecycleError>;
+    /// Stores a rule set under its version, once: serialized only when the version is new.
+    fn put_rule_version(&mut self, version: &str, rules: &RuleSet) -> Result<(), LifecycleError>;
     fn insert_commission(&mut self, c: &Commission) -> Result<(), LifecycleError>;
     /// Stores a commission's mutable fields: amounts, status, times, payout, reserve seq.
     fn update_commission(&mut self, c: &Commission) -> Result<(), LifecycleError>;
@@ -327,7 +327,7 @@ pub fn accrue<T: CommissionTx + ?Sized>(
             },
         );
         tx.put_period_state(&key, &calc.after)?;
-        tx.put_rule_version(&calc.version, &serde_json::to_string(rs).expect("rules serialise"))?;
+        tx.put_rule_version(&calc.version, rs)?;
         let lock_until = sale.occurred_at_ms.saturating_add(u64::from(rs.lock_days) * DAY_MS) as i64;
         let mut items = vec![("base".to_string(), calc.base.amount_minor, serde_json::to_string(&calc.base).expect("serialises"))];
         for b in &calc.bonuses {

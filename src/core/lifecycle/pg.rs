@@ -9,7 +9,7 @@ use ::postgres::{GenericClient, Row};
 
 use super::sqlite::{event_kind, COMMISSION_COLUMNS};
 use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
-use crate::core::commission::PeriodState;
+use crate::core::commission::{PeriodState, RuleSet};
 use crate::ledger::{currency_str, parse_currency, PgLedger, TransferId};
 
 /// The commission tables of `sqlite.rs`, typed for PostgreSQL. A trigger makes
@@ -217,8 +217,9 @@ impl CommissionTx for PgLedger<'_, '_> {
         Ok(())
     }
 
-    fn put_rule_version(&mut self, version: &str, rules_json: &str) -> Result<(), LifecycleError> {
-        self.execute("INSERT INTO commission_rules (version, rules) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&version, &rules_json])
+    fn put_rule_version(&mut self, version: &str, rules: &RuleSet) -> Result<(), LifecycleError> {
+        let json = serde_json::to_string(rules).map_err(|e| LifecycleError::Storage(format!("serializing rules {version}: {e}")))?;
+        self.execute("INSERT INTO commission_rules (version, rules) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&version, &json])
             .map_err(storage)?;
         Ok(())
     }

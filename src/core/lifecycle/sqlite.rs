@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
-use crate::core::commission::PeriodState;
+use crate::core::commission::{PeriodState, RuleSet};
 use crate::ledger::{currency_str, parse_currency, SqliteLedger, TransferId};
 
 /// The commission tables. `commission_events` is append-only like the ledger's transfers; a
@@ -227,10 +227,14 @@ impl CommissionTx for SqliteLedger<'_> {
         Ok(())
     }
 
-    fn put_rule_version(&mut self, version: &str, rules_json: &str) -> Result<(), LifecycleError> {
-        let mut st =
-            self.conn().prepare_cached("INSERT OR IGNORE INTO commission_rules (version, rules) VALUES (?1, ?2)").map_err(storage)?;
-        st.execute(params![version, rules_json]).map_err(storage)?;
+    fn put_rule_version(&mut self, version: &str, rules: &RuleSet) -> Result<(), LifecycleError> {
+        let mut known = self.conn().prepare_cached("SELECT 1 FROM commission_rules WHERE version = ?1").map_err(storage)?;
+        if known.exists([version]).map_err(storage)? {
+            return Ok(());
+        }
+        let json = serde_json::to_string(rules).map_err(|e| LifecycleError::Storage(format!("serializing rules {version}: {e}")))?;
+        let mut st = self.conn().prepare_cached("INSERT INTO commission_rules (version, rules) VALUES (?1, ?2)").map_err(storage)?;
+        st.execute(params![version, json]).map_err(storage)?;
         Ok(())
     }
 

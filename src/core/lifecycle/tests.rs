@@ -499,8 +499,9 @@ fn rows_round_trip<H: Harness>(h: &mut H) {
         tx.put_period_state(&key, &state).unwrap();
         assert_eq!(tx.period_state(&key).unwrap(), state);
         assert_eq!(tx.period_state(&PeriodRef { label: "2026-04".into(), ..key.clone() }).unwrap(), PeriodState::default());
-        tx.put_rule_version("v1", "{}").unwrap();
-        tx.put_rule_version("v1", "{}").unwrap();
+        let rs = pct(1000).rules;
+        tx.put_rule_version("v1", &rs).unwrap();
+        tx.put_rule_version("v1", &pct(2000).rules).unwrap();
 
         let kinds = ["created", "voided", "approved", "paid", "reversed", "clawed_back"];
         for (i, kind) in kinds.into_iter().enumerate() {
