@@ -523,7 +523,7 @@ fn add_partner_day(tx: &Connection, partner: &str, day: i64, currency: &str, d: 
     tx.prepare_cached(
         "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (partner, day, currency) DO UPDATE SET conversions = conversions + excluded.conversions,
+         ON CONFLICT (day, partner, currency) DO UPDATE SET conversions = conversions + excluded.conversions,
             revenue_minor = revenue_minor + excluded.revenue_minor, refunded_minor = refunded_minor + excluded.refunded_minor,
             cancelled = cancelled + excluded.cancelled",
     )?

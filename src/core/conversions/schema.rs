@@ -15,11 +15,11 @@ use rusqlite::Connection;
 /// id), so it is also what makes an order unique in its program), and a partner's report reads
 /// `partner_days`, one row per (partner, day, currency) kept up to date by the writer and keyed
 /// by the day first, so a day's rows sit together on a few pages, not one row per credited
-/// conversion. A conversion's
-/// creation is its row (`received_at_ms`), not a `recorded` event row; events are the later
-/// steps. Store files made before keep their older shapes (a unique (program, order id),
-/// `recorded` rows), which the same statements read and write; their per-conversion shares
-/// are folded into `partner_days` once, when the file is opened (`fold_shares`).
+/// conversion. A conversion's creation is its row (`received_at_ms`), not a `recorded` event
+/// row; events are the later steps. Store files made before keep their older shapes (a unique
+/// (program, order id), `recorded` rows), which the same statements read and write; their
+/// per-conversion shares are folded into `partner_days` once, when the file is opened
+/// (`fold_shares`).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS conversions (
     id TEXT PRIMARY KEY,
