@@ -486,7 +486,7 @@ fn record(
         c.amount_minor,
         c.currency,
         c.occurred_at_ms as i64,
-        (c.occurred_at_ms / 86_400_000) as i64,
+        day_of(c.occurred_at_ms),
         now_ms as i64,
         c.click_id,
         c.visitor_id,
@@ -497,7 +497,7 @@ fn record(
         serde_json::to_value(attribution.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
         attribution_json,
     ])?;
-    let day = (c.occurred_at_ms / 86_400_000) as i64;
+    let day = day_of(c.occurred_at_ms);
     for s in &attribution.shares {
         add_partner_day(
             tx,
@@ -508,6 +508,11 @@ fn record(
         )?;
     }
     Ok(Answer { status: 201, body, replayed: false })
+}
+
+/// Days since the Unix epoch (UTC) of a time in milliseconds: a conversion's `day`.
+fn day_of(ms: u64) -> i64 {
+    (ms / 86_400_000) as i64
 }
 
 /// A change to one row of `partner_days`.
@@ -539,7 +544,7 @@ fn credit_partner_days(tx: &Connection, row: &StoredConversion, f: impl Fn(i64) 
     }
     let shares: Shares = serde_json::from_str(&row.attribution)
         .map_err(|e| ConversionError::Invalid { field: "attribution", why: format!("the stored attribution does not read back: {e}") })?;
-    let day = (row.occurred_at_ms / 86_400_000) as i64;
+    let day = day_of(row.occurred_at_ms);
     for s in shares.shares {
         add_partner_day(tx, &s.partner, day, &row.currency, f(s.amount_minor))?;
     }

@@ -108,14 +108,12 @@ pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
 /// into `partner_days`, as the partner report used to sum them, and drops them: once, in one
 /// transaction, whoever opens the file first.
 fn fold_shares(conn: &mut Connection) -> rusqlite::Result<()> {
-    let exists = |c: &Connection| -> rusqlite::Result<bool> {
-        c.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'conversion_shares'", [], |r| r.get(0))
-    };
-    if !exists(conn)? {
+    use crate::core::lifecycle::sqlite::table_exists;
+    if !table_exists(conn, "conversion_shares")? {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if exists(&tx)? {
+    if table_exists(&tx, "conversion_shares")? {
         tx.execute_batch(
             "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
              SELECT s.partner, s.day, c.currency,

@@ -197,6 +197,14 @@ impl ConversionRef<'_> {
         let d = Sha256::digest(self.id.as_bytes());
         format!("cm_{secs:08x}{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
     }
+
+    /// The bounds, both exclusive, between which every commission id of this conversion lies:
+    /// its `commission_prefix`, and that prefix followed by a character above the hex digits.
+    pub fn commission_id_range(&self) -> (String, String) {
+        let lo = self.commission_prefix();
+        let hi = format!("{lo}~");
+        (lo, hi)
+    }
 }
 
 /// `cm_` and 24 hex digits: the conversion's `commission_prefix` (its second, then a hash of

@@ -83,10 +83,7 @@ CREATE TABLE IF NOT EXISTS commission_accrued (
 /// made with ids that do not start with their time (its accruals are in `commission_accruals`)
 /// is refused: its commissions could not be found by their conversion.
 pub fn migrate(conn: &Connection) -> Result<(), LifecycleError> {
-    let legacy: bool = conn
-        .query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'commission_accruals'", [], |r| r.get(0))
-        .map_err(storage)?;
-    if legacy {
+    if table_exists(conn, "commission_accruals").map_err(storage)? {
         return Err(LifecycleError::Storage(
             "this store file holds commissions in an earlier development format (ids without their conversion's time, \
              table commission_accruals); open a new data directory"
@@ -98,10 +95,14 @@ pub fn migrate(conn: &Connection) -> Result<(), LifecycleError> {
     Ok(())
 }
 
+/// Whether the file has a table of this name.
+pub fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1")?.query_row([name], |r| r.get(0))
+}
+
 /// A conversion's commissions, ordered by id: one range of the commissions' primary key.
 pub fn commissions_of(conn: &Connection, conversion: &ConversionRef<'_>) -> rusqlite::Result<Vec<Commission>> {
-    let lo = conversion.commission_prefix();
-    let hi = format!("{lo}~");
+    let (lo, hi) = conversion.commission_id_range();
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE id > ?1 AND id < ?2 AND conversion_id = ?3 ORDER BY id"
     ))?;

@@ -119,8 +119,7 @@ impl ConversionReader {
             let occurred: Option<i64> =
                 tx.prepare_cached("SELECT occurred_at_ms FROM conversions WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
             let Some(occurred_at_ms) = occurred else { return Ok(CommissionPage { commissions: Vec::new(), more: false }) };
-            let lo = ConversionRef { id, occurred_at_ms: occurred_at_ms as u64 }.commission_prefix();
-            id_range = Some((lo.clone(), format!("{lo}~")));
+            id_range = Some(ConversionRef { id, occurred_at_ms: occurred_at_ms as u64 }.commission_id_range());
         }
         let (sql, args) = listing(f, id_range);
         let (commissions, more) = super::page(&tx, sql, args, f.limit, commission_row)?;
