@@ -7,7 +7,8 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 use serde_json::Value;
 
-use super::{approve, pay, schema, Answer, ConversionError};
+use super::jobs::{approve, pay};
+use super::{schema, Answer, ConversionError};
 use crate::ledger::{self, SqliteLedger, VerifyReport};
 
 /// Runs the approval sweep at `now_ms`: jobs of `limit` until one approves fewer. Returns the

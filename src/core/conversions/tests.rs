@@ -1,7 +1,8 @@
 use super::*;
-use crate::core::attribution::engine::Share;
+use crate::core::attribution::engine::{Method, Share};
 use crate::core::attribution::Model;
 use crate::core::commission::ProgramRules;
+use crate::ledger::SqliteLedger;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
