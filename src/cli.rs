@@ -444,9 +444,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ledger(LedgerCmd::Verify) => {
-            let check = crate::core::conversions::offline::verify_file(&data_dir)?;
-            println!("sqlite integrity_check: {}", check.integrity);
-            let mut ok = check.integrity == "ok";
+            let check = match config.core.database_url()? {
+                Some(url) => crate::core::conversions::offline::verify_pg(&url)?,
+                None => crate::core::conversions::offline::verify_file(&data_dir)?,
+            };
+            let mut ok = true;
+            match &check.integrity {
+                Some(integrity) => {
+                    println!("sqlite integrity_check: {integrity}");
+                    ok = integrity == "ok";
+                }
+                None => println!("store: PostgreSQL"),
+            }
             match check.ledger {
                 Ok(report) => println!("{report}"),
                 Err(e) => {
@@ -458,15 +467,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Commissions(CommissionsCmd::Approve { now }) => {
             let now_ms = now_arg(now.as_deref())?;
-            let (approved, amount_minor) =
-                crate::core::conversions::offline::approve_all(&data_dir, now_ms, config.commission.approve_batch_len_max)?;
+            let (approved, amount_minor) = crate::core::conversions::offline::approve_all(
+                &store_at(&config, &data_dir)?,
+                now_ms,
+                config.commission.approve_batch_len_max,
+            )?;
             println!("{}", serde_json::json!({ "approved": approved, "amount_minor": amount_minor }));
             Ok(ExitCode::SUCCESS)
         }
         Command::Commissions(CommissionsCmd::Pay { partner, currency, payout_id, now }) => {
             let now_ms = now_arg(now.as_deref())?;
             let limit = config.commission.pay_batch_len_max;
-            let answers = crate::core::conversions::offline::pay_all(&data_dir, &partner, &currency, &payout_id, now_ms, limit)?;
+            let answers =
+                crate::core::conversions::offline::pay_all(&store_at(&config, &data_dir)?, &partner, &currency, &payout_id, now_ms, limit)?;
             print_json(&answers)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -489,4 +502,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if summary.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
     }
+}
+
+/// Where the conversion store is: PostgreSQL when a database URL is set, else the data dir's file.
+fn store_at(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<crate::core::conversions::offline::StoreAt> {
+    use crate::core::conversions::offline::StoreAt;
+    Ok(match config.core.database_url()? {
+        Some(url) => StoreAt::Pg(url),
+        None => StoreAt::File(data_dir.to_path_buf()),
+    })
 }

@@ -18,6 +18,7 @@
 //! - `metrics` and `admin`: Prometheus families and the admin listener.
 //! - `check`: `clickgate check`, the pipeline replayed over a JSON-lines log.
 //! - `app` and `cli`: process wiring and the command line.
+//! - `testing`: support for the tests (a PostgreSQL schema of their own); not an API.
 
 pub mod admin;
 pub mod api;
@@ -33,3 +34,5 @@ pub mod events;
 pub mod ledger;
 pub mod metrics;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;

@@ -6,6 +6,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
 
+on_both!(
+    a_click_then_a_conversion_is_attributed_once,
+    bad_requests_name_the_field,
+    visitor_touches_split_by_the_model_and_the_explanation_says_why,
+    lifecycle_postback_and_import,
+);
+
 const KEY: &str = "test-admin-key-0123";
 const POSTBACK_SECRET: &str = "test-postback-secret-0123";
 
@@ -64,9 +71,8 @@ fn post_conversion(s: &Server, key: Option<&str>, body: &serde_json::Value) -> A
     http(s.api, "POST", "/v1/conversions", &headers, &body.to_string())
 }
 
-#[test]
-fn a_click_then_a_conversion_is_attributed_once() {
-    let s = Server::start(&config("last_click"));
+fn a_click_then_a_conversion_is_attributed_once(store: Store) {
+    let s = Server::start_on(&config("last_click"), store);
     let (cgid, _) = click(&s, "demo", "198.51.100.7", None);
     let click = wait_ingested(&s, &cgid);
     assert_eq!((click["partner"].as_str(), click["verdict"].as_str()), (Some("alice"), Some("valid")));
@@ -103,9 +109,8 @@ fn a_click_then_a_conversion_is_attributed_once() {
     assert!(s.metric("clickgate_conversions_attributed_total{method=\"click_id\"}") == 1.0);
 }
 
-#[test]
-fn bad_requests_name_the_field() {
-    let s = Server::start(&config("last_click"));
+fn bad_requests_name_the_field(store: Store) {
+    let s = Server::start_on(&config("last_click"), store);
     let ok = serde_json::json!({
         "order_id": "o", "program": "demo", "amount_minor": 100, "currency": "USD",
         "occurred_at": now_rfc3339(), "coupon_code": "BOB10",
@@ -146,9 +151,8 @@ fn bad_requests_name_the_field() {
     assert_eq!(http(s.api, "GET", "/v1/conversions/cv_nope", &[&auth()], "").status, 404);
 }
 
-#[test]
-fn visitor_touches_split_by_the_model_and_the_explanation_says_why() {
-    let s = Server::start(&config("linear"));
+fn visitor_touches_split_by_the_model_and_the_explanation_says_why(store: Store) {
+    let s = Server::start_on(&config("linear"), store);
     let (a, vid) = click(&s, "demo", "198.51.100.8", None);
     let (b, _) = click(&s, "bob", "198.51.100.8", Some(&vid));
     wait_ingested(&s, &a);
@@ -202,9 +206,8 @@ fn visitor_touches_split_by_the_model_and_the_explanation_says_why() {
     assert_eq!(r["totals"]["revenue"][0]["revenue_minor"], 1001 + 500 * 3);
 }
 
-#[test]
-fn lifecycle_postback_and_import() {
-    let s = Server::start(&config("last_click"));
+fn lifecycle_postback_and_import(store: Store) {
+    let s = Server::start_on(&config("last_click"), store);
     let body = serde_json::json!({
         "order_id": "o-1", "program": "demo", "amount_minor": 1000, "currency": "USD",
         "occurred_at": now_rfc3339(), "coupon_code": "BOB10",

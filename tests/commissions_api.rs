@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 
 use clickgate::core::commission::RuleSet;
 use common::*;
+
+on_both!(
+    commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees,
+    rules_are_validated_versioned_and_used_by_the_next_conversion,
+    bad_parameters_are_named,
+);
 use serde_json::{json, Value};
 
 const KEY: &str = "test-admin-key-0123";
@@ -124,9 +130,8 @@ fn click_bob(s: &Server) {
     wait_ingested(s, cgid);
 }
 
-#[test]
-fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees() {
-    let s = Server::start(&config());
+fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees(store: Store) {
+    let s = Server::start_on(&config(), store);
     click_bob(&s);
 
     // Seven coupon sales: seven pending commissions of 10%, under the config's rule version.
@@ -165,7 +170,7 @@ fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees() 
     assert_eq!(b["commissions"]["pending"], json!({"count": 7, "amount_minor": total, "remaining_minor": total}));
 
     // The lock ends long before 2099: the CLI approves all seven beside the running server.
-    let (code, out, err) = run_cli(&s.config, &s.data_dir(), &["commissions", "approve", "--now", "2099-01-01T00:00:00Z"], "");
+    let (code, out, err) = s.cli(&["commissions", "approve", "--now", "2099-01-01T00:00:00Z"]);
     assert_eq!((code, out.trim()), (0, r#"{"amount_minor":9100,"approved":7}"#), "{err}");
     let b = balance(&s);
     assert_eq!((b["pending_minor"].as_i64(), b["approved_minor"].as_i64(), b["paid_minor"].as_i64()), (Some(0), Some(total), Some(0)));
@@ -279,9 +284,8 @@ fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees() 
     }
 }
 
-#[test]
-fn rules_are_validated_versioned_and_used_by_the_next_conversion() {
-    let mut s = Server::start(&config());
+fn rules_are_validated_versioned_and_used_by_the_next_conversion(store: Store) {
+    let mut s = Server::start_on(&config(), store);
     let before = convert(&s, "r-1", 10_000);
     assert_eq!(before["commissions"][0]["rule_version"].as_str(), Some(config_version().as_str()));
     let current = get(&s, "/v1/programs/demo/commission").json();
@@ -334,9 +338,8 @@ fn rules_are_validated_versioned_and_used_by_the_next_conversion() {
     assert_eq!(get(&s, "/v1/programs/demo/commission").json(), v);
 }
 
-#[test]
-fn bad_parameters_are_named() {
-    let s = Server::start(&config());
+fn bad_parameters_are_named(store: Store) {
+    let s = Server::start_on(&config(), store);
     let check = |path: &str, status: u16, field: Option<&str>, needle: &str| {
         let a = get(&s, path);
         assert_eq!(a.status, status, "{path} -> {a:?}");

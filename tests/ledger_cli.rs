@@ -1,10 +1,12 @@
-//! The ledger from the command line, end to end: conversions through the real server, the
-//! lifecycle steps through `clickgate commissions`, and `clickgate ledger verify` on the file,
+//! The ledger from the command line, end to end, on both stores: conversions through the real
+//! server, the lifecycle steps through `clickgate commissions`, and `clickgate ledger verify`,
 //! clean and then edited by hand.
 
 mod common;
 
 use common::*;
+
+on_both!(verify_passes_a_real_ledger_and_names_a_row_edited_by_hand);
 
 const KEY: &str = "test-admin-key-0123";
 
@@ -36,14 +38,13 @@ fn convert(s: &Server, order: &str, amount_minor: i64, occurred_ms: u64) -> serd
 }
 
 fn verify(s: &Server) -> (i32, String) {
-    let (code, out, err) = run_cli(&s.config, &s.data_dir(), &["ledger", "verify"], "");
+    let (code, out, err) = s.cli(&["ledger", "verify"]);
     assert!(err.is_empty() || !err.contains("panicked"), "{err}");
     (code, out)
 }
 
-#[test]
-fn verify_passes_a_real_ledger_and_names_a_row_edited_by_hand() {
-    let mut s = Server::start(&config());
+fn verify_passes_a_real_ledger_and_names_a_row_edited_by_hand(store: Store) {
+    let mut s = Server::start_on(&config(), store);
     let occurred = occurred_ms();
     let first = convert(&s, "o-1", 10_000, occurred);
     convert(&s, "o-2", 20_000, occurred);
@@ -64,29 +65,45 @@ fn verify_passes_a_real_ledger_and_names_a_row_edited_by_hand() {
 
     // Before the 7-day lock ends nothing is approved; after it, all three are.
     let before = common::stream::rfc3339(occurred + 4 * DAY_MS);
-    let (code, out, _) = run_cli(&s.config, &s.data_dir(), &["commissions", "approve", "--now", &before], "");
+    let (code, out, _) = s.cli(&["commissions", "approve", "--now", &before]);
     assert_eq!((code, out.trim()), (0, r#"{"amount_minor":0,"approved":0}"#));
     let after = common::stream::rfc3339(occurred + 8 * DAY_MS);
-    let (code, out, _) = run_cli(&s.config, &s.data_dir(), &["commissions", "approve", "--now", &after], "");
+    let (code, out, _) = s.cli(&["commissions", "approve", "--now", &after]);
     assert_eq!((code, out.trim()), (0, r#"{"amount_minor":5750,"approved":3}"#));
-    let (code, out, _) =
-        run_cli(&s.config, &s.data_dir(), &["commissions", "pay", "--partner", "bob", "--currency", "USD", "--payout-id", "po-1"], "");
+    let (code, out, _) = s.cli(&["commissions", "pay", "--partner", "bob", "--currency", "USD", "--payout-id", "po-1"]);
     assert_eq!(code, 0, "{out}");
     let paid: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!((paid["paid"].as_u64(), paid["amount_minor"].as_i64()), (Some(3), Some(5_750)));
 
     let (code, out) = verify(&s);
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("sqlite integrity_check: ok\nledger clean: 14 transfers, 4 accounts, 0 pending open"), "{out}");
+    let first_line = match &s.store {
+        Store::Sqlite => "sqlite integrity_check: ok",
+        Store::Pg(_) => "store: PostgreSQL",
+    };
+    assert!(out.starts_with(&format!("{first_line}\nledger clean: 14 transfers, 4 accounts, 0 pending open")), "{out}");
 
-    // Someone with the file drops the append-only triggers and lowers one amount.
-    let conn = rusqlite::Connection::open(s.data_dir().join("clickgate.db")).unwrap();
-    conn.execute_batch(
-        "DROP TRIGGER ledger_transfers_no_update; DROP TRIGGER ledger_transfers_no_delete;
-         UPDATE ledger_transfers SET amount_minor = amount_minor - 1 WHERE seq = 2;",
-    )
-    .unwrap();
-    drop(conn);
+    // Someone with the file (or the database's owner) turns off the append-only triggers and
+    // lowers one amount.
+    match &s.store {
+        Store::Sqlite => {
+            let conn = rusqlite::Connection::open(s.data_dir().join("clickgate.db")).unwrap();
+            conn.execute_batch(
+                "DROP TRIGGER ledger_transfers_no_update; DROP TRIGGER ledger_transfers_no_delete;
+                 UPDATE ledger_transfers SET amount_minor = amount_minor - 1 WHERE seq = 2;",
+            )
+            .unwrap();
+        }
+        Store::Pg(schema) => {
+            schema
+                .client()
+                .batch_execute(
+                    "ALTER TABLE ledger_transfers DISABLE TRIGGER ledger_transfers_append_only;
+                     UPDATE ledger_transfers SET amount_minor = amount_minor - 1 WHERE seq = 2;",
+                )
+                .unwrap();
+        }
+    }
     let (code, out) = verify(&s);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("ledger verify FAILED: transfer seq 2 (id "), "{out}");

@@ -105,7 +105,7 @@ fn decode_cursor(s: &str) -> Option<(i64, String)> {
 }
 
 /// A read that failed is the server's failure: logged, answered `500`.
-pub(super) fn read_failed(what: &'static str) -> impl FnOnce(rusqlite::Error) -> ApiError {
+pub(super) fn read_failed(what: &'static str) -> impl FnOnce(crate::core::conversions::ConversionError) -> ApiError {
     move |e| {
         tracing::error!(error = %e, read = what, "an API read failed");
         ApiError::internal(format!("the {what} read failed; retry later"))

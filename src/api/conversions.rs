@@ -149,8 +149,7 @@ pub async fn create(state: &Arc<ApiState>, key: Option<String>, body: &Bytes) ->
 pub async fn get(state: &Arc<ApiState>, id: &str) -> ApiResult {
     let reader = state.reader.clone();
     let id_owned = id.to_string();
-    let found =
-        read_blocking("conversion", move || reader.get(&id_owned)).await?.map_err(crate::core::conversions::ConversionError::from)?;
+    let found = read_blocking("conversion", move || reader.get(&id_owned)).await??;
     match found {
         Some(body) => Ok(raw_json(StatusCode::OK, body)),
         None => Err(ApiError::not_found(format!("conversion {id:?} not found"))),

@@ -112,7 +112,7 @@ impl From<ConversionError> for ApiError {
             ConversionError::Invalid { field, why } => ApiError::invalid(field, why),
             ConversionError::NotFound(id) => ApiError::not_found(format!("conversion {id:?} not found")),
             ConversionError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the server is shutting down"),
-            ConversionError::Storage(e) => {
+            e @ (ConversionError::Storage(_) | ConversionError::Pg(_) | ConversionError::NotStored(_)) => {
                 tracing::error!(error = %e, "conversion write failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", "the write was not stored; retry with the same Idempotency-Key")
             }

@@ -173,10 +173,9 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str) ->
     let (conv_days, commission_days): (Vec<DayConversions>, Vec<DayCommissions>) = read_blocking("report", move || {
         let scope = if partner { ReportScope::Partner(&key) } else { ReportScope::Program(&key) };
         let conversions = if partner { reader.partner_days(&key, from, to) } else { reader.program_days(&key, from, to) }?;
-        Ok::<_, rusqlite::Error>((conversions, reader.commission_days(scope, from, to)?))
+        Ok::<_, crate::core::conversions::ConversionError>((conversions, reader.commission_days(scope, from, to)?))
     })
-    .await?
-    .map_err(crate::core::conversions::ConversionError::from)?;
+    .await??;
 
     let mut days: BTreeMap<u32, Day> = BTreeMap::new();
     let blank = |day: u32| Day {

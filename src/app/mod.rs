@@ -184,9 +184,20 @@ pub fn build_api(
         queue_len_max: config.api.commit_batch_len_max * 16,
         idempotency_ttl_ms: config.api.idempotency_ttl_hours * 3_600_000,
     };
-    let conversions =
-        Conversions::start(data_dir, writer_config, Box::new(attributor), metrics.api.clone()).context("opening the conversion store")?;
-    let reader = Arc::new(ConversionReader::open(data_dir).context("opening the conversion store for reads")?);
+    let (conversions, reader) = match config.core.database_url()? {
+        Some(url) => {
+            tracing::info!(database = %redact_url(&url), "conversions, commissions and the ledger are in PostgreSQL");
+            let conversions = Conversions::start_pg(&url, writer_config, Box::new(attributor), metrics.api.clone())
+                .context("connecting the conversion store to PostgreSQL (core.database_url)")?;
+            (conversions, ConversionReader::open_pg(&url).context("connecting to PostgreSQL for reads")?)
+        }
+        None => {
+            let conversions = Conversions::start(data_dir, writer_config, Box::new(attributor), metrics.api.clone())
+                .context("opening the conversion store")?;
+            (conversions, ConversionReader::open(data_dir).context("opening the conversion store for reads")?)
+        }
+    };
+    let reader = Arc::new(reader);
     let state = Arc::new(ApiState {
         conversions,
         reader,
@@ -201,6 +212,18 @@ pub fn build_api(
         commission: config.commission.clone(),
     });
     Ok((state, catalog))
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Binds a listener, naming it in the error.

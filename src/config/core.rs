@@ -27,6 +27,10 @@ pub struct Core {
     pub index_visitor_touches_max: usize,
     /// Events written and fsynced per batch.
     pub ingest_batch_len_max: usize,
+    /// Where conversions, commissions and the ledger live: empty for the embedded SQLite file
+    /// in the data dir, or a `postgres://` URL (cluster mode; env `CLICKGATE_DATABASE_URL`
+    /// overrides it). Tables go in the first schema of the URL's search path.
+    pub database_url: String,
 }
 
 impl Default for Core {
@@ -40,6 +44,7 @@ impl Default for Core {
             index_clicks_max: 2_000_000,
             index_visitor_touches_max: 32,
             ingest_batch_len_max: 8_192,
+            database_url: String::new(),
         }
     }
 }
@@ -151,8 +156,29 @@ impl Core {
         if !(1..=1 << 20).contains(&self.ingest_batch_len_max) {
             return Err(invalid("core.ingest_batch_len_max", "must be in 1..=1048576"));
         }
+        check_database_url("core.database_url", &self.database_url)?;
         Ok(())
     }
+
+    /// The PostgreSQL URL of the conversion store: env `CLICKGATE_DATABASE_URL` when set and
+    /// not empty, else `database_url`; `None` for the embedded SQLite file.
+    pub fn database_url(&self) -> Result<Option<String>, ConfigError> {
+        match std::env::var("CLICKGATE_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => {
+                check_database_url("CLICKGATE_DATABASE_URL", &url)?;
+                Ok(Some(url))
+            }
+            _ => Ok(Some(self.database_url.clone()).filter(|u| !u.is_empty())),
+        }
+    }
+}
+
+/// Empty, or a `postgres://` (`postgresql://`) URL.
+fn check_database_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    if url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(());
+    }
+    Err(invalid(key, "must be empty (the embedded SQLite store) or a postgres:// URL"))
 }
 
 impl Api {

@@ -134,7 +134,7 @@ impl From<::postgres::Error> for LedgerError {
     }
 }
 
-fn transfer_row(r: &Row) -> Result<StoredTransfer, LedgerError> {
+pub(crate) fn transfer_row(r: &Row) -> Result<StoredTransfer, LedgerError> {
     decode((
         r.try_get(0)?,
         r.try_get(1)?,

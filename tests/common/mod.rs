@@ -196,6 +196,55 @@ pub fn free_addrs<const N: usize>() -> [SocketAddr; N] {
     std::array::from_fn(|i| held[i].local_addr().unwrap())
 }
 
+/// Where a server keeps conversions, commissions and the ledger.
+pub enum Store {
+    /// The embedded SQLite file in the data dir.
+    Sqlite,
+    /// A fresh schema in the local PostgreSQL (`CLICKGATE_DATABASE_URL`).
+    Pg(clickgate::testing::PgSchema),
+}
+
+impl Store {
+    /// A fresh PostgreSQL schema; `None` (with a message) without a server, unless
+    /// `CLICKGATE_REQUIRE_SERVICES=1`, which makes that a failure.
+    pub fn pg() -> Option<Store> {
+        clickgate::testing::PgSchema::create("e2e").map(Store::Pg)
+    }
+
+    /// The environment that points the binary at this store.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Store::Sqlite => vec![],
+            Store::Pg(schema) => vec![("CLICKGATE_DATABASE_URL", schema.url.clone())],
+        }
+    }
+}
+
+/// Runs each named test, a `fn(Store)`, on SQLite and on PostgreSQL: `<name>::sqlite` and
+/// `<name>::postgres`. (Not every test binary that includes `common` uses it.)
+#[allow(unused_macros)]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name(super::common::Store::Sqlite);
+                }
+
+                #[test]
+                fn postgres() {
+                    if let Some(store) = super::common::Store::pg() {
+                        super::$name(store);
+                    }
+                }
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both;
+
 /// A running `clickgate serve`.
 pub struct Server {
     pub node: Node,
@@ -204,11 +253,17 @@ pub struct Server {
     pub api: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    pub store: Store,
 }
 
 impl Server {
     /// Starts the binary with `config_text` and waits until it is ready.
     pub fn start(config_text: &str) -> Server {
+        Server::start_on(config_text, Store::Sqlite)
+    }
+
+    /// Starts the binary with `config_text` on `store` and waits until it is ready.
+    pub fn start_on(config_text: &str, store: Store) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("clickgate.toml");
         std::fs::write(&config, config_text).unwrap();
@@ -217,8 +272,16 @@ impl Server {
         args.extend(listen_arg("edge-listen", edge));
         args.extend(listen_arg("admin-listen", admin));
         args.extend(listen_arg("api-listen", api));
-        let node = Node::start(&config, &dir.path().join("data"), &args, &[], &dir.path().join("serve.log"), admin);
-        Server { node, edge, admin, api, dir, config }
+        let env = store.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let node = Node::start(&config, &dir.path().join("data"), &args, &env, &dir.path().join("serve.log"), admin);
+        Server { node, edge, admin, api, dir, config, store }
+    }
+
+    /// Runs the binary's command line against this server's config, data dir and store.
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let env = self.store.env();
+        run_cli_env(&self.config, &self.data_dir(), args, "", &env)
     }
 
     /// Starts `serve` again on the same ports and data dir (after `kill9` or `terminate`).
@@ -325,9 +388,15 @@ pub fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
 
 /// Runs the binary with args and stdin; returns (exit code, stdout, stderr).
 pub fn run_cli(config: &Path, data_dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    run_cli_env(config, data_dir, args, stdin, &[])
+}
+
+/// `run_cli` with environment variables set.
+pub fn run_cli_env(config: &Path, data_dir: &Path, args: &[&str], stdin: &str, env: &[(&str, String)]) -> (i32, String, String) {
     let mut child = Command::new(BIN)
         .args(["--config", config.to_str().unwrap(), "--data-dir", data_dir.to_str().unwrap()])
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

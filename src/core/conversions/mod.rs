@@ -15,7 +15,10 @@
 mod checkpoint;
 mod jobs;
 pub mod offline;
+pub mod pg;
 mod schema;
+mod sqlite;
+pub mod store;
 pub mod view;
 
 use std::path::Path;
@@ -31,6 +34,7 @@ use std::sync::Arc;
 use crate::core::attribution::engine::Attribution;
 use crate::core::commission::ProgramRules;
 use crate::core::lifecycle::LifecycleError;
+use crate::ledger::SqliteLedger;
 use crate::metrics::{ApiMetrics, AttributionOutcome};
 
 pub use view::{ConversionReader, DayConversions};
@@ -48,6 +52,11 @@ pub enum ConversionError {
     Closed,
     #[error("storage: {0}")]
     Storage(#[from] rusqlite::Error),
+    #[error("storage: {0}")]
+    Pg(#[from] ::postgres::Error),
+    /// The group's commit failed: nothing of it was stored.
+    #[error("storage: {0}")]
+    NotStored(String),
     /// A commission or ledger step failed; the job's savepoint is rolled back.
     #[error("commission: {0}")]
     Commission(#[from] LifecycleError),
@@ -266,8 +275,28 @@ impl Conversions {
         // writer's commits.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpointer = checkpoint::start(Path::new(conn.path().unwrap_or_default()))?;
+        Conversions::spawn(SqliteGroups { conn, checkpointer }, config, attributor, metrics)
+    }
+
+    /// Connects to a PostgreSQL store (cluster mode), creates its tables if they are missing
+    /// and starts the writer thread.
+    pub fn start_pg(
+        url: &str,
+        config: WriterConfig,
+        attributor: Box<dyn Attributor>,
+        metrics: ApiMetrics,
+    ) -> Result<Conversions, ConversionError> {
+        Conversions::spawn(pg::PgGroups::connect(url)?, config, attributor, metrics)
+    }
+
+    fn spawn(
+        groups: impl Groups,
+        config: WriterConfig,
+        attributor: Box<dyn Attributor>,
+        metrics: ApiMetrics,
+    ) -> Result<Conversions, ConversionError> {
         let (tx, rx) = mpsc::channel(config.queue_len_max);
-        let writer = Writer { conn, rx, config, attributor, metrics, last_purge_ms: 0, checkpointer };
+        let writer = Writer { groups, rx, config, attributor, metrics, last_purge_ms: 0 };
         std::thread::Builder::new()
             .name("clickgate-conversions".into())
             .spawn(move || writer.run())
@@ -283,18 +312,111 @@ impl Conversions {
     }
 }
 
-struct Writer {
+/// A backend's grouped transaction: runs a group of jobs in one transaction and commits it.
+/// `run` runs one job and answers whether it failed part-way (storage or commission error).
+/// Without `savepoints`, such a job rolls the whole attempt back and the answer is `Ok(false)`;
+/// with them, only that job's writes are undone.
+/// `purge_before` asks it to forget idempotency answers stored before then, in the same
+/// transaction.
+trait Groups: Send + 'static {
+    fn run_group(
+        &mut self,
+        jobs: &[Job],
+        savepoints: bool,
+        purge_before: Option<u64>,
+        run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
+    ) -> Result<bool, ConversionError>;
+
+    /// Called between groups.
+    fn idle(&mut self) {}
+}
+
+/// The job runner's view of a backend's open transaction: one job at a time.
+trait GroupTx {
+    fn process(
+        &mut self,
+        attributor: &dyn Attributor,
+        job: &Job,
+        outcomes: &mut Vec<AttributionOutcome>,
+    ) -> Result<Answer, ConversionError>;
+}
+
+impl<T: store::ConversionTx> GroupTx for T {
+    fn process(
+        &mut self,
+        attributor: &dyn Attributor,
+        job: &Job,
+        outcomes: &mut Vec<AttributionOutcome>,
+    ) -> Result<Answer, ConversionError> {
+        jobs::process(self, attributor, job, outcomes)
+    }
+}
+
+/// True for an error that may have left part of a job written: its savepoint is rolled back.
+fn failed_part_way(r: &Result<Answer, ConversionError>) -> bool {
+    matches!(r, Err(ConversionError::Storage(_) | ConversionError::Pg(_) | ConversionError::NotStored(_) | ConversionError::Commission(_)))
+}
+
+/// The SQLite store file's grouped transactions.
+struct SqliteGroups {
     conn: Connection,
+    /// Dropped with the writer, which stops the checkpoint thread.
+    checkpointer: checkpoint::Checkpointer,
+}
+
+impl Groups for SqliteGroups {
+    fn run_group(
+        &mut self,
+        jobs: &[Job],
+        savepoints: bool,
+        purge_before: Option<u64>,
+        run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
+    ) -> Result<bool, ConversionError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut ledger = SqliteLedger::new(&tx).map_err(LifecycleError::from)?;
+        for job in jobs {
+            if savepoints {
+                // Its statements prepared once; the sub-journal lives in memory (`temp_store`).
+                tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+            }
+            let failed = run(&mut ledger, job);
+            if failed && !savepoints {
+                return Ok(false);
+            }
+            if savepoints {
+                if failed {
+                    // A failed step may have written part of the job: none of it stays.
+                    tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+                }
+                tx.prepare_cached("RELEASE job")?.execute([])?;
+            }
+        }
+        if let Some(cutoff) = purge_before {
+            store::ConversionTx::purge_answers(&mut ledger, cutoff)?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn idle(&mut self) {
+        if self.checkpointer.restart.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL restart failed; the checkpoint thread asks again");
+            }
+        }
+    }
+}
+
+struct Writer<G> {
+    groups: G,
     rx: mpsc::Receiver<Job>,
     config: WriterConfig,
     attributor: Box<dyn Attributor>,
     metrics: ApiMetrics,
     last_purge_ms: u64,
-    /// Dropped with the writer, which stops the checkpoint thread.
-    checkpointer: checkpoint::Checkpointer,
 }
 
-impl Writer {
+impl<G: Groups> Writer<G> {
     fn run(mut self) {
         let mut jobs = Vec::with_capacity(self.config.commit_batch_len_max);
         while let Some(first) = self.rx.blocking_recv() {
@@ -306,11 +428,7 @@ impl Writer {
                 }
             }
             self.commit(&mut jobs);
-            if self.checkpointer.restart.swap(false, std::sync::atomic::Ordering::Relaxed) {
-                if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL restart failed; the checkpoint thread asks again");
-                }
-            }
+            self.groups.idle();
         }
         tracing::info!("conversion writer stopped");
     }
@@ -319,22 +437,35 @@ impl Writer {
     fn commit(&mut self, jobs: &mut Vec<Job>) {
         let started = Instant::now();
         let n = jobs.len();
+        let now = jobs.iter().map(|j| j.now_ms).max().unwrap_or(0);
+        let purge_before = (now.saturating_sub(self.last_purge_ms) > 60_000).then(|| now.saturating_sub(self.config.idempotency_ttl_ms));
         let mut results = Vec::with_capacity(n);
         let mut outcomes = Vec::new();
         // First without savepoints, which almost every group needs none of; if a job fails
         // part-way, that attempt is rolled back whole and the group runs again with one.
-        let committed = match self.run_group(jobs, false, &mut results, &mut outcomes) {
-            Ok(false) => {
-                results.clear();
-                outcomes.clear();
-                self.run_group(jobs, true, &mut results, &mut outcomes).map(|_| ())
+        let mut committed = Ok(false);
+        for savepoints in [false, true] {
+            results.clear();
+            outcomes.clear();
+            let attributor = &*self.attributor;
+            let mut run = |tx: &mut dyn GroupTx, job: &Job| {
+                let r = tx.process(attributor, job, &mut outcomes);
+                let failed = failed_part_way(&r);
+                results.push(r);
+                failed
+            };
+            committed = self.groups.run_group(jobs, savepoints, purge_before, &mut run);
+            if !matches!(committed, Ok(false)) {
+                break;
             }
-            r => r.map(|_| ()),
-        };
+        }
         self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         self.metrics.commit_batch_len.observe(n as f64);
         match committed {
-            Ok(()) => {
+            Ok(true) => {
+                if purge_before.is_some() {
+                    self.last_purge_ms = now;
+                }
                 for o in outcomes {
                     self.metrics.attribution(o);
                 }
@@ -342,56 +473,14 @@ impl Writer {
                     let _ = job.reply.send(r);
                 }
             }
-            Err(e) => {
+            Ok(false) | Err(_) => {
+                let e = committed.err().map(|e| e.to_string()).unwrap_or_else(|| "a job failed with savepoints on".into());
                 tracing::error!(error = %e, jobs = n, "grouped commit of conversions failed; none of them was acknowledged");
                 for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(ConversionError::Storage(rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
-                        Some(format!("commit failed: {e}")),
-                    ))));
+                    let _ = job.reply.send(Err(ConversionError::NotStored(format!("commit failed: {e}"))));
                 }
             }
         }
-    }
-
-    /// Runs a group of jobs in one transaction and commits it. Without `savepoints`, a job
-    /// that fails part-way (storage or commission error) rolls the whole attempt back and
-    /// answers `Ok(false)`; with them, only that job's writes are undone.
-    fn run_group(
-        &mut self,
-        jobs: &[Job],
-        savepoints: bool,
-        results: &mut Vec<Result<Answer, ConversionError>>,
-        outcomes: &mut Vec<AttributionOutcome>,
-    ) -> Result<bool, rusqlite::Error> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for job in jobs {
-            if savepoints {
-                // Its statements prepared once; the sub-journal lives in memory (`temp_store`).
-                tx.prepare_cached("SAVEPOINT job")?.execute([])?;
-            }
-            let r = jobs::process(&tx, &*self.attributor, job, outcomes);
-            let failed = matches!(r, Err(ConversionError::Storage(_) | ConversionError::Commission(_)));
-            if failed && !savepoints {
-                return Ok(false);
-            }
-            if savepoints {
-                if failed {
-                    // A failed step may have written part of the job: none of it stays.
-                    tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
-                }
-                tx.prepare_cached("RELEASE job")?.execute([])?;
-            }
-            results.push(r);
-        }
-        let now = jobs.iter().map(|j| j.now_ms).max().unwrap_or(0);
-        if now.saturating_sub(self.last_purge_ms) > 60_000 {
-            let cutoff = now.saturating_sub(self.config.idempotency_ttl_ms);
-            tx.prepare_cached("DELETE FROM idempotency_keys WHERE created_ms < ?1")?.execute([cutoff as i64])?;
-            self.last_purge_ms = now;
-        }
-        tx.commit()?;
-        Ok(true)
     }
 }
 

@@ -26,10 +26,133 @@ impl Attributor for Fixed {
     }
 }
 
-fn start(dir: &Path) -> Conversions {
-    let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
-    Conversions::start(dir, config, Box::new(Fixed), crate::metrics::Metrics::new().api).unwrap()
+/// The store a test runs on: every test of the writer runs on both (`on_both!`).
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Pg(crate::testing::PgSchema),
 }
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    /// `None` (with a message) without a server, unless `CLICKGATE_REQUIRE_SERVICES=1`.
+    fn pg() -> Option<Backend> {
+        crate::testing::PgSchema::create("conversions_test").map(Backend::Pg)
+    }
+
+    fn start_with(&self, attributor: Box<dyn Attributor>, commit_batch_len_max: usize) -> Conversions {
+        let config = WriterConfig { commit_batch_len_max, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
+        let metrics = crate::metrics::Metrics::new().api;
+        match self {
+            Backend::Sqlite(dir) => Conversions::start(dir.path(), config, attributor, metrics).unwrap(),
+            Backend::Pg(schema) => Conversions::start_pg(&schema.url, config, attributor, metrics).unwrap(),
+        }
+    }
+
+    fn start(&self) -> Conversions {
+        self.start_with(Box::new(Fixed), 64)
+    }
+
+    fn reader(&self) -> ConversionReader {
+        match self {
+            Backend::Sqlite(dir) => ConversionReader::open(dir.path()).unwrap(),
+            Backend::Pg(schema) => ConversionReader::open_pg(&schema.url).unwrap(),
+        }
+    }
+
+    /// The one integer a query answers; the SQL is what both backends read alike.
+    fn count(&self, sql: &str) -> i64 {
+        match self {
+            Backend::Sqlite(dir) => schema::open(dir.path()).unwrap().query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).unwrap(),
+            Backend::Pg(schema) => schema.client().query_one(sql, &[]).unwrap().get::<_, Option<i64>>(0),
+        }
+        .unwrap_or(0)
+    }
+
+    fn render(&self, id: &str) -> Option<String> {
+        self.reader().get(id).unwrap()
+    }
+
+    fn render_first(&self, id: &str) -> Option<String> {
+        match self {
+            Backend::Sqlite(dir) => {
+                let conn = schema::open(dir.path()).unwrap();
+                let tx = conn.unchecked_transaction().unwrap();
+                view::render_first(&mut SqliteLedger::new(&tx).unwrap(), id).unwrap()
+            }
+            Backend::Pg(schema) => {
+                let mut client = schema.client();
+                let mut statements = crate::ledger::PgStatements::default();
+                pg::in_snapshot(&mut client, &mut statements, true, |l| view::render_first(l, id)).unwrap()
+            }
+        }
+    }
+
+    /// Every conversion's status, amount, refunded amount, day, currency and attribution.
+    fn conversion_rows(&self) -> Vec<(String, i64, i64, u32, String, String)> {
+        const SQL: &str = "SELECT status, amount_minor, refunded_minor, day, currency, attribution FROM conversions";
+        match self {
+            Backend::Sqlite(dir) => schema::open(dir.path())
+                .unwrap()
+                .prepare(SQL)
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect(),
+            Backend::Pg(schema) => schema
+                .client()
+                .query(SQL, &[])
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get::<_, i64>(3) as u32, r.get(4), r.get(5)))
+                .collect(),
+        }
+    }
+
+    /// Checks the ledger: `ledger::verify` on a snapshot.
+    fn verify(&self) -> crate::ledger::VerifyReport {
+        match self {
+            Backend::Sqlite(dir) => offline::verify_file(dir.path()).unwrap().ledger.unwrap(),
+            Backend::Pg(schema) => offline::verify_pg(&schema.url).unwrap().ledger.unwrap(),
+        }
+    }
+}
+
+/// Runs each named test on SQLite and on PostgreSQL: `<name>::sqlite` and `<name>::postgres`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name(super::Backend::sqlite());
+                }
+
+                #[test]
+                fn postgres() {
+                    if let Some(b) = super::Backend::pg() {
+                        super::$name(b);
+                    }
+                }
+            }
+        )*
+    };
+}
+
+on_both!(
+    records_once_and_replays_the_first_answer,
+    idempotency_keys_replay_or_conflict,
+    transitions_follow_the_lifecycle,
+    concurrent_writes_are_grouped_and_each_order_is_recorded_once,
+    a_reopened_store_still_replays,
+    the_first_answer_built_in_memory_is_what_a_read_back_renders,
+    a_job_failing_part_way_leaves_nothing_and_its_group_commits,
+    the_explanation_starts_with_the_creation_once,
+    partner_days_add_up_every_credited_share,
+);
 
 fn conv(order: &str, amount: i64) -> NewConversion {
     NewConversion {
@@ -64,10 +187,8 @@ fn json(a: &Answer) -> Value {
 
 use serde_json::Value;
 
-#[test]
-fn records_once_and_replays_the_first_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = start(dir.path());
+fn records_once_and_replays_the_first_answer(b: Backend) {
+    let c = b.start();
     rt().block_on(async {
         let first = c.write(record_op("o-1", 1250), None, 1).await.unwrap();
         assert_eq!((first.status, first.replayed), (201, false));
@@ -82,10 +203,8 @@ fn records_once_and_replays_the_first_answer() {
     });
 }
 
-#[test]
-fn idempotency_keys_replay_or_conflict() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = start(dir.path());
+fn idempotency_keys_replay_or_conflict(b: Backend) {
+    let c = b.start();
     rt().block_on(async {
         let a = c.write(record_op("o-1", 100), key("k1", "body-a"), 1).await.unwrap();
         let b = c.write(record_op("o-1", 100), key("k1", "body-a"), 2).await.unwrap();
@@ -95,10 +214,8 @@ fn idempotency_keys_replay_or_conflict() {
     });
 }
 
-#[test]
-fn transitions_follow_the_lifecycle() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = start(dir.path());
+fn transitions_follow_the_lifecycle(b: Backend) {
+    let c = b.start();
     rt().block_on(async {
         let id = conv("o-1", 1000).id();
         c.write(record_op("o-1", 1000), None, 1).await.unwrap();
@@ -126,10 +243,8 @@ fn transitions_follow_the_lifecycle() {
     });
 }
 
-#[test]
-fn concurrent_writes_are_grouped_and_each_order_is_recorded_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = start(dir.path());
+fn concurrent_writes_are_grouped_and_each_order_is_recorded_once(b: Backend) {
+    let c = b.start();
     let answers = rt().block_on(async {
         let mut tasks = Vec::new();
         for i in 0..400 {
@@ -144,7 +259,7 @@ fn concurrent_writes_are_grouped_and_each_order_is_recorded_once() {
         out
     });
     assert_eq!(answers.iter().filter(|a| !a.replayed).count(), 200);
-    let reader = ConversionReader::open(dir.path()).unwrap();
+    let reader = b.reader();
     let days = reader.program_days("demo", 0, u32::MAX).unwrap();
     assert_eq!(days.iter().map(|d| d.conversions).sum::<u64>(), 200);
     assert_eq!(days.iter().map(|d| d.revenue_minor).sum::<i64>(), 2000);
@@ -152,11 +267,9 @@ fn concurrent_writes_are_grouped_and_each_order_is_recorded_once() {
     assert_eq!(bob.iter().map(|d| d.revenue_minor).sum::<i64>(), 2000);
 }
 
-#[test]
-fn a_reopened_store_still_replays() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = rt().block_on(start(dir.path()).write(record_op("o-1", 5), key("k", "b"), 1)).unwrap();
-    let again = rt().block_on(start(dir.path()).write(record_op("o-1", 5), key("k", "b"), 2)).unwrap();
+fn a_reopened_store_still_replays(b: Backend) {
+    let first = rt().block_on(b.start().write(record_op("o-1", 5), key("k", "b"), 1)).unwrap();
+    let again = rt().block_on(b.start().write(record_op("o-1", 5), key("k", "b"), 2)).unwrap();
     assert!(again.replayed);
     assert_eq!(again.body, first.body);
 }
@@ -206,8 +319,7 @@ impl Attributor for Split {
     }
 }
 
-#[test]
-fn the_first_answer_built_in_memory_is_what_a_read_back_renders() {
+fn the_first_answer_built_in_memory_is_what_a_read_back_renders(b: Backend) {
     let rules: ProgramRules = serde_json::from_value(serde_json::json!({
         "rules": {
             "fixed_minor": 25,
@@ -218,9 +330,7 @@ fn the_first_answer_built_in_memory_is_what_a_read_back_renders() {
         "partners": { "zed": { "percent_bps": 500, "lock_days": 10 } }
     }))
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
-    let c = Conversions::start(dir.path(), config, Box::new(Split(Arc::new(rules))), crate::metrics::Metrics::new().api).unwrap();
+    let c = b.start_with(Box::new(Split(Arc::new(rules))), 64);
     let amounts = [3000, 0, 4500, 9999, 120];
     let record = |i: usize| {
         let mut n = conv(&format!("o-{i}"), amounts[i]);
@@ -234,12 +344,11 @@ fn the_first_answer_built_in_memory_is_what_a_read_back_renders() {
             answers.push(c.write(record(i), None, 1_763_900_000_123 + i as u64).await.unwrap());
         }
     });
-    let conn = schema::open(dir.path()).unwrap();
     let mut bonuses = 0;
     for a in &answers {
         let v = json(a);
         let id = v["id"].as_str().unwrap();
-        let read = view::render(&conn, id).unwrap().unwrap();
+        let read = b.render(id).unwrap();
         assert_eq!(a.body, read, "the first answer of {id} differs from its read-back");
         let items: Vec<&str> = v["commissions"].as_array().unwrap().iter().map(|c| c["item"].as_str().unwrap()).collect();
         bonuses += items.iter().filter(|i| i.starts_with("bonus:")).count();
@@ -258,12 +367,16 @@ fn the_first_answer_built_in_memory_is_what_a_read_back_renders() {
         for (i, a) in answers.iter().enumerate() {
             let again = c.write(record(i), None, 1_763_900_200_000).await.unwrap();
             assert_eq!((again.replayed, &again.body), (true, &a.body), "the retry of {}", id(i));
-            assert_eq!(view::render_first(&conn, &id(i)).unwrap().as_ref(), Some(&a.body));
         }
     });
-    for i in [0, 2, 3, 4] {
-        assert_ne!(view::render(&conn, &id(i)).unwrap().unwrap(), answers[i].body, "{} moved on", id(i));
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(b.render_first(&id(i)).as_ref(), Some(&a.body));
     }
+    for i in [0, 2, 3, 4] {
+        assert_ne!(b.render(&id(i)).unwrap(), answers[i].body, "{} moved on", id(i));
+    }
+    let Backend::Sqlite(dir) = &b else { return };
+    let conn = schema::open(dir.path()).unwrap();
     let stored: Vec<String> =
         conn.prepare("SELECT first_answer FROM conversions").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert!(stored.len() == 5 && stored.iter().all(String::is_empty), "no copy of the answer is kept");
@@ -297,12 +410,9 @@ impl Attributor for Dup {
     }
 }
 
-#[test]
-fn a_job_failing_part_way_leaves_nothing_and_its_group_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
-    let c = Conversions::start(dir.path(), config, Box::new(Dup), crate::metrics::Metrics::new().api).unwrap();
-    let (a, dup, b) = rt().block_on(async {
+fn a_job_failing_part_way_leaves_nothing_and_its_group_commits(b: Backend) {
+    let c = b.start_with(Box::new(Dup), 64);
+    let (ok_1, dup, ok_2) = rt().block_on(async {
         tokio::join!(
             c.write(record_op("ok-1", 1000), None, 10),
             c.write(record_op("dup-1", 1000), key("k-dup", "dup"), 10),
@@ -310,21 +420,24 @@ fn a_job_failing_part_way_leaves_nothing_and_its_group_commits() {
         )
     });
     assert!(matches!(dup, Err(ConversionError::Commission(_))), "{dup:?}");
-    assert_eq!(a.unwrap().status, 201);
-    assert_eq!(b.unwrap().status, 201);
-    let conn = schema::open(dir.path()).unwrap();
-    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(ok_1.unwrap().status, 201);
+    assert_eq!(ok_2.unwrap().status, 201);
+    let count = |sql: &str| b.count(sql);
     assert_eq!(count("SELECT count(*) FROM conversions"), 2);
-    assert_eq!((count("SELECT sum(conversions) FROM partner_days"), count("SELECT sum(revenue_minor) FROM partner_days")), (2, 3000));
+    assert_eq!(
+        (
+            count("SELECT CAST(sum(conversions) AS BIGINT) FROM partner_days"),
+            count("SELECT CAST(sum(revenue_minor) AS BIGINT) FROM partner_days")
+        ),
+        (2, 3000)
+    );
     assert_eq!(count("SELECT count(*) FROM commissions"), 2, "the failed job's first commission is gone too");
-    assert_eq!(count("SELECT count(*) FROM commission_accrued"), 2);
+    let accrued = if matches!(b, Backend::Sqlite(_)) { "commission_accrued" } else { "commission_accruals" };
+    assert_eq!(count(&format!("SELECT count(*) FROM {accrued}")), 2);
     assert_eq!(count("SELECT count(*) FROM idempotency_keys"), 0, "a failed job stores no answer");
     assert_eq!(count("SELECT count(*) FROM ledger_transfers"), 2);
     assert_eq!(count("SELECT debits_pending FROM ledger_balances WHERE kind = 'program_expense'"), 300);
-    let tx = conn.unchecked_transaction().unwrap();
-    let report = crate::ledger::verify(&mut SqliteLedger::new(&tx).unwrap()).unwrap();
-    drop(tx);
-    assert_eq!(report.transfers, 2);
+    assert_eq!(b.verify().transfers, 2);
     // The same failure alone, in a group of its own, is refused the same way.
     let again = rt().block_on(c.write(record_op("dup-1", 1000), None, 11));
     assert!(matches!(again, Err(ConversionError::Commission(_))), "{again:?}");
@@ -333,35 +446,31 @@ fn a_job_failing_part_way_leaves_nothing_and_its_group_commits() {
 /// The creation is the conversion row (no `recorded` event row is written), and the
 /// explanation starts with it; a store file made before, which also holds it as an event row,
 /// shows it once.
-#[test]
-fn the_explanation_starts_with_the_creation_once_in_new_and_older_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = start(dir.path());
+fn the_explanation_starts_with_the_creation_once(b: Backend) {
+    let c = b.start();
     let id = conv("o-1", 1000).id();
     rt().block_on(async {
         c.write(record_op("o-1", 1000), None, 7).await.unwrap();
         c.write(Op::Transition { id: id.clone(), transition: Transition::Confirm }, None, 9).await.unwrap();
     });
-    let conn = schema::open(dir.path()).unwrap();
-    let stored = |conn: &Connection| -> Vec<String> {
-        let mut st = conn.prepare("SELECT kind FROM conversion_events WHERE conversion_id = ?1 ORDER BY seq").unwrap();
-        st.query_map([&id], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-    };
-    assert_eq!(stored(&conn), ["confirmed"]);
-    let steps = |conn: &Connection| -> Vec<(String, String)> {
-        let v: Value = serde_json::from_str(&view::render(conn, &id).unwrap().unwrap()).unwrap();
+    assert_eq!(b.count(&format!("SELECT count(*) FROM conversion_events WHERE conversion_id = '{id}'")), 1, "only the confirmation");
+    let steps = |b: &Backend| -> Vec<(String, String)> {
+        let v: Value = serde_json::from_str(&b.render(&id).unwrap()).unwrap();
         let text = |e: &Value, k: &str| e[k].as_str().unwrap().to_string();
         v["events"].as_array().unwrap().iter().map(|e| (text(e, "kind"), text(e, "at"))).collect()
     };
     let expected = vec![("recorded".to_string(), view::rfc3339(7)), ("confirmed".to_string(), view::rfc3339(9))];
-    assert_eq!(steps(&conn), expected);
-    // An older file's row for the creation, at seq 0 so it sorts first.
+    assert_eq!(steps(&b), expected);
+    // A store file made before also holds the creation as an event row, at seq 0 so it sorts
+    // first: the explanation still shows it once.
+    let Backend::Sqlite(dir) = &b else { return };
+    let conn = schema::open(dir.path()).unwrap();
     conn.execute(
         "INSERT INTO conversion_events (conversion_id, seq, kind, amount_minor, at_ms) VALUES (?1, 0, 'recorded', NULL, 7)",
         [&id],
     )
     .unwrap();
-    assert_eq!(steps(&conn), expected);
+    assert_eq!(steps(&b), expected);
 }
 
 /// A store file whose commissions were made with ids that do not start with their time cannot
@@ -396,11 +505,8 @@ fn partner_day_rows(reader: &ConversionReader) -> BTreeMap<(String, u32, String)
 /// conversion's share gives (the report's query over one row per share, before): through
 /// records, cancels, partial and full refunds, zero amounts, several days and currencies. A
 /// file made before, with one row per share, is folded into the same rows when opened.
-#[test]
-fn partner_days_add_up_every_credited_share() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = WriterConfig { commit_batch_len_max: 16, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
-    let c = Conversions::start(dir.path(), config, Box::new(Split(Arc::default())), crate::metrics::Metrics::new().api).unwrap();
+fn partner_days_add_up_every_credited_share(b: Backend) {
+    let c = b.start_with(Box::new(Split(Arc::default())), 16);
     let mut rng = fastrand::Rng::with_seed(7);
     let mut ids = Vec::new();
     rt().block_on(async {
@@ -423,15 +529,8 @@ fn partner_days_add_up_every_credited_share() {
             let _ = c.write(Op::Transition { id, transition }, None, 1_763_900_100_000).await;
         }
     });
-    let conn = schema::open(dir.path()).unwrap();
     let mut want: BTreeMap<(String, u32, String), [i64; 4]> = BTreeMap::new();
-    let rows: Vec<(String, i64, i64, u32, String, String)> = conn
-        .prepare("SELECT status, amount_minor, refunded_minor, day, currency, attribution FROM conversions")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let rows = b.conversion_rows();
     let (mut cancelled, mut refunded) = (0, 0);
     for (status, amount, refunded_minor, day, currency, attribution) in rows {
         let a: Attribution = serde_json::from_str(&attribution).unwrap();
@@ -447,10 +546,12 @@ fn partner_days_add_up_every_credited_share() {
         }
     }
     assert!(cancelled > 5 && refunded > 5, "the run cancels and refunds: {cancelled} cancelled, {refunded} refunded");
-    let reader = ConversionReader::open(dir.path()).unwrap();
+    let reader = b.reader();
     let got = partner_day_rows(&reader);
     assert_eq!(got, want);
     assert!(got.len() >= 6, "two partners, several days and currencies: {got:?}");
+    let Backend::Sqlite(dir) = &b else { return };
+    let conn = schema::open(dir.path()).unwrap();
 
     // The same conversions as a file made before kept them: one share row each.
     conn.execute_batch(

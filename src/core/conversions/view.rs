@@ -3,16 +3,20 @@
 
 mod commissions;
 mod ledger;
+mod pg;
 
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::store::{ConversionEvent, ConversionRow, ViewSource};
+use super::ConversionError;
 use crate::core::lifecycle::{Commission, CommissionEvent, ConversionRef};
+use crate::ledger::SqliteLedger;
 
 pub use commissions::{CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, ReportScope, StatusTotals};
 pub use ledger::{LedgerFilter, LedgerPage};
@@ -36,9 +40,6 @@ pub(super) struct ConversionFields<'a> {
     pub status: &'a str,
     pub refunded_minor: i64,
 }
-
-/// One event of a conversion: kind, amount, time.
-pub(super) type ConversionEvent = (String, Option<i64>, i64);
 
 /// The JSON the API shows for a conversion: its fields, its events, and its commissions (each
 /// with its events, ordered by partner and item as `render` reads them). Serialized straight
@@ -161,11 +162,12 @@ fn first_json(fields: &ConversionFields<'_>, commissions: Vec<Commission>) -> St
 /// commission's created fields are its row less what later steps changed, which only grows
 /// from zero (voided, reversed), was none (approval, payment) or was the first reserve.
 /// `None` when it does not exist. Retries replay this instead of a stored copy of the answer.
-pub fn render_first(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
-    let Some(r) = read(conn, id)? else { return Ok(None) };
+pub fn render_first<S: ViewSource + ?Sized>(src: &mut S, id: &str) -> Result<Option<String>, ConversionError> {
+    let Some(r) = src.conversion_row(id)? else { return Ok(None) };
     let fields = ConversionFields { status: super::Status::Pending.as_str(), refunded_minor: 0, ..fields(&r, id) };
-    let conversion = ConversionRef { id, occurred_at_ms: r.4 as u64 };
-    let created = crate::core::lifecycle::sqlite::commissions_of(conn, &conversion)?
+    let conversion = ConversionRef { id, occurred_at_ms: r.occurred_at_ms as u64 };
+    let created = src
+        .view_commissions(&conversion)?
         .into_iter()
         .map(|c| Commission {
             voided_minor: 0,
@@ -181,85 +183,47 @@ pub fn render_first(conn: &Connection, id: &str) -> rusqlite::Result<Option<Stri
     Ok(Some(first_json(&fields, created)))
 }
 
-/// A conversion row as `read` reads it, in its columns' order.
-type Row =
-    (String, String, i64, String, i64, i64, Option<String>, Option<String>, Option<String>, Option<String>, String, String, String, i64);
-
-fn fields<'a>(r: &'a Row, id: &'a str) -> ConversionFields<'a> {
+fn fields<'a>(r: &'a ConversionRow, id: &'a str) -> ConversionFields<'a> {
     ConversionFields {
         id,
-        program: &r.0,
-        order_id: &r.1,
-        amount_minor: r.2,
-        currency: &r.3,
-        occurred_at_ms: r.4,
-        received_at_ms: r.5,
-        click_id: r.6.as_deref(),
-        visitor_id: r.7.as_deref(),
-        coupon_code: r.8.as_deref(),
-        customer_ref: r.9.as_deref(),
-        origin: &r.10,
-        attribution: &r.11,
-        status: &r.12,
-        refunded_minor: r.13,
+        program: &r.program,
+        order_id: &r.order_id,
+        amount_minor: r.amount_minor,
+        currency: &r.currency,
+        occurred_at_ms: r.occurred_at_ms,
+        received_at_ms: r.received_at_ms,
+        click_id: r.click_id.as_deref(),
+        visitor_id: r.visitor_id.as_deref(),
+        coupon_code: r.coupon_code.as_deref(),
+        customer_ref: r.customer_ref.as_deref(),
+        origin: &r.origin,
+        attribution: &r.attribution,
+        status: &r.status,
+        refunded_minor: r.refunded_minor,
     }
-}
-
-fn read(conn: &Connection, id: &str) -> rusqlite::Result<Option<Row>> {
-    conn.prepare_cached(
-        "SELECT program, order_id, amount_minor, currency, occurred_at_ms, received_at_ms, click_id, visitor_id, coupon_code,
-                customer_ref, origin, attribution, status, refunded_minor
-         FROM conversions WHERE id = ?1",
-    )?
-    .query_row([id], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-            r.get(9)?,
-            r.get(10)?,
-            r.get(11)?,
-            r.get(12)?,
-            r.get(13)?,
-        ))
-    })
-    .optional()
 }
 
 /// Renders one conversion as the API shows it; `None` when it does not exist.
-pub fn render(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
-    let Some(r) = read(conn, id)? else { return Ok(None) };
+pub fn render<S: ViewSource + ?Sized>(src: &mut S, id: &str) -> Result<Option<String>, ConversionError> {
+    let Some(r) = src.conversion_row(id)? else { return Ok(None) };
     let fields = fields(&r, id);
-    // The creation is the row itself (store files made before also hold it as an event row).
-    let mut events: Vec<ConversionEvent> = vec![("recorded".to_string(), None, r.5)];
-    let mut stmt = conn.prepare_cached(
-        "SELECT kind, amount_minor, at_ms FROM conversion_events WHERE conversion_id = ?1 AND kind != 'recorded' ORDER BY seq",
-    )?;
-    for e in stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-        events.push(e?);
-    }
-    let conversion = ConversionRef { id, occurred_at_ms: r.4 as u64 };
-    Ok(Some(conversion_json(&fields, &events, &commissions(conn, &conversion)?)))
+    let mut events: Vec<ConversionEvent> = vec![("recorded".to_string(), None, r.received_at_ms)];
+    events.extend(src.conversion_events(id)?);
+    let conversion = ConversionRef { id, occurred_at_ms: r.occurred_at_ms as u64 };
+    Ok(Some(conversion_json(&fields, &events, &commissions(src, &conversion)?)))
 }
 
 /// A conversion's commissions, each with how it was computed and every step it went through
 /// (with the ledger transfer that moved the money), so the explanation covers the money too.
-fn commissions(conn: &Connection, conversion: &ConversionRef<'_>) -> rusqlite::Result<Vec<(Commission, Vec<CommissionEvent>)>> {
-    use crate::core::lifecycle::sqlite::{commissions_of, event_row};
-    let mut rows = commissions_of(conn, conversion)?;
+fn commissions<S: ViewSource + ?Sized>(
+    src: &mut S,
+    conversion: &ConversionRef<'_>,
+) -> Result<Vec<(Commission, Vec<CommissionEvent>)>, ConversionError> {
+    let mut rows = src.view_commissions(conversion)?;
     rows.sort_by(|a, b| (&a.partner, &a.item).cmp(&(&b.partner, &b.item)));
-    let mut events = conn.prepare_cached(
-        "SELECT commission_id, kind, amount_minor, transfer_id, at_ms FROM commission_events WHERE commission_id = ?1 ORDER BY seq",
-    )?;
     let mut out = Vec::with_capacity(rows.len());
     for c in rows {
-        let steps = events.query_map([&c.id], event_row)?.collect::<Result<_, _>>()?;
+        let steps = src.view_events(&c.id)?;
         out.push((c, steps));
     }
     Ok(out)
@@ -379,25 +343,118 @@ pub struct DayConversions {
     pub cancelled: u64,
 }
 
-/// A read connection for the API's GETs and reports.
-pub struct ConversionReader {
-    conn: Mutex<Connection>,
+/// The API's reads, on the store's backend. Every read of several rows runs in one read
+/// transaction, so what it answers is one snapshot.
+pub enum ConversionReader {
+    Sqlite(SqliteReader),
+    Pg(Box<pg::PgReader>),
 }
 
 impl ConversionReader {
+    /// A read connection to the store file under `data_dir` (the writer creates the tables).
+    pub fn open(data_dir: &Path) -> Result<ConversionReader, ConversionError> {
+        Ok(ConversionReader::Sqlite(SqliteReader::open(data_dir)?))
+    }
+
+    /// A read connection to a PostgreSQL store (the writer creates the tables).
+    pub fn open_pg(url: &str) -> Result<ConversionReader, ConversionError> {
+        Ok(ConversionReader::Pg(Box::new(pg::PgReader::open(url)?)))
+    }
+
+    /// One conversion as JSON.
+    pub fn get(&self, id: &str) -> Result<Option<String>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => r.get(id),
+            ConversionReader::Pg(r) => r.get(id),
+        }
+    }
+
+    /// Per-day conversions credited to a partner, days `from..=to`.
+    pub fn partner_days(&self, partner: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.partner_days(partner, from_day, to_day)?),
+            ConversionReader::Pg(r) => r.partner_days(partner, from_day, to_day),
+        }
+    }
+
+    /// Per-day conversions of a program (attributed or not), days `from..=to`.
+    pub fn program_days(&self, program: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.program_days(program, from_day, to_day)?),
+            ConversionReader::Pg(r) => r.program_days(program, from_day, to_day),
+        }
+    }
+
+    /// A page of commissions matching `f`, in the listing's order.
+    pub fn commissions(&self, f: &CommissionFilter) -> Result<CommissionPage, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.commissions(f)?),
+            ConversionReader::Pg(r) => r.commissions(f),
+        }
+    }
+
+    /// One commission and its events in order; `None` when it does not exist.
+    pub fn commission(&self, id: &str) -> Result<Option<(Commission, Vec<CommissionEvent>)>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.commission(id)?),
+            ConversionReader::Pg(r) => r.commission(id),
+        }
+    }
+
+    /// A partner's balances per currency; currencies in order.
+    pub fn partner_balances(&self, partner: &str) -> Result<Vec<CurrencyBalance>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.partner_balances(partner)?),
+            ConversionReader::Pg(r) => r.partner_balances(partner),
+        }
+    }
+
+    /// The stored JSON of the rule set with this version.
+    pub fn rule_set(&self, version: &str) -> Result<Option<String>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.rule_set(version)?),
+            ConversionReader::Pg(r) => r.rule_set(version),
+        }
+    }
+
+    /// Commissions by the UTC day they were created, currency and status, days `from..=to`.
+    pub fn commission_days(&self, scope: ReportScope<'_>, from_day: u32, to_day: u32) -> Result<Vec<DayCommissions>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.commission_days(scope, from_day, to_day)?),
+            ConversionReader::Pg(r) => r.commission_days(scope, from_day, to_day),
+        }
+    }
+
+    /// A page of the ledger's transfers matching `f`, in `seq` order.
+    pub fn ledger_transfers(&self, f: &LedgerFilter) -> Result<LedgerPage, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.ledger_transfers(f)?),
+            ConversionReader::Pg(r) => r.ledger_transfers(f),
+        }
+    }
+}
+
+/// A read connection to the store file.
+pub struct SqliteReader {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteReader {
     /// Opens a read connection to the store file (the writer creates the tables).
-    pub fn open(data_dir: &Path) -> rusqlite::Result<ConversionReader> {
+    pub fn open(data_dir: &Path) -> rusqlite::Result<SqliteReader> {
         let conn = super::schema::open(data_dir)?;
-        Ok(ConversionReader { conn: Mutex::new(conn) })
+        Ok(SqliteReader { conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One conversion as JSON.
-    pub fn get(&self, id: &str) -> rusqlite::Result<Option<String>> {
-        render(&self.conn(), id)
+    /// One conversion as JSON, from one read transaction.
+    pub fn get(&self, id: &str) -> Result<Option<String>, ConversionError> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        render(&mut SqliteLedger::new(&tx).map_err(crate::core::lifecycle::LifecycleError::from)?, id)
     }
 
     /// Per-day conversions credited to a partner, days `from..=to`.

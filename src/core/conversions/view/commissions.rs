@@ -7,7 +7,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::ConversionReader;
+use super::SqliteReader;
 use crate::core::lifecycle::sqlite::{commission_row, event_row, COMMISSION_COLUMNS};
 use crate::core::lifecycle::{Commission, CommissionEvent, CommissionStatus, ConversionRef};
 
@@ -109,7 +109,7 @@ fn listing(f: &CommissionFilter, id_range: Option<(String, String)>) -> (String,
     (sql, args)
 }
 
-impl ConversionReader {
+impl SqliteReader {
     /// A page of commissions matching `f`, ordered by `(created_at_ms, id)`.
     pub fn commissions(&self, f: &CommissionFilter) -> rusqlite::Result<CommissionPage> {
         let conn = self.conn();

@@ -3,7 +3,7 @@
 use rusqlite::types::Value as Sql;
 use rusqlite::Row;
 
-use super::ConversionReader;
+use super::SqliteReader;
 use crate::ledger::{parse_currency, AccountKey, AccountKind, StoredTransfer, TransferId, TransferKind, TransferRequest};
 
 /// Which transfers to list. Filters combine with AND.
@@ -32,7 +32,7 @@ pub struct LedgerPage {
 const COLUMNS: &str = "seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor, kind, \
                        commission_id, pending_id, at_ms, prev_hash, hash";
 
-impl ConversionReader {
+impl SqliteReader {
     /// A page of the ledger's transfers matching `f`, in `seq` order.
     pub fn ledger_transfers(&self, f: &LedgerFilter) -> rusqlite::Result<LedgerPage> {
         let mut sql = format!("SELECT {COLUMNS} FROM ledger_transfers WHERE seq > ?");
