@@ -19,8 +19,8 @@
 //!   (`ledger::verify`) and the rows are counted, so the figure is of work done.
 //! - `conversions sqlite_reference`: plain rusqlite in the same settings, one row per conversion,
 //!   in groups of the size the writer's groups had, one commit each; then the ratio.
-//! - `conversions postgres`: attribution and `lifecycle::accrue` on `PgLedger`, a savepoint per
-//!   conversion, one transaction per group, against plain inserts in the same groups. Skipped
+//! - `conversions postgres`: the real writer on PostgreSQL (`Conversions::start_pg`), fed the
+//!   same way, then checked; against plain inserts in groups of its mean group size. Skipped
 //!   with a message when no server answers at 127.0.0.1:5432 (user postgres, database test),
 //!   unless `CLICKGATE_REQUIRE_SERVICES=1`; runs in a schema of its own, dropped after.
 
@@ -262,10 +262,9 @@ fn main() {
         world.conversions.len(),
         t.elapsed().as_secs_f64()
     );
-    let mut group = Api::default().commit_batch_len_max;
     if only.is_empty() || only == "sqlite" {
         let ours = bench_sqlite(&world, concurrency, root);
-        group = (ours.group_mean.round() as usize).max(1);
+        let group = (ours.group_mean.round() as usize).max(1);
         let (reference, written) = reference_sqlite(&world.conversions, group, root);
         println!(
             "conversions sqlite_reference rows_per_s={reference:.0} rows={} rows_per_commit={group} disk_write_bytes_per_row={written} \
@@ -286,6 +285,6 @@ fn main() {
         }
     }
     if only.is_empty() || only == "postgres" {
-        pg::bench(&world, scale.pg_conversions.min(world.conversions.len()), group);
+        pg::bench(&world, scale.pg_conversions.min(world.conversions.len()), concurrency);
     }
 }

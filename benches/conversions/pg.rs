@@ -1,119 +1,91 @@
-//! The PostgreSQL half: attribution and `lifecycle::accrue` on `PgLedger` in groups, one
-//! transaction per group and a savepoint per conversion (as the SQLite writer runs its jobs;
-//! in PostgreSQL a failed statement spoils the transaction, so a job needs its savepoint),
-//! beside plain inserts of one row per conversion in the same groups.
+//! The PostgreSQL half: the real conversion writer on PostgreSQL (`Conversions::start_pg`, as
+//! `serve` runs it with `core.database_url`), fed by concurrent tasks until every conversion
+//! is acknowledged, then checked; beside plain prepared inserts of one row per conversion in
+//! groups of the writer's mean group size.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
-use clickgate::core::conversions::{Attributor, NewConversion};
-use clickgate::core::lifecycle::{self, Sale};
-use clickgate::ledger::{self, parse_currency, PgLedger, PgStatements};
+use clickgate::config::Api;
+use clickgate::core::conversions::{offline, Conversions, Fingerprinted, NewConversion, Op, WriterConfig};
+use clickgate::testing::PgSchema;
 
 use crate::world::World;
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// The columns of the SQLite writer's `conversions` table, for a comparable row.
+/// The plain rows' table: the conversion's own columns.
 const TABLES: &str = "
-CREATE TABLE conversions (
-    id TEXT PRIMARY KEY, program TEXT NOT NULL, order_id TEXT NOT NULL, amount_minor BIGINT NOT NULL, currency TEXT NOT NULL,
-    occurred_at_ms BIGINT NOT NULL, day BIGINT NOT NULL, received_at_ms BIGINT NOT NULL, click_id TEXT, visitor_id TEXT,
-    coupon_code TEXT, customer_ref TEXT, origin TEXT NOT NULL, method TEXT NOT NULL, attribution TEXT NOT NULL,
-    status TEXT NOT NULL, UNIQUE (program, order_id));
 CREATE TABLE reference_rows (
     id TEXT PRIMARY KEY, program TEXT NOT NULL, order_id TEXT NOT NULL, amount_minor BIGINT NOT NULL, currency TEXT NOT NULL,
     occurred_at_ms BIGINT NOT NULL, click_id TEXT, UNIQUE (program, order_id));
 ";
 
-/// A schema of its own, dropped at the end.
-struct Schema {
-    client: postgres::Client,
-    name: String,
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if let Err(e) = self.client.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name)) {
-            eprintln!("could not drop bench schema {}: {e}", self.name);
-        }
-    }
-}
-
-fn connect() -> Option<Schema> {
-    let url = std::env::var("CLICKGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| PG_URL.to_string());
-    let client = url.parse::<postgres::Config>().and_then(|mut c| {
-        c.connect_timeout(std::time::Duration::from_secs(3));
-        c.connect(postgres::NoTls)
-    });
-    let mut client = match client {
-        Ok(c) => c,
-        Err(e) if std::env::var("CLICKGATE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("no PostgreSQL at {url} and CLICKGATE_REQUIRE_SERVICES=1: {e}")
-        }
-        Err(e) => {
-            println!("conversions postgres skipped: no PostgreSQL at {url} ({e}); CLICKGATE_REQUIRE_SERVICES=1 makes this a failure");
-            return None;
-        }
+/// Runs both sides with `n` conversions and `concurrency` requests in flight.
+pub fn bench(world: &World, n: usize, concurrency: usize) {
+    let Some(schema) = PgSchema::create("bench_conversions") else {
+        println!("conversions postgres skipped: no PostgreSQL; CLICKGATE_REQUIRE_SERVICES=1 makes this a failure");
+        return;
     };
-    let name = format!("bench_conversions_{}", std::process::id());
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path TO {name}"))
-        .expect("schema");
-    let mut schema = Schema { client, name };
-    lifecycle::pg::migrate(&mut schema.client).expect("migrate the ledger and commission tables");
-    schema.client.batch_execute(TABLES).expect("tables");
-    Some(schema)
-}
-
-/// Runs both sides with `n` conversions in groups of `group`.
-pub fn bench(world: &World, n: usize, group: usize) {
-    let Some(mut schema) = connect() else { return };
-    let client = &mut schema.client;
+    let mut client = schema.client();
     let (sync, version): (String, String) = client
         .query_one("SELECT current_setting('synchronous_commit'), current_setting('server_version')", &[])
         .map(|r| (r.get(0), r.get(1)))
         .expect("settings");
-    let attributor = world.attributor();
-    let conversions = &world.conversions[..n];
-    let insert = client
-        .prepare(
-            "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
-                 visitor_id, coupon_code, customer_ref, origin, method, attribution, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'api', $13, $14, 'pending')",
-        )
-        .expect("prepare");
-    // Each of the ledger's and commissions' statements prepared once on this connection.
-    let mut statements = PgStatements::default();
+    let metrics = clickgate::metrics::Metrics::new().api;
+    let batch = Api::default().commit_batch_len_max;
+    // As `app::build_api` sets it up.
+    let config = WriterConfig { commit_batch_len_max: batch, queue_len_max: batch * 16, idempotency_ttl_ms: 48 * 3_600_000 };
+    let writer = Conversions::start_pg(&schema.url, config, Box::new(world.attributor()), metrics.clone()).expect("writer");
+    let conversions: Arc<Vec<NewConversion>> = Arc::new(world.conversions[..n].to_vec());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    for jobs in conversions.chunks(group) {
-        let mut tx = client.transaction().expect("begin");
-        for c in jobs {
-            let mut job = tx.savepoint("job").expect("savepoint");
-            record(&mut job, &insert, &mut statements, &attributor, c);
-            job.commit().expect("release");
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (writer, conversions, next) = (writer.clone(), conversions.clone(), next.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(c) = conversions.get(i) else { break };
+                        let job = Op::Record(Fingerprinted::new(c.clone()));
+                        let answer = writer.write(job, None, crate::now_ms()).await.expect("conversion written");
+                        assert!(answer.status == 201 && !answer.replayed, "conversion {i}: {answer:?}");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("submitting task");
         }
-        tx.commit().expect("commit");
-    }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    drop(writer);
+    let rate = n as f64 / seconds;
+    let groups = metrics.commit_batch_len.get_sample_count();
+    let group_mean = metrics.commit_batch_len.get_sample_sum() / groups as f64;
+    let commit_ms = metrics.commit_seconds.get_sample_sum() * 1000.0 / groups as f64;
     println!(
-        "conversions postgres conversions_per_s={rate:.0} conversions={n} rows_per_commit={group} synchronous_commit={sync} \
-         server={version} (one connection; attribution, commissions and ledger transfers, a savepoint per conversion)"
+        "conversions postgres conversions_per_s={rate:.0} conversions={n} seconds={seconds:.2} concurrency={concurrency} \
+         commit_batch_len_max={batch} commits={groups} group_mean={group_mean:.1} group_ms_mean={commit_ms:.2} \
+         synchronous_commit={sync} server={version} (the real writer on one connection: attribution, commissions and \
+         ledger transfers; every statement a round trip)"
     );
 
-    let mut tx = client.transaction().expect("begin");
-    let count = |tx: &mut postgres::Transaction<'_>, sql: &str| -> i64 { tx.query_one(sql, &[]).expect(sql).get(0) };
-    assert_eq!(count(&mut tx, "SELECT count(*) FROM conversions") as usize, n, "every conversion is stored");
-    let commissions = count(&mut tx, "SELECT count(*) FROM commissions");
-    let attributed = count(&mut tx, "SELECT count(*) FROM conversions WHERE method <> 'none'");
-    assert_eq!(count(&mut tx, "SELECT count(*) FROM commission_accruals"), attributed, "every attributed conversion commissioned once");
-    let report = ledger::verify(&mut PgLedger::new(&mut tx)).expect("the ledger verifies clean");
+    let count = |client: &mut postgres::Client, sql: &str| -> i64 { client.query_one(sql, &[]).expect(sql).get(0) };
+    assert_eq!(count(&mut client, "SELECT count(*) FROM conversions") as usize, n, "every conversion is stored");
+    let commissions = count(&mut client, "SELECT count(*) FROM commissions");
+    let attributed = count(&mut client, "SELECT count(*) FROM conversions WHERE method <> 'none'");
+    assert_eq!(count(&mut client, "SELECT count(*) FROM commission_accruals"), attributed, "every attributed conversion commissioned once");
+    let report = offline::verify_pg(&schema.url).expect("verify").ledger.expect("the ledger verifies clean");
     assert_eq!(report.transfers as i64, commissions, "one pending reserve per commission");
-    tx.commit().expect("end");
     println!(
         "conversions postgres checked: {n} conversions ({attributed} attributed), {commissions} commissions, {} transfers; ledger clean",
         report.transfers
     );
 
+    client.batch_execute(TABLES).expect("tables");
+    let group = group_mean.round().max(1.0) as usize;
     let insert = client
         .prepare(
             "INSERT INTO reference_rows (id, program, order_id, amount_minor, currency, occurred_at_ms, click_id)
@@ -136,51 +108,4 @@ pub fn bench(world: &World, n: usize, group: usize) {
         "conversions postgres ratio={:.3} conversions_per_s={rate:.0} reference_rows_per_s={reference:.0} rows_per_commit={group}",
         rate / reference
     );
-}
-
-/// One conversion as the SQLite writer records it: attribute, store the row, and for an
-/// attributed one accrue its commissions with their ledger transfers.
-fn record(
-    job: &mut postgres::Transaction<'_>,
-    insert: &postgres::Statement,
-    statements: &mut PgStatements,
-    attributor: &dyn Attributor,
-    c: &NewConversion,
-) {
-    let id = c.id();
-    let attribution = attributor.attribute(c);
-    let method = serde_json::to_value(attribution.method).expect("method").as_str().unwrap_or_default().to_string();
-    let now_ms = crate::now_ms();
-    job.execute(
-        insert,
-        &[
-            &id,
-            &c.program,
-            &c.order_id,
-            &c.amount_minor,
-            &c.currency,
-            &(c.occurred_at_ms as i64),
-            &((c.occurred_at_ms / 86_400_000) as i64),
-            &(now_ms as i64),
-            &c.click_id,
-            &c.visitor_id,
-            &c.coupon_code,
-            &c.customer_ref,
-            &method,
-            &serde_json::to_string(&attribution).expect("attribution serialises"),
-        ],
-    )
-    .expect("insert conversion");
-    if attribution.shares.is_empty() {
-        return;
-    }
-    let sale = Sale {
-        conversion_id: &id,
-        program: &c.program,
-        currency: parse_currency(&c.currency).expect("currency"),
-        amount_minor: c.amount_minor,
-        occurred_at_ms: c.occurred_at_ms,
-    };
-    let rules = attributor.commission_rules(&c.program);
-    lifecycle::accrue(&mut PgLedger::with_statements(job, statements), &sale, &attribution.shares, &rules, now_ms).expect("accrue");
 }
