@@ -18,6 +18,8 @@ use common::nats::{click_events, nats_or_skip, Broker};
 use common::stream::now_ms;
 use common::*;
 
+on_both!(a_click_on_the_edge_is_attributed_by_the_core);
+
 const KEY: &str = "test-admin-key-0123";
 /// The click-id key both processes share, so the core verifies what the edge minted.
 const CLICK_KEY: &str = "cluster-e2e-click-key";
@@ -42,14 +44,21 @@ struct Cluster {
     edge_addr: SocketAddr,
     core: Node,
     api: SocketAddr,
+    /// Where the core keeps conversions; dropped after the processes.
+    _store: Store,
 }
 
 /// Starts `clickgate core` (which creates the stream) and then `clickgate edge`.
 fn start_cluster(broker: &Broker) -> Cluster {
+    start_cluster_on(broker, Store::Sqlite)
+}
+
+/// `start_cluster` with the core's conversion store on `store`.
+fn start_cluster_on(broker: &Broker, store: Store) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("clickgate.toml");
     std::fs::write(&config, config_text()).unwrap();
-    let core = start_core(dir.path(), &config, broker);
+    let core = start_core(dir.path(), &config, broker, &store);
     let [edge_addr, admin] = free_addrs();
     let mut args = vec!["edge".to_string(), "--nats-url".into(), broker.url()];
     args.extend(listen_arg("edge-listen", edge_addr));
@@ -57,15 +66,17 @@ fn start_cluster(broker: &Broker) -> Cluster {
     let env = [("CLICKGATE_CLICK_KEY", CLICK_KEY)];
     let edge = Node::start(&config, &dir.path().join("edge-data"), &args, &env, &dir.path().join("edge.log"), admin);
     let api = core_api(&core);
-    Cluster { dir, edge, edge_addr, core, api }
+    Cluster { dir, edge, edge_addr, core, api, _store: store }
 }
 
-fn start_core(dir: &Path, config: &Path, broker: &Broker) -> Node {
+fn start_core(dir: &Path, config: &Path, broker: &Broker, store: &Store) -> Node {
     let [api, admin] = free_addrs();
     let mut args = vec!["core".to_string(), "--nats-url".into(), broker.url()];
     args.extend(listen_arg("api-listen", api));
     args.extend(listen_arg("admin-listen", admin));
-    let env = [("CLICKGATE_CLICK_KEY", CLICK_KEY)];
+    let store_env = store.env();
+    let mut env = vec![("CLICKGATE_CLICK_KEY", CLICK_KEY)];
+    env.extend(store_env.iter().map(|(k, v)| (*k, v.as_str())));
     Node::start(config, &dir.join("core-data"), &args, &env, &dir.join("core.log"), admin)
 }
 
@@ -154,11 +165,10 @@ fn publish(url: &str, events: &[ClickEvent], id_suffix: &str) -> usize {
     })
 }
 
-#[test]
-fn a_click_on_the_edge_is_attributed_by_the_core() {
+fn a_click_on_the_edge_is_attributed_by_the_core(store: Store) {
     let Some(bin) = nats_or_skip() else { return };
     let broker = Broker::start(&bin);
-    let c = start_cluster(&broker);
+    let c = start_cluster_on(&broker, store);
     let cgid = c.click("198.51.100.7");
     c.wait_ingested(std::slice::from_ref(&cgid));
     let click = c.lookup(&cgid).json();
