@@ -131,6 +131,10 @@ impl Groups for PgGroups {
         self.client()?;
         let PgGroups { client, statements, .. } = self;
         let mut tx = client.as_mut().expect("connected above").transaction()?;
+        // Every lifecycle step takes the ledger head's lock anyway; taking it first orders the
+        // group's row locks behind it, so writers of several cores queue on one row instead
+        // of deadlocking on a conversion's row and the head taken in opposite orders.
+        PgLedger::with_statements(&mut tx, statements).execute("SELECT 1 FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[])?;
         for job in jobs {
             if savepoints {
                 let mut sp = tx.savepoint("job")?;
