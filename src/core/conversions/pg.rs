@@ -322,16 +322,14 @@ impl ConversionTx for PgLedger<'_, '_> {
     }
 }
 
-/// Runs `f` in a snapshot of the store (`REPEATABLE READ`), so a read of several rows sees one
-/// commit of the writer's, not half of two. `read_only` unless `f` takes row locks (the
-/// ledger's checks lock its head, which holds writers back until they are done).
+/// Runs `f` in a read-only snapshot of the store (`REPEATABLE READ`), so a read of several
+/// rows sees one commit of the writer's, not half of two. `f` takes no row locks.
 pub(super) fn in_snapshot<T>(
     client: &mut Client,
     statements: &mut PgStatements,
-    read_only: bool,
     f: impl FnOnce(&mut PgLedger<'_, '_>) -> Result<T, ConversionError>,
 ) -> Result<T, ConversionError> {
-    let mut tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(read_only).start()?;
+    let mut tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
     let out = f(&mut PgLedger::with_statements(&mut tx, statements))?;
     tx.commit()?;
     Ok(out)

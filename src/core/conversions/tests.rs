@@ -85,7 +85,7 @@ impl Backend {
             Backend::Pg(schema) => {
                 let mut client = schema.client();
                 let mut statements = crate::ledger::PgStatements::default();
-                pg::in_snapshot(&mut client, &mut statements, true, |l| view::render_first(l, id)).unwrap()
+                pg::in_snapshot(&mut client, &mut statements, |l| view::render_first(l, id)).unwrap()
             }
         }
     }

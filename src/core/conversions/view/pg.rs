@@ -45,7 +45,7 @@ impl PgReader {
             *guard = Some((connect(&self.url)?, PgStatements::default()));
         }
         let (client, statements) = guard.as_mut().expect("connected above");
-        in_snapshot(client, statements, true, f)
+        in_snapshot(client, statements, f)
     }
 
     pub fn get(&self, id: &str) -> Result<Option<String>, ConversionError> {
