@@ -5,9 +5,10 @@
 //! connect-or-skip logic is repeated here, with the same environment variables and messages.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::Connection;
+
+use crate::testing::PgSchema;
 
 use super::super::{pg, sqlite, Commission, CommissionTx, PeriodRef};
 use crate::core::commission::PeriodState;
@@ -132,70 +133,29 @@ fn sorted(mut rows: Vec<(PeriodRef, PeriodState)>) -> Vec<(PeriodRef, PeriodStat
     rows
 }
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-fn pg_url() -> String {
-    std::env::var("CLICKGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| PG_URL.to_string())
-}
-
 /// A schema of its own in the local PostgreSQL, dropped at the end.
 pub struct Pg {
     client: postgres::Client,
     /// Prepared on `client`, kept across its transactions (committed and rolled back alike),
     /// as a long-lived writer keeps them.
     statements: PgStatements,
-    schema: String,
+    schema: PgSchema,
 }
 
 impl Pg {
     /// Connects and creates a fresh schema; `None` (with a message) when no server answers,
     /// unless `CLICKGATE_REQUIRE_SERVICES=1`, which makes that a failure.
     pub fn connect() -> Option<Pg> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let url = pg_url();
-        let mut client = match connect(&url) {
-            Ok(c) => c,
-            Err(e) if std::env::var("CLICKGATE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-                panic!("no PostgreSQL at {url} and CLICKGATE_REQUIRE_SERVICES=1: {}", chain(&e))
-            }
-            Err(e) => {
-                eprintln!("skipping: no PostgreSQL at {url} ({}); CLICKGATE_REQUIRE_SERVICES=1 makes this a failure", chain(&e));
-                return None;
-            }
-        };
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let schema = format!("lifecycle_test_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        client.batch_execute(&format!("CREATE SCHEMA {schema}; SET search_path TO {schema}")).unwrap();
+        let schema = PgSchema::create("lifecycle_test")?;
+        let mut client = schema.client();
         pg::migrate(&mut client).unwrap();
         pg::migrate(&mut client).expect("migrate twice is a no-op");
         Some(Pg { client, statements: PgStatements::default(), schema })
     }
-}
 
-/// An error and its sources, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(c) = source {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        source = c.source();
-    }
-    s
-}
-
-fn connect(url: &str) -> Result<postgres::Client, postgres::Error> {
-    let mut config: postgres::Config = url.parse()?;
-    config.connect_timeout(std::time::Duration::from_secs(3));
-    config.connect(postgres::NoTls)
-}
-
-impl Pg {
     /// Another connection to the same schema, for a second writer.
     pub fn second_client(&self) -> postgres::Client {
-        let mut client = connect(&pg_url()).unwrap();
-        client.batch_execute(&format!("SET search_path TO {}", self.schema)).unwrap();
-        client
+        self.schema.client()
     }
 }
 
@@ -223,10 +183,9 @@ impl Harness for Pg {
     }
 
     fn reopen(&mut self) {
-        self.client = connect(&pg_url()).unwrap();
+        self.client = self.schema.client();
         // The old connection's statements went with it.
         self.statements = PgStatements::default();
-        self.client.batch_execute(&format!("SET search_path TO {}", self.schema)).unwrap();
     }
 
     fn commissions(&mut self) -> Vec<Commission> {
@@ -250,13 +209,5 @@ impl Harness for Pg {
                 })
                 .collect(),
         )
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        if let Err(e) = self.client.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema)) {
-            eprintln!("could not drop test schema {}: {e}", self.schema);
-        }
     }
 }
