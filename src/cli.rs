@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::{self, Overrides};
 use crate::config::Config;
 use crate::core::attribution::{Model, Settings};
+use crate::core::conversions::offline::StoreAt;
 use crate::store::{BlockedAction, Channel, NewCoupon, NewLink, NewPartner, NewProgram, Status};
 
 #[derive(Parser)]
@@ -444,9 +445,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ledger(LedgerCmd::Verify) => {
-            let check = match config.core.database_url()? {
-                Some(url) => crate::core::conversions::offline::verify_pg(&url)?,
-                None => crate::core::conversions::offline::verify_file(&data_dir)?,
+            let check = match store_at(&config, &data_dir)? {
+                StoreAt::Pg(url) => crate::core::conversions::offline::verify_pg(&url)?,
+                StoreAt::File(dir) => crate::core::conversions::offline::verify_file(&dir)?,
             };
             let mut ok = true;
             match &check.integrity {
@@ -505,8 +506,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Where the conversion store is: PostgreSQL when a database URL is set, else the data dir's file.
-fn store_at(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<crate::core::conversions::offline::StoreAt> {
-    use crate::core::conversions::offline::StoreAt;
+fn store_at(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<StoreAt> {
     Ok(match config.core.database_url()? {
         Some(url) => StoreAt::Pg(url),
         None => StoreAt::File(data_dir.to_path_buf()),

@@ -577,3 +577,15 @@ pub(crate) async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
     }
 }
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_database_url_is_logged_without_its_password() {
+        assert_eq!(redact_url("postgres://app:s3cr:et@db.internal:5432/x"), "postgres://app@db.internal:5432/x");
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact_url("postgres:///x?host=/run/pg"), "postgres:///x?host=/run/pg");
+    }
+}

@@ -25,6 +25,17 @@ fn empty_config_takes_defaults() {
 }
 
 #[test]
+fn the_database_url_is_empty_or_postgres() {
+    let c = Config::parse("[core]\ndatabase_url = \"postgres://u@db/x\"\n", Path::new("x.toml")).unwrap();
+    assert_eq!(c.core.database_url, "postgres://u@db/x");
+    assert!(Config::parse("[core]\ndatabase_url = \"postgresql:///x?host=/run/pg\"\n", Path::new("x.toml")).is_ok());
+    check_err(
+        "[core]\ndatabase_url = \"mysql://db/x\"\n",
+        "core.database_url: must be empty (the embedded SQLite store) or a postgres:// URL",
+    );
+}
+
+#[test]
 fn bad_keys_are_named() {
     check_err("[edge]\nconections_max = 5\n", "unknown field `conections_max`");
     check_err("[edge]\nconnections_max = 0\n", "edge.connections_max: must be in 1..=1000000, got 0");

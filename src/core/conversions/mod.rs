@@ -4,8 +4,10 @@
 //! waiting (up to `commit_batch_len_max`), runs them in one transaction, commits once (one
 //! fsync for the group, `synchronous=FULL`), and only then answers. An answer is therefore an
 //! acknowledgement: what it reports is on disk. A job that fails part-way leaves nothing: the
-//! group is run again with a savepoint per job, and only that job's are rolled back. WAL
-//! checkpoints run on a thread of their own.
+//! group is run again with a savepoint per job, and only that job's are rolled back. The store
+//! is the data dir's SQLite file (WAL checkpoints on a thread of their own) or a PostgreSQL
+//! database (`pg`, cluster mode); the jobs (`jobs`) and the view (`view`) are written once over
+//! `store::ConversionTx`.
 //!
 //! Exactly-once has two guards. A conversion's id derives from its cause, `(program,
 //! order_id)`, so a retry finds the first record and replays its first answer (or gets a
