@@ -93,15 +93,20 @@ fn is_period(s: &str) -> bool {
     }
 }
 
-/// The opaque cursor after a commission: base64url of `created_at_ms:id`.
-fn encode_cursor(created_at_ms: i64, id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at_ms}:{id}"))
+/// The opaque cursor after a commission: base64url of `created_at_ms:rowid`, its place in the
+/// listing's order.
+fn encode_cursor((created_at_ms, rowid): (i64, i64)) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at_ms}:{rowid}"))
 }
 
-fn decode_cursor(s: &str) -> Option<(i64, String)> {
+fn decode_cursor(s: &str) -> Option<(i64, i64)> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()?;
-    let (at, id) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
-    Some((at.parse().ok()?, id.to_string())).filter(|(_, id)| is_commission_id(id))
+    let (at, rowid) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(at) || !digits(rowid) {
+        return None;
+    }
+    Some((at.parse().ok()?, rowid.parse().ok()?))
 }
 
 /// A read that failed is the server's failure: logged, answered `500`.
@@ -134,8 +139,8 @@ pub async fn list(state: &Arc<ApiState>, query: &str) -> ApiResult {
     let reader = state.reader.clone();
     let page = read_blocking("commissions", move || reader.commissions(&filter)).await?.map_err(read_failed("commissions"))?;
     let mut body = json!({ "commissions": page.commissions.iter().map(|c| commission_json(c, None)).collect::<Vec<_>>() });
-    if let (true, Some(last)) = (page.more, page.commissions.last()) {
-        body["next_cursor"] = Value::String(encode_cursor(last.created_at_ms, &last.id));
+    if let (true, Some(last)) = (page.more, page.last) {
+        body["next_cursor"] = Value::String(encode_cursor(last));
     }
     Ok(json(StatusCode::OK, &body))
 }
@@ -240,9 +245,19 @@ mod tests {
 
     #[test]
     fn a_cursor_round_trips_and_anything_else_is_refused() {
-        let id = "cm_0123456789abcdef01234567";
-        assert_eq!(decode_cursor(&encode_cursor(1_764_000_000_123, id)), Some((1_764_000_000_123, id.to_string())));
-        for bad in ["", "bm9wZQ", "!!", &encode_cursor(1, "cm_x"), &encode_cursor(-1, "cv_0123456789abcdef01234567")] {
+        assert_eq!(decode_cursor(&encode_cursor((1_764_000_000_123, 42))), Some((1_764_000_000_123, 42)));
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        for bad in [
+            "",
+            "bm9wZQ",
+            "!!",
+            &encode_cursor((-1, 4)),
+            &encode_cursor((1, -4)),
+            &b64("1:cm_0123456789abcdef01234567"),
+            &b64("1:"),
+            &b64("1:2:3"),
+            &b64("1:99999999999999999999"),
+        ] {
             assert_eq!(decode_cursor(bad), None, "{bad:?}");
         }
     }

@@ -1,5 +1,7 @@
 //! Commission rows in SQLite, in the same file and transaction as the ledger and conversions.
 
+use std::sync::LazyLock;
+
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
@@ -14,6 +16,17 @@ use crate::ledger::{currency_str, parse_currency, SqliteLedger, TransferId};
 /// end of each b-tree and a grouped commit writes few pages. (conversion, partner, item) needs
 /// no unique index of its own: the commission id derives from it, and a conversion is accrued
 /// once (`commission_accrued`). A conversion's commissions are one range of the id.
+///
+/// The API lists commissions in `(created_at_ms, rowid)` order: an index on `created_at_ms`
+/// holds the rowid after it already, so the listing's indexes (by time, by partner and time, by
+/// payout and time) carry no 27-byte id, and their entries are about a third of the size they
+/// were when the order was `(created_at_ms, id)`: fewer pages for a group to write. The approved
+/// index keeps `id`: a payout run pays in `(created_at_ms, id)` order on both backends. Files
+/// made before get the new indexes (built once, when the file is first opened) instead of the
+/// old ones.
+///
+/// The status check is comparisons joined by `OR`, not an `IN` list, which SQLite would build a
+/// temporary b-tree for on every insert and update (see the ledger's schema).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS commissions (
     id TEXT PRIMARY KEY,
@@ -25,7 +38,8 @@ CREATE TABLE IF NOT EXISTS commissions (
     amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
     voided_minor INTEGER NOT NULL CHECK (voided_minor >= 0),
     reversed_minor INTEGER NOT NULL CHECK (reversed_minor >= 0),
-    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'paid', 'voided', 'reversed')),
+    status TEXT NOT NULL
+        CHECK (status = 'pending' OR status = 'approved' OR status = 'paid' OR status = 'voided' OR status = 'reversed'),
     rule_version TEXT NOT NULL,
     period TEXT NOT NULL,
     detail TEXT NOT NULL,
@@ -39,10 +53,13 @@ CREATE TABLE IF NOT EXISTS commissions (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS commissions_due ON commissions (lock_until_ms) WHERE status = 'pending';
 DROP INDEX IF EXISTS commissions_partner;
-CREATE INDEX IF NOT EXISTS commissions_created ON commissions (created_at_ms, id);
-CREATE INDEX IF NOT EXISTS commissions_partner_created ON commissions (partner, created_at_ms, id);
+DROP INDEX IF EXISTS commissions_created;
+DROP INDEX IF EXISTS commissions_partner_created;
+DROP INDEX IF EXISTS commissions_payout;
+CREATE INDEX IF NOT EXISTS commissions_by_time ON commissions (created_at_ms);
+CREATE INDEX IF NOT EXISTS commissions_by_partner_time ON commissions (partner, created_at_ms);
 CREATE INDEX IF NOT EXISTS commissions_approved ON commissions (partner, currency, created_at_ms, id) WHERE status = 'approved';
-CREATE INDEX IF NOT EXISTS commissions_payout ON commissions (payout_id, created_at_ms, id) WHERE payout_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS commissions_by_payout_time ON commissions (payout_id, created_at_ms) WHERE payout_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS commission_events (
     commission_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -205,26 +222,35 @@ impl CommissionTx for SqliteLedger<'_> {
     }
 
     fn put_period_state(&mut self, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
+        // An update, and an insert only for a new period (see `add_to_balance`).
         let mut st = self
             .conn()
             .prepare_cached(
-                "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (program, partner, currency, period) DO UPDATE SET volume_minor = excluded.volume_minor,
-                    conversions = excluded.conversions, commission_minor = excluded.commission_minor, bonuses_paid = excluded.bonuses_paid",
+                "UPDATE commission_periods SET volume_minor = ?5, conversions = ?6, commission_minor = ?7, bonuses_paid = ?8
+                 WHERE program = ?1 AND partner = ?2 AND currency = ?3 AND period = ?4",
             )
             .map_err(storage)?;
-        st.execute(params![
+        let currency = currency_str(&k.currency);
+        let p = params![
             k.program,
             k.partner,
-            currency_str(&k.currency),
+            currency,
             k.label,
             s.volume_minor,
             s.conversions as i64,
             s.commission_minor,
             i64::from(s.bonuses_paid)
-        ])
-        .map_err(storage)?;
+        ];
+        if st.execute(p).map_err(storage)? == 0 {
+            let mut st = self
+                .conn()
+                .prepare_cached(
+                    "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(storage)?;
+            st.execute(p).map_err(storage)?;
+        }
         Ok(())
     }
 
@@ -240,13 +266,13 @@ impl CommissionTx for SqliteLedger<'_> {
     }
 
     fn insert_commission(&mut self, c: &Commission) -> Result<(), LifecycleError> {
-        let mut st = self
-            .conn()
-            .prepare_cached(&format!(
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
                 "INSERT INTO commissions ({COMMISSION_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-            ))
-            .map_err(storage)?;
+            )
+        });
+        let mut st = self.conn().prepare_cached(&SQL).map_err(storage)?;
         st.execute(params![
             c.id,
             c.conversion_id,
@@ -329,13 +355,15 @@ impl CommissionTx for SqliteLedger<'_> {
     }
 
     fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError> {
-        let mut st = self
-            .conn()
-            .prepare_cached(
-                "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms)
-                 VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM commission_events WHERE commission_id = ?1), ?2, ?3, ?4, ?5)",
-            )
-            .map_err(storage)?;
+        // A commission's creation is its first event (`accrue` writes it with the row), so it
+        // needs no look-up of the last seq; were it not the first, the key would refuse it.
+        let sql = if e.kind == "created" {
+            "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms) VALUES (?1, 1, ?2, ?3, ?4, ?5)"
+        } else {
+            "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms)
+             VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM commission_events WHERE commission_id = ?1), ?2, ?3, ?4, ?5)"
+        };
+        let mut st = self.conn().prepare_cached(sql).map_err(storage)?;
         st.execute(params![e.commission_id, e.kind, e.amount_minor, &e.transfer_id.0[..], e.at_ms]).map_err(storage)?;
         Ok(())
     }

@@ -23,17 +23,20 @@ pub struct CommissionFilter {
     pub period: Option<String>,
     pub conversion_id: Option<String>,
     pub payout_id: Option<String>,
-    /// The page starts after this `(created_at_ms, id)`, exclusive.
-    pub after: Option<(i64, String)>,
+    /// The page starts after this `(created_at_ms, rowid)`, exclusive: a page's `last`.
+    pub after: Option<(i64, i64)>,
     pub limit: usize,
 }
 
-/// One page of commissions, in `(created_at_ms, id)` order.
+/// One page of commissions, in `(created_at_ms, rowid)` order: by creation time, and in the
+/// order they were stored within a millisecond.
 #[derive(Debug, Clone)]
 pub struct CommissionPage {
     pub commissions: Vec<Commission>,
     /// True when at least one more commission matches after the last one here.
     pub more: bool,
+    /// `(created_at_ms, rowid)` of the last commission here: where the next page starts.
+    pub last: Option<(i64, i64)>,
 }
 
 /// Count and sums of commissions in one status.
@@ -79,11 +82,12 @@ pub enum ReportScope<'a> {
 }
 
 /// The listing's query and its arguments, without the limit. Filtered by partner or payout it
-/// walks an index in `(created_at_ms, id)` order within that key; by conversion, the range of
-/// ids its commissions share (`id_range`, from `ConversionRef::commission_prefix`), a handful
-/// of rows; otherwise the `(created_at_ms, id)` index, so a page never sorts every match.
+/// walks an index on that key and `created_at_ms` (whose entries end with the rowid, so they are
+/// in page order); by conversion, the range of ids its commissions share (`id_range`, from
+/// `ConversionRef::commission_prefix`), a handful of rows; otherwise the `created_at_ms`
+/// index, so a page never sorts every match.
 fn listing(f: &CommissionFilter, id_range: Option<(String, String)>) -> (String, Vec<Sql>) {
-    let mut sql = format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE 1 = 1");
+    let mut sql = format!("SELECT {COMMISSION_COLUMNS}, rowid FROM commissions WHERE 1 = 1");
     let mut args: Vec<Sql> = Vec::new();
     let mut eq = |column: &str, v: &Option<String>| {
         if let Some(v) = v {
@@ -101,16 +105,23 @@ fn listing(f: &CommissionFilter, id_range: Option<(String, String)>) -> (String,
         sql.push_str(" AND id > ? AND id < ?");
         args.extend([Sql::Text(lo), Sql::Text(hi)]);
     }
-    if let Some((at, id)) = &f.after {
-        sql.push_str(" AND (created_at_ms, id) > (?, ?)");
-        args.extend([Sql::Integer(*at), Sql::Text(id.clone())]);
+    if let Some((at, rowid)) = f.after {
+        sql.push_str(" AND (created_at_ms, rowid) > (?, ?)");
+        args.extend([Sql::Integer(at), Sql::Integer(rowid)]);
     }
-    sql.push_str(" ORDER BY created_at_ms, id");
+    sql.push_str(" ORDER BY created_at_ms, rowid");
     (sql, args)
 }
 
+/// A listing row: the commission, and its `(created_at_ms, rowid)` (the rowid is the last column).
+fn listed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Commission, (i64, i64))> {
+    let c = commission_row(r)?;
+    let key = (c.created_at_ms, r.get(r.as_ref().column_count() - 1)?);
+    Ok((c, key))
+}
+
 impl SqliteReader {
-    /// A page of commissions matching `f`, ordered by `(created_at_ms, id)`.
+    /// A page of commissions matching `f`, ordered by `(created_at_ms, rowid)`.
     pub fn commissions(&self, f: &CommissionFilter) -> rusqlite::Result<CommissionPage> {
         let conn = self.conn();
         let tx = conn.unchecked_transaction()?;
@@ -118,12 +129,13 @@ impl SqliteReader {
         if let Some(id) = &f.conversion_id {
             let occurred: Option<i64> =
                 tx.prepare_cached("SELECT occurred_at_ms FROM conversions WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
-            let Some(occurred_at_ms) = occurred else { return Ok(CommissionPage { commissions: Vec::new(), more: false }) };
+            let Some(occurred_at_ms) = occurred else { return Ok(CommissionPage { commissions: Vec::new(), more: false, last: None }) };
             id_range = Some(ConversionRef { id, occurred_at_ms: occurred_at_ms as u64 }.commission_id_range());
         }
         let (sql, args) = listing(f, id_range);
-        let (commissions, more) = super::page(&tx, sql, args, f.limit, commission_row)?;
-        Ok(CommissionPage { commissions, more })
+        let (rows, more) = super::page(&tx, sql, args, f.limit, listed_row)?;
+        let last = rows.last().map(|(_, key)| *key);
+        Ok(CommissionPage { commissions: rows.into_iter().map(|(c, _)| c).collect(), more, last })
     }
 
     /// One commission and its events in order; `None` when it does not exist.
@@ -223,6 +235,60 @@ impl SqliteReader {
 mod tests {
     use super::*;
 
+    /// The hand-written formatter agrees with `time`'s everywhere: at the ends of its range,
+    /// around leap days and century years, outside its range (where it hands over), and at
+    /// 100 000 times spread over the whole range.
+    #[test]
+    fn rfc3339_by_hand_agrees_with_time() {
+        use super::super::{rfc3339, rfc3339_by_time};
+        let day = 86_400_000;
+        let mut cases = vec![0, 1, 999, 1000, day - 1, day, -1, -day - 1, i64::MIN, i64::MAX, 253_402_300_799_999, 253_402_300_800_000];
+        for (y, m, d) in [(1972, 2, 29), (2000, 2, 29), (2000, 3, 1), (2100, 2, 28), (2100, 3, 1), (2400, 2, 29), (2026, 12, 31)] {
+            let days = time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap().to_julian_day() - 2_440_588;
+            cases.extend([i64::from(days) * day - 1, i64::from(days) * day, i64::from(days) * day + 12 * 3_600_000 + 34 * 60_000 + 56_789]);
+        }
+        cases.extend((0..100_000i64).map(|i| i * 2_534_023_007_993 % 253_402_300_800_000));
+        for ms in cases {
+            assert_eq!(rfc3339(ms), rfc3339_by_time(ms), "{ms}");
+        }
+        assert_eq!(rfc3339(1_764_000_000_123), "2025-11-24T16:00:00.123Z");
+    }
+
+    /// A file made before, with the listing's indexes on `(created_at_ms, id)`, opens with them
+    /// replaced: the old ones are dropped and the new ones created.
+    #[test]
+    fn a_file_with_the_id_keyed_listing_indexes_opens_with_the_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = |conn: &rusqlite::Connection| -> Vec<String> {
+            let mut st =
+                conn.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'commissions' ORDER BY name").unwrap();
+            st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        };
+        {
+            let conn = crate::core::conversions::schema::open(dir.path()).unwrap();
+            conn.execute_batch(
+                "DROP INDEX commissions_by_time; DROP INDEX commissions_by_partner_time; DROP INDEX commissions_by_payout_time;
+                 CREATE INDEX commissions_created ON commissions (created_at_ms, id);
+                 CREATE INDEX commissions_partner_created ON commissions (partner, created_at_ms, id);
+                 CREATE INDEX commissions_payout ON commissions (payout_id, created_at_ms, id) WHERE payout_id IS NOT NULL;",
+            )
+            .unwrap();
+            assert!(names(&conn).contains(&"commissions_created".to_string()));
+        }
+        let conn = crate::core::conversions::schema::open(dir.path()).unwrap();
+        assert_eq!(
+            names(&conn),
+            [
+                "commissions_approved",
+                "commissions_by_partner_time",
+                "commissions_by_payout_time",
+                "commissions_by_time",
+                "commissions_due",
+                "sqlite_autoindex_commissions_1"
+            ]
+        );
+    }
+
     /// SQLite's plan for the listing: every filter the API takes is served by an index in the
     /// page's order (no full scan of the table, and no temporary b-tree sorting every match of a
     /// filter that can match many).
@@ -234,21 +300,27 @@ mod tests {
         // The last field: the filter matches only a handful of rows (a conversion has a commission
         // per partner and item), so sorting them is fine.
         let cases = [
-            ("no filter", CommissionFilter::default(), "commissions_created", false),
-            ("partner", CommissionFilter { partner: text("bob"), ..Default::default() }, "commissions_partner_created", false),
+            ("no filter", CommissionFilter::default(), "commissions_by_time", false),
+            ("partner", CommissionFilter { partner: text("bob"), ..Default::default() }, "commissions_by_partner_time", false),
             (
                 "partner and status",
                 CommissionFilter { partner: text("bob"), status: Some(CommissionStatus::Approved), ..Default::default() },
-                "commissions_partner_created",
+                "commissions_by_partner_time",
                 false,
             ),
-            ("program", CommissionFilter { program: text("shop"), ..Default::default() }, "commissions_created", false),
-            ("payout", CommissionFilter { payout_id: text("po-1"), ..Default::default() }, "commissions_payout", false),
+            (
+                "partner after a cursor",
+                CommissionFilter { partner: text("bob"), after: Some((5, 9)), ..Default::default() },
+                "commissions_by_partner_time",
+                false,
+            ),
+            ("program", CommissionFilter { program: text("shop"), ..Default::default() }, "commissions_by_time", false),
+            ("payout", CommissionFilter { payout_id: text("po-1"), ..Default::default() }, "commissions_by_payout_time", false),
             ("conversion", CommissionFilter { conversion_id: text("cv_0"), ..Default::default() }, "sqlite_autoindex_commissions_1", true),
             (
                 "period after a cursor",
-                CommissionFilter { period: text("2026-11"), after: Some((5, "cm_1".into())), ..Default::default() },
-                "commissions_created",
+                CommissionFilter { period: text("2026-11"), after: Some((5, 9)), ..Default::default() },
+                "commissions_by_time",
                 false,
             ),
         ];

@@ -93,11 +93,11 @@ impl PgReader {
         })
     }
 
-    /// The SQLite reader's listing (`commissions::listing`), in PostgreSQL's words: ids
-    /// compare bytewise (`COLLATE "C"`), as SQLite compares them.
+    /// The SQLite reader's listing (`commissions::listing`), in PostgreSQL's words: in
+    /// `(created_at_ms, seq)` order, `seq` being the order stored, as SQLite's rowid is.
     pub fn commissions(&self, f: &CommissionFilter) -> Result<CommissionPage, ConversionError> {
         self.read(|l| {
-            let mut sql = format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE true");
+            let mut sql = format!("SELECT {COMMISSION_COLUMNS}, seq FROM commissions WHERE true");
             let mut args: Args = Vec::new();
             let eq = |column: &str, v: Option<String>, sql: &mut String, args: &mut Args| {
                 if let Some(v) = v {
@@ -111,20 +111,25 @@ impl PgReader {
             eq("period", f.period.clone(), &mut sql, &mut args);
             eq("conversion_id", f.conversion_id.clone(), &mut sql, &mut args);
             eq("payout_id", f.payout_id.clone(), &mut sql, &mut args);
-            if let Some((at, id)) = &f.after {
-                args.push(Box::new(*at));
-                args.push(Box::new(id.clone()));
-                let (a, i) = (args.len() - 1, args.len());
-                sql.push_str(&format!(" AND (created_at_ms > ${a} OR (created_at_ms = ${a} AND id COLLATE \"C\" > ${i}))"));
+            if let Some((at, seq)) = f.after {
+                args.push(Box::new(at));
+                args.push(Box::new(seq));
+                sql.push_str(&format!(" AND (created_at_ms, seq) > (${}, ${})", args.len() - 1, args.len()));
             }
             args.push(Box::new(f.limit as i64 + 1));
-            sql.push_str(&format!(" ORDER BY created_at_ms, id COLLATE \"C\" LIMIT ${}", args.len()));
+            sql.push_str(&format!(" ORDER BY created_at_ms, seq LIMIT ${}", args.len()));
             let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
             let rows = l.query(&sql, &refs)?;
-            let mut commissions: Vec<Commission> = rows.iter().map(lifecycle::pg::commission_row).collect::<Result<_, LifecycleError>>()?;
-            let more = commissions.len() > f.limit;
-            commissions.truncate(f.limit);
-            Ok(CommissionPage { commissions, more })
+            let mut listed = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let c = lifecycle::pg::commission_row(r)?;
+                let seq: i64 = r.try_get(r.len() - 1)?;
+                listed.push(((c.created_at_ms, seq), c));
+            }
+            let more = listed.len() > f.limit;
+            listed.truncate(f.limit);
+            let last = listed.last().map(|(key, _)| *key);
+            Ok(CommissionPage { commissions: listed.into_iter().map(|(_, c)| c).collect(), more, last })
         })
     }
 
