@@ -116,30 +116,9 @@ fn bench_sqlite(world: &World, concurrency: usize, root: &Path) -> Ours {
     let writer = Conversions::start(dir.path(), config, Box::new(world.attributor()), metrics.clone()).expect("writer");
     let conversions: Arc<Vec<NewConversion>> = Arc::new(world.conversions.clone());
     let n = conversions.len();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let (writer_cpu0, written0, busy0) = (thread_cpu_ns("clickgate-conversions"), disk_write_bytes(), busy_ticks());
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..concurrency)
-            .map(|_| {
-                let (writer, conversions, next) = (writer.clone(), conversions.clone(), next.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(c) = conversions.get(i) else { break };
-                        // As the API does per request: the fingerprint, then the write.
-                        let job = Op::Record(Fingerprinted::new(c.clone()));
-                        let answer = writer.write(job, None, now_ms()).await.expect("conversion written");
-                        assert!(answer.status == 201 && !answer.replayed, "conversion {i}: {answer:?}");
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.expect("submitting task");
-        }
-    });
+    feed(&writer, &conversions, concurrency);
     let seconds = started.elapsed().as_secs_f64();
     let other = other_cores(busy0, seconds);
     let writer_cpu_us = (thread_cpu_ns("clickgate-conversions") - writer_cpu0) as f64 / 1000.0 / n as f64;
@@ -158,6 +137,32 @@ fn bench_sqlite(world: &World, concurrency: usize, root: &Path) -> Ours {
     );
     check_sqlite(dir.path(), n);
     Ours { rate, group_mean }
+}
+
+/// Sends every conversion to the writer from `concurrency` tasks, as the API does per request
+/// (the fingerprint, then the write), until each is acknowledged as new.
+fn feed(writer: &Conversions, conversions: &Arc<Vec<NewConversion>>, concurrency: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let next = Arc::new(AtomicUsize::new(0));
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (writer, conversions, next) = (writer.clone(), conversions.clone(), next.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(c) = conversions.get(i) else { break };
+                        let job = Op::Record(Fingerprinted::new(c.clone()));
+                        let answer = writer.write(job, None, now_ms()).await.expect("conversion written");
+                        assert!(answer.status == 201 && !answer.replayed, "conversion {i}: {answer:?}");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("submitting task");
+        }
+    });
 }
 
 /// Verifies the ledger and that every conversion left its rows: the figure is of work done.

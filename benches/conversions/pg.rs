@@ -3,12 +3,11 @@
 //! is acknowledged, then checked; beside plain prepared inserts of one row per conversion in
 //! groups of the writer's mean group size.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use clickgate::config::Api;
-use clickgate::core::conversions::{offline, Conversions, Fingerprinted, NewConversion, Op, WriterConfig};
+use clickgate::core::conversions::{offline, Conversions, NewConversion, WriterConfig};
 use clickgate::testing::PgSchema;
 
 use crate::world::World;
@@ -37,28 +36,8 @@ pub fn bench(world: &World, n: usize, concurrency: usize) {
     let config = WriterConfig { commit_batch_len_max: batch, queue_len_max: batch * 16, idempotency_ttl_ms: 48 * 3_600_000 };
     let writer = Conversions::start_pg(&schema.url, config, Box::new(world.attributor()), metrics.clone()).expect("writer");
     let conversions: Arc<Vec<NewConversion>> = Arc::new(world.conversions[..n].to_vec());
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..concurrency)
-            .map(|_| {
-                let (writer, conversions, next) = (writer.clone(), conversions.clone(), next.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(c) = conversions.get(i) else { break };
-                        let job = Op::Record(Fingerprinted::new(c.clone()));
-                        let answer = writer.write(job, None, crate::now_ms()).await.expect("conversion written");
-                        assert!(answer.status == 201 && !answer.replayed, "conversion {i}: {answer:?}");
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.expect("submitting task");
-        }
-    });
+    crate::feed(&writer, &conversions, concurrency);
     let seconds = started.elapsed().as_secs_f64();
     drop(writer);
     let rate = n as f64 / seconds;

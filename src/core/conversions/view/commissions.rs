@@ -64,6 +64,45 @@ pub struct CurrencyBalance {
     pub commissions: BTreeMap<&'static str, StatusTotals>,
 }
 
+/// A partner's balances per currency, put together from its ledger accounts' rows and its
+/// commissions' totals by status, as both readers read them.
+#[derive(Default)]
+pub(super) struct BalanceSheet(BTreeMap<String, CurrencyBalance>);
+
+impl BalanceSheet {
+    fn currency(&mut self, currency: String) -> &mut CurrencyBalance {
+        self.0.entry(currency).or_insert_with_key(|currency| CurrencyBalance {
+            currency: currency.clone(),
+            pending_minor: 0,
+            approved_minor: 0,
+            paid_minor: 0,
+            commissions: CommissionStatus::ALL.iter().map(|s| (s.as_str(), StatusTotals::default())).collect(),
+        })
+    }
+
+    /// One of the partner's accounts: its kind, currency, pending credits and net posted.
+    pub(super) fn account(&mut self, kind: &str, currency: String, credits_pending: i64, net_posted: i64) {
+        let b = self.currency(currency);
+        match kind {
+            "partner_pending" => b.pending_minor = credits_pending,
+            "partner_payable" => b.approved_minor = net_posted,
+            _ => b.paid_minor = net_posted,
+        }
+    }
+
+    /// The totals of the partner's commissions in one currency and status.
+    pub(super) fn status(&mut self, currency: String, status: &str, totals: StatusTotals) {
+        if let Some(status) = CommissionStatus::parse(status) {
+            self.currency(currency).commissions.insert(status.as_str(), totals);
+        }
+    }
+
+    /// Currencies in order; empty when the partner has no money yet.
+    pub(super) fn into_balances(self) -> Vec<CurrencyBalance> {
+        self.0.into_values().collect()
+    }
+}
+
 /// One day's commissions in one currency and status, for reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DayCommissions {
@@ -157,14 +196,7 @@ impl SqliteReader {
         let conn = self.conn();
         // One read transaction, so the ledger and the commission rows agree.
         let tx = conn.unchecked_transaction()?;
-        let mut by_currency: BTreeMap<String, CurrencyBalance> = BTreeMap::new();
-        let blank = |currency: &str| CurrencyBalance {
-            currency: currency.to_string(),
-            pending_minor: 0,
-            approved_minor: 0,
-            paid_minor: 0,
-            commissions: CommissionStatus::ALL.iter().map(|s| (s.as_str(), StatusTotals::default())).collect(),
-        };
+        let mut sheet = BalanceSheet::default();
         let mut stmt = tx.prepare_cached(
             "SELECT kind, currency, credits_pending, credits_posted - debits_posted FROM ledger_balances
              WHERE owner = ?1 AND kind IN ('partner_pending', 'partner_payable', 'partner_paid')",
@@ -173,12 +205,7 @@ impl SqliteReader {
             stmt.query_map([partner], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))?;
         for row in rows {
             let (kind, currency, credits_pending, net_posted) = row?;
-            let b = by_currency.entry(currency.clone()).or_insert_with(|| blank(&currency));
-            match kind.as_str() {
-                "partner_pending" => b.pending_minor = credits_pending,
-                "partner_payable" => b.approved_minor = net_posted,
-                _ => b.paid_minor = net_posted,
-            }
+            sheet.account(&kind, currency, credits_pending, net_posted);
         }
         let mut stmt = tx.prepare_cached(
             "SELECT currency, status, count(*), sum(amount_minor), sum(amount_minor - voided_minor - reversed_minor)
@@ -190,10 +217,9 @@ impl SqliteReader {
         })?;
         for row in rows {
             let (currency, status, totals) = row?;
-            let Some(status) = CommissionStatus::parse(&status) else { continue };
-            by_currency.entry(currency.clone()).or_insert_with(|| blank(&currency)).commissions.insert(status.as_str(), totals);
+            sheet.status(currency, &status, totals);
         }
-        Ok(by_currency.into_values().collect())
+        Ok(sheet.into_balances())
     }
 
     /// The stored JSON of the rule set with this version, if a commission was ever made by it.

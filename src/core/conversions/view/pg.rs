@@ -1,12 +1,12 @@
 //! The API's reads on a PostgreSQL store (cluster mode): the same answers as the SQLite
 //! reader's, each from one read-only snapshot.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use ::postgres::types::ToSql;
 use ::postgres::Client;
 
+use super::commissions::BalanceSheet;
 use super::{
     render, CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, DayConversions, LedgerFilter, LedgerPage, ReportScope,
     StatusTotals,
@@ -145,27 +145,15 @@ impl PgReader {
 
     pub fn partner_balances(&self, partner: &str) -> Result<Vec<CurrencyBalance>, ConversionError> {
         self.read(|l| {
-            let mut by_currency: BTreeMap<String, CurrencyBalance> = BTreeMap::new();
-            let blank = |currency: &str| CurrencyBalance {
-                currency: currency.to_string(),
-                pending_minor: 0,
-                approved_minor: 0,
-                paid_minor: 0,
-                commissions: CommissionStatus::ALL.iter().map(|s| (s.as_str(), StatusTotals::default())).collect(),
-            };
+            let mut sheet = BalanceSheet::default();
             let rows = l.query(
                 "SELECT kind, currency, credits_pending, credits_posted - debits_posted FROM ledger_balances
                  WHERE owner = $1 AND kind IN ('partner_pending', 'partner_payable', 'partner_paid')",
                 &[&partner],
             )?;
             for r in &rows {
-                let (kind, currency): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-                let b = by_currency.entry(currency.clone()).or_insert_with(|| blank(&currency));
-                match kind.as_str() {
-                    "partner_pending" => b.pending_minor = r.try_get(2)?,
-                    "partner_payable" => b.approved_minor = r.try_get(3)?,
-                    _ => b.paid_minor = r.try_get(3)?,
-                }
+                let kind: String = r.try_get(0)?;
+                sheet.account(&kind, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
             }
             let rows = l.query(
                 "SELECT currency, status, count(*), sum(amount_minor)::bigint, sum(amount_minor - voided_minor - reversed_minor)::bigint
@@ -173,13 +161,12 @@ impl PgReader {
                 &[&partner],
             )?;
             for r in &rows {
-                let (currency, status): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-                let Some(status) = CommissionStatus::parse(&status) else { continue };
+                let status: String = r.try_get(1)?;
                 let totals =
                     StatusTotals { count: r.try_get::<_, i64>(2)? as u64, amount_minor: r.try_get(3)?, remaining_minor: r.try_get(4)? };
-                by_currency.entry(currency.clone()).or_insert_with(|| blank(&currency)).commissions.insert(status.as_str(), totals);
+                sheet.status(r.try_get(0)?, &status, totals);
             }
-            Ok(by_currency.into_values().collect())
+            Ok(sheet.into_balances())
         })
     }
 
