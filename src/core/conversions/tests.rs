@@ -625,3 +625,39 @@ fn two_writers_on_one_database_record_each_order_once() {
     let report = b.verify();
     assert!(report.transfers > 2 * orders as u64, "{report}");
 }
+
+/// The server drops the writer's connection (a restart, a failover): the group that finds it
+/// gone is answered with a storage error and nothing of it is kept, the next group runs on a
+/// new connection, and a retry of the failed write is recorded once.
+#[test]
+fn the_postgresql_writer_reconnects_after_the_server_drops_it() {
+    let Some(b) = Backend::pg() else { return };
+    let Backend::Pg(schema) = &b else { unreachable!("Backend::pg is PostgreSQL") };
+    // Named, so this test ends only its own writer's connection.
+    let url = format!("{}&application_name={}", schema.url, schema.name);
+    let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
+    let c = Conversions::start_pg(&url, config, Box::new(Fixed), crate::metrics::Metrics::new().api).unwrap();
+    rt().block_on(c.write(record_op("o-1", 100), None, 1)).unwrap();
+    let ended: i64 = schema
+        .client()
+        .query_one("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", &[&schema.name])
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the writer's one connection");
+    let mut failed = 0;
+    let second = loop {
+        match rt().block_on(c.write(record_op("o-2", 200), key("k-2", "o-2"), 2)) {
+            Ok(a) => break a,
+            Err(e @ (ConversionError::Pg(_) | ConversionError::NotStored(_))) => {
+                failed += 1;
+                assert!(failed < 3, "still failing after reconnecting: {e}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!((second.status, second.replayed), (201, false), "the failed attempt left nothing behind");
+    let again = rt().block_on(c.write(record_op("o-1", 100), None, 3)).unwrap();
+    assert!(again.replayed);
+    assert_eq!(b.count("SELECT count(*) FROM conversions"), 2);
+    assert_eq!(b.count("SELECT count(*) FROM idempotency_keys"), 1);
+}
