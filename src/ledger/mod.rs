@@ -24,6 +24,8 @@ mod types;
 mod verify;
 
 pub use pg::{PgLedger, PgStatements};
+/// The transfer table's columns, in the order every reader of a whole row reads them.
+pub(crate) use row::COLUMNS as TRANSFER_COLUMNS;
 pub use sqlite::SqliteLedger;
 pub use types::{
     canonical, chain_hash, currency_str, parse_currency, AccountKey, AccountKind, Balance, StoredTransfer, TransferId, TransferKind,

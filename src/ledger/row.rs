@@ -3,7 +3,7 @@
 use super::{AccountKey, AccountKind, LedgerError, StoredTransfer, TransferId, TransferKind, TransferRequest};
 
 /// The columns of a stored transfer, in the order `decode` reads them.
-pub(super) const COLUMNS: &str = "seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor, kind, \
+pub(crate) const COLUMNS: &str = "seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor, kind, \
                        commission_id, pending_id, at_ms, prev_hash, hash";
 
 pub(super) fn bytes<const N: usize>(v: Vec<u8>, what: &str) -> Result<[u8; N], LedgerError> {

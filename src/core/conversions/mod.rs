@@ -288,7 +288,7 @@ impl Conversions {
         attributor: Box<dyn Attributor>,
         metrics: ApiMetrics,
     ) -> Result<Conversions, ConversionError> {
-        Conversions::spawn(pg::PgGroups::connect(url)?, config, attributor, metrics)
+        Conversions::spawn(pg::PgGroups::open(url)?, config, attributor, metrics)
     }
 
     fn spawn(

@@ -43,7 +43,7 @@ impl Open {
     fn new(at: &StoreAt) -> Result<Open, ConversionError> {
         Ok(match at {
             StoreAt::File(dir) => Open::File(schema::open(dir)?),
-            StoreAt::Pg(url) => Open::Pg(Box::new((super::pg::connect(url)?, PgStatements::default()))),
+            StoreAt::Pg(url) => Open::Pg(Box::new((super::pg::open(url)?, PgStatements::default()))),
         })
     }
 
@@ -136,11 +136,11 @@ pub fn verify_file(data_dir: &Path) -> Result<FileCheck, ConversionError> {
 /// state, as a snapshot would be, without a snapshot's serialization failure when a writer
 /// moved the head after it began.
 pub fn verify_pg(url: &str) -> Result<FileCheck, ConversionError> {
-    let mut client = super::pg::connect(url)?;
+    let mut client = super::pg::open(url)?;
     let mut statements = PgStatements::default();
     let mut tx = client.transaction()?;
     let mut l = PgLedger::with_statements(&mut tx, &mut statements);
-    l.execute("SELECT 1 FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[])?;
+    l.lock_head()?;
     let ledger = ledger::verify(&mut l);
     tx.commit()?;
     Ok(FileCheck { integrity: None, ledger })

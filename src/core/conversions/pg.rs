@@ -71,11 +71,30 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created
 ";
 
 /// Connects to `url` (plain TCP or a Unix socket; TLS is not built in) and creates every table
-/// of the store that is missing, under an advisory lock. The synchronous client runs a runtime
-/// of its own, which cannot start on a thread already inside one, so it connects on a thread
-/// of its own; its queries then run on the writer's thread or in `spawn_blocking`.
+/// of the store that is missing, under an advisory lock: what the writer and the command line
+/// open. The synchronous client runs a runtime of its own, which cannot start on a thread
+/// already inside one, so this runs on a thread of its own; queries then run on the writer's
+/// thread or in `spawn_blocking`.
+pub fn open(url: &str) -> Result<Client, ConversionError> {
+    off_runtime(|| {
+        let mut client = connect_here(url)?;
+        let mut tx = client.transaction()?;
+        tx.batch_execute("SELECT pg_advisory_xact_lock(7236040123)")?;
+        lifecycle::pg::migrate(&mut tx)?;
+        tx.batch_execute(SCHEMA)?;
+        tx.commit()?;
+        Ok(client)
+    })
+}
+
+/// Connects to `url` without touching the tables: the API's reader (the writer opened the
+/// store first) and every reconnection.
 pub fn connect(url: &str) -> Result<Client, ConversionError> {
-    std::thread::scope(|s| s.spawn(|| connect_here(url)).join())
+    off_runtime(|| connect_here(url))
+}
+
+fn off_runtime(f: impl FnOnce() -> Result<Client, ConversionError> + Send) -> Result<Client, ConversionError> {
+    std::thread::scope(|s| s.spawn(f).join())
         .unwrap_or_else(|_| Err(ConversionError::NotStored("connecting to PostgreSQL panicked".into())))
 }
 
@@ -85,38 +104,40 @@ fn connect_here(url: &str) -> Result<Client, ConversionError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(5));
     }
-    let mut client = config.connect(NoTls)?;
-    let mut tx = client.transaction()?;
-    tx.batch_execute("SELECT pg_advisory_xact_lock(7236040123)")?;
-    lifecycle::pg::migrate(&mut tx)?;
-    tx.batch_execute(SCHEMA)?;
-    tx.commit()?;
-    Ok(client)
+    Ok(config.connect(NoTls)?)
+}
+
+/// A connection with the statements prepared on it, made again when the server dropped it (a
+/// restart, a failover): the writer's and the API reader's.
+pub(super) struct Reconnecting {
+    url: String,
+    live: Option<(Client, PgStatements)>,
+}
+
+impl Reconnecting {
+    pub(super) fn new(url: &str, client: Client) -> Reconnecting {
+        Reconnecting { url: url.to_string(), live: Some((client, PgStatements::default())) }
+    }
+
+    /// The connection and its statements; a new connection, with none prepared yet, after the
+    /// server dropped the last.
+    pub(super) fn get(&mut self) -> Result<(&mut Client, &mut PgStatements), ConversionError> {
+        if self.live.as_ref().is_none_or(|(c, _)| c.is_closed()) {
+            self.live = None;
+            self.live = Some((connect(&self.url)?, PgStatements::default()));
+            tracing::info!("reconnected to PostgreSQL");
+        }
+        let (client, statements) = self.live.as_mut().expect("connected above");
+        Ok((client, statements))
+    }
 }
 
 /// One connection's grouped transactions: the writer's backend in cluster mode.
-pub(super) struct PgGroups {
-    url: String,
-    client: Option<Client>,
-    statements: PgStatements,
-}
+pub(super) struct PgGroups(Reconnecting);
 
 impl PgGroups {
-    pub(super) fn connect(url: &str) -> Result<PgGroups, ConversionError> {
-        Ok(PgGroups { url: url.to_string(), client: Some(connect(url)?), statements: PgStatements::default() })
-    }
-
-    /// The connection; a new one after the server dropped the last (statements are
-    /// prepared again on it).
-    fn client(&mut self) -> Result<&mut Client, ConversionError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = None;
-            self.statements = PgStatements::default();
-            let client = connect(&self.url)?;
-            tracing::info!("conversion writer reconnected to PostgreSQL");
-            self.client = Some(client);
-        }
-        Ok(self.client.as_mut().expect("connected above"))
+    pub(super) fn open(url: &str) -> Result<PgGroups, ConversionError> {
+        Ok(PgGroups(Reconnecting::new(url, open(url)?)))
     }
 }
 
@@ -128,13 +149,12 @@ impl Groups for PgGroups {
         purge_before: Option<u64>,
         run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
     ) -> Result<bool, ConversionError> {
-        self.client()?;
-        let PgGroups { client, statements, .. } = self;
-        let mut tx = client.as_mut().expect("connected above").transaction()?;
+        let (client, statements) = self.0.get()?;
+        let mut tx = client.transaction()?;
         // Every lifecycle step takes the ledger head's lock anyway; taking it first orders the
         // group's row locks behind it, so writers of several cores queue on one row instead
         // of deadlocking on a conversion's row and the head taken in opposite orders.
-        PgLedger::with_statements(&mut tx, statements).execute("SELECT 1 FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[])?;
+        PgLedger::with_statements(&mut tx, statements).lock_head()?;
         for job in jobs {
             if savepoints {
                 let mut sp = tx.savepoint("job")?;

@@ -157,7 +157,7 @@ impl PgLedger<'_, '_> {
     /// under its own id (the pay transfer already exists, so `apply` answers `AlreadyExists`),
     /// a second sweep would approve twice, and two accruals in one period would lose one's
     /// volume and count. Locked again in one transaction, the row costs a round trip only.
-    fn lock_head(&mut self) -> Result<(), LifecycleError> {
+    pub(crate) fn lock_head(&mut self) -> Result<(), LifecycleError> {
         self.execute("SELECT 1 FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[]).map_err(storage)?;
         Ok(())
     }

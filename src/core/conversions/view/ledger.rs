@@ -4,7 +4,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::Row;
 
 use super::SqliteReader;
-use crate::ledger::{parse_currency, AccountKey, AccountKind, StoredTransfer, TransferId, TransferKind, TransferRequest};
+use crate::ledger::{parse_currency, AccountKey, AccountKind, StoredTransfer, TransferId, TransferKind, TransferRequest, TRANSFER_COLUMNS};
 
 /// Which transfers to list. Filters combine with AND.
 #[derive(Debug, Clone, Default)]
@@ -29,13 +29,10 @@ pub struct LedgerPage {
     pub more: bool,
 }
 
-const COLUMNS: &str = "seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor, kind, \
-                       commission_id, pending_id, at_ms, prev_hash, hash";
-
 impl SqliteReader {
     /// A page of the ledger's transfers matching `f`, in `seq` order.
     pub fn ledger_transfers(&self, f: &LedgerFilter) -> rusqlite::Result<LedgerPage> {
-        let mut sql = format!("SELECT {COLUMNS} FROM ledger_transfers WHERE seq > ?");
+        let mut sql = format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE seq > ?");
         let mut args: Vec<Sql> = vec![Sql::Integer(i64::try_from(f.after_seq).unwrap_or(i64::MAX))];
         if let Some(a) = &f.account {
             sql.push_str(" AND currency = ? AND ((debit_kind = ? AND debit_owner = ?) OR (credit_kind = ? AND credit_owner = ?))");
@@ -66,7 +63,7 @@ fn fixed<const N: usize>(i: usize, v: Vec<u8>) -> rusqlite::Result<[u8; N]> {
     v.try_into().map_err(|v: Vec<u8>| bad(i, format!("{} bytes, not {N}", v.len())))
 }
 
-/// Reads a row of `COLUMNS`.
+/// Reads a row of `TRANSFER_COLUMNS`.
 fn transfer_row(r: &Row<'_>) -> rusqlite::Result<StoredTransfer> {
     let currency: String = r.get(7)?;
     let currency = parse_currency(&currency).ok_or_else(|| bad(7, format!("{currency:?} is not a currency")))?;

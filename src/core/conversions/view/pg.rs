@@ -4,47 +4,37 @@
 use std::sync::Mutex;
 
 use ::postgres::types::ToSql;
-use ::postgres::Client;
 
 use super::commissions::BalanceSheet;
 use super::{
     render, CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, DayConversions, LedgerFilter, LedgerPage, ReportScope,
     StatusTotals,
 };
-use crate::core::conversions::pg::{connect, in_snapshot};
+use crate::core::conversions::pg::{connect, in_snapshot, Reconnecting};
 use crate::core::conversions::ConversionError;
 use crate::core::lifecycle::sqlite::COMMISSION_COLUMNS;
 use crate::core::lifecycle::{self, Commission, CommissionEvent, CommissionStatus, CommissionTx, LifecycleError};
-use crate::ledger::{PgLedger, PgStatements};
+use crate::ledger::{PgLedger, TRANSFER_COLUMNS};
 
 const DAY_MS: i64 = 86_400_000;
 
-const TRANSFER_COLUMNS: &str = "seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor, kind, \
-                                commission_id, pending_id, at_ms, prev_hash, hash";
-
 /// A read connection to a PostgreSQL store, connected again when the server dropped it.
 pub struct PgReader {
-    url: String,
-    conn: Mutex<Option<(Client, PgStatements)>>,
+    conn: Mutex<Reconnecting>,
 }
 
 type Args = Vec<Box<dyn ToSql + Sync + Send>>;
 
 impl PgReader {
-    /// Connects to the store (creating its tables if missing, as the writer does).
+    /// Connects to the store; the writer, opened first, created its tables.
     pub fn open(url: &str) -> Result<PgReader, ConversionError> {
-        let client = connect(url)?;
-        Ok(PgReader { url: url.to_string(), conn: Mutex::new(Some((client, PgStatements::default()))) })
+        Ok(PgReader { conn: Mutex::new(Reconnecting::new(url, connect(url)?)) })
     }
 
     /// Runs `f` in one read-only snapshot.
     fn read<T>(&self, f: impl FnOnce(&mut PgLedger<'_, '_>) -> Result<T, ConversionError>) -> Result<T, ConversionError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.as_ref().is_none_or(|(c, _)| c.is_closed()) {
-            *guard = None;
-            *guard = Some((connect(&self.url)?, PgStatements::default()));
-        }
-        let (client, statements) = guard.as_mut().expect("connected above");
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let (client, statements) = conn.get()?;
         in_snapshot(client, statements, f)
     }
 
