@@ -1,0 +1,123 @@
+//! The store the writer's tests run on, SQLite or PostgreSQL, and `on_both!`, which runs a test
+//! on each.
+
+use super::super::*;
+use super::Fixed;
+use crate::ledger::SqliteLedger;
+
+/// The store a test runs on: every test of the writer runs on both (`on_both!`).
+pub(super) enum Backend {
+    Sqlite(tempfile::TempDir),
+    Pg(crate::testing::PgSchema),
+}
+
+impl Backend {
+    pub(super) fn sqlite() -> Backend {
+        Backend::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    /// `None` (with a message) without a server, unless `CLICKGATE_REQUIRE_SERVICES=1`.
+    pub(super) fn pg() -> Option<Backend> {
+        crate::testing::PgSchema::create("conversions_test").map(Backend::Pg)
+    }
+
+    pub(super) fn start_with(&self, attributor: Box<dyn Attributor>, commit_batch_len_max: usize) -> Conversions {
+        let config = WriterConfig { commit_batch_len_max, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
+        let metrics = crate::metrics::Metrics::new().api;
+        match self {
+            Backend::Sqlite(dir) => Conversions::start(dir.path(), config, attributor, metrics).unwrap(),
+            Backend::Pg(schema) => Conversions::start_pg(&schema.url, config, attributor, metrics).unwrap(),
+        }
+    }
+
+    pub(super) fn start(&self) -> Conversions {
+        self.start_with(Box::new(Fixed), 64)
+    }
+
+    pub(super) fn reader(&self) -> ConversionReader {
+        match self {
+            Backend::Sqlite(dir) => ConversionReader::open(dir.path()).unwrap(),
+            Backend::Pg(schema) => ConversionReader::open_pg(&schema.url).unwrap(),
+        }
+    }
+
+    /// The one integer a query answers; the SQL is what both backends read alike.
+    pub(super) fn count(&self, sql: &str) -> i64 {
+        match self {
+            Backend::Sqlite(dir) => schema::open(dir.path()).unwrap().query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).unwrap(),
+            Backend::Pg(schema) => schema.client().query_one(sql, &[]).unwrap().get::<_, Option<i64>>(0),
+        }
+        .unwrap_or(0)
+    }
+
+    pub(super) fn render(&self, id: &str) -> Option<String> {
+        self.reader().get(id).unwrap()
+    }
+
+    pub(super) fn render_first(&self, id: &str) -> Option<String> {
+        match self {
+            Backend::Sqlite(dir) => {
+                let conn = schema::open(dir.path()).unwrap();
+                let tx = conn.unchecked_transaction().unwrap();
+                view::render_first(&mut SqliteLedger::new(&tx).unwrap(), id).unwrap()
+            }
+            Backend::Pg(schema) => {
+                let mut client = schema.client();
+                let mut statements = crate::ledger::PgStatements::default();
+                pg::in_snapshot(&mut client, &mut statements, |l| view::render_first(l, id)).unwrap()
+            }
+        }
+    }
+
+    /// Every conversion's status, amount, refunded amount, day, currency and attribution.
+    pub(super) fn conversion_rows(&self) -> Vec<(String, i64, i64, u32, String, String)> {
+        const SQL: &str = "SELECT status, amount_minor, refunded_minor, day, currency, attribution FROM conversions";
+        match self {
+            Backend::Sqlite(dir) => schema::open(dir.path())
+                .unwrap()
+                .prepare(SQL)
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect(),
+            Backend::Pg(schema) => schema
+                .client()
+                .query(SQL, &[])
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get::<_, i64>(3) as u32, r.get(4), r.get(5)))
+                .collect(),
+        }
+    }
+
+    /// Checks the ledger: `ledger::verify` on a snapshot.
+    pub(super) fn verify(&self) -> crate::ledger::VerifyReport {
+        match self {
+            Backend::Sqlite(dir) => offline::verify_file(dir.path()).unwrap().ledger.unwrap(),
+            Backend::Pg(schema) => offline::verify_pg(&schema.url).unwrap().ledger.unwrap(),
+        }
+    }
+}
+
+/// Runs each named test on SQLite and on PostgreSQL: `<name>::sqlite` and `<name>::postgres`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name(super::Backend::sqlite());
+                }
+
+                #[test]
+                fn postgres() {
+                    if let Some(b) = super::Backend::pg() {
+                        super::$name(b);
+                    }
+                }
+            }
+        )*
+    };
+}
+pub(super) use on_both;
