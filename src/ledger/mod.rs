@@ -17,12 +17,14 @@
 //! so a refused transfer leaves the transaction as it was. Backends: `SqliteLedger` and
 //! `PgLedger`.
 
+mod deferred;
 pub mod pg;
 mod row;
 pub mod sqlite;
 mod types;
 mod verify;
 
+pub use deferred::Deferred;
 pub use pg::{PgLedger, PgStatements};
 /// The transfer table's columns, in the order every reader of a whole row reads them.
 pub(crate) use row::COLUMNS as TRANSFER_COLUMNS;

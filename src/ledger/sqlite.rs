@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::row::{account, bytes, currency, decode, sorted, COLUMNS};
-use super::{AccountKey, Balance, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
+use super::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
 
 /// Uniqueness of ids, of a pending's resolution and of a commission's posting is enforced by the
 /// schema too, so a bug above cannot store a duplicate. The triggers refuse any change to a
@@ -68,9 +68,11 @@ pub fn migrate(conn: &Connection) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// One open SQLite transaction (or savepoint) of the ledger.
+/// One open SQLite transaction (or savepoint) of the ledger. In grouped mode (`grouped`), the
+/// head and balance writes wait for `flush` (see `Deferred`).
 pub struct SqliteLedger<'c> {
     conn: &'c Connection,
+    deferred: Option<Deferred>,
 }
 
 impl<'c> SqliteLedger<'c> {
@@ -80,7 +82,34 @@ impl<'c> SqliteLedger<'c> {
         if conn.is_autocommit() {
             return Err(LedgerError::Storage("the SQLite ledger needs an open transaction".into()));
         }
-        Ok(SqliteLedger { conn })
+        Ok(SqliteLedger { conn, deferred: None })
+    }
+
+    /// Wraps an open transaction for a group of jobs: the head and the balances are written by
+    /// `flush`, which the caller runs before it commits (or releases a job's savepoint). After
+    /// a rollback to a savepoint, `forget` drops what the rolled-back part deferred.
+    pub fn grouped(conn: &'c Connection) -> Result<SqliteLedger<'c>, LedgerError> {
+        Ok(SqliteLedger { deferred: Some(Deferred::default()), ..SqliteLedger::new(conn)? })
+    }
+
+    /// Writes what grouped mode deferred: the head, then each balance touched, in account order.
+    pub fn flush(&mut self) -> Result<(), LedgerError> {
+        let Some(d) = &mut self.deferred else { return Ok(()) };
+        let f = d.take();
+        if let Some((seq, hash)) = f.head {
+            write_head(self.conn, seq, &hash)?;
+        }
+        for (key, delta) in &f.balances {
+            write_balance(self.conn, key, delta)?;
+        }
+        Ok(())
+    }
+
+    /// Drops what grouped mode deferred since the last flush: the rows are read anew.
+    pub fn forget(&mut self) {
+        if let Some(d) = &mut self.deferred {
+            d.forget();
+        }
     }
 
     /// The transaction's connection, for tables that commit with the ledger's (commissions).
@@ -137,9 +166,16 @@ impl LedgerTx for SqliteLedger<'_> {
     }
 
     fn head(&mut self) -> Result<(u64, [u8; 32]), LedgerError> {
+        if let Some(head) = self.deferred.as_ref().and_then(Deferred::head) {
+            return Ok(head);
+        }
         let mut st = self.conn.prepare_cached("SELECT seq, hash FROM ledger_head WHERE singleton = 1")?;
         let (seq, hash): (i64, Vec<u8>) = st.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok((seq as u64, bytes(hash, "the head hash")?))
+        let head = (seq as u64, bytes(hash, "the head hash")?);
+        if let Some(d) = &mut self.deferred {
+            d.read_head(head);
+        }
+        Ok(head)
     }
 
     fn insert_transfer(&mut self, t: &StoredTransfer) -> Result<(), LedgerError> {
@@ -156,7 +192,7 @@ impl LedgerTx for SqliteLedger<'_> {
             r.debit.owner,
             r.credit.kind.as_str(),
             r.credit.owner,
-            std::str::from_utf8(&r.currency).map_err(|e| LedgerError::Storage(e.to_string()))?,
+            cur(&r.currency)?,
             r.amount_minor,
             r.kind.as_str(),
             r.commission_id,
@@ -165,39 +201,24 @@ impl LedgerTx for SqliteLedger<'_> {
             &t.prev_hash[..],
             &t.hash[..],
         ])?;
-        let mut st = self.conn.prepare_cached("UPDATE ledger_head SET seq = ?1, hash = ?2 WHERE singleton = 1")?;
-        st.execute(params![t.seq as i64, &t.hash[..]])?;
+        match &mut self.deferred {
+            Some(d) => d.move_head(t.seq, t.hash),
+            None => write_head(self.conn, t.seq, &t.hash)?,
+        }
         Ok(())
     }
 
     fn add_to_balance(&mut self, key: &AccountKey, d: &Balance) -> Result<(), LedgerError> {
-        // An update, and an insert only for an account never used: the account almost always
-        // exists, and an upsert would probe for the conflict before updating.
-        let mut st = self.conn.prepare_cached(
-            "UPDATE ledger_balances SET debits_pending = debits_pending + ?4, credits_pending = credits_pending + ?5,
-                debits_posted = debits_posted + ?6, credits_posted = credits_posted + ?7
-             WHERE kind = ?1 AND owner = ?2 AND currency = ?3",
-        )?;
-        let cur = std::str::from_utf8(&key.currency).map_err(|e| LedgerError::Storage(e.to_string()))?;
-        let p = params![key.kind.as_str(), key.owner, cur, d.debits_pending, d.credits_pending, d.debits_posted, d.credits_posted];
-        if st.execute(p)? == 0 {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO ledger_balances (kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            st.execute(p)?;
+        match &mut self.deferred {
+            Some(deferred) => deferred.add(key, d),
+            None => write_balance(self.conn, key, d)?,
         }
         Ok(())
     }
 
     fn balance(&mut self, key: &AccountKey) -> Result<Balance, LedgerError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
-             WHERE kind = ?1 AND owner = ?2 AND currency = ?3",
-        )?;
-        let cur = std::str::from_utf8(&key.currency).map_err(|e| LedgerError::Storage(e.to_string()))?;
-        let b = st.query_row(params![key.kind.as_str(), key.owner, cur], balance_row).optional()?;
-        Ok(b.unwrap_or_default())
+        let stored = self.stored_balance(key)?;
+        Ok(self.deferred.as_ref().map_or(stored, |d| stored.plus(&d.pending(key))))
     }
 
     fn transfers_after(&mut self, after_seq: u64, limit: usize) -> Result<Vec<StoredTransfer>, LedgerError> {
@@ -207,6 +228,7 @@ impl LedgerTx for SqliteLedger<'_> {
     }
 
     fn balances(&mut self) -> Result<Vec<(AccountKey, Balance)>, LedgerError> {
+        self.flush()?;
         let mut st = self.conn.prepare_cached(
             "SELECT kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
              ORDER BY kind, owner, currency",
@@ -223,6 +245,47 @@ impl LedgerTx for SqliteLedger<'_> {
         .collect::<Result<Vec<_>, LedgerError>>()
         .map(sorted)
     }
+}
+
+impl SqliteLedger<'_> {
+    fn stored_balance(&self, key: &AccountKey) -> Result<Balance, LedgerError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
+             WHERE kind = ?1 AND owner = ?2 AND currency = ?3",
+        )?;
+        let b = st.query_row(params![key.kind.as_str(), key.owner, cur(&key.currency)?], balance_row).optional()?;
+        Ok(b.unwrap_or_default())
+    }
+}
+
+fn cur(c: &[u8; 3]) -> Result<&str, LedgerError> {
+    std::str::from_utf8(c).map_err(|e| LedgerError::Storage(e.to_string()))
+}
+
+fn write_head(conn: &Connection, seq: u64, hash: &[u8; 32]) -> Result<(), LedgerError> {
+    let mut st = conn.prepare_cached("UPDATE ledger_head SET seq = ?1, hash = ?2 WHERE singleton = 1")?;
+    st.execute(params![seq as i64, &hash[..]])?;
+    Ok(())
+}
+
+/// Adds a delta to a stored balance: an update, and an insert only for an account never used.
+/// The account almost always exists, and an upsert would probe for the conflict before updating.
+fn write_balance(conn: &Connection, key: &AccountKey, d: &Balance) -> Result<(), LedgerError> {
+    let mut st = conn.prepare_cached(
+        "UPDATE ledger_balances SET debits_pending = debits_pending + ?4, credits_pending = credits_pending + ?5,
+            debits_posted = debits_posted + ?6, credits_posted = credits_posted + ?7
+         WHERE kind = ?1 AND owner = ?2 AND currency = ?3",
+    )?;
+    let p =
+        params![key.kind.as_str(), key.owner, cur(&key.currency)?, d.debits_pending, d.credits_pending, d.debits_posted, d.credits_posted];
+    if st.execute(p)? == 0 {
+        let mut st = conn.prepare_cached(
+            "INSERT INTO ledger_balances (kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        st.execute(p)?;
+    }
+    Ok(())
 }
 
 fn balance_row(r: &Row<'_>) -> rusqlite::Result<Balance> {

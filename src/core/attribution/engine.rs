@@ -50,6 +50,18 @@ pub enum Method {
     None,
 }
 
+impl Method {
+    /// Its serialized name, as stored in a conversion's `method`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::ClickId => "click_id",
+            Method::Visitor => "visitor",
+            Method::Coupon => "coupon",
+            Method::None => "none",
+        }
+    }
+}
+
 /// Where a considered touch came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

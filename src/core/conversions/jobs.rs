@@ -6,49 +6,54 @@
 use serde::Deserialize;
 
 use super::store::{ConversionTx, NewRow, PartnerDay, StoredConversion};
-use super::{view, Answer, Attributor, ConversionError, Job, NewConversion, Op, Status, Transition};
+use super::{view, Answer, Attributor, ConversionError, Fingerprinted, Job, Op, Reply, Status, Transition};
 use crate::core::attribution::engine::Method;
 use crate::core::lifecycle::{self, ConversionRef, Refunded, Sale};
 use crate::ledger::parse_currency;
 use crate::metrics::AttributionOutcome;
 
-/// One job inside the group's transaction.
+/// One job inside the group's transaction. A new conversion's first answer is left to render
+/// (`Reply::First`) unless an `Idempotency-Key` keeps it, which needs it now.
 pub(super) fn process<T: ConversionTx>(
     tx: &mut T,
     attributor: &dyn Attributor,
     job: &Job,
     outcomes: &mut Vec<AttributionOutcome>,
-) -> Result<Answer, ConversionError> {
+) -> Result<Reply, ConversionError> {
     if let Some(k) = &job.key {
         if let Some((hash, status, body)) = tx.stored_answer(&k.key)? {
             if hash != k.request_hash {
                 return Err(ConversionError::Conflict("Idempotency-Key was already used with a different request".into()));
             }
-            return Ok(Answer { status, body, replayed: true });
+            return Ok(Reply::Done(Answer { status, body, replayed: true }));
         }
     }
-    let answer = match &job.op {
-        Op::Record(c) => record(tx, attributor, c.conversion(), c.fingerprint(), job.now_ms, outcomes)?,
-        Op::Transition { id, transition } => transition_op(tx, id, *transition, job.now_ms)?,
-        Op::Approve { limit } => approve(tx, *limit, job.now_ms)?,
-        Op::Pay { partner, currency, payout_id, limit } => pay(tx, partner, currency, payout_id, *limit, job.now_ms)?,
+    let reply = match &job.op {
+        Op::Record(c) => record(tx, attributor, c, job.now_ms, outcomes)?,
+        Op::Transition { id, transition } => Reply::Done(transition_op(tx, id, *transition, job.now_ms)?),
+        Op::Approve { limit } => Reply::Done(approve(tx, *limit, job.now_ms)?),
+        Op::Pay { partner, currency, payout_id, limit } => Reply::Done(pay(tx, partner, currency, payout_id, *limit, job.now_ms)?),
     };
-    if let Some(k) = &job.key {
-        if !answer.replayed {
-            tx.keep_answer(k, &answer, job.now_ms)?;
+    match &job.key {
+        Some(k) => {
+            let answer = reply.answer();
+            if !answer.replayed {
+                tx.keep_answer(k, &answer, job.now_ms)?;
+            }
+            Ok(Reply::Done(answer))
         }
+        None => Ok(reply),
     }
-    Ok(answer)
 }
 
 fn record<T: ConversionTx>(
     tx: &mut T,
     attributor: &dyn Attributor,
-    c: &NewConversion,
-    fingerprint: &[u8; 32],
+    f: &Fingerprinted,
     now_ms: u64,
     outcomes: &mut Vec<AttributionOutcome>,
-) -> Result<Answer, ConversionError> {
+) -> Result<Reply, ConversionError> {
+    let (c, fingerprint) = (f.conversion(), f.fingerprint());
     let id = c.id();
     if let Some((fp, first)) = tx.recorded(&id)? {
         if fp != *fingerprint {
@@ -59,7 +64,7 @@ fn record<T: ConversionTx>(
         }
         // Store files made before kept the answer; now it is rebuilt from the rows.
         let body = if first.is_empty() { view::render_first(tx, &id)?.unwrap_or_default() } else { first };
-        return Ok(Answer { status: 201, body, replayed: true });
+        return Ok(Reply::Done(Answer { status: 201, body, replayed: true }));
     }
     let attribution = attributor.attribute(c);
     outcomes.push(match attribution.method {
@@ -80,8 +85,6 @@ fn record<T: ConversionTx>(
         let rules = attributor.commission_rules(&c.program);
         commissions = lifecycle::accrue(tx, &sale, &attribution.shares, &rules, now_ms)?;
     }
-    let body = view::first_answer(&id, c, &attribution_json, commissions, now_ms);
-    let method = serde_json::to_value(attribution.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     let day = day_of(c.occurred_at_ms);
     tx.insert_conversion(&NewRow {
         id: &id,
@@ -89,14 +92,14 @@ fn record<T: ConversionTx>(
         fingerprint,
         received_at_ms: now_ms,
         day,
-        method: &method,
+        method: attribution.method.as_str(),
         attribution: &attribution_json,
     })?;
     for s in &attribution.shares {
         let d = PartnerDay { conversions: 1, revenue_minor: s.amount_minor, ..PartnerDay::default() };
         tx.add_partner_day(&s.partner, day, &c.currency, d)?;
     }
-    Ok(Answer { status: 201, body, replayed: false })
+    Ok(Reply::First(Box::new(view::First { id, conversion: f.shared(), attribution_json, commissions, now_ms })))
 }
 
 /// Days since the Unix epoch (UTC) of a time in milliseconds: a conversion's `day`.

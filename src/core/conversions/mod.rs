@@ -120,9 +120,12 @@ impl NewConversion {
 /// A conversion with its fingerprint, computed once: the API hashes the fingerprint into an
 /// `Idempotency-Key`'s request hash and the writer stores it to tell a retry from a different
 /// request under the same order id.
+///
+/// The conversion is shared (`Arc`): a new conversion's first answer is rendered from it by the
+/// caller's task after the commit, not by the writer.
 #[derive(Debug, Clone)]
 pub struct Fingerprinted {
-    conversion: NewConversion,
+    conversion: Arc<NewConversion>,
     fingerprint: [u8; 32],
 }
 
@@ -130,12 +133,16 @@ impl Fingerprinted {
     /// Hashes the conversion's canonical JSON, once.
     pub fn new(conversion: NewConversion) -> Fingerprinted {
         let fingerprint = conversion.fingerprint();
-        Fingerprinted { conversion, fingerprint }
+        Fingerprinted { conversion: Arc::new(conversion), fingerprint }
     }
 
     /// The conversion.
     pub fn conversion(&self) -> &NewConversion {
         &self.conversion
+    }
+
+    fn shared(&self) -> Arc<NewConversion> {
+        self.conversion.clone()
     }
 
     /// SHA-256 of the conversion's canonical JSON, without its origin.
@@ -243,11 +250,28 @@ pub struct IdempotencyKey {
     pub request_hash: [u8; 32],
 }
 
+/// What the writer sends back for a job: its answer, or a new conversion's first answer still
+/// to render. Rendering that JSON is a seventh of what a new conversion costs; the caller's task
+/// does it after the commit, on another core than the writer's (`view::First`).
+enum Reply {
+    Done(Answer),
+    First(Box<view::First>),
+}
+
+impl Reply {
+    fn answer(self) -> Answer {
+        match self {
+            Reply::Done(a) => a,
+            Reply::First(f) => Answer { status: 201, body: f.render(), replayed: false },
+        }
+    }
+}
+
 struct Job {
     op: Op,
     key: Option<IdempotencyKey>,
     now_ms: u64,
-    reply: oneshot::Sender<Result<Answer, ConversionError>>,
+    reply: oneshot::Sender<Result<Reply, ConversionError>>,
 }
 
 /// The handle the API sends writes through.
@@ -310,7 +334,7 @@ impl Conversions {
     pub async fn write(&self, op: Op, key: Option<IdempotencyKey>, now_ms: u64) -> Result<Answer, ConversionError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Job { op, key, now_ms, reply }).await.map_err(|_| ConversionError::Closed)?;
-        rx.await.map_err(|_| ConversionError::Closed)?
+        Ok(rx.await.map_err(|_| ConversionError::Closed)??.answer())
     }
 }
 
@@ -335,12 +359,8 @@ trait Groups: Send + 'static {
 
 /// The job runner's view of a backend's open transaction: one job at a time.
 trait GroupTx {
-    fn process(
-        &mut self,
-        attributor: &dyn Attributor,
-        job: &Job,
-        outcomes: &mut Vec<AttributionOutcome>,
-    ) -> Result<Answer, ConversionError>;
+    fn process(&mut self, attributor: &dyn Attributor, job: &Job, outcomes: &mut Vec<AttributionOutcome>)
+        -> Result<Reply, ConversionError>;
 }
 
 impl<T: store::ConversionTx> GroupTx for T {
@@ -349,13 +369,13 @@ impl<T: store::ConversionTx> GroupTx for T {
         attributor: &dyn Attributor,
         job: &Job,
         outcomes: &mut Vec<AttributionOutcome>,
-    ) -> Result<Answer, ConversionError> {
+    ) -> Result<Reply, ConversionError> {
         jobs::process(self, attributor, job, outcomes)
     }
 }
 
 /// True for an error that may have left part of a job written: its savepoint is rolled back.
-fn failed_part_way(r: &Result<Answer, ConversionError>) -> bool {
+fn failed_part_way(r: &Result<Reply, ConversionError>) -> bool {
     matches!(r, Err(ConversionError::Storage(_) | ConversionError::Pg(_) | ConversionError::NotStored(_) | ConversionError::Commission(_)))
 }
 
@@ -375,7 +395,8 @@ impl Groups for SqliteGroups {
         run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
     ) -> Result<bool, ConversionError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut ledger = SqliteLedger::new(&tx).map_err(LifecycleError::from)?;
+        // The ledger head and balances are written once per group (or per job with savepoints).
+        let mut ledger = SqliteLedger::grouped(&tx).map_err(LifecycleError::from)?;
         for job in jobs {
             if savepoints {
                 // Its statements prepared once; the sub-journal lives in memory (`temp_store`).
@@ -389,6 +410,9 @@ impl Groups for SqliteGroups {
                 if failed {
                     // A failed step may have written part of the job: none of it stays.
                     tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+                    ledger.forget();
+                } else {
+                    ledger.flush().map_err(LifecycleError::from)?;
                 }
                 tx.prepare_cached("RELEASE job")?.execute([])?;
             }
@@ -396,6 +420,7 @@ impl Groups for SqliteGroups {
         if let Some(cutoff) = purge_before {
             store::ConversionTx::purge_answers(&mut ledger, cutoff)?;
         }
+        ledger.flush().map_err(LifecycleError::from)?;
         tx.commit()?;
         Ok(true)
     }

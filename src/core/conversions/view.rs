@@ -109,33 +109,39 @@ pub(super) fn conversion_json(
     })
 }
 
-/// The first answer to a new conversion, as `view::render` would read it back right after this
-/// job: pending, one `recorded` event, and each new commission with its `created` event.
-pub(super) fn first_answer(
-    id: &str,
-    c: &super::NewConversion,
-    attribution_json: &str,
-    commissions: Vec<Commission>,
-    now_ms: u64,
-) -> String {
-    let fields = ConversionFields {
-        id,
-        program: &c.program,
-        order_id: &c.order_id,
-        amount_minor: c.amount_minor,
-        currency: &c.currency,
-        occurred_at_ms: c.occurred_at_ms as i64,
-        received_at_ms: now_ms as i64,
-        click_id: c.click_id.as_deref(),
-        visitor_id: c.visitor_id.as_deref(),
-        coupon_code: c.coupon_code.as_deref(),
-        customer_ref: c.customer_ref.as_deref(),
-        origin: c.origin.as_str(),
-        attribution: attribution_json,
-        status: super::Status::Pending.as_str(),
-        refunded_minor: 0,
-    };
-    first_json(&fields, commissions)
+/// A new conversion's first answer, from what its job wrote: as `view::render` would read it
+/// back right after the job (pending, one `recorded` event, and each new commission with its
+/// `created` event). The writer hands it over unrendered; `render` runs on the caller's task.
+pub(super) struct First {
+    pub id: String,
+    pub conversion: std::sync::Arc<super::NewConversion>,
+    pub attribution_json: String,
+    pub commissions: Vec<Commission>,
+    pub now_ms: u64,
+}
+
+impl First {
+    pub fn render(self) -> String {
+        let c = &*self.conversion;
+        let fields = ConversionFields {
+            id: &self.id,
+            program: &c.program,
+            order_id: &c.order_id,
+            amount_minor: c.amount_minor,
+            currency: &c.currency,
+            occurred_at_ms: c.occurred_at_ms as i64,
+            received_at_ms: self.now_ms as i64,
+            click_id: c.click_id.as_deref(),
+            visitor_id: c.visitor_id.as_deref(),
+            coupon_code: c.coupon_code.as_deref(),
+            customer_ref: c.customer_ref.as_deref(),
+            origin: c.origin.as_str(),
+            attribution: &self.attribution_json,
+            status: super::Status::Pending.as_str(),
+            refunded_minor: 0,
+        };
+        first_json(&fields, self.commissions)
+    }
 }
 
 /// A conversion's first answer from its fields and its commissions as created.
@@ -157,7 +163,7 @@ fn first_json(fields: &ConversionFields<'_>, commissions: Vec<Commission>) -> St
     conversion_json(fields, &[("recorded".to_string(), None, fields.received_at_ms)], &commissions)
 }
 
-/// A stored conversion's first answer, rebuilt: what `first_answer` gave when it was recorded.
+/// A stored conversion's first answer, rebuilt: what `First::render` gave when it was recorded.
 /// Everything in it is kept: the conversion's fields and attribution never change, and a
 /// commission's created fields are its row less what later steps changed, which only grows
 /// from zero (voided, reversed), was none (approval, payment) or was the first reserve.

@@ -546,6 +546,10 @@ macro_rules! both_backends {
         mod on_sqlite {
             $( #[test] fn $case() { super::$case(&mut super::harness::Sqlite::new()) } )*
         }
+        /// As the conversion writer runs a group: the ledger head and balances written at the end.
+        mod on_sqlite_grouped {
+            $( #[test] fn $case() { super::$case(&mut super::harness::Sqlite::grouped()) } )*
+        }
         mod on_postgres {
             $( #[test] fn $case() { if let Some(mut h) = super::harness::Pg::connect() { super::$case(&mut h) } } )*
         }

@@ -20,10 +20,13 @@ pub trait Harness {
 }
 
 /// A SQLite file in a temporary directory, opened as the conversion writer opens its file.
+/// `grouped` runs each transaction as the writer runs a group: head and balance writes deferred
+/// to a flush before the commit.
 pub struct Sqlite {
     _dir: tempfile::TempDir,
     path: PathBuf,
     conn: Connection,
+    grouped: bool,
 }
 
 impl Sqlite {
@@ -33,7 +36,11 @@ impl Sqlite {
         let conn = open_sqlite(&path);
         sqlite::migrate(&conn).unwrap();
         sqlite::migrate(&conn).expect("migrate twice is a no-op");
-        Sqlite { _dir: dir, path, conn }
+        Sqlite { _dir: dir, path, conn, grouped: false }
+    }
+
+    pub fn grouped() -> Sqlite {
+        Sqlite { grouped: true, ..Sqlite::new() }
     }
 
     /// The database file, for a second connection that tampers with it.
@@ -52,7 +59,9 @@ pub fn open_sqlite(path: &Path) -> Connection {
 impl Harness for Sqlite {
     fn run<R>(&mut self, f: impl FnOnce(&mut dyn LedgerTx) -> R) -> R {
         let tx = self.conn.transaction().unwrap();
-        let r = f(&mut SqliteLedger::new(&tx).unwrap());
+        let mut ledger = if self.grouped { SqliteLedger::grouped(&tx) } else { SqliteLedger::new(&tx) }.unwrap();
+        let r = f(&mut ledger);
+        ledger.flush().unwrap();
         tx.commit().unwrap();
         r
     }

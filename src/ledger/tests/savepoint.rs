@@ -27,3 +27,50 @@ fn a_rolled_back_savepoint_takes_its_transfers_with_it() {
     let causes: Vec<_> = stored.iter().map(|t| (t.seq, t.transfer.cause.as_str())).collect();
     assert_eq!(causes, [(1, "job:a"), (2, "job:c")], "the chain continues from the last kept transfer");
 }
+
+/// The writer's grouped mode with a savepoint per job: the rolled-back job's deferred head and
+/// balances are forgotten, the kept jobs' are flushed before each release, and what commits is
+/// what `apply` in plain mode would have stored.
+#[test]
+fn a_rolled_back_savepoint_in_grouped_mode_forgets_what_it_deferred() {
+    let mut h = Sqlite::new();
+    let mut conn = open_sqlite(h.path());
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+    let mut ledger = SqliteLedger::grouped(&tx).unwrap();
+    for (job, keep) in [("a", true), ("b", false), ("c", true), ("d", false)] {
+        tx.execute_batch("SAVEPOINT job").unwrap();
+        let applied = apply(&mut ledger, &single(&format!("job:{job}"), 10)).unwrap();
+        assert!(matches!(applied, Applied::Created(_)));
+        let payable = ledger.balance(&super::payable("alice")).unwrap();
+        assert!(payable.credits_posted >= 10, "a read inside the group sees the deferred delta: {payable:?}");
+        if keep {
+            ledger.flush().unwrap();
+        } else {
+            tx.execute_batch("ROLLBACK TO job").unwrap();
+            ledger.forget();
+        }
+        tx.execute_batch("RELEASE job").unwrap();
+    }
+    ledger.flush().unwrap();
+    drop(ledger);
+    tx.commit().unwrap();
+    let report = h.run(|tx| verify(tx)).unwrap_or_else(|e| panic!("verify: {e}"));
+    assert_eq!((report.transfers, report.head_seq, report.currencies[0].posted_minor), (2, 2, 20));
+    let balance = h.run(|tx| tx.balance(&super::payable("alice")).unwrap());
+    assert_eq!(balance, super::bal(0, 0, 0, 20), "each kept job's delta written once, the rolled-back ones' never");
+    let stored = h.run(|tx| tx.transfers_after(0, 10).unwrap());
+    let causes: Vec<_> = stored.iter().map(|t| (t.seq, t.transfer.cause.as_str())).collect();
+    assert_eq!(causes, [(1, "job:a"), (2, "job:c")], "the chain continues from the last kept transfer");
+}
+
+/// Without a flush, a grouped transaction's head and balances are not written: the commit
+/// would leave a chain whose head lags its rows, which `verify` reports.
+#[test]
+fn a_grouped_commit_without_its_flush_is_caught_by_verify() {
+    let mut h = Sqlite::new();
+    let mut conn = open_sqlite(h.path());
+    let tx = conn.transaction().unwrap();
+    apply(&mut SqliteLedger::grouped(&tx).unwrap(), &single("job:a", 10)).unwrap();
+    tx.commit().unwrap();
+    assert!(h.run(|tx| verify(tx)).is_err(), "a head that lags its transfers is reported");
+}

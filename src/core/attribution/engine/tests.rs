@@ -173,3 +173,10 @@ fn an_authentic_id_the_index_lacks_is_explained() {
     assert_eq!(a.method, Method::None);
     assert!(a.notes[0].contains("does not hold it"));
 }
+
+#[test]
+fn method_names_are_their_serialized_names() {
+    for m in [Method::ClickId, Method::Visitor, Method::Coupon, Method::None] {
+        assert_eq!(serde_json::to_value(m).unwrap(), serde_json::Value::from(m.as_str()), "{m:?}");
+    }
+}

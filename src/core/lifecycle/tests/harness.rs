@@ -40,11 +40,13 @@ pub trait Harness {
     }
 }
 
-/// A SQLite file in a temporary directory.
+/// A SQLite file in a temporary directory. `grouped` runs each transaction as the conversion
+/// writer runs a group: the ledger head and balances written by a flush before the commit.
 pub struct Sqlite {
     _dir: tempfile::TempDir,
     path: PathBuf,
     conn: Connection,
+    grouped: bool,
 }
 
 impl Sqlite {
@@ -54,8 +56,16 @@ impl Sqlite {
         let conn = open_sqlite(&path);
         sqlite::migrate(&conn).unwrap();
         sqlite::migrate(&conn).expect("migrate twice is a no-op");
-        Sqlite { _dir: dir, path, conn }
+        Sqlite { _dir: dir, path, conn, grouped: false }
     }
+
+    pub fn grouped() -> Sqlite {
+        Sqlite { grouped: true, ..Sqlite::new() }
+    }
+}
+
+fn ledger(tx: &Connection, grouped: bool) -> SqliteLedger<'_> {
+    if grouped { SqliteLedger::grouped(tx) } else { SqliteLedger::new(tx) }.unwrap()
 }
 
 /// WAL and `synchronous=FULL`, as the conversion writer opens its file.
@@ -68,19 +78,25 @@ fn open_sqlite(path: &Path) -> Connection {
 
 impl Harness for Sqlite {
     fn name(&self) -> &'static str {
-        "sqlite"
+        if self.grouped {
+            "sqlite_grouped"
+        } else {
+            "sqlite"
+        }
     }
 
     fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
         let tx = self.conn.transaction().unwrap();
-        let r = f(&mut SqliteLedger::new(&tx).unwrap());
+        let mut ledger = ledger(&tx, self.grouped);
+        let r = f(&mut ledger);
+        ledger.flush().unwrap();
         tx.commit().unwrap();
         r
     }
 
     fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
         let tx = self.conn.transaction().unwrap();
-        let r = f(&mut SqliteLedger::new(&tx).unwrap());
+        let r = f(&mut ledger(&tx, self.grouped));
         tx.rollback().unwrap();
         r
     }
