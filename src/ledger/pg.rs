@@ -11,7 +11,7 @@ use ::postgres::types::ToSql;
 use ::postgres::{GenericClient, Row, Statement, Transaction};
 
 use super::row::{account, bytes, currency, decode, sorted, COLUMNS};
-use super::{AccountKey, Balance, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
+use super::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
 
 /// The same tables as SQLite's, with the same constraints; a trigger makes transfers
 /// append-only.
@@ -72,10 +72,12 @@ pub fn migrate(client: &mut impl GenericClient) -> Result<(), LedgerError> {
 #[derive(Default)]
 pub struct PgStatements(HashMap<String, Statement>);
 
-/// One open PostgreSQL transaction of the ledger.
+/// One open PostgreSQL transaction of the ledger. With `deferring`, the head and balance writes
+/// wait for `flush` (see `Deferred`), which saves a round trip per write.
 pub struct PgLedger<'t, 'c> {
     tx: &'t mut Transaction<'c>,
     statements: Option<&'t mut PgStatements>,
+    deferred: Option<&'t mut Deferred>,
 }
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
@@ -83,14 +85,67 @@ type Params<'a> = [&'a (dyn ToSql + Sync)];
 impl<'t, 'c> PgLedger<'t, 'c> {
     /// Wraps an open transaction; the caller commits it. Each statement is prepared when it runs.
     pub fn new(tx: &'t mut Transaction<'c>) -> PgLedger<'t, 'c> {
-        PgLedger { tx, statements: None }
+        PgLedger { tx, statements: None, deferred: None }
     }
 
     /// Wraps an open transaction, with the statements already prepared on its connection. A
     /// new connection needs a new `PgStatements`: the server knows a statement only on the
     /// connection that prepared it.
     pub fn with_statements(tx: &'t mut Transaction<'c>, statements: &'t mut PgStatements) -> PgLedger<'t, 'c> {
-        PgLedger { tx, statements: Some(statements) }
+        PgLedger { tx, statements: Some(statements), deferred: None }
+    }
+
+    /// Defers the head and balance writes of this transaction to `flush`, into `deferred`,
+    /// which outlives this wrapper so a group's jobs (each on its own savepoint) share it. The
+    /// caller flushes before it commits or releases a savepoint, and calls `Deferred::forget`
+    /// after a rollback to one.
+    pub fn deferring(self, deferred: &'t mut Deferred) -> PgLedger<'t, 'c> {
+        PgLedger { deferred: Some(deferred), ..self }
+    }
+
+    /// Writes what deferring held back: the head, then each balance touched, in account order.
+    pub fn flush(&mut self) -> Result<(), LedgerError> {
+        let Some(d) = self.deferred.as_deref_mut() else { return Ok(()) };
+        let f = d.take();
+        if let Some((seq, hash)) = f.head {
+            self.write_head(seq, &hash)?;
+        }
+        for (key, delta) in &f.balances {
+            self.write_balance(key, delta)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the head and balance writes are deferred.
+    pub(crate) fn is_deferring(&self) -> bool {
+        self.deferred.is_some()
+    }
+
+    fn write_head(&mut self, seq: u64, hash: &[u8; 32]) -> Result<(), LedgerError> {
+        self.execute("UPDATE ledger_head SET seq = $1, hash = $2 WHERE singleton = 1", &[&(seq as i64), &&hash[..]])?;
+        Ok(())
+    }
+
+    fn write_balance(&mut self, key: &AccountKey, d: &Balance) -> Result<(), LedgerError> {
+        self.execute(
+            "INSERT INTO ledger_balances AS b (kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (kind, owner, currency) DO UPDATE SET
+                debits_pending = b.debits_pending + EXCLUDED.debits_pending,
+                credits_pending = b.credits_pending + EXCLUDED.credits_pending,
+                debits_posted = b.debits_posted + EXCLUDED.debits_posted,
+                credits_posted = b.credits_posted + EXCLUDED.credits_posted",
+            &[
+                &key.kind.as_str(),
+                &key.owner,
+                &cur(&key.currency)?,
+                &d.debits_pending,
+                &d.credits_pending,
+                &d.debits_posted,
+                &d.credits_posted,
+            ],
+        )?;
+        Ok(())
     }
 
     /// `sql` prepared: from the cache, or prepared now (and kept when there is a cache).
@@ -185,9 +240,17 @@ impl LedgerTx for PgLedger<'_, '_> {
     }
 
     fn head(&mut self) -> Result<(u64, [u8; 32]), LedgerError> {
+        // Known once read: its lock is held until the transaction ends.
+        if let Some(head) = self.deferred.as_ref().and_then(|d| d.head()) {
+            return Ok(head);
+        }
         let r = self.query_one("SELECT seq, hash FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[])?;
         let seq: i64 = r.try_get(0)?;
-        Ok((seq as u64, bytes(r.try_get(1)?, "the head hash")?))
+        let head = (seq as u64, bytes(r.try_get(1)?, "the head hash")?);
+        if let Some(d) = self.deferred.as_deref_mut() {
+            d.read_head(head);
+        }
+        Ok(head)
     }
 
     fn insert_transfer(&mut self, t: &StoredTransfer) -> Result<(), LedgerError> {
@@ -214,29 +277,18 @@ impl LedgerTx for PgLedger<'_, '_> {
                 &&t.hash[..],
             ],
         )?;
-        self.execute("UPDATE ledger_head SET seq = $1, hash = $2 WHERE singleton = 1", &[&(t.seq as i64), &&t.hash[..]])?;
+        match self.deferred.as_deref_mut() {
+            Some(d) => d.move_head(t.seq, t.hash),
+            None => self.write_head(t.seq, &t.hash)?,
+        }
         Ok(())
     }
 
     fn add_to_balance(&mut self, key: &AccountKey, d: &Balance) -> Result<(), LedgerError> {
-        self.execute(
-            "INSERT INTO ledger_balances AS b (kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (kind, owner, currency) DO UPDATE SET
-                debits_pending = b.debits_pending + EXCLUDED.debits_pending,
-                credits_pending = b.credits_pending + EXCLUDED.credits_pending,
-                debits_posted = b.debits_posted + EXCLUDED.debits_posted,
-                credits_posted = b.credits_posted + EXCLUDED.credits_posted",
-            &[
-                &key.kind.as_str(),
-                &key.owner,
-                &cur(&key.currency)?,
-                &d.debits_pending,
-                &d.credits_pending,
-                &d.debits_posted,
-                &d.credits_posted,
-            ],
-        )?;
+        match self.deferred.as_deref_mut() {
+            Some(deferred) => deferred.add(key, d),
+            None => self.write_balance(key, d)?,
+        }
         Ok(())
     }
 
@@ -246,7 +298,8 @@ impl LedgerTx for PgLedger<'_, '_> {
              WHERE kind = $1 AND owner = $2 AND currency = $3",
             &[&key.kind.as_str(), &key.owner, &cur(&key.currency)?],
         )?;
-        Ok(row.map(|r| balance_row(&r, 0)).transpose()?.unwrap_or_default())
+        let stored = row.map(|r| balance_row(&r, 0)).transpose()?.unwrap_or_default();
+        Ok(self.deferred.as_ref().map_or(stored, |d| stored.plus(&d.pending(key))))
     }
 
     fn transfers_after(&mut self, after_seq: u64, limit: usize) -> Result<Vec<StoredTransfer>, LedgerError> {
@@ -256,6 +309,7 @@ impl LedgerTx for PgLedger<'_, '_> {
     }
 
     fn balances(&mut self) -> Result<Vec<(AccountKey, Balance)>, LedgerError> {
+        self.flush()?;
         let rows = self.query(
             "SELECT kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
              ORDER BY kind, owner, currency",

@@ -295,6 +295,9 @@ macro_rules! both_backends {
         mod on_postgres {
             $( #[test] fn $case() { if let Some(mut h) = super::harness::Pg::connect() { super::$case(&mut h) } } )*
         }
+        mod on_postgres_grouped {
+            $( #[test] fn $case() { if let Some(mut h) = super::harness::Pg::grouped() { super::$case(&mut h) } } )*
+        }
     };
 }
 

@@ -15,7 +15,7 @@ use super::store::{ConversionEvent, ConversionRow, ConversionTx, NewRow, Partner
 use super::{Answer, ConversionError, GroupTx, Groups, IdempotencyKey, Job, Status};
 use crate::core::lifecycle::sqlite::COMMISSION_COLUMNS;
 use crate::core::lifecycle::{self, Commission, CommissionEvent, CommissionTx, ConversionRef, LifecycleError};
-use crate::ledger::{PgLedger, PgStatements};
+use crate::ledger::{Deferred, PgLedger, PgStatements};
 
 /// The conversion tables of `schema.rs`, typed for PostgreSQL. There is no kept first answer:
 /// a retry rebuilds it from the rows (`view::render_first`).
@@ -151,29 +151,35 @@ impl Groups for PgGroups {
     ) -> Result<bool, ConversionError> {
         let (client, statements) = self.0.get()?;
         let mut tx = client.transaction()?;
+        // The ledger head and balances are written once per group (or per job with savepoints).
+        let mut deferred = Deferred::default();
         // Every lifecycle step takes the ledger head's lock anyway; taking it first orders the
         // group's row locks behind it, so writers of several cores queue on one row instead
         // of deadlocking on a conversion's row and the head taken in opposite orders.
-        PgLedger::with_statements(&mut tx, statements).lock_head()?;
+        PgLedger::with_statements(&mut tx, statements).deferring(&mut deferred).lock_head()?;
         for job in jobs {
             if savepoints {
                 let mut sp = tx.savepoint("job")?;
-                let failed = run(&mut PgLedger::with_statements(&mut sp, statements), job);
-                if failed {
+                let mut ledger = PgLedger::with_statements(&mut sp, statements).deferring(&mut deferred);
+                if run(&mut ledger, job) {
                     // A failed step may have written part of the job: none of it stays.
                     sp.rollback()?;
+                    deferred.forget();
                 } else {
+                    ledger.flush().map_err(LifecycleError::from)?;
                     sp.commit()?;
                 }
-            } else if run(&mut PgLedger::with_statements(&mut tx, statements), job) {
+            } else if run(&mut PgLedger::with_statements(&mut tx, statements).deferring(&mut deferred), job) {
                 // Dropping the transaction rolls the attempt back; PostgreSQL refuses every
                 // statement after a failed one anyway.
                 return Ok(false);
             }
         }
+        let mut ledger = PgLedger::with_statements(&mut tx, statements).deferring(&mut deferred);
         if let Some(cutoff) = purge_before {
-            PgLedger::with_statements(&mut tx, statements).purge_answers(cutoff)?;
+            ledger.purge_answers(cutoff)?;
         }
+        ledger.flush().map_err(LifecycleError::from)?;
         tx.commit()?;
         Ok(true)
     }

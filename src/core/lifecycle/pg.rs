@@ -158,6 +158,12 @@ impl PgLedger<'_, '_> {
     /// a second sweep would approve twice, and two accruals in one period would lose one's
     /// volume and count. Locked again in one transaction, the row costs a round trip only.
     pub(crate) fn lock_head(&mut self) -> Result<(), LifecycleError> {
+        if self.is_deferring() {
+            // Reads the head under its lock once per transaction (the lock holds until it
+            // ends) and keeps it for the group's appends.
+            crate::ledger::LedgerTx::head(self)?;
+            return Ok(());
+        }
         self.execute("SELECT 1 FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[]).map_err(storage)?;
         Ok(())
     }

@@ -79,6 +79,7 @@ impl Harness for Sqlite {
 pub struct Pg {
     client: postgres::Client,
     schema: PgSchema,
+    grouped: bool,
 }
 
 impl Pg {
@@ -89,7 +90,12 @@ impl Pg {
         let mut client = schema.client();
         pg::migrate(&mut client).unwrap();
         pg::migrate(&mut client).expect("migrate twice is a no-op");
-        Some(Pg { client, schema })
+        Some(Pg { client, schema, grouped: false })
+    }
+
+    /// As `connect`, with each transaction run as the conversion writer runs a group.
+    pub fn grouped() -> Option<Pg> {
+        Some(Pg { grouped: true, ..Pg::connect()? })
     }
 
     /// Another connection to the same schema, for a second writer.
@@ -101,7 +107,13 @@ impl Pg {
 impl Harness for Pg {
     fn run<R>(&mut self, f: impl FnOnce(&mut dyn LedgerTx) -> R) -> R {
         let mut tx = self.client.transaction().unwrap();
-        let r = f(&mut PgLedger::new(&mut tx));
+        let mut deferred = crate::ledger::Deferred::default();
+        let mut ledger = PgLedger::new(&mut tx);
+        if self.grouped {
+            ledger = ledger.deferring(&mut deferred);
+        }
+        let r = f(&mut ledger);
+        ledger.flush().unwrap();
         tx.commit().unwrap();
         r
     }
