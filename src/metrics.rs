@@ -82,10 +82,14 @@ pub struct CoreMetrics {
 pub struct ApiMetrics {
     requests: Vec<IntCounter>,
     attributions: Vec<IntCounter>,
-    /// Time from a conversion's grouped commit starting to its fsync.
+    /// Time of a grouped commit of conversions: its work and its commit (on SQLite, the WAL's
+    /// fsync follows on the sync thread, `wal_syncs`).
     pub commit_seconds: Histogram,
     /// Conversions per grouped commit.
     pub commit_batch_len: Histogram,
+    /// fdatasyncs of the SQLite store's WAL, each making every group committed before it
+    /// durable, and only then acknowledged.
+    pub wal_syncs: IntCounter,
 }
 
 /// API answers, by class.
@@ -330,7 +334,7 @@ impl Metrics {
                 commit_seconds: histogram(
                     r,
                     "clickgate_conversion_commit_seconds",
-                    "Time for one grouped commit of conversions, fsync included.",
+                    "Time for one grouped commit of conversions (on SQLite without the WAL's fsync, which the sync thread runs).",
                     vec![0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
                 ),
                 commit_batch_len: histogram(
@@ -338,6 +342,11 @@ impl Metrics {
                     "clickgate_conversion_commit_batch_len",
                     "Conversions per grouped commit.",
                     vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0],
+                ),
+                wal_syncs: counter(
+                    r,
+                    "clickgate_conversion_wal_syncs_total",
+                    "fdatasyncs of the SQLite store's WAL; each makes every grouped commit before it durable before it is answered.",
                 ),
             },
             cluster: ClusterMetrics {

@@ -81,7 +81,18 @@ impl RuleSet {
     /// not derived from the struct, so reordering or renaming a field in the code cannot
     /// silently change every stored version; a test pins one.
     pub fn version_hash(&self) -> String {
-        let digest = Sha256::digest(self.canonical().as_bytes());
+        // The encoding goes straight into the hash: the writer computes a version per
+        // commission, and building the text first cost more than hashing it.
+        struct Hashing(Sha256);
+        impl std::fmt::Write for Hashing {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                self.0.update(s.as_bytes());
+                Ok(())
+            }
+        }
+        let mut h = Hashing(Sha256::new());
+        let _ = self.write_canonical(&mut h);
+        let digest = h.0.finalize();
         let mut hex = String::with_capacity(16);
         for byte in &digest[..8] {
             let _ = write!(hex, "{byte:02x}");
@@ -90,21 +101,32 @@ impl RuleSet {
     }
 
     /// One line per field, in a fixed order, lists comma-separated.
+    #[cfg(test)]
     pub(super) fn canonical(&self) -> String {
         let mut s = String::with_capacity(256);
-        let _ = writeln!(s, "clickgate.commission.rules.v1");
-        let _ = writeln!(s, "percent_bps={}", self.percent_bps);
-        let _ = writeln!(s, "fixed_minor={}", self.fixed_minor);
-        let tiers: Vec<String> = self.tiers.iter().map(|t| format!("{}:{}", t.from_minor, t.percent_bps)).collect();
-        let _ = writeln!(s, "tiers={}", tiers.join(","));
-        let bonuses: Vec<String> =
-            self.bonuses.iter().map(|b| format!("{}:{}:{}", b.metric.as_str(), b.threshold, b.amount_minor)).collect();
-        let _ = writeln!(s, "bonuses={}", bonuses.join(","));
-        let cap = self.cap_minor.map_or_else(|| "none".to_string(), |cap| cap.to_string());
-        let _ = writeln!(s, "cap_minor={cap}");
-        let _ = writeln!(s, "period={}", self.period.as_str());
-        let _ = writeln!(s, "lock_days={}", self.lock_days);
+        let _ = self.write_canonical(&mut s);
         s
+    }
+
+    fn write_canonical(&self, w: &mut impl std::fmt::Write) -> std::fmt::Result {
+        writeln!(w, "clickgate.commission.rules.v1")?;
+        writeln!(w, "percent_bps={}", self.percent_bps)?;
+        writeln!(w, "fixed_minor={}", self.fixed_minor)?;
+        w.write_str("tiers=")?;
+        for (i, t) in self.tiers.iter().enumerate() {
+            write!(w, "{}{}:{}", if i > 0 { "," } else { "" }, t.from_minor, t.percent_bps)?;
+        }
+        w.write_str("\nbonuses=")?;
+        for (i, b) in self.bonuses.iter().enumerate() {
+            write!(w, "{}{}:{}:{}", if i > 0 { "," } else { "" }, b.metric.as_str(), b.threshold, b.amount_minor)?;
+        }
+        w.write_str("\n")?;
+        match self.cap_minor {
+            Some(cap) => writeln!(w, "cap_minor={cap}")?,
+            None => writeln!(w, "cap_minor=none")?,
+        }
+        writeln!(w, "period={}", self.period.as_str())?;
+        writeln!(w, "lock_days={}", self.lock_days)
     }
 
     /// The rate this rule set pays at `volume_minor` of period volume: the tier's when there

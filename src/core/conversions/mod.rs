@@ -1,9 +1,11 @@
 //! Conversions: recorded once, attributed once, moved through confirm, cancel and refund.
 //!
 //! One writer thread owns the write connection and commits jobs in groups: it takes every job
-//! waiting (up to `commit_batch_len_max`), runs them in one transaction, commits once (one
-//! fsync for the group, `synchronous=FULL`), and only then answers. An answer is therefore an
-//! acknowledgement: what it reports is on disk. A job that fails part-way leaves nothing: the
+//! waiting (up to `commit_batch_len_max`), runs them in one transaction and commits once. The
+//! group is answered only once its commit is on disk: on SQLite the sync thread (`walsync`)
+//! runs one fdatasync of the WAL for every group committed since its last, while the writer
+//! goes on with the next group; on PostgreSQL the commit itself waits for the server's flush.
+//! An answer is therefore an acknowledgement: what it reports is on disk. A job that fails part-way leaves nothing: the
 //! group is run again with a savepoint per job, and only that job's are rolled back. The store
 //! is the data dir's SQLite file (WAL checkpoints on a thread of their own) or a PostgreSQL
 //! database (`pg`, cluster mode); the jobs (`jobs`) and the view (`view`) are written once over
@@ -22,6 +24,7 @@ mod schema;
 mod sqlite;
 pub mod store;
 pub mod view;
+mod walsync;
 
 use std::path::Path;
 use std::time::Instant;
@@ -267,6 +270,16 @@ impl Reply {
     }
 }
 
+/// A committed group's answers, each with the channel it goes back on.
+type Acks = Vec<(oneshot::Sender<Result<Reply, ConversionError>>, Result<Reply, ConversionError>)>;
+
+/// Sends each answer of `acks`, as `f` makes it.
+fn answer_all(acks: Acks, f: impl Fn(Result<Reply, ConversionError>) -> Result<Reply, ConversionError>) {
+    for (reply, r) in acks {
+        let _ = reply.send(f(r));
+    }
+}
+
 struct Job {
     op: Op,
     key: Option<IdempotencyKey>,
@@ -300,8 +313,14 @@ impl Conversions {
         // Checkpoints run on a thread of their own (see `checkpoint`), not inside the
         // writer's commits.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpointer = checkpoint::start(Path::new(conn.path().unwrap_or_default()))?;
-        Conversions::spawn(SqliteGroups { conn, checkpointer }, config, attributor, metrics)
+        // The WAL's fsync runs on the sync thread, which answers a group only after it (see
+        // `walsync`); the writer's commits only append.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let db = Path::new(conn.path().unwrap_or_default()).to_path_buf();
+        let checkpointer = checkpoint::start(&db)?;
+        let wal_sync = walsync::WalSync::start(&db, metrics.clone())
+            .map_err(|e| ConversionError::Invalid { field: "writer", why: format!("starting the WAL sync thread: {e}") })?;
+        Conversions::spawn(SqliteGroups { conn, checkpointer, wal_sync }, config, attributor, metrics)
     }
 
     /// Connects to a PostgreSQL store (cluster mode), creates its tables if they are missing
@@ -355,6 +374,12 @@ trait Groups: Send + 'static {
 
     /// Called between groups.
     fn idle(&mut self) {}
+
+    /// Answers a committed group once its commit is durable; at once where the commit itself
+    /// waited for the disk (PostgreSQL, `synchronous_commit`).
+    fn acknowledge(&mut self, acks: Acks) {
+        answer_all(acks, |r| r);
+    }
 }
 
 /// The job runner's view of a backend's open transaction: one job at a time.
@@ -384,6 +409,8 @@ struct SqliteGroups {
     conn: Connection,
     /// Dropped with the writer, which stops the checkpoint thread.
     checkpointer: checkpoint::Checkpointer,
+    /// Syncs the WAL and then answers each committed group.
+    wal_sync: walsync::WalSync,
 }
 
 impl Groups for SqliteGroups {
@@ -423,6 +450,10 @@ impl Groups for SqliteGroups {
         ledger.flush().map_err(LifecycleError::from)?;
         tx.commit()?;
         Ok(true)
+    }
+
+    fn acknowledge(&mut self, acks: Acks) {
+        self.wal_sync.acknowledge(acks);
     }
 
     fn idle(&mut self) {
@@ -496,9 +527,7 @@ impl<G: Groups> Writer<G> {
                 for o in outcomes {
                     self.metrics.attribution(o);
                 }
-                for (job, r) in jobs.drain(..).zip(results) {
-                    let _ = job.reply.send(r);
-                }
+                self.groups.acknowledge(jobs.drain(..).zip(results).map(|(job, r)| (job.reply, r)).collect());
             }
             Ok(false) | Err(_) => {
                 let e = committed.err().map(|e| e.to_string()).unwrap_or_else(|| "a job failed with savepoints on".into());

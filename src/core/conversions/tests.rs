@@ -548,3 +548,27 @@ fn the_postgresql_writer_reconnects_after_the_server_drops_it() {
     assert_eq!(b.count("SELECT count(*) FROM conversions"), 2);
     assert_eq!(b.count("SELECT count(*) FROM idempotency_keys"), 1);
 }
+
+/// SQLite: a group is answered only after an fdatasync of the WAL that follows its commit, and
+/// a failed sync is never acknowledged, nor is anything after it (the kernel may report the
+/// next sync clean after dropping the pages it could not write).
+#[test]
+fn a_group_whose_wal_cannot_be_synced_is_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WriterConfig { commit_batch_len_max: 8, queue_len_max: 64, idempotency_ttl_ms: 86_400_000 };
+    let metrics = crate::metrics::Metrics::new().api;
+    let c = Conversions::start(dir.path(), config, Box::new(Fixed), metrics.clone()).unwrap();
+    let rt = rt();
+    let a = rt.block_on(c.write(record_op("o-1", 1000), None, 1_763_800_000_000)).unwrap();
+    assert_eq!(a.status, 201);
+    assert!(metrics.wal_syncs.get() >= 1, "the answer came after a sync of the WAL");
+    // The sync thread opens the WAL by its path; without it, the sync fails.
+    let wal = crate::store::Store::path(dir.path()).with_extension("db-wal");
+    std::fs::remove_file(&wal).unwrap();
+    for order in ["o-2", "o-3"] {
+        match rt.block_on(c.write(record_op(order, 1000), None, 1_763_800_000_000)) {
+            Err(ConversionError::NotStored(why)) => assert!(why.contains("durable"), "{order}: {why}"),
+            other => panic!("{order}: acknowledged without a sync: {other:?}"),
+        }
+    }
+}
