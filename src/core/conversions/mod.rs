@@ -5,8 +5,9 @@
 //! group is answered only once its commit is on disk: on SQLite the sync thread (`walsync`)
 //! runs one fdatasync of the WAL for every group committed since its last, while the writer
 //! goes on with the next group; on PostgreSQL the commit itself waits for the server's flush.
-//! An answer is therefore an acknowledgement: what it reports is on disk. A job that fails part-way leaves nothing: the
-//! group is run again with a savepoint per job, and only that job's are rolled back. The store
+//! An answer is therefore an acknowledgement: what it reports is on disk. A job that fails
+//! part-way leaves nothing: the group is run again with a savepoint per job, and only that
+//! job's are rolled back. The store
 //! is the data dir's SQLite file (WAL checkpoints on a thread of their own) or a PostgreSQL
 //! database (`pg`, cluster mode); the jobs (`jobs`) and the view (`view`) are written once over
 //! `store::ConversionTx`.
@@ -254,8 +255,9 @@ pub struct IdempotencyKey {
 }
 
 /// What the writer sends back for a job: its answer, or a new conversion's first answer still
-/// to render. Rendering that JSON is a seventh of what a new conversion costs; the caller's task
-/// does it after the commit, on another core than the writer's (`view::First`).
+/// to render. Rendering that JSON was about a seventh of the writer's time per new conversion;
+/// the caller's task does it after the commit, on another core than the writer's
+/// (`view::First`).
 enum Reply {
     Done(Answer),
     First(Box<view::First>),

@@ -79,7 +79,8 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created
 ";
 
 /// Opens the store file for the conversion tables: WAL, `synchronous=FULL` (a commit is on
-/// disk before it is answered).
+/// disk when it returns). The writer turns its connection to `synchronous=NORMAL` and has the
+/// WAL synced by its sync thread before it answers (`walsync`).
 pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     if let Err(e) = std::fs::create_dir_all(data_dir) {
         return Err(rusqlite::Error::InvalidPath(data_dir.join(e.to_string())));
