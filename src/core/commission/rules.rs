@@ -81,8 +81,27 @@ impl RuleSet {
     /// not derived from the struct, so reordering or renaming a field in the code cannot
     /// silently change every stored version; a test pins one.
     pub fn version_hash(&self) -> String {
-        // The encoding goes straight into the hash: the writer computes a version per
-        // commission, and building the text first cost more than hashing it.
+        // The writer computes a version per commission, from a handful of rule sets: the last
+        // few are remembered per thread, found by equality (equal rules, equal version).
+        thread_local! {
+            static RECENT: std::cell::RefCell<Vec<(RuleSet, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        if let Some(v) = RECENT.with_borrow(|recent| recent.iter().find(|(r, _)| r == self).map(|(_, v)| v.clone())) {
+            return v;
+        }
+        let v = self.hash_version();
+        RECENT.with_borrow_mut(|recent| {
+            if recent.len() == 16 {
+                recent.remove(0);
+            }
+            recent.push((self.clone(), v.clone()));
+        });
+        v
+    }
+
+    fn hash_version(&self) -> String {
+        // The encoding goes straight into the hash: building the text first cost more than
+        // hashing it.
         struct Hashing(Sha256);
         impl std::fmt::Write for Hashing {
             fn write_str(&mut self, s: &str) -> std::fmt::Result {

@@ -125,6 +125,8 @@ fn the_version_is_pinned() {
     );
     assert_eq!(rules.version_hash(), "b6ece01fdc08cb88");
     assert_eq!(rules.version_hash().len(), 16);
+    // The second call is remembered, and says the same.
+    assert_eq!(rules.hash_version(), "b6ece01fdc08cb88");
 }
 
 #[test]
@@ -152,6 +154,7 @@ fn the_version_changes_with_any_field() {
     ];
     let mut seen = std::collections::HashSet::from([base.version_hash()]);
     for (i, changed) in changes.iter().enumerate() {
+        assert_eq!(changed.version_hash(), changed.hash_version(), "change {i}: the remembered version is the hash");
         assert!(seen.insert(changed.version_hash()), "change {i} kept a version: {changed:?}");
     }
 }
