@@ -6,10 +6,15 @@
 
 use std::sync::LazyLock;
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::row::{account, bytes, currency, decode, sorted, COLUMNS};
 use super::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
+use crate::core::commission::PeriodState;
+use crate::core::lifecycle::sqlite::write_period;
+use crate::core::lifecycle::PeriodRef;
 
 /// Uniqueness of ids, of a pending's resolution and of a commission's posting is enforced by the
 /// schema too, so a bug above cannot store a duplicate. The triggers refuse any change to a
@@ -73,6 +78,10 @@ pub fn migrate(conn: &Connection) -> Result<(), LedgerError> {
 pub struct SqliteLedger<'c> {
     conn: &'c Connection,
     deferred: Option<Deferred>,
+    /// In grouped mode, the partners' period states (`commission_periods`) this group read or
+    /// changed, and whether changed: the lifecycle (`lifecycle::sqlite`, which runs in this
+    /// transaction) reads and writes them here, and `flush` stores the changed ones.
+    periods: Option<HashMap<PeriodRef, (PeriodState, bool)>>,
 }
 
 impl<'c> SqliteLedger<'c> {
@@ -82,17 +91,23 @@ impl<'c> SqliteLedger<'c> {
         if conn.is_autocommit() {
             return Err(LedgerError::Storage("the SQLite ledger needs an open transaction".into()));
         }
-        Ok(SqliteLedger { conn, deferred: None })
+        Ok(SqliteLedger { conn, deferred: None, periods: None })
     }
 
-    /// Wraps an open transaction for a group of jobs: the head and the balances are written by
-    /// `flush`, which the caller runs before it commits (or releases a job's savepoint). After
+    /// Wraps an open transaction for a group of jobs: the head, the balances and the partners'
+    /// period states are written by `flush`, which the caller runs before it commits (or releases a job's savepoint). After
     /// a rollback to a savepoint, `forget` drops what the rolled-back part deferred.
     pub fn grouped(conn: &'c Connection) -> Result<SqliteLedger<'c>, LedgerError> {
-        Ok(SqliteLedger { deferred: Some(Deferred::default()), ..SqliteLedger::new(conn)? })
+        Ok(SqliteLedger { deferred: Some(Deferred::default()), periods: Some(HashMap::new()), ..SqliteLedger::new(conn)? })
     }
 
-    /// Writes what grouped mode deferred: the head, then each balance touched, in account order.
+    /// The group's period states, in grouped mode.
+    pub(crate) fn periods(&mut self) -> Option<&mut HashMap<PeriodRef, (PeriodState, bool)>> {
+        self.periods.as_mut()
+    }
+
+    /// Writes what grouped mode deferred: the head, each balance touched (in account order), and
+    /// each period state changed.
     pub fn flush(&mut self) -> Result<(), LedgerError> {
         let Some(d) = &mut self.deferred else { return Ok(()) };
         let f = d.take();
@@ -102,6 +117,12 @@ impl<'c> SqliteLedger<'c> {
         for (key, delta) in &f.balances {
             write_balance(self.conn, key, delta)?;
         }
+        if let Some(periods) = &mut self.periods {
+            for (key, (state, changed)) in periods.iter_mut().filter(|(_, (_, changed))| *changed) {
+                write_period(self.conn, key, state).map_err(|e| LedgerError::Storage(e.to_string()))?;
+                *changed = false;
+            }
+        }
         Ok(())
     }
 
@@ -109,6 +130,9 @@ impl<'c> SqliteLedger<'c> {
     pub fn forget(&mut self) {
         if let Some(d) = &mut self.deferred {
             d.forget();
+        }
+        if let Some(periods) = &mut self.periods {
+            periods.clear();
         }
     }
 

@@ -127,6 +127,59 @@ pub fn commissions_of(conn: &Connection, conversion: &ConversionRef<'_>) -> rusq
     rows.collect()
 }
 
+fn read_period(conn: &Connection, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT volume_minor, conversions, commission_minor, bonuses_paid FROM commission_periods
+             WHERE program = ?1 AND partner = ?2 AND currency = ?3 AND period = ?4",
+        )
+        .map_err(storage)?;
+    let s = st
+        .query_row(params![k.program, k.partner, currency_str(&k.currency), k.label], |r| {
+            Ok(PeriodState {
+                volume_minor: r.get(0)?,
+                conversions: r.get::<_, i64>(1)? as u64,
+                commission_minor: r.get(2)?,
+                bonuses_paid: r.get::<_, i64>(3)? as u32,
+            })
+        })
+        .optional()
+        .map_err(storage)?;
+    Ok(s.unwrap_or_default())
+}
+
+/// Stores a partner's period state: an update, and an insert only for a new period (see
+/// `add_to_balance`). Grouped mode calls it from `SqliteLedger::flush`.
+pub(crate) fn write_period(conn: &Connection, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
+    let mut st = conn
+        .prepare_cached(
+            "UPDATE commission_periods SET volume_minor = ?5, conversions = ?6, commission_minor = ?7, bonuses_paid = ?8
+             WHERE program = ?1 AND partner = ?2 AND currency = ?3 AND period = ?4",
+        )
+        .map_err(storage)?;
+    let currency = currency_str(&k.currency);
+    let p = params![
+        k.program,
+        k.partner,
+        currency,
+        k.label,
+        s.volume_minor,
+        s.conversions as i64,
+        s.commission_minor,
+        i64::from(s.bonuses_paid)
+    ];
+    if st.execute(p).map_err(storage)? == 0 {
+        let mut st = conn
+            .prepare_cached(
+                "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(storage)?;
+        st.execute(p).map_err(storage)?;
+    }
+    Ok(())
+}
+
 fn storage(e: rusqlite::Error) -> LifecycleError {
     LifecycleError::Storage(e.to_string())
 }
@@ -200,58 +253,24 @@ impl CommissionTx for SqliteLedger<'_> {
     }
 
     fn period_state(&mut self, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
-        let mut st = self
-            .conn()
-            .prepare_cached(
-                "SELECT volume_minor, conversions, commission_minor, bonuses_paid FROM commission_periods
-                 WHERE program = ?1 AND partner = ?2 AND currency = ?3 AND period = ?4",
-            )
-            .map_err(storage)?;
-        let s = st
-            .query_row(params![k.program, k.partner, currency_str(&k.currency), k.label], |r| {
-                Ok(PeriodState {
-                    volume_minor: r.get(0)?,
-                    conversions: r.get::<_, i64>(1)? as u64,
-                    commission_minor: r.get(2)?,
-                    bonuses_paid: r.get::<_, i64>(3)? as u32,
-                })
-            })
-            .optional()
-            .map_err(storage)?;
-        Ok(s.unwrap_or_default())
+        if let Some(s) = self.periods().and_then(|periods| periods.get(k)) {
+            return Ok(s.0);
+        }
+        let s = read_period(self.conn(), k)?;
+        if let Some(periods) = self.periods() {
+            periods.insert(k.clone(), (s, false));
+        }
+        Ok(s)
     }
 
     fn put_period_state(&mut self, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
-        // An update, and an insert only for a new period (see `add_to_balance`).
-        let mut st = self
-            .conn()
-            .prepare_cached(
-                "UPDATE commission_periods SET volume_minor = ?5, conversions = ?6, commission_minor = ?7, bonuses_paid = ?8
-                 WHERE program = ?1 AND partner = ?2 AND currency = ?3 AND period = ?4",
-            )
-            .map_err(storage)?;
-        let currency = currency_str(&k.currency);
-        let p = params![
-            k.program,
-            k.partner,
-            currency,
-            k.label,
-            s.volume_minor,
-            s.conversions as i64,
-            s.commission_minor,
-            i64::from(s.bonuses_paid)
-        ];
-        if st.execute(p).map_err(storage)? == 0 {
-            let mut st = self
-                .conn()
-                .prepare_cached(
-                    "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(storage)?;
-            st.execute(p).map_err(storage)?;
+        match self.periods() {
+            Some(periods) => {
+                periods.insert(k.clone(), (*s, true));
+                Ok(())
+            }
+            None => write_period(self.conn(), k, s),
         }
-        Ok(())
     }
 
     fn put_rule_version(&mut self, version: &str, rules: &RuleSet) -> Result<(), LifecycleError> {
