@@ -4,9 +4,8 @@
 //! `SqliteLedger` borrows an open transaction or savepoint (both deref to `Connection`) and never
 //! commits: the caller does, once per group.
 
-use std::sync::LazyLock;
-
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -95,8 +94,9 @@ impl<'c> SqliteLedger<'c> {
     }
 
     /// Wraps an open transaction for a group of jobs: the head, the balances and the partners'
-    /// period states are written by `flush`, which the caller runs before it commits (or releases a job's savepoint). After
-    /// a rollback to a savepoint, `forget` drops what the rolled-back part deferred.
+    /// period states are written by `flush`, which the caller runs before it commits (or
+    /// releases a job's savepoint). After a rollback to a savepoint, `forget` drops what the
+    /// rolled-back part deferred.
     pub fn grouped(conn: &'c Connection) -> Result<SqliteLedger<'c>, LedgerError> {
         Ok(SqliteLedger { deferred: Some(Deferred::default()), periods: Some(HashMap::new()), ..SqliteLedger::new(conn)? })
     }
