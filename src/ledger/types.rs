@@ -306,6 +306,16 @@ pub struct Balance {
 }
 
 impl Balance {
+    /// This balance plus a delta.
+    pub fn plus(&self, d: &Balance) -> Balance {
+        Balance {
+            debits_pending: self.debits_pending + d.debits_pending,
+            credits_pending: self.credits_pending + d.credits_pending,
+            debits_posted: self.debits_posted + d.debits_posted,
+            credits_posted: self.credits_posted + d.credits_posted,
+        }
+    }
+
     /// The fields by name, in a fixed order, for messages and checks.
     pub fn fields(&self) -> [(&'static str, i64); 4] {
         [

@@ -21,11 +21,18 @@ fn a_rolled_back_savepoint_takes_its_transfers_with_it() {
         }
     }
     tx.commit().unwrap();
-    let report = h.run(|tx| verify(tx)).unwrap_or_else(|e| panic!("verify: {e}"));
+    let report = kept_a_and_c(&mut h);
     assert_eq!((report.transfers, report.currencies[0].posted_minor), (2, 20));
+}
+
+/// Verifies the store and checks that the kept jobs `a` and `c` are the chain, in order;
+/// returns the report.
+fn kept_a_and_c(h: &mut Sqlite) -> VerifyReport {
+    let report = h.run(|tx| verify(tx)).unwrap_or_else(|e| panic!("verify: {e}"));
     let stored = h.run(|tx| tx.transfers_after(0, 10).unwrap());
     let causes: Vec<_> = stored.iter().map(|t| (t.seq, t.transfer.cause.as_str())).collect();
     assert_eq!(causes, [(1, "job:a"), (2, "job:c")], "the chain continues from the last kept transfer");
+    report
 }
 
 /// The writer's grouped mode with a savepoint per job: the rolled-back job's deferred head and
@@ -54,13 +61,10 @@ fn a_rolled_back_savepoint_in_grouped_mode_forgets_what_it_deferred() {
     ledger.flush().unwrap();
     drop(ledger);
     tx.commit().unwrap();
-    let report = h.run(|tx| verify(tx)).unwrap_or_else(|e| panic!("verify: {e}"));
+    let report = kept_a_and_c(&mut h);
     assert_eq!((report.transfers, report.head_seq, report.currencies[0].posted_minor), (2, 2, 20));
     let balance = h.run(|tx| tx.balance(&super::payable("alice")).unwrap());
     assert_eq!(balance, super::bal(0, 0, 0, 20), "each kept job's delta written once, the rolled-back ones' never");
-    let stored = h.run(|tx| tx.transfers_after(0, 10).unwrap());
-    let causes: Vec<_> = stored.iter().map(|t| (t.seq, t.transfer.cause.as_str())).collect();
-    assert_eq!(causes, [(1, "job:a"), (2, "job:c")], "the chain continues from the last kept transfer");
 }
 
 /// Without a flush, a grouped transaction's head and balances are not written: the commit
