@@ -4,7 +4,6 @@
 //! follow); `account=kind:owner:CUR`, `commission_id` and `cause_prefix` filter it. Every
 //! entry shows the hashes, so a client can check the chain's links itself.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use hyper::StatusCode;
@@ -16,10 +15,7 @@ use crate::core::conversions::view::{rfc3339, LedgerFilter};
 use crate::ledger::{currency_str, parse_currency, AccountKey, AccountKind, StoredTransfer, CAUSE_LEN_MAX, NAME_LEN_MAX};
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(bytes)
 }
 
 /// `kind:owner:CUR`, as entries show accounts.

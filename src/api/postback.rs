@@ -45,7 +45,7 @@ pub fn canonical(params: &[(String, String)]) -> String {
 pub fn sign(secret: &[u8], params: &[(String, String)]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(canonical(params).as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
 pub async fn handle(state: &Arc<ApiState>, query: &str) -> ApiResult {

@@ -253,11 +253,11 @@ impl LedgerTx for PgLedger<'_, '_> {
         Ok(head)
     }
 
-    fn insert_transfer(&mut self, t: &StoredTransfer) -> Result<(), LedgerError> {
+    fn insert_transfer(&mut self, t: &StoredTransfer) -> Result<bool, LedgerError> {
         let r = &t.transfer;
         let sql =
-            format!("INSERT INTO ledger_transfers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)");
-        self.execute(
+            format!("INSERT INTO ledger_transfers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING");
+        let inserted = self.execute(
             &sql,
             &[
                 &(t.seq as i64),
@@ -277,11 +277,14 @@ impl LedgerTx for PgLedger<'_, '_> {
                 &&t.hash[..],
             ],
         )?;
+        if inserted == 0 {
+            return Ok(false);
+        }
         match self.deferred.as_deref_mut() {
             Some(d) => d.move_head(t.seq, t.hash),
             None => self.write_head(t.seq, &t.hash)?,
         }
-        Ok(())
+        Ok(true)
     }
 
     fn add_to_balance(&mut self, key: &AccountKey, d: &Balance) -> Result<(), LedgerError> {

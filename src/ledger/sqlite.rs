@@ -4,7 +4,7 @@
 //! `SqliteLedger` borrows an open transaction or savepoint (both deref to `Connection`) and never
 //! commits: the caller does, once per group.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::row::{account, bytes, currency, decode, sorted, COLUMNS};
 use super::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
 use crate::core::commission::PeriodState;
+use crate::core::conversions::store::PartnerDay;
 use crate::core::lifecycle::sqlite::write_period;
 use crate::core::lifecycle::PeriodRef;
 
@@ -73,14 +74,26 @@ pub fn migrate(conn: &Connection) -> Result<(), LedgerError> {
 }
 
 /// One open SQLite transaction (or savepoint) of the ledger. In grouped mode (`grouped`), the
-/// head and balance writes wait for `flush` (see `Deferred`).
+/// head and balance writes wait for `flush` (see `Deferred`), and so do some of the tables that
+/// commit with the ledger (`GroupState`).
 pub struct SqliteLedger<'c> {
     conn: &'c Connection,
     deferred: Option<Deferred>,
-    /// In grouped mode, the partners' period states (`commission_periods`) this group read or
-    /// changed, and whether changed: the lifecycle (`lifecycle::sqlite`, which runs in this
-    /// transaction) reads and writes them here, and `flush` stores the changed ones.
-    periods: Option<HashMap<PeriodRef, (PeriodState, bool)>>,
+    group: Option<GroupState>,
+}
+
+/// What grouped mode keeps of the tables that commit with the ledger's, which the lifecycle
+/// (`lifecycle::sqlite`) and the conversion jobs (`conversions::sqlite`) running in this
+/// transaction read and write here; `flush` stores it.
+#[derive(Default)]
+pub(crate) struct GroupState {
+    /// The partners' period states (`commission_periods`) the group read or changed, and
+    /// whether changed.
+    pub periods: HashMap<PeriodRef, (PeriodState, bool)>,
+    /// What the group added to each (partner, day, currency) of `partner_days`, summed.
+    pub days: BTreeMap<(String, i64, String), PartnerDay>,
+    /// Rule versions known to be in `commission_rules`.
+    pub rule_versions: HashSet<String>,
 }
 
 impl<'c> SqliteLedger<'c> {
@@ -90,24 +103,24 @@ impl<'c> SqliteLedger<'c> {
         if conn.is_autocommit() {
             return Err(LedgerError::Storage("the SQLite ledger needs an open transaction".into()));
         }
-        Ok(SqliteLedger { conn, deferred: None, periods: None })
+        Ok(SqliteLedger { conn, deferred: None, group: None })
     }
 
-    /// Wraps an open transaction for a group of jobs: the head, the balances and the partners'
-    /// period states are written by `flush`, which the caller runs before it commits (or
-    /// releases a job's savepoint). After a rollback to a savepoint, `forget` drops what the
-    /// rolled-back part deferred.
+    /// Wraps an open transaction for a group of jobs: the head, the balances, the partners'
+    /// period states and their days are written by `flush`, which the caller runs before it
+    /// commits (or releases a job's savepoint). After a rollback to a savepoint, `forget` drops
+    /// what the rolled-back part deferred.
     pub fn grouped(conn: &'c Connection) -> Result<SqliteLedger<'c>, LedgerError> {
-        Ok(SqliteLedger { deferred: Some(Deferred::default()), periods: Some(HashMap::new()), ..SqliteLedger::new(conn)? })
+        Ok(SqliteLedger { deferred: Some(Deferred::default()), group: Some(GroupState::default()), ..SqliteLedger::new(conn)? })
     }
 
-    /// The group's period states, in grouped mode.
-    pub(crate) fn periods(&mut self) -> Option<&mut HashMap<PeriodRef, (PeriodState, bool)>> {
-        self.periods.as_mut()
+    /// The group's state of the tables beside the ledger, in grouped mode.
+    pub(crate) fn group(&mut self) -> Option<&mut GroupState> {
+        self.group.as_mut()
     }
 
-    /// Writes what grouped mode deferred: the head, each balance touched (in account order), and
-    /// each period state changed.
+    /// Writes what grouped mode deferred: the head, each balance touched (in account order),
+    /// each period state changed and each partner day added to.
     pub fn flush(&mut self) -> Result<(), LedgerError> {
         let Some(d) = &mut self.deferred else { return Ok(()) };
         let f = d.take();
@@ -117,10 +130,15 @@ impl<'c> SqliteLedger<'c> {
         for (key, delta) in &f.balances {
             write_balance(self.conn, key, delta)?;
         }
-        if let Some(periods) = &mut self.periods {
-            for (key, (state, changed)) in periods.iter_mut().filter(|(_, (_, changed))| *changed) {
-                write_period(self.conn, key, state).map_err(|e| LedgerError::Storage(e.to_string()))?;
+        if let Some(g) = &mut self.group {
+            let storage = |e: String| LedgerError::Storage(e);
+            for (key, (state, changed)) in g.periods.iter_mut().filter(|(_, (_, changed))| *changed) {
+                write_period(self.conn, key, state).map_err(|e| storage(e.to_string()))?;
                 *changed = false;
+            }
+            for ((partner, day, currency), d) in std::mem::take(&mut g.days) {
+                crate::core::conversions::sqlite::write_partner_day(self.conn, &partner, day, &currency, d)
+                    .map_err(|e| storage(e.to_string()))?;
             }
         }
         Ok(())
@@ -131,8 +149,8 @@ impl<'c> SqliteLedger<'c> {
         if let Some(d) = &mut self.deferred {
             d.forget();
         }
-        if let Some(periods) = &mut self.periods {
-            periods.clear();
+        if let Some(g) = &mut self.group {
+            *g = GroupState::default();
         }
     }
 
@@ -202,13 +220,16 @@ impl LedgerTx for SqliteLedger<'_> {
         Ok(head)
     }
 
-    fn insert_transfer(&mut self, t: &StoredTransfer) -> Result<(), LedgerError> {
+    fn insert_transfer(&mut self, t: &StoredTransfer) -> Result<bool, LedgerError> {
         let r = &t.transfer;
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!("INSERT INTO ledger_transfers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
+            format!(
+                "INSERT INTO ledger_transfers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT (id) DO NOTHING"
+            )
         });
         let mut st = self.conn.prepare_cached(&SQL)?;
-        st.execute(params![
+        let inserted = st.execute(params![
             t.seq as i64,
             &r.id.0[..],
             r.cause,
@@ -225,11 +246,14 @@ impl LedgerTx for SqliteLedger<'_> {
             &t.prev_hash[..],
             &t.hash[..],
         ])?;
+        if inserted == 0 {
+            return Ok(false);
+        }
         match &mut self.deferred {
             Some(d) => d.move_head(t.seq, t.hash),
             None => write_head(self.conn, t.seq, &t.hash)?,
         }
-        Ok(())
+        Ok(true)
     }
 
     fn add_to_balance(&mut self, key: &AccountKey, d: &Balance) -> Result<(), LedgerError> {

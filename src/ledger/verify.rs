@@ -34,7 +34,7 @@ pub struct VerifyReport {
 impl fmt::Display for VerifyReport {
     /// One line per currency after a summary, for `clickgate ledger verify`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let head: String = self.head_hash.iter().map(|b| format!("{b:02x}")).collect();
+        let head = hex::encode(self.head_hash);
         write!(
             f,
             "ledger clean: {} transfers, {} accounts, {} pending open, head seq {} hash {head}",

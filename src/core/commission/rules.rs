@@ -1,7 +1,5 @@
 //! Rule validation and the rule version.
 
-use std::fmt::Write as _;
-
 use sha2::{Digest, Sha256};
 
 use super::{Metric, ProgramRules, RuleError, RuleSet, BONUSES_MAX, BPS_ONE, LOCK_DAYS_MAX, OVERRIDES_MAX, RULE_AMOUNT_MAX, TIERS_MAX};
@@ -112,11 +110,7 @@ impl RuleSet {
         let mut h = Hashing(Sha256::new());
         let _ = self.write_canonical(&mut h);
         let digest = h.0.finalize();
-        let mut hex = String::with_capacity(16);
-        for byte in &digest[..8] {
-            let _ = write!(hex, "{byte:02x}");
-        }
-        hex
+        hex::encode(&digest[..8])
     }
 
     /// One line per field, in a fixed order, lists comma-separated.

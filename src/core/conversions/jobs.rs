@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::store::{ConversionTx, NewRow, PartnerDay, StoredConversion};
-use super::{view, Answer, Attributor, ConversionError, Fingerprinted, Job, Op, Reply, Status, Transition};
+use super::{view, Answer, Attributed, ConversionError, Fingerprinted, Job, Op, Reply, Status, Transition};
 use crate::core::attribution::engine::Method;
 use crate::core::lifecycle::{self, ConversionRef, Refunded, Sale};
 use crate::ledger::parse_currency;
@@ -14,12 +14,7 @@ use crate::metrics::AttributionOutcome;
 
 /// One job inside the group's transaction. A new conversion's first answer is left to render
 /// (`Reply::First`) unless an `Idempotency-Key` keeps it, which needs it now.
-pub(super) fn process<T: ConversionTx>(
-    tx: &mut T,
-    attributor: &dyn Attributor,
-    job: &Job,
-    outcomes: &mut Vec<AttributionOutcome>,
-) -> Result<Reply, ConversionError> {
+pub(super) fn process<T: ConversionTx>(tx: &mut T, job: &Job, outcomes: &mut Vec<AttributionOutcome>) -> Result<Reply, ConversionError> {
     if let Some(k) = &job.key {
         if let Some((hash, status, body)) = tx.stored_answer(&k.key)? {
             if hash != k.request_hash {
@@ -29,7 +24,10 @@ pub(super) fn process<T: ConversionTx>(
         }
     }
     let reply = match &job.op {
-        Op::Record(c) => record(tx, attributor, c, job.now_ms, outcomes)?,
+        Op::Record(c) => {
+            let attributed = job.attributed.as_deref().expect("a conversion to record is attributed when it is queued");
+            record(tx, c, attributed, job.now_ms, outcomes)?
+        }
         Op::Transition { id, transition } => Reply::Done(transition_op(tx, id, *transition, job.now_ms)?),
         Op::Approve { limit } => Reply::Done(approve(tx, *limit, job.now_ms)?),
         Op::Pay { partner, currency, payout_id, limit } => Reply::Done(pay(tx, partner, currency, payout_id, *limit, job.now_ms)?),
@@ -48,14 +46,39 @@ pub(super) fn process<T: ConversionTx>(
 
 fn record<T: ConversionTx>(
     tx: &mut T,
-    attributor: &dyn Attributor,
     f: &Fingerprinted,
+    attributed: &Attributed,
     now_ms: u64,
     outcomes: &mut Vec<AttributionOutcome>,
 ) -> Result<Reply, ConversionError> {
     let (c, fingerprint) = (f.conversion(), f.fingerprint());
-    let id = c.id();
-    if let Some((fp, first)) = tx.recorded(&id)? {
+    let id = f.id().to_string();
+    let attribution = &attributed.attribution;
+    // Checked before anything is written: an error that is not a storage error keeps what the
+    // job wrote.
+    let currency = if attribution.shares.is_empty() {
+        None
+    } else {
+        Some(
+            parse_currency(&c.currency)
+                .ok_or_else(|| ConversionError::Invalid { field: "currency", why: format!("{:?} is not an ISO 4217 code", c.currency) })?,
+        )
+    };
+    // The row first: its key finds a retry, so a new conversion costs no look-up before it.
+    let day = day_of(c.occurred_at_ms);
+    let inserted = tx.insert_conversion(&NewRow {
+        id: &id,
+        conversion: c,
+        fingerprint,
+        received_at_ms: now_ms,
+        day,
+        method: attribution.method.as_str(),
+        attribution: &attributed.json,
+    })?;
+    if !inserted {
+        let Some((fp, first)) = tx.recorded(&id)? else {
+            return Err(ConversionError::NotStored(format!("conversion {id} conflicted on insert but cannot be read")));
+        };
         if fp != *fingerprint {
             return Err(ConversionError::Conflict(format!(
                 "order_id {:?} is already recorded for program {:?} (conversion {id}) with different fields",
@@ -66,40 +89,24 @@ fn record<T: ConversionTx>(
         let body = if first.is_empty() { view::render_first(tx, &id)?.unwrap_or_default() } else { first };
         return Ok(Reply::Done(Answer { status: 201, body, replayed: true }));
     }
-    let attribution = attributor.attribute(c);
     outcomes.push(match attribution.method {
         Method::ClickId => AttributionOutcome::ClickId,
         Method::Visitor => AttributionOutcome::Visitor,
         Method::Coupon => AttributionOutcome::Coupon,
         Method::None => AttributionOutcome::Unattributed,
     });
-    let attribution_json = serde_json::to_string(&attribution).expect("attribution serialises");
-    // The commissions first: they need nothing of the conversion's rows, and the first answer
-    // is then built from what this job wrote instead of read back.
+    // The first answer is built from what this job wrote instead of read back.
     let mut commissions = Vec::new();
-    if !attribution.shares.is_empty() {
-        let currency = parse_currency(&c.currency)
-            .ok_or_else(|| ConversionError::Invalid { field: "currency", why: format!("{:?} is not an ISO 4217 code", c.currency) })?;
+    if let Some(currency) = currency {
         let sale =
             Sale { conversion_id: &id, program: &c.program, currency, amount_minor: c.amount_minor, occurred_at_ms: c.occurred_at_ms };
-        let rules = attributor.commission_rules(&c.program);
-        commissions = lifecycle::accrue(tx, &sale, &attribution.shares, &rules, now_ms)?;
+        commissions = lifecycle::accrue(tx, &sale, &attribution.shares, &attributed.rules, now_ms)?;
     }
-    let day = day_of(c.occurred_at_ms);
-    tx.insert_conversion(&NewRow {
-        id: &id,
-        conversion: c,
-        fingerprint,
-        received_at_ms: now_ms,
-        day,
-        method: attribution.method.as_str(),
-        attribution: &attribution_json,
-    })?;
     for s in &attribution.shares {
         let d = PartnerDay { conversions: 1, revenue_minor: s.amount_minor, ..PartnerDay::default() };
         tx.add_partner_day(&s.partner, day, &c.currency, d)?;
     }
-    Ok(Reply::First(Box::new(view::First { id, conversion: f.shared(), attribution_json, commissions, now_ms })))
+    Ok(Reply::First(Box::new(view::First { id, conversion: f.shared(), attribution_json: attributed.json.clone(), commissions, now_ms })))
 }
 
 /// Days since the Unix epoch (UTC) of a time in milliseconds: a conversion's `day`.

@@ -264,12 +264,17 @@ impl ConversionTx for PgLedger<'_, '_> {
         row.map(|r| Ok((get(&r, 0)?, String::new()))).transpose()
     }
 
-    fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<(), ConversionError> {
+    fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError> {
+        // The ledger head's lock first, where every job takes it first: two writers racing on
+        // one order would otherwise each hold what the other waits for (the order's key, the
+        // head). Held to the commit, so a group pays its round trip once.
+        crate::ledger::LedgerTx::head(self).map_err(LifecycleError::from)?;
         let c = row.conversion;
-        self.execute(
+        let inserted = self.execute(
             "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
                  visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'pending', 0)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'pending', 0)
+             ON CONFLICT (id) DO NOTHING",
             &[
                 &row.id,
                 &c.program,
@@ -289,7 +294,7 @@ impl ConversionTx for PgLedger<'_, '_> {
                 &row.attribution,
             ],
         )?;
-        Ok(())
+        Ok(inserted == 1)
     }
 
     fn add_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError> {

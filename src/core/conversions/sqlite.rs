@@ -93,13 +93,17 @@ impl ConversionTx for SqliteLedger<'_> {
         Ok(found)
     }
 
-    fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<(), ConversionError> {
+    fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError> {
         let c = row.conversion;
-        self.conn()
+        // The conflict target's index is checked first, so a store file made before, with its
+        // unique (program, order id) too, also comes back with nothing inserted.
+        let inserted = self
+            .conn()
             .prepare_cached(
                 "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
                      visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor, first_answer)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0, '')",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0, '')
+                 ON CONFLICT (id) DO NOTHING",
             )?
             .execute(params![
                 row.id,
@@ -119,19 +123,21 @@ impl ConversionTx for SqliteLedger<'_> {
                 row.method,
                 row.attribution,
             ])?;
-        Ok(())
+        Ok(inserted == 1)
     }
 
     fn add_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (day, partner, currency) DO UPDATE SET conversions = conversions + excluded.conversions,
-                    revenue_minor = revenue_minor + excluded.revenue_minor, refunded_minor = refunded_minor + excluded.refunded_minor,
-                    cancelled = cancelled + excluded.cancelled",
-            )?
-            .execute(params![partner, day, currency, d.conversions, d.revenue_minor, d.refunded_minor, d.cancelled])?;
+        match self.group() {
+            // Summed over the group and written once per row by the flush.
+            Some(g) => {
+                let sum = g.days.entry((partner.to_string(), day, currency.to_string())).or_default();
+                sum.conversions += d.conversions;
+                sum.revenue_minor += d.revenue_minor;
+                sum.refunded_minor += d.refunded_minor;
+                sum.cancelled += d.cancelled;
+            }
+            None => write_partner_day(self.conn(), partner, day, currency, d)?,
+        }
         Ok(())
     }
 
@@ -176,4 +182,23 @@ impl ConversionTx for SqliteLedger<'_> {
             .execute(params![id, kind, amount_minor, at_ms as i64])?;
         Ok(())
     }
+}
+
+/// Adds `d` to a row of `partner_days`, creating it.
+pub(crate) fn write_partner_day(
+    conn: &rusqlite::Connection,
+    partner: &str,
+    day: i64,
+    currency: &str,
+    d: PartnerDay,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (day, partner, currency) DO UPDATE SET conversions = conversions + excluded.conversions,
+            revenue_minor = revenue_minor + excluded.revenue_minor, refunded_minor = refunded_minor + excluded.refunded_minor,
+            cancelled = cancelled + excluded.cancelled",
+    )?
+    .execute(params![partner, day, currency, d.conversions, d.revenue_minor, d.refunded_minor, d.cancelled])?;
+    Ok(())
 }

@@ -86,7 +86,9 @@ pub trait ConversionTx: CommissionTx + ViewSource {
     /// A recorded conversion's fingerprint and its kept first answer (empty unless a store
     /// file made before kept one).
     fn recorded(&mut self, id: &str) -> Result<Option<(Vec<u8>, String)>, ConversionError>;
-    fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<(), ConversionError>;
+    /// Inserts a new conversion's row; `false`, writing nothing, when its id is already
+    /// recorded (a retry, or the same order with other fields: `recorded` tells which).
+    fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError>;
     /// Adds `d` to a partner's day in a currency.
     fn add_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError>;
     /// A conversion as a transition reads it; locked until the commit where that means

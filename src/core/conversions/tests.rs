@@ -388,21 +388,27 @@ fn partner_day_rows(reader: &ConversionReader) -> BTreeMap<(String, u32, String)
     out
 }
 
-/// `partner_days`, which the writer keeps up to date, is what summing each credited
-/// conversion's share gives (the report's query over one row per share, before): through
-/// records, cancels, partial and full refunds, zero amounts, several days and currencies. A
-/// file made before, with one row per share, is folded into the same rows when opened.
+/// `partner_days`, which the writer keeps up to date (summed per group on SQLite), is what
+/// summing each credited conversion's share gives (the report's query over one row per share,
+/// before): through records, cancels, partial and full refunds, zero amounts, several days and
+/// currencies. A file made before, with one row per share, is folded into the same rows when
+/// opened.
 fn partner_days_add_up_every_credited_share(b: Backend) {
     let c = b.start_with(Box::new(Split(Arc::default())), 16);
     let mut rng = fastrand::Rng::with_seed(7);
     let mut ids = Vec::new();
     rt().block_on(async {
+        // All at once, so groups sum several shares into one row of a partner's day.
+        let mut writes = Vec::new();
         for i in 0..60 {
             let mut n = conv(&format!("o-{i}"), if i % 10 == 0 { 0 } else { rng.i64(1..5000) });
             n.occurred_at_ms += rng.u64(0..3) * 86_400_000;
             n.currency = if rng.bool() { "USD" } else { "EUR" }.into();
             ids.push(n.id());
-            c.write(Op::Record(Fingerprinted::new(n)), None, 1_763_900_000_000).await.unwrap();
+            writes.push(c.write(Op::Record(Fingerprinted::new(n)), None, 1_763_900_000_000));
+        }
+        for w in futures_util::future::join_all(writes).await {
+            w.unwrap();
         }
         for _ in 0..150 {
             let id = ids[rng.usize(..ids.len())].clone();

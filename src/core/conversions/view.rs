@@ -115,7 +115,7 @@ pub(super) fn conversion_json(
 pub(super) struct First {
     pub id: String,
     pub conversion: std::sync::Arc<super::NewConversion>,
-    pub attribution_json: String,
+    pub attribution_json: std::sync::Arc<str>,
     pub commissions: Vec<Commission>,
     pub now_ms: u64,
 }

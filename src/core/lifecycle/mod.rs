@@ -195,7 +195,11 @@ impl ConversionRef<'_> {
     pub fn commission_prefix(&self) -> String {
         let secs = u32::try_from(self.occurred_at_ms / 1000).unwrap_or(u32::MAX);
         let d = Sha256::digest(self.id.as_bytes());
-        format!("cm_{secs:08x}{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
+        let mut s = String::with_capacity(27);
+        s.push_str("cm_");
+        s.push_str(&hex::encode(secs.to_be_bytes()));
+        s.push_str(&hex::encode(&d[..4]));
+        s
     }
 
     /// The bounds, both exclusive, between which every commission id of this conversion lies:
@@ -223,7 +227,7 @@ pub fn commission_id(conversion: &ConversionRef<'_>, partner: &str, item: &str) 
     }
     let d = h.finalize();
     let mut s = conversion.commission_prefix();
-    s.push_str(&format!("{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3]));
+    s.push_str(&hex::encode(&d[..4]));
     s
 }
 

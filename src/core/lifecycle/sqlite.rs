@@ -253,20 +253,20 @@ impl CommissionTx for SqliteLedger<'_> {
     }
 
     fn period_state(&mut self, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
-        if let Some(s) = self.periods().and_then(|periods| periods.get(k)) {
+        if let Some(s) = self.group().and_then(|g| g.periods.get(k)) {
             return Ok(s.0);
         }
         let s = read_period(self.conn(), k)?;
-        if let Some(periods) = self.periods() {
-            periods.insert(k.clone(), (s, false));
+        if let Some(g) = self.group() {
+            g.periods.insert(k.clone(), (s, false));
         }
         Ok(s)
     }
 
     fn put_period_state(&mut self, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
-        match self.periods() {
-            Some(periods) => {
-                periods.insert(k.clone(), (*s, true));
+        match self.group() {
+            Some(g) => {
+                g.periods.insert(k.clone(), (*s, true));
                 Ok(())
             }
             None => write_period(self.conn(), k, s),
@@ -274,13 +274,18 @@ impl CommissionTx for SqliteLedger<'_> {
     }
 
     fn put_rule_version(&mut self, version: &str, rules: &RuleSet) -> Result<(), LifecycleError> {
-        let mut known = self.conn().prepare_cached("SELECT 1 FROM commission_rules WHERE version = ?1").map_err(storage)?;
-        if known.exists([version]).map_err(storage)? {
+        if self.group().is_some_and(|g| g.rule_versions.contains(version)) {
             return Ok(());
         }
-        let json = serde_json::to_string(rules).map_err(|e| LifecycleError::Storage(format!("serializing rules {version}: {e}")))?;
-        let mut st = self.conn().prepare_cached("INSERT INTO commission_rules (version, rules) VALUES (?1, ?2)").map_err(storage)?;
-        st.execute(params![version, json]).map_err(storage)?;
+        let mut known = self.conn().prepare_cached("SELECT 1 FROM commission_rules WHERE version = ?1").map_err(storage)?;
+        if !known.exists([version]).map_err(storage)? {
+            let json = serde_json::to_string(rules).map_err(|e| LifecycleError::Storage(format!("serializing rules {version}: {e}")))?;
+            let mut st = self.conn().prepare_cached("INSERT INTO commission_rules (version, rules) VALUES (?1, ?2)").map_err(storage)?;
+            st.execute(params![version, json]).map_err(storage)?;
+        }
+        if let Some(g) = self.group() {
+            g.rule_versions.insert(version.to_string());
+        }
         Ok(())
     }
 

@@ -97,7 +97,7 @@ fn a_second_resolution_inserted_by_hand_is_named() {
     h.run(|tx| {
         let (seq, prev) = tx.head().unwrap();
         let again = StoredTransfer::chain(seq + 1, prev, post("t6", "t3", 10));
-        tx.insert_transfer(&again).unwrap();
+        assert!(tx.insert_transfer(&again).unwrap(), "a new id is inserted");
         tx.add_to_balance(&again.transfer.debit, &Balance { debits_posted: 10, debits_pending: -300, ..Balance::default() }).unwrap();
         tx.add_to_balance(&again.transfer.credit, &Balance { credits_posted: 10, credits_pending: -300, ..Balance::default() }).unwrap();
     });
