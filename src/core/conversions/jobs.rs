@@ -25,7 +25,10 @@ pub(super) fn process<T: ConversionTx>(tx: &mut T, job: &Job, outcomes: &mut Vec
     }
     let reply = match &job.op {
         Op::Record(c) => {
-            let attributed = job.attributed.as_deref().expect("a conversion to record is attributed when it is queued");
+            // `Conversions::write` attributes every conversion it queues.
+            let Some(attributed) = job.attributed.as_deref() else {
+                return Err(ConversionError::Invalid { field: "job", why: "a conversion reached the writer unattributed".into() });
+            };
             record(tx, c, attributed, job.now_ms, outcomes)?
         }
         Op::Transition { id, transition } => Reply::Done(transition_op(tx, id, *transition, job.now_ms)?),
