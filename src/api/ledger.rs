@@ -14,10 +14,6 @@ use super::{json, read_blocking, ApiResult, ApiState};
 use crate::core::conversions::view::{rfc3339, LedgerFilter};
 use crate::ledger::{currency_str, parse_currency, AccountKey, AccountKind, StoredTransfer, CAUSE_LEN_MAX, NAME_LEN_MAX};
 
-fn hex(bytes: &[u8]) -> String {
-    hex::encode(bytes)
-}
-
 /// `kind:owner:CUR`, as entries show accounts.
 fn parse_account(s: &str) -> Option<AccountKey> {
     let (kind, rest) = s.split_once(':')?;
@@ -39,8 +35,8 @@ fn entry_json(s: &StoredTransfer) -> Value {
         "amount_minor": t.amount_minor,
         "currency": currency_str(&t.currency),
         "at": rfc3339(t.at_ms),
-        "prev_hash": hex(&s.prev_hash),
-        "hash": hex(&s.hash),
+        "prev_hash": hex::encode(s.prev_hash),
+        "hash": hex::encode(s.hash),
     });
     if let Some(c) = &t.commission_id {
         v["commission_id"] = Value::String(c.clone());

@@ -115,26 +115,16 @@ pub fn apply<T: LedgerTx + ?Sized>(tx: &mut T, req: &TransferRequest) -> Result<
     // A pending transfer needs no other look-up, so it is inserted first and its id's key finds
     // a retry: one index probe instead of two. The other kinds look the id up first: a retried
     // post must be found before the checks its first attempt now fails (its pending resolved).
-    if req.kind == TransferKind::Pending {
-        let a = req.amount_minor;
-        let stored = StoredTransfer::chain(seq + 1, prev_hash, req.clone());
-        if tx.insert_transfer(&stored)? {
-            tx.add_to_balance(&req.debit, &Balance { debits_pending: a, ..Balance::default() })?;
-            tx.add_to_balance(&req.credit, &Balance { credits_pending: a, ..Balance::default() })?;
-            return Ok(Applied::Created(stored.seq));
+    if req.kind != TransferKind::Pending {
+        if let Some(applied) = retried(tx, req)? {
+            return Ok(applied);
         }
-    }
-    if let Some(existing) = tx.get_transfer(&id)? {
-        return match existing.transfer.first_difference(req) {
-            None => Ok(Applied::AlreadyExists),
-            Some(field) => Err(LedgerError::Mismatch { id, field }),
-        };
     }
     let a = req.amount_minor;
     let (debit, credit) = match req.kind {
         TransferKind::Single => (Balance { debits_posted: a, ..Balance::default() }, Balance { credits_posted: a, ..Balance::default() }),
         TransferKind::Pending => {
-            return Err(LedgerError::Storage(format!("transfer {id} was refused as stored already but cannot be read")));
+            (Balance { debits_pending: a, ..Balance::default() }, Balance { credits_pending: a, ..Balance::default() })
         }
         TransferKind::Post | TransferKind::Void => {
             let pending = resolvable_pending(tx, req)?;
@@ -153,12 +143,23 @@ pub fn apply<T: LedgerTx + ?Sized>(tx: &mut T, req: &TransferRequest) -> Result<
     }
     let stored = StoredTransfer::chain(seq + 1, prev_hash, req.clone());
     if !tx.insert_transfer(&stored)? {
-        return Err(LedgerError::Storage(format!("transfer {id} was refused as stored already but was not found")));
+        return retried(tx, req)?
+            .ok_or_else(|| LedgerError::Storage(format!("transfer {id} was refused as stored already but cannot be read")));
     }
     tx.add_to_balance(&req.debit, &debit)?;
     tx.add_to_balance(&req.credit, &credit)?;
     debug_assert_eq!(tx.head().ok(), Some((stored.seq, stored.hash)), "the head moves to the transfer appended");
     Ok(Applied::Created(stored.seq))
+}
+
+/// The transfer stored under `req`'s id, if any, as `apply` answers a retry: `AlreadyExists`
+/// when it is `req`, else a `Mismatch` naming the first field that differs.
+fn retried<T: LedgerTx + ?Sized>(tx: &mut T, req: &TransferRequest) -> Result<Option<Applied>, LedgerError> {
+    let Some(existing) = tx.get_transfer(&req.id)? else { return Ok(None) };
+    match existing.transfer.first_difference(req) {
+        None => Ok(Some(Applied::AlreadyExists)),
+        Some(field) => Err(LedgerError::Mismatch { id: req.id, field }),
+    }
 }
 
 /// The pending transfer a `Post` or `Void` resolves, once checked: it exists, is pending, is not

@@ -6,6 +6,7 @@
 //! only bound and executed: one round trip instead of two.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use ::postgres::types::ToSql;
 use ::postgres::{GenericClient, Row, Statement, Transaction};
@@ -255,10 +256,14 @@ impl LedgerTx for PgLedger<'_, '_> {
 
     fn insert_transfer(&mut self, t: &StoredTransfer) -> Result<bool, LedgerError> {
         let r = &t.transfer;
-        let sql =
-            format!("INSERT INTO ledger_transfers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING");
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO ledger_transfers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 ON CONFLICT (id) DO NOTHING"
+            )
+        });
         let inserted = self.execute(
-            &sql,
+            &SQL,
             &[
                 &(t.seq as i64),
                 &&r.id.0[..],

@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::row::{account, bytes, currency, decode, sorted, COLUMNS};
 use super::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
 use crate::core::commission::PeriodState;
+use crate::core::conversions::sqlite::write_partner_day;
 use crate::core::conversions::store::PartnerDay;
 use crate::core::lifecycle::sqlite::write_period;
 use crate::core::lifecycle::PeriodRef;
@@ -131,14 +132,12 @@ impl<'c> SqliteLedger<'c> {
             write_balance(self.conn, key, delta)?;
         }
         if let Some(g) = &mut self.group {
-            let storage = |e: String| LedgerError::Storage(e);
             for (key, (state, changed)) in g.periods.iter_mut().filter(|(_, (_, changed))| *changed) {
-                write_period(self.conn, key, state).map_err(|e| storage(e.to_string()))?;
+                write_period(self.conn, key, state).map_err(|e| LedgerError::Storage(e.to_string()))?;
                 *changed = false;
             }
             for ((partner, day, currency), d) in std::mem::take(&mut g.days) {
-                crate::core::conversions::sqlite::write_partner_day(self.conn, &partner, day, &currency, d)
-                    .map_err(|e| storage(e.to_string()))?;
+                write_partner_day(self.conn, &partner, day, &currency, d)?;
             }
         }
         Ok(())

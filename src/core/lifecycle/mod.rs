@@ -195,10 +195,12 @@ impl ConversionRef<'_> {
     pub fn commission_prefix(&self) -> String {
         let secs = u32::try_from(self.occurred_at_ms / 1000).unwrap_or(u32::MAX);
         let d = Sha256::digest(self.id.as_bytes());
+        let mut raw = [0; 8];
+        raw[..4].copy_from_slice(&secs.to_be_bytes());
+        raw[4..].copy_from_slice(&d[..4]);
         let mut s = String::with_capacity(27);
         s.push_str("cm_");
-        s.push_str(&hex::encode(secs.to_be_bytes()));
-        s.push_str(&hex::encode(&d[..4]));
+        s.push_str(&hex::encode(raw));
         s
     }
 

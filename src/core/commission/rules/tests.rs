@@ -125,7 +125,7 @@ fn the_version_is_pinned() {
     );
     assert_eq!(rules.version_hash(), "b6ece01fdc08cb88");
     assert_eq!(rules.version_hash().len(), 16);
-    // The second call is remembered, and says the same.
+    // The hash itself, not the copy remembered by the first call, says the same.
     assert_eq!(rules.hash_version(), "b6ece01fdc08cb88");
 }
 
