@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clickgate::config::Api;
-use clickgate::core::conversions::{Conversions, Fingerprinted, NewConversion, Op, WriterConfig};
+use clickgate::conversions::{Conversions, Fingerprinted, NewConversion, Op, WriterConfig};
 use clickgate::ledger::{self, currency_str, SqliteLedger};
 use clickgate::store::Store;
 use rusqlite::{params, Connection};

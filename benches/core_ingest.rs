@@ -27,11 +27,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clickgate::config::Core;
-use clickgate::core::index::{ClickIndex, RECORD_BYTES};
-use clickgate::core::ingest::Ingest;
 use clickgate::edge::checks::{Reason, Reasons, Verdict};
 use clickgate::edge::click_id::{ClickId, ClickSigner, VisitorId};
 use clickgate::events::ClickEvent;
+use clickgate::index::{ClickIndex, RECORD_BYTES};
+use clickgate::ingest::Ingest;
 use clickgate::store::Channel;
 
 /// Unix ms the simulated clock starts at (2025-11-22).

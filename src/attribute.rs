@@ -33,7 +33,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::core::attribution::{models, Model};
+use crate::attribution::{models, Model};
 
 /// The longest input line read, in bytes; a longer line is refused and skipped.
 pub const LINE_BYTES_MAX: usize = 1 << 20;

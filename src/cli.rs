@@ -8,9 +8,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{self, Overrides};
+use crate::attribution::{Model, Settings};
 use crate::config::Config;
-use crate::core::attribution::{Model, Settings};
-use crate::core::conversions::offline::StoreAt;
+use crate::conversions::offline::StoreAt;
 use crate::store::{BlockedAction, Channel, NewCoupon, NewLink, NewPartner, NewProgram, Status};
 
 #[derive(Parser)]
@@ -446,8 +446,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ledger(LedgerCmd::Verify) => {
             let check = match store_at(&config, &data_dir)? {
-                StoreAt::Pg(url) => crate::core::conversions::offline::verify_pg(&url)?,
-                StoreAt::File(dir) => crate::core::conversions::offline::verify_file(&dir)?,
+                StoreAt::Pg(url) => crate::conversions::offline::verify_pg(&url)?,
+                StoreAt::File(dir) => crate::conversions::offline::verify_file(&dir)?,
             };
             let mut ok = true;
             match &check.integrity {
@@ -468,11 +468,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Commissions(CommissionsCmd::Approve { now }) => {
             let now_ms = now_arg(now.as_deref())?;
-            let (approved, amount_minor) = crate::core::conversions::offline::approve_all(
-                &store_at(&config, &data_dir)?,
-                now_ms,
-                config.commission.approve_batch_len_max,
-            )?;
+            let (approved, amount_minor) =
+                crate::conversions::offline::approve_all(&store_at(&config, &data_dir)?, now_ms, config.commission.approve_batch_len_max)?;
             println!("{}", serde_json::json!({ "approved": approved, "amount_minor": amount_minor }));
             Ok(ExitCode::SUCCESS)
         }
@@ -480,7 +477,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let now_ms = now_arg(now.as_deref())?;
             let limit = config.commission.pay_batch_len_max;
             let answers =
-                crate::core::conversions::offline::pay_all(&store_at(&config, &data_dir)?, &partner, &currency, &payout_id, now_ms, limit)?;
+                crate::conversions::offline::pay_all(&store_at(&config, &data_dir)?, &partner, &currency, &payout_id, now_ms, limit)?;
             print_json(&answers)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -270,6 +270,6 @@ fn lifecycle_postback_and_import(store: Store) {
     assert_eq!(summary["ignored_columns"], serde_json::json!(["sku"]));
     let again = http(s.api, "POST", "/v1/conversions/import?program=demo", &[&auth(), "Content-Type: text/csv"], &csv).json();
     assert_eq!((again["created"].as_u64(), again["replayed"].as_u64()), (Some(0), Some(2)));
-    let m1 = clickgate::core::conversions::conversion_id("demo", "m-1");
+    let m1 = clickgate::conversions::conversion_id("demo", "m-1");
     assert_eq!(http(s.api, "GET", &format!("/v1/conversions/{m1}"), &[&auth()], "").json()["amount_minor"], 1250);
 }

@@ -301,7 +301,7 @@ fn the_core_survives_kill_9_mid_ingest() {
         .collect();
     core.kill9();
     let mut logged = Vec::new();
-    clickgate::core::click_log::SegmentLog::open(&core.data.join("clicks"), u64::MAX, |ev| logged.push(ev.click_id)).unwrap();
+    clickgate::click_log::SegmentLog::open(&core.data.join("clicks"), u64::MAX, |ev| logged.push(ev.click_id)).unwrap();
     let distinct: HashSet<_> = logged.iter().collect();
     assert_eq!(distinct.len(), logged.len(), "no click is in the log twice");
     let want: HashSet<_> = events.iter().map(|e| e.click_id).collect();

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use clickgate::core::commission::RuleSet;
+use clickgate::commission::RuleSet;
 use common::*;
 
 on_both!(
@@ -155,7 +155,7 @@ fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees(st
     assert!(pending.get("next_cursor").is_none(), "{pending}");
     let listed: Vec<&str> = pending["commissions"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(listed, ids, "in creation order");
-    assert_eq!(pending["commissions"][0]["conversion_id"], clickgate::core::conversions::conversion_id("demo", "o-0"));
+    assert_eq!(pending["commissions"][0]["conversion_id"], clickgate::conversions::conversion_id("demo", "o-0"));
 
     // Pages of three: 3 + 3 + 1, each commission once, in creation order (creation time, then
     // the order stored: two commissions of the same millisecond keep the order they were made in).
@@ -193,7 +193,7 @@ fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees(st
     assert_eq!(by_payout.len(), 7);
 
     // A full refund after the payout claws the first commission back: bob owes it.
-    let first = clickgate::core::conversions::conversion_id("demo", "o-0");
+    let first = clickgate::conversions::conversion_id("demo", "o-0");
     let refund = send(&s, "POST", &format!("/v1/conversions/{first}/refund"), Some("rf-1"), "{}");
     assert_eq!(refund.status, 200, "{refund:?}");
     let c = &refund.json()["commissions"][0];

@@ -237,6 +237,6 @@ fn a_full_queue_spills_to_the_spool_and_loses_nothing() {
 /// Every event in the core's click log, after the server stopped.
 fn core_log(s: &Server) -> Vec<clickgate::events::ClickEvent> {
     let mut events = Vec::new();
-    clickgate::core::click_log::SegmentLog::open(&s.data_dir().join("clicks"), u64::MAX, |ev| events.push(ev)).unwrap();
+    clickgate::click_log::SegmentLog::open(&s.data_dir().join("clicks"), u64::MAX, |ev| events.push(ev)).unwrap();
     events
 }

@@ -382,7 +382,7 @@ fn check_store(db: &Path, log: &StreamLog, paid: u64) -> StoreCheck {
         counts.paid += u64::from(ev("paid") > 0);
         // Refunds take back each commission pro rata, cumulatively, rounding down.
         if let Some(conv) = acked.get(c.conversion_id.as_str()) {
-            let want = clickgate::core::commission::prorate(c.amount_minor, conv.refunded_minor(), conv.amount_minor);
+            let want = clickgate::commission::prorate(c.amount_minor, conv.refunded_minor(), conv.amount_minor);
             if c.taken_minor != want {
                 bad(format!(
                     "commission {id}: {} voided or reversed after refunds {:?} of {}, want {want}",

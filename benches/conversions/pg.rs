@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clickgate::config::Api;
-use clickgate::core::conversions::{offline, Conversions, NewConversion, WriterConfig};
+use clickgate::conversions::{offline, Conversions, NewConversion, WriterConfig};
 use clickgate::testing::PgSchema;
 
 use crate::world::World;

@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use clickgate::api::CoreAttributor;
+use clickgate::catalog::{Catalog, SharedCatalog};
 use clickgate::config::{Core, Demo};
-use clickgate::core::catalog::{Catalog, SharedCatalog};
-use clickgate::core::conversions::{NewConversion, Origin};
-use clickgate::core::ingest::Ingest;
+use clickgate::conversions::{NewConversion, Origin};
 use clickgate::edge::checks::{Reason, Reasons, Verdict};
 use clickgate::edge::click_id::{ClickSigner, VisitorId, CLICK_ID_CHARS};
 use clickgate::events::ClickEvent;
+use clickgate::ingest::Ingest;
 use clickgate::store::{Channel, NewCoupon, NewPartner, Store};
 
 /// 2025-01-01T00:00:00Z: the simulated year of clicks starts here.

@@ -218,7 +218,7 @@ pub fn sqlite_reference(dir: &Path, rows: usize, per_commit: usize) -> anyhow::R
             .map(|i| {
                 let order = format!("ref-{i:09}");
                 (
-                    clickgate::core::conversions::conversion_id("shop", &order),
+                    clickgate::conversions::conversion_id("shop", &order),
                     order,
                     format!("{:047x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
                 )

@@ -7,14 +7,14 @@ use hyper::StatusCode;
 use serde_json::json;
 
 use super::{json, ApiError, ApiResult, ApiState};
-use crate::core::attribution::engine::{self, Attribution, Facts, TouchSource};
-use crate::core::catalog::{Catalog, SharedCatalog};
-use crate::core::commission::ProgramRules;
-use crate::core::conversions::view::rfc3339;
-use crate::core::conversions::{Attributor, NewConversion};
-use crate::core::index::IndexedClick;
-use crate::core::ingest::Ingest;
+use crate::attribution::engine::{self, Attribution, Facts, TouchSource};
+use crate::catalog::{Catalog, SharedCatalog};
+use crate::commission::ProgramRules;
+use crate::conversions::view::rfc3339;
+use crate::conversions::{Attributor, NewConversion};
 use crate::edge::click_id::{ClickId, ClickIdError, ClickSigner, VisitorId};
+use crate::index::IndexedClick;
+use crate::ingest::Ingest;
 
 pub fn get(state: &ApiState, id: &str) -> ApiResult {
     // Age does not matter for a lookup; the signature does.

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{json, parse_json, read_blocking, request_hash, ApiError, ApiResult, ApiState};
-use crate::core::conversions::view::{commission_json, CommissionFilter};
-use crate::core::conversions::{IdempotencyKey, Op};
-use crate::core::lifecycle::CommissionStatus;
+use crate::conversions::view::{commission_json, CommissionFilter};
+use crate::conversions::{IdempotencyKey, Op};
+use crate::lifecycle::CommissionStatus;
 use crate::store::currency;
 
 /// A list's page size when `limit` is not given.
@@ -110,7 +110,7 @@ fn decode_cursor(s: &str) -> Option<(i64, i64)> {
 }
 
 /// A read that failed is the server's failure: logged, answered `500`.
-pub(super) fn read_failed(what: &'static str) -> impl FnOnce(crate::core::conversions::ConversionError) -> ApiError {
+pub(super) fn read_failed(what: &'static str) -> impl FnOnce(crate::conversions::ConversionError) -> ApiError {
     move |e| {
         tracing::error!(error = %e, read = what, "an API read failed");
         ApiError::internal(format!("the {what} read failed; retry later"))

@@ -9,7 +9,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 
 use super::{parse_json, raw_json, read_blocking, request_hash, ApiError, ApiResult, ApiState};
-use crate::core::conversions::{Answer, Fingerprinted, IdempotencyKey, NewConversion, Op, Origin, Transition};
+use crate::conversions::{Answer, Fingerprinted, IdempotencyKey, NewConversion, Op, Origin, Transition};
 use crate::edge::click_id::{ClickId, VisitorId};
 use crate::store::currency;
 

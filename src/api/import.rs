@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::conversions::{record, validate, ConversionBody};
 use super::{json, ApiError, ApiResult, ApiState};
-use crate::core::conversions::Origin;
+use crate::conversions::Origin;
 use crate::store::currency;
 
 const KNOWN: [&str; 10] =
@@ -129,12 +129,7 @@ pub async fn handle(state: &Arc<ApiState>, query: &str, body: &Bytes) -> ApiResu
     Ok(json(StatusCode::OK, &summary))
 }
 
-async fn flush(
-    state: &ApiState,
-    pending: &mut Vec<(u64, crate::core::conversions::NewConversion)>,
-    now_ms: u64,
-    summary: &mut ImportSummary,
-) {
+async fn flush(state: &ApiState, pending: &mut Vec<(u64, crate::conversions::NewConversion)>, now_ms: u64, summary: &mut ImportSummary) {
     let rows: Vec<_> = std::mem::take(pending);
     let results = join_all(rows.into_iter().map(|(line, c)| async move { (line, record(state, c, None, now_ms).await) })).await;
     for (line, r) in results {

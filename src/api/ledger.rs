@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::commissions::{is_commission_id, read_failed, Params};
 use super::{json, read_blocking, ApiResult, ApiState};
-use crate::core::conversions::view::{rfc3339, LedgerFilter};
+use crate::conversions::view::{rfc3339, LedgerFilter};
 use crate::ledger::{currency_str, parse_currency, AccountKey, AccountKind, StoredTransfer, CAUSE_LEN_MAX, NAME_LEN_MAX};
 
 /// `kind:owner:CUR`, as entries show accounts.

@@ -26,11 +26,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::core::catalog::SharedCatalog;
-use crate::core::conversions::{ConversionError, ConversionReader, Conversions};
-use crate::core::ingest::Ingest;
-use crate::core::lifecycle::LifecycleError;
+use crate::catalog::SharedCatalog;
+use crate::conversions::{ConversionError, ConversionReader, Conversions};
 use crate::edge::click_id::{ct_eq, ClickSigner};
+use crate::ingest::Ingest;
+use crate::lifecycle::LifecycleError;
 use crate::metrics::{ApiMetrics, ApiOutcome};
 
 pub use clicks::CoreAttributor;

@@ -18,7 +18,7 @@ use sha2::Sha256;
 
 use super::conversions::{answer, record, validate, ConversionBody};
 use super::{ApiError, ApiResult, ApiState};
-use crate::core::conversions::Origin;
+use crate::conversions::Origin;
 
 const FIELDS: [&str; 11] = [
     "program",

@@ -20,11 +20,11 @@ use hyper::StatusCode;
 use serde::Serialize;
 
 use super::{json, read_blocking, ApiError, ApiResult, ApiState};
-use crate::core::conversions::view::{DayCommissions, ReportScope, StatusTotals};
-use crate::core::conversions::DayConversions;
-use crate::core::ingest::{DayClicks, StatsScope};
-use crate::core::lifecycle::CommissionStatus;
+use crate::conversions::view::{DayCommissions, ReportScope, StatusTotals};
+use crate::conversions::DayConversions;
 use crate::edge::checks::{Reason, Verdict};
+use crate::ingest::{DayClicks, StatsScope};
+use crate::lifecycle::CommissionStatus;
 
 const DAYS_MAX: u32 = 366;
 
@@ -173,7 +173,7 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str) ->
     let (conv_days, commission_days): (Vec<DayConversions>, Vec<DayCommissions>) = read_blocking("report", move || {
         let scope = if partner { ReportScope::Partner(&key) } else { ReportScope::Program(&key) };
         let conversions = if partner { reader.partner_days(&key, from, to) } else { reader.program_days(&key, from, to) }?;
-        Ok::<_, crate::core::conversions::ConversionError>((conversions, reader.commission_days(scope, from, to)?))
+        Ok::<_, crate::conversions::ConversionError>((conversions, reader.commission_days(scope, from, to)?))
     })
     .await??;
 

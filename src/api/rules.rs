@@ -14,7 +14,7 @@ use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::{json, parse_json, read_blocking, ApiError, ApiResult, ApiState};
-use crate::core::commission::{ProgramRules, RuleSet};
+use crate::commission::{ProgramRules, RuleSet};
 use crate::store::StoreError;
 
 /// A rule set as JSON with its `version`.

@@ -17,10 +17,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{ApiState, CoreAttributor};
+use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Config;
-use crate::core::catalog::{Catalog, SharedCatalog};
-use crate::core::conversions::{ConversionReader, Conversions, Op, WriterConfig};
-use crate::core::ingest::Ingest;
+use crate::conversions::{ConversionReader, Conversions, Op, WriterConfig};
 use crate::edge::checks::Pipeline;
 use crate::edge::click_id::ClickSigner;
 use crate::edge::links::LinkTable;
@@ -29,6 +28,7 @@ use crate::edge::{handler, tls, EdgeState};
 use crate::events::sink::{self, BatchWriter};
 use crate::events::spool::{drain, Spool, SpoolSink};
 use crate::events::ClickEvent;
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::store::Store;
 

@@ -8,7 +8,7 @@
 //! section type is re-exported here, so its path is `crate::config::<Type>`.
 
 mod checks;
-mod core;
+mod control;
 mod edge;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use self::checks::{Action, Bots, Checks, Dedup, GeoIp, IpRules, Mode, RateLimit, Velocity};
-pub use self::core::{Api, Cluster, Commission, Core};
+pub use self::control::{Api, Cluster, Commission, Core};
 pub use self::edge::{ClickId, ClickKey, Edge, Events, IpPrivacy, Listen, Privacy, Runtime, Tls};
 
 /// Why a config could not be used.

@@ -11,11 +11,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::row::{account, bytes, currency, decode, sorted, COLUMNS};
 use super::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
-use crate::core::commission::PeriodState;
-use crate::core::conversions::sqlite::write_partner_day;
-use crate::core::conversions::store::PartnerDay;
-use crate::core::lifecycle::sqlite::write_period;
-use crate::core::lifecycle::PeriodRef;
+use crate::commission::PeriodState;
+use crate::conversions::sqlite::write_partner_day;
+use crate::conversions::store::PartnerDay;
+use crate::lifecycle::sqlite::write_period;
+use crate::lifecycle::PeriodRef;
 
 /// Uniqueness of ids, of a pending's resolution and of a commission's posting is enforced by the
 /// schema too, so a bug above cannot store a duplicate. The triggers refuse any change to a

@@ -121,11 +121,11 @@ pub struct NewProgram {
     pub country_deny: Vec<String>,
     /// Model, window and injection guard; defaults apply when absent.
     #[serde(default)]
-    pub attribution: crate::core::attribution::Settings,
+    pub attribution: crate::attribution::Settings,
     /// Commission rules and per-partner overrides; 10% of the share with a 30-day lock when
     /// absent. Their `version_hash` is recorded on every commission they produce.
     #[serde(default)]
-    pub commission: crate::core::commission::ProgramRules,
+    pub commission: crate::commission::ProgramRules,
 }
 
 impl NewProgram {
@@ -338,7 +338,7 @@ impl Store {
 
     /// Replaces a program's commission rules after validating them. Commissions already made
     /// keep the version that produced them; new ones record the new version.
-    pub fn set_commission_rules(&self, id: &str, rules: &crate::core::commission::ProgramRules) -> Result<Program, StoreError> {
+    pub fn set_commission_rules(&self, id: &str, rules: &crate::commission::ProgramRules) -> Result<Program, StoreError> {
         let mut program = self.program(id)?;
         program.spec.commission = rules.clone();
         program.spec.validate()?;

@@ -1,0 +1,570 @@
+//! Conversions: recorded once, attributed once, moved through confirm, cancel and refund.
+//!
+//! One writer thread owns the write connection and commits jobs in groups: it takes every job
+//! waiting (up to `commit_batch_len_max`), runs them in one transaction and commits once. The
+//! group is answered only once its commit is on disk: on SQLite the sync thread (`walsync`)
+//! runs one fdatasync of the WAL for every group committed since its last, while the writer
+//! goes on with the next group; on PostgreSQL the commit itself waits for the server's flush.
+//! An answer is therefore an acknowledgement: what it reports is on disk. A job that fails
+//! part-way leaves nothing: the group is run again with a savepoint per job, and only that
+//! job's are rolled back. The store
+//! is the data dir's SQLite file (WAL checkpoints on a thread of their own) or a PostgreSQL
+//! database (`pg`, cluster mode); the jobs (`jobs`) and the view (`view`) are written once over
+//! `store::ConversionTx`.
+//!
+//! Exactly-once has two guards. A conversion's id derives from its cause, `(program,
+//! order_id)`, so a retry finds the first record and replays its first answer (or gets a
+//! conflict when its fields differ). An `Idempotency-Key` stores the first answer of any write
+//! for at least a day; the same key with another request is a conflict.
+
+mod checkpoint;
+mod jobs;
+pub mod offline;
+pub mod pg;
+mod schema;
+pub(crate) mod sqlite;
+pub mod store;
+pub mod view;
+mod walsync;
+
+use std::path::Path;
+use std::time::Instant;
+
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use std::sync::Arc;
+
+use crate::attribution::engine::Attribution;
+use crate::commission::ProgramRules;
+use crate::ledger::SqliteLedger;
+use crate::lifecycle::LifecycleError;
+use crate::metrics::{ApiMetrics, AttributionOutcome};
+
+pub use view::{ConversionReader, DayConversions};
+
+/// Why a conversion write was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConversionError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{field}: {why}")]
+    Invalid { field: &'static str, why: String },
+    #[error("conversion {0:?} not found")]
+    NotFound(String),
+    #[error("the conversion store is shutting down")]
+    Closed,
+    #[error("storage: {0}")]
+    Storage(#[from] rusqlite::Error),
+    #[error("storage: {0}")]
+    Pg(#[from] ::postgres::Error),
+    /// The group's commit failed: nothing of it was stored.
+    #[error("storage: {0}")]
+    NotStored(String),
+    /// A commission or ledger step failed; the job's savepoint is rolled back.
+    #[error("commission: {0}")]
+    Commission(#[from] LifecycleError),
+}
+
+/// Where a conversion came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Api,
+    Postback,
+    Import,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Api => "api",
+            Origin::Postback => "postback",
+            Origin::Import => "import",
+        }
+    }
+}
+
+/// A validated conversion to record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewConversion {
+    pub order_id: String,
+    pub program: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub occurred_at_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub click_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visitor_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coupon_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_ref: Option<String>,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+impl NewConversion {
+    /// A hash of the fields that make the conversion what it is (not its origin), to tell a
+    /// retry from a different request under the same order id: SHA-256 of its canonical JSON.
+    /// Computed once per conversion, by `Fingerprinted::new`.
+    fn fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(serde_json::to_vec(self).expect("conversion serialises")).into()
+    }
+
+    /// The conversion id, derived from its cause.
+    pub fn id(&self) -> String {
+        conversion_id(&self.program, &self.order_id)
+    }
+}
+
+/// A conversion with its fingerprint and its id, computed once and off the writer's thread:
+/// the API hashes the fingerprint into an `Idempotency-Key`'s request hash and the writer
+/// stores it to tell a retry from a different request under the same order id.
+///
+/// The conversion is shared (`Arc`): a new conversion's first answer is rendered from it by the
+/// caller's task after the commit, not by the writer.
+#[derive(Debug, Clone)]
+pub struct Fingerprinted {
+    conversion: Arc<NewConversion>,
+    fingerprint: [u8; 32],
+    id: String,
+}
+
+impl Fingerprinted {
+    /// Hashes the conversion's canonical JSON, and derives its id, once.
+    pub fn new(conversion: NewConversion) -> Fingerprinted {
+        let fingerprint = conversion.fingerprint();
+        let id = conversion.id();
+        Fingerprinted { conversion: Arc::new(conversion), fingerprint, id }
+    }
+
+    /// The conversion's id (`conversion_id`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The conversion.
+    pub fn conversion(&self) -> &NewConversion {
+        &self.conversion
+    }
+
+    fn shared(&self) -> Arc<NewConversion> {
+        self.conversion.clone()
+    }
+
+    /// SHA-256 of the conversion's canonical JSON, without its origin.
+    pub fn fingerprint(&self) -> &[u8; 32] {
+        &self.fingerprint
+    }
+}
+
+/// `cv_` and 24 hex digits of SHA-256(program, order id).
+pub fn conversion_id(program: &str, order_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(program.as_bytes());
+    h.update([0]);
+    h.update(order_id.as_bytes());
+    let d = h.finalize();
+    let mut s = String::with_capacity(27);
+    s.push_str("cv_");
+    s.push_str(&hex::encode(&d[..12]));
+    s
+}
+
+/// A later change to a conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    Confirm,
+    Cancel,
+    /// `None` refunds what is left.
+    Refund(Option<i64>),
+}
+
+/// The status of a conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Confirmed,
+    Cancelled,
+    Refunded,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Confirmed => "confirmed",
+            Status::Cancelled => "cancelled",
+            Status::Refunded => "refunded",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "confirmed" => Status::Confirmed,
+            "cancelled" => Status::Cancelled,
+            "refunded" => Status::Refunded,
+            _ => Status::Pending,
+        }
+    }
+}
+
+/// Attributes a conversion. Called on the request's task, before the writer sees the job
+/// (`Attributed`): attribution reads only the click index and the catalog, which the writer
+/// never writes, so it runs on another core than the writer's. A retry's is discarded.
+pub trait Attributor: Send + Sync + 'static {
+    fn attribute(&self, conversion: &NewConversion) -> Attribution;
+    /// The program's commission rules as they stand now.
+    fn commission_rules(&self, program: &str) -> Arc<ProgramRules>;
+}
+
+/// A write to perform.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Record(Fingerprinted),
+    Transition {
+        id: String,
+        transition: Transition,
+    },
+    /// Approves up to `limit` commissions whose lock has ended (the sweep).
+    Approve {
+        limit: usize,
+    },
+    /// Marks a partner's approved commissions in a currency paid by a payout.
+    Pay {
+        partner: String,
+        currency: String,
+        payout_id: String,
+        limit: usize,
+    },
+}
+
+/// An answer to store and replay: the HTTP status and the JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    /// True when this is a stored first answer played back.
+    pub replayed: bool,
+}
+
+/// An idempotency key and the hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: [u8; 32],
+}
+
+/// What the writer sends back for a job: its answer, or a new conversion's first answer still
+/// to render. Rendering that JSON was about a seventh of the writer's time per new conversion;
+/// the caller's task does it after the commit, on another core than the writer's
+/// (`view::First`).
+enum Reply {
+    Done(Answer),
+    First(Box<view::First>),
+}
+
+impl Reply {
+    fn answer(self) -> Answer {
+        match self {
+            Reply::Done(a) => a,
+            Reply::First(f) => Answer { status: 201, body: f.render(), replayed: false },
+        }
+    }
+}
+
+/// A committed group's answers, each with the channel it goes back on.
+type Acks = Vec<(oneshot::Sender<Result<Reply, ConversionError>>, Result<Reply, ConversionError>)>;
+
+/// Sends each answer of `acks`, as `f` makes it.
+fn answer_all(acks: Acks, f: impl Fn(Result<Reply, ConversionError>) -> Result<Reply, ConversionError>) {
+    for (reply, r) in acks {
+        let _ = reply.send(f(r));
+    }
+}
+
+struct Job {
+    op: Op,
+    /// A conversion to record, attributed before it was queued; `None` for the other ops.
+    attributed: Option<Box<Attributed>>,
+    key: Option<IdempotencyKey>,
+    now_ms: u64,
+    reply: oneshot::Sender<Result<Reply, ConversionError>>,
+}
+
+/// A conversion's attribution, its JSON and its program's commission rules, made by the
+/// request's task: about a tenth of the writer's time per conversion, taken off its thread.
+struct Attributed {
+    attribution: Attribution,
+    json: Arc<str>,
+    rules: Arc<ProgramRules>,
+}
+
+impl Attributed {
+    fn new(attributor: &dyn Attributor, c: &NewConversion) -> Attributed {
+        let attribution = attributor.attribute(c);
+        let json = serde_json::to_string(&attribution).expect("attribution serialises").into();
+        let rules = if attribution.shares.is_empty() { Arc::default() } else { attributor.commission_rules(&c.program) };
+        Attributed { attribution, json, rules }
+    }
+}
+
+/// The handle the API sends writes through.
+#[derive(Clone)]
+pub struct Conversions {
+    tx: mpsc::Sender<Job>,
+    attributor: Arc<dyn Attributor>,
+}
+
+/// Writer settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    pub commit_batch_len_max: usize,
+    pub queue_len_max: usize,
+    pub idempotency_ttl_ms: u64,
+}
+
+impl Conversions {
+    /// Opens the conversion tables in the store file and starts the writer thread.
+    pub fn start(
+        data_dir: &Path,
+        config: WriterConfig,
+        attributor: Box<dyn Attributor>,
+        metrics: ApiMetrics,
+    ) -> Result<Conversions, ConversionError> {
+        let conn = schema::open(data_dir)?;
+        // Checkpoints run on a thread of their own (see `checkpoint`), not inside the
+        // writer's commits.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // The WAL's fsync runs on the sync thread, which answers a group only after it (see
+        // `walsync`); the writer's commits only append.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let db = Path::new(conn.path().unwrap_or_default()).to_path_buf();
+        let checkpointer = checkpoint::start(&db)?;
+        let wal_sync = walsync::WalSync::start(&db, metrics.clone())
+            .map_err(|e| ConversionError::Invalid { field: "writer", why: format!("starting the WAL sync thread: {e}") })?;
+        Conversions::spawn(SqliteGroups { conn, checkpointer, wal_sync }, config, attributor, metrics)
+    }
+
+    /// Connects to a PostgreSQL store (cluster mode), creates its tables if they are missing
+    /// and starts the writer thread.
+    pub fn start_pg(
+        url: &str,
+        config: WriterConfig,
+        attributor: Box<dyn Attributor>,
+        metrics: ApiMetrics,
+    ) -> Result<Conversions, ConversionError> {
+        Conversions::spawn(pg::PgGroups::open(url)?, config, attributor, metrics)
+    }
+
+    fn spawn(
+        groups: impl Groups,
+        config: WriterConfig,
+        attributor: Box<dyn Attributor>,
+        metrics: ApiMetrics,
+    ) -> Result<Conversions, ConversionError> {
+        let (tx, rx) = mpsc::channel(config.queue_len_max);
+        let writer = Writer { groups, rx, config, metrics, last_purge_ms: 0 };
+        std::thread::Builder::new()
+            .name("clickgate-conversions".into())
+            .spawn(move || writer.run())
+            .map_err(|e| ConversionError::Invalid { field: "writer", why: e.to_string() })?;
+        Ok(Conversions { tx, attributor: Arc::from(attributor) })
+    }
+
+    /// Performs a write and waits for its grouped commit. A conversion to record is attributed
+    /// here, on the caller's task, before it is queued.
+    pub async fn write(&self, op: Op, key: Option<IdempotencyKey>, now_ms: u64) -> Result<Answer, ConversionError> {
+        let (reply, rx) = oneshot::channel();
+        let attributed = match &op {
+            Op::Record(c) => Some(Box::new(Attributed::new(&*self.attributor, c.conversion()))),
+            _ => None,
+        };
+        self.tx.send(Job { op, attributed, key, now_ms, reply }).await.map_err(|_| ConversionError::Closed)?;
+        Ok(rx.await.map_err(|_| ConversionError::Closed)??.answer())
+    }
+}
+
+/// A backend's grouped transaction: runs a group of jobs in one transaction and commits it.
+/// `run` runs one job and answers whether it failed part-way (storage or commission error).
+/// Without `savepoints`, such a job rolls the whole attempt back and the answer is `Ok(false)`;
+/// with them, only that job's writes are undone.
+/// `purge_before` asks it to forget idempotency answers stored before then, in the same
+/// transaction.
+trait Groups: Send + 'static {
+    fn run_group(
+        &mut self,
+        jobs: &[Job],
+        savepoints: bool,
+        purge_before: Option<u64>,
+        run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
+    ) -> Result<bool, ConversionError>;
+
+    /// Called between groups.
+    fn idle(&mut self) {}
+
+    /// Answers a committed group once its commit is durable; at once where the commit itself
+    /// waited for the disk (PostgreSQL, `synchronous_commit`).
+    fn acknowledge(&mut self, acks: Acks) {
+        answer_all(acks, |r| r);
+    }
+}
+
+/// The job runner's view of a backend's open transaction: one job at a time.
+trait GroupTx {
+    fn process(&mut self, job: &Job, outcomes: &mut Vec<AttributionOutcome>) -> Result<Reply, ConversionError>;
+}
+
+impl<T: store::ConversionTx> GroupTx for T {
+    fn process(&mut self, job: &Job, outcomes: &mut Vec<AttributionOutcome>) -> Result<Reply, ConversionError> {
+        jobs::process(self, job, outcomes)
+    }
+}
+
+/// True for an error that may have left part of a job written: its savepoint is rolled back.
+fn failed_part_way(r: &Result<Reply, ConversionError>) -> bool {
+    matches!(r, Err(ConversionError::Storage(_) | ConversionError::Pg(_) | ConversionError::NotStored(_) | ConversionError::Commission(_)))
+}
+
+/// The SQLite store file's grouped transactions.
+struct SqliteGroups {
+    conn: Connection,
+    /// Dropped with the writer, which stops the checkpoint thread.
+    checkpointer: checkpoint::Checkpointer,
+    /// Syncs the WAL and then answers each committed group.
+    wal_sync: walsync::WalSync,
+}
+
+impl Groups for SqliteGroups {
+    fn run_group(
+        &mut self,
+        jobs: &[Job],
+        savepoints: bool,
+        purge_before: Option<u64>,
+        run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
+    ) -> Result<bool, ConversionError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // The ledger head and balances are written once per group (or per job with savepoints).
+        let mut ledger = SqliteLedger::grouped(&tx).map_err(LifecycleError::from)?;
+        for job in jobs {
+            if savepoints {
+                // Its statements prepared once; the sub-journal lives in memory (`temp_store`).
+                tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+            }
+            let failed = run(&mut ledger, job);
+            if failed && !savepoints {
+                return Ok(false);
+            }
+            if savepoints {
+                if failed {
+                    // A failed step may have written part of the job: none of it stays.
+                    tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+                    ledger.forget();
+                } else {
+                    ledger.flush().map_err(LifecycleError::from)?;
+                }
+                tx.prepare_cached("RELEASE job")?.execute([])?;
+            }
+        }
+        if let Some(cutoff) = purge_before {
+            store::ConversionTx::purge_answers(&mut ledger, cutoff)?;
+        }
+        ledger.flush().map_err(LifecycleError::from)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn acknowledge(&mut self, acks: Acks) {
+        self.wal_sync.acknowledge(acks);
+    }
+
+    fn idle(&mut self) {
+        if self.checkpointer.restart.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL restart failed; the checkpoint thread asks again");
+            }
+        }
+    }
+}
+
+struct Writer<G> {
+    groups: G,
+    rx: mpsc::Receiver<Job>,
+    config: WriterConfig,
+    metrics: ApiMetrics,
+    last_purge_ms: u64,
+}
+
+impl<G: Groups> Writer<G> {
+    fn run(mut self) {
+        let mut jobs = Vec::with_capacity(self.config.commit_batch_len_max);
+        while let Some(first) = self.rx.blocking_recv() {
+            jobs.push(first);
+            while jobs.len() < self.config.commit_batch_len_max {
+                match self.rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut jobs);
+            self.groups.idle();
+        }
+        tracing::info!("conversion writer stopped");
+    }
+
+    /// Runs a group of jobs in one transaction; answers only after the commit.
+    fn commit(&mut self, jobs: &mut Vec<Job>) {
+        let started = Instant::now();
+        let n = jobs.len();
+        let now = jobs.iter().map(|j| j.now_ms).max().unwrap_or(0);
+        let purge_before = (now.saturating_sub(self.last_purge_ms) > 60_000).then(|| now.saturating_sub(self.config.idempotency_ttl_ms));
+        let mut results = Vec::with_capacity(n);
+        let mut outcomes = Vec::new();
+        // First without savepoints, which almost every group needs none of; if a job fails
+        // part-way, that attempt is rolled back whole and the group runs again with one.
+        let mut committed = Ok(false);
+        for savepoints in [false, true] {
+            results.clear();
+            outcomes.clear();
+            let mut run = |tx: &mut dyn GroupTx, job: &Job| {
+                let r = tx.process(job, &mut outcomes);
+                let failed = failed_part_way(&r);
+                results.push(r);
+                failed
+            };
+            committed = self.groups.run_group(jobs, savepoints, purge_before, &mut run);
+            if !matches!(committed, Ok(false)) {
+                break;
+            }
+        }
+        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.commit_batch_len.observe(n as f64);
+        match committed {
+            Ok(true) => {
+                if purge_before.is_some() {
+                    self.last_purge_ms = now;
+                }
+                for o in outcomes {
+                    self.metrics.attribution(o);
+                }
+                self.groups.acknowledge(jobs.drain(..).zip(results).map(|(job, r)| (job.reply, r)).collect());
+            }
+            Ok(false) | Err(_) => {
+                let e = committed.err().map(|e| e.to_string()).unwrap_or_else(|| "a job failed with savepoints on".into());
+                tracing::error!(error = %e, jobs = n, "grouped commit of conversions failed; none of them was acknowledged");
+                for job in jobs.drain(..) {
+                    let _ = job.reply.send(Err(ConversionError::NotStored(format!("commit failed: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,147 @@
+//! The lifecycle's admin steps run from the command line against the store, beside a running
+//! server or without one: SQLite serialises them with the writer's grouped commits (`BEGIN
+//! IMMEDIATE`, with the store's busy timeout), PostgreSQL with the ledger head's row lock.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, TransactionBehavior};
+use serde_json::Value;
+
+use super::jobs::{approve, pay};
+use super::store::ConversionTx;
+use super::{schema, Answer, ConversionError};
+use crate::ledger::{self, PgLedger, PgStatements, SqliteLedger, VerifyReport};
+use crate::lifecycle::LifecycleError;
+
+/// Where the store is: the SQLite file under a data dir, or a PostgreSQL URL.
+#[derive(Debug, Clone)]
+pub enum StoreAt {
+    File(PathBuf),
+    Pg(String),
+}
+
+/// An open connection for admin jobs.
+enum Open {
+    File(Connection),
+    Pg(Box<(::postgres::Client, PgStatements)>),
+}
+
+/// An admin job: the approval sweep or a payout, as the writer runs them.
+enum Admin<'a> {
+    Approve { limit: usize, now_ms: u64 },
+    Pay { partner: &'a str, currency: &'a str, payout_id: &'a str, limit: usize, now_ms: u64 },
+}
+
+fn admin<T: ConversionTx>(tx: &mut T, job: &Admin<'_>) -> Result<Answer, ConversionError> {
+    match *job {
+        Admin::Approve { limit, now_ms } => approve(tx, limit, now_ms),
+        Admin::Pay { partner, currency, payout_id, limit, now_ms } => pay(tx, partner, currency, payout_id, limit, now_ms),
+    }
+}
+
+impl Open {
+    fn new(at: &StoreAt) -> Result<Open, ConversionError> {
+        Ok(match at {
+            StoreAt::File(dir) => Open::File(schema::open(dir)?),
+            StoreAt::Pg(url) => Open::Pg(Box::new((super::pg::open(url)?, PgStatements::default()))),
+        })
+    }
+
+    /// Runs one job in its own transaction (SQLite: `BEGIN IMMEDIATE`, serialised with the
+    /// writer's groups; PostgreSQL: the ledger head's lock serialises it with every writer).
+    fn run(&mut self, job: &Admin<'_>) -> Result<Value, ConversionError> {
+        let answer = match self {
+            Open::File(conn) => {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let answer = admin(&mut SqliteLedger::new(&tx).map_err(LifecycleError::from)?, job)?;
+                tx.commit()?;
+                answer
+            }
+            Open::Pg(pg) => {
+                let (client, statements) = &mut **pg;
+                let mut tx = client.transaction()?;
+                let answer = admin(&mut PgLedger::with_statements(&mut tx, statements), job)?;
+                tx.commit()?;
+                answer
+            }
+        };
+        Ok(serde_json::from_str(&answer.body).unwrap_or_default())
+    }
+}
+
+/// Runs the approval sweep at `now_ms`: jobs of `limit` until one approves fewer. Returns the
+/// commissions approved and their amount.
+pub fn approve_all(at: &StoreAt, now_ms: u64, limit: usize) -> Result<(u64, i64), ConversionError> {
+    let mut open = Open::new(at)?;
+    let (mut approved, mut amount_minor) = (0u64, 0i64);
+    loop {
+        let v = open.run(&Admin::Approve { limit, now_ms })?;
+        approved += v["approved"].as_u64().unwrap_or(0);
+        amount_minor += v["amount_minor"].as_i64().unwrap_or(0);
+        if v["more"] != Value::Bool(true) {
+            return Ok((approved, amount_minor));
+        }
+    }
+}
+
+/// Marks a partner's approved commissions in `currency` paid by `payout_id`; the JSON answer
+/// of each job, in order.
+pub fn pay_all(
+    at: &StoreAt,
+    partner: &str,
+    currency: &str,
+    payout_id: &str,
+    now_ms: u64,
+    limit: usize,
+) -> Result<Vec<Value>, ConversionError> {
+    let mut open = Open::new(at)?;
+    let mut answers = Vec::new();
+    loop {
+        let v = open.run(&Admin::Pay { partner, currency, payout_id, limit, now_ms })?;
+        let more = v["more"] == Value::Bool(true);
+        answers.push(v);
+        if !more {
+            return Ok(answers);
+        }
+    }
+}
+
+/// What `clickgate ledger verify` found in a store.
+#[derive(Debug)]
+pub struct FileCheck {
+    /// `PRAGMA integrity_check`: `ok`, or SQLite's first complaints; `None` on PostgreSQL.
+    pub integrity: Option<String>,
+    /// The ledger's own checks.
+    pub ledger: Result<VerifyReport, ledger::VerifyError>,
+}
+
+/// Checks the store file under `data_dir`: SQLite's integrity check, then the ledger's chain,
+/// rules and balances inside one read transaction (a snapshot, so a running writer cannot
+/// make it see half a group).
+pub fn verify_file(data_dir: &Path) -> Result<FileCheck, ConversionError> {
+    let path = crate::store::Store::path(data_dir);
+    if !path.exists() {
+        return Err(ConversionError::NotFound(format!("no store file at {}", path.display())));
+    }
+    let mut conn = schema::open(data_dir)?;
+    let integrity: Vec<String> =
+        conn.prepare("PRAGMA integrity_check(20)")?.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+    let ledger = ledger::verify(&mut SqliteLedger::new(&tx).map_err(crate::lifecycle::LifecycleError::from)?);
+    Ok(FileCheck { integrity: Some(integrity.join("; ")), ledger })
+}
+
+/// Checks the ledger in a PostgreSQL store. It first takes the ledger head's lock, which every
+/// writer's group takes first too, so no writer commits while it reads: what it checks is one
+/// state, as a snapshot would be, without a snapshot's serialization failure when a writer
+/// moved the head after it began.
+pub fn verify_pg(url: &str) -> Result<FileCheck, ConversionError> {
+    let mut client = super::pg::open(url)?;
+    let mut statements = PgStatements::default();
+    let mut tx = client.transaction()?;
+    let mut l = PgLedger::with_statements(&mut tx, &mut statements);
+    l.lock_head()?;
+    let ledger = ledger::verify(&mut l);
+    tx.commit()?;
+    Ok(FileCheck { integrity: None, ledger })
+}

@@ -1,0 +1,367 @@
+//! The conversion store in PostgreSQL (cluster mode): the conversion tables beside the ledger
+//! and commissions of `ledger::pg` and `lifecycle::pg`, in the first schema of the URL's search
+//! path, and the writer's grouped transactions on one connection.
+//!
+//! Several cores may write to one database. What keeps them apart: a conversion's id derives
+//! from (program, order id) and is its primary key, so two cores recording one order conflict
+//! and the loser's group runs again (its job answers a storage error and the client's retry
+//! replays the first answer); a transition locks its conversion's row; every lifecycle step
+//! locks the ledger head (`lifecycle::pg`). Tables are created under an advisory lock, so
+//! cores starting together do not race on the catalog.
+
+use ::postgres::{Client, IsolationLevel, NoTls, Row};
+
+use super::store::{ConversionEvent, ConversionRow, ConversionTx, NewRow, PartnerDay, StoredConversion, ViewSource};
+use super::{Answer, ConversionError, GroupTx, Groups, IdempotencyKey, Job, Status};
+use crate::ledger::{Deferred, PgLedger, PgStatements};
+use crate::lifecycle::sqlite::COMMISSION_COLUMNS;
+use crate::lifecycle::{self, Commission, CommissionEvent, CommissionTx, ConversionRef, LifecycleError};
+
+/// The conversion tables of `schema.rs`, typed for PostgreSQL. There is no kept first answer:
+/// a retry rebuilds it from the rows (`view::render_first`).
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS conversions (
+    id TEXT PRIMARY KEY,
+    program TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    amount_minor BIGINT NOT NULL CHECK (amount_minor >= 0),
+    currency TEXT NOT NULL,
+    occurred_at_ms BIGINT NOT NULL,
+    day BIGINT NOT NULL,
+    received_at_ms BIGINT NOT NULL,
+    click_id TEXT,
+    visitor_id TEXT,
+    coupon_code TEXT,
+    customer_ref TEXT,
+    origin TEXT NOT NULL,
+    fingerprint BYTEA NOT NULL,
+    method TEXT NOT NULL,
+    attribution TEXT NOT NULL,
+    status TEXT NOT NULL,
+    refunded_minor BIGINT NOT NULL CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor)
+);
+CREATE INDEX IF NOT EXISTS conversions_program_day ON conversions (program, day);
+CREATE TABLE IF NOT EXISTS partner_days (
+    partner TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    currency TEXT NOT NULL,
+    conversions BIGINT NOT NULL,
+    revenue_minor BIGINT NOT NULL,
+    refunded_minor BIGINT NOT NULL,
+    cancelled BIGINT NOT NULL,
+    PRIMARY KEY (day, partner, currency)
+);
+CREATE INDEX IF NOT EXISTS partner_days_by_partner ON partner_days (partner, day, currency);
+CREATE TABLE IF NOT EXISTS conversion_events (
+    conversion_id TEXT NOT NULL REFERENCES conversions(id),
+    seq BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    amount_minor BIGINT,
+    at_ms BIGINT NOT NULL,
+    PRIMARY KEY (conversion_id, seq)
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY,
+    request_hash BYTEA NOT NULL,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_ms);
+";
+
+/// Connects to `url` (plain TCP or a Unix socket; TLS is not built in) and creates every table
+/// of the store that is missing, under an advisory lock: what the writer and the command line
+/// open. The synchronous client runs a runtime of its own, which cannot start on a thread
+/// already inside one, so this runs on a thread of its own; queries then run on the writer's
+/// thread or in `spawn_blocking`.
+pub fn open(url: &str) -> Result<Client, ConversionError> {
+    off_runtime(|| {
+        let mut client = connect_here(url)?;
+        let mut tx = client.transaction()?;
+        tx.batch_execute("SELECT pg_advisory_xact_lock(7236040123)")?;
+        lifecycle::pg::migrate(&mut tx)?;
+        tx.batch_execute(SCHEMA)?;
+        tx.commit()?;
+        Ok(client)
+    })
+}
+
+/// Connects to `url` without touching the tables: the API's reader (the writer opened the
+/// store first) and every reconnection.
+pub fn connect(url: &str) -> Result<Client, ConversionError> {
+    off_runtime(|| connect_here(url))
+}
+
+fn off_runtime(f: impl FnOnce() -> Result<Client, ConversionError> + Send) -> Result<Client, ConversionError> {
+    std::thread::scope(|s| s.spawn(f).join())
+        .unwrap_or_else(|_| Err(ConversionError::NotStored("connecting to PostgreSQL panicked".into())))
+}
+
+fn connect_here(url: &str) -> Result<Client, ConversionError> {
+    let mut config: ::postgres::Config =
+        url.parse().map_err(|e| ConversionError::Invalid { field: "database_url", why: format!("not a PostgreSQL URL: {e}") })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(5));
+    }
+    Ok(config.connect(NoTls)?)
+}
+
+/// A connection with the statements prepared on it, made again when the server dropped it (a
+/// restart, a failover): the writer's and the API reader's.
+pub(super) struct Reconnecting {
+    url: String,
+    live: Option<(Client, PgStatements)>,
+}
+
+impl Reconnecting {
+    pub(super) fn new(url: &str, client: Client) -> Reconnecting {
+        Reconnecting { url: url.to_string(), live: Some((client, PgStatements::default())) }
+    }
+
+    /// The connection and its statements; a new connection, with none prepared yet, after the
+    /// server dropped the last.
+    pub(super) fn get(&mut self) -> Result<(&mut Client, &mut PgStatements), ConversionError> {
+        if self.live.as_ref().is_none_or(|(c, _)| c.is_closed()) {
+            self.live = None;
+            self.live = Some((connect(&self.url)?, PgStatements::default()));
+            tracing::info!("reconnected to PostgreSQL");
+        }
+        let (client, statements) = self.live.as_mut().expect("connected above");
+        Ok((client, statements))
+    }
+}
+
+/// One connection's grouped transactions: the writer's backend in cluster mode.
+pub(super) struct PgGroups(Reconnecting);
+
+impl PgGroups {
+    pub(super) fn open(url: &str) -> Result<PgGroups, ConversionError> {
+        Ok(PgGroups(Reconnecting::new(url, open(url)?)))
+    }
+}
+
+impl Groups for PgGroups {
+    fn run_group(
+        &mut self,
+        jobs: &[Job],
+        savepoints: bool,
+        purge_before: Option<u64>,
+        run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
+    ) -> Result<bool, ConversionError> {
+        let (client, statements) = self.0.get()?;
+        let mut tx = client.transaction()?;
+        // The ledger head and balances are written once per group (or per job with savepoints).
+        let mut deferred = Deferred::default();
+        // Every lifecycle step takes the ledger head's lock anyway; taking it first orders the
+        // group's row locks behind it, so writers of several cores queue on one row instead
+        // of deadlocking on a conversion's row and the head taken in opposite orders.
+        PgLedger::with_statements(&mut tx, statements).deferring(&mut deferred).lock_head()?;
+        for job in jobs {
+            if savepoints {
+                let mut sp = tx.savepoint("job")?;
+                let mut ledger = PgLedger::with_statements(&mut sp, statements).deferring(&mut deferred);
+                if run(&mut ledger, job) {
+                    // A failed step may have written part of the job: none of it stays.
+                    sp.rollback()?;
+                    deferred.forget();
+                } else {
+                    ledger.flush().map_err(LifecycleError::from)?;
+                    sp.commit()?;
+                }
+            } else if run(&mut PgLedger::with_statements(&mut tx, statements).deferring(&mut deferred), job) {
+                // Dropping the transaction rolls the attempt back; PostgreSQL refuses every
+                // statement after a failed one anyway.
+                return Ok(false);
+            }
+        }
+        let mut ledger = PgLedger::with_statements(&mut tx, statements).deferring(&mut deferred);
+        if let Some(cutoff) = purge_before {
+            ledger.purge_answers(cutoff)?;
+        }
+        ledger.flush().map_err(LifecycleError::from)?;
+        tx.commit()?;
+        Ok(true)
+    }
+}
+
+fn get<'a, T: ::postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> Result<T, ConversionError> {
+    Ok(r.try_get(i)?)
+}
+
+impl ViewSource for PgLedger<'_, '_> {
+    fn conversion_row(&mut self, id: &str) -> Result<Option<ConversionRow>, ConversionError> {
+        let row = self.query_opt(
+            "SELECT program, order_id, amount_minor, currency, occurred_at_ms, received_at_ms, click_id, visitor_id,
+                    coupon_code, customer_ref, origin, attribution, status, refunded_minor
+             FROM conversions WHERE id = $1",
+            &[&id],
+        )?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(ConversionRow {
+            program: get(&r, 0)?,
+            order_id: get(&r, 1)?,
+            amount_minor: get(&r, 2)?,
+            currency: get(&r, 3)?,
+            occurred_at_ms: get(&r, 4)?,
+            received_at_ms: get(&r, 5)?,
+            click_id: get(&r, 6)?,
+            visitor_id: get(&r, 7)?,
+            coupon_code: get(&r, 8)?,
+            customer_ref: get(&r, 9)?,
+            origin: get(&r, 10)?,
+            attribution: get(&r, 11)?,
+            status: get(&r, 12)?,
+            refunded_minor: get(&r, 13)?,
+        }))
+    }
+
+    fn conversion_events(&mut self, id: &str) -> Result<Vec<ConversionEvent>, ConversionError> {
+        let rows = self.query("SELECT kind, amount_minor, at_ms FROM conversion_events WHERE conversion_id = $1 ORDER BY seq", &[&id])?;
+        rows.iter().map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?))).collect()
+    }
+
+    fn view_commissions(&mut self, conversion: &ConversionRef<'_>) -> Result<Vec<Commission>, ConversionError> {
+        // Without the ledger head's lock that `CommissionTx::commissions_of` takes: the API's
+        // reads run in read-only snapshots.
+        let rows = self.query(
+            &format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE conversion_id = $1 ORDER BY id COLLATE \"C\""),
+            &[&conversion.id],
+        )?;
+        Ok(rows.iter().map(lifecycle::pg::commission_row).collect::<Result<_, LifecycleError>>()?)
+    }
+
+    fn view_events(&mut self, commission_id: &str) -> Result<Vec<CommissionEvent>, ConversionError> {
+        Ok(self.events_of(commission_id)?)
+    }
+}
+
+impl ConversionTx for PgLedger<'_, '_> {
+    fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, u16, String)>, ConversionError> {
+        let row = self.query_opt("SELECT request_hash, status, body FROM idempotency_keys WHERE key = $1", &[&key])?;
+        let Some(r) = row else { return Ok(None) };
+        let status: i32 = get(&r, 1)?;
+        let status = u16::try_from(status)
+            .map_err(|_| ConversionError::Invalid { field: "idempotency_keys.status", why: format!("{status} is not an HTTP status") })?;
+        Ok(Some((get(&r, 0)?, status, get(&r, 2)?)))
+    }
+
+    fn keep_answer(&mut self, key: &IdempotencyKey, answer: &Answer, now_ms: u64) -> Result<(), ConversionError> {
+        self.execute(
+            "INSERT INTO idempotency_keys (key, request_hash, status, body, created_ms) VALUES ($1, $2, $3, $4, $5)",
+            &[&key.key, &&key.request_hash[..], &i32::from(answer.status), &answer.body, &(now_ms as i64)],
+        )?;
+        Ok(())
+    }
+
+    fn purge_answers(&mut self, before_ms: u64) -> Result<(), ConversionError> {
+        self.execute("DELETE FROM idempotency_keys WHERE created_ms < $1", &[&(before_ms as i64)])?;
+        Ok(())
+    }
+
+    fn recorded(&mut self, id: &str) -> Result<Option<(Vec<u8>, String)>, ConversionError> {
+        let row = self.query_opt("SELECT fingerprint FROM conversions WHERE id = $1", &[&id])?;
+        row.map(|r| Ok((get(&r, 0)?, String::new()))).transpose()
+    }
+
+    fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError> {
+        // The ledger head's lock first, where every job takes it first: two writers racing on
+        // one order would otherwise each hold what the other waits for (the order's key, the
+        // head). Held to the commit, so a group pays its round trip once.
+        crate::ledger::LedgerTx::head(self).map_err(LifecycleError::from)?;
+        let c = row.conversion;
+        let inserted = self.execute(
+            "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
+                 visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'pending', 0)
+             ON CONFLICT (id) DO NOTHING",
+            &[
+                &row.id,
+                &c.program,
+                &c.order_id,
+                &c.amount_minor,
+                &c.currency,
+                &(c.occurred_at_ms as i64),
+                &row.day,
+                &(row.received_at_ms as i64),
+                &c.click_id,
+                &c.visitor_id,
+                &c.coupon_code,
+                &c.customer_ref,
+                &c.origin.as_str(),
+                &&row.fingerprint[..],
+                &row.method,
+                &row.attribution,
+            ],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    fn add_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError> {
+        self.execute(
+            "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (day, partner, currency) DO UPDATE SET conversions = partner_days.conversions + EXCLUDED.conversions,
+                revenue_minor = partner_days.revenue_minor + EXCLUDED.revenue_minor,
+                refunded_minor = partner_days.refunded_minor + EXCLUDED.refunded_minor,
+                cancelled = partner_days.cancelled + EXCLUDED.cancelled",
+            &[&partner, &day, &currency, &d.conversions, &d.revenue_minor, &d.refunded_minor, &d.cancelled],
+        )?;
+        Ok(())
+    }
+
+    fn for_transition(&mut self, id: &str) -> Result<Option<StoredConversion>, ConversionError> {
+        let row = self.query_opt(
+            "SELECT status, amount_minor, refunded_minor, occurred_at_ms, currency, attribution FROM conversions WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )?;
+        let Some(r) = row else { return Ok(None) };
+        let status: String = get(&r, 0)?;
+        let occurred: i64 = get(&r, 3)?;
+        Ok(Some(StoredConversion {
+            status: Status::parse(&status),
+            amount_minor: get(&r, 1)?,
+            refunded_minor: get(&r, 2)?,
+            occurred_at_ms: occurred as u64,
+            currency: get(&r, 4)?,
+            attribution: get(&r, 5)?,
+        }))
+    }
+
+    fn set_status(&mut self, id: &str, status: Status) -> Result<(), ConversionError> {
+        self.execute("UPDATE conversions SET status = $1 WHERE id = $2", &[&status.as_str(), &id])?;
+        Ok(())
+    }
+
+    fn add_refund(&mut self, id: &str, amount_minor: i64, status: Status) -> Result<(), ConversionError> {
+        self.execute(
+            "UPDATE conversions SET refunded_minor = refunded_minor + $1, status = $2 WHERE id = $3",
+            &[&amount_minor, &status.as_str(), &id],
+        )?;
+        Ok(())
+    }
+
+    fn add_event(&mut self, id: &str, kind: &str, amount_minor: Option<i64>, at_ms: u64) -> Result<(), ConversionError> {
+        // The conversion's row is locked (`for_transition`), so no other writer adds an event
+        // to it meanwhile.
+        self.execute(
+            "INSERT INTO conversion_events (conversion_id, seq, kind, amount_minor, at_ms)
+             VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM conversion_events WHERE conversion_id = $1), $2, $3, $4)",
+            &[&id, &kind, &amount_minor, &(at_ms as i64)],
+        )?;
+        Ok(())
+    }
+}
+
+/// Runs `f` in a read-only snapshot of the store (`REPEATABLE READ`), so a read of several
+/// rows sees one commit of the writer's, not half of two. `f` takes no row locks.
+pub(super) fn in_snapshot<T>(
+    client: &mut Client,
+    statements: &mut PgStatements,
+    f: impl FnOnce(&mut PgLedger<'_, '_>) -> Result<T, ConversionError>,
+) -> Result<T, ConversionError> {
+    let mut tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
+    let out = f(&mut PgLedger::with_statements(&mut tx, statements))?;
+    tx.commit()?;
+    Ok(out)
+}

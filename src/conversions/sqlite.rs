@@ -1,0 +1,204 @@
+//! The conversion tables in SQLite (the embedded default): rows read and written inside the
+//! writer's grouped transaction, or the API's read transaction, through `SqliteLedger`.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::store::{ConversionEvent, ConversionRow, ConversionTx, NewRow, PartnerDay, StoredConversion, ViewSource};
+use super::{Answer, ConversionError, IdempotencyKey, Status};
+use crate::ledger::SqliteLedger;
+use crate::lifecycle::sqlite::{commissions_of, event_row};
+use crate::lifecycle::{Commission, CommissionEvent, ConversionRef};
+
+impl ViewSource for SqliteLedger<'_> {
+    fn conversion_row(&mut self, id: &str) -> Result<Option<ConversionRow>, ConversionError> {
+        let row = self
+            .conn()
+            .prepare_cached(
+                "SELECT program, order_id, amount_minor, currency, occurred_at_ms, received_at_ms, click_id, visitor_id,
+                        coupon_code, customer_ref, origin, attribution, status, refunded_minor
+                 FROM conversions WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok(ConversionRow {
+                    program: r.get(0)?,
+                    order_id: r.get(1)?,
+                    amount_minor: r.get(2)?,
+                    currency: r.get(3)?,
+                    occurred_at_ms: r.get(4)?,
+                    received_at_ms: r.get(5)?,
+                    click_id: r.get(6)?,
+                    visitor_id: r.get(7)?,
+                    coupon_code: r.get(8)?,
+                    customer_ref: r.get(9)?,
+                    origin: r.get(10)?,
+                    attribution: r.get(11)?,
+                    status: r.get(12)?,
+                    refunded_minor: r.get(13)?,
+                })
+            })
+            .optional()?;
+        Ok(row)
+    }
+
+    fn conversion_events(&mut self, id: &str) -> Result<Vec<ConversionEvent>, ConversionError> {
+        // The creation is the row itself; store files made before also hold it as an event.
+        let mut st = self.conn().prepare_cached(
+            "SELECT kind, amount_minor, at_ms FROM conversion_events WHERE conversion_id = ?1 AND kind != 'recorded' ORDER BY seq",
+        )?;
+        let rows = st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn view_commissions(&mut self, conversion: &ConversionRef<'_>) -> Result<Vec<Commission>, ConversionError> {
+        Ok(commissions_of(self.conn(), conversion)?)
+    }
+
+    fn view_events(&mut self, commission_id: &str) -> Result<Vec<CommissionEvent>, ConversionError> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT commission_id, kind, amount_minor, transfer_id, at_ms FROM commission_events WHERE commission_id = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map([commission_id], event_row)?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+}
+
+impl ConversionTx for SqliteLedger<'_> {
+    fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, u16, String)>, ConversionError> {
+        let found = self
+            .conn()
+            .prepare_cached("SELECT request_hash, status, body FROM idempotency_keys WHERE key = ?1")?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        Ok(found)
+    }
+
+    fn keep_answer(&mut self, key: &IdempotencyKey, answer: &Answer, now_ms: u64) -> Result<(), ConversionError> {
+        self.conn()
+            .prepare_cached("INSERT INTO idempotency_keys (key, request_hash, status, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![key.key, &key.request_hash[..], answer.status, answer.body, now_ms as i64])?;
+        Ok(())
+    }
+
+    fn purge_answers(&mut self, before_ms: u64) -> Result<(), ConversionError> {
+        self.conn().prepare_cached("DELETE FROM idempotency_keys WHERE created_ms < ?1")?.execute([before_ms as i64])?;
+        Ok(())
+    }
+
+    fn recorded(&mut self, id: &str) -> Result<Option<(Vec<u8>, String)>, ConversionError> {
+        let found = self
+            .conn()
+            .prepare_cached("SELECT fingerprint, first_answer FROM conversions WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(found)
+    }
+
+    fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError> {
+        let c = row.conversion;
+        // The conflict target's index is checked first, so a store file made before, with its
+        // unique (program, order id) too, also comes back with nothing inserted.
+        let inserted = self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
+                     visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor, first_answer)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0, '')
+                 ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![
+                row.id,
+                c.program,
+                c.order_id,
+                c.amount_minor,
+                c.currency,
+                c.occurred_at_ms as i64,
+                row.day,
+                row.received_at_ms as i64,
+                c.click_id,
+                c.visitor_id,
+                c.coupon_code,
+                c.customer_ref,
+                c.origin.as_str(),
+                &row.fingerprint[..],
+                row.method,
+                row.attribution,
+            ])?;
+        Ok(inserted == 1)
+    }
+
+    fn add_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError> {
+        match self.group() {
+            // Summed over the group and written once per row by the flush.
+            Some(g) => {
+                let sum = g.days.entry((partner.to_string(), day, currency.to_string())).or_default();
+                sum.conversions += d.conversions;
+                sum.revenue_minor += d.revenue_minor;
+                sum.refunded_minor += d.refunded_minor;
+                sum.cancelled += d.cancelled;
+            }
+            None => write_partner_day(self.conn(), partner, day, currency, d)?,
+        }
+        Ok(())
+    }
+
+    fn for_transition(&mut self, id: &str) -> Result<Option<StoredConversion>, ConversionError> {
+        let row = self
+            .conn()
+            .prepare_cached(
+                "SELECT status, amount_minor, refunded_minor, occurred_at_ms, currency, attribution FROM conversions WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok(StoredConversion {
+                    status: Status::parse(&r.get::<_, String>(0)?),
+                    amount_minor: r.get(1)?,
+                    refunded_minor: r.get(2)?,
+                    occurred_at_ms: r.get::<_, i64>(3)? as u64,
+                    currency: r.get(4)?,
+                    attribution: r.get(5)?,
+                })
+            })
+            .optional()?;
+        Ok(row)
+    }
+
+    fn set_status(&mut self, id: &str, status: Status) -> Result<(), ConversionError> {
+        self.conn().prepare_cached("UPDATE conversions SET status = ?1 WHERE id = ?2")?.execute(params![status.as_str(), id])?;
+        Ok(())
+    }
+
+    fn add_refund(&mut self, id: &str, amount_minor: i64, status: Status) -> Result<(), ConversionError> {
+        self.conn()
+            .prepare_cached("UPDATE conversions SET refunded_minor = refunded_minor + ?1, status = ?2 WHERE id = ?3")?
+            .execute(params![amount_minor, status.as_str(), id])?;
+        Ok(())
+    }
+
+    fn add_event(&mut self, id: &str, kind: &str, amount_minor: Option<i64>, at_ms: u64) -> Result<(), ConversionError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO conversion_events (conversion_id, seq, kind, amount_minor, at_ms)
+                 VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM conversion_events WHERE conversion_id = ?1), ?2, ?3, ?4)",
+            )?
+            .execute(params![id, kind, amount_minor, at_ms as i64])?;
+        Ok(())
+    }
+}
+
+/// Adds `d` to a row of `partner_days`, creating it.
+pub(crate) fn write_partner_day(
+    conn: &rusqlite::Connection,
+    partner: &str,
+    day: i64,
+    currency: &str,
+    d: PartnerDay,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (day, partner, currency) DO UPDATE SET conversions = conversions + excluded.conversions,
+            revenue_minor = revenue_minor + excluded.revenue_minor, refunded_minor = refunded_minor + excluded.refunded_minor,
+            cancelled = cancelled + excluded.cancelled",
+    )?
+    .execute(params![partner, day, currency, d.conversions, d.revenue_minor, d.refunded_minor, d.cancelled])?;
+    Ok(())
+}

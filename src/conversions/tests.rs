@@ -1,0 +1,580 @@
+use super::*;
+use crate::attribution::engine::{Method, Share};
+use crate::attribution::Model;
+use crate::commission::ProgramRules;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+struct Fixed;
+
+impl Attributor for Fixed {
+    fn attribute(&self, c: &NewConversion) -> Attribution {
+        Attribution {
+            method: Method::Coupon,
+            model: Model::LastClick,
+            window_days: 30,
+            half_life_hours: None,
+            shares: vec![Share { partner: "bob".into(), amount_minor: c.amount_minor }],
+            touches: vec![],
+            notes: vec![],
+        }
+    }
+
+    fn commission_rules(&self, _program: &str) -> Arc<ProgramRules> {
+        Arc::default()
+    }
+}
+
+mod backend;
+
+use backend::{on_both, Backend};
+
+on_both!(
+    records_once_and_replays_the_first_answer,
+    idempotency_keys_replay_or_conflict,
+    transitions_follow_the_lifecycle,
+    concurrent_writes_are_grouped_and_each_order_is_recorded_once,
+    a_reopened_store_still_replays,
+    the_first_answer_built_in_memory_is_what_a_read_back_renders,
+    a_job_failing_part_way_leaves_nothing_and_its_group_commits,
+    the_explanation_starts_with_the_creation_once,
+    partner_days_add_up_every_credited_share,
+);
+
+fn conv(order: &str, amount: i64) -> NewConversion {
+    NewConversion {
+        order_id: order.into(),
+        program: "demo".into(),
+        amount_minor: amount,
+        currency: "USD".into(),
+        occurred_at_ms: 1_763_800_000_000,
+        click_id: None,
+        visitor_id: None,
+        coupon_code: Some("BOB10".into()),
+        customer_ref: None,
+        origin: Origin::Api,
+    }
+}
+
+fn record_op(order: &str, amount: i64) -> Op {
+    Op::Record(Fingerprinted::new(conv(order, amount)))
+}
+
+fn key(k: &str, body: &str) -> Option<IdempotencyKey> {
+    Some(IdempotencyKey { key: k.into(), request_hash: Sha256::digest(body).into() })
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn json(a: &Answer) -> Value {
+    serde_json::from_str(&a.body).unwrap()
+}
+
+use serde_json::Value;
+
+fn records_once_and_replays_the_first_answer(b: Backend) {
+    let c = b.start();
+    rt().block_on(async {
+        let first = c.write(record_op("o-1", 1250), None, 1).await.unwrap();
+        assert_eq!((first.status, first.replayed), (201, false));
+        let v = json(&first);
+        assert_eq!(v["id"], conv("o-1", 1).id());
+        assert_eq!(v["status"], "pending");
+        assert_eq!(v["attribution"]["shares"][0]["partner"], "bob");
+        let again = c.write(record_op("o-1", 1250), None, 2).await.unwrap();
+        assert_eq!((again.status, again.replayed, &again.body), (201, true, &first.body));
+        let other = c.write(record_op("o-1", 999), None, 3).await;
+        assert!(matches!(other, Err(ConversionError::Conflict(m)) if m.contains("different fields")), "a changed retry is a conflict");
+    });
+}
+
+fn idempotency_keys_replay_or_conflict(b: Backend) {
+    let c = b.start();
+    rt().block_on(async {
+        let a = c.write(record_op("o-1", 100), key("k1", "body-a"), 1).await.unwrap();
+        let b = c.write(record_op("o-1", 100), key("k1", "body-a"), 2).await.unwrap();
+        assert!(b.replayed && b.body == a.body);
+        let clash = c.write(record_op("o-2", 100), key("k1", "body-b"), 3).await;
+        assert!(matches!(clash, Err(ConversionError::Conflict(m)) if m.contains("Idempotency-Key")));
+    });
+}
+
+fn transitions_follow_the_lifecycle(b: Backend) {
+    let c = b.start();
+    rt().block_on(async {
+        let id = conv("o-1", 1000).id();
+        c.write(record_op("o-1", 1000), None, 1).await.unwrap();
+        let t = |transition| Op::Transition { id: id.clone(), transition };
+        let confirmed = c.write(t(Transition::Confirm), None, 2).await.unwrap();
+        assert_eq!(json(&confirmed)["status"], "confirmed");
+        // Confirming twice changes nothing.
+        let twice = c.write(t(Transition::Confirm), None, 3).await.unwrap();
+        assert_eq!(json(&twice)["events"].as_array().unwrap().len(), 2);
+        let part = c.write(t(Transition::Refund(Some(300))), key("r1", "300"), 4).await.unwrap();
+        assert_eq!((json(&part)["status"].as_str(), json(&part)["refunded_minor"].as_i64()), (Some("confirmed"), Some(300)));
+        // The same refund retried under its key is not refunded again.
+        let retry = c.write(t(Transition::Refund(Some(300))), key("r1", "300"), 5).await.unwrap();
+        assert!(retry.replayed);
+        let too_much = c.write(t(Transition::Refund(Some(701))), key("r2", "701"), 6).await;
+        assert!(matches!(too_much, Err(ConversionError::Invalid { field: "amount_minor", .. })));
+        let cancel = c.write(t(Transition::Cancel), None, 7).await;
+        assert!(matches!(cancel, Err(ConversionError::Conflict(_))), "refunded sales are not cancelled");
+        let rest = c.write(t(Transition::Refund(None)), key("r3", "rest"), 8).await.unwrap();
+        assert_eq!((json(&rest)["status"].as_str(), json(&rest)["refunded_minor"].as_i64()), (Some("refunded"), Some(1000)));
+        let none_left = c.write(t(Transition::Refund(None)), key("r4", "rest"), 9).await;
+        assert!(matches!(none_left, Err(ConversionError::Conflict(_))));
+        let missing = c.write(Op::Transition { id: "cv_nope".into(), transition: Transition::Confirm }, None, 10).await;
+        assert!(matches!(missing, Err(ConversionError::NotFound(_))));
+    });
+}
+
+fn concurrent_writes_are_grouped_and_each_order_is_recorded_once(b: Backend) {
+    let c = b.start();
+    let answers = rt().block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..400 {
+            let c = c.clone();
+            // Every order is sent twice, concurrently.
+            tasks.push(tokio::spawn(async move { c.write(record_op(&format!("o-{}", i % 200), 10), None, 1).await }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap().unwrap());
+        }
+        out
+    });
+    assert_eq!(answers.iter().filter(|a| !a.replayed).count(), 200);
+    let reader = b.reader();
+    let days = reader.program_days("demo", 0, u32::MAX).unwrap();
+    assert_eq!(days.iter().map(|d| d.conversions).sum::<u64>(), 200);
+    assert_eq!(days.iter().map(|d| d.revenue_minor).sum::<i64>(), 2000);
+    let bob = reader.partner_days("bob", 0, u32::MAX).unwrap();
+    assert_eq!(bob.iter().map(|d| d.revenue_minor).sum::<i64>(), 2000);
+}
+
+fn a_reopened_store_still_replays(b: Backend) {
+    let first = rt().block_on(b.start().write(record_op("o-1", 5), key("k", "b"), 1)).unwrap();
+    let again = rt().block_on(b.start().write(record_op("o-1", 5), key("k", "b"), 2)).unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.body, first.body);
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_fingerprint_hashes_the_canonical_json() {
+    // Stored fingerprints and the idempotency request hashes built from them are compared byte
+    // for byte with retries, across restarts and versions: what is hashed must never change.
+    let c = conv("o-1", 1250);
+    let canonical =
+        r#"{"order_id":"o-1","program":"demo","amount_minor":1250,"currency":"USD","occurred_at_ms":1763800000000,"coupon_code":"BOB10"}"#;
+    assert_eq!(serde_json::to_string(&c).unwrap(), canonical);
+    let f = Fingerprinted::new(c.clone());
+    assert_eq!(hex(f.fingerprint()), "90ac0d55388fb56652e3c2b46e9db61b5d92ad2efac7f8d906169a10de13380f");
+    assert_eq!(f.conversion(), &c);
+    let other_origin = Fingerprinted::new(NewConversion { origin: Origin::Import, ..c });
+    assert_eq!(other_origin.fingerprint(), f.fingerprint(), "the origin is not part of what a conversion is");
+}
+
+/// Two partners share each sale, under tiers, a fixed fee, a bonus at the third conversion and
+/// a per-partner override, so first answers carry several commissions and a bonus item.
+struct Split(Arc<ProgramRules>);
+
+impl Attributor for Split {
+    fn attribute(&self, c: &NewConversion) -> Attribution {
+        let alice = c.amount_minor * 2 / 3;
+        Attribution {
+            method: Method::Coupon,
+            model: Model::Linear,
+            window_days: 30,
+            half_life_hours: None,
+            shares: vec![
+                Share { partner: "zed".into(), amount_minor: c.amount_minor - alice },
+                Share { partner: "alice".into(), amount_minor: alice },
+            ],
+            touches: vec![],
+            notes: vec!["split".into()],
+        }
+    }
+
+    fn commission_rules(&self, _program: &str) -> Arc<ProgramRules> {
+        self.0.clone()
+    }
+}
+
+fn the_first_answer_built_in_memory_is_what_a_read_back_renders(b: Backend) {
+    let rules: ProgramRules = serde_json::from_value(serde_json::json!({
+        "rules": {
+            "fixed_minor": 25,
+            "tiers": [{ "from_minor": 0, "percent_bps": 1000 }, { "from_minor": 5000, "percent_bps": 1500 }],
+            "bonuses": [{ "metric": "conversions", "threshold": 3, "amount_minor": 700 }],
+            "lock_days": 30
+        },
+        "partners": { "zed": { "percent_bps": 500, "lock_days": 10 } }
+    }))
+    .unwrap();
+    let c = b.start_with(Box::new(Split(Arc::new(rules))), 64);
+    let amounts = [3000, 0, 4500, 9999, 120];
+    let record = |i: usize| {
+        let mut n = conv(&format!("o-{i}"), amounts[i]);
+        n.click_id = (i % 2 == 0).then(|| format!("click-{i}"));
+        n.customer_ref = Some("cust \"7\"".into());
+        Op::Record(Fingerprinted::new(n))
+    };
+    let mut answers = Vec::new();
+    rt().block_on(async {
+        for i in 0..amounts.len() {
+            answers.push(c.write(record(i), None, 1_763_900_000_123 + i as u64).await.unwrap());
+        }
+    });
+    let mut bonuses = 0;
+    for a in &answers {
+        let v = json(a);
+        let id = v["id"].as_str().unwrap();
+        let read = b.render(id).unwrap();
+        assert_eq!(a.body, read, "the first answer of {id} differs from its read-back");
+        let items: Vec<&str> = v["commissions"].as_array().unwrap().iter().map(|c| c["item"].as_str().unwrap()).collect();
+        bonuses += items.iter().filter(|i| i.starts_with("bonus:")).count();
+    }
+    assert_eq!(json(&answers[0])["commissions"].as_array().unwrap().len(), 2, "two partners, a base item each (the fixed fee is in it)");
+    assert!(bonuses >= 1, "the third conversion reaches the bonus");
+
+    // The answer is not kept: after later steps moved the rows on, a retry still gets the first
+    // answer, rebuilt from them, while a read shows where they are now.
+    let id = |i: usize| json(&answers[i])["id"].as_str().unwrap().to_string();
+    let steps = [(0, Transition::Refund(Some(1000))), (2, Transition::Cancel), (3, Transition::Confirm), (4, Transition::Refund(None))];
+    rt().block_on(async {
+        for (i, t) in steps {
+            c.write(Op::Transition { id: id(i), transition: t }, None, 1_763_900_100_000).await.unwrap();
+        }
+        for (i, a) in answers.iter().enumerate() {
+            let again = c.write(record(i), None, 1_763_900_200_000).await.unwrap();
+            assert_eq!((again.replayed, &again.body), (true, &a.body), "the retry of {}", id(i));
+        }
+    });
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(b.render_first(&id(i)).as_ref(), Some(&a.body));
+    }
+    for i in [0, 2, 3, 4] {
+        assert_ne!(b.render(&id(i)).unwrap(), answers[i].body, "{} moved on", id(i));
+    }
+    let Backend::Sqlite(dir) = &b else { return };
+    let conn = schema::open(dir.path()).unwrap();
+    let stored: Vec<String> =
+        conn.prepare("SELECT first_answer FROM conversions").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert!(stored.len() == 5 && stored.iter().all(String::is_empty), "no copy of the answer is kept");
+    // A file made before kept the answer in the row: that copy is what a retry gets.
+    conn.execute("UPDATE conversions SET first_answer = '{\"kept\":1}' WHERE id = ?1", [id(1)]).unwrap();
+    let again = rt().block_on(c.write(record(1), None, 1_763_900_300_000)).unwrap();
+    assert_eq!((again.replayed, again.body.as_str()), (true, "{\"kept\":1}"));
+}
+
+/// Credits "bob" twice for an order id starting `dup`, which fails part-way through its
+/// commissions (the second has the first's id); every other order is credited once.
+struct Dup;
+
+impl Attributor for Dup {
+    fn attribute(&self, c: &NewConversion) -> Attribution {
+        let share = Share { partner: "bob".into(), amount_minor: c.amount_minor };
+        let shares = if c.order_id.starts_with("dup") { vec![share.clone(), share] } else { vec![share] };
+        Attribution {
+            method: Method::Coupon,
+            model: Model::LastClick,
+            window_days: 30,
+            half_life_hours: None,
+            shares,
+            touches: vec![],
+            notes: vec![],
+        }
+    }
+
+    fn commission_rules(&self, _program: &str) -> Arc<ProgramRules> {
+        Arc::new(serde_json::from_value(serde_json::json!({ "rules": { "percent_bps": 1000 } })).unwrap())
+    }
+}
+
+fn a_job_failing_part_way_leaves_nothing_and_its_group_commits(b: Backend) {
+    let c = b.start_with(Box::new(Dup), 64);
+    let (ok_1, dup, ok_2) = rt().block_on(async {
+        tokio::join!(
+            c.write(record_op("ok-1", 1000), None, 10),
+            c.write(record_op("dup-1", 1000), key("k-dup", "dup"), 10),
+            c.write(record_op("ok-2", 2000), None, 10)
+        )
+    });
+    assert!(matches!(dup, Err(ConversionError::Commission(_))), "{dup:?}");
+    assert_eq!(ok_1.unwrap().status, 201);
+    assert_eq!(ok_2.unwrap().status, 201);
+    let count = |sql: &str| b.count(sql);
+    assert_eq!(count("SELECT count(*) FROM conversions"), 2);
+    assert_eq!(
+        (
+            count("SELECT CAST(sum(conversions) AS BIGINT) FROM partner_days"),
+            count("SELECT CAST(sum(revenue_minor) AS BIGINT) FROM partner_days")
+        ),
+        (2, 3000)
+    );
+    assert_eq!(count("SELECT count(*) FROM commissions"), 2, "the failed job's first commission is gone too");
+    let accrued = if matches!(b, Backend::Sqlite(_)) { "commission_accrued" } else { "commission_accruals" };
+    assert_eq!(count(&format!("SELECT count(*) FROM {accrued}")), 2);
+    assert_eq!(count("SELECT count(*) FROM idempotency_keys"), 0, "a failed job stores no answer");
+    assert_eq!(count("SELECT count(*) FROM ledger_transfers"), 2);
+    assert_eq!(count("SELECT debits_pending FROM ledger_balances WHERE kind = 'program_expense'"), 300);
+    assert_eq!(b.verify().transfers, 2);
+    // The same failure alone, in a group of its own, is refused the same way.
+    let again = rt().block_on(c.write(record_op("dup-1", 1000), None, 11));
+    assert!(matches!(again, Err(ConversionError::Commission(_))), "{again:?}");
+}
+
+/// The creation is the conversion row (no `recorded` event row is written), and the
+/// explanation starts with it; a store file made before, which also holds it as an event row,
+/// shows it once.
+fn the_explanation_starts_with_the_creation_once(b: Backend) {
+    let c = b.start();
+    let id = conv("o-1", 1000).id();
+    rt().block_on(async {
+        c.write(record_op("o-1", 1000), None, 7).await.unwrap();
+        c.write(Op::Transition { id: id.clone(), transition: Transition::Confirm }, None, 9).await.unwrap();
+    });
+    assert_eq!(b.count(&format!("SELECT count(*) FROM conversion_events WHERE conversion_id = '{id}'")), 1, "only the confirmation");
+    let steps = |b: &Backend| -> Vec<(String, String)> {
+        let v: Value = serde_json::from_str(&b.render(&id).unwrap()).unwrap();
+        let text = |e: &Value, k: &str| e[k].as_str().unwrap().to_string();
+        v["events"].as_array().unwrap().iter().map(|e| (text(e, "kind"), text(e, "at"))).collect()
+    };
+    let expected = vec![("recorded".to_string(), view::rfc3339(7)), ("confirmed".to_string(), view::rfc3339(9))];
+    assert_eq!(steps(&b), expected);
+    // A store file made before also holds the creation as an event row, at seq 0 so it sorts
+    // first: the explanation still shows it once.
+    let Backend::Sqlite(dir) = &b else { return };
+    let conn = schema::open(dir.path()).unwrap();
+    conn.execute(
+        "INSERT INTO conversion_events (conversion_id, seq, kind, amount_minor, at_ms) VALUES (?1, 0, 'recorded', NULL, 7)",
+        [&id],
+    )
+    .unwrap();
+    assert_eq!(steps(&b), expected);
+}
+
+/// A store file whose commissions were made with ids that do not start with their time cannot
+/// find a conversion's commissions by range: it is refused with the reason, and left as it was.
+#[test]
+fn a_file_with_commissions_of_the_earlier_id_format_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(schema::open(dir.path()).unwrap());
+    let conn = Connection::open(crate::store::Store::path(dir.path())).unwrap();
+    conn.execute_batch("CREATE TABLE commission_accruals (conversion_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)").unwrap();
+    drop(conn);
+    let e = schema::open(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("earlier development format") && e.contains("commission_accruals"), "{e}");
+    let conn = Connection::open(crate::store::Store::path(dir.path())).unwrap();
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'commission_accruals'", [], |r| r.get(0)).unwrap();
+    assert_eq!(tables, 1);
+}
+
+/// What the partner report gives for every partner, day and currency.
+fn partner_day_rows(reader: &ConversionReader) -> BTreeMap<(String, u32, String), [i64; 4]> {
+    let mut out = BTreeMap::new();
+    for partner in ["alice", "zed"] {
+        for d in reader.partner_days(partner, 0, u32::MAX).unwrap() {
+            let v = [d.conversions as i64, d.revenue_minor, d.refunded_minor, d.cancelled as i64];
+            assert!(out.insert((partner.to_string(), d.day, d.currency), v).is_none());
+        }
+    }
+    out
+}
+
+/// `partner_days`, which the writer keeps up to date (summed per group on SQLite), is what
+/// summing each credited conversion's share gives (the report's query over one row per share,
+/// before): through records, cancels, partial and full refunds, zero amounts, several days and
+/// currencies. A file made before, with one row per share, is folded into the same rows when
+/// opened.
+fn partner_days_add_up_every_credited_share(b: Backend) {
+    let c = b.start_with(Box::new(Split(Arc::default())), 16);
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut ids = Vec::new();
+    rt().block_on(async {
+        // All at once, so groups sum several shares into one row of a partner's day.
+        let mut writes = Vec::new();
+        for i in 0..60 {
+            let mut n = conv(&format!("o-{i}"), if i % 10 == 0 { 0 } else { rng.i64(1..5000) });
+            n.occurred_at_ms += rng.u64(0..3) * 86_400_000;
+            n.currency = if rng.bool() { "USD" } else { "EUR" }.into();
+            ids.push(n.id());
+            writes.push(c.write(Op::Record(Fingerprinted::new(n)), None, 1_763_900_000_000));
+        }
+        for w in futures_util::future::join_all(writes).await {
+            w.unwrap();
+        }
+        for _ in 0..150 {
+            let id = ids[rng.usize(..ids.len())].clone();
+            let transition = match rng.u8(..4) {
+                0 => Transition::Cancel,
+                1 => Transition::Refund(None),
+                2 => Transition::Confirm,
+                _ => Transition::Refund(Some(rng.i64(1..1500))),
+            };
+            // Refusals (nothing left, already cancelled, too much) change nothing.
+            let _ = c.write(Op::Transition { id, transition }, None, 1_763_900_100_000).await;
+        }
+    });
+    let mut want: BTreeMap<(String, u32, String), [i64; 4]> = BTreeMap::new();
+    let rows = b.conversion_rows();
+    let (mut cancelled, mut refunded) = (0, 0);
+    for (status, amount, refunded_minor, day, currency, attribution) in rows {
+        let a: Attribution = serde_json::from_str(&attribution).unwrap();
+        cancelled += usize::from(status == "cancelled");
+        refunded += usize::from(refunded_minor > 0);
+        for s in a.shares {
+            let w = want.entry((s.partner, day, currency.clone())).or_default();
+            let live = i64::from(status != "cancelled");
+            w[0] += live;
+            w[1] += live * s.amount_minor;
+            w[2] += if amount > 0 { s.amount_minor * refunded_minor / amount } else { 0 };
+            w[3] += 1 - live;
+        }
+    }
+    assert!(cancelled > 5 && refunded > 5, "the run cancels and refunds: {cancelled} cancelled, {refunded} refunded");
+    let reader = b.reader();
+    let got = partner_day_rows(&reader);
+    assert_eq!(got, want);
+    assert!(got.len() >= 6, "two partners, several days and currencies: {got:?}");
+    let Backend::Sqlite(dir) = &b else { return };
+    let conn = schema::open(dir.path()).unwrap();
+
+    // The same conversions as a file made before kept them: one share row each.
+    conn.execute_batch(
+        "DELETE FROM partner_days;
+         CREATE TABLE conversion_shares (conversion_id TEXT NOT NULL, partner TEXT NOT NULL, amount_minor INTEGER NOT NULL,
+            day INTEGER NOT NULL, PRIMARY KEY (conversion_id, partner));
+         INSERT INTO conversion_shares SELECT c.id, json_extract(s.value, '$.partner'), json_extract(s.value, '$.amount_minor'), c.day
+            FROM conversions c, json_each(c.attribution, '$.shares') s;",
+    )
+    .unwrap();
+    drop((conn, reader));
+    let reader = ConversionReader::open(dir.path()).unwrap();
+    assert_eq!(partner_day_rows(&reader), want);
+    let conn = schema::open(dir.path()).unwrap();
+    let left: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'conversion_shares'", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0, "folded once and dropped");
+}
+
+/// Two writers on one PostgreSQL database, as two cores in cluster mode: the same orders sent
+/// to both at once, and transitions on them through either. Each order is recorded once, a
+/// losing writer's job is refused or replays and never counts twice, and the ledger verifies.
+#[test]
+fn two_writers_on_one_database_record_each_order_once() {
+    let Some(b) = Backend::pg() else { return };
+    let (one, two) = (b.start_with(Box::new(Split(Arc::default())), 32), b.start_with(Box::new(Split(Arc::default())), 32));
+    let orders = 120;
+    let (recorded, refused) = rt().block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..orders {
+            for w in [one.clone(), two.clone()] {
+                tasks.push(tokio::spawn(async move { w.write(record_op(&format!("o-{i}"), 1000 + i as i64), None, 1).await }));
+            }
+        }
+        let (mut recorded, mut refused) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(a) if !a.replayed => recorded += 1,
+                Ok(_) => {}
+                // The loser of a race on the same order id: its group ran again and this job
+                // failed; the client's retry replays.
+                Err(ConversionError::Pg(_) | ConversionError::NotStored(_)) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        (recorded, refused)
+    });
+    assert_eq!(recorded, orders, "each order recorded by exactly one writer ({refused} refused)");
+    // Retries of every order replay on either writer.
+    rt().block_on(async {
+        for i in 0..orders {
+            let w = if i % 2 == 0 { &one } else { &two };
+            let a = w.write(record_op(&format!("o-{i}"), 1000 + i as i64), None, 2).await.unwrap();
+            assert!(a.replayed);
+        }
+        // Refunds and cancels through both writers at once.
+        let mut tasks = Vec::new();
+        for i in 0..orders {
+            let id = conv(&format!("o-{i}"), 0).id();
+            let w = if i % 3 == 0 { one.clone() } else { two.clone() };
+            let t = if i % 2 == 0 { Transition::Cancel } else { Transition::Refund(Some(100)) };
+            tasks.push(tokio::spawn(async move { w.write(Op::Transition { id, transition: t }, None, 3).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    });
+    assert_eq!(b.count("SELECT count(*) FROM conversions"), orders as i64);
+    assert_eq!(b.count("SELECT count(*) FROM conversions WHERE status = 'cancelled'"), orders as i64 / 2);
+    assert_eq!(b.count("SELECT CAST(sum(refunded_minor) AS BIGINT) FROM conversions"), 100 * orders as i64 / 2);
+    assert_eq!(b.count("SELECT count(*) FROM commission_accruals"), orders as i64);
+    let report = b.verify();
+    assert!(report.transfers > 2 * orders as u64, "{report}");
+}
+
+/// The server drops the writer's connection (a restart, a failover): the group that finds it
+/// gone is answered with a storage error and nothing of it is kept, the next group runs on a
+/// new connection, and a retry of the failed write is recorded once.
+#[test]
+fn the_postgresql_writer_reconnects_after_the_server_drops_it() {
+    let Some(b) = Backend::pg() else { return };
+    let Backend::Pg(schema) = &b else { unreachable!("Backend::pg is PostgreSQL") };
+    // Named, so this test ends only its own writer's connection.
+    let url = format!("{}&application_name={}", schema.url, schema.name);
+    let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
+    let c = Conversions::start_pg(&url, config, Box::new(Fixed), crate::metrics::Metrics::new().api).unwrap();
+    rt().block_on(c.write(record_op("o-1", 100), None, 1)).unwrap();
+    let ended: i64 = schema
+        .client()
+        .query_one("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", &[&schema.name])
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the writer's one connection");
+    let mut failed = 0;
+    let second = loop {
+        match rt().block_on(c.write(record_op("o-2", 200), key("k-2", "o-2"), 2)) {
+            Ok(a) => break a,
+            Err(e @ (ConversionError::Pg(_) | ConversionError::NotStored(_))) => {
+                failed += 1;
+                assert!(failed < 3, "still failing after reconnecting: {e}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!((second.status, second.replayed), (201, false), "the failed attempt left nothing behind");
+    let again = rt().block_on(c.write(record_op("o-1", 100), None, 3)).unwrap();
+    assert!(again.replayed);
+    assert_eq!(b.count("SELECT count(*) FROM conversions"), 2);
+    assert_eq!(b.count("SELECT count(*) FROM idempotency_keys"), 1);
+}
+
+/// SQLite: a group is answered only after an fdatasync of the WAL that follows its commit, and
+/// a failed sync is never acknowledged, nor is anything after it (the kernel may report the
+/// next sync clean after dropping the pages it could not write).
+#[test]
+fn a_group_whose_wal_cannot_be_synced_is_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WriterConfig { commit_batch_len_max: 8, queue_len_max: 64, idempotency_ttl_ms: 86_400_000 };
+    let metrics = crate::metrics::Metrics::new().api;
+    let c = Conversions::start(dir.path(), config, Box::new(Fixed), metrics.clone()).unwrap();
+    let rt = rt();
+    let a = rt.block_on(c.write(record_op("o-1", 1000), None, 1_763_800_000_000)).unwrap();
+    assert_eq!(a.status, 201);
+    assert!(metrics.wal_syncs.get() >= 1, "the answer came after a sync of the WAL");
+    // The sync thread opens the WAL by its path; without it, the sync fails.
+    let wal = crate::store::Store::path(dir.path()).with_extension("db-wal");
+    std::fs::remove_file(&wal).unwrap();
+    for order in ["o-2", "o-3"] {
+        match rt.block_on(c.write(record_op(order, 1000), None, 1_763_800_000_000)) {
+            Err(ConversionError::NotStored(why)) => assert!(why.contains("durable"), "{order}: {why}"),
+            other => panic!("{order}: acknowledged without a sync: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! Reading conversions: the JSON view the API answers with, and per-day report rows; the
+//! commission and ledger reads (`commissions`, `ledger`) share the same read connection.
+
+mod commissions;
+mod ledger;
+mod pg;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::store::{ConversionEvent, ConversionRow, ViewSource};
+use super::ConversionError;
+use crate::ledger::SqliteLedger;
+use crate::lifecycle::{Commission, CommissionEvent, ConversionRef};
+
+pub use commissions::{CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, ReportScope, StatusTotals};
+pub use ledger::{LedgerFilter, LedgerPage};
+
+/// A conversion's stored fields as the view shows them.
+pub(super) struct ConversionFields<'a> {
+    pub id: &'a str,
+    pub program: &'a str,
+    pub order_id: &'a str,
+    pub amount_minor: i64,
+    pub currency: &'a str,
+    pub occurred_at_ms: i64,
+    pub received_at_ms: i64,
+    pub click_id: Option<&'a str>,
+    pub visitor_id: Option<&'a str>,
+    pub coupon_code: Option<&'a str>,
+    pub customer_ref: Option<&'a str>,
+    pub origin: &'a str,
+    /// The stored attribution JSON.
+    pub attribution: &'a str,
+    pub status: &'a str,
+    pub refunded_minor: i64,
+}
+
+/// The JSON the API shows for a conversion: its fields, its events, and its commissions (each
+/// with its events, ordered by partner and item as `render` reads them). Serialized straight
+/// from borrowed fields (keys in alphabetical order, as every other answer of the API; absent
+/// fields left out), with the stored attribution embedded as it is: the writer builds one of
+/// these per conversion.
+pub(super) fn conversion_json(
+    f: &ConversionFields<'_>,
+    events: &[ConversionEvent],
+    commissions: &[(Commission, Vec<CommissionEvent>)],
+) -> String {
+    #[derive(Serialize)]
+    struct Event<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        amount_minor: Option<i64>,
+        at: String,
+        kind: &'a str,
+    }
+    #[derive(Serialize)]
+    struct View<'a> {
+        amount_minor: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attribution: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        click_id: Option<&'a str>,
+        commissions: Vec<CommissionView<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        coupon_code: Option<&'a str>,
+        currency: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        customer_ref: Option<&'a str>,
+        events: Vec<Event<'a>>,
+        id: &'a str,
+        occurred_at: String,
+        order_id: &'a str,
+        origin: &'a str,
+        program: &'a str,
+        received_at: String,
+        refunded_minor: i64,
+        status: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        visitor_id: Option<&'a str>,
+    }
+    let view = View {
+        amount_minor: f.amount_minor,
+        attribution: serde_json::from_str(f.attribution).ok(),
+        click_id: f.click_id,
+        commissions: commissions.iter().map(|(c, steps)| CommissionView::new(c, Some(steps))).collect(),
+        coupon_code: f.coupon_code,
+        currency: f.currency,
+        customer_ref: f.customer_ref,
+        events: events.iter().map(|(kind, amount_minor, at)| Event { amount_minor: *amount_minor, at: rfc3339(*at), kind }).collect(),
+        id: f.id,
+        occurred_at: rfc3339(f.occurred_at_ms),
+        order_id: f.order_id,
+        origin: f.origin,
+        program: f.program,
+        received_at: rfc3339(f.received_at_ms),
+        refunded_minor: f.refunded_minor,
+        status: f.status,
+        visitor_id: f.visitor_id,
+    };
+    serde_json::to_string(&view).unwrap_or_else(|e| {
+        // Borrowed strings, numbers and validated raw JSON cannot fail to serialize.
+        tracing::error!(error = %e, id = f.id, "rendering a conversion failed");
+        String::from("{}")
+    })
+}
+
+/// A new conversion's first answer, from what its job wrote: as `view::render` would read it
+/// back right after the job (pending, one `recorded` event, and each new commission with its
+/// `created` event). The writer hands it over unrendered; `render` runs on the caller's task.
+pub(super) struct First {
+    pub id: String,
+    pub conversion: std::sync::Arc<super::NewConversion>,
+    pub attribution_json: std::sync::Arc<str>,
+    pub commissions: Vec<Commission>,
+    pub now_ms: u64,
+}
+
+impl First {
+    pub fn render(self) -> String {
+        let c = &*self.conversion;
+        let fields = ConversionFields {
+            id: &self.id,
+            program: &c.program,
+            order_id: &c.order_id,
+            amount_minor: c.amount_minor,
+            currency: &c.currency,
+            occurred_at_ms: c.occurred_at_ms as i64,
+            received_at_ms: self.now_ms as i64,
+            click_id: c.click_id.as_deref(),
+            visitor_id: c.visitor_id.as_deref(),
+            coupon_code: c.coupon_code.as_deref(),
+            customer_ref: c.customer_ref.as_deref(),
+            origin: c.origin.as_str(),
+            attribution: &self.attribution_json,
+            status: super::Status::Pending.as_str(),
+            refunded_minor: 0,
+        };
+        first_json(&fields, self.commissions)
+    }
+}
+
+/// A conversion's first answer from its fields and its commissions as created.
+fn first_json(fields: &ConversionFields<'_>, commissions: Vec<Commission>) -> String {
+    let mut commissions: Vec<_> = commissions
+        .into_iter()
+        .map(|cm| {
+            let created = CommissionEvent {
+                commission_id: cm.id.clone(),
+                kind: "created",
+                amount_minor: cm.amount_minor,
+                transfer_id: cm.reserve_id(0),
+                at_ms: cm.created_at_ms,
+            };
+            (cm, vec![created])
+        })
+        .collect();
+    commissions.sort_by(|(a, _), (b, _)| (&a.partner, &a.item).cmp(&(&b.partner, &b.item)));
+    conversion_json(fields, &[("recorded".to_string(), None, fields.received_at_ms)], &commissions)
+}
+
+/// A stored conversion's first answer, rebuilt: what `First::render` gave when it was recorded.
+/// Everything in it is kept: the conversion's fields and attribution never change, and a
+/// commission's created fields are its row less what later steps changed, which only grows
+/// from zero (voided, reversed), was none (approval, payment) or was the first reserve.
+/// `None` when it does not exist. Retries replay this instead of a stored copy of the answer.
+pub fn render_first<S: ViewSource + ?Sized>(src: &mut S, id: &str) -> Result<Option<String>, ConversionError> {
+    let Some(r) = src.conversion_row(id)? else { return Ok(None) };
+    let fields = ConversionFields { status: super::Status::Pending.as_str(), refunded_minor: 0, ..fields(&r, id) };
+    let conversion = ConversionRef { id, occurred_at_ms: r.occurred_at_ms as u64 };
+    let created = src
+        .view_commissions(&conversion)?
+        .into_iter()
+        .map(|c| Commission {
+            voided_minor: 0,
+            reversed_minor: 0,
+            status: crate::lifecycle::CommissionStatus::Pending,
+            approved_at_ms: None,
+            paid_at_ms: None,
+            payout_id: None,
+            reserve_seq: 0,
+            ..c
+        })
+        .collect();
+    Ok(Some(first_json(&fields, created)))
+}
+
+fn fields<'a>(r: &'a ConversionRow, id: &'a str) -> ConversionFields<'a> {
+    ConversionFields {
+        id,
+        program: &r.program,
+        order_id: &r.order_id,
+        amount_minor: r.amount_minor,
+        currency: &r.currency,
+        occurred_at_ms: r.occurred_at_ms,
+        received_at_ms: r.received_at_ms,
+        click_id: r.click_id.as_deref(),
+        visitor_id: r.visitor_id.as_deref(),
+        coupon_code: r.coupon_code.as_deref(),
+        customer_ref: r.customer_ref.as_deref(),
+        origin: &r.origin,
+        attribution: &r.attribution,
+        status: &r.status,
+        refunded_minor: r.refunded_minor,
+    }
+}
+
+/// Renders one conversion as the API shows it; `None` when it does not exist.
+pub fn render<S: ViewSource + ?Sized>(src: &mut S, id: &str) -> Result<Option<String>, ConversionError> {
+    let Some(r) = src.conversion_row(id)? else { return Ok(None) };
+    let fields = fields(&r, id);
+    let mut events: Vec<ConversionEvent> = vec![("recorded".to_string(), None, r.received_at_ms)];
+    events.extend(src.conversion_events(id)?);
+    let conversion = ConversionRef { id, occurred_at_ms: r.occurred_at_ms as u64 };
+    Ok(Some(conversion_json(&fields, &events, &commissions(src, &conversion)?)))
+}
+
+/// A conversion's commissions, each with how it was computed and every step it went through
+/// (with the ledger transfer that moved the money), so the explanation covers the money too.
+fn commissions<S: ViewSource + ?Sized>(
+    src: &mut S,
+    conversion: &ConversionRef<'_>,
+) -> Result<Vec<(Commission, Vec<CommissionEvent>)>, ConversionError> {
+    let mut rows = src.view_commissions(conversion)?;
+    rows.sort_by(|a, b| (&a.partner, &a.item).cmp(&(&b.partner, &b.item)));
+    let mut out = Vec::with_capacity(rows.len());
+    for c in rows {
+        let steps = src.view_events(&c.id)?;
+        out.push((c, steps));
+    }
+    Ok(out)
+}
+
+/// One commission as the API shows it, with its steps when they were read.
+#[derive(Serialize)]
+struct CommissionView<'a> {
+    amount_minor: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_at: Option<String>,
+    conversion_id: &'a str,
+    created_at: String,
+    currency: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<CommissionEventView<'a>>>,
+    id: &'a str,
+    item: &'a str,
+    lock_until: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paid_at: Option<String>,
+    partner: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payout_id: Option<&'a str>,
+    period: &'a str,
+    program: &'a str,
+    remaining_minor: i64,
+    reversed_minor: i64,
+    rule_version: &'a str,
+    status: &'a str,
+    voided_minor: i64,
+}
+
+impl<'a> CommissionView<'a> {
+    fn new(c: &'a Commission, events: Option<&'a [CommissionEvent]>) -> CommissionView<'a> {
+        CommissionView {
+            amount_minor: c.amount_minor,
+            approved_at: c.approved_at_ms.map(rfc3339),
+            conversion_id: &c.conversion_id,
+            created_at: rfc3339(c.created_at_ms),
+            currency: crate::ledger::currency_str(&c.currency),
+            detail: serde_json::from_str(&c.detail).ok(),
+            events: events.map(|e| e.iter().map(CommissionEventView::new).collect()),
+            id: &c.id,
+            item: &c.item,
+            lock_until: rfc3339(c.lock_until_ms),
+            paid_at: c.paid_at_ms.map(rfc3339),
+            partner: &c.partner,
+            payout_id: c.payout_id.as_deref(),
+            period: &c.period,
+            program: &c.program,
+            remaining_minor: c.remaining_minor(),
+            reversed_minor: c.reversed_minor,
+            rule_version: &c.rule_version,
+            status: c.status.as_str(),
+            voided_minor: c.voided_minor,
+        }
+    }
+}
+
+/// One step of a commission as the API shows it, with the ledger transfer that moved the money.
+#[derive(Serialize)]
+struct CommissionEventView<'a> {
+    amount_minor: i64,
+    at: String,
+    kind: &'a str,
+    transfer_id: String,
+}
+
+impl<'a> CommissionEventView<'a> {
+    fn new(e: &'a CommissionEvent) -> CommissionEventView<'a> {
+        CommissionEventView { amount_minor: e.amount_minor, at: rfc3339(e.at_ms), kind: e.kind, transfer_id: e.transfer_id.to_string() }
+    }
+}
+
+/// One commission as the API shows it; with `events`, its steps too.
+pub fn commission_json(c: &Commission, events: Option<&[CommissionEvent]>) -> Value {
+    serde_json::to_value(CommissionView::new(c, events)).unwrap_or(Value::Null)
+}
+
+/// One page of an ordered query: up to `limit` rows, asked for one more to learn whether more
+/// follow.
+fn page<T>(
+    conn: &Connection,
+    mut sql: String,
+    mut args: Vec<rusqlite::types::Value>,
+    limit: usize,
+    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<(Vec<T>, bool)> {
+    sql.push_str(" LIMIT ?");
+    args.push(rusqlite::types::Value::Integer(limit as i64 + 1));
+    let mut rows: Vec<T> = conn.prepare_cached(&sql)?.query_map(rusqlite::params_from_iter(args), row)?.collect::<Result<_, _>>()?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    Ok((rows, more))
+}
+
+/// Unix milliseconds as RFC 3339 (UTC, millisecond precision).
+///
+/// Written out by hand for the years 1970 to 9999 (the writer formats several times per
+/// conversion, and `time`'s formatter cost more than the rest of the answer's fields); other
+/// times go through `time`, as they always did.
+pub fn rfc3339(ms: i64) -> String {
+    const MS_MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    if !(0..=MS_MAX).contains(&ms) {
+        return rfc3339_by_time(ms);
+    }
+    let (days, ms_of_day) = (ms / 86_400_000, ms % 86_400_000);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (non-negative here).
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, sec, milli) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
+    // Digits placed by hand: `format!` with widths cost as much as `time`.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, mut v) in [(0, 4, year), (5, 2, month), (8, 2, day), (11, 2, h), (14, 2, m), (17, 2, sec), (20, 3, milli)] {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    out.iter().map(|&b| char::from(b)).collect()
+}
+
+fn rfc3339_by_time(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.format(&f).unwrap_or_default()
+}
+
+/// One day of conversions for a report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DayConversions {
+    pub day: u32,
+    pub currency: String,
+    /// Conversions not cancelled.
+    pub conversions: u64,
+    /// Amounts of those conversions (for a partner: the partner's attributed shares).
+    pub revenue_minor: i64,
+    pub refunded_minor: i64,
+    pub cancelled: u64,
+}
+
+/// The API's reads, on the store's backend. Every read of several rows runs in one read
+/// transaction, so what it answers is one snapshot.
+pub enum ConversionReader {
+    Sqlite(SqliteReader),
+    Pg(Box<pg::PgReader>),
+}
+
+impl ConversionReader {
+    /// A read connection to the store file under `data_dir` (the writer creates the tables).
+    pub fn open(data_dir: &Path) -> Result<ConversionReader, ConversionError> {
+        Ok(ConversionReader::Sqlite(SqliteReader::open(data_dir)?))
+    }
+
+    /// A read connection to a PostgreSQL store (the writer creates the tables).
+    pub fn open_pg(url: &str) -> Result<ConversionReader, ConversionError> {
+        Ok(ConversionReader::Pg(Box::new(pg::PgReader::open(url)?)))
+    }
+
+    /// One conversion as JSON.
+    pub fn get(&self, id: &str) -> Result<Option<String>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => r.get(id),
+            ConversionReader::Pg(r) => r.get(id),
+        }
+    }
+
+    /// Per-day conversions credited to a partner, days `from..=to`.
+    pub fn partner_days(&self, partner: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.partner_days(partner, from_day, to_day)?),
+            ConversionReader::Pg(r) => r.partner_days(partner, from_day, to_day),
+        }
+    }
+
+    /// Per-day conversions of a program (attributed or not), days `from..=to`.
+    pub fn program_days(&self, program: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.program_days(program, from_day, to_day)?),
+            ConversionReader::Pg(r) => r.program_days(program, from_day, to_day),
+        }
+    }
+
+    /// A page of commissions matching `f`, in the listing's order.
+    pub fn commissions(&self, f: &CommissionFilter) -> Result<CommissionPage, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.commissions(f)?),
+            ConversionReader::Pg(r) => r.commissions(f),
+        }
+    }
+
+    /// One commission and its events in order; `None` when it does not exist.
+    pub fn commission(&self, id: &str) -> Result<Option<(Commission, Vec<CommissionEvent>)>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.commission(id)?),
+            ConversionReader::Pg(r) => r.commission(id),
+        }
+    }
+
+    /// A partner's balances per currency; currencies in order.
+    pub fn partner_balances(&self, partner: &str) -> Result<Vec<CurrencyBalance>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.partner_balances(partner)?),
+            ConversionReader::Pg(r) => r.partner_balances(partner),
+        }
+    }
+
+    /// The stored JSON of the rule set with this version.
+    pub fn rule_set(&self, version: &str) -> Result<Option<String>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.rule_set(version)?),
+            ConversionReader::Pg(r) => r.rule_set(version),
+        }
+    }
+
+    /// Commissions by the UTC day they were created, currency and status, days `from..=to`.
+    pub fn commission_days(&self, scope: ReportScope<'_>, from_day: u32, to_day: u32) -> Result<Vec<DayCommissions>, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.commission_days(scope, from_day, to_day)?),
+            ConversionReader::Pg(r) => r.commission_days(scope, from_day, to_day),
+        }
+    }
+
+    /// A page of the ledger's transfers matching `f`, in `seq` order.
+    pub fn ledger_transfers(&self, f: &LedgerFilter) -> Result<LedgerPage, ConversionError> {
+        match self {
+            ConversionReader::Sqlite(r) => Ok(r.ledger_transfers(f)?),
+            ConversionReader::Pg(r) => r.ledger_transfers(f),
+        }
+    }
+}
+
+/// A read connection to the store file.
+pub struct SqliteReader {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteReader {
+    /// Opens a read connection to the store file (the writer creates the tables).
+    pub fn open(data_dir: &Path) -> rusqlite::Result<SqliteReader> {
+        let conn = super::schema::open(data_dir)?;
+        Ok(SqliteReader { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One conversion as JSON, from one read transaction.
+    pub fn get(&self, id: &str) -> Result<Option<String>, ConversionError> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        render(&mut SqliteLedger::new(&tx).map_err(crate::lifecycle::LifecycleError::from)?, id)
+    }
+
+    /// Per-day conversions credited to a partner, days `from..=to`.
+    pub fn partner_days(&self, partner: &str, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
+        self.days(
+            "SELECT day, currency, conversions, revenue_minor, refunded_minor, cancelled FROM partner_days
+             WHERE partner = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, currency",
+            partner,
+            from_day,
+            to_day,
+        )
+    }
+
+    /// Per-day conversions of a program (attributed or not), days `from..=to`.
+    pub fn program_days(&self, program: &str, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
+        self.days(
+            "SELECT day, currency, sum(status != 'cancelled'), sum(CASE WHEN status != 'cancelled' THEN amount_minor ELSE 0 END),
+                    sum(refunded_minor), sum(status = 'cancelled')
+             FROM conversions WHERE program = ?1 AND day BETWEEN ?2 AND ?3 GROUP BY day, currency ORDER BY day, currency",
+            program,
+            from_day,
+            to_day,
+        )
+    }
+
+    fn days(&self, sql: &str, key: &str, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params![key, from_day, to_day], |r| {
+                Ok(DayConversions {
+                    day: r.get(0)?,
+                    currency: r.get(1)?,
+                    conversions: r.get::<_, i64>(2)? as u64,
+                    revenue_minor: r.get(3)?,
+                    refunded_minor: r.get(4)?,
+                    cancelled: r.get::<_, i64>(5)? as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,351 @@
+//! Commission rows in PostgreSQL, in the same schema and transaction as the ledger (cluster
+//! mode): the same tables and constraints as SQLite's.
+//!
+//! Several processes may run lifecycle steps at once here, so the reads a step decides on
+//! first take the ledger head's row lock: steps on the same data run one after another, each
+//! seeing what the one before committed.
+
+use ::postgres::{GenericClient, Row};
+
+use super::sqlite::{event_kind, COMMISSION_COLUMNS};
+use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
+use crate::commission::{PeriodState, RuleSet};
+use crate::ledger::{currency_str, parse_currency, PgLedger, TransferId};
+
+/// The commission tables of `sqlite.rs`, typed for PostgreSQL. A trigger makes
+/// `commission_events` append-only, as the ledger's makes its transfers.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS commissions (
+    id TEXT PRIMARY KEY,
+    conversion_id TEXT NOT NULL,
+    program TEXT NOT NULL,
+    partner TEXT NOT NULL,
+    item TEXT NOT NULL,
+    currency TEXT NOT NULL CHECK (length(currency) = 3),
+    amount_minor BIGINT NOT NULL CHECK (amount_minor > 0),
+    voided_minor BIGINT NOT NULL CHECK (voided_minor >= 0),
+    reversed_minor BIGINT NOT NULL CHECK (reversed_minor >= 0),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'paid', 'voided', 'reversed')),
+    rule_version TEXT NOT NULL,
+    period TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    lock_until_ms BIGINT NOT NULL,
+    approved_at_ms BIGINT,
+    paid_at_ms BIGINT,
+    payout_id TEXT,
+    reserve_seq BIGINT NOT NULL,
+    CHECK (voided_minor + reversed_minor <= amount_minor),
+    UNIQUE (conversion_id, partner, item)
+);
+-- The order commissions were stored in: the API lists by (created_at_ms, seq), as SQLite lists
+-- by (created_at_ms, rowid).
+ALTER TABLE commissions ADD COLUMN IF NOT EXISTS seq BIGSERIAL;
+CREATE INDEX IF NOT EXISTS commissions_due ON commissions (lock_until_ms) WHERE status = 'pending';
+DROP INDEX IF EXISTS commissions_partner;
+DROP INDEX IF EXISTS commissions_created;
+DROP INDEX IF EXISTS commissions_partner_created;
+DROP INDEX IF EXISTS commissions_payout;
+CREATE INDEX IF NOT EXISTS commissions_listed ON commissions (created_at_ms, seq);
+CREATE INDEX IF NOT EXISTS commissions_partner_listed ON commissions (partner, created_at_ms, seq);
+CREATE INDEX IF NOT EXISTS commissions_approved ON commissions (partner, currency, created_at_ms, id) WHERE status = 'approved';
+CREATE INDEX IF NOT EXISTS commissions_payout_listed ON commissions (payout_id, created_at_ms, seq) WHERE payout_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS commission_events (
+    commission_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    amount_minor BIGINT NOT NULL,
+    transfer_id BYTEA NOT NULL CHECK (length(transfer_id) = 16),
+    at_ms BIGINT NOT NULL,
+    PRIMARY KEY (commission_id, seq)
+);
+CREATE OR REPLACE FUNCTION commission_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'commission events are append-only'; END $$;
+CREATE OR REPLACE TRIGGER commission_events_append_only BEFORE UPDATE OR DELETE ON commission_events
+    FOR EACH ROW EXECUTE FUNCTION commission_events_append_only();
+CREATE OR REPLACE TRIGGER commission_events_no_truncate BEFORE TRUNCATE ON commission_events
+    FOR EACH STATEMENT EXECUTE FUNCTION commission_events_append_only();
+CREATE TABLE IF NOT EXISTS commission_periods (
+    program TEXT NOT NULL,
+    partner TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    period TEXT NOT NULL,
+    volume_minor BIGINT NOT NULL,
+    conversions BIGINT NOT NULL,
+    commission_minor BIGINT NOT NULL,
+    bonuses_paid BIGINT NOT NULL,
+    PRIMARY KEY (program, partner, currency, period)
+);
+CREATE TABLE IF NOT EXISTS commission_rules (
+    version TEXT PRIMARY KEY,
+    rules TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commission_accruals (
+    conversion_id TEXT PRIMARY KEY,
+    at_ms BIGINT NOT NULL
+);
+";
+
+/// Creates the ledger and commission tables in the first schema of the search path, if they
+/// are missing.
+pub fn migrate(client: &mut impl GenericClient) -> Result<(), LifecycleError> {
+    crate::ledger::pg::migrate(client)?;
+    client.batch_execute(SCHEMA).map_err(storage)?;
+    Ok(())
+}
+
+/// Worded like the ledger's PostgreSQL errors: the SQLSTATE and the server's message.
+fn storage(e: ::postgres::Error) -> LifecycleError {
+    match e.as_db_error() {
+        Some(db) => LifecycleError::Storage(format!("PostgreSQL {}: {}", db.code().code(), db.message())),
+        None => LifecycleError::Storage(format!("PostgreSQL: {e}")),
+    }
+}
+
+fn bad_row(what: String) -> LifecycleError {
+    LifecycleError::Storage(format!("PostgreSQL: {what}"))
+}
+
+/// Reads a row of `COMMISSION_COLUMNS`.
+pub fn commission_row(r: &Row) -> Result<Commission, LifecycleError> {
+    let currency: String = r.try_get(5).map_err(storage)?;
+    let status: String = r.try_get(9).map_err(storage)?;
+    let reserve_seq: i64 = r.try_get(18).map_err(storage)?;
+    Ok(Commission {
+        id: r.try_get(0).map_err(storage)?,
+        conversion_id: r.try_get(1).map_err(storage)?,
+        program: r.try_get(2).map_err(storage)?,
+        partner: r.try_get(3).map_err(storage)?,
+        item: r.try_get(4).map_err(storage)?,
+        currency: parse_currency(&currency).ok_or_else(|| bad_row(format!("{currency:?} is not a currency code")))?,
+        amount_minor: r.try_get(6).map_err(storage)?,
+        voided_minor: r.try_get(7).map_err(storage)?,
+        reversed_minor: r.try_get(8).map_err(storage)?,
+        status: CommissionStatus::parse(&status).ok_or_else(|| bad_row(format!("{status:?} is not a commission status")))?,
+        rule_version: r.try_get(10).map_err(storage)?,
+        period: r.try_get(11).map_err(storage)?,
+        detail: r.try_get(12).map_err(storage)?,
+        created_at_ms: r.try_get(13).map_err(storage)?,
+        lock_until_ms: r.try_get(14).map_err(storage)?,
+        approved_at_ms: r.try_get(15).map_err(storage)?,
+        paid_at_ms: r.try_get(16).map_err(storage)?,
+        payout_id: r.try_get(17).map_err(storage)?,
+        reserve_seq: u32::try_from(reserve_seq).map_err(|_| bad_row(format!("reserve_seq {reserve_seq} is not a u32")))?,
+    })
+}
+
+/// Reads a commission event row: commission_id, kind, amount_minor, transfer_id, at_ms.
+fn event_row(r: &Row) -> Result<CommissionEvent, LifecycleError> {
+    let kind: String = r.try_get(1).map_err(storage)?;
+    let id: Vec<u8> = r.try_get(3).map_err(storage)?;
+    let id: [u8; 16] = id.try_into().map_err(|_| bad_row("a transfer id is 16 bytes".to_string()))?;
+    Ok(CommissionEvent {
+        commission_id: r.try_get(0).map_err(storage)?,
+        kind: event_kind(&kind),
+        amount_minor: r.try_get(2).map_err(storage)?,
+        transfer_id: TransferId(id),
+        at_ms: r.try_get(4).map_err(storage)?,
+    })
+}
+
+impl PgLedger<'_, '_> {
+    /// Takes the ledger head's row lock, which `ledger::apply` takes anyway, before a read a
+    /// lifecycle step decides on. Under READ COMMITTED each statement sees what committed
+    /// before it began, so a step racing another on the same commissions or period waits for
+    /// that step's commit and then reads its result. Reading first and locking only at the
+    /// first `apply` would act on a stale row: a second payout would re-pay a paid commission
+    /// under its own id (the pay transfer already exists, so `apply` answers `AlreadyExists`),
+    /// a second sweep would approve twice, and two accruals in one period would lose one's
+    /// volume and count. Locked again in one transaction, the row costs a round trip only.
+    pub(crate) fn lock_head(&mut self) -> Result<(), LifecycleError> {
+        if self.is_deferring() {
+            // Reads the head under its lock once per transaction (the lock holds until it
+            // ends) and keeps it for the group's appends.
+            crate::ledger::LedgerTx::head(self)?;
+            return Ok(());
+        }
+        self.execute("SELECT 1 FROM ledger_head WHERE singleton = 1 FOR UPDATE", &[]).map_err(storage)?;
+        Ok(())
+    }
+
+    fn many(&mut self, sql: &str, params: &[&(dyn ::postgres::types::ToSql + Sync)]) -> Result<Vec<Commission>, LifecycleError> {
+        self.query(sql, params).map_err(storage)?.iter().map(commission_row).collect()
+    }
+}
+
+// Every read a step decides on locks the ledger head first (see `lock_head`). Orderings name
+// `COLLATE "C"` so ids sort bytewise, as SQLite sorts them, whatever the database's
+// collation: a sweep with a limit then picks the same commissions on both.
+impl CommissionTx for PgLedger<'_, '_> {
+    fn mark_accrued(&mut self, conversion: &ConversionRef<'_>, at_ms: i64) -> Result<bool, LifecycleError> {
+        self.lock_head()?;
+        let n = self
+            .execute(
+                "INSERT INTO commission_accruals (conversion_id, at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&conversion.id, &at_ms],
+            )
+            .map_err(storage)?;
+        Ok(n == 1)
+    }
+
+    fn period_state(&mut self, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
+        self.lock_head()?;
+        let row = self
+            .query_opt(
+                "SELECT volume_minor, conversions, commission_minor, bonuses_paid FROM commission_periods
+                 WHERE program = $1 AND partner = $2 AND currency = $3 AND period = $4",
+                &[&k.program, &k.partner, &currency_str(&k.currency), &k.label],
+            )
+            .map_err(storage)?;
+        let Some(r) = row else { return Ok(PeriodState::default()) };
+        let conversions: i64 = r.try_get(1).map_err(storage)?;
+        let bonuses_paid: i64 = r.try_get(3).map_err(storage)?;
+        Ok(PeriodState {
+            volume_minor: r.try_get(0).map_err(storage)?,
+            conversions: conversions as u64,
+            commission_minor: r.try_get(2).map_err(storage)?,
+            bonuses_paid: bonuses_paid as u32,
+        })
+    }
+
+    fn put_period_state(&mut self, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
+        self.execute(
+            "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (program, partner, currency, period) DO UPDATE SET volume_minor = EXCLUDED.volume_minor,
+                    conversions = EXCLUDED.conversions, commission_minor = EXCLUDED.commission_minor, bonuses_paid = EXCLUDED.bonuses_paid",
+            &[
+                &k.program,
+                &k.partner,
+                &currency_str(&k.currency),
+                &k.label,
+                &s.volume_minor,
+                &(s.conversions as i64),
+                &s.commission_minor,
+                &i64::from(s.bonuses_paid),
+            ],
+        )
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    fn put_rule_version(&mut self, version: &str, rules: &RuleSet) -> Result<(), LifecycleError> {
+        let json = serde_json::to_string(rules).map_err(|e| LifecycleError::Storage(format!("serializing rules {version}: {e}")))?;
+        self.execute("INSERT INTO commission_rules (version, rules) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&version, &json])
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn insert_commission(&mut self, c: &Commission) -> Result<(), LifecycleError> {
+        let sql = format!(
+            "INSERT INTO commissions ({COMMISSION_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+        );
+        self.execute(
+            &sql,
+            &[
+                &c.id,
+                &c.conversion_id,
+                &c.program,
+                &c.partner,
+                &c.item,
+                &currency_str(&c.currency),
+                &c.amount_minor,
+                &c.voided_minor,
+                &c.reversed_minor,
+                &c.status.as_str(),
+                &c.rule_version,
+                &c.period,
+                &c.detail,
+                &c.created_at_ms,
+                &c.lock_until_ms,
+                &c.approved_at_ms,
+                &c.paid_at_ms,
+                &c.payout_id,
+                &i64::from(c.reserve_seq),
+            ],
+        )
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    fn update_commission(&mut self, c: &Commission) -> Result<(), LifecycleError> {
+        let n = self
+            .execute(
+                "UPDATE commissions SET voided_minor = $2, reversed_minor = $3, status = $4, approved_at_ms = $5, paid_at_ms = $6,
+                    payout_id = $7, reserve_seq = $8 WHERE id = $1",
+                &[
+                    &c.id,
+                    &c.voided_minor,
+                    &c.reversed_minor,
+                    &c.status.as_str(),
+                    &c.approved_at_ms,
+                    &c.paid_at_ms,
+                    &c.payout_id,
+                    &i64::from(c.reserve_seq),
+                ],
+            )
+            .map_err(storage)?;
+        if n != 1 {
+            return Err(LifecycleError::NotFound(c.id.clone()));
+        }
+        Ok(())
+    }
+
+    fn commission(&mut self, id: &str) -> Result<Option<Commission>, LifecycleError> {
+        self.lock_head()?;
+        Ok(self.many(&format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE id = $1"), &[&id])?.pop())
+    }
+
+    fn commissions_of(&mut self, conversion: &ConversionRef<'_>) -> Result<Vec<Commission>, LifecycleError> {
+        self.lock_head()?;
+        self.many(
+            &format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE conversion_id = $1 ORDER BY id COLLATE \"C\""),
+            &[&conversion.id],
+        )
+    }
+
+    fn due_for_approval(&mut self, now_ms: i64, limit: usize) -> Result<Vec<Commission>, LifecycleError> {
+        self.lock_head()?;
+        self.many(
+            &format!(
+                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE status = 'pending' AND lock_until_ms <= $1
+                 ORDER BY lock_until_ms, id COLLATE \"C\" LIMIT $2"
+            ),
+            &[&now_ms, &(limit as i64)],
+        )
+    }
+
+    fn approved_of(&mut self, partner: &str, currency: [u8; 3], limit: usize) -> Result<Vec<Commission>, LifecycleError> {
+        self.lock_head()?;
+        self.many(
+            &format!(
+                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = $1 AND currency = $2 AND status = 'approved'
+                 ORDER BY created_at_ms, id COLLATE \"C\" LIMIT $3"
+            ),
+            &[&partner, &currency_str(&currency), &(limit as i64)],
+        )
+    }
+
+    fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError> {
+        // The next seq is read in the insert itself; steps run under the ledger head's lock,
+        // so no other writer adds an event to the commission meanwhile.
+        self.execute(
+            "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms)
+                 VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM commission_events WHERE commission_id = $1), $2, $3, $4, $5)",
+            &[&e.commission_id, &e.kind, &e.amount_minor, &&e.transfer_id.0[..], &e.at_ms],
+        )
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    fn events_of(&mut self, commission_id: &str) -> Result<Vec<CommissionEvent>, LifecycleError> {
+        let rows = self
+            .query(
+                "SELECT commission_id, kind, amount_minor, transfer_id, at_ms FROM commission_events WHERE commission_id = $1 ORDER BY seq",
+                &[&commission_id],
+            )
+            .map_err(storage)?;
+        rows.iter().map(event_row).collect()
+    }
+}

@@ -1,0 +1,405 @@
+//! Commission rows in SQLite, in the same file and transaction as the ledger and conversions.
+
+use std::sync::LazyLock;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
+use crate::commission::{PeriodState, RuleSet};
+use crate::ledger::{currency_str, parse_currency, SqliteLedger, TransferId};
+
+/// The commission tables. `commission_events` is append-only like the ledger's transfers; a
+/// commission row holds the current state, which its events and transfers explain.
+///
+/// No key here is a hash alone: commission ids start with their conversion's second
+/// (`commission_id`), accruals are keyed by the conversion's time first, so inserts land at the
+/// end of each b-tree and a grouped commit writes few pages. (conversion, partner, item) needs
+/// no unique index of its own: the commission id derives from it, and a conversion is accrued
+/// once (`commission_accrued`). A conversion's commissions are one range of the id.
+///
+/// The API lists commissions in `(created_at_ms, rowid)` order: an index on `created_at_ms`
+/// holds the rowid after it already, so the listing's indexes (by time, by partner and time, by
+/// payout and time) carry no 27-byte id, and their entries are about a third of the size they
+/// were when the order was `(created_at_ms, id)`: fewer pages for a group to write. The approved
+/// index keeps `id`: a payout run pays in `(created_at_ms, id)` order on both backends. Files
+/// made before get the new indexes (built once, when the file is first opened) instead of the
+/// old ones.
+///
+/// The status check is comparisons joined by `OR`, not an `IN` list, which SQLite would build a
+/// temporary b-tree for on every insert and update (see the ledger's schema).
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS commissions (
+    id TEXT PRIMARY KEY,
+    conversion_id TEXT NOT NULL,
+    program TEXT NOT NULL,
+    partner TEXT NOT NULL,
+    item TEXT NOT NULL,
+    currency TEXT NOT NULL CHECK (length(currency) = 3),
+    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+    voided_minor INTEGER NOT NULL CHECK (voided_minor >= 0),
+    reversed_minor INTEGER NOT NULL CHECK (reversed_minor >= 0),
+    status TEXT NOT NULL
+        CHECK (status = 'pending' OR status = 'approved' OR status = 'paid' OR status = 'voided' OR status = 'reversed'),
+    rule_version TEXT NOT NULL,
+    period TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    lock_until_ms INTEGER NOT NULL,
+    approved_at_ms INTEGER,
+    paid_at_ms INTEGER,
+    payout_id TEXT,
+    reserve_seq INTEGER NOT NULL,
+    CHECK (voided_minor + reversed_minor <= amount_minor)
+) STRICT;
+CREATE INDEX IF NOT EXISTS commissions_due ON commissions (lock_until_ms) WHERE status = 'pending';
+DROP INDEX IF EXISTS commissions_partner;
+DROP INDEX IF EXISTS commissions_created;
+DROP INDEX IF EXISTS commissions_partner_created;
+DROP INDEX IF EXISTS commissions_payout;
+CREATE INDEX IF NOT EXISTS commissions_by_time ON commissions (created_at_ms);
+CREATE INDEX IF NOT EXISTS commissions_by_partner_time ON commissions (partner, created_at_ms);
+CREATE INDEX IF NOT EXISTS commissions_approved ON commissions (partner, currency, created_at_ms, id) WHERE status = 'approved';
+CREATE INDEX IF NOT EXISTS commissions_by_payout_time ON commissions (payout_id, created_at_ms) WHERE payout_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS commission_events (
+    commission_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    transfer_id BLOB NOT NULL CHECK (length(transfer_id) = 16),
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (commission_id, seq)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS commission_events_no_update BEFORE UPDATE ON commission_events
+    BEGIN SELECT RAISE(ABORT, 'commission events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS commission_events_no_delete BEFORE DELETE ON commission_events
+    BEGIN SELECT RAISE(ABORT, 'commission events are append-only'); END;
+CREATE TABLE IF NOT EXISTS commission_periods (
+    program TEXT NOT NULL,
+    partner TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    period TEXT NOT NULL,
+    volume_minor INTEGER NOT NULL,
+    conversions INTEGER NOT NULL,
+    commission_minor INTEGER NOT NULL,
+    bonuses_paid INTEGER NOT NULL,
+    PRIMARY KEY (program, partner, currency, period)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commission_rules (
+    version TEXT PRIMARY KEY,
+    rules TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS commission_accrued (
+    occurred_at_ms INTEGER NOT NULL,
+    conversion_id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (occurred_at_ms, conversion_id)
+) STRICT, WITHOUT ROWID;
+";
+
+/// Creates the ledger and commission tables if they are missing. A file whose commissions were
+/// made with ids that do not start with their time (its accruals are in `commission_accruals`)
+/// is refused: its commissions could not be found by their conversion.
+pub fn migrate(conn: &Connection) -> Result<(), LifecycleError> {
+    if table_exists(conn, "commission_accruals").map_err(storage)? {
+        return Err(LifecycleError::Storage(
+            "this store file holds commissions in an earlier development format (ids without their conversion's time, \
+             table commission_accruals); open a new data directory"
+                .into(),
+        ));
+    }
+    crate::ledger::sqlite::migrate(conn)?;
+    conn.execute_batch(SCHEMA).map_err(storage)?;
+    Ok(())
+}
+
+/// Whether the file has a table of this name.
+pub fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1")?.query_row([name], |r| r.get(0))
+}
+
+/// A conversion's commissions, ordered by id: one range of the commissions' primary key.
+pub fn commissions_of(conn: &Connection, conversion: &ConversionRef<'_>) -> rusqlite::Result<Vec<Commission>> {
+    let (lo, hi) = conversion.commission_id_range();
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE id > ?1 AND id < ?2 AND conversion_id = ?3 ORDER BY id"
+    ))?;
+    let rows = st.query_map(params![lo, hi, conversion.id], commission_row)?;
+    rows.collect()
+}
+
+fn read_period(conn: &Connection, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT volume_minor, conversions, commission_minor, bonuses_paid FROM commission_periods
+             WHERE program = ?1 AND partner = ?2 AND currency = ?3 AND period = ?4",
+        )
+        .map_err(storage)?;
+    let s = st
+        .query_row(params![k.program, k.partner, currency_str(&k.currency), k.label], |r| {
+            Ok(PeriodState {
+                volume_minor: r.get(0)?,
+                conversions: r.get::<_, i64>(1)? as u64,
+                commission_minor: r.get(2)?,
+                bonuses_paid: r.get::<_, i64>(3)? as u32,
+            })
+        })
+        .optional()
+        .map_err(storage)?;
+    Ok(s.unwrap_or_default())
+}
+
+/// Stores a partner's period state: an update, and an insert only for a new period (see
+/// `add_to_balance`). Grouped mode calls it from `SqliteLedger::flush`.
+pub(crate) fn write_period(conn: &Connection, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
+    let mut st = conn
+        .prepare_cached(
+            "UPDATE commission_periods SET volume_minor = ?5, conversions = ?6, commission_minor = ?7, bonuses_paid = ?8
+             WHERE program = ?1 AND partner = ?2 AND currency = ?3 AND period = ?4",
+        )
+        .map_err(storage)?;
+    let currency = currency_str(&k.currency);
+    let p = params![
+        k.program,
+        k.partner,
+        currency,
+        k.label,
+        s.volume_minor,
+        s.conversions as i64,
+        s.commission_minor,
+        i64::from(s.bonuses_paid)
+    ];
+    if st.execute(p).map_err(storage)? == 0 {
+        let mut st = conn
+            .prepare_cached(
+                "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(storage)?;
+        st.execute(p).map_err(storage)?;
+    }
+    Ok(())
+}
+
+fn storage(e: rusqlite::Error) -> LifecycleError {
+    LifecycleError::Storage(e.to_string())
+}
+
+/// The columns `commission_row` reads, in order.
+pub const COMMISSION_COLUMNS: &str = "id, conversion_id, program, partner, item, currency, amount_minor, voided_minor, reversed_minor, \
+     status, rule_version, period, detail, created_at_ms, lock_until_ms, approved_at_ms, paid_at_ms, payout_id, reserve_seq";
+
+/// Reads a row of `COMMISSION_COLUMNS`.
+pub fn commission_row(r: &Row<'_>) -> rusqlite::Result<Commission> {
+    let bad = |i: usize, what: &str| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.to_string().into());
+    let currency: String = r.get(5)?;
+    let status: String = r.get(9)?;
+    Ok(Commission {
+        id: r.get(0)?,
+        conversion_id: r.get(1)?,
+        program: r.get(2)?,
+        partner: r.get(3)?,
+        item: r.get(4)?,
+        currency: parse_currency(&currency).ok_or_else(|| bad(5, "not a currency code"))?,
+        amount_minor: r.get(6)?,
+        voided_minor: r.get(7)?,
+        reversed_minor: r.get(8)?,
+        status: CommissionStatus::parse(&status).ok_or_else(|| bad(9, "not a commission status"))?,
+        rule_version: r.get(10)?,
+        period: r.get(11)?,
+        detail: r.get(12)?,
+        created_at_ms: r.get(13)?,
+        lock_until_ms: r.get(14)?,
+        approved_at_ms: r.get(15)?,
+        paid_at_ms: r.get(16)?,
+        payout_id: r.get(17)?,
+        reserve_seq: r.get(18)?,
+    })
+}
+
+/// Reads a commission event row: commission_id, kind, amount_minor, transfer_id, at_ms.
+pub fn event_row(r: &Row<'_>) -> rusqlite::Result<CommissionEvent> {
+    let kind: String = r.get(1)?;
+    let id: Vec<u8> = r.get(3)?;
+    let id: [u8; 16] = id
+        .try_into()
+        .map_err(|_| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, "a transfer id is 16 bytes".into()))?;
+    Ok(CommissionEvent {
+        commission_id: r.get(0)?,
+        kind: event_kind(&kind),
+        amount_minor: r.get(2)?,
+        transfer_id: TransferId(id),
+        at_ms: r.get(4)?,
+    })
+}
+
+/// The static name of a stored event kind.
+pub fn event_kind(s: &str) -> &'static str {
+    ["created", "voided", "approved", "paid", "reversed", "clawed_back"].into_iter().find(|k| *k == s).unwrap_or("unknown")
+}
+
+fn many(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Commission>, LifecycleError> {
+    let mut st = conn.prepare_cached(sql).map_err(storage)?;
+    let rows = st.query_map(p, commission_row).map_err(storage)?;
+    rows.collect::<Result<_, _>>().map_err(storage)
+}
+
+impl CommissionTx for SqliteLedger<'_> {
+    fn mark_accrued(&mut self, conversion: &ConversionRef<'_>, at_ms: i64) -> Result<bool, LifecycleError> {
+        let mut st = self
+            .conn()
+            .prepare_cached("INSERT OR IGNORE INTO commission_accrued (occurred_at_ms, conversion_id, at_ms) VALUES (?1, ?2, ?3)")
+            .map_err(storage)?;
+        Ok(st.execute(params![conversion.occurred_at_ms as i64, conversion.id, at_ms]).map_err(storage)? == 1)
+    }
+
+    fn period_state(&mut self, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
+        if let Some(s) = self.group().and_then(|g| g.periods.get(k)) {
+            return Ok(s.0);
+        }
+        let s = read_period(self.conn(), k)?;
+        if let Some(g) = self.group() {
+            g.periods.insert(k.clone(), (s, false));
+        }
+        Ok(s)
+    }
+
+    fn put_period_state(&mut self, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
+        match self.group() {
+            Some(g) => {
+                g.periods.insert(k.clone(), (*s, true));
+                Ok(())
+            }
+            None => write_period(self.conn(), k, s),
+        }
+    }
+
+    fn put_rule_version(&mut self, version: &str, rules: &RuleSet) -> Result<(), LifecycleError> {
+        if self.group().is_some_and(|g| g.rule_versions.contains(version)) {
+            return Ok(());
+        }
+        let mut known = self.conn().prepare_cached("SELECT 1 FROM commission_rules WHERE version = ?1").map_err(storage)?;
+        if !known.exists([version]).map_err(storage)? {
+            let json = serde_json::to_string(rules).map_err(|e| LifecycleError::Storage(format!("serializing rules {version}: {e}")))?;
+            let mut st = self.conn().prepare_cached("INSERT INTO commission_rules (version, rules) VALUES (?1, ?2)").map_err(storage)?;
+            st.execute(params![version, json]).map_err(storage)?;
+        }
+        if let Some(g) = self.group() {
+            g.rule_versions.insert(version.to_string());
+        }
+        Ok(())
+    }
+
+    fn insert_commission(&mut self, c: &Commission) -> Result<(), LifecycleError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO commissions ({COMMISSION_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+            )
+        });
+        let mut st = self.conn().prepare_cached(&SQL).map_err(storage)?;
+        st.execute(params![
+            c.id,
+            c.conversion_id,
+            c.program,
+            c.partner,
+            c.item,
+            currency_str(&c.currency),
+            c.amount_minor,
+            c.voided_minor,
+            c.reversed_minor,
+            c.status.as_str(),
+            c.rule_version,
+            c.period,
+            c.detail,
+            c.created_at_ms,
+            c.lock_until_ms,
+            c.approved_at_ms,
+            c.paid_at_ms,
+            c.payout_id,
+            c.reserve_seq,
+        ])
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    fn update_commission(&mut self, c: &Commission) -> Result<(), LifecycleError> {
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "UPDATE commissions SET voided_minor = ?2, reversed_minor = ?3, status = ?4, approved_at_ms = ?5, paid_at_ms = ?6,
+                    payout_id = ?7, reserve_seq = ?8 WHERE id = ?1",
+            )
+            .map_err(storage)?;
+        let n = st
+            .execute(params![
+                c.id,
+                c.voided_minor,
+                c.reversed_minor,
+                c.status.as_str(),
+                c.approved_at_ms,
+                c.paid_at_ms,
+                c.payout_id,
+                c.reserve_seq
+            ])
+            .map_err(storage)?;
+        if n != 1 {
+            return Err(LifecycleError::NotFound(c.id.clone()));
+        }
+        Ok(())
+    }
+
+    fn commission(&mut self, id: &str) -> Result<Option<Commission>, LifecycleError> {
+        Ok(many(self.conn(), &format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE id = ?1"), [id])?.pop())
+    }
+
+    fn commissions_of(&mut self, conversion: &ConversionRef<'_>) -> Result<Vec<Commission>, LifecycleError> {
+        commissions_of(self.conn(), conversion).map_err(storage)
+    }
+
+    fn due_for_approval(&mut self, now_ms: i64, limit: usize) -> Result<Vec<Commission>, LifecycleError> {
+        many(
+            self.conn(),
+            &format!(
+                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE status = 'pending' AND lock_until_ms <= ?1
+                 ORDER BY lock_until_ms, id LIMIT ?2"
+            ),
+            params![now_ms, limit as i64],
+        )
+    }
+
+    fn approved_of(&mut self, partner: &str, currency: [u8; 3], limit: usize) -> Result<Vec<Commission>, LifecycleError> {
+        many(
+            self.conn(),
+            &format!(
+                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = ?1 AND currency = ?2 AND status = 'approved'
+                 ORDER BY created_at_ms, id LIMIT ?3"
+            ),
+            params![partner, currency_str(&currency), limit as i64],
+        )
+    }
+
+    fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError> {
+        // A commission's creation is its first event (`accrue` writes it with the row), so it
+        // needs no look-up of the last seq; were it not the first, the key would refuse it.
+        let sql = if e.kind == "created" {
+            "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms) VALUES (?1, 1, ?2, ?3, ?4, ?5)"
+        } else {
+            "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms)
+             VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM commission_events WHERE commission_id = ?1), ?2, ?3, ?4, ?5)"
+        };
+        let mut st = self.conn().prepare_cached(sql).map_err(storage)?;
+        st.execute(params![e.commission_id, e.kind, e.amount_minor, &e.transfer_id.0[..], e.at_ms]).map_err(storage)?;
+        Ok(())
+    }
+
+    fn events_of(&mut self, commission_id: &str) -> Result<Vec<CommissionEvent>, LifecycleError> {
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "SELECT commission_id, kind, amount_minor, transfer_id, at_ms FROM commission_events WHERE commission_id = ?1 ORDER BY seq",
+            )
+            .map_err(storage)?;
+        let rows = st.query_map([commission_id], event_row).map_err(storage)?;
+        rows.collect::<Result<_, _>>().map_err(storage)
+    }
+}

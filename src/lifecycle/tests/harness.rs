@@ -1,0 +1,229 @@
+//! The two stores under test, behind one trait: a SQLite file opened as the conversion writer
+//! opens it, and a schema of its own in the local PostgreSQL.
+//!
+//! The ledger's harness (`ledger::tests::harness`) sits in a module private to `ledger`, so its
+//! connect-or-skip logic is repeated here, with the same environment variables and messages.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use crate::testing::PgSchema;
+
+use super::super::{pg, sqlite, Commission, CommissionTx, PeriodRef};
+use crate::commission::PeriodState;
+use crate::ledger::{self, PgLedger, PgStatements, SqliteLedger, VerifyReport};
+
+/// A commission store under test.
+pub trait Harness {
+    /// Which backend, for failure messages.
+    fn name(&self) -> &'static str;
+    /// Runs `f` inside one transaction and commits it, whatever `f` returned: a refused step
+    /// must have written nothing, and committing is how a test sees that it did not.
+    fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R;
+    /// Runs `f` inside one transaction and rolls it back: a crash before the commit.
+    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R;
+    /// Runs raw SQL in autocommit; the store's message when it refuses.
+    fn raw(&mut self, sql: &str) -> Result<(), String>;
+    /// Drops the connection and opens a new one on the same data, as after a restart.
+    fn reopen(&mut self);
+    /// Every stored commission, by id, in one query: the simulation compares them all with
+    /// its model after every step, and finds one of a conversion it never sent.
+    fn commissions(&mut self) -> Vec<Commission>;
+    /// Every stored period state, sorted by (program, partner, currency, label).
+    fn periods(&mut self) -> Vec<(PeriodRef, PeriodState)>;
+
+    /// `ledger::verify` in a transaction of its own; panics with the first thing wrong.
+    fn verify(&mut self) -> VerifyReport {
+        let name = self.name();
+        self.run(|tx| ledger::verify(tx)).unwrap_or_else(|e| panic!("{name}: ledger verify: {e}"))
+    }
+}
+
+/// A SQLite file in a temporary directory. `grouped` runs each transaction as the conversion
+/// writer runs a group: the ledger head and balances written by a flush before the commit.
+pub struct Sqlite {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    conn: Connection,
+    grouped: bool,
+}
+
+impl Sqlite {
+    pub fn new() -> Sqlite {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lifecycle.db");
+        let conn = open_sqlite(&path);
+        sqlite::migrate(&conn).unwrap();
+        sqlite::migrate(&conn).expect("migrate twice is a no-op");
+        Sqlite { _dir: dir, path, conn, grouped: false }
+    }
+
+    pub fn grouped() -> Sqlite {
+        Sqlite { grouped: true, ..Sqlite::new() }
+    }
+}
+
+fn ledger(tx: &Connection, grouped: bool) -> SqliteLedger<'_> {
+    if grouped { SqliteLedger::grouped(tx) } else { SqliteLedger::new(tx) }.unwrap()
+}
+
+/// WAL and `synchronous=FULL`, as the conversion writer opens its file.
+fn open_sqlite(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn
+}
+
+impl Harness for Sqlite {
+    fn name(&self) -> &'static str {
+        if self.grouped {
+            "sqlite_grouped"
+        } else {
+            "sqlite"
+        }
+    }
+
+    fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+        let tx = self.conn.transaction().unwrap();
+        let mut ledger = ledger(&tx, self.grouped);
+        let r = f(&mut ledger);
+        ledger.flush().unwrap();
+        tx.commit().unwrap();
+        r
+    }
+
+    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+        let tx = self.conn.transaction().unwrap();
+        let r = f(&mut ledger(&tx, self.grouped));
+        tx.rollback().unwrap();
+        r
+    }
+
+    fn raw(&mut self, sql: &str) -> Result<(), String> {
+        self.conn.execute_batch(sql).map_err(|e| e.to_string())
+    }
+
+    fn reopen(&mut self) {
+        self.conn = open_sqlite(&self.path);
+    }
+
+    fn commissions(&mut self) -> Vec<Commission> {
+        let sql = format!("SELECT {} FROM commissions ORDER BY id", sqlite::COMMISSION_COLUMNS);
+        let mut st = self.conn.prepare_cached(&sql).unwrap();
+        let rows = st.query_map([], sqlite::commission_row).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    fn periods(&mut self) -> Vec<(PeriodRef, PeriodState)> {
+        let mut st = self.conn.prepare_cached(PERIODS).unwrap();
+        let rows = st
+            .query_map([], |r| {
+                let state = PeriodState {
+                    volume_minor: r.get(4)?,
+                    conversions: r.get::<_, i64>(5)? as u64,
+                    commission_minor: r.get(6)?,
+                    bonuses_paid: r.get::<_, i64>(7)? as u32,
+                };
+                Ok((period_ref(r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?), state))
+            })
+            .unwrap();
+        sorted(rows.collect::<Result<_, _>>().unwrap())
+    }
+}
+
+const PERIODS: &str = "SELECT program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid
+     FROM commission_periods";
+
+fn period_ref(program: String, partner: String, currency: String, label: String) -> PeriodRef {
+    PeriodRef { program, partner, currency: crate::ledger::parse_currency(&currency).expect("a currency code"), label }
+}
+
+/// Sorted here, not in SQL, so both backends agree whatever the database's collation.
+fn sorted(mut rows: Vec<(PeriodRef, PeriodState)>) -> Vec<(PeriodRef, PeriodState)> {
+    rows.sort_by(|a, b| {
+        let key = |p: &PeriodRef| (p.program.clone(), p.partner.clone(), p.currency, p.label.clone());
+        key(&a.0).cmp(&key(&b.0))
+    });
+    rows
+}
+
+/// A schema of its own in the local PostgreSQL, dropped at the end.
+pub struct Pg {
+    client: postgres::Client,
+    /// Prepared on `client`, kept across its transactions (committed and rolled back alike),
+    /// as a long-lived writer keeps them.
+    statements: PgStatements,
+    schema: PgSchema,
+}
+
+impl Pg {
+    /// Connects and creates a fresh schema; `None` (with a message) when no server answers,
+    /// unless `CLICKGATE_REQUIRE_SERVICES=1`, which makes that a failure.
+    pub fn connect() -> Option<Pg> {
+        let schema = PgSchema::create("lifecycle_test")?;
+        let mut client = schema.client();
+        pg::migrate(&mut client).unwrap();
+        pg::migrate(&mut client).expect("migrate twice is a no-op");
+        Some(Pg { client, statements: PgStatements::default(), schema })
+    }
+
+    /// Another connection to the same schema, for a second writer.
+    pub fn second_client(&self) -> postgres::Client {
+        self.schema.client()
+    }
+}
+
+impl Harness for Pg {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+        let mut tx = self.client.transaction().unwrap();
+        let r = f(&mut PgLedger::with_statements(&mut tx, &mut self.statements));
+        tx.commit().unwrap();
+        r
+    }
+
+    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+        let mut tx = self.client.transaction().unwrap();
+        let r = f(&mut PgLedger::with_statements(&mut tx, &mut self.statements));
+        tx.rollback().unwrap();
+        r
+    }
+
+    fn raw(&mut self, sql: &str) -> Result<(), String> {
+        self.client.batch_execute(sql).map_err(|e| e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()))
+    }
+
+    fn reopen(&mut self) {
+        self.client = self.schema.client();
+        // The old connection's statements went with it.
+        self.statements = PgStatements::default();
+    }
+
+    fn commissions(&mut self) -> Vec<Commission> {
+        let sql = format!("SELECT {} FROM commissions ORDER BY id COLLATE \"C\"", sqlite::COMMISSION_COLUMNS);
+        self.client.query(&sql, &[]).unwrap().iter().map(|r| pg::commission_row(r).unwrap()).collect()
+    }
+
+    fn periods(&mut self) -> Vec<(PeriodRef, PeriodState)> {
+        let rows = self.client.query(PERIODS, &[]).unwrap();
+        let get = |r: &postgres::Row, i| r.get::<_, i64>(i);
+        sorted(
+            rows.iter()
+                .map(|r| {
+                    let state = PeriodState {
+                        volume_minor: get(r, 4),
+                        conversions: get(r, 5) as u64,
+                        commission_minor: get(r, 6),
+                        bonuses_paid: get(r, 7) as u32,
+                    };
+                    (period_ref(r.get(0), r.get(1), r.get(2), r.get(3)), state)
+                })
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,331 @@
+//! The simulation's model: what each request should do, kept in memory and written apart from
+//! the lifecycle code, so the store is checked against an independent account of every
+//! commission (status, amounts, reserve seq, payout) and of the ledger balances they imply.
+//!
+//! Only the commission arithmetic (`commission::compute`, tested on its own) is shared; the
+//! lifecycle rules (voids inside the lock, reversals, clawbacks, approval order, payout
+//! idempotency) and the refund proration are restated here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::super::{commission_id, Commission, CommissionStatus, ConversionRef, LifecycleError, Refunded};
+use crate::attribution::engine::Share;
+use crate::commission::{self, CommissionInput, PeriodState, ProgramRules};
+use crate::ledger::{AccountKey, AccountKind, Balance};
+
+pub const PROGRAM: &str = "shop";
+const DAY_MS: u64 = 86_400_000;
+
+/// A conversion as the client knows it, whether or not the store has it yet.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    pub id: String,
+    pub currency: [u8; 3],
+    pub amount_minor: i64,
+    pub occurred_at_ms: u64,
+    pub shares: Vec<Share>,
+    /// The cumulative refund the client asked for last.
+    pub refunded_issued_minor: i64,
+    /// A full refund or a cancel was asked for: no more refunds are issued.
+    pub closed: bool,
+}
+
+impl Conv {
+    pub fn conversion(&self) -> ConversionRef<'_> {
+        ConversionRef { id: &self.id, occurred_at_ms: self.occurred_at_ms }
+    }
+}
+
+/// One request, as the client sends it and as a retry repeats it.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Accrue conversion `convs[i]`.
+    Accrue(usize),
+    Refund(usize, Refunded),
+    Approve {
+        limit: usize,
+    },
+    PayPartner {
+        partner: &'static str,
+        currency: [u8; 3],
+        payout: String,
+        limit: usize,
+    },
+    Pay {
+        commission: String,
+        payout: String,
+    },
+}
+
+/// What a request answered, reduced to what the model predicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The commissions it answered with, `detail` cleared.
+    Commissions(Vec<Commission>),
+    /// Refused before writing: `not_found`, `conflict`, or the invalid field's name.
+    Refused(&'static str),
+    /// A ledger or storage error, which no request of the simulation should meet.
+    Failed(String),
+}
+
+impl Outcome {
+    pub fn of(r: Result<Vec<Commission>, LifecycleError>) -> Outcome {
+        match r {
+            Ok(cs) => Outcome::Commissions(cs.into_iter().map(without_detail).collect()),
+            Err(LifecycleError::NotFound(_)) => Outcome::Refused("not_found"),
+            Err(LifecycleError::Conflict(_)) => Outcome::Refused("conflict"),
+            Err(LifecycleError::Invalid { field, .. }) => Outcome::Refused(field),
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The model does not restate how a commission's computation is described.
+pub fn without_detail(c: Commission) -> Commission {
+    Commission { detail: String::new(), ..c }
+}
+
+/// One commission and what the ledger should show of it.
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub c: Commission,
+    /// What the approving post moved to payable; 0 until approved.
+    pub approved_minor: i64,
+    /// What the payout moved to paid; 0 until paid.
+    pub paid_minor: i64,
+    /// Its events, kind and amount, in order.
+    pub events: Vec<(&'static str, i64)>,
+}
+
+/// The expected state of the store.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    pub commissions: BTreeMap<String, Track>,
+    pub accrued: BTreeSet<usize>,
+    /// By (partner, currency, period label); one program.
+    pub periods: BTreeMap<(String, [u8; 3], String), PeriodState>,
+}
+
+fn valid_payout(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 64 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Model {
+    /// A conversion's commissions as the store lists them: by id.
+    pub fn of(&self, conv: &Conv) -> Vec<Commission> {
+        self.commissions.values().filter(|t| t.c.conversion_id == conv.id).map(|t| t.c.clone()).collect()
+    }
+
+    pub fn pending(&self) -> usize {
+        self.commissions.values().filter(|t| t.c.status == CommissionStatus::Pending).count()
+    }
+
+    /// Applies `op` at `now_ms` and answers what the store must answer.
+    pub fn apply(&mut self, op: &Op, convs: &[Conv], rules: &ProgramRules, now_ms: u64) -> Outcome {
+        match op {
+            Op::Accrue(i) => Outcome::Commissions(self.accrue(*i, &convs[*i], rules, now_ms)),
+            Op::Refund(i, refunded) => self.refund(&convs[*i], *refunded),
+            Op::Approve { limit } => Outcome::Commissions(self.approve(now_ms, *limit)),
+            Op::PayPartner { partner, currency, payout, limit } => {
+                if !valid_payout(payout) {
+                    return Outcome::Refused("payout_id");
+                }
+                let mut approved: Vec<&Track> = self
+                    .commissions
+                    .values()
+                    .filter(|t| t.c.partner == *partner && t.c.currency == *currency && t.c.status == CommissionStatus::Approved)
+                    .collect();
+                approved.sort_by(|a, b| (a.c.created_at_ms, &a.c.id).cmp(&(b.c.created_at_ms, &b.c.id)));
+                let ids: Vec<String> = approved.into_iter().take(*limit).map(|t| t.c.id.clone()).collect();
+                Outcome::Commissions(ids.iter().map(|id| self.pay_one(id, payout, now_ms)).collect())
+            }
+            Op::Pay { commission, payout } => {
+                if !valid_payout(payout) {
+                    return Outcome::Refused("payout_id");
+                }
+                let Some(t) = self.commissions.get(commission) else { return Outcome::Refused("not_found") };
+                match t.c.status {
+                    CommissionStatus::Approved => Outcome::Commissions(vec![self.pay_one(commission, payout, now_ms)]),
+                    // Paid by this payout, perhaps clawed back whole since: a retry is a no-op.
+                    CommissionStatus::Paid | CommissionStatus::Reversed if t.c.payout_id.as_deref() == Some(payout.as_str()) => {
+                        Outcome::Commissions(vec![t.c.clone()])
+                    }
+                    // Paid by another payout, pending, voided, or reversed without being paid.
+                    _ => Outcome::Refused("conflict"),
+                }
+            }
+        }
+    }
+
+    fn accrue(&mut self, i: usize, conv: &Conv, rules: &ProgramRules, now_ms: u64) -> Vec<Commission> {
+        if !self.accrued.insert(i) {
+            // Accrued already: the store answers with what it holds and counts nothing again.
+            return self.of(conv);
+        }
+        let mut out = Vec::new();
+        for share in &conv.shares {
+            let rs = rules.for_partner(&share.partner);
+            let period = rs.period.key(conv.occurred_at_ms);
+            let key = (share.partner.clone(), conv.currency, period.label.clone());
+            let before = self.periods.get(&key).copied().unwrap_or_default();
+            let calc = commission::compute(
+                rs,
+                &CommissionInput {
+                    occurred_at_ms: conv.occurred_at_ms,
+                    share_minor: share.amount_minor,
+                    amount_minor: conv.amount_minor,
+                    before,
+                },
+            );
+            self.periods.insert(key, calc.after);
+            let mut items = vec![("base".to_string(), calc.base.amount_minor)];
+            items.extend(calc.bonuses.iter().map(|b| (format!("bonus:{}", b.index), b.amount_minor)));
+            for (item, amount_minor) in items.into_iter().filter(|(_, a)| *a > 0) {
+                let c = Commission {
+                    id: commission_id(&conv.conversion(), &share.partner, &item),
+                    conversion_id: conv.id.clone(),
+                    program: PROGRAM.to_string(),
+                    partner: share.partner.clone(),
+                    item,
+                    currency: conv.currency,
+                    amount_minor,
+                    voided_minor: 0,
+                    reversed_minor: 0,
+                    status: CommissionStatus::Pending,
+                    rule_version: calc.version.clone(),
+                    period: period.label.clone(),
+                    detail: String::new(),
+                    created_at_ms: now_ms as i64,
+                    lock_until_ms: (conv.occurred_at_ms + u64::from(rs.lock_days) * DAY_MS) as i64,
+                    approved_at_ms: None,
+                    paid_at_ms: None,
+                    payout_id: None,
+                    reserve_seq: 0,
+                };
+                let track = Track { c: c.clone(), approved_minor: 0, paid_minor: 0, events: vec![("created", amount_minor)] };
+                assert!(self.commissions.insert(c.id.clone(), track).is_none(), "model: commission {} made twice", c.id);
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn refund(&mut self, conv: &Conv, refunded: Refunded) -> Outcome {
+        let (refunded_minor, full) = match refunded {
+            Refunded::All => (0, true),
+            Refunded::Cumulative { refunded_minor, amount_minor } => {
+                if refunded_minor < 0 || refunded_minor > amount_minor {
+                    return Outcome::Refused("refunded_minor");
+                }
+                (refunded_minor, refunded_minor >= amount_minor)
+            }
+        };
+        let mut changed = Vec::new();
+        for t in self.commissions.values_mut().filter(|t| t.c.conversion_id == conv.id) {
+            let c = &mut t.c;
+            // Cumulative: the commission has lost floor(A * r / S) in all after this refund.
+            let target = if full {
+                c.amount_minor
+            } else {
+                (i128::from(c.amount_minor) * i128::from(refunded_minor) / i128::from(conv.amount_minor)) as i64
+            };
+            let step = target - c.voided_minor - c.reversed_minor;
+            if step <= 0 {
+                continue;
+            }
+            match c.status {
+                CommissionStatus::Pending => {
+                    c.voided_minor += step;
+                    if c.remaining_minor() > 0 {
+                        c.reserve_seq += 1;
+                    } else {
+                        c.status = CommissionStatus::Voided;
+                    }
+                    t.events.push(("voided", step));
+                }
+                CommissionStatus::Approved | CommissionStatus::Paid => {
+                    t.events.push((if c.status == CommissionStatus::Paid { "clawed_back" } else { "reversed" }, step));
+                    c.reversed_minor += step;
+                    if c.remaining_minor() == 0 {
+                        c.status = CommissionStatus::Reversed;
+                    }
+                }
+                CommissionStatus::Voided | CommissionStatus::Reversed => unreachable!("nothing is left to take: {c:?}"),
+            }
+            changed.push(c.clone());
+        }
+        Outcome::Commissions(changed)
+    }
+
+    fn approve(&mut self, now_ms: u64, limit: usize) -> Vec<Commission> {
+        let now = now_ms as i64;
+        let mut due: Vec<(i64, String)> = self
+            .commissions
+            .values()
+            .filter(|t| t.c.status == CommissionStatus::Pending && t.c.lock_until_ms <= now)
+            .map(|t| (t.c.lock_until_ms, t.c.id.clone()))
+            .collect();
+        due.sort();
+        let mut out = Vec::new();
+        for (_, id) in due.into_iter().take(limit) {
+            let t = self.commissions.get_mut(&id).expect("listed");
+            t.approved_minor = t.c.remaining_minor();
+            t.c.status = CommissionStatus::Approved;
+            t.c.approved_at_ms = Some(now);
+            t.events.push(("approved", t.approved_minor));
+            out.push(t.c.clone());
+        }
+        out
+    }
+
+    fn pay_one(&mut self, id: &str, payout: &str, now_ms: u64) -> Commission {
+        let t = self.commissions.get_mut(id).expect("listed");
+        assert_eq!(t.c.status, CommissionStatus::Approved);
+        t.paid_minor = t.c.remaining_minor();
+        t.c.status = CommissionStatus::Paid;
+        t.c.paid_at_ms = Some(now_ms as i64);
+        t.c.payout_id = Some(payout.to_string());
+        t.events.push(("paid", t.paid_minor));
+        t.c.clone()
+    }
+
+    /// The balances the commissions imply. Reserves count while pending; an approval posts to
+    /// partner_pending and moves on to partner_payable; reversals and clawbacks leave
+    /// partner_payable for program_expense; a payout moves to partner_paid.
+    pub fn balances(&self) -> BTreeMap<AccountKey, Balance> {
+        let mut out: BTreeMap<AccountKey, Balance> = BTreeMap::new();
+        let mut add = |kind, owner: &str, currency, d: Balance| {
+            let b = out.entry(AccountKey::new(kind, owner, currency)).or_default();
+            b.debits_pending += d.debits_pending;
+            b.credits_pending += d.credits_pending;
+            b.debits_posted += d.debits_posted;
+            b.credits_posted += d.credits_posted;
+        };
+        for t in self.commissions.values() {
+            let c = &t.c;
+            let held = if c.status == CommissionStatus::Pending { c.remaining_minor() } else { 0 };
+            let (approved, paid, reversed) = (t.approved_minor, t.paid_minor, c.reversed_minor);
+            let z = Balance::default();
+            add(
+                AccountKind::ProgramExpense,
+                &c.program,
+                c.currency,
+                Balance { debits_pending: held, debits_posted: approved, credits_posted: reversed, ..z },
+            );
+            add(
+                AccountKind::PartnerPending,
+                &c.partner,
+                c.currency,
+                Balance { credits_pending: held, credits_posted: approved, debits_posted: approved, ..z },
+            );
+            add(
+                AccountKind::PartnerPayable,
+                &c.partner,
+                c.currency,
+                Balance { credits_posted: approved, debits_posted: paid + reversed, ..z },
+            );
+            add(AccountKind::PartnerPaid, &c.partner, c.currency, Balance { credits_posted: paid, ..z });
+        }
+        out
+    }
+}
