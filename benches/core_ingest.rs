@@ -27,12 +27,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clickgate::config::Core;
-use clickgate::edge::checks::{Reason, Reasons, Verdict};
-use clickgate::edge::click_id::{ClickId, ClickSigner, VisitorId};
 use clickgate::events::ClickEvent;
 use clickgate::index::{ClickIndex, RECORD_BYTES};
 use clickgate::ingest::Ingest;
-use clickgate::store::Channel;
+use clickgate::model::Channel;
+use clickgate::model::{ClickId, ClickSigner, VisitorId};
+use clickgate::model::{Reason, Reasons, Verdict};
 
 /// Unix ms the simulated clock starts at (2025-11-22).
 const T0_MS: u64 = 1_763_800_000_000;

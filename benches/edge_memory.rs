@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use clickgate::config::Config;
 use clickgate::edge::checks::Pipeline;
-use clickgate::edge::links::LinkTable;
 use clickgate::edge::{judge, Judgement};
 use clickgate::store::Store;
 
@@ -31,11 +30,11 @@ fn main() {
     let config = Config::load(std::path::Path::new(&config_path)).expect("config");
     let dir = tempfile::tempdir().expect("temp dir");
     let mut store = Store::open(dir.path()).expect("store");
-    store.seed(&config.demo).expect("seed");
-    let table = LinkTable::load(&store).expect("links");
+    clickgate::app::seed_demo(&mut store, &config.demo).expect("seed");
+    let table = clickgate::app::load_links(&store).expect("links");
     let codes: Vec<String> = store.links().expect("links").into_iter().map(|l| l.spec.code).collect();
     let pipeline = Pipeline::build(&config.checks).expect("pipeline");
-    let geo_on = clickgate::edge::checks::geo::DbKind::ALL.iter().filter(|k| pipeline.geo.get(**k).is_some()).count();
+    let geo_on = clickgate::model::GeoDbKind::ALL.iter().filter(|k| pipeline.geo.get(**k).is_some()).count();
     let baseline_kib = status_kib("VmRSS:");
 
     let uas = [
@@ -63,7 +62,7 @@ fn main() {
         }
         let code = &codes[(i % codes.len() as u64) as usize];
         match judge(&pipeline, &table, ip, uas[(i % 4) as usize], code, false, now_ms) {
-            Judgement::Click { verdict: clickgate::edge::checks::Verdict::Valid, .. } => valid += 1,
+            Judgement::Click { verdict: clickgate::model::Verdict::Valid, .. } => valid += 1,
             _ => other += 1,
         }
     }

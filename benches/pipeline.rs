@@ -26,15 +26,16 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 use clickgate::config::{self, Config};
 use clickgate::edge::checks::bots::BotCheck;
 use clickgate::edge::checks::dedup::DedupCheck;
-use clickgate::edge::checks::geo::{DbKind, GeoCheck, GeoDbs};
+use clickgate::edge::checks::geo::{GeoCheck, GeoDbs};
 use clickgate::edge::checks::ip_rules::{CidrSet, IpRules};
 use clickgate::edge::checks::rate_limit::RateLimits;
 use clickgate::edge::checks::velocity::{VelocityCheck, WindowedSketch};
-use clickgate::edge::checks::{Check, Click, Findings, Pipeline, ProgramRules, Reason, Reasons, Verdict};
-use clickgate::edge::click_id::{ClickSigner, VisitorId};
+use clickgate::edge::checks::{Check, Click, Findings, Pipeline, ProgramRules};
 use clickgate::edge::links::LinkTable;
 use clickgate::edge::{judge, Judgement};
 use clickgate::events::{truncate_ip, ClickEvent};
+use clickgate::model::{ClickSigner, VisitorId};
+use clickgate::model::{GeoDbKind, Reason, Reasons, Verdict};
 use clickgate::store::Store;
 
 /// Unix ms the simulated clock starts at (2025-11-22).
@@ -265,8 +266,8 @@ fn load_table(cfg: &Config) -> LinkTable {
     let _ = std::fs::remove_dir_all(&dir);
     let table = {
         let mut store = Store::open(&dir).expect("open bench store");
-        store.seed(&cfg.demo).expect("seed the loadtest demo links");
-        LinkTable::load(&store).expect("load link table")
+        clickgate::app::seed_demo(&mut store, &cfg.demo).expect("seed the loadtest demo links");
+        clickgate::app::load_links(&store).expect("load link table")
     };
     let _ = std::fs::remove_dir_all(&dir);
     table
@@ -288,7 +289,7 @@ impl Env {
 }
 
 fn describe_pipeline(p: &Pipeline) -> String {
-    let dbs: Vec<&str> = DbKind::ALL.iter().filter(|k| p.geo.get(**k).is_some()).map(|k| k.as_str()).collect();
+    let dbs: Vec<&str> = GeoDbKind::ALL.iter().filter(|k| p.geo.get(**k).is_some()).map(|k| k.as_str()).collect();
     format!("geo dbs loaded: [{}], crawler list: {} ({} patterns)", dbs.join(", "), p.bots_status.source, p.bots_status.patterns)
 }
 

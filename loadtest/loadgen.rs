@@ -43,11 +43,12 @@ use futures_util::TryStreamExt;
 
 use clickgate::cluster::{consume::consumer_config, stream_config};
 use clickgate::config::{Cluster, Config};
-use clickgate::edge::checks::{Reason, Reasons, Verdict};
-use clickgate::edge::click_id::{ClickSigner, VisitorId, CLICK_ID_CHARS};
 use clickgate::edge::links::LinkTable;
 use clickgate::events::{ClickEvent, SUB_IDS_MAX};
-use clickgate::store::{Channel, Store};
+use clickgate::model::Channel;
+use clickgate::model::{ClickSigner, VisitorId, CLICK_ID_CHARS};
+use clickgate::model::{Reason, Reasons, Verdict};
+use clickgate::store::Store;
 
 #[path = "loadgen/conversions.rs"]
 mod conversions;
@@ -397,13 +398,12 @@ fn demo_links(config: &Config) -> anyhow::Result<Vec<Link>> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let table = (|| -> anyhow::Result<LinkTable> {
         let mut store = Store::open(&dir).with_context(|| format!("opening a scratch store in {}", dir.display()))?;
-        store.seed(&config.demo).context("seeding the scratch store from the config's demo section")?;
-        Ok(LinkTable::load(&store)?)
+        clickgate::app::seed_demo(&mut store, &config.demo).context("seeding the scratch store from the config's demo section")?;
+        Ok(clickgate::app::load_links(&store)?)
     })();
     let _ = std::fs::remove_dir_all(&dir);
     let table = table?;
-    config
-        .demo
+    clickgate::app::demo_seed(&config.demo)?
         .links
         .iter()
         .map(|l| {

@@ -8,9 +8,9 @@ use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 
-use crate::edge::checks::geo::DbKind;
 use crate::edge::EdgeState;
 use crate::metrics::Metrics;
+use crate::model::GeoDbKind;
 
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
@@ -23,7 +23,7 @@ fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
 pub fn refresh_gauges(state: &EdgeState) {
     let m = &state.metrics;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    for (i, kind) in DbKind::ALL.into_iter().enumerate() {
+    for (i, kind) in GeoDbKind::ALL.into_iter().enumerate() {
         match state.pipeline.geo.get(kind) {
             Some(db) => {
                 m.geoip_loaded[i].set(1);

@@ -8,7 +8,8 @@ use arc_swap::ArcSwap;
 
 use crate::attribution::Settings;
 use crate::commission::ProgramRules;
-use crate::store::{Status, Store, StoreError};
+use crate::model::Status;
+use crate::store::{Store, StoreError};
 
 /// One program as the core sees it.
 #[derive(Debug, Clone)]

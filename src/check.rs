@@ -94,7 +94,7 @@ pub fn check_line(pipeline: &Pipeline, table: &LinkTable, line: &str, clock_ms: 
     Ok(match judge(pipeline, table, input.ip, &input.ua, &input.code, head, now_ms) {
         Judgement::RateLimited { retry_after_ms, observed } => {
             let mut reasons = Reasons::default();
-            reasons.insert(crate::edge::checks::Reason::RateLimited);
+            reasons.insert(crate::model::Reason::RateLimited);
             CheckOutput { retry_after_ms: Some(retry_after_ms), ..out("rate_limited", reasons, observed) }
         }
         Judgement::UnknownCode { observed } => out("unknown_code", Reasons::default(), observed),

@@ -11,7 +11,8 @@ use crate::app::{self, Overrides};
 use crate::attribution::{Model, Settings};
 use crate::config::Config;
 use crate::conversions::offline::StoreAt;
-use crate::store::{BlockedAction, Channel, NewCoupon, NewLink, NewPartner, NewProgram, Status};
+use crate::model::{BlockedAction, Channel, Status};
+use crate::store::{NewCoupon, NewLink, NewPartner, NewProgram};
 
 #[derive(Parser)]
 #[command(name = "clickgate", version, about = "Edge proxy for referral and QR links, with click-fraud checks")]
@@ -354,7 +355,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => {
             let store = app::open_store(&config, &data_dir)?;
-            let table = crate::edge::links::LinkTable::load(&store)?;
+            let table = crate::app::load_links(&store)?;
             let pipeline = crate::edge::checks::Pipeline::build(&config.checks)?;
             let errors = crate::check::run(&pipeline, &table, std::io::stdin().lock(), std::io::stdout().lock())?;
             Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })

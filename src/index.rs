@@ -27,10 +27,10 @@ use std::sync::Arc;
 use slots::Slots;
 use table::Table;
 
-use crate::edge::checks::{Reason, Reasons, Verdict};
-use crate::edge::click_id::{ClickId, VisitorId, CLICK_ID_BYTES};
 use crate::events::ClickEvent;
-use crate::store::Channel;
+use crate::model::Channel;
+use crate::model::{ClickId, VisitorId, CLICK_ID_BYTES};
+use crate::model::{Reason, Reasons, Verdict};
 
 /// One click as the index keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,7 +128,7 @@ impl ClickIndex {
             visitor_touches_max: visitor_touches_max.max(1),
             ring: Vec::with_capacity(clicks_max),
             head: 0,
-            seed: crate::edge::checks::secret_seed(),
+            seed: crate::model::secret_seed(),
             by_id: Table::new(clicks_max),
             visitors: Slots::new(),
             by_visitor: Table::new(clicks_max),

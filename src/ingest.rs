@@ -26,10 +26,10 @@ use std::time::Instant;
 
 use super::click_log::{merge_segments, SegmentLog, SegmentMeta};
 use super::index::{ClickIndex, IndexedClick};
-use crate::edge::checks::{Reason, Verdict};
-use crate::edge::click_id::{ClickId, VisitorId};
 use crate::events::ClickEvent;
 use crate::metrics::CoreMetrics;
+use crate::model::{ClickId, VisitorId};
+use crate::model::{Reason, Verdict};
 
 pub use stats::DAY_MS;
 use stats::{first_kept_day, DailyCounts};

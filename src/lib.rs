@@ -3,20 +3,23 @@
 //!
 //! # Layout
 //!
+//! - `model`: the shared vocabulary (click and visitor ids, verdicts and reasons, channels,
+//!   currencies, redirect destinations, secrets). It imports nothing of ours.
+//! - `config`: the TOML config, defaulted and validated. It imports nothing of ours either.
 //! - `edge`: the data plane. `edge::handler` answers `/r/{code}` and `/q/{code}`,
 //!   `edge::checks` is the fraud-check pipeline, `edge::links` the in-memory link table,
-//!   `edge::click_id` signed click and visitor ids, `edge::server` the listeners.
+//!   `edge::server` the listeners.
 //! - `events`: `ClickEvent`, the bounded queue the edge hands events to, and the local spool.
-//! - `core`: the durable click log, the attribution index, attribution, conversions and the
-//!   commission rules.
-//! - `ledger`: the double-entry, hash-chained ledger over SQLite and PostgreSQL.
+//! - The domain, one module per part of the core: `ingest` (into the durable `click_log` and
+//!   the attribution `index`), `attribution`, `catalog` (programs, partners and coupons as one
+//!   snapshot), `commission`, `lifecycle` (commissions through pending, approved, paid),
+//!   `conversions` (the writer and its views) and `ledger` (double-entry, hash-chained).
+//! - `store`: programs, partners and links in the embedded SQLite file.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
 //! - `cluster`: the JetStream publisher and the core's durable consumer (cluster mode).
 //! - `attribute`: `clickgate attribute`, the models over JSON-lines journeys.
-//! - `store`: programs, partners and links in the embedded SQLite file.
-//! - `config`: the TOML config, defaulted and validated.
-//! - `metrics` and `admin`: Prometheus families and the admin listener.
 //! - `check`: `clickgate check`, the pipeline replayed over a JSON-lines log.
+//! - `metrics` and `admin`: Prometheus families and the admin listener.
 //! - `app` and `cli`: process wiring and the command line.
 //! - `testing`: support for the tests (a PostgreSQL schema of their own); not an API.
 
@@ -40,6 +43,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
+pub mod model;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;

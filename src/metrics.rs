@@ -3,9 +3,9 @@
 
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use crate::edge::checks::geo::DbKind;
-use crate::edge::checks::{Reason, Verdict};
 use crate::events::sink::SinkMetrics;
+use crate::model::GeoDbKind;
+use crate::model::{Reason, Verdict};
 
 /// Outcomes of edge requests that are not clicks.
 #[derive(Debug, Clone, Copy)]
@@ -220,7 +220,7 @@ impl Metrics {
         let verdicts: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
         let reasons: Vec<&str> = Reason::ALL.iter().map(|v| v.as_str()).collect();
         let outcomes: Vec<&str> = Outcome::ALL.iter().map(|v| v.as_str()).collect();
-        let dbs: Vec<&str> = DbKind::ALL.iter().map(|v| v.as_str()).collect();
+        let dbs: Vec<&str> = GeoDbKind::ALL.iter().map(|v| v.as_str()).collect();
         let redirect_latency = Histogram::with_opts(
             HistogramOpts::new("clickgate_redirect_latency_seconds", "Time from request to redirect decision on the edge.")
                 .buckets(vec![0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01]),

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
-use clickgate::edge::click_id::CLICK_ID_CHARS;
 use clickgate::events::ClickEvent;
+use clickgate::model::CLICK_ID_CHARS;
 use common::nats::{click_events, nats_or_skip, Broker};
 use common::stream::now_ms;
 use common::*;

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, message::PublishMessage};
 use clickgate::cluster::{run_consumer, run_publisher, PublishStats, Publisher};
 use clickgate::config::Cluster;
-use clickgate::edge::click_id::ClickId;
 use clickgate::events::spool::Spool;
 use clickgate::events::ClickEvent;
 use clickgate::metrics::{ClusterMetrics, Metrics};
+use clickgate::model::ClickId;
 use common::nats::{nats_or_skip, Broker};
 use tokio::sync::watch;
 

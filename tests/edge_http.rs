@@ -44,7 +44,7 @@ fn qr_links_sub_ids_and_returning_visitors() {
     let mut s = s;
     s.terminate();
     let events = core_log(&s);
-    assert_eq!(events[0].channel, clickgate::store::Channel::Qr);
+    assert_eq!(events[0].channel, clickgate::model::Channel::Qr);
     assert_eq!(events[0].visitor_id, events[1].visitor_id, "the returning visitor is recognised");
     assert!(events[0].new_visitor && !events[1].new_visitor);
 }
@@ -212,7 +212,7 @@ fn sigterm_drains_and_flushes_the_click_log() {
     assert!(status.success(), "exit {status:?}; log:\n{}", s.log());
     let events = core_log(&s);
     assert_eq!(events.len(), 20);
-    assert!(events.iter().all(|e| e.verdict == clickgate::edge::checks::Verdict::Valid && &*e.link == "demo"));
+    assert!(events.iter().all(|e| e.verdict == clickgate::model::Verdict::Valid && &*e.link == "demo"));
     assert_eq!(events[0].ip.unwrap().to_string(), "192.0.2.0", "IPs are truncated by default");
 }
 

@@ -9,11 +9,12 @@ use clickgate::api::CoreAttributor;
 use clickgate::catalog::{Catalog, SharedCatalog};
 use clickgate::config::{Core, Demo};
 use clickgate::conversions::{NewConversion, Origin};
-use clickgate::edge::checks::{Reason, Reasons, Verdict};
-use clickgate::edge::click_id::{ClickSigner, VisitorId, CLICK_ID_CHARS};
 use clickgate::events::ClickEvent;
 use clickgate::ingest::Ingest;
-use clickgate::store::{Channel, NewCoupon, NewPartner, Store};
+use clickgate::model::Channel;
+use clickgate::model::{ClickSigner, VisitorId, CLICK_ID_CHARS};
+use clickgate::model::{Reason, Reasons, Verdict};
+use clickgate::store::{NewCoupon, NewPartner, Store};
 
 /// 2025-01-01T00:00:00Z: the simulated year of clicks starts here.
 const T0_MS: u64 = 1_735_689_600_000;
@@ -86,7 +87,8 @@ pub struct World {
 impl World {
     /// `conversions` conversions over twice as many clicks, ingested into a click log under `dir`.
     pub fn build(dir: &Path, conversions: usize, seed: u64) -> World {
-        let mut demo: Demo = toml::from_str(PROGRAMS).expect("the bench's programs parse");
+        let demo: Demo = toml::from_str(PROGRAMS).expect("the bench's programs parse");
+        let mut demo = clickgate::app::demo_seed(&demo).expect("the bench's programs are valid");
         for p in 0..PARTNERS {
             demo.partners.push(NewPartner { id: partner(p), name: format!("Partner {p}"), email: format!("p{p}@example.com") });
             for program in ["shop", "market"] {

@@ -24,8 +24,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use clickgate::config::Config;
-use clickgate::edge::checks::Verdict;
 use clickgate::events::ClickEvent;
+use clickgate::model::Verdict;
 
 use crate::{cpu_ticks, EventSet};
 
@@ -53,7 +53,8 @@ pub struct Run<'a> {
 /// Click ids, programs and currencies of the `valid` clicks in a saved event set.
 fn valid_clicks(path: &Path, config: &Config) -> anyhow::Result<Vec<(String, String, String)>> {
     let set = EventSet::load(path)?;
-    let currency = |program: &str| config.demo.programs.iter().find(|p| p.id == program).map(|p| p.currency.clone());
+    let demo = clickgate::app::demo_seed(&config.demo)?;
+    let currency = |program: &str| demo.programs.iter().find(|p| p.id == program).map(|p| p.currency.clone());
     let mut out = Vec::new();
     for i in 0..set.len() {
         let ev = ClickEvent::decode(&set.payload(i)).with_context(|| format!("decoding event {i} of {}", path.display()))?;
@@ -96,10 +97,10 @@ pub async fn run(r: Run<'_>) -> anyhow::Result<()> {
     let attribution = match (r.events, r.coupon) {
         (Some(path), _) => Attribution::Clicks(valid_clicks(path, r.config)?),
         (None, Some((code, program))) => {
-            let p =
-                r.config.demo.programs.iter().find(|p| p.id == program).with_context(|| format!("no program {program} in the config"))?;
+            let demo = clickgate::app::demo_seed(&r.config.demo)?;
+            let p = demo.programs.iter().find(|p| p.id == program).with_context(|| format!("no program {program} in the config"))?;
             ensure!(
-                r.config.demo.coupons.iter().any(|c| c.code.eq_ignore_ascii_case(code) && c.program == program),
+                demo.coupons.iter().any(|c| c.code.eq_ignore_ascii_case(code) && c.program == program),
                 "the config has no coupon {code} for program {program}"
             );
             Attribution::Coupon { code: code.to_string(), program: program.to_string(), currency: p.currency.clone() }

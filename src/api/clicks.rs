@@ -12,9 +12,9 @@ use crate::catalog::{Catalog, SharedCatalog};
 use crate::commission::ProgramRules;
 use crate::conversions::view::rfc3339;
 use crate::conversions::{Attributor, NewConversion};
-use crate::edge::click_id::{ClickId, ClickIdError, ClickSigner, VisitorId};
 use crate::index::IndexedClick;
 use crate::ingest::Ingest;
+use crate::model::{ClickId, ClickIdError, ClickSigner, VisitorId};
 
 pub fn get(state: &ApiState, id: &str) -> ApiResult {
     // Age does not matter for a lookup; the signature does.

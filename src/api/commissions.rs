@@ -20,7 +20,7 @@ use super::{json, parse_json, read_blocking, request_hash, ApiError, ApiResult, 
 use crate::conversions::view::{commission_json, CommissionFilter};
 use crate::conversions::{IdempotencyKey, Op};
 use crate::lifecycle::CommissionStatus;
-use crate::store::currency;
+use crate::model::currency;
 
 /// A list's page size when `limit` is not given.
 pub const LIST_LIMIT_DEFAULT: usize = 100;

@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::{parse_json, raw_json, read_blocking, request_hash, ApiError, ApiResult, ApiState};
 use crate::conversions::{Answer, Fingerprinted, IdempotencyKey, NewConversion, Op, Origin, Transition};
-use crate::edge::click_id::{ClickId, VisitorId};
-use crate::store::currency;
+use crate::model::currency;
+use crate::model::{ClickId, VisitorId};
 
 /// The body of `POST /v1/conversions`.
 #[derive(Debug, Clone, Deserialize)]

@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::conversions::{record, validate, ConversionBody};
 use super::{json, ApiError, ApiResult, ApiState};
 use crate::conversions::Origin;
-use crate::store::currency;
+use crate::model::currency;
 
 const KNOWN: [&str; 10] =
     ["order_id", "amount_minor", "amount", "currency", "occurred_at", "click_id", "visitor_id", "coupon_code", "customer_ref", "program"];

@@ -28,10 +28,10 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::SharedCatalog;
 use crate::conversions::{ConversionError, ConversionReader, Conversions};
-use crate::edge::click_id::{ct_eq, ClickSigner};
 use crate::ingest::Ingest;
 use crate::lifecycle::LifecycleError;
 use crate::metrics::{ApiMetrics, ApiOutcome};
+use crate::model::{ct_eq, ClickSigner};
 
 pub use clicks::CoreAttributor;
 pub use import::{import_csv_via_api, ImportSummary, RowError};

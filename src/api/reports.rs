@@ -22,9 +22,9 @@ use serde::Serialize;
 use super::{json, read_blocking, ApiError, ApiResult, ApiState};
 use crate::conversions::view::{DayCommissions, ReportScope, StatusTotals};
 use crate::conversions::DayConversions;
-use crate::edge::checks::{Reason, Verdict};
 use crate::ingest::{DayClicks, StatsScope};
 use crate::lifecycle::CommissionStatus;
+use crate::model::{Reason, Verdict};
 
 const DAYS_MAX: u32 = 366;
 

@@ -2,8 +2,10 @@
 //! shut down cleanly on SIGTERM or Ctrl-C. `serve` composes the parts below; cluster mode's
 //! `edge` and `core` (in `cluster`) compose them differently.
 
+mod catalog;
 mod cluster;
 
+pub use catalog::{demo_seed, load_links, seed_demo};
 pub use cluster::{core, edge};
 
 use std::net::SocketAddr;
@@ -21,8 +23,6 @@ use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Config;
 use crate::conversions::{ConversionReader, Conversions, Op, WriterConfig};
 use crate::edge::checks::Pipeline;
-use crate::edge::click_id::ClickSigner;
-use crate::edge::links::LinkTable;
 use crate::edge::server::{self, ListenerLimits};
 use crate::edge::{handler, tls, EdgeState};
 use crate::events::sink::{self, BatchWriter};
@@ -30,6 +30,7 @@ use crate::events::spool::{drain, Spool, SpoolSink};
 use crate::events::ClickEvent;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::model::ClickSigner;
 use crate::store::Store;
 
 /// Listener overrides from the command line.
@@ -43,7 +44,7 @@ pub struct Overrides {
 /// Opens the store and seeds it from the config's demo section when empty.
 pub fn open_store(config: &Config, data_dir: &Path) -> anyhow::Result<Store> {
     let mut store = Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    if store.seed(&config.demo).context("seeding the demo programs, partners and links")? {
+    if seed_demo(&mut store, &config.demo)? {
         tracing::info!(data_dir = %data_dir.display(), "store was empty; seeded it from the config's demo section");
     }
     Ok(store)
@@ -115,7 +116,7 @@ pub fn build_edge(
     metrics: &Metrics,
     tls: bool,
 ) -> anyhow::Result<(Arc<EdgeState>, sink::ClickConsumer)> {
-    let table = LinkTable::load(store).context("loading links")?;
+    let table = load_links(store).context("loading links")?;
     tracing::info!(links = table.len(), "link table loaded");
     let pipeline = Pipeline::build(&config.checks).context("building the check pipeline")?;
     metrics.bot_patterns.set(pipeline.bots_status.patterns as i64);
@@ -546,7 +547,7 @@ pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: wat
             }
             version = v;
             if let Some(state) = &edge {
-                match LinkTable::load(s) {
+                match load_links(s) {
                     Ok(t) => {
                         tracing::info!(links = t.len(), forced, "link table reloaded");
                         state.links.store(Arc::new(t));

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{models, Model, Settings};
-use crate::edge::checks::Verdict;
-use crate::edge::click_id::{ClickId, ClickIdError, VisitorId};
 use crate::index::IndexedClick;
+use crate::model::Verdict;
+use crate::model::{ClickId, ClickIdError, VisitorId};
 
 /// What the engine may look up.
 pub trait TouchSource {
@@ -100,7 +100,7 @@ pub struct Touch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<crate::store::Channel>,
+    pub channel: Option<crate::model::Channel>,
     pub ts_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,

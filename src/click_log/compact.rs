@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use super::{frames, sync_dir, SegmentMeta};
-use crate::edge::click_id::ClickId;
+use crate::model::ClickId;
 
 /// Merges `group` (adjacent sealed segments, oldest first) into one durable file named for
 /// their whole range, keeping the first frame of each click id. The originals are left alone:

@@ -1,10 +1,10 @@
 use std::fs;
 
 use super::*;
-use crate::edge::checks::{Reasons, Verdict};
-use crate::edge::click_id::ClickId;
 use crate::index::tests::{self, T0_MS};
-use crate::store::Channel;
+use crate::model::Channel;
+use crate::model::ClickId;
+use crate::model::{Reasons, Verdict};
 
 /// Click `n` at `ts_ms`, with every variable-length field fixed so that all frames are the same
 /// size and segment limits can be counted in frames.

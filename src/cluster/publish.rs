@@ -36,10 +36,10 @@ use tokio::sync::watch;
 
 use super::{server_list, ClusterError, PING_INTERVAL};
 use crate::config::Cluster;
-use crate::edge::click_id::CLICK_ID_CHARS;
 use crate::events::spool::{drain, Spool, SpoolError, SpoolSink};
 use crate::events::ClickEvent;
 use crate::metrics::ClusterMetrics;
+use crate::model::CLICK_ID_CHARS;
 
 /// Events per pipelined publish batch: enough to keep the link busy, few enough that a retry
 /// after a failure repeats little.

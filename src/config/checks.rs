@@ -1,6 +1,9 @@
 //! The fraud-check pipeline's section, `[checks]`, and the modes and actions its rules share.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
+
+use ipnet::IpNet;
 
 use serde::Deserialize;
 
@@ -201,11 +204,11 @@ impl Checks {
     /// Checks this section's rules; names the first bad key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         for (i, c) in self.trusted_proxies.iter().enumerate() {
-            crate::edge::checks::ip_rules::parse_cidr(c).map_err(|why| invalid(&format!("checks.trusted_proxies[{i}]"), why))?;
+            parse_cidr(c).map_err(|why| invalid(&format!("checks.trusted_proxies[{i}]"), why))?;
         }
         for (name, list) in [("deny", &self.ip_rules.deny), ("allow", &self.ip_rules.allow)] {
             for (i, c) in list.iter().enumerate() {
-                crate::edge::checks::ip_rules::parse_cidr(c).map_err(|why| invalid(&format!("checks.ip_rules.{name}[{i}]"), why))?;
+                parse_cidr(c).map_err(|why| invalid(&format!("checks.ip_rules.{name}[{i}]"), why))?;
             }
         }
         let r = &self.rate_limit;
@@ -256,4 +259,17 @@ impl Checks {
         }
         Ok(())
     }
+}
+
+/// Parses a CIDR (`10.0.0.0/8`) or a bare address (a /32 or /128). Host bits must be zero, so a
+/// typo such as `10.0.0.1/8` is caught instead of silently widened.
+pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let net: IpNet = match s.parse() {
+        Ok(n) => n,
+        Err(_) => s.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("{s:?} is not a CIDR or an IP address"))?,
+    };
+    if net.trunc() != net {
+        return Err(format!("{s:?} has host bits set; did you mean {}?", net.trunc()));
+    }
+    Ok(net)
 }

@@ -13,12 +13,12 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::checks::{Reason, Verdict};
-use super::click_id::{VisitorId, VISITOR_ID_CHARS};
 use super::{judge, EdgeState, Judgement};
 use crate::config::IpPrivacy;
 use crate::events::{truncate_ip, ClickEvent, SUB_IDS_MAX};
 use crate::metrics::Outcome;
-use crate::store::{BlockedAction, Channel};
+use crate::model::{BlockedAction, Channel};
+use crate::model::{VisitorId, VISITOR_ID_CHARS};
 
 type Body = Full<Bytes>;
 
@@ -161,7 +161,7 @@ pub fn handle<B>(state: &Arc<EdgeState>, peer: IpAddr, req: Request<B>) -> Respo
                     loc.push_str(&link.location_plain);
                 } else {
                     loc.push_str(&link.location_prefix);
-                    loc.push_str(click_id.encode(&mut [0; super::click_id::CLICK_ID_CHARS]));
+                    loc.push_str(click_id.encode(&mut [0; crate::model::CLICK_ID_CHARS]));
                 }
                 if let Some(subs) = &subs {
                     for (i, v) in subs.iter().enumerate() {

@@ -5,7 +5,48 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::checks::ProgramRules;
-use crate::store::{self, Channel, Status, Store, StoreError};
+use crate::model::{destination, BlockedAction, Channel};
+
+/// A program as the link table needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct ProgramSpec<'a> {
+    pub id: &'a str,
+    pub fallback_url: &'a str,
+    pub country_allow: &'a [String],
+    pub country_deny: &'a [String],
+    pub blocked_action: BlockedAction,
+    /// False when the program is paused or expired.
+    pub active: bool,
+}
+
+/// A partner as the link table needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct PartnerSpec<'a> {
+    pub id: &'a str,
+    /// False when the partner is paused or expired.
+    pub active: bool,
+}
+
+/// A link as the catalog stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkSpec<'a> {
+    /// The link's numeric id, carried in its click ids.
+    pub link_id: u32,
+    /// The partner's numeric id, carried in its click ids.
+    pub partner_id: u32,
+    pub code: &'a str,
+    pub program: &'a str,
+    pub partner: &'a str,
+    /// A destination that passed `destination::check` when the link was created.
+    pub destination: &'a str,
+    pub channel: Channel,
+    /// `utm_source`, `utm_medium`, `utm_campaign`, checked at creation; empty ones are left out.
+    pub utm: [&'a str; 3],
+    /// Unix seconds after which the link counts as expired.
+    pub expires_at_s: Option<i64>,
+    /// False when the link is paused or expired.
+    pub active: bool,
+}
 
 /// A link as the edge serves it.
 #[derive(Debug)]
@@ -44,37 +85,37 @@ fn countries(list: &[String]) -> Box<[[u8; 2]]> {
 }
 
 impl LinkTable {
-    /// Builds the table from the store.
-    pub fn load(store: &Store) -> Result<LinkTable, StoreError> {
-        let programs = store.programs()?;
-        let partners = store.partners()?;
+    /// Builds the table from the catalog's programs, partners and links. Links whose program
+    /// or partner is unknown are left out; a destination that no longer parses is logged and
+    /// left out.
+    pub fn build<'a>(
+        programs: &[ProgramSpec<'_>],
+        partners: &[PartnerSpec<'_>],
+        links: impl IntoIterator<Item = LinkSpec<'a>>,
+    ) -> LinkTable {
         let rules: HashMap<&str, ProgramShare> = programs
             .iter()
             .map(|p| {
                 let r = ProgramRules {
-                    country_allow: countries(&p.spec.country_allow),
-                    country_deny: countries(&p.spec.country_deny),
-                    blocked_action: p.spec.blocked_action,
+                    country_allow: countries(p.country_allow),
+                    country_deny: countries(p.country_deny),
+                    blocked_action: p.blocked_action,
                 };
-                (
-                    p.spec.id.as_str(),
-                    (Arc::new(r), Arc::from(p.spec.fallback_url.as_str()), Arc::from(p.spec.id.as_str()), p.status == Status::Active),
-                )
+                (p.id, (Arc::new(r), Arc::from(p.fallback_url), Arc::from(p.id), p.active))
             })
             .collect();
-        let partner_active: HashMap<&str, (bool, Arc<str>)> =
-            partners.iter().map(|p| (p.spec.id.as_str(), (p.status == Status::Active, Arc::from(p.spec.id.as_str())))).collect();
+        let partner_active: HashMap<&str, (bool, Arc<str>)> = partners.iter().map(|p| (p.id, (p.active, Arc::from(p.id)))).collect();
         let mut by_code = HashMap::new();
-        for l in store.links()? {
-            let Some((rules, fallback, program, program_active)) = rules.get(l.spec.program.as_str()) else { continue };
-            let Some((partner_ok, partner)) = partner_active.get(l.spec.partner.as_str()) else { continue };
-            // The store validated this destination at creation; parse again to split it.
-            let Ok(dest) = store::destination::parse(&l.spec.destination) else {
-                tracing::error!(code = %l.spec.code, "stored destination no longer parses; link skipped");
+        for l in links {
+            let Some((rules, fallback, program, program_active)) = rules.get(l.program) else { continue };
+            let Some((partner_ok, partner)) = partner_active.get(l.partner) else { continue };
+            // The catalog validated this destination at creation; parse again to split it.
+            let Ok(dest) = destination::parse(l.destination) else {
+                tracing::error!(code = %l.code, "stored destination no longer parses; link skipped");
                 continue;
             };
             let mut utm = String::new();
-            for (k, v) in [("utm_source", &l.spec.utm_source), ("utm_medium", &l.spec.utm_medium), ("utm_campaign", &l.spec.utm_campaign)] {
+            for (k, v) in [("utm_source", l.utm[0]), ("utm_medium", l.utm[1]), ("utm_campaign", l.utm[2])] {
                 if !v.is_empty() {
                     utm.push_str(k);
                     utm.push('=');
@@ -92,18 +133,18 @@ impl LinkTable {
                 "?"
             };
             let plain = if utm.is_empty() { dest.base.to_string() } else { format!("{}{sep}{}", dest.base, utm.trim_end_matches('&')) };
-            let code: Arc<str> = Arc::from(l.spec.code.as_str());
+            let code: Arc<str> = Arc::from(l.code);
             by_code.insert(
                 code.clone(),
                 EdgeLink {
-                    link_id: l.row_id as u32,
-                    partner_id: l.partner_row_id as u32,
+                    link_id: l.link_id,
+                    partner_id: l.partner_id,
                     code,
                     program: program.clone(),
                     partner: partner.clone(),
-                    channel: l.spec.channel,
-                    active: l.status == Status::Active && *program_active && *partner_ok,
-                    expires_at_ms: l.spec.expires_at.map_or(u64::MAX, |s| (s.max(0) as u64).saturating_mul(1000)),
+                    channel: l.channel,
+                    active: l.active && *program_active && *partner_ok,
+                    expires_at_ms: l.expires_at_s.map_or(u64::MAX, |s| (s.max(0) as u64).saturating_mul(1000)),
                     location_prefix: format!("{}{sep}{utm}cgid=", dest.base).into(),
                     location_plain: plain.into(),
                     fragment: dest.fragment.into(),
@@ -112,7 +153,7 @@ impl LinkTable {
                 },
             );
         }
-        Ok(LinkTable { by_code })
+        LinkTable { by_code }
     }
 
     /// The link for a code.

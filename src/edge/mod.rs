@@ -5,7 +5,6 @@
 //! in-memory copy), a webhook or DNS, and a redirect never waits on the core.
 
 pub mod checks;
-pub mod click_id;
 pub mod handler;
 pub mod links;
 pub mod server;
@@ -15,8 +14,8 @@ use std::net::IpAddr;
 
 use arc_swap::ArcSwap;
 
+use crate::model::ClickSigner;
 use checks::{Click, Findings, Pipeline, Reasons, Verdict};
-use click_id::ClickSigner;
 use links::{EdgeLink, LinkTable};
 
 use crate::config::{self, IpPrivacy};

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::edge::checks::{Reasons, Verdict};
-use crate::edge::click_id::{ClickId, VisitorId};
-use crate::store::Channel;
+use crate::model::Channel;
+use crate::model::{ClickId, VisitorId};
+use crate::model::{Reasons, Verdict};
 
 /// A framed event larger than this is corrupt by definition (click log and spool alike).
 pub const FRAME_BYTES_MAX: usize = 64 * 1024;

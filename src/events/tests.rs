@@ -1,6 +1,6 @@
 use super::*;
-use crate::edge::checks::Reason;
-use crate::edge::click_id::ClickSigner;
+use crate::model::ClickSigner;
+use crate::model::Reason;
 
 fn event(n: u64) -> ClickEvent {
     let mut reasons = Reasons::default();
@@ -17,7 +17,7 @@ fn event(n: u64) -> ClickEvent {
         verdict: Verdict::Flagged,
         reasons,
         observed: Reasons::default(),
-        visitor_id: crate::edge::click_id::VisitorId([n as u8; 16]),
+        visitor_id: crate::model::VisitorId([n as u8; 16]),
         new_visitor: true,
         country: Some(*b"GB"),
         asn: 15169,

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{DayClicks, StatsScope};
-use crate::edge::checks::Reason;
 use crate::events::ClickEvent;
+use crate::model::Reason;
 
 /// Milliseconds in a UTC day.
 pub const DAY_MS: u64 = 86_400_000;

@@ -3,15 +3,14 @@
 //! The edge never reads this per request. It loads everything into a `LinkTable` at start and
 //! again whenever `PRAGMA data_version` says another connection (the CLI) changed the file.
 
-pub mod currency;
-pub mod destination;
-
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-pub use destination::DestinationError;
+use crate::model::{currency, destination, BlockedAction, Channel, Status};
+
+pub use crate::model::destination::DestinationError;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,74 +33,13 @@ fn bad(field: &'static str, why: impl Into<String>) -> StoreError {
     StoreError::Invalid { field, why: why.into() }
 }
 
-/// Lifecycle of a program, partner or link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Active,
-    Paused,
-    Expired,
-}
-
-impl Status {
-    /// The stored spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Active => "active",
-            Status::Paused => "paused",
-            Status::Expired => "expired",
-        }
-    }
-
-    fn parse(s: &str) -> Status {
-        match s {
-            "active" => Status::Active,
-            "paused" => Status::Paused,
-            _ => Status::Expired,
-        }
-    }
-}
-
-/// What a program does with a blocked click.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum BlockedAction {
-    /// Redirect without a click id (the visitor never notices).
-    #[default]
-    Redirect,
-    /// Refuse with `403`.
-    Forbid,
-}
-
-/// Where a link is shared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    #[default]
-    Web,
-    Social,
-    Email,
-    Qr,
-    Offline,
-    Marketplace,
-}
-
-impl Channel {
-    /// The stored spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Web => "web",
-            Channel::Social => "social",
-            Channel::Email => "email",
-            Channel::Qr => "qr",
-            Channel::Offline => "offline",
-            Channel::Marketplace => "marketplace",
-        }
-    }
-
-    fn parse(s: &str) -> Channel {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or_default()
-    }
+/// Catalog objects written into an empty store on first start (the config's demo section).
+#[derive(Debug, Clone, Default)]
+pub struct Seed {
+    pub programs: Vec<NewProgram>,
+    pub partners: Vec<NewPartner>,
+    pub links: Vec<NewLink>,
+    pub coupons: Vec<NewCoupon>,
 }
 
 /// A program to create.
@@ -246,14 +184,14 @@ CREATE TABLE IF NOT EXISTS programs (
     id INTEGER PRIMARY KEY,
     slug TEXT NOT NULL UNIQUE,
     spec TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'active'
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'expired'))
 );
 CREATE TABLE IF NOT EXISTS partners (
     id INTEGER PRIMARY KEY,
     slug TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
     email TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'active'
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'expired'))
 );
 CREATE TABLE IF NOT EXISTS coupons (
     code TEXT NOT NULL,
@@ -267,12 +205,12 @@ CREATE TABLE IF NOT EXISTS links (
     program_id INTEGER NOT NULL REFERENCES programs(id),
     partner_id INTEGER NOT NULL REFERENCES partners(id),
     destination TEXT NOT NULL,
-    channel TEXT NOT NULL,
+    channel TEXT NOT NULL CHECK (channel IN ('web', 'social', 'email', 'qr', 'offline', 'marketplace')),
     utm_source TEXT NOT NULL,
     utm_medium TEXT NOT NULL,
     utm_campaign TEXT NOT NULL,
     expires_at INTEGER,
-    status TEXT NOT NULL DEFAULT 'active'
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'expired'))
 );
 ";
 
@@ -305,7 +243,7 @@ impl Store {
     }
 
     /// Writes the demo section into an empty store; returns whether it did.
-    pub fn seed(&mut self, demo: &crate::config::Demo) -> Result<bool, StoreError> {
+    pub fn seed(&mut self, demo: &Seed) -> Result<bool, StoreError> {
         let count: i64 = self.conn.query_row("SELECT count(*) FROM programs", [], |r| r.get(0))?;
         if count > 0 || demo.programs.is_empty() {
             return Ok(false);
@@ -387,7 +325,7 @@ impl Store {
                 Ok(Partner {
                     row_id: r.get(0)?,
                     spec: NewPartner { id: r.get(1)?, name: r.get(2)?, email: r.get(3)? },
-                    status: Status::parse(&r.get::<_, String>(4)?),
+                    status: stored(r, 4, Status::parse)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -431,13 +369,13 @@ impl Store {
                         program: r.get(3)?,
                         partner: r.get(4)?,
                         destination: r.get(5)?,
-                        channel: Channel::parse(&r.get::<_, String>(6)?),
+                        channel: stored(r, 6, Channel::parse)?,
                         utm_source: r.get(7)?,
                         utm_medium: r.get(8)?,
                         utm_campaign: r.get(9)?,
                         expires_at: r.get(10)?,
                     },
-                    status: Status::parse(&r.get::<_, String>(11)?),
+                    status: stored(r, 11, Status::parse)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -495,11 +433,21 @@ impl Store {
     }
 }
 
+/// A stored enum column, parsed strictly: an unknown spelling is an error naming the column and
+/// the value, never a guessed default.
+fn stored<T>(r: &rusqlite::Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let s: String = r.get(idx)?;
+    parse(&s).ok_or_else(|| {
+        let why = format!("column {idx} holds {s:?}, which is not a known value");
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, why.into())
+    })
+}
+
 fn program_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
     let spec: String = r.get(1)?;
     let spec: NewProgram =
         serde_json::from_str(&spec).map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
-    Ok(Program { row_id: r.get(0)?, spec, status: Status::parse(&r.get::<_, String>(2)?) })
+    Ok(Program { row_id: r.get(0)?, spec, status: stored(r, 2, Status::parse)? })
 }
 
 #[cfg(test)]

@@ -89,8 +89,8 @@ fn seeds_only_an_empty_store() {
     let (_dir, mut store) = temp_store();
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/clickgate.toml")).unwrap();
     let cfg = crate::config::Config::parse(&text, std::path::Path::new("config/clickgate.toml")).unwrap();
-    assert!(store.seed(&cfg.demo).unwrap());
-    assert!(!store.seed(&cfg.demo).unwrap());
+    assert!(crate::app::seed_demo(&mut store, &cfg.demo).unwrap());
+    assert!(!crate::app::seed_demo(&mut store, &cfg.demo).unwrap());
     assert!(store.links().unwrap().iter().any(|l| l.spec.code == "demo"));
 }
 

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clickgate::edge::checks::{Reasons, Verdict};
-use clickgate::edge::click_id::{ClickSigner, VisitorId};
 use clickgate::events::ClickEvent;
-use clickgate::store::Channel;
+use clickgate::model::Channel;
+use clickgate::model::{ClickSigner, VisitorId};
+use clickgate::model::{Reasons, Verdict};
 
 pub const SKIP: &str = "skipping: nats-server not found on PATH; install it with apt-get install nats-server";
 

@@ -1,9 +1,9 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::edge::checks::{Reason, Reasons};
-use crate::edge::click_id::ClickSigner;
-use crate::store::Channel;
+use crate::model::Channel;
+use crate::model::ClickSigner;
+use crate::model::{Reason, Reasons};
 
 const HOUR: u64 = 3_600_000;
 const T: u64 = 1_763_800_000_000;

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use hyper::header::{HeaderMap, HeaderName};
 
-use super::ip_rules::{parse_cidr, CidrSet};
+use super::ip_rules::CidrSet;
+use crate::config::parse_cidr;
 
 /// The trusted-proxy CIDRs.
 #[derive(Debug, Clone, Default)]

@@ -14,28 +14,7 @@ use serde::Deserialize;
 use super::ip_rules::CidrSet;
 use super::{Check, Click, Findings, Reason};
 use crate::config::{self, Action};
-
-/// Which database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DbKind {
-    Country,
-    Asn,
-    Anonymous,
-}
-
-impl DbKind {
-    /// All kinds, for metrics.
-    pub const ALL: [DbKind; 3] = [DbKind::Country, DbKind::Asn, DbKind::Anonymous];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DbKind::Country => "country",
-            DbKind::Asn => "asn",
-            DbKind::Anonymous => "anonymous",
-        }
-    }
-}
+use crate::model::GeoDbKind;
 
 /// A loaded database and where it came from.
 pub struct Db {
@@ -45,7 +24,7 @@ pub struct Db {
 }
 
 struct Slot {
-    kind: DbKind,
+    kind: GeoDbKind,
     path: Option<PathBuf>,
     db: ArcSwapOption<Db>,
     /// The mtime last tried, so a corrupt file is reported once, not every tick.
@@ -68,7 +47,11 @@ impl GeoDbs {
     pub fn open(cfg: &config::GeoIp) -> GeoDbs {
         let slot = |kind, path: &Option<PathBuf>| Slot { kind, path: path.clone(), db: ArcSwapOption::empty(), tried: Mutex::new(None) };
         let dbs = GeoDbs {
-            slots: [slot(DbKind::Country, &cfg.country_db), slot(DbKind::Asn, &cfg.asn_db), slot(DbKind::Anonymous, &cfg.anonymous_db)],
+            slots: [
+                slot(GeoDbKind::Country, &cfg.country_db),
+                slot(GeoDbKind::Asn, &cfg.asn_db),
+                slot(GeoDbKind::Anonymous, &cfg.anonymous_db),
+            ],
             generation: AtomicU64::new(0),
         };
         dbs.reload_if_changed();
@@ -113,7 +96,7 @@ impl GeoDbs {
     }
 
     /// The current database of a kind, if loaded.
-    pub fn get(&self, kind: DbKind) -> Option<Arc<Db>> {
+    pub fn get(&self, kind: GeoDbKind) -> Option<Arc<Db>> {
         self.slots.iter().find(|s| s.kind == kind).and_then(|s| s.db.load_full())
     }
 }
@@ -328,7 +311,7 @@ mod tests {
     fn missing_databases_turn_checks_off() {
         let cfg = config::GeoIp { country_db: Some("/nonexistent/x.mmdb".into()), ..config::GeoIp::default() };
         let dbs = GeoDbs::open(&cfg);
-        assert!(dbs.get(DbKind::Country).is_none());
+        assert!(dbs.get(GeoDbKind::Country).is_none());
         assert_eq!(dbs.facts("81.2.69.160".parse().unwrap()), GeoFacts::default());
     }
 }

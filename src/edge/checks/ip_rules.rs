@@ -6,20 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{Check, Click, Findings, Reason};
-use crate::config::{self, Action};
-
-/// Parses a CIDR (`10.0.0.0/8`) or a bare address (a /32 or /128). Host bits must be zero, so a
-/// typo such as `10.0.0.1/8` is caught instead of silently widened.
-pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
-    let net: IpNet = match s.parse() {
-        Ok(n) => n,
-        Err(_) => s.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("{s:?} is not a CIDR or an IP address"))?,
-    };
-    if net.trunc() != net {
-        return Err(format!("{s:?} has host bits set; did you mean {}?", net.trunc()));
-    }
-    Ok(net)
-}
+use crate::config::{self, parse_cidr, Action};
 
 /// Maps an address into one u128 space; IPv4 becomes `::ffff:a.b.c.d`.
 pub fn ip_key(ip: IpAddr) -> u128 {

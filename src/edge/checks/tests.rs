@@ -57,8 +57,8 @@ destination = "https://example.com/y"
     let cfg = Config::parse(&text, std::path::Path::new("test.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
-    store.seed(&cfg.demo).unwrap();
-    Fixture { pipeline: Pipeline::build(&cfg.checks).unwrap(), table: LinkTable::load(&store).unwrap(), _dir: dir }
+    crate::app::seed_demo(&mut store, &cfg.demo).unwrap();
+    Fixture { pipeline: Pipeline::build(&cfg.checks).unwrap(), table: crate::app::load_links(&store).unwrap(), _dir: dir }
 }
 
 impl Fixture {

@@ -1,7 +1,7 @@
 use super::*;
-use crate::edge::checks::{Reasons, Verdict};
-use crate::edge::click_id::{ClickSigner, VisitorId};
-use crate::store::Channel;
+use crate::model::Channel;
+use crate::model::{ClickSigner, VisitorId};
+use crate::model::{Reasons, Verdict};
 use tokio::sync::watch;
 
 fn event(n: u64) -> ClickEvent {

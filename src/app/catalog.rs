@@ -1,0 +1,97 @@
+//! The app's bridge between the catalog store and its readers: the demo seed read from the
+//! config's plain tables, and the edge's link table built from the store's rows.
+
+use anyhow::Context;
+
+use crate::config::Demo;
+use crate::edge::links::{LinkSpec, LinkTable, PartnerSpec, ProgramSpec};
+use crate::model::Status;
+use crate::store::{Seed, Store, StoreError};
+
+/// Reads the config's demo section as catalog objects and validates every program; the error
+/// names the entry (`demo.programs[0]: currency: ...`).
+pub fn demo_seed(demo: &Demo) -> anyhow::Result<Seed> {
+    fn read<T: serde::de::DeserializeOwned>(section: &str, tables: &[toml::Table]) -> anyhow::Result<Vec<T>> {
+        tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                toml::Value::Table(t.clone())
+                    .try_into()
+                    .map_err(|e: toml::de::Error| anyhow::anyhow!("demo.{section}[{i}]: {}", e.message()))
+            })
+            .collect()
+    }
+    let seed = Seed {
+        programs: read("programs", &demo.programs)?,
+        partners: read("partners", &demo.partners)?,
+        links: read("links", &demo.links)?,
+        coupons: read("coupons", &demo.coupons)?,
+    };
+    for (i, p) in seed.programs.iter().enumerate() {
+        p.validate().map_err(|why| anyhow::anyhow!("demo.programs[{i}]: {why}"))?;
+    }
+    Ok(seed)
+}
+
+/// Writes the config's demo section into an empty store; returns whether it did. The section
+/// is read and validated whether or not the store is empty, so a bad entry fails every start.
+pub fn seed_demo(store: &mut Store, demo: &Demo) -> anyhow::Result<bool> {
+    let seed = demo_seed(demo)?;
+    store.seed(&seed).context("seeding the demo programs, partners and links")
+}
+
+/// Builds the edge's link table from the store.
+pub fn load_links(store: &Store) -> Result<LinkTable, StoreError> {
+    let programs = store.programs()?;
+    let partners = store.partners()?;
+    let links = store.links()?;
+    let programs: Vec<ProgramSpec<'_>> = programs
+        .iter()
+        .map(|p| ProgramSpec {
+            id: &p.spec.id,
+            fallback_url: &p.spec.fallback_url,
+            country_allow: &p.spec.country_allow,
+            country_deny: &p.spec.country_deny,
+            blocked_action: p.spec.blocked_action,
+            active: p.status == Status::Active,
+        })
+        .collect();
+    let partners: Vec<PartnerSpec<'_>> =
+        partners.iter().map(|p| PartnerSpec { id: &p.spec.id, active: p.status == Status::Active }).collect();
+    Ok(LinkTable::build(
+        &programs,
+        &partners,
+        links.iter().map(|l| LinkSpec {
+            link_id: l.row_id as u32,
+            partner_id: l.partner_row_id as u32,
+            code: &l.spec.code,
+            program: &l.spec.program,
+            partner: &l.spec.partner,
+            destination: &l.spec.destination,
+            channel: l.spec.channel,
+            utm: [&l.spec.utm_source, &l.spec.utm_medium, &l.spec.utm_campaign],
+            expires_at_s: l.spec.expires_at,
+            active: l.status == Status::Active,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    #[test]
+    fn a_bad_demo_program_is_named() {
+        let toml = "[[demo.programs]]\nid = \"p\"\nname = \"P\"\ncurrency = \"USX\"\nallowed_domains = [\"example.com\"]\nfallback_url = \"https://example.com/\"\n";
+        let config = Config::parse(toml, Path::new("t.toml")).unwrap();
+        let err = super::demo_seed(&config.demo).unwrap_err().to_string();
+        assert_eq!(err, "demo.programs[0]: currency: \"USX\" is not an ISO 4217 code");
+        let toml = "[[demo.links]]\ncode = \"x\"\nbogus = 1\n";
+        let config = Config::parse(toml, Path::new("t.toml")).unwrap();
+        let err = super::demo_seed(&config.demo).unwrap_err().to_string();
+        assert!(err.starts_with("demo.links[0]: unknown field `bogus`"), "{err}");
+    }
+}
