@@ -20,7 +20,7 @@
 //!   (`ledger::verify`) and the rows are counted, so the figure is of work done.
 //! - `conversions sqlite_reference`: plain rusqlite in the same settings, one row per conversion,
 //!   in groups of the size the writer's groups had, one commit each; then the ratio.
-//! - `conversions postgres`: the real writer on PostgreSQL (`Conversions::start_pg`), fed the
+//! - `conversions postgres`: the real writer on PostgreSQL (`storage::pg::start`), fed the
 //!   same way, then checked; against plain inserts in groups of its mean group size. Skipped
 //!   with a message when no server answers at 127.0.0.1:5432 (user postgres, database test),
 //!   unless `CLICKGATE_REQUIRE_SERVICES=1`; runs in a schema of its own, dropped after.
@@ -37,7 +37,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clickgate::config::Api;
 use clickgate::conversions::{Conversions, Fingerprinted, NewConversion, Op, WriterConfig};
-use clickgate::ledger::{self, currency_str, SqliteLedger};
+use clickgate::ledger::{self, currency_str};
+use clickgate::storage::sqlite::SqliteTx;
 use clickgate::store::Store;
 use rusqlite::{params, Connection};
 
@@ -114,7 +115,7 @@ fn bench_sqlite(world: &World, concurrency: usize, root: &Path) -> Ours {
     let batch = std::env::var("CLICKGATE_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(Api::default().commit_batch_len_max);
     // As `app::build_api` sets it up.
     let config = WriterConfig { commit_batch_len_max: batch, queue_len_max: batch * 16, idempotency_ttl_ms: 48 * 3_600_000 };
-    let writer = Conversions::start(dir.path(), config, Box::new(world.attributor()), metrics.clone()).expect("writer");
+    let writer = clickgate::storage::sqlite::start(dir.path(), config, Box::new(world.attributor()), metrics.clone()).expect("writer");
     let conversions: Arc<Vec<NewConversion>> = Arc::new(world.conversions.clone());
     let n = conversions.len();
     let (writer_cpu0, written0, busy0) = (thread_cpu_ns("clickgate-conversions"), disk_write_bytes(), busy_ticks());
@@ -185,7 +186,7 @@ fn check_sqlite(dir: &Path, n: usize) {
     assert_eq!(accruals, attributed, "every attributed conversion was commissioned once");
     assert!(commissions > 0 && events == commissions, "one creation event per commission");
     let tx = conn.unchecked_transaction().expect("read transaction");
-    let report = ledger::verify(&mut SqliteLedger::new(&tx).expect("ledger")).expect("the ledger verifies clean");
+    let report = ledger::verify(&mut SqliteTx::new(&tx).expect("ledger")).expect("the ledger verifies clean");
     assert_eq!(report.transfers as i64, commissions, "one pending reserve per commission");
     assert_eq!(report.pending_open as i64, commissions, "every reserve is open");
     for c in &report.currencies {

@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::{self, Overrides};
 use crate::attribution::{Model, Settings};
 use crate::config::Config;
-use crate::conversions::offline::StoreAt;
 use crate::model::{BlockedAction, Channel, Status};
+use crate::storage::offline::StoreAt;
 use crate::store::{NewCoupon, NewLink, NewPartner, NewProgram};
 
 #[derive(Parser)]
@@ -447,8 +447,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ledger(LedgerCmd::Verify) => {
             let check = match store_at(&config, &data_dir)? {
-                StoreAt::Pg(url) => crate::conversions::offline::verify_pg(&url)?,
-                StoreAt::File(dir) => crate::conversions::offline::verify_file(&dir)?,
+                StoreAt::Pg(url) => crate::storage::offline::verify_pg(&url)?,
+                StoreAt::File(dir) => crate::storage::offline::verify_file(&dir)?,
             };
             let mut ok = true;
             match &check.integrity {
@@ -470,15 +470,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Commissions(CommissionsCmd::Approve { now }) => {
             let now_ms = now_arg(now.as_deref())?;
             let (approved, amount_minor) =
-                crate::conversions::offline::approve_all(&store_at(&config, &data_dir)?, now_ms, config.commission.approve_batch_len_max)?;
+                crate::storage::offline::approve_all(&store_at(&config, &data_dir)?, now_ms, config.commission.approve_batch_len_max)?;
             println!("{}", serde_json::json!({ "approved": approved, "amount_minor": amount_minor }));
             Ok(ExitCode::SUCCESS)
         }
         Command::Commissions(CommissionsCmd::Pay { partner, currency, payout_id, now }) => {
             let now_ms = now_arg(now.as_deref())?;
             let limit = config.commission.pay_batch_len_max;
-            let answers =
-                crate::conversions::offline::pay_all(&store_at(&config, &data_dir)?, &partner, &currency, &payout_id, now_ms, limit)?;
+            let answers = crate::storage::offline::pay_all(&store_at(&config, &data_dir)?, &partner, &currency, &payout_id, now_ms, limit)?;
             print_json(&answers)?;
             Ok(ExitCode::SUCCESS)
         }

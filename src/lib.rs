@@ -44,6 +44,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;
+pub mod storage;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;

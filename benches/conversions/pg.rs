@@ -1,4 +1,4 @@
-//! The PostgreSQL half: the real conversion writer on PostgreSQL (`Conversions::start_pg`, as
+//! The PostgreSQL half: the real conversion writer on PostgreSQL (`storage::pg::start`, as
 //! `serve` runs it with `core.database_url`), fed by concurrent tasks until every conversion
 //! is acknowledged, then checked; beside plain prepared inserts of one row per conversion in
 //! groups of the writer's mean group size.
@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clickgate::config::Api;
-use clickgate::conversions::{offline, Conversions, NewConversion, WriterConfig};
+use clickgate::conversions::{NewConversion, WriterConfig};
+use clickgate::storage::offline;
 use clickgate::testing::PgSchema;
 
 use crate::world::World;
@@ -34,7 +35,7 @@ pub fn bench(world: &World, n: usize, concurrency: usize) {
     let batch = Api::default().commit_batch_len_max;
     // As `app::build_api` sets it up.
     let config = WriterConfig { commit_batch_len_max: batch, queue_len_max: batch * 16, idempotency_ttl_ms: 48 * 3_600_000 };
-    let writer = Conversions::start_pg(&schema.url, config, Box::new(world.attributor()), metrics.clone()).expect("writer");
+    let writer = clickgate::storage::pg::start(&schema.url, config, Box::new(world.attributor()), metrics.clone()).expect("writer");
     let conversions: Arc<Vec<NewConversion>> = Arc::new(world.conversions[..n].to_vec());
     let started = Instant::now();
     crate::feed(&writer, &conversions, concurrency);

@@ -27,7 +27,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::SharedCatalog;
-use crate::conversions::{ConversionError, ConversionReader, Conversions};
+use crate::conversions::{ConversionError, Conversions, Reader};
 use crate::ingest::Ingest;
 use crate::lifecycle::LifecycleError;
 use crate::metrics::{ApiMetrics, ApiOutcome};
@@ -39,7 +39,7 @@ pub use import::{import_csv_via_api, ImportSummary, RowError};
 /// Everything a request handler needs, built once.
 pub struct ApiState {
     pub conversions: Conversions,
-    pub reader: Arc<ConversionReader>,
+    pub reader: Arc<dyn Reader>,
     pub ingest: Arc<Ingest>,
     pub catalog: Arc<SharedCatalog>,
     pub signer: Arc<ClickSigner>,
@@ -112,7 +112,7 @@ impl From<ConversionError> for ApiError {
             ConversionError::Invalid { field, why } => ApiError::invalid(field, why),
             ConversionError::NotFound(id) => ApiError::not_found(format!("conversion {id:?} not found")),
             ConversionError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the server is shutting down"),
-            e @ (ConversionError::Storage(_) | ConversionError::Pg(_) | ConversionError::NotStored(_)) => {
+            e @ (ConversionError::Storage(_) | ConversionError::NotStored(_)) => {
                 tracing::error!(error = %e, "conversion write failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", "the write was not stored; retry with the same Idempotency-Key")
             }

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::api::{ApiState, CoreAttributor};
 use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Config;
-use crate::conversions::{ConversionReader, Conversions, Op, WriterConfig};
+use crate::conversions::{Conversions, Op, Reader, WriterConfig};
 use crate::edge::checks::Pipeline;
 use crate::edge::server::{self, ListenerLimits};
 use crate::edge::{handler, tls, EdgeState};
@@ -31,6 +31,7 @@ use crate::events::ClickEvent;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::model::ClickSigner;
+use crate::storage;
 use crate::store::Store;
 
 /// Listener overrides from the command line.
@@ -188,17 +189,19 @@ pub fn build_api(
     let (conversions, reader) = match config.core.database_url()? {
         Some(url) => {
             tracing::info!(database = %redact_url(&url), "conversions, commissions and the ledger are in PostgreSQL");
-            let conversions = Conversions::start_pg(&url, writer_config, Box::new(attributor), metrics.api.clone())
+            let conversions = storage::pg::start(&url, writer_config, Box::new(attributor), metrics.api.clone())
                 .context("connecting the conversion store to PostgreSQL (core.database_url)")?;
-            (conversions, ConversionReader::open_pg(&url).context("connecting to PostgreSQL for reads")?)
+            let reader: Arc<dyn Reader> = Arc::new(storage::pg::PgReader::open(&url).context("connecting to PostgreSQL for reads")?);
+            (conversions, reader)
         }
         None => {
-            let conversions = Conversions::start(data_dir, writer_config, Box::new(attributor), metrics.api.clone())
+            let conversions = storage::sqlite::start(data_dir, writer_config, Box::new(attributor), metrics.api.clone())
                 .context("opening the conversion store")?;
-            (conversions, ConversionReader::open(data_dir).context("opening the conversion store for reads")?)
+            let reader: Arc<dyn Reader> =
+                Arc::new(storage::sqlite::SqliteReader::open(data_dir).context("opening the conversion store for reads")?);
+            (conversions, reader)
         }
     };
-    let reader = Arc::new(reader);
     let state = Arc::new(ApiState {
         conversions,
         reader,

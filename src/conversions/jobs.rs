@@ -191,7 +191,7 @@ fn transition_op<T: ConversionTx>(tx: &mut T, id: &str, t: Transition, now_ms: u
 }
 
 /// The approval sweep's job: approves up to `limit` commissions whose lock has ended.
-pub(super) fn approve<T: ConversionTx>(tx: &mut T, limit: usize, now_ms: u64) -> Result<Answer, ConversionError> {
+pub(crate) fn approve<T: ConversionTx>(tx: &mut T, limit: usize, now_ms: u64) -> Result<Answer, ConversionError> {
     let approved = lifecycle::approve_due(tx, now_ms, limit)?;
     let amount: i64 = approved.iter().map(|c| c.remaining_minor()).sum();
     let body = serde_json::json!({ "approved": approved.len(), "amount_minor": amount, "more": approved.len() == limit });
@@ -199,7 +199,7 @@ pub(super) fn approve<T: ConversionTx>(tx: &mut T, limit: usize, now_ms: u64) ->
 }
 
 /// Marks a partner's approved commissions in a currency paid by `payout_id`.
-pub(super) fn pay<T: ConversionTx>(
+pub(crate) fn pay<T: ConversionTx>(
     tx: &mut T,
     partner: &str,
     currency: &str,

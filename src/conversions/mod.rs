@@ -17,20 +17,12 @@
 //! conflict when its fields differ). An `Idempotency-Key` stores the first answer of any write
 //! for at least a day; the same key with another request is a conflict.
 
-mod checkpoint;
-mod jobs;
-pub mod offline;
-pub mod pg;
-mod schema;
-pub(crate) mod sqlite;
+pub(crate) mod jobs;
 pub mod store;
 pub mod view;
-mod walsync;
 
-use std::path::Path;
 use std::time::Instant;
 
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -39,11 +31,10 @@ use std::sync::Arc;
 
 use crate::attribution::engine::Attribution;
 use crate::commission::ProgramRules;
-use crate::ledger::SqliteLedger;
 use crate::lifecycle::LifecycleError;
 use crate::metrics::{ApiMetrics, AttributionOutcome};
 
-pub use view::{ConversionReader, DayConversions};
+pub use view::{DayConversions, Reader};
 
 /// Why a conversion write was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,10 +47,9 @@ pub enum ConversionError {
     NotFound(String),
     #[error("the conversion store is shutting down")]
     Closed,
+    /// The store (SQLite or PostgreSQL) failed; the job's writes are rolled back.
     #[error("storage: {0}")]
-    Storage(#[from] rusqlite::Error),
-    #[error("storage: {0}")]
-    Pg(#[from] ::postgres::Error),
+    Storage(String),
     /// The group's commit failed: nothing of it was stored.
     #[error("storage: {0}")]
     NotStored(String),
@@ -78,7 +68,8 @@ pub enum Origin {
 }
 
 impl Origin {
-    fn as_str(self) -> &'static str {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
         match self {
             Origin::Api => "api",
             Origin::Postback => "postback",
@@ -196,7 +187,8 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
             Status::Confirmed => "confirmed",
@@ -205,13 +197,9 @@ impl Status {
         }
     }
 
-    fn parse(s: &str) -> Status {
-        match s {
-            "confirmed" => Status::Confirmed,
-            "cancelled" => Status::Cancelled,
-            "refunded" => Status::Refunded,
-            _ => Status::Pending,
-        }
+    /// Parses the stored spelling; anything else is `None`, never a guess.
+    pub fn parse(s: &str) -> Option<Status> {
+        [Status::Pending, Status::Confirmed, Status::Cancelled, Status::Refunded].into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -265,7 +253,7 @@ pub struct IdempotencyKey {
 /// to render. Rendering that JSON was about a seventh of the writer's time per new conversion;
 /// the caller's task does it after the commit, on another core than the writer's
 /// (`view::First`).
-enum Reply {
+pub(crate) enum Reply {
     Done(Answer),
     First(Box<view::First>),
 }
@@ -280,16 +268,16 @@ impl Reply {
 }
 
 /// A committed group's answers, each with the channel it goes back on.
-type Acks = Vec<(oneshot::Sender<Result<Reply, ConversionError>>, Result<Reply, ConversionError>)>;
+pub(crate) type Acks = Vec<(oneshot::Sender<Result<Reply, ConversionError>>, Result<Reply, ConversionError>)>;
 
 /// Sends each answer of `acks`, as `f` makes it.
-fn answer_all(acks: Acks, f: impl Fn(Result<Reply, ConversionError>) -> Result<Reply, ConversionError>) {
+pub(crate) fn answer_all(acks: Acks, f: impl Fn(Result<Reply, ConversionError>) -> Result<Reply, ConversionError>) {
     for (reply, r) in acks {
         let _ = reply.send(f(r));
     }
 }
 
-struct Job {
+pub(crate) struct Job {
     op: Op,
     /// A conversion to record, attributed before it was queued; `None` for the other ops.
     attributed: Option<Box<Attributed>>,
@@ -331,39 +319,8 @@ pub struct WriterConfig {
 }
 
 impl Conversions {
-    /// Opens the conversion tables in the store file and starts the writer thread.
-    pub fn start(
-        data_dir: &Path,
-        config: WriterConfig,
-        attributor: Box<dyn Attributor>,
-        metrics: ApiMetrics,
-    ) -> Result<Conversions, ConversionError> {
-        let conn = schema::open(data_dir)?;
-        // Checkpoints run on a thread of their own (see `checkpoint`), not inside the
-        // writer's commits.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // The WAL's fsync runs on the sync thread, which answers a group only after it (see
-        // `walsync`); the writer's commits only append.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let db = Path::new(conn.path().unwrap_or_default()).to_path_buf();
-        let checkpointer = checkpoint::start(&db)?;
-        let wal_sync = walsync::WalSync::start(&db, metrics.clone())
-            .map_err(|e| ConversionError::Invalid { field: "writer", why: format!("starting the WAL sync thread: {e}") })?;
-        Conversions::spawn(SqliteGroups { conn, checkpointer, wal_sync }, config, attributor, metrics)
-    }
-
-    /// Connects to a PostgreSQL store (cluster mode), creates its tables if they are missing
-    /// and starts the writer thread.
-    pub fn start_pg(
-        url: &str,
-        config: WriterConfig,
-        attributor: Box<dyn Attributor>,
-        metrics: ApiMetrics,
-    ) -> Result<Conversions, ConversionError> {
-        Conversions::spawn(pg::PgGroups::open(url)?, config, attributor, metrics)
-    }
-
-    fn spawn(
+    /// Starts the writer thread over a backend's grouped transactions.
+    pub(crate) fn spawn(
         groups: impl Groups,
         config: WriterConfig,
         attributor: Box<dyn Attributor>,
@@ -397,7 +354,7 @@ impl Conversions {
 /// with them, only that job's writes are undone.
 /// `purge_before` asks it to forget idempotency answers stored before then, in the same
 /// transaction.
-trait Groups: Send + 'static {
+pub(crate) trait Groups: Send + 'static {
     fn run_group(
         &mut self,
         jobs: &[Job],
@@ -417,7 +374,7 @@ trait Groups: Send + 'static {
 }
 
 /// The job runner's view of a backend's open transaction: one job at a time.
-trait GroupTx {
+pub(crate) trait GroupTx {
     fn process(&mut self, job: &Job, outcomes: &mut Vec<AttributionOutcome>) -> Result<Reply, ConversionError>;
 }
 
@@ -427,70 +384,11 @@ impl<T: store::ConversionTx> GroupTx for T {
     }
 }
 
-/// True for an error that may have left part of a job written: its savepoint is rolled back.
+/// True when a job's writes must be undone: any error at all. A job validates before it
+/// writes, but an error after its first write, whatever its kind, would otherwise commit the
+/// half-done job with the group; rolling back a job that wrote nothing costs only a savepoint.
 fn failed_part_way(r: &Result<Reply, ConversionError>) -> bool {
-    matches!(r, Err(ConversionError::Storage(_) | ConversionError::Pg(_) | ConversionError::NotStored(_) | ConversionError::Commission(_)))
-}
-
-/// The SQLite store file's grouped transactions.
-struct SqliteGroups {
-    conn: Connection,
-    /// Dropped with the writer, which stops the checkpoint thread.
-    checkpointer: checkpoint::Checkpointer,
-    /// Syncs the WAL and then answers each committed group.
-    wal_sync: walsync::WalSync,
-}
-
-impl Groups for SqliteGroups {
-    fn run_group(
-        &mut self,
-        jobs: &[Job],
-        savepoints: bool,
-        purge_before: Option<u64>,
-        run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
-    ) -> Result<bool, ConversionError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // The ledger head and balances are written once per group (or per job with savepoints).
-        let mut ledger = SqliteLedger::grouped(&tx).map_err(LifecycleError::from)?;
-        for job in jobs {
-            if savepoints {
-                // Its statements prepared once; the sub-journal lives in memory (`temp_store`).
-                tx.prepare_cached("SAVEPOINT job")?.execute([])?;
-            }
-            let failed = run(&mut ledger, job);
-            if failed && !savepoints {
-                return Ok(false);
-            }
-            if savepoints {
-                if failed {
-                    // A failed step may have written part of the job: none of it stays.
-                    tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
-                    ledger.forget();
-                } else {
-                    ledger.flush().map_err(LifecycleError::from)?;
-                }
-                tx.prepare_cached("RELEASE job")?.execute([])?;
-            }
-        }
-        if let Some(cutoff) = purge_before {
-            store::ConversionTx::purge_answers(&mut ledger, cutoff)?;
-        }
-        ledger.flush().map_err(LifecycleError::from)?;
-        tx.commit()?;
-        Ok(true)
-    }
-
-    fn acknowledge(&mut self, acks: Acks) {
-        self.wal_sync.acknowledge(acks);
-    }
-
-    fn idle(&mut self) {
-        if self.checkpointer.restart.swap(false, std::sync::atomic::Ordering::Relaxed) {
-            if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "WAL restart failed; the checkpoint thread asks again");
-            }
-        }
-    }
+    r.is_err()
 }
 
 struct Writer<G> {

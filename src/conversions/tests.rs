@@ -263,7 +263,7 @@ fn the_first_answer_built_in_memory_is_what_a_read_back_renders(b: Backend) {
         assert_ne!(b.render(&id(i)).unwrap(), answers[i].body, "{} moved on", id(i));
     }
     let Backend::Sqlite(dir) = &b else { return };
-    let conn = schema::open(dir.path()).unwrap();
+    let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
     let stored: Vec<String> =
         conn.prepare("SELECT first_answer FROM conversions").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert!(stored.len() == 5 && stored.iter().all(String::is_empty), "no copy of the answer is kept");
@@ -351,7 +351,7 @@ fn the_explanation_starts_with_the_creation_once(b: Backend) {
     // A store file made before also holds the creation as an event row, at seq 0 so it sorts
     // first: the explanation still shows it once.
     let Backend::Sqlite(dir) = &b else { return };
-    let conn = schema::open(dir.path()).unwrap();
+    let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
     conn.execute(
         "INSERT INTO conversion_events (conversion_id, seq, kind, amount_minor, at_ms) VALUES (?1, 0, 'recorded', NULL, 7)",
         [&id],
@@ -365,19 +365,19 @@ fn the_explanation_starts_with_the_creation_once(b: Backend) {
 #[test]
 fn a_file_with_commissions_of_the_earlier_id_format_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    drop(schema::open(dir.path()).unwrap());
-    let conn = Connection::open(crate::store::Store::path(dir.path())).unwrap();
+    drop(crate::storage::sqlite::schema::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(crate::store::Store::path(dir.path())).unwrap();
     conn.execute_batch("CREATE TABLE commission_accruals (conversion_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)").unwrap();
     drop(conn);
-    let e = schema::open(dir.path()).unwrap_err().to_string();
+    let e = crate::storage::sqlite::schema::open(dir.path()).unwrap_err().to_string();
     assert!(e.contains("earlier development format") && e.contains("commission_accruals"), "{e}");
-    let conn = Connection::open(crate::store::Store::path(dir.path())).unwrap();
+    let conn = rusqlite::Connection::open(crate::store::Store::path(dir.path())).unwrap();
     let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'commission_accruals'", [], |r| r.get(0)).unwrap();
     assert_eq!(tables, 1);
 }
 
 /// What the partner report gives for every partner, day and currency.
-fn partner_day_rows(reader: &ConversionReader) -> BTreeMap<(String, u32, String), [i64; 4]> {
+fn partner_day_rows(reader: &dyn Reader) -> BTreeMap<(String, u32, String), [i64; 4]> {
     let mut out = BTreeMap::new();
     for partner in ["alice", "zed"] {
         for d in reader.partner_days(partner, 0, u32::MAX).unwrap() {
@@ -440,11 +440,11 @@ fn partner_days_add_up_every_credited_share(b: Backend) {
     }
     assert!(cancelled > 5 && refunded > 5, "the run cancels and refunds: {cancelled} cancelled, {refunded} refunded");
     let reader = b.reader();
-    let got = partner_day_rows(&reader);
+    let got = partner_day_rows(&*reader);
     assert_eq!(got, want);
     assert!(got.len() >= 6, "two partners, several days and currencies: {got:?}");
     let Backend::Sqlite(dir) = &b else { return };
-    let conn = schema::open(dir.path()).unwrap();
+    let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
 
     // The same conversions as a file made before kept them: one share row each.
     conn.execute_batch(
@@ -456,9 +456,9 @@ fn partner_days_add_up_every_credited_share(b: Backend) {
     )
     .unwrap();
     drop((conn, reader));
-    let reader = ConversionReader::open(dir.path()).unwrap();
+    let reader = crate::storage::sqlite::SqliteReader::open(dir.path()).unwrap();
     assert_eq!(partner_day_rows(&reader), want);
-    let conn = schema::open(dir.path()).unwrap();
+    let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
     let left: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'conversion_shares'", [], |r| r.get(0)).unwrap();
     assert_eq!(left, 0, "folded once and dropped");
 }
@@ -485,7 +485,7 @@ fn two_writers_on_one_database_record_each_order_once() {
                 Ok(_) => {}
                 // The loser of a race on the same order id: its group ran again and this job
                 // failed; the client's retry replays.
-                Err(ConversionError::Pg(_) | ConversionError::NotStored(_)) => refused += 1,
+                Err(ConversionError::Storage(_) | ConversionError::NotStored(_)) => refused += 1,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -529,7 +529,7 @@ fn the_postgresql_writer_reconnects_after_the_server_drops_it() {
     // Named, so this test ends only its own writer's connection.
     let url = format!("{}&application_name={}", schema.url, schema.name);
     let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
-    let c = Conversions::start_pg(&url, config, Box::new(Fixed), crate::metrics::Metrics::new().api).unwrap();
+    let c = crate::storage::pg::start(&url, config, Box::new(Fixed), crate::metrics::Metrics::new().api).unwrap();
     rt().block_on(c.write(record_op("o-1", 100), None, 1)).unwrap();
     let ended: i64 = schema
         .client()
@@ -541,7 +541,7 @@ fn the_postgresql_writer_reconnects_after_the_server_drops_it() {
     let second = loop {
         match rt().block_on(c.write(record_op("o-2", 200), key("k-2", "o-2"), 2)) {
             Ok(a) => break a,
-            Err(e @ (ConversionError::Pg(_) | ConversionError::NotStored(_))) => {
+            Err(e @ (ConversionError::Storage(_) | ConversionError::NotStored(_))) => {
                 failed += 1;
                 assert!(failed < 3, "still failing after reconnecting: {e}");
             }
@@ -563,7 +563,7 @@ fn a_group_whose_wal_cannot_be_synced_is_not_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let config = WriterConfig { commit_batch_len_max: 8, queue_len_max: 64, idempotency_ttl_ms: 86_400_000 };
     let metrics = crate::metrics::Metrics::new().api;
-    let c = Conversions::start(dir.path(), config, Box::new(Fixed), metrics.clone()).unwrap();
+    let c = crate::storage::sqlite::start(dir.path(), config, Box::new(Fixed), metrics.clone()).unwrap();
     let rt = rt();
     let a = rt.block_on(c.write(record_op("o-1", 1000), None, 1_763_800_000_000)).unwrap();
     assert_eq!(a.status, 201);

@@ -3,22 +3,16 @@
 
 mod commissions;
 mod ledger;
-mod pg;
 
-use std::path::Path;
-use std::sync::Mutex;
-
-use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::store::{ConversionEvent, ConversionRow, ViewSource};
 use super::ConversionError;
-use crate::ledger::SqliteLedger;
 use crate::lifecycle::{Commission, CommissionEvent, ConversionRef};
 
-pub use commissions::{CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, ReportScope, StatusTotals};
+pub use commissions::{BalanceSheet, CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, ReportScope, StatusTotals};
 pub use ledger::{LedgerFilter, LedgerPage};
 
 /// A conversion's stored fields as the view shows them.
@@ -112,7 +106,7 @@ pub(super) fn conversion_json(
 /// A new conversion's first answer, from what its job wrote: as `view::render` would read it
 /// back right after the job (pending, one `recorded` event, and each new commission with its
 /// `created` event). The writer hands it over unrendered; `render` runs on the caller's task.
-pub(super) struct First {
+pub(crate) struct First {
     pub id: String,
     pub conversion: std::sync::Arc<super::NewConversion>,
     pub attribution_json: std::sync::Arc<str>,
@@ -312,23 +306,6 @@ pub fn commission_json(c: &Commission, events: Option<&[CommissionEvent]>) -> Va
     serde_json::to_value(CommissionView::new(c, events)).unwrap_or(Value::Null)
 }
 
-/// One page of an ordered query: up to `limit` rows, asked for one more to learn whether more
-/// follow.
-fn page<T>(
-    conn: &Connection,
-    mut sql: String,
-    mut args: Vec<rusqlite::types::Value>,
-    limit: usize,
-    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<(Vec<T>, bool)> {
-    sql.push_str(" LIMIT ?");
-    args.push(rusqlite::types::Value::Integer(limit as i64 + 1));
-    let mut rows: Vec<T> = conn.prepare_cached(&sql)?.query_map(rusqlite::params_from_iter(args), row)?.collect::<Result<_, _>>()?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    Ok((rows, more))
-}
-
 /// Unix milliseconds as RFC 3339 (UTC, millisecond precision).
 ///
 /// Written out by hand for the years 1970 to 9999 (the writer formats several times per
@@ -380,158 +357,26 @@ pub struct DayConversions {
     pub cancelled: u64,
 }
 
-/// The API's reads, on the store's backend. Every read of several rows runs in one read
-/// transaction, so what it answers is one snapshot.
-pub enum ConversionReader {
-    Sqlite(SqliteReader),
-    Pg(Box<pg::PgReader>),
-}
-
-impl ConversionReader {
-    /// A read connection to the store file under `data_dir` (the writer creates the tables).
-    pub fn open(data_dir: &Path) -> Result<ConversionReader, ConversionError> {
-        Ok(ConversionReader::Sqlite(SqliteReader::open(data_dir)?))
-    }
-
-    /// A read connection to a PostgreSQL store (the writer creates the tables).
-    pub fn open_pg(url: &str) -> Result<ConversionReader, ConversionError> {
-        Ok(ConversionReader::Pg(Box::new(pg::PgReader::open(url)?)))
-    }
-
+/// The API's reads, on the store's backend (`storage::sqlite::SqliteReader`,
+/// `storage::pg::PgReader`). Every read of several rows runs in one read transaction, so what
+/// it answers is one snapshot.
+pub trait Reader: Send + Sync {
     /// One conversion as JSON.
-    pub fn get(&self, id: &str) -> Result<Option<String>, ConversionError> {
-        match self {
-            ConversionReader::Sqlite(r) => r.get(id),
-            ConversionReader::Pg(r) => r.get(id),
-        }
-    }
-
+    fn get(&self, id: &str) -> Result<Option<String>, ConversionError>;
     /// Per-day conversions credited to a partner, days `from..=to`.
-    pub fn partner_days(&self, partner: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
-        match self {
-            ConversionReader::Sqlite(r) => Ok(r.partner_days(partner, from_day, to_day)?),
-            ConversionReader::Pg(r) => r.partner_days(partner, from_day, to_day),
-        }
-    }
-
+    fn partner_days(&self, partner: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError>;
     /// Per-day conversions of a program (attributed or not), days `from..=to`.
-    pub fn program_days(&self, program: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
-        match self {
-            ConversionReader::Sqlite(r) => Ok(r.program_days(program, from_day, to_day)?),
-            ConversionReader::Pg(r) => r.program_days(program, from_day, to_day),
-        }
-    }
-
+    fn program_days(&self, program: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError>;
     /// A page of commissions matching `f`, in the listing's order.
-    pub fn commissions(&self, f: &CommissionFilter) -> Result<CommissionPage, ConversionError> {
-        match self {
-            ConversionReader::Sqlite(r) => Ok(r.commissions(f)?),
-            ConversionReader::Pg(r) => r.commissions(f),
-        }
-    }
-
+    fn commissions(&self, f: &CommissionFilter) -> Result<CommissionPage, ConversionError>;
     /// One commission and its events in order; `None` when it does not exist.
-    pub fn commission(&self, id: &str) -> Result<Option<(Commission, Vec<CommissionEvent>)>, ConversionError> {
-        match self {
-            ConversionReader::Sqlite(r) => Ok(r.commission(id)?),
-            ConversionReader::Pg(r) => r.commission(id),
-        }
-    }
-
+    fn commission(&self, id: &str) -> Result<Option<(Commission, Vec<CommissionEvent>)>, ConversionError>;
     /// A partner's balances per currency; currencies in order.
-    pub fn partner_balances(&self, partner: &str) -> Result<Vec<CurrencyBalance>, ConversionError> {
-        match self {
-            ConversionReader::Sqlite(r) => Ok(r.partner_balances(partner)?),
-            ConversionReader::Pg(r) => r.partner_balances(partner),
-        }
-    }
-
+    fn partner_balances(&self, partner: &str) -> Result<Vec<CurrencyBalance>, ConversionError>;
     /// The stored JSON of the rule set with this version.
-    pub fn rule_set(&self, version: &str) -> Result<Option<String>, ConversionError> {
-        match self {
-            ConversionReader::Sqlite(r) => Ok(r.rule_set(version)?),
-            ConversionReader::Pg(r) => r.rule_set(version),
-        }
-    }
-
+    fn rule_set(&self, version: &str) -> Result<Option<String>, ConversionError>;
     /// Commissions by the UTC day they were created, currency and status, days `from..=to`.
-    pub fn commission_days(&self, scope: ReportScope<'_>, from_day: u32, to_day: u32) -> Result<Vec<DayCommissions>, ConversionError> {
-        match self {
-            ConversionReader::Sqlite(r) => Ok(r.commission_days(scope, from_day, to_day)?),
-            ConversionReader::Pg(r) => r.commission_days(scope, from_day, to_day),
-        }
-    }
-
+    fn commission_days(&self, scope: ReportScope<'_>, from_day: u32, to_day: u32) -> Result<Vec<DayCommissions>, ConversionError>;
     /// A page of the ledger's transfers matching `f`, in `seq` order.
-    pub fn ledger_transfers(&self, f: &LedgerFilter) -> Result<LedgerPage, ConversionError> {
-        match self {
-            ConversionReader::Sqlite(r) => Ok(r.ledger_transfers(f)?),
-            ConversionReader::Pg(r) => r.ledger_transfers(f),
-        }
-    }
-}
-
-/// A read connection to the store file.
-pub struct SqliteReader {
-    conn: Mutex<Connection>,
-}
-
-impl SqliteReader {
-    /// Opens a read connection to the store file (the writer creates the tables).
-    pub fn open(data_dir: &Path) -> rusqlite::Result<SqliteReader> {
-        let conn = super::schema::open(data_dir)?;
-        Ok(SqliteReader { conn: Mutex::new(conn) })
-    }
-
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// One conversion as JSON, from one read transaction.
-    pub fn get(&self, id: &str) -> Result<Option<String>, ConversionError> {
-        let conn = self.conn();
-        let tx = conn.unchecked_transaction()?;
-        render(&mut SqliteLedger::new(&tx).map_err(crate::lifecycle::LifecycleError::from)?, id)
-    }
-
-    /// Per-day conversions credited to a partner, days `from..=to`.
-    pub fn partner_days(&self, partner: &str, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
-        self.days(
-            "SELECT day, currency, conversions, revenue_minor, refunded_minor, cancelled FROM partner_days
-             WHERE partner = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, currency",
-            partner,
-            from_day,
-            to_day,
-        )
-    }
-
-    /// Per-day conversions of a program (attributed or not), days `from..=to`.
-    pub fn program_days(&self, program: &str, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
-        self.days(
-            "SELECT day, currency, sum(status != 'cancelled'), sum(CASE WHEN status != 'cancelled' THEN amount_minor ELSE 0 END),
-                    sum(refunded_minor), sum(status = 'cancelled')
-             FROM conversions WHERE program = ?1 AND day BETWEEN ?2 AND ?3 GROUP BY day, currency ORDER BY day, currency",
-            program,
-            from_day,
-            to_day,
-        )
-    }
-
-    fn days(&self, sql: &str, key: &str, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt
-            .query_map(rusqlite::params![key, from_day, to_day], |r| {
-                Ok(DayConversions {
-                    day: r.get(0)?,
-                    currency: r.get(1)?,
-                    conversions: r.get::<_, i64>(2)? as u64,
-                    revenue_minor: r.get(3)?,
-                    refunded_minor: r.get(4)?,
-                    cancelled: r.get::<_, i64>(5)? as u64,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
-    }
+    fn ledger_transfers(&self, f: &LedgerFilter) -> Result<LedgerPage, ConversionError>;
 }

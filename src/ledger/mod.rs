@@ -14,21 +14,13 @@
 //! The logic here is generic over `LedgerTx`, one open transaction of a store: the caller owns
 //! the transaction and decides when to commit, so the conversion writer can apply transfers
 //! inside its grouped commit, one savepoint per job. `apply` checks everything before it writes,
-//! so a refused transfer leaves the transaction as it was. Backends: `SqliteLedger` and
-//! `PgLedger`.
+//! so a refused transfer leaves the transaction as it was. The backends live in `storage`.
 
 mod deferred;
-pub mod pg;
-mod row;
-pub mod sqlite;
 mod types;
 mod verify;
 
-pub use deferred::Deferred;
-pub use pg::{PgLedger, PgStatements};
-/// The transfer table's columns, in the order every reader of a whole row reads them.
-pub(crate) use row::COLUMNS as TRANSFER_COLUMNS;
-pub use sqlite::SqliteLedger;
+pub use deferred::{Deferred, Flush};
 pub use types::{
     canonical, chain_hash, currency_str, parse_currency, AccountKey, AccountKind, Balance, StoredTransfer, TransferId, TransferKind,
     TransferRequest,

@@ -4,8 +4,8 @@
 //!
 //! The logic here is generic over `CommissionTx`, one open transaction of a store that holds
 //! both the ledger (`LedgerTx`) and the commission rows, so a commission and its transfers
-//! commit together. Backends: `SqliteLedger` (the embedded default, inside the conversion
-//! writer's grouped commit) and `PgLedger` (cluster mode).
+//! commit together. Backends: `SqliteTx` (the embedded default, inside the conversion
+//! writer's grouped commit) and `PgTx` (cluster mode).
 //!
 //! # Transfers
 //!
@@ -33,9 +33,6 @@
 //! lost `floor(A * r / S)` in all, and a cancel or a full refund takes all of `A`. Period
 //! volumes, counts and paid bonuses are not rolled back: tiers and bonus thresholds count
 //! attributed sales as they were made.
-
-pub mod pg;
-pub mod sqlite;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -244,6 +241,16 @@ pub struct CommissionEvent {
     #[serde(serialize_with = "ser_display")]
     pub transfer_id: TransferId,
     pub at_ms: i64,
+}
+
+impl CommissionEvent {
+    /// Every event kind, as stored.
+    pub const KINDS: [&'static str; 6] = ["created", "voided", "approved", "paid", "reversed", "clawed_back"];
+
+    /// The static name of a stored event kind; `None` for anything else, never a guess.
+    pub fn parse_kind(s: &str) -> Option<&'static str> {
+        Self::KINDS.into_iter().find(|k| *k == s)
+    }
 }
 
 /// A partner's period, which volume, counts, bonuses and the cap are kept per.

@@ -3,7 +3,7 @@
 
 use super::super::*;
 use super::Fixed;
-use crate::ledger::SqliteLedger;
+use crate::storage::sqlite::SqliteTx;
 
 /// The store a test runs on: every test of the writer runs on both (`on_both!`).
 pub(super) enum Backend {
@@ -25,8 +25,8 @@ impl Backend {
         let config = WriterConfig { commit_batch_len_max, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
         let metrics = crate::metrics::Metrics::new().api;
         match self {
-            Backend::Sqlite(dir) => Conversions::start(dir.path(), config, attributor, metrics).unwrap(),
-            Backend::Pg(schema) => Conversions::start_pg(&schema.url, config, attributor, metrics).unwrap(),
+            Backend::Sqlite(dir) => crate::storage::sqlite::start(dir.path(), config, attributor, metrics).unwrap(),
+            Backend::Pg(schema) => crate::storage::pg::start(&schema.url, config, attributor, metrics).unwrap(),
         }
     }
 
@@ -34,17 +34,19 @@ impl Backend {
         self.start_with(Box::new(Fixed), 64)
     }
 
-    pub(super) fn reader(&self) -> ConversionReader {
+    pub(super) fn reader(&self) -> Box<dyn Reader> {
         match self {
-            Backend::Sqlite(dir) => ConversionReader::open(dir.path()).unwrap(),
-            Backend::Pg(schema) => ConversionReader::open_pg(&schema.url).unwrap(),
+            Backend::Sqlite(dir) => Box::new(crate::storage::sqlite::SqliteReader::open(dir.path()).unwrap()),
+            Backend::Pg(schema) => Box::new(crate::storage::pg::PgReader::open(&schema.url).unwrap()),
         }
     }
 
     /// The one integer a query answers; the SQL is what both backends read alike.
     pub(super) fn count(&self, sql: &str) -> i64 {
         match self {
-            Backend::Sqlite(dir) => schema::open(dir.path()).unwrap().query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).unwrap(),
+            Backend::Sqlite(dir) => {
+                crate::storage::sqlite::schema::open(dir.path()).unwrap().query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).unwrap()
+            }
             Backend::Pg(schema) => schema.client().query_one(sql, &[]).unwrap().get::<_, Option<i64>>(0),
         }
         .unwrap_or(0)
@@ -57,14 +59,14 @@ impl Backend {
     pub(super) fn render_first(&self, id: &str) -> Option<String> {
         match self {
             Backend::Sqlite(dir) => {
-                let conn = schema::open(dir.path()).unwrap();
+                let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
                 let tx = conn.unchecked_transaction().unwrap();
-                view::render_first(&mut SqliteLedger::new(&tx).unwrap(), id).unwrap()
+                view::render_first(&mut SqliteTx::new(&tx).unwrap(), id).unwrap()
             }
             Backend::Pg(schema) => {
                 let mut client = schema.client();
-                let mut statements = crate::ledger::PgStatements::default();
-                pg::in_snapshot(&mut client, &mut statements, |l| view::render_first(l, id)).unwrap()
+                let mut statements = crate::storage::pg::PgStatements::default();
+                crate::storage::pg::conversions::in_snapshot(&mut client, &mut statements, |l| view::render_first(l, id)).unwrap()
             }
         }
     }
@@ -73,7 +75,7 @@ impl Backend {
     pub(super) fn conversion_rows(&self) -> Vec<(String, i64, i64, u32, String, String)> {
         const SQL: &str = "SELECT status, amount_minor, refunded_minor, day, currency, attribution FROM conversions";
         match self {
-            Backend::Sqlite(dir) => schema::open(dir.path())
+            Backend::Sqlite(dir) => crate::storage::sqlite::schema::open(dir.path())
                 .unwrap()
                 .prepare(SQL)
                 .unwrap()
@@ -94,8 +96,8 @@ impl Backend {
     /// Checks the ledger: `ledger::verify` on a snapshot.
     pub(super) fn verify(&self) -> crate::ledger::VerifyReport {
         match self {
-            Backend::Sqlite(dir) => offline::verify_file(dir.path()).unwrap().ledger.unwrap(),
-            Backend::Pg(schema) => offline::verify_pg(&schema.url).unwrap().ledger.unwrap(),
+            Backend::Sqlite(dir) => crate::storage::offline::verify_file(dir.path()).unwrap().ledger.unwrap(),
+            Backend::Pg(schema) => crate::storage::offline::verify_pg(&schema.url).unwrap().ledger.unwrap(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::super::*;
 use super::harness::{Harness, Pg};
 use super::single;
+use crate::storage::pg::PgTx;
 
 #[test]
 fn racing_writers_on_postgres_keep_one_chain_and_one_row_per_id() {
@@ -19,7 +20,7 @@ fn racing_writers_on_postgres_keep_one_chain_and_one_row_per_id() {
                 for i in 0..causes {
                     let r = single(&format!("race:{}", (i + w * 15) % causes), 10);
                     let mut t = client.transaction().unwrap();
-                    match apply(&mut PgLedger::new(&mut t), &r) {
+                    match apply(&mut PgTx::new(&mut t), &r) {
                         Ok(Applied::Created(_)) => created += 1,
                         Ok(Applied::AlreadyExists) => {}
                         Err(e) => panic!("writer {w}: {e}"),

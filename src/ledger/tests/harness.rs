@@ -6,7 +6,9 @@ use rusqlite::Connection;
 
 use crate::testing::PgSchema;
 
-use super::super::{pg, sqlite, LedgerTx, PgLedger, SqliteLedger};
+use crate::ledger::LedgerTx;
+use crate::storage::pg::{ledger as pg, PgTx};
+use crate::storage::sqlite::{ledger as sqlite, SqliteTx};
 
 /// A ledger store under test.
 pub trait Harness {
@@ -59,7 +61,7 @@ pub fn open_sqlite(path: &Path) -> Connection {
 impl Harness for Sqlite {
     fn run<R>(&mut self, f: impl FnOnce(&mut dyn LedgerTx) -> R) -> R {
         let tx = self.conn.transaction().unwrap();
-        let mut ledger = if self.grouped { SqliteLedger::grouped(&tx) } else { SqliteLedger::new(&tx) }.unwrap();
+        let mut ledger = if self.grouped { SqliteTx::grouped(&tx) } else { SqliteTx::new(&tx) }.unwrap();
         let r = f(&mut ledger);
         ledger.flush().unwrap();
         tx.commit().unwrap();
@@ -108,7 +110,7 @@ impl Harness for Pg {
     fn run<R>(&mut self, f: impl FnOnce(&mut dyn LedgerTx) -> R) -> R {
         let mut tx = self.client.transaction().unwrap();
         let mut deferred = crate::ledger::Deferred::default();
-        let mut ledger = PgLedger::new(&mut tx);
+        let mut ledger = PgTx::new(&mut tx);
         if self.grouped {
             ledger = ledger.deferring(&mut deferred);
         }

@@ -4,6 +4,7 @@
 use super::super::*;
 use super::harness::{open_sqlite, Harness, Sqlite};
 use super::single;
+use crate::storage::sqlite::SqliteTx;
 
 #[test]
 fn a_rolled_back_savepoint_takes_its_transfers_with_it() {
@@ -12,7 +13,7 @@ fn a_rolled_back_savepoint_takes_its_transfers_with_it() {
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
     for (job, keep) in [("a", true), ("b", false), ("c", true)] {
         let sp = tx.savepoint().unwrap();
-        let applied = apply(&mut SqliteLedger::new(&sp).unwrap(), &single(&format!("job:{job}"), 10)).unwrap();
+        let applied = apply(&mut SqliteTx::new(&sp).unwrap(), &single(&format!("job:{job}"), 10)).unwrap();
         assert!(matches!(applied, Applied::Created(_)));
         if keep {
             sp.commit().unwrap();
@@ -43,7 +44,7 @@ fn a_rolled_back_savepoint_in_grouped_mode_forgets_what_it_deferred() {
     let mut h = Sqlite::new();
     let mut conn = open_sqlite(h.path());
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
-    let mut ledger = SqliteLedger::grouped(&tx).unwrap();
+    let mut ledger = SqliteTx::grouped(&tx).unwrap();
     for (job, keep) in [("a", true), ("b", false), ("c", true), ("d", false)] {
         tx.execute_batch("SAVEPOINT job").unwrap();
         let applied = apply(&mut ledger, &single(&format!("job:{job}"), 10)).unwrap();
@@ -74,7 +75,7 @@ fn a_grouped_commit_without_its_flush_is_caught_by_verify() {
     let mut h = Sqlite::new();
     let mut conn = open_sqlite(h.path());
     let tx = conn.transaction().unwrap();
-    apply(&mut SqliteLedger::grouped(&tx).unwrap(), &single("job:a", 10)).unwrap();
+    apply(&mut SqliteTx::grouped(&tx).unwrap(), &single("job:a", 10)).unwrap();
     tx.commit().unwrap();
     assert!(h.run(|tx| verify(tx)).is_err(), "a head that lags its transfers is reported");
 }

@@ -4,6 +4,7 @@
 use super::super::*;
 use super::harness::{open_sqlite, Harness, Sqlite};
 use super::{payable, pending, post, single};
+use crate::storage::sqlite::SqliteTx;
 
 /// A ledger of five transfers: seq 1 single 100, 2 single 200, 3 pending 300, 4 post 250 of it,
 /// 5 single 50.
@@ -118,7 +119,7 @@ fn an_unreadable_row_is_named_by_seq() {
 fn the_ledger_refuses_an_autocommit_connection() {
     let h = Sqlite::new();
     let conn = open_sqlite(h.path());
-    assert!(matches!(SqliteLedger::new(&conn), Err(LedgerError::Storage(_))));
+    assert!(matches!(SqliteTx::new(&conn), Err(LedgerError::Storage(_))));
 }
 
 /// Every column of every stored row, changed by hand: `verify` fails and names the row, by its

@@ -9,7 +9,7 @@ use super::super::*;
 use super::harness::{Harness, Pg};
 use super::{accrue_at, approved, pct, rules, shares, stored, LOCKED_UNTIL, PROGRAM, T0, USD};
 use crate::commission::{Bonus, Metric};
-use crate::ledger::PgLedger;
+use crate::storage::pg::PgTx;
 
 /// Runs `first` in a transaction, then `second` in another on a thread of its own; commits
 /// the first once the second waits on one of its locks; the second's answer, after its commit.
@@ -17,11 +17,11 @@ fn race<R: Send>(h: &Pg, first: impl FnOnce(&mut dyn CommissionTx), second: impl
     let (mut a, mut b, mut watcher) = (h.second_client(), h.second_client(), h.second_client());
     let b_pid: i32 = b.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
     let mut ta = a.transaction().unwrap();
-    first(&mut PgLedger::new(&mut ta));
+    first(&mut PgTx::new(&mut ta));
     std::thread::scope(|s| {
         let racer = s.spawn(move || {
             let mut tb = b.transaction().unwrap();
-            let r = second(&mut PgLedger::new(&mut tb));
+            let r = second(&mut PgTx::new(&mut tb));
             tb.commit().unwrap();
             r
         });

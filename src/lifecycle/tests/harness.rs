@@ -10,9 +10,14 @@ use rusqlite::Connection;
 
 use crate::testing::PgSchema;
 
-use super::super::{pg, sqlite, Commission, CommissionTx, PeriodRef};
 use crate::commission::PeriodState;
-use crate::ledger::{self, PgLedger, PgStatements, SqliteLedger, VerifyReport};
+use crate::ledger::{self, VerifyReport};
+use crate::lifecycle::{Commission, CommissionTx, PeriodRef};
+use crate::storage::pg::lifecycle as pg;
+use crate::storage::pg::PgStatements;
+use crate::storage::pg::PgTx;
+use crate::storage::sqlite::lifecycle as sqlite;
+use crate::storage::sqlite::SqliteTx;
 
 /// A commission store under test.
 pub trait Harness {
@@ -64,8 +69,8 @@ impl Sqlite {
     }
 }
 
-fn ledger(tx: &Connection, grouped: bool) -> SqliteLedger<'_> {
-    if grouped { SqliteLedger::grouped(tx) } else { SqliteLedger::new(tx) }.unwrap()
+fn ledger(tx: &Connection, grouped: bool) -> SqliteTx<'_> {
+    if grouped { SqliteTx::grouped(tx) } else { SqliteTx::new(tx) }.unwrap()
 }
 
 /// WAL and `synchronous=FULL`, as the conversion writer opens its file.
@@ -182,14 +187,14 @@ impl Harness for Pg {
 
     fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
         let mut tx = self.client.transaction().unwrap();
-        let r = f(&mut PgLedger::with_statements(&mut tx, &mut self.statements));
+        let r = f(&mut PgTx::with_statements(&mut tx, &mut self.statements));
         tx.commit().unwrap();
         r
     }
 
     fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
         let mut tx = self.client.transaction().unwrap();
-        let r = f(&mut PgLedger::with_statements(&mut tx, &mut self.statements));
+        let r = f(&mut PgTx::with_statements(&mut tx, &mut self.statements));
         tx.rollback().unwrap();
         r
     }

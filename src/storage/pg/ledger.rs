@@ -1,6 +1,6 @@
 //! The ledger in PostgreSQL, for cluster mode: the same rows and rules as SQLite.
 //!
-//! `PgLedger` borrows an open `postgres::Transaction` and never commits. `head` locks the head
+//! `PgTx` borrows an open `postgres::Transaction` and never commits. `head` locks the head
 //! row (`FOR UPDATE`), so writers in several processes append one at a time and the chain stays
 //! a single line. With `PgStatements`, each statement is prepared once per connection and then
 //! only bound and executed: one round trip instead of two.
@@ -11,8 +11,8 @@ use std::sync::LazyLock;
 use ::postgres::types::ToSql;
 use ::postgres::{GenericClient, Row, Statement, Transaction};
 
-use super::row::{account, bytes, currency, decode, sorted, COLUMNS};
-use super::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
+use crate::ledger::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
+use crate::storage::row::{account, bytes, currency, decode, sorted, COLUMNS};
 
 /// The same tables as SQLite's, with the same constraints; a trigger makes transfers
 /// append-only.
@@ -75,7 +75,7 @@ pub struct PgStatements(HashMap<String, Statement>);
 
 /// One open PostgreSQL transaction of the ledger. With `deferring`, the head and balance writes
 /// wait for `flush` (see `Deferred`), which saves a round trip per write.
-pub struct PgLedger<'t, 'c> {
+pub struct PgTx<'t, 'c> {
     tx: &'t mut Transaction<'c>,
     statements: Option<&'t mut PgStatements>,
     deferred: Option<&'t mut Deferred>,
@@ -83,25 +83,25 @@ pub struct PgLedger<'t, 'c> {
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
 
-impl<'t, 'c> PgLedger<'t, 'c> {
+impl<'t, 'c> PgTx<'t, 'c> {
     /// Wraps an open transaction; the caller commits it. Each statement is prepared when it runs.
-    pub fn new(tx: &'t mut Transaction<'c>) -> PgLedger<'t, 'c> {
-        PgLedger { tx, statements: None, deferred: None }
+    pub fn new(tx: &'t mut Transaction<'c>) -> PgTx<'t, 'c> {
+        PgTx { tx, statements: None, deferred: None }
     }
 
     /// Wraps an open transaction, with the statements already prepared on its connection. A
     /// new connection needs a new `PgStatements`: the server knows a statement only on the
     /// connection that prepared it.
-    pub fn with_statements(tx: &'t mut Transaction<'c>, statements: &'t mut PgStatements) -> PgLedger<'t, 'c> {
-        PgLedger { tx, statements: Some(statements), deferred: None }
+    pub fn with_statements(tx: &'t mut Transaction<'c>, statements: &'t mut PgStatements) -> PgTx<'t, 'c> {
+        PgTx { tx, statements: Some(statements), deferred: None }
     }
 
     /// Defers the head and balance writes of this transaction to `flush`, into `deferred`,
     /// which outlives this wrapper so a group's jobs (each on its own savepoint) share it. The
     /// caller flushes before it commits or releases a savepoint, and calls `Deferred::forget`
     /// after a rollback to one.
-    pub fn deferring(self, deferred: &'t mut Deferred) -> PgLedger<'t, 'c> {
-        PgLedger { deferred: Some(deferred), ..self }
+    pub fn deferring(self, deferred: &'t mut Deferred) -> PgTx<'t, 'c> {
+        PgTx { deferred: Some(deferred), ..self }
     }
 
     /// Writes what deferring held back: the head, then each balance touched, in account order.
@@ -224,7 +224,7 @@ fn balance_row(r: &Row, first: usize) -> Result<Balance, LedgerError> {
     })
 }
 
-impl LedgerTx for PgLedger<'_, '_> {
+impl LedgerTx for PgTx<'_, '_> {
     fn get_transfer(&mut self, id: &TransferId) -> Result<Option<StoredTransfer>, LedgerError> {
         let row = self.query_opt(&format!("SELECT {COLUMNS} FROM ledger_transfers WHERE id = $1"), &[&&id.0[..]])?;
         row.as_ref().map(transfer_row).transpose()

@@ -4,9 +4,12 @@ use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
+pub use crate::storage::row::COMMISSION_COLUMNS;
+
 use crate::commission::{PeriodState, RuleSet};
-use crate::ledger::{currency_str, parse_currency, SqliteLedger, TransferId};
+use crate::ledger::{currency_str, parse_currency, TransferId};
+use crate::lifecycle::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
+use crate::storage::sqlite::SqliteTx;
 
 /// The commission tables. `commission_events` is append-only like the ledger's transfers; a
 /// commission row holds the current state, which its events and transfers explain.
@@ -107,7 +110,7 @@ pub fn migrate(conn: &Connection) -> Result<(), LifecycleError> {
                 .into(),
         ));
     }
-    crate::ledger::sqlite::migrate(conn)?;
+    crate::storage::sqlite::ledger::migrate(conn)?;
     conn.execute_batch(SCHEMA).map_err(storage)?;
     Ok(())
 }
@@ -149,7 +152,7 @@ fn read_period(conn: &Connection, k: &PeriodRef) -> Result<PeriodState, Lifecycl
 }
 
 /// Stores a partner's period state: an update, and an insert only for a new period (see
-/// `add_to_balance`). Grouped mode calls it from `SqliteLedger::flush`.
+/// `add_to_balance`). Grouped mode calls it from `SqliteTx::flush`.
 pub(crate) fn write_period(conn: &Connection, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
     let mut st = conn
         .prepare_cached(
@@ -183,10 +186,6 @@ pub(crate) fn write_period(conn: &Connection, k: &PeriodRef, s: &PeriodState) ->
 fn storage(e: rusqlite::Error) -> LifecycleError {
     LifecycleError::Storage(e.to_string())
 }
-
-/// The columns `commission_row` reads, in order.
-pub const COMMISSION_COLUMNS: &str = "id, conversion_id, program, partner, item, currency, amount_minor, voided_minor, reversed_minor, \
-     status, rule_version, period, detail, created_at_ms, lock_until_ms, approved_at_ms, paid_at_ms, payout_id, reserve_seq";
 
 /// Reads a row of `COMMISSION_COLUMNS`.
 pub fn commission_row(r: &Row<'_>) -> rusqlite::Result<Commission> {
@@ -225,16 +224,17 @@ pub fn event_row(r: &Row<'_>) -> rusqlite::Result<CommissionEvent> {
         .map_err(|_| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, "a transfer id is 16 bytes".into()))?;
     Ok(CommissionEvent {
         commission_id: r.get(0)?,
-        kind: event_kind(&kind),
+        kind: CommissionEvent::parse_kind(&kind).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                1,
+                rusqlite::types::Type::Text,
+                format!("{kind:?} is not a commission event kind").into(),
+            )
+        })?,
         amount_minor: r.get(2)?,
         transfer_id: TransferId(id),
         at_ms: r.get(4)?,
     })
-}
-
-/// The static name of a stored event kind.
-pub fn event_kind(s: &str) -> &'static str {
-    ["created", "voided", "approved", "paid", "reversed", "clawed_back"].into_iter().find(|k| *k == s).unwrap_or("unknown")
 }
 
 fn many(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Commission>, LifecycleError> {
@@ -243,7 +243,7 @@ fn many(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Co
     rows.collect::<Result<_, _>>().map_err(storage)
 }
 
-impl CommissionTx for SqliteLedger<'_> {
+impl CommissionTx for SqliteTx<'_> {
     fn mark_accrued(&mut self, conversion: &ConversionRef<'_>, at_ms: i64) -> Result<bool, LifecycleError> {
         let mut st = self
             .conn()

@@ -7,11 +7,15 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, TransactionBehavior};
 use serde_json::Value;
 
-use super::jobs::{approve, pay};
-use super::store::ConversionTx;
-use super::{schema, Answer, ConversionError};
-use crate::ledger::{self, PgLedger, PgStatements, SqliteLedger, VerifyReport};
+use crate::conversions::jobs::{approve, pay};
+use crate::conversions::store::ConversionTx;
+use crate::conversions::{Answer, ConversionError};
+use crate::ledger::{self, VerifyReport};
 use crate::lifecycle::LifecycleError;
+use crate::storage::pg::PgStatements;
+use crate::storage::pg::PgTx;
+use crate::storage::sqlite::schema;
+use crate::storage::sqlite::SqliteTx;
 
 /// Where the store is: the SQLite file under a data dir, or a PostgreSQL URL.
 #[derive(Debug, Clone)]
@@ -43,7 +47,7 @@ impl Open {
     fn new(at: &StoreAt) -> Result<Open, ConversionError> {
         Ok(match at {
             StoreAt::File(dir) => Open::File(schema::open(dir)?),
-            StoreAt::Pg(url) => Open::Pg(Box::new((super::pg::open(url)?, PgStatements::default()))),
+            StoreAt::Pg(url) => Open::Pg(Box::new((crate::storage::pg::conversions::open(url)?, PgStatements::default()))),
         })
     }
 
@@ -53,14 +57,14 @@ impl Open {
         let answer = match self {
             Open::File(conn) => {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let answer = admin(&mut SqliteLedger::new(&tx).map_err(LifecycleError::from)?, job)?;
+                let answer = admin(&mut SqliteTx::new(&tx).map_err(LifecycleError::from)?, job)?;
                 tx.commit()?;
                 answer
             }
             Open::Pg(pg) => {
                 let (client, statements) = &mut **pg;
                 let mut tx = client.transaction()?;
-                let answer = admin(&mut PgLedger::with_statements(&mut tx, statements), job)?;
+                let answer = admin(&mut PgTx::with_statements(&mut tx, statements), job)?;
                 tx.commit()?;
                 answer
             }
@@ -127,7 +131,7 @@ pub fn verify_file(data_dir: &Path) -> Result<FileCheck, ConversionError> {
     let integrity: Vec<String> =
         conn.prepare("PRAGMA integrity_check(20)")?.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-    let ledger = ledger::verify(&mut SqliteLedger::new(&tx).map_err(crate::lifecycle::LifecycleError::from)?);
+    let ledger = ledger::verify(&mut SqliteTx::new(&tx).map_err(crate::lifecycle::LifecycleError::from)?);
     Ok(FileCheck { integrity: Some(integrity.join("; ")), ledger })
 }
 
@@ -136,10 +140,10 @@ pub fn verify_file(data_dir: &Path) -> Result<FileCheck, ConversionError> {
 /// state, as a snapshot would be, without a snapshot's serialization failure when a writer
 /// moved the head after it began.
 pub fn verify_pg(url: &str) -> Result<FileCheck, ConversionError> {
-    let mut client = super::pg::open(url)?;
+    let mut client = crate::storage::pg::conversions::open(url)?;
     let mut statements = PgStatements::default();
     let mut tx = client.transaction()?;
-    let mut l = PgLedger::with_statements(&mut tx, &mut statements);
+    let mut l = PgTx::with_statements(&mut tx, &mut statements);
     l.lock_head()?;
     let ledger = ledger::verify(&mut l);
     tx.commit()?;

@@ -1,15 +1,15 @@
 //! The conversion tables in SQLite (the embedded default): rows read and written inside the
-//! writer's grouped transaction, or the API's read transaction, through `SqliteLedger`.
+//! writer's grouped transaction, or the API's read transaction, through `SqliteTx`.
 
 use rusqlite::{params, OptionalExtension};
 
-use super::store::{ConversionEvent, ConversionRow, ConversionTx, NewRow, PartnerDay, StoredConversion, ViewSource};
-use super::{Answer, ConversionError, IdempotencyKey, Status};
-use crate::ledger::SqliteLedger;
-use crate::lifecycle::sqlite::{commissions_of, event_row};
+use crate::conversions::store::{ConversionEvent, ConversionRow, ConversionTx, NewRow, PartnerDay, StoredConversion, ViewSource};
+use crate::conversions::{Answer, ConversionError, IdempotencyKey, Status};
 use crate::lifecycle::{Commission, CommissionEvent, ConversionRef};
+use crate::storage::sqlite::lifecycle::{commissions_of, event_row};
+use crate::storage::sqlite::SqliteTx;
 
-impl ViewSource for SqliteLedger<'_> {
+impl ViewSource for SqliteTx<'_> {
     fn conversion_row(&mut self, id: &str) -> Result<Option<ConversionRow>, ConversionError> {
         let row = self
             .conn()
@@ -62,7 +62,7 @@ impl ViewSource for SqliteLedger<'_> {
     }
 }
 
-impl ConversionTx for SqliteLedger<'_> {
+impl ConversionTx for SqliteTx<'_> {
     fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, u16, String)>, ConversionError> {
         let found = self
             .conn()
@@ -149,7 +149,13 @@ impl ConversionTx for SqliteLedger<'_> {
             )?
             .query_row([id], |r| {
                 Ok(StoredConversion {
-                    status: Status::parse(&r.get::<_, String>(0)?),
+                    status: {
+                        let s: String = r.get(0)?;
+                        Status::parse(&s).ok_or_else(|| {
+                            let why = format!("conversions.status holds {s:?}, which is not a conversion status");
+                            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, why.into())
+                        })?
+                    },
                     amount_minor: r.get(1)?,
                     refunded_minor: r.get(2)?,
                     occurred_at_ms: r.get::<_, i64>(3)? as u64,

@@ -5,16 +5,16 @@ use std::sync::Mutex;
 
 use ::postgres::types::ToSql;
 
-use super::commissions::BalanceSheet;
-use super::{
-    render, CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, DayConversions, LedgerFilter, LedgerPage, ReportScope,
-    StatusTotals,
+use crate::conversions::view::{
+    render, BalanceSheet, CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, DayConversions, LedgerFilter, LedgerPage,
+    Reader, ReportScope, StatusTotals,
 };
-use crate::conversions::pg::{connect, in_snapshot, Reconnecting};
 use crate::conversions::ConversionError;
-use crate::ledger::{PgLedger, TRANSFER_COLUMNS};
-use crate::lifecycle::sqlite::COMMISSION_COLUMNS;
-use crate::lifecycle::{self, Commission, CommissionEvent, CommissionStatus, CommissionTx, LifecycleError};
+use crate::lifecycle::{Commission, CommissionEvent, CommissionStatus, CommissionTx, LifecycleError};
+use crate::storage::pg::conversions::{connect, in_snapshot, Reconnecting};
+use crate::storage::pg::PgTx;
+use crate::storage::row::COLUMNS as TRANSFER_COLUMNS;
+use crate::storage::row::COMMISSION_COLUMNS;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -32,37 +32,10 @@ impl PgReader {
     }
 
     /// Runs `f` in one read-only snapshot.
-    fn read<T>(&self, f: impl FnOnce(&mut PgLedger<'_, '_>) -> Result<T, ConversionError>) -> Result<T, ConversionError> {
+    fn read<T>(&self, f: impl FnOnce(&mut PgTx<'_, '_>) -> Result<T, ConversionError>) -> Result<T, ConversionError> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let (client, statements) = conn.get()?;
         in_snapshot(client, statements, f)
-    }
-
-    pub fn get(&self, id: &str) -> Result<Option<String>, ConversionError> {
-        self.read(|l| render(l, id))
-    }
-
-    pub fn partner_days(&self, partner: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
-        self.days(
-            "SELECT day, currency, conversions, revenue_minor, refunded_minor, cancelled FROM partner_days
-             WHERE partner = $1 AND day BETWEEN $2 AND $3 ORDER BY day, currency COLLATE \"C\"",
-            partner,
-            from_day,
-            to_day,
-        )
-    }
-
-    pub fn program_days(&self, program: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
-        self.days(
-            "SELECT day, currency, count(*) FILTER (WHERE status != 'cancelled'),
-                    coalesce(sum(amount_minor) FILTER (WHERE status != 'cancelled'), 0)::bigint,
-                    sum(refunded_minor)::bigint, count(*) FILTER (WHERE status = 'cancelled')
-             FROM conversions WHERE program = $1 AND day BETWEEN $2 AND $3
-             GROUP BY day, currency ORDER BY day, currency COLLATE \"C\"",
-            program,
-            from_day,
-            to_day,
-        )
     }
 
     fn days(&self, sql: &str, key: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
@@ -82,10 +55,39 @@ impl PgReader {
                 .collect()
         })
     }
+}
+
+impl Reader for PgReader {
+    fn get(&self, id: &str) -> Result<Option<String>, ConversionError> {
+        self.read(|l| render(l, id))
+    }
+
+    fn partner_days(&self, partner: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
+        self.days(
+            "SELECT day, currency, conversions, revenue_minor, refunded_minor, cancelled FROM partner_days
+             WHERE partner = $1 AND day BETWEEN $2 AND $3 ORDER BY day, currency COLLATE \"C\"",
+            partner,
+            from_day,
+            to_day,
+        )
+    }
+
+    fn program_days(&self, program: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
+        self.days(
+            "SELECT day, currency, count(*) FILTER (WHERE status != 'cancelled'),
+                    coalesce(sum(amount_minor) FILTER (WHERE status != 'cancelled'), 0)::bigint,
+                    sum(refunded_minor)::bigint, count(*) FILTER (WHERE status = 'cancelled')
+             FROM conversions WHERE program = $1 AND day BETWEEN $2 AND $3
+             GROUP BY day, currency ORDER BY day, currency COLLATE \"C\"",
+            program,
+            from_day,
+            to_day,
+        )
+    }
 
     /// The SQLite reader's listing (`commissions::listing`), in PostgreSQL's words: in
     /// `(created_at_ms, seq)` order, `seq` being the order stored, as SQLite's rowid is.
-    pub fn commissions(&self, f: &CommissionFilter) -> Result<CommissionPage, ConversionError> {
+    fn commissions(&self, f: &CommissionFilter) -> Result<CommissionPage, ConversionError> {
         self.read(|l| {
             let mut sql = format!("SELECT {COMMISSION_COLUMNS}, seq FROM commissions WHERE true");
             let mut args: Args = Vec::new();
@@ -112,7 +114,7 @@ impl PgReader {
             let rows = l.query(&sql, &refs)?;
             let mut listed = Vec::with_capacity(rows.len());
             for r in &rows {
-                let c = lifecycle::pg::commission_row(r)?;
+                let c = super::lifecycle::commission_row(r)?;
                 let seq: i64 = r.try_get(r.len() - 1)?;
                 listed.push(((c.created_at_ms, seq), c));
             }
@@ -123,17 +125,17 @@ impl PgReader {
         })
     }
 
-    pub fn commission(&self, id: &str) -> Result<Option<(Commission, Vec<CommissionEvent>)>, ConversionError> {
+    fn commission(&self, id: &str) -> Result<Option<(Commission, Vec<CommissionEvent>)>, ConversionError> {
         self.read(|l| {
             let row = l.query_opt(&format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE id = $1"), &[&id])?;
             let Some(r) = row else { return Ok(None) };
-            let c = lifecycle::pg::commission_row(&r)?;
+            let c = super::lifecycle::commission_row(&r)?;
             let events = l.events_of(id)?;
             Ok(Some((c, events)))
         })
     }
 
-    pub fn partner_balances(&self, partner: &str) -> Result<Vec<CurrencyBalance>, ConversionError> {
+    fn partner_balances(&self, partner: &str) -> Result<Vec<CurrencyBalance>, ConversionError> {
         self.read(|l| {
             let mut sheet = BalanceSheet::default();
             let rows = l.query(
@@ -160,13 +162,13 @@ impl PgReader {
         })
     }
 
-    pub fn rule_set(&self, version: &str) -> Result<Option<String>, ConversionError> {
+    fn rule_set(&self, version: &str) -> Result<Option<String>, ConversionError> {
         self.read(|l| {
             Ok(l.query_opt("SELECT rules FROM commission_rules WHERE version = $1", &[&version])?.map(|r| r.try_get(0)).transpose()?)
         })
     }
 
-    pub fn commission_days(&self, scope: ReportScope<'_>, from_day: u32, to_day: u32) -> Result<Vec<DayCommissions>, ConversionError> {
+    fn commission_days(&self, scope: ReportScope<'_>, from_day: u32, to_day: u32) -> Result<Vec<DayCommissions>, ConversionError> {
         let (column, key) = match scope {
             ReportScope::Partner(p) => ("partner", p),
             ReportScope::Program(p) => ("program", p),
@@ -203,7 +205,7 @@ impl PgReader {
     }
 
     /// The SQLite reader's `ledger_transfers`, in PostgreSQL's words.
-    pub fn ledger_transfers(&self, f: &LedgerFilter) -> Result<LedgerPage, ConversionError> {
+    fn ledger_transfers(&self, f: &LedgerFilter) -> Result<LedgerPage, ConversionError> {
         self.read(|l| {
             let mut sql = format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE seq > $1");
             let mut args: Args = vec![Box::new(i64::try_from(f.after_seq).unwrap_or(i64::MAX))];
@@ -233,7 +235,7 @@ impl PgReader {
             let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
             let rows = l.query(&sql, &refs)?;
             let mut transfers =
-                rows.iter().map(crate::ledger::pg::transfer_row).collect::<Result<Vec<_>, _>>().map_err(LifecycleError::from)?;
+                rows.iter().map(crate::storage::pg::ledger::transfer_row).collect::<Result<Vec<_>, _>>().map_err(LifecycleError::from)?;
             let more = transfers.len() > f.limit;
             transfers.truncate(f.limit);
             Ok(LedgerPage { transfers, more })

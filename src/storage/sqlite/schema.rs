@@ -103,7 +103,7 @@ pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "cache_size", -16_384)?;
     conn.execute_batch(SCHEMA)?;
     fold_shares(&mut conn)?;
-    crate::lifecycle::sqlite::migrate(&conn).map_err(|e| {
+    crate::storage::sqlite::lifecycle::migrate(&conn).map_err(|e| {
         rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR), Some(format!("migrating the ledger: {e}")))
     })?;
     Ok(conn)
@@ -113,7 +113,7 @@ pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
 /// into `partner_days`, as the partner report used to sum them, and drops them: once, in one
 /// transaction, whoever opens the file first.
 fn fold_shares(conn: &mut Connection) -> rusqlite::Result<()> {
-    use crate::lifecycle::sqlite::table_exists;
+    use crate::storage::sqlite::lifecycle::table_exists;
     if !table_exists(conn, "conversion_shares")? {
         return Ok(());
     }

@@ -13,7 +13,7 @@ const WAL_FRAMES_RESTART: i64 = 16_384;
 
 /// The checkpoint thread's handle: dropping `stop` stops it; `restart` is its request to the
 /// writer.
-pub(super) struct Checkpointer {
+pub(crate) struct Checkpointer {
     _stop: std::sync::mpsc::Sender<()>,
     pub(super) restart: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -27,7 +27,7 @@ pub(super) struct Checkpointer {
 /// between two groups runs the `RESTART` itself: only the few frames the passive checkpoints
 /// left are copied, and the next group writes the WAL from its start. The thread stops when
 /// the handle is dropped, after a last checkpoint.
-pub(super) fn start(path: &Path) -> rusqlite::Result<Checkpointer> {
+pub(crate) fn start(path: &Path) -> rusqlite::Result<Checkpointer> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();

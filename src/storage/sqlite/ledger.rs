@@ -1,7 +1,7 @@
 //! The ledger in SQLite: the embedded default, in the same file and transaction as conversions.
 //!
 //! Whoever opens the connection sets WAL and `synchronous=FULL`; `migrate` creates the tables.
-//! `SqliteLedger` borrows an open transaction or savepoint (both deref to `Connection`) and never
+//! `SqliteTx` borrows an open transaction or savepoint (both deref to `Connection`) and never
 //! commits: the caller does, once per group.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -9,13 +9,13 @@ use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::row::{account, bytes, currency, decode, sorted, COLUMNS};
-use super::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
 use crate::commission::PeriodState;
-use crate::conversions::sqlite::write_partner_day;
 use crate::conversions::store::PartnerDay;
-use crate::lifecycle::sqlite::write_period;
+use crate::ledger::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
 use crate::lifecycle::PeriodRef;
+use crate::storage::row::{account, bytes, currency, decode, sorted, COLUMNS};
+use crate::storage::sqlite::conversions::write_partner_day;
+use crate::storage::sqlite::lifecycle::write_period;
 
 /// Uniqueness of ids, of a pending's resolution and of a commission's posting is enforced by the
 /// schema too, so a bug above cannot store a duplicate. The triggers refuse any change to a
@@ -77,7 +77,7 @@ pub fn migrate(conn: &Connection) -> Result<(), LedgerError> {
 /// One open SQLite transaction (or savepoint) of the ledger. In grouped mode (`grouped`), the
 /// head and balance writes wait for `flush` (see `Deferred`), and so do some of the tables that
 /// commit with the ledger (`GroupState`).
-pub struct SqliteLedger<'c> {
+pub struct SqliteTx<'c> {
     conn: &'c Connection,
     deferred: Option<Deferred>,
     group: Option<GroupState>,
@@ -97,22 +97,22 @@ pub(crate) struct GroupState {
     pub rule_versions: HashSet<String>,
 }
 
-impl<'c> SqliteLedger<'c> {
+impl<'c> SqliteTx<'c> {
     /// Wraps an open transaction or savepoint. A connection in autocommit mode is refused: a
     /// transfer row and its balances must commit together.
-    pub fn new(conn: &'c Connection) -> Result<SqliteLedger<'c>, LedgerError> {
+    pub fn new(conn: &'c Connection) -> Result<SqliteTx<'c>, LedgerError> {
         if conn.is_autocommit() {
             return Err(LedgerError::Storage("the SQLite ledger needs an open transaction".into()));
         }
-        Ok(SqliteLedger { conn, deferred: None, group: None })
+        Ok(SqliteTx { conn, deferred: None, group: None })
     }
 
     /// Wraps an open transaction for a group of jobs: the head, the balances, the partners'
     /// period states and their days are written by `flush`, which the caller runs before it
     /// commits (or releases a job's savepoint). After a rollback to a savepoint, `forget` drops
     /// what the rolled-back part deferred.
-    pub fn grouped(conn: &'c Connection) -> Result<SqliteLedger<'c>, LedgerError> {
-        Ok(SqliteLedger { deferred: Some(Deferred::default()), group: Some(GroupState::default()), ..SqliteLedger::new(conn)? })
+    pub fn grouped(conn: &'c Connection) -> Result<SqliteTx<'c>, LedgerError> {
+        Ok(SqliteTx { deferred: Some(Deferred::default()), group: Some(GroupState::default()), ..SqliteTx::new(conn)? })
     }
 
     /// The group's state of the tables beside the ledger, in grouped mode.
@@ -184,7 +184,7 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<Result<StoredTransfer, LedgerEr
     Ok(decode(raw))
 }
 
-impl LedgerTx for SqliteLedger<'_> {
+impl LedgerTx for SqliteTx<'_> {
     fn get_transfer(&mut self, id: &TransferId) -> Result<Option<StoredTransfer>, LedgerError> {
         static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {COLUMNS} FROM ledger_transfers WHERE id = ?1"));
         let mut st = self.conn.prepare_cached(&SQL)?;
@@ -294,7 +294,7 @@ impl LedgerTx for SqliteLedger<'_> {
     }
 }
 
-impl SqliteLedger<'_> {
+impl SqliteTx<'_> {
     fn stored_balance(&self, key: &AccountKey) -> Result<Balance, LedgerError> {
         let mut st = self.conn.prepare_cached(
             "SELECT debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances

@@ -11,11 +11,13 @@
 
 use ::postgres::{Client, IsolationLevel, NoTls, Row};
 
-use super::store::{ConversionEvent, ConversionRow, ConversionTx, NewRow, PartnerDay, StoredConversion, ViewSource};
-use super::{Answer, ConversionError, GroupTx, Groups, IdempotencyKey, Job, Status};
-use crate::ledger::{Deferred, PgLedger, PgStatements};
-use crate::lifecycle::sqlite::COMMISSION_COLUMNS;
-use crate::lifecycle::{self, Commission, CommissionEvent, CommissionTx, ConversionRef, LifecycleError};
+use crate::conversions::store::{ConversionEvent, ConversionRow, ConversionTx, NewRow, PartnerDay, StoredConversion, ViewSource};
+use crate::conversions::{Answer, ConversionError, GroupTx, Groups, IdempotencyKey, Job, Status};
+use crate::ledger::Deferred;
+use crate::lifecycle::{Commission, CommissionEvent, CommissionTx, ConversionRef, LifecycleError};
+use crate::storage::pg::PgStatements;
+use crate::storage::pg::PgTx;
+use crate::storage::row::COMMISSION_COLUMNS;
 
 /// The conversion tables of `schema.rs`, typed for PostgreSQL. There is no kept first answer:
 /// a retry rebuilds it from the rows (`view::render_first`).
@@ -80,7 +82,7 @@ pub fn open(url: &str) -> Result<Client, ConversionError> {
         let mut client = connect_here(url)?;
         let mut tx = client.transaction()?;
         tx.batch_execute("SELECT pg_advisory_xact_lock(7236040123)")?;
-        lifecycle::pg::migrate(&mut tx)?;
+        super::lifecycle::migrate(&mut tx)?;
         tx.batch_execute(SCHEMA)?;
         tx.commit()?;
         Ok(client)
@@ -115,13 +117,13 @@ pub(super) struct Reconnecting {
 }
 
 impl Reconnecting {
-    pub(super) fn new(url: &str, client: Client) -> Reconnecting {
+    pub(crate) fn new(url: &str, client: Client) -> Reconnecting {
         Reconnecting { url: url.to_string(), live: Some((client, PgStatements::default())) }
     }
 
     /// The connection and its statements; a new connection, with none prepared yet, after the
     /// server dropped the last.
-    pub(super) fn get(&mut self) -> Result<(&mut Client, &mut PgStatements), ConversionError> {
+    pub(crate) fn get(&mut self) -> Result<(&mut Client, &mut PgStatements), ConversionError> {
         if self.live.as_ref().is_none_or(|(c, _)| c.is_closed()) {
             self.live = None;
             self.live = Some((connect(&self.url)?, PgStatements::default()));
@@ -135,8 +137,19 @@ impl Reconnecting {
 /// One connection's grouped transactions: the writer's backend in cluster mode.
 pub(super) struct PgGroups(Reconnecting);
 
+/// Connects to a PostgreSQL store (cluster mode), creates its tables if they are missing and
+/// starts the conversion writer thread.
+pub fn start(
+    url: &str,
+    config: crate::conversions::WriterConfig,
+    attributor: Box<dyn crate::conversions::Attributor>,
+    metrics: crate::metrics::ApiMetrics,
+) -> Result<crate::conversions::Conversions, ConversionError> {
+    crate::conversions::Conversions::spawn(PgGroups::open(url)?, config, attributor, metrics)
+}
+
 impl PgGroups {
-    pub(super) fn open(url: &str) -> Result<PgGroups, ConversionError> {
+    pub(crate) fn open(url: &str) -> Result<PgGroups, ConversionError> {
         Ok(PgGroups(Reconnecting::new(url, open(url)?)))
     }
 }
@@ -156,11 +169,11 @@ impl Groups for PgGroups {
         // Every lifecycle step takes the ledger head's lock anyway; taking it first orders the
         // group's row locks behind it, so writers of several cores queue on one row instead
         // of deadlocking on a conversion's row and the head taken in opposite orders.
-        PgLedger::with_statements(&mut tx, statements).deferring(&mut deferred).lock_head()?;
+        PgTx::with_statements(&mut tx, statements).deferring(&mut deferred).lock_head()?;
         for job in jobs {
             if savepoints {
                 let mut sp = tx.savepoint("job")?;
-                let mut ledger = PgLedger::with_statements(&mut sp, statements).deferring(&mut deferred);
+                let mut ledger = PgTx::with_statements(&mut sp, statements).deferring(&mut deferred);
                 if run(&mut ledger, job) {
                     // A failed step may have written part of the job: none of it stays.
                     sp.rollback()?;
@@ -169,13 +182,13 @@ impl Groups for PgGroups {
                     ledger.flush().map_err(LifecycleError::from)?;
                     sp.commit()?;
                 }
-            } else if run(&mut PgLedger::with_statements(&mut tx, statements).deferring(&mut deferred), job) {
+            } else if run(&mut PgTx::with_statements(&mut tx, statements).deferring(&mut deferred), job) {
                 // Dropping the transaction rolls the attempt back; PostgreSQL refuses every
                 // statement after a failed one anyway.
                 return Ok(false);
             }
         }
-        let mut ledger = PgLedger::with_statements(&mut tx, statements).deferring(&mut deferred);
+        let mut ledger = PgTx::with_statements(&mut tx, statements).deferring(&mut deferred);
         if let Some(cutoff) = purge_before {
             ledger.purge_answers(cutoff)?;
         }
@@ -189,7 +202,7 @@ fn get<'a, T: ::postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> Result<T,
     Ok(r.try_get(i)?)
 }
 
-impl ViewSource for PgLedger<'_, '_> {
+impl ViewSource for PgTx<'_, '_> {
     fn conversion_row(&mut self, id: &str) -> Result<Option<ConversionRow>, ConversionError> {
         let row = self.query_opt(
             "SELECT program, order_id, amount_minor, currency, occurred_at_ms, received_at_ms, click_id, visitor_id,
@@ -228,7 +241,7 @@ impl ViewSource for PgLedger<'_, '_> {
             &format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE conversion_id = $1 ORDER BY id COLLATE \"C\""),
             &[&conversion.id],
         )?;
-        Ok(rows.iter().map(lifecycle::pg::commission_row).collect::<Result<_, LifecycleError>>()?)
+        Ok(rows.iter().map(super::lifecycle::commission_row).collect::<Result<_, LifecycleError>>()?)
     }
 
     fn view_events(&mut self, commission_id: &str) -> Result<Vec<CommissionEvent>, ConversionError> {
@@ -236,7 +249,7 @@ impl ViewSource for PgLedger<'_, '_> {
     }
 }
 
-impl ConversionTx for PgLedger<'_, '_> {
+impl ConversionTx for PgTx<'_, '_> {
     fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, u16, String)>, ConversionError> {
         let row = self.query_opt("SELECT request_hash, status, body FROM idempotency_keys WHERE key = $1", &[&key])?;
         let Some(r) = row else { return Ok(None) };
@@ -319,7 +332,9 @@ impl ConversionTx for PgLedger<'_, '_> {
         let status: String = get(&r, 0)?;
         let occurred: i64 = get(&r, 3)?;
         Ok(Some(StoredConversion {
-            status: Status::parse(&status),
+            status: Status::parse(&status).ok_or_else(|| {
+                ConversionError::NotStored(format!("conversions.status holds {status:?}, which is not a conversion status"))
+            })?,
             amount_minor: get(&r, 1)?,
             refunded_minor: get(&r, 2)?,
             occurred_at_ms: occurred as u64,
@@ -355,13 +370,13 @@ impl ConversionTx for PgLedger<'_, '_> {
 
 /// Runs `f` in a read-only snapshot of the store (`REPEATABLE READ`), so a read of several
 /// rows sees one commit of the writer's, not half of two. `f` takes no row locks.
-pub(super) fn in_snapshot<T>(
+pub(crate) fn in_snapshot<T>(
     client: &mut Client,
     statements: &mut PgStatements,
-    f: impl FnOnce(&mut PgLedger<'_, '_>) -> Result<T, ConversionError>,
+    f: impl FnOnce(&mut PgTx<'_, '_>) -> Result<T, ConversionError>,
 ) -> Result<T, ConversionError> {
     let mut tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
-    let out = f(&mut PgLedger::with_statements(&mut tx, statements))?;
+    let out = f(&mut PgTx::with_statements(&mut tx, statements))?;
     tx.commit()?;
     Ok(out)
 }

@@ -27,7 +27,7 @@
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use super::{Acks, ConversionError};
+use crate::conversions::{Acks, ConversionError};
 use crate::metrics::ApiMetrics;
 
 /// The handle: dropping it lets the thread answer what it holds and stop.
@@ -40,7 +40,7 @@ impl WalSync {
     /// once, here: an error of a write-back to it from then on is reported to this descriptor's
     /// next sync, whoever else saw it first (Linux reports a file's write-back errors to every
     /// descriptor open when they happened, not to one opened later).
-    pub(super) fn start(db: &std::path::Path, metrics: ApiMetrics) -> std::io::Result<WalSync> {
+    pub(crate) fn start(db: &std::path::Path, metrics: ApiMetrics) -> std::io::Result<WalSync> {
         let mut wal = db.as_os_str().to_owned();
         wal.push("-wal");
         let wal = PathBuf::from(wal);
@@ -58,9 +58,9 @@ impl WalSync {
     }
 
     /// Answers a committed group once the WAL is synced.
-    pub(super) fn acknowledge(&self, acks: Acks) {
+    pub(crate) fn acknowledge(&self, acks: Acks) {
         if let Err(mpsc::SendError(acks)) = self.tx.send(acks) {
-            super::answer_all(acks, |_| Err(ConversionError::NotStored("the WAL sync thread stopped".into())));
+            crate::conversions::answer_all(acks, |_| Err(ConversionError::NotStored("the WAL sync thread stopped".into())));
         }
     }
 }
@@ -87,8 +87,8 @@ fn run(file: &std::fs::File, wal: &std::path::Path, rx: &mpsc::Receiver<Acks>, m
         }
         for acks in groups {
             match &failed {
-                None => super::answer_all(acks, |r| r),
-                Some(why) => super::answer_all(acks, |_| Err(ConversionError::NotStored(why.clone()))),
+                None => crate::conversions::answer_all(acks, |r| r),
+                Some(why) => crate::conversions::answer_all(acks, |_| Err(ConversionError::NotStored(why.clone()))),
             }
         }
     }

@@ -7,10 +7,11 @@
 
 use ::postgres::{GenericClient, Row};
 
-use super::sqlite::{event_kind, COMMISSION_COLUMNS};
-use super::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
 use crate::commission::{PeriodState, RuleSet};
-use crate::ledger::{currency_str, parse_currency, PgLedger, TransferId};
+use crate::ledger::{currency_str, parse_currency, TransferId};
+use crate::lifecycle::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
+use crate::storage::pg::PgTx;
+use crate::storage::row::COMMISSION_COLUMNS;
 
 /// The commission tables of `sqlite.rs`, typed for PostgreSQL. A trigger makes
 /// `commission_events` append-only, as the ledger's makes its transfers.
@@ -89,7 +90,7 @@ CREATE TABLE IF NOT EXISTS commission_accruals (
 /// Creates the ledger and commission tables in the first schema of the search path, if they
 /// are missing.
 pub fn migrate(client: &mut impl GenericClient) -> Result<(), LifecycleError> {
-    crate::ledger::pg::migrate(client)?;
+    crate::storage::pg::ledger::migrate(client)?;
     client.batch_execute(SCHEMA).map_err(storage)?;
     Ok(())
 }
@@ -141,14 +142,14 @@ fn event_row(r: &Row) -> Result<CommissionEvent, LifecycleError> {
     let id: [u8; 16] = id.try_into().map_err(|_| bad_row("a transfer id is 16 bytes".to_string()))?;
     Ok(CommissionEvent {
         commission_id: r.try_get(0).map_err(storage)?,
-        kind: event_kind(&kind),
+        kind: CommissionEvent::parse_kind(&kind).ok_or_else(|| bad_row(format!("{kind:?} is not a commission event kind")))?,
         amount_minor: r.try_get(2).map_err(storage)?,
         transfer_id: TransferId(id),
         at_ms: r.try_get(4).map_err(storage)?,
     })
 }
 
-impl PgLedger<'_, '_> {
+impl PgTx<'_, '_> {
     /// Takes the ledger head's row lock, which `ledger::apply` takes anyway, before a read a
     /// lifecycle step decides on. Under READ COMMITTED each statement sees what committed
     /// before it began, so a step racing another on the same commissions or period waits for
@@ -176,7 +177,7 @@ impl PgLedger<'_, '_> {
 // Every read a step decides on locks the ledger head first (see `lock_head`). Orderings name
 // `COLLATE "C"` so ids sort bytewise, as SQLite sorts them, whatever the database's
 // collation: a sweep with a limit then picks the same commissions on both.
-impl CommissionTx for PgLedger<'_, '_> {
+impl CommissionTx for PgTx<'_, '_> {
     fn mark_accrued(&mut self, conversion: &ConversionRef<'_>, at_ms: i64) -> Result<bool, LifecycleError> {
         self.lock_head()?;
         let n = self

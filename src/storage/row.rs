@@ -1,21 +1,25 @@
 //! Decoding a stored row, shared by the backends: both read the same columns.
 
-use super::{AccountKey, AccountKind, LedgerError, StoredTransfer, TransferId, TransferKind, TransferRequest};
+use crate::ledger::{AccountKey, AccountKind, LedgerError, StoredTransfer, TransferId, TransferKind, TransferRequest};
 
 /// The columns of a stored transfer, in the order `decode` reads them.
 pub(crate) const COLUMNS: &str = "seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor, kind, \
                        commission_id, pending_id, at_ms, prev_hash, hash";
 
-pub(super) fn bytes<const N: usize>(v: Vec<u8>, what: &str) -> Result<[u8; N], LedgerError> {
+/// The columns `commission_row` reads, in order.
+pub const COMMISSION_COLUMNS: &str = "id, conversion_id, program, partner, item, currency, amount_minor, voided_minor, reversed_minor, \
+     status, rule_version, period, detail, created_at_ms, lock_until_ms, approved_at_ms, paid_at_ms, payout_id, reserve_seq";
+
+pub(crate) fn bytes<const N: usize>(v: Vec<u8>, what: &str) -> Result<[u8; N], LedgerError> {
     v.try_into().map_err(|v: Vec<u8>| LedgerError::Storage(format!("{what} is {} bytes, not {N}", v.len())))
 }
 
-pub(super) fn account(kind: &str, owner: String, currency: [u8; 3]) -> Result<AccountKey, LedgerError> {
+pub(crate) fn account(kind: &str, owner: String, currency: [u8; 3]) -> Result<AccountKey, LedgerError> {
     let kind = AccountKind::parse(kind).ok_or_else(|| LedgerError::Storage(format!("unknown account kind {kind:?}")))?;
     Ok(AccountKey { kind, owner, currency })
 }
 
-pub(super) fn currency(s: String) -> Result<[u8; 3], LedgerError> {
+pub(crate) fn currency(s: String) -> Result<[u8; 3], LedgerError> {
     bytes(s.into_bytes(), "a currency")
 }
 
@@ -35,7 +39,7 @@ pub(super) type RawRow = (
 );
 
 /// Decodes a stored transfer; an error names the row's `seq`.
-pub(super) fn decode(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
+pub(crate) fn decode(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
     let seq = raw.0;
     decode_fields(raw).map_err(|e| match e {
         LedgerError::Storage(why) => LedgerError::Storage(format!("transfer seq {seq} cannot be read: {why}")),
@@ -62,7 +66,7 @@ fn decode_fields(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
 }
 
 /// Balances in account order, the same for every backend (SQL collations differ).
-pub(super) fn sorted(mut v: Vec<(AccountKey, super::Balance)>) -> Vec<(AccountKey, super::Balance)> {
+pub(crate) fn sorted(mut v: Vec<(AccountKey, crate::ledger::Balance)>) -> Vec<(AccountKey, crate::ledger::Balance)> {
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }

@@ -1,0 +1,18 @@
+//! The PostgreSQL backend (cluster mode): `PgTx` is one open transaction, on which every domain
+//! store trait is implemented, with the conversion writer's grouped commits, the reconnecting
+//! connection and the API's reader.
+
+pub mod conversions;
+pub mod ledger;
+pub mod lifecycle;
+pub mod reader;
+
+pub use conversions::start;
+pub use ledger::{PgStatements, PgTx};
+pub use reader::PgReader;
+
+impl From<::postgres::Error> for crate::conversions::ConversionError {
+    fn from(e: ::postgres::Error) -> Self {
+        crate::conversions::ConversionError::Storage(e.to_string())
+    }
+}

@@ -1,0 +1,25 @@
+//! The SQLite backend: the data dir's `clickgate.db` in WAL mode. `SqliteTx` is one open
+//! transaction (or savepoint) of it, on which every domain store trait is implemented; the
+//! conversion writer's grouped commits, the WAL's sync and checkpoint threads and the API's
+//! readers live here too.
+
+pub mod checkpoint;
+pub(crate) mod conversions;
+mod groups;
+pub mod ledger;
+pub mod lifecycle;
+pub mod reader;
+mod reader_commissions;
+mod reader_ledger;
+pub mod schema;
+pub mod walsync;
+
+pub use groups::start;
+pub use ledger::SqliteTx;
+pub use reader::SqliteReader;
+
+impl From<rusqlite::Error> for crate::conversions::ConversionError {
+    fn from(e: rusqlite::Error) -> Self {
+        crate::conversions::ConversionError::Storage(e.to_string())
+    }
+}
