@@ -103,11 +103,25 @@ fn keys_of(registry: &Registry, root: &str) -> BTreeSet<String> {
     walk.keys
 }
 
-/// Every key path `Config` accepts.
+/// Every key path of the struct `T`, under `prefix`.
+fn keys_under<T: serde::de::DeserializeOwned>(prefix: &str) -> BTreeSet<String> {
+    let mut tracer = Tracer::new(TracerConfig::default());
+    let (root, _) = tracer.trace_type::<T>(&Samples::new()).expect("the type traces");
+    let Format::TypeName(root) = root else { panic!("{prefix} traces as a named struct, got {root:?}") };
+    keys_of(&tracer.registry_unchecked(), &root).into_iter().map(|k| format!("{prefix}.{k}")).collect()
+}
+
+/// Every key path `Config` accepts. The demo section's entries are plain tables in the config,
+/// read at start as the catalog's objects, so their keys are the catalog's.
 fn config_keys() -> BTreeSet<String> {
     let (root, registry) = trace_config();
     let Format::TypeName(root) = root else { panic!("Config traces as a named struct, got {root:?}") };
-    keys_of(&registry, &root)
+    let mut keys = keys_of(&registry, &root);
+    keys.extend(keys_under::<clickgate::store::NewProgram>("demo.programs"));
+    keys.extend(keys_under::<clickgate::store::NewPartner>("demo.partners"));
+    keys.extend(keys_under::<clickgate::store::NewLink>("demo.links"));
+    keys.extend(keys_under::<clickgate::store::NewCoupon>("demo.coupons"));
+    keys
 }
 
 /// The `CLICKGATE_*` variables that non-test code under `dir` reads: every such string literal

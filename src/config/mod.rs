@@ -55,15 +55,50 @@ pub struct Config {
 }
 
 /// Seed data written into an empty store on first start. The entries are plain tables here:
-/// the app reads them as catalog objects and validates them at start, so the config depends
-/// on nothing else of ours.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
+/// the app reads them as catalog objects and validates them at start (`app::demo_seed`), so
+/// the config depends on nothing else of ours.
+#[derive(Debug, Clone, Default)]
 pub struct Demo {
     pub programs: Vec<toml::Table>,
     pub partners: Vec<toml::Table>,
     pub links: Vec<toml::Table>,
     pub coupons: Vec<toml::Table>,
+}
+
+/// `[demo]` is a table of four optional arrays of tables, any other key refused. Written by
+/// hand so that a reflection of the config's shape (tests/config_docs.rs) sees the section's
+/// four keys: the entries themselves are free-form here, and their keys are the catalog's.
+impl<'de> Deserialize<'de> for Demo {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Demo, D::Error> {
+        const FIELDS: &[&str] = &["programs", "partners", "links", "coupons"];
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Demo;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a [demo] table with programs, partners, links and coupons")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Demo, A::Error> {
+                let mut demo = Demo::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    let field = match key.as_str() {
+                        "programs" => &mut demo.programs,
+                        "partners" => &mut demo.partners,
+                        "links" => &mut demo.links,
+                        "coupons" => &mut demo.coupons,
+                        other => return Err(serde::de::Error::unknown_field(other, FIELDS)),
+                    };
+                    *field = map.next_value()?;
+                }
+                Ok(demo)
+            }
+            // A format that reads structs as sequences only traces the shape: the entries'
+            // own keys are not the config's.
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _seq: A) -> Result<Demo, A::Error> {
+                Ok(Demo::default())
+            }
+        }
+        d.deserialize_struct("Demo", FIELDS, Visit)
+    }
 }
 
 impl Config {
