@@ -555,6 +555,11 @@ macro_rules! both_backends {
         mod on_postgres {
             $( #[test] fn $case() { if let Some(mut h) = super::harness::Pg::connect() { super::$case(&mut h) } } )*
         }
+        /// As the PostgreSQL writer runs a group: the head, balances, period states, partner
+        /// days and rule versions written by the flush before the commit.
+        mod on_postgres_grouped {
+            $( #[test] fn $case() { if let Some(h) = super::harness::Pg::connect() { super::$case(&mut h.grouped()) } } )*
+        }
     };
 }
 

@@ -10,6 +10,7 @@
 //! **Architecture invariant:** dependencies point one way, domain ← storage ← app. The domain
 //! modules hold types, traits and pure logic and never import `storage`.
 
+pub(crate) mod group;
 pub mod offline;
 pub mod pg;
 pub(crate) mod row;

@@ -110,9 +110,10 @@ impl Harness for Pg {
     fn run<R>(&mut self, f: impl FnOnce(&mut dyn LedgerTx) -> R) -> R {
         let mut tx = self.client.transaction().unwrap();
         let mut deferred = crate::ledger::Deferred::default();
+        let mut group = crate::storage::group::GroupState::default();
         let mut ledger = PgTx::new(&mut tx);
         if self.grouped {
-            ledger = ledger.deferring(&mut deferred);
+            ledger = ledger.deferring(&mut deferred, &mut group);
         }
         let r = f(&mut ledger);
         ledger.flush().unwrap();

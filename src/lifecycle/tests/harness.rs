@@ -161,6 +161,7 @@ pub struct Pg {
     /// as a long-lived writer keeps them.
     statements: PgStatements,
     schema: PgSchema,
+    grouped: bool,
 }
 
 impl Pg {
@@ -171,7 +172,13 @@ impl Pg {
         let mut client = schema.client();
         pg::migrate(&mut client).unwrap();
         pg::migrate(&mut client).expect("migrate twice is a no-op");
-        Some(Pg { client, statements: PgStatements::default(), schema })
+        Some(Pg { client, statements: PgStatements::default(), schema, grouped: false })
+    }
+
+    /// Runs each transaction as the writer runs a group: its deferred writes flushed before
+    /// the commit.
+    pub fn grouped(self) -> Pg {
+        Pg { grouped: true, ..self }
     }
 
     /// Another connection to the same schema, for a second writer.
@@ -182,19 +189,35 @@ impl Pg {
 
 impl Harness for Pg {
     fn name(&self) -> &'static str {
-        "postgres"
+        if self.grouped {
+            "postgres_grouped"
+        } else {
+            "postgres"
+        }
     }
 
     fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
         let mut tx = self.client.transaction().unwrap();
-        let r = f(&mut PgTx::with_statements(&mut tx, &mut self.statements));
+        let (mut deferred, mut group) = (crate::ledger::Deferred::default(), crate::storage::group::GroupState::default());
+        let mut ledger = PgTx::with_statements(&mut tx, &mut self.statements);
+        if self.grouped {
+            ledger = ledger.deferring(&mut deferred, &mut group);
+        }
+        let r = f(&mut ledger);
+        ledger.flush().unwrap();
         tx.commit().unwrap();
         r
     }
 
     fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
         let mut tx = self.client.transaction().unwrap();
-        let r = f(&mut PgTx::with_statements(&mut tx, &mut self.statements));
+        let (mut deferred, mut group) = (crate::ledger::Deferred::default(), crate::storage::group::GroupState::default());
+        let mut ledger = PgTx::with_statements(&mut tx, &mut self.statements);
+        if self.grouped {
+            ledger = ledger.deferring(&mut deferred, &mut group);
+        }
+        let r = f(&mut ledger);
+        drop(ledger);
         tx.rollback().unwrap();
         r
     }

@@ -15,6 +15,7 @@ use crate::conversions::store::{ConversionEvent, ConversionRow, ConversionTx, Ne
 use crate::conversions::{Answer, ConversionError, GroupTx, Groups, IdempotencyKey, Job, Status};
 use crate::ledger::Deferred;
 use crate::lifecycle::{Commission, CommissionEvent, CommissionTx, ConversionRef, LifecycleError};
+use crate::storage::group::GroupState;
 use crate::storage::pg::PgStatements;
 use crate::storage::pg::PgTx;
 use crate::storage::row::COMMISSION_COLUMNS;
@@ -148,6 +149,22 @@ pub fn start(
     crate::conversions::Conversions::spawn(PgGroups::open(url)?, config, attributor, metrics)
 }
 
+impl PgTx<'_, '_> {
+    /// Adds to a partner's stored day, inserting the row when it is new.
+    pub(crate) fn write_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError> {
+        self.execute(
+            "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (day, partner, currency) DO UPDATE SET conversions = partner_days.conversions + EXCLUDED.conversions,
+                revenue_minor = partner_days.revenue_minor + EXCLUDED.revenue_minor,
+                refunded_minor = partner_days.refunded_minor + EXCLUDED.refunded_minor,
+                cancelled = partner_days.cancelled + EXCLUDED.cancelled",
+            &[&partner, &day, &currency, &d.conversions, &d.revenue_minor, &d.refunded_minor, &d.cancelled],
+        )?;
+        Ok(())
+    }
+}
+
 impl PgGroups {
     pub(crate) fn open(url: &str) -> Result<PgGroups, ConversionError> {
         Ok(PgGroups(Reconnecting::new(url, open(url)?)))
@@ -166,29 +183,31 @@ impl Groups for PgGroups {
         let mut tx = client.transaction()?;
         // The ledger head and balances are written once per group (or per job with savepoints).
         let mut deferred = Deferred::default();
+        let mut group = GroupState::default();
         // Every lifecycle step takes the ledger head's lock anyway; taking it first orders the
         // group's row locks behind it, so writers of several cores queue on one row instead
         // of deadlocking on a conversion's row and the head taken in opposite orders.
-        PgTx::with_statements(&mut tx, statements).deferring(&mut deferred).lock_head()?;
+        PgTx::with_statements(&mut tx, statements).deferring(&mut deferred, &mut group).lock_head()?;
         for job in jobs {
             if savepoints {
                 let mut sp = tx.savepoint("job")?;
-                let mut ledger = PgTx::with_statements(&mut sp, statements).deferring(&mut deferred);
+                let mut ledger = PgTx::with_statements(&mut sp, statements).deferring(&mut deferred, &mut group);
                 if run(&mut ledger, job) {
                     // A failed step may have written part of the job: none of it stays.
                     sp.rollback()?;
                     deferred.forget();
+                    group = GroupState::default();
                 } else {
                     ledger.flush().map_err(LifecycleError::from)?;
                     sp.commit()?;
                 }
-            } else if run(&mut PgTx::with_statements(&mut tx, statements).deferring(&mut deferred), job) {
+            } else if run(&mut PgTx::with_statements(&mut tx, statements).deferring(&mut deferred, &mut group), job) {
                 // Dropping the transaction rolls the attempt back; PostgreSQL refuses every
                 // statement after a failed one anyway.
                 return Ok(false);
             }
         }
-        let mut ledger = PgTx::with_statements(&mut tx, statements).deferring(&mut deferred);
+        let mut ledger = PgTx::with_statements(&mut tx, statements).deferring(&mut deferred, &mut group);
         if let Some(cutoff) = purge_before {
             ledger.purge_answers(cutoff)?;
         }
@@ -311,16 +330,14 @@ impl ConversionTx for PgTx<'_, '_> {
     }
 
     fn add_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError> {
-        self.execute(
-            "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (day, partner, currency) DO UPDATE SET conversions = partner_days.conversions + EXCLUDED.conversions,
-                revenue_minor = partner_days.revenue_minor + EXCLUDED.revenue_minor,
-                refunded_minor = partner_days.refunded_minor + EXCLUDED.refunded_minor,
-                cancelled = partner_days.cancelled + EXCLUDED.cancelled",
-            &[&partner, &day, &currency, &d.conversions, &d.revenue_minor, &d.refunded_minor, &d.cancelled],
-        )?;
-        Ok(())
+        match self.group() {
+            // Summed over the group and written once per row by the flush.
+            Some(g) => {
+                g.add_day(partner, day, currency, d);
+                Ok(())
+            }
+            None => self.write_partner_day(partner, day, currency, d),
+        }
     }
 
     fn for_transition(&mut self, id: &str) -> Result<Option<StoredConversion>, ConversionError> {

@@ -12,6 +12,7 @@ use ::postgres::types::ToSql;
 use ::postgres::{GenericClient, Row, Statement, Transaction};
 
 use crate::ledger::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
+use crate::storage::group::GroupState;
 use crate::storage::row::{account, bytes, currency, decode, sorted, COLUMNS};
 
 /// The same tables as SQLite's, with the same constraints; a trigger makes transfers
@@ -73,12 +74,15 @@ pub fn migrate(client: &mut impl GenericClient) -> Result<(), LedgerError> {
 #[derive(Default)]
 pub struct PgStatements(HashMap<String, Statement>);
 
-/// One open PostgreSQL transaction of the ledger. With `deferring`, the head and balance writes
-/// wait for `flush` (see `Deferred`), which saves a round trip per write.
+/// One open PostgreSQL transaction, on which every domain store trait is implemented. With
+/// `deferring`, the head and balance writes, the partners' period states, partner days and
+/// rule versions wait for `flush` (see `Deferred` and `GroupState`), as on SQLite: a round trip
+/// saved per write.
 pub struct PgTx<'t, 'c> {
     tx: &'t mut Transaction<'c>,
     statements: Option<&'t mut PgStatements>,
     deferred: Option<&'t mut Deferred>,
+    group: Option<&'t mut GroupState>,
 }
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
@@ -86,25 +90,31 @@ type Params<'a> = [&'a (dyn ToSql + Sync)];
 impl<'t, 'c> PgTx<'t, 'c> {
     /// Wraps an open transaction; the caller commits it. Each statement is prepared when it runs.
     pub fn new(tx: &'t mut Transaction<'c>) -> PgTx<'t, 'c> {
-        PgTx { tx, statements: None, deferred: None }
+        PgTx { tx, statements: None, deferred: None, group: None }
     }
 
     /// Wraps an open transaction, with the statements already prepared on its connection. A
     /// new connection needs a new `PgStatements`: the server knows a statement only on the
     /// connection that prepared it.
     pub fn with_statements(tx: &'t mut Transaction<'c>, statements: &'t mut PgStatements) -> PgTx<'t, 'c> {
-        PgTx { tx, statements: Some(statements), deferred: None }
+        PgTx { tx, statements: Some(statements), deferred: None, group: None }
     }
 
-    /// Defers the head and balance writes of this transaction to `flush`, into `deferred`,
-    /// which outlives this wrapper so a group's jobs (each on its own savepoint) share it. The
-    /// caller flushes before it commits or releases a savepoint, and calls `Deferred::forget`
-    /// after a rollback to one.
-    pub fn deferring(self, deferred: &'t mut Deferred) -> PgTx<'t, 'c> {
-        PgTx { deferred: Some(deferred), ..self }
+    /// Defers the head and balance writes of this transaction to `flush`, into `deferred`, and
+    /// the period states, partner days and rule versions into `group`; both outlive this
+    /// wrapper so a group's jobs (each on its own savepoint) share them. The caller flushes
+    /// before it commits or releases a savepoint, and forgets both after a rollback to one.
+    pub(crate) fn deferring(self, deferred: &'t mut Deferred, group: &'t mut GroupState) -> PgTx<'t, 'c> {
+        PgTx { deferred: Some(deferred), group: Some(group), ..self }
     }
 
-    /// Writes what deferring held back: the head, then each balance touched, in account order.
+    /// The group's state of the tables beside the ledger, when deferring.
+    pub(crate) fn group(&mut self) -> Option<&mut GroupState> {
+        self.group.as_deref_mut()
+    }
+
+    /// Writes what deferring held back: the head, each balance touched (in account order),
+    /// each period state changed and each partner day added to.
     pub fn flush(&mut self) -> Result<(), LedgerError> {
         let Some(d) = self.deferred.as_deref_mut() else { return Ok(()) };
         let f = d.take();
@@ -113,6 +123,16 @@ impl<'t, 'c> PgTx<'t, 'c> {
         }
         for (key, delta) in &f.balances {
             self.write_balance(key, delta)?;
+        }
+        let (periods, days) = match self.group.as_deref_mut() {
+            Some(g) => (g.take_changed_periods(), std::mem::take(&mut g.days)),
+            None => return Ok(()),
+        };
+        for (key, state) in &periods {
+            self.write_period(key, state).map_err(|e| LedgerError::Storage(e.to_string()))?;
+        }
+        for ((partner, day, currency), d) in days {
+            self.write_partner_day(&partner, day, &currency, d).map_err(|e| LedgerError::Storage(e.to_string()))?;
         }
         Ok(())
     }

@@ -150,6 +150,50 @@ fn event_row(r: &Row) -> Result<CommissionEvent, LifecycleError> {
 }
 
 impl PgTx<'_, '_> {
+    /// A partner's stored period state; zero when none is stored.
+    fn read_period(&mut self, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
+        let row = self
+            .query_opt(
+                "SELECT volume_minor, conversions, commission_minor, bonuses_paid FROM commission_periods
+                 WHERE program = $1 AND partner = $2 AND currency = $3 AND period = $4",
+                &[&k.program, &k.partner, &currency_str(&k.currency), &k.label],
+            )
+            .map_err(storage)?;
+        let Some(r) = row else { return Ok(PeriodState::default()) };
+        let conversions: i64 = r.try_get(1).map_err(storage)?;
+        let bonuses_paid: i64 = r.try_get(3).map_err(storage)?;
+        Ok(PeriodState {
+            volume_minor: r.try_get(0).map_err(storage)?,
+            conversions: conversions as u64,
+            commission_minor: r.try_get(2).map_err(storage)?,
+            bonuses_paid: bonuses_paid as u32,
+        })
+    }
+
+    /// Stores a partner's period state.
+    pub(crate) fn write_period(&mut self, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
+        self.execute(
+            "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (program, partner, currency, period) DO UPDATE SET volume_minor = EXCLUDED.volume_minor,
+                    conversions = EXCLUDED.conversions, commission_minor = EXCLUDED.commission_minor, bonuses_paid = EXCLUDED.bonuses_paid",
+            &[
+                &k.program,
+                &k.partner,
+                &currency_str(&k.currency),
+                &k.label,
+                &s.volume_minor,
+                &(s.conversions as i64),
+                &s.commission_minor,
+                &i64::from(s.bonuses_paid),
+            ],
+        )
+        .map_err(storage)?;
+        Ok(())
+    }
+}
+
+impl PgTx<'_, '_> {
     /// Takes the ledger head's row lock, which `ledger::apply` takes anyway, before a read a
     /// lifecycle step decides on. Under READ COMMITTED each statement sees what committed
     /// before it began, so a step racing another on the same commissions or period waits for
@@ -191,49 +235,36 @@ impl CommissionTx for PgTx<'_, '_> {
 
     fn period_state(&mut self, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
         self.lock_head()?;
-        let row = self
-            .query_opt(
-                "SELECT volume_minor, conversions, commission_minor, bonuses_paid FROM commission_periods
-                 WHERE program = $1 AND partner = $2 AND currency = $3 AND period = $4",
-                &[&k.program, &k.partner, &currency_str(&k.currency), &k.label],
-            )
-            .map_err(storage)?;
-        let Some(r) = row else { return Ok(PeriodState::default()) };
-        let conversions: i64 = r.try_get(1).map_err(storage)?;
-        let bonuses_paid: i64 = r.try_get(3).map_err(storage)?;
-        Ok(PeriodState {
-            volume_minor: r.try_get(0).map_err(storage)?,
-            conversions: conversions as u64,
-            commission_minor: r.try_get(2).map_err(storage)?,
-            bonuses_paid: bonuses_paid as u32,
-        })
+        if let Some(s) = self.group().and_then(|g| g.periods.get(k)) {
+            return Ok(s.0);
+        }
+        let s = self.read_period(k)?;
+        if let Some(g) = self.group() {
+            g.periods.insert(k.clone(), (s, false));
+        }
+        Ok(s)
     }
 
     fn put_period_state(&mut self, k: &PeriodRef, s: &PeriodState) -> Result<(), LifecycleError> {
-        self.execute(
-            "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (program, partner, currency, period) DO UPDATE SET volume_minor = EXCLUDED.volume_minor,
-                    conversions = EXCLUDED.conversions, commission_minor = EXCLUDED.commission_minor, bonuses_paid = EXCLUDED.bonuses_paid",
-            &[
-                &k.program,
-                &k.partner,
-                &currency_str(&k.currency),
-                &k.label,
-                &s.volume_minor,
-                &(s.conversions as i64),
-                &s.commission_minor,
-                &i64::from(s.bonuses_paid),
-            ],
-        )
-        .map_err(storage)?;
-        Ok(())
+        match self.group() {
+            Some(g) => {
+                g.periods.insert(k.clone(), (*s, true));
+                Ok(())
+            }
+            None => self.write_period(k, s),
+        }
     }
 
     fn put_rule_version(&mut self, version: &str, rules: &RuleSet) -> Result<(), LifecycleError> {
+        if self.group().is_some_and(|g| g.rule_versions.contains(version)) {
+            return Ok(());
+        }
         let json = serde_json::to_string(rules).map_err(|e| LifecycleError::Storage(format!("serializing rules {version}: {e}")))?;
         self.execute("INSERT INTO commission_rules (version, rules) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&version, &json])
             .map_err(storage)?;
+        if let Some(g) = self.group() {
+            g.rule_versions.insert(version.to_string());
+        }
         Ok(())
     }
 

@@ -129,13 +129,7 @@ impl ConversionTx for SqliteTx<'_> {
     fn add_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError> {
         match self.group() {
             // Summed over the group and written once per row by the flush.
-            Some(g) => {
-                let sum = g.days.entry((partner.to_string(), day, currency.to_string())).or_default();
-                sum.conversions += d.conversions;
-                sum.revenue_minor += d.revenue_minor;
-                sum.refunded_minor += d.refunded_minor;
-                sum.cancelled += d.cancelled;
-            }
+            Some(g) => g.add_day(partner, day, currency, d),
             None => write_partner_day(self.conn(), partner, day, currency, d)?,
         }
         Ok(())

@@ -4,15 +4,13 @@
 //! `SqliteTx` borrows an open transaction or savepoint (both deref to `Connection`) and never
 //! commits: the caller does, once per group.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::commission::PeriodState;
-use crate::conversions::store::PartnerDay;
+pub(crate) use crate::storage::group::GroupState;
+
 use crate::ledger::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
-use crate::lifecycle::PeriodRef;
 use crate::storage::row::{account, bytes, currency, decode, sorted, COLUMNS};
 use crate::storage::sqlite::conversions::write_partner_day;
 use crate::storage::sqlite::lifecycle::write_period;
@@ -83,20 +81,6 @@ pub struct SqliteTx<'c> {
     group: Option<GroupState>,
 }
 
-/// What grouped mode keeps of the tables that commit with the ledger's, which the lifecycle
-/// (`lifecycle::sqlite`) and the conversion jobs (`conversions::sqlite`) running in this
-/// transaction read and write here; `flush` stores it.
-#[derive(Default)]
-pub(crate) struct GroupState {
-    /// The partners' period states (`commission_periods`) the group read or changed, and
-    /// whether changed.
-    pub periods: HashMap<PeriodRef, (PeriodState, bool)>,
-    /// What the group added to each (partner, day, currency) of `partner_days`, summed.
-    pub days: BTreeMap<(String, i64, String), PartnerDay>,
-    /// Rule versions known to be in `commission_rules`.
-    pub rule_versions: HashSet<String>,
-}
-
 impl<'c> SqliteTx<'c> {
     /// Wraps an open transaction or savepoint. A connection in autocommit mode is refused: a
     /// transfer row and its balances must commit together.
@@ -132,9 +116,8 @@ impl<'c> SqliteTx<'c> {
             write_balance(self.conn, key, delta)?;
         }
         if let Some(g) = &mut self.group {
-            for (key, (state, changed)) in g.periods.iter_mut().filter(|(_, (_, changed))| *changed) {
-                write_period(self.conn, key, state).map_err(|e| LedgerError::Storage(e.to_string()))?;
-                *changed = false;
+            for (key, state) in g.take_changed_periods() {
+                write_period(self.conn, &key, &state).map_err(|e| LedgerError::Storage(e.to_string()))?;
             }
             for ((partner, day, currency), d) in std::mem::take(&mut g.days) {
                 write_partner_day(self.conn, &partner, day, &currency, d)?;

@@ -1,0 +1,47 @@
+//! What a grouped transaction keeps in memory of the tables that commit with the ledger, on
+//! either backend: the partners' period states, what the group adds to partner days, and the
+//! rule versions known stored. The lifecycle and the conversion jobs running in the group read
+//! and write it; the backend's `flush` stores it before each savepoint's release and the
+//! commit, and a rollback to a savepoint forgets it, so the rows are read anew.
+//!
+//! A group of a few hundred conversions touches each partner's period and day rows many times;
+//! kept here, each is read once and written once per group instead of once per conversion.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::commission::PeriodState;
+use crate::conversions::store::PartnerDay;
+use crate::lifecycle::PeriodRef;
+
+/// The grouped state of the tables beside the ledger.
+#[derive(Default)]
+pub(crate) struct GroupState {
+    /// The partners' period states (`commission_periods`) the group read or changed, and
+    /// whether changed.
+    pub periods: HashMap<PeriodRef, (PeriodState, bool)>,
+    /// What the group added to each (partner, day, currency) of `partner_days`, summed.
+    pub days: BTreeMap<(String, i64, String), PartnerDay>,
+    /// Rule versions known to be in `commission_rules`.
+    pub rule_versions: HashSet<String>,
+}
+
+impl GroupState {
+    /// Adds to a partner's day, summed until the flush.
+    pub fn add_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) {
+        let sum = self.days.entry((partner.to_string(), day, currency.to_string())).or_default();
+        sum.conversions += d.conversions;
+        sum.revenue_minor += d.revenue_minor;
+        sum.refunded_minor += d.refunded_minor;
+        sum.cancelled += d.cancelled;
+    }
+
+    /// The period states changed since the last flush, now counted as written.
+    pub fn take_changed_periods(&mut self) -> Vec<(PeriodRef, PeriodState)> {
+        let mut out = Vec::new();
+        for (key, (state, changed)) in self.periods.iter_mut().filter(|(_, (_, changed))| *changed) {
+            out.push((key.clone(), *state));
+            *changed = false;
+        }
+        out
+    }
+}
