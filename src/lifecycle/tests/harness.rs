@@ -217,7 +217,6 @@ impl Harness for Pg {
             ledger = ledger.deferring(&mut deferred, &mut group);
         }
         let r = f(&mut ledger);
-        drop(ledger);
         tx.rollback().unwrap();
         r
     }
