@@ -14,6 +14,9 @@ use crate::conversions::offline::StoreAt;
 use crate::model::{BlockedAction, Channel, Status};
 use crate::store::{NewCoupon, NewLink, NewPartner, NewProgram};
 
+pub mod attribute;
+pub mod check;
+
 #[derive(Parser)]
 #[command(name = "clickgate", version, about = "Edge proxy for referral and QR links, with click-fraud checks")]
 struct Cli {
@@ -330,7 +333,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             half_life_hours.is_finite() && (0.1..=8760.0).contains(half_life_hours),
             "--half-life-hours must be in 0.1..=8760, got {half_life_hours}"
         );
-        let errors = crate::attribute::run(model, *half_life_hours, std::io::stdin().lock(), std::io::stdout().lock())?;
+        let errors = attribute::run(model, *half_life_hours, std::io::stdin().lock(), std::io::stdout().lock())?;
         return Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
     let config = Config::load(&cli.common.config)?;
@@ -357,7 +360,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = app::open_store(&config, &data_dir)?;
             let table = crate::app::load_links(&store)?;
             let pipeline = crate::edge::checks::Pipeline::build(&config.checks)?;
-            let errors = crate::check::run(&pipeline, &table, std::io::stdin().lock(), std::io::stdout().lock())?;
+            let errors = check::run(&pipeline, &table, std::io::stdin().lock(), std::io::stdout().lock())?;
             Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Program(cmd) => {
