@@ -19,8 +19,8 @@
 //! - `cluster`: the JetStream publisher and the core's durable consumer (cluster mode).
 //! - `metrics` and `admin`: Prometheus families and the admin listener.
 //! - `app`: process wiring.
-//! - `cli`: the command line, with `cli::check` (the pipeline replayed over a JSON-lines log)
-//!   and `cli::attribute` (the models over JSON-lines journeys).
+//! - `cli`: the command line, one file per subcommand, among them `cli::check` (the pipeline
+//!   replayed over a JSON-lines log) and `cli::attribute` (the models over JSON-lines journeys).
 //! - `testing`: support for the tests (a PostgreSQL schema of their own); not an API.
 
 pub mod admin;

@@ -4,9 +4,12 @@
 
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
+use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
 
+use super::{rejected_exit_code, Setup};
+use crate::app;
 use crate::edge::checks::{Pipeline, Reasons};
 use crate::edge::links::LinkTable;
 use crate::edge::{judge, Judgement};
@@ -111,6 +114,15 @@ pub fn check_line(pipeline: &Pipeline, table: &LinkTable, line: &str, clock_ms: 
             ..out(verdict.as_str(), findings.reasons, findings.observed)
         },
     })
+}
+
+/// `clickgate check`: the config's pipeline over the store's links, stdin to stdout.
+pub(super) fn command(setup: &Setup) -> anyhow::Result<ExitCode> {
+    let store = setup.store()?;
+    let table = app::load_links(&store)?;
+    let pipeline = Pipeline::build(&setup.config.checks)?;
+    let errors = run(&pipeline, &table, std::io::stdin().lock(), std::io::stdout().lock())?;
+    Ok(rejected_exit_code(errors))
 }
 
 /// Runs the replay from `input` to `output`; returns how many lines were rejected.
