@@ -11,8 +11,10 @@
 //!
 //! - `id` is a string or a number, echoed back as it came (through `serde_json::Value`, so an
 //!   integer is exact up to 64 bits).
-//! - `conversion_ts` and each touch's `ts` are Unix milliseconds (a non-negative integer) or
-//!   RFC 3339 text with an offset; text is truncated to whole milliseconds. Before 1970 is refused.
+//! - `conversion_ts` and each touch's `ts` are times as `cli::timestamp` reads them, the same
+//!   as `clickgate check`'s `ts`: RFC 3339 text with an offset, or a non-negative integer of
+//!   Unix milliseconds. An integer below 100,000,000,000 (1973-03-03 in milliseconds) looks like
+//!   Unix seconds and is refused.
 //! - `amount_minor` is a non-negative integer number of minor units (at most `i64::MAX`).
 //! - `touches` holds at most `TOUCHES_MAX` touches, in any order; `partner` is a non-empty string.
 //!   A journey without touches credits nobody and prints `"shares":[]`.
@@ -35,7 +37,8 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{parse_model, rejected_exit_code};
+use super::timestamp::unix_ms;
+use super::{json_kind, parse_model, rejected_exit_code};
 use crate::attribution::{models, Model};
 
 /// The longest input line read, in bytes; a longer line is refused and skipped.
@@ -180,12 +183,12 @@ struct Share<'a> {
 fn attribute_line(model: Model, half_life_hours: f64, line: &[u8], encoded: &mut Vec<u8>) -> Result<(), String> {
     let raw: RawJourney = serde_json::from_slice(line).map_err(|e| describe(&e))?;
     if !(raw.id.is_string() || raw.id.is_number()) {
-        return Err(format!("id: must be a string or a number, got {}", kind(&raw.id)));
+        return Err(format!("id: must be a string or a number, got {}", json_kind(&raw.id)));
     }
-    let conversion_ts_ms = timestamp_ms(&raw.conversion_ts).map_err(|why| format!("conversion_ts: {why}"))?;
+    let conversion_ts_ms = unix_ms(&raw.conversion_ts).map_err(|why| format!("conversion_ts: {why}"))?;
     let amount_minor = amount_minor(&raw.amount_minor).map_err(|why| format!("amount_minor: {why}"))?;
     let Value::Array(raw_touches) = &raw.touches else {
-        return Err(format!("touches: must be an array of {{\"partner\", \"ts\"}} objects, got {}", kind(&raw.touches)));
+        return Err(format!("touches: must be an array of {{\"partner\", \"ts\"}} objects, got {}", json_kind(&raw.touches)));
     };
     if raw_touches.len() > TOUCHES_MAX {
         return Err(format!("touches: {} touches, more than the limit of {TOUCHES_MAX}", raw_touches.len()));
@@ -194,16 +197,16 @@ fn attribute_line(model: Model, half_life_hours: f64, line: &[u8], encoded: &mut
     let mut touch_ts_ms = Vec::with_capacity(raw_touches.len());
     for (i, raw_touch) in raw_touches.iter().enumerate() {
         if !raw_touch.is_object() {
-            return Err(format!("touches[{i}]: must be an object with \"partner\" and \"ts\", got {}", kind(raw_touch)));
+            return Err(format!("touches[{i}]: must be an object with \"partner\" and \"ts\", got {}", json_kind(raw_touch)));
         }
         let touch = RawTouch::deserialize(raw_touch).map_err(|e| format!("touches[{i}]: {e}"))?;
         // The partner is moved out: `touch` is a copy that lives only in this loop.
         match touch.partner {
             Value::String(p) if !p.is_empty() => partners.push(p),
             Value::String(_) => return Err(format!("touches[{i}].partner: must not be empty")),
-            other => return Err(format!("touches[{i}].partner: must be a string, got {}", kind(&other))),
+            other => return Err(format!("touches[{i}].partner: must be a string, got {}", json_kind(&other))),
         }
-        touch_ts_ms.push(timestamp_ms(&touch.ts).map_err(|why| format!("touches[{i}].ts: {why}"))?);
+        touch_ts_ms.push(unix_ms(&touch.ts).map_err(|why| format!("touches[{i}].ts: {why}"))?);
     }
 
     let split = models::shares(model, half_life_hours, conversion_ts_ms, &touch_ts_ms, amount_minor);
@@ -239,20 +242,6 @@ fn describe(e: &serde_json::Error) -> String {
     }
 }
 
-/// Unix milliseconds from an integer or RFC 3339 text.
-fn timestamp_ms(v: &Value) -> Result<u64, String> {
-    const EXPECTED: &str = "expected Unix milliseconds (a non-negative integer) or an RFC 3339 string";
-    match v {
-        Value::Number(n) => n.as_u64().ok_or_else(|| format!("{EXPECTED}, got {n}")),
-        Value::String(s) => {
-            let at = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| format!("{s:?} is not RFC 3339: {e}"))?;
-            u64::try_from(at.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("{s:?} is before 1970"))
-        }
-        other => Err(format!("{EXPECTED}, got {}", kind(other))),
-    }
-}
-
 fn amount_minor(v: &Value) -> Result<i64, String> {
     match v {
         Value::Number(n) => match n.as_i64() {
@@ -261,18 +250,7 @@ fn amount_minor(v: &Value) -> Result<i64, String> {
             None if n.is_u64() => Err(format!("{n} is larger than {}", i64::MAX)),
             None => Err(format!("must be an integer number of minor units, got {n}")),
         },
-        other => Err(format!("must be an integer number of minor units, got {}", kind(other))),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        other => Err(format!("must be an integer number of minor units, got {}", json_kind(other))),
     }
 }
 

@@ -25,6 +25,7 @@ mod link;
 mod partner;
 mod program;
 mod serve;
+pub mod timestamp;
 
 #[derive(Parser)]
 #[command(name = "clickgate", version, about = "Edge proxy for referral and QR links, with click-fraud checks")]
@@ -54,6 +55,7 @@ enum Command {
     /// Cluster mode: the core alone. Consumes clicks from NATS JetStream; serves the API.
     Core(serve::CoreArgs),
     /// Replay `{"ip","ua","code","ts"}` JSON lines from stdin through the fraud checks.
+    #[command(after_help = timestamp::HELP)]
     Check,
     /// Manage programs.
     #[command(subcommand)]
@@ -76,6 +78,7 @@ enum Command {
     #[command(subcommand)]
     Commissions(commissions::CommissionsCmd),
     /// Split journeys read as JSON lines on stdin with a model; one line of shares out per journey.
+    #[command(after_help = timestamp::HELP)]
     Attribute(attribute::AttributeArgs),
 }
 
@@ -174,4 +177,17 @@ fn parse_model(s: &str) -> anyhow::Result<Model> {
         let names: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
         anyhow::anyhow!("--model {s:?} is not one of {}", names.join(", "))
     })
+}
+
+/// How a JSON value's type reads in an error message.
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
