@@ -1,6 +1,7 @@
 //! The command line, one file per subcommand: `serve` (also `edge` and `core`), `check`,
 //! `program`, `partner`, `link`, `coupon`, `import`, `ledger`, `commissions` and `attribute`.
-//! This file holds the top-level parser, the dispatch and what several subcommands share.
+//! This file holds the top-level parser, the dispatch and what several subcommands share;
+//! `timestamp` is the one time format that `check` and `attribute` both read.
 //!
 //! `anyhow` stops here: everything below returns typed errors.
 
