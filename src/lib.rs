@@ -17,19 +17,17 @@
 //! - `store`: programs, partners and links in the embedded SQLite file.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
 //! - `cluster`: the JetStream publisher and the core's durable consumer (cluster mode).
-//! - `attribute`: `clickgate attribute`, the models over JSON-lines journeys.
-//! - `check`: `clickgate check`, the pipeline replayed over a JSON-lines log.
 //! - `metrics` and `admin`: Prometheus families and the admin listener.
-//! - `app` and `cli`: process wiring and the command line.
+//! - `app`: process wiring.
+//! - `cli`: the command line, one file per subcommand, among them `cli::check` (the pipeline
+//!   replayed over a JSON-lines log) and `cli::attribute` (the models over JSON-lines journeys).
 //! - `testing`: support for the tests (a PostgreSQL schema of their own); not an API.
 
 pub mod admin;
 pub mod api;
 pub mod app;
-pub mod attribute;
 pub mod attribution;
 pub mod catalog;
-pub mod check;
 pub mod cli;
 pub mod click_log;
 pub mod cluster;

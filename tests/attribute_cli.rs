@@ -66,9 +66,9 @@ fn bad_lines_are_reported_by_number_and_the_rest_still_run() {
     let good = one_line(JOURNEY);
     let input = format!(
         "{good}\n{}\n{}\n{}\n{good}",
-        r#"{"id":2,"conversion_ts":1,"amount_minor":-3,"touches":[]}"#,
-        r#"{"id":3,"conversion_ts":1,"amount_minor":3,"touches":[{"partner":"","ts":1}]}"#,
-        r#"{"id":4,"conversion_ts":1,"amount_minor":3,"touches":[],"currency":"EUR"}"#,
+        r#"{"id":2,"conversion_ts":1795348800000,"amount_minor":-3,"touches":[]}"#,
+        r#"{"id":3,"conversion_ts":1795348800000,"amount_minor":3,"touches":[{"partner":"","ts":1795348800000}]}"#,
+        r#"{"id":4,"conversion_ts":1795348800000,"amount_minor":3,"touches":[],"currency":"EUR"}"#,
     );
     let (code, out, err) = attribute(&["--model", "last_click"], &input);
     assert_eq!(code, 1, "a rejected line makes the exit code 1");
@@ -82,6 +82,21 @@ fn bad_lines_are_reported_by_number_and_the_rest_still_run() {
             "line 4: touches[0].partner: must not be empty",
             "line 5: unknown field `currency`, expected one of `id`, `conversion_ts`, `amount_minor`, `touches`",
         ]
+    );
+}
+
+#[test]
+fn a_time_in_unix_seconds_is_refused_not_misread() {
+    // The journey with its conversion time in seconds: as milliseconds it would be 1970-01-21,
+    // before every touch, and last_click would still answer; it is refused instead.
+    let input = one_line(JOURNEY).replace(r#""conversion_ts":"2026-11-22T12:00:00Z""#, r#""conversion_ts":1795348800"#);
+    assert!(input.contains("1795348800,"), "{input}");
+    let (code, out, err) = attribute(&["--model", "last_click"], &input);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        "line 1: conversion_ts: 1795348800 looks like Unix seconds: give Unix milliseconds or RFC 3339 text \
+         (an integer below 100000000000, 1973-03-03 in milliseconds, is refused)\n"
     );
 }
 

@@ -19,22 +19,22 @@ fn line(ip: &str, ua: &str, ts: u64) -> String {
 #[test]
 fn check_replays_a_log_and_names_every_reason() {
     let (_d, config, data) = setup("");
-    let t = 1_763_800_019u64; // one second before a window start (seconds)
+    let t = 1_763_800_019_000u64; // one second before a window start (Unix milliseconds)
     let mut input = vec![
         line("192.0.2.1", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", t),
         line("192.0.2.2", "", t),
         line("192.0.2.3", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", t),
         line("192.0.2.4", "Twitterbot/1.0", t),
         line("192.0.2.5", CHROME, t),
-        line("192.0.2.5", CHROME, t + 1),
-        line("1.0.0.1", CHROME, t + 1),
-        line("81.2.69.160", CHROME, t + 1),
-        line("203.0.113.9", CHROME, t + 1),
+        line("192.0.2.5", CHROME, t + 1_000),
+        line("1.0.0.1", CHROME, t + 1_000),
+        line("81.2.69.160", CHROME, t + 1_000),
+        line("203.0.113.9", CHROME, t + 1_000),
     ];
     for i in 0..50 {
-        input.push(line("192.0.2.9", &format!("Mozilla/5.0 v{i}"), t + 1 + i));
+        input.push(line("192.0.2.9", &format!("Mozilla/5.0 v{i}"), t + (1 + i) * 1_000));
     }
-    input.push(r#"{"ip":"not an ip","ua":"x","code":"demo","ts":1}"#.to_string());
+    input.push(r#"{"ip":"not an ip","ua":"x","code":"demo","ts":1763800020000}"#.to_string());
     input.push(r#"{"ip":"192.0.2.10","ua":"Mozilla/5.0 h","code":"demo","ts":"2026-11-22T10:00:00Z","method":"HEAD"}"#.to_string());
     let (code, out, err) = run_cli(&config, &data, &["check"], &(input.join("\n") + "\n"));
     assert_eq!(code, 1, "one bad line makes the exit code 1: {err}");
@@ -65,6 +65,35 @@ fn check_replays_a_log_and_names_every_reason() {
     assert!(lines[59]["error"].as_str().unwrap().contains("bad input line"), "{:?}", lines[59]);
     assert_eq!(lines[59]["line"], 60);
     assert_eq!(reasons(60), ["head_request"]);
+}
+
+/// `check` reads times as `attribute` does: Unix milliseconds or RFC 3339, and an integer that
+/// looks like Unix seconds is an error on its line, never a verdict at the wrong time.
+#[test]
+fn check_refuses_a_time_in_seconds() {
+    let (_d, config, data) = setup("");
+    let input = [
+        line("192.0.2.5", CHROME, 1_763_800_019),
+        serde_json::json!({"ip": "192.0.2.5", "ua": CHROME, "code": "demo", "ts": 1_763_800_019.5}).to_string(),
+        line("192.0.2.5", CHROME, 1_763_800_019_000),
+        serde_json::json!({"ip": "192.0.2.6", "ua": CHROME, "code": "demo", "ts": "2025-11-22T08:27:00+00:00"}).to_string(),
+    ];
+    let (code, out, err) = run_cli(&config, &data, &["check"], &(input.join("\n") + "\n"));
+    assert_eq!(code, 1, "a refused line makes the exit code 1: {err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines[0]["line"], 1);
+    assert_eq!(
+        lines[0]["error"],
+        "ts: 1763800019 looks like Unix seconds: give Unix milliseconds or RFC 3339 text \
+         (an integer below 100000000000, 1973-03-03 in milliseconds, is refused)"
+    );
+    assert_eq!(lines[1]["line"], 2);
+    assert_eq!(lines[1]["error"], "ts: expected Unix milliseconds (a non-negative integer) or an RFC 3339 string, got 1763800019.5");
+    // Line 3 is line 1's click in milliseconds: valid, not a duplicate, since a refused line
+    // never reaches the pipeline.
+    assert_eq!(lines[2]["verdict"], "valid", "{:?}", lines[2]);
+    assert_eq!(lines[3]["verdict"], "valid", "{:?}", lines[3]);
 }
 
 #[test]
@@ -150,9 +179,9 @@ fn real_geolite2_databases_flag_hosting_asns_and_deny_countries() {
     let dir = tempfile::tempdir().unwrap();
     let config = std::path::Path::new(ROOT).join("config/clickgate.toml");
     let input = [
-        r#"{"ip":"8.8.8.8","ua":"Mozilla/5.0 a","code":"demo","ts":1763800000}"#,
-        r#"{"ip":"3.80.1.1","ua":"Mozilla/5.0 b","code":"demo","ts":1763800000}"#,
-        r#"{"ip":"175.45.176.1","ua":"Mozilla/5.0 c","code":"demo","ts":1763800000}"#,
+        r#"{"ip":"8.8.8.8","ua":"Mozilla/5.0 a","code":"demo","ts":1763800000000}"#,
+        r#"{"ip":"3.80.1.1","ua":"Mozilla/5.0 b","code":"demo","ts":1763800000000}"#,
+        r#"{"ip":"175.45.176.1","ua":"Mozilla/5.0 c","code":"demo","ts":1763800000000}"#,
     ];
     let (code, out, err) = run_cli(&config, &dir.path().join("data"), &["check"], &(input.join("\n") + "\n"));
     assert_eq!(code, 0, "{err}");

@@ -183,7 +183,7 @@ pub fn build_api(
     let attributor = CoreAttributor { ingest: ingest.clone(), catalog: catalog.clone(), signer: signer.clone(), click_max_age_ms };
     let writer_config = WriterConfig {
         commit_batch_len_max: config.api.commit_batch_len_max,
-        queue_len_max: config.api.commit_batch_len_max * 16,
+        queue_len_max: config.api.writer_queue_len_max,
         idempotency_ttl_ms: config.api.idempotency_ttl_hours * 3_600_000,
     };
     let (conversions, reader) = match config.core.database_url()? {

@@ -69,6 +69,9 @@ pub struct Api {
     pub connections_max: usize,
     /// Conversions written per grouped commit.
     pub commit_batch_len_max: usize,
+    /// Jobs waiting for the conversion writer (new conversions, cancels and refunds, approvals,
+    /// payouts); a request that finds the queue full waits for room. At least one commit's worth.
+    pub writer_queue_len_max: usize,
 }
 
 impl Default for Api {
@@ -83,6 +86,7 @@ impl Default for Api {
             clock_skew_ms: 300_000,
             connections_max: 1_024,
             commit_batch_len_max: 256,
+            writer_queue_len_max: 4_096,
         }
     }
 }
@@ -212,6 +216,16 @@ impl Api {
         }
         if !(1..=65_536).contains(&self.commit_batch_len_max) {
             return Err(invalid("api.commit_batch_len_max", "must be in 1..=65536"));
+        }
+        // A queue shorter than a commit would keep every group below the batch it is allowed.
+        if !(self.commit_batch_len_max..=1_048_576).contains(&self.writer_queue_len_max) {
+            return Err(invalid(
+                "api.writer_queue_len_max",
+                format!(
+                    "must be at least api.commit_batch_len_max ({}) so a whole commit can queue, and at most 1048576, got {}",
+                    self.commit_batch_len_max, self.writer_queue_len_max
+                ),
+            ));
         }
         Ok(())
     }

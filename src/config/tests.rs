@@ -22,6 +22,15 @@ fn empty_config_takes_defaults() {
     assert_eq!(c.listen.api.to_string(), "127.0.0.1:8081");
     assert_eq!(c.checks.dedup.window_ms, 3_600_000);
     assert_eq!(c.checks.dedup.fp_rate, 0.001);
+    assert_eq!((c.api.commit_batch_len_max, c.api.writer_queue_len_max), (256, 4_096));
+}
+
+#[test]
+fn the_writer_queue_may_hold_exactly_one_commit() {
+    let c = Config::parse("[api]\ncommit_batch_len_max = 8192\nwriter_queue_len_max = 8192\n", Path::new("x.toml")).unwrap();
+    assert_eq!(c.api.writer_queue_len_max, 8_192);
+    let c = Config::parse("[api]\nwriter_queue_len_max = 1048576\n", Path::new("x.toml")).unwrap();
+    assert_eq!(c.api.writer_queue_len_max, 1_048_576);
 }
 
 #[test]
@@ -56,4 +65,13 @@ fn bad_keys_are_named() {
     check_err("[listen]\nedge = \"nowhere\"\n", "invalid socket address");
     check_err("[demo]\nbogus = []\n", "unknown field `bogus`, expected one of `programs`, `partners`, `links`, `coupons`");
     check_err("[demo]\nprograms = 3\n", "invalid type: integer `3`, expected a sequence");
+    check_err(
+        "[api]\nwriter_queue_len_max = 100\n",
+        "api.writer_queue_len_max: must be at least api.commit_batch_len_max (256) so a whole commit can queue, and at most 1048576, got 100",
+    );
+    check_err(
+        "[api]\ncommit_batch_len_max = 8192\n",
+        "api.writer_queue_len_max: must be at least api.commit_batch_len_max (8192) so a whole commit can queue, and at most 1048576, got 4096",
+    );
+    check_err("[api]\nwriter_queue_len_max = 1048577\n", "api.writer_queue_len_max: must be at least api.commit_batch_len_max (256) so a whole commit can queue, and at most 1048576, got 1048577");
 }

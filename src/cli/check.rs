@@ -1,12 +1,22 @@
 //! `clickgate check`: replays `{"ip","ua","code","ts"}` lines through the edge's pipeline with
 //! `ts` as the clock, and prints each verdict with every reason. Ops use it to answer "why was
 //! this click flagged?" and to try rule changes on a real log before deploying them.
+//!
+//! `ts` is RFC 3339 text with an offset or a non-negative integer of Unix milliseconds, read by
+//! `cli::timestamp` exactly as `clickgate attribute` reads its times. An integer below
+//! 100,000,000,000 (1973-03-03 in milliseconds) looks like Unix seconds and is refused, so a log
+//! in seconds gets an error on every line instead of verdicts at the wrong time.
 
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
+use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use super::timestamp::unix_ms;
+use super::{rejected_exit_code, Setup};
+use crate::app;
 use crate::edge::checks::{Pipeline, Reasons};
 use crate::edge::links::LinkTable;
 use crate::edge::{judge, Judgement};
@@ -19,31 +29,12 @@ pub struct CheckInput {
     #[serde(default)]
     pub ua: String,
     pub code: String,
-    pub ts: Timestamp,
+    /// The click's time, the replay's clock: RFC 3339 text or Unix milliseconds, as
+    /// `cli::timestamp` reads them (an integer that looks like Unix seconds is refused).
+    pub ts: Value,
     /// `GET` (default) or `HEAD`.
     #[serde(default)]
     pub method: Option<String>,
-}
-
-/// A timestamp as Unix seconds (integer or fractional) or RFC 3339 text.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Timestamp {
-    Seconds(f64),
-    Text(String),
-}
-
-impl Timestamp {
-    /// Unix milliseconds.
-    pub fn to_ms(&self) -> Result<u64, String> {
-        match self {
-            Timestamp::Seconds(s) if s.is_finite() && *s >= 0.0 => Ok((s * 1000.0) as u64),
-            Timestamp::Seconds(s) => Err(format!("ts {s} is not a non-negative number of seconds")),
-            Timestamp::Text(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| format!("ts {t:?} is not RFC 3339: {e}"))
-                .and_then(|d| u64::try_from(d.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("ts {t:?} is before 1970"))),
-        }
-    }
 }
 
 /// One output line.
@@ -74,7 +65,7 @@ fn is_empty(r: &Reasons) -> bool {
 /// windows, like the edge's wall clock, never run backwards).
 pub fn check_line(pipeline: &Pipeline, table: &LinkTable, line: &str, clock_ms: &mut u64) -> Result<CheckOutput, String> {
     let input: CheckInput = serde_json::from_str(line).map_err(|e| format!("bad input line: {e}"))?;
-    *clock_ms = (*clock_ms).max(input.ts.to_ms()?);
+    *clock_ms = (*clock_ms).max(unix_ms(&input.ts).map_err(|e| format!("ts: {e}"))?);
     let now_ms = *clock_ms;
     let head = match input.method.as_deref() {
         None | Some("GET") => false,
@@ -111,6 +102,15 @@ pub fn check_line(pipeline: &Pipeline, table: &LinkTable, line: &str, clock_ms: 
             ..out(verdict.as_str(), findings.reasons, findings.observed)
         },
     })
+}
+
+/// `clickgate check`: the config's pipeline over the store's links, stdin to stdout.
+pub(super) fn command(setup: &Setup) -> anyhow::Result<ExitCode> {
+    let store = setup.store()?;
+    let table = app::load_links(&store)?;
+    let pipeline = Pipeline::build(&setup.config.checks)?;
+    let errors = run(&pipeline, &table, std::io::stdin().lock(), std::io::stdout().lock())?;
+    Ok(rejected_exit_code(errors))
 }
 
 /// Runs the replay from `input` to `output`; returns how many lines were rejected.
