@@ -67,6 +67,41 @@ fn check_replays_a_log_and_names_every_reason() {
     assert_eq!(reasons(60), ["head_request"]);
 }
 
+/// The edge's rate limit through the real binary with `ts` as the clock: the same burst, wait
+/// and refill at chosen instants however fast the replay runs.
+#[test]
+fn check_replays_rate_limits_with_ts_as_the_clock() {
+    // Repeats are not flagged as duplicates here: only the rate limit decides.
+    let (_d, config, data) =
+        setup("[checks.rate_limit]\nip_per_s = 2\nip_burst = 3\nsubnet_per_s = 0\nglobal_per_s = 0\n[checks.dedup]\nmode = \"off\"\n");
+    let at = |ip: &str, ms: &str| {
+        serde_json::json!({"ip": ip, "ua": CHROME, "code": "demo", "ts": format!("2025-11-22T08:00:{ms}Z")}).to_string()
+    };
+    let input = [
+        at("192.0.2.1", "00.000"),
+        at("192.0.2.1", "00.000"),
+        at("192.0.2.1", "00.000"),
+        at("192.0.2.1", "00.000"),
+        at("192.0.2.2", "00.000"),
+        at("192.0.2.1", "00.499"),
+        at("192.0.2.1", "00.500"),
+        at("192.0.2.1", "00.500"),
+        at("192.0.2.1", "01.700"),
+        at("192.0.2.1", "01.700"),
+        at("192.0.2.1", "01.700"),
+    ];
+    let (code, out, err) = run_cli(&config, &data, &["check"], &(input.join("\n") + "\n"));
+    assert_eq!(code, 0, "{err}");
+    let got: Vec<(String, Option<u64>)> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| (v["verdict"].as_str().unwrap().to_string(), v["retry_after_ms"].as_u64()))
+        .collect();
+    let ok = || ("valid".to_string(), None);
+    let limited = |ms| ("rate_limited".to_string(), Some(ms));
+    assert_eq!(got, [ok(), ok(), ok(), limited(500), ok(), limited(1), ok(), limited(500), ok(), ok(), limited(300)]);
+}
+
 #[test]
 fn link_creation_refuses_malicious_destinations() {
     let (_d, config, data) = setup("");
