@@ -1,5 +1,11 @@
 //! Test support shared by the unit and the end-to-end tests: a schema of its own in the local
 //! PostgreSQL. Not an API.
+//!
+//! Every test that needs PostgreSQL carries `#[ignore = "needs PostgreSQL at 127.0.0.1:5432; run
+//! with --include-ignored"]`, so a plain `cargo test` lists it as ignored in its summary rather
+//! than passing without a server. `cargo test -- --include-ignored` runs it, and then
+//! `PgSchema::new` fails it with a message naming the server and how to start one when none
+//! answers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,32 +24,68 @@ pub struct PgSchema {
 }
 
 impl PgSchema {
-    /// Creates `<prefix>_<pid>_<n>_<nanos>`; `None` (with a message) when no server answers,
-    /// unless `CLICKGATE_REQUIRE_SERVICES=1`, which makes that a failure.
+    /// Creates `<prefix>_<pid>_<n>_<nanos>` for a test. Panics when no server answers, naming
+    /// it and how to start one: a test that needs PostgreSQL is ignored by default, so when it
+    /// runs, the server is expected.
+    #[track_caller]
+    pub fn new(prefix: &str) -> PgSchema {
+        match PgSchema::try_new(prefix) {
+            Ok(schema) => schema,
+            Err(why) => panic!("{why}"),
+        }
+    }
+
+    /// As `new`, but `None` (with a line saying so) when no server answers, unless
+    /// `CLICKGATE_REQUIRE_SERVICES=1`, which makes that a failure. The benches use this: they
+    /// report a skipped PostgreSQL half instead of failing.
     pub fn create(prefix: &str) -> Option<PgSchema> {
+        match PgSchema::try_new(prefix) {
+            Ok(schema) => Some(schema),
+            Err(Unavailable { url, error }) if std::env::var("CLICKGATE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+                panic!("no PostgreSQL at {url} and CLICKGATE_REQUIRE_SERVICES=1: {error}")
+            }
+            Err(Unavailable { url, error }) => {
+                eprintln!("skipping: no PostgreSQL at {url} ({error}); CLICKGATE_REQUIRE_SERVICES=1 makes this a failure");
+                None
+            }
+        }
+    }
+
+    fn try_new(prefix: &str) -> Result<PgSchema, Unavailable> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let base = pg_url();
-        let mut client = match connect(&base) {
-            Ok(c) => c,
-            Err(e) if std::env::var("CLICKGATE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-                panic!("no PostgreSQL at {base} and CLICKGATE_REQUIRE_SERVICES=1: {}", chain(&e))
-            }
-            Err(e) => {
-                eprintln!("skipping: no PostgreSQL at {base} ({}); CLICKGATE_REQUIRE_SERVICES=1 makes this a failure", chain(&e));
-                return None;
-            }
-        };
+        let mut client = connect(&base).map_err(|e| Unavailable { url: base.clone(), error: chain(&e) })?;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let name = format!("{prefix}_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         client.batch_execute(&format!("CREATE SCHEMA {name}")).unwrap();
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-csearch_path%3D{name}");
-        Some(PgSchema { name, url })
+        Ok(PgSchema { name, url })
     }
 
     /// A connection to the schema.
     pub fn client(&self) -> postgres::Client {
         connect(&self.url).unwrap()
+    }
+}
+
+/// No server answered at `url`.
+struct Unavailable {
+    url: String,
+    error: String,
+}
+
+impl std::fmt::Display for Unavailable {
+    /// What a test that needs PostgreSQL fails with: the server, and how to start one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "this test needs PostgreSQL at {}, which does not answer ({}). Start a server on 127.0.0.1:5432 \
+             with trust auth for user postgres and a database named test (on Debian: apt-get install postgresql, \
+             pg_ctlcluster <version> main start, createdb -U postgres test), or point CLICKGATE_TEST_POSTGRES_URL \
+             at one. Without PostgreSQL, run cargo test without --include-ignored: it lists these tests as ignored",
+            self.url, self.error
+        )
     }
 }
 

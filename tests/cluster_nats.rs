@@ -1,7 +1,8 @@
 //! Cluster mode against a real nats-server: the edge's spool and publisher, the core's durable
 //! consumer.
 //!
-//! Each test starts its own nats-server (`common::nats`), or says why it is skipped.
+//! Each test starts its own nats-server (`common::nats`), so each is ignored unless asked for
+//! (`cargo test -- --include-ignored`), and fails without `nats-server` when it runs.
 
 mod common;
 
@@ -17,7 +18,7 @@ use clickgate::events::spool::Spool;
 use clickgate::events::ClickEvent;
 use clickgate::metrics::{ClusterMetrics, Metrics};
 use clickgate::model::ClickId;
-use common::nats::{nats_or_skip, Broker};
+use common::nats::Broker;
 use tokio::sync::watch;
 
 /// Short timeouts, so redeliveries and retries happen within a test's patience.
@@ -139,9 +140,9 @@ async fn consumer_info(url: &str, cfg: &Cluster) -> jetstream::consumer::Info {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server on PATH; run with --include-ignored"]
 async fn spooled_clicks_reach_the_core_in_order() {
-    let Some(bin) = nats_or_skip() else { return };
-    let broker = Broker::start(&bin);
+    let broker = Broker::start();
     let cfg = cluster(&broker.url(), "order");
     let dir = tempfile::tempdir().unwrap();
     let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
@@ -176,9 +177,9 @@ async fn spooled_clicks_reach_the_core_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server on PATH; run with --include-ignored"]
 async fn a_broker_outage_keeps_every_click_and_their_order() {
-    let Some(bin) = nats_or_skip() else { return };
-    let mut broker = Broker::start(&bin);
+    let mut broker = Broker::start();
     let cfg = cluster(&broker.url(), "outage");
     let dir = tempfile::tempdir().unwrap();
     let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
@@ -217,9 +218,9 @@ async fn a_broker_outage_keeps_every_click_and_their_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server on PATH; run with --include-ignored"]
 async fn a_broker_killed_mid_stream_loses_nothing() {
-    let Some(bin) = nats_or_skip() else { return };
-    let mut broker = Broker::start(&bin);
+    let mut broker = Broker::start();
     let cfg = cluster(&broker.url(), "midstream");
     let dir = tempfile::tempdir().unwrap();
     let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
@@ -258,9 +259,9 @@ async fn a_broker_killed_mid_stream_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server on PATH; run with --include-ignored"]
 async fn a_repeated_publish_is_stored_once_and_written_once() {
-    let Some(bin) = nats_or_skip() else { return };
-    let broker = Broker::start(&bin);
+    let broker = Broker::start();
     let cfg = cluster(&broker.url(), "dup");
     let dir = tempfile::tempdir().unwrap();
     let evs = events(0..2);
@@ -306,9 +307,9 @@ async fn a_repeated_publish_is_stored_once_and_written_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server on PATH; run with --include-ignored"]
 async fn a_message_that_is_no_click_is_terminated_not_redelivered() {
-    let Some(bin) = nats_or_skip() else { return };
-    let broker = Broker::start(&bin);
+    let broker = Broker::start();
     let cfg = cluster(&broker.url(), "poison");
     let evs = events(0..1);
     let js = jetstream_of(&broker.url()).await;
@@ -342,9 +343,9 @@ fn futures_block<F: std::future::Future>(f: F) -> F::Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server on PATH; run with --include-ignored"]
 async fn messages_are_acked_only_after_the_write_succeeds() {
-    let Some(bin) = nats_or_skip() else { return };
-    let broker = Broker::start(&bin);
+    let broker = Broker::start();
     let cfg = cluster(&broker.url(), "ackafter");
     let evs = events(0..20);
     create_stream(&broker.url(), &cfg).await;
@@ -384,9 +385,9 @@ async fn messages_are_acked_only_after_the_write_succeeds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server on PATH; run with --include-ignored"]
 async fn a_batch_never_written_is_redelivered_to_the_next_consumer() {
-    let Some(bin) = nats_or_skip() else { return };
-    let broker = Broker::start(&bin);
+    let broker = Broker::start();
     let cfg = cluster(&broker.url(), "redeliver");
     let evs = events(0..10);
     create_stream(&broker.url(), &cfg).await;
@@ -420,9 +421,9 @@ async fn a_batch_never_written_is_redelivered_to_the_next_consumer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server on PATH; run with --include-ignored"]
 async fn a_changed_ack_wait_applies_to_the_existing_durable() {
-    let Some(bin) = nats_or_skip() else { return };
-    let broker = Broker::start(&bin);
+    let broker = Broker::start();
     let url = broker.url();
     let mut cfg = cluster(&url, "update");
     create_stream(&url, &cfg).await;
@@ -451,9 +452,9 @@ async fn a_changed_ack_wait_applies_to_the_existing_durable() {
 /// core creates it. Edge and core starting together on fresh streams, again and again, must
 /// always get the clicks through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server on PATH; run with --include-ignored"]
 async fn edge_and_core_starting_together_get_clicks_through() {
-    let Some(bin) = nats_or_skip() else { return };
-    let broker = Broker::start(&bin);
+    let broker = Broker::start();
     let url = broker.url();
     for i in 0..20 {
         let cfg = cluster(&url, &format!("together{i}"));

@@ -149,17 +149,40 @@ fn a_large_body_is_refused_without_being_read() {
     assert_eq!(s.metric("clickgate_edge_requests_total{outcome=\"body_too_large\"}"), 2.0);
 }
 
+/// The edge judges each request at the wall clock, so the bucket may gain a cell between any
+/// two requests of this test. It asserts only what holds however slowly they go; the exact
+/// burst, refill and wait are asserted at chosen instants in `edge::checks::tests` and, through
+/// the binary with `ts` as the clock, in `cli::check_replays_rate_limits_with_ts_as_the_clock`.
 #[test]
 fn bursts_over_the_rate_limit_get_429_with_retry_after() {
     let s = Server::start(&fixture_config("[checks.rate_limit]\nip_per_s = 1\nip_burst = 5\n"));
-    let codes: Vec<String> = (0..8).map(|_| s.get("/r/demo", "192.0.2.60", CHROME)[9..12].to_string()).collect();
-    assert_eq!(codes[..5], ["302"; 5]);
-    assert_eq!(codes[5..], ["429"; 3]);
-    let r = s.get("/r/demo", "192.0.2.60", CHROME);
-    let retry: u64 = header(&r, "retry-after").unwrap().parse().unwrap();
-    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    let status = |r: &str| r[9..12].to_string();
+    // A new address starts with a full bucket: the whole burst passes, whenever it comes.
+    for _ in 0..5 {
+        assert_eq!(status(&s.get("/r/demo", "192.0.2.60", CHROME)), "302");
+    }
+    // Past it, requests outrun a refill of one a second: wait for three 429s. Each says when
+    // to retry: with one cell a second the wait is at most a second, in whole seconds 1.
+    let (mut passed, mut refused) = (5, 0);
+    for _ in 0..1_000 {
+        let r = s.get("/r/demo", "192.0.2.60", CHROME);
+        match status(&r).as_str() {
+            "302" => passed += 1,
+            "429" => {
+                refused += 1;
+                assert_eq!(header(&r, "retry-after"), Some("1"), "{r}");
+                if refused == 3 {
+                    break;
+                }
+            }
+            other => panic!("{other}: {r}"),
+        }
+    }
+    assert_eq!(refused, 3, "1,000 requests never outran one refill a second ({passed} passed)");
     assert!(s.get("/r/demo", "192.0.2.61", CHROME).starts_with("HTTP/1.1 302"), "another IP");
-    assert_eq!(s.metric("clickgate_clicks_total{verdict=\"rate_limited\"}"), 4.0);
+    assert_eq!(s.metric("clickgate_clicks_total{verdict=\"rate_limited\"}"), 3.0);
+    let clicks = ["valid", "flagged", "blocked"].map(|v| s.metric(&format!("clickgate_clicks_total{{verdict=\"{v}\"}}")));
+    assert_eq!(clicks.iter().sum::<f64>(), f64::from(passed + 1), "every 302 is a click: {clicks:?}");
 }
 
 #[test]
@@ -218,20 +241,28 @@ fn sigterm_drains_and_flushes_the_click_log() {
 
 #[test]
 fn a_full_queue_spills_to_the_spool_and_loses_nothing() {
-    // A 16-event queue whose consumer lingers a second per batch: most of a quick burst spills.
+    // A 16-event queue whose consumer lingers a second per batch: clicks that come faster than
+    // it drains spill. How many spill depends on how fast this machine sends them, so the test
+    // sends until 30 have spilled (the bound only stops a hung test) and then checks that every
+    // click sent, spilled or queued, reached the click log once.
     let mut s = Server::start(&fixture_config("[events]\nclick_queue_len_max = 16\nclick_log_linger_ms = 1000"));
-    for i in 0..60 {
-        assert!(s.get("/r/demo", &format!("192.0.2.{}", 100 + i), CHROME).starts_with("HTTP/1.1 302"));
+    let mut sent = 0;
+    while s.metric("clickgate_click_events_spilled_total") < 30.0 {
+        assert!(sent < 2_000, "{sent} clicks and fewer than 30 spilled; log:\n{}", s.log());
+        for _ in 0..20 {
+            let ip = format!("198.18.{}.{}", sent / 200, sent % 200 + 1);
+            assert!(s.get("/r/demo", &ip, CHROME).starts_with("HTTP/1.1 302"));
+            sent += 1;
+        }
     }
     let spilled = s.metric("clickgate_click_events_spilled_total");
-    assert!(spilled >= 30.0, "spilled {spilled}; log:\n{}", s.log());
     assert_eq!(s.metric("clickgate_cluster_spooled_total"), spilled, "every spill went to the spool");
     assert_eq!(s.metric("clickgate_click_events_dropped_total"), 0.0);
     let status = s.terminate();
     assert!(status.success(), "exit {status:?}; log:\n{}", s.log());
     let events = core_log(&s);
     let ids: std::collections::HashSet<_> = events.iter().map(|e| e.click_id).collect();
-    assert_eq!((events.len(), ids.len()), (60, 60), "every click reached the click log once");
+    assert_eq!((events.len(), ids.len()), (sent, sent), "every click reached the click log once");
 }
 
 /// Every event in the core's click log, after the server stopped.

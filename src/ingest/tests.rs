@@ -189,10 +189,12 @@ fn maintain_expires_old_segments_and_compacts_small_ones() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// kill -9: a child process ingests until it is killed, then the log must hold every
-// acknowledged click exactly once.
+// kill -9: the test runs itself again as a child process that ingests until it is killed,
+// then the log must hold every acknowledged click exactly once.
 // ---------------------------------------------------------------------------------------------
 
+/// Set in the child process: the same test, run as the writer that is killed.
+const CHILD: &str = "CLICKGATE_TEST_CHILD";
 const KILL9_DIR: &str = "CLICKGATE_TEST_KILL9_DIR";
 const KILL9_FROM: &str = "CLICKGATE_TEST_KILL9_FROM";
 const KILL9_SEGMENT_BYTES: &str = "CLICKGATE_TEST_KILL9_SEGMENT_BYTES";
@@ -203,17 +205,18 @@ fn kill9_config(segment_bytes_max: u64) -> Core {
     Core { segment_bytes_max, compact_segment_bytes_min: segment_bytes_max, index_clicks_max: 1_000_000, ..Core::default() }
 }
 
-/// The writer half of `kill_9_mid_ingest_loses_and_duplicates_nothing`, run in a child
-/// process; ignored unless that test starts it.
-#[test]
-#[ignore = "run as a child process by kill_9_mid_ingest_loses_and_duplicates_nothing"]
+/// The writer half of `kill_9_mid_ingest_loses_and_duplicates_nothing`, run in the child
+/// process that test starts: ingests from `KILL9_FROM` on, printing what it acknowledges,
+/// until it is killed.
 fn kill9_writer() {
-    let (Ok(dir), Ok(from), Ok(segment)) = (std::env::var(KILL9_DIR), std::env::var(KILL9_FROM), std::env::var(KILL9_SEGMENT_BYTES)) else {
-        return;
-    };
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{CHILD} is set but {k} is not: the parent test sets both"));
+    let (dir, from, segment) = (var(KILL9_DIR), var(KILL9_FROM), var(KILL9_SEGMENT_BYTES));
     let mut k: u64 = from.parse().unwrap();
     let ingest = Ingest::open(Path::new(&dir), &kill9_config(segment.parse().unwrap()), metrics(), T0_MS).unwrap();
     let mut rng = fastrand::Rng::with_seed(k);
+    // libtest may have printed "test <name> ... " without a newline: acknowledgements start on
+    // a line of their own.
+    println!();
     for i in 0..100_000 {
         // Each batch overlaps the next by half, as a broker redelivering would.
         let len = rng.u64(1..=300);
@@ -228,10 +231,19 @@ fn kill9_writer() {
             ingest.maintain(T0_MS).unwrap();
         }
     }
+    panic!("the writer ingested 100,000 batches without being killed");
 }
 
+/// Runs as the parent: starts this same test in a child process (its own test binary, with
+/// `CLICKGATE_TEST_CHILD` set) four times, kills it with SIGKILL at a random moment, cuts what
+/// it wrote but did not acknowledge, and checks the log. In the child, runs `kill9_writer`.
 #[test]
 fn kill_9_mid_ingest_loses_and_duplicates_nothing() {
+    if std::env::var_os(CHILD).is_some() {
+        return kill9_writer();
+    }
+    // The test's name as libtest knows it: its path without the crate's name.
+    let name = format!("{}::kill_9_mid_ingest_loses_and_duplicates_nothing", module_path!().split_once("::").unwrap().1);
     let dir = tempfile::tempdir().unwrap();
     let seed = fastrand::u64(..);
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -241,7 +253,8 @@ fn kill_9_mid_ingest_loses_and_duplicates_nothing() {
         let from = acked.saturating_sub(rng.u64(0..500));
         let segment_bytes: u64 = if round % 2 == 0 { 16 << 10 } else { 256 << 10 };
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "ingest::tests::kill9_writer", "--ignored", "--nocapture", "--test-threads=1"])
+            .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
             .env(KILL9_DIR, dir.path())
             .env(KILL9_FROM, from.to_string())
             .env(KILL9_SEGMENT_BYTES, segment_bytes.to_string())

@@ -205,10 +205,10 @@ pub enum Store {
 }
 
 impl Store {
-    /// A fresh PostgreSQL schema; `None` (with a message) without a server, unless
-    /// `CLICKGATE_REQUIRE_SERVICES=1`, which makes that a failure.
-    pub fn pg() -> Option<Store> {
-        clickgate::testing::PgSchema::create("e2e").map(Store::Pg)
+    /// A fresh PostgreSQL schema; fails the test, naming the server and how to start one, when
+    /// none answers (the tests that call this are ignored unless asked for).
+    pub fn pg() -> Store {
+        Store::Pg(clickgate::testing::PgSchema::new("e2e"))
     }
 
     /// The environment that points the binary at this store.
@@ -221,9 +221,29 @@ impl Store {
 }
 
 /// Runs each named test, a `fn(Store)`, on SQLite and on PostgreSQL: `<name>::sqlite` and
-/// `<name>::postgres`. (Not every test binary that includes `common` uses it.)
+/// `<name>::postgres`. The PostgreSQL one is ignored unless asked for (`--include-ignored`),
+/// and then needs the server. `on_both!(nats: ...)` is for tests that also start a
+/// nats-server: both variants are ignored, each naming what it needs. (Not every test binary
+/// that includes `common` uses it.)
 #[allow(unused_macros)]
 macro_rules! on_both {
+    (nats: $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                #[ignore = "needs nats-server on PATH; run with --include-ignored"]
+                fn sqlite() {
+                    super::$name(super::common::Store::Sqlite);
+                }
+
+                #[test]
+                #[ignore = "needs nats-server on PATH and PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
+                fn postgres() {
+                    super::$name(super::common::Store::pg());
+                }
+            }
+        )*
+    };
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
@@ -233,10 +253,9 @@ macro_rules! on_both {
                 }
 
                 #[test]
+                #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
                 fn postgres() {
-                    if let Some(store) = super::common::Store::pg() {
-                        super::$name(store);
-                    }
+                    super::$name(super::common::Store::pg());
                 }
             }
         )*

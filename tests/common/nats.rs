@@ -1,11 +1,12 @@
 //! A nats-server of a test's own.
 //!
-//! Each test starts its own `nats-server -js` on a free port with its own store directory, so it
-//! can stop and restart the broker without touching a shared one. Without `nats-server` the
-//! tests say so and pass, unless `CLICKGATE_REQUIRE_SERVICES=1`, which makes that a failure.
+//! Each test starts its own `nats-server -js` on a free 127.0.0.1 port with its own store
+//! directory, so it can stop and restart the broker without touching a shared one. The tests
+//! that need one are ignored unless asked for (`cargo test -- --include-ignored`); when they
+//! run, a missing `nats-server` fails them with a message saying how to install it.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,26 +15,36 @@ use clickgate::model::Channel;
 use clickgate::model::{ClickSigner, VisitorId};
 use clickgate::model::{Reasons, Verdict};
 
-pub const SKIP: &str = "skipping: nats-server not found on PATH; install it with apt-get install nats-server";
+/// Names the nats-server binary to run instead of searching for one.
+const NATS_SERVER_ENV: &str = "CLICKGATE_TEST_NATS_SERVER";
 
-/// `nats-server` on PATH, or in the sbin directories Debian installs it to.
-pub fn nats_server() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("nats-server"))
-        .find(|p| p.is_file())
-}
-
-pub fn nats_or_skip() -> Option<PathBuf> {
-    let found = nats_server();
-    if found.is_none() {
-        if std::env::var("CLICKGATE_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!("{SKIP}");
+/// The nats-server the tests start: `CLICKGATE_TEST_NATS_SERVER` when set, else `nats-server`
+/// on PATH or in the sbin directories Debian installs it to. Fails the test, saying how to
+/// install one, when there is none.
+pub fn nats_server() -> PathBuf {
+    let named = std::env::var_os(NATS_SERVER_ENV).map(PathBuf::from);
+    let found = match &named {
+        Some(bin) => bin.is_file().then(|| bin.clone()),
+        None => {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+                .map(|dir| dir.join("nats-server"))
+                .find(|p| p.is_file())
         }
-        eprintln!("{SKIP}");
-    }
-    found
+    };
+    found.unwrap_or_else(|| {
+        let looked = match &named {
+            Some(bin) => format!("{NATS_SERVER_ENV}={} is no file", bin.display()),
+            None => "none is on PATH nor in /usr/sbin or /usr/local/sbin".to_string(),
+        };
+        panic!(
+            "this test needs nats-server (NATS with JetStream), and {looked}; it starts its own on a free \
+             127.0.0.1 port. Install it (on Debian: apt-get install nats-server; elsewhere a release from \
+             https://github.com/nats-io/nats-server/releases) or name it in {NATS_SERVER_ENV}. Without it, run \
+             cargo test without --include-ignored: it lists these tests as ignored"
+        )
+    })
 }
 
 /// A nats-server of this test's own, stopped on drop.
@@ -51,10 +62,12 @@ pub fn init_logs() {
 }
 
 impl Broker {
-    pub fn start(bin: &Path) -> Broker {
+    /// Starts `nats_server()` on a free port; fails the test when there is no nats-server.
+    pub fn start() -> Broker {
         init_logs();
+        let bin = nats_server();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut broker = Broker { bin: bin.to_path_buf(), port, store: tempfile::tempdir().unwrap(), child: None };
+        let mut broker = Broker { bin, port, store: tempfile::tempdir().unwrap(), child: None };
         broker.restart();
         broker
     }
@@ -80,7 +93,11 @@ impl Broker {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen on {}", self.port);
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                let log = std::fs::read_to_string(store.join("nats.log")).unwrap_or_default();
+                panic!("{} exited with {status} before listening on 127.0.0.1:{}; its log:\n{log}", self.bin.display(), self.port);
+            }
+            assert!(Instant::now() < deadline, "nats-server did not listen on 127.0.0.1:{}", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -162,5 +162,60 @@ fn rate_limit_runs_before_the_link_lookup() {
     for _ in 0..2 {
         assert!(matches!(judge(&f.pipeline, &f.table, ip, CHROME, "nope", false, T0), Judgement::UnknownCode { .. }));
     }
-    assert!(matches!(judge(&f.pipeline, &f.table, ip, CHROME, "demo", false, T0), Judgement::RateLimited { retry_after_ms: 1..=1000, .. }));
+    assert!(matches!(judge(&f.pipeline, &f.table, ip, CHROME, "demo", false, T0), Judgement::RateLimited { retry_after_ms: 1000, .. }));
+}
+
+/// A clock the test moves by hand: the pipeline is given no other time.
+struct ManualClock(std::cell::Cell<u64>);
+
+impl ManualClock {
+    fn at(ms: u64) -> ManualClock {
+        ManualClock(std::cell::Cell::new(ms))
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+
+    fn advance_ms(&self, ms: u64) {
+        self.0.set(self.0.get() + ms);
+    }
+}
+
+/// The per-IP limit at chosen instants: `ip_per_s = 2` is one cell every 500 ms, and
+/// `ip_burst = 3` cells in the bucket. `Err` carries the Retry-After in milliseconds: the time
+/// until the next cell.
+#[test]
+fn rate_limit_bursts_refills_and_names_the_wait_exactly() {
+    let f = fixture("[checks.rate_limit]\nip_per_s = 2\nip_burst = 3\nsubnet_per_s = 0\nglobal_per_s = 0\n");
+    let clock = ManualClock::at(T0);
+    let (ip, other): (IpAddr, IpAddr) = ("198.51.100.201".parse().unwrap(), "198.51.100.202".parse().unwrap());
+    let check = |ip| {
+        let mut observed = Reasons::default();
+        let r = f.pipeline.rate_limit(ip, clock.now_ms(), &mut observed);
+        assert!(observed.is_empty(), "enforce mode observes nothing");
+        r
+    };
+    // A new address has the whole burst; the next click waits for one cell.
+    assert_eq!([check(ip), check(ip), check(ip)], [Ok(()); 3]);
+    assert_eq!(check(ip), Err(500));
+    // A refused click takes nothing from the bucket, and another address has its own.
+    assert_eq!(check(ip), Err(500));
+    assert_eq!(check(other), Ok(()));
+    // The wait counts down with the clock; when it is over, exactly one cell is back.
+    clock.advance_ms(499);
+    assert_eq!(check(ip), Err(1));
+    clock.advance_ms(1);
+    assert_eq!(check(ip), Ok(()));
+    assert_eq!(check(ip), Err(500));
+    // 1.2 s later two cells are back, and the third is 300 ms away.
+    clock.advance_ms(1_200);
+    assert_eq!([check(ip), check(ip)], [Ok(()); 2]);
+    assert_eq!(check(ip), Err(300));
+    // Every cell taken is back 1.3 s later (six taken since T0, one every 500 ms): the whole
+    // burst again, and no more.
+    clock.advance_ms(1_300);
+    assert_eq!(clock.now_ms(), T0 + 3_000);
+    assert_eq!([check(ip), check(ip), check(ip)], [Ok(()); 3]);
+    assert_eq!(check(ip), Err(500));
 }

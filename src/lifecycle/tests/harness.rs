@@ -2,7 +2,8 @@
 //! opens it, and a schema of its own in the local PostgreSQL.
 //!
 //! The ledger's harness (`ledger::tests::harness`) sits in a module private to `ledger`, so its
-//! connect-or-skip logic is repeated here, with the same environment variables and messages.
+//! connect logic is repeated here; both take the server from `crate::testing`, so they read the
+//! same environment variable and fail alike without a server.
 
 use std::path::{Path, PathBuf};
 
@@ -165,14 +166,14 @@ pub struct Pg {
 }
 
 impl Pg {
-    /// Connects and creates a fresh schema; `None` (with a message) when no server answers,
-    /// unless `CLICKGATE_REQUIRE_SERVICES=1`, which makes that a failure.
-    pub fn connect() -> Option<Pg> {
-        let schema = PgSchema::create("lifecycle_test")?;
+    /// Connects and creates a fresh schema; fails the test, naming the server, when none
+    /// answers (the tests that call this are ignored unless asked for).
+    pub fn connect() -> Pg {
+        let schema = PgSchema::new("lifecycle_test");
         let mut client = schema.client();
         pg::migrate(&mut client).unwrap();
         pg::migrate(&mut client).expect("migrate twice is a no-op");
-        Some(Pg { client, statements: PgStatements::default(), schema, grouped: false })
+        Pg { client, statements: PgStatements::default(), schema, grouped: false }
     }
 
     /// Runs each transaction as the writer runs a group: its deferred writes flushed before

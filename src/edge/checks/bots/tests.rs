@@ -65,16 +65,21 @@ fn missing_list_falls_back_and_malformed_list_fails() {
 /// §11: at least 96% recall on crawler agents and at most 0.5% false positives on real browser
 /// agents, over the full fetched lists. Recall is measured on every instance of every pattern,
 /// holding out each pattern in turn is not possible with a regex list, so instances of the
-/// list are the held-out set the patterns were not written from verbatim.
+/// list are the held-out set the patterns were not written from verbatim. The lists are fetched
+/// by `config/bots/fetch.sh`, not committed: ignored unless asked for, and failing without them
+/// when it runs.
 #[test]
+#[ignore = "needs the bot lists fetched by config/bots/fetch.sh; run with --include-ignored"]
 fn full_lists_meet_recall_and_false_positive_targets() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/config/bots");
     let list = format!("{root}/crawler-user-agents.json");
     let browsers = format!("{root}/browser-user-agents.txt");
-    if !std::path::Path::new(&list).exists() || !std::path::Path::new(&browsers).exists() {
-        assert!(std::env::var_os("CLICKGATE_REQUIRE_SERVICES").is_none(), "fetched bot lists missing; run config/bots/fetch.sh");
-        eprintln!("skipped: config/bots lists not fetched (run config/bots/fetch.sh)");
-        return;
+    for file in [&list, &browsers] {
+        assert!(
+            std::path::Path::new(file).exists(),
+            "this test needs the fetched bot lists, and {file} is missing: run config/bots/fetch.sh (it needs npm \
+             and the npm registry), or run cargo test without --include-ignored, which lists this test as ignored"
+        );
     }
     let b = check_with(&list);
     let entries: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&list).unwrap()).unwrap();
