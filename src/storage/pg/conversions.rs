@@ -272,9 +272,9 @@ impl ConversionTx for PgTx<'_, '_> {
         Ok(())
     }
 
-    fn recorded(&mut self, id: &str) -> Result<Option<(Vec<u8>, String)>, ConversionError> {
+    fn recorded(&mut self, id: &str) -> Result<Option<Vec<u8>>, ConversionError> {
         let row = self.query_opt("SELECT fingerprint FROM conversions WHERE id = $1", &[&id])?;
-        row.map(|r| Ok((get(&r, 0)?, String::new()))).transpose()
+        row.map(|r| get(&r, 0)).transpose()
     }
 
     fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError> {

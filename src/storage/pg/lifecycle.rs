@@ -36,17 +36,13 @@ CREATE TABLE IF NOT EXISTS commissions (
     paid_at_ms BIGINT,
     payout_id TEXT,
     reserve_seq BIGINT NOT NULL,
+    -- The order commissions were stored in: the API lists by (created_at_ms, seq), as SQLite
+    -- lists by (created_at_ms, rowid).
+    seq BIGSERIAL,
     CHECK (voided_minor + reversed_minor <= amount_minor),
     UNIQUE (conversion_id, partner, item)
 );
--- The order commissions were stored in: the API lists by (created_at_ms, seq), as SQLite lists
--- by (created_at_ms, rowid).
-ALTER TABLE commissions ADD COLUMN IF NOT EXISTS seq BIGSERIAL;
 CREATE INDEX IF NOT EXISTS commissions_due ON commissions (lock_until_ms) WHERE status = 'pending';
-DROP INDEX IF EXISTS commissions_partner;
-DROP INDEX IF EXISTS commissions_created;
-DROP INDEX IF EXISTS commissions_partner_created;
-DROP INDEX IF EXISTS commissions_payout;
 CREATE INDEX IF NOT EXISTS commissions_listed ON commissions (created_at_ms, seq);
 CREATE INDEX IF NOT EXISTS commissions_partner_listed ON commissions (partner, created_at_ms, seq);
 CREATE INDEX IF NOT EXISTS commissions_approved ON commissions (partner, currency, created_at_ms, id) WHERE status = 'approved';

@@ -23,8 +23,7 @@ use crate::storage::sqlite::lifecycle::write_period;
 ///
 /// A check on a list of values is written as `=` comparisons joined by `OR`: SQLite evaluates an
 /// `IN` list of more than two constants through a temporary b-tree that it builds and drops for
-/// every row inserted, which cost about as much as the row itself. (Files made before keep their
-/// `IN` checks, which mean the same.)
+/// every row inserted, which cost about as much as the row itself.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ledger_transfers (
     seq INTEGER PRIMARY KEY CHECK (seq > 0),

@@ -23,10 +23,8 @@ use crate::storage::sqlite::SqliteTx;
 /// The API lists commissions in `(created_at_ms, rowid)` order: an index on `created_at_ms`
 /// holds the rowid after it already, so the listing's indexes (by time, by partner and time, by
 /// payout and time) carry no 27-byte id, and their entries are about a third of the size they
-/// were when the order was `(created_at_ms, id)`: fewer pages for a group to write. The approved
-/// index keeps `id`: a payout run pays in `(created_at_ms, id)` order on both backends. Files
-/// made before get the new indexes (built once, when the file is first opened) instead of the
-/// old ones.
+/// would be with it: fewer pages for a group to write. The approved index keeps `id`: a payout
+/// run pays in `(created_at_ms, id)` order on both backends.
 ///
 /// The status check is comparisons joined by `OR`, not an `IN` list, which SQLite would build a
 /// temporary b-tree for on every insert and update (see the ledger's schema).
@@ -55,10 +53,6 @@ CREATE TABLE IF NOT EXISTS commissions (
     CHECK (voided_minor + reversed_minor <= amount_minor)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS commissions_due ON commissions (lock_until_ms) WHERE status = 'pending';
-DROP INDEX IF EXISTS commissions_partner;
-DROP INDEX IF EXISTS commissions_created;
-DROP INDEX IF EXISTS commissions_partner_created;
-DROP INDEX IF EXISTS commissions_payout;
 CREATE INDEX IF NOT EXISTS commissions_by_time ON commissions (created_at_ms);
 CREATE INDEX IF NOT EXISTS commissions_by_partner_time ON commissions (partner, created_at_ms);
 CREATE INDEX IF NOT EXISTS commissions_approved ON commissions (partner, currency, created_at_ms, id) WHERE status = 'approved';
@@ -99,25 +93,11 @@ CREATE TABLE IF NOT EXISTS commission_accrued (
 ) STRICT, WITHOUT ROWID;
 ";
 
-/// Creates the ledger and commission tables if they are missing. A file whose commissions were
-/// made with ids that do not start with their time (its accruals are in `commission_accruals`)
-/// is refused: its commissions could not be found by their conversion.
+/// Creates the ledger and commission tables if they are missing.
 pub fn migrate(conn: &Connection) -> Result<(), LifecycleError> {
-    if table_exists(conn, "commission_accruals").map_err(storage)? {
-        return Err(LifecycleError::Storage(
-            "this store file holds commissions in an earlier development format (ids without their conversion's time, \
-             table commission_accruals); open a new data directory"
-                .into(),
-        ));
-    }
     crate::storage::sqlite::ledger::migrate(conn)?;
     conn.execute_batch(SCHEMA).map_err(storage)?;
     Ok(())
-}
-
-/// Whether the file has a table of this name.
-pub fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1")?.query_row([name], |r| r.get(0))
 }
 
 /// A conversion's commissions, ordered by id: one range of the commissions' primary key.

@@ -15,11 +15,9 @@ use rusqlite::Connection;
 /// id), so it is also what makes an order unique in its program), and a partner's report reads
 /// `partner_days`, one row per (partner, day, currency) kept up to date by the writer and keyed
 /// by the day first, so a day's rows sit together on a few pages, not one row per credited
-/// conversion. A conversion's creation is its row (`received_at_ms`), not a `recorded` event
-/// row; events are the later steps. Store files made before keep their older shapes (a unique
-/// (program, order id), `recorded` rows), which the same statements read and write; their
-/// per-conversion shares are folded into `partner_days` once, when the file is opened
-/// (`fold_shares`).
+/// conversion. A conversion's creation is its row (`received_at_ms`), not an event row; events
+/// are the later steps. No answer is kept in the row: a retry rebuilds the first answer from
+/// the rows (`view::render_first`).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS conversions (
     id TEXT PRIMARY KEY,
@@ -39,10 +37,7 @@ CREATE TABLE IF NOT EXISTS conversions (
     method TEXT NOT NULL,
     attribution TEXT NOT NULL,
     status TEXT NOT NULL,
-    refunded_minor INTEGER NOT NULL CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor),
-    -- The first answer as files made before kept it; new rows leave it empty and a retry
-    -- rebuilds it from the rows (`view::render_first`).
-    first_answer TEXT NOT NULL
+    refunded_minor INTEGER NOT NULL CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor)
 );
 CREATE INDEX IF NOT EXISTS conversions_program_day ON conversions (program, day);
 CREATE TABLE IF NOT EXISTS partner_days (
@@ -85,7 +80,7 @@ pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     if let Err(e) = std::fs::create_dir_all(data_dir) {
         return Err(rusqlite::Error::InvalidPath(data_dir.join(e.to_string())));
     }
-    let mut conn = Connection::open(crate::store::Store::path(data_dir))?;
+    let conn = Connection::open(crate::store::Store::path(data_dir))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -102,33 +97,8 @@ pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", -16_384)?;
     conn.execute_batch(SCHEMA)?;
-    fold_shares(&mut conn)?;
     crate::storage::sqlite::lifecycle::migrate(&conn).map_err(|e| {
         rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR), Some(format!("migrating the ledger: {e}")))
     })?;
     Ok(conn)
-}
-
-/// Folds a file's per-conversion shares (`conversion_shares`, which files made before kept)
-/// into `partner_days`, as the partner report used to sum them, and drops them: once, in one
-/// transaction, whoever opens the file first.
-fn fold_shares(conn: &mut Connection) -> rusqlite::Result<()> {
-    use crate::storage::sqlite::lifecycle::table_exists;
-    if !table_exists(conn, "conversion_shares")? {
-        return Ok(());
-    }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if table_exists(&tx, "conversion_shares")? {
-        tx.execute_batch(
-            "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
-             SELECT s.partner, s.day, c.currency,
-                    sum(c.status != 'cancelled'), sum(CASE WHEN c.status != 'cancelled' THEN s.amount_minor ELSE 0 END),
-                    sum(CASE WHEN c.amount_minor > 0 THEN s.amount_minor * c.refunded_minor / c.amount_minor ELSE 0 END),
-                    sum(c.status = 'cancelled')
-             FROM conversion_shares s JOIN conversions c ON c.id = s.conversion_id
-             GROUP BY s.partner, s.day, c.currency;
-             DROP TABLE conversion_shares;",
-        )?;
-    }
-    tx.commit()
 }
