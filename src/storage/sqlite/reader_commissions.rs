@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn every_listing_walks_an_index_in_page_order() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
+        let conn = crate::storage::sqlite::schema::open_migrated(dir.path()).unwrap();
         let text = |s: &str| Some(s.to_string());
         // The last field: the filter matches only a handful of rows (a conversion has a commission
         // per partner and item), so sorting them is fine.
