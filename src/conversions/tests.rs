@@ -322,8 +322,8 @@ fn a_job_failing_part_way_leaves_nothing_and_its_group_commits(b: Backend) {
     assert!(matches!(again, Err(ConversionError::Commission(_))), "{again:?}");
 }
 
-/// The creation is the conversion row (no `recorded` event row is written), and the
-/// explanation starts with it, once.
+/// The creation is the conversion row (no `recorded` event row is written, and the schema
+/// refuses one), and the explanation starts with it, once.
 fn the_explanation_starts_with_the_creation_once(b: Backend) {
     let c = b.start();
     let id = conv("o-1", 1000).id();

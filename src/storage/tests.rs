@@ -1,12 +1,15 @@
 //! The schema's versions on both backends: a fresh store migrates to this build's version and a
 //! second run changes nothing; a reader refuses a store at a version it does not know, or at
-//! none, and runs no DDL.
+//! none, and runs no DDL; every stored enum's check refuses a value the code does not know.
 
 use std::path::Path;
 
 use rusqlite::Connection;
 
 use crate::conversions::view::Reader;
+use crate::ledger::AccountKind;
+use crate::lifecycle::{CommissionEvent, CommissionStatus};
+use crate::model::Channel;
 use crate::storage::migration::{Migration, SchemaError};
 use crate::storage::offline::{self, StoreAt};
 use crate::storage::{pg, sqlite};
@@ -264,4 +267,169 @@ fn a_postgresql_reader_refuses_an_unmigrated_schema_and_creates_nothing() {
         assert!(e.contains("has no schema yet") && e.contains("clickgate migrate") && e.contains(&schema.name), "{what}: {e}");
     }
     assert_eq!(pg_tables(&schema), 0, "a reader ran DDL");
+}
+
+/// An insert with one stored enum column set, the others at a known value.
+struct Case {
+    column: &'static str,
+    known: Vec<&'static str>,
+    /// Values the code does not know beyond the common ones (`unknown`).
+    also_unknown: &'static [&'static str],
+    insert: Box<Insert>,
+}
+
+/// The insert of row `n` with the column at a value.
+type Insert = dyn Fn(u64, &str) -> String;
+
+fn case(column: &'static str, known: Vec<&'static str>, insert: impl Fn(u64, &str) -> String + 'static) -> Case {
+    Case { column, known, also_unknown: &[], insert: Box::new(insert) }
+}
+
+/// A blob literal of `len` bytes holding `n`: `x'…'` on SQLite, `'\x…'::bytea` on PostgreSQL.
+type Blob = fn(u64, usize) -> String;
+
+fn sqlite_blob(n: u64, len: usize) -> String {
+    format!("x'{n:0w$x}'", w = len * 2)
+}
+
+fn pg_blob(n: u64, len: usize) -> String {
+    format!("'\\x{n:0w$x}'::bytea", w = len * 2)
+}
+
+/// Every stored enum the backends share, and its values.
+fn shared_cases(blob: Blob) -> Vec<Case> {
+    const CONVERSION_STATUS: [&str; 4] = ["pending", "confirmed", "cancelled", "refunded"];
+    const ORIGIN: [&str; 3] = ["api", "postback", "import"];
+    const METHOD: [&str; 4] = ["click_id", "visitor", "coupon", "none"];
+    let conversion = move |n: u64, origin: &str, method: &str, status: &str| {
+        format!(
+            "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, origin,
+                 fingerprint, method, attribution, status, refunded_minor)
+             VALUES ('cv-{n}', 'p', 'o-{n}', 1, 'USD', 0, 0, 0, '{origin}', {}, '{method}', '{{}}', '{status}', 0)",
+            blob(n, 8)
+        )
+    };
+    let accounts: Vec<&str> = AccountKind::ALL.iter().map(|k| k.as_str()).collect();
+    let transfer = move |n: u64, debit: &str, credit: &str, kind: &str| {
+        format!(
+            "INSERT INTO ledger_transfers (seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor,
+                 kind, commission_id, pending_id, at_ms, prev_hash, hash)
+             VALUES ({n}, {}, 'cause-{n}', '{debit}', 'p', '{credit}', 'bob', 'USD', 1, '{kind}', NULL, NULL, 0, {}, {})",
+            blob(n, 16),
+            blob(n, 32),
+            blob(n, 32)
+        )
+    };
+    assert!(CONVERSION_STATUS.iter().all(|s| crate::conversions::Status::parse(s).is_some()));
+    vec![
+        case("conversions.status", CONVERSION_STATUS.to_vec(), move |n, v| conversion(n, "api", "none", v)),
+        case("conversions.origin", ORIGIN.to_vec(), move |n, v| conversion(n, v, "none", "pending")),
+        case("conversions.method", METHOD.to_vec(), move |n, v| conversion(n, "api", v, "pending")),
+        Case {
+            also_unknown: &["recorded"],
+            ..case("conversion_events.kind", vec!["confirmed", "cancelled", "refunded"], |n, v| {
+                format!(
+                    "INSERT INTO conversion_events (conversion_id, seq, kind, amount_minor, at_ms) VALUES ('cv-0', {n}, '{v}', NULL, 0)"
+                )
+            })
+        },
+        case("commissions.status", CommissionStatus::ALL.iter().map(|s| s.as_str()).collect(), |n, v| {
+            format!(
+                "INSERT INTO commissions (id, conversion_id, program, partner, item, currency, amount_minor, voided_minor,
+                     reversed_minor, status, rule_version, period, detail, created_at_ms, lock_until_ms, reserve_seq)
+                 VALUES ('cm-{n}', 'cv-{n}', 'p', 'bob', 'base', 'USD', 1, 0, 0, '{v}', 'r', '2026-01', '{{}}', 0, 0, 0)"
+            )
+        }),
+        case("commission_events.kind", CommissionEvent::KINDS.to_vec(), move |n, v| {
+            format!(
+                "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms)
+                 VALUES ('cm-0', {n}, '{v}', 1, {}, 0)",
+                blob(n, 16)
+            )
+        }),
+        case("ledger_transfers.kind", vec!["pending", "post", "void", "single"], move |n, v| {
+            transfer(n, "program_expense", "partner_pending", v)
+        }),
+        case("ledger_transfers.debit_kind", accounts.clone(), move |n, v| transfer(n, v, "partner_pending", "single")),
+        case("ledger_transfers.credit_kind", accounts.clone(), move |n, v| transfer(n, "program_expense", v, "single")),
+        case("ledger_balances.kind", accounts, |n, v| {
+            format!(
+                "INSERT INTO ledger_balances (kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted)
+                 VALUES ('{v}', 'o-{n}', 'USD', 0, 0, 0, 0)"
+            )
+        }),
+    ]
+}
+
+/// The catalog's enums, in SQLite only.
+fn catalog_cases() -> Vec<Case> {
+    const STATUS: [&str; 3] = ["active", "paused", "expired"];
+    let link = |n: u64, channel: &str, status: &str| {
+        format!(
+            "INSERT INTO links (code, program_id, partner_id, destination, channel, utm_source, utm_medium, utm_campaign, status)
+             VALUES ('l-{n}', 1000, 1000, 'https://example.com/', '{channel}', '', '', '', '{status}')"
+        )
+    };
+    vec![
+        case("programs.status", STATUS.to_vec(), |n, v| {
+            format!("INSERT INTO programs (slug, spec, status) VALUES ('p-{n}', '{{}}', '{v}')")
+        }),
+        case("partners.status", STATUS.to_vec(), |n, v| {
+            format!("INSERT INTO partners (slug, name, email, status) VALUES ('pa-{n}', 'P', '', '{v}')")
+        }),
+        case("links.channel", Channel::ALL.iter().map(|c| c.as_str()).collect(), move |n, v| link(n, v, "active")),
+        case("links.status", STATUS.to_vec(), move |n, v| link(n, "web", v)),
+    ]
+}
+
+/// Inserts every known value of every case, and refuses every unknown one by its check.
+/// `exec` answers a refusal by a check with an error containing `CHECK`.
+fn check_enums(cases: &[Case], exec: &mut dyn FnMut(&str) -> Result<(), String>) {
+    let mut n = 0u64;
+    let mut refused = 0;
+    for c in cases {
+        for v in &c.known {
+            n += 1;
+            exec(&(c.insert)(n, v)).unwrap_or_else(|e| panic!("{} = {v:?} was refused: {e}", c.column));
+        }
+        let upper = c.known[0].to_ascii_uppercase();
+        for v in ["bogus", "", &format!("{} ", c.known[0]), &upper].into_iter().chain(c.also_unknown.iter().copied()) {
+            n += 1;
+            let r = exec(&(c.insert)(n, v));
+            assert!(r.as_ref().is_err_and(|e| e.contains("CHECK")), "{} = {v:?}: {r:?}", c.column);
+            refused += 1;
+        }
+    }
+    assert!(refused >= 4 * cases.len());
+}
+
+#[test]
+fn the_file_refuses_an_unknown_value_of_every_stored_enum() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = sqlite::schema::open_migrated(dir.path()).unwrap();
+    conn.execute_batch(
+        "INSERT INTO programs (id, slug, spec) VALUES (1000, 'parent', '{}');
+         INSERT INTO partners (id, slug, name, email) VALUES (1000, 'parent', 'P', '');",
+    )
+    .unwrap();
+    let mut exec = |sql: &str| conn.execute_batch(sql).map_err(|e| e.to_string());
+    exec(&(shared_cases(sqlite_blob)[0].insert)(0, "pending")).unwrap();
+    let mut cases = shared_cases(sqlite_blob);
+    cases.extend(catalog_cases());
+    check_enums(&cases, &mut exec);
+}
+
+#[test]
+fn a_postgresql_store_refuses_an_unknown_value_of_every_stored_enum() {
+    let Some(schema) = PgSchema::create("schema_test") else { return };
+    pg::migrate(&schema.url).unwrap();
+    let mut client = schema.client();
+    let mut exec = |sql: &str| {
+        client.batch_execute(sql).map_err(|e| match e.code() {
+            Some(&::postgres::error::SqlState::CHECK_VIOLATION) => format!("CHECK violation: {e}"),
+            _ => e.to_string(),
+        })
+    };
+    exec(&(shared_cases(pg_blob)[0].insert)(0, "pending")).unwrap();
+    check_enums(&shared_cases(pg_blob), &mut exec);
 }

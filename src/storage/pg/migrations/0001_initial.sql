@@ -1,7 +1,9 @@
 -- The whole PostgreSQL store's schema (cluster mode): the conversions and their partners'
 -- days, the commissions and the ledger, in the first schema of the connection's search path.
 -- The same tables, constraints and rules as SQLite's migration 0001, typed for PostgreSQL; the
--- catalog (programs, partners, links, coupons) stays in each node's local SQLite file.
+-- catalog (programs, partners, links, coupons) stays in each node's local SQLite file. Every
+-- stored enum carries a check, so an unknown value is refused here as well as by the code
+-- that parses it.
 
 -- The conversion tables. There is no kept first answer: a retry rebuilds it from the rows
 -- (`view::render_first`).
@@ -18,11 +20,11 @@ CREATE TABLE conversions (
     visitor_id TEXT,
     coupon_code TEXT,
     customer_ref TEXT,
-    origin TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('api', 'postback', 'import')),
     fingerprint BYTEA NOT NULL,
-    method TEXT NOT NULL,
+    method TEXT NOT NULL CHECK (method IN ('click_id', 'visitor', 'coupon', 'none')),
     attribution TEXT NOT NULL,
-    status TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'cancelled', 'refunded')),
     refunded_minor BIGINT NOT NULL CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor)
 );
 CREATE INDEX conversions_program_day ON conversions (program, day);
@@ -42,7 +44,7 @@ CREATE INDEX partner_days_by_partner ON partner_days (partner, day, currency);
 CREATE TABLE conversion_events (
     conversion_id TEXT NOT NULL REFERENCES conversions(id),
     seq BIGINT NOT NULL,
-    kind TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('confirmed', 'cancelled', 'refunded')),
     amount_minor BIGINT,
     at_ms BIGINT NOT NULL,
     PRIMARY KEY (conversion_id, seq)
@@ -63,9 +65,9 @@ CREATE TABLE ledger_transfers (
     seq BIGINT PRIMARY KEY CHECK (seq > 0),
     id BYTEA NOT NULL UNIQUE CHECK (length(id) = 16),
     cause TEXT NOT NULL,
-    debit_kind TEXT NOT NULL,
+    debit_kind TEXT NOT NULL CHECK (debit_kind IN ('program_expense', 'partner_pending', 'partner_payable', 'partner_paid')),
     debit_owner TEXT NOT NULL,
-    credit_kind TEXT NOT NULL,
+    credit_kind TEXT NOT NULL CHECK (credit_kind IN ('program_expense', 'partner_pending', 'partner_payable', 'partner_paid')),
     credit_owner TEXT NOT NULL,
     currency TEXT NOT NULL CHECK (length(currency) = 3),
     amount_minor BIGINT NOT NULL CHECK (amount_minor > 0),
@@ -86,7 +88,7 @@ CREATE TRIGGER ledger_transfers_append_only BEFORE UPDATE OR DELETE ON ledger_tr
 CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON ledger_transfers
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
 CREATE TABLE ledger_balances (
-    kind TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('program_expense', 'partner_pending', 'partner_payable', 'partner_paid')),
     owner TEXT NOT NULL,
     currency TEXT NOT NULL CHECK (length(currency) = 3),
     debits_pending BIGINT NOT NULL,
@@ -140,7 +142,7 @@ CREATE INDEX commissions_payout_listed ON commissions (payout_id, created_at_ms,
 CREATE TABLE commission_events (
     commission_id TEXT NOT NULL,
     seq BIGINT NOT NULL,
-    kind TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('created', 'voided', 'approved', 'paid', 'reversed', 'clawed_back')),
     amount_minor BIGINT NOT NULL,
     transfer_id BYTEA NOT NULL CHECK (length(transfer_id) = 16),
     at_ms BIGINT NOT NULL,

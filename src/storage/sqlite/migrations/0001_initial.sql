@@ -4,7 +4,8 @@
 --
 -- A check on a list of values is written as `=` comparisons joined by `OR`: SQLite evaluates an
 -- `IN` list of more than two constants through a temporary b-tree that it builds and drops for
--- every row inserted, which costs about as much as the row itself.
+-- every row inserted, which costs about as much as the row itself. Every stored enum carries
+-- such a check, so an unknown value is refused here as well as by the code that parses it.
 
 -- The catalog. The edge loads it whole at start and on reloads, never per request.
 CREATE TABLE programs (
@@ -70,11 +71,12 @@ CREATE TABLE conversions (
     visitor_id TEXT,
     coupon_code TEXT,
     customer_ref TEXT,
-    origin TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin = 'api' OR origin = 'postback' OR origin = 'import'),
     fingerprint BLOB NOT NULL,
-    method TEXT NOT NULL,
+    method TEXT NOT NULL CHECK (method = 'click_id' OR method = 'visitor' OR method = 'coupon' OR method = 'none'),
     attribution TEXT NOT NULL,
-    status TEXT NOT NULL,
+    status TEXT NOT NULL
+        CHECK (status = 'pending' OR status = 'confirmed' OR status = 'cancelled' OR status = 'refunded'),
     refunded_minor INTEGER NOT NULL CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor)
 );
 CREATE INDEX conversions_program_day ON conversions (program, day);
@@ -96,7 +98,7 @@ CREATE INDEX partner_days_by_partner ON partner_days (partner, day, currency);
 CREATE TABLE conversion_events (
     conversion_id TEXT NOT NULL REFERENCES conversions(id),
     seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind = 'confirmed' OR kind = 'cancelled' OR kind = 'refunded'),
     amount_minor INTEGER,
     at_ms INTEGER NOT NULL,
     PRIMARY KEY (conversion_id, seq)
@@ -117,9 +119,11 @@ CREATE TABLE ledger_transfers (
     seq INTEGER PRIMARY KEY CHECK (seq > 0),
     id BLOB NOT NULL UNIQUE CHECK (length(id) = 16),
     cause TEXT NOT NULL,
-    debit_kind TEXT NOT NULL,
+    debit_kind TEXT NOT NULL CHECK (debit_kind = 'program_expense' OR debit_kind = 'partner_pending'
+        OR debit_kind = 'partner_payable' OR debit_kind = 'partner_paid'),
     debit_owner TEXT NOT NULL,
-    credit_kind TEXT NOT NULL,
+    credit_kind TEXT NOT NULL CHECK (credit_kind = 'program_expense' OR credit_kind = 'partner_pending'
+        OR credit_kind = 'partner_payable' OR credit_kind = 'partner_paid'),
     credit_owner TEXT NOT NULL,
     currency TEXT NOT NULL CHECK (length(currency) = 3),
     amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
@@ -138,7 +142,8 @@ CREATE TRIGGER ledger_transfers_no_update BEFORE UPDATE ON ledger_transfers
 CREATE TRIGGER ledger_transfers_no_delete BEFORE DELETE ON ledger_transfers
     BEGIN SELECT RAISE(ABORT, 'ledger transfers are append-only'); END;
 CREATE TABLE ledger_balances (
-    kind TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind = 'program_expense' OR kind = 'partner_pending' OR kind = 'partner_payable'
+        OR kind = 'partner_paid'),
     owner TEXT NOT NULL,
     currency TEXT NOT NULL CHECK (length(currency) = 3),
     debits_pending INTEGER NOT NULL,
@@ -199,7 +204,8 @@ CREATE INDEX commissions_by_payout_time ON commissions (payout_id, created_at_ms
 CREATE TABLE commission_events (
     commission_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind = 'created' OR kind = 'voided' OR kind = 'approved' OR kind = 'paid' OR kind = 'reversed'
+        OR kind = 'clawed_back'),
     amount_minor INTEGER NOT NULL,
     transfer_id BLOB NOT NULL CHECK (length(transfer_id) = 16),
     at_ms INTEGER NOT NULL,
