@@ -42,7 +42,9 @@ pub struct Overrides {
     pub api_listen: Option<SocketAddr>,
 }
 
-/// Opens the store and seeds it from the config's demo section when empty.
+/// Opens the store, migrating the data dir's file to this build's schema first (a fresh data
+/// dir gets every table, so the conversion writer and readers opened after it find them), and
+/// seeds it from the config's demo section when empty.
 pub fn open_store(config: &Config, data_dir: &Path) -> anyhow::Result<Store> {
     let mut store = Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
     if seed_demo(&mut store, &config.demo)? {
@@ -212,7 +214,7 @@ pub fn build_api(
         config: config.api.clone(),
         metrics: metrics.api.clone(),
         now_ms,
-        store: std::sync::Mutex::new(Store::open(data_dir).context("opening the store for commission rules")?),
+        store: std::sync::Mutex::new(Store::connect(data_dir).context("opening the store for commission rules")?),
         commission: config.commission.clone(),
     });
     Ok((state, catalog))
@@ -508,7 +510,7 @@ pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: wat
     let links_every = Duration::from_millis(config.edge.link_reload_interval_ms);
     let compact_every = Duration::from_millis(config.core.compact_interval_ms);
     let spawned = std::thread::Builder::new().name("clickgate-upkeep".into()).spawn(move || {
-        let store = Store::open(&data_dir).map_err(|e| tracing::error!(error = %e, "cannot open the store for reloads")).ok();
+        let store = Store::connect(&data_dir).map_err(|e| tracing::error!(error = %e, "cannot open the store for reloads")).ok();
         let mut version = store.as_ref().and_then(|s| s.data_version().ok());
         let start = std::time::Instant::now();
         let (mut next_trim, mut next_geo, mut next_links, mut next_compact) =

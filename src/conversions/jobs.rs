@@ -79,7 +79,7 @@ fn record<T: ConversionTx>(
         attribution: &attributed.json,
     })?;
     if !inserted {
-        let Some((fp, first)) = tx.recorded(&id)? else {
+        let Some(fp) = tx.recorded(&id)? else {
             return Err(ConversionError::NotStored(format!("conversion {id} conflicted on insert but cannot be read")));
         };
         if fp != *fingerprint {
@@ -88,8 +88,8 @@ fn record<T: ConversionTx>(
                 c.order_id, c.program
             )));
         }
-        // Store files made before kept the answer; now it is rebuilt from the rows.
-        let body = if first.is_empty() { view::render_first(tx, &id)?.unwrap_or_default() } else { first };
+        // No answer is kept: a retry's is rebuilt from the rows.
+        let body = view::render_first(tx, &id)?.unwrap_or_default();
         return Ok(Reply::Done(Answer { status: 201, body, replayed: true }));
     }
     outcomes.push(match attribution.method {

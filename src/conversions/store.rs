@@ -83,9 +83,8 @@ pub trait ConversionTx: CommissionTx + ViewSource {
     fn keep_answer(&mut self, key: &IdempotencyKey, answer: &Answer, now_ms: u64) -> Result<(), ConversionError>;
     /// Forgets answers stored before `before_ms`.
     fn purge_answers(&mut self, before_ms: u64) -> Result<(), ConversionError>;
-    /// A recorded conversion's fingerprint and its kept first answer (empty unless a store
-    /// file made before kept one).
-    fn recorded(&mut self, id: &str) -> Result<Option<(Vec<u8>, String)>, ConversionError>;
+    /// A recorded conversion's fingerprint.
+    fn recorded(&mut self, id: &str) -> Result<Option<Vec<u8>>, ConversionError>;
     /// Inserts a new conversion's row; `false`, writing nothing, when its id is already
     /// recorded (a retry, or the same order with other fields: `recorded` tells which).
     fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError>;

@@ -262,15 +262,7 @@ fn the_first_answer_built_in_memory_is_what_a_read_back_renders(b: Backend) {
     for i in [0, 2, 3, 4] {
         assert_ne!(b.render(&id(i)).unwrap(), answers[i].body, "{} moved on", id(i));
     }
-    let Backend::Sqlite(dir) = &b else { return };
-    let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
-    let stored: Vec<String> =
-        conn.prepare("SELECT first_answer FROM conversions").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-    assert!(stored.len() == 5 && stored.iter().all(String::is_empty), "no copy of the answer is kept");
-    // A file made before kept the answer in the row: that copy is what a retry gets.
-    conn.execute("UPDATE conversions SET first_answer = '{\"kept\":1}' WHERE id = ?1", [id(1)]).unwrap();
-    let again = rt().block_on(c.write(record(1), None, 1_763_900_300_000)).unwrap();
-    assert_eq!((again.replayed, again.body.as_str()), (true, "{\"kept\":1}"));
+    assert_eq!(b.count("SELECT count(*) FROM idempotency_keys"), 0, "no copy of an answer is kept without a key");
 }
 
 /// Credits "bob" twice for an order id starting `dup`, which fails part-way through its
@@ -330,9 +322,8 @@ fn a_job_failing_part_way_leaves_nothing_and_its_group_commits(b: Backend) {
     assert!(matches!(again, Err(ConversionError::Commission(_))), "{again:?}");
 }
 
-/// The creation is the conversion row (no `recorded` event row is written), and the
-/// explanation starts with it; a store file made before, which also holds it as an event row,
-/// shows it once.
+/// The creation is the conversion row (no `recorded` event row is written, and the schema
+/// refuses one), and the explanation starts with it, once.
 fn the_explanation_starts_with_the_creation_once(b: Backend) {
     let c = b.start();
     let id = conv("o-1", 1000).id();
@@ -348,32 +339,6 @@ fn the_explanation_starts_with_the_creation_once(b: Backend) {
     };
     let expected = vec![("recorded".to_string(), view::rfc3339(7)), ("confirmed".to_string(), view::rfc3339(9))];
     assert_eq!(steps(&b), expected);
-    // A store file made before also holds the creation as an event row, at seq 0 so it sorts
-    // first: the explanation still shows it once.
-    let Backend::Sqlite(dir) = &b else { return };
-    let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
-    conn.execute(
-        "INSERT INTO conversion_events (conversion_id, seq, kind, amount_minor, at_ms) VALUES (?1, 0, 'recorded', NULL, 7)",
-        [&id],
-    )
-    .unwrap();
-    assert_eq!(steps(&b), expected);
-}
-
-/// A store file whose commissions were made with ids that do not start with their time cannot
-/// find a conversion's commissions by range: it is refused with the reason, and left as it was.
-#[test]
-fn a_file_with_commissions_of_the_earlier_id_format_is_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    drop(crate::storage::sqlite::schema::open(dir.path()).unwrap());
-    let conn = rusqlite::Connection::open(crate::store::Store::path(dir.path())).unwrap();
-    conn.execute_batch("CREATE TABLE commission_accruals (conversion_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)").unwrap();
-    drop(conn);
-    let e = crate::storage::sqlite::schema::open(dir.path()).unwrap_err().to_string();
-    assert!(e.contains("earlier development format") && e.contains("commission_accruals"), "{e}");
-    let conn = rusqlite::Connection::open(crate::store::Store::path(dir.path())).unwrap();
-    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'commission_accruals'", [], |r| r.get(0)).unwrap();
-    assert_eq!(tables, 1);
 }
 
 /// What the partner report gives for every partner, day and currency.
@@ -389,10 +354,9 @@ fn partner_day_rows(reader: &dyn Reader) -> BTreeMap<(String, u32, String), [i64
 }
 
 /// `partner_days`, which the writer keeps up to date (summed per group on SQLite), is what
-/// summing each credited conversion's share gives (the report's query over one row per share,
-/// before): through records, cancels, partial and full refunds, zero amounts, several days and
-/// currencies. A file made before, with one row per share, is folded into the same rows when
-/// opened.
+/// summing each credited conversion's share gives (what a query over one row per share would
+/// answer): through records, cancels, partial and full refunds, zero amounts, several days and
+/// currencies.
 fn partner_days_add_up_every_credited_share(b: Backend) {
     let c = b.start_with(Box::new(Split(Arc::default())), 16);
     let mut rng = fastrand::Rng::with_seed(7);
@@ -443,24 +407,6 @@ fn partner_days_add_up_every_credited_share(b: Backend) {
     let got = partner_day_rows(&*reader);
     assert_eq!(got, want);
     assert!(got.len() >= 6, "two partners, several days and currencies: {got:?}");
-    let Backend::Sqlite(dir) = &b else { return };
-    let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
-
-    // The same conversions as a file made before kept them: one share row each.
-    conn.execute_batch(
-        "DELETE FROM partner_days;
-         CREATE TABLE conversion_shares (conversion_id TEXT NOT NULL, partner TEXT NOT NULL, amount_minor INTEGER NOT NULL,
-            day INTEGER NOT NULL, PRIMARY KEY (conversion_id, partner));
-         INSERT INTO conversion_shares SELECT c.id, json_extract(s.value, '$.partner'), json_extract(s.value, '$.amount_minor'), c.day
-            FROM conversions c, json_each(c.attribution, '$.shares') s;",
-    )
-    .unwrap();
-    drop((conn, reader));
-    let reader = crate::storage::sqlite::SqliteReader::open(dir.path()).unwrap();
-    assert_eq!(partner_day_rows(&reader), want);
-    let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
-    let left: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'conversion_shares'", [], |r| r.get(0)).unwrap();
-    assert_eq!(left, 0, "folded once and dropped");
 }
 
 /// Two writers on one PostgreSQL database, as two cores in cluster mode: the same orders sent

@@ -6,12 +6,25 @@
 //! - `pg`: a PostgreSQL database, cluster mode.
 //! - `row`: the ledger transfer's columns and their decoding, shared by both.
 //! - `offline`: approval, payouts and `ledger verify` from the CLI, on either backend.
+//! - `migration`: what the backends' numbered migrations share, and `SchemaError`.
+//!
+//! **Architecture invariant:** each backend's schema is its numbered migrations, and the store
+//! records the version they reached. One owner migrates (the conversion writer at its start,
+//! `clickgate migrate` through `sqlite::migrate` and `pg::migrate`, and on SQLite the app's
+//! `Store::open` at start, all through the backend's one runner); a reader checks the version,
+//! refuses one it does not know, and never runs DDL.
 //!
 //! **Architecture invariant:** dependencies point one way, domain ← storage ← app. The domain
 //! modules hold types, traits and pure logic and never import `storage`.
 
 pub(crate) mod group;
+pub mod migration;
 pub mod offline;
 pub mod pg;
 pub(crate) mod row;
 pub mod sqlite;
+
+pub use migration::SchemaError;
+
+#[cfg(test)]
+mod tests;

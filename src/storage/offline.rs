@@ -1,6 +1,9 @@
 //! The lifecycle's admin steps run from the command line against the store, beside a running
 //! server or without one: SQLite serialises them with the writer's grouped commits (`BEGIN
 //! IMMEDIATE`, with the store's busy timeout), PostgreSQL with the ledger head's row lock.
+//! They run on a store the writer or `clickgate migrate` made, and refuse one at another schema
+//! version than this build's: they never migrate, so an admin job cannot change the schema
+//! under a running server.
 
 use std::path::{Path, PathBuf};
 
@@ -47,7 +50,7 @@ impl Open {
     fn new(at: &StoreAt) -> Result<Open, ConversionError> {
         Ok(match at {
             StoreAt::File(dir) => Open::File(schema::open(dir)?),
-            StoreAt::Pg(url) => Open::Pg(Box::new((crate::storage::pg::conversions::open(url)?, PgStatements::default()))),
+            StoreAt::Pg(url) => Open::Pg(Box::new((crate::storage::pg::conversions::connect(url)?, PgStatements::default()))),
         })
     }
 
@@ -123,7 +126,7 @@ pub struct FileCheck {
 /// rules and balances inside one read transaction (a snapshot, so a running writer cannot
 /// make it see half a group).
 pub fn verify_file(data_dir: &Path) -> Result<FileCheck, ConversionError> {
-    let path = crate::store::Store::path(data_dir);
+    let path = schema::path(data_dir);
     if !path.exists() {
         return Err(ConversionError::NotFound(format!("no store file at {}", path.display())));
     }
@@ -140,7 +143,7 @@ pub fn verify_file(data_dir: &Path) -> Result<FileCheck, ConversionError> {
 /// state, as a snapshot would be, without a snapshot's serialization failure when a writer
 /// moved the head after it began.
 pub fn verify_pg(url: &str) -> Result<FileCheck, ConversionError> {
-    let mut client = crate::storage::pg::conversions::open(url)?;
+    let mut client = crate::storage::pg::conversions::connect(url)?;
     let mut statements = PgStatements::default();
     let mut tx = client.transaction()?;
     let mut l = PgTx::with_statements(&mut tx, &mut statements);

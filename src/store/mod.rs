@@ -1,14 +1,16 @@
-//! The embedded store: programs, partners and links in a SQLite file under the data dir.
+//! The embedded store: programs, partners and links in a SQLite file under the data dir. Their
+//! tables are part of the file's schema, which `storage::sqlite::migrations` owns.
 //!
 //! The edge never reads this per request. It loads everything into a `LinkTable` at start and
 //! again whenever `PRAGMA data_version` says another connection (the CLI) changed the file.
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{currency, destination, BlockedAction, Channel, Status};
+use crate::storage::SchemaError;
 
 pub use crate::model::destination::DestinationError;
 
@@ -17,6 +19,9 @@ pub use crate::model::destination::DestinationError;
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The store is at a schema version this build does not read, or could not be migrated.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     #[error("cannot create data dir {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("{field}: {why}")]
@@ -179,41 +184,6 @@ fn check_utm(field: &'static str, s: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS programs (
-    id INTEGER PRIMARY KEY,
-    slug TEXT NOT NULL UNIQUE,
-    spec TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'expired'))
-);
-CREATE TABLE IF NOT EXISTS partners (
-    id INTEGER PRIMARY KEY,
-    slug TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    email TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'expired'))
-);
-CREATE TABLE IF NOT EXISTS coupons (
-    code TEXT NOT NULL,
-    program_id INTEGER NOT NULL REFERENCES programs(id),
-    partner_id INTEGER NOT NULL REFERENCES partners(id),
-    PRIMARY KEY (program_id, code)
-);
-CREATE TABLE IF NOT EXISTS links (
-    id INTEGER PRIMARY KEY,
-    code TEXT NOT NULL UNIQUE,
-    program_id INTEGER NOT NULL REFERENCES programs(id),
-    partner_id INTEGER NOT NULL REFERENCES partners(id),
-    destination TEXT NOT NULL,
-    channel TEXT NOT NULL CHECK (channel IN ('web', 'social', 'email', 'qr', 'offline', 'marketplace')),
-    utm_source TEXT NOT NULL,
-    utm_medium TEXT NOT NULL,
-    utm_campaign TEXT NOT NULL,
-    expires_at INTEGER,
-    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'expired'))
-);
-";
-
 /// A connection to the store file.
 pub struct Store {
     conn: Connection,
@@ -222,18 +192,35 @@ pub struct Store {
 impl Store {
     /// The store file inside `data_dir`.
     pub fn path(data_dir: &Path) -> PathBuf {
-        data_dir.join("clickgate.db")
+        crate::storage::sqlite::path(data_dir)
     }
 
-    /// Opens (creating if needed) the store under `data_dir`.
+    /// Opens the store under `data_dir`, creating it and migrating it to this build's schema
+    /// first: what the app opens at start (`serve`, `edge`, `core`) and the catalog commands of
+    /// the CLI, so a fresh data dir works. It runs the file's one migration runner
+    /// (`storage::sqlite::migrations`), as the conversion writer does; a file a newer build
+    /// migrated is refused (`StoreError::Schema`).
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
-        let conn = Connection::open(Self::path(data_dir))?;
+        let mut conn = Connection::open(Self::path(data_dir))?;
+        configure(&conn)?;
+        crate::storage::sqlite::migrations::run(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// Opens the store under `data_dir` again once `open` made it (the reloads, the API's
+    /// rules): checks that it is at this build's schema version, runs no DDL and creates no
+    /// file.
+    pub fn connect(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = Self::path(data_dir);
+        if !path.exists() {
+            let at = path.display().to_string();
+            return Err(SchemaError::Unmigrated { at, known: crate::storage::sqlite::migrations::LATEST }.into());
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
+        crate::storage::sqlite::migrations::check(&conn)?;
+        configure(&conn)?;
         Ok(Store { conn })
     }
 
@@ -431,6 +418,15 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// WAL, `synchronous=FULL` (a change is on disk when it returns), foreign keys.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
 }
 
 /// A stored enum column, parsed strictly: an unknown spelling is an error naming the column and

@@ -102,3 +102,28 @@ fn data_version_moves_when_another_connection_writes() {
     other.add_link(&link("new", "https://example.com/")).unwrap();
     assert_ne!(store.data_version().unwrap(), v);
 }
+
+/// `open` is the app's open at start: it migrates a fresh data dir. `connect`, the reloads'
+/// open, only checks the version: it refuses a data dir `open` did not make, creating nothing,
+/// and one a newer build migrated, as `open` does.
+#[test]
+fn open_migrates_a_fresh_data_dir_and_connect_only_checks_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Store::connect(dir.path()).err().expect("connect opened a missing store");
+    assert!(matches!(e, StoreError::Schema(crate::storage::SchemaError::Unmigrated { .. })), "{e}");
+    assert!(!Store::path(dir.path()).exists(), "connect created the file");
+    let store = Store::open(dir.path()).unwrap();
+    let version = |dir: &std::path::Path| -> u32 {
+        Connection::open(Store::path(dir)).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(version(dir.path()), crate::storage::sqlite::migrations::LATEST);
+    store.add_program(&program()).unwrap();
+    assert_eq!(Store::connect(dir.path()).unwrap().programs().unwrap().len(), 1);
+    assert_eq!(Store::open(dir.path()).unwrap().programs().unwrap().len(), 1, "a second open changes nothing");
+    Connection::open(Store::path(dir.path())).unwrap().pragma_update(None, "user_version", 7).unwrap();
+    for e in [Store::connect(dir.path()).err(), Store::open(dir.path()).err()] {
+        let e = e.expect("a store at version 7 was opened").to_string();
+        assert!(e.contains("is at schema version 7; this build knows 1..=1; run a newer clickgate"), "{e}");
+    }
+    assert_eq!(version(dir.path()), 7);
+}

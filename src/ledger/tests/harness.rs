@@ -7,8 +7,8 @@ use rusqlite::Connection;
 use crate::testing::PgSchema;
 
 use crate::ledger::LedgerTx;
-use crate::storage::pg::{ledger as pg, PgTx};
-use crate::storage::sqlite::{ledger as sqlite, SqliteTx};
+use crate::storage::pg::{migrations as pg_migrations, PgTx};
+use crate::storage::sqlite::{migrations, SqliteTx};
 
 /// A ledger store under test.
 pub trait Harness {
@@ -35,9 +35,9 @@ impl Sqlite {
     pub fn new() -> Sqlite {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.db");
-        let conn = open_sqlite(&path);
-        sqlite::migrate(&conn).unwrap();
-        sqlite::migrate(&conn).expect("migrate twice is a no-op");
+        let mut conn = open_sqlite(&path);
+        assert_eq!(migrations::run(&mut conn).unwrap(), migrations::LATEST);
+        assert_eq!(migrations::run(&mut conn).expect("migrate twice is a no-op"), migrations::LATEST);
         Sqlite { _dir: dir, path, conn, grouped: false }
     }
 
@@ -90,8 +90,8 @@ impl Pg {
     pub fn connect() -> Pg {
         let schema = PgSchema::new("ledger_test");
         let mut client = schema.client();
-        pg::migrate(&mut client).unwrap();
-        pg::migrate(&mut client).expect("migrate twice is a no-op");
+        assert_eq!(pg_migrations::run(&mut client).unwrap(), pg_migrations::LATEST);
+        assert_eq!(pg_migrations::run(&mut client).expect("migrate twice is a no-op"), pg_migrations::LATEST);
         Pg { client, schema, grouped: false }
     }
 

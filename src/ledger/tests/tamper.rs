@@ -1,5 +1,6 @@
 //! Tampering with the real SQLite file through a second connection, as someone with the file
-//! would: drop the append-only triggers, then change, or delete, a row. `verify` must name it.
+//! would: drop the append-only triggers, switch the checks off, then change, or delete, a row.
+//! `verify` must name it.
 
 use super::super::*;
 use super::harness::{open_sqlite, Harness, Sqlite};
@@ -17,10 +18,12 @@ fn ledger() -> Sqlite {
     h
 }
 
-/// Runs `sql` through a separate connection to the same file, with the triggers dropped.
+/// Runs `sql` through a separate connection to the same file, with the triggers dropped and
+/// the checks off (an unknown account kind is then stored, which the schema refuses).
 fn tamper(h: &Sqlite, sql: &str) {
     let conn = open_sqlite(h.path());
     conn.execute_batch("DROP TRIGGER ledger_transfers_no_update; DROP TRIGGER ledger_transfers_no_delete;").unwrap();
+    conn.pragma_update(None, "ignore_check_constraints", true).unwrap();
     conn.execute_batch(sql).unwrap();
 }
 

@@ -59,9 +59,10 @@ impl Sqlite {
     pub fn new() -> Sqlite {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lifecycle.db");
-        let conn = open_sqlite(&path);
-        sqlite::migrate(&conn).unwrap();
-        sqlite::migrate(&conn).expect("migrate twice is a no-op");
+        let mut conn = open_sqlite(&path);
+        let latest = crate::storage::sqlite::migrations::LATEST;
+        assert_eq!(crate::storage::sqlite::migrations::run(&mut conn).unwrap(), latest);
+        assert_eq!(crate::storage::sqlite::migrations::run(&mut conn).expect("migrate twice is a no-op"), latest);
         Sqlite { _dir: dir, path, conn, grouped: false }
     }
 
@@ -171,8 +172,9 @@ impl Pg {
     pub fn connect() -> Pg {
         let schema = PgSchema::new("lifecycle_test");
         let mut client = schema.client();
-        pg::migrate(&mut client).unwrap();
-        pg::migrate(&mut client).expect("migrate twice is a no-op");
+        let latest = crate::storage::pg::migrations::LATEST;
+        assert_eq!(crate::storage::pg::migrations::run(&mut client).unwrap(), latest);
+        assert_eq!(crate::storage::pg::migrations::run(&mut client).expect("migrate twice is a no-op"), latest);
         Pg { client, statements: PgStatements::default(), schema, grouped: false }
     }
 

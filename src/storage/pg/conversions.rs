@@ -6,8 +6,8 @@
 //! from (program, order id) and is its primary key, so two cores recording one order conflict
 //! and the loser's group runs again (its job answers a storage error and the client's retry
 //! replays the first answer); a transition locks its conversion's row; every lifecycle step
-//! locks the ledger head (`lifecycle::pg`). Tables are created under an advisory lock, so
-//! cores starting together do not race on the catalog.
+//! locks the ledger head (`lifecycle::pg`). The schema is migrated under an advisory lock
+//! (`migrations`), so cores starting together do not race on the catalog.
 
 use ::postgres::{Client, IsolationLevel, NoTls, Row};
 
@@ -20,88 +20,37 @@ use crate::storage::pg::PgStatements;
 use crate::storage::pg::PgTx;
 use crate::storage::row::COMMISSION_COLUMNS;
 
-/// The conversion tables of `schema.rs`, typed for PostgreSQL. There is no kept first answer:
-/// a retry rebuilds it from the rows (`view::render_first`).
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS conversions (
-    id TEXT PRIMARY KEY,
-    program TEXT NOT NULL,
-    order_id TEXT NOT NULL,
-    amount_minor BIGINT NOT NULL CHECK (amount_minor >= 0),
-    currency TEXT NOT NULL,
-    occurred_at_ms BIGINT NOT NULL,
-    day BIGINT NOT NULL,
-    received_at_ms BIGINT NOT NULL,
-    click_id TEXT,
-    visitor_id TEXT,
-    coupon_code TEXT,
-    customer_ref TEXT,
-    origin TEXT NOT NULL,
-    fingerprint BYTEA NOT NULL,
-    method TEXT NOT NULL,
-    attribution TEXT NOT NULL,
-    status TEXT NOT NULL,
-    refunded_minor BIGINT NOT NULL CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor)
-);
-CREATE INDEX IF NOT EXISTS conversions_program_day ON conversions (program, day);
-CREATE TABLE IF NOT EXISTS partner_days (
-    partner TEXT NOT NULL,
-    day BIGINT NOT NULL,
-    currency TEXT NOT NULL,
-    conversions BIGINT NOT NULL,
-    revenue_minor BIGINT NOT NULL,
-    refunded_minor BIGINT NOT NULL,
-    cancelled BIGINT NOT NULL,
-    PRIMARY KEY (day, partner, currency)
-);
-CREATE INDEX IF NOT EXISTS partner_days_by_partner ON partner_days (partner, day, currency);
-CREATE TABLE IF NOT EXISTS conversion_events (
-    conversion_id TEXT NOT NULL REFERENCES conversions(id),
-    seq BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    amount_minor BIGINT,
-    at_ms BIGINT NOT NULL,
-    PRIMARY KEY (conversion_id, seq)
-);
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key TEXT PRIMARY KEY,
-    request_hash BYTEA NOT NULL,
-    status INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    created_ms BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_ms);
-";
-
-/// Connects to `url` (plain TCP or a Unix socket; TLS is not built in) and creates every table
-/// of the store that is missing, under an advisory lock: what the writer and the command line
+/// Connects to `url` (plain TCP or a Unix socket; TLS is not built in) and migrates the store
+/// to this build's schema (`migrations::run`, under an advisory lock): the conversion writer's
 /// open. The synchronous client runs a runtime of its own, which cannot start on a thread
 /// already inside one, so this runs on a thread of its own; queries then run on the writer's
 /// thread or in `spawn_blocking`.
 pub fn open(url: &str) -> Result<Client, ConversionError> {
     off_runtime(|| {
         let mut client = connect_here(url)?;
-        let mut tx = client.transaction()?;
-        tx.batch_execute("SELECT pg_advisory_xact_lock(7236040123)")?;
-        super::lifecycle::migrate(&mut tx)?;
-        tx.batch_execute(SCHEMA)?;
-        tx.commit()?;
+        super::migrations::run(&mut client)?;
         Ok(client)
     })
 }
 
-/// Connects to `url` without touching the tables: the API's reader (the writer opened the
-/// store first) and every reconnection.
+/// Connects to `url` and checks that the store is at this build's schema version, running no
+/// DDL: the API's reader, the command line's admin jobs and every reconnection. A store at
+/// another version, or at none, is refused (`SchemaError`).
 pub fn connect(url: &str) -> Result<Client, ConversionError> {
-    off_runtime(|| connect_here(url))
+    off_runtime(|| {
+        let mut client = connect_here(url)?;
+        super::migrations::check(&mut client)?;
+        Ok(client)
+    })
 }
 
-fn off_runtime(f: impl FnOnce() -> Result<Client, ConversionError> + Send) -> Result<Client, ConversionError> {
+/// Runs `f` on a thread of its own (see `open`).
+pub(super) fn off_runtime<T: Send>(f: impl FnOnce() -> Result<T, ConversionError> + Send) -> Result<T, ConversionError> {
     std::thread::scope(|s| s.spawn(f).join())
         .unwrap_or_else(|_| Err(ConversionError::NotStored("connecting to PostgreSQL panicked".into())))
 }
 
-fn connect_here(url: &str) -> Result<Client, ConversionError> {
+pub(super) fn connect_here(url: &str) -> Result<Client, ConversionError> {
     let mut config: ::postgres::Config =
         url.parse().map_err(|e| ConversionError::Invalid { field: "database_url", why: format!("not a PostgreSQL URL: {e}") })?;
     if config.get_connect_timeout().is_none() {
@@ -123,7 +72,8 @@ impl Reconnecting {
     }
 
     /// The connection and its statements; a new connection, with none prepared yet, after the
-    /// server dropped the last.
+    /// server dropped the last. A new connection checks the schema version (`connect`): a
+    /// store a newer build migrated meanwhile is refused.
     pub(crate) fn get(&mut self) -> Result<(&mut Client, &mut PgStatements), ConversionError> {
         if self.live.as_ref().is_none_or(|(c, _)| c.is_closed()) {
             self.live = None;
@@ -138,8 +88,9 @@ impl Reconnecting {
 /// One connection's grouped transactions: the writer's backend in cluster mode.
 pub(super) struct PgGroups(Reconnecting);
 
-/// Connects to a PostgreSQL store (cluster mode), creates its tables if they are missing and
-/// starts the conversion writer thread.
+/// Connects to a PostgreSQL store (cluster mode), migrates it to this build's schema (the
+/// writer is the schema's owner; a store a newer build migrated is refused) and starts the
+/// conversion writer thread.
 pub fn start(
     url: &str,
     config: crate::conversions::WriterConfig,
@@ -291,9 +242,9 @@ impl ConversionTx for PgTx<'_, '_> {
         Ok(())
     }
 
-    fn recorded(&mut self, id: &str) -> Result<Option<(Vec<u8>, String)>, ConversionError> {
+    fn recorded(&mut self, id: &str) -> Result<Option<Vec<u8>>, ConversionError> {
         let row = self.query_opt("SELECT fingerprint FROM conversions WHERE id = $1", &[&id])?;
-        row.map(|r| Ok((get(&r, 0)?, String::new()))).transpose()
+        row.map(|r| get(&r, 0)).transpose()
     }
 
     fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError> {

@@ -1,72 +1,20 @@
 //! The ledger in PostgreSQL, for cluster mode: the same rows and rules as SQLite.
 //!
-//! `PgTx` borrows an open `postgres::Transaction` and never commits. `head` locks the head
-//! row (`FOR UPDATE`), so writers in several processes append one at a time and the chain stays
-//! a single line. With `PgStatements`, each statement is prepared once per connection and then
-//! only bound and executed: one round trip instead of two.
+//! The tables are the store's migrations (`pg::migrations`). `PgTx` borrows an open
+//! `postgres::Transaction` and never commits. `head` locks the head row (`FOR UPDATE`), so
+//! writers in several processes append one at a time and the chain stays a single line. With
+//! `PgStatements`, each statement is prepared once per connection and then only bound and
+//! executed: one round trip instead of two.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use ::postgres::types::ToSql;
-use ::postgres::{GenericClient, Row, Statement, Transaction};
+use ::postgres::{Row, Statement, Transaction};
 
 use crate::ledger::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
 use crate::storage::group::GroupState;
 use crate::storage::row::{account, bytes, currency, decode, sorted, COLUMNS};
-
-/// The same tables as SQLite's, with the same constraints; a trigger makes transfers
-/// append-only.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS ledger_transfers (
-    seq BIGINT PRIMARY KEY CHECK (seq > 0),
-    id BYTEA NOT NULL UNIQUE CHECK (length(id) = 16),
-    cause TEXT NOT NULL,
-    debit_kind TEXT NOT NULL,
-    debit_owner TEXT NOT NULL,
-    credit_kind TEXT NOT NULL,
-    credit_owner TEXT NOT NULL,
-    currency TEXT NOT NULL CHECK (length(currency) = 3),
-    amount_minor BIGINT NOT NULL CHECK (amount_minor > 0),
-    kind TEXT NOT NULL CHECK (kind IN ('pending', 'post', 'void', 'single')),
-    commission_id TEXT,
-    pending_id BYTEA CHECK (pending_id IS NULL OR length(pending_id) = 16),
-    at_ms BIGINT NOT NULL,
-    prev_hash BYTEA NOT NULL CHECK (length(prev_hash) = 32),
-    hash BYTEA NOT NULL CHECK (length(hash) = 32)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS ledger_transfers_resolution ON ledger_transfers (pending_id) WHERE pending_id IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS ledger_transfers_commission ON ledger_transfers (commission_id, kind)
-    WHERE commission_id IS NOT NULL AND kind IN ('post', 'single');
-CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'ledger transfers are append-only'; END $$;
-CREATE OR REPLACE TRIGGER ledger_transfers_append_only BEFORE UPDATE OR DELETE ON ledger_transfers
-    FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
-CREATE OR REPLACE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON ledger_transfers
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
-CREATE TABLE IF NOT EXISTS ledger_balances (
-    kind TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    currency TEXT NOT NULL CHECK (length(currency) = 3),
-    debits_pending BIGINT NOT NULL,
-    credits_pending BIGINT NOT NULL,
-    debits_posted BIGINT NOT NULL,
-    credits_posted BIGINT NOT NULL,
-    PRIMARY KEY (kind, owner, currency)
-);
-CREATE TABLE IF NOT EXISTS ledger_head (
-    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
-    seq BIGINT NOT NULL,
-    hash BYTEA NOT NULL CHECK (length(hash) = 32)
-);
-INSERT INTO ledger_head (singleton, seq, hash) VALUES (1, 0, decode(repeat('00', 32), 'hex')) ON CONFLICT DO NOTHING;
-";
-
-/// Creates the ledger tables in the first schema of the search path, if they are missing.
-pub fn migrate(client: &mut impl GenericClient) -> Result<(), LedgerError> {
-    client.batch_execute(SCHEMA)?;
-    Ok(())
-}
 
 /// Prepared statements of one connection, by their SQL. Prepared statements live as long as
 /// the connection (a rolled-back transaction keeps them), so one cache serves every transaction

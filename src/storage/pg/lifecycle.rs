@@ -1,99 +1,18 @@
 //! Commission rows in PostgreSQL, in the same schema and transaction as the ledger (cluster
-//! mode): the same tables and constraints as SQLite's.
+//! mode): the same tables and constraints as SQLite's, in the store's migrations
+//! (`pg::migrations`).
 //!
 //! Several processes may run lifecycle steps at once here, so the reads a step decides on
 //! first take the ledger head's row lock: steps on the same data run one after another, each
 //! seeing what the one before committed.
 
-use ::postgres::{GenericClient, Row};
+use ::postgres::Row;
 
 use crate::commission::{PeriodState, RuleSet};
 use crate::ledger::{currency_str, parse_currency, TransferId};
 use crate::lifecycle::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
 use crate::storage::pg::PgTx;
 use crate::storage::row::COMMISSION_COLUMNS;
-
-/// The commission tables of `sqlite.rs`, typed for PostgreSQL. A trigger makes
-/// `commission_events` append-only, as the ledger's makes its transfers.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS commissions (
-    id TEXT PRIMARY KEY,
-    conversion_id TEXT NOT NULL,
-    program TEXT NOT NULL,
-    partner TEXT NOT NULL,
-    item TEXT NOT NULL,
-    currency TEXT NOT NULL CHECK (length(currency) = 3),
-    amount_minor BIGINT NOT NULL CHECK (amount_minor > 0),
-    voided_minor BIGINT NOT NULL CHECK (voided_minor >= 0),
-    reversed_minor BIGINT NOT NULL CHECK (reversed_minor >= 0),
-    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'paid', 'voided', 'reversed')),
-    rule_version TEXT NOT NULL,
-    period TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    created_at_ms BIGINT NOT NULL,
-    lock_until_ms BIGINT NOT NULL,
-    approved_at_ms BIGINT,
-    paid_at_ms BIGINT,
-    payout_id TEXT,
-    reserve_seq BIGINT NOT NULL,
-    CHECK (voided_minor + reversed_minor <= amount_minor),
-    UNIQUE (conversion_id, partner, item)
-);
--- The order commissions were stored in: the API lists by (created_at_ms, seq), as SQLite lists
--- by (created_at_ms, rowid).
-ALTER TABLE commissions ADD COLUMN IF NOT EXISTS seq BIGSERIAL;
-CREATE INDEX IF NOT EXISTS commissions_due ON commissions (lock_until_ms) WHERE status = 'pending';
-DROP INDEX IF EXISTS commissions_partner;
-DROP INDEX IF EXISTS commissions_created;
-DROP INDEX IF EXISTS commissions_partner_created;
-DROP INDEX IF EXISTS commissions_payout;
-CREATE INDEX IF NOT EXISTS commissions_listed ON commissions (created_at_ms, seq);
-CREATE INDEX IF NOT EXISTS commissions_partner_listed ON commissions (partner, created_at_ms, seq);
-CREATE INDEX IF NOT EXISTS commissions_approved ON commissions (partner, currency, created_at_ms, id) WHERE status = 'approved';
-CREATE INDEX IF NOT EXISTS commissions_payout_listed ON commissions (payout_id, created_at_ms, seq) WHERE payout_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS commission_events (
-    commission_id TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    amount_minor BIGINT NOT NULL,
-    transfer_id BYTEA NOT NULL CHECK (length(transfer_id) = 16),
-    at_ms BIGINT NOT NULL,
-    PRIMARY KEY (commission_id, seq)
-);
-CREATE OR REPLACE FUNCTION commission_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'commission events are append-only'; END $$;
-CREATE OR REPLACE TRIGGER commission_events_append_only BEFORE UPDATE OR DELETE ON commission_events
-    FOR EACH ROW EXECUTE FUNCTION commission_events_append_only();
-CREATE OR REPLACE TRIGGER commission_events_no_truncate BEFORE TRUNCATE ON commission_events
-    FOR EACH STATEMENT EXECUTE FUNCTION commission_events_append_only();
-CREATE TABLE IF NOT EXISTS commission_periods (
-    program TEXT NOT NULL,
-    partner TEXT NOT NULL,
-    currency TEXT NOT NULL,
-    period TEXT NOT NULL,
-    volume_minor BIGINT NOT NULL,
-    conversions BIGINT NOT NULL,
-    commission_minor BIGINT NOT NULL,
-    bonuses_paid BIGINT NOT NULL,
-    PRIMARY KEY (program, partner, currency, period)
-);
-CREATE TABLE IF NOT EXISTS commission_rules (
-    version TEXT PRIMARY KEY,
-    rules TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS commission_accruals (
-    conversion_id TEXT PRIMARY KEY,
-    at_ms BIGINT NOT NULL
-);
-";
-
-/// Creates the ledger and commission tables in the first schema of the search path, if they
-/// are missing.
-pub fn migrate(client: &mut impl GenericClient) -> Result<(), LifecycleError> {
-    crate::storage::pg::ledger::migrate(client)?;
-    client.batch_execute(SCHEMA).map_err(storage)?;
-    Ok(())
-}
 
 /// Worded like the ledger's PostgreSQL errors: the SQLSTATE and the server's message.
 fn storage(e: ::postgres::Error) -> LifecycleError {

@@ -1,14 +1,17 @@
 //! The PostgreSQL backend (cluster mode): `PgTx` is one open transaction, on which every domain
 //! store trait is implemented, with the conversion writer's grouped commits, the reconnecting
-//! connection and the API's reader.
+//! connection and the API's reader. The schema is `migrations`, applied by the writer at its
+//! start and by `migrate`; the reader and every reconnection only check its version.
 
 pub mod conversions;
 pub mod ledger;
 pub mod lifecycle;
+pub mod migrations;
 pub mod reader;
 
 pub use conversions::start;
 pub use ledger::{PgStatements, PgTx};
+pub use migrations::migrate;
 pub use reader::PgReader;
 
 impl From<::postgres::Error> for crate::conversions::ConversionError {

@@ -26,7 +26,9 @@ pub struct PgReader {
 type Args = Vec<Box<dyn ToSql + Sync + Send>>;
 
 impl PgReader {
-    /// Connects to the store; the writer, opened first, created its tables.
+    /// Connects to the store, which the writer or `clickgate migrate` made: a store at another
+    /// schema version than this build's, or at none, is refused, and nothing is created. So is
+    /// each reconnection.
     pub fn open(url: &str) -> Result<PgReader, ConversionError> {
         Ok(PgReader { conn: Mutex::new(Reconnecting::new(url, connect(url)?)) })
     }

@@ -41,10 +41,9 @@ impl ViewSource for SqliteTx<'_> {
     }
 
     fn conversion_events(&mut self, id: &str) -> Result<Vec<ConversionEvent>, ConversionError> {
-        // The creation is the row itself; store files made before also hold it as an event.
-        let mut st = self.conn().prepare_cached(
-            "SELECT kind, amount_minor, at_ms FROM conversion_events WHERE conversion_id = ?1 AND kind != 'recorded' ORDER BY seq",
-        )?;
+        // The creation is the row itself, not an event.
+        let mut st =
+            self.conn().prepare_cached("SELECT kind, amount_minor, at_ms FROM conversion_events WHERE conversion_id = ?1 ORDER BY seq")?;
         let rows = st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
         Ok(rows)
     }
@@ -84,25 +83,20 @@ impl ConversionTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn recorded(&mut self, id: &str) -> Result<Option<(Vec<u8>, String)>, ConversionError> {
-        let found = self
-            .conn()
-            .prepare_cached("SELECT fingerprint, first_answer FROM conversions WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+    fn recorded(&mut self, id: &str) -> Result<Option<Vec<u8>>, ConversionError> {
+        let found =
+            self.conn().prepare_cached("SELECT fingerprint FROM conversions WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
         Ok(found)
     }
 
     fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError> {
         let c = row.conversion;
-        // The conflict target's index is checked first, so a store file made before, with its
-        // unique (program, order id) too, also comes back with nothing inserted.
         let inserted = self
             .conn()
             .prepare_cached(
                 "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
-                     visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor, first_answer)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0, '')
+                     visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0)
                  ON CONFLICT (id) DO NOTHING",
             )?
             .execute(params![

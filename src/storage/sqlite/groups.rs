@@ -10,14 +10,16 @@ use crate::conversions::{store, Acks, Attributor, ConversionError, Conversions, 
 use crate::lifecycle::LifecycleError;
 use crate::metrics::ApiMetrics;
 
-/// Opens the conversion tables in the store file under `data_dir` and starts the writer thread.
+/// Opens the store file under `data_dir`, migrating it to this build's schema first (the
+/// writer is the schema's owner; a file a newer build migrated is refused), and starts the
+/// writer thread.
 pub fn start(
     data_dir: &Path,
     config: WriterConfig,
     attributor: Box<dyn Attributor>,
     metrics: ApiMetrics,
 ) -> Result<Conversions, ConversionError> {
-    let conn = schema::open(data_dir)?;
+    let conn = schema::open_migrated(data_dir)?;
     // Checkpoints run on a thread of their own (see `checkpoint`), not inside the
     // writer's commits.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;

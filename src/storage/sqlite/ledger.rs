@@ -1,6 +1,7 @@
 //! The ledger in SQLite: the embedded default, in the same file and transaction as conversions.
 //!
-//! Whoever opens the connection sets WAL and `synchronous=FULL`; `migrate` creates the tables.
+//! Whoever opens the connection sets WAL and `synchronous=FULL`; the tables, their checks and
+//! triggers are the file's migrations (`sqlite::migrations`).
 //! `SqliteTx` borrows an open transaction or savepoint (both deref to `Connection`) and never
 //! commits: the caller does, once per group.
 
@@ -14,63 +15,6 @@ use crate::ledger::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, Stored
 use crate::storage::row::{account, bytes, currency, decode, sorted, COLUMNS};
 use crate::storage::sqlite::conversions::write_partner_day;
 use crate::storage::sqlite::lifecycle::write_period;
-
-/// Uniqueness of ids, of a pending's resolution and of a commission's posting is enforced by the
-/// schema too, so a bug above cannot store a duplicate. The triggers refuse any change to a
-/// stored transfer or the deletion of one: the table is append-only.
-///
-/// A check on a list of values is written as `=` comparisons joined by `OR`: SQLite evaluates an
-/// `IN` list of more than two constants through a temporary b-tree that it builds and drops for
-/// every row inserted, which cost about as much as the row itself. (Files made before keep their
-/// `IN` checks, which mean the same.)
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS ledger_transfers (
-    seq INTEGER PRIMARY KEY CHECK (seq > 0),
-    id BLOB NOT NULL UNIQUE CHECK (length(id) = 16),
-    cause TEXT NOT NULL,
-    debit_kind TEXT NOT NULL,
-    debit_owner TEXT NOT NULL,
-    credit_kind TEXT NOT NULL,
-    credit_owner TEXT NOT NULL,
-    currency TEXT NOT NULL CHECK (length(currency) = 3),
-    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
-    kind TEXT NOT NULL CHECK (kind = 'pending' OR kind = 'post' OR kind = 'void' OR kind = 'single'),
-    commission_id TEXT,
-    pending_id BLOB CHECK (pending_id IS NULL OR length(pending_id) = 16),
-    at_ms INTEGER NOT NULL,
-    prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),
-    hash BLOB NOT NULL CHECK (length(hash) = 32)
-) STRICT;
-CREATE UNIQUE INDEX IF NOT EXISTS ledger_transfers_resolution ON ledger_transfers (pending_id) WHERE pending_id IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS ledger_transfers_commission ON ledger_transfers (commission_id, kind)
-    WHERE commission_id IS NOT NULL AND kind IN ('post', 'single');
-CREATE TRIGGER IF NOT EXISTS ledger_transfers_no_update BEFORE UPDATE ON ledger_transfers
-    BEGIN SELECT RAISE(ABORT, 'ledger transfers are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_transfers_no_delete BEFORE DELETE ON ledger_transfers
-    BEGIN SELECT RAISE(ABORT, 'ledger transfers are append-only'); END;
-CREATE TABLE IF NOT EXISTS ledger_balances (
-    kind TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    currency TEXT NOT NULL CHECK (length(currency) = 3),
-    debits_pending INTEGER NOT NULL,
-    credits_pending INTEGER NOT NULL,
-    debits_posted INTEGER NOT NULL,
-    credits_posted INTEGER NOT NULL,
-    PRIMARY KEY (kind, owner, currency)
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ledger_head (
-    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
-    seq INTEGER NOT NULL,
-    hash BLOB NOT NULL CHECK (length(hash) = 32)
-) STRICT;
-INSERT OR IGNORE INTO ledger_head (singleton, seq, hash) VALUES (1, 0, zeroblob(32));
-";
-
-/// Creates the ledger tables if they are missing.
-pub fn migrate(conn: &Connection) -> Result<(), LedgerError> {
-    conn.execute_batch(SCHEMA)?;
-    Ok(())
-}
 
 /// One open SQLite transaction (or savepoint) of the ledger. In grouped mode (`grouped`), the
 /// head and balance writes wait for `flush` (see `Deferred`), and so do some of the tables that

@@ -1,4 +1,6 @@
 //! Commission rows in SQLite, in the same file and transaction as the ledger and conversions.
+//! The tables, and why they are keyed and indexed as they are, are the file's migrations
+//! (`sqlite::migrations`).
 
 use std::sync::LazyLock;
 
@@ -10,115 +12,6 @@ use crate::commission::{PeriodState, RuleSet};
 use crate::ledger::{currency_str, parse_currency, TransferId};
 use crate::lifecycle::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
 use crate::storage::sqlite::SqliteTx;
-
-/// The commission tables. `commission_events` is append-only like the ledger's transfers; a
-/// commission row holds the current state, which its events and transfers explain.
-///
-/// No key here is a hash alone: commission ids start with their conversion's second
-/// (`commission_id`), accruals are keyed by the conversion's time first, so inserts land at the
-/// end of each b-tree and a grouped commit writes few pages. (conversion, partner, item) needs
-/// no unique index of its own: the commission id derives from it, and a conversion is accrued
-/// once (`commission_accrued`). A conversion's commissions are one range of the id.
-///
-/// The API lists commissions in `(created_at_ms, rowid)` order: an index on `created_at_ms`
-/// holds the rowid after it already, so the listing's indexes (by time, by partner and time, by
-/// payout and time) carry no 27-byte id, and their entries are about a third of the size they
-/// were when the order was `(created_at_ms, id)`: fewer pages for a group to write. The approved
-/// index keeps `id`: a payout run pays in `(created_at_ms, id)` order on both backends. Files
-/// made before get the new indexes (built once, when the file is first opened) instead of the
-/// old ones.
-///
-/// The status check is comparisons joined by `OR`, not an `IN` list, which SQLite would build a
-/// temporary b-tree for on every insert and update (see the ledger's schema).
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS commissions (
-    id TEXT PRIMARY KEY,
-    conversion_id TEXT NOT NULL,
-    program TEXT NOT NULL,
-    partner TEXT NOT NULL,
-    item TEXT NOT NULL,
-    currency TEXT NOT NULL CHECK (length(currency) = 3),
-    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
-    voided_minor INTEGER NOT NULL CHECK (voided_minor >= 0),
-    reversed_minor INTEGER NOT NULL CHECK (reversed_minor >= 0),
-    status TEXT NOT NULL
-        CHECK (status = 'pending' OR status = 'approved' OR status = 'paid' OR status = 'voided' OR status = 'reversed'),
-    rule_version TEXT NOT NULL,
-    period TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    lock_until_ms INTEGER NOT NULL,
-    approved_at_ms INTEGER,
-    paid_at_ms INTEGER,
-    payout_id TEXT,
-    reserve_seq INTEGER NOT NULL,
-    CHECK (voided_minor + reversed_minor <= amount_minor)
-) STRICT;
-CREATE INDEX IF NOT EXISTS commissions_due ON commissions (lock_until_ms) WHERE status = 'pending';
-DROP INDEX IF EXISTS commissions_partner;
-DROP INDEX IF EXISTS commissions_created;
-DROP INDEX IF EXISTS commissions_partner_created;
-DROP INDEX IF EXISTS commissions_payout;
-CREATE INDEX IF NOT EXISTS commissions_by_time ON commissions (created_at_ms);
-CREATE INDEX IF NOT EXISTS commissions_by_partner_time ON commissions (partner, created_at_ms);
-CREATE INDEX IF NOT EXISTS commissions_approved ON commissions (partner, currency, created_at_ms, id) WHERE status = 'approved';
-CREATE INDEX IF NOT EXISTS commissions_by_payout_time ON commissions (payout_id, created_at_ms) WHERE payout_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS commission_events (
-    commission_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    amount_minor INTEGER NOT NULL,
-    transfer_id BLOB NOT NULL CHECK (length(transfer_id) = 16),
-    at_ms INTEGER NOT NULL,
-    PRIMARY KEY (commission_id, seq)
-) STRICT, WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS commission_events_no_update BEFORE UPDATE ON commission_events
-    BEGIN SELECT RAISE(ABORT, 'commission events are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS commission_events_no_delete BEFORE DELETE ON commission_events
-    BEGIN SELECT RAISE(ABORT, 'commission events are append-only'); END;
-CREATE TABLE IF NOT EXISTS commission_periods (
-    program TEXT NOT NULL,
-    partner TEXT NOT NULL,
-    currency TEXT NOT NULL,
-    period TEXT NOT NULL,
-    volume_minor INTEGER NOT NULL,
-    conversions INTEGER NOT NULL,
-    commission_minor INTEGER NOT NULL,
-    bonuses_paid INTEGER NOT NULL,
-    PRIMARY KEY (program, partner, currency, period)
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS commission_rules (
-    version TEXT PRIMARY KEY,
-    rules TEXT NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS commission_accrued (
-    occurred_at_ms INTEGER NOT NULL,
-    conversion_id TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    PRIMARY KEY (occurred_at_ms, conversion_id)
-) STRICT, WITHOUT ROWID;
-";
-
-/// Creates the ledger and commission tables if they are missing. A file whose commissions were
-/// made with ids that do not start with their time (its accruals are in `commission_accruals`)
-/// is refused: its commissions could not be found by their conversion.
-pub fn migrate(conn: &Connection) -> Result<(), LifecycleError> {
-    if table_exists(conn, "commission_accruals").map_err(storage)? {
-        return Err(LifecycleError::Storage(
-            "this store file holds commissions in an earlier development format (ids without their conversion's time, \
-             table commission_accruals); open a new data directory"
-                .into(),
-        ));
-    }
-    crate::storage::sqlite::ledger::migrate(conn)?;
-    conn.execute_batch(SCHEMA).map_err(storage)?;
-    Ok(())
-}
-
-/// Whether the file has a table of this name.
-pub fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1")?.query_row([name], |r| r.get(0))
-}
 
 /// A conversion's commissions, ordered by id: one range of the commissions' primary key.
 pub fn commissions_of(conn: &Connection, conversion: &ConversionRef<'_>) -> rusqlite::Result<Vec<Commission>> {

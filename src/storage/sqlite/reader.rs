@@ -12,6 +12,7 @@ use crate::conversions::view::{
 };
 use crate::conversions::ConversionError;
 use crate::lifecycle::{Commission, CommissionEvent};
+use crate::storage::migration::SchemaError;
 
 /// A read connection to the store file.
 pub struct SqliteReader {
@@ -19,8 +20,10 @@ pub struct SqliteReader {
 }
 
 impl SqliteReader {
-    /// Opens a read connection to the store file (the writer creates the tables).
-    pub fn open(data_dir: &Path) -> rusqlite::Result<SqliteReader> {
+    /// Opens a read connection to the store file, which the writer or `clickgate migrate`
+    /// made: a file at another schema version than this build's, or at none, is refused
+    /// (`SchemaError`), and nothing is created.
+    pub fn open(data_dir: &Path) -> Result<SqliteReader, SchemaError> {
         let conn = super::schema::open(data_dir)?;
         Ok(SqliteReader { conn: Mutex::new(conn) })
     }

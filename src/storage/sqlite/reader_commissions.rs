@@ -155,48 +155,13 @@ mod tests {
     use super::*;
     use crate::lifecycle::CommissionStatus;
 
-    /// A file made before, with the listing's indexes on `(created_at_ms, id)`, opens with them
-    /// replaced: the old ones are dropped and the new ones created.
-    #[test]
-    fn a_file_with_the_id_keyed_listing_indexes_opens_with_the_new_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let names = |conn: &rusqlite::Connection| -> Vec<String> {
-            let mut st =
-                conn.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'commissions' ORDER BY name").unwrap();
-            st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-        };
-        {
-            let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
-            conn.execute_batch(
-                "DROP INDEX commissions_by_time; DROP INDEX commissions_by_partner_time; DROP INDEX commissions_by_payout_time;
-                 CREATE INDEX commissions_created ON commissions (created_at_ms, id);
-                 CREATE INDEX commissions_partner_created ON commissions (partner, created_at_ms, id);
-                 CREATE INDEX commissions_payout ON commissions (payout_id, created_at_ms, id) WHERE payout_id IS NOT NULL;",
-            )
-            .unwrap();
-            assert!(names(&conn).contains(&"commissions_created".to_string()));
-        }
-        let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
-        assert_eq!(
-            names(&conn),
-            [
-                "commissions_approved",
-                "commissions_by_partner_time",
-                "commissions_by_payout_time",
-                "commissions_by_time",
-                "commissions_due",
-                "sqlite_autoindex_commissions_1"
-            ]
-        );
-    }
-
     /// SQLite's plan for the listing: every filter the API takes is served by an index in the
     /// page's order (no full scan of the table, and no temporary b-tree sorting every match of a
     /// filter that can match many).
     #[test]
     fn every_listing_walks_an_index_in_page_order() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = crate::storage::sqlite::schema::open(dir.path()).unwrap();
+        let conn = crate::storage::sqlite::schema::open_migrated(dir.path()).unwrap();
         let text = |s: &str| Some(s.to_string());
         // The last field: the filter matches only a handful of rows (a conversion has a commission
         // per partner and item), so sorting them is fine.

@@ -1,92 +1,70 @@
-//! The conversion tables, in the store file beside programs, partners and links.
+//! Opening the store file: where it is, the connection's settings, and its schema version. The
+//! schema itself is `migrations`; only `open_migrated` (the conversion writer), `migrate` (the
+//! CLI) and `Store::open` apply it, while `open` (the readers and the command line's admin
+//! jobs) only checks the version.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
-/// Small rows found by their primary key (events, partner days) are `WITHOUT ROWID`: one
-/// b-tree insert per row instead of a table and its key index.
-///
-/// Each b-tree page an insert lands on is written whole to the WAL at the group's commit and
-/// again at the checkpoint, so what costs is how many distinct pages a group touches. A key
-/// that is a hash (a conversion id) sends each insert to a page of its own; so does a key that
-/// starts with the partner, one page per partner in the group. So only `conversions.id` is
-/// keyed by the hash (retries and `GET` find a conversion by it; it derives from (program, order
-/// id), so it is also what makes an order unique in its program), and a partner's report reads
-/// `partner_days`, one row per (partner, day, currency) kept up to date by the writer and keyed
-/// by the day first, so a day's rows sit together on a few pages, not one row per credited
-/// conversion. A conversion's creation is its row (`received_at_ms`), not a `recorded` event
-/// row; events are the later steps. Store files made before keep their older shapes (a unique
-/// (program, order id), `recorded` rows), which the same statements read and write; their
-/// per-conversion shares are folded into `partner_days` once, when the file is opened
-/// (`fold_shares`).
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS conversions (
-    id TEXT PRIMARY KEY,
-    program TEXT NOT NULL,
-    order_id TEXT NOT NULL,
-    amount_minor INTEGER NOT NULL CHECK (amount_minor >= 0),
-    currency TEXT NOT NULL,
-    occurred_at_ms INTEGER NOT NULL,
-    day INTEGER NOT NULL,
-    received_at_ms INTEGER NOT NULL,
-    click_id TEXT,
-    visitor_id TEXT,
-    coupon_code TEXT,
-    customer_ref TEXT,
-    origin TEXT NOT NULL,
-    fingerprint BLOB NOT NULL,
-    method TEXT NOT NULL,
-    attribution TEXT NOT NULL,
-    status TEXT NOT NULL,
-    refunded_minor INTEGER NOT NULL CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor),
-    -- The first answer as files made before kept it; new rows leave it empty and a retry
-    -- rebuilds it from the rows (`view::render_first`).
-    first_answer TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS conversions_program_day ON conversions (program, day);
-CREATE TABLE IF NOT EXISTS partner_days (
-    partner TEXT NOT NULL,
-    day INTEGER NOT NULL,
-    currency TEXT NOT NULL,
-    -- Credited conversions not cancelled, and the partner's shares of them.
-    conversions INTEGER NOT NULL,
-    revenue_minor INTEGER NOT NULL,
-    -- The sum over credited conversions of share * refunded / amount, rounded down each.
-    refunded_minor INTEGER NOT NULL,
-    cancelled INTEGER NOT NULL,
-    PRIMARY KEY (day, partner, currency)
-) WITHOUT ROWID;
--- A row is inserted once per partner, day and currency, and then only its counts change, which
--- leaves this index alone: the writer's updates stay on the current day's few pages.
-CREATE INDEX IF NOT EXISTS partner_days_by_partner ON partner_days (partner, day, currency);
-CREATE TABLE IF NOT EXISTS conversion_events (
-    conversion_id TEXT NOT NULL REFERENCES conversions(id),
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    amount_minor INTEGER,
-    at_ms INTEGER NOT NULL,
-    PRIMARY KEY (conversion_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key TEXT PRIMARY KEY,
-    request_hash BLOB NOT NULL,
-    status INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_ms);
-";
+use super::migrations;
+use crate::storage::migration::SchemaError;
 
-/// Opens the store file for the conversion tables: WAL, `synchronous=FULL` (a commit is on
-/// disk when it returns). The writer turns its connection to `synchronous=NORMAL` and has the
-/// WAL synced by its sync thread before it answers (`walsync`).
-pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
-    if let Err(e) = std::fs::create_dir_all(data_dir) {
-        return Err(rusqlite::Error::InvalidPath(data_dir.join(e.to_string())));
+/// The store file inside `data_dir`: the catalog, the conversions, the commissions and the
+/// ledger.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("clickgate.db")
+}
+
+/// Migrates the store file under `data_dir` (created with the directory if missing) to this
+/// build's schema and returns the version it is at: what `clickgate migrate` runs. Migrating a
+/// file already at that version changes nothing; a file a newer build migrated is refused
+/// (`SchemaError::Newer`) and left as it is.
+pub fn migrate(data_dir: &Path) -> Result<u32, SchemaError> {
+    let mut conn = create(data_dir)?;
+    migrations::run(&mut conn)
+}
+
+/// Opens the store file, creating it and migrating it to this build's schema first: the
+/// conversion writer's open.
+pub fn open_migrated(data_dir: &Path) -> Result<Connection, SchemaError> {
+    let mut conn = create(data_dir)?;
+    migrations::run(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a store file that the writer or `clickgate migrate` made, and refuses one at any
+/// other version than this build's, or none (`SchemaError`). Runs no DDL, and creates no file.
+pub fn open(data_dir: &Path) -> Result<Connection, SchemaError> {
+    let path = path(data_dir);
+    let at = || path.display().to_string();
+    if !path.exists() {
+        return Err(SchemaError::Unmigrated { at: at(), known: migrations::LATEST });
     }
-    let mut conn = Connection::open(crate::store::Store::path(data_dir))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let storage = |e: rusqlite::Error| SchemaError::Storage { at: at(), why: e.to_string() };
+    let conn = Connection::open_with_flags(&path, flags).map_err(storage)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(storage)?;
+    migrations::check(&conn)?;
+    configure(&conn).map_err(storage)?;
+    Ok(conn)
+}
+
+/// Opens (creating) the store file under `data_dir`, configured.
+fn create(data_dir: &Path) -> Result<Connection, SchemaError> {
+    let path = path(data_dir);
+    let storage = |why: String| SchemaError::Storage { at: path.display().to_string(), why };
+    std::fs::create_dir_all(data_dir).map_err(|e| storage(format!("cannot create {}: {e}", data_dir.display())))?;
+    let conn = Connection::open(&path).map_err(|e| storage(e.to_string()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| storage(e.to_string()))?;
+    configure(&conn).map_err(|e| storage(e.to_string()))?;
+    Ok(conn)
+}
+
+/// WAL, `synchronous=FULL` (a commit is on disk when it returns). The writer turns its
+/// connection to `synchronous=NORMAL` and has the WAL synced by its sync thread before it
+/// answers (`walsync`).
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -101,34 +79,5 @@ pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     // among the costs that grow with it.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", -16_384)?;
-    conn.execute_batch(SCHEMA)?;
-    fold_shares(&mut conn)?;
-    crate::storage::sqlite::lifecycle::migrate(&conn).map_err(|e| {
-        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR), Some(format!("migrating the ledger: {e}")))
-    })?;
-    Ok(conn)
-}
-
-/// Folds a file's per-conversion shares (`conversion_shares`, which files made before kept)
-/// into `partner_days`, as the partner report used to sum them, and drops them: once, in one
-/// transaction, whoever opens the file first.
-fn fold_shares(conn: &mut Connection) -> rusqlite::Result<()> {
-    use crate::storage::sqlite::lifecycle::table_exists;
-    if !table_exists(conn, "conversion_shares")? {
-        return Ok(());
-    }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if table_exists(&tx, "conversion_shares")? {
-        tx.execute_batch(
-            "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
-             SELECT s.partner, s.day, c.currency,
-                    sum(c.status != 'cancelled'), sum(CASE WHEN c.status != 'cancelled' THEN s.amount_minor ELSE 0 END),
-                    sum(CASE WHEN c.amount_minor > 0 THEN s.amount_minor * c.refunded_minor / c.amount_minor ELSE 0 END),
-                    sum(c.status = 'cancelled')
-             FROM conversion_shares s JOIN conversions c ON c.id = s.conversion_id
-             GROUP BY s.partner, s.day, c.currency;
-             DROP TABLE conversion_shares;",
-        )?;
-    }
-    tx.commit()
+    Ok(())
 }
