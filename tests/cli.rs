@@ -234,3 +234,22 @@ fn real_geolite2_databases_flag_hosting_asns_and_deny_countries() {
     assert_eq!(lines[2]["verdict"], "blocked");
     assert_eq!(lines[2]["reasons"], serde_json::json!(["geo_blocked"]));
 }
+
+/// `clickgate migrate` brings a fresh data dir to the schema and says which version; a second
+/// run changes nothing; a file a newer build migrated is refused and left as it is.
+#[test]
+fn migrate_reports_the_version_and_refuses_a_newer_store() {
+    let (_d, config, data) = setup("");
+    for _ in 0..2 {
+        let (code, out, err) = run_cli(&config, &data, &["migrate"], "");
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("sqlite ") && out.trim_end().ends_with("schema version 1"), "{out}");
+    }
+    let db = data.join("clickgate.db");
+    rusqlite::Connection::open(&db).unwrap().pragma_update(None, "user_version", 7).unwrap();
+    let (code, _, err) = run_cli(&config, &data, &["migrate"], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("schema version 7") && err.contains("this build knows 1..=1"), "{err}");
+    let version: i64 = rusqlite::Connection::open(&db).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 7, "a refused store is left as it was");
+}

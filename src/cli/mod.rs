@@ -23,6 +23,7 @@ mod coupon;
 mod import;
 mod ledger;
 mod link;
+mod migrate;
 mod partner;
 mod program;
 mod serve;
@@ -75,6 +76,9 @@ enum Command {
     /// Check the ledger.
     #[command(subcommand)]
     Ledger(ledger::LedgerCmd),
+    /// Bring the stores (the data dir's file and, when set, the PostgreSQL database) to this
+    /// build's schema; prints each version. A store of a newer build is refused, unchanged.
+    Migrate,
     /// Move commissions through their lifecycle by hand (the server's sweep does it on a timer).
     #[command(subcommand)]
     Commissions(commissions::CommissionsCmd),
@@ -145,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Coupon(cmd) => coupon::run(cmd, &common.load()?),
         Command::Import(args) => import::run(args, &common.load()?.config),
         Command::Ledger(cmd) => ledger::run(cmd, &common.load()?),
+        Command::Migrate => migrate::run(&common.load()?),
         Command::Commissions(cmd) => commissions::run(cmd, &common.load()?),
     }
 }
