@@ -335,7 +335,7 @@ fn check_store(db: &Path, log: &StreamLog, paid: u64) -> StoreCheck {
         let e = c.transfers.entry(step.to_string()).or_default();
         *e = (e.0 + 1, i(&r[1]));
     }
-    for r in rows("SELECT commission_id, kind, count(*) FROM ledger_transfers WHERE commission_id IS NOT NULL AND kind IN ('post', 'single') GROUP BY commission_id, kind HAVING count(*) > 1") {
+    for r in rows("SELECT subject, kind, count(*) FROM ledger_transfers WHERE subject IS NOT NULL AND kind IN ('post', 'single') GROUP BY subject, kind HAVING count(*) > 1") {
         bad(format!("commission {} has {} {} transfers", s(&r[0]), i(&r[2]), s(&r[1])));
     }
 

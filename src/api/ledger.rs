@@ -38,7 +38,8 @@ fn entry_json(s: &StoredTransfer) -> Value {
         "prev_hash": hex::encode(s.prev_hash),
         "hash": hex::encode(s.hash),
     });
-    if let Some(c) = &t.commission_id {
+    // The lifecycle makes a commission's id the subject of its transfers.
+    if let Some(c) = &t.subject {
         v["commission_id"] = Value::String(c.clone());
     }
     if let Some(p) = &t.pending_id {

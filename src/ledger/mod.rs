@@ -29,7 +29,7 @@ pub use verify::{verify, CurrencyTotals, VerifyError, VerifyReport};
 
 /// The longest cause, in bytes.
 pub const CAUSE_LEN_MAX: usize = 256;
-/// The longest account owner or commission id, in bytes.
+/// The longest account owner or subject, in bytes.
 pub const NAME_LEN_MAX: usize = 128;
 
 /// Why a transfer was refused, or the store failed. Each names the transfer.
@@ -51,8 +51,8 @@ pub enum LedgerError {
     SameAccount { id: TransferId, account: AccountKey },
     #[error("transfer {id}: its {field} differs from pending transfer {pending_id}")]
     PendingMismatch { id: TransferId, pending_id: TransferId, field: &'static str },
-    #[error("transfer {id}: commission {commission_id:?} already has a {} transfer, {by}", kind.as_str())]
-    CommissionAlreadyPosted { id: TransferId, commission_id: String, kind: TransferKind, by: TransferId },
+    #[error("transfer {id}: subject {subject:?} already has a {} transfer, {by}", kind.as_str())]
+    SubjectAlreadyPosted { id: TransferId, subject: String, kind: TransferKind, by: TransferId },
     #[error("transfer {id}: {field} {why}")]
     Invalid { id: TransferId, field: &'static str, why: String },
     #[error("ledger storage: {0}")]
@@ -75,8 +75,8 @@ pub trait LedgerTx {
     fn get_transfer(&mut self, id: &TransferId) -> Result<Option<StoredTransfer>, LedgerError>;
     /// The id of the `Post` or `Void` that resolved this pending transfer, if any.
     fn resolution_of(&mut self, pending_id: &TransferId) -> Result<Option<TransferId>, LedgerError>;
-    /// The id of the transfer of this kind for this commission, if any.
-    fn commission_transfer(&mut self, commission_id: &str, kind: TransferKind) -> Result<Option<TransferId>, LedgerError>;
+    /// The id of the transfer of this kind (`Post` or `Single`) about this subject, if any.
+    fn subject_transfer(&mut self, subject: &str, kind: TransferKind) -> Result<Option<TransferId>, LedgerError>;
     /// The chain head: the last `seq` and its hash; `(0, [0; 32])` when empty. Backends that
     /// allow concurrent writers lock the head here, so appends are serial.
     fn head(&mut self) -> Result<(u64, [u8; 32]), LedgerError>;
@@ -128,9 +128,9 @@ pub fn apply<T: LedgerTx + ?Sized>(tx: &mut T, req: &TransferRequest) -> Result<
             )
         }
     };
-    if let (Some(c), TransferKind::Post | TransferKind::Single) = (&req.commission_id, req.kind) {
-        if let Some(by) = tx.commission_transfer(c, req.kind)? {
-            return Err(LedgerError::CommissionAlreadyPosted { id, commission_id: c.clone(), kind: req.kind, by });
+    if let (Some(s), TransferKind::Post | TransferKind::Single) = (&req.subject, req.kind) {
+        if let Some(by) = tx.subject_transfer(s, req.kind)? {
+            return Err(LedgerError::SubjectAlreadyPosted { id, subject: s.clone(), kind: req.kind, by });
         }
     }
     let stored = StoredTransfer::chain(seq + 1, prev_hash, req.clone());
@@ -222,9 +222,9 @@ pub fn check_shape(req: &TransferRequest) -> Result<(), LedgerError> {
     if req.debit == req.credit {
         return Err(LedgerError::SameAccount { id, account: req.debit.clone() });
     }
-    if let Some(c) = &req.commission_id {
+    if let Some(c) = &req.subject {
         if c.is_empty() || c.len() > NAME_LEN_MAX {
-            return invalid("commission_id", &format!("must be 1 to {NAME_LEN_MAX} bytes"));
+            return invalid("subject", &format!("must be 1 to {NAME_LEN_MAX} bytes"));
         }
     }
     match (req.kind.resolves(), req.pending_id.is_some()) {

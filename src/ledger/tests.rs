@@ -38,7 +38,7 @@ fn transfer(cause: &str, kind: TransferKind, partner: &str, amount_minor: i64, p
         amount_minor,
         currency: USD,
         kind,
-        commission_id: None,
+        subject: None,
         pending_id: pending.map(TransferId::derive),
         at_ms: 1_763_800_000_000,
     }
@@ -108,7 +108,7 @@ fn retry_with_a_changed_field_is_a_mismatch<H: Harness>(h: &mut H) {
         ("amount_minor", TransferRequest { amount_minor: 901, ..r.clone() }),
         ("credit", TransferRequest { credit: payable("bob"), ..r.clone() }),
         ("kind", TransferRequest { kind: TransferKind::Pending, ..r.clone() }),
-        ("commission_id", TransferRequest { commission_id: Some("cm_2".into()), ..r.clone() }),
+        ("subject", TransferRequest { subject: Some("cm_2".into()), ..r.clone() }),
         ("debit", TransferRequest { debit: acct(AccountKind::PartnerPending, "alice"), ..r.clone() }),
     ];
     for (field, changed) in changes {
@@ -209,16 +209,16 @@ fn malformed_transfers_are_refused<H: Harness>(h: &mut H) {
 }
 
 fn a_commission_is_posted_once<H: Harness>(h: &mut H) {
-    let with = |r: TransferRequest| TransferRequest { commission_id: Some("cm_1".into()), ..r };
+    let with = |r: TransferRequest| TransferRequest { subject: Some("cm_1".into()), ..r };
     ok(h, &with(pending("cm_1:accrue", 300)));
     ok(h, &with(post("cm_1:approve", "cm_1:accrue", 300)));
     ok(h, &with(single("cm_1:bonus", 20)));
     let twice = with(single("cm_1:bonus-again", 20));
     assert_eq!(
         err(h, &twice),
-        LedgerError::CommissionAlreadyPosted {
+        LedgerError::SubjectAlreadyPosted {
             id: twice.id,
-            commission_id: "cm_1".into(),
+            subject: "cm_1".into(),
             kind: TransferKind::Single,
             by: TransferId::derive("cm_1:bonus")
         }
@@ -357,12 +357,12 @@ fn ids_of_causes_about_a_timed_id_start_with_its_time() {
 
 #[test]
 fn the_hash_covers_every_field() {
-    let base = StoredTransfer::chain(1, [0; 32], TransferRequest { commission_id: Some("c".into()), ..single("h", 5) });
+    let base = StoredTransfer::chain(1, [0; 32], TransferRequest { subject: Some("c".into()), ..single("h", 5) });
     let variants = [
         TransferRequest { amount_minor: 6, ..base.transfer.clone() },
         TransferRequest { at_ms: 1, ..base.transfer.clone() },
-        TransferRequest { commission_id: None, ..base.transfer.clone() },
-        TransferRequest { commission_id: Some("d".into()), ..base.transfer.clone() },
+        TransferRequest { subject: None, ..base.transfer.clone() },
+        TransferRequest { subject: Some("d".into()), ..base.transfer.clone() },
         TransferRequest { credit: payable("bob"), ..base.transfer.clone() },
         TransferRequest { kind: TransferKind::Pending, ..base.transfer.clone() },
         TransferRequest { cause: "h2".into(), ..base.transfer.clone() },

@@ -99,14 +99,14 @@ pub fn parse_currency(s: &str) -> Option<[u8; 3]> {
 pub struct TransferId(pub [u8; 16]);
 
 impl TransferId {
-    /// The id of the transfer with this cause. Causes are domain-separated strings such as
-    /// `commission:cm_..:reserve:0`, so the same cause always gives the same id and a retry
-    /// finds the first transfer.
+    /// The id of the transfer with this cause. Causes are domain-separated strings of the shape
+    /// `<kind>:<subject>:<step>`, so the same cause always gives the same id and a retry finds
+    /// the first transfer.
     ///
     /// The id is the first 16 bytes of SHA-256 of the cause, except that when the cause's
     /// subject (its second `:`-separated field) is an id made of two to four lower-case letters,
-    /// `_` and at least 8 lower-case hex digits, as commission ids are, the id's first 4 bytes are
-    /// those first 8 hex digits: a commission id starts with its conversion's second. Ids then
+    /// `_` and at least 8 lower-case hex digits, the id's first 4 bytes are those first 8 hex
+    /// digits: callers that start their subject ids with a time (in seconds) get ids that
     /// grow with time, as TigerBeetle advises for its ids, so the store's unique index of ids
     /// takes a group's inserts on a few pages at its end instead of one random page each.
     pub fn derive(cause: &str) -> TransferId {
@@ -201,8 +201,9 @@ pub struct TransferRequest {
     pub amount_minor: i64,
     pub currency: [u8; 3],
     pub kind: TransferKind,
-    /// The commission this transfer belongs to, if any.
-    pub commission_id: Option<String>,
+    /// What this transfer is about, if anything: an opaque id chosen by the caller (a
+    /// commission's, for the lifecycle). A subject has at most one `Post` and one `Single`.
+    pub subject: Option<String>,
     /// For `Post` and `Void`: the pending transfer resolved. `None` for the other kinds.
     pub pending_id: Option<TransferId>,
     pub at_ms: i64,
@@ -220,7 +221,7 @@ impl TransferRequest {
             ("currency", self.currency == other.currency),
             ("amount_minor", self.amount_minor == other.amount_minor),
             ("pending_id", self.pending_id == other.pending_id),
-            ("commission_id", self.commission_id == other.commission_id),
+            ("subject", self.subject == other.subject),
         ];
         fields.into_iter().find(|(_, same)| !same).map(|(name, _)| name)
     }
@@ -273,7 +274,7 @@ pub fn canonical(seq: u64, t: &TransferRequest) -> Vec<u8> {
     b.extend_from_slice(&t.amount_minor.to_be_bytes());
     b.extend_from_slice(&t.currency);
     b.push(t.kind.code());
-    match &t.commission_id {
+    match &t.subject {
         Some(c) => {
             b.push(1);
             put_str(&mut b, c);

@@ -4,7 +4,7 @@
 //!    each hash matches its row's fields, and the stored head is the last row.
 //! 2. Every transfer keeps the rules `apply` enforces (its id derives from its cause, a positive
 //!    amount, two accounts in its currency); no pending transfer is resolved twice or by more
-//!    than it reserved; no commission has two transfers of the same posting kind.
+//!    than it reserved; no subject has two transfers of the same posting kind.
 //! 3. Every stored balance equals the sum recomputed from the transfers.
 //! 4. Per currency, debits equal credits, posted and pending separately.
 //!
@@ -98,7 +98,7 @@ pub fn verify<T: LedgerTx + ?Sized>(tx: &mut T) -> Result<VerifyReport, VerifyEr
     let mut prev_seq = 0u64;
     let mut prev_hash = [0u8; 32];
     let mut pendings: HashMap<TransferId, Pending> = HashMap::new();
-    let mut commissions: HashSet<(String, TransferKind)> = HashSet::new();
+    let mut subjects: HashSet<(String, TransferKind)> = HashSet::new();
     let mut sums: HashMap<AccountKey, [i128; 4]> = HashMap::new();
     let mut per_currency: BTreeMap<[u8; 3], u64> = BTreeMap::new();
     loop {
@@ -107,7 +107,7 @@ pub fn verify<T: LedgerTx + ?Sized>(tx: &mut T) -> Result<VerifyReport, VerifyEr
             break;
         }
         for t in &page {
-            check_transfer(t, prev_seq, &prev_hash, &mut pendings, &mut commissions)?;
+            check_transfer(t, prev_seq, &prev_hash, &mut pendings, &mut subjects)?;
             let r = &t.transfer;
             let a = i128::from(r.amount_minor);
             let (pending_delta, posted) = match r.kind {
@@ -183,7 +183,7 @@ fn check_transfer(
     prev_seq: u64,
     prev_hash: &[u8; 32],
     pendings: &mut HashMap<TransferId, Pending>,
-    commissions: &mut HashSet<(String, TransferKind)>,
+    subjects: &mut HashSet<(String, TransferKind)>,
 ) -> Result<(), VerifyError> {
     let r = &t.transfer;
     let bad = |why: String| Err(VerifyError::Transfer { seq: t.seq, id: r.id, why });
@@ -199,9 +199,9 @@ fn check_transfer(
     if let Err(e) = check_shape(r) {
         return bad(format!("breaks a rule: {e}"));
     }
-    if let (Some(c), TransferKind::Post | TransferKind::Single) = (&r.commission_id, r.kind) {
-        if !commissions.insert((c.clone(), r.kind)) {
-            return bad(format!("commission {c:?} has a second {} transfer", r.kind.as_str()));
+    if let (Some(c), TransferKind::Post | TransferKind::Single) = (&r.subject, r.kind) {
+        if !subjects.insert((c.clone(), r.kind)) {
+            return bad(format!("subject {c:?} has a second {} transfer", r.kind.as_str()));
         }
     }
     match r.kind {

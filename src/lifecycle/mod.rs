@@ -166,7 +166,7 @@ impl Commission {
             amount_minor,
             currency: self.currency,
             kind,
-            commission_id: None,
+            subject: None,
             pending_id: None,
             at_ms: 0,
         }
@@ -403,7 +403,7 @@ fn reserve<T: CommissionTx + ?Sized>(tx: &mut T, c: &Commission, now: i64) -> Re
         AccountKind::PartnerPending,
         c.remaining_minor(),
     );
-    t.commission_id = Some(c.id.clone());
+    t.subject = Some(c.id.clone());
     apply(tx, t, now)
 }
 
@@ -460,7 +460,7 @@ pub fn refund<T: CommissionTx + ?Sized>(
                     held,
                 );
                 void.pending_id = Some(c.reserve_id(c.reserve_seq));
-                void.commission_id = Some(c.id.clone());
+                void.subject = Some(c.id.clone());
                 let mut id = apply(tx, void, now)?;
                 c.voided_minor += step;
                 if c.remaining_minor() > 0 {
@@ -523,7 +523,7 @@ pub fn approve_due<T: CommissionTx + ?Sized>(tx: &mut T, now_ms: u64, limit: usi
             amount,
         );
         post.pending_id = Some(c.reserve_id(c.reserve_seq));
-        post.commission_id = Some(c.id.clone());
+        post.subject = Some(c.id.clone());
         apply(tx, post, now)?;
         let payable = c.transfer(
             format!("commission:{}:payable", c.id),
@@ -565,7 +565,7 @@ pub fn pay<T: CommissionTx + ?Sized>(tx: &mut T, commission_id: &str, payout_id:
     debug_assert!(amount > 0, "an approved commission has something left: {c:?}");
     let mut t =
         c.transfer(format!("commission:{}:pay", c.id), TransferKind::Single, AccountKind::PartnerPayable, AccountKind::PartnerPaid, amount);
-    t.commission_id = Some(c.id.clone());
+    t.subject = Some(c.id.clone());
     let transfer_id = apply(tx, t, now)?;
     c.status = CommissionStatus::Paid;
     c.paid_at_ms = Some(now);

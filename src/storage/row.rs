@@ -4,7 +4,7 @@ use crate::ledger::{AccountKey, AccountKind, LedgerError, StoredTransfer, Transf
 
 /// The columns of a stored transfer, in the order `decode` reads them.
 pub(crate) const COLUMNS: &str = "seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor, kind, \
-                       commission_id, pending_id, at_ms, prev_hash, hash";
+                       subject, pending_id, at_ms, prev_hash, hash";
 
 /// The columns `commission_row` reads, in order.
 pub const COMMISSION_COLUMNS: &str = "id, conversion_id, program, partner, item, currency, amount_minor, voided_minor, reversed_minor, \
@@ -48,7 +48,7 @@ pub(crate) fn decode(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
 }
 
 fn decode_fields(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
-    let (seq, id, cause, (dk, downer), (ck, cowner), cur, amount_minor, kind, commission_id, pending_id, at_ms, (prev, hash)) = raw;
+    let (seq, id, cause, (dk, downer), (ck, cowner), cur, amount_minor, kind, subject, pending_id, at_ms, (prev, hash)) = raw;
     let currency = currency(cur)?;
     let transfer = TransferRequest {
         id: TransferId(bytes(id, "an id")?),
@@ -58,7 +58,7 @@ fn decode_fields(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
         amount_minor,
         currency,
         kind: TransferKind::parse(&kind).ok_or_else(|| LedgerError::Storage(format!("unknown kind {kind:?}")))?,
-        commission_id,
+        subject,
         pending_id: pending_id.map(|p| bytes(p, "a pending id").map(TransferId)).transpose()?,
         at_ms,
     };

@@ -313,7 +313,7 @@ fn shared_cases(blob: Blob) -> Vec<Case> {
     let transfer = move |n: u64, debit: &str, credit: &str, kind: &str| {
         format!(
             "INSERT INTO ledger_transfers (seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor,
-                 kind, commission_id, pending_id, at_ms, prev_hash, hash)
+                 kind, subject, pending_id, at_ms, prev_hash, hash)
              VALUES ({n}, {}, 'cause-{n}', '{debit}', 'p', '{credit}', 'bob', 'USD', 1, '{kind}', NULL, NULL, 0, {}, {})",
             blob(n, 16),
             blob(n, 32),

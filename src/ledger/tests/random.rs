@@ -44,7 +44,7 @@ impl Model {
         if r.kind == TransferKind::Pending {
             self.pendings.push((self.applied.len(), false));
         }
-        if let (Some(c), TransferKind::Single) = (&r.commission_id, r.kind) {
+        if let (Some(c), TransferKind::Single) = (&r.subject, r.kind) {
             self.commissions.insert(c.clone(), r.id);
         }
         self.applied.push(r.clone());
@@ -76,7 +76,7 @@ fn step(rng: &mut fastrand::Rng, m: &mut Model, seed: u64, n: usize) -> (Transfe
             amount_minor: rng.i64(1..10_000),
             currency,
             kind,
-            commission_id: None,
+            subject: None,
             pending_id: None,
             at_ms: n as i64,
         }
@@ -115,10 +115,10 @@ fn step(rng: &mut fastrand::Rng, m: &mut Model, seed: u64, n: usize) -> (Transfe
         }
         9 => {
             let c = format!("cm_{}", rng.u8(..8));
-            let r = TransferRequest { commission_id: Some(c.clone()), ..fresh(rng, TransferKind::Single) };
+            let r = TransferRequest { subject: Some(c.clone()), ..fresh(rng, TransferKind::Single) };
             match m.commissions.get(&c) {
                 Some(&by) => {
-                    let e = LedgerError::CommissionAlreadyPosted { id: r.id, commission_id: c, kind: TransferKind::Single, by };
+                    let e = LedgerError::SubjectAlreadyPosted { id: r.id, subject: c, kind: TransferKind::Single, by };
                     (r, Err(e))
                 }
                 None => (r.clone(), m.created(&r, 0)),

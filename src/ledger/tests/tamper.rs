@@ -142,7 +142,7 @@ fn every_column_of_every_row_is_caught_and_named() {
         ("currency", "'EUR'"),
         ("amount_minor", "amount_minor + 1"),
         ("kind", "CASE kind WHEN 'single' THEN 'pending' ELSE 'single' END"),
-        ("commission_id", "coalesce(commission_id || 'x', 'cm_forged')"),
+        ("subject", "coalesce(subject || 'x', 'cm_forged')"),
         ("pending_id", "CASE WHEN pending_id IS NULL THEN randomblob(16) ELSE NULL END"),
         ("at_ms", "at_ms + 1"),
         ("prev_hash", "randomblob(32)"),

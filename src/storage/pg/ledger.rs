@@ -202,10 +202,10 @@ impl LedgerTx for PgTx<'_, '_> {
         id_row(self.query_opt("SELECT id FROM ledger_transfers WHERE pending_id = $1", &[&&pending_id.0[..]])?)
     }
 
-    fn commission_transfer(&mut self, commission_id: &str, kind: TransferKind) -> Result<Option<TransferId>, LedgerError> {
+    fn subject_transfer(&mut self, subject: &str, kind: TransferKind) -> Result<Option<TransferId>, LedgerError> {
         // The literal kinds let the planner use the partial index, which a bound kind alone does not.
-        let sql = "SELECT id FROM ledger_transfers WHERE commission_id = $1 AND kind = $2 AND kind IN ('post', 'single')";
-        id_row(self.query_opt(sql, &[&commission_id, &kind.as_str()])?)
+        let sql = "SELECT id FROM ledger_transfers WHERE subject = $1 AND kind = $2 AND kind IN ('post', 'single')";
+        id_row(self.query_opt(sql, &[&subject, &kind.as_str()])?)
     }
 
     fn head(&mut self) -> Result<(u64, [u8; 32]), LedgerError> {
@@ -243,7 +243,7 @@ impl LedgerTx for PgTx<'_, '_> {
                 &cur(&r.currency)?,
                 &r.amount_minor,
                 &r.kind.as_str(),
-                &r.commission_id,
+                &r.subject,
                 &r.pending_id.as_ref().map(|p| &p.0[..]),
                 &r.at_ms,
                 &&t.prev_hash[..],

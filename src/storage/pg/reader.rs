@@ -226,7 +226,7 @@ impl Reader for PgReader {
             if let Some(c) = &f.commission_id {
                 let id = next(Box::new(c.clone()), &mut args);
                 let prefix = next(Box::new(format!("commission:{c}:")), &mut args);
-                sql.push_str(&format!(" AND (commission_id = {id} OR starts_with(cause, {prefix}))"));
+                sql.push_str(&format!(" AND (subject = {id} OR starts_with(cause, {prefix}))"));
             }
             if let Some(p) = &f.cause_prefix {
                 let prefix = next(Box::new(p.clone()), &mut args);

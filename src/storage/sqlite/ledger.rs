@@ -124,12 +124,12 @@ impl LedgerTx for SqliteTx<'_> {
         found.map(|v| bytes(v, "an id").map(TransferId)).transpose()
     }
 
-    fn commission_transfer(&mut self, commission_id: &str, kind: TransferKind) -> Result<Option<TransferId>, LedgerError> {
+    fn subject_transfer(&mut self, subject: &str, kind: TransferKind) -> Result<Option<TransferId>, LedgerError> {
         let mut st = self.conn.prepare_cached(
             // The literal kinds let the planner use the partial index, which a bound kind alone does not.
-            "SELECT id FROM ledger_transfers WHERE commission_id = ?1 AND kind = ?2 AND kind IN ('post', 'single')",
+            "SELECT id FROM ledger_transfers WHERE subject = ?1 AND kind = ?2 AND kind IN ('post', 'single')",
         )?;
-        let found: Option<Vec<u8>> = st.query_row(params![commission_id, kind.as_str()], |r| r.get(0)).optional()?;
+        let found: Option<Vec<u8>> = st.query_row(params![subject, kind.as_str()], |r| r.get(0)).optional()?;
         found.map(|v| bytes(v, "an id").map(TransferId)).transpose()
     }
 
@@ -166,7 +166,7 @@ impl LedgerTx for SqliteTx<'_> {
             cur(&r.currency)?,
             r.amount_minor,
             r.kind.as_str(),
-            r.commission_id,
+            r.subject,
             r.pending_id.as_ref().map(|p| &p.0[..]),
             r.at_ms,
             &t.prev_hash[..],

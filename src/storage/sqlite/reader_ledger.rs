@@ -20,7 +20,7 @@ impl SqliteReader {
         }
         if let Some(c) = &f.commission_id {
             let prefix = format!("commission:{c}:");
-            sql.push_str(" AND (commission_id = ? OR substr(cause, 1, ?) = ?)");
+            sql.push_str(" AND (subject = ? OR substr(cause, 1, ?) = ?)");
             args.extend([Sql::Text(c.clone()), Sql::Integer(prefix.len() as i64), Sql::Text(prefix)]);
         }
         if let Some(p) = &f.cause_prefix {
@@ -60,7 +60,7 @@ fn transfer_row(r: &Row<'_>) -> rusqlite::Result<StoredTransfer> {
         amount_minor: r.get(8)?,
         currency,
         kind: TransferKind::parse(&kind).ok_or_else(|| bad(9, format!("unknown transfer kind {kind:?}")))?,
-        commission_id: r.get(10)?,
+        subject: r.get(10)?,
         pending_id: r.get::<_, Option<Vec<u8>>>(11)?.map(|p| fixed(11, p).map(TransferId)).transpose()?,
         at_ms: r.get(12)?,
     };

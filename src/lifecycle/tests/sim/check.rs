@@ -96,7 +96,7 @@ impl<H: Harness> Sim<H> {
                     "pay" => (TransferKind::Single, true),
                     _ => (TransferKind::Single, false),
                 };
-                assert_eq!((kind, s.transfer.commission_id.is_some()), (want_kind, with_id), "{at}: {}", s.transfer.cause);
+                assert_eq!((kind, s.transfer.subject.is_some()), (want_kind, with_id), "{at}: {}", s.transfer.cause);
             }
             if let Some(post) = of("approve").next() {
                 assert_eq!(post.transfer.amount_minor, t.approved_minor, "{at}: {id}: approved amount");

@@ -72,15 +72,15 @@ CREATE TABLE ledger_transfers (
     currency TEXT NOT NULL CHECK (length(currency) = 3),
     amount_minor BIGINT NOT NULL CHECK (amount_minor > 0),
     kind TEXT NOT NULL CHECK (kind IN ('pending', 'post', 'void', 'single')),
-    commission_id TEXT,
+    subject TEXT,
     pending_id BYTEA CHECK (pending_id IS NULL OR length(pending_id) = 16),
     at_ms BIGINT NOT NULL,
     prev_hash BYTEA NOT NULL CHECK (length(prev_hash) = 32),
     hash BYTEA NOT NULL CHECK (length(hash) = 32)
 );
 CREATE UNIQUE INDEX ledger_transfers_resolution ON ledger_transfers (pending_id) WHERE pending_id IS NOT NULL;
-CREATE UNIQUE INDEX ledger_transfers_commission ON ledger_transfers (commission_id, kind)
-    WHERE commission_id IS NOT NULL AND kind IN ('post', 'single');
+CREATE UNIQUE INDEX ledger_transfers_subject ON ledger_transfers (subject, kind)
+    WHERE subject IS NOT NULL AND kind IN ('post', 'single');
 CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'ledger transfers are append-only'; END $$;
 CREATE TRIGGER ledger_transfers_append_only BEFORE UPDATE OR DELETE ON ledger_transfers

@@ -128,15 +128,15 @@ CREATE TABLE ledger_transfers (
     currency TEXT NOT NULL CHECK (length(currency) = 3),
     amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
     kind TEXT NOT NULL CHECK (kind = 'pending' OR kind = 'post' OR kind = 'void' OR kind = 'single'),
-    commission_id TEXT,
+    subject TEXT,
     pending_id BLOB CHECK (pending_id IS NULL OR length(pending_id) = 16),
     at_ms INTEGER NOT NULL,
     prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),
     hash BLOB NOT NULL CHECK (length(hash) = 32)
 ) STRICT;
 CREATE UNIQUE INDEX ledger_transfers_resolution ON ledger_transfers (pending_id) WHERE pending_id IS NOT NULL;
-CREATE UNIQUE INDEX ledger_transfers_commission ON ledger_transfers (commission_id, kind)
-    WHERE commission_id IS NOT NULL AND kind IN ('post', 'single');
+CREATE UNIQUE INDEX ledger_transfers_subject ON ledger_transfers (subject, kind)
+    WHERE subject IS NOT NULL AND kind IN ('post', 'single');
 CREATE TRIGGER ledger_transfers_no_update BEFORE UPDATE ON ledger_transfers
     BEGIN SELECT RAISE(ABORT, 'ledger transfers are append-only'); END;
 CREATE TRIGGER ledger_transfers_no_delete BEFORE DELETE ON ledger_transfers
