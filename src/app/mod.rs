@@ -193,14 +193,18 @@ pub fn build_api(
             tracing::info!(database = %redact_url(&url), "conversions, commissions and the ledger are in PostgreSQL");
             let conversions = storage::pg::start(&url, writer_config, Box::new(attributor), metrics.api.clone())
                 .context("connecting the conversion store to PostgreSQL (core.database_url)")?;
-            let reader: Arc<dyn Reader> = Arc::new(storage::pg::PgReader::open(&url).context("connecting to PostgreSQL for reads")?);
+            let reader: Arc<dyn Reader> = Arc::new(
+                storage::pg::PgReader::open_with(&url, config.api.read_connections_max).context("connecting to PostgreSQL for reads")?,
+            );
             (conversions, reader)
         }
         None => {
             let conversions = storage::sqlite::start(data_dir, writer_config, Box::new(attributor), metrics.api.clone())
                 .context("opening the conversion store")?;
-            let reader: Arc<dyn Reader> =
-                Arc::new(storage::sqlite::SqliteReader::open(data_dir).context("opening the conversion store for reads")?);
+            let reader: Arc<dyn Reader> = Arc::new(
+                storage::sqlite::SqliteReader::open_with(data_dir, config.api.read_connections_max)
+                    .context("opening the conversion store for reads")?,
+            );
             (conversions, reader)
         }
     };

@@ -72,6 +72,9 @@ pub struct Api {
     /// Jobs waiting for the conversion writer (new conversions, cancels and refunds, approvals,
     /// payouts); a request that finds the queue full waits for room. At least one commit's worth.
     pub writer_queue_len_max: usize,
+    /// Connections the API reads conversions, commissions, reports and the ledger through, so
+    /// one slow report does not hold up the others.
+    pub read_connections_max: usize,
 }
 
 impl Default for Api {
@@ -87,6 +90,7 @@ impl Default for Api {
             connections_max: 1_024,
             commit_batch_len_max: 256,
             writer_queue_len_max: 4_096,
+            read_connections_max: 4,
         }
     }
 }
@@ -216,6 +220,9 @@ impl Api {
         }
         if !(1..=65_536).contains(&self.commit_batch_len_max) {
             return Err(invalid("api.commit_batch_len_max", "must be in 1..=65536"));
+        }
+        if !(1..=64).contains(&self.read_connections_max) {
+            return Err(invalid("api.read_connections_max", "must be in 1..=64"));
         }
         // A queue shorter than a commit would keep every group below the batch it is allowed.
         if !(self.commit_batch_len_max..=1_048_576).contains(&self.writer_queue_len_max) {

@@ -63,6 +63,7 @@ fn bad_keys_are_named() {
     check_err("[privacy]\nip = \"hash\"\n", "privacy.ip_hash_key");
     check_err("[tls]\ncert_path = \"a.pem\"\n", "tls: cert_path and key_path must be set together");
     check_err("[listen]\nedge = \"nowhere\"\n", "invalid socket address");
+    check_err("[api]\nread_connections_max = 0\n", "api.read_connections_max: must be in 1..=64");
     check_err("[demo]\nbogus = []\n", "unknown field `bogus`, expected one of `programs`, `partners`, `links`, `coupons`");
     check_err("[demo]\nprograms = 3\n", "invalid type: integer `3`, expected a sequence");
     check_err(

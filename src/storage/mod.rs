@@ -21,6 +21,7 @@ pub(crate) mod group;
 pub mod migration;
 pub mod offline;
 pub mod pg;
+pub mod pool;
 pub(crate) mod row;
 pub mod sqlite;
 

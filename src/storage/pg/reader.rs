@@ -1,8 +1,6 @@
 //! The API's reads on a PostgreSQL store (cluster mode): the same answers as the SQLite
 //! reader's, each from one read-only snapshot.
 
-use std::sync::Mutex;
-
 use ::postgres::types::ToSql;
 
 use crate::conversions::view::{
@@ -13,14 +11,15 @@ use crate::conversions::ConversionError;
 use crate::lifecycle::{Commission, CommissionEvent, CommissionStatus, CommissionTx, LifecycleError};
 use crate::storage::pg::conversions::{connect, in_snapshot, Reconnecting};
 use crate::storage::pg::PgTx;
+use crate::storage::pool::{Pool, READ_CONNECTIONS_DEFAULT};
 use crate::storage::row::COLUMNS as TRANSFER_COLUMNS;
 use crate::storage::row::COMMISSION_COLUMNS;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// A read connection to a PostgreSQL store, connected again when the server dropped it.
+/// Read connections to a PostgreSQL store, each connected again when the server dropped it.
 pub struct PgReader {
-    conn: Mutex<Reconnecting>,
+    pool: Pool<Reconnecting>,
 }
 
 type Args = Vec<Box<dyn ToSql + Sync + Send>>;
@@ -30,12 +29,19 @@ impl PgReader {
     /// schema version than this build's, or at none, is refused, and nothing is created. So is
     /// each reconnection.
     pub fn open(url: &str) -> Result<PgReader, ConversionError> {
-        Ok(PgReader { conn: Mutex::new(Reconnecting::new(url, connect(url)?)) })
+        PgReader::open_with(url, READ_CONNECTIONS_DEFAULT)
+    }
+
+    /// As `open`, with `connections` read connections (at least one).
+    pub fn open_with(url: &str, connections: usize) -> Result<PgReader, ConversionError> {
+        let conns =
+            (0..connections.max(1)).map(|_| Ok(Reconnecting::new(url, connect(url)?))).collect::<Result<Vec<_>, ConversionError>>()?;
+        Ok(PgReader { pool: Pool::new(conns) })
     }
 
     /// Runs `f` in one read-only snapshot.
     fn read<T>(&self, f: impl FnOnce(&mut PgTx<'_, '_>) -> Result<T, ConversionError>) -> Result<T, ConversionError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conn = self.pool.get();
         let (client, statements) = conn.get()?;
         in_snapshot(client, statements, f)
     }

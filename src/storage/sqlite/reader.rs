@@ -1,7 +1,6 @@
 //! The API's reads from the SQLite file.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use rusqlite::Connection;
 
@@ -13,10 +12,11 @@ use crate::conversions::view::{
 use crate::conversions::ConversionError;
 use crate::lifecycle::{Commission, CommissionEvent};
 use crate::storage::migration::SchemaError;
+use crate::storage::pool::{Pool, READ_CONNECTIONS_DEFAULT};
 
-/// A read connection to the store file.
+/// Read connections to the store file (WAL lets them read while the writer commits).
 pub struct SqliteReader {
-    conn: Mutex<Connection>,
+    pool: Pool<Connection>,
 }
 
 impl SqliteReader {
@@ -24,12 +24,17 @@ impl SqliteReader {
     /// made: a file at another schema version than this build's, or at none, is refused
     /// (`SchemaError`), and nothing is created.
     pub fn open(data_dir: &Path) -> Result<SqliteReader, SchemaError> {
-        let conn = super::schema::open(data_dir)?;
-        Ok(SqliteReader { conn: Mutex::new(conn) })
+        SqliteReader::open_with(data_dir, READ_CONNECTIONS_DEFAULT)
+    }
+
+    /// As `open`, with `connections` read connections (at least one).
+    pub fn open_with(data_dir: &Path, connections: usize) -> Result<SqliteReader, SchemaError> {
+        let conns = (0..connections.max(1)).map(|_| super::schema::open(data_dir)).collect::<Result<Vec<_>, _>>()?;
+        Ok(SqliteReader { pool: Pool::new(conns) })
     }
 
     pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        self.pool.get()
     }
 
     /// One conversion as JSON, from one read transaction.
