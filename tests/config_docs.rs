@@ -223,3 +223,23 @@ fn the_walk_follows_sections_arrays_and_maps() {
     let got: Vec<&str> = keys.iter().map(String::as_str).collect();
     assert_eq!(got, ["by_id", "items.code", "only_in_map", "only_in_map.<id>.x", "section.limit_ms", "top"]);
 }
+
+/// README.md is a user's manual and ARCHITECTURE.md a short map: both stay short, and the
+/// README names no commit (history lives in commit messages and benches/RESULTS.md).
+#[test]
+fn the_readme_and_the_architecture_stay_short() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"));
+    let readme = read("README.md");
+    let architecture = read("ARCHITECTURE.md");
+    assert!(readme.lines().count() <= 250, "README.md has {} lines; the limit is 250", readme.lines().count());
+    assert!(architecture.lines().count() <= 200, "ARCHITECTURE.md has {} lines; the limit is 200", architecture.lines().count());
+    let looks_like_a_commit = |w: &&str| {
+        (7..=40).contains(&w.len())
+            && w.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && w.bytes().any(|b| b.is_ascii_digit())
+            && w.bytes().any(|b| b.is_ascii_alphabetic())
+    };
+    let hashes: Vec<&str> = readme.split(|c: char| !c.is_ascii_alphanumeric()).filter(looks_like_a_commit).collect();
+    assert!(hashes.is_empty(), "README.md names commits: {hashes:?}");
+}
