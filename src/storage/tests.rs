@@ -172,8 +172,9 @@ fn pg_tables(schema: &PgSchema) -> i64 {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
 fn migrating_a_fresh_postgresql_schema_records_version_1_and_a_second_run_changes_nothing() {
-    let Some(schema) = PgSchema::create("schema_test") else { return };
+    let schema = PgSchema::new("schema_test");
     assert_eq!(pg::migrate(&schema.url).unwrap(), 1);
     let before = pg_state(&schema);
     assert_eq!(before.0, [(1, "0001_initial".to_string())]);
@@ -191,8 +192,9 @@ fn migrating_a_fresh_postgresql_schema_records_version_1_and_a_second_run_change
 /// Cores of one cluster starting together: the advisory lock lets one migrate while the others
 /// wait, then find the version recorded.
 #[test]
+#[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
 fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
-    let Some(schema) = PgSchema::create("schema_test") else { return };
+    let schema = PgSchema::new("schema_test");
     let runs: Vec<_> = (0..4)
         .map(|_| {
             std::thread::spawn({
@@ -208,8 +210,9 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
 fn a_postgresql_store_at_a_newer_version_is_refused_with_both_versions() {
-    let Some(schema) = PgSchema::create("schema_test") else { return };
+    let schema = PgSchema::new("schema_test");
     pg::migrate(&schema.url).unwrap();
     schema.client().execute("INSERT INTO schema_migrations (version, name) VALUES (7, '0007_later')", &[]).unwrap();
     let before = pg_state(&schema);
@@ -235,12 +238,13 @@ fn a_postgresql_store_at_a_newer_version_is_refused_with_both_versions() {
 /// The reader connects again after the server dropped its connection; a newer build migrated
 /// the store meanwhile, so the new connection is refused.
 #[test]
+#[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
 fn a_postgresql_reader_checks_the_version_again_when_it_reconnects() {
-    let Some(schema) = PgSchema::create("schema_test") else { return };
+    let schema = PgSchema::new("schema_test");
     pg::migrate(&schema.url).unwrap();
     // Named, so this test ends only its own reader's connection.
     let url = format!("{}&application_name={}", schema.url, schema.name);
-    let reader = pg::PgReader::open(&url).unwrap();
+    let reader = pg::PgReader::open_with(&url, 1).unwrap();
     assert_eq!(reader.get("cv_none").unwrap(), None);
     let mut client = schema.client();
     client.execute("INSERT INTO schema_migrations (version, name) VALUES (7, '0007_later')", &[]).unwrap();
@@ -256,8 +260,9 @@ fn a_postgresql_reader_checks_the_version_again_when_it_reconnects() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
 fn a_postgresql_reader_refuses_an_unmigrated_schema_and_creates_nothing() {
-    let Some(schema) = PgSchema::create("schema_test") else { return };
+    let schema = PgSchema::new("schema_test");
     for (what, e) in [
         ("PgReader::open", pg::PgReader::open(&schema.url).err().map(|e| e.to_string())),
         ("verify_pg", offline::verify_pg(&schema.url).err().map(|e| e.to_string())),
@@ -420,8 +425,9 @@ fn the_file_refuses_an_unknown_value_of_every_stored_enum() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
 fn a_postgresql_store_refuses_an_unknown_value_of_every_stored_enum() {
-    let Some(schema) = PgSchema::create("schema_test") else { return };
+    let schema = PgSchema::new("schema_test");
     pg::migrate(&schema.url).unwrap();
     let mut client = schema.client();
     let mut exec = |sql: &str| {

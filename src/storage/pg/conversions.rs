@@ -66,6 +66,19 @@ pub(super) struct Reconnecting {
     live: Option<(Client, PgStatements)>,
 }
 
+/// A `postgres::Client` closes its connection on a runtime of its own, which cannot start on a
+/// thread that is inside another runtime: an API task dropping the last handle to the reader
+/// would panic. There the connection is closed on a thread of its own.
+impl Drop for Reconnecting {
+    fn drop(&mut self) {
+        if let Some(live) = self.live.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::spawn(move || drop(live)).join();
+            }
+        }
+    }
+}
+
 impl Reconnecting {
     pub(crate) fn new(url: &str, client: Client) -> Reconnecting {
         Reconnecting { url: url.to_string(), live: Some((client, PgStatements::default())) }
