@@ -8,9 +8,9 @@ use serde::Deserialize;
 use super::store::{ConversionTx, NewRow, PartnerDay, StoredConversion};
 use super::{view, Answer, Attributed, ConversionError, Fingerprinted, Job, Op, Reply, Status, Transition};
 use crate::attribution::engine::Method;
-use crate::ledger::parse_currency;
 use crate::lifecycle::{self, ConversionRef, Refunded, Sale};
 use crate::metrics::AttributionOutcome;
+use crate::model::Currency;
 
 /// One job inside the group's transaction. A new conversion's first answer is left to render
 /// (`Reply::First`) unless an `Idempotency-Key` keeps it, which needs it now.
@@ -62,10 +62,7 @@ fn record<T: ConversionTx>(
     let currency = if attribution.shares.is_empty() {
         None
     } else {
-        Some(
-            parse_currency(&c.currency)
-                .ok_or_else(|| ConversionError::Invalid { field: "currency", why: format!("{:?} is not an ISO 4217 code", c.currency) })?,
-        )
+        Some(Currency::parse(&c.currency).map_err(|e| ConversionError::Invalid { field: "currency", why: e.to_string() })?)
     };
     // The row first: its key finds a retry, so a new conversion costs no look-up before it.
     let day = day_of(c.occurred_at_ms);
@@ -207,8 +204,7 @@ pub(crate) fn pay<T: ConversionTx>(
     limit: usize,
     now_ms: u64,
 ) -> Result<Answer, ConversionError> {
-    let cur = parse_currency(currency)
-        .ok_or_else(|| ConversionError::Invalid { field: "currency", why: format!("{currency:?} is not an ISO 4217 code") })?;
+    let cur = Currency::parse(currency).map_err(|e| ConversionError::Invalid { field: "currency", why: e.to_string() })?;
     let paid = lifecycle::pay_partner(tx, partner, cur, payout_id, now_ms, limit)?;
     let amount: i64 = paid.iter().map(|c| c.remaining_minor()).sum();
     let ids: Vec<&str> = paid.iter().map(|c| c.id.as_str()).collect();

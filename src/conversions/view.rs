@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::store::{ConversionEvent, ConversionRow, ViewSource};
 use super::ConversionError;
 use crate::lifecycle::{Commission, CommissionEvent, ConversionRef};
+use crate::model::Currency;
 
 pub use commissions::{BalanceSheet, CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, ReportScope, StatusTotals};
 pub use ledger::{LedgerFilter, LedgerPage};
@@ -237,7 +238,7 @@ struct CommissionView<'a> {
     approved_at: Option<String>,
     conversion_id: &'a str,
     created_at: String,
-    currency: String,
+    currency: Currency,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -266,7 +267,7 @@ impl<'a> CommissionView<'a> {
             approved_at: c.approved_at_ms.map(rfc3339),
             conversion_id: &c.conversion_id,
             created_at: rfc3339(c.created_at_ms),
-            currency: crate::ledger::currency_str(&c.currency),
+            currency: c.currency,
             detail: serde_json::from_str(&c.detail).ok(),
             events: events.map(|e| e.iter().map(CommissionEventView::new).collect()),
             id: &c.id,

@@ -1,6 +1,7 @@
 //! Decoding a stored row, shared by the backends: both read the same columns.
 
 use crate::ledger::{AccountKey, AccountKind, LedgerError, StoredTransfer, TransferId, TransferKind, TransferRequest};
+use crate::model::Currency;
 
 /// The columns of a stored transfer, in the order `decode` reads them.
 pub(crate) const COLUMNS: &str = "seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor, kind, \
@@ -14,13 +15,14 @@ pub(crate) fn bytes<const N: usize>(v: Vec<u8>, what: &str) -> Result<[u8; N], L
     v.try_into().map_err(|v: Vec<u8>| LedgerError::Storage(format!("{what} is {} bytes, not {N}", v.len())))
 }
 
-pub(crate) fn account(kind: &str, owner: String, currency: [u8; 3]) -> Result<AccountKey, LedgerError> {
+pub(crate) fn account(kind: &str, owner: String, currency: Currency) -> Result<AccountKey, LedgerError> {
     let kind = AccountKind::parse(kind).ok_or_else(|| LedgerError::Storage(format!("unknown account kind {kind:?}")))?;
     Ok(AccountKey { kind, owner, currency })
 }
 
-pub(crate) fn currency(s: String) -> Result<[u8; 3], LedgerError> {
-    bytes(s.into_bytes(), "a currency")
+/// A stored currency; one that does not parse is a storage error naming the column, never a guess.
+pub(crate) fn currency(s: String) -> Result<Currency, LedgerError> {
+    Currency::parse(&s).map_err(|e| LedgerError::Storage(format!("column currency: {e}")))
 }
 
 pub(super) type RawRow = (
