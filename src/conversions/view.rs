@@ -22,7 +22,7 @@ pub(super) struct ConversionFields<'a> {
     pub program: &'a str,
     pub order_id: &'a str,
     pub amount_minor: i64,
-    pub currency: &'a str,
+    pub currency: Currency,
     pub occurred_at_ms: i64,
     pub received_at_ms: i64,
     pub click_id: Option<&'a str>,
@@ -63,7 +63,7 @@ pub(super) fn conversion_json(
         commissions: Vec<CommissionView<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         coupon_code: Option<&'a str>,
-        currency: &'a str,
+        currency: Currency,
         #[serde(skip_serializing_if = "Option::is_none")]
         customer_ref: Option<&'a str>,
         events: Vec<Event<'a>>,
@@ -123,7 +123,7 @@ impl First {
             program: &c.program,
             order_id: &c.order_id,
             amount_minor: c.amount_minor,
-            currency: &c.currency,
+            currency: c.currency,
             occurred_at_ms: c.occurred_at_ms as i64,
             received_at_ms: self.now_ms as i64,
             click_id: c.click_id.as_deref(),
@@ -190,7 +190,7 @@ fn fields<'a>(r: &'a ConversionRow, id: &'a str) -> ConversionFields<'a> {
         program: &r.program,
         order_id: &r.order_id,
         amount_minor: r.amount_minor,
-        currency: &r.currency,
+        currency: r.currency,
         occurred_at_ms: r.occurred_at_ms,
         received_at_ms: r.received_at_ms,
         click_id: r.click_id.as_deref(),
@@ -346,10 +346,10 @@ fn rfc3339_by_time(ms: i64) -> String {
 }
 
 /// One day of conversions for a report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DayConversions {
     pub day: u32,
-    pub currency: String,
+    pub currency: Currency,
     /// Conversions not cancelled.
     pub conversions: u64,
     /// Amounts of those conversions (for a partner: the partner's attributed shares).

@@ -72,3 +72,44 @@ pub(crate) fn sorted(mut v: Vec<(AccountKey, crate::ledger::Balance)>) -> Vec<(A
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
+
+/// A currency column binds as its code (TEXT) and reads back only as a code that parses; one
+/// that does not is an error naming the column, never a guess.
+impl rusqlite::types::ToSql for Currency {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl rusqlite::types::FromSql for Currency {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Currency> {
+        Currency::parse(v.as_str()?).map_err(|e| rusqlite::types::FromSqlError::Other(format!("column currency: {e}").into()))
+    }
+}
+
+impl postgres::types::ToSql for Currency {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.as_str().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        <&str as postgres::types::ToSql>::accepts(ty)
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+impl<'a> postgres::types::FromSql<'a> for Currency {
+    fn from_sql(ty: &postgres::types::Type, raw: &'a [u8]) -> Result<Currency, Box<dyn std::error::Error + Sync + Send>> {
+        let s = <&str as postgres::types::FromSql>::from_sql(ty, raw)?;
+        Ok(Currency::parse(s).map_err(|e| format!("column currency: {e}"))?)
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        <&str as postgres::types::FromSql>::accepts(ty)
+    }
+}

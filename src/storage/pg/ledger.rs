@@ -80,7 +80,7 @@ impl<'t, 'c> PgTx<'t, 'c> {
             self.write_period(key, state).map_err(|e| LedgerError::Storage(e.to_string()))?;
         }
         for ((partner, day, currency), d) in days {
-            self.write_partner_day(&partner, day, &currency, d).map_err(|e| LedgerError::Storage(e.to_string()))?;
+            self.write_partner_day(&partner, day, currency, d).map_err(|e| LedgerError::Storage(e.to_string()))?;
         }
         Ok(())
     }

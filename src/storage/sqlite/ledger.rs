@@ -64,7 +64,7 @@ impl<'c> SqliteTx<'c> {
                 write_period(self.conn, &key, &state).map_err(|e| LedgerError::Storage(e.to_string()))?;
             }
             for ((partner, day, currency), d) in std::mem::take(&mut g.days) {
-                write_partner_day(self.conn, &partner, day, &currency, d)?;
+                write_partner_day(self.conn, &partner, day, currency, d)?;
             }
         }
         Ok(())
