@@ -37,7 +37,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clickgate::config::Api;
 use clickgate::conversions::{Conversions, Fingerprinted, NewConversion, Op, WriterConfig};
-use clickgate::ledger::{self, currency_str};
+use clickgate::ledger;
 use clickgate::storage::sqlite::SqliteTx;
 use clickgate::store::Store;
 use rusqlite::{params, Connection};
@@ -191,9 +191,7 @@ fn check_sqlite(dir: &Path, n: usize) {
     assert_eq!(report.pending_open as i64, commissions, "every reserve is open");
     for c in &report.currencies {
         let sum: i64 = tx
-            .query_row("SELECT coalesce(sum(amount_minor), 0) FROM commissions WHERE currency = ?1", [currency_str(&c.currency)], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT coalesce(sum(amount_minor), 0) FROM commissions WHERE currency = ?1", [c.currency.as_str()], |r| r.get(0))
             .expect("sum");
         assert_eq!(c.pending_minor, i128::from(sum), "the ledger holds what the commissions say");
     }

@@ -8,14 +8,14 @@ use arc_swap::ArcSwap;
 
 use crate::attribution::Settings;
 use crate::commission::ProgramRules;
-use crate::model::Status;
+use crate::model::{Currency, Status};
 use crate::store::{Store, StoreError};
 
 /// One program as the core sees it.
 #[derive(Debug, Clone)]
 pub struct ProgramInfo {
     pub id: Arc<str>,
-    pub currency: String,
+    pub currency: Currency,
     pub status: Status,
     pub attribution: Settings,
     /// Commission rules, shared with the writer without a copy per conversion.
@@ -49,7 +49,7 @@ impl Catalog {
                 p.spec.id.clone(),
                 ProgramInfo {
                     id,
-                    currency: p.spec.currency.clone(),
+                    currency: p.spec.currency,
                     status: p.status,
                     attribution: p.spec.attribution,
                     commission: Arc::new(p.spec.commission.clone()),

@@ -105,7 +105,8 @@ fn keys_of(registry: &Registry, root: &str) -> BTreeSet<String> {
 
 /// Every key path of the struct `T`, under `prefix`.
 fn keys_under<T: serde::de::DeserializeOwned>(prefix: &str) -> BTreeSet<String> {
-    let mut tracer = Tracer::new(TracerConfig::default());
+    // Strings trace as a currency code, which a program's `currency` must parse as.
+    let mut tracer = Tracer::new(TracerConfig::default().default_string_value("USD".into()));
     let (root, _) = tracer.trace_type::<T>(&Samples::new()).expect("the type traces");
     let Format::TypeName(root) = root else { panic!("{prefix} traces as a named struct, got {root:?}") };
     keys_of(&tracer.registry_unchecked(), &root).into_iter().map(|k| format!("{prefix}.{k}")).collect()

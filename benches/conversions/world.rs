@@ -174,7 +174,7 @@ impl World {
                     order_id: format!("order-{k:08}"),
                     program: click.program.to_string(),
                     amount_minor: 1000 + (u * u * 19_000.0) as i64,
-                    currency: if &*click.program == "shop" { "USD" } else { "EUR" }.into(),
+                    currency: clickgate::model::Currency::parse(if &*click.program == "shop" { "USD" } else { "EUR" }).unwrap(),
                     occurred_at_ms: click.ts_ms + rng.u64(60_000..3 * DAY_MS),
                     click_id: Some(click.click_id.encode(&mut id_text).to_string()),
                     visitor_id: None,

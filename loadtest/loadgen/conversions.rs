@@ -25,16 +25,16 @@ use tokio::net::TcpStream;
 
 use clickgate::config::Config;
 use clickgate::events::ClickEvent;
-use clickgate::model::Verdict;
+use clickgate::model::{Currency, Verdict};
 
 use crate::{cpu_ticks, EventSet};
 
 /// What one conversion is attributed by.
 enum Attribution {
     /// (click id, program, currency) of `valid` clicks the core holds, used in turn.
-    Clicks(Vec<(String, String, String)>),
+    Clicks(Vec<(String, String, Currency)>),
     /// A coupon code of a program, in its currency.
-    Coupon { code: String, program: String, currency: String },
+    Coupon { code: String, program: String, currency: Currency },
 }
 
 /// What `conversions` was asked to do.
@@ -51,10 +51,10 @@ pub struct Run<'a> {
 }
 
 /// Click ids, programs and currencies of the `valid` clicks in a saved event set.
-fn valid_clicks(path: &Path, config: &Config) -> anyhow::Result<Vec<(String, String, String)>> {
+fn valid_clicks(path: &Path, config: &Config) -> anyhow::Result<Vec<(String, String, Currency)>> {
     let set = EventSet::load(path)?;
     let demo = clickgate::app::demo_seed(&config.demo)?;
-    let currency = |program: &str| demo.programs.iter().find(|p| p.id == program).map(|p| p.currency.clone());
+    let currency = |program: &str| demo.programs.iter().find(|p| p.id == program).map(|p| p.currency);
     let mut out = Vec::new();
     for i in 0..set.len() {
         let ev = ClickEvent::decode(&set.payload(i)).with_context(|| format!("decoding event {i} of {}", path.display()))?;
@@ -103,7 +103,7 @@ pub async fn run(r: Run<'_>) -> anyhow::Result<()> {
                 demo.coupons.iter().any(|c| c.code.eq_ignore_ascii_case(code) && c.program == program),
                 "the config has no coupon {code} for program {program}"
             );
-            Attribution::Coupon { code: code.to_string(), program: program.to_string(), currency: p.currency.clone() }
+            Attribution::Coupon { code: code.to_string(), program: program.to_string(), currency: p.currency }
         }
         (None, None) => bail!("give --events (click ids of ingested clicks) or --coupon and --program"),
     };

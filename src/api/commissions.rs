@@ -20,7 +20,7 @@ use super::{json, parse_json, read_blocking, request_hash, ApiError, ApiResult, 
 use crate::conversions::view::{commission_json, CommissionFilter};
 use crate::conversions::{IdempotencyKey, Op};
 use crate::lifecycle::CommissionStatus;
-use crate::model::currency;
+use crate::model::Currency;
 
 /// A list's page size when `limit` is not given.
 pub const LIST_LIMIT_DEFAULT: usize = 100;
@@ -207,9 +207,8 @@ pub async fn payout(state: &Arc<ApiState>, partner: &str, key: Option<String>, b
         return Err(ApiError::not_found(format!("partner {partner:?} not found")));
     }
     let b: PayoutBody = parse_json(body)?;
-    if currency::minor_units(&b.currency).is_none() {
-        return Err(ApiError::invalid("currency", format!("{:?} is not an ISO 4217 currency code", b.currency)));
-    }
+    let currency = Currency::parse(&b.currency)
+        .map_err(|_| ApiError::invalid("currency", format!("{:?} is not an ISO 4217 currency code", b.currency)))?;
     if !is_slug(&b.payout_id) {
         return Err(ApiError::invalid("payout_id", format!("{:?} must be 1..=64 of [A-Za-z0-9_-]", b.payout_id)));
     }
@@ -219,7 +218,7 @@ pub async fn payout(state: &Arc<ApiState>, partner: &str, key: Option<String>, b
     let (mut paid, mut amount_minor, mut replayed) = (0u64, 0i64, true);
     for job in 0u64.. {
         let key = IdempotencyKey { key: if job == 0 { key.clone() } else { format!("{key} {job}") }, request_hash: hash };
-        let op = Op::Pay { partner: partner.to_string(), currency: b.currency.clone(), payout_id: b.payout_id.clone(), limit };
+        let op = Op::Pay { partner: partner.to_string(), currency, payout_id: b.payout_id.clone(), limit };
         let a = state.conversions.write(op, Some(key), now_ms).await?;
         let v: Value = serde_json::from_str(&a.body).unwrap_or_default();
         paid += v["paid"].as_u64().unwrap_or(0);
@@ -230,7 +229,7 @@ pub async fn payout(state: &Arc<ApiState>, partner: &str, key: Option<String>, b
         }
     }
     let body = json!({
-        "payout_id": b.payout_id, "partner": partner, "currency": b.currency, "paid": paid, "amount_minor": amount_minor,
+        "payout_id": b.payout_id, "partner": partner, "currency": currency, "paid": paid, "amount_minor": amount_minor,
     });
     let mut r = json(StatusCode::OK, &body);
     if replayed {

@@ -10,8 +10,7 @@ use serde::Deserialize;
 
 use super::{parse_json, raw_json, read_blocking, request_hash, ApiError, ApiResult, ApiState};
 use crate::conversions::{Answer, Fingerprinted, IdempotencyKey, NewConversion, Op, Origin, Transition};
-use crate::model::currency;
-use crate::model::{ClickId, VisitorId};
+use crate::model::{ClickId, Currency, VisitorId};
 
 /// The body of `POST /v1/conversions`.
 #[derive(Debug, Clone, Deserialize)]
@@ -67,11 +66,10 @@ pub fn validate(state: &ApiState, b: ConversionBody, origin: Origin, now_ms: u64
     if b.amount_minor > AMOUNT_MINOR_MAX {
         return Err(ApiError::invalid("amount_minor", format!("must be at most {AMOUNT_MINOR_MAX}")));
     }
-    if currency::minor_units(&b.currency).is_none() {
-        return Err(ApiError::invalid("currency", format!("{:?} is not an ISO 4217 currency code", b.currency)));
-    }
-    if b.currency != program.currency {
-        return Err(ApiError::invalid("currency", format!("program {:?} is in {}, not {}", b.program, program.currency, b.currency)));
+    let currency = Currency::parse(&b.currency)
+        .map_err(|_| ApiError::invalid("currency", format!("{:?} is not an ISO 4217 currency code", b.currency)))?;
+    if currency != program.currency {
+        return Err(ApiError::invalid("currency", format!("program {:?} is in {}, not {currency}", b.program, program.currency)));
     }
     let occurred_at_ms = parse_time("occurred_at", &b.occurred_at)?;
     if occurred_at_ms > now_ms + state.config.clock_skew_ms {
@@ -107,7 +105,7 @@ pub fn validate(state: &ApiState, b: ConversionBody, origin: Origin, now_ms: u64
         order_id,
         program: b.program,
         amount_minor: b.amount_minor,
-        currency: b.currency,
+        currency,
         occurred_at_ms,
         click_id,
         visitor_id,

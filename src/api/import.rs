@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::conversions::{record, validate, ConversionBody};
 use super::{json, ApiError, ApiResult, ApiState};
 use crate::conversions::Origin;
-use crate::model::currency;
+use crate::model::Currency;
 
 const KNOWN: [&str; 10] =
     ["order_id", "amount_minor", "amount", "currency", "occurred_at", "click_id", "visitor_id", "coupon_code", "customer_ref", "program"];
@@ -64,12 +64,12 @@ pub fn parse_amount(s: &str, minor_units: u32) -> Result<i64, String> {
 fn row_body(headers: &[String], row: &csv::StringRecord, default_program: &str, state: &ApiState) -> Result<ConversionBody, String> {
     let get = |name: &str| headers.iter().position(|h| h == name).and_then(|i| row.get(i)).map(str::trim).filter(|v| !v.is_empty());
     let program = get("program").unwrap_or(default_program).to_string();
-    let program_currency = state.catalog.load().program(&program).map(|p| p.currency.clone());
+    let program_currency = state.catalog.load().program(&program).map(|p| p.currency.to_string());
     let currency = get("currency").map(String::from).or(program_currency).ok_or_else(|| format!("program: unknown program {program:?}"))?;
     let amount_minor = match (get("amount_minor"), get("amount")) {
         (Some(m), _) => m.parse::<i64>().map_err(|_| format!("amount_minor: {m:?} is not an integer"))?,
         (None, Some(a)) => {
-            let units = currency::minor_units(&currency).ok_or_else(|| format!("currency: {currency:?} is not an ISO 4217 code"))?;
+            let units = Currency::parse(&currency).map_err(|_| format!("currency: {currency:?} is not an ISO 4217 code"))?.minor_units();
             parse_amount(a, units.into()).map_err(|e| format!("amount: {e}"))?
         }
         (None, None) => return Err("amount_minor: the row has neither amount_minor nor amount".into()),

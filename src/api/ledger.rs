@@ -12,14 +12,16 @@ use serde_json::{json, Value};
 use super::commissions::{is_commission_id, read_failed, Params};
 use super::{json, read_blocking, ApiResult, ApiState};
 use crate::conversions::view::{rfc3339, LedgerFilter};
-use crate::ledger::{currency_str, parse_currency, AccountKey, AccountKind, StoredTransfer, CAUSE_LEN_MAX, NAME_LEN_MAX};
+use crate::ledger::{AccountKey, AccountKind, StoredTransfer, CAUSE_LEN_MAX, NAME_LEN_MAX};
+use crate::model::Currency;
 
 /// `kind:owner:CUR`, as entries show accounts.
 fn parse_account(s: &str) -> Option<AccountKey> {
     let (kind, rest) = s.split_once(':')?;
     let (owner, currency) = rest.rsplit_once(':')?;
     let ok_owner = !owner.is_empty() && owner.len() <= NAME_LEN_MAX && !owner.chars().any(char::is_control);
-    Some(AccountKey { kind: AccountKind::parse(kind)?, owner: owner.to_string(), currency: parse_currency(currency)? }).filter(|_| ok_owner)
+    Some(AccountKey { kind: AccountKind::parse(kind)?, owner: owner.to_string(), currency: Currency::parse(currency).ok()? })
+        .filter(|_| ok_owner)
 }
 
 /// One transfer as the API shows it.
@@ -33,7 +35,7 @@ fn entry_json(s: &StoredTransfer) -> Value {
         "debit": t.debit.to_string(),
         "credit": t.credit.to_string(),
         "amount_minor": t.amount_minor,
-        "currency": currency_str(&t.currency),
+        "currency": t.currency,
         "at": rfc3339(t.at_ms),
         "prev_hash": hex::encode(s.prev_hash),
         "hash": hex::encode(s.hash),
@@ -82,11 +84,17 @@ mod tests {
     #[test]
     fn accounts_read_as_entries_show_them() {
         let a = parse_account("partner_payable:alice:USD").unwrap();
-        assert_eq!((a.kind, a.owner.as_str(), a.currency), (AccountKind::PartnerPayable, "alice", *b"USD"));
+        assert_eq!((a.kind, a.owner.as_str(), a.currency), (AccountKind::PartnerPayable, "alice", Currency::parse("USD").unwrap()));
         assert_eq!(a.to_string(), "partner_payable:alice:USD");
-        for bad in
-            ["", "partner_payable:alice", "partner_payable::USD", "nope:alice:USD", "partner_paid:alice:usd", "partner_paid:alice:USDX"]
-        {
+        for bad in [
+            "",
+            "partner_payable:alice",
+            "partner_payable::USD",
+            "nope:alice:USD",
+            "partner_paid:alice:usd",
+            "partner_paid:alice:USDX",
+            "partner_paid:alice:XYZ",
+        ] {
             assert!(parse_account(bad).is_none(), "{bad}");
         }
     }

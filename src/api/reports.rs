@@ -24,7 +24,7 @@ use crate::conversions::view::{DayCommissions, ReportScope, StatusTotals};
 use crate::conversions::DayConversions;
 use crate::ingest::{DayClicks, StatsScope};
 use crate::lifecycle::CommissionStatus;
-use crate::model::{Reason, Verdict};
+use crate::model::{Currency, Reason, Verdict};
 
 const DAYS_MAX: u32 = 366;
 
@@ -38,7 +38,7 @@ struct Clicks {
 
 #[derive(Serialize)]
 struct Revenue {
-    currency: String,
+    currency: Currency,
     revenue_minor: i64,
     refunded_minor: i64,
 }
@@ -46,7 +46,7 @@ struct Revenue {
 /// Commissions in one currency and status.
 #[derive(Serialize)]
 struct Commissions {
-    currency: String,
+    currency: Currency,
     status: CommissionStatus,
     #[serde(flatten)]
     totals: StatusTotals,
@@ -55,7 +55,7 @@ struct Commissions {
 /// Earnings per valid click in one currency.
 #[derive(Serialize)]
 struct Epc {
-    currency: String,
+    currency: Currency,
     /// The remaining amount of commissions not voided or reversed.
     earnings_minor: i64,
     valid_clicks: u64,
@@ -82,9 +82,9 @@ struct Day {
 
 /// Commission totals keyed by currency and the status's place in `CommissionStatus::ALL`, so
 /// they come out in lifecycle order.
-type ByStatus = BTreeMap<(String, usize), StatusTotals>;
+type ByStatus = BTreeMap<(Currency, usize), StatusTotals>;
 
-fn status_key(currency: String, status: CommissionStatus) -> (String, usize) {
+fn status_key(currency: Currency, status: CommissionStatus) -> (Currency, usize) {
     (currency, CommissionStatus::ALL.iter().position(|s| *s == status).unwrap_or(0))
 }
 
@@ -98,19 +98,14 @@ fn epc(rows: &[Commissions], valid: u64) -> Option<Vec<Epc>> {
     if valid == 0 {
         return None;
     }
-    let mut earnings: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut earnings: BTreeMap<Currency, i64> = BTreeMap::new();
     for c in rows.iter().filter(|c| !matches!(c.status, CommissionStatus::Voided | CommissionStatus::Reversed)) {
-        *earnings.entry(&c.currency).or_default() += c.totals.remaining_minor;
+        *earnings.entry(c.currency).or_default() += c.totals.remaining_minor;
     }
     Some(
         earnings
             .into_iter()
-            .map(|(currency, e)| Epc {
-                currency: currency.to_string(),
-                earnings_minor: e,
-                valid_clicks: valid,
-                epc_minor: e as f64 / valid as f64,
-            })
+            .map(|(currency, e)| Epc { currency, earnings_minor: e, valid_clicks: valid, epc_minor: e as f64 / valid as f64 })
             .collect(),
     )
 }
@@ -201,7 +196,7 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str) ->
     let mut total_commissions = ByStatus::new();
     for c in commission_days {
         days.entry(c.day).or_insert_with(|| blank(c.day));
-        add(day_commissions.entry(c.day).or_default().entry(status_key(c.currency.clone(), c.status)).or_default(), &c.totals);
+        add(day_commissions.entry(c.day).or_default().entry(status_key(c.currency, c.status)).or_default(), &c.totals);
         add(total_commissions.entry(status_key(c.currency, c.status)).or_default(), &c.totals);
     }
     for (day, rows) in day_commissions {
@@ -226,9 +221,9 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str) ->
         conversions += d.conversions;
         valid += v;
     }
-    let mut revenue: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut revenue: BTreeMap<Currency, (i64, i64)> = BTreeMap::new();
     for r in days.values().flat_map(|d| &d.revenue) {
-        let e = revenue.entry(r.currency.clone()).or_default();
+        let e = revenue.entry(r.currency).or_default();
         e.0 += r.revenue_minor;
         e.1 += r.refunded_minor;
     }

@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use super::{print_json, Setup};
 use crate::app;
+use crate::model::Currency;
 use crate::storage::offline;
 
 /// `commissions`' subcommands.
@@ -24,7 +25,7 @@ pub(super) enum CommissionsCmd {
         #[arg(long)]
         partner: String,
         #[arg(long)]
-        currency: String,
+        currency: Currency,
         /// The payout's reference; paying again under the same one is a no-op.
         #[arg(long)]
         payout_id: String,
@@ -46,7 +47,7 @@ pub(super) fn run(cmd: CommissionsCmd, setup: &Setup) -> anyhow::Result<ExitCode
         CommissionsCmd::Pay { partner, currency, payout_id, now } => {
             let now_ms = now_arg(now.as_deref())?;
             let limit = config.commission.pay_batch_len_max;
-            let answers = offline::pay_all(&setup.store_at()?, &partner, &currency, &payout_id, now_ms, limit)?;
+            let answers = offline::pay_all(&setup.store_at()?, &partner, currency, &payout_id, now_ms, limit)?;
             print_json(&answers)?;
         }
     }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 
 use super::{parse_model, print_json, Setup};
 use crate::attribution::Settings;
-use crate::model::{BlockedAction, Status};
+use crate::model::{BlockedAction, Currency, Status};
 use crate::store::NewProgram;
 
 /// `program`'s subcommands.
@@ -21,7 +21,7 @@ pub(super) enum ProgramCmd {
         #[arg(long)]
         name: String,
         #[arg(long)]
-        currency: String,
+        currency: Currency,
         /// A destination domain (repeat for several); subdomains are included.
         #[arg(long = "allow-domain", required = true)]
         allowed_domains: Vec<String>,

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use super::store::{ConversionTx, NewRow, PartnerDay, StoredConversion};
 use super::{view, Answer, Attributed, ConversionError, Fingerprinted, Job, Op, Reply, Status, Transition};
 use crate::attribution::engine::Method;
-use crate::ledger::parse_currency;
 use crate::lifecycle::{self, ConversionRef, Refunded, Sale};
 use crate::metrics::AttributionOutcome;
+use crate::model::Currency;
 
 /// One job inside the group's transaction. A new conversion's first answer is left to render
 /// (`Reply::First`) unless an `Idempotency-Key` keeps it, which needs it now.
@@ -33,7 +33,7 @@ pub(super) fn process<T: ConversionTx>(tx: &mut T, job: &Job, outcomes: &mut Vec
         }
         Op::Transition { id, transition } => Reply::Done(transition_op(tx, id, *transition, job.now_ms)?),
         Op::Approve { limit } => Reply::Done(approve(tx, *limit, job.now_ms)?),
-        Op::Pay { partner, currency, payout_id, limit } => Reply::Done(pay(tx, partner, currency, payout_id, *limit, job.now_ms)?),
+        Op::Pay { partner, currency, payout_id, limit } => Reply::Done(pay(tx, partner, *currency, payout_id, *limit, job.now_ms)?),
     };
     match &job.key {
         Some(k) => {
@@ -59,14 +59,7 @@ fn record<T: ConversionTx>(
     let attribution = &attributed.attribution;
     // Checked before anything is written: an error that is not a storage error keeps what the
     // job wrote.
-    let currency = if attribution.shares.is_empty() {
-        None
-    } else {
-        Some(
-            parse_currency(&c.currency)
-                .ok_or_else(|| ConversionError::Invalid { field: "currency", why: format!("{:?} is not an ISO 4217 code", c.currency) })?,
-        )
-    };
+    let currency = (!attribution.shares.is_empty()).then_some(c.currency);
     // The row first: its key finds a retry, so a new conversion costs no look-up before it.
     let day = day_of(c.occurred_at_ms);
     let inserted = tx.insert_conversion(&NewRow {
@@ -107,7 +100,7 @@ fn record<T: ConversionTx>(
     }
     for s in &attribution.shares {
         let d = PartnerDay { conversions: 1, revenue_minor: s.amount_minor, ..PartnerDay::default() };
-        tx.add_partner_day(&s.partner, day, &c.currency, d)?;
+        tx.add_partner_day(&s.partner, day, c.currency, d)?;
     }
     Ok(Reply::First(Box::new(view::First { id, conversion: f.shared(), attribution_json: attributed.json.clone(), commissions, now_ms })))
 }
@@ -127,7 +120,7 @@ fn credit_partner_days<T: ConversionTx>(tx: &mut T, row: &StoredConversion, f: i
         .map_err(|e| ConversionError::Invalid { field: "attribution", why: format!("the stored attribution does not read back: {e}") })?;
     let day = day_of(row.occurred_at_ms);
     for s in shares.shares {
-        tx.add_partner_day(&s.partner, day, &row.currency, f(s.amount_minor))?;
+        tx.add_partner_day(&s.partner, day, row.currency, f(s.amount_minor))?;
     }
     Ok(())
 }
@@ -202,14 +195,12 @@ pub(crate) fn approve<T: ConversionTx>(tx: &mut T, limit: usize, now_ms: u64) ->
 pub(crate) fn pay<T: ConversionTx>(
     tx: &mut T,
     partner: &str,
-    currency: &str,
+    currency: Currency,
     payout_id: &str,
     limit: usize,
     now_ms: u64,
 ) -> Result<Answer, ConversionError> {
-    let cur = parse_currency(currency)
-        .ok_or_else(|| ConversionError::Invalid { field: "currency", why: format!("{currency:?} is not an ISO 4217 code") })?;
-    let paid = lifecycle::pay_partner(tx, partner, cur, payout_id, now_ms, limit)?;
+    let paid = lifecycle::pay_partner(tx, partner, currency, payout_id, now_ms, limit)?;
     let amount: i64 = paid.iter().map(|c| c.remaining_minor()).sum();
     let ids: Vec<&str> = paid.iter().map(|c| c.id.as_str()).collect();
     let body = serde_json::json!({

@@ -33,6 +33,7 @@ use crate::attribution::engine::Attribution;
 use crate::commission::ProgramRules;
 use crate::lifecycle::LifecycleError;
 use crate::metrics::{ApiMetrics, AttributionOutcome};
+use crate::model::Currency;
 
 pub use view::{DayConversions, Reader};
 
@@ -84,7 +85,7 @@ pub struct NewConversion {
     pub order_id: String,
     pub program: String,
     pub amount_minor: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub occurred_at_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub click_id: Option<String>,
@@ -227,7 +228,7 @@ pub enum Op {
     /// Marks a partner's approved commissions in a currency paid by a payout.
     Pay {
         partner: String,
-        currency: String,
+        currency: Currency,
         payout_id: String,
         limit: usize,
     },

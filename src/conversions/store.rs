@@ -6,6 +6,7 @@
 
 use super::{Answer, ConversionError, IdempotencyKey, NewConversion, Status};
 use crate::lifecycle::{Commission, CommissionEvent, CommissionTx, ConversionRef};
+use crate::model::Currency;
 
 /// One event of a conversion: kind, amount, time.
 pub type ConversionEvent = (String, Option<i64>, i64);
@@ -16,7 +17,7 @@ pub struct ConversionRow {
     pub program: String,
     pub order_id: String,
     pub amount_minor: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub occurred_at_ms: i64,
     pub received_at_ms: i64,
     pub click_id: Option<String>,
@@ -37,7 +38,7 @@ pub struct StoredConversion {
     pub amount_minor: i64,
     pub refunded_minor: i64,
     pub occurred_at_ms: u64,
-    pub currency: String,
+    pub currency: Currency,
     pub attribution: String,
 }
 
@@ -89,7 +90,7 @@ pub trait ConversionTx: CommissionTx + ViewSource {
     /// recorded (a retry, or the same order with other fields: `recorded` tells which).
     fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError>;
     /// Adds `d` to a partner's day in a currency.
-    fn add_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError>;
+    fn add_partner_day(&mut self, partner: &str, day: i64, currency: Currency, d: PartnerDay) -> Result<(), ConversionError>;
     /// A conversion as a transition reads it; locked until the commit where that means
     /// anything (PostgreSQL).
     fn for_transition(&mut self, id: &str) -> Result<Option<StoredConversion>, ConversionError>;

@@ -39,6 +39,7 @@ on_both!(
     a_job_failing_part_way_leaves_nothing_and_its_group_commits,
     the_explanation_starts_with_the_creation_once,
     partner_days_add_up_every_credited_share,
+    a_stored_currency_that_does_not_parse_is_an_error_naming_the_column,
 );
 
 fn conv(order: &str, amount: i64) -> NewConversion {
@@ -46,7 +47,7 @@ fn conv(order: &str, amount: i64) -> NewConversion {
         order_id: order.into(),
         program: "demo".into(),
         amount_minor: amount,
-        currency: "USD".into(),
+        currency: Currency::parse("USD").unwrap(),
         occurred_at_ms: 1_763_800_000_000,
         click_id: None,
         visitor_id: None,
@@ -88,6 +89,18 @@ fn records_once_and_replays_the_first_answer(b: Backend) {
         let other = c.write(record_op("o-1", 999), None, 3).await;
         assert!(matches!(other, Err(ConversionError::Conflict(m)) if m.contains("different fields")), "a changed retry is a conflict");
     });
+}
+
+/// A stored currency is read back only as a code that parses; anything else is an error that
+/// names the column, never a guess.
+fn a_stored_currency_that_does_not_parse_is_an_error_naming_the_column(b: Backend) {
+    let c = b.start();
+    let id = conv("o-1", 1250).id();
+    rt().block_on(async { c.write(record_op("o-1", 1250), None, 1).await.unwrap() });
+    assert!(b.render(&id).is_some());
+    b.execute("UPDATE conversions SET currency = 'usd'");
+    let e = b.reader().get(&id).expect_err("a lower-case stored currency was read").to_string();
+    assert!(e.contains("column currency: \"usd\" is not an ISO 4217 code"), "{e}");
 }
 
 fn idempotency_keys_replay_or_conflict(b: Backend) {
@@ -347,7 +360,7 @@ fn partner_day_rows(reader: &dyn Reader) -> BTreeMap<(String, u32, String), [i64
     for partner in ["alice", "zed"] {
         for d in reader.partner_days(partner, 0, u32::MAX).unwrap() {
             let v = [d.conversions as i64, d.revenue_minor, d.refunded_minor, d.cancelled as i64];
-            assert!(out.insert((partner.to_string(), d.day, d.currency), v).is_none());
+            assert!(out.insert((partner.to_string(), d.day, d.currency.to_string()), v).is_none());
         }
     }
     out
@@ -367,7 +380,7 @@ fn partner_days_add_up_every_credited_share(b: Backend) {
         for i in 0..60 {
             let mut n = conv(&format!("o-{i}"), if i % 10 == 0 { 0 } else { rng.i64(1..5000) });
             n.occurred_at_ms += rng.u64(0..3) * 86_400_000;
-            n.currency = if rng.bool() { "USD" } else { "EUR" }.into();
+            n.currency = Currency::parse(if rng.bool() { "USD" } else { "EUR" }).unwrap();
             ids.push(n.id());
             writes.push(c.write(Op::Record(Fingerprinted::new(n)), None, 1_763_900_000_000));
         }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::store::{ConversionEvent, ConversionRow, ViewSource};
 use super::ConversionError;
 use crate::lifecycle::{Commission, CommissionEvent, ConversionRef};
+use crate::model::Currency;
 
 pub use commissions::{BalanceSheet, CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, ReportScope, StatusTotals};
 pub use ledger::{LedgerFilter, LedgerPage};
@@ -21,7 +22,7 @@ pub(super) struct ConversionFields<'a> {
     pub program: &'a str,
     pub order_id: &'a str,
     pub amount_minor: i64,
-    pub currency: &'a str,
+    pub currency: Currency,
     pub occurred_at_ms: i64,
     pub received_at_ms: i64,
     pub click_id: Option<&'a str>,
@@ -62,7 +63,7 @@ pub(super) fn conversion_json(
         commissions: Vec<CommissionView<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         coupon_code: Option<&'a str>,
-        currency: &'a str,
+        currency: Currency,
         #[serde(skip_serializing_if = "Option::is_none")]
         customer_ref: Option<&'a str>,
         events: Vec<Event<'a>>,
@@ -122,7 +123,7 @@ impl First {
             program: &c.program,
             order_id: &c.order_id,
             amount_minor: c.amount_minor,
-            currency: &c.currency,
+            currency: c.currency,
             occurred_at_ms: c.occurred_at_ms as i64,
             received_at_ms: self.now_ms as i64,
             click_id: c.click_id.as_deref(),
@@ -189,7 +190,7 @@ fn fields<'a>(r: &'a ConversionRow, id: &'a str) -> ConversionFields<'a> {
         program: &r.program,
         order_id: &r.order_id,
         amount_minor: r.amount_minor,
-        currency: &r.currency,
+        currency: r.currency,
         occurred_at_ms: r.occurred_at_ms,
         received_at_ms: r.received_at_ms,
         click_id: r.click_id.as_deref(),
@@ -237,7 +238,7 @@ struct CommissionView<'a> {
     approved_at: Option<String>,
     conversion_id: &'a str,
     created_at: String,
-    currency: String,
+    currency: Currency,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -266,7 +267,7 @@ impl<'a> CommissionView<'a> {
             approved_at: c.approved_at_ms.map(rfc3339),
             conversion_id: &c.conversion_id,
             created_at: rfc3339(c.created_at_ms),
-            currency: crate::ledger::currency_str(&c.currency),
+            currency: c.currency,
             detail: serde_json::from_str(&c.detail).ok(),
             events: events.map(|e| e.iter().map(CommissionEventView::new).collect()),
             id: &c.id,
@@ -345,10 +346,10 @@ fn rfc3339_by_time(ms: i64) -> String {
 }
 
 /// One day of conversions for a report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DayConversions {
     pub day: u32,
-    pub currency: String,
+    pub currency: Currency,
     /// Conversions not cancelled.
     pub conversions: u64,
     /// Amounts of those conversions (for a partner: the partner's attributed shares).

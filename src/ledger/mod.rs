@@ -21,10 +21,7 @@ mod types;
 mod verify;
 
 pub use deferred::{Deferred, Flush};
-pub use types::{
-    canonical, chain_hash, currency_str, parse_currency, AccountKey, AccountKind, Balance, StoredTransfer, TransferId, TransferKind,
-    TransferRequest,
-};
+pub use types::{canonical, chain_hash, AccountKey, AccountKind, Balance, StoredTransfer, TransferId, TransferKind, TransferRequest};
 pub use verify::{verify, CurrencyTotals, VerifyError, VerifyReport};
 
 /// The longest cause, in bytes.
@@ -207,9 +204,6 @@ pub fn check_shape(req: &TransferRequest) -> Result<(), LedgerError> {
     }
     if req.amount_minor <= 0 {
         return Err(LedgerError::NonPositiveAmount { id, amount_minor: req.amount_minor });
-    }
-    if parse_currency(&currency_str(&req.currency)).is_none() {
-        return invalid("currency", "must be three upper-case letters (ISO 4217)");
     }
     for (field, account) in [("debit", &req.debit), ("credit", &req.credit)] {
         if account.owner.is_empty() || account.owner.len() > NAME_LEN_MAX {

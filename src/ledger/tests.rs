@@ -12,12 +12,18 @@ mod tamper;
 use harness::Harness;
 
 use super::*;
+use crate::model::Currency;
 
-const USD: [u8; 3] = *b"USD";
-const EUR: [u8; 3] = *b"EUR";
+fn dollars() -> Currency {
+    Currency::parse("USD").unwrap()
+}
+
+fn euros() -> Currency {
+    Currency::parse("EUR").unwrap()
+}
 
 fn acct(kind: AccountKind, owner: &str) -> AccountKey {
-    AccountKey::new(kind, owner, USD)
+    AccountKey::new(kind, owner, dollars())
 }
 
 fn expense() -> AccountKey {
@@ -36,7 +42,7 @@ fn transfer(cause: &str, kind: TransferKind, partner: &str, amount_minor: i64, p
         debit: expense(),
         credit: payable(partner),
         amount_minor,
-        currency: USD,
+        currency: dollars(),
         kind,
         subject: None,
         pending_id: pending.map(TransferId::derive),
@@ -139,7 +145,7 @@ fn two_phase_post_partial_post_and_void<H: Harness>(h: &mut H) {
     let report = clean(h);
     assert_eq!((report.transfers, report.pending_open), (6, 0));
     let usd = &report.currencies[0];
-    assert_eq!((usd.currency, usd.transfers, usd.posted_minor, usd.pending_minor), (USD, 6, 1600, 0));
+    assert_eq!((usd.currency, usd.transfers, usd.posted_minor, usd.pending_minor), (dollars(), 6, 1600, 0));
 }
 
 fn a_pending_is_resolved_once<H: Harness>(h: &mut H) {
@@ -177,9 +183,9 @@ fn resolutions_are_checked_against_their_pending<H: Harness>(h: &mut H) {
     let r = void("half-void", "p", 500);
     assert!(matches!(err(h, &r), LedgerError::Invalid { field: "amount_minor", .. }));
     let eur = |cause: &str| TransferRequest {
-        debit: AccountKey::new(AccountKind::ProgramExpense, "demo", EUR),
-        credit: AccountKey::new(AccountKind::PartnerPayable, "alice", EUR),
-        currency: EUR,
+        debit: AccountKey::new(AccountKind::ProgramExpense, "demo", euros()),
+        credit: AccountKey::new(AccountKind::PartnerPayable, "alice", euros()),
+        currency: euros(),
         ..post(cause, "p", 10)
     };
     assert_eq!(err(h, &eur("in-euros")), LedgerError::CurrencyMismatch { id: id("in-euros"), field: "pending transfer" });
@@ -194,7 +200,7 @@ fn malformed_transfers_are_refused<H: Harness>(h: &mut H) {
     assert_eq!(err(h, &r), LedgerError::NonPositiveAmount { id: r.id, amount_minor: -5 });
     let r = TransferRequest { credit: expense(), ..single("self", 5) };
     assert_eq!(err(h, &r), LedgerError::SameAccount { id: r.id, account: expense() });
-    let r = TransferRequest { debit: AccountKey::new(AccountKind::ProgramExpense, "demo", EUR), ..single("mixed", 5) };
+    let r = TransferRequest { debit: AccountKey::new(AccountKind::ProgramExpense, "demo", euros()), ..single("mixed", 5) };
     assert_eq!(err(h, &r), LedgerError::CurrencyMismatch { id: r.id, field: "debit" });
     let r = TransferRequest { id: TransferId::derive("something else"), ..single("forged", 5) };
     assert!(matches!(err(h, &r), LedgerError::Invalid { field: "id", .. }));
@@ -202,8 +208,8 @@ fn malformed_transfers_are_refused<H: Harness>(h: &mut H) {
     assert!(matches!(err(h, &r), LedgerError::Invalid { field: "pending_id", .. }));
     let r = TransferRequest { pending_id: None, ..post("post-without-pending", "x", 5) };
     assert!(matches!(err(h, &r), LedgerError::Invalid { field: "pending_id", .. }));
-    let r = TransferRequest { currency: *b"usd", ..single("lower", 5) };
-    assert!(matches!(err(h, &r), LedgerError::Invalid { field: "currency", .. }));
+    // A lower-case or unknown code cannot reach the ledger: it is not a `Currency`.
+    assert!(Currency::parse("usd").is_err());
     assert_eq!(h.run(|tx| tx.head().unwrap()), (0, [0; 32]));
     assert_eq!(clean(h).transfers, 0);
 }
@@ -230,10 +236,10 @@ fn balances_across_accounts_and_currencies<H: Harness>(h: &mut H) {
     let eur = |cause: &str, debit: AccountKey, credit: AccountKey, a| TransferRequest {
         debit,
         credit,
-        currency: EUR,
+        currency: euros(),
         ..transfer(cause, TransferKind::Single, "x", a, None)
     };
-    let key = |kind, owner: &str| AccountKey::new(kind, owner, EUR);
+    let key = |kind, owner: &str| AccountKey::new(kind, owner, euros());
     let reqs = [
         single("u1", 100),
         transfer("u2", TransferKind::Single, "bob", 250, None),
@@ -256,7 +262,7 @@ fn balances_across_accounts_and_currencies<H: Harness>(h: &mut H) {
     assert_eq!(h.run(|tx| tx.balance(&payable("nobody")).unwrap()), Balance::default());
     let report = clean(h);
     let totals: Vec<_> = report.currencies.iter().map(|c| (c.currency, c.transfers, c.posted_minor)).collect();
-    assert_eq!(totals, vec![(EUR, 3, 170), (USD, 2, 350)]);
+    assert_eq!(totals, vec![(euros(), 3, 170), (dollars(), 2, 350)]);
     let shown = report.to_string();
     assert!(shown.starts_with("ledger clean: 5 transfers, 7 accounts, 0 pending open, head seq 5 hash "), "{shown}");
     assert!(shown.ends_with("\nEUR: 3 transfers, posted 170 minor units, pending 0 minor units\nUSD: 2 transfers, posted 350 minor units, pending 0 minor units"), "{shown}");

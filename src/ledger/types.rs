@@ -5,6 +5,8 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+use crate::model::Currency;
+
 /// What an account is for. Every account is one kind, one owner and one currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AccountKind {
@@ -48,12 +50,12 @@ impl AccountKind {
 pub struct AccountKey {
     pub kind: AccountKind,
     pub owner: String,
-    pub currency: [u8; 3],
+    pub currency: Currency,
 }
 
 impl AccountKey {
-    /// An account key; `currency` must be three upper-case ASCII letters (checked by `apply`).
-    pub fn new(kind: AccountKind, owner: &str, currency: [u8; 3]) -> AccountKey {
+    /// An account key.
+    pub fn new(kind: AccountKind, owner: &str, currency: Currency) -> AccountKey {
         AccountKey { kind, owner: owner.to_string(), currency }
     }
 }
@@ -61,7 +63,7 @@ impl AccountKey {
 impl fmt::Display for AccountKey {
     /// `partner_payable:alice:USD`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.kind.as_str(), self.owner, currency_str(&self.currency))
+        write!(f, "{}:{}:{}", self.kind.as_str(), self.owner, self.currency)
     }
 }
 
@@ -81,17 +83,6 @@ fn time_prefix(subject: &str) -> Option<[u8; 4]> {
         *o = nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]);
     }
     Some(out)
-}
-
-/// A currency code as text; bytes that are not ASCII letters show as `?`.
-pub fn currency_str(c: &[u8; 3]) -> String {
-    c.iter().map(|&b| if b.is_ascii_alphabetic() { b as char } else { '?' }).collect()
-}
-
-/// Parses a currency code: exactly three upper-case ASCII letters.
-pub fn parse_currency(s: &str) -> Option<[u8; 3]> {
-    let b: [u8; 3] = s.as_bytes().try_into().ok()?;
-    b.iter().all(u8::is_ascii_uppercase).then_some(b)
 }
 
 /// A transfer id: 16 bytes derived from the transfer's cause (`TransferId::derive`). Shown as hex.
@@ -199,7 +190,7 @@ pub struct TransferRequest {
     pub debit: AccountKey,
     pub credit: AccountKey,
     pub amount_minor: i64,
-    pub currency: [u8; 3],
+    pub currency: Currency,
     pub kind: TransferKind,
     /// What this transfer is about, if anything: an opaque id chosen by the caller (a
     /// commission's, for the lifecycle). A subject has at most one `Post` and one `Single`.
@@ -269,10 +260,10 @@ pub fn canonical(seq: u64, t: &TransferRequest) -> Vec<u8> {
     for a in [&t.debit, &t.credit] {
         b.push(a.kind.code());
         put_str(&mut b, &a.owner);
-        b.extend_from_slice(&a.currency);
+        b.extend_from_slice(&a.currency.bytes());
     }
     b.extend_from_slice(&t.amount_minor.to_be_bytes());
-    b.extend_from_slice(&t.currency);
+    b.extend_from_slice(&t.currency.bytes());
     b.push(t.kind.code());
     match &t.subject {
         Some(c) => {

@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use super::{check_shape, currency_str, AccountKey, Balance, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
+use crate::model::Currency;
+
+use super::{check_shape, AccountKey, Balance, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
 
 /// Transfers read per page, so memory does not grow with one huge read.
 const PAGE_LEN: usize = 1024;
@@ -44,10 +46,7 @@ impl fmt::Display for VerifyReport {
             write!(
                 f,
                 "\n{}: {} transfers, posted {} minor units, pending {} minor units",
-                currency_str(&c.currency),
-                c.transfers,
-                c.posted_minor,
-                c.pending_minor
+                c.currency, c.transfers, c.posted_minor, c.pending_minor
             )?;
         }
         Ok(())
@@ -57,7 +56,7 @@ impl fmt::Display for VerifyReport {
 /// One currency's totals over every account. Debits equal credits, so one figure each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrencyTotals {
-    pub currency: [u8; 3],
+    pub currency: Currency,
     pub transfers: u64,
     /// The sum of posted debits, which equals the sum of posted credits.
     pub posted_minor: i128,
@@ -76,8 +75,8 @@ pub enum VerifyError {
     Head(String),
     #[error("account {account}: {why}")]
     Account { account: AccountKey, why: String },
-    #[error("currency {}: {why}", currency_str(.currency))]
-    Currency { currency: [u8; 3], why: String },
+    #[error("currency {currency}: {why}")]
+    Currency { currency: Currency, why: String },
     #[error(transparent)]
     Storage(#[from] LedgerError),
 }
@@ -100,7 +99,7 @@ pub fn verify<T: LedgerTx + ?Sized>(tx: &mut T) -> Result<VerifyReport, VerifyEr
     let mut pendings: HashMap<TransferId, Pending> = HashMap::new();
     let mut subjects: HashSet<(String, TransferKind)> = HashSet::new();
     let mut sums: HashMap<AccountKey, [i128; 4]> = HashMap::new();
-    let mut per_currency: BTreeMap<[u8; 3], u64> = BTreeMap::new();
+    let mut per_currency: BTreeMap<Currency, u64> = BTreeMap::new();
     loop {
         let page = tx.transfers_after(prev_seq, PAGE_LEN)?;
         if page.is_empty() {
@@ -137,7 +136,7 @@ pub fn verify<T: LedgerTx + ?Sized>(tx: &mut T) -> Result<VerifyReport, VerifyEr
     }
     let stored = tx.balances()?;
     let accounts = stored.len() as u64;
-    let mut totals: BTreeMap<[u8; 3], [i128; 4]> = BTreeMap::new();
+    let mut totals: BTreeMap<Currency, [i128; 4]> = BTreeMap::new();
     for (account, balance) in &stored {
         let summed = sums.remove(account).unwrap_or_default();
         for ((field, value), sum) in balance.fields().into_iter().zip(summed) {

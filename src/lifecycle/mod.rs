@@ -40,6 +40,7 @@ use sha2::{Digest, Sha256};
 use crate::attribution::engine::Share;
 use crate::commission::{self, CommissionInput, PeriodState, ProgramRules, RuleSet};
 use crate::ledger::{self, AccountKey, AccountKind, Applied, LedgerError, LedgerTx, TransferId, TransferKind, TransferRequest};
+use crate::model::Currency;
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -112,8 +113,7 @@ pub struct Commission {
     pub partner: String,
     /// `base`, or `bonus:<index>` into the rule set's bonuses.
     pub item: String,
-    #[serde(serialize_with = "ser_currency")]
-    pub currency: [u8; 3],
+    pub currency: Currency,
     /// As created.
     pub amount_minor: i64,
     /// Voided inside the lock by cancels and refunds.
@@ -140,10 +140,6 @@ pub struct Commission {
 
 fn ser_display<S: serde::Serializer>(v: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
-}
-
-fn ser_currency<S: serde::Serializer>(c: &[u8; 3], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&ledger::currency_str(c))
 }
 
 impl Commission {
@@ -258,7 +254,7 @@ impl CommissionEvent {
 pub struct PeriodRef {
     pub program: String,
     pub partner: String,
-    pub currency: [u8; 3],
+    pub currency: Currency,
     pub label: String,
 }
 
@@ -282,7 +278,7 @@ pub trait CommissionTx: LedgerTx {
     /// Up to `limit` pending commissions whose lock ended at or before `now_ms`, oldest first.
     fn due_for_approval(&mut self, now_ms: i64, limit: usize) -> Result<Vec<Commission>, LifecycleError>;
     /// Up to `limit` approved commissions of a partner in a currency, oldest first.
-    fn approved_of(&mut self, partner: &str, currency: [u8; 3], limit: usize) -> Result<Vec<Commission>, LifecycleError>;
+    fn approved_of(&mut self, partner: &str, currency: Currency, limit: usize) -> Result<Vec<Commission>, LifecycleError>;
     fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError>;
     /// A commission's events, in order.
     fn events_of(&mut self, commission_id: &str) -> Result<Vec<CommissionEvent>, LifecycleError>;
@@ -293,7 +289,7 @@ pub trait CommissionTx: LedgerTx {
 pub struct Sale<'a> {
     pub conversion_id: &'a str,
     pub program: &'a str,
-    pub currency: [u8; 3],
+    pub currency: Currency,
     pub amount_minor: i64,
     pub occurred_at_ms: u64,
 }
@@ -579,7 +575,7 @@ pub fn pay<T: CommissionTx + ?Sized>(tx: &mut T, commission_id: &str, payout_id:
 pub fn pay_partner<T: CommissionTx + ?Sized>(
     tx: &mut T,
     partner: &str,
-    currency: [u8; 3],
+    currency: Currency,
     payout_id: &str,
     now_ms: u64,
     limit: usize,

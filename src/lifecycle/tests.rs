@@ -17,7 +17,9 @@ use super::*;
 use crate::commission::{Bonus, Metric, Tier};
 use crate::ledger::{Balance, VerifyReport};
 
-const USD: [u8; 3] = *b"USD";
+fn usd() -> Currency {
+    Currency::parse("USD").unwrap()
+}
 const PROGRAM: &str = "shop";
 /// 2026-03-10T12:00Z: when the scenarios' conversions happen and are accrued.
 const T0: u64 = 1_773_144_000_000;
@@ -38,7 +40,7 @@ fn shares(list: &[(&str, i64)]) -> Vec<Share> {
     list.iter().map(|(p, a)| Share { partner: p.to_string(), amount_minor: *a }).collect()
 }
 
-/// Accrues a USD conversion of the program `shop` of `amount_minor` at `T0`, committed.
+/// Accrues a usd() conversion of the program `shop` of `amount_minor` at `T0`, committed.
 fn accrue_at<H: Harness>(h: &mut H, rules: &ProgramRules, conv: &str, amount_minor: i64, split: &[(&str, i64)]) -> Vec<Commission> {
     accrue_in(h, PROGRAM, rules, conv, amount_minor, split)
 }
@@ -51,12 +53,12 @@ fn accrue_in<H: Harness>(
     amount_minor: i64,
     split: &[(&str, i64)],
 ) -> Vec<Commission> {
-    let sale = Sale { conversion_id: conv, program, currency: USD, amount_minor, occurred_at_ms: T0 };
+    let sale = Sale { conversion_id: conv, program, currency: usd(), amount_minor, occurred_at_ms: T0 };
     h.run(|tx| accrue(tx, &sale, &shares(split), rules, T0)).unwrap_or_else(|e| panic!("accrue {conv}: {e}"))
 }
 
 fn bal<H: Harness>(h: &mut H, kind: AccountKind, owner: &str) -> Balance {
-    h.run(|tx| tx.balance(&AccountKey::new(kind, owner, USD))).unwrap()
+    h.run(|tx| tx.balance(&AccountKey::new(kind, owner, usd()))).unwrap()
 }
 
 fn pending_of<H: Harness>(h: &mut H, partner: &str) -> Balance {
@@ -299,7 +301,7 @@ fn pay_partner_pays_what_is_approved<H: Harness>(h: &mut H) {
     let bobs = accrue_at(h, &pct(1000), "cv_4", 3_000, &[("bob", 3_000)]);
     approve_at(h, LOCKED_UNTIL);
     let run = |h: &mut H, payout: &str, limit| -> Vec<String> {
-        h.run(|tx| pay_partner(tx, "alice", USD, payout, LOCKED_UNTIL + DAY_MS, limit)).unwrap().into_iter().map(|c| c.id).collect()
+        h.run(|tx| pay_partner(tx, "alice", usd(), payout, LOCKED_UNTIL + DAY_MS, limit)).unwrap().into_iter().map(|c| c.id).collect()
     };
     let mut ids = [first, second, pending[0].id.clone()];
     ids.sort();
@@ -391,7 +393,7 @@ fn accruing_twice_counts_once<H: Harness>(h: &mut H) {
     let again = accrue_at(h, &rs, "cv_1", 1_000, &[("alice", 1_000)]);
     assert_eq!(again, first, "a retry answers with what is stored");
     assert_eq!(clean(h).transfers, transfers);
-    let key = PeriodRef { program: PROGRAM.into(), partner: "alice".into(), currency: USD, label: "2026-03".into() };
+    let key = PeriodRef { program: PROGRAM.into(), partner: "alice".into(), currency: usd(), label: "2026-03".into() };
     let state = h.run(|tx| tx.period_state(&key)).unwrap();
     assert_eq!(state, PeriodState { volume_minor: 1_000, conversions: 1, commission_minor: 100, bonuses_paid: 0 });
     let second = accrue_at(h, &rs, "cv_2", 1_000, &[("alice", 1_000)]);
@@ -405,7 +407,7 @@ fn accruing_twice_counts_once<H: Harness>(h: &mut H) {
 }
 
 fn a_crash_before_commit_leaves_nothing<H: Harness>(h: &mut H) {
-    let sale = Sale { conversion_id: "cv_1", program: PROGRAM, currency: USD, amount_minor: 10_000, occurred_at_ms: T0 };
+    let sale = Sale { conversion_id: "cv_1", program: PROGRAM, currency: usd(), amount_minor: 10_000, occurred_at_ms: T0 };
     let made = h.crash(|tx| accrue(tx, &sale, &shares(&[("alice", 10_000)]), &pct(1000), T0)).unwrap();
     assert_eq!(made.len(), 1);
     h.reopen();
@@ -435,7 +437,7 @@ fn rows_round_trip<H: Harness>(h: &mut H) {
         program: PROGRAM.into(),
         partner: "alice".into(),
         item: "bonus:3".into(),
-        currency: *b"EUR",
+        currency: Currency::parse("EUR").unwrap(),
         amount_minor: i64::MAX / 2,
         voided_minor: 1,
         reversed_minor: 2,
@@ -458,7 +460,7 @@ fn rows_round_trip<H: Harness>(h: &mut H) {
         paid_at_ms: None,
         payout_id: None,
         reserve_seq: 0,
-        currency: USD,
+        currency: usd(),
         ..c.clone()
     };
     h.run(|tx| {
@@ -490,12 +492,12 @@ fn rows_round_trip<H: Harness>(h: &mut H) {
         let approve = |id: &str| Commission { status: CommissionStatus::Approved, ..due(id, 0) };
         tx.update_commission(&approve(&cm("d"))).unwrap();
         tx.update_commission(&approve(&cm("b"))).unwrap();
-        assert_eq!(ids(tx.approved_of("alice", USD, 10).unwrap()), [cm("b"), cm("d")]);
-        assert_eq!(ids(tx.approved_of("alice", USD, 1).unwrap()), [cm("b")]);
-        assert!(tx.approved_of("alice", *b"EUR", 10).unwrap().is_empty());
-        assert!(tx.approved_of("bob", USD, 10).unwrap().is_empty());
+        assert_eq!(ids(tx.approved_of("alice", usd(), 10).unwrap()), [cm("b"), cm("d")]);
+        assert_eq!(ids(tx.approved_of("alice", usd(), 1).unwrap()), [cm("b")]);
+        assert!(tx.approved_of("alice", Currency::parse("EUR").unwrap(), 10).unwrap().is_empty());
+        assert!(tx.approved_of("bob", usd(), 10).unwrap().is_empty());
 
-        let key = PeriodRef { program: PROGRAM.into(), partner: "alice".into(), currency: USD, label: "2026-03".into() };
+        let key = PeriodRef { program: PROGRAM.into(), partner: "alice".into(), currency: usd(), label: "2026-03".into() };
         assert_eq!(tx.period_state(&key).unwrap(), PeriodState::default());
         let state = PeriodState { volume_minor: i64::MAX, conversions: 1 << 40, commission_minor: 7, bonuses_paid: u32::MAX };
         tx.put_period_state(&key, &state).unwrap();

@@ -164,14 +164,163 @@ pub fn minor_units(code: &str) -> Option<u8> {
     CURRENCIES.binary_search_by(|(c, _)| (*c).cmp(code)).ok().map(|i| CURRENCIES[i].1)
 }
 
+/// An ISO 4217 currency in circulation: an upper-case code from the table above. Made only by
+/// [`Currency::parse`], so a value of this type is always a known code.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency([u8; 3]);
+
+/// Why a text is not a [`Currency`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CurrencyError {
+    /// Not three upper-case ASCII letters.
+    Malformed(String),
+    /// Three upper-case letters, but not an ISO 4217 code in circulation.
+    Unknown(String),
+}
+
+impl std::fmt::Display for CurrencyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CurrencyError::Malformed(s) => write!(f, "{s:?} is not an ISO 4217 code (three upper-case letters)"),
+            CurrencyError::Unknown(s) => write!(f, "{s:?} is not an ISO 4217 code"),
+        }
+    }
+}
+
+impl std::error::Error for CurrencyError {}
+
+impl Currency {
+    /// Parses an upper-case ISO 4217 code that is in the table.
+    pub fn parse(s: &str) -> Result<Currency, CurrencyError> {
+        let bytes: [u8; 3] = s.as_bytes().try_into().map_err(|_| CurrencyError::Malformed(s.to_string()))?;
+        if !bytes.iter().all(u8::is_ascii_uppercase) {
+            return Err(CurrencyError::Malformed(s.to_string()));
+        }
+        if minor_units(s).is_none() {
+            return Err(CurrencyError::Unknown(s.to_string()));
+        }
+        Ok(Currency(bytes))
+    }
+
+    /// The code, e.g. `"USD"`.
+    pub fn as_str(&self) -> &str {
+        // Only `parse` makes a `Currency`, from upper-case ASCII letters.
+        std::str::from_utf8(&self.0).expect("a currency is ASCII")
+    }
+
+    /// The code's three bytes, e.g. `*b"USD"` (what the ledger hashes).
+    pub fn bytes(self) -> [u8; 3] {
+        self.0
+    }
+
+    /// The minor-unit exponent: 2 for USD, 0 for JPY, 3 for KWD.
+    pub fn minor_units(self) -> u8 {
+        let units = minor_units(self.as_str());
+        debug_assert!(units.is_some(), "a Currency is in the table");
+        units.unwrap_or(2)
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Currency {
+    type Err = CurrencyError;
+
+    fn from_str(s: &str) -> Result<Currency, CurrencyError> {
+        Currency::parse(s)
+    }
+}
+
+impl serde::Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Currency, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Currency::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::{Currency, CurrencyError};
+
     #[test]
     fn table_is_sorted_and_known() {
         assert!(super::CURRENCIES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(super::CURRENCIES.iter().all(|(c, _)| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())));
         assert_eq!(super::minor_units("USD"), Some(2));
         assert_eq!(super::minor_units("JPY"), Some(0));
         assert_eq!(super::minor_units("usd"), None);
         assert_eq!(super::minor_units("XXX"), None);
+    }
+
+    fn check(input: &str, expected: Result<(&str, u8), CurrencyError>) {
+        let got = Currency::parse(input).map(|c| (c.as_str().to_string(), c.minor_units()));
+        assert_eq!(got, expected.map(|(code, units)| (code.to_string(), units)), "{input:?}");
+    }
+
+    fn malformed(s: &str) -> Result<(&'static str, u8), CurrencyError> {
+        Err(CurrencyError::Malformed(s.to_string()))
+    }
+
+    fn unknown(s: &str) -> Result<(&'static str, u8), CurrencyError> {
+        Err(CurrencyError::Unknown(s.to_string()))
+    }
+
+    #[test]
+    fn parse() {
+        check("USD", Ok(("USD", 2)));
+        check("EUR", Ok(("EUR", 2)));
+        check("JPY", Ok(("JPY", 0)));
+        check("KWD", Ok(("KWD", 3)));
+        check("usd", malformed("usd"));
+        check("Usd", malformed("Usd"));
+        check("US", malformed("US"));
+        check("USDD", malformed("USDD"));
+        check("", malformed(""));
+        check(" USD", malformed(" USD"));
+        check("U1D", malformed("U1D"));
+        check("ÜSD", malformed("ÜSD"));
+        check("XYZ", unknown("XYZ"));
+        check("XXX", unknown("XXX"));
+    }
+
+    #[test]
+    fn display_debug_and_bytes_are_the_code() {
+        let usd = Currency::parse("USD").unwrap();
+        assert_eq!(usd.to_string(), "USD");
+        assert_eq!(format!("{usd:?}"), "USD");
+        assert_eq!(usd.bytes(), *b"USD");
+        assert_eq!("JPY".parse::<Currency>().map(Currency::minor_units), Ok(0));
+        assert_eq!(CurrencyError::Unknown("XYZ".into()).to_string(), "\"XYZ\" is not an ISO 4217 code");
+        assert_eq!(CurrencyError::Malformed("usd".into()).to_string(), "\"usd\" is not an ISO 4217 code (three upper-case letters)");
+    }
+
+    #[test]
+    fn serde_round_trips_as_the_code() {
+        let usd = Currency::parse("USD").unwrap();
+        assert_eq!(serde_json::to_string(&usd).unwrap(), "\"USD\"");
+        assert_eq!(serde_json::from_str::<Currency>("\"USD\"").unwrap(), usd);
+        let jpy: Currency = serde_json::from_value(serde_json::json!("JPY")).unwrap();
+        assert_eq!(jpy.minor_units(), 0);
+        for bad in ["\"usd\"", "\"XYZ\"", "\"US\"", "840", "null"] {
+            assert!(serde_json::from_str::<Currency>(bad).is_err(), "{bad}");
+        }
+        let err = serde_json::from_str::<Currency>("\"XYZ\"").unwrap_err().to_string();
+        assert!(err.contains("not an ISO 4217 code"), "{err}");
     }
 }

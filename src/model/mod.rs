@@ -14,6 +14,7 @@ pub mod verdict;
 
 pub use catalog::{BlockedAction, Channel, Status};
 pub use click_id::{ClickId, ClickIdError, ClickSigner, VisitorId, CLICK_ID_BYTES, CLICK_ID_CHARS, VISITOR_ID_CHARS};
+pub use currency::{Currency, CurrencyError};
 pub use geo::GeoDbKind;
 pub use secret::{ct_eq, secret_seed};
 pub use verdict::{Reason, Reasons, Verdict};

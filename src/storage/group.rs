@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::commission::PeriodState;
 use crate::conversions::store::PartnerDay;
 use crate::lifecycle::PeriodRef;
+use crate::model::Currency;
 
 /// The grouped state of the tables beside the ledger.
 #[derive(Default)]
@@ -20,15 +21,15 @@ pub(crate) struct GroupState {
     /// whether changed.
     pub periods: HashMap<PeriodRef, (PeriodState, bool)>,
     /// What the group added to each (partner, day, currency) of `partner_days`, summed.
-    pub days: BTreeMap<(String, i64, String), PartnerDay>,
+    pub days: BTreeMap<(String, i64, Currency), PartnerDay>,
     /// Rule versions known to be in `commission_rules`.
     pub rule_versions: HashSet<String>,
 }
 
 impl GroupState {
     /// Adds to a partner's day, summed until the flush.
-    pub fn add_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) {
-        let sum = self.days.entry((partner.to_string(), day, currency.to_string())).or_default();
+    pub fn add_day(&mut self, partner: &str, day: i64, currency: Currency, d: PartnerDay) {
+        let sum = self.days.entry((partner.to_string(), day, currency)).or_default();
         sum.conversions += d.conversions;
         sum.revenue_minor += d.revenue_minor;
         sum.refunded_minor += d.refunded_minor;

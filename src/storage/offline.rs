@@ -15,6 +15,7 @@ use crate::conversions::store::ConversionTx;
 use crate::conversions::{Answer, ConversionError};
 use crate::ledger::{self, VerifyReport};
 use crate::lifecycle::LifecycleError;
+use crate::model::Currency;
 use crate::storage::pg::PgStatements;
 use crate::storage::pg::PgTx;
 use crate::storage::sqlite::schema;
@@ -36,7 +37,7 @@ enum Open {
 /// An admin job: the approval sweep or a payout, as the writer runs them.
 enum Admin<'a> {
     Approve { limit: usize, now_ms: u64 },
-    Pay { partner: &'a str, currency: &'a str, payout_id: &'a str, limit: usize, now_ms: u64 },
+    Pay { partner: &'a str, currency: Currency, payout_id: &'a str, limit: usize, now_ms: u64 },
 }
 
 fn admin<T: ConversionTx>(tx: &mut T, job: &Admin<'_>) -> Result<Answer, ConversionError> {
@@ -96,7 +97,7 @@ pub fn approve_all(at: &StoreAt, now_ms: u64, limit: usize) -> Result<(u64, i64)
 pub fn pay_all(
     at: &StoreAt,
     partner: &str,
-    currency: &str,
+    currency: Currency,
     payout_id: &str,
     now_ms: u64,
     limit: usize,

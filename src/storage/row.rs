@@ -1,6 +1,7 @@
 //! Decoding a stored row, shared by the backends: both read the same columns.
 
 use crate::ledger::{AccountKey, AccountKind, LedgerError, StoredTransfer, TransferId, TransferKind, TransferRequest};
+use crate::model::Currency;
 
 /// The columns of a stored transfer, in the order `decode` reads them.
 pub(crate) const COLUMNS: &str = "seq, id, cause, debit_kind, debit_owner, credit_kind, credit_owner, currency, amount_minor, kind, \
@@ -14,13 +15,14 @@ pub(crate) fn bytes<const N: usize>(v: Vec<u8>, what: &str) -> Result<[u8; N], L
     v.try_into().map_err(|v: Vec<u8>| LedgerError::Storage(format!("{what} is {} bytes, not {N}", v.len())))
 }
 
-pub(crate) fn account(kind: &str, owner: String, currency: [u8; 3]) -> Result<AccountKey, LedgerError> {
+pub(crate) fn account(kind: &str, owner: String, currency: Currency) -> Result<AccountKey, LedgerError> {
     let kind = AccountKind::parse(kind).ok_or_else(|| LedgerError::Storage(format!("unknown account kind {kind:?}")))?;
     Ok(AccountKey { kind, owner, currency })
 }
 
-pub(crate) fn currency(s: String) -> Result<[u8; 3], LedgerError> {
-    bytes(s.into_bytes(), "a currency")
+/// A stored currency; one that does not parse is a storage error naming the column, never a guess.
+pub(crate) fn currency(s: String) -> Result<Currency, LedgerError> {
+    Currency::parse(&s).map_err(|e| LedgerError::Storage(format!("column currency: {e}")))
 }
 
 pub(super) type RawRow = (
@@ -69,4 +71,45 @@ fn decode_fields(raw: RawRow) -> Result<StoredTransfer, LedgerError> {
 pub(crate) fn sorted(mut v: Vec<(AccountKey, crate::ledger::Balance)>) -> Vec<(AccountKey, crate::ledger::Balance)> {
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
+}
+
+/// A currency column binds as its code (TEXT) and reads back only as a code that parses; one
+/// that does not is an error naming the column, never a guess.
+impl rusqlite::types::ToSql for Currency {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl rusqlite::types::FromSql for Currency {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Currency> {
+        Currency::parse(v.as_str()?).map_err(|e| rusqlite::types::FromSqlError::Other(format!("column currency: {e}").into()))
+    }
+}
+
+impl postgres::types::ToSql for Currency {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.as_str().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        <&str as postgres::types::ToSql>::accepts(ty)
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+impl<'a> postgres::types::FromSql<'a> for Currency {
+    fn from_sql(ty: &postgres::types::Type, raw: &'a [u8]) -> Result<Currency, Box<dyn std::error::Error + Sync + Send>> {
+        let s = <&str as postgres::types::FromSql>::from_sql(ty, raw)?;
+        Ok(Currency::parse(s).map_err(|e| format!("column currency: {e}"))?)
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        <&str as postgres::types::FromSql>::accepts(ty)
+    }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{currency, destination, BlockedAction, Channel, Status};
+use crate::model::{destination, BlockedAction, Channel, Currency, Status};
 use crate::storage::SchemaError;
 
 pub use crate::model::destination::DestinationError;
@@ -53,7 +53,9 @@ pub struct Seed {
 pub struct NewProgram {
     pub id: String,
     pub name: String,
-    pub currency: String,
+    /// Parsed where the program is read (config, CLI, stored spec); an error names the field.
+    #[serde(deserialize_with = "currency_field")]
+    pub currency: Currency,
     pub allowed_domains: Vec<String>,
     pub fallback_url: String,
     #[serde(default)]
@@ -71,15 +73,18 @@ pub struct NewProgram {
     pub commission: crate::commission::ProgramRules,
 }
 
+/// A program's currency, whose error names the field as `validate` names the others.
+fn currency_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Currency, D::Error> {
+    let s = String::deserialize(d)?;
+    Currency::parse(&s).map_err(|e| serde::de::Error::custom(format!("currency: {e}")))
+}
+
 impl NewProgram {
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<(), StoreError> {
         check_slug("id", &self.id)?;
         if self.name.trim().is_empty() || self.name.len() > 200 {
             return Err(bad("name", "must be 1..=200 bytes"));
-        }
-        if currency::minor_units(&self.currency).is_none() {
-            return Err(bad("currency", format!("{:?} is not an ISO 4217 code", self.currency)));
         }
         if self.allowed_domains.is_empty() {
             return Err(bad("allowed_domains", "must list at least one domain"));

@@ -11,7 +11,7 @@ pub(crate) fn program() -> NewProgram {
     NewProgram {
         id: "shop".into(),
         name: "Shop".into(),
-        currency: "EUR".into(),
+        currency: crate::model::Currency::parse("EUR").unwrap(),
         allowed_domains: vec!["example.com".into()],
         fallback_url: "https://example.com/".into(),
         blocked_action: BlockedAction::Redirect,

@@ -52,6 +52,18 @@ impl Backend {
         .unwrap_or(0)
     }
 
+    /// Runs one statement, as someone editing the store by hand would.
+    pub(super) fn execute(&self, sql: &str) {
+        match self {
+            Backend::Sqlite(dir) => {
+                crate::storage::sqlite::schema::open(dir.path()).unwrap().execute(sql, []).unwrap();
+            }
+            Backend::Pg(schema) => {
+                schema.client().execute(sql, &[]).unwrap();
+            }
+        }
+    }
+
     pub(super) fn render(&self, id: &str) -> Option<String> {
         self.reader().get(id).unwrap()
     }

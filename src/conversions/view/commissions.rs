@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::lifecycle::{Commission, CommissionStatus};
+use crate::model::Currency;
 
 /// Which commissions to list, and where the page starts. Every filter is an exact match.
 #[derive(Debug, Clone, Default)]
@@ -46,7 +47,7 @@ pub struct StatusTotals {
 /// A partner's money in one currency: the ledger's balances, and its commissions by status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CurrencyBalance {
-    pub currency: String,
+    pub currency: Currency,
     /// Reserved and not yet approved: partner_pending's pending credits.
     pub pending_minor: i64,
     /// Owed to the partner: partner_payable's posted credits less debits. Negative after a
@@ -61,12 +62,12 @@ pub struct CurrencyBalance {
 /// A partner's balances per currency, put together from its ledger accounts' rows and its
 /// commissions' totals by status, as both readers read them.
 #[derive(Default)]
-pub struct BalanceSheet(BTreeMap<String, CurrencyBalance>);
+pub struct BalanceSheet(BTreeMap<Currency, CurrencyBalance>);
 
 impl BalanceSheet {
-    fn currency(&mut self, currency: String) -> &mut CurrencyBalance {
+    fn currency(&mut self, currency: Currency) -> &mut CurrencyBalance {
         self.0.entry(currency).or_insert_with_key(|currency| CurrencyBalance {
-            currency: currency.clone(),
+            currency: *currency,
             pending_minor: 0,
             approved_minor: 0,
             paid_minor: 0,
@@ -75,7 +76,7 @@ impl BalanceSheet {
     }
 
     /// One of the partner's accounts: its kind, currency, pending credits and net posted.
-    pub fn account(&mut self, kind: &str, currency: String, credits_pending: i64, net_posted: i64) {
+    pub fn account(&mut self, kind: &str, currency: Currency, credits_pending: i64, net_posted: i64) {
         let b = self.currency(currency);
         match kind {
             "partner_pending" => b.pending_minor = credits_pending,
@@ -85,7 +86,7 @@ impl BalanceSheet {
     }
 
     /// The totals of the partner's commissions in one currency and status.
-    pub fn status(&mut self, currency: String, status: &str, totals: StatusTotals) {
+    pub fn status(&mut self, currency: Currency, status: &str, totals: StatusTotals) {
         if let Some(status) = CommissionStatus::parse(status) {
             self.currency(currency).commissions.insert(status.as_str(), totals);
         }
@@ -102,7 +103,7 @@ impl BalanceSheet {
 pub struct DayCommissions {
     /// Days since the Unix epoch of the commission's creation (UTC).
     pub day: u32,
-    pub currency: String,
+    pub currency: Currency,
     pub status: CommissionStatus,
     pub totals: StatusTotals,
 }

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 
 use super::super::*;
 use super::harness::Harness;
+use crate::model::Currency;
 
 const STEPS: usize = 300;
 const OWNERS: [&str; 3] = ["demo", "alice", "bob"];
-const CURRENCIES: [[u8; 3]; 2] = [*b"USD", *b"EUR"];
+const CURRENCIES: [&str; 2] = ["USD", "EUR"];
 
 #[derive(Default)]
 struct Model {
@@ -53,7 +54,7 @@ impl Model {
     }
 }
 
-fn account(rng: &mut fastrand::Rng, currency: [u8; 3]) -> AccountKey {
+fn account(rng: &mut fastrand::Rng, currency: Currency) -> AccountKey {
     let kind = AccountKind::ALL[rng.usize(..AccountKind::ALL.len())];
     AccountKey { kind, owner: OWNERS[rng.usize(..OWNERS.len())].to_string(), currency }
 }
@@ -62,7 +63,7 @@ fn account(rng: &mut fastrand::Rng, currency: [u8; 3]) -> AccountKey {
 fn step(rng: &mut fastrand::Rng, m: &mut Model, seed: u64, n: usize) -> (TransferRequest, Result<Applied, LedgerError>) {
     let cause = format!("random:{seed}:{n}");
     let fresh = |rng: &mut fastrand::Rng, kind| {
-        let currency = CURRENCIES[rng.usize(..2)];
+        let currency = Currency::parse(CURRENCIES[rng.usize(..2)]).unwrap();
         let debit = account(rng, currency);
         let mut credit = account(rng, currency);
         while credit == debit {

@@ -44,6 +44,16 @@ fn a_changed_amount_is_named_by_seq() {
     assert_eq!(e.to_string(), format!("transfer seq 2 (id {id}): hash does not match its fields"));
 }
 
+/// A stored currency that is not an ISO 4217 code is a storage error naming the row and the
+/// column, never a guess.
+#[test]
+fn an_unknown_stored_currency_is_named_by_seq_and_column() {
+    let mut h = ledger();
+    tamper(&h, "UPDATE ledger_transfers SET currency = 'XYZ' WHERE seq = 2");
+    let e = verify_error(&mut h).to_string();
+    assert!(e.contains("transfer seq 2 cannot be read: column currency: \"XYZ\" is not an ISO 4217 code"), "{e}");
+}
+
 #[test]
 fn a_changed_amount_with_its_hash_recomputed_breaks_the_next_link() {
     let mut h = ledger();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::super::*;
 use super::harness::{Harness, Pg};
-use super::{accrue_at, approved, pct, rules, shares, stored, LOCKED_UNTIL, PROGRAM, T0, USD};
+use super::{accrue_at, approved, pct, rules, shares, stored, usd, LOCKED_UNTIL, PROGRAM, T0};
 use crate::commission::{Bonus, Metric};
 use crate::storage::pg::PgTx;
 
@@ -61,12 +61,12 @@ fn accruals_racing_in_one_period_both_count_on_postgres() {
     let mut h = Pg::connect();
     // The second conversion of the period earns the bonus: only if it sees the first.
     let rs = rules(RuleSet { bonuses: vec![Bonus { metric: Metric::Conversions, threshold: 2, amount_minor: 300 }], ..RuleSet::default() });
-    let sale = |conv| Sale { conversion_id: conv, program: PROGRAM, currency: USD, amount_minor: 1_000, occurred_at_ms: T0 };
+    let sale = |conv| Sale { conversion_id: conv, program: PROGRAM, currency: usd(), amount_minor: 1_000, occurred_at_ms: T0 };
     let split = shares(&[("alice", 1_000)]);
     let second = race(&h, |tx| drop(accrue(tx, &sale("cv_1"), &split, &rs, T0).unwrap()), |tx| accrue(tx, &sale("cv_2"), &split, &rs, T0));
     let items: Vec<_> = second.unwrap().into_iter().map(|c| (c.item, c.amount_minor)).collect();
     assert_eq!(items, [("base".to_string(), 100), ("bonus:0".to_string(), 300)]);
-    let key = PeriodRef { program: PROGRAM.into(), partner: "alice".into(), currency: USD, label: "2026-03".into() };
+    let key = PeriodRef { program: PROGRAM.into(), partner: "alice".into(), currency: usd(), label: "2026-03".into() };
     let state = h.run(|tx| tx.period_state(&key)).unwrap();
     assert_eq!(state, PeriodState { volume_minor: 2_000, conversions: 2, commission_minor: 500, bonuses_paid: 1 });
     h.verify();

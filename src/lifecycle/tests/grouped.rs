@@ -11,7 +11,7 @@ pub(super) fn accruals_in_one_transaction_see_each_other<H: Harness>(h: &mut H) 
         cap_minor: Some(4_000),
         ..RuleSet::default()
     });
-    let sale = |conv| Sale { conversion_id: conv, program: PROGRAM, currency: USD, amount_minor: 10_000, occurred_at_ms: T0 };
+    let sale = |conv| Sale { conversion_id: conv, program: PROGRAM, currency: usd(), amount_minor: 10_000, occurred_at_ms: T0 };
     let together: Vec<(String, i64)> = h
         .run(|tx| {
             let mut all = Vec::new();
@@ -33,7 +33,7 @@ pub(super) fn accruals_in_one_transaction_see_each_other<H: Harness>(h: &mut H) 
         "{}",
         h.name()
     );
-    let key = PeriodRef { program: PROGRAM.into(), partner: "alice".into(), currency: USD, label: "2026-03".into() };
+    let key = PeriodRef { program: PROGRAM.into(), partner: "alice".into(), currency: usd(), label: "2026-03".into() };
     let state = h.run(|tx| tx.period_state(&key)).unwrap();
     assert_eq!((state.volume_minor, state.conversions, state.commission_minor), (30_000, 3, 4_000), "{}", h.name());
     clean(h);

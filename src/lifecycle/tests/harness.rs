@@ -144,7 +144,7 @@ const PERIODS: &str = "SELECT program, partner, currency, period, volume_minor, 
      FROM commission_periods";
 
 fn period_ref(program: String, partner: String, currency: String, label: String) -> PeriodRef {
-    PeriodRef { program, partner, currency: crate::ledger::parse_currency(&currency).expect("a currency code"), label }
+    PeriodRef { program, partner, currency: crate::model::Currency::parse(&currency).expect("a currency code"), label }
 }
 
 /// Sorted here, not in SQL, so both backends agree whatever the database's collation.

@@ -12,6 +12,7 @@ use super::super::{commission_id, Commission, CommissionStatus, ConversionRef, L
 use crate::attribution::engine::Share;
 use crate::commission::{self, CommissionInput, PeriodState, ProgramRules};
 use crate::ledger::{AccountKey, AccountKind, Balance};
+use crate::model::Currency;
 
 pub const PROGRAM: &str = "shop";
 const DAY_MS: u64 = 86_400_000;
@@ -20,7 +21,7 @@ const DAY_MS: u64 = 86_400_000;
 #[derive(Debug, Clone)]
 pub struct Conv {
     pub id: String,
-    pub currency: [u8; 3],
+    pub currency: Currency,
     pub amount_minor: i64,
     pub occurred_at_ms: u64,
     pub shares: Vec<Share>,
@@ -47,7 +48,7 @@ pub enum Op {
     },
     PayPartner {
         partner: &'static str,
-        currency: [u8; 3],
+        currency: Currency,
         payout: String,
         limit: usize,
     },
@@ -103,7 +104,7 @@ pub struct Model {
     pub commissions: BTreeMap<String, Track>,
     pub accrued: BTreeSet<usize>,
     /// By (partner, currency, period label); one program.
-    pub periods: BTreeMap<(String, [u8; 3], String), PeriodState>,
+    pub periods: BTreeMap<(String, Currency, String), PeriodState>,
 }
 
 fn valid_payout(p: &str) -> bool {

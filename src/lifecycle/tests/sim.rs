@@ -33,6 +33,8 @@ use std::sync::Mutex;
 
 use fastrand::Rng;
 
+use crate::model::Currency;
+
 use super::super::{accrue, approve_due, pay, pay_partner, refund, CommissionStatus, CommissionTx, PeriodRef, Refunded, Sale};
 use super::harness::{Harness, Pg, Sqlite};
 use super::model::{without_detail, Conv, Model, Op, Outcome, PROGRAM};
@@ -42,7 +44,11 @@ use crate::ledger::{AccountKey, AccountKind, StoredTransfer};
 use check::transfers_by_commission;
 
 const PARTNERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
-const CURRENCIES: [[u8; 3]; 2] = [*b"USD", *b"EUR"];
+const CURRENCIES: [&str; 2] = ["USD", "EUR"];
+
+fn code(s: &str) -> Currency {
+    Currency::parse(s).unwrap()
+}
 const STEPS: usize = 150;
 const HOUR_MS: u64 = 3_600_000;
 const DAY_MS: u64 = 86_400_000;
@@ -285,7 +291,7 @@ impl<H: Harness> Sim<H> {
                 let payout = if self.rng.u8(..50) == 0 { "not a payout id".to_string() } else { format!("po_{}", self.payouts) };
                 Op::PayPartner {
                     partner: PARTNERS[self.rng.usize(..PARTNERS.len())],
-                    currency: CURRENCIES[self.rng.usize(..CURRENCIES.len())],
+                    currency: code(CURRENCIES[self.rng.usize(..CURRENCIES.len())]),
                     payout,
                     limit: if self.rng.bool() { ALL } else { self.rng.usize(1..=3) },
                 }
@@ -327,7 +333,7 @@ impl<H: Harness> Sim<H> {
         debug_assert_eq!(shares.iter().map(|s| s.amount_minor).sum::<i64>(), amount_minor);
         self.convs.push(Conv {
             id: format!("cv_{}", self.convs.len()),
-            currency: CURRENCIES[rng.usize(..CURRENCIES.len())],
+            currency: code(CURRENCIES[rng.usize(..CURRENCIES.len())]),
             amount_minor,
             occurred_at_ms: self.now_ms - rng.u64(..=3 * HOUR_MS),
             shares,
@@ -389,7 +395,7 @@ impl<H: Harness> Sim<H> {
             None => {
                 self.now_ms += 40 * DAY_MS;
                 let partner = PARTNERS[0];
-                let currency = CURRENCIES[0];
+                let currency = code(CURRENCIES[0]);
                 self.convs.push(Conv {
                     id: format!("cv_{}", self.convs.len()),
                     currency,
@@ -454,7 +460,7 @@ impl<H: Harness> Sim<H> {
 
     fn pay_everyone(&mut self, stats: &mut Stats) {
         for partner in PARTNERS {
-            for currency in CURRENCIES {
+            for currency in CURRENCIES.map(code) {
                 self.payouts += 1;
                 self.commit(Op::PayPartner { partner, currency, payout: format!("po_{}", self.payouts), limit: ALL }, stats);
             }

@@ -15,6 +15,7 @@ use crate::conversions::store::{ConversionEvent, ConversionRow, ConversionTx, Ne
 use crate::conversions::{Answer, ConversionError, GroupTx, Groups, IdempotencyKey, Job, Status};
 use crate::ledger::Deferred;
 use crate::lifecycle::{Commission, CommissionEvent, CommissionTx, ConversionRef, LifecycleError};
+use crate::model::Currency;
 use crate::storage::group::GroupState;
 use crate::storage::pg::PgStatements;
 use crate::storage::pg::PgTx;
@@ -115,7 +116,7 @@ pub fn start(
 
 impl PgTx<'_, '_> {
     /// Adds to a partner's stored day, inserting the row when it is new.
-    pub(crate) fn write_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError> {
+    pub(crate) fn write_partner_day(&mut self, partner: &str, day: i64, currency: Currency, d: PartnerDay) -> Result<(), ConversionError> {
         self.execute(
             "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -293,7 +294,7 @@ impl ConversionTx for PgTx<'_, '_> {
         Ok(inserted == 1)
     }
 
-    fn add_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError> {
+    fn add_partner_day(&mut self, partner: &str, day: i64, currency: Currency, d: PartnerDay) -> Result<(), ConversionError> {
         match self.group() {
             // Summed over the group and written once per row by the flush.
             Some(g) => {

@@ -80,7 +80,7 @@ impl<'t, 'c> PgTx<'t, 'c> {
             self.write_period(key, state).map_err(|e| LedgerError::Storage(e.to_string()))?;
         }
         for ((partner, day, currency), d) in days {
-            self.write_partner_day(&partner, day, &currency, d).map_err(|e| LedgerError::Storage(e.to_string()))?;
+            self.write_partner_day(&partner, day, currency, d).map_err(|e| LedgerError::Storage(e.to_string()))?;
         }
         Ok(())
     }
@@ -107,7 +107,7 @@ impl<'t, 'c> PgTx<'t, 'c> {
             &[
                 &key.kind.as_str(),
                 &key.owner,
-                &cur(&key.currency)?,
+                &key.currency.as_str(),
                 &d.debits_pending,
                 &d.credits_pending,
                 &d.debits_posted,
@@ -179,10 +179,6 @@ fn id_row(r: Option<Row>) -> Result<Option<TransferId>, LedgerError> {
     r.map(|r| bytes(r.try_get(0)?, "an id").map(TransferId)).transpose()
 }
 
-fn cur(c: &[u8; 3]) -> Result<&str, LedgerError> {
-    std::str::from_utf8(c).map_err(|e| LedgerError::Storage(e.to_string()))
-}
-
 fn balance_row(r: &Row, first: usize) -> Result<Balance, LedgerError> {
     Ok(Balance {
         debits_pending: r.try_get(first)?,
@@ -240,7 +236,7 @@ impl LedgerTx for PgTx<'_, '_> {
                 &r.debit.owner,
                 &r.credit.kind.as_str(),
                 &r.credit.owner,
-                &cur(&r.currency)?,
+                &r.currency.as_str(),
                 &r.amount_minor,
                 &r.kind.as_str(),
                 &r.subject,
@@ -272,7 +268,7 @@ impl LedgerTx for PgTx<'_, '_> {
         let row = self.query_opt(
             "SELECT debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
              WHERE kind = $1 AND owner = $2 AND currency = $3",
-            &[&key.kind.as_str(), &key.owner, &cur(&key.currency)?],
+            &[&key.kind.as_str(), &key.owner, &key.currency.as_str()],
         )?;
         let stored = row.map(|r| balance_row(&r, 0)).transpose()?.unwrap_or_default();
         Ok(self.deferred.as_ref().map_or(stored, |d| stored.plus(&d.pending(key))))

@@ -9,8 +9,9 @@
 use ::postgres::Row;
 
 use crate::commission::{PeriodState, RuleSet};
-use crate::ledger::{currency_str, parse_currency, TransferId};
+use crate::ledger::TransferId;
 use crate::lifecycle::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
+use crate::model::Currency;
 use crate::storage::pg::PgTx;
 use crate::storage::row::COMMISSION_COLUMNS;
 
@@ -37,7 +38,7 @@ pub fn commission_row(r: &Row) -> Result<Commission, LifecycleError> {
         program: r.try_get(2).map_err(storage)?,
         partner: r.try_get(3).map_err(storage)?,
         item: r.try_get(4).map_err(storage)?,
-        currency: parse_currency(&currency).ok_or_else(|| bad_row(format!("{currency:?} is not a currency code")))?,
+        currency: Currency::parse(&currency).map_err(|e| bad_row(format!("column currency: {e}")))?,
         amount_minor: r.try_get(6).map_err(storage)?,
         voided_minor: r.try_get(7).map_err(storage)?,
         reversed_minor: r.try_get(8).map_err(storage)?,
@@ -75,7 +76,7 @@ impl PgTx<'_, '_> {
             .query_opt(
                 "SELECT volume_minor, conversions, commission_minor, bonuses_paid FROM commission_periods
                  WHERE program = $1 AND partner = $2 AND currency = $3 AND period = $4",
-                &[&k.program, &k.partner, &currency_str(&k.currency), &k.label],
+                &[&k.program, &k.partner, &k.currency.as_str(), &k.label],
             )
             .map_err(storage)?;
         let Some(r) = row else { return Ok(PeriodState::default()) };
@@ -99,7 +100,7 @@ impl PgTx<'_, '_> {
             &[
                 &k.program,
                 &k.partner,
-                &currency_str(&k.currency),
+                &k.currency.as_str(),
                 &k.label,
                 &s.volume_minor,
                 &(s.conversions as i64),
@@ -200,7 +201,7 @@ impl CommissionTx for PgTx<'_, '_> {
                 &c.program,
                 &c.partner,
                 &c.item,
-                &currency_str(&c.currency),
+                &c.currency.as_str(),
                 &c.amount_minor,
                 &c.voided_minor,
                 &c.reversed_minor,
@@ -267,14 +268,14 @@ impl CommissionTx for PgTx<'_, '_> {
         )
     }
 
-    fn approved_of(&mut self, partner: &str, currency: [u8; 3], limit: usize) -> Result<Vec<Commission>, LifecycleError> {
+    fn approved_of(&mut self, partner: &str, currency: Currency, limit: usize) -> Result<Vec<Commission>, LifecycleError> {
         self.lock_head()?;
         self.many(
             &format!(
                 "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = $1 AND currency = $2 AND status = 'approved'
                  ORDER BY created_at_ms, id COLLATE \"C\" LIMIT $3"
             ),
-            &[&partner, &currency_str(&currency), &(limit as i64)],
+            &[&partner, &currency.as_str(), &(limit as i64)],
         )
     }
 

@@ -15,7 +15,12 @@ pub use migrations::migrate;
 pub use reader::PgReader;
 
 impl From<::postgres::Error> for crate::conversions::ConversionError {
+    /// With the cause of a column that does not decode (a stored currency that is not a code
+    /// names the column), which the error's own text leaves out.
     fn from(e: ::postgres::Error) -> Self {
-        crate::conversions::ConversionError::Storage(e.to_string())
+        match std::error::Error::source(&e) {
+            Some(cause) if e.as_db_error().is_none() => crate::conversions::ConversionError::Storage(format!("{e}: {cause}")),
+            _ => crate::conversions::ConversionError::Storage(e.to_string()),
+        }
     }
 }

@@ -222,7 +222,7 @@ impl Reader for PgReader {
                 format!("${}", args.len())
             };
             if let Some(a) = &f.account {
-                let cur = next(Box::new(crate::ledger::currency_str(&a.currency)), &mut args);
+                let cur = next(Box::new(a.currency.to_string()), &mut args);
                 let kind = next(Box::new(a.kind.as_str().to_string()), &mut args);
                 let owner = next(Box::new(a.owner.clone()), &mut args);
                 sql.push_str(&format!(

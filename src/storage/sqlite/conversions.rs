@@ -6,6 +6,7 @@ use rusqlite::{params, OptionalExtension};
 use crate::conversions::store::{ConversionEvent, ConversionRow, ConversionTx, NewRow, PartnerDay, StoredConversion, ViewSource};
 use crate::conversions::{Answer, ConversionError, IdempotencyKey, Status};
 use crate::lifecycle::{Commission, CommissionEvent, ConversionRef};
+use crate::model::Currency;
 use crate::storage::sqlite::lifecycle::{commissions_of, event_row};
 use crate::storage::sqlite::SqliteTx;
 
@@ -120,7 +121,7 @@ impl ConversionTx for SqliteTx<'_> {
         Ok(inserted == 1)
     }
 
-    fn add_partner_day(&mut self, partner: &str, day: i64, currency: &str, d: PartnerDay) -> Result<(), ConversionError> {
+    fn add_partner_day(&mut self, partner: &str, day: i64, currency: Currency, d: PartnerDay) -> Result<(), ConversionError> {
         match self.group() {
             // Summed over the group and written once per row by the flush.
             Some(g) => g.add_day(partner, day, currency, d),
@@ -183,7 +184,7 @@ pub(crate) fn write_partner_day(
     conn: &rusqlite::Connection,
     partner: &str,
     day: i64,
-    currency: &str,
+    currency: Currency,
     d: PartnerDay,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(

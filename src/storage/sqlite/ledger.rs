@@ -64,7 +64,7 @@ impl<'c> SqliteTx<'c> {
                 write_period(self.conn, &key, &state).map_err(|e| LedgerError::Storage(e.to_string()))?;
             }
             for ((partner, day, currency), d) in std::mem::take(&mut g.days) {
-                write_partner_day(self.conn, &partner, day, &currency, d)?;
+                write_partner_day(self.conn, &partner, day, currency, d)?;
             }
         }
         Ok(())
@@ -163,7 +163,7 @@ impl LedgerTx for SqliteTx<'_> {
             r.debit.owner,
             r.credit.kind.as_str(),
             r.credit.owner,
-            cur(&r.currency)?,
+            r.currency.as_str(),
             r.amount_minor,
             r.kind.as_str(),
             r.subject,
@@ -227,13 +227,9 @@ impl SqliteTx<'_> {
             "SELECT debits_pending, credits_pending, debits_posted, credits_posted FROM ledger_balances
              WHERE kind = ?1 AND owner = ?2 AND currency = ?3",
         )?;
-        let b = st.query_row(params![key.kind.as_str(), key.owner, cur(&key.currency)?], balance_row).optional()?;
+        let b = st.query_row(params![key.kind.as_str(), key.owner, key.currency.as_str()], balance_row).optional()?;
         Ok(b.unwrap_or_default())
     }
-}
-
-fn cur(c: &[u8; 3]) -> Result<&str, LedgerError> {
-    std::str::from_utf8(c).map_err(|e| LedgerError::Storage(e.to_string()))
 }
 
 fn write_head(conn: &Connection, seq: u64, hash: &[u8; 32]) -> Result<(), LedgerError> {
@@ -250,8 +246,15 @@ fn write_balance(conn: &Connection, key: &AccountKey, d: &Balance) -> Result<(),
             debits_posted = debits_posted + ?6, credits_posted = credits_posted + ?7
          WHERE kind = ?1 AND owner = ?2 AND currency = ?3",
     )?;
-    let p =
-        params![key.kind.as_str(), key.owner, cur(&key.currency)?, d.debits_pending, d.credits_pending, d.debits_posted, d.credits_posted];
+    let p = params![
+        key.kind.as_str(),
+        key.owner,
+        key.currency.as_str(),
+        d.debits_pending,
+        d.credits_pending,
+        d.debits_posted,
+        d.credits_posted
+    ];
     if st.execute(p)? == 0 {
         let mut st = conn.prepare_cached(
             "INSERT INTO ledger_balances (kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted)

@@ -9,8 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 pub use crate::storage::row::COMMISSION_COLUMNS;
 
 use crate::commission::{PeriodState, RuleSet};
-use crate::ledger::{currency_str, parse_currency, TransferId};
+use crate::ledger::TransferId;
 use crate::lifecycle::{Commission, CommissionEvent, CommissionStatus, CommissionTx, ConversionRef, LifecycleError, PeriodRef};
+use crate::model::Currency;
 use crate::storage::sqlite::SqliteTx;
 
 /// A conversion's commissions, ordered by id: one range of the commissions' primary key.
@@ -31,7 +32,7 @@ fn read_period(conn: &Connection, k: &PeriodRef) -> Result<PeriodState, Lifecycl
         )
         .map_err(storage)?;
     let s = st
-        .query_row(params![k.program, k.partner, currency_str(&k.currency), k.label], |r| {
+        .query_row(params![k.program, k.partner, k.currency.as_str(), k.label], |r| {
             Ok(PeriodState {
                 volume_minor: r.get(0)?,
                 conversions: r.get::<_, i64>(1)? as u64,
@@ -53,7 +54,7 @@ pub(crate) fn write_period(conn: &Connection, k: &PeriodRef, s: &PeriodState) ->
              WHERE program = ?1 AND partner = ?2 AND currency = ?3 AND period = ?4",
         )
         .map_err(storage)?;
-    let currency = currency_str(&k.currency);
+    let currency = k.currency.as_str();
     let p = params![
         k.program,
         k.partner,
@@ -91,7 +92,7 @@ pub fn commission_row(r: &Row<'_>) -> rusqlite::Result<Commission> {
         program: r.get(2)?,
         partner: r.get(3)?,
         item: r.get(4)?,
-        currency: parse_currency(&currency).ok_or_else(|| bad(5, "not a currency code"))?,
+        currency: Currency::parse(&currency).map_err(|e| bad(5, &format!("column currency: {e}")))?,
         amount_minor: r.get(6)?,
         voided_minor: r.get(7)?,
         reversed_minor: r.get(8)?,
@@ -196,7 +197,7 @@ impl CommissionTx for SqliteTx<'_> {
             c.program,
             c.partner,
             c.item,
-            currency_str(&c.currency),
+            c.currency.as_str(),
             c.amount_minor,
             c.voided_minor,
             c.reversed_minor,
@@ -260,14 +261,14 @@ impl CommissionTx for SqliteTx<'_> {
         )
     }
 
-    fn approved_of(&mut self, partner: &str, currency: [u8; 3], limit: usize) -> Result<Vec<Commission>, LifecycleError> {
+    fn approved_of(&mut self, partner: &str, currency: Currency, limit: usize) -> Result<Vec<Commission>, LifecycleError> {
         many(
             self.conn(),
             &format!(
                 "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = ?1 AND currency = ?2 AND status = 'approved'
                  ORDER BY created_at_ms, id LIMIT ?3"
             ),
-            params![partner, currency_str(&currency), limit as i64],
+            params![partner, currency.as_str(), limit as i64],
         )
     }
 

@@ -10,6 +10,7 @@ use crate::conversions::view::{
     BalanceSheet, CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, ReportScope, StatusTotals,
 };
 use crate::lifecycle::{Commission, CommissionEvent, CommissionStatus, ConversionRef};
+use crate::model::Currency;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -94,8 +95,8 @@ impl SqliteReader {
             "SELECT kind, currency, credits_pending, credits_posted - debits_posted FROM ledger_balances
              WHERE owner = ?1 AND kind IN ('partner_pending', 'partner_payable', 'partner_paid')",
         )?;
-        let rows =
-            stmt.query_map([partner], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))?;
+        let rows = stmt
+            .query_map([partner], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Currency>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))?;
         for row in rows {
             let (kind, currency, credits_pending, net_posted) = row?;
             sheet.account(&kind, currency, credits_pending, net_posted);
@@ -106,7 +107,7 @@ impl SqliteReader {
         )?;
         let rows = stmt.query_map([partner], |r| {
             let totals = StatusTotals { count: r.get::<_, i64>(2)? as u64, amount_minor: r.get(3)?, remaining_minor: r.get(4)? };
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, totals))
+            Ok((r.get::<_, Currency>(0)?, r.get::<_, String>(1)?, totals))
         })?;
         for row in rows {
             let (currency, status, totals) = row?;

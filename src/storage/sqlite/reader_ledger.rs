@@ -5,7 +5,8 @@ use rusqlite::Row;
 
 use super::SqliteReader;
 use crate::conversions::view::{LedgerFilter, LedgerPage};
-use crate::ledger::{parse_currency, AccountKey, AccountKind, StoredTransfer, TransferId, TransferKind, TransferRequest};
+use crate::ledger::{AccountKey, AccountKind, StoredTransfer, TransferId, TransferKind, TransferRequest};
+use crate::model::Currency;
 use crate::storage::row::COLUMNS as TRANSFER_COLUMNS;
 
 impl SqliteReader {
@@ -16,7 +17,7 @@ impl SqliteReader {
         if let Some(a) = &f.account {
             sql.push_str(" AND currency = ? AND ((debit_kind = ? AND debit_owner = ?) OR (credit_kind = ? AND credit_owner = ?))");
             let (kind, owner) = (Sql::Text(a.kind.as_str().into()), Sql::Text(a.owner.clone()));
-            args.extend([Sql::Text(crate::ledger::currency_str(&a.currency)), kind.clone(), owner.clone(), kind, owner]);
+            args.extend([Sql::Text(a.currency.to_string()), kind.clone(), owner.clone(), kind, owner]);
         }
         if let Some(c) = &f.commission_id {
             let prefix = format!("commission:{c}:");
@@ -45,7 +46,7 @@ fn fixed<const N: usize>(i: usize, v: Vec<u8>) -> rusqlite::Result<[u8; N]> {
 /// Reads a row of `TRANSFER_COLUMNS`.
 fn transfer_row(r: &Row<'_>) -> rusqlite::Result<StoredTransfer> {
     let currency: String = r.get(7)?;
-    let currency = parse_currency(&currency).ok_or_else(|| bad(7, format!("{currency:?} is not a currency")))?;
+    let currency = Currency::parse(&currency).map_err(|e| bad(7, format!("column currency: {e}")))?;
     let account = |k: usize, o: usize| -> rusqlite::Result<AccountKey> {
         let kind: String = r.get(k)?;
         let kind = AccountKind::parse(&kind).ok_or_else(|| bad(k, format!("unknown account kind {kind:?}")))?;

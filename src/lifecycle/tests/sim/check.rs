@@ -30,13 +30,9 @@ impl<H: Harness> Sim<H> {
         }
         // Only the periods of conversions accrued and committed, each counted once.
         let stored: BTreeMap<_, _> =
-            self.h.periods().into_iter().map(|(k, s)| ((k.program, k.partner, ledger::currency_str(&k.currency), k.label), s)).collect();
-        let want: BTreeMap<_, _> = self
-            .model
-            .periods
-            .iter()
-            .map(|((p, c, l), s)| ((PROGRAM.to_string(), p.clone(), ledger::currency_str(c), l.clone()), *s))
-            .collect();
+            self.h.periods().into_iter().map(|(k, s)| ((k.program, k.partner, k.currency.to_string(), k.label), s)).collect();
+        let want: BTreeMap<_, _> =
+            self.model.periods.iter().map(|((p, c, l), s)| ((PROGRAM.to_string(), p.clone(), c.to_string(), l.clone()), *s)).collect();
         for key in stored.keys().chain(want.keys()) {
             assert_eq!(stored.get(key), want.get(key), "{at}: period state {key:?}");
         }
