@@ -54,4 +54,5 @@ fn bad_keys_are_named() {
     check_err("[privacy]\nip = \"hash\"\n", "privacy.ip_hash_key");
     check_err("[tls]\ncert_path = \"a.pem\"\n", "tls: cert_path and key_path must be set together");
     check_err("[listen]\nedge = \"nowhere\"\n", "invalid socket address");
+    check_err("[events]\nspill_queue_len_max = 0\n", "events.spill_queue_len_max: must be in 16..=16777216, got 0");
 }
