@@ -8,6 +8,7 @@
 //! batches into the overflow writer (the spool). No writer ever runs on a request.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ pub struct ClickSink {
     /// std's bounded channel: with a receiver that only ever calls `try_recv`, `try_send` is a
     /// few atomics and never takes a lock (tokio's may park-and-notify through a mutex).
     spill: std_mpsc::SyncSender<ClickEvent>,
+    /// Set while the spill thread is parked (or about to park): only then does a spill wake it.
+    spill_asleep: Arc<AtomicBool>,
     /// Declared after `spill`, so the last sink to go drops the last spill sender before this
     /// wakes the spill thread to find its queue disconnected.
     spill_thread: Arc<WakeOnDrop>,
@@ -79,10 +82,15 @@ pub struct ClickConsumer {
 #[derive(Debug, Clone, Copy)]
 pub struct Batching {
     pub len_max: usize,
-    /// How long a consumer's batch waits for more events after its first (bounds the latency
-    /// added). The spill thread does not linger: it writes what it finds.
+    /// How long a consumer's batch waits for more events after its first, and the spill thread
+    /// (at most `SPILL_LINGER_MAX`) after each write before it looks again. Bounds the latency
+    /// added.
     pub linger: Duration,
 }
+
+/// The spill thread's linger is capped here: this is enough to turn a steady spill into
+/// batches and spare its senders a wake-up each, and no more latency than that is added.
+pub const SPILL_LINGER_MAX: Duration = Duration::from_millis(1);
 
 /// A queue of `len_max` events in front of `writer`, and a spill queue of `spill_len_max` in
 /// front of `overflow`, drained by a thread started here.
@@ -99,14 +107,17 @@ pub fn channel(
     // thread is waiting in `recv`.
     let (spill, spill_rx) = std_mpsc::sync_channel(spill_len_max.max(1));
     let (done_tx, spill_done) = oneshot::channel();
+    let spill_asleep = Arc::new(AtomicBool::new(false));
     let spill_thread = {
-        let (metrics, batch_len_max) = (metrics.clone(), batching.len_max.max(1));
+        let (metrics, asleep) = (metrics.clone(), spill_asleep.clone());
+        let batching = Batching { len_max: batching.len_max.max(1), linger: batching.linger.min(SPILL_LINGER_MAX) };
         std::thread::Builder::new().name("clickgate-spill".into()).spawn(move || {
-            run_spill(spill_rx, &*overflow, &metrics, batch_len_max);
+            run_spill(spill_rx, &asleep, &*overflow, &metrics, batching);
             let _ = done_tx.send(());
         })?
     };
-    let sink = ClickSink { tx, spill, spill_thread: Arc::new(WakeOnDrop(spill_thread.thread().clone())), metrics: metrics.clone() };
+    let spill_thread = Arc::new(WakeOnDrop(spill_thread.thread().clone()));
+    let sink = ClickSink { tx, spill, spill_asleep, spill_thread, metrics: metrics.clone() };
     let consumer = ClickConsumer { rx, writer, metrics, batch_len_max: batching.len_max, linger: batching.linger, spill_done };
     Ok((sink, consumer))
 }
@@ -122,7 +133,14 @@ impl ClickSink {
         // Counted before the send, so the thread's decrement never comes first.
         self.metrics.spill_depth.inc();
         match self.spill.try_send(ev) {
-            Ok(()) => self.spill_thread.0.unpark(),
+            Ok(()) => {
+                // Pairs with the fence in `run_spill`: either this load sees the thread's flag,
+                // or the thread's last look at the queue sees this click.
+                fence(Ordering::SeqCst);
+                if self.spill_asleep.load(Ordering::Relaxed) {
+                    self.spill_thread.0.unpark();
+                }
+            }
             Err(_) => {
                 self.metrics.spill_depth.dec();
                 self.metrics.dropped.inc();
@@ -139,41 +157,62 @@ impl ClickSink {
     }
 }
 
-/// The spill thread: takes what the spill queue holds, up to a batch, and writes it; sleeps
-/// when the queue is empty until a sender wakes it. Returns once every sender is gone and the
-/// queue is empty, after syncing `overflow`.
-fn run_spill(rx: std_mpsc::Receiver<ClickEvent>, overflow: &dyn BatchWriter, metrics: &SinkMetrics, batch_len_max: usize) {
-    let mut batch = Vec::with_capacity(batch_len_max);
-    let mut open = true;
-    while open {
-        while batch.len() < batch_len_max {
-            match rx.try_recv() {
-                Ok(ev) => batch.push(ev),
-                Err(std_mpsc::TryRecvError::Empty) => break,
-                Err(std_mpsc::TryRecvError::Disconnected) => {
-                    open = false;
-                    break;
-                }
-            }
-        }
-        if batch.is_empty() {
-            if open {
-                // A send after the `try_recv` above unparks this thread, which makes `park`
-                // return at once: no wake-up is lost.
-                std::thread::park();
+/// The spill thread: takes what the spill queue holds, up to a batch, and writes it. If more
+/// came in meanwhile it lingers before it looks again, so under a steady spill batches grow and
+/// no sender pays for a wake-up; when the queue is empty it parks until a sender wakes it.
+/// Returns once every sender is gone and the queue is empty, after syncing `overflow`.
+fn run_spill(
+    rx: std_mpsc::Receiver<ClickEvent>,
+    asleep: &AtomicBool,
+    overflow: &dyn BatchWriter,
+    metrics: &SinkMetrics,
+    batching: Batching,
+) {
+    let mut batch = Vec::with_capacity(batching.len_max);
+    loop {
+        let open = take(&rx, &mut batch, batching.len_max);
+        if !batch.is_empty() {
+            metrics.spill_depth.sub(batch.len() as i64);
+            // A panicking writer must not take the thread down with it: later spills would all drop.
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| overflow.write_batch(&batch)))
+                .unwrap_or_else(|_| Err(std::io::Error::other("the overflow writer panicked")));
+            count(result, batch.len(), &metrics.spilled, &metrics.dropped, "spilled");
+            batch.clear();
+            // A click that came in during the write means a steady spill: linger, so the next
+            // batch gathers while senders find this thread awake. A lone spill is written at once.
+            if open && !batching.linger.is_zero() && take(&rx, &mut batch, 1) && !batch.is_empty() {
+                std::thread::sleep(batching.linger);
             }
             continue;
         }
-        metrics.spill_depth.sub(batch.len() as i64);
-        // A panicking writer must not take the thread down with it: later spills would all drop.
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| overflow.write_batch(&batch)))
-            .unwrap_or_else(|_| Err(std::io::Error::other("the overflow writer panicked")));
-        count(result, batch.len(), &metrics.spilled, &metrics.dropped, "spilled");
-        batch.clear();
+        if !open {
+            break;
+        }
+        // Say so before one last look: a click sent meanwhile is either seen by that look or
+        // its sender sees the flag and unparks this thread (a token, so `park` returns at once).
+        asleep.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if take(&rx, &mut batch, batching.len_max) && batch.is_empty() {
+            std::thread::park();
+        }
+        asleep.store(false, Ordering::Relaxed);
     }
     if let Err(e) = overflow.sync() {
         tracing::error!(error = %e, "spilled click events could not be synced at shutdown");
     }
+}
+
+/// Moves up to `len_max` events from `rx` into `batch`; false once every sender is gone and
+/// the queue is empty.
+fn take(rx: &std_mpsc::Receiver<ClickEvent>, batch: &mut Vec<ClickEvent>, len_max: usize) -> bool {
+    while batch.len() < len_max {
+        match rx.try_recv() {
+            Ok(ev) => batch.push(ev),
+            Err(std_mpsc::TryRecvError::Empty) => return true,
+            Err(std_mpsc::TryRecvError::Disconnected) => return false,
+        }
+    }
+    true
 }
 
 /// Counts a batch's write as `done` or, on an error, as dropped.

@@ -156,7 +156,9 @@ fn spilled_clicks_reach_the_spool_in_order() {
     let spool = Arc::new(Spool::open(dir.path(), 1 << 30).unwrap());
     let main = Arc::new(Recorder::default());
     let m = metrics();
-    let (sink, consumer) = channel(main.clone(), Arc::new(SpoolOverflow(spool.clone())), 16, 1024, batching(), m.clone()).unwrap();
+    // With a linger, as in `serve`: the spill thread sleeps after each write instead of parking.
+    let lingering = Batching { linger: Duration::from_millis(1), ..batching() };
+    let (sink, consumer) = channel(main.clone(), Arc::new(SpoolOverflow(spool.clone())), 16, 1024, lingering, m.clone()).unwrap();
     (0..1016).for_each(|n| sink.send(click(n)));
     drop(sink);
     finish(consumer);
@@ -203,4 +205,26 @@ fn a_refused_spill_write_counts_its_clicks_as_dropped() {
     finish(consumer);
     assert_eq!(spill.written(), (16..40).collect::<Vec<_>>(), "the spill thread tried every spilled click");
     assert_eq!((m.written.get(), m.spilled.get(), m.dropped.get()), (16, 0, 24));
+}
+
+#[test]
+fn each_lone_spill_wakes_the_parked_thread() {
+    // One click at a time, each waited for: the spill thread has found the queue empty and
+    // parked (or is about to) before every send, so a lost wake-up would leave a click waiting
+    // until shutdown, and the wait below would give up.
+    let (main, spill) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    let m = metrics();
+    let (sink, consumer) = channel(main, spill.clone(), 16, 16, batching(), m.clone()).unwrap();
+    (0..16).for_each(|n| sink.send(click(n)));
+    for n in 16..516 {
+        sink.send(click(n));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while m.spilled.get() < n - 15 {
+            assert!(std::time::Instant::now() < deadline, "click {n} was never written: the spill thread was not woken");
+            std::thread::yield_now();
+        }
+    }
+    assert_eq!(spill.written(), (16..516).collect::<Vec<_>>());
+    drop(sink);
+    finish(consumer);
 }
