@@ -20,9 +20,10 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use bloomfilter::Bloom;
-use criterion::{BenchmarkGroup, Criterion, Throughput};
+use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
+use clickgate::app::SpoolWriter;
 use clickgate::config::{self, Config};
 use clickgate::edge::checks::bots::BotCheck;
 use clickgate::edge::checks::dedup::DedupCheck;
@@ -32,8 +33,11 @@ use clickgate::edge::checks::rate_limit::RateLimits;
 use clickgate::edge::checks::velocity::{VelocityCheck, WindowedSketch};
 use clickgate::edge::checks::{Check, Click, Findings, Pipeline, ProgramRules};
 use clickgate::edge::links::LinkTable;
-use clickgate::edge::{judge, Judgement};
+use clickgate::edge::{handler, judge, EdgeState, Judgement};
+use clickgate::events::sink::{BatchWriter, ClickConsumer};
+use clickgate::events::spool::Spool;
 use clickgate::events::{truncate_ip, ClickEvent};
+use clickgate::metrics::Metrics;
 use clickgate::model::{ClickSigner, VisitorId};
 use clickgate::model::{GeoDbKind, Reason, Reasons, Verdict};
 use clickgate::store::Store;
@@ -445,6 +449,105 @@ fn bench_click(c: &mut Criterion, env: &Env) {
         })
     });
     println!("click after timing: {}", tally_pass(env, &pipeline).line());
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// handler/*: one whole edge request, with its hand-off to the click queue
+// ---------------------------------------------------------------------------------------------
+
+/// A writer that takes every batch and keeps nothing: the queue's consumer at no cost.
+struct NullWriter;
+
+impl BatchWriter for NullWriter {
+    fn write_batch(&self, _batch: &[ClickEvent]) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The edge's state as `app::serve` builds it from the loadtest config, its queue in front of
+/// `writer` and spilling to `overflow`.
+fn edge_state(env: &Env, writer: Arc<dyn BatchWriter>, overflow: Arc<dyn BatchWriter>) -> (Arc<EdgeState>, ClickConsumer, Metrics) {
+    let dir = root().join("target").join(format!("bench-pipeline-edge-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let metrics = Metrics::new();
+    let built = {
+        let mut store = Store::open(&dir).expect("open bench store");
+        clickgate::app::seed_demo(&mut store, &env.cfg.demo).expect("seed the loadtest demo links");
+        let signer = Arc::new(ClickSigner::new(&[(1, SIGNING_KEY.to_vec())]));
+        clickgate::app::build_edge(&env.cfg, &store, signer, writer, overflow, &metrics, false).expect("build the edge state")
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    (built.0, built.1, metrics)
+}
+
+/// A `GET /r/{code}` from the mix, as hyper hands it to the handler (no cookie: a new visitor).
+fn edge_request(env: &Env, r: &Req) -> hyper::Request<()> {
+    hyper::Request::get(format!("/r/{}", env.mix.code(r)))
+        .header(hyper::header::USER_AGENT, env.mix.ua(r))
+        .body(())
+        .expect("a valid request")
+}
+
+fn run_handler(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, env: &Env, state: &Arc<EdgeState>) {
+    let mut i = 0usize;
+    g.bench_function(name, |b| {
+        b.iter_batched(
+            || {
+                let r = *env.mix.at(i);
+                i += 1;
+                (r.ip, edge_request(env, &r))
+            },
+            |(ip, req)| handler::handle(state, ip, req),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn sink_line(m: &Metrics) -> String {
+    let s = &m.sink;
+    format!("written {} spilled {} dropped {}", s.written.get(), s.spilled.get(), s.dropped.get())
+}
+
+fn bench_handler(c: &mut Criterion, env: &Env) {
+    let mut g = throughput_group(c, "handler");
+
+    // The queue's consumer runs (on a thread of its own, as a tokio worker would) into a writer
+    // that keeps nothing: the request's cost, with the hand-off that normally happens.
+    let (state, consumer, metrics) = edge_state(env, Arc::new(NullWriter), Arc::new(NullWriter));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let consumer = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+        rt.block_on(consumer.run(stop_rx));
+    });
+    run_handler(&mut g, "redirect", env, &state);
+    drop(state);
+    let _ = stop_tx.send(true);
+    consumer.join().expect("the consumer thread");
+    println!("handler/redirect: {}", sink_line(&metrics));
+
+    // The queue is full and stays full (its consumer never runs): every click goes to the
+    // overflow, the real spool, as in `serve` while the core is behind.
+    let dir = root().join("target").join(format!("bench-pipeline-spool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spool = Arc::new(Spool::open(&dir, u64::MAX / 2).expect("open the bench spool"));
+    let overflow =
+        Arc::new(SpoolWriter { spool: spool.clone(), spooled: prometheus::IntCounter::new("spooled", "spooled").expect("a counter") });
+    let (state, consumer, metrics) = edge_state(env, Arc::new(NullWriter), overflow);
+    for i in 0..env.cfg.events.click_queue_len_max {
+        let r = *env.mix.at(i);
+        black_box(handler::handle(&state, r.ip, edge_request(env, &r)));
+    }
+    run_handler(&mut g, "redirect_queue_full", env, &state);
+    // The consumer, run only now, writes the queue and returns once every click handed over
+    // is where it goes.
+    drop(state);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    stop_tx.send(true).expect("the consumer holds the receiver");
+    tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime").block_on(consumer.run(stop_rx));
+    println!("handler/redirect_queue_full: {}; spool bytes {}", sink_line(&metrics), spool.pending_bytes());
+    drop(spool);
+    let _ = std::fs::remove_dir_all(&dir);
     g.finish();
 }
 
@@ -1081,6 +1184,7 @@ fn main() {
         rollover_report(&env);
     }
     bench_click(&mut c, &env);
+    bench_handler(&mut c, &env);
     bench_checks(&mut c, &env);
     bench_races(&mut c, env.scale);
     c.final_summary();

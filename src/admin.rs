@@ -39,6 +39,7 @@ pub fn refresh_gauges(state: &EdgeState) {
     m.ratelimit_keys.with_label_values(&["ip"]).set(ip as i64);
     m.ratelimit_keys.with_label_values(&["subnet"]).set(subnet as i64);
     m.links_loaded.set(state.links.load().len() as i64);
+    m.sink.queue_depth.set(state.sink.queue_len() as i64);
 }
 
 /// Handles one admin request. `edge` is absent in a core-only process.

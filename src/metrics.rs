@@ -261,17 +261,22 @@ impl Metrics {
             ),
             redirect_latency,
             sink: SinkMetrics {
-                queue_depth: gauge(r, "clickgate_click_queue_depth", "Click events waiting in the queue."),
-                written: counter(r, "clickgate_click_events_written_total", "Click events written to the click log by the consumer."),
+                queue_depth: gauge(r, "clickgate_click_queue_depth", "Click events waiting in the queue, read at each scrape."),
+                spill_depth: gauge(
+                    r,
+                    "clickgate_click_spill_queue_depth",
+                    "Click events waiting in the spill queue for the spill thread to write them to the spool.",
+                ),
+                written: counter(r, "clickgate_click_events_written_total", "Click events the queue's consumer wrote to its writer."),
                 spilled: counter(
                     r,
                     "clickgate_click_events_spilled_total",
-                    "Click events written directly to the click log because the queue was full.",
+                    "Click events the spill thread wrote to the spool because the queue was full or closed.",
                 ),
                 dropped: counter(
                     r,
                     "clickgate_click_events_dropped_total",
-                    "Click events lost because neither the queue nor the log took them (should be zero).",
+                    "Click events lost: both the queue and the spill queue were full, or a writer refused them (should be zero).",
                 ),
             },
             geoip_age: dbs.iter().map(|d| geo_age.with_label_values(&[d])).collect(),

@@ -109,7 +109,7 @@ impl BatchWriter for IngestWriter {
 }
 
 /// Builds the edge's state once: link table, check pipeline, signer, and the queue in front
-/// of `writer` (spilling to `overflow` when full).
+/// of `writer` (spilling to `overflow`, through the spill thread, when full).
 pub fn build_edge(
     config: &Config,
     store: &Store,
@@ -126,7 +126,9 @@ pub fn build_edge(
     tracing::info!(source = %pipeline.bots_status.source, patterns = pipeline.bots_status.patterns, skipped = pipeline.bots_status.skipped, "bot list compiled");
     let ev = &config.events;
     let batching = sink::Batching { len_max: ev.click_log_batch_len_max, linger: Duration::from_millis(ev.click_log_linger_ms) };
-    let (click_sink, consumer) = sink::channel(writer, overflow, ev.click_queue_len_max, batching, metrics.sink.clone());
+    let (click_sink, consumer) =
+        sink::channel(writer, overflow, ev.click_queue_len_max, ev.spill_queue_len_max, batching, metrics.sink.clone())
+            .context("starting the spill thread")?;
     let state = Arc::new(EdgeState {
         pipeline,
         links: ArcSwap::from_pointee(table),
@@ -401,8 +403,8 @@ pub async fn finish_spool(spool: &Spool, reader_stop: watch::Sender<bool>, deadl
 
 /// Runs `clickgate serve` until SIGTERM or Ctrl-C: edge, core and API in one process.
 ///
-/// The edge's queue feeds the ingest; when it is full, clicks spill to the local spool (one
-/// write, no fsync on the request path), which a task drains into the ingest.
+/// The edge's queue feeds the ingest; when it is full, clicks go to the spill queue, whose
+/// thread writes them to the local spool, which a task drains into the ingest.
 pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> anyhow::Result<()> {
     tls::install_provider();
     let metrics = Metrics::new();
@@ -463,8 +465,9 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let _ = admin_task.await;
     let _ = api_task.await;
     let drain_for = Duration::from_millis(config.edge.shutdown_drain_ms.max(1000));
-    // The consumer closed its channel on the stop signal (connections still draining spill
-    // to the spool) and returns once the queue is written and fsynced.
+    // The consumer closed its channel on the stop signal (connections still draining spill)
+    // and returns once the queue is written and fsynced and the spill thread, which ends with
+    // the last sender (`state`), has written the spill queue to the spool.
     drop(state);
     if tokio::time::timeout(drain_for, consumer_task).await.is_err() {
         tracing::error!("the click consumer did not finish in time; queued events may not be written");

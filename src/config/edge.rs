@@ -121,13 +121,15 @@ pub struct Privacy {
 #[serde(default, deny_unknown_fields)]
 pub struct Events {
     pub click_queue_len_max: usize,
+    /// The spill queue behind the click queue, drained to the spool by a thread of its own.
+    pub spill_queue_len_max: usize,
     pub click_log_batch_len_max: usize,
     pub click_log_linger_ms: u64,
 }
 
 impl Default for Events {
     fn default() -> Self {
-        Events { click_queue_len_max: 65_536, click_log_batch_len_max: 4_096, click_log_linger_ms: 5 }
+        Events { click_queue_len_max: 65_536, spill_queue_len_max: 16_384, click_log_batch_len_max: 4_096, click_log_linger_ms: 5 }
     }
 }
 
@@ -208,6 +210,9 @@ impl Events {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if !(16..=16_777_216).contains(&self.click_queue_len_max) {
             return Err(invalid("events.click_queue_len_max", "must be in 16..=16777216"));
+        }
+        if !(16..=16_777_216).contains(&self.spill_queue_len_max) {
+            return Err(invalid("events.spill_queue_len_max", format!("must be in 16..=16777216, got {}", self.spill_queue_len_max)));
         }
         if !(1..=65_536).contains(&self.click_log_batch_len_max) {
             return Err(invalid("events.click_log_batch_len_max", "must be in 1..=65536"));

@@ -75,4 +75,5 @@ fn bad_keys_are_named() {
         "api.writer_queue_len_max: must be at least api.commit_batch_len_max (8192) so a whole commit can queue, and at most 1048576, got 4096",
     );
     check_err("[api]\nwriter_queue_len_max = 1048577\n", "api.writer_queue_len_max: must be at least api.commit_batch_len_max (256) so a whole commit can queue, and at most 1048576, got 1048577");
+    check_err("[events]\nspill_queue_len_max = 0\n", "events.spill_queue_len_max: must be in 16..=16777216, got 0");
 }

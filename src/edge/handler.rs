@@ -1,7 +1,8 @@
 //! HTTP glue for the hot path: `GET|HEAD /r/{code}` and `/q/{code}`.
 //!
 //! Everything that can be computed at start is; per request this parses the path and a few
-//! headers, runs `judge`, builds one `Location` string and hands one event to the queue.
+//! headers (route), runs `judge`, builds one `Location` string (respond) and hands one event to
+//! the queue (emit).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,13 +13,14 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::checks::{Reason, Verdict};
+use super::checks::{Findings, Reason, Verdict};
+use super::links::EdgeLink;
 use super::{judge, EdgeState, Judgement};
 use crate::config::IpPrivacy;
 use crate::events::{truncate_ip, ClickEvent, SUB_IDS_MAX};
 use crate::metrics::Outcome;
 use crate::model::{BlockedAction, Channel};
-use crate::model::{VisitorId, VISITOR_ID_CHARS};
+use crate::model::{ClickId, VisitorId, VISITOR_ID_CHARS};
 
 type Body = Full<Bytes>;
 
@@ -94,120 +96,223 @@ fn body_too_large(headers: &HeaderMap, max: u64) -> bool {
         .unwrap_or(false)
 }
 
-/// Handles one edge request.
+/// Handles one edge request in four steps: route (method, path, body limit), judge (the check
+/// pipeline), respond (status, headers, cookie, metrics) and, for a click, emit (its event to
+/// the queue).
 pub fn handle<B>(state: &Arc<EdgeState>, peer: IpAddr, req: Request<B>) -> Response<Body> {
     let start = Instant::now();
-    let m = &state.metrics;
+    let visit = match route_request(state, peer, &req) {
+        Ok(visit) => visit,
+        Err(refusal) => return refuse(state, refusal),
+    };
+    let table = state.links.load();
+    let judgement = judge(&state.pipeline, &table, visit.ip, visit.ua, visit.code, visit.head, visit.now_ms);
+    let (response, click) = respond(state, &visit, judgement);
+    if let Some(click) = click {
+        emit(state, &visit, click);
+    }
+    state.metrics.redirect_latency.observe(start.elapsed().as_secs_f64());
+    response
+}
+
+/// A request routed to a link code, with everything the later steps read from it.
+struct Visit<'r> {
+    qr: bool,
+    code: &'r str,
+    head: bool,
+    headers: &'r HeaderMap,
+    query: Option<&'r str>,
+    /// The client: the peer, or the address a trusted proxy forwarded.
+    ip: IpAddr,
+    ua: &'r str,
+    now_ms: u64,
+}
+
+/// Why the route step refused a request.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// Not GET or HEAD.
+    Method,
+    /// Not `/r/{code}` or `/q/{code}` with a well-formed code.
+    Path,
+    BodyTooLarge,
+}
+
+/// Route: a method other than GET or HEAD, a path that is not a link code, or a body over the
+/// limit is refused; anything else becomes a `Visit`.
+fn route_request<'r, B>(state: &EdgeState, peer: IpAddr, req: &'r Request<B>) -> Result<Visit<'r>, Refusal> {
     let head = match *req.method() {
         Method::GET => false,
         Method::HEAD => true,
-        _ => {
+        _ => return Err(Refusal::Method),
+    };
+    let (qr, code) = route(req.uri().path()).ok_or(Refusal::Path)?;
+    let headers = req.headers();
+    if body_too_large(headers, state.edge.body_bytes_max) {
+        return Err(Refusal::BodyTooLarge);
+    }
+    Ok(Visit {
+        qr,
+        code,
+        head,
+        headers,
+        query: req.uri().query(),
+        ip: state.pipeline.trusted_proxies.client_ip(peer, headers),
+        ua: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
+        now_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+    })
+}
+
+/// The answer to a request the route step refused, counted.
+fn refuse(state: &EdgeState, refusal: Refusal) -> Response<Body> {
+    let m = &state.metrics;
+    match refusal {
+        Refusal::Method => {
             m.outcome(Outcome::MethodNotAllowed);
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return r;
+            r
         }
-    };
-    let Some((qr, code)) = route(req.uri().path()) else {
-        m.outcome(Outcome::NotFound);
-        return plain(StatusCode::NOT_FOUND, "not found\n");
-    };
-    let headers = req.headers();
-    if body_too_large(headers, state.edge.body_bytes_max) {
-        // Answered before any of the body is read; the connection closes instead of draining it.
-        m.outcome(Outcome::BodyTooLarge);
-        let mut r = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
-        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return r;
+        Refusal::Path => {
+            m.outcome(Outcome::NotFound);
+            plain(StatusCode::NOT_FOUND, "not found\n")
+        }
+        Refusal::BodyTooLarge => {
+            // Answered before any of the body is read; the connection closes instead of draining it.
+            m.outcome(Outcome::BodyTooLarge);
+            let mut r = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
     }
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let ip = state.pipeline.trusted_proxies.client_ip(peer, headers);
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let table = state.links.load();
-    let judgement = judge(&state.pipeline, &table, ip, ua, code, head, now_ms);
-    let response = match judgement {
+}
+
+/// A click as `respond` hands it to `emit`: what its response and its event share.
+struct Click<'t> {
+    link: &'t EdgeLink,
+    findings: Findings,
+    verdict: Verdict,
+    click_id: ClickId,
+    subs: Option<Box<[Option<Box<str>>; SUB_IDS_MAX]>>,
+    visitor: VisitorId,
+    new_visitor: bool,
+}
+
+/// Respond: the answer to a judgement, counted; for a click, also the click for `emit`.
+fn respond<'t>(state: &EdgeState, visit: &Visit<'_>, judgement: Judgement<'t>) -> (Response<Body>, Option<Click<'t>>) {
+    let m = &state.metrics;
+    match judgement {
         Judgement::RateLimited { retry_after_ms, observed } => {
             observed.iter().for_each(|r| m.observed(r));
             m.click(Verdict::RateLimited);
             m.reason(Reason::RateLimited);
             let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_ms.div_ceil(1000).max(1)));
-            r
+            (r, None)
         }
         Judgement::UnknownCode { observed } => {
             observed.iter().for_each(|r| m.observed(r));
             m.outcome(Outcome::UnknownCode);
-            plain(StatusCode::NOT_FOUND, "unknown link\n")
+            (plain(StatusCode::NOT_FOUND, "unknown link\n"), None)
         }
         Judgement::Inactive { link, observed } => {
             observed.iter().for_each(|r| m.observed(r));
             m.outcome(Outcome::Fallback);
-            redirect(link.fallback.to_string())
+            (redirect(link.fallback.to_string()), None)
         }
         Judgement::Click { link, findings, verdict } => {
-            m.click(verdict);
-            findings.reasons.iter().for_each(|r| m.reason(r));
-            findings.observed.iter().for_each(|r| m.observed(r));
-            let subs = sub_ids(req.uri().query(), state.edge.sub_id_bytes_max);
-            let click_id = state.signer.mint(now_ms, link.link_id, link.partner_id);
-            let existing = visitor_from_cookie(headers, &state.edge.visitor_cookie_name);
-            let visitor = existing.unwrap_or_else(VisitorId::random);
-            let forbid = verdict == Verdict::Blocked && link.rules.blocked_action == BlockedAction::Forbid;
-            let mut response = if forbid {
-                plain(StatusCode::FORBIDDEN, "forbidden\n")
-            } else {
-                let mut loc = String::with_capacity(link.location_prefix.len() + 64 + link.fragment.len());
-                if verdict == Verdict::Blocked {
-                    loc.push_str(&link.location_plain);
-                } else {
-                    loc.push_str(&link.location_prefix);
-                    loc.push_str(click_id.encode(&mut [0; crate::model::CLICK_ID_CHARS]));
-                }
-                if let Some(subs) = &subs {
-                    for (i, v) in subs.iter().enumerate() {
-                        if let Some(v) = v {
-                            loc.push_str(if loc.contains('?') { "&sub" } else { "?sub" });
-                            loc.push(char::from(b'1' + i as u8));
-                            loc.push('=');
-                            loc.push_str(v);
-                        }
-                    }
-                }
-                loc.push_str(&link.fragment);
-                redirect(loc)
-            };
-            if existing.is_none() {
-                set_visitor_cookie(state, response.headers_mut(), &visitor);
-            }
-            let (ip_field, ip_hash) = match state.privacy {
-                IpPrivacy::Truncate => (Some(truncate_ip(ip)), None),
-                IpPrivacy::Full => (Some(ip), None),
-                IpPrivacy::Hash => (None, Some(keyed_ip_hash(&state.ip_hasher, ip))),
-            };
-            state.sink.send(ClickEvent {
-                click_id,
-                ts_ms: now_ms,
-                program: link.program.clone(),
-                partner: link.partner.clone(),
-                link: link.code.clone(),
-                channel: if qr { Channel::Qr } else { link.channel },
-                sub_ids: subs,
-                verdict,
-                reasons: findings.reasons,
-                observed: findings.observed,
-                visitor_id: visitor,
-                new_visitor: existing.is_none(),
-                country: findings.country,
-                asn: findings.asn,
-                ua_hash: xxhash_rust::xxh3::xxh3_64(ua.as_bytes()),
-                ip: ip_field,
-                ip_hash,
-            });
-            response
+            let click = Click::new(state, visit, link, findings, verdict);
+            (respond_click(state, &click), Some(click))
         }
+    }
+}
+
+impl<'t> Click<'t> {
+    /// Mints the click id and reads the sub-ids and the visitor cookie.
+    fn new(state: &EdgeState, visit: &Visit<'_>, link: &'t EdgeLink, findings: Findings, verdict: Verdict) -> Click<'t> {
+        let existing = visitor_from_cookie(visit.headers, &state.edge.visitor_cookie_name);
+        Click {
+            link,
+            findings,
+            verdict,
+            click_id: state.signer.mint(visit.now_ms, link.link_id, link.partner_id),
+            subs: sub_ids(visit.query, state.edge.sub_id_bytes_max),
+            visitor: existing.unwrap_or_else(VisitorId::random),
+            new_visitor: existing.is_none(),
+        }
+    }
+}
+
+/// A click's answer, counted: `403` for a blocked click of a program that forbids them, else
+/// the redirect; the visitor cookie when the request had none.
+fn respond_click(state: &EdgeState, click: &Click<'_>) -> Response<Body> {
+    let m = &state.metrics;
+    m.click(click.verdict);
+    click.findings.reasons.iter().for_each(|r| m.reason(r));
+    click.findings.observed.iter().for_each(|r| m.observed(r));
+    let mut response = if click.verdict == Verdict::Blocked && click.link.rules.blocked_action == BlockedAction::Forbid {
+        plain(StatusCode::FORBIDDEN, "forbidden\n")
+    } else {
+        redirect(location(click))
     };
-    m.redirect_latency.observe(start.elapsed().as_secs_f64());
+    if click.new_visitor {
+        set_visitor_cookie(state, response.headers_mut(), &click.visitor);
+    }
     response
+}
+
+/// The link's destination with the signed click id (none for a blocked click), the sub-ids
+/// and the fragment, in one allocation.
+fn location(click: &Click<'_>) -> String {
+    let link = click.link;
+    let mut loc = String::with_capacity(link.location_prefix.len() + 64 + link.fragment.len());
+    if click.verdict == Verdict::Blocked {
+        loc.push_str(&link.location_plain);
+    } else {
+        loc.push_str(&link.location_prefix);
+        loc.push_str(click.click_id.encode(&mut [0; crate::model::CLICK_ID_CHARS]));
+    }
+    if let Some(subs) = &click.subs {
+        for (i, v) in subs.iter().enumerate() {
+            if let Some(v) = v {
+                loc.push_str(if loc.contains('?') { "&sub" } else { "?sub" });
+                loc.push(char::from(b'1' + i as u8));
+                loc.push('=');
+                loc.push_str(v);
+            }
+        }
+    }
+    loc.push_str(&link.fragment);
+    loc
+}
+
+/// Emit: the click's event, handed to the queue without waiting.
+fn emit(state: &EdgeState, visit: &Visit<'_>, click: Click<'_>) {
+    let link = click.link;
+    let (ip, ip_hash) = match state.privacy {
+        IpPrivacy::Truncate => (Some(truncate_ip(visit.ip)), None),
+        IpPrivacy::Full => (Some(visit.ip), None),
+        IpPrivacy::Hash => (None, Some(keyed_ip_hash(&state.ip_hasher, visit.ip))),
+    };
+    state.sink.send(ClickEvent {
+        click_id: click.click_id,
+        ts_ms: visit.now_ms,
+        program: link.program.clone(),
+        partner: link.partner.clone(),
+        link: link.code.clone(),
+        channel: if visit.qr { Channel::Qr } else { link.channel },
+        sub_ids: click.subs,
+        verdict: click.verdict,
+        reasons: click.findings.reasons,
+        observed: click.findings.observed,
+        visitor_id: click.visitor,
+        new_visitor: click.new_visitor,
+        country: click.findings.country,
+        asn: click.findings.asn,
+        ua_hash: xxhash_rust::xxh3::xxh3_64(visit.ua.as_bytes()),
+        ip,
+        ip_hash,
+    });
 }
 
 /// Everything after the visitor cookie's value; `Secure` when the listener speaks TLS.
