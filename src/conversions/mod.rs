@@ -2,14 +2,12 @@
 //!
 //! One writer thread owns the write connection and commits jobs in groups: it takes every job
 //! waiting (up to `commit_batch_len_max`), runs them in one transaction and commits once. The
-//! group is answered only once its commit is on disk: on SQLite the sync thread (`walsync`)
-//! runs one fdatasync of the WAL for every group committed since its last, while the writer
-//! goes on with the next group; on PostgreSQL the commit itself waits for the server's flush.
-//! An answer is therefore an acknowledgement: what it reports is on disk. A job that fails
-//! part-way leaves nothing: the group is run again with a savepoint per job, and only that
-//! job's are rolled back. The store
-//! is the data dir's SQLite file (WAL checkpoints on a thread of their own) or a PostgreSQL
-//! database (`pg`, cluster mode); the jobs (`jobs`) and the view (`view`) are written once over
+//! group is answered only once its commit is on disk (each backend's `Groups::acknowledge`
+//! decides when: after a WAL sync on SQLite, at the commit on PostgreSQL). An answer is
+//! therefore an acknowledgement: what it reports is on disk. A job that fails leaves nothing:
+//! the group is run again with a savepoint per job, and every failed job's is rolled back,
+//! whatever its error. The backends live in `storage` (`storage::sqlite::start`,
+//! `storage::pg::start`); the jobs (`jobs`) and the view (`view`) are written once over
 //! `store::ConversionTx`.
 //!
 //! Exactly-once has two guards. A conversion's id derives from its cause, `(program,
@@ -350,7 +348,7 @@ impl Conversions {
 }
 
 /// A backend's grouped transaction: runs a group of jobs in one transaction and commits it.
-/// `run` runs one job and answers whether it failed part-way (storage or commission error).
+/// `run` runs one job and answers whether it failed (any error: its writes must not stay).
 /// Without `savepoints`, such a job rolls the whole attempt back and the answer is `Ok(false)`;
 /// with them, only that job's writes are undone.
 /// `purge_before` asks it to forget idempotency answers stored before then, in the same
@@ -425,8 +423,8 @@ impl<G: Groups> Writer<G> {
         let purge_before = (now.saturating_sub(self.last_purge_ms) > 60_000).then(|| now.saturating_sub(self.config.idempotency_ttl_ms));
         let mut results = Vec::with_capacity(n);
         let mut outcomes = Vec::new();
-        // First without savepoints, which almost every group needs none of; if a job fails
-        // part-way, that attempt is rolled back whole and the group runs again with one.
+        // First without savepoints, which almost every group needs none of; if a job fails,
+        // that attempt is rolled back whole and the group runs again with one per job.
         let mut committed = Ok(false);
         for savepoints in [false, true] {
             results.clear();
