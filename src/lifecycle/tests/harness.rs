@@ -188,6 +188,25 @@ impl Pg {
     pub fn second_client(&self) -> postgres::Client {
         self.schema.client()
     }
+
+    /// Runs `f` in one transaction (deferring as the writer's group does, when grouped), then
+    /// flushes and commits it, or rolls it back as a crash before the commit would.
+    fn in_transaction<R>(&mut self, commit: bool, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+        let mut tx = self.client.transaction().unwrap();
+        let (mut deferred, mut group) = (crate::ledger::Deferred::default(), crate::storage::group::GroupState::default());
+        let mut ledger = PgTx::with_statements(&mut tx, &mut self.statements);
+        if self.grouped {
+            ledger = ledger.deferring(&mut deferred, &mut group);
+        }
+        let r = f(&mut ledger);
+        if commit {
+            ledger.flush().unwrap();
+            tx.commit().unwrap();
+        } else {
+            tx.rollback().unwrap();
+        }
+        r
+    }
 }
 
 impl Harness for Pg {
@@ -200,28 +219,11 @@ impl Harness for Pg {
     }
 
     fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
-        let mut tx = self.client.transaction().unwrap();
-        let (mut deferred, mut group) = (crate::ledger::Deferred::default(), crate::storage::group::GroupState::default());
-        let mut ledger = PgTx::with_statements(&mut tx, &mut self.statements);
-        if self.grouped {
-            ledger = ledger.deferring(&mut deferred, &mut group);
-        }
-        let r = f(&mut ledger);
-        ledger.flush().unwrap();
-        tx.commit().unwrap();
-        r
+        self.in_transaction(true, f)
     }
 
     fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
-        let mut tx = self.client.transaction().unwrap();
-        let (mut deferred, mut group) = (crate::ledger::Deferred::default(), crate::storage::group::GroupState::default());
-        let mut ledger = PgTx::with_statements(&mut tx, &mut self.statements);
-        if self.grouped {
-            ledger = ledger.deferring(&mut deferred, &mut group);
-        }
-        let r = f(&mut ledger);
-        tx.rollback().unwrap();
-        r
+        self.in_transaction(false, f)
     }
 
     fn raw(&mut self, sql: &str) -> Result<(), String> {
