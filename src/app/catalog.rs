@@ -1,5 +1,7 @@
-//! The app's bridge between the catalog store and its readers: the demo seed read from the
+//! The app's bridge between the catalog store and its readers: the store opened and seeded, the demo seed read from the
 //! config's plain tables, and the edge's link table built from the store's rows.
+
+use std::path::Path;
 
 use anyhow::Context;
 
@@ -7,6 +9,17 @@ use crate::config::Demo;
 use crate::edge::links::{LinkSpec, LinkTable, PartnerSpec, ProgramSpec};
 use crate::model::Status;
 use crate::store::{Seed, Store, StoreError};
+
+/// Opens the store, migrating the data dir's file to this build's schema first (a fresh data
+/// dir gets every table, so the conversion writer and readers opened after it find them), and
+/// seeds it from the config's demo section when empty.
+pub fn open_store(config: &crate::config::Config, data_dir: &Path) -> anyhow::Result<Store> {
+    let mut store = Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    if seed_demo(&mut store, &config.demo)? {
+        tracing::info!(data_dir = %data_dir.display(), "store was empty; seeded it from the config's demo section");
+    }
+    Ok(store)
+}
 
 /// Reads the config's demo section as catalog objects and validates every program; the error
 /// names the entry (`demo.programs[0]: currency: ...`).

@@ -5,7 +5,7 @@
 mod catalog;
 mod cluster;
 
-pub use catalog::{demo_seed, load_links, seed_demo};
+pub use catalog::{demo_seed, load_links, open_store, seed_demo};
 pub use cluster::{core, edge};
 
 use std::net::SocketAddr;
@@ -40,17 +40,6 @@ pub struct Overrides {
     pub edge_listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
     pub api_listen: Option<SocketAddr>,
-}
-
-/// Opens the store, migrating the data dir's file to this build's schema first (a fresh data
-/// dir gets every table, so the conversion writer and readers opened after it find them), and
-/// seeds it from the config's demo section when empty.
-pub fn open_store(config: &Config, data_dir: &Path) -> anyhow::Result<Store> {
-    let mut store = Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    if seed_demo(&mut store, &config.demo)? {
-        tracing::info!(data_dir = %data_dir.display(), "store was empty; seeded it from the config's demo section");
-    }
-    Ok(store)
 }
 
 /// The click-id keys: from config, else `CLICKGATE_CLICK_KEY`, else a random key kept in the
