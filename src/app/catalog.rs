@@ -1,5 +1,6 @@
-//! The app's bridge between the catalog store and its readers: the store opened and seeded, the demo seed read from the
-//! config's plain tables, and the edge's link table built from the store's rows.
+//! The app's bridge between the catalog store and its readers: the store opened and seeded,
+//! the demo seed read from the config's plain tables, and the edge's link table built from the
+//! store's rows.
 
 use std::path::Path;
 
