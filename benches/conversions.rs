@@ -39,7 +39,6 @@ use clickgate::config::Api;
 use clickgate::conversions::{Conversions, Fingerprinted, NewConversion, Op, WriterConfig};
 use clickgate::ledger;
 use clickgate::storage::sqlite::SqliteTx;
-use clickgate::store::Store;
 use rusqlite::{params, Connection};
 
 use world::World;
@@ -98,7 +97,7 @@ fn other_cores(before: (u64, u64), seconds: f64) -> f64 {
 
 /// Bytes of the store file with its WAL.
 fn store_bytes(dir: &Path) -> u64 {
-    let db = Store::path(dir);
+    let db = clickgate::storage::sqlite::path(dir);
     let wal = db.with_extension("db-wal");
     [db, wal].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
 }
@@ -170,7 +169,7 @@ fn feed(writer: &Conversions, conversions: &Arc<Vec<NewConversion>>, concurrency
 
 /// Verifies the ledger and that every conversion left its rows: the figure is of work done.
 fn check_sqlite(dir: &Path, n: usize) {
-    let conn = Connection::open(Store::path(dir)).expect("open the store");
+    let conn = Connection::open(clickgate::storage::sqlite::path(dir)).expect("open the store");
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
     assert_eq!(count("SELECT count(*) FROM conversions") as usize, n, "every conversion is stored");
     let methods: Vec<(String, i64)> = conn

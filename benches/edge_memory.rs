@@ -7,10 +7,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
+use clickgate::catalog::CatalogStore;
 use clickgate::config::Config;
 use clickgate::edge::checks::Pipeline;
 use clickgate::edge::{judge, Judgement};
-use clickgate::store::Store;
+use clickgate::storage::sqlite::SqliteCatalog as Store;
 
 fn status_kib(field: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -29,8 +30,8 @@ fn main() {
     let config_path = arg("--config", &format!("{root}/config/loadtest.toml"));
     let config = Config::load(std::path::Path::new(&config_path)).expect("config");
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut store = Store::open(dir.path()).expect("store");
-    clickgate::app::seed_demo(&mut store, &config.demo).expect("seed");
+    let store = Store::open(dir.path()).expect("store");
+    clickgate::app::seed_demo(&store, &config.demo).expect("seed");
     let table = clickgate::app::load_links(&store).expect("links");
     let codes: Vec<String> = store.links().expect("links").into_iter().map(|l| l.spec.code).collect();
     let pipeline = Pipeline::build(&config.checks).expect("pipeline");

@@ -40,7 +40,7 @@ use clickgate::events::{truncate_ip, ClickEvent};
 use clickgate::metrics::Metrics;
 use clickgate::model::{ClickSigner, VisitorId};
 use clickgate::model::{GeoDbKind, Reason, Reasons, Verdict};
-use clickgate::store::Store;
+use clickgate::storage::sqlite::SqliteCatalog as Store;
 
 /// Unix ms the simulated clock starts at (2025-11-22).
 const T0_MS: u64 = 1_763_800_000_000;
@@ -269,8 +269,8 @@ fn load_table(cfg: &Config) -> LinkTable {
     let dir = root().join("target").join(format!("bench-pipeline-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let table = {
-        let mut store = Store::open(&dir).expect("open bench store");
-        clickgate::app::seed_demo(&mut store, &cfg.demo).expect("seed the loadtest demo links");
+        let store = Store::open(&dir).expect("open bench store");
+        clickgate::app::seed_demo(&store, &cfg.demo).expect("seed the loadtest demo links");
         clickgate::app::load_links(&store).expect("load link table")
     };
     let _ = std::fs::remove_dir_all(&dir);
@@ -472,8 +472,8 @@ fn edge_state(env: &Env, writer: Arc<dyn BatchWriter>, overflow: Arc<dyn BatchWr
     let _ = std::fs::remove_dir_all(&dir);
     let metrics = Metrics::new();
     let built = {
-        let mut store = Store::open(&dir).expect("open bench store");
-        clickgate::app::seed_demo(&mut store, &env.cfg.demo).expect("seed the loadtest demo links");
+        let store = Store::open(&dir).expect("open bench store");
+        clickgate::app::seed_demo(&store, &env.cfg.demo).expect("seed the loadtest demo links");
         let signer = Arc::new(ClickSigner::new(&[(1, SIGNING_KEY.to_vec())]));
         clickgate::app::build_edge(&env.cfg, &store, signer, writer, overflow, &metrics, false).expect("build the edge state")
     };

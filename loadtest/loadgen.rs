@@ -48,7 +48,7 @@ use clickgate::events::{ClickEvent, SUB_IDS_MAX};
 use clickgate::model::Channel;
 use clickgate::model::{ClickSigner, VisitorId, CLICK_ID_CHARS};
 use clickgate::model::{Reason, Reasons, Verdict};
-use clickgate::store::Store;
+use clickgate::storage::sqlite::SqliteCatalog as Store;
 
 #[path = "loadgen/conversions.rs"]
 mod conversions;
@@ -397,8 +397,8 @@ fn demo_links(config: &Config) -> anyhow::Result<Vec<Link>> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let table = (|| -> anyhow::Result<LinkTable> {
-        let mut store = Store::open(&dir).with_context(|| format!("opening a scratch store in {}", dir.display()))?;
-        clickgate::app::seed_demo(&mut store, &config.demo).context("seeding the scratch store from the config's demo section")?;
+        let store = Store::open(&dir).with_context(|| format!("opening a scratch store in {}", dir.display()))?;
+        clickgate::app::seed_demo(&store, &config.demo).context("seeding the scratch store from the config's demo section")?;
         Ok(clickgate::app::load_links(&store)?)
     })();
     let _ = std::fs::remove_dir_all(&dir);

@@ -11,10 +11,10 @@
 //!   `edge::server` the listeners.
 //! - `events`: `ClickEvent`, the bounded queue the edge hands events to, and the local spool.
 //! - The domain, one module per part of the core: `ingest` (into the durable `click_log` and
-//!   the attribution `index`), `attribution`, `catalog` (programs, partners and coupons as one
-//!   snapshot), `commission`, `lifecycle` (commissions through pending, approved, paid),
+//!   the attribution `index`), `attribution`, `catalog` (programs, partners, links and coupons:
+//!   their rules, their store trait, and the core's snapshot), `commission`, `lifecycle` (commissions through pending, approved, paid),
 //!   `conversions` (the writer and its views) and `ledger` (double-entry, hash-chained).
-//! - `store`: programs, partners and links in the embedded SQLite file.
+//! - `storage`: one module per backend (`sqlite`, `pg`), implementing the domain's store traits.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
 //! - `cluster`: the JetStream publisher and the core's durable consumer (cluster mode).
 //! - `metrics` and `admin`: Prometheus families and the admin listener.
@@ -43,6 +43,5 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod storage;
-pub mod store;
 #[doc(hidden)]
 pub mod testing;

@@ -118,10 +118,10 @@ fn config_keys() -> BTreeSet<String> {
     let (root, registry) = trace_config();
     let Format::TypeName(root) = root else { panic!("Config traces as a named struct, got {root:?}") };
     let mut keys = keys_of(&registry, &root);
-    keys.extend(keys_under::<clickgate::store::NewProgram>("demo.programs"));
-    keys.extend(keys_under::<clickgate::store::NewPartner>("demo.partners"));
-    keys.extend(keys_under::<clickgate::store::NewLink>("demo.links"));
-    keys.extend(keys_under::<clickgate::store::NewCoupon>("demo.coupons"));
+    keys.extend(keys_under::<clickgate::catalog::NewProgram>("demo.programs"));
+    keys.extend(keys_under::<clickgate::catalog::NewPartner>("demo.partners"));
+    keys.extend(keys_under::<clickgate::catalog::NewLink>("demo.links"));
+    keys.extend(keys_under::<clickgate::catalog::NewCoupon>("demo.coupons"));
     keys
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clickgate::api::CoreAttributor;
 use clickgate::catalog::{Catalog, SharedCatalog};
+use clickgate::catalog::{Catalogue, NewCoupon, NewPartner};
 use clickgate::config::{Core, Demo};
 use clickgate::conversions::{NewConversion, Origin};
 use clickgate::events::ClickEvent;
@@ -14,7 +15,7 @@ use clickgate::ingest::Ingest;
 use clickgate::model::Channel;
 use clickgate::model::{ClickSigner, VisitorId, CLICK_ID_CHARS};
 use clickgate::model::{Reason, Reasons, Verdict};
-use clickgate::store::{NewCoupon, NewPartner, Store};
+use clickgate::storage::sqlite::SqliteCatalog as Store;
 
 /// 2025-01-01T00:00:00Z: the simulated year of clicks starts here.
 const T0_MS: u64 = 1_735_689_600_000;
@@ -95,7 +96,7 @@ impl World {
                 demo.coupons.push(NewCoupon { code: coupon(program, p), program: program.into(), partner: partner(p) });
             }
         }
-        let mut store = Store::open(dir).expect("store");
+        let store = Store::open(dir).expect("store");
         store.seed(&demo).expect("seed the bench's programs, partners and coupons");
         let catalog = Arc::new(SharedCatalog::new(Catalog::load(&store).expect("catalog")));
 

@@ -51,7 +51,7 @@ pub struct ApiState {
     pub now_ms: fn() -> u64,
     /// The store's own connection, for rule changes; the lock also serialises them, so the
     /// catalog each one stores is loaded after its own write.
-    pub store: std::sync::Mutex<crate::store::Store>,
+    pub store: std::sync::Mutex<Box<dyn crate::catalog::CatalogStore + Send>>,
     /// Batch sizes of the approval and payout jobs sent to the writer.
     pub commission: crate::config::Commission,
 }

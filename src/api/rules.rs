@@ -14,8 +14,8 @@ use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::{json, parse_json, read_blocking, ApiError, ApiResult, ApiState};
+use crate::catalog::{CatalogError, Catalogue};
 use crate::commission::{ProgramRules, RuleSet};
-use crate::store::StoreError;
 
 /// A rule set as JSON with its `version`.
 fn set_json(s: &RuleSet) -> Value {
@@ -43,9 +43,9 @@ pub async fn get(state: &Arc<ApiState>, program: &str) -> ApiResult {
 
 /// Why storing the rules or reloading the catalog failed.
 enum PutError {
-    Store(StoreError),
+    Store(CatalogError),
     /// The rules were stored; the catalog could not be loaded again.
-    Reload(StoreError),
+    Reload(CatalogError),
 }
 
 pub async fn put(state: &Arc<ApiState>, program: &str, body: &Bytes) -> ApiResult {
@@ -62,7 +62,7 @@ pub async fn put(state: &Arc<ApiState>, program: &str, body: &Bytes) -> ApiResul
         let store = st.store.lock().unwrap_or_else(|e| e.into_inner());
         let reload = st.catalog.lock();
         let p = store.set_commission_rules(&id, &rules).map_err(PutError::Store)?;
-        reload.reload(&store).map_err(PutError::Reload)?;
+        reload.reload(&**store).map_err(PutError::Reload)?;
         Ok(p.spec.commission)
     })
     .await
@@ -72,8 +72,8 @@ pub async fn put(state: &Arc<ApiState>, program: &str, body: &Bytes) -> ApiResul
     })?;
     match stored {
         Ok(r) => Ok(json(StatusCode::OK, &rules_json(program, &r))),
-        Err(PutError::Store(StoreError::NotFound { .. })) => Err(unknown_program(program)),
-        Err(PutError::Store(StoreError::Invalid { field, why })) => Err(ApiError::invalid(field, why)),
+        Err(PutError::Store(CatalogError::NotFound { .. })) => Err(unknown_program(program)),
+        Err(PutError::Store(CatalogError::Invalid { field, why })) => Err(ApiError::invalid(field, why)),
         Err(PutError::Store(e)) => {
             tracing::error!(error = %e, program, "storing commission rules failed");
             Err(ApiError::internal("the rules were not stored; retry"))

@@ -6,17 +6,18 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::catalog::{CatalogError, CatalogStore, Catalogue, Seed};
 use crate::config::Demo;
 use crate::edge::links::{LinkSpec, LinkTable, PartnerSpec, ProgramSpec};
 use crate::model::Status;
-use crate::store::{Seed, Store, StoreError};
+use crate::storage::sqlite::SqliteCatalog;
 
 /// Opens the store, migrating the data dir's file to this build's schema first (a fresh data
 /// dir gets every table, so the conversion writer and readers opened after it find them), and
 /// seeds it from the config's demo section when empty.
-pub fn open_store(config: &crate::config::Config, data_dir: &Path) -> anyhow::Result<Store> {
-    let mut store = Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    if seed_demo(&mut store, &config.demo)? {
+pub fn open_store(config: &crate::config::Config, data_dir: &Path) -> anyhow::Result<SqliteCatalog> {
+    let store = SqliteCatalog::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    if seed_demo(&store, &config.demo)? {
         tracing::info!(data_dir = %data_dir.display(), "store was empty; seeded it from the config's demo section");
     }
     Ok(store)
@@ -50,13 +51,13 @@ pub fn demo_seed(demo: &Demo) -> anyhow::Result<Seed> {
 
 /// Writes the config's demo section into an empty store; returns whether it did. The section
 /// is read and validated whether or not the store is empty, so a bad entry fails every start.
-pub fn seed_demo(store: &mut Store, demo: &Demo) -> anyhow::Result<bool> {
+pub fn seed_demo(store: &(impl CatalogStore + ?Sized), demo: &Demo) -> anyhow::Result<bool> {
     let seed = demo_seed(demo)?;
     store.seed(&seed).context("seeding the demo programs, partners and links")
 }
 
 /// Builds the edge's link table from the store.
-pub fn load_links(store: &Store) -> Result<LinkTable, StoreError> {
+pub fn load_links(store: &(impl CatalogStore + ?Sized)) -> Result<LinkTable, CatalogError> {
     let programs = store.programs()?;
     let partners = store.partners()?;
     let links = store.links()?;

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{ApiState, CoreAttributor};
+use crate::catalog::CatalogStore;
 use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Config;
 use crate::conversions::{Conversions, Op, Reader, WriterConfig};
@@ -32,7 +33,7 @@ use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::model::ClickSigner;
 use crate::storage;
-use crate::store::Store;
+use crate::storage::sqlite::SqliteCatalog;
 
 /// Listener overrides from the command line.
 #[derive(Debug, Default, Clone)]
@@ -101,7 +102,7 @@ impl BatchWriter for IngestWriter {
 /// of `writer` (spilling to `overflow`, through the spill thread, when full).
 pub fn build_edge(
     config: &Config,
-    store: &Store,
+    store: &SqliteCatalog,
     signer: Arc<ClickSigner>,
     writer: Arc<dyn BatchWriter>,
     overflow: Arc<dyn BatchWriter>,
@@ -165,7 +166,7 @@ pub fn admin_key_hash(config: &Config, api_addr: SocketAddr) -> anyhow::Result<O
 pub fn build_api(
     config: &Config,
     data_dir: &Path,
-    store: &Store,
+    store: &SqliteCatalog,
     ingest: Arc<Ingest>,
     signer: Arc<ClickSigner>,
     metrics: &Metrics,
@@ -209,7 +210,7 @@ pub fn build_api(
         config: config.api.clone(),
         metrics: metrics.api.clone(),
         now_ms,
-        store: std::sync::Mutex::new(Store::connect(data_dir).context("opening the store for commission rules")?),
+        store: std::sync::Mutex::new(Box::new(SqliteCatalog::connect(data_dir).context("opening the store for commission rules")?)),
         commission: config.commission.clone(),
     });
     Ok((state, catalog))
@@ -480,7 +481,7 @@ pub struct Upkeep {
 
 /// Background upkeep on its own OS thread, so file and database I/O never blocks the async
 /// workers: rate-limiter trimming, GeoIP reloads when files change, link-table and catalog
-/// reloads when the store changes (`PRAGMA data_version`) or on SIGHUP, and click-log
+/// reloads when the store changes (`CatalogStore::version`) or on SIGHUP, and click-log
 /// retention and compaction.
 pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: watch::Receiver<bool>) {
     let hup = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -506,8 +507,8 @@ pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: wat
     let links_every = Duration::from_millis(config.edge.link_reload_interval_ms);
     let compact_every = Duration::from_millis(config.core.compact_interval_ms);
     let spawned = std::thread::Builder::new().name("clickgate-upkeep".into()).spawn(move || {
-        let store = Store::connect(&data_dir).map_err(|e| tracing::error!(error = %e, "cannot open the store for reloads")).ok();
-        let mut version = store.as_ref().and_then(|s| s.data_version().ok());
+        let store = SqliteCatalog::connect(&data_dir).map_err(|e| tracing::error!(error = %e, "cannot open the store for reloads")).ok();
+        let mut version = store.as_ref().and_then(|s| s.version().ok());
         let start = std::time::Instant::now();
         let (mut next_trim, mut next_geo, mut next_links, mut next_compact) =
             (start + trim_every, start + geo_every, start + links_every, start + compact_every);
@@ -542,7 +543,7 @@ pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: wat
             }
             next_links = now + links_every;
             let Some(s) = store.as_ref() else { continue };
-            let v = s.data_version().ok();
+            let v = s.version().ok();
             if !forced && v == version {
                 continue;
             }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{print_json, Setup};
-use crate::store::NewCoupon;
+use crate::catalog::{CatalogStore, Catalogue, NewCoupon};
 
 /// `coupon`'s subcommands.
 #[derive(Subcommand)]

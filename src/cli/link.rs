@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{print_json, Setup};
+use crate::catalog::{CatalogStore, Catalogue, Kind, NewLink};
 use crate::model::{Channel, Status};
-use crate::store::NewLink;
 
 /// `link`'s subcommands.
 #[derive(Subcommand)]
@@ -64,9 +64,9 @@ pub(super) fn run(cmd: LinkCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
             print_json(&[l])?;
         }
         LinkCmd::List => print_json(&store.links()?)?,
-        LinkCmd::Pause { code } => store.set_status("link", &code, Status::Paused)?,
-        LinkCmd::Resume { code } => store.set_status("link", &code, Status::Active)?,
-        LinkCmd::Expire { code } => store.set_status("link", &code, Status::Expired)?,
+        LinkCmd::Pause { code } => store.set_status(Kind::Link, &code, Status::Paused)?,
+        LinkCmd::Resume { code } => store.set_status(Kind::Link, &code, Status::Active)?,
+        LinkCmd::Expire { code } => store.set_status(Kind::Link, &code, Status::Expired)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,7 @@ use crate::app;
 use crate::attribution::Model;
 use crate::config::Config;
 use crate::storage::offline::StoreAt;
-use crate::store::Store;
+use crate::storage::sqlite::SqliteCatalog;
 
 pub mod attribute;
 pub mod check;
@@ -105,7 +105,7 @@ impl Common {
 
 impl Setup {
     /// The embedded store of programs, partners, links and coupons.
-    fn store(&self) -> anyhow::Result<Store> {
+    fn store(&self) -> anyhow::Result<SqliteCatalog> {
         app::open_store(&self.config, &self.data_dir)
     }
 

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{print_json, Setup};
+use crate::catalog::{CatalogStore, Catalogue, Kind, NewPartner};
 use crate::model::Status;
-use crate::store::NewPartner;
 
 /// `partner`'s subcommands.
 #[derive(Subcommand)]
@@ -36,9 +36,9 @@ pub(super) fn run(cmd: PartnerCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
     match cmd {
         PartnerCmd::Add { id, name, email } => print_json(&[store.add_partner(&NewPartner { id, name, email })?])?,
         PartnerCmd::List => print_json(&store.partners()?)?,
-        PartnerCmd::Pause { id } => store.set_status("partner", &id, Status::Paused)?,
-        PartnerCmd::Resume { id } => store.set_status("partner", &id, Status::Active)?,
-        PartnerCmd::Expire { id } => store.set_status("partner", &id, Status::Expired)?,
+        PartnerCmd::Pause { id } => store.set_status(Kind::Partner, &id, Status::Paused)?,
+        PartnerCmd::Resume { id } => store.set_status(Kind::Partner, &id, Status::Active)?,
+        PartnerCmd::Expire { id } => store.set_status(Kind::Partner, &id, Status::Expired)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,8 +6,8 @@ use clap::Subcommand;
 
 use super::{parse_model, print_json, Setup};
 use crate::attribution::Settings;
+use crate::catalog::{CatalogStore, Catalogue, Kind, NewProgram};
 use crate::model::{BlockedAction, Currency, Status};
-use crate::store::NewProgram;
 
 /// `program`'s subcommands.
 // Parsed once per run; boxing the large variant would buy nothing.
@@ -92,9 +92,9 @@ pub(super) fn run(cmd: ProgramCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
             print_json(&[p])?;
         }
         ProgramCmd::List => print_json(&store.programs()?)?,
-        ProgramCmd::Pause { id } => store.set_status("program", &id, Status::Paused)?,
-        ProgramCmd::Resume { id } => store.set_status("program", &id, Status::Active)?,
-        ProgramCmd::Expire { id } => store.set_status("program", &id, Status::Expired)?,
+        ProgramCmd::Pause { id } => store.set_status(Kind::Program, &id, Status::Paused)?,
+        ProgramCmd::Resume { id } => store.set_status(Kind::Program, &id, Status::Active)?,
+        ProgramCmd::Expire { id } => store.set_status(Kind::Program, &id, Status::Expired)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -530,7 +530,7 @@ fn a_group_whose_wal_cannot_be_synced_is_not_acknowledged() {
     assert_eq!(a.status, 201);
     assert!(metrics.wal_syncs.get() >= 1, "the answer came after a sync of the WAL");
     // The sync thread opens the WAL by its path; without it, the sync fails.
-    let wal = crate::store::Store::path(dir.path()).with_extension("db-wal");
+    let wal = crate::storage::sqlite::path(dir.path()).with_extension("db-wal");
     std::fs::remove_file(&wal).unwrap();
     for order in ["o-2", "o-3"] {
         match rt.block_on(c.write(record_op(order, 1000), None, 1_763_800_000_000)) {

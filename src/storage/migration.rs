@@ -4,7 +4,7 @@
 //! Each backend owns its schema as numbered migrations (`sqlite::migrations`,
 //! `pg::migrations`), applied in order, one transaction each, and records the version it
 //! reached in the store. Only the conversion writer at its start and `clickgate migrate` (and,
-//! on SQLite, `Store::open`, which the app opens at start) migrate; readers and reconnections
+//! on SQLite, `SqliteCatalog::open`, which the app opens at start) migrate; readers and reconnections
 //! check the recorded version and run no DDL.
 
 /// One step of a backend's schema: applied once, in one transaction with the version it

@@ -11,7 +11,7 @@
 //! **Architecture invariant:** each backend's schema is its numbered migrations, and the store
 //! records the version they reached. One owner migrates (the conversion writer at its start,
 //! `clickgate migrate` through `sqlite::migrate` and `pg::migrate`, and on SQLite the app's
-//! `Store::open` at start, all through the backend's one runner); a reader checks the version,
+//! `SqliteCatalog::open` at start, all through the backend's one runner); a reader checks the version,
 //! refuses one it does not know, and never runs DDL.
 //!
 //! **Architecture invariant:** dependencies point one way, domain ← storage ← app. The domain

@@ -101,8 +101,8 @@ fn a_file_at_a_newer_version_is_refused_with_both_versions() {
         ("schema::open", sqlite::schema::open(dir.path()).err().map(|e| e.to_string())),
         ("schema::open_migrated", sqlite::schema::open_migrated(dir.path()).err().map(|e| e.to_string())),
         ("migrate", sqlite::migrate(dir.path()).err().map(|e| e.to_string())),
-        ("Store::open", crate::store::Store::open(dir.path()).err().map(|e| e.to_string())),
-        ("Store::connect", crate::store::Store::connect(dir.path()).err().map(|e| e.to_string())),
+        ("SqliteCatalog::open", crate::storage::sqlite::SqliteCatalog::open(dir.path()).err().map(|e| e.to_string())),
+        ("SqliteCatalog::connect", crate::storage::sqlite::SqliteCatalog::connect(dir.path()).err().map(|e| e.to_string())),
         ("verify_file", offline::verify_file(dir.path()).err().map(|e| e.to_string())),
         ("approve_all", offline::approve_all(&StoreAt::File(dir.path().to_path_buf()), 0, 10).err().map(|e| e.to_string())),
     ];
@@ -130,7 +130,7 @@ fn a_reader_refuses_an_unmigrated_file_and_creates_nothing() {
     Connection::open(&path).unwrap().execute_batch("PRAGMA journal_mode = WAL").unwrap();
     for e in [
         sqlite::SqliteReader::open(dir.path()).err().map(|e| e.to_string()),
-        crate::store::Store::connect(dir.path()).err().map(|e| e.to_string()),
+        crate::storage::sqlite::SqliteCatalog::connect(dir.path()).err().map(|e| e.to_string()),
         offline::verify_file(dir.path()).err().map(|e| e.to_string()),
         offline::approve_all(&StoreAt::File(dir.path().to_path_buf()), 0, 10).err().map(|e| e.to_string()),
     ] {

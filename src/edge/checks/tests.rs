@@ -6,7 +6,7 @@ use super::*;
 use crate::config::Config;
 use crate::edge::links::LinkTable;
 use crate::edge::{judge, Judgement};
-use crate::store::Store;
+use crate::storage::sqlite::SqliteCatalog;
 
 const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -56,8 +56,8 @@ destination = "https://example.com/y"
     );
     let cfg = Config::parse(&text, std::path::Path::new("test.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
-    crate::app::seed_demo(&mut store, &cfg.demo).unwrap();
+    let store = SqliteCatalog::open(dir.path()).unwrap();
+    crate::app::seed_demo(&store, &cfg.demo).unwrap();
     Fixture { pipeline: Pipeline::build(&cfg.checks).unwrap(), table: crate::app::load_links(&store).unwrap(), _dir: dir }
 }
 

@@ -4,6 +4,7 @@
 //! readers live here too. The schema is `migrations`, applied by the writer at its start and
 //! by `migrate`; the readers only check its version.
 
+pub mod catalog;
 pub mod checkpoint;
 pub(crate) mod conversions;
 mod groups;
@@ -16,6 +17,7 @@ mod reader_ledger;
 pub mod schema;
 pub mod walsync;
 
+pub use catalog::SqliteCatalog;
 pub use groups::start;
 pub use ledger::SqliteTx;
 pub use reader::SqliteReader;

@@ -1,6 +1,6 @@
 //! Opening the store file: where it is, the connection's settings, and its schema version. The
 //! schema itself is `migrations`; only `open_migrated` (the conversion writer), `migrate` (the
-//! CLI) and `Store::open` apply it, while `open` (the readers and the command line's admin
+//! CLI) and `SqliteCatalog::open` apply it, while `open` (the readers and the command line's admin
 //! jobs) only checks the version.
 
 use std::path::{Path, PathBuf};

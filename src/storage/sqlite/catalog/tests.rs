@@ -1,25 +1,11 @@
 use super::*;
+use crate::catalog::tests::program;
+use crate::catalog::Catalogue;
 
-fn temp_store() -> (tempfile::TempDir, Store) {
+fn temp_store() -> (tempfile::TempDir, SqliteCatalog) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SqliteCatalog::open(dir.path()).unwrap();
     (dir, store)
-}
-
-/// Program `shop` (EUR), as the store's tests and others that need a stored program use it.
-pub(crate) fn program() -> NewProgram {
-    NewProgram {
-        id: "shop".into(),
-        name: "Shop".into(),
-        currency: crate::model::Currency::parse("EUR").unwrap(),
-        allowed_domains: vec!["example.com".into()],
-        fallback_url: "https://example.com/".into(),
-        blocked_action: BlockedAction::Redirect,
-        country_allow: vec![],
-        country_deny: vec!["KP".into()],
-        attribution: Default::default(),
-        commission: Default::default(),
-    }
 }
 
 fn link(code: &str, destination: &str) -> NewLink {
@@ -36,7 +22,7 @@ fn link(code: &str, destination: &str) -> NewLink {
     }
 }
 
-fn seeded() -> (tempfile::TempDir, Store) {
+fn seeded() -> (tempfile::TempDir, SqliteCatalog) {
     let (dir, store) = temp_store();
     store.add_program(&program()).unwrap();
     store.add_partner(&NewPartner { id: "alice".into(), name: "Alice".into(), email: "a@example.com".into() }).unwrap();
@@ -49,10 +35,10 @@ fn adds_lists_and_pauses() {
     let l = store.add_link(&link("spring", "https://shop.example.com/sale")).unwrap();
     assert_eq!(l.status, Status::Active);
     assert_eq!(store.links().unwrap().len(), 1);
-    store.set_status("link", "spring", Status::Paused).unwrap();
+    store.set_status(Kind::Link, "spring", Status::Paused).unwrap();
     assert_eq!(store.links().unwrap()[0].status, Status::Paused);
-    assert!(matches!(store.set_status("link", "nope", Status::Paused), Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.add_link(&link("spring", "https://example.com/")), Err(StoreError::Exists { .. })));
+    assert!(matches!(store.set_status(Kind::Link, "nope", Status::Paused), Err(CatalogError::NotFound { .. })));
+    assert!(matches!(store.add_link(&link("spring", "https://example.com/")), Err(CatalogError::Exists { .. })));
 }
 
 #[test]
@@ -86,21 +72,21 @@ fn validates_programs_and_partners() {
 
 #[test]
 fn seeds_only_an_empty_store() {
-    let (_dir, mut store) = temp_store();
+    let (_dir, store) = temp_store();
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/clickgate.toml")).unwrap();
     let cfg = crate::config::Config::parse(&text, std::path::Path::new("config/clickgate.toml")).unwrap();
-    assert!(crate::app::seed_demo(&mut store, &cfg.demo).unwrap());
-    assert!(!crate::app::seed_demo(&mut store, &cfg.demo).unwrap());
+    assert!(crate::app::seed_demo(&store, &cfg.demo).unwrap());
+    assert!(!crate::app::seed_demo(&store, &cfg.demo).unwrap());
     assert!(store.links().unwrap().iter().any(|l| l.spec.code == "demo"));
 }
 
 #[test]
 fn data_version_moves_when_another_connection_writes() {
     let (dir, store) = seeded();
-    let v = store.data_version().unwrap();
-    let other = Store::open(dir.path()).unwrap();
+    let v = store.version().unwrap();
+    let other = SqliteCatalog::open(dir.path()).unwrap();
     other.add_link(&link("new", "https://example.com/")).unwrap();
-    assert_ne!(store.data_version().unwrap(), v);
+    assert_ne!(store.version().unwrap(), v);
 }
 
 /// `open` is the app's open at start: it migrates a fresh data dir. `connect`, the reloads'
@@ -109,19 +95,19 @@ fn data_version_moves_when_another_connection_writes() {
 #[test]
 fn open_migrates_a_fresh_data_dir_and_connect_only_checks_its_version() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Store::connect(dir.path()).err().expect("connect opened a missing store");
-    assert!(matches!(e, StoreError::Schema(crate::storage::SchemaError::Unmigrated { .. })), "{e}");
-    assert!(!Store::path(dir.path()).exists(), "connect created the file");
-    let store = Store::open(dir.path()).unwrap();
+    let e = SqliteCatalog::connect(dir.path()).err().expect("connect opened a missing store");
+    assert!(e.to_string().contains("has no schema yet"), "{e}");
+    assert!(!super::schema::path(dir.path()).exists(), "connect created the file");
+    let store = SqliteCatalog::open(dir.path()).unwrap();
     let version = |dir: &std::path::Path| -> u32 {
-        Connection::open(Store::path(dir)).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+        Connection::open(super::schema::path(dir)).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
     };
     assert_eq!(version(dir.path()), crate::storage::sqlite::migrations::LATEST);
     store.add_program(&program()).unwrap();
-    assert_eq!(Store::connect(dir.path()).unwrap().programs().unwrap().len(), 1);
-    assert_eq!(Store::open(dir.path()).unwrap().programs().unwrap().len(), 1, "a second open changes nothing");
-    Connection::open(Store::path(dir.path())).unwrap().pragma_update(None, "user_version", 7).unwrap();
-    for e in [Store::connect(dir.path()).err(), Store::open(dir.path()).err()] {
+    assert_eq!(SqliteCatalog::connect(dir.path()).unwrap().programs().unwrap().len(), 1);
+    assert_eq!(SqliteCatalog::open(dir.path()).unwrap().programs().unwrap().len(), 1, "a second open changes nothing");
+    Connection::open(super::schema::path(dir.path())).unwrap().pragma_update(None, "user_version", 7).unwrap();
+    for e in [SqliteCatalog::connect(dir.path()).err(), SqliteCatalog::open(dir.path()).err()] {
         let e = e.expect("a store at version 7 was opened").to_string();
         assert!(e.contains("is at schema version 7; this build knows 1..=1; run a newer clickgate"), "{e}");
     }

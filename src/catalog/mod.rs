@@ -1,5 +1,10 @@
-//! What the core needs to know about programs, partners and coupons, as one read-mostly
-//! snapshot loaded from the store and swapped whole when the store changes.
+//! Programs, partners, links and coupons: the objects and the rules they pass on the way in
+//! (`objects`), what a backend implements to hold them (`store`), and what the core needs to
+//! know of them, as one read-mostly snapshot loaded from the store and swapped whole when the
+//! store changes.
+
+mod objects;
+mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,7 +14,26 @@ use arc_swap::ArcSwap;
 use crate::attribution::Settings;
 use crate::commission::ProgramRules;
 use crate::model::{Currency, Status};
-use crate::store::{Store, StoreError};
+
+pub use crate::model::destination::DestinationError;
+pub use objects::{Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program, Seed};
+pub use store::{CatalogStore, Catalogue, Kind};
+
+/// Why a catalog operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The backend failed, or holds what this build cannot read (its schema version).
+    #[error("{0}")]
+    Storage(String),
+    #[error("{field}: {why}")]
+    Invalid { field: &'static str, why: String },
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    #[error("{kind} {id:?} already exists")]
+    Exists { kind: &'static str, id: String },
+    #[error("{kind} {id:?} not found")]
+    NotFound { kind: &'static str, id: String },
+}
 
 /// One program as the core sees it.
 #[derive(Debug, Clone)]
@@ -41,7 +65,7 @@ pub struct Catalog {
 
 impl Catalog {
     /// Loads everything from the store.
-    pub fn load(store: &Store) -> Result<Catalog, StoreError> {
+    pub fn load(store: &(impl CatalogStore + ?Sized)) -> Result<Catalog, CatalogError> {
         let mut c = Catalog::default();
         for p in store.programs()? {
             let id: Arc<str> = p.spec.id.as_str().into();
@@ -126,18 +150,18 @@ impl SharedCatalog {
     }
 
     /// Loads the catalog from `store` and puts it in use; on error the current one stays.
-    pub fn reload(&self, store: &Store) -> Result<(), StoreError> {
+    pub fn reload(&self, store: &(impl CatalogStore + ?Sized)) -> Result<(), CatalogError> {
         self.lock().reload(store)
     }
 }
 
 impl ReloadGuard<'_> {
     /// Loads the catalog from `store` and puts it in use; on error the current one stays.
-    pub fn reload(&self, store: &Store) -> Result<(), StoreError> {
+    pub fn reload(&self, store: &(impl CatalogStore + ?Sized)) -> Result<(), CatalogError> {
         self.reload_from(|| Catalog::load(store))
     }
 
-    fn reload_from(&self, load: impl FnOnce() -> Result<Catalog, StoreError>) -> Result<(), StoreError> {
+    fn reload_from(&self, load: impl FnOnce() -> Result<Catalog, CatalogError>) -> Result<(), CatalogError> {
         let catalog = load()?;
         self.cell.current.store(Arc::new(catalog));
         Ok(())
@@ -145,54 +169,4 @@ impl ReloadGuard<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::commission::ProgramRules;
-    use crate::store::NewProgram;
-
-    fn rules_with_lock_days(days: u32) -> ProgramRules {
-        let mut r = ProgramRules::default();
-        r.rules.lock_days = days;
-        r
-    }
-
-    /// The upkeep thread's reload reads the store on its own connection, and is slow to swap
-    /// (held up after its read); meanwhile a rule change is written and reloaded as the API does
-    /// it. Without the reload lock the slow reload would swap the older rules back in after the
-    /// change had been put in use.
-    #[test]
-    fn a_reload_that_read_before_a_rule_change_never_swaps_in_after_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store.add_program(&NewProgram { commission: rules_with_lock_days(1), ..crate::store::tests::program() }).unwrap();
-        let shared = Arc::new(SharedCatalog::new(Catalog::load(&store).unwrap()));
-        let (read_tx, read_rx) = std::sync::mpsc::channel();
-        let slow_reload = {
-            let (shared, path) = (shared.clone(), dir.path().to_path_buf());
-            std::thread::spawn(move || {
-                let own = Store::open(&path).unwrap();
-                shared
-                    .lock()
-                    .reload_from(|| {
-                        let read = Catalog::load(&own);
-                        read_tx.send(()).unwrap();
-                        std::thread::sleep(std::time::Duration::from_millis(200));
-                        read
-                    })
-                    .unwrap();
-            })
-        };
-        read_rx.recv().unwrap();
-        {
-            let held = shared.lock();
-            store.set_commission_rules("shop", &rules_with_lock_days(2)).unwrap();
-            held.reload(&store).unwrap();
-        }
-        slow_reload.join().unwrap();
-        let in_use = shared.load().program("shop").unwrap().commission.rules.lock_days;
-        assert_eq!(in_use, 2, "the slow reload swapped the rules read before the change back in");
-        // And a reload after the change reads it.
-        shared.reload(&Store::open(dir.path()).unwrap()).unwrap();
-        assert_eq!(shared.load().program("shop").unwrap().commission.rules.lock_days, 2);
-    }
-}
+pub(crate) mod tests;

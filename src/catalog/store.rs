@@ -1,0 +1,142 @@
+//! What a backend implements to hold the catalog (`storage::sqlite::SqliteCatalog`). The rules
+//! every object passes on the way in live here, once, and run before the backend writes.
+
+use super::objects::{Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program, Seed};
+use super::CatalogError;
+use crate::commission::ProgramRules;
+use crate::model::Status;
+
+/// Which catalog object a status change names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Program,
+    Partner,
+    Link,
+}
+
+impl Kind {
+    /// The singular that errors and the CLI use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Program => "program",
+            Kind::Partner => "partner",
+            Kind::Link => "link",
+        }
+    }
+}
+
+/// A catalog backend's writes and reads. `insert_*` store an object the caller validated and
+/// answer `false` when its id is taken; `version` changes whenever anyone changes the catalog,
+/// so a reader reloads only then.
+pub trait CatalogStore {
+    /// Moves whenever the catalog changes, on this connection or another.
+    fn version(&self) -> Result<i64, CatalogError>;
+    fn insert_program(&self, p: &NewProgram) -> Result<bool, CatalogError>;
+    /// Replaces a stored program's spec; `false` when there is no such program.
+    fn update_program(&self, p: &NewProgram) -> Result<bool, CatalogError>;
+    fn program(&self, id: &str) -> Result<Option<Program>, CatalogError>;
+    fn programs(&self) -> Result<Vec<Program>, CatalogError>;
+    fn insert_partner(&self, p: &NewPartner) -> Result<bool, CatalogError>;
+    fn partners(&self) -> Result<Vec<Partner>, CatalogError>;
+    /// Inserts a link of a stored program; the partner must exist (`NotFound` otherwise).
+    fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError>;
+    fn links(&self) -> Result<Vec<Link>, CatalogError>;
+    /// Inserts a normalized coupon of a stored program; the partner must exist.
+    fn insert_coupon(&self, c: &NewCoupon, program: &Program) -> Result<bool, CatalogError>;
+    fn coupons(&self) -> Result<Vec<NewCoupon>, CatalogError>;
+    /// Sets an object's status; `false` when there is no such object.
+    fn update_status(&self, kind: Kind, id: &str, status: Status) -> Result<bool, CatalogError>;
+}
+
+/// The catalog's operations, each validated before it reaches the backend: what the CLI, the
+/// API and the demo seed call, on any `CatalogStore`.
+pub trait Catalogue: CatalogStore {
+    /// Creates a program.
+    fn add_program(&self, p: &NewProgram) -> Result<Program, CatalogError> {
+        p.validate()?;
+        if !self.insert_program(p)? {
+            return Err(CatalogError::Exists { kind: "program", id: p.id.clone() });
+        }
+        self.get_program(&p.id)
+    }
+
+    /// Replaces a program's commission rules after validating them. Commissions already made
+    /// keep the version that produced them; new ones record the new version.
+    fn set_commission_rules(&self, id: &str, rules: &ProgramRules) -> Result<Program, CatalogError> {
+        let mut program = self.get_program(id)?;
+        program.spec.commission = rules.clone();
+        program.spec.validate()?;
+        if !self.update_program(&program.spec)? {
+            return Err(not_found(Kind::Program, id));
+        }
+        self.get_program(id)
+    }
+
+    /// One program by id.
+    fn get_program(&self, id: &str) -> Result<Program, CatalogError> {
+        self.program(id)?.ok_or_else(|| not_found(Kind::Program, id))
+    }
+
+    /// Creates a partner.
+    fn add_partner(&self, p: &NewPartner) -> Result<Partner, CatalogError> {
+        p.validate()?;
+        if !self.insert_partner(p)? {
+            return Err(CatalogError::Exists { kind: "partner", id: p.id.clone() });
+        }
+        self.partners()?.into_iter().find(|x| x.spec.id == p.id).ok_or_else(|| not_found(Kind::Partner, &p.id))
+    }
+
+    /// Creates a link after checking its destination against the program's allowlist.
+    fn add_link(&self, l: &NewLink) -> Result<Link, CatalogError> {
+        let program = self.get_program(&l.program)?;
+        l.validate(&program.spec)?;
+        if !self.insert_link(l, &program)? {
+            return Err(CatalogError::Exists { kind: "link", id: l.code.clone() });
+        }
+        self.links()?.into_iter().find(|x| x.spec.code == l.code).ok_or_else(|| not_found(Kind::Link, &l.code))
+    }
+
+    /// Creates a coupon code for a partner in a program; the code is stored upper-case.
+    fn add_coupon(&self, c: &NewCoupon) -> Result<NewCoupon, CatalogError> {
+        let c = c.normalized()?;
+        let program = self.get_program(&c.program)?;
+        if !self.insert_coupon(&c, &program)? {
+            return Err(CatalogError::Exists { kind: "coupon", id: c.code });
+        }
+        Ok(c)
+    }
+
+    /// Sets the status of a program, partner or link.
+    fn set_status(&self, kind: Kind, id: &str, status: Status) -> Result<(), CatalogError> {
+        if !self.update_status(kind, id, status)? {
+            return Err(not_found(kind, id));
+        }
+        Ok(())
+    }
+
+    /// Writes the demo section into an empty catalog; returns whether it did.
+    fn seed(&self, demo: &Seed) -> Result<bool, CatalogError> {
+        if demo.programs.is_empty() || !self.programs()?.is_empty() {
+            return Ok(false);
+        }
+        for p in &demo.programs {
+            self.add_program(p)?;
+        }
+        for p in &demo.partners {
+            self.add_partner(p)?;
+        }
+        for l in &demo.links {
+            self.add_link(l)?;
+        }
+        for c in &demo.coupons {
+            self.add_coupon(c)?;
+        }
+        Ok(true)
+    }
+}
+
+impl<T: CatalogStore + ?Sized> Catalogue for T {}
+
+fn not_found(kind: Kind, id: &str) -> CatalogError {
+    CatalogError::NotFound { kind: kind.as_str(), id: id.to_string() }
+}

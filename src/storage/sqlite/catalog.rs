@@ -1,0 +1,181 @@
+//! The catalog in the data dir's file: `SqliteCatalog` implements `catalog::CatalogStore` on a
+//! connection of its own. The edge reloads its link table when `version` (SQLite's
+//! `PRAGMA data_version`) says another connection, such as the CLI's, changed the file.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::schema;
+use crate::catalog::{CatalogError, CatalogStore, Kind, Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program};
+use crate::model::{Channel, Status};
+use crate::storage::SchemaError;
+
+impl From<rusqlite::Error> for CatalogError {
+    fn from(e: rusqlite::Error) -> Self {
+        CatalogError::Storage(format!("sqlite: {e}"))
+    }
+}
+
+impl From<SchemaError> for CatalogError {
+    fn from(e: SchemaError) -> Self {
+        CatalogError::Storage(e.to_string())
+    }
+}
+
+/// A connection to the catalog's tables in the store file.
+pub struct SqliteCatalog {
+    conn: Connection,
+}
+
+impl SqliteCatalog {
+    /// Opens the store under `data_dir`, creating it and migrating it to this build's schema
+    /// first: what the app opens at start (`serve`, `edge`, `core`) and the catalog commands of
+    /// the CLI, so a fresh data dir works. A file a newer build migrated is refused.
+    pub fn open(data_dir: &Path) -> Result<SqliteCatalog, CatalogError> {
+        Ok(SqliteCatalog { conn: schema::open_migrated(data_dir)? })
+    }
+
+    /// Opens the store under `data_dir` again once `open` made it (the reloads, the API's
+    /// rules): checks that it is at this build's schema version, runs no DDL and creates no
+    /// file.
+    pub fn connect(data_dir: &Path) -> Result<SqliteCatalog, CatalogError> {
+        Ok(SqliteCatalog { conn: schema::open(data_dir)? })
+    }
+
+    fn partner_row_id(&self, slug: &str) -> Result<i64, CatalogError> {
+        self.conn
+            .query_row("SELECT id FROM partners WHERE slug = ?1", [slug], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| CatalogError::NotFound { kind: "partner", id: slug.to_string() })
+    }
+}
+
+impl CatalogStore for SqliteCatalog {
+    fn version(&self) -> Result<i64, CatalogError> {
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    fn insert_program(&self, p: &NewProgram) -> Result<bool, CatalogError> {
+        let spec = serde_json::to_string(p).expect("program spec serialises");
+        Ok(self.conn.execute("INSERT OR IGNORE INTO programs (slug, spec) VALUES (?1, ?2)", params![p.id, spec])? == 1)
+    }
+
+    fn update_program(&self, p: &NewProgram) -> Result<bool, CatalogError> {
+        let spec = serde_json::to_string(p).expect("program spec serialises");
+        Ok(self.conn.execute("UPDATE programs SET spec = ?1 WHERE slug = ?2", params![spec, p.id])? == 1)
+    }
+
+    fn program(&self, id: &str) -> Result<Option<Program>, CatalogError> {
+        Ok(self.conn.query_row("SELECT id, spec, status FROM programs WHERE slug = ?1", [id], program_row).optional()?)
+    }
+
+    fn programs(&self) -> Result<Vec<Program>, CatalogError> {
+        let mut stmt = self.conn.prepare("SELECT id, spec, status FROM programs ORDER BY slug")?;
+        let rows = stmt.query_map([], program_row)?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn insert_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
+        let sql = "INSERT OR IGNORE INTO partners (slug, name, email) VALUES (?1, ?2, ?3)";
+        Ok(self.conn.execute(sql, params![p.id, p.name, p.email])? == 1)
+    }
+
+    fn partners(&self) -> Result<Vec<Partner>, CatalogError> {
+        let mut stmt = self.conn.prepare("SELECT id, slug, name, email, status FROM partners ORDER BY slug")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Partner {
+                    row_id: r.get(0)?,
+                    spec: NewPartner { id: r.get(1)?, name: r.get(2)?, email: r.get(3)? },
+                    status: stored(r, 4, Status::parse)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError> {
+        let partner = self.partner_row_id(&l.partner)?;
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO links (code, program_id, partner_id, destination, channel, utm_source, utm_medium, utm_campaign, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![l.code, program.row_id, partner, l.destination, l.channel.as_str(), l.utm_source, l.utm_medium, l.utm_campaign, l.expires_at],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn links(&self) -> Result<Vec<Link>, CatalogError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT l.id, l.partner_id, l.code, p.slug, pa.slug, l.destination, l.channel, l.utm_source, l.utm_medium,
+                    l.utm_campaign, l.expires_at, l.status
+             FROM links l JOIN programs p ON p.id = l.program_id JOIN partners pa ON pa.id = l.partner_id ORDER BY l.code",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Link {
+                    row_id: r.get(0)?,
+                    partner_row_id: r.get(1)?,
+                    spec: NewLink {
+                        code: r.get(2)?,
+                        program: r.get(3)?,
+                        partner: r.get(4)?,
+                        destination: r.get(5)?,
+                        channel: stored(r, 6, Channel::parse)?,
+                        utm_source: r.get(7)?,
+                        utm_medium: r.get(8)?,
+                        utm_campaign: r.get(9)?,
+                        expires_at: r.get(10)?,
+                    },
+                    status: stored(r, 11, Status::parse)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn insert_coupon(&self, c: &NewCoupon, program: &Program) -> Result<bool, CatalogError> {
+        let partner = self.partner_row_id(&c.partner)?;
+        let sql = "INSERT OR IGNORE INTO coupons (code, program_id, partner_id) VALUES (?1, ?2, ?3)";
+        Ok(self.conn.execute(sql, params![c.code, program.row_id, partner])? == 1)
+    }
+
+    fn coupons(&self) -> Result<Vec<NewCoupon>, CatalogError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.code, p.slug, pa.slug FROM coupons c JOIN programs p ON p.id = c.program_id
+             JOIN partners pa ON pa.id = c.partner_id ORDER BY p.slug, c.code",
+        )?;
+        let rows =
+            stmt.query_map([], |r| Ok(NewCoupon { code: r.get(0)?, program: r.get(1)?, partner: r.get(2)? }))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn update_status(&self, kind: Kind, id: &str, status: Status) -> Result<bool, CatalogError> {
+        let sql = match kind {
+            Kind::Program => "UPDATE programs SET status = ?1 WHERE slug = ?2",
+            Kind::Partner => "UPDATE partners SET status = ?1 WHERE slug = ?2",
+            Kind::Link => "UPDATE links SET status = ?1 WHERE code = ?2",
+        };
+        Ok(self.conn.execute(sql, params![status.as_str(), id])? == 1)
+    }
+}
+
+/// A stored enum column, parsed strictly: an unknown spelling is an error naming the column and
+/// the value, never a guessed default.
+fn stored<T>(r: &rusqlite::Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let s: String = r.get(idx)?;
+    parse(&s).ok_or_else(|| {
+        let why = format!("column {idx} holds {s:?}, which is not a known value");
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, why.into())
+    })
+}
+
+fn program_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
+    let spec: String = r.get(1)?;
+    let spec: NewProgram =
+        serde_json::from_str(&spec).map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
+    Ok(Program { row_id: r.get(0)?, spec, status: stored(r, 2, Status::parse)? })
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
