@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use clickgate::api::answered;
 use clickgate::config::Api;
 use clickgate::conversions::{Conversions, Fingerprinted, NewConversion, Op, WriterConfig};
 use clickgate::ledger;
@@ -155,8 +156,9 @@ fn feed(writer: &Conversions, conversions: &Arc<Vec<NewConversion>>, concurrency
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(c) = conversions.get(i) else { break };
                         let job = Op::Record(Fingerprinted::new(c.clone()));
-                        let answer = writer.write(job, None, now_ms()).await.expect("conversion written");
-                        assert!(answer.status == 201 && !answer.replayed, "conversion {i}: {answer:?}");
+                        // Rendered as the API renders it, on this task as the API's would.
+                        let (answer, replayed) = answered(writer.write(job, None, now_ms()).await.expect("conversion written"));
+                        assert!(answer.status == 201 && !replayed, "conversion {i}: {answer:?}");
                     }
                 })
             })

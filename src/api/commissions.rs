@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::{json, parse_json, read_blocking, request_hash, ApiError, ApiResult, ApiState};
 use crate::conversions::view::{commission_json, CommissionFilter};
-use crate::conversions::{IdempotencyKey, Op};
+use crate::conversions::{IdempotencyKey, Op, Outcome, Payment, Written};
 use crate::lifecycle::CommissionStatus;
 use crate::model::Currency;
 
@@ -178,11 +178,12 @@ pub async fn approve(state: &Arc<ApiState>, body: &Bytes) -> ApiResult {
     let limit = state.commission.approve_batch_len_max;
     let (mut approved, mut amount_minor) = (0u64, 0i64);
     loop {
-        let a = state.conversions.write(Op::Approve { limit }, None, now_ms).await?;
-        let v: Value = serde_json::from_str(&a.body).unwrap_or_default();
-        approved += v["approved"].as_u64().unwrap_or(0);
-        amount_minor += v["amount_minor"].as_i64().unwrap_or(0);
-        if v["more"] != Value::Bool(true) {
+        let Written::Done(Outcome::Approved(a)) = state.conversions.write(Op::Approve { limit }, None, now_ms).await? else {
+            return Err(ApiError::internal("the writer answered an approval job with another outcome"));
+        };
+        approved += a.approved as u64;
+        amount_minor += a.amount_minor;
+        if !a.more {
             break;
         }
     }
@@ -217,14 +218,24 @@ pub async fn payout(state: &Arc<ApiState>, partner: &str, key: Option<String>, b
     let limit = state.commission.pay_batch_len_max;
     let (mut paid, mut amount_minor, mut replayed) = (0u64, 0i64, true);
     for job in 0u64.. {
-        let key = IdempotencyKey { key: if job == 0 { key.clone() } else { format!("{key} {job}") }, request_hash: hash };
+        let key = IdempotencyKey {
+            key: if job == 0 { key.clone() } else { format!("{key} {job}") },
+            request_hash: hash,
+            render: super::conversions::render,
+        };
         let op = Op::Pay { partner: partner.to_string(), currency, payout_id: b.payout_id.clone(), limit };
-        let a = state.conversions.write(op, Some(key), now_ms).await?;
-        let v: Value = serde_json::from_str(&a.body).unwrap_or_default();
-        paid += v["paid"].as_u64().unwrap_or(0);
-        amount_minor += v["amount_minor"].as_i64().unwrap_or(0);
-        replayed &= a.replayed;
-        if v["more"] != Value::Bool(true) {
+        let Written::Kept { answer, replayed: again } = state.conversions.write(op, Some(key), now_ms).await? else {
+            return Err(ApiError::internal("the writer answered a keyed payout job without its kept answer"));
+        };
+        // The kept answer is this API's rendering of a `Payment`, read back strictly.
+        let p: Payment = serde_json::from_str(&answer.body).map_err(|e| {
+            tracing::error!(error = %e, "a kept payout answer does not read back");
+            ApiError::internal("a kept payout answer does not read back")
+        })?;
+        paid += p.paid as u64;
+        amount_minor += p.amount_minor;
+        replayed &= again;
+        if !p.more {
             break;
         }
     }

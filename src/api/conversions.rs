@@ -9,7 +9,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 
 use super::{parse_json, raw_json, read_blocking, request_hash, ApiError, ApiResult, ApiState};
-use crate::conversions::{Answer, Fingerprinted, IdempotencyKey, NewConversion, Op, Origin, Transition};
+use crate::conversions::{Answer, Fingerprinted, IdempotencyKey, NewConversion, Op, Origin, Outcome, Transition, Written};
 use crate::model::{ClickId, Currency, VisitorId};
 
 /// The body of `POST /v1/conversions`.
@@ -115,20 +115,53 @@ pub fn validate(state: &ApiState, b: ConversionBody, origin: Origin, now_ms: u64
     })
 }
 
-/// Turns a stored answer into a response, marking replays.
-pub fn answer(a: Answer) -> ApiResult {
+/// Renders a write's outcome as the API answers it: a recorded conversion is `201 Created`,
+/// everything else `200 OK`, each with its JSON. An `Idempotency-Key` keeps this rendering.
+pub fn render(o: Outcome) -> Answer {
+    let body = |v: Result<String, serde_json::Error>| v.expect("an outcome serialises");
+    match o {
+        Outcome::Recorded(first) => Answer { status: 201, body: first.render() },
+        Outcome::AlreadyRecorded(view) => Answer { status: 201, body: view },
+        Outcome::Transitioned(view) => Answer { status: 200, body: view },
+        Outcome::Approved(a) => Answer { status: 200, body: body(serde_json::to_string(&a)) },
+        Outcome::Paid(p) => Answer { status: 200, body: body(serde_json::to_string(&p)) },
+    }
+}
+
+/// Whether a write replays an earlier one: a kept `Idempotency-Key` answer, or a conversion
+/// already recorded.
+pub fn replayed(w: &Written) -> bool {
+    match w {
+        Written::Done(o) => matches!(o, Outcome::AlreadyRecorded(_)),
+        Written::Kept { replayed, .. } => *replayed,
+    }
+}
+
+/// A write's answer, and whether it replays an earlier one (a kept `Idempotency-Key` answer,
+/// or a conversion already recorded).
+pub fn answered(w: Written) -> (Answer, bool) {
+    let replayed = replayed(&w);
+    match w {
+        Written::Done(o) => (render(o), replayed),
+        Written::Kept { answer, .. } => (answer, replayed),
+    }
+}
+
+/// Turns a write's answer into a response, marking replays.
+pub fn answer(w: Written) -> ApiResult {
+    let (a, replayed) = answered(w);
     let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
     let mut r = raw_json(status, a.body);
-    if a.replayed {
+    if replayed {
         r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(r)
 }
 
 /// Records one conversion through the writer.
-pub async fn record(state: &ApiState, c: NewConversion, key: Option<String>, now_ms: u64) -> Result<Answer, ApiError> {
+pub async fn record(state: &ApiState, c: NewConversion, key: Option<String>, now_ms: u64) -> Result<Written, ApiError> {
     let c = Fingerprinted::new(c);
-    let key = key.map(|key| IdempotencyKey { request_hash: request_hash("POST /v1/conversions", c.fingerprint()), key });
+    let key = key.map(|key| IdempotencyKey { request_hash: request_hash("POST /v1/conversions", c.fingerprint()), key, render });
     Ok(state.conversions.write(Op::Record(c), key, now_ms).await?)
 }
 
@@ -192,7 +225,7 @@ pub async fn transition(state: &Arc<ApiState>, id: &str, action: &str, key: Opti
     };
     let canonical = serde_json::to_vec(&transition).expect("transition serialises");
     let route = format!("POST /v1/conversions/{id}/{action}");
-    let key = key.map(|key| IdempotencyKey { request_hash: request_hash(&route, &canonical), key });
+    let key = key.map(|key| IdempotencyKey { request_hash: request_hash(&route, &canonical), key, render });
     let now_ms = (state.now_ms)();
     answer(state.conversions.write(Op::Transition { id: id.to_string(), transition }, key, now_ms).await?)
 }

@@ -134,7 +134,7 @@ async fn flush(state: &ApiState, pending: &mut Vec<(u64, crate::conversions::New
     let results = join_all(rows.into_iter().map(|(line, c)| async move { (line, record(state, c, None, now_ms).await) })).await;
     for (line, r) in results {
         match r {
-            Ok(a) if a.replayed => summary.replayed += 1,
+            Ok(w) if super::conversions::replayed(&w) => summary.replayed += 1,
             Ok(_) => summary.created += 1,
             Err(e) => summary.rejected.push(RowError { line, error: e.message }),
         }

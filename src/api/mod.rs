@@ -34,6 +34,7 @@ use crate::metrics::{ApiMetrics, ApiOutcome};
 use crate::model::{ct_eq, ClickSigner};
 
 pub use clicks::CoreAttributor;
+pub use conversions::{answered, render, replayed};
 pub use import::{import_csv_via_api, ImportSummary, RowError};
 
 /// Everything a request handler needs, built once.

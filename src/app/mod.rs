@@ -22,7 +22,7 @@ use crate::api::{ApiState, CoreAttributor};
 use crate::catalog::CatalogStore;
 use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Config;
-use crate::conversions::{Conversions, Op, Reader, WriterConfig};
+use crate::conversions::{Conversions, Op, Outcome, Reader, WriterConfig, Written};
 use crate::edge::checks::Pipeline;
 use crate::edge::server::{self, ListenerLimits};
 use crate::edge::{handler, tls, EdgeState};
@@ -290,13 +290,16 @@ pub fn spawn_approval_sweep(conversions: Conversions, config: &crate::config::Co
             let (mut approved, mut amount_minor) = (0u64, 0i64);
             loop {
                 match conversions.write(Op::Approve { limit }, None, now_ms()).await {
-                    Ok(a) => {
-                        let v: serde_json::Value = serde_json::from_str(&a.body).unwrap_or_default();
-                        approved += v["approved"].as_u64().unwrap_or(0);
-                        amount_minor += v["amount_minor"].as_i64().unwrap_or(0);
-                        if v["more"] != serde_json::Value::Bool(true) {
+                    Ok(Written::Done(Outcome::Approved(a))) => {
+                        approved += a.approved as u64;
+                        amount_minor += a.amount_minor;
+                        if !a.more {
                             break;
                         }
+                    }
+                    Ok(other) => {
+                        tracing::error!(outcome = ?other, "the writer answered an approval job with another outcome");
+                        break;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "the approval sweep failed; it runs again at the next tick");

@@ -1,29 +1,34 @@
 //! The writer's jobs, each inside the group's transaction: a new conversion (attributed,
 //! commissioned, and credited to its partners' days), a transition (confirm, cancel, refund),
 //! the approval sweep and a payout. None commits: the writer does, once per group. They run on
-//! either backend (`ConversionTx`).
+//! either backend (`ConversionTx`) and answer an `Outcome`, which the API renders.
+//!
+//! A job reads and decides before it writes: a new conversion arrives attributed, with its
+//! rules, from the request's task (`Attributed`); a transition is planned from the stored row
+//! by `plan_transition`, a pure function, and only then applied. An error after the first
+//! write still leaves nothing: the writer rolls the job's savepoint back, whatever the error.
 
 use serde::Deserialize;
 
 use super::store::{ConversionTx, NewRow, PartnerDay, StoredConversion};
-use super::{view, Answer, Attributed, ConversionError, Fingerprinted, Job, Op, Reply, Status, Transition};
+use super::{view, Approval, Attributed, ConversionError, Fingerprinted, Job, Op, Outcome, Payment, Status, Transition, Written};
 use crate::attribution::engine::Method;
 use crate::lifecycle::{self, ConversionRef, Refunded, Sale};
 use crate::metrics::AttributionOutcome;
 use crate::model::Currency;
 
-/// One job inside the group's transaction. A new conversion's first answer is left to render
-/// (`Reply::First`) unless an `Idempotency-Key` keeps it, which needs it now.
-pub(super) fn process<T: ConversionTx>(tx: &mut T, job: &Job, outcomes: &mut Vec<AttributionOutcome>) -> Result<Reply, ConversionError> {
+/// One job inside the group's transaction. Its outcome goes back unrendered unless an
+/// `Idempotency-Key` keeps its answer, which needs it rendered now.
+pub(super) fn process<T: ConversionTx>(tx: &mut T, job: &Job, outcomes: &mut Vec<AttributionOutcome>) -> Result<Written, ConversionError> {
     if let Some(k) = &job.key {
-        if let Some((hash, status, body)) = tx.stored_answer(&k.key)? {
+        if let Some((hash, answer)) = tx.stored_answer(&k.key)? {
             if hash != k.request_hash {
                 return Err(ConversionError::Conflict("Idempotency-Key was already used with a different request".into()));
             }
-            return Ok(Reply::Done(Answer { status, body, replayed: true }));
+            return Ok(Written::Kept { answer, replayed: true });
         }
     }
-    let reply = match &job.op {
+    let outcome = match &job.op {
         Op::Record(c) => {
             // `Conversions::write` attributes every conversion it queues.
             let Some(attributed) = job.attributed.as_deref() else {
@@ -31,19 +36,21 @@ pub(super) fn process<T: ConversionTx>(tx: &mut T, job: &Job, outcomes: &mut Vec
             };
             record(tx, c, attributed, job.now_ms, outcomes)?
         }
-        Op::Transition { id, transition } => Reply::Done(transition_op(tx, id, *transition, job.now_ms)?),
-        Op::Approve { limit } => Reply::Done(approve(tx, *limit, job.now_ms)?),
-        Op::Pay { partner, currency, payout_id, limit } => Reply::Done(pay(tx, partner, *currency, payout_id, *limit, job.now_ms)?),
+        Op::Transition { id, transition } => transition_op(tx, id, *transition, job.now_ms)?,
+        Op::Approve { limit } => Outcome::Approved(approve(tx, *limit, job.now_ms)?),
+        Op::Pay { partner, currency, payout_id, limit } => Outcome::Paid(pay(tx, partner, *currency, payout_id, *limit, job.now_ms)?),
     };
     match &job.key {
         Some(k) => {
-            let answer = reply.answer();
-            if !answer.replayed {
+            // A retry of a recorded conversion keeps nothing: its answer is rebuilt from the rows.
+            let replayed = matches!(outcome, Outcome::AlreadyRecorded(_));
+            let answer = (k.render)(outcome);
+            if !replayed {
                 tx.keep_answer(k, &answer, job.now_ms)?;
             }
-            Ok(Reply::Done(answer))
+            Ok(Written::Kept { answer, replayed })
         }
-        None => Ok(reply),
+        None => Ok(Written::Done(outcome)),
     }
 }
 
@@ -53,7 +60,7 @@ fn record<T: ConversionTx>(
     attributed: &Attributed,
     now_ms: u64,
     outcomes: &mut Vec<AttributionOutcome>,
-) -> Result<Reply, ConversionError> {
+) -> Result<Outcome, ConversionError> {
     let (c, fingerprint) = (f.conversion(), f.fingerprint());
     let id = f.id().to_string();
     let attribution = &attributed.attribution;
@@ -83,7 +90,7 @@ fn record<T: ConversionTx>(
         }
         // No answer is kept: a retry's is rebuilt from the rows.
         let body = view::render_first(tx, &id)?.unwrap_or_default();
-        return Ok(Reply::Done(Answer { status: 201, body, replayed: true }));
+        return Ok(Outcome::AlreadyRecorded(body));
     }
     outcomes.push(match attribution.method {
         Method::ClickId => AttributionOutcome::ClickId,
@@ -102,7 +109,13 @@ fn record<T: ConversionTx>(
         let d = PartnerDay { conversions: 1, revenue_minor: s.amount_minor, ..PartnerDay::default() };
         tx.add_partner_day(&s.partner, day, c.currency, d)?;
     }
-    Ok(Reply::First(Box::new(view::First { id, conversion: f.shared(), attribution_json: attributed.json.clone(), commissions, now_ms })))
+    Ok(Outcome::Recorded(Box::new(view::First {
+        id,
+        conversion: f.shared(),
+        attribution_json: attributed.json.clone(),
+        commissions,
+        now_ms,
+    })))
 }
 
 /// Days since the Unix epoch (UTC) of a time in milliseconds: a conversion's `day`.
@@ -125,40 +138,48 @@ fn credit_partner_days<T: ConversionTx>(tx: &mut T, row: &StoredConversion, f: i
     Ok(())
 }
 
-fn transition_op<T: ConversionTx>(tx: &mut T, id: &str, t: Transition, now_ms: u64) -> Result<Answer, ConversionError> {
-    let Some(row) = tx.for_transition(id)? else { return Err(ConversionError::NotFound(id.to_string())) };
-    let (status, amount, refunded) = (row.status, row.amount_minor, row.refunded_minor);
-    let conversion = ConversionRef { id, occurred_at_ms: row.occurred_at_ms };
-    let conflict = |why: String| Err(ConversionError::Conflict(format!("conversion {id} is {}: {why}", status.as_str())));
+/// What a transition changes, decided from the stored row before anything is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransitionPlan {
+    /// Already where the transition leads: nothing to write.
+    Nothing,
+    Confirm,
+    /// Cancels the conversion and voids or reverses every commission.
+    Cancel,
+    /// Refunds `amount_minor` more, of `refunded_minor` so far, leaving it `status`.
+    Refund {
+        amount_minor: i64,
+        refunded_minor: i64,
+        status: Status,
+    },
+}
+
+/// Plans a transition of a conversion at `status`, of `amount_minor` with `refunded_minor`
+/// refunded so far: a conflict or an invalid amount is refused here, before any write.
+pub(crate) fn plan_transition(
+    id: &str,
+    status: Status,
+    amount_minor: i64,
+    refunded_minor: i64,
+    t: Transition,
+) -> Result<TransitionPlan, ConversionError> {
+    let conflict = |why: &str| Err(ConversionError::Conflict(format!("conversion {id} is {}: {why}", status.as_str())));
     match t {
         Transition::Confirm => match status {
-            Status::Pending => {
-                tx.set_status(id, Status::Confirmed)?;
-                tx.add_event(id, "confirmed", None, now_ms)?;
-            }
-            Status::Confirmed => {}
-            Status::Cancelled | Status::Refunded => return conflict("it cannot be confirmed".into()),
+            Status::Pending => Ok(TransitionPlan::Confirm),
+            Status::Confirmed => Ok(TransitionPlan::Nothing),
+            Status::Cancelled | Status::Refunded => conflict("it cannot be confirmed"),
         },
         Transition::Cancel => match status {
-            Status::Pending | Status::Confirmed if refunded == 0 => {
-                tx.set_status(id, Status::Cancelled)?;
-                tx.add_event(id, "cancelled", None, now_ms)?;
-                credit_partner_days(tx, &row, |share| PartnerDay {
-                    conversions: -1,
-                    revenue_minor: -share,
-                    cancelled: 1,
-                    ..PartnerDay::default()
-                })?;
-                lifecycle::refund(tx, &conversion, Refunded::All, now_ms)?;
-            }
-            Status::Cancelled => {}
-            _ => return conflict("a conversion with refunds is refunded further, not cancelled".into()),
+            Status::Pending | Status::Confirmed if refunded_minor == 0 => Ok(TransitionPlan::Cancel),
+            Status::Cancelled => Ok(TransitionPlan::Nothing),
+            _ => conflict("a conversion with refunds is refunded further, not cancelled"),
         },
         Transition::Refund(want) => {
             if matches!(status, Status::Cancelled | Status::Refunded) {
-                return conflict("nothing is left to refund".into());
+                return conflict("nothing is left to refund");
             }
-            let left = amount - refunded;
+            let left = amount_minor - refunded_minor;
             let amt = want.unwrap_or(left);
             if amt <= 0 || amt > left {
                 return Err(ConversionError::Invalid {
@@ -166,10 +187,38 @@ fn transition_op<T: ConversionTx>(tx: &mut T, id: &str, t: Transition, now_ms: u
                     why: format!("must be in 1..={left} (what is left to refund), got {amt}"),
                 });
             }
-            let new_status = if amt == left { Status::Refunded } else { status };
-            tx.add_refund(id, amt, new_status)?;
+            let status = if amt == left { Status::Refunded } else { status };
+            Ok(TransitionPlan::Refund { amount_minor: amt, refunded_minor, status })
+        }
+    }
+}
+
+fn transition_op<T: ConversionTx>(tx: &mut T, id: &str, t: Transition, now_ms: u64) -> Result<Outcome, ConversionError> {
+    let Some(row) = tx.for_transition(id)? else { return Err(ConversionError::NotFound(id.to_string())) };
+    let plan = plan_transition(id, row.status, row.amount_minor, row.refunded_minor, t)?;
+    let conversion = ConversionRef { id, occurred_at_ms: row.occurred_at_ms };
+    match plan {
+        TransitionPlan::Nothing => {}
+        TransitionPlan::Confirm => {
+            tx.set_status(id, Status::Confirmed)?;
+            tx.add_event(id, "confirmed", None, now_ms)?;
+        }
+        TransitionPlan::Cancel => {
+            tx.set_status(id, Status::Cancelled)?;
+            tx.add_event(id, "cancelled", None, now_ms)?;
+            credit_partner_days(tx, &row, |share| PartnerDay {
+                conversions: -1,
+                revenue_minor: -share,
+                cancelled: 1,
+                ..PartnerDay::default()
+            })?;
+            lifecycle::refund(tx, &conversion, Refunded::All, now_ms)?;
+        }
+        TransitionPlan::Refund { amount_minor: amt, refunded_minor: refunded, status } => {
+            let amount = row.amount_minor;
+            tx.add_refund(id, amt, status)?;
             tx.add_event(id, "refunded", Some(amt), now_ms)?;
-            // `amount` is positive here: a refund of a zero amount was refused above.
+            // `amount` is positive here: the plan refused a refund of a zero amount.
             let part = |share: i64, r: i64| (i128::from(share) * i128::from(r) / i128::from(amount)) as i64;
             credit_partner_days(tx, &row, |share| PartnerDay {
                 refunded_minor: part(share, refunded + amt) - part(share, refunded),
@@ -180,15 +229,14 @@ fn transition_op<T: ConversionTx>(tx: &mut T, id: &str, t: Transition, now_ms: u
         }
     }
     let body = view::render(tx, id)?.ok_or_else(|| ConversionError::NotFound(id.to_string()))?;
-    Ok(Answer { status: 200, body, replayed: false })
+    Ok(Outcome::Transitioned(body))
 }
 
 /// The approval sweep's job: approves up to `limit` commissions whose lock has ended.
-pub(crate) fn approve<T: ConversionTx>(tx: &mut T, limit: usize, now_ms: u64) -> Result<Answer, ConversionError> {
+pub(crate) fn approve<T: ConversionTx>(tx: &mut T, limit: usize, now_ms: u64) -> Result<Approval, ConversionError> {
     let approved = lifecycle::approve_due(tx, now_ms, limit)?;
-    let amount: i64 = approved.iter().map(|c| c.remaining_minor()).sum();
-    let body = serde_json::json!({ "approved": approved.len(), "amount_minor": amount, "more": approved.len() == limit });
-    Ok(Answer { status: 200, body: body.to_string(), replayed: false })
+    let amount_minor = approved.iter().map(|c| c.remaining_minor()).sum();
+    Ok(Approval { amount_minor, approved: approved.len(), more: approved.len() == limit })
 }
 
 /// Marks a partner's approved commissions in a currency paid by `payout_id`.
@@ -199,13 +247,15 @@ pub(crate) fn pay<T: ConversionTx>(
     payout_id: &str,
     limit: usize,
     now_ms: u64,
-) -> Result<Answer, ConversionError> {
+) -> Result<Payment, ConversionError> {
     let paid = lifecycle::pay_partner(tx, partner, currency, payout_id, now_ms, limit)?;
-    let amount: i64 = paid.iter().map(|c| c.remaining_minor()).sum();
-    let ids: Vec<&str> = paid.iter().map(|c| c.id.as_str()).collect();
-    let body = serde_json::json!({
-        "payout_id": payout_id, "partner": partner, "currency": currency,
-        "paid": paid.len(), "amount_minor": amount, "commission_ids": ids, "more": paid.len() == limit,
-    });
-    Ok(Answer { status: 200, body: body.to_string(), replayed: false })
+    Ok(Payment {
+        amount_minor: paid.iter().map(|c| c.remaining_minor()).sum(),
+        commission_ids: paid.iter().map(|c| c.id.clone()).collect(),
+        currency,
+        more: paid.len() == limit,
+        paid: paid.len(),
+        partner: partner.to_string(),
+        payout_id: payout_id.to_string(),
+    })
 }

@@ -232,45 +232,77 @@ pub enum Op {
     },
 }
 
-/// An answer to store and replay: the HTTP status and the JSON body.
+/// What a job did, in the domain's terms; the API renders it (status code and JSON).
+#[derive(Debug)]
+pub enum Outcome {
+    /// A conversion this job recorded, its first view still to render: rendering that JSON was
+    /// about a seventh of the writer's time per new conversion, so the caller's task does it
+    /// after the commit, on another core than the writer's (`view::First::render`).
+    Recorded(Box<view::First>),
+    /// A retry of a conversion already recorded with the same fields: its first view, rebuilt
+    /// from the rows.
+    AlreadyRecorded(String),
+    /// A conversion after a confirm, cancel or refund (or after one that changed nothing).
+    Transitioned(String),
+    /// The approval sweep's job.
+    Approved(Approval),
+    /// A payout's job.
+    Paid(Payment),
+}
+
+/// What one approval job approved. Fields in alphabetical order, as every answer of the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub amount_minor: i64,
+    pub approved: usize,
+    /// True when the job hit its limit: another job may find more.
+    pub more: bool,
+}
+
+/// What one payout job marked paid. Fields in alphabetical order, as every answer of the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub amount_minor: i64,
+    pub commission_ids: Vec<String>,
+    pub currency: Currency,
+    /// True when the job hit its limit: another job may find more.
+    pub more: bool,
+    pub paid: usize,
+    pub partner: String,
+    pub payout_id: String,
+}
+
+/// An outcome as the API rendered it, kept under an `Idempotency-Key` to be replayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub status: u16,
     pub body: String,
-    /// True when this is a stored first answer played back.
-    pub replayed: bool,
 }
 
-/// An idempotency key and the hash of the request it came with.
+/// An idempotency key, the hash of the request it came with, and how the API renders the
+/// job's outcome to keep under it: the key's answer is written in the job's own transaction.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey {
     pub key: String,
     pub request_hash: [u8; 32],
+    pub render: fn(Outcome) -> Answer,
 }
 
-/// What the writer sends back for a job: its answer, or a new conversion's first answer still
-/// to render. Rendering that JSON was about a seventh of the writer's time per new conversion;
-/// the caller's task does it after the commit, on another core than the writer's
-/// (`view::First`).
-pub(crate) enum Reply {
-    Done(Answer),
-    First(Box<view::First>),
-}
-
-impl Reply {
-    fn answer(self) -> Answer {
-        match self {
-            Reply::Done(a) => a,
-            Reply::First(f) => Answer { status: 201, body: f.render(), replayed: false },
-        }
-    }
+/// What the writer sends back for a job.
+#[derive(Debug)]
+pub enum Written {
+    /// What the job did; the caller renders it.
+    Done(Outcome),
+    /// The answer kept under the job's `Idempotency-Key`: rendered from this job's outcome and
+    /// stored with it (`replayed: false`), or stored by an earlier job and played back.
+    Kept { answer: Answer, replayed: bool },
 }
 
 /// A committed group's answers, each with the channel it goes back on.
-pub(crate) type Acks = Vec<(oneshot::Sender<Result<Reply, ConversionError>>, Result<Reply, ConversionError>)>;
+pub(crate) type Acks = Vec<(oneshot::Sender<Result<Written, ConversionError>>, Result<Written, ConversionError>)>;
 
 /// Sends each answer of `acks`, as `f` makes it.
-pub(crate) fn answer_all(acks: Acks, f: impl Fn(Result<Reply, ConversionError>) -> Result<Reply, ConversionError>) {
+pub(crate) fn answer_all(acks: Acks, f: impl Fn(Result<Written, ConversionError>) -> Result<Written, ConversionError>) {
     for (reply, r) in acks {
         let _ = reply.send(f(r));
     }
@@ -282,7 +314,7 @@ pub(crate) struct Job {
     attributed: Option<Box<Attributed>>,
     key: Option<IdempotencyKey>,
     now_ms: u64,
-    reply: oneshot::Sender<Result<Reply, ConversionError>>,
+    reply: oneshot::Sender<Result<Written, ConversionError>>,
 }
 
 /// A conversion's attribution, its JSON and its program's commission rules, made by the
@@ -336,14 +368,14 @@ impl Conversions {
 
     /// Performs a write and waits for its grouped commit. A conversion to record is attributed
     /// here, on the caller's task, before it is queued.
-    pub async fn write(&self, op: Op, key: Option<IdempotencyKey>, now_ms: u64) -> Result<Answer, ConversionError> {
+    pub async fn write(&self, op: Op, key: Option<IdempotencyKey>, now_ms: u64) -> Result<Written, ConversionError> {
         let (reply, rx) = oneshot::channel();
         let attributed = match &op {
             Op::Record(c) => Some(Box::new(Attributed::new(&*self.attributor, c.conversion()))),
             _ => None,
         };
         self.tx.send(Job { op, attributed, key, now_ms, reply }).await.map_err(|_| ConversionError::Closed)?;
-        Ok(rx.await.map_err(|_| ConversionError::Closed)??.answer())
+        rx.await.map_err(|_| ConversionError::Closed)?
     }
 }
 
@@ -374,11 +406,11 @@ pub(crate) trait Groups: Send + 'static {
 
 /// The job runner's view of a backend's open transaction: one job at a time.
 pub(crate) trait GroupTx {
-    fn process(&mut self, job: &Job, outcomes: &mut Vec<AttributionOutcome>) -> Result<Reply, ConversionError>;
+    fn process(&mut self, job: &Job, outcomes: &mut Vec<AttributionOutcome>) -> Result<Written, ConversionError>;
 }
 
 impl<T: store::ConversionTx> GroupTx for T {
-    fn process(&mut self, job: &Job, outcomes: &mut Vec<AttributionOutcome>) -> Result<Reply, ConversionError> {
+    fn process(&mut self, job: &Job, outcomes: &mut Vec<AttributionOutcome>) -> Result<Written, ConversionError> {
         jobs::process(self, job, outcomes)
     }
 }
@@ -386,7 +418,7 @@ impl<T: store::ConversionTx> GroupTx for T {
 /// True when a job's writes must be undone: any error at all. A job validates before it
 /// writes, but an error after its first write, whatever its kind, would otherwise commit the
 /// half-done job with the group; rolling back a job that wrote nothing costs only a savepoint.
-fn failed_part_way(r: &Result<Reply, ConversionError>) -> bool {
+fn failed_part_way(r: &Result<Written, ConversionError>) -> bool {
     r.is_err()
 }
 

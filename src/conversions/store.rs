@@ -79,7 +79,7 @@ pub trait ViewSource {
 /// jobs run on this.
 pub trait ConversionTx: CommissionTx + ViewSource {
     /// The request hash and the first answer stored under an idempotency key.
-    fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, u16, String)>, ConversionError>;
+    fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, Answer)>, ConversionError>;
     /// Stores the first answer under its idempotency key.
     fn keep_answer(&mut self, key: &IdempotencyKey, answer: &Answer, now_ms: u64) -> Result<(), ConversionError>;
     /// Forgets answers stored before `before_ms`.

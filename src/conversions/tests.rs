@@ -26,6 +26,7 @@ impl Attributor for Fixed {
 }
 
 mod backend;
+mod plan;
 
 use backend::{on_both, Backend};
 
@@ -62,14 +63,40 @@ fn record_op(order: &str, amount: i64) -> Op {
 }
 
 fn key(k: &str, body: &str) -> Option<IdempotencyKey> {
-    Some(IdempotencyKey { key: k.into(), request_hash: Sha256::digest(body).into() })
+    Some(IdempotencyKey { key: k.into(), request_hash: Sha256::digest(body).into(), render: crate::api::render })
+}
+
+/// A write's answer as the API renders it: its status, its JSON and whether it is a replay.
+#[derive(Debug)]
+struct Answered {
+    status: u16,
+    body: String,
+    replayed: bool,
+}
+
+/// Writes through the writer and renders the outcome as the API does, so these tests read
+/// the answers a client gets.
+trait Answers {
+    fn answer(
+        &self,
+        op: Op,
+        key: Option<IdempotencyKey>,
+        now_ms: u64,
+    ) -> impl std::future::Future<Output = Result<Answered, ConversionError>>;
+}
+
+impl Answers for Conversions {
+    async fn answer(&self, op: Op, key: Option<IdempotencyKey>, now_ms: u64) -> Result<Answered, ConversionError> {
+        let (a, replayed) = crate::api::answered(self.write(op, key, now_ms).await?);
+        Ok(Answered { status: a.status, body: a.body, replayed })
+    }
 }
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-fn json(a: &Answer) -> Value {
+fn json(a: &Answered) -> Value {
     serde_json::from_str(&a.body).unwrap()
 }
 
@@ -78,15 +105,15 @@ use serde_json::Value;
 fn records_once_and_replays_the_first_answer(b: Backend) {
     let c = b.start();
     rt().block_on(async {
-        let first = c.write(record_op("o-1", 1250), None, 1).await.unwrap();
+        let first = c.answer(record_op("o-1", 1250), None, 1).await.unwrap();
         assert_eq!((first.status, first.replayed), (201, false));
         let v = json(&first);
         assert_eq!(v["id"], conv("o-1", 1).id());
         assert_eq!(v["status"], "pending");
         assert_eq!(v["attribution"]["shares"][0]["partner"], "bob");
-        let again = c.write(record_op("o-1", 1250), None, 2).await.unwrap();
+        let again = c.answer(record_op("o-1", 1250), None, 2).await.unwrap();
         assert_eq!((again.status, again.replayed, &again.body), (201, true, &first.body));
-        let other = c.write(record_op("o-1", 999), None, 3).await;
+        let other = c.answer(record_op("o-1", 999), None, 3).await;
         assert!(matches!(other, Err(ConversionError::Conflict(m)) if m.contains("different fields")), "a changed retry is a conflict");
     });
 }
@@ -96,7 +123,7 @@ fn records_once_and_replays_the_first_answer(b: Backend) {
 fn a_stored_currency_that_does_not_parse_is_an_error_naming_the_column(b: Backend) {
     let c = b.start();
     let id = conv("o-1", 1250).id();
-    rt().block_on(async { c.write(record_op("o-1", 1250), None, 1).await.unwrap() });
+    rt().block_on(async { c.answer(record_op("o-1", 1250), None, 1).await.unwrap() });
     assert!(b.render(&id).is_some());
     b.execute("UPDATE conversions SET currency = 'usd'");
     let e = b.reader().get(&id).expect_err("a lower-case stored currency was read").to_string();
@@ -106,10 +133,10 @@ fn a_stored_currency_that_does_not_parse_is_an_error_naming_the_column(b: Backen
 fn idempotency_keys_replay_or_conflict(b: Backend) {
     let c = b.start();
     rt().block_on(async {
-        let a = c.write(record_op("o-1", 100), key("k1", "body-a"), 1).await.unwrap();
-        let b = c.write(record_op("o-1", 100), key("k1", "body-a"), 2).await.unwrap();
+        let a = c.answer(record_op("o-1", 100), key("k1", "body-a"), 1).await.unwrap();
+        let b = c.answer(record_op("o-1", 100), key("k1", "body-a"), 2).await.unwrap();
         assert!(b.replayed && b.body == a.body);
-        let clash = c.write(record_op("o-2", 100), key("k1", "body-b"), 3).await;
+        let clash = c.answer(record_op("o-2", 100), key("k1", "body-b"), 3).await;
         assert!(matches!(clash, Err(ConversionError::Conflict(m)) if m.contains("Idempotency-Key")));
     });
 }
@@ -118,27 +145,27 @@ fn transitions_follow_the_lifecycle(b: Backend) {
     let c = b.start();
     rt().block_on(async {
         let id = conv("o-1", 1000).id();
-        c.write(record_op("o-1", 1000), None, 1).await.unwrap();
+        c.answer(record_op("o-1", 1000), None, 1).await.unwrap();
         let t = |transition| Op::Transition { id: id.clone(), transition };
-        let confirmed = c.write(t(Transition::Confirm), None, 2).await.unwrap();
+        let confirmed = c.answer(t(Transition::Confirm), None, 2).await.unwrap();
         assert_eq!(json(&confirmed)["status"], "confirmed");
         // Confirming twice changes nothing.
-        let twice = c.write(t(Transition::Confirm), None, 3).await.unwrap();
+        let twice = c.answer(t(Transition::Confirm), None, 3).await.unwrap();
         assert_eq!(json(&twice)["events"].as_array().unwrap().len(), 2);
-        let part = c.write(t(Transition::Refund(Some(300))), key("r1", "300"), 4).await.unwrap();
+        let part = c.answer(t(Transition::Refund(Some(300))), key("r1", "300"), 4).await.unwrap();
         assert_eq!((json(&part)["status"].as_str(), json(&part)["refunded_minor"].as_i64()), (Some("confirmed"), Some(300)));
         // The same refund retried under its key is not refunded again.
-        let retry = c.write(t(Transition::Refund(Some(300))), key("r1", "300"), 5).await.unwrap();
+        let retry = c.answer(t(Transition::Refund(Some(300))), key("r1", "300"), 5).await.unwrap();
         assert!(retry.replayed);
-        let too_much = c.write(t(Transition::Refund(Some(701))), key("r2", "701"), 6).await;
+        let too_much = c.answer(t(Transition::Refund(Some(701))), key("r2", "701"), 6).await;
         assert!(matches!(too_much, Err(ConversionError::Invalid { field: "amount_minor", .. })));
-        let cancel = c.write(t(Transition::Cancel), None, 7).await;
+        let cancel = c.answer(t(Transition::Cancel), None, 7).await;
         assert!(matches!(cancel, Err(ConversionError::Conflict(_))), "refunded sales are not cancelled");
-        let rest = c.write(t(Transition::Refund(None)), key("r3", "rest"), 8).await.unwrap();
+        let rest = c.answer(t(Transition::Refund(None)), key("r3", "rest"), 8).await.unwrap();
         assert_eq!((json(&rest)["status"].as_str(), json(&rest)["refunded_minor"].as_i64()), (Some("refunded"), Some(1000)));
-        let none_left = c.write(t(Transition::Refund(None)), key("r4", "rest"), 9).await;
+        let none_left = c.answer(t(Transition::Refund(None)), key("r4", "rest"), 9).await;
         assert!(matches!(none_left, Err(ConversionError::Conflict(_))));
-        let missing = c.write(Op::Transition { id: "cv_nope".into(), transition: Transition::Confirm }, None, 10).await;
+        let missing = c.answer(Op::Transition { id: "cv_nope".into(), transition: Transition::Confirm }, None, 10).await;
         assert!(matches!(missing, Err(ConversionError::NotFound(_))));
     });
 }
@@ -150,7 +177,7 @@ fn concurrent_writes_are_grouped_and_each_order_is_recorded_once(b: Backend) {
         for i in 0..400 {
             let c = c.clone();
             // Every order is sent twice, concurrently.
-            tasks.push(tokio::spawn(async move { c.write(record_op(&format!("o-{}", i % 200), 10), None, 1).await }));
+            tasks.push(tokio::spawn(async move { c.answer(record_op(&format!("o-{}", i % 200), 10), None, 1).await }));
         }
         let mut out = Vec::new();
         for t in tasks {
@@ -168,8 +195,8 @@ fn concurrent_writes_are_grouped_and_each_order_is_recorded_once(b: Backend) {
 }
 
 fn a_reopened_store_still_replays(b: Backend) {
-    let first = rt().block_on(b.start().write(record_op("o-1", 5), key("k", "b"), 1)).unwrap();
-    let again = rt().block_on(b.start().write(record_op("o-1", 5), key("k", "b"), 2)).unwrap();
+    let first = rt().block_on(b.start().answer(record_op("o-1", 5), key("k", "b"), 1)).unwrap();
+    let again = rt().block_on(b.start().answer(record_op("o-1", 5), key("k", "b"), 2)).unwrap();
     assert!(again.replayed);
     assert_eq!(again.body, first.body);
 }
@@ -241,7 +268,7 @@ fn the_first_answer_built_in_memory_is_what_a_read_back_renders(b: Backend) {
     let mut answers = Vec::new();
     rt().block_on(async {
         for i in 0..amounts.len() {
-            answers.push(c.write(record(i), None, 1_763_900_000_123 + i as u64).await.unwrap());
+            answers.push(c.answer(record(i), None, 1_763_900_000_123 + i as u64).await.unwrap());
         }
     });
     let mut bonuses = 0;
@@ -262,10 +289,10 @@ fn the_first_answer_built_in_memory_is_what_a_read_back_renders(b: Backend) {
     let steps = [(0, Transition::Refund(Some(1000))), (2, Transition::Cancel), (3, Transition::Confirm), (4, Transition::Refund(None))];
     rt().block_on(async {
         for (i, t) in steps {
-            c.write(Op::Transition { id: id(i), transition: t }, None, 1_763_900_100_000).await.unwrap();
+            c.answer(Op::Transition { id: id(i), transition: t }, None, 1_763_900_100_000).await.unwrap();
         }
         for (i, a) in answers.iter().enumerate() {
-            let again = c.write(record(i), None, 1_763_900_200_000).await.unwrap();
+            let again = c.answer(record(i), None, 1_763_900_200_000).await.unwrap();
             assert_eq!((again.replayed, &again.body), (true, &a.body), "the retry of {}", id(i));
         }
     });
@@ -306,9 +333,9 @@ fn a_job_failing_part_way_leaves_nothing_and_its_group_commits(b: Backend) {
     let c = b.start_with(Box::new(Dup), 64);
     let (ok_1, dup, ok_2) = rt().block_on(async {
         tokio::join!(
-            c.write(record_op("ok-1", 1000), None, 10),
-            c.write(record_op("dup-1", 1000), key("k-dup", "dup"), 10),
-            c.write(record_op("ok-2", 2000), None, 10)
+            c.answer(record_op("ok-1", 1000), None, 10),
+            c.answer(record_op("dup-1", 1000), key("k-dup", "dup"), 10),
+            c.answer(record_op("ok-2", 2000), None, 10)
         )
     });
     assert!(matches!(dup, Err(ConversionError::Commission(_))), "{dup:?}");
@@ -331,7 +358,7 @@ fn a_job_failing_part_way_leaves_nothing_and_its_group_commits(b: Backend) {
     assert_eq!(count("SELECT debits_pending FROM ledger_balances WHERE kind = 'program_expense'"), 300);
     assert_eq!(b.verify().transfers, 2);
     // The same failure alone, in a group of its own, is refused the same way.
-    let again = rt().block_on(c.write(record_op("dup-1", 1000), None, 11));
+    let again = rt().block_on(c.answer(record_op("dup-1", 1000), None, 11));
     assert!(matches!(again, Err(ConversionError::Commission(_))), "{again:?}");
 }
 
@@ -341,8 +368,8 @@ fn the_explanation_starts_with_the_creation_once(b: Backend) {
     let c = b.start();
     let id = conv("o-1", 1000).id();
     rt().block_on(async {
-        c.write(record_op("o-1", 1000), None, 7).await.unwrap();
-        c.write(Op::Transition { id: id.clone(), transition: Transition::Confirm }, None, 9).await.unwrap();
+        c.answer(record_op("o-1", 1000), None, 7).await.unwrap();
+        c.answer(Op::Transition { id: id.clone(), transition: Transition::Confirm }, None, 9).await.unwrap();
     });
     assert_eq!(b.count(&format!("SELECT count(*) FROM conversion_events WHERE conversion_id = '{id}'")), 1, "only the confirmation");
     let steps = |b: &Backend| -> Vec<(String, String)> {
@@ -382,7 +409,7 @@ fn partner_days_add_up_every_credited_share(b: Backend) {
             n.occurred_at_ms += rng.u64(0..3) * 86_400_000;
             n.currency = Currency::parse(if rng.bool() { "USD" } else { "EUR" }).unwrap();
             ids.push(n.id());
-            writes.push(c.write(Op::Record(Fingerprinted::new(n)), None, 1_763_900_000_000));
+            writes.push(c.answer(Op::Record(Fingerprinted::new(n)), None, 1_763_900_000_000));
         }
         for w in futures_util::future::join_all(writes).await {
             w.unwrap();
@@ -396,7 +423,7 @@ fn partner_days_add_up_every_credited_share(b: Backend) {
                 _ => Transition::Refund(Some(rng.i64(1..1500))),
             };
             // Refusals (nothing left, already cancelled, too much) change nothing.
-            let _ = c.write(Op::Transition { id, transition }, None, 1_763_900_100_000).await;
+            let _ = c.answer(Op::Transition { id, transition }, None, 1_763_900_100_000).await;
         }
     });
     let mut want: BTreeMap<(String, u32, String), [i64; 4]> = BTreeMap::new();
@@ -435,7 +462,7 @@ fn two_writers_on_one_database_record_each_order_once() {
         let mut tasks = Vec::new();
         for i in 0..orders {
             for w in [one.clone(), two.clone()] {
-                tasks.push(tokio::spawn(async move { w.write(record_op(&format!("o-{i}"), 1000 + i as i64), None, 1).await }));
+                tasks.push(tokio::spawn(async move { w.answer(record_op(&format!("o-{i}"), 1000 + i as i64), None, 1).await }));
             }
         }
         let (mut recorded, mut refused) = (0, 0);
@@ -456,7 +483,7 @@ fn two_writers_on_one_database_record_each_order_once() {
     rt().block_on(async {
         for i in 0..orders {
             let w = if i % 2 == 0 { &one } else { &two };
-            let a = w.write(record_op(&format!("o-{i}"), 1000 + i as i64), None, 2).await.unwrap();
+            let a = w.answer(record_op(&format!("o-{i}"), 1000 + i as i64), None, 2).await.unwrap();
             assert!(a.replayed);
         }
         // Refunds and cancels through both writers at once.
@@ -465,7 +492,7 @@ fn two_writers_on_one_database_record_each_order_once() {
             let id = conv(&format!("o-{i}"), 0).id();
             let w = if i % 3 == 0 { one.clone() } else { two.clone() };
             let t = if i % 2 == 0 { Transition::Cancel } else { Transition::Refund(Some(100)) };
-            tasks.push(tokio::spawn(async move { w.write(Op::Transition { id, transition: t }, None, 3).await }));
+            tasks.push(tokio::spawn(async move { w.answer(Op::Transition { id, transition: t }, None, 3).await }));
         }
         for t in tasks {
             t.await.unwrap().unwrap();
@@ -491,7 +518,7 @@ fn the_postgresql_writer_reconnects_after_the_server_drops_it() {
     let url = format!("{}&application_name={}", schema.url, schema.name);
     let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
     let c = crate::storage::pg::start(&url, config, Box::new(Fixed), crate::metrics::Metrics::new().api).unwrap();
-    rt().block_on(c.write(record_op("o-1", 100), None, 1)).unwrap();
+    rt().block_on(c.answer(record_op("o-1", 100), None, 1)).unwrap();
     let ended: i64 = schema
         .client()
         .query_one("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", &[&schema.name])
@@ -500,7 +527,7 @@ fn the_postgresql_writer_reconnects_after_the_server_drops_it() {
     assert_eq!(ended, 1, "the writer's one connection");
     let mut failed = 0;
     let second = loop {
-        match rt().block_on(c.write(record_op("o-2", 200), key("k-2", "o-2"), 2)) {
+        match rt().block_on(c.answer(record_op("o-2", 200), key("k-2", "o-2"), 2)) {
             Ok(a) => break a,
             Err(e @ (ConversionError::Storage(_) | ConversionError::NotStored(_))) => {
                 failed += 1;
@@ -510,7 +537,7 @@ fn the_postgresql_writer_reconnects_after_the_server_drops_it() {
         }
     };
     assert_eq!((second.status, second.replayed), (201, false), "the failed attempt left nothing behind");
-    let again = rt().block_on(c.write(record_op("o-1", 100), None, 3)).unwrap();
+    let again = rt().block_on(c.answer(record_op("o-1", 100), None, 3)).unwrap();
     assert!(again.replayed);
     assert_eq!(b.count("SELECT count(*) FROM conversions"), 2);
     assert_eq!(b.count("SELECT count(*) FROM idempotency_keys"), 1);
@@ -526,14 +553,14 @@ fn a_group_whose_wal_cannot_be_synced_is_not_acknowledged() {
     let metrics = crate::metrics::Metrics::new().api;
     let c = crate::storage::sqlite::start(dir.path(), config, Box::new(Fixed), metrics.clone()).unwrap();
     let rt = rt();
-    let a = rt.block_on(c.write(record_op("o-1", 1000), None, 1_763_800_000_000)).unwrap();
+    let a = rt.block_on(c.answer(record_op("o-1", 1000), None, 1_763_800_000_000)).unwrap();
     assert_eq!(a.status, 201);
     assert!(metrics.wal_syncs.get() >= 1, "the answer came after a sync of the WAL");
     // The sync thread opens the WAL by its path; without it, the sync fails.
     let wal = crate::storage::sqlite::path(dir.path()).with_extension("db-wal");
     std::fs::remove_file(&wal).unwrap();
     for order in ["o-2", "o-3"] {
-        match rt.block_on(c.write(record_op(order, 1000), None, 1_763_800_000_000)) {
+        match rt.block_on(c.answer(record_op(order, 1000), None, 1_763_800_000_000)) {
             Err(ConversionError::NotStored(why)) => assert!(why.contains("durable"), "{order}: {why}"),
             other => panic!("{order}: acknowledged without a sync: {other:?}"),
         }

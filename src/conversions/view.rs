@@ -107,12 +107,13 @@ pub(super) fn conversion_json(
 /// A new conversion's first answer, from what its job wrote: as `view::render` would read it
 /// back right after the job (pending, one `recorded` event, and each new commission with its
 /// `created` event). The writer hands it over unrendered; `render` runs on the caller's task.
-pub(crate) struct First {
-    pub id: String,
-    pub conversion: std::sync::Arc<super::NewConversion>,
-    pub attribution_json: std::sync::Arc<str>,
-    pub commissions: Vec<Commission>,
-    pub now_ms: u64,
+#[derive(Debug)]
+pub struct First {
+    pub(crate) id: String,
+    pub(crate) conversion: std::sync::Arc<super::NewConversion>,
+    pub(crate) attribution_json: std::sync::Arc<str>,
+    pub(crate) commissions: Vec<Commission>,
+    pub(crate) now_ms: u64,
 }
 
 impl First {

@@ -8,11 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, TransactionBehavior};
-use serde_json::Value;
 
 use crate::conversions::jobs::{approve, pay};
 use crate::conversions::store::ConversionTx;
-use crate::conversions::{Answer, ConversionError};
+use crate::conversions::{Approval, ConversionError, Payment};
 use crate::ledger::{self, VerifyReport};
 use crate::lifecycle::LifecycleError;
 use crate::model::Currency;
@@ -40,11 +39,21 @@ enum Admin<'a> {
     Pay { partner: &'a str, currency: Currency, payout_id: &'a str, limit: usize, now_ms: u64 },
 }
 
-fn admin<T: ConversionTx>(tx: &mut T, job: &Admin<'_>) -> Result<Answer, ConversionError> {
-    match *job {
-        Admin::Approve { limit, now_ms } => approve(tx, limit, now_ms),
-        Admin::Pay { partner, currency, payout_id, limit, now_ms } => pay(tx, partner, currency, payout_id, limit, now_ms),
-    }
+/// What an admin job did.
+enum Done {
+    Approved(Approval),
+    Paid(Payment),
+}
+
+fn mixed_up() -> ConversionError {
+    ConversionError::Invalid { field: "job", why: "an admin job answered another job's outcome".into() }
+}
+
+fn admin<T: ConversionTx>(tx: &mut T, job: &Admin<'_>) -> Result<Done, ConversionError> {
+    Ok(match *job {
+        Admin::Approve { limit, now_ms } => Done::Approved(approve(tx, limit, now_ms)?),
+        Admin::Pay { partner, currency, payout_id, limit, now_ms } => Done::Paid(pay(tx, partner, currency, payout_id, limit, now_ms)?),
+    })
 }
 
 impl Open {
@@ -57,8 +66,8 @@ impl Open {
 
     /// Runs one job in its own transaction (SQLite: `BEGIN IMMEDIATE`, serialised with the
     /// writer's groups; PostgreSQL: the ledger head's lock serialises it with every writer).
-    fn run(&mut self, job: &Admin<'_>) -> Result<Value, ConversionError> {
-        let answer = match self {
+    fn run(&mut self, job: &Admin<'_>) -> Result<Done, ConversionError> {
+        Ok(match self {
             Open::File(conn) => {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let answer = admin(&mut SqliteTx::new(&tx).map_err(LifecycleError::from)?, job)?;
@@ -72,8 +81,7 @@ impl Open {
                 tx.commit()?;
                 answer
             }
-        };
-        Ok(serde_json::from_str(&answer.body).unwrap_or_default())
+        })
     }
 }
 
@@ -83,17 +91,17 @@ pub fn approve_all(at: &StoreAt, now_ms: u64, limit: usize) -> Result<(u64, i64)
     let mut open = Open::new(at)?;
     let (mut approved, mut amount_minor) = (0u64, 0i64);
     loop {
-        let v = open.run(&Admin::Approve { limit, now_ms })?;
-        approved += v["approved"].as_u64().unwrap_or(0);
-        amount_minor += v["amount_minor"].as_i64().unwrap_or(0);
-        if v["more"] != Value::Bool(true) {
+        let Done::Approved(a) = open.run(&Admin::Approve { limit, now_ms })? else { return Err(mixed_up()) };
+        approved += a.approved as u64;
+        amount_minor += a.amount_minor;
+        if !a.more {
             return Ok((approved, amount_minor));
         }
     }
 }
 
-/// Marks a partner's approved commissions in `currency` paid by `payout_id`; the JSON answer
-/// of each job, in order.
+/// Marks a partner's approved commissions in `currency` paid by `payout_id`; what each job
+/// paid, in order.
 pub fn pay_all(
     at: &StoreAt,
     partner: &str,
@@ -101,13 +109,13 @@ pub fn pay_all(
     payout_id: &str,
     now_ms: u64,
     limit: usize,
-) -> Result<Vec<Value>, ConversionError> {
+) -> Result<Vec<Payment>, ConversionError> {
     let mut open = Open::new(at)?;
     let mut answers = Vec::new();
     loop {
-        let v = open.run(&Admin::Pay { partner, currency, payout_id, limit, now_ms })?;
-        let more = v["more"] == Value::Bool(true);
-        answers.push(v);
+        let Done::Paid(p) = open.run(&Admin::Pay { partner, currency, payout_id, limit, now_ms })? else { return Err(mixed_up()) };
+        let more = p.more;
+        answers.push(p);
         if !more {
             return Ok(answers);
         }

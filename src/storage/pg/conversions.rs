@@ -234,13 +234,13 @@ impl ViewSource for PgTx<'_, '_> {
 }
 
 impl ConversionTx for PgTx<'_, '_> {
-    fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, u16, String)>, ConversionError> {
+    fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, Answer)>, ConversionError> {
         let row = self.query_opt("SELECT request_hash, status, body FROM idempotency_keys WHERE key = $1", &[&key])?;
         let Some(r) = row else { return Ok(None) };
         let status: i32 = get(&r, 1)?;
         let status = u16::try_from(status)
             .map_err(|_| ConversionError::Invalid { field: "idempotency_keys.status", why: format!("{status} is not an HTTP status") })?;
-        Ok(Some((get(&r, 0)?, status, get(&r, 2)?)))
+        Ok(Some((get(&r, 0)?, Answer { status, body: get(&r, 2)? })))
     }
 
     fn keep_answer(&mut self, key: &IdempotencyKey, answer: &Answer, now_ms: u64) -> Result<(), ConversionError> {

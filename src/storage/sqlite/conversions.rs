@@ -63,11 +63,11 @@ impl ViewSource for SqliteTx<'_> {
 }
 
 impl ConversionTx for SqliteTx<'_> {
-    fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, u16, String)>, ConversionError> {
+    fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, Answer)>, ConversionError> {
         let found = self
             .conn()
             .prepare_cached("SELECT request_hash, status, body FROM idempotency_keys WHERE key = ?1")?
-            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row([key], |r| Ok((r.get(0)?, Answer { status: r.get(1)?, body: r.get(2)? })))
             .optional()?;
         Ok(found)
     }
