@@ -28,9 +28,10 @@ impl Attributor for Fixed {
 mod backend;
 mod plan;
 
-use backend::{on_both, Backend};
+use crate::storage::conformance::conformance;
+use backend::Backend;
 
-on_both!(
+conformance!(stores Backend:
     records_once_and_replays_the_first_answer,
     idempotency_keys_replay_or_conflict,
     transitions_follow_the_lifecycle,

@@ -1,5 +1,5 @@
 //! The same suite against both backends: each case is a generic fn over a `Harness`, and
-//! `both_backends!` makes one test per backend. PostgreSQL tests run in a schema of their own;
+//! `conformance!` (`storage::conformance`) makes one test per backend. PostgreSQL tests run in a schema of their own;
 //! they are ignored unless asked for (`cargo test -- --include-ignored`), and then a missing
 //! server fails them with a message naming it.
 
@@ -9,7 +9,8 @@ mod random;
 mod savepoint;
 mod tamper;
 
-use harness::Harness;
+use crate::storage::conformance::conformance;
+use harness::{Harness, Ledger};
 
 use super::*;
 use crate::model::Currency;
@@ -290,33 +291,7 @@ fn verify_walks_pages<H: Harness>(h: &mut H) {
     assert_eq!(report.currencies[0].posted_minor, (0..n).map(|i| 1 + i % 7).sum::<i64>() as i128);
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod on_sqlite {
-            $( #[test] fn $case() { super::$case(&mut super::harness::Sqlite::new()) } )*
-        }
-        /// As the conversion writer runs a group: the head and balances written at the end.
-        mod on_sqlite_grouped {
-            $( #[test] fn $case() { super::$case(&mut super::harness::Sqlite::grouped()) } )*
-        }
-        mod on_postgres {
-            $(
-                #[test]
-                #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
-                fn $case() { super::$case(&mut super::harness::Pg::connect()) }
-            )*
-        }
-        mod on_postgres_grouped {
-            $(
-                #[test]
-                #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
-                fn $case() { super::$case(&mut super::harness::Pg::grouped()) }
-            )*
-        }
-    };
-}
-
-both_backends!(
+conformance!(transactions Ledger:
     idempotent_retry,
     retry_with_a_changed_field_is_a_mismatch,
     two_phase_post_partial_post_and_void,

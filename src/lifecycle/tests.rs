@@ -1,5 +1,5 @@
 //! The lifecycle on both stores: each case is a generic fn over a `Harness`, and
-//! `both_backends!` makes one test per backend. PostgreSQL cases run in a schema of their own;
+//! `conformance!` (`storage::conformance`) makes one test per backend. PostgreSQL cases run in a schema of their own;
 //! they are ignored unless asked for (`cargo test -- --include-ignored`), and then a missing
 //! server fails them with a message naming it. `sim` is the seeded simulation; `model` is its
 //! expected state.
@@ -11,8 +11,9 @@ mod ids;
 mod model;
 mod sim;
 
+use crate::storage::conformance::conformance;
 use grouped::accruals_in_one_transaction_see_each_other;
-use harness::Harness;
+use harness::{Harness, Lifecycle};
 
 use super::*;
 use crate::commission::{Bonus, Metric, Tier};
@@ -547,35 +548,7 @@ fn the_schema_backs_the_rules<H: Harness>(h: &mut H) {
     assert_eq!(events(h, &id).len(), 1);
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod on_sqlite {
-            $( #[test] fn $case() { super::$case(&mut super::harness::Sqlite::new()) } )*
-        }
-        /// As the conversion writer runs a group: the ledger head and balances written at the end.
-        mod on_sqlite_grouped {
-            $( #[test] fn $case() { super::$case(&mut super::harness::Sqlite::grouped()) } )*
-        }
-        mod on_postgres {
-            $(
-                #[test]
-                #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
-                fn $case() { super::$case(&mut super::harness::Pg::connect()) }
-            )*
-        }
-        /// As the PostgreSQL writer runs a group: the head, balances, period states, partner
-        /// days and rule versions written by the flush before the commit.
-        mod on_postgres_grouped {
-            $(
-                #[test]
-                #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
-                fn $case() { super::$case(&mut super::harness::Pg::connect().grouped()) }
-            )*
-        }
-    };
-}
-
-both_backends!(
+conformance!(transactions Lifecycle:
     accruals_in_one_transaction_see_each_other,
     accrue_applies_the_rules_to_each_share,
     a_cancel_inside_the_lock_voids,

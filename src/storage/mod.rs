@@ -28,4 +28,6 @@ pub mod sqlite;
 pub use migration::SchemaError;
 
 #[cfg(test)]
+pub(crate) mod conformance;
+#[cfg(test)]
 mod tests;

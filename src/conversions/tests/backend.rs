@@ -1,11 +1,11 @@
-//! The store the writer's tests run on, SQLite or PostgreSQL, and `on_both!`, which runs a test
-//! on each.
+//! The store the writer's tests run on, SQLite or PostgreSQL: each test runs on every backend
+//! (`storage::conformance`).
 
 use super::super::*;
 use super::Fixed;
 use crate::storage::sqlite::SqliteTx;
 
-/// The store a test runs on: every test of the writer runs on both (`on_both!`).
+/// The store a test runs on.
 pub(super) enum Backend {
     Sqlite(tempfile::TempDir),
     Pg(crate::testing::PgSchema),
@@ -114,24 +114,16 @@ impl Backend {
     }
 }
 
-/// Runs each named test on SQLite and on PostgreSQL: `<name>::sqlite` and `<name>::postgres`.
-/// The PostgreSQL one is ignored unless asked for (`--include-ignored`), and then needs the server.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn sqlite() {
-                    super::$name(super::Backend::sqlite());
-                }
+impl crate::storage::conformance::Backends for Backend {
+    type Sqlite = Backend;
+    type Pg = Backend;
 
-                #[test]
-                #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
-                fn postgres() {
-                    super::$name(super::Backend::pg());
-                }
-            }
-        )*
-    };
+    /// The writer groups by itself: `grouped` changes nothing.
+    fn sqlite(_grouped: bool) -> Backend {
+        Backend::sqlite()
+    }
+
+    fn pg(_grouped: bool) -> Backend {
+        Backend::pg()
+    }
 }
-pub(super) use on_both;

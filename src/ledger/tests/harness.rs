@@ -129,3 +129,27 @@ impl Harness for Pg {
         self.client = self.schema.client();
     }
 }
+
+/// The ledger's suite on every backend (`storage::conformance`).
+pub struct Ledger;
+
+impl crate::storage::conformance::Backends for Ledger {
+    type Sqlite = Sqlite;
+    type Pg = Pg;
+
+    fn sqlite(grouped: bool) -> Sqlite {
+        if grouped {
+            Sqlite::grouped()
+        } else {
+            Sqlite::new()
+        }
+    }
+
+    fn pg(grouped: bool) -> Pg {
+        if grouped {
+            Pg::grouped()
+        } else {
+            Pg::connect()
+        }
+    }
+}

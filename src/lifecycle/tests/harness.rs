@@ -259,3 +259,27 @@ impl Harness for Pg {
         )
     }
 }
+
+/// The lifecycle's suite on every backend (`storage::conformance`).
+pub struct Lifecycle;
+
+impl crate::storage::conformance::Backends for Lifecycle {
+    type Sqlite = Sqlite;
+    type Pg = Pg;
+
+    fn sqlite(grouped: bool) -> Sqlite {
+        if grouped {
+            Sqlite::grouped()
+        } else {
+            Sqlite::new()
+        }
+    }
+
+    fn pg(grouped: bool) -> Pg {
+        if grouped {
+            Pg::connect().grouped()
+        } else {
+            Pg::connect()
+        }
+    }
+}
