@@ -1,6 +1,6 @@
-//! The lifecycle on both stores: each case is a generic fn over a `Harness`, and
-//! `conformance!` (`storage::conformance`) makes one test per backend. PostgreSQL cases run in a schema of their own;
-//! they are ignored unless asked for (`cargo test -- --include-ignored`), and then a missing
+//! The lifecycle on every store: each case is a generic fn over a `Harness`, and
+//! `conformance!` (`storage::conformance`) makes one test per backend. PostgreSQL cases run in
+//! a schema of their own; they are ignored unless asked for (`cargo test -- --include-ignored`), and then a missing
 //! server fails them with a message naming it. `sim` is the seeded simulation; `model` is its
 //! expected state.
 
