@@ -1,7 +1,7 @@
 //! The same suite against both backends: each case is a generic fn over a `Harness`, and
-//! `conformance!` (`storage::conformance`) makes one test per backend. PostgreSQL tests run in a schema of their own;
-//! they are ignored unless asked for (`cargo test -- --include-ignored`), and then a missing
-//! server fails them with a message naming it.
+//! `conformance!` (`storage::conformance`) makes one test per backend. PostgreSQL tests run in
+//! a schema of their own; they are ignored unless asked for (`cargo test -- --include-ignored`),
+//! and then a missing server fails them with a message naming it.
 
 mod concurrent;
 mod harness;
