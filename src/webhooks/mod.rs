@@ -1,0 +1,24 @@
+//! Webhooks: the pure foundations of delivering events to partners' and operators' endpoints
+//! as the Standard Webhooks spec describes them.
+//!
+//! - `event`: the closed set of event types, the `{"type","timestamp","data"}` envelope, and
+//!   ids derived from an event's cause, so a retried transaction writes the same event.
+//! - `signature`: `whsec_` secrets, `v1,<base64>` HMAC-SHA256 signatures, several at once
+//!   during a rotation, and the receiver's verification.
+//! - `schedule`: the retry schedule with jitter, `Retry-After`, and what an answer means
+//!   (delivered, gone, failed), and when failures disable an endpoint.
+//! - `ssrf`: the guard on where a webhook may connect: the URL, every resolved address, and the
+//!   operator's allowlist.
+//!
+//! Nothing here reads the clock or a random generator it was not handed, except
+//! `Secret::generate` (the OS's generator) and `ssrf::resolve_and_check` (one DNS lookup).
+
+pub mod event;
+pub mod schedule;
+pub mod signature;
+pub mod ssrf;
+
+pub use event::{Envelope, Event, EventError, EventId, EventType};
+pub use schedule::{classify, next_attempt_ms, Failure, Outcome, Response};
+pub use signature::{Headers, Secret, SignatureError};
+pub use ssrf::{check_url, resolve_and_check, Policy, Refusal, SsrfError, WebhookUrl};
