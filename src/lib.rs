@@ -14,8 +14,7 @@
 //!   the attribution `index`), `attribution`, `catalog` (programs, partners, links and coupons:
 //!   their rules, their store trait, and the core's snapshot), `commission`, `lifecycle` (commissions through pending, approved, paid),
 //!   `conversions` (the writer and its views) and `ledger` (double-entry, hash-chained).
-//! - `webhooks`: event types and envelopes, Standard Webhooks signatures, the retry schedule
-//!   and the SSRF guard, pure apart from one DNS lookup.
+//! - `webhooks`: events and their envelope, Standard Webhooks signatures, retries, the SSRF guard.
 //! - `storage`: one module per backend (`sqlite`, `pg`), implementing the domain's store traits.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
 //! - `cluster`: the JetStream publisher and the core's durable consumer (cluster mode).

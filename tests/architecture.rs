@@ -8,8 +8,8 @@
 //!
 //! The rules: `model` and `config` import nothing of ours; the edge imports only the model,
 //! the config, events and metrics; the domain (attribution, catalog, click_log, commission,
-//! conversions, index, ingest, ledger, lifecycle, webhooks) imports no storage, edge, API or app; only
-//! `storage` names a SQL crate; there is no circle among the top-level modules.
+//! conversions, index, ingest, ledger, lifecycle, webhooks) imports no storage, edge, API or
+//! app; only `storage` names a SQL crate; there is no circle among the top-level modules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -131,8 +131,8 @@ impl Policy {
 /// Resolves `host` once and checks every address it resolves to; one refused address refuses
 /// them all, since the caller cannot know which one a retry or another process would pick.
 /// Returns the checked addresses (at most `RESOLVED_ADDRS_MAX`), and the caller connects to one
-/// of them. A host that is an address (`203.0.113.7`, `[2001:db8::1]`) is checked without a
-/// lookup; the caller bounds the lookup's time.
+/// of them. A host that is an address (`203.0.113.7`, `[2001:db8::1]`, `2001:db8::1`) is
+/// checked without a lookup; the caller bounds the lookup's time.
 pub async fn resolve_and_check(host: &str, port: u16, policy: &Policy) -> Result<Vec<SocketAddr>, SsrfError> {
     if port == 0 {
         return Err(SsrfError::BadPort);
@@ -140,7 +140,11 @@ pub async fn resolve_and_check(host: &str, port: u16, policy: &Policy) -> Result
     let parsed = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Some(literal) if literal.contains('%') => return Err(SsrfError::ZoneId),
         Some(literal) => Host::Ip(IpAddr::V6(literal.parse().map_err(|_| SsrfError::BadHost(host.to_owned()))?)),
-        None => parse_host(host)?,
+        // A bare IPv6 address, as `IpAddr`'s `Display` writes it.
+        None => match host.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) => Host::Ip(IpAddr::V6(v6)),
+            Err(_) => parse_host(host)?,
+        },
     };
     let name = match parsed {
         Host::Ip(ip) => {

@@ -276,6 +276,10 @@ fn literal_hosts_are_checked_without_a_lookup() {
     check("127.0.0.2", &Policy::default(), "loopback");
     check("127.0.0.2", &listed, "ok");
     check("[::1]", &listed, "loopback");
+    check("::1", &listed, "loopback");
+    check("::ffff:127.0.0.2", &listed, "ok");
+    check("2606:4700::1111", &Policy::default(), "ok");
+    check("fe80::1%eth0", &listed, "bad_host");
     check("[::ffff:127.0.0.2]", &listed, "ok");
     check("[fe80::1%eth0]", &listed, "zone_id");
     check("2130706433", &listed, "non_canonical_ipv4");
