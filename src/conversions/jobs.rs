@@ -10,6 +10,7 @@
 
 use serde::Deserialize;
 
+use super::events;
 use super::store::{ConversionTx, NewRow, PartnerDay, StoredConversion};
 use super::{view, Approval, Attributed, ConversionError, Fingerprinted, Job, Op, Outcome, Payment, Status, Transition, Written};
 use crate::attribution::engine::Method;
@@ -105,6 +106,8 @@ fn record<T: ConversionTx>(
             Sale { conversion_id: &id, program: &c.program, currency, amount_minor: c.amount_minor, occurred_at_ms: c.occurred_at_ms };
         commissions = lifecycle::accrue(tx, &sale, &attribution.shares, &attributed.rules, now_ms)?;
     }
+    events::attributed(tx, &id, c, attribution, now_ms)?;
+    events::created(tx, &commissions, now_ms)?;
     for s in &attribution.shares {
         let d = PartnerDay { conversions: 1, revenue_minor: s.amount_minor, ..PartnerDay::default() };
         tx.add_partner_day(&s.partner, day, c.currency, d)?;
@@ -212,7 +215,8 @@ fn transition_op<T: ConversionTx>(tx: &mut T, id: &str, t: Transition, now_ms: u
                 cancelled: 1,
                 ..PartnerDay::default()
             })?;
-            lifecycle::refund(tx, &conversion, Refunded::All, now_ms)?;
+            let taken_back = lifecycle::refund(tx, &conversion, Refunded::All, now_ms)?;
+            events::reversed(tx, &taken_back, now_ms)?;
         }
         TransitionPlan::Refund { amount_minor: amt, refunded_minor: refunded, status } => {
             let amount = row.amount_minor;
@@ -225,7 +229,8 @@ fn transition_op<T: ConversionTx>(tx: &mut T, id: &str, t: Transition, now_ms: u
                 ..PartnerDay::default()
             })?;
             let refunded = Refunded::Cumulative { refunded_minor: refunded + amt, amount_minor: amount };
-            lifecycle::refund(tx, &conversion, refunded, now_ms)?;
+            let taken_back = lifecycle::refund(tx, &conversion, refunded, now_ms)?;
+            events::reversed(tx, &taken_back, now_ms)?;
         }
     }
     let body = view::render(tx, id)?.ok_or_else(|| ConversionError::NotFound(id.to_string()))?;
@@ -235,6 +240,7 @@ fn transition_op<T: ConversionTx>(tx: &mut T, id: &str, t: Transition, now_ms: u
 /// The approval sweep's job: approves up to `limit` commissions whose lock has ended.
 pub(crate) fn approve<T: ConversionTx>(tx: &mut T, limit: usize, now_ms: u64) -> Result<Approval, ConversionError> {
     let approved = lifecycle::approve_due(tx, now_ms, limit)?;
+    events::approved(tx, &approved, now_ms)?;
     let amount_minor = approved.iter().map(|c| c.remaining_minor()).sum();
     Ok(Approval { amount_minor, approved: approved.len(), more: approved.len() == limit })
 }

@@ -15,6 +15,7 @@
 //! conflict when its fields differ). An `Idempotency-Key` stores the first answer of any write
 //! for at least a day; the same key with another request is a conflict.
 
+mod events;
 pub(crate) mod jobs;
 pub mod store;
 pub mod view;
@@ -55,6 +56,15 @@ pub enum ConversionError {
     /// A commission or ledger step failed; the job's savepoint is rolled back.
     #[error("commission: {0}")]
     Commission(#[from] LifecycleError),
+}
+
+impl From<crate::webhooks::OutboxError> for ConversionError {
+    fn from(e: crate::webhooks::OutboxError) -> Self {
+        match e {
+            crate::webhooks::OutboxError::Storage(why) => ConversionError::Storage(why),
+            crate::webhooks::OutboxError::Event(e) => ConversionError::Invalid { field: "event", why: e.to_string() },
+        }
+    }
 }
 
 /// Where a conversion came from.

@@ -7,6 +7,7 @@
 use super::{Answer, ConversionError, IdempotencyKey, NewConversion, Status};
 use crate::lifecycle::{Commission, CommissionEvent, CommissionTx, ConversionRef};
 use crate::model::Currency;
+use crate::webhooks::OutboxTx;
 
 /// One event of a conversion: kind, amount, time.
 pub type ConversionEvent = (String, Option<i64>, i64);
@@ -75,9 +76,9 @@ pub trait ViewSource {
     fn view_events(&mut self, commission_id: &str) -> Result<Vec<CommissionEvent>, ConversionError>;
 }
 
-/// One open transaction of the store, with the ledger and the commissions in it: the writer's
-/// jobs run on this.
-pub trait ConversionTx: CommissionTx + ViewSource {
+/// One open transaction of the store, with the ledger, the commissions and the webhook outbox
+/// in it: the writer's jobs run on this.
+pub trait ConversionTx: CommissionTx + ViewSource + OutboxTx {
     /// The request hash and the first answer stored under an idempotency key.
     fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, Answer)>, ConversionError>;
     /// Stores the first answer under its idempotency key.

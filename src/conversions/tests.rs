@@ -42,6 +42,7 @@ conformance!(stores Backend:
     the_explanation_starts_with_the_creation_once,
     partner_days_add_up_every_credited_share,
     a_stored_currency_that_does_not_parse_is_an_error_naming_the_column,
+    every_change_writes_its_webhook_events_once,
 );
 
 fn conv(order: &str, amount: i64) -> NewConversion {
@@ -355,6 +356,7 @@ fn a_job_failing_part_way_leaves_nothing_and_its_group_commits(b: Backend) {
     let accrued = if matches!(b, Backend::Sqlite(_)) { "commission_accrued" } else { "commission_accruals" };
     assert_eq!(count(&format!("SELECT count(*) FROM {accrued}")), 2);
     assert_eq!(count("SELECT count(*) FROM idempotency_keys"), 0, "a failed job stores no answer");
+    assert_eq!(count("SELECT count(*) FROM webhook_events"), 4, "the failed job's events are gone with it");
     assert_eq!(count("SELECT count(*) FROM ledger_transfers"), 2);
     assert_eq!(count("SELECT debits_pending FROM ledger_balances WHERE kind = 'program_expense'"), 300);
     assert_eq!(b.verify().transfers, 2);
@@ -566,4 +568,46 @@ fn a_group_whose_wal_cannot_be_synced_is_not_acknowledged() {
             other => panic!("{order}: acknowledged without a sync: {other:?}"),
         }
     }
+}
+
+/// Each change writes its webhook events in its own transaction, once: a new conversion its
+/// attribution per partner and its commissions; a retry, a confirm and a replayed refund
+/// nothing; a refund inside the lock a void, the approval sweep an approval, a refund after
+/// approval a reversal. Every body is an envelope of its row's type, and every id is distinct.
+fn every_change_writes_its_webhook_events_once(b: Backend) {
+    let c = b.start();
+    let id = conv("o-1", 1000).id();
+    let t = |transition| Op::Transition { id: id.clone(), transition };
+    let day = 86_400_000;
+    let types = || {
+        let kinds = ["conversion.attributed", "commission.created", "commission.approved", "commission.reversed"];
+        kinds.map(|k| b.count(&format!("SELECT count(*) FROM webhook_events WHERE type = '{k}' AND partner = 'bob'")))
+    };
+    // Each write in its own runtime call: the PostgreSQL reads below block, so they run outside.
+    let write = |op: Op, k: Option<IdempotencyKey>, now_ms: u64| rt().block_on(c.answer(op, k, now_ms)).unwrap();
+    write(record_op("o-1", 1000), None, 1_763_800_000_000);
+    assert_eq!(types(), [1, 1, 0, 0]);
+    write(record_op("o-1", 1000), None, 1_763_800_000_001);
+    write(t(Transition::Confirm), None, 1_763_800_000_002);
+    assert_eq!(types(), [1, 1, 0, 0], "a retry and a confirm change no commission");
+    write(t(Transition::Refund(Some(300))), key("r1", "300"), 1_763_800_000_003);
+    write(t(Transition::Refund(Some(300))), key("r1", "300"), 1_763_800_000_004);
+    assert_eq!(types(), [1, 1, 0, 1], "one void, not replayed");
+    write(Op::Approve { limit: 100 }, None, 1_763_800_000_000 + 40 * day);
+    write(Op::Approve { limit: 100 }, None, 1_763_800_000_000 + 41 * day);
+    assert_eq!(types(), [1, 1, 1, 1], "approved once");
+    write(t(Transition::Refund(None)), key("r2", "rest"), 1_763_800_000_000 + 42 * day);
+    assert_eq!(types(), [1, 1, 1, 2], "the rest reversed");
+    assert_eq!(b.count("SELECT count(DISTINCT id) FROM webhook_events"), 5);
+    let mut seen = 0;
+    for seq in 1..=5 {
+        let kind = b.text(&format!("SELECT type FROM webhook_events WHERE seq = {seq}"));
+        let body = b.text(&format!("SELECT body FROM webhook_events WHERE seq = {seq}"));
+        let envelope = crate::webhooks::Envelope::parse(body.as_bytes()).unwrap();
+        assert_eq!(envelope.kind.as_str(), kind, "{body}");
+        assert_eq!(envelope.data["partner"], "bob", "{body}");
+        assert!(!body.contains("BOB10"), "a coupon code is customer data and stays out: {body}");
+        seen += 1;
+    }
+    assert_eq!(seen, 5);
 }

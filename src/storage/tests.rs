@@ -42,28 +42,30 @@ fn check_numbering(migrations: &[Migration]) {
 fn the_migrations_are_numbered_in_order_from_1() {
     check_numbering(sqlite::migrations::MIGRATIONS);
     check_numbering(pg::migrations::MIGRATIONS);
-    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (1, 1));
+    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (2, 2));
 }
 
 #[test]
-fn migrating_a_fresh_file_records_version_1_and_a_second_run_changes_nothing() {
+fn migrating_a_fresh_file_records_the_latest_version_and_a_second_run_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 1);
-    assert_eq!(user_version(dir.path()), 1);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 2);
+    assert_eq!(user_version(dir.path()), 2);
     let conn = Connection::open(sqlite::path(dir.path())).unwrap();
     let before = sqlite_objects(&conn);
-    for table in ["programs", "links", "conversions", "partner_days", "commissions", "commission_accrued", "ledger_transfers"] {
+    for table in
+        ["programs", "links", "conversions", "partner_days", "commissions", "commission_accrued", "ledger_transfers", "webhook_events"]
+    {
         assert!(before.iter().any(|(name, _)| name == table), "no table {table}: {before:?}");
     }
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 1);
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 1);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 2);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 2);
     assert_eq!(sqlite_objects(&conn), before, "a second run changed the schema");
     let heads: i64 = conn.query_row("SELECT count(*) FROM ledger_head", [], |r| r.get(0)).unwrap();
     assert_eq!(heads, 1, "the ledger head row is inserted once");
 }
 
 /// Processes opening a fresh data dir at once (the server and the CLI): each migration runs
-/// once, under SQLite's write lock, and every one finds the file at version 1.
+/// once, under SQLite's write lock, and every one finds the file at the latest version.
 #[test]
 fn concurrent_migrations_of_a_fresh_file_apply_it_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,11 +78,32 @@ fn concurrent_migrations_of_a_fresh_file_apply_it_once() {
         })
         .collect();
     for r in runs {
-        assert_eq!(r.join().unwrap().unwrap(), 1);
+        assert_eq!(r.join().unwrap().unwrap(), sqlite::migrations::LATEST);
     }
     let heads: i64 =
         Connection::open(sqlite::path(dir.path())).unwrap().query_row("SELECT count(*) FROM ledger_head", [], |r| r.get(0)).unwrap();
     assert_eq!(heads, 1);
+}
+
+/// A file an earlier build made, at version 1 with a conversion in it: the writer's migration
+/// brings it to the latest version, keeps the data, and then the store takes writes again.
+#[test]
+fn a_file_at_version_1_is_migrated_forward_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path()).unwrap();
+    {
+        let conn = Connection::open(sqlite::path(dir.path())).unwrap();
+        conn.execute_batch(sqlite::migrations::MIGRATIONS[0].sql).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute("INSERT INTO programs (slug, spec) VALUES ('shop', '{}')", []).unwrap();
+    }
+    assert_eq!(user_version(dir.path()), 1);
+    assert!(sqlite::schema::open(dir.path()).is_err(), "a reader opened a file at an older version");
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), sqlite::migrations::LATEST);
+    let conn = sqlite::schema::open(dir.path()).unwrap();
+    let programs: i64 = conn.query_row("SELECT count(*) FROM programs", [], |r| r.get(0)).unwrap();
+    let events: i64 = conn.query_row("SELECT count(*) FROM webhook_events", [], |r| r.get(0)).unwrap();
+    assert_eq!((programs, events), (1, 0));
 }
 
 /// A file a newer build migrated: every reader refuses it with the versions found and known,
@@ -93,7 +116,7 @@ fn a_file_at_a_newer_version_is_refused_with_both_versions() {
     let conn = Connection::open(sqlite::path(dir.path())).unwrap();
     let before = sqlite_objects(&conn);
     let want = format!(
-        "the store at {} is at schema version 7; this build knows 1..=1; run a newer clickgate",
+        "the store at {} is at schema version 7; this build knows 1..=2; run a newer clickgate",
         sqlite::path(dir.path()).display()
     );
     let errors = [
@@ -204,7 +227,7 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
         })
         .collect();
     for r in runs {
-        assert_eq!(r.join().unwrap().unwrap(), 1);
+        assert_eq!(r.join().unwrap().unwrap(), sqlite::migrations::LATEST);
     }
     assert_eq!(pg_state(&schema).0, [(1, "0001_initial".to_string())]);
 }
@@ -218,7 +241,7 @@ fn a_postgresql_store_at_a_newer_version_is_refused_with_both_versions() {
     let before = pg_state(&schema);
     let database: String = schema.client().query_one("SELECT current_database()::text", &[]).unwrap().get(0);
     let want = format!(
-        "the store at PostgreSQL database {database:?}, schema {:?} is at schema version 7; this build knows 1..=1; run a newer clickgate",
+        "the store at PostgreSQL database {database:?}, schema {:?} is at schema version 7; this build knows 1..=2; run a newer clickgate",
         schema.name
     );
     let errors = [
@@ -256,7 +279,7 @@ fn a_postgresql_reader_checks_the_version_again_when_it_reconnects() {
     // The first read may find the connection closed under it; the next connects again.
     let e = (0..3).find_map(|_| reader.get("cv_none").err().filter(|e| e.to_string().contains("schema version 7")));
     let e = e.expect("a reconnection to a store at version 7 was accepted").to_string();
-    assert!(e.contains("this build knows 1..=1; run a newer clickgate"), "{e}");
+    assert!(e.contains("this build knows 1..=2; run a newer clickgate"), "{e}");
 }
 
 #[test]

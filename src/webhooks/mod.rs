@@ -9,16 +9,20 @@
 //!   (delivered, gone, failed), and when failures disable an endpoint.
 //! - `ssrf`: the guard on where a webhook may connect: the URL, every resolved address, and the
 //!   operator's allowlist.
+//! - `outbox`: `OutboxTx`, which a backend implements to write events in the transaction of
+//!   their change.
 //!
 //! Nothing here reads the clock or a random generator it was not handed, except
 //! `Secret::generate` (the OS's generator) and `ssrf::resolve_and_check` (one DNS lookup).
 
 pub mod event;
+pub mod outbox;
 pub mod schedule;
 pub mod signature;
 pub mod ssrf;
 
 pub use event::{Envelope, Event, EventError, EventId, EventType};
+pub use outbox::{emit, OutboxError, OutboxTx};
 pub use schedule::{classify, next_attempt_ms, Failure, Outcome, Response};
 pub use signature::{Headers, Secret, SignatureError};
 pub use ssrf::{check_url, resolve_and_check, Policy, Refusal, SsrfError, WebhookUrl};

@@ -52,6 +52,16 @@ impl Backend {
         .unwrap_or(0)
     }
 
+    /// The one text a query answers.
+    pub(super) fn text(&self, sql: &str) -> String {
+        match self {
+            Backend::Sqlite(dir) => {
+                crate::storage::sqlite::schema::open(dir.path()).unwrap().query_row(sql, [], |r| r.get::<_, String>(0)).unwrap()
+            }
+            Backend::Pg(schema) => schema.client().query_one(sql, &[]).unwrap().get::<_, String>(0),
+        }
+    }
+
     /// Runs one statement, as someone editing the store by hand would.
     pub(super) fn execute(&self, sql: &str) {
         match self {

@@ -20,6 +20,7 @@ use crate::storage::group::GroupState;
 use crate::storage::pg::PgStatements;
 use crate::storage::pg::PgTx;
 use crate::storage::row::COMMISSION_COLUMNS;
+use crate::webhooks::{Event, OutboxError, OutboxTx};
 
 /// Connects to `url` (plain TCP or a Unix socket; TLS is not built in) and migrates the store
 /// to this build's schema (`migrations::run`, under an advisory lock): the conversion writer's
@@ -230,6 +231,17 @@ impl ViewSource for PgTx<'_, '_> {
 
     fn view_events(&mut self, commission_id: &str) -> Result<Vec<CommissionEvent>, ConversionError> {
         Ok(self.events_of(commission_id)?)
+    }
+}
+
+impl OutboxTx for PgTx<'_, '_> {
+    fn append_event(&mut self, event: &Event, partner: Option<&str>, body: &str) -> Result<(), OutboxError> {
+        self.execute(
+            "INSERT INTO webhook_events (id, type, partner, occurred_ms, body) VALUES ($1, $2, $3, $4, $5)",
+            &[&event.id.to_string(), &event.kind.as_str(), &partner, &event.occurred_ms, &body],
+        )
+        .map_err(|e| OutboxError::Storage(e.to_string()))?;
+        Ok(())
     }
 }
 

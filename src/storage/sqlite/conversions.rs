@@ -9,6 +9,7 @@ use crate::lifecycle::{Commission, CommissionEvent, ConversionRef};
 use crate::model::Currency;
 use crate::storage::sqlite::lifecycle::{commissions_of, event_row};
 use crate::storage::sqlite::SqliteTx;
+use crate::webhooks::{Event, OutboxError, OutboxTx};
 
 impl ViewSource for SqliteTx<'_> {
     fn conversion_row(&mut self, id: &str) -> Result<Option<ConversionRow>, ConversionError> {
@@ -59,6 +60,18 @@ impl ViewSource for SqliteTx<'_> {
         )?;
         let rows = st.query_map([commission_id], event_row)?.collect::<Result<_, _>>()?;
         Ok(rows)
+    }
+}
+
+impl OutboxTx for SqliteTx<'_> {
+    fn append_event(&mut self, event: &Event, partner: Option<&str>, body: &str) -> Result<(), OutboxError> {
+        let storage = |e: rusqlite::Error| OutboxError::Storage(e.to_string());
+        self.conn()
+            .prepare_cached("INSERT INTO webhook_events (id, type, partner, occurred_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(storage)?
+            .execute(params![event.id.to_string(), event.kind.as_str(), partner, event.occurred_ms, body])
+            .map_err(storage)?;
+        Ok(())
     }
 }
 

@@ -11,7 +11,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::storage::migration::{self, Migration, SchemaError};
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "0001_initial", sql: include_str!("0001_initial.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "0001_initial", sql: include_str!("0001_initial.sql") },
+    Migration { version: 2, name: "0002_webhook_outbox", sql: include_str!("0002_webhook_outbox.sql") },
+];
 
 /// The version this build's migrations reach.
 pub const LATEST: u32 = migration::latest(MIGRATIONS);

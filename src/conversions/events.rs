@@ -1,0 +1,79 @@
+//! The webhook events a job writes to the outbox, in its own transaction: a conversion credited
+//! to a partner, and each commission created, approved, or voided and reversed. Each cause is
+//! written once, by the job whose change it is: a retry that changes nothing writes nothing.
+//! The data carries ids and amounts only, never a customer's data.
+
+use serde_json::json;
+
+use super::store::ConversionTx;
+use super::{ConversionError, NewConversion};
+use crate::attribution::engine::Attribution;
+use crate::lifecycle::Commission;
+use crate::webhooks::{self, Event, EventType};
+
+fn emit<T: ConversionTx>(
+    tx: &mut T,
+    kind: EventType,
+    cause: &str,
+    now_ms: u64,
+    partner: &str,
+    data: serde_json::Value,
+) -> Result<(), ConversionError> {
+    let event = Event::new(kind, cause, now_ms as i64, data).map_err(webhooks::OutboxError::from)?;
+    Ok(webhooks::emit(tx, &event, Some(partner))?)
+}
+
+/// `conversion.attributed`, once per credited partner, with that partner's share.
+pub(super) fn attributed<T: ConversionTx>(
+    tx: &mut T,
+    id: &str,
+    c: &NewConversion,
+    attribution: &Attribution,
+    now_ms: u64,
+) -> Result<(), ConversionError> {
+    for s in &attribution.shares {
+        let data = json!({
+            "conversion_id": id, "program": c.program, "partner": s.partner, "method": attribution.method.as_str(),
+            "amount_minor": c.amount_minor, "share_minor": s.amount_minor, "currency": c.currency,
+            "occurred_at_ms": c.occurred_at_ms,
+        });
+        emit(tx, EventType::ConversionAttributed, &format!("conversion:{id}:partner:{}", s.partner), now_ms, &s.partner, data)?;
+    }
+    Ok(())
+}
+
+fn commission_data(c: &Commission) -> serde_json::Value {
+    json!({
+        "commission_id": c.id, "conversion_id": c.conversion_id, "program": c.program, "partner": c.partner,
+        "item": c.item, "currency": c.currency, "amount_minor": c.amount_minor, "voided_minor": c.voided_minor,
+        "reversed_minor": c.reversed_minor, "remaining_minor": c.remaining_minor(), "status": c.status.as_str(),
+        "lock_until_ms": c.lock_until_ms,
+    })
+}
+
+/// `commission.created` for each commission a new conversion made.
+pub(super) fn created<T: ConversionTx>(tx: &mut T, commissions: &[Commission], now_ms: u64) -> Result<(), ConversionError> {
+    for c in commissions {
+        emit(tx, EventType::CommissionCreated, &format!("commission:{}:created", c.id), now_ms, &c.partner, commission_data(c))?;
+    }
+    Ok(())
+}
+
+/// `commission.approved` for each commission the approval sweep approved.
+pub(super) fn approved<T: ConversionTx>(tx: &mut T, commissions: &[Commission], now_ms: u64) -> Result<(), ConversionError> {
+    for c in commissions {
+        emit(tx, EventType::CommissionApproved, &format!("commission:{}:approve", c.id), now_ms, &c.partner, commission_data(c))?;
+    }
+    Ok(())
+}
+
+/// `commission.reversed` for each commission a cancel or a refund voided (inside its lock) or
+/// reversed (after approval or payment). The cause names what has been taken back in all, so
+/// every step is its own event.
+pub(super) fn reversed<T: ConversionTx>(tx: &mut T, commissions: &[Commission], now_ms: u64) -> Result<(), ConversionError> {
+    for c in commissions {
+        let cause = format!("commission:{}:taken-back:{}", c.id, c.voided_minor + c.reversed_minor);
+        emit(tx, EventType::CommissionReversed, &cause, now_ms, &c.partner, commission_data(c))?;
+    }
+    Ok(())
+}
