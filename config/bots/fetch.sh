@@ -45,6 +45,9 @@ UAP_DEB_SHA256="a4a0083299d7d27b2ce560b3c8f589fa2bc4c583e8229fb8ac642694fe230f4e
 FAKE_PYPI="fake-useragent"
 FAKE_VERSION="2.2.0"
 FAKE_WHEEL_SHA256="67f35ca4d847b0d298187443aaf020413746e56acd985a611908c73dba2daa24"
+DETECT_PYPI="crawlerdetect"
+DETECT_VERSION="0.4.2"
+DETECT_SDIST_SHA256="2ecbc825ec9bbfe94d1878078fbc3d336ed4b247a00dd56691479554ca3cb2ef"
 # ---------------------------------------------------------------------------
 
 CRAWLERS_OUT="crawler-user-agents.json"
@@ -158,7 +161,7 @@ npm_pack_verified() {
 # The evaluation corpora (eval/, see README.md): fetched, verified and labelled into
 # one agent per line files, then renamed into place as a whole.
 EVAL_DIR="$HERE/eval"
-EVAL_STAMP="isbot=$ISBOT_VERSION yaml=$YAML_VERSION uap=$UAP_VERSION fake=$FAKE_VERSION label=$(sha256_of "$HERE/label.js")"
+EVAL_STAMP="isbot=$ISBOT_VERSION yaml=$YAML_VERSION uap=$UAP_VERSION fake=$FAKE_VERSION detect=$DETECT_VERSION label=$(sha256_of "$HERE/label.js")"
 fetch_eval() {
   if [ "$FORCE" -eq 0 ] && [ -f "$EVAL_DIR/.fetched" ] && [ "$(cat -- "$EVAL_DIR/.fetched")" = "$EVAL_STAMP" ]; then
     log "evaluation corpora already present; nothing to do"
@@ -193,6 +196,20 @@ fetch_eval() {
   [ -n "$whl" ] || die "pip download produced no wheel"
   verify "$whl" "$FAKE_WHEEL_SHA256"
   python3 -m zipfile -e "$whl" "$TMP/fake"
+
+  log "fetching $DETECT_PYPI==$DETECT_VERSION with pip download (the source archive, for its test fixtures)"
+  python3 -m pip download --quiet --no-deps --no-binary=:all: --dest "$TMP/sdist" "$DETECT_PYPI==$DETECT_VERSION" \
+    || die "pip download $DETECT_PYPI==$DETECT_VERSION failed"
+  local sdist
+  sdist=$(find "$TMP/sdist" -name '*.tar.gz' | head -n1)
+  [ -n "$sdist" ] || die "pip download produced no source archive"
+  verify "$sdist" "$DETECT_SDIST_SHA256"
+  mkdir -p "$TMP/detect"
+  tar -xzf "$sdist" -C "$TMP/detect"
+  local fixtures="$TMP/detect/$DETECT_PYPI-$DETECT_VERSION/tests/fixtures/user_agent"
+  grep -v '^[[:space:]]*$' "$fixtures/crawlers.txt" | sort -u > "$out/crawlerdetect.bots.txt"
+  grep -v '^[[:space:]]*$' "$fixtures/devices.txt" | sort -u > "$out/crawlerdetect.browsers.txt"
+  cp -- "$TMP/detect/$DETECT_PYPI-$DETECT_VERSION/LICENSE" "$out/crawlerdetect.LICENSE"
 
   node "$HERE/label.js" "$TMP/yaml/package/dist/js-yaml.js" "$TMP/uap/usr/share/uap-core" \
     "$TMP/fake/fake_useragent/data/browsers.jsonl" "$out"

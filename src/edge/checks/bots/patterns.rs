@@ -100,11 +100,12 @@ const STRONG_TOKENS: &[&str] = &[
 ];
 
 /// Robot words and addresses that need more than a literal. `bot` is a word's end (`Googlebot/`,
-/// `SomethingBot;`, `robot`), except in the phone brand Cubot; an e-mail address anywhere.
+/// `SomethingBot;`, `robot`), except in the phone brand Cubot; an e-mail address anywhere; a
+/// lower-case domain ending (upper case is Internet Explorer's `.NET CLR 2.0`).
 const STRONG_REGEXES: &[&str] = &[
     r"(?i)(?:^|[^u]|[^c]u|^u)bots?(?:\b|_|\d)",
     r"(?i)[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}",
-    r"(?i)\.(?:com|net|org|io|info|biz)(?:/|\)|;|\s|$)",
+    r"\.(?:com|net|org|io|info|biz)(?:/|\)|;|\s|$)",
 ];
 
 /// Real browser engines and families (any of these and no bot evidence: a browser).
@@ -255,7 +256,9 @@ impl Tables {
                 t.add(tok, Anchor::Any, kind);
             }
         }
-        t.strong.extend(STRONG_REGEXES.iter().map(|r| r.to_string()));
+        // Each fragment in its own group: an inline flag such as `(?i)` would otherwise reach
+        // into the alternatives after it.
+        t.strong.extend(STRONG_REGEXES.iter().map(|r| format!("(?:{r})")));
         t
     }
 
@@ -388,8 +391,8 @@ pub fn without_lookaround(p: &str) -> Option<String> {
     Some(format!("{head}{body}{tail}"))
 }
 
-/// `p` with JavaScript's class ranges that Rust's regex refuses made literal: in JavaScript a
-/// `-` next to a class escape (`[\w\d-.]`) is a plain hyphen; in Rust it is an error.
+/// `p` in JavaScript's meaning for Rust's regex: `\w`, `\d`, `\s` and `\b` are ASCII, and a
+/// `-` next to a class escape (`[\w\d-.]`) is a plain hyphen (in Rust it is an error).
 pub fn js_classes(p: &str) -> String {
     let mut out = String::with_capacity(p.len() + 4);
     let (mut in_class, mut after_class_escape) = (false, false);
@@ -398,8 +401,21 @@ pub fn js_classes(p: &str) -> String {
         match c {
             '\\' => {
                 let e = chars.next().unwrap_or('\\');
-                out.push('\\');
-                out.push(e);
+                // ASCII classes, as in JavaScript: Unicode's `\w` and `\b` multiply the lazy
+                // DFA's states, and a random agent then costs tens of microseconds.
+                match (e, in_class) {
+                    ('w', true) => out.push_str("0-9A-Za-z_"),
+                    ('w', false) => out.push_str("[0-9A-Za-z_]"),
+                    ('d', true) => out.push_str("0-9"),
+                    ('d', false) => out.push_str("[0-9]"),
+                    ('s', true) => out.push_str("\\t\\n\\x0B\\f\\r "),
+                    ('s', false) => out.push_str("[\\t\\n\\x0B\\f\\r ]"),
+                    ('b', false) => out.push_str("(?-u:\\b)"),
+                    _ => {
+                        out.push('\\');
+                        out.push(e);
+                    }
+                }
                 after_class_escape = in_class && matches!(e, 'w' | 'W' | 'd' | 'D' | 's' | 'S');
                 continue;
             }

@@ -140,9 +140,9 @@ fn lookarounds_become_alternations() {
     assert!(java.is_match("Java/1.8") && java.is_match("java") && !java.is_match("(Java; U; MIDP-2.0)"));
     let http = re("(?<!lib)http");
     assert!(http.is_match("http://x") && http.is_match("xhttp") && !http.is_match("libhttp/1"));
-    assert_eq!(js_classes(r"[\w\d-.]+"), r"[\w\d\-.]+");
-    assert_eq!(js_classes(r"[.-\d]"), r"[.\-\d]");
-    assert_eq!(js_classes(r"[a-z]-\d"), r"[a-z]-\d");
+    assert_eq!(js_classes(r"[\w\d-.]+"), r"[0-9A-Za-z_0-9\-.]+");
+    assert_eq!(js_classes(r"[.-\d]"), r"[.\-0-9]");
+    assert_eq!(js_classes(r"[a-z]-\d\b\."), r"[a-z]-[0-9](?-u:\b)\.");
     assert_eq!(without_lookaround("(?=x)foo"), None);
     assert_eq!(without_lookaround("a(?!b)c"), None);
     assert_eq!(without_lookaround("(?<!a+)b"), None);
