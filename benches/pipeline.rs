@@ -741,11 +741,13 @@ fn bench_checks(c: &mut Criterion, env: &Env) {
     bench_stage(&mut g, "geo_uncached", env, &geo);
     drop(geo);
 
-    // Bots: the loadtest crawler list (compiled once into one regex) behind the verdict cache.
+    // Bots: the loadtest crawler and generic lists (one automaton, one regex set) behind the
+    // verdict cache.
     let bots = BotCheck::build(&checks.bots).expect("bot list");
+    let s = &bots.status;
     println!(
-        "check/bots: crawler list {} ({} patterns, {} skipped), UA cache {} slots",
-        bots.status.source, bots.status.patterns, bots.status.skipped, checks.bots.ua_cache_len
+        "check/bots: crawler list {} ({} patterns, {} skipped), generic list {} ({} patterns, {} skipped), UA cache {} slots",
+        s.source, s.patterns, s.skipped, s.generic_source, s.generic_patterns, s.generic_skipped, checks.bots.ua_cache_len
     );
     ua_cost_report(env, &bots, checks.bots.ua_cache_len);
     bench_stage(&mut g, "bots", env, &bots);

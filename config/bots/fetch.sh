@@ -6,13 +6,20 @@
 #   browser-user-agents.txt   <- npm "user-agents" (BSD-2-Clause): distinct real
 #                                browser userAgent strings, one per line,
 #                                most frequent (by the package's weight) first
+#   isbot-patterns.json       <- npm "isbot" (Unlicense): its generic pattern
+#                                list, a JSON array of case-insensitive regexes
+#
+# With --eval it also fetches the evaluation corpora of loadtest/bots.sh into
+# eval/ (see README.md): Debian "uap-core" (Apache-2.0, apt-get download),
+# PyPI "fake-useragent" (Apache-2.0, pip download), npm "js-yaml" (MIT, to read
+# uap-core's YAML) and isbot's own code (to run isbot beside ours).
 #
 # Packages are obtained with `npm pack` at pinned versions (never a URL) and
 # each tarball is checked against a pinned sha256. Idempotent: if both files
 # exist and match the checksums recorded in .fetched, nothing is downloaded.
 # Files are replaced atomically (rename) so a watcher never sees partial data.
 #
-# Usage: config/bots/fetch.sh [--force]     (runnable from any directory)
+# Usage: config/bots/fetch.sh [--force] [--eval]    (runnable from any directory)
 set -euo pipefail
 
 # ---- pins (see README.md for how to bump) --------------------------------
@@ -23,19 +30,40 @@ CRAWLERS_TARBALL_SHA256="355ff319e17919f1738122752c8036d605d0e1bcba81de31e84377d
 BROWSERS_PKG="user-agents"
 BROWSERS_VERSION="2.1.198"
 BROWSERS_TARBALL_SHA256="581c4f5074669b6f125263b8ddf302d221a26a06842488c6cc8d50dc5c5c0851"
+
+ISBOT_PKG="isbot"
+ISBOT_VERSION="5.2.4"
+ISBOT_TARBALL_SHA256="5eceab35fd973ab94a0bd0cc790b096fe85f57724c727c46a425228f00d5d8f6"
+
+# Evaluation only (--eval).
+YAML_PKG="js-yaml"
+YAML_VERSION="4.1.0"
+YAML_TARBALL_SHA256="0dae332559cf22b21c26ea70e732afd8303ff99412f9c3d9d209faa8882cf2ca"
+UAP_DEB="uap-core"
+UAP_VERSION="1:0.16.0-1"
+UAP_DEB_SHA256="a4a0083299d7d27b2ce560b3c8f589fa2bc4c583e8229fb8ac642694fe230f4e"
+FAKE_PYPI="fake-useragent"
+FAKE_VERSION="2.2.0"
+FAKE_WHEEL_SHA256="67f35ca4d847b0d298187443aaf020413746e56acd985a611908c73dba2daa24"
+DETECT_PYPI="crawlerdetect"
+DETECT_VERSION="0.4.2"
+DETECT_SDIST_SHA256="2ecbc825ec9bbfe94d1878078fbc3d336ed4b247a00dd56691479554ca3cb2ef"
 # ---------------------------------------------------------------------------
 
 CRAWLERS_OUT="crawler-user-agents.json"
 BROWSERS_OUT="browser-user-agents.txt"
+ISBOT_OUT="isbot-patterns.json"
 
 HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 STAMP="$HERE/.fetched"
 FORCE=0
+EVAL=0
 
 for arg in "$@"; do
   case "$arg" in
     -f|--force) FORCE=1 ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --eval) EVAL=1 ;;
+    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fetch.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -58,6 +86,9 @@ report() {
   f="$HERE/$BROWSERS_OUT"; size=$(stat -c %s -- "$f")
   printf '%-26s %9d bytes  %5d lines    %s\n' "$BROWSERS_OUT" "$size" \
     "$(wc -l < "$f")" "$state"
+  f="$HERE/$ISBOT_OUT"; size=$(stat -c %s -- "$f")
+  printf '%-26s %9d bytes  %5d entries  %s\n' "$ISBOT_OUT" "$size" \
+    "$(grep -c '^ "' -- "$f")" "$state"
 }
 
 is_up_to_date() {
@@ -66,8 +97,10 @@ is_up_to_date() {
   [ "$(stamp_get crawlers_tarball_sha256)" = "$CRAWLERS_TARBALL_SHA256" ] || return 1
   [ "$(stamp_get browsers)" = "$BROWSERS_PKG@$BROWSERS_VERSION" ] || return 1
   [ "$(stamp_get browsers_tarball_sha256)" = "$BROWSERS_TARBALL_SHA256" ] || return 1
+  [ "$(stamp_get isbot)" = "$ISBOT_PKG@$ISBOT_VERSION" ] || return 1
+  [ "$(stamp_get isbot_tarball_sha256)" = "$ISBOT_TARBALL_SHA256" ] || return 1
   local f want
-  for f in "$CRAWLERS_OUT" "$BROWSERS_OUT"; do
+  for f in "$CRAWLERS_OUT" "$BROWSERS_OUT" "$ISBOT_OUT"; do
     want=$(stamp_get "$f")
     [ -n "$want" ] && [ -f "$HERE/$f" ] || return 1
     [ "$(sha256_of "$HERE/$f")" = "$want" ] || return 1
@@ -91,43 +124,113 @@ for tool in sha256sum tar awk stat; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool '$tool' not found"
 done
 
-if [ "$FORCE" -eq 0 ] && is_up_to_date; then
-  log "$CRAWLERS_PKG@$CRAWLERS_VERSION and $BROWSERS_PKG@$BROWSERS_VERSION already present and verified; nothing to do"
-  report "up-to-date"
-  exit 0
-fi
-
-ensure_npm
-
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/clickgate-bots.XXXXXX")"
 cleanup() {
   rm -rf -- "$TMP"
-  rm -f -- "$HERE/.$CRAWLERS_OUT.partial" "$HERE/.$BROWSERS_OUT.partial" "$STAMP.partial"
+  rm -f -- "$HERE/.$CRAWLERS_OUT.partial" "$HERE/.$BROWSERS_OUT.partial" "$HERE/.$ISBOT_OUT.partial" "$STAMP.partial"
+  rm -rf -- "$HERE/.eval.partial"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# verify FILE SHA256: stop unless FILE has that sha256.
+verify() {
+  local file=$1 want=$2 actual
+  actual=$(sha256_of "$file")
+  if [ "$actual" != "$want" ]; then
+    die "checksum mismatch for $(basename -- "$file")
+  expected sha256 $want
+  got      sha256 $actual
+If you are deliberately bumping the version, put the new value in the matching *_SHA256."
+  fi
+  log "$(basename -- "$file") sha256 verified"
+}
+
 # npm_pack_verified NAME VERSION SHA256 DESTDIR: npm pack, verify, untar into DESTDIR.
 npm_pack_verified() {
-  local name=$1 version=$2 want=$3 dest=$4 tgz actual
+  local name=$1 version=$2 want=$3 dest=$4 tgz
   log "fetching $name@$version with npm pack"
   tgz=$(cd "$TMP" && npm pack --silent --loglevel=error "$name@$version" | tail -n1)
   [ -f "$TMP/$tgz" ] || die "npm pack $name@$version did not produce a tarball (got '$tgz')"
-  actual=$(sha256_of "$TMP/$tgz")
-  if [ "$actual" != "$want" ]; then
-    die "checksum mismatch for $tgz
-  expected sha256 $want
-  got      sha256 $actual
-If you are deliberately bumping the version, put the new value in the matching *_TARBALL_SHA256."
-  fi
-  log "$tgz sha256 verified"
+  verify "$TMP/$tgz" "$want"
   mkdir -p "$dest"
   tar -xzf "$TMP/$tgz" -C "$dest"
 }
 
+# The evaluation corpora (eval/, see README.md): fetched, verified and labelled into
+# one agent per line files, then renamed into place as a whole.
+EVAL_DIR="$HERE/eval"
+EVAL_STAMP="isbot=$ISBOT_VERSION yaml=$YAML_VERSION uap=$UAP_VERSION fake=$FAKE_VERSION detect=$DETECT_VERSION label=$(sha256_of "$HERE/label.js")"
+fetch_eval() {
+  if [ "$FORCE" -eq 0 ] && [ -f "$EVAL_DIR/.fetched" ] && [ "$(cat -- "$EVAL_DIR/.fetched")" = "$EVAL_STAMP" ]; then
+    log "evaluation corpora already present; nothing to do"
+    return 0
+  fi
+  ensure_npm
+  command -v python3 >/dev/null 2>&1 || die "python3 is required for --eval (pip download, unzip)"
+  local out="$HERE/.eval.partial"
+  rm -rf -- "$out"; mkdir -p "$out/isbot"
+  npm_pack_verified "$ISBOT_PKG" "$ISBOT_VERSION" "$ISBOT_TARBALL_SHA256" "$TMP/isbot-eval"
+  cp -- "$TMP/isbot-eval/package/index.js" "$TMP/isbot-eval/package/LICENSE" "$out/isbot/"
+  npm_pack_verified "$YAML_PKG" "$YAML_VERSION" "$YAML_TARBALL_SHA256" "$TMP/yaml"
+
+  log "fetching $UAP_DEB=$UAP_VERSION with apt-get download"
+  mkdir -p "$TMP/deb"
+  if ! (cd "$TMP/deb" && apt-get download "$UAP_DEB=$UAP_VERSION" >/dev/null 2>&1); then
+    [ "$(id -u)" -eq 0 ] || die "apt-get download $UAP_DEB=$UAP_VERSION failed; run 'sudo apt-get update' and re-run"
+    apt-get update >/dev/null || die "apt-get update failed"
+    (cd "$TMP/deb" && apt-get download "$UAP_DEB=$UAP_VERSION") || die "apt-get download $UAP_DEB=$UAP_VERSION failed"
+  fi
+  local deb
+  deb=$(find "$TMP/deb" -name '*.deb' | head -n1)
+  [ -n "$deb" ] || die "apt-get download produced no .deb"
+  verify "$deb" "$UAP_DEB_SHA256"
+  dpkg-deb -x "$deb" "$TMP/uap"
+
+  log "fetching $FAKE_PYPI==$FAKE_VERSION with pip download"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$TMP/whl" "$FAKE_PYPI==$FAKE_VERSION" \
+    || die "pip download $FAKE_PYPI==$FAKE_VERSION failed"
+  local whl
+  whl=$(find "$TMP/whl" -name '*.whl' | head -n1)
+  [ -n "$whl" ] || die "pip download produced no wheel"
+  verify "$whl" "$FAKE_WHEEL_SHA256"
+  python3 -m zipfile -e "$whl" "$TMP/fake"
+
+  log "fetching $DETECT_PYPI==$DETECT_VERSION with pip download (the source archive, for its test fixtures)"
+  python3 -m pip download --quiet --no-deps --no-binary=:all: --dest "$TMP/sdist" "$DETECT_PYPI==$DETECT_VERSION" \
+    || die "pip download $DETECT_PYPI==$DETECT_VERSION failed"
+  local sdist
+  sdist=$(find "$TMP/sdist" -name '*.tar.gz' | head -n1)
+  [ -n "$sdist" ] || die "pip download produced no source archive"
+  verify "$sdist" "$DETECT_SDIST_SHA256"
+  mkdir -p "$TMP/detect"
+  tar -xzf "$sdist" -C "$TMP/detect"
+  local fixtures="$TMP/detect/$DETECT_PYPI-$DETECT_VERSION/tests/fixtures/user_agent"
+  grep -v '^[[:space:]]*$' "$fixtures/crawlers.txt" | sort -u > "$out/crawlerdetect.bots.txt"
+  grep -v '^[[:space:]]*$' "$fixtures/devices.txt" | sort -u > "$out/crawlerdetect.browsers.txt"
+  cp -- "$TMP/detect/$DETECT_PYPI-$DETECT_VERSION/LICENSE" "$out/crawlerdetect.LICENSE"
+
+  node "$HERE/label.js" "$TMP/yaml/package/dist/js-yaml.js" "$TMP/uap/usr/share/uap-core" \
+    "$TMP/fake/fake_useragent/data/browsers.jsonl" "$out"
+  echo "$EVAL_STAMP" > "$out/.fetched"
+  rm -rf -- "$EVAL_DIR"
+  mv -- "$out" "$EVAL_DIR"
+  log "evaluation corpora installed into $EVAL_DIR"
+}
+
+if [ "$FORCE" -eq 0 ] && is_up_to_date; then
+  log "$CRAWLERS_PKG@$CRAWLERS_VERSION, $BROWSERS_PKG@$BROWSERS_VERSION and $ISBOT_PKG@$ISBOT_VERSION already present and verified; nothing to do"
+  report "up-to-date"
+  if [ "$EVAL" -eq 1 ]; then fetch_eval; fi
+  exit 0
+fi
+
+ensure_npm
+
 npm_pack_verified "$CRAWLERS_PKG" "$CRAWLERS_VERSION" "$CRAWLERS_TARBALL_SHA256" "$TMP/crawlers"
 npm_pack_verified "$BROWSERS_PKG" "$BROWSERS_VERSION" "$BROWSERS_TARBALL_SHA256" "$TMP/browsers"
+npm_pack_verified "$ISBOT_PKG" "$ISBOT_VERSION" "$ISBOT_TARBALL_SHA256" "$TMP/isbot"
 
 # --- crawler-user-agents.json: copied verbatim after a sanity check ---------
 crawlers_src="$TMP/crawlers/package/crawler-user-agents.json"
@@ -179,19 +282,38 @@ fs.writeFileSync(out, uas.join('\n') + '\n');
 console.error(`bots: ${list.length} user-agents records -> ${uas.length} distinct strings`);
 JS
 
+# --- isbot-patterns.json: isbot's exported pattern list --------------------
+isbot_src="$TMP/isbot/package/index.js"
+[ -s "$isbot_src" ] || die "$ISBOT_PKG tarball has no index.js"
+node - "$isbot_src" "$HERE/.$ISBOT_OUT.partial" <<'JS'
+const fs = require('fs');
+const [src, out] = process.argv.slice(2);
+const list = require(src).list;
+if (!Array.isArray(list) || list.length === 0 || !list.every((p) => typeof p === 'string' && p !== ''))
+  throw new Error('isbot does not export a non-empty list of pattern strings');
+for (const p of list) new RegExp(p, 'i');
+fs.writeFileSync(out, JSON.stringify(list, null, 1) + '\n');
+console.error(`bots: ${list.length} isbot patterns checked`);
+JS
+
 {
   echo "# written by config/bots/fetch.sh; do not edit"
   echo "crawlers=$CRAWLERS_PKG@$CRAWLERS_VERSION"
   echo "crawlers_tarball_sha256=$CRAWLERS_TARBALL_SHA256"
   echo "browsers=$BROWSERS_PKG@$BROWSERS_VERSION"
   echo "browsers_tarball_sha256=$BROWSERS_TARBALL_SHA256"
+  echo "isbot=$ISBOT_PKG@$ISBOT_VERSION"
+  echo "isbot_tarball_sha256=$ISBOT_TARBALL_SHA256"
   echo "$CRAWLERS_OUT=$(sha256_of "$HERE/.$CRAWLERS_OUT.partial")"
   echo "$BROWSERS_OUT=$(sha256_of "$HERE/.$BROWSERS_OUT.partial")"
+  echo "$ISBOT_OUT=$(sha256_of "$HERE/.$ISBOT_OUT.partial")"
 } > "$STAMP.partial"
-chmod 0644 "$HERE/.$CRAWLERS_OUT.partial" "$HERE/.$BROWSERS_OUT.partial"
+chmod 0644 "$HERE/.$CRAWLERS_OUT.partial" "$HERE/.$BROWSERS_OUT.partial" "$HERE/.$ISBOT_OUT.partial"
 mv -f -- "$HERE/.$CRAWLERS_OUT.partial" "$HERE/$CRAWLERS_OUT"
 mv -f -- "$HERE/.$BROWSERS_OUT.partial" "$HERE/$BROWSERS_OUT"
+mv -f -- "$HERE/.$ISBOT_OUT.partial" "$HERE/$ISBOT_OUT"
 mv -f -- "$STAMP.partial" "$STAMP"
 
 log "installed into $HERE"
 report "fetched"
+if [ "$EVAL" -eq 1 ]; then fetch_eval; fi

@@ -140,6 +140,8 @@ pub struct Bots {
     pub mode: Mode,
     /// crawler-user-agents JSON (fetched by `config/bots/fetch.sh`).
     pub crawler_list: Option<PathBuf>,
+    /// isbot's generic pattern list, a JSON array of strings (fetched by `config/bots/fetch.sh`).
+    pub generic_list: Option<PathBuf>,
     pub bot_action: Action,
     pub ua_cache_len: usize,
     /// Longer agents are flagged `non_browser_ua` without being matched.
@@ -148,7 +150,14 @@ pub struct Bots {
 
 impl Default for Bots {
     fn default() -> Self {
-        Bots { mode: Mode::Enforce, crawler_list: None, bot_action: Action::Flag, ua_cache_len: 16_384, ua_bytes_max: 512 }
+        Bots {
+            mode: Mode::Enforce,
+            crawler_list: None,
+            generic_list: None,
+            bot_action: Action::Flag,
+            ua_cache_len: 16_384,
+            ua_bytes_max: 512,
+        }
     }
 }
 

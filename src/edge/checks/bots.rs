@@ -1,55 +1,63 @@
-//! Stage 4: user agents. Link unfurlers, empty and non-browser agents, and crawlers from the
-//! published crawler-user-agents list.
+//! Stage 4: user agents. Link unfurlers, empty agents, bots, and agents of no browser family.
 //!
-//! Nearly all of the list's patterns are plain literals: those go into one Aho-Corasick
-//! automaton, and only the few real regexes into one combined regex. One regex of all 1,500
-//! patterns outgrows the lazy DFA's cache, and an agent never seen before then costs
-//! hundreds of microseconds, which is a denial-of-service lever for anyone who randomises it.
-//! Agents longer than `ua_bytes_max` are not matched at all: no browser sends one. Real
-//! traffic repeats a few thousand agents, so each verdict is also cached in a fixed-size,
-//! lock-free table keyed by hash.
+//! Three sources of evidence, in `patterns`: the published crawler-user-agents list (specific
+//! crawlers), isbot's generic list (tool-like shapes of agents), and our own tokens (robot words,
+//! automation tools, a URL or an e-mail address; browser engines and families, feature-phone,
+//! proxy and in-app browsers). Every literal of all of them goes into one Aho-Corasick DFA that
+//! ignores ASCII case; the few real regexes go into two regexes, specific and generic evidence
+//! (the second runs only when nothing else decided). One regex of all the lists' patterns
+//! outgrows the lazy DFA's cache, and an
+//! agent never seen before then costs hundreds of microseconds, which is a denial-of-service
+//! lever for anyone who randomises it.
+//!
+//! The verdict: a link unfurler first, then any specific bot evidence, then generic evidence
+//! unless the agent is a feature-phone, proxy or in-app browser (whose agents legitimately look
+//! like tools: `Nokia6300/2.0 Profile/MIDP-2.0 Configuration/CLDC-1.1`); an agent naming no
+//! browser engine or family is `non_browser_ua` (isbot's regexes are not run on it: it is
+//! flagged either way, and they cost tens of microseconds on a random agent); else a browser. Agents longer than `ua_bytes_max`
+//! are not matched at all: no browser sends one. Real traffic repeats a few thousand agents, so
+//! each verdict is also cached in a fixed-size, lock-free table keyed by hash.
 
-use std::path::Path;
+mod patterns;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aho_corasick::AhoCorasick;
-use regex::Regex;
-use serde::Deserialize;
+use regex::{Regex, RegexBuilder};
 
+use self::patterns::{Kinds, Tables, BROWSER, PHONE, PREVIEW, STRONG, WEAK};
 use super::{Check, Click, Findings, Reason};
 use crate::config::{self, Action};
 
-/// Why the crawler list could not be used.
+pub use self::patterns::{js_classes, load_crawlers as load_patterns, load_generic, without_lookaround};
+
+/// Why a bot list could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BotsError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("{path} is not a crawler-user-agents JSON list: {source}")]
+    #[error("{path} is not a crawler-user-agents or isbot JSON list: {source}")]
     Parse { path: String, source: serde_json::Error },
-    #[error("the combined crawler pattern does not compile: {0}")]
+    #[error("the combined bot patterns do not compile: {0}")]
     Regex(#[from] regex::Error),
-    #[error("the crawler literals do not build an automaton: {0}")]
+    #[error("the bot literals do not build an automaton: {0}")]
     Literals(#[from] aho_corasick::BuildError),
 }
 
-/// Link-preview fetchers: they get the redirect, but are never clicks. Our own list, matched
-/// before the crawler list (which also names several of them).
-const LINK_PREVIEW: &str = r"(?i)slackbot|slack-imgproxy|twitterbot|facebookexternalhit|facebot|linkedinbot|whatsapp/|telegrambot|discordbot|skypeuripreview|microsoftpreview|redditbot|vkshare|iframely|embedly|cardyb|mastodon/|pinterestbot|google-pagerenderer|snap url preview|viber";
-
-/// Used only when no crawler list is configured or fetched yet.
-const FALLBACK_CRAWLERS: &str = r"(?i)bot\b|crawl|spider|slurp|curl/|wget/|python-requests|python-urllib|go-http-client|java/|okhttp|libwww|httpclient|headlesschrome|phantomjs|scrapy|axios/|node-fetch|aiohttp|httpx";
-
-#[derive(Deserialize)]
-struct CrawlerEntry {
-    pattern: String,
-}
-
-/// Where the crawler patterns came from, for logs and metrics.
+/// Where the patterns came from, for logs and metrics.
 #[derive(Debug, Clone)]
 pub struct ListStatus {
+    /// The crawler list's path, or `fallback` when there is none.
     pub source: String,
+    /// Crawler patterns used.
     pub patterns: usize,
+    /// Crawler patterns skipped (not valid in Rust's regex).
     pub skipped: usize,
+    /// The generic (isbot) list's path, or `builtin` when there is none.
+    pub generic_source: String,
+    /// Generic patterns used and skipped.
+    pub generic_patterns: usize,
+    pub generic_skipped: usize,
 }
 
 /// How a user agent was classified.
@@ -65,24 +73,17 @@ pub enum UaClass {
 
 /// The bots stage.
 pub struct BotCheck {
-    preview: Regex,
     literals: AhoCorasick,
-    crawlers: Regex,
+    /// Per automaton pattern: the kinds it adds.
+    kinds: Box<[Kinds]>,
+    /// Specific bot evidence that is not a literal.
+    strong: Regex,
+    /// Generic bot evidence that is not a literal.
+    weak: Regex,
     ua_bytes_max: usize,
     cache: Box<[AtomicU64]>,
     bot_action: Action,
     pub status: ListStatus,
-}
-
-/// Reads a crawler-user-agents JSON file into patterns that compile in Rust's regex.
-pub fn load_patterns(path: &Path) -> Result<(Vec<String>, usize), BotsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| BotsError::Read { path: path.display().to_string(), source })?;
-    let entries: Vec<CrawlerEntry> =
-        serde_json::from_str(&text).map_err(|source| BotsError::Parse { path: path.display().to_string(), source })?;
-    let total = entries.len();
-    let ok: Vec<String> = entries.into_iter().map(|e| e.pattern).filter(|p| Regex::new(p).is_ok()).collect();
-    let skipped = total - ok.len();
-    Ok((ok, skipped))
 }
 
 /// The literal a pattern stands for, when it is one: no regex syntax beyond escaped
@@ -104,46 +105,60 @@ pub fn as_literal(pattern: &str) -> Option<String> {
 }
 
 impl BotCheck {
-    /// Compiles the lists. A configured list that does not exist yet falls back to generic
-    /// patterns with a warning; one that exists but is malformed is an error.
+    /// Compiles the lists. A configured list that does not exist yet is left out with a
+    /// warning (our own tokens stay); one that exists but is malformed is an error.
     pub fn build(cfg: &config::Bots) -> Result<BotCheck, BotsError> {
-        let (literals, crawlers, status) = match &cfg.crawler_list {
-            Some(path) if path.exists() => {
-                let (patterns, skipped) = load_patterns(path)?;
-                if skipped > 0 {
-                    tracing::warn!(skipped, "some crawler patterns do not compile and were skipped");
-                }
-                let (literal, regexes): (Vec<_>, Vec<_>) = patterns.iter().partition(|p| as_literal(p).is_some());
-                let literal: Vec<String> = literal.iter().filter_map(|p| as_literal(p)).collect();
-                // An empty alternation would match everything; `[^\s\S]` matches nothing.
-                let combined = if regexes.is_empty() {
-                    r"[^\s\S]".to_string()
-                } else {
-                    regexes.iter().map(|p| format!("(?:{p})")).collect::<Vec<_>>().join("|")
-                };
-                let re = regex::RegexBuilder::new(&combined).size_limit(16 << 20).dfa_size_limit(8 << 20).build()?;
-                (
-                    AhoCorasick::builder().kind(Some(aho_corasick::AhoCorasickKind::DFA)).build(&literal)?,
-                    re,
-                    ListStatus { source: path.display().to_string(), patterns: patterns.len(), skipped },
-                )
-            }
-            other => {
-                if let Some(path) = other {
-                    tracing::warn!(path = %path.display(), "crawler list is missing, using the generic fallback patterns; run config/bots/fetch.sh");
-                }
-                (
-                    AhoCorasick::new::<_, &str>([])?,
-                    Regex::new(FALLBACK_CRAWLERS)?,
-                    ListStatus { source: "fallback".into(), patterns: 1, skipped: 0 },
-                )
-            }
+        let mut tables = Tables::builtin();
+        let mut status = ListStatus {
+            source: "fallback".into(),
+            patterns: 0,
+            skipped: 0,
+            generic_source: "builtin".into(),
+            generic_patterns: 0,
+            generic_skipped: 0,
         };
+        match &cfg.crawler_list {
+            Some(path) if path.exists() => {
+                let (patterns, skipped) = patterns::load_crawlers(path)?;
+                tables.add_crawlers(&patterns);
+                status.source = path.display().to_string();
+                status.patterns = tables.crawlers.0;
+                status.skipped = skipped + tables.crawlers.1;
+                if status.skipped > 0 {
+                    tracing::warn!(skipped = status.skipped, "some crawler patterns do not compile and were skipped");
+                }
+            }
+            Some(path) => {
+                tracing::warn!(path = %path.display(), "crawler list is missing, using the built-in tokens only; run config/bots/fetch.sh")
+            }
+            None => {}
+        }
+        match &cfg.generic_list {
+            Some(path) if path.exists() => {
+                tables.add_generic(&patterns::load_generic(path)?);
+                status.generic_source = path.display().to_string();
+                (status.generic_patterns, status.generic_skipped) = tables.generic;
+            }
+            Some(path) => {
+                tracing::warn!(path = %path.display(), "generic bot list is missing, using the built-in tokens only; run config/bots/fetch.sh")
+            }
+            None => {}
+        }
+        let literals = AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .ascii_case_insensitive(true)
+            .build(tables.literals.iter().map(|(l, _)| l))?;
+        let kinds = tables.literals.iter().map(|(_, k)| *k).collect();
+        // An empty alternation would match everything; `[^\s\S]` matches nothing.
+        let join = |parts: &[String]| if parts.is_empty() { r"[^\s\S]".to_string() } else { parts.join("|") };
+        let compile = |parts: &[String]| RegexBuilder::new(&join(parts)).size_limit(16 << 20).dfa_size_limit(8 << 20).build();
+        let (strong, weak) = (compile(&tables.strong)?, compile(&tables.weak)?);
         let len = cfg.ua_cache_len.max(1).next_power_of_two();
         Ok(BotCheck {
-            preview: Regex::new(LINK_PREVIEW)?,
             literals,
-            crawlers,
+            kinds,
+            strong,
+            weak,
             ua_bytes_max: cfg.ua_bytes_max,
             cache: (0..len).map(|_| AtomicU64::new(0)).collect(),
             bot_action: cfg.bot_action,
@@ -155,15 +170,41 @@ impl BotCheck {
     pub fn classify_uncached(&self, ua: &str) -> UaClass {
         let trimmed = ua.trim();
         if trimmed.is_empty() || trimmed == "-" {
-            UaClass::Empty
-        } else if ua.len() > self.ua_bytes_max {
-            UaClass::NonBrowser
-        } else if self.preview.is_match(ua) {
-            UaClass::LinkPreview
-        } else if self.literals.is_match(ua) || self.crawlers.is_match(ua) {
+            return UaClass::Empty;
+        }
+        if ua.len() > self.ua_bytes_max {
+            return UaClass::NonBrowser;
+        }
+        let mut seen = 0u8;
+        for m in self.literals.find_overlapping_iter(ua) {
+            let k = self.kinds[m.pattern().as_usize()];
+            seen |= k.any;
+            if m.start() == 0 {
+                seen |= k.start;
+            }
+            if m.end() == ua.len() {
+                seen |= k.end;
+            }
+        }
+        if seen & PREVIEW != 0 {
+            return UaClass::LinkPreview;
+        }
+        if seen & STRONG != 0 {
+            return UaClass::Crawler;
+        }
+        if self.strong.is_match(ua) {
+            return UaClass::Crawler;
+        }
+        if seen & PHONE == 0 && seen & WEAK != 0 {
+            return UaClass::Crawler;
+        }
+        // An agent that names no browser is flagged either way, so isbot's shapes (the costly
+        // regex: tens of microseconds on a random agent) run only on agents that claim a browser.
+        if seen & (BROWSER | PHONE) == 0 {
+            return UaClass::NonBrowser;
+        }
+        if seen & PHONE == 0 && self.weak.is_match(ua) {
             UaClass::Crawler
-        } else if !(ua.starts_with("Mozilla/") || ua.starts_with("Opera/")) {
-            UaClass::NonBrowser
         } else {
             UaClass::Browser
         }

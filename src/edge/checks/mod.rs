@@ -99,7 +99,7 @@ struct Stage {
 /// Why the pipeline could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("checks.bots.crawler_list: {0}")]
+    #[error("checks.bots (crawler_list or generic_list): {0}")]
     Bots(#[from] bots::BotsError),
     #[error("checks.ip_rules: {0}")]
     IpRules(String),
