@@ -219,9 +219,9 @@ fn real_geolite2_databases_flag_hosting_asns_and_deny_countries() {
     let dir = tempfile::tempdir().unwrap();
     let config = std::path::Path::new(ROOT).join("config/clickgate.toml");
     let input = [
-        r#"{"ip":"8.8.8.8","ua":"Mozilla/5.0 a","code":"demo","ts":1763800000000}"#,
-        r#"{"ip":"3.80.1.1","ua":"Mozilla/5.0 b","code":"demo","ts":1763800000000}"#,
-        r#"{"ip":"175.45.176.1","ua":"Mozilla/5.0 c","code":"demo","ts":1763800000000}"#,
+        r#"{"ip":"8.8.8.8","ua":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 a","code":"demo","ts":1763800000000}"#,
+        r#"{"ip":"3.80.1.1","ua":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 b","code":"demo","ts":1763800000000}"#,
+        r#"{"ip":"175.45.176.1","ua":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 c","code":"demo","ts":1763800000000}"#,
     ];
     let (code, out, err) = run_cli(&config, &dir.path().join("data"), &["check"], &(input.join("\n") + "\n"));
     assert_eq!(code, 0, "{err}");

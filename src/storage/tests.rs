@@ -196,17 +196,19 @@ fn pg_tables(schema: &PgSchema) -> i64 {
 
 #[test]
 #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
-fn migrating_a_fresh_postgresql_schema_records_version_1_and_a_second_run_changes_nothing() {
+fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_changes_nothing() {
     let schema = PgSchema::new("schema_test");
-    assert_eq!(pg::migrate(&schema.url).unwrap(), 1);
+    assert_eq!(pg::migrate(&schema.url).unwrap(), 2);
     let before = pg_state(&schema);
-    assert_eq!(before.0, [(1, "0001_initial".to_string())]);
-    for table in ["conversions", "partner_days", "commissions", "commission_accruals", "ledger_transfers", "schema_migrations"] {
+    assert_eq!(before.0, [(1, "0001_initial".to_string()), (2, "0002_webhook_outbox".to_string())]);
+    let tables =
+        ["conversions", "partner_days", "commissions", "commission_accruals", "ledger_transfers", "schema_migrations", "webhook_events"];
+    for table in tables {
         assert!(before.1.contains(&format!("table {table}")), "no table {table}: {:?}", before.1);
     }
     assert!(before.1.contains(&"trigger ledger_transfers_append_only".to_string()), "{:?}", before.1);
-    assert_eq!(pg::migrate(&schema.url).unwrap(), 1);
-    assert_eq!(pg::migrate(&schema.url).unwrap(), 1);
+    assert_eq!(pg::migrate(&schema.url).unwrap(), 2);
+    assert_eq!(pg::migrate(&schema.url).unwrap(), 2);
     assert_eq!(pg_state(&schema), before, "a second run changed the schema");
     let heads: i64 = schema.client().query_one("SELECT count(*) FROM ledger_head", &[]).unwrap().get(0);
     assert_eq!(heads, 1, "the ledger head row is inserted once");
@@ -229,7 +231,7 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
     for r in runs {
         assert_eq!(r.join().unwrap().unwrap(), sqlite::migrations::LATEST);
     }
-    assert_eq!(pg_state(&schema).0, [(1, "0001_initial".to_string())]);
+    assert_eq!(pg_state(&schema).0, [(1, "0001_initial".to_string()), (2, "0002_webhook_outbox".to_string())]);
 }
 
 #[test]
