@@ -114,7 +114,12 @@ fn bench_sqlite(world: &World, concurrency: usize, root: &Path) -> Ours {
     let metrics = clickgate::metrics::Metrics::new().api;
     let batch = std::env::var("CLICKGATE_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(Api::default().commit_batch_len_max);
     // As `app::build_api` sets it up.
-    let config = WriterConfig { commit_batch_len_max: batch, queue_len_max: batch * 16, idempotency_ttl_ms: 48 * 3_600_000 };
+    let config = WriterConfig {
+        commit_batch_len_max: batch,
+        queue_len_max: batch * 16,
+        idempotency_ttl_ms: 48 * 3_600_000,
+        event_retention_ms: 30 * 86_400_000,
+    };
     let writer = clickgate::storage::sqlite::start(dir.path(), config, Box::new(world.attributor()), metrics.clone()).expect("writer");
     let conversions: Arc<Vec<NewConversion>> = Arc::new(world.conversions.clone());
     let n = conversions.len();

@@ -34,7 +34,12 @@ pub fn bench(world: &World, n: usize, concurrency: usize) {
     let metrics = clickgate::metrics::Metrics::new().api;
     let batch = Api::default().commit_batch_len_max;
     // As `app::build_api` sets it up.
-    let config = WriterConfig { commit_batch_len_max: batch, queue_len_max: batch * 16, idempotency_ttl_ms: 48 * 3_600_000 };
+    let config = WriterConfig {
+        commit_batch_len_max: batch,
+        queue_len_max: batch * 16,
+        idempotency_ttl_ms: 48 * 3_600_000,
+        event_retention_ms: 30 * 86_400_000,
+    };
     let writer = clickgate::storage::pg::start(&schema.url, config, Box::new(world.attributor()), metrics.clone()).expect("writer");
     let conversions: Arc<Vec<NewConversion>> = Arc::new(world.conversions[..n].to_vec());
     let started = Instant::now();

@@ -179,6 +179,7 @@ pub fn build_api(
         commit_batch_len_max: config.api.commit_batch_len_max,
         queue_len_max: config.api.writer_queue_len_max,
         idempotency_ttl_ms: config.api.idempotency_ttl_hours * 3_600_000,
+        event_retention_ms: config.webhooks.event_retention_ms(),
     };
     let (conversions, reader) = match config.core.database_url()? {
         Some(url) => {

@@ -4,12 +4,14 @@
 //! `checks.dedup.fp_rate: must be in (0, 0.01], got 0.5`.
 //!
 //! One file per area: `edge` (listeners, edge limits, TLS, click ids, privacy, events),
-//! `checks` (the fraud-check pipeline) and `core` (click log and index, API, cluster). Every
+//! `checks` (the fraud-check pipeline), `control` (click log and index, API, cluster,
+//! commissions) and `webhooks`. Every
 //! section type is re-exported here, so its path is `crate::config::<Type>`.
 
 mod checks;
 mod control;
 mod edge;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +20,7 @@ use serde::Deserialize;
 pub use self::checks::{parse_cidr, Action, Bots, Checks, Dedup, GeoIp, IpRules, Mode, RateLimit, Velocity};
 pub use self::control::{Api, Cluster, Commission, Core};
 pub use self::edge::{ClickId, ClickKey, Edge, Events, IpPrivacy, Listen, Privacy, Runtime, Tls};
+pub use self::webhooks::Webhooks;
 
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,7 @@ pub struct Config {
     pub api: Api,
     pub cluster: Cluster,
     pub commission: Commission,
+    pub webhooks: Webhooks,
     pub demo: Demo,
 }
 
@@ -155,6 +159,7 @@ impl Config {
         self.api.validate()?;
         self.cluster.validate()?;
         self.commission.validate()?;
+        self.webhooks.validate()?;
         Ok(())
     }
 }

@@ -77,3 +77,9 @@ fn bad_keys_are_named() {
     check_err("[api]\nwriter_queue_len_max = 1048577\n", "api.writer_queue_len_max: must be at least api.commit_batch_len_max (256) so a whole commit can queue, and at most 1048576, got 1048577");
     check_err("[events]\nspill_queue_len_max = 0\n", "events.spill_queue_len_max: must be in 16..=16777216, got 0");
 }
+
+#[test]
+fn webhook_event_retention_is_bounded() {
+    check_err("[webhooks]\nevent_retention_days = 7\n", "webhooks.event_retention_days: must be in 8..=3650, got 7");
+    check_err("[webhooks]\nallow_http = true\n", "unknown field");
+}

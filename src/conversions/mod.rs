@@ -357,6 +357,16 @@ pub struct WriterConfig {
     pub commit_batch_len_max: usize,
     pub queue_len_max: usize,
     pub idempotency_ttl_ms: u64,
+    /// How long a webhook event stays in the outbox (`webhooks.event_retention_days`).
+    pub event_retention_ms: u64,
+}
+
+/// What a group forgets, in its own transaction: idempotency answers stored, and webhook
+/// events that happened, before these times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purge {
+    pub answers_before_ms: u64,
+    pub events_before_ms: u64,
 }
 
 impl Conversions {
@@ -393,14 +403,14 @@ impl Conversions {
 /// `run` runs one job and answers whether it failed (any error: its writes must not stay).
 /// Without `savepoints`, such a job rolls the whole attempt back and the answer is `Ok(false)`;
 /// with them, only that job's writes are undone.
-/// `purge_before` asks it to forget idempotency answers stored before then, in the same
+/// `purge_before` asks it to forget idempotency answers and webhook events older than its times, in the same
 /// transaction.
 pub(crate) trait Groups: Send + 'static {
     fn run_group(
         &mut self,
         jobs: &[Job],
         savepoints: bool,
-        purge_before: Option<u64>,
+        purge_before: Option<Purge>,
         run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
     ) -> Result<bool, ConversionError>;
 
@@ -462,7 +472,10 @@ impl<G: Groups> Writer<G> {
         let started = Instant::now();
         let n = jobs.len();
         let now = jobs.iter().map(|j| j.now_ms).max().unwrap_or(0);
-        let purge_before = (now.saturating_sub(self.last_purge_ms) > 60_000).then(|| now.saturating_sub(self.config.idempotency_ttl_ms));
+        let purge_before = (now.saturating_sub(self.last_purge_ms) > 60_000).then(|| Purge {
+            answers_before_ms: now.saturating_sub(self.config.idempotency_ttl_ms),
+            events_before_ms: now.saturating_sub(self.config.event_retention_ms),
+        });
         let mut results = Vec::with_capacity(n);
         let mut outcomes = Vec::new();
         // First without savepoints, which almost every group needs none of; if a job fails,

@@ -4,7 +4,7 @@
 //! refund credits back) live in `jobs.rs` and `view.rs`, once; a backend only reads and writes
 //! rows, inside a transaction its caller opened and commits.
 
-use super::{Answer, ConversionError, IdempotencyKey, NewConversion, Status};
+use super::{Answer, ConversionError, IdempotencyKey, NewConversion, Purge, Status};
 use crate::lifecycle::{Commission, CommissionEvent, CommissionTx, ConversionRef};
 use crate::model::Currency;
 use crate::webhooks::OutboxTx;
@@ -83,8 +83,9 @@ pub trait ConversionTx: CommissionTx + ViewSource + OutboxTx {
     fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, Answer)>, ConversionError>;
     /// Stores the first answer under its idempotency key.
     fn keep_answer(&mut self, key: &IdempotencyKey, answer: &Answer, now_ms: u64) -> Result<(), ConversionError>;
-    /// Forgets answers stored before `before_ms`.
-    fn purge_answers(&mut self, before_ms: u64) -> Result<(), ConversionError>;
+    /// Forgets idempotency answers stored, and webhook events that happened, before `purge`'s
+    /// times.
+    fn purge(&mut self, purge: &Purge) -> Result<(), ConversionError>;
     /// A recorded conversion's fingerprint.
     fn recorded(&mut self, id: &str) -> Result<Option<Vec<u8>>, ConversionError>;
     /// Inserts a new conversion's row; `false`, writing nothing, when its id is already

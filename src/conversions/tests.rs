@@ -519,7 +519,8 @@ fn the_postgresql_writer_reconnects_after_the_server_drops_it() {
     let Backend::Pg(schema) = &b else { unreachable!("Backend::pg is PostgreSQL") };
     // Named, so this test ends only its own writer's connection.
     let url = format!("{}&application_name={}", schema.url, schema.name);
-    let config = WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
+    let config =
+        WriterConfig { commit_batch_len_max: 64, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000, event_retention_ms: 30 * 86_400_000 };
     let c = crate::storage::pg::start(&url, config, Box::new(Fixed), crate::metrics::Metrics::new().api).unwrap();
     rt().block_on(c.answer(record_op("o-1", 100), None, 1)).unwrap();
     let ended: i64 = schema
@@ -552,7 +553,8 @@ fn the_postgresql_writer_reconnects_after_the_server_drops_it() {
 #[test]
 fn a_group_whose_wal_cannot_be_synced_is_not_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let config = WriterConfig { commit_batch_len_max: 8, queue_len_max: 64, idempotency_ttl_ms: 86_400_000 };
+    let config =
+        WriterConfig { commit_batch_len_max: 8, queue_len_max: 64, idempotency_ttl_ms: 86_400_000, event_retention_ms: 30 * 86_400_000 };
     let metrics = crate::metrics::Metrics::new().api;
     let c = crate::storage::sqlite::start(dir.path(), config, Box::new(Fixed), metrics.clone()).unwrap();
     let rt = rt();
@@ -573,41 +575,40 @@ fn a_group_whose_wal_cannot_be_synced_is_not_acknowledged() {
 /// Each change writes its webhook events in its own transaction, once: a new conversion its
 /// attribution per partner and its commissions; a retry, a confirm and a replayed refund
 /// nothing; a refund inside the lock a void, the approval sweep an approval, a refund after
-/// approval a reversal. Every body is an envelope of its row's type, and every id is distinct.
+/// approval a reversal. Every body is an envelope of its row's type, every id is distinct, and
+/// events past their retention (30 days here) go with the next group.
 fn every_change_writes_its_webhook_events_once(b: Backend) {
     let c = b.start();
     let id = conv("o-1", 1000).id();
     let t = |transition| Op::Transition { id: id.clone(), transition };
-    let day = 86_400_000;
+    let (t0, day) = (1_763_800_000_000, 86_400_000);
     let types = || {
         let kinds = ["conversion.attributed", "commission.created", "commission.approved", "commission.reversed"];
         kinds.map(|k| b.count(&format!("SELECT count(*) FROM webhook_events WHERE type = '{k}' AND partner = 'bob'")))
     };
     // Each write in its own runtime call: the PostgreSQL reads below block, so they run outside.
     let write = |op: Op, k: Option<IdempotencyKey>, now_ms: u64| rt().block_on(c.answer(op, k, now_ms)).unwrap();
-    write(record_op("o-1", 1000), None, 1_763_800_000_000);
+    write(record_op("o-1", 1000), None, t0);
     assert_eq!(types(), [1, 1, 0, 0]);
-    write(record_op("o-1", 1000), None, 1_763_800_000_001);
-    write(t(Transition::Confirm), None, 1_763_800_000_002);
+    write(record_op("o-1", 1000), None, t0 + 1);
+    write(t(Transition::Confirm), None, t0 + 2);
     assert_eq!(types(), [1, 1, 0, 0], "a retry and a confirm change no commission");
-    write(t(Transition::Refund(Some(300))), key("r1", "300"), 1_763_800_000_003);
-    write(t(Transition::Refund(Some(300))), key("r1", "300"), 1_763_800_000_004);
+    write(t(Transition::Refund(Some(300))), key("r1", "300"), t0 + 3);
+    write(t(Transition::Refund(Some(300))), key("r1", "300"), t0 + 4);
     assert_eq!(types(), [1, 1, 0, 1], "one void, not replayed");
-    write(Op::Approve { limit: 100 }, None, 1_763_800_000_000 + 40 * day);
-    write(Op::Approve { limit: 100 }, None, 1_763_800_000_000 + 41 * day);
-    assert_eq!(types(), [1, 1, 1, 1], "approved once");
-    write(t(Transition::Refund(None)), key("r2", "rest"), 1_763_800_000_000 + 42 * day);
-    assert_eq!(types(), [1, 1, 1, 2], "the rest reversed");
-    assert_eq!(b.count("SELECT count(DISTINCT id) FROM webhook_events"), 5);
-    let mut seen = 0;
-    for seq in 1..=5 {
+    assert_eq!(b.count("SELECT count(DISTINCT id) FROM webhook_events"), 3);
+    for seq in 1..=3 {
         let kind = b.text(&format!("SELECT type FROM webhook_events WHERE seq = {seq}"));
         let body = b.text(&format!("SELECT body FROM webhook_events WHERE seq = {seq}"));
         let envelope = crate::webhooks::Envelope::parse(body.as_bytes()).unwrap();
         assert_eq!(envelope.kind.as_str(), kind, "{body}");
         assert_eq!(envelope.data["partner"], "bob", "{body}");
         assert!(!body.contains("BOB10"), "a coupon code is customer data and stays out: {body}");
-        seen += 1;
     }
-    assert_eq!(seen, 5);
+    write(Op::Approve { limit: 100 }, None, t0 + 30 * day);
+    write(Op::Approve { limit: 100 }, None, t0 + 30 * day + 1);
+    assert_eq!(types(), [1, 1, 1, 1], "approved once");
+    write(t(Transition::Refund(None)), key("r2", "rest"), t0 + 31 * day);
+    assert_eq!(types(), [0, 0, 1, 1], "the rest reversed; the first day's events are past their retention");
+    assert_eq!(b.count("SELECT count(DISTINCT id) FROM webhook_events"), 2);
 }

@@ -22,7 +22,8 @@ impl Backend {
     }
 
     pub(super) fn start_with(&self, attributor: Box<dyn Attributor>, commit_batch_len_max: usize) -> Conversions {
-        let config = WriterConfig { commit_batch_len_max, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000 };
+        let config =
+            WriterConfig { commit_batch_len_max, queue_len_max: 1024, idempotency_ttl_ms: 86_400_000, event_retention_ms: 30 * 86_400_000 };
         let metrics = crate::metrics::Metrics::new().api;
         match self {
             Backend::Sqlite(dir) => crate::storage::sqlite::start(dir.path(), config, attributor, metrics).unwrap(),

@@ -142,7 +142,7 @@ impl Groups for PgGroups {
         &mut self,
         jobs: &[Job],
         savepoints: bool,
-        purge_before: Option<u64>,
+        purge_before: Option<crate::conversions::Purge>,
         run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
     ) -> Result<bool, ConversionError> {
         let (client, statements) = self.0.get()?;
@@ -174,8 +174,8 @@ impl Groups for PgGroups {
             }
         }
         let mut ledger = PgTx::with_statements(&mut tx, statements).deferring(&mut deferred, &mut group);
-        if let Some(cutoff) = purge_before {
-            ledger.purge_answers(cutoff)?;
+        if let Some(purge) = purge_before {
+            ledger.purge(&purge)?;
         }
         ledger.flush().map_err(LifecycleError::from)?;
         tx.commit()?;
@@ -263,8 +263,9 @@ impl ConversionTx for PgTx<'_, '_> {
         Ok(())
     }
 
-    fn purge_answers(&mut self, before_ms: u64) -> Result<(), ConversionError> {
-        self.execute("DELETE FROM idempotency_keys WHERE created_ms < $1", &[&(before_ms as i64)])?;
+    fn purge(&mut self, purge: &crate::conversions::Purge) -> Result<(), ConversionError> {
+        self.execute("DELETE FROM idempotency_keys WHERE created_ms < $1", &[&(purge.answers_before_ms as i64)])?;
+        self.execute("DELETE FROM webhook_events WHERE occurred_ms < $1", &[&(purge.events_before_ms as i64)])?;
         Ok(())
     }
 

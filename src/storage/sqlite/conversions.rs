@@ -92,8 +92,9 @@ impl ConversionTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn purge_answers(&mut self, before_ms: u64) -> Result<(), ConversionError> {
-        self.conn().prepare_cached("DELETE FROM idempotency_keys WHERE created_ms < ?1")?.execute([before_ms as i64])?;
+    fn purge(&mut self, purge: &crate::conversions::Purge) -> Result<(), ConversionError> {
+        self.conn().prepare_cached("DELETE FROM idempotency_keys WHERE created_ms < ?1")?.execute([purge.answers_before_ms as i64])?;
+        self.conn().prepare_cached("DELETE FROM webhook_events WHERE occurred_ms < ?1")?.execute([purge.events_before_ms as i64])?;
         Ok(())
     }
 
