@@ -107,7 +107,14 @@ pub fn file_name(format: ExportFormat, run_id: &str, currency: Currency) -> Resu
 /// Writes one currency's payouts of a run to `dir`, atomically, and answers what it wrote.
 /// Every payout must be in `currency` and go by `format`'s method. `note` is PayPal's note to
 /// each recipient.
-pub fn write(dir: &Path, format: ExportFormat, run_id: &str, currency: Currency, payouts: &[PayoutRequest], note: &str) -> Result<Export, ExportError> {
+pub fn write(
+    dir: &Path,
+    format: ExportFormat,
+    run_id: &str,
+    currency: Currency,
+    payouts: &[PayoutRequest],
+    note: &str,
+) -> Result<Export, ExportError> {
     if payouts.is_empty() {
         return Err(ExportError::Empty);
     }
@@ -238,8 +245,12 @@ pub fn read(path: &Path, format: ExportFormat) -> Result<Vec<ExportLine>, Export
         let amount_minor = parse_amount(&cell(amount_at), currency.minor_units())
             .ok_or_else(|| parse(line, format!("amount {:?} is not a positive {currency} amount", cell(amount_at))))?;
         lines.push(match format {
-            ExportFormat::Paypal => ExportLine { payout_id: cell(3), email: cell(0), name: None, currency, amount_minor, note: Some(cell(4)) },
-            ExportFormat::Wise => ExportLine { payout_id: cell(2), email: cell(1), name: Some(cell(0)), currency, amount_minor, note: None },
+            ExportFormat::Paypal => {
+                ExportLine { payout_id: cell(3), email: cell(0), name: None, currency, amount_minor, note: Some(cell(4)) }
+            }
+            ExportFormat::Wise => {
+                ExportLine { payout_id: cell(2), email: cell(1), name: Some(cell(0)), currency, amount_minor, note: None }
+            }
         });
     }
     Ok(lines)

@@ -169,9 +169,7 @@ pub fn classify(status: u16, body: &[u8]) -> Answer {
                 None => Answer::Unknown(format!("Stripe answered {status} without a transfer id: {}", excerpt(body))),
             }
         }
-        409 | 429 | 500..=599 => {
-            Answer::Retry(format!("Stripe answered {status}: {}", field("message").unwrap_or_else(|| excerpt(body))))
-        }
+        409 | 429 | 500..=599 => Answer::Retry(format!("Stripe answered {status}: {}", field("message").unwrap_or_else(|| excerpt(body)))),
         400..=499 => {
             let code = field("code");
             let message = field("message").unwrap_or_else(|| excerpt(body));
@@ -270,12 +268,22 @@ impl StripeClient {
                 }
                 Answer::Refused { status, code, message } => {
                     let code = code.map(|c| format!(" {c}")).unwrap_or_default();
-                    let why = format!("Stripe refused the transfer to partner {} ({}): {status}{code}: {message}", req.partner(), account.as_str());
+                    let why = format!(
+                        "Stripe refused the transfer to partner {} ({}): {status}{code}: {message}",
+                        req.partner(),
+                        account.as_str()
+                    );
                     return PayoutResult::Failed { why };
                 }
                 Answer::Unknown(why) => return PayoutResult::Retryable { why, insufficient_balance: false },
                 Answer::Retry(why) => {
-                    tracing::warn!(payout = req.payout_id(), partner = req.partner(), attempt, why, "A Stripe transfer attempt failed; it is retried under the same key.");
+                    tracing::warn!(
+                        payout = req.payout_id(),
+                        partner = req.partner(),
+                        attempt,
+                        why,
+                        "A Stripe transfer attempt failed; it is retried under the same key."
+                    );
                     if should_retry == Some(false) {
                         let why = format!("{why} (Stripe-Should-Retry: false)");
                         return PayoutResult::Retryable { why, insufficient_balance: false };
@@ -284,7 +292,10 @@ impl StripeClient {
                 }
             }
         }
-        PayoutResult::Retryable { why: format!("partner {}: {attempts} attempts failed; the last: {last}", req.partner()), insufficient_balance: false }
+        PayoutResult::Retryable {
+            why: format!("partner {}: {attempts} attempts failed; the last: {last}", req.partner()),
+            insufficient_balance: false,
+        }
     }
 }
 

@@ -84,8 +84,14 @@ fn destinations_need_their_details() {
     assert_eq!(Destination::from_details(PayoutMethod::Manual, details(None, None, None)), Ok(Destination::Manual));
 
     let missing = |method, field| Err(ProviderError::Missing { method, field });
-    assert_eq!(Destination::from_details(PayoutMethod::Stripe, details(None, Some("b@example.com"), None)), missing(PayoutMethod::Stripe, "stripe_account"));
-    assert_eq!(Destination::from_details(PayoutMethod::Paypal, details(Some("acct_1"), None, None)), missing(PayoutMethod::Paypal, "paypal_email"));
+    assert_eq!(
+        Destination::from_details(PayoutMethod::Stripe, details(None, Some("b@example.com"), None)),
+        missing(PayoutMethod::Stripe, "stripe_account")
+    );
+    assert_eq!(
+        Destination::from_details(PayoutMethod::Paypal, details(Some("acct_1"), None, None)),
+        missing(PayoutMethod::Paypal, "paypal_email")
+    );
     assert_eq!(Destination::from_details(PayoutMethod::Wise, details(None, None, None)), missing(PayoutMethod::Wise, "email"));
     assert_eq!(
         Destination::from_details(PayoutMethod::Stripe, details(None, None, None)).unwrap_err().to_string(),
@@ -122,8 +128,13 @@ fn requests_are_checked() {
 
     assert_eq!(PayoutRequest::new("p", "r", "bob", usd(), 0, dest()), Err(ProviderError::Amount(0)));
     assert_eq!(PayoutRequest::new("p", "r", "bob", usd(), -5, dest()), Err(ProviderError::Amount(-5)));
-    for (payout, run, partner) in [("", "r", "b"), ("p", "", "b"), ("p", "r", ""), ("p q", "r", "b"), ("p", "r\n", "b"), ("p", "r", "b,c"), ("p", "r", "b\"")] {
-        assert!(matches!(PayoutRequest::new(payout, run, partner, usd(), 1, dest()), Err(ProviderError::Id { .. })), "{payout:?} {run:?} {partner:?}");
+    for (payout, run, partner) in
+        [("", "r", "b"), ("p", "", "b"), ("p", "r", ""), ("p q", "r", "b"), ("p", "r\n", "b"), ("p", "r", "b,c"), ("p", "r", "b\"")]
+    {
+        assert!(
+            matches!(PayoutRequest::new(payout, run, partner, usd(), 1, dest()), Err(ProviderError::Id { .. })),
+            "{payout:?} {run:?} {partner:?}"
+        );
     }
     assert!(PayoutRequest::new(&"k".repeat(255), "r", "b", usd(), 1, dest()).is_ok());
     let err = PayoutRequest::new(&"k".repeat(256), "r", "b", usd(), 1, dest()).unwrap_err();

@@ -131,7 +131,8 @@ impl Transport {
         body: Bytes,
     ) -> Result<Response, StripeError> {
         let http = |e: &dyn std::fmt::Display| StripeError::Http { authority: self.authority.clone(), why: e.to_string() };
-        let mut req = hyper::Request::post(format!("{}{path}", self.prefix)).header("host", &self.authority).header("user-agent", USER_AGENT);
+        let mut req =
+            hyper::Request::post(format!("{}{path}", self.prefix)).header("host", &self.authority).header("user-agent", USER_AGENT);
         for (name, value) in headers {
             req = req.header(*name, value);
         }
