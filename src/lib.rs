@@ -23,7 +23,7 @@
 //! - `app`: process wiring.
 //! - `cli`: the command line, one file per subcommand, among them `cli::check` (the pipeline
 //!   replayed over a JSON-lines log) and `cli::attribute` (the models over JSON-lines journeys).
-//! - `testing`: support for the tests (a PostgreSQL schema of their own); not an API.
+//! - `testing`: support for the tests (a PostgreSQL schema of their own, a local Stripe); not an API.
 
 pub mod admin;
 pub mod api;

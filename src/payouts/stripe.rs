@@ -25,8 +25,6 @@ use super::provider::{Destination, PayoutRequest, PayoutResult, StripeAccount};
 pub const STRIPE_VERSION: &str = "2024-06-20";
 /// Stripe's API.
 pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
-/// The environment variable that holds the secret key.
-pub const SECRET_KEY_ENV: &str = "CLICKGATE_STRIPE_SECRET_KEY";
 /// The longest answer read from Stripe; a transfer object is a few kilobytes.
 const RESPONSE_BYTES_MAX: usize = 256 * 1024;
 
@@ -37,8 +35,6 @@ pub enum StripeError {
     ApiBase { base: String, why: String },
     #[error("the Stripe secret key is not an sk_ or rk_ key of visible characters")]
     SecretKey,
-    #[error("{SECRET_KEY_ENV} is not set")]
-    SecretKeyUnset,
     #[error("TLS setup: {0}")]
     Tls(String),
     #[error("connecting to {authority}: {why}")]
@@ -51,7 +47,9 @@ pub enum StripeError {
     Http { authority: String, why: String },
 }
 
-/// A Stripe secret key. Its value never appears in `Debug`, a log line or an error.
+/// A Stripe secret key. Its value never appears in `Debug`, a log line or an error. The
+/// process reads it from its environment (`CLICKGATE_STRIPE_SECRET_KEY`, documented with the
+/// config) and hands it over; the domain reads no environment.
 #[derive(Clone)]
 pub struct SecretKey(Arc<str>);
 
@@ -65,11 +63,6 @@ impl SecretKey {
         } else {
             Err(StripeError::SecretKey)
         }
-    }
-
-    /// The key from `CLICKGATE_STRIPE_SECRET_KEY`.
-    pub fn from_env() -> Result<SecretKey, StripeError> {
-        SecretKey::new(&std::env::var(SECRET_KEY_ENV).map_err(|_| StripeError::SecretKeyUnset)?)
     }
 
     fn bearer(&self) -> String {
