@@ -14,6 +14,7 @@
 //!   the attribution `index`), `attribution`, `catalog` (programs, partners, links and coupons:
 //!   their rules, their store trait, and the core's snapshot), `commission`, `lifecycle` (commissions through pending, approved, paid),
 //!   `conversions` (the writer and its views) and `ledger` (double-entry, hash-chained).
+//! - `payouts`: providers for paying partners (Stripe Connect transfers, PayPal and Wise CSV exports).
 //! - `webhooks`: events and their envelope, Standard Webhooks signatures, retries, the SSRF guard.
 //! - `storage`: one module per backend (`sqlite`, `pg`), implementing the domain's store traits.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
@@ -22,7 +23,7 @@
 //! - `app`: process wiring.
 //! - `cli`: the command line, one file per subcommand, among them `cli::check` (the pipeline
 //!   replayed over a JSON-lines log) and `cli::attribute` (the models over JSON-lines journeys).
-//! - `testing`: support for the tests (a PostgreSQL schema of their own); not an API.
+//! - `testing`: support for the tests (a PostgreSQL schema of their own, a local Stripe); not an API.
 
 pub mod admin;
 pub mod api;
@@ -43,6 +44,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;
+pub mod payouts;
 pub mod storage;
 #[doc(hidden)]
 pub mod testing;

@@ -1,5 +1,5 @@
 //! Test support shared by the unit and the end-to-end tests: a schema of its own in the local
-//! PostgreSQL. Not an API.
+//! PostgreSQL, and a local Stripe (`stripe`). Not an API.
 //!
 //! Every test that needs PostgreSQL carries `#[ignore = "needs PostgreSQL at 127.0.0.1:5432; run
 //! with --include-ignored"]`, so a plain `cargo test` lists it as ignored in its summary rather
@@ -8,6 +8,8 @@
 //! answers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub mod stripe;
 
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 

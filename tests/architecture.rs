@@ -8,7 +8,7 @@
 //!
 //! The rules: `model` and `config` import nothing of ours; the edge imports only the model,
 //! the config, events and metrics; the domain (attribution, catalog, click_log, commission,
-//! conversions, index, ingest, ledger, lifecycle, webhooks) imports no storage, edge, API or
+//! conversions, index, ingest, ledger, lifecycle, payouts, webhooks) imports no storage, edge, API or
 //! app; only `storage` names a SQL crate; there is no circle among the top-level modules.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +19,7 @@ type Graph = BTreeMap<String, BTreeSet<String>>;
 
 /// The modules that make up the domain: types, rules and their stores' traits.
 const DOMAIN: &[&str] =
-    &["attribution", "catalog", "click_log", "commission", "conversions", "index", "ingest", "ledger", "lifecycle", "webhooks"];
+    &["attribution", "catalog", "click_log", "commission", "conversions", "index", "ingest", "ledger", "lifecycle", "payouts", "webhooks"];
 
 /// The crates that speak SQL: only `storage` (and `testing`, the tests' PostgreSQL schemas)
 /// name them.
