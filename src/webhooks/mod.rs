@@ -22,7 +22,7 @@ pub mod signature;
 pub mod ssrf;
 
 pub use event::{Envelope, Event, EventError, EventId, EventType};
-pub use outbox::{emit, OutboxError, OutboxTx};
+pub use outbox::{emit, OutboxError, OutboxEvent, OutboxTx};
 pub use schedule::{classify, next_attempt_ms, Failure, Outcome, Response};
 pub use signature::{Headers, Secret, SignatureError};
 pub use ssrf::{check_url, resolve_and_check, Policy, Refusal, SsrfError, WebhookUrl};

@@ -20,7 +20,7 @@ use crate::storage::group::GroupState;
 use crate::storage::pg::PgStatements;
 use crate::storage::pg::PgTx;
 use crate::storage::row::COMMISSION_COLUMNS;
-use crate::webhooks::{Event, OutboxError, OutboxTx};
+use crate::webhooks::{OutboxError, OutboxEvent, OutboxTx};
 
 /// Connects to `url` (plain TCP or a Unix socket; TLS is not built in) and migrates the store
 /// to this build's schema (`migrations::run`, under an advisory lock): the conversion writer's
@@ -235,10 +235,10 @@ impl ViewSource for PgTx<'_, '_> {
 }
 
 impl OutboxTx for PgTx<'_, '_> {
-    fn append_event(&mut self, event: &Event, partner: Option<&str>, body: &str) -> Result<(), OutboxError> {
+    fn append_event(&mut self, e: &OutboxEvent<'_>) -> Result<(), OutboxError> {
         self.execute(
             "INSERT INTO webhook_events (id, type, partner, occurred_ms, body) VALUES ($1, $2, $3, $4, $5)",
-            &[&event.id.to_string(), &event.kind.as_str(), &partner, &event.occurred_ms, &body],
+            &[&e.id.to_string(), &e.kind.as_str(), &e.partner, &e.occurred_ms, &e.body],
         )
         .map_err(|e| OutboxError::Storage(e.to_string()))?;
         Ok(())
@@ -265,7 +265,14 @@ impl ConversionTx for PgTx<'_, '_> {
 
     fn purge(&mut self, purge: &crate::conversions::Purge) -> Result<(), ConversionError> {
         self.execute("DELETE FROM idempotency_keys WHERE created_ms < $1", &[&(purge.answers_before_ms as i64)])?;
-        self.execute("DELETE FROM webhook_events WHERE occurred_ms < $1", &[&(purge.events_before_ms as i64)])?;
+        // The outbox is appended in time order: the old events are the rows before the first
+        // newer one, and the walk to it reads only the rows it deletes (no index on time).
+        self.execute(
+            "DELETE FROM webhook_events WHERE seq < coalesce(
+                (SELECT seq FROM webhook_events WHERE occurred_ms >= $1 ORDER BY seq LIMIT 1),
+                (SELECT max(seq) + 1 FROM webhook_events))",
+            &[&(purge.events_before_ms as i64)],
+        )?;
         Ok(())
     }
 

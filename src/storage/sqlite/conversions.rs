@@ -9,7 +9,7 @@ use crate::lifecycle::{Commission, CommissionEvent, ConversionRef};
 use crate::model::Currency;
 use crate::storage::sqlite::lifecycle::{commissions_of, event_row};
 use crate::storage::sqlite::SqliteTx;
-use crate::webhooks::{Event, OutboxError, OutboxTx};
+use crate::webhooks::{OutboxError, OutboxEvent, OutboxTx};
 
 impl ViewSource for SqliteTx<'_> {
     fn conversion_row(&mut self, id: &str) -> Result<Option<ConversionRow>, ConversionError> {
@@ -63,13 +63,20 @@ impl ViewSource for SqliteTx<'_> {
     }
 }
 
+/// Deletes the events that happened before `?1`. The outbox is appended in time order, so they
+/// are the rows before the first newer one, found by walking `seq` from the start: the walk
+/// reads only the rows it deletes, and the table needs no index on time.
+const PURGE_EVENTS: &str = "DELETE FROM webhook_events WHERE seq < coalesce(
+    (SELECT seq FROM webhook_events WHERE occurred_ms >= ?1 ORDER BY seq LIMIT 1),
+    (SELECT max(seq) + 1 FROM webhook_events))";
+
 impl OutboxTx for SqliteTx<'_> {
-    fn append_event(&mut self, event: &Event, partner: Option<&str>, body: &str) -> Result<(), OutboxError> {
+    fn append_event(&mut self, e: &OutboxEvent<'_>) -> Result<(), OutboxError> {
         let storage = |e: rusqlite::Error| OutboxError::Storage(e.to_string());
         self.conn()
             .prepare_cached("INSERT INTO webhook_events (id, type, partner, occurred_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)")
             .map_err(storage)?
-            .execute(params![event.id.to_string(), event.kind.as_str(), partner, event.occurred_ms, body])
+            .execute(params![e.id.to_string(), e.kind.as_str(), e.partner, e.occurred_ms, e.body])
             .map_err(storage)?;
         Ok(())
     }
@@ -94,7 +101,7 @@ impl ConversionTx for SqliteTx<'_> {
 
     fn purge(&mut self, purge: &crate::conversions::Purge) -> Result<(), ConversionError> {
         self.conn().prepare_cached("DELETE FROM idempotency_keys WHERE created_ms < ?1")?.execute([purge.answers_before_ms as i64])?;
-        self.conn().prepare_cached("DELETE FROM webhook_events WHERE occurred_ms < ?1")?.execute([purge.events_before_ms as i64])?;
+        self.conn().prepare_cached(PURGE_EVENTS)?.execute([purge.events_before_ms as i64])?;
         Ok(())
     }
 

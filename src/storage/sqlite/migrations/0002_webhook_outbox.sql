@@ -14,5 +14,3 @@ CREATE TABLE webhook_events (
     -- The envelope every attempt sends, byte for byte: `{"type","timestamp","data"}`.
     body TEXT NOT NULL
 );
--- Retention deletes by time; events are written in time order, so this index grows at its end.
-CREATE INDEX webhook_events_occurred ON webhook_events (occurred_ms);
