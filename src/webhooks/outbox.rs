@@ -1,13 +1,14 @@
 //! The outbox: each event is written in the transaction of the change that caused it, so an
 //! event exists exactly when its change committed, and the delivery worker reads it from there.
-//! A backend implements `OutboxTx` on its transaction; `emit` renders the envelope once, from
-//! typed data straight into its JSON, and the stored body is what every attempt sends and
-//! signs. The writer emits on its own thread, per conversion, so the rendering allocates only
-//! the body.
+//! A backend implements `OutboxTx` on its transaction; `emit` renders the data once, from
+//! typed fields straight into its JSON. The writer emits on its own thread, two events per
+//! conversion, so a row holds only what a delivery cannot derive: the type, the cause (the
+//! event's id derives from it, `EventId::derive`), the partner, the time and the data. The
+//! envelope every attempt sends is `OutboxEvent::envelope`, the same bytes every time.
 
 use serde::Serialize;
 
-use super::event::{rfc3339_ms, EventError, EventId, EventType};
+use super::event::{rfc3339_ms, EventError, EventId, EventType, CAUSE_BYTES_MAX};
 
 /// Why an event could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -19,15 +20,36 @@ pub enum OutboxError {
     Event(#[from] EventError),
 }
 
-/// One event as the outbox stores it: its id, type, the partner it concerns, when it happened,
-/// and the envelope every attempt sends.
+/// One event as the outbox stores it: its type, its cause, the partner it concerns, when it
+/// happened, and its data (a JSON object).
 #[derive(Debug, Clone, Copy)]
 pub struct OutboxEvent<'a> {
-    pub id: EventId,
     pub kind: EventType,
+    pub cause: &'a str,
     pub partner: Option<&'a str>,
     pub occurred_ms: i64,
-    pub body: &'a str,
+    pub data: &'a str,
+}
+
+impl OutboxEvent<'_> {
+    /// The id every attempt carries as `webhook-id`.
+    pub fn id(&self) -> Result<EventId, EventError> {
+        EventId::derive(self.kind, self.cause)
+    }
+
+    /// The body every attempt sends and signs: `{"type","timestamp","data"}`.
+    pub fn envelope(&self) -> Result<String, EventError> {
+        let timestamp = rfc3339_ms(self.occurred_ms)?;
+        let mut body = String::with_capacity(self.data.len() + 80);
+        body.push_str(r#"{"type":""#);
+        body.push_str(self.kind.as_str());
+        body.push_str(r#"","timestamp":""#);
+        body.push_str(&timestamp);
+        body.push_str(r#"","data":"#);
+        body.push_str(self.data);
+        body.push('}');
+        Ok(body)
+    }
 }
 
 /// A backend's open transaction, as the outbox appends to it.
@@ -36,14 +58,8 @@ pub trait OutboxTx {
     fn append_event(&mut self, event: &OutboxEvent<'_>) -> Result<(), OutboxError>;
 }
 
-/// The envelope, borrowed: `{"type","timestamp","data"}` in that order, as `Event::body`.
-#[derive(Serialize)]
-struct Envelope<'a, D> {
-    #[serde(rename = "type")]
-    kind: EventType,
-    timestamp: &'a str,
-    data: &'a D,
-}
+/// The last millisecond an envelope's timestamp can show (9999-12-31T23:59:59.999Z).
+const EVENT_MS_MAX: i64 = 253_402_300_799_999;
 
 /// Writes the event of type `kind` caused by `cause` at `occurred_ms`, whose data is `data` (a
 /// struct or map: it serializes as the envelope's object), inside the caller's transaction.
@@ -56,15 +72,18 @@ pub fn emit<T: OutboxTx + ?Sized, D: Serialize>(
     occurred_ms: i64,
     partner: Option<&str>,
     data: &D,
-) -> Result<EventId, OutboxError> {
-    let id = EventId::derive(kind, cause)?;
-    let timestamp = rfc3339_ms(occurred_ms)?;
-    let body = serde_json::to_string(&Envelope { kind, timestamp: &timestamp, data }).map_err(|e| EventError::Envelope(e.to_string()))?;
-    if !body.ends_with("}}") {
+) -> Result<(), OutboxError> {
+    if cause.is_empty() || cause.len() > CAUSE_BYTES_MAX {
+        return Err(EventError::BadCause.into());
+    }
+    if !(0..=EVENT_MS_MAX).contains(&occurred_ms) {
+        return Err(EventError::BadTime(occurred_ms).into());
+    }
+    let data = serde_json::to_string(data).map_err(|e| EventError::Envelope(e.to_string()))?;
+    if !data.starts_with('{') {
         return Err(EventError::DataNotObject.into());
     }
-    tx.append_event(&OutboxEvent { id, kind, partner, occurred_ms, body: &body })?;
-    Ok(id)
+    tx.append_event(&OutboxEvent { kind, cause, partner, occurred_ms, data: &data })
 }
 
 #[cfg(test)]
@@ -72,12 +91,14 @@ mod tests {
     use super::*;
     use crate::webhooks::Envelope as Parsed;
 
+    /// Keeps each event as a delivery would send it: (id, type, partner, time, envelope).
     #[derive(Default)]
     struct Kept(Vec<(String, String, Option<String>, i64, String)>);
 
     impl OutboxTx for Kept {
         fn append_event(&mut self, e: &OutboxEvent<'_>) -> Result<(), OutboxError> {
-            self.0.push((e.id.to_string(), e.kind.as_str().into(), e.partner.map(str::to_string), e.occurred_ms, e.body.into()));
+            let body = e.envelope()?;
+            self.0.push((e.id()?.to_string(), e.kind.as_str().into(), e.partner.map(str::to_string), e.occurred_ms, body));
             Ok(())
         }
     }
@@ -89,28 +110,37 @@ mod tests {
     }
 
     #[test]
-    fn the_body_is_the_envelope_of_the_typed_data_and_the_id_derives_from_the_cause() {
+    fn the_envelope_wraps_the_typed_data_and_the_id_derives_from_the_cause() {
         let mut tx = Kept::default();
         let data = Data { commission_id: "cm_1", amount_minor: 150 };
-        let id = emit(&mut tx, EventType::CommissionCreated, "commission:cm_1:created", 1_763_800_000_123, Some("bob"), &data).unwrap();
-        let (stored_id, kind, partner, at, body) = &tx.0[0];
-        assert_eq!(*stored_id, id.to_string());
-        assert_eq!(id, EventId::derive(EventType::CommissionCreated, "commission:cm_1:created").unwrap());
+        emit(&mut tx, EventType::CommissionCreated, "commission:cm_1:created", 1_763_800_000_123, Some("bob"), &data).unwrap();
+        let (id, kind, partner, at, body) = &tx.0[0];
+        assert_eq!(*id, EventId::derive(EventType::CommissionCreated, "commission:cm_1:created").unwrap().to_string());
         assert_eq!((kind.as_str(), partner.as_deref(), *at), ("commission.created", Some("bob"), 1_763_800_000_123));
         assert_eq!(
             body,
             r#"{"type":"commission.created","timestamp":"2025-11-22T08:26:40.123Z","data":{"commission_id":"cm_1","amount_minor":150}}"#
         );
-        let parsed = Parsed::parse(body.as_bytes()).unwrap();
-        assert_eq!(parsed.data["amount_minor"], 150);
+        // The same envelope as the event module renders for that event.
+        let event = crate::webhooks::Event::new(
+            EventType::CommissionCreated,
+            "commission:cm_1:created",
+            1_763_800_000_123,
+            serde_json::json!({ "commission_id": "cm_1", "amount_minor": 150 }),
+        )
+        .unwrap();
+        assert_eq!(Parsed::parse(event.body().unwrap().as_bytes()).unwrap(), Parsed::parse(body.as_bytes()).unwrap());
     }
 
     #[test]
-    fn data_that_is_not_an_object_and_times_out_of_range_are_refused() {
+    fn data_that_is_not_an_object_bad_causes_and_times_out_of_range_are_refused() {
         let mut tx = Kept::default();
+        let data = Data { commission_id: "x", amount_minor: 1 };
         assert!(emit(&mut tx, EventType::FraudAlert, "alert:1", 0, None, &5).is_err());
-        assert!(emit(&mut tx, EventType::FraudAlert, "alert:1", -1, None, &Data { commission_id: "x", amount_minor: 1 }).is_err());
-        assert!(emit(&mut tx, EventType::FraudAlert, "", 0, None, &Data { commission_id: "x", amount_minor: 1 }).is_err());
+        assert!(emit(&mut tx, EventType::FraudAlert, "alert:1", 0, None, &"{}").is_err());
+        assert!(emit(&mut tx, EventType::FraudAlert, "alert:1", -1, None, &data).is_err());
+        assert!(emit(&mut tx, EventType::FraudAlert, "", 0, None, &data).is_err());
+        assert!(emit(&mut tx, EventType::FraudAlert, &"x".repeat(513), 0, None, &data).is_err());
         assert!(tx.0.is_empty());
     }
 }

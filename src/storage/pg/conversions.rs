@@ -237,8 +237,8 @@ impl ViewSource for PgTx<'_, '_> {
 impl OutboxTx for PgTx<'_, '_> {
     fn append_event(&mut self, e: &OutboxEvent<'_>) -> Result<(), OutboxError> {
         self.execute(
-            "INSERT INTO webhook_events (id, type, partner, occurred_ms, body) VALUES ($1, $2, $3, $4, $5)",
-            &[&e.id.to_string(), &e.kind.as_str(), &e.partner, &e.occurred_ms, &e.body],
+            "INSERT INTO webhook_events (type, cause, partner, occurred_ms, data) VALUES ($1, $2, $3, $4, $5)",
+            &[&e.kind.as_str(), &e.cause, &e.partner, &e.occurred_ms, &e.data],
         )
         .map_err(|e| OutboxError::Storage(e.to_string()))?;
         Ok(())

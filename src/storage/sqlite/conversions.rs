@@ -74,9 +74,9 @@ impl OutboxTx for SqliteTx<'_> {
     fn append_event(&mut self, e: &OutboxEvent<'_>) -> Result<(), OutboxError> {
         let storage = |e: rusqlite::Error| OutboxError::Storage(e.to_string());
         self.conn()
-            .prepare_cached("INSERT INTO webhook_events (id, type, partner, occurred_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .prepare_cached("INSERT INTO webhook_events (type, cause, partner, occurred_ms, data) VALUES (?1, ?2, ?3, ?4, ?5)")
             .map_err(storage)?
-            .execute(params![e.id.to_string(), e.kind.as_str(), e.partner, e.occurred_ms, e.body])
+            .execute(params![e.kind.as_str(), e.cause, e.partner, e.occurred_ms, e.data])
             .map_err(storage)?;
         Ok(())
     }
