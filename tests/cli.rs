@@ -160,6 +160,21 @@ fn link_creation_refuses_malicious_destinations() {
     assert!(out.contains("\"code\":\"good\""));
     let (_, list, _) = run_cli(&config, &data, &["link", "list"], "");
     assert_eq!(list.lines().count(), 2, "{list}");
+    // `--expires-at` reads times as `check` and `attribute` do, and stores seconds.
+    let dest = "https://shop.example.com/y";
+    for (code, at, stored) in [("exp-rfc", "2026-12-31T23:00:00Z", 1_798_758_000_i64), ("exp-ms", "1798758000999", 1_798_758_000)] {
+        let args = ["link", "add", "--code", code, "--program", "demo", "--partner", "alice", "--destination", dest, "--expires-at", at];
+        let (status, out, err) = run_cli(&config, &data, &args, "");
+        assert_eq!(status, 0, "{at}: {err}");
+        assert!(out.contains(&format!("\"expires_at\":{stored}")), "{at}: {out}");
+    }
+    for (at, want) in [("1798758000", "looks like Unix seconds"), ("next tuesday", "is not RFC 3339")] {
+        let args =
+            ["link", "add", "--code", "exp-bad", "--program", "demo", "--partner", "alice", "--destination", dest, "--expires-at", at];
+        let (status, _, err) = run_cli(&config, &data, &args, "");
+        assert_ne!(status, 0, "{at} was accepted");
+        assert!(err.contains(want), "{at}: {err}");
+    }
 }
 
 #[test]

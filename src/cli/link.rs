@@ -30,8 +30,10 @@ pub(super) enum LinkCmd {
         utm_medium: String,
         #[arg(long, default_value = "")]
         utm_campaign: String,
-        /// Unix seconds after which the link redirects to the fallback URL.
-        #[arg(long)]
+        /// When the link starts to redirect to the fallback URL: RFC 3339 text with an offset
+        /// ("2026-12-31T23:00:00Z") or Unix milliseconds, as `check` and `attribute` read
+        /// times; kept to the second. An integer that looks like Unix seconds is refused.
+        #[arg(long, value_parser = expiry)]
         expires_at: Option<i64>,
     },
     /// List links as JSON lines.
@@ -42,6 +44,17 @@ pub(super) enum LinkCmd {
     Resume { code: String },
     /// Expire a link.
     Expire { code: String },
+}
+
+/// `--expires-at` as Unix seconds (what a link stores), read by the one time rule of the CLI
+/// (`cli::timestamp`): digits are Unix milliseconds, anything else RFC 3339 text.
+fn expiry(s: &str) -> Result<i64, String> {
+    let v = match s.parse::<u64>() {
+        Ok(n) => serde_json::Value::from(n),
+        Err(_) => serde_json::Value::String(s.to_string()),
+    };
+    let ms = super::timestamp::unix_ms(&v).map_err(|e| e.to_string())?;
+    i64::try_from(ms / 1000).map_err(|_| format!("{s} is too far in the future"))
 }
 
 /// Runs one `link` subcommand against the store.
