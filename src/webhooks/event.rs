@@ -144,33 +144,6 @@ impl fmt::Display for EventId {
     }
 }
 
-/// One event: what happened, when, to what, and the id every attempt to deliver it carries.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub id: EventId,
-    pub kind: EventType,
-    /// When the change happened (not when it is delivered), in ms since the Unix epoch.
-    pub occurred_ms: i64,
-    /// The event's object: ids and amounts, never a customer's personal data.
-    pub data: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Event {
-    /// The event of type `kind` caused by `cause` at `occurred_ms`; `data` must be an object.
-    pub fn new(kind: EventType, cause: &str, occurred_ms: i64, data: serde_json::Value) -> Result<Self, EventError> {
-        let serde_json::Value::Object(data) = data else { return Err(EventError::DataNotObject) };
-        rfc3339_ms(occurred_ms)?;
-        Ok(Event { id: EventId::derive(kind, cause)?, kind, occurred_ms, data })
-    }
-
-    /// The body every attempt sends, byte for byte the one it signs: compact JSON with the keys
-    /// in the order `type`, `timestamp`, `data`.
-    pub fn body(&self) -> Result<String, EventError> {
-        let envelope = Envelope { kind: self.kind, timestamp: rfc3339_ms(self.occurred_ms)?, data: self.data.clone() };
-        serde_json::to_string(&envelope).map_err(|e| EventError::Envelope(e.to_string()))
-    }
-}
-
 /// The wire form of an event. Parsing is strict (no unknown keys, a known type), so the tests'
 /// receivers and replays read back exactly what was sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ pub mod schedule;
 pub mod signature;
 pub mod ssrf;
 
-pub use event::{Envelope, Event, EventError, EventId, EventType};
+pub use event::{Envelope, EventError, EventId, EventType};
 pub use outbox::{emit, OutboxError, OutboxEvent, OutboxTx};
 pub use schedule::{classify, next_attempt_ms, Failure, Outcome, Response};
 pub use signature::{Headers, Secret, SignatureError};
