@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::{json, parse_json, read_blocking, request_hash, ApiError, ApiResult, ApiState};
 use crate::conversions::view::{commission_json, CommissionFilter};
-use crate::conversions::{IdempotencyKey, Op, Outcome, Payment, Written};
+use crate::conversions::{Approval, IdempotencyKey, Op, Payment, Written};
 use crate::lifecycle::CommissionStatus;
 use crate::model::Currency;
 
@@ -175,19 +175,9 @@ pub async fn approve(state: &Arc<ApiState>, body: &Bytes) -> ApiResult {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
     let _: EmptyBody = parse_json(body)?;
     let now_ms = (state.now_ms)();
-    let limit = state.commission.approve_batch_len_max;
-    let (mut approved, mut amount_minor) = (0u64, 0i64);
-    loop {
-        let Written::Done(Outcome::Approved(a)) = state.conversions.write(Op::Approve { limit }, None, now_ms).await? else {
-            return Err(ApiError::internal("the writer answered an approval job with another outcome"));
-        };
-        approved += a.approved as u64;
-        amount_minor += a.amount_minor;
-        if !a.more {
-            break;
-        }
-    }
-    Ok(json(StatusCode::OK, &json!({ "approved": approved, "amount_minor": amount_minor })))
+    let mut total = Approval::default();
+    state.conversions.approve_all(state.commission.approve_batch_len_max, || now_ms, &mut total).await?;
+    Ok(json(StatusCode::OK, &json!({ "approved": total.approved, "amount_minor": total.amount_minor })))
 }
 
 /// The body of `POST /v1/partners/{id}/payouts`.

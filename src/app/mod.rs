@@ -22,7 +22,7 @@ use crate::api::{ApiState, CoreAttributor};
 use crate::catalog::CatalogStore;
 use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Config;
-use crate::conversions::{Conversions, Op, Outcome, Reader, WriterConfig, Written};
+use crate::conversions::{Approval, Conversions, Reader, WriterConfig};
 use crate::edge::checks::Pipeline;
 use crate::edge::server::{self, ListenerLimits};
 use crate::edge::{handler, tls, EdgeState};
@@ -288,26 +288,11 @@ pub fn spawn_approval_sweep(conversions: Conversions, config: &crate::config::Co
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            let (mut approved, mut amount_minor) = (0u64, 0i64);
-            loop {
-                match conversions.write(Op::Approve { limit }, None, now_ms()).await {
-                    Ok(Written::Done(Outcome::Approved(a))) => {
-                        approved += a.approved as u64;
-                        amount_minor += a.amount_minor;
-                        if !a.more {
-                            break;
-                        }
-                    }
-                    Ok(other) => {
-                        tracing::error!(outcome = ?other, "the writer answered an approval job with another outcome");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "the approval sweep failed; it runs again at the next tick");
-                        break;
-                    }
-                }
+            let mut total = Approval::default();
+            if let Err(e) = conversions.approve_all(limit, now_ms, &mut total).await {
+                tracing::error!(error = %e, "the approval sweep failed; it runs again at the next tick");
             }
+            let Approval { approved, amount_minor, .. } = total;
             if approved > 0 {
                 tracing::info!(approved, amount_minor, "approval sweep approved commissions whose lock ended");
             }

@@ -261,7 +261,7 @@ pub enum Outcome {
 }
 
 /// What one approval job approved. Fields in alphabetical order, as every answer of the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     pub amount_minor: i64,
     pub approved: usize,
@@ -384,6 +384,21 @@ impl Conversions {
             .spawn(move || writer.run())
             .map_err(|e| ConversionError::Invalid { field: "writer", why: e.to_string() })?;
         Ok(Conversions { tx, attributor: Arc::from(attributor) })
+    }
+
+    /// Runs approval jobs of `limit` commissions, each at `now_ms()`, until one approves fewer,
+    /// adding what each approved to `total` (so a failure still tells what went before it).
+    pub async fn approve_all(&self, limit: usize, now_ms: impl Fn() -> u64, total: &mut Approval) -> Result<(), ConversionError> {
+        loop {
+            let Written::Done(Outcome::Approved(a)) = self.write(Op::Approve { limit }, None, now_ms()).await? else {
+                return Err(ConversionError::NotStored("the writer answered an approval job with another outcome".into()));
+            };
+            total.approved += a.approved;
+            total.amount_minor += a.amount_minor;
+            if !a.more {
+                return Ok(());
+            }
+        }
     }
 
     /// Performs a write and waits for its grouped commit. A conversion to record is attributed
