@@ -418,14 +418,14 @@ impl Conversions {
 /// `run` runs one job and answers whether it failed (any error: its writes must not stay).
 /// Without `savepoints`, such a job rolls the whole attempt back and the answer is `Ok(false)`;
 /// with them, only that job's writes are undone.
-/// `purge_before` asks it to forget idempotency answers and webhook events older than its times, in the same
-/// transaction.
+/// `purge` asks it to forget idempotency answers and webhook events older than its times, in
+/// the same transaction.
 pub(crate) trait Groups: Send + 'static {
     fn run_group(
         &mut self,
         jobs: &[Job],
         savepoints: bool,
-        purge_before: Option<Purge>,
+        purge: Option<Purge>,
         run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
     ) -> Result<bool, ConversionError>;
 
@@ -487,7 +487,7 @@ impl<G: Groups> Writer<G> {
         let started = Instant::now();
         let n = jobs.len();
         let now = jobs.iter().map(|j| j.now_ms).max().unwrap_or(0);
-        let purge_before = (now.saturating_sub(self.last_purge_ms) > 60_000).then(|| Purge {
+        let purge = (now.saturating_sub(self.last_purge_ms) > 60_000).then(|| Purge {
             answers_before_ms: now.saturating_sub(self.config.idempotency_ttl_ms),
             events_before_ms: now.saturating_sub(self.config.event_retention_ms),
         });
@@ -505,7 +505,7 @@ impl<G: Groups> Writer<G> {
                 results.push(r);
                 failed
             };
-            committed = self.groups.run_group(jobs, savepoints, purge_before, &mut run);
+            committed = self.groups.run_group(jobs, savepoints, purge, &mut run);
             if !matches!(committed, Ok(false)) {
                 break;
             }
@@ -514,7 +514,7 @@ impl<G: Groups> Writer<G> {
         self.metrics.commit_batch_len.observe(n as f64);
         match committed {
             Ok(true) => {
-                if purge_before.is_some() {
+                if purge.is_some() {
                     self.last_purge_ms = now;
                 }
                 for o in outcomes {

@@ -142,7 +142,7 @@ impl Groups for PgGroups {
         &mut self,
         jobs: &[Job],
         savepoints: bool,
-        purge_before: Option<crate::conversions::Purge>,
+        purge: Option<crate::conversions::Purge>,
         run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
     ) -> Result<bool, ConversionError> {
         let (client, statements) = self.0.get()?;
@@ -174,7 +174,7 @@ impl Groups for PgGroups {
             }
         }
         let mut ledger = PgTx::with_statements(&mut tx, statements).deferring(&mut deferred, &mut group);
-        if let Some(purge) = purge_before {
+        if let Some(purge) = purge {
             ledger.purge(&purge)?;
         }
         ledger.flush().map_err(LifecycleError::from)?;

@@ -47,7 +47,7 @@ impl Groups for SqliteGroups {
         &mut self,
         jobs: &[Job],
         savepoints: bool,
-        purge_before: Option<crate::conversions::Purge>,
+        purge: Option<crate::conversions::Purge>,
         run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
     ) -> Result<bool, ConversionError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -73,7 +73,7 @@ impl Groups for SqliteGroups {
                 tx.prepare_cached("RELEASE job")?.execute([])?;
             }
         }
-        if let Some(purge) = purge_before {
+        if let Some(purge) = purge {
             store::ConversionTx::purge(&mut ledger, &purge)?;
         }
         ledger.flush().map_err(LifecycleError::from)?;
