@@ -810,7 +810,7 @@ fn bench_checks(c: &mut Criterion, env: &Env) {
     });
     drop(bots);
 
-    // Velocity: the count-min sketch, three counters per click.
+    // Velocity: the count-min sketches, four counters per click and the link baseline.
     let velocity = VelocityCheck::new(&checks.velocity);
     bench_stage(&mut g, "velocity", env, &velocity);
     drop(velocity);

@@ -170,6 +170,15 @@ pub struct Velocity {
     pub ip_max: u32,
     pub subnet_max: u32,
     pub link_ip_max: u32,
+    /// Clicks per link and subnet (an IPv4 /24 or IPv6 /64): rotation inside one network.
+    pub link_subnet_max: u32,
+    pub link_subnet_mode: Mode,
+    /// `velocity_link`: a link's clicks in the window above `link_surge_min` and above
+    /// `link_surge_factor` times its rate over `link_baseline_window_ms`, scaled to one window.
+    pub link_surge_mode: Mode,
+    pub link_surge_factor: f64,
+    pub link_surge_min: u32,
+    pub link_baseline_window_ms: u64,
     pub action: Action,
     pub sketch_width: usize,
     pub sketch_depth: usize,
@@ -183,6 +192,13 @@ impl Default for Velocity {
             ip_max: 30,
             subnet_max: 300,
             link_ip_max: 10,
+            link_subnet_max: 20,
+            // New rules ship in observe: they show what they would catch before they count.
+            link_subnet_mode: Mode::Observe,
+            link_surge_mode: Mode::Observe,
+            link_surge_factor: 4.0,
+            link_surge_min: 60,
+            link_baseline_window_ms: 3_600_000,
             action: Action::Flag,
             sketch_width: 1 << 18,
             sketch_depth: 4,
@@ -201,11 +217,23 @@ pub struct Dedup {
     pub fp_rate: f64,
     pub shards: usize,
     pub action: Action,
+    /// Mobile carriers whose subscribers share carrier-grade NAT addresses: their clicks are not
+    /// deduplicated (friends with one phone model on one address are different people); the
+    /// velocity rules still count them.
+    pub shared_address_asns: Vec<u32>,
 }
 
 impl Default for Dedup {
     fn default() -> Self {
-        Dedup { mode: Mode::Enforce, window_ms: 3_600_000, capacity: 4_000_000, fp_rate: 0.001, shards: 16, action: Action::Flag }
+        Dedup {
+            mode: Mode::Enforce,
+            window_ms: 3_600_000,
+            capacity: 4_000_000,
+            fp_rate: 0.001,
+            shards: 16,
+            action: Action::Flag,
+            shared_address_asns: Vec::new(),
+        }
     }
 }
 
@@ -252,6 +280,15 @@ impl Checks {
         }
         if !(1..=7).contains(&v.sketch_depth) {
             return Err(invalid("checks.velocity.sketch_depth", "must be in 1..=7"));
+        }
+        if !(v.link_surge_factor >= 1.0 && v.link_surge_factor <= 1000.0) {
+            return Err(invalid("checks.velocity.link_surge_factor", format!("must be in 1..=1000, got {}", v.link_surge_factor)));
+        }
+        if v.link_baseline_window_ms < 2 * v.window_ms || v.link_baseline_window_ms > 7 * 86_400_000 {
+            return Err(invalid(
+                "checks.velocity.link_baseline_window_ms",
+                "must be at least twice checks.velocity.window_ms and at most 604800000 (a week)",
+            ));
         }
         let d = &self.dedup;
         if !(1000..=7 * 86_400_000).contains(&d.window_ms) {

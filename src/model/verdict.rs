@@ -20,11 +20,13 @@ pub enum Reason {
     VelocitySubnet,
     VelocityLinkIp,
     Duplicate,
+    VelocityLinkSubnet,
+    VelocityLink,
 }
 
 impl Reason {
     /// Every reason, in bit order.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 16] = [
         Reason::RateLimited,
         Reason::IpDenylisted,
         Reason::DatacenterAsn,
@@ -39,6 +41,8 @@ impl Reason {
         Reason::VelocitySubnet,
         Reason::VelocityLinkIp,
         Reason::Duplicate,
+        Reason::VelocityLinkSubnet,
+        Reason::VelocityLink,
     ];
 
     /// The reason code as it appears in events, metrics and `clickgate check`.
@@ -58,6 +62,8 @@ impl Reason {
             Reason::VelocitySubnet => "velocity_subnet",
             Reason::VelocityLinkIp => "velocity_link_ip",
             Reason::Duplicate => "duplicate",
+            Reason::VelocityLinkSubnet => "velocity_link_subnet",
+            Reason::VelocityLink => "velocity_link",
         }
     }
 

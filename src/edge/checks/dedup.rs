@@ -1,4 +1,7 @@
-//! Stage 6: duplicates of (link, IP, user agent) inside the dedup window, in Bloom filters.
+//! Stage 6: duplicates of (link, client, user agent) inside the dedup window, in Bloom filters.
+//! A client is an IPv4 address or an IPv6 /64 (`client_key`). Addresses of carriers that put
+//! many subscribers behind one address are not deduplicated: there, one address and one
+//! phone model are many people.
 //!
 //! Each shard holds a current and a previous filter. Windows are aligned to `window_ms`, so a
 //! click is remembered for at least one full window and at most two. A filter that reaches its
@@ -10,7 +13,7 @@ use std::sync::Mutex;
 
 use bloomfilter::Bloom;
 
-use super::ip_rules::ip_key;
+use super::ip_rules::client_key;
 use super::{Check, Click, Findings, Reason};
 use crate::config::{self, Action};
 
@@ -29,13 +32,15 @@ pub struct DedupCheck {
     filter_fp_rate: f64,
     seed: u64,
     action: Action,
+    /// Sorted: carriers whose addresses many subscribers share.
+    shared_address_asns: Box<[u32]>,
 }
 
 /// The dedup key of a click, under the filter's secret seed.
 pub fn dedup_key(seed: u64, link_id: u32, ip: IpAddr, ua: &str) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::with_seed(seed);
     h.update(&link_id.to_le_bytes());
-    h.update(&ip_key(ip).to_le_bytes());
+    h.update(&client_key(ip).to_le_bytes());
     h.update(ua.as_bytes());
     h.digest()
 }
@@ -58,6 +63,12 @@ impl DedupCheck {
             filter_fp_rate,
             seed: super::secret_seed(),
             action: cfg.action,
+            shared_address_asns: {
+                let mut asns = cfg.shared_address_asns.clone();
+                asns.sort_unstable();
+                asns.dedup();
+                asns.into_boxed_slice()
+            },
         }
     }
 
@@ -103,7 +114,8 @@ fn rotate(s: &mut Shard) {
 
 impl Check for DedupCheck {
     fn run(&self, click: &Click<'_>, findings: &mut Findings) {
-        if findings.not_a_click {
+        // The geo stage, which runs before, has found the address's network.
+        if findings.not_a_click || (findings.asn != 0 && self.shared_address_asns.binary_search(&findings.asn).is_ok()) {
             return;
         }
         if self.seen(dedup_key(self.seed, click.link_id, click.ip, click.ua), click.now_ms) {

@@ -19,6 +19,18 @@ pub fn ip_key(ip: IpAddr) -> u128 {
     }
 }
 
+/// The key of the client an address stands for: an IPv4 address whole, an IPv6 address by its
+/// /64. A /64 is one subscriber's network (a home or a phone gets a /64 or more), so every
+/// interface id inside it is the same client: rotating them evades nothing keyed by this.
+pub fn client_key(ip: IpAddr) -> u128 {
+    let k = ip_key(ip);
+    if k >> 32 == 0xffff {
+        k
+    } else {
+        k & !u128::from(u64::MAX)
+    }
+}
+
 /// A set of CIDR ranges.
 #[derive(Debug, Clone, Default)]
 pub struct CidrSet {

@@ -71,6 +71,19 @@ impl Findings {
         }
     }
 
+    /// Records a firing rule that has a mode of its own inside its stage: the stricter of the
+    /// two decides, so a new rule ships in `observe` while its stage enforces.
+    pub fn hit_as(&mut self, mode: Mode, reason: Reason, action: Action) {
+        let stage = self.mode;
+        self.mode = match (stage, mode) {
+            (Mode::Off, _) | (_, Mode::Off) => Mode::Off,
+            (Mode::Observe, _) | (_, Mode::Observe) => Mode::Observe,
+            _ => Mode::Enforce,
+        };
+        self.hit(reason, action);
+        self.mode = stage;
+    }
+
     /// The verdict these findings give.
     pub fn verdict(&self) -> Verdict {
         if self.reasons.contains(Reason::RateLimited) {

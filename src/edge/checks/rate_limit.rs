@@ -13,7 +13,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use super::clock::{set_now_ms, CallerClock};
-use super::ip_rules::ip_key;
+use super::ip_rules::client_key;
 use super::{Reason, Reasons};
 use crate::config::{self, Mode};
 
@@ -38,7 +38,7 @@ fn quota(per_s: u32, burst: u32) -> Option<Quota> {
 /// The /24 (IPv4) or /64 (IPv6) an address belongs to, as one key. IPv4 keys carry a tag in
 /// the top bits that no global-unicast IPv6 /64 has.
 pub fn subnet_key(ip: IpAddr) -> u64 {
-    let k = ip_key(ip);
+    let k = client_key(ip);
     if k >> 32 == 0xffff {
         0xffff_0000_0000_0000 | ((k as u32) >> 8) as u64
     } else {
@@ -81,7 +81,7 @@ impl RateLimits {
                 l.check_key(&subnet_key(ip)).map_err(|n| wait(n.wait_time_from(now)))?;
             }
             if let Some(l) = &self.ip {
-                l.check_key(&ip_key(ip)).map_err(|n| wait(n.wait_time_from(now)))?;
+                l.check_key(&client_key(ip)).map_err(|n| wait(n.wait_time_from(now)))?;
             }
             Ok(())
         })();

@@ -219,3 +219,5 @@ fn rate_limit_bursts_refills_and_names_the_wait_exactly() {
     assert_eq!([check(ip), check(ip), check(ip)], [Ok(()); 3]);
     assert_eq!(check(ip), Err(500));
 }
+
+mod signals;

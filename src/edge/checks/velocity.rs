@@ -1,4 +1,6 @@
-//! Stage 5: velocity per IP, per subnet and per (link, IP) over a sliding window.
+//! Stage 5: velocity per client (an IPv4 address or an IPv6 /64), per subnet (an IPv4 /24 or
+//! an IPv6 /64), per (link, client) and per (link, subnet) over a sliding window, and each
+//! link's rate against its own baseline.
 //!
 //! One count-min sketch of atomic counters holds all three key spaces, so memory is fixed
 //! whatever the traffic. Two window slots alternate (red/blue, as pingora-limits): the current
@@ -13,12 +15,12 @@
 //! request path.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::ip_rules::ip_key;
+use super::ip_rules::client_key;
 use super::rate_limit::subnet_key;
 use super::{Check, Click, Findings, Reason};
-use crate::config::{self, Action};
+use crate::config::{self, Action, Mode};
 
 /// Counters per slot in a line (a prime, so a stride walk visits distinct counters).
 const PER_SLOT: usize = 7;
@@ -124,33 +126,103 @@ fn key_hash(seed: u64, tag: u8, a: u128, b: u32) -> u128 {
 /// The velocity stage.
 pub struct VelocityCheck {
     sketch: WindowedSketch,
+    /// Clicks per link over `link_baseline_window_ms`: each link's own recent rate.
+    baseline: Option<WindowedSketch>,
     seed: u64,
+    window_ms: u64,
     ip_max: u32,
     subnet_max: u32,
     link_ip_max: u32,
+    link_subnet_max: u32,
+    link_subnet_mode: Mode,
+    surge: Surge,
+    /// The first click's time: a baseline is never longer than the time since then.
+    started_ms: AtomicU64,
     action: Action,
 }
 
+/// The `velocity_link` rule: a link's clicks in the window against its own baseline.
+#[derive(Clone, Copy)]
+struct Surge {
+    mode: Mode,
+    factor: f64,
+    min: u32,
+    baseline_ms: u64,
+}
+
+/// What one click counted: the sliding-window estimates, 0 for counters that are off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub ip: u32,
+    pub subnet: u32,
+    pub link_ip: u32,
+    pub link_subnet: u32,
+    /// The link's clicks in the window, and over the baseline window.
+    pub link: u32,
+    pub link_baseline: u32,
+}
+
 impl VelocityCheck {
-    /// Builds the stage with its fixed-size sketch.
+    /// Builds the stage with its fixed-size sketches.
     pub fn new(cfg: &config::Velocity) -> VelocityCheck {
+        let surge = Surge {
+            mode: cfg.link_surge_mode,
+            factor: cfg.link_surge_factor,
+            min: cfg.link_surge_min,
+            baseline_ms: cfg.link_baseline_window_ms,
+        };
         VelocityCheck {
             sketch: WindowedSketch::new(cfg.window_ms, cfg.sketch_width, cfg.sketch_depth),
+            // Links are far fewer than addresses: a sixteenth of the main sketch holds them.
+            baseline: (surge.mode != Mode::Off)
+                .then(|| WindowedSketch::new(surge.baseline_ms, (cfg.sketch_width / 16).max(1024), cfg.sketch_depth)),
             seed: super::secret_seed(),
+            window_ms: cfg.window_ms,
             ip_max: cfg.ip_max,
             subnet_max: cfg.subnet_max,
             link_ip_max: cfg.link_ip_max,
+            link_subnet_max: cfg.link_subnet_max,
+            link_subnet_mode: cfg.link_subnet_mode,
+            surge,
+            started_ms: AtomicU64::new(u64::MAX),
             action: cfg.action,
         }
     }
 
-    /// Counts a click and returns the (ip, subnet, link+ip) estimates, 0 for counters that are off.
-    pub fn count(&self, ip: IpAddr, link_id: u32, now_ms: u64) -> (u32, u32, u32) {
-        let k = ip_key(ip);
-        let ip_n = if self.ip_max > 0 { self.sketch.add(key_hash(self.seed, b'i', k, 0), now_ms) } else { 0 };
-        let subnet_n = if self.subnet_max > 0 { self.sketch.add(key_hash(self.seed, b's', subnet_key(ip) as u128, 0), now_ms) } else { 0 };
-        let link_n = if self.link_ip_max > 0 { self.sketch.add(key_hash(self.seed, b'l', k, link_id), now_ms) } else { 0 };
-        (ip_n, subnet_n, link_n)
+    /// Bytes held by the counters.
+    pub fn bytes(&self) -> usize {
+        self.sketch.bytes() + self.baseline.as_ref().map_or(0, WindowedSketch::bytes)
+    }
+
+    /// Counts a click under every key that is on.
+    pub fn count(&self, ip: IpAddr, link_id: u32, now_ms: u64) -> Counts {
+        let (k, subnet) = (client_key(ip), subnet_key(ip) as u128);
+        let add = |on: bool, tag: u8, a: u128, b: u32| if on { self.sketch.add(key_hash(self.seed, tag, a, b), now_ms) } else { 0 };
+        let mut c = Counts {
+            ip: add(self.ip_max > 0, b'i', k, 0),
+            subnet: add(self.subnet_max > 0, b's', subnet, 0),
+            link_ip: add(self.link_ip_max > 0, b'l', k, link_id),
+            link_subnet: add(self.link_subnet_max > 0 && self.link_subnet_mode != Mode::Off, b'n', subnet, link_id),
+            ..Counts::default()
+        };
+        if let Some(b) = &self.baseline {
+            self.started_ms.fetch_min(now_ms, Ordering::Relaxed);
+            c.link = add(true, b'k', 0, link_id);
+            c.link_baseline = b.add(key_hash(self.seed, b'k', 0, link_id), now_ms);
+        }
+        c
+    }
+
+    /// Whether a link's count in the window is a surge over its own baseline: above the floor,
+    /// and above `factor` times the baseline scaled to one window. The baseline window holds
+    /// the surge too, so a surge that lasts raises its own bar; the floor keeps a new link's
+    /// first clicks, which have no baseline yet, from firing it. After a start the baseline
+    /// covers only the time since the first click (at least one window): a busy link is not a
+    /// surge because the process is young.
+    fn surging(&self, link: u32, baseline: u32, now_ms: u64) -> bool {
+        let seen_ms = now_ms.saturating_sub(self.started_ms.load(Ordering::Relaxed)).clamp(self.window_ms, self.surge.baseline_ms);
+        let per_window = f64::from(baseline) * self.window_ms as f64 / seen_ms as f64;
+        link > self.surge.min && f64::from(link) > self.surge.factor * per_window
     }
 }
 
@@ -159,15 +231,21 @@ impl Check for VelocityCheck {
         if findings.not_a_click {
             return;
         }
-        let (ip_n, subnet_n, link_n) = self.count(click.ip, click.link_id, click.now_ms);
-        if self.ip_max > 0 && ip_n > self.ip_max {
+        let c = self.count(click.ip, click.link_id, click.now_ms);
+        if self.ip_max > 0 && c.ip > self.ip_max {
             findings.hit(Reason::VelocityIp, self.action);
         }
-        if self.subnet_max > 0 && subnet_n > self.subnet_max {
+        if self.subnet_max > 0 && c.subnet > self.subnet_max {
             findings.hit(Reason::VelocitySubnet, self.action);
         }
-        if self.link_ip_max > 0 && link_n > self.link_ip_max {
+        if self.link_ip_max > 0 && c.link_ip > self.link_ip_max {
             findings.hit(Reason::VelocityLinkIp, self.action);
+        }
+        if self.link_subnet_max > 0 && c.link_subnet > self.link_subnet_max {
+            findings.hit_as(self.link_subnet_mode, Reason::VelocityLinkSubnet, self.action);
+        }
+        if self.baseline.is_some() && self.surging(c.link, c.link_baseline, click.now_ms) {
+            findings.hit_as(self.surge.mode, Reason::VelocityLink, self.action);
         }
     }
 }
