@@ -304,7 +304,7 @@ struct Tally {
     unknown: u64,
     inactive: u64,
     verdicts: [u64; 4],
-    reasons: [u64; 14],
+    reasons: [u64; Reason::ALL.len()],
 }
 
 impl Tally {

@@ -72,6 +72,11 @@ impl WindowedSketch {
         &line.0[2 + slot * PER_SLOT + offset]
     }
 
+    /// Loads the line of key hash `h`, so that a later `add` finds it in cache.
+    pub fn touch(&self, h: u128) {
+        std::hint::black_box(self.lines[(h as u64 & self.mask) as usize].0[0].load(Ordering::Relaxed));
+    }
+
     /// Counts one event for key hash `h` at `now_ms` and returns the sliding-window estimate.
     pub fn add(&self, h: u128, now_ms: u64) -> u32 {
         let epoch = now_ms / self.window_ms;
@@ -126,8 +131,9 @@ fn key_hash(seed: u64, tag: u8, a: u128, b: u32) -> u128 {
 /// The velocity stage.
 pub struct VelocityCheck {
     sketch: WindowedSketch,
-    /// Clicks per link over `link_baseline_window_ms`: each link's own recent rate.
-    baseline: Option<WindowedSketch>,
+    /// Each link's clicks in the window and over `link_baseline_window_ms`, in two small
+    /// sketches of their own: links are far fewer than addresses, so these stay in cache.
+    links: Option<LinkRates>,
     seed: u64,
     window_ms: u64,
     ip_max: u32,
@@ -139,6 +145,11 @@ pub struct VelocityCheck {
     /// The first click's time: a baseline is never longer than the time since then.
     started_ms: AtomicU64,
     action: Action,
+}
+
+struct LinkRates {
+    window: WindowedSketch,
+    baseline: WindowedSketch,
 }
 
 /// The `velocity_link` rule: a link's clicks in the window against its own baseline.
@@ -173,9 +184,15 @@ impl VelocityCheck {
         };
         VelocityCheck {
             sketch: WindowedSketch::new(cfg.window_ms, cfg.sketch_width, cfg.sketch_depth),
-            // Links are far fewer than addresses: a sixteenth of the main sketch holds them.
-            baseline: (surge.mode != Mode::Off)
-                .then(|| WindowedSketch::new(surge.baseline_ms, (cfg.sketch_width / 16).max(1024), cfg.sketch_depth)),
+            // A sixteenth of the main sketch's width each: room for about 16k busy links at the
+            // default size. A collision adds another link's clicks to both counts alike.
+            links: (surge.mode != Mode::Off).then(|| {
+                let width = (cfg.sketch_width / 16).max(1024);
+                LinkRates {
+                    window: WindowedSketch::new(cfg.window_ms, width, cfg.sketch_depth),
+                    baseline: WindowedSketch::new(surge.baseline_ms, width, cfg.sketch_depth),
+                }
+            }),
             seed: super::secret_seed(),
             window_ms: cfg.window_ms,
             ip_max: cfg.ip_max,
@@ -191,24 +208,34 @@ impl VelocityCheck {
 
     /// Bytes held by the counters.
     pub fn bytes(&self) -> usize {
-        self.sketch.bytes() + self.baseline.as_ref().map_or(0, WindowedSketch::bytes)
+        self.sketch.bytes() + self.links.as_ref().map_or(0, |l| l.window.bytes() + l.baseline.bytes())
     }
 
     /// Counts a click under every key that is on.
     pub fn count(&self, ip: IpAddr, link_id: u32, now_ms: u64) -> Counts {
         let (k, subnet) = (client_key(ip), subnet_key(ip) as u128);
-        let add = |on: bool, tag: u8, a: u128, b: u32| if on { self.sketch.add(key_hash(self.seed, tag, a, b), now_ms) } else { 0 };
-        let mut c = Counts {
-            ip: add(self.ip_max > 0, b'i', k, 0),
-            subnet: add(self.subnet_max > 0, b's', subnet, 0),
-            link_ip: add(self.link_ip_max > 0, b'l', k, link_id),
-            link_subnet: add(self.link_subnet_max > 0 && self.link_subnet_mode != Mode::Off, b'n', subnet, link_id),
-            ..Counts::default()
-        };
-        if let Some(b) = &self.baseline {
-            self.started_ms.fetch_min(now_ms, Ordering::Relaxed);
-            c.link = add(true, b'k', 0, link_id);
-            c.link_baseline = b.add(key_hash(self.seed, b'k', 0, link_id), now_ms);
+        let hash = |on: bool, tag: u8, a: u128, b: u32| on.then(|| key_hash(self.seed, tag, a, b));
+        let keys = [
+            hash(self.ip_max > 0, b'i', k, 0),
+            hash(self.subnet_max > 0, b's', subnet, 0),
+            hash(self.link_ip_max > 0, b'l', k, link_id),
+            hash(self.link_subnet_max > 0 && self.link_subnet_mode != Mode::Off, b'n', subnet, link_id),
+        ];
+        // Each key's line is most likely a cache miss: touching them all first lets the misses
+        // overlap instead of queueing one behind the other's update.
+        for h in keys.iter().flatten() {
+            self.sketch.touch(*h);
+        }
+        let [ip, subnet, link_ip, link_subnet] = keys.map(|h| h.map_or(0, |h| self.sketch.add(h, now_ms)));
+        let mut c = Counts { ip, subnet, link_ip, link_subnet, ..Counts::default() };
+        if let Some(l) = &self.links {
+            // Read first: the write happens once, so clicks on many threads share the line.
+            if now_ms < self.started_ms.load(Ordering::Relaxed) {
+                self.started_ms.fetch_min(now_ms, Ordering::Relaxed);
+            }
+            let h = key_hash(self.seed, b'k', 0, link_id);
+            c.link = l.window.add(h, now_ms);
+            c.link_baseline = l.baseline.add(h, now_ms);
         }
         c
     }
@@ -244,7 +271,7 @@ impl Check for VelocityCheck {
         if self.link_subnet_max > 0 && c.link_subnet > self.link_subnet_max {
             findings.hit_as(self.link_subnet_mode, Reason::VelocityLinkSubnet, self.action);
         }
-        if self.baseline.is_some() && self.surging(c.link, c.link_baseline, click.now_ms) {
+        if self.links.is_some() && self.surging(c.link, c.link_baseline, click.now_ms) {
             findings.hit_as(self.surge.mode, Reason::VelocityLink, self.action);
         }
     }

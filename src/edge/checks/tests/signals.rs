@@ -125,7 +125,8 @@ fn bad_signal_settings_are_refused_by_name() {
         ("[checks.velocity]\nlink_subnet_mode = \"sometimes\"\n", "link_subnet_mode"),
         ("[checks.dedup]\nshared_address_asns = [\"AS1221\"]\n", "shared_address_asns"),
     ] {
-        let err = Config::parse(text, std::path::Path::new("test.toml")).err().unwrap_or_else(|| panic!("{text:?} was accepted")).to_string();
+        let err =
+            Config::parse(text, std::path::Path::new("test.toml")).err().unwrap_or_else(|| panic!("{text:?} was accepted")).to_string();
         assert!(err.contains(key), "{text:?}: {err}");
     }
 }
