@@ -3,6 +3,7 @@
 //! know of them, as one read-mostly snapshot loaded from the store and swapped whole when the
 //! store changes.
 
+pub mod import;
 mod objects;
 mod store;
 
@@ -17,7 +18,7 @@ use crate::model::{Currency, Status};
 
 pub use crate::model::destination::DestinationError;
 pub use objects::{Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program, Seed};
-pub use store::{CatalogStore, Catalogue, Kind};
+pub use store::{CatalogStore, Catalogue, Kind, NewLinkRow};
 
 /// Why a catalog operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,15 @@ use super::CatalogError;
 use crate::commission::ProgramRules;
 use crate::model::Status;
 
+/// A validated link on its way into a bulk insert, with the row ids it refers to.
+#[derive(Debug, Clone, Copy)]
+pub struct NewLinkRow<'a> {
+    pub link: &'a NewLink,
+    pub status: Status,
+    pub program_row_id: i64,
+    pub partner_row_id: i64,
+}
+
 /// Which catalog object a status change names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -40,6 +49,10 @@ pub trait CatalogStore {
     fn partners(&self) -> Result<Vec<Partner>, CatalogError>;
     /// Inserts a link of a stored program; the partner must exist (`NotFound` otherwise).
     fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError>;
+    /// Inserts validated links of stored programs and partners in one transaction; for each,
+    /// whether it was new (`false`: its code is taken, perhaps by an earlier row of the batch).
+    fn insert_links(&self, rows: &[NewLinkRow<'_>]) -> Result<Vec<bool>, CatalogError>;
+    fn link(&self, code: &str) -> Result<Option<Link>, CatalogError>;
     fn links(&self) -> Result<Vec<Link>, CatalogError>;
     /// Inserts a normalized coupon of a stored program; the partner must exist.
     fn insert_coupon(&self, c: &NewCoupon, program: &Program) -> Result<bool, CatalogError>;
@@ -93,7 +106,7 @@ pub trait Catalogue: CatalogStore {
         if !self.insert_link(l, &program)? {
             return Err(CatalogError::Exists { kind: "link", id: l.code.clone() });
         }
-        self.links()?.into_iter().find(|x| x.spec.code == l.code).ok_or_else(|| not_found(Kind::Link, &l.code))
+        self.link(&l.code)?.ok_or_else(|| not_found(Kind::Link, &l.code))
     }
 
     /// Creates a coupon code for a partner in a program; the code is stored upper-case.

@@ -1,11 +1,13 @@
 //! `clickgate link`: create, list, pause, resume and expire links in the store. The store, not
 //! this file, refuses a destination outside the program's allowlist.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
 use super::{print_json, Setup};
+use crate::catalog::import::import_links;
 use crate::catalog::{CatalogStore, Catalogue, Kind, NewLink};
 use crate::model::{Channel, Status};
 
@@ -36,6 +38,12 @@ pub(super) enum LinkCmd {
         #[arg(long, value_parser = expiry)]
         expires_at: Option<i64>,
     },
+    /// Create links in bulk from a CSV file with a header row: code, program, partner and
+    /// destination, and optionally channel, utm_source, utm_medium, utm_campaign, expires_at
+    /// (as --expires-at reads it) and status. Each row is validated as `link add` validates
+    /// one; rejected rows are listed on stderr with their line, the others are written, and
+    /// the exit code is 1 if any row was rejected. `-` reads stdin.
+    Import { file: std::path::PathBuf },
     /// List links as JSON lines.
     List,
     /// Pause a link.
@@ -44,6 +52,38 @@ pub(super) enum LinkCmd {
     Resume { code: String },
     /// Expire a link.
     Expire { code: String },
+}
+
+fn import(store: &impl Catalogue, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let report = if file == std::path::Path::new("-") {
+        import_links(store, std::io::stdin().lock(), &expiry)
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        import_links(store, std::io::BufReader::with_capacity(1 << 16, f), &expiry)
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let mut err = std::io::stderr().lock();
+    for r in &report.rejected {
+        writeln!(
+            err,
+            "{}:{}: {}{}",
+            file.display(),
+            r.line,
+            if r.code.is_empty() { String::new() } else { format!("{}: ", r.code) },
+            r.why
+        )?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    writeln!(
+        err,
+        "link import: {} added, {} rejected in {:.2} s ({:.0} links/s)",
+        report.added,
+        report.rejected.len(),
+        secs,
+        report.added as f64 / secs.max(1e-9)
+    )?;
+    Ok(if report.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// `--expires-at` as Unix seconds (what a link stores), read by the one time rule of the CLI
@@ -76,6 +116,7 @@ pub(super) fn run(cmd: LinkCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
             })?;
             print_json(&[l])?;
         }
+        LinkCmd::Import { file } => return import(&store, &file),
         LinkCmd::List => print_json(&store.links()?)?,
         LinkCmd::Pause { code } => store.set_status(Kind::Link, &code, Status::Paused)?,
         LinkCmd::Resume { code } => store.set_status(Kind::Link, &code, Status::Active)?,

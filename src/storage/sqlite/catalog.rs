@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::schema;
-use crate::catalog::{CatalogError, CatalogStore, Kind, Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program};
+use crate::catalog::{CatalogError, CatalogStore, Kind, Link, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner, Program};
 use crate::model::{Channel, Status};
 use crate::storage::SchemaError;
 
@@ -105,32 +105,46 @@ impl CatalogStore for SqliteCatalog {
         Ok(n == 1)
     }
 
+    fn insert_links(&self, rows: &[NewLinkRow<'_>]) -> Result<Vec<bool>, CatalogError> {
+        // One transaction and one prepared statement for the whole batch: a commit (and its
+        // fsync) per link would bound an import at a few hundred links a second.
+        let tx = self.conn.unchecked_transaction()?;
+        let mut added = Vec::with_capacity(rows.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO links (code, program_id, partner_id, destination, channel, utm_source, utm_medium,
+                 utm_campaign, expires_at, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for r in rows {
+                let l = r.link;
+                added.push(
+                    stmt.execute(params![
+                        l.code,
+                        r.program_row_id,
+                        r.partner_row_id,
+                        l.destination,
+                        l.channel.as_str(),
+                        l.utm_source,
+                        l.utm_medium,
+                        l.utm_campaign,
+                        l.expires_at,
+                        r.status.as_str()
+                    ])? == 1,
+                );
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    fn link(&self, code: &str) -> Result<Option<Link>, CatalogError> {
+        let sql = format!("{LINK_SELECT} WHERE l.code = ?1");
+        Ok(self.conn.query_row(&sql, [code], link_row).optional()?)
+    }
+
     fn links(&self) -> Result<Vec<Link>, CatalogError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT l.id, l.partner_id, l.code, p.slug, pa.slug, l.destination, l.channel, l.utm_source, l.utm_medium,
-                    l.utm_campaign, l.expires_at, l.status
-             FROM links l JOIN programs p ON p.id = l.program_id JOIN partners pa ON pa.id = l.partner_id ORDER BY l.code",
-        )?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(Link {
-                    row_id: r.get(0)?,
-                    partner_row_id: r.get(1)?,
-                    spec: NewLink {
-                        code: r.get(2)?,
-                        program: r.get(3)?,
-                        partner: r.get(4)?,
-                        destination: r.get(5)?,
-                        channel: stored(r, 6, Channel::parse)?,
-                        utm_source: r.get(7)?,
-                        utm_medium: r.get(8)?,
-                        utm_campaign: r.get(9)?,
-                        expires_at: r.get(10)?,
-                    },
-                    status: stored(r, 11, Status::parse)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        let mut stmt = self.conn.prepare(&format!("{LINK_SELECT} ORDER BY l.code"))?;
+        let rows = stmt.query_map([], link_row)?.collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
@@ -167,6 +181,29 @@ fn stored<T>(r: &rusqlite::Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) ->
     parse(&s).ok_or_else(|| {
         let why = format!("column {idx} holds {s:?}, which is not a known value");
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, why.into())
+    })
+}
+
+const LINK_SELECT: &str = "SELECT l.id, l.partner_id, l.code, p.slug, pa.slug, l.destination, l.channel, l.utm_source, l.utm_medium,
+        l.utm_campaign, l.expires_at, l.status
+     FROM links l JOIN programs p ON p.id = l.program_id JOIN partners pa ON pa.id = l.partner_id";
+
+fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
+    Ok(Link {
+        row_id: r.get(0)?,
+        partner_row_id: r.get(1)?,
+        spec: NewLink {
+            code: r.get(2)?,
+            program: r.get(3)?,
+            partner: r.get(4)?,
+            destination: r.get(5)?,
+            channel: stored(r, 6, Channel::parse)?,
+            utm_source: r.get(7)?,
+            utm_medium: r.get(8)?,
+            utm_campaign: r.get(9)?,
+            expires_at: r.get(10)?,
+        },
+        status: stored(r, 11, Status::parse)?,
     })
 }
 
