@@ -42,7 +42,7 @@ pub const NAME_CHARS_MAX: usize = 140;
 const STRIPE_ACCOUNT_BYTES_MAX: usize = 64;
 
 /// How a partner is paid. Stored, so it parses strictly: an unknown spelling is an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum PayoutMethod {
     /// A Stripe Connect transfer to the partner's connected account.
     Stripe,
@@ -51,6 +51,7 @@ pub enum PayoutMethod {
     /// A line in a Wise batch CSV.
     Wise,
     /// Paid outside clickgate; an operator confirms it.
+    #[default]
     Manual,
 }
 
