@@ -48,9 +48,14 @@ pub struct NewProgram {
     /// A partner's unpaid commissions of this program are paid once they reach this.
     #[serde(default = "default_payout_threshold")]
     pub payout_threshold_minor: i64,
-    /// When scheduled payout runs of this program start (UTC).
-    #[serde(default)]
-    pub payout_schedule: crate::payouts::Schedule,
+    /// When scheduled payout runs of this program start (UTC): a `payouts::Schedule`,
+    /// spelled as it parses, and checked by `validate`.
+    #[serde(default = "default_payout_schedule")]
+    pub payout_schedule: String,
+}
+
+fn default_payout_schedule() -> String {
+    "off".into()
 }
 
 fn default_payout_threshold() -> i64 {
@@ -67,6 +72,11 @@ fn currency_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Currency, D:
 }
 
 impl NewProgram {
+    /// The program's payout schedule.
+    pub fn schedule(&self) -> Result<crate::payouts::Schedule, CatalogError> {
+        crate::payouts::Schedule::parse(&self.payout_schedule).map_err(|e| bad("payout_schedule", e.to_string()))
+    }
+
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<(), CatalogError> {
         check_slug("id", &self.id)?;
@@ -90,6 +100,7 @@ impl NewProgram {
                 format!("must be in 1..={PAYOUT_THRESHOLD_MINOR_MAX}, got {}", self.payout_threshold_minor),
             ));
         }
+        self.schedule()?;
         for c in self.country_allow.iter().chain(&self.country_deny) {
             if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
                 return Err(bad("country_allow/country_deny", format!("{c:?} is not an ISO 3166 alpha-2 code")));

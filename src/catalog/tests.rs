@@ -17,7 +17,7 @@ pub(crate) fn program() -> NewProgram {
         attribution: Default::default(),
         commission: Default::default(),
         payout_threshold_minor: 5000,
-        payout_schedule: Default::default(),
+        payout_schedule: "off".into(),
     }
 }
 

@@ -97,7 +97,7 @@ pub(super) fn run(cmd: ProgramCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
                 attribution,
                 commission: Default::default(),
                 payout_threshold_minor,
-                payout_schedule,
+                payout_schedule: payout_schedule.to_string(),
             })?;
             print_json(&[p])?;
         }

@@ -111,10 +111,11 @@ pub fn run<S: PayoutStore>(
         return Ok(Report { dry_run: true, plan, ..Report::default() });
     }
     let lease = settings.lock_lease_ms;
+    let holder = format!("{:016x}", fastrand::u64(..));
     let (run, resumed, plan) = store.write(|tx| {
         let t = now();
         if let Some(run) = tx.unfinished_runs()?.into_iter().next() {
-            tx.take_lock(&run.id, t, t + lease)?;
+            tx.take_lock(&holder, &run.id, t, t + lease)?;
             return Ok((run, true, Plan::default()));
         }
         let run = Run {
@@ -126,7 +127,7 @@ pub fn run<S: PayoutStore>(
             started_ms: t,
             finished_ms: None,
         };
-        tx.take_lock(&run.id, t, t + lease)?;
+        tx.take_lock(&holder, &run.id, t, t + lease)?;
         tx.insert_run(&run)?;
         let plan = plan::plan(tx, dir, run.program.as_deref(), run.currency)?;
         for p in &plan.payouts {
@@ -155,7 +156,7 @@ pub fn run<S: PayoutStore>(
     let batch = settings.batch_len_max.max(1);
     let renew = |tx: &mut dyn PayoutTx| {
         let t = now();
-        tx.take_lock(&run.id, t, t + lease)
+        tx.take_lock(&holder, &run.id, t, t + lease)
     };
 
     // Stripe payouts left sent (this run's before a crash, or an earlier run's unknown
@@ -184,7 +185,7 @@ pub fn run<S: PayoutStore>(
     store.write(|tx| {
         renew(tx)?;
         tx.finish_run(&run.id, now())?;
-        tx.release_lock(&run.id)
+        tx.release_lock(&holder)
     })?;
     tracing::info!(
         run = run.id,

@@ -176,12 +176,12 @@ pub struct Unpaid {
 /// One open transaction of a store holding the ledger, the commissions, the outbox and the
 /// payouts. Implementations only read and write rows; the rules live in `steps` and `run`.
 pub trait PayoutTx: CommissionTx + OutboxTx {
-    /// Takes the run lock for `run_id` until `expires_ms`, or moves its expiry on when
-    /// `run_id` holds it. Refused (`Locked`) while another run holds an unexpired lock; an
-    /// expired one is taken over.
-    fn take_lock(&mut self, run_id: &str, now_ms: i64, expires_ms: i64) -> Result<(), PayoutError>;
-    /// Releases the lock if `run_id` holds it.
-    fn release_lock(&mut self, run_id: &str) -> Result<(), PayoutError>;
+    /// Takes the run lock for `holder` (a process's random token) running `run_id` until
+    /// `expires_ms`, or moves its expiry on when `holder` has it. Refused (`Locked`) while
+    /// another holder's lock has not expired; an expired one is taken over.
+    fn take_lock(&mut self, holder: &str, run_id: &str, now_ms: i64, expires_ms: i64) -> Result<(), PayoutError>;
+    /// Releases the lock if `holder` has it.
+    fn release_lock(&mut self, holder: &str) -> Result<(), PayoutError>;
     fn insert_run(&mut self, run: &Run) -> Result<(), PayoutError>;
     fn finish_run(&mut self, run_id: &str, now_ms: i64) -> Result<(), PayoutError>;
     fn run(&mut self, id: &str) -> Result<Option<Run>, PayoutError>;

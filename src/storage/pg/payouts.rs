@@ -84,28 +84,30 @@ fn limit(n: usize) -> i64 {
 }
 
 impl PayoutTx for PgTx<'_, '_> {
-    fn take_lock(&mut self, run_id: &str, now_ms: i64, expires_ms: i64) -> Result<(), PayoutError> {
-        let held = self.query_opt("SELECT run_id, expires_ms FROM payout_lock WHERE singleton = 1 FOR UPDATE", &[]).map_err(storage)?;
+    fn take_lock(&mut self, holder: &str, run_id: &str, now_ms: i64, expires_ms: i64) -> Result<(), PayoutError> {
+        let held =
+            self.query_opt("SELECT holder, run_id, expires_ms FROM payout_lock WHERE singleton = 1 FOR UPDATE", &[]).map_err(storage)?;
         if let Some(r) = held {
-            let (run, expires): (String, i64) = (r.try_get(0).map_err(storage)?, r.try_get(1).map_err(storage)?);
-            if run != run_id && expires > now_ms {
+            let other: String = r.try_get(0).map_err(storage)?;
+            let (run, expires): (String, i64) = (r.try_get(1).map_err(storage)?, r.try_get(2).map_err(storage)?);
+            if other != holder && expires > now_ms {
                 return Err(PayoutError::Locked { run, expires_ms: expires });
             }
-            if run != run_id {
+            if other != holder {
                 tracing::warn!(run = run_id, expired = run, "A payout run takes over an expired run lock.");
             }
         }
         self.execute(
-            "INSERT INTO payout_lock (singleton, run_id, expires_ms) VALUES (1, $1, $2)
-             ON CONFLICT (singleton) DO UPDATE SET run_id = EXCLUDED.run_id, expires_ms = EXCLUDED.expires_ms",
-            &[&run_id, &expires_ms],
+            "INSERT INTO payout_lock (singleton, run_id, holder, expires_ms) VALUES (1, $1, $2, $3)
+             ON CONFLICT (singleton) DO UPDATE SET run_id = EXCLUDED.run_id, holder = EXCLUDED.holder, expires_ms = EXCLUDED.expires_ms",
+            &[&run_id, &holder, &expires_ms],
         )
         .map_err(storage)?;
         Ok(())
     }
 
-    fn release_lock(&mut self, run_id: &str) -> Result<(), PayoutError> {
-        self.execute("DELETE FROM payout_lock WHERE singleton = 1 AND run_id = $1", &[&run_id]).map_err(storage)?;
+    fn release_lock(&mut self, holder: &str) -> Result<(), PayoutError> {
+        self.execute("DELETE FROM payout_lock WHERE singleton = 1 AND holder = $1", &[&holder]).map_err(storage)?;
         Ok(())
     }
 

@@ -80,32 +80,34 @@ fn many<T>(
 }
 
 impl PayoutTx for SqliteTx<'_> {
-    fn take_lock(&mut self, run_id: &str, now_ms: i64, expires_ms: i64) -> Result<(), PayoutError> {
-        let held: Option<(String, i64)> = self
+    fn take_lock(&mut self, holder: &str, run_id: &str, now_ms: i64, expires_ms: i64) -> Result<(), PayoutError> {
+        let held: Option<(String, String, i64)> = self
             .conn()
-            .query_row("SELECT run_id, expires_ms FROM payout_lock WHERE singleton = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT holder, run_id, expires_ms FROM payout_lock WHERE singleton = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()
             .map_err(storage)?;
-        if let Some((run, expires)) = held {
-            if run != run_id && expires > now_ms {
+        if let Some((other, run, expires)) = held {
+            if other != holder && expires > now_ms {
                 return Err(PayoutError::Locked { run, expires_ms: expires });
             }
-            if run != run_id {
+            if other != holder {
                 tracing::warn!(run = run_id, expired = run, "A payout run takes over an expired run lock.");
             }
         }
         self.conn()
             .execute(
-                "INSERT INTO payout_lock (singleton, run_id, expires_ms) VALUES (1, ?1, ?2)
-                 ON CONFLICT (singleton) DO UPDATE SET run_id = excluded.run_id, expires_ms = excluded.expires_ms",
-                params![run_id, expires_ms],
+                "INSERT INTO payout_lock (singleton, run_id, holder, expires_ms) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (singleton) DO UPDATE SET run_id = excluded.run_id, holder = excluded.holder, expires_ms = excluded.expires_ms",
+                params![run_id, holder, expires_ms],
             )
             .map_err(storage)?;
         Ok(())
     }
 
-    fn release_lock(&mut self, run_id: &str) -> Result<(), PayoutError> {
-        self.conn().execute("DELETE FROM payout_lock WHERE singleton = 1 AND run_id = ?1", [run_id]).map_err(storage)?;
+    fn release_lock(&mut self, holder: &str) -> Result<(), PayoutError> {
+        self.conn().execute("DELETE FROM payout_lock WHERE singleton = 1 AND holder = ?1", [holder]).map_err(storage)?;
         Ok(())
     }
 

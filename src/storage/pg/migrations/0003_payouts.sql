@@ -35,6 +35,8 @@ CREATE INDEX payouts_open ON payouts (status, method) WHERE status IN ('created'
 CREATE TABLE payout_lock (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
     run_id TEXT NOT NULL,
+    -- A random token of the process holding it: a resumed run is the same run in another one.
+    holder TEXT NOT NULL,
     expires_ms BIGINT NOT NULL
 );
 CREATE INDEX commissions_unpaid ON commissions (program, partner, currency) WHERE status = 'approved' AND payout_id IS NULL;

@@ -44,6 +44,8 @@ CREATE INDEX payouts_open ON payouts (status, method) WHERE status = 'created' O
 CREATE TABLE payout_lock (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
     run_id TEXT NOT NULL,
+    -- A random token of the process holding it: a resumed run is the same run in another one.
+    holder TEXT NOT NULL,
     expires_ms INTEGER NOT NULL
 ) STRICT;
 -- The approved commissions not yet in a payout, by program: what a run sums.
