@@ -80,16 +80,24 @@ impl World {
     /// A conversion of `sale_minor` in `program` credited whole to `partner`, at `T0`, and its
     /// commission (10%) approved.
     pub fn earn(&mut self, program: &str, partner: &str, sale_minor: i64) {
-        self.conversions += 1;
-        let id = format!("cv_{partner}_{}", self.conversions);
-        let (program, partner) = (program.to_string(), partner.to_string());
+        self.earn_all(&[(program, partner, sale_minor)]);
+    }
+
+    /// `earn` for each (program, partner, sale), in one transaction.
+    pub fn earn_all(&mut self, sales: &[(&str, &str, i64)]) {
+        let mut ids = Vec::new();
+        for (_, partner, _) in sales {
+            self.conversions += 1;
+            ids.push(format!("cv_{partner}_{}", self.conversions));
+        }
         self.db()
             .write(|tx| {
-                let sale =
-                    Sale { conversion_id: &id, program: &program, currency: usd(), amount_minor: sale_minor, occurred_at_ms: T0 as u64 };
-                let shares = [Share { partner: partner.clone(), amount_minor: sale_minor }];
-                lifecycle::accrue(tx, &sale, &shares, &ProgramRules::default(), T0 as u64)?;
-                lifecycle::approve_due(tx, (T0 + 400 * DAY_MS) as u64, 10_000)?;
+                for ((program, partner, sale_minor), id) in sales.iter().zip(&ids) {
+                    let sale = Sale { conversion_id: id, program, currency: usd(), amount_minor: *sale_minor, occurred_at_ms: T0 as u64 };
+                    let shares = [Share { partner: partner.to_string(), amount_minor: *sale_minor }];
+                    lifecycle::accrue(tx, &sale, &shares, &ProgramRules::default(), T0 as u64)?;
+                }
+                lifecycle::approve_due(tx, (T0 + 400 * DAY_MS) as u64, 1_000_000)?;
                 Ok(())
             })
             .unwrap();
