@@ -103,7 +103,15 @@ fn a_payout_run_killed_at_random_moments_and_rerun_pays_each_partner_exactly_onc
     }
     assert_eq!(paid, want, "each partner is paid their whole amount, once");
     let desk = w.desk(None, None);
-    let payouts = desk.payouts(&PayoutFilter { limit: 100_000, ..Default::default() }).unwrap();
+    let mut payouts = Vec::new();
+    loop {
+        let after = payouts.last().map(|p: &clickgate::payouts::Payout| p.id.clone());
+        let page = desk.payouts(&PayoutFilter { limit: 1000, after, ..Default::default() }).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        payouts.extend(page);
+    }
     assert_eq!(payouts.len(), want.len(), "one payout per partner");
     assert!(payouts.iter().all(|p| p.status == PayoutStatus::Paid), "every payout is paid");
     for (partner, amount) in &want {

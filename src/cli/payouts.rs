@@ -11,7 +11,7 @@ use clap::Subcommand;
 use super::{print_json, Setup};
 use crate::app;
 use crate::model::Currency;
-use crate::payouts::{PayoutFilter, PayoutStatus, Request, SecretKey, Trigger};
+use crate::payouts::{PayoutFilter, PayoutStatus, Request, Trigger};
 use crate::storage::payouts::Desk;
 
 /// `payouts`' subcommands.
@@ -52,10 +52,7 @@ pub(super) enum PayoutsCmd {
 /// Runs one `payouts` subcommand against the store.
 pub(super) fn run(cmd: PayoutsCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let key = match std::env::var("CLICKGATE_STRIPE_SECRET_KEY") {
-        Ok(k) if !k.is_empty() => Some(SecretKey::new(&k).context("CLICKGATE_STRIPE_SECRET_KEY")?),
-        _ => None,
-    };
+    let key = app::payouts::stripe_key()?;
     crate::edge::tls::install_provider();
     let desk = Desk::new(setup.store_at()?, &setup.data_dir, &setup.config.payouts, key, runtime.handle().clone(), None)?;
     let now = || app::now_ms() as i64;
