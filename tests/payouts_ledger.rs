@@ -188,3 +188,27 @@ fn a_refund_of_a_commission_in_transit_is_owed_after_the_payout_posts(backend: B
     assert_eq!(next.plan.skipped.len(), 1, "{next:?}");
     w.verify();
 }
+
+both!(the_schedule_starts_a_programs_run_once_per_slot, pg);
+
+fn the_schedule_starts_a_programs_run_once_per_slot(backend: Backend) {
+    let mut w = World::new(backend);
+    let weekly = clickgate::catalog::NewProgram { payout_schedule: "weekly:sun".into(), ..program("weekly", 1000) };
+    clickgate::catalog::Catalogue::add_program(&w.catalog(), &weekly).unwrap();
+    w.add_partner("ann", PayoutMethod::Manual, None, None);
+    w.earn("weekly", "ann", 20_000);
+    w.earn("shop", "ann", 90_000);
+    let desk = w.desk(None, None);
+    // 2027-06-20 is a Sunday: the weekly program's slot began at 00:00 UTC.
+    let sunday = T0 + 201 * DAY_MS + 3_600_000;
+    let due = desk.scheduled(&clock(sunday)).unwrap();
+    let [(program, report)] = &due[..] else { panic!("{due:?}") };
+    let report = report.as_ref().unwrap();
+    assert_eq!((program.as_str(), report.sent.count, report.sent.amount_minor), ("weekly", 1, 2000), "only the weekly program's money");
+    let run = desk.run_detail(&report.run_id).unwrap().unwrap().0;
+    assert_eq!((run.trigger, run.program.as_deref()), (Trigger::Schedule, Some("weekly")));
+    assert!(desk.scheduled(&clock(sunday + 3_600_000)).unwrap().is_empty(), "once per slot");
+    assert!(desk.scheduled(&clock(sunday + 6 * DAY_MS)).unwrap().is_empty(), "Saturday: the slot has a run");
+    assert_eq!(desk.scheduled(&clock(sunday + 7 * DAY_MS)).unwrap().len(), 1, "the next Sunday");
+    assert_eq!(w.available("ann"), 9000, "the shop program has no schedule");
+}

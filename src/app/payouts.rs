@@ -57,8 +57,16 @@ pub fn spawn_schedule(desk: Option<Arc<Desk>>, config: &crate::config::Payouts, 
                 Ok(Ok(runs)) => {
                     for (program, out) in runs {
                         match out {
-                            Ok(r) => tracing::info!(program, run = r.run_id, paid = r.paid.count, sent = r.sent.count, "A scheduled payout run finished."),
-                            Err(e) => tracing::error!(program, error = %e, "A scheduled payout run failed; it is due again at the next check."),
+                            Ok(r) => tracing::info!(
+                                program,
+                                run = r.run_id,
+                                paid = r.paid.count,
+                                sent = r.sent.count,
+                                "A scheduled payout run finished."
+                            ),
+                            Err(e) => {
+                                tracing::error!(program, error = %e, "A scheduled payout run failed; it is due again at the next check.")
+                            }
                         }
                     }
                 }
