@@ -65,12 +65,16 @@ fn a_run_through_the_api_sends_lists_and_confirms_a_manual_payout(store: Store) 
     );
     let sent = get(&s, &format!("/v1/payouts?partner=bob&status=sent&run={id}"));
     assert_eq!(sent["payouts"].as_array().unwrap().len(), 1);
+    let b = &get(&s, "/v1/partners/bob/balance")["balances"][0];
+    assert_eq!((b["approved_minor"].as_i64(), b["in_transit_minor"].as_i64(), b["paid_minor"].as_i64()), (Some(6500), Some(6500), Some(0)));
 
     let done = send(&s, "POST", &format!("/v1/payout-runs/{id}/confirm"), None, "{}");
     assert_eq!(done.status, 200, "{done:?}");
     assert_eq!(done.json()["paid"], json!({"count": 1, "amount_minor": 6500}));
     assert_eq!(get(&s, "/v1/payouts?status=paid")["payouts"][0]["id"], payout["id"]);
     assert!(get(&s, "/v1/payouts?status=sent")["payouts"].as_array().unwrap().is_empty());
+    let b = &get(&s, "/v1/partners/bob/balance")["balances"][0];
+    assert_eq!((b["approved_minor"].as_i64(), b["in_transit_minor"].as_i64(), b["paid_minor"].as_i64()), (Some(0), Some(0), Some(6500)));
     let commissions = get(&s, "/v1/commissions?partner=bob&status=paid");
     assert_eq!(commissions["commissions"].as_array().unwrap().len(), 2);
     assert_eq!(s.metric("clickgate_payouts_total{state=\"sent\"}"), 1.0);

@@ -163,3 +163,62 @@ fn file_exports_hold_one_currency_and_parse_back_to_the_runs_totals(backend: Bac
     assert_eq!(w.available("wes"), 7777);
     w.verify();
 }
+
+both!(a_resumed_run_writes_its_whole_file_again);
+
+/// A run killed after it marked one of its two PayPal payouts sent: the run that takes its lock
+/// over writes the file with both again, and marks the other.
+fn a_resumed_run_writes_its_whole_file_again(backend: Backend) {
+    use clickgate::payouts::{steps, Payout, PayoutStore, Run, Trigger};
+    let mut w = World::new(backend);
+    w.add_partner("pam", PayoutMethod::Paypal, None, Some("pam@pay.example.com"));
+    w.add_partner("pia", PayoutMethod::Paypal, None, Some("pia@pay.example.com"));
+    w.earn("shop", "pam", 51_230);
+    w.earn("shop", "pia", 99_990);
+    let t = T0 + 500 * DAY_MS;
+    let run = Run {
+        id: Run::new_id(t, 9),
+        program: None,
+        currency: None,
+        trigger: Trigger::Cli,
+        finished: false,
+        started_ms: t,
+        finished_ms: None,
+    };
+    let payout = |partner: &str, amount_minor: i64| Payout {
+        id: payout_id(&run.id, partner, usd()),
+        run_id: run.id.clone(),
+        partner: partner.into(),
+        currency: usd(),
+        amount_minor,
+        method: PayoutMethod::Paypal,
+        destination: format!("{partner}@pay.example.com"),
+        status: PayoutStatus::Created,
+        reference: None,
+        failure: None,
+        insufficient: false,
+        created_ms: t,
+        sent_ms: None,
+        settled_ms: None,
+    };
+    let (pam, pia) = (payout("pam", 5123), payout("pia", 9999));
+    w.db()
+        .write(|tx| {
+            tx.take_lock("killed-process", &run.id, t, t + 1000)?;
+            tx.insert_run(&run)?;
+            steps::create(tx, &pam, &["shop".to_string()])?;
+            steps::create(tx, &pia, &["shop".to_string()])?;
+            steps::send(tx, &pam.id, Some("killed.csv"), t)?;
+            Ok(())
+        })
+        .unwrap();
+    let desk = w.desk(None, None);
+    let resumed = desk.run(&req(false), &clock(t + 1001)).unwrap();
+    assert!(resumed.resumed && resumed.run_id == run.id, "{resumed:?}");
+    assert_eq!((resumed.sent.count, resumed.sent.amount_minor), (1, 9999), "only pia was left to mark");
+    let lines = export::read(&w.export_dir.join(format!("{}-paypal-USD.csv", run.id)), ExportFormat::Paypal).unwrap();
+    assert_eq!(export::totals(&lines).unwrap(), (2, 5123 + 9999), "the file holds both again");
+    let all = desk.payouts(&PayoutFilter { run: Some(run.id.clone()), limit: 10, ..Default::default() }).unwrap();
+    assert!(all.iter().all(|p| p.status == PayoutStatus::Sent), "{all:?}");
+    assert_eq!(w.verify().pending_open, 2);
+}

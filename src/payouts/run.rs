@@ -289,8 +289,9 @@ fn pay_stripe<S: PayoutStore>(
 }
 
 /// Writes the run's PayPal and Wise payouts to their files (one per format and currency) and
-/// marks them, and the manual ones, sent. A file is written before its payouts are marked, so
-/// a resumed run writes the same file again.
+/// marks them, and the manual ones, sent. A file is written before its payouts are marked and
+/// holds every payout of the run in its format and currency that has not failed, so a resumed
+/// run writes the same file again, whichever of its payouts a killed run had marked.
 #[allow(clippy::too_many_arguments)]
 fn send_others<S: PayoutStore>(
     store: &mut S,
@@ -305,7 +306,15 @@ fn send_others<S: PayoutStore>(
     let mut files: BTreeMap<(&'static str, Currency), (ExportFormat, Vec<PayoutRequest>)> = BTreeMap::new();
     let mut bad = Vec::new();
     let mut manual = Vec::new();
-    for p in others {
+    let all = PayoutFilter { run: Some(run.id.clone()), limit: usize::MAX, ..PayoutFilter::default() };
+    let filed: Vec<Payout> = store
+        .read(|tx| tx.payouts(&all))?
+        .into_iter()
+        .filter(|p| matches!(p.method, PayoutMethod::Paypal | PayoutMethod::Wise))
+        .filter(|p| matches!(p.status, PayoutStatus::Sent | PayoutStatus::Paid))
+        .collect();
+    let created_ids: std::collections::HashSet<&str> = others.iter().map(|p| p.id.as_str()).collect();
+    for p in others.iter().chain(&filed) {
         let format = match p.method {
             PayoutMethod::Paypal => ExportFormat::Paypal,
             PayoutMethod::Wise => ExportFormat::Wise,
@@ -328,7 +337,8 @@ fn send_others<S: PayoutStore>(
         let written = export::write(&settings.export_dir, *format, &run.id, *currency, reqs, &settings.paypal_note)?;
         let name = written.path.file_name().map(|n| n.to_string_lossy().into_owned());
         report.files.push(written.path.display().to_string());
-        marks.extend(reqs.iter().map(|r| (r.payout_id().to_string(), name.clone(), r.amount_minor())));
+        let created = reqs.iter().filter(|r| created_ids.contains(r.payout_id()));
+        marks.extend(created.map(|r| (r.payout_id().to_string(), name.clone(), r.amount_minor())));
     }
     for chunk in marks.chunks(settings.batch_len_max.max(1)) {
         store.write(|tx| {
