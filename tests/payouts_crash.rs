@@ -5,7 +5,7 @@
 //! Stripe server's record, one per idempotency key, of the partner's whole amount; every payout
 //! is `paid`; nothing is left payable or in transit; and `clickgate ledger verify` is clean.
 //!
-//! The lock lease is 1 s here, so the next process takes a killed run's lock over and resumes
+//! It runs on SQLite, and on PostgreSQL with `--include-ignored`. The lock lease is 1 s here, so the next process takes a killed run's lock over and resumes
 //! it. `CLICKGATE_PAYOUT_CRASH_KILLS` sets the number of kills (default 6),
 //! `CLICKGATE_PAYOUT_CRASH_SEED` the seed of the kill moments (printed either way).
 
@@ -31,12 +31,23 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 #[test]
 fn a_payout_run_killed_at_random_moments_and_rerun_pays_each_partner_exactly_once() {
+    killed_and_rerun(Backend::Sqlite);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
+fn on_postgres_a_payout_run_killed_at_random_moments_and_rerun_pays_each_partner_exactly_once() {
+    killed_and_rerun(Backend::Pg);
+}
+
+fn killed_and_rerun(backend: Backend) {
     let kills = env_or("CLICKGATE_PAYOUT_CRASH_KILLS", 6);
     let seed = env_or("CLICKGATE_PAYOUT_CRASH_SEED", fastrand::u64(..));
     eprintln!("payout crash test: {kills} kills, seed {seed} (CLICKGATE_PAYOUT_CRASH_SEED={seed} replays it)");
     let mut rng = fastrand::Rng::with_seed(seed);
     let server = StripeServer::start(KEY).unwrap();
-    let mut w = World::new(Backend::Sqlite);
+    let mut w = World::new(backend);
+    let database_url = w.schema.as_ref().map(|s| s.url.clone()).unwrap_or_default();
     let mut want = BTreeMap::new();
     // Before each kill, new partners earn: every run has work when its kill comes.
     let mut earn_round = |w: &mut World, round: u64| {
@@ -61,6 +72,7 @@ fn a_payout_run_killed_at_random_moments_and_rerun_pays_each_partner_exactly_onc
         let mut c = Command::new(common::BIN);
         c.args(["--config", config.to_str().unwrap(), "--data-dir", data_dir.to_str().unwrap(), "payouts", "run"])
             .env("CLICKGATE_STRIPE_SECRET_KEY", KEY)
+            .env("CLICKGATE_DATABASE_URL", &database_url)
             .env("CLICKGATE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -118,7 +130,8 @@ fn a_payout_run_killed_at_random_moments_and_rerun_pays_each_partner_exactly_onc
         assert_eq!(w.balance(AccountKind::PartnerPaid, partner).credits_posted, *amount, "{partner}");
         assert_eq!(w.available(partner), 0, "{partner}");
     }
-    let (code, out, err) = common::run_cli(&config, w.dir.path(), &["ledger", "verify"], "");
+    let env = [("CLICKGATE_DATABASE_URL", database_url.clone())];
+    let (code, out, err) = common::run_cli_env(&config, w.dir.path(), &["ledger", "verify"], "", &env);
     assert_eq!(code, 0, "ledger verify: {out}{err}");
     assert_eq!(w.verify().pending_open, 0);
 }
