@@ -56,6 +56,32 @@ fn partner_and_program_payout_details_are_validated_and_shown() {
     assert_eq!(code, 0);
     let dana = out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|p| p["id"] == "dana").unwrap();
     assert_eq!((dana["payout_method"].as_str(), dana["stripe_account"].as_str()), (Some("stripe"), Some("acct_1Dana")));
+
+    // The update paths: a partner's payout details and a program's threshold and schedule.
+    let set = |args: &[&str]| run_cli(&config, &data, args, "");
+    let (code, _, err) = set(&["partner", "set-payout", "--id", "dana", "--payout-method", "paypal"]);
+    assert!(code == 2 && err.contains("paypal_email"), "{err}");
+    let (code, _, err) = set(&["partner", "set-payout", "--id", "nobody", "--payout-method", "manual"]);
+    assert!(code == 2 && err.contains("nobody"), "{err}");
+    let (code, out, err) =
+        set(&["partner", "set-payout", "--id", "dana", "--payout-method", "paypal", "--paypal-email", "d@pay.example.com"]);
+    assert_eq!(code, 0, "{err}");
+    let dana = json_line(&out);
+    assert_eq!(
+        (dana["payout_method"].as_str(), dana["paypal_email"].as_str(), dana["stripe_account"].as_str()),
+        (Some("paypal"), Some("d@pay.example.com"), None)
+    );
+    let (code, _, err) =
+        set(&["program", "set-payout", "--id", "shop", "--payout-threshold-minor", "100", "--payout-schedule", "weekly:any"]);
+    assert!(code == 2 && err.contains("weekly:any"), "{err}");
+    let (code, out, err) =
+        set(&["program", "set-payout", "--id", "shop", "--payout-threshold-minor", "100", "--payout-schedule", "weekly:fri"]);
+    assert_eq!(code, 0, "{err}");
+    let p = json_line(&out);
+    assert_eq!((p["payout_threshold_minor"].as_i64(), p["payout_schedule"].as_str()), (Some(100), Some("weekly:fri")));
+    let (_, out, _) = run_cli(&config, &data, &["partner", "list"], "");
+    let dana = out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|p| p["id"] == "dana").unwrap();
+    assert_eq!(dana["paypal_email"], "d@pay.example.com", "stored");
 }
 
 #[test]

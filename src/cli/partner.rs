@@ -30,6 +30,18 @@ pub(super) enum PartnerCmd {
         #[arg(long)]
         paypal_email: Option<String>,
     },
+    /// Replace a partner's payout details.
+    SetPayout {
+        #[arg(long)]
+        id: String,
+        /// stripe, paypal, wise (to the partner's email) or manual.
+        #[arg(long)]
+        payout_method: PayoutMethod,
+        #[arg(long)]
+        stripe_account: Option<String>,
+        #[arg(long)]
+        paypal_email: Option<String>,
+    },
     /// List partners as JSON lines.
     List,
     /// Pause a partner: their links go to the fallback URL.
@@ -47,6 +59,9 @@ pub(super) fn run(cmd: PartnerCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
         PartnerCmd::Add { id, name, email, payout_method, stripe_account, paypal_email } => {
             let p = NewPartner { id, name, email, payout_method, stripe_account, paypal_email };
             print_json(&[store.add_partner(&p)?])?
+        }
+        PartnerCmd::SetPayout { id, payout_method, stripe_account, paypal_email } => {
+            print_json(&[store.set_partner_payout(&id, payout_method, stripe_account, paypal_email)?])?
         }
         PartnerCmd::List => print_json(&store.partners()?)?,
         PartnerCmd::Pause { id } => store.set_status(Kind::Partner, &id, Status::Paused)?,

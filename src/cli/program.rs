@@ -52,6 +52,16 @@ pub(super) enum ProgramCmd {
         #[arg(long, default_value = "off")]
         payout_schedule: crate::payouts::Schedule,
     },
+    /// Replace a program's payout threshold and schedule.
+    SetPayout {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        payout_threshold_minor: i64,
+        /// off, weekly:<mon..sun> or monthly:<1..=28>, in UTC.
+        #[arg(long)]
+        payout_schedule: crate::payouts::Schedule,
+    },
     /// List programs as JSON lines.
     List,
     /// Pause a program: its links go to the fallback URL.
@@ -100,6 +110,9 @@ pub(super) fn run(cmd: ProgramCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
                 payout_schedule: payout_schedule.to_string(),
             })?;
             print_json(&[p])?;
+        }
+        ProgramCmd::SetPayout { id, payout_threshold_minor, payout_schedule } => {
+            print_json(&[store.set_program_payout(&id, payout_threshold_minor, &payout_schedule.to_string())?])?
         }
         ProgramCmd::List => print_json(&store.programs()?)?,
         ProgramCmd::Pause { id } => store.set_status(Kind::Program, &id, Status::Paused)?,

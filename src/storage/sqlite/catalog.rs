@@ -104,6 +104,11 @@ impl CatalogStore for SqliteCatalog {
         Ok(rows)
     }
 
+    fn update_partner_payout(&self, p: &NewPartner) -> Result<bool, CatalogError> {
+        let sql = "UPDATE partners SET payout_method = ?2, stripe_account = ?3, paypal_email = ?4 WHERE slug = ?1";
+        Ok(self.conn.execute(sql, params![p.id, p.payout_method.as_str(), p.stripe_account, p.paypal_email])? == 1)
+    }
+
     fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError> {
         let partner = self.partner_row_id(&l.partner)?;
         let n = self.conn.execute(
