@@ -14,7 +14,8 @@
 //!   the attribution `index`), `attribution`, `catalog` (programs, partners, links and coupons:
 //!   their rules, their store trait, and the core's snapshot), `commission`, `lifecycle` (commissions through pending, approved, paid),
 //!   `conversions` (the writer and its views) and `ledger` (double-entry, hash-chained).
-//! - `payouts`: providers for paying partners (Stripe Connect transfers, PayPal and Wise CSV exports).
+//! - `payouts`: payout runs (plan, lock, resume, the ledger's pending transfers) and their providers
+//!   (Stripe Connect transfers, PayPal and Wise CSV exports), and the payout schedule.
 //! - `webhooks`: events and their envelope, Standard Webhooks signatures, retries, the SSRF guard.
 //! - `storage`: one module per backend (`sqlite`, `pg`), implementing the domain's store traits.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).

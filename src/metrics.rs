@@ -1,6 +1,10 @@
 //! Prometheus metrics: every family registered in one place, handles cached in state.
 //! Label values come only from closed sets (verdicts, reason codes, database kinds).
 
+mod payouts;
+
+pub use payouts::{PayoutMetrics, PayoutState};
+
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::events::sink::SinkMetrics;
@@ -53,6 +57,7 @@ pub struct Metrics {
     pub core: CoreMetrics,
     pub api: ApiMetrics,
     pub cluster: ClusterMetrics,
+    pub payouts: PayoutMetrics,
 }
 
 /// The core's click ingest, log and index.
@@ -363,6 +368,7 @@ impl Metrics {
                 consumed: counter(r, "clickgate_cluster_consumed_total", "Messages the core consumed and acked after its durable write."),
                 poison: counter(r, "clickgate_cluster_poison_total", "Messages the core could not decode and terminated."),
             },
+            payouts: PayoutMetrics::register(r),
             registry,
         }
     }

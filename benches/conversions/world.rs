@@ -91,7 +91,12 @@ impl World {
         let demo: Demo = toml::from_str(PROGRAMS).expect("the bench's programs parse");
         let mut demo = clickgate::app::demo_seed(&demo).expect("the bench's programs are valid");
         for p in 0..PARTNERS {
-            demo.partners.push(NewPartner { id: partner(p), name: format!("Partner {p}"), email: format!("p{p}@example.com") });
+            demo.partners.push(NewPartner {
+                id: partner(p),
+                name: format!("Partner {p}"),
+                email: format!("p{p}@example.com"),
+                ..NewPartner::default()
+            });
             for program in ["shop", "market"] {
                 demo.coupons.push(NewCoupon { code: coupon(program, p), program: program.into(), partner: partner(p) });
             }

@@ -1,5 +1,5 @@
 //! The JSON API on its own listener: conversions, clicks, postbacks, imports, commissions and
-//! payouts, commission rules, the ledger's entries and reports.
+//! payouts, payout runs, commission rules, the ledger's entries and reports.
 //!
 //! Every answer is JSON. Errors are `{"error":{"code","field","message"}}` with `400` for a
 //! request that cannot be read (bad JSON, unknown fields, wrong types), `422` for one that reads
@@ -12,6 +12,7 @@ mod commissions;
 mod conversions;
 pub mod import;
 mod ledger;
+mod payouts;
 pub mod postback;
 mod reports;
 mod rules;
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub store: std::sync::Mutex<Box<dyn crate::catalog::CatalogStore + Send>>,
     /// Batch sizes of the approval and payout jobs sent to the writer.
     pub commission: crate::config::Commission,
+    /// Payout runs; `None` where this process serves none.
+    pub payouts: Option<Arc<crate::storage::payouts::Desk>>,
 }
 
 /// An error answer.
@@ -248,6 +251,14 @@ async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
         }
         (&Method::GET, ["v1", "commission-rules", version]) => rules::version(state, version).await,
         (&Method::GET, ["v1", "ledger", "entries"]) => ledger::entries(state, req.uri().query().unwrap_or("")).await,
+        (&Method::POST, ["v1", "payout-runs"]) => payouts::create_run(state, &read_body(state, req).await?).await,
+        (&Method::GET, ["v1", "payout-runs"]) => payouts::list_runs(state, req.uri().query().unwrap_or("")).await,
+        (&Method::GET, ["v1", "payout-runs", id]) => payouts::get_run(state, id).await,
+        (&Method::POST, ["v1", "payout-runs", id, "confirm"]) => {
+            let id = id.to_string();
+            payouts::confirm(state, &id, &read_body(state, req).await?).await
+        }
+        (&Method::GET, ["v1", "payouts"]) => payouts::list_payouts(state, req.uri().query().unwrap_or("")).await,
         _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
     }
 }

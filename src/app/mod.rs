@@ -4,6 +4,7 @@
 
 mod catalog;
 mod cluster;
+pub mod payouts;
 
 pub use catalog::{demo_seed, load_links, open_store, seed_demo};
 pub use cluster::{core, edge};
@@ -213,6 +214,7 @@ pub fn build_api(
         now_ms,
         store: std::sync::Mutex::new(Box::new(SqliteCatalog::connect(data_dir).context("opening the store for commission rules")?)),
         commission: config.commission.clone(),
+        payouts: Some(payouts::desk(config, data_dir, metrics.payouts.clone())?),
     });
     Ok((state, catalog))
 }
@@ -418,6 +420,7 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let edge_task = spawn_edge(edge_listener, tls_acceptor.clone(), &limits, state.clone(), stop_rx.clone());
     let admin_task = spawn_admin(admin_listener, tls_acceptor.clone(), &limits, metrics.clone(), Some(state.clone()), stop_rx.clone());
     spawn_approval_sweep(api.conversions.clone(), &config.commission, stop_rx.clone());
+    payouts::spawn_schedule(api.payouts.clone(), &config.payouts, stop_rx.clone());
     let api_task = spawn_api(api_listener, tls_acceptor, &limits, api, stop_rx.clone());
     let consumer_task = tokio::spawn(consumer.run(stop_rx.clone()));
     let spill_drain = {

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::CatalogError;
 use crate::model::{destination, BlockedAction, Channel, Currency, Status};
+use crate::payouts::provider::PartnerDetails;
+use crate::payouts::{Destination, PayoutMethod};
 
 fn bad(field: &'static str, why: impl Into<String>) -> CatalogError {
     CatalogError::Invalid { field, why: why.into() }
@@ -43,7 +45,25 @@ pub struct NewProgram {
     /// absent. Their `version_hash` is recorded on every commission they produce.
     #[serde(default)]
     pub commission: crate::commission::ProgramRules,
+    /// A partner's unpaid commissions of this program are paid once they reach this.
+    #[serde(default = "default_payout_threshold")]
+    pub payout_threshold_minor: i64,
+    /// When scheduled payout runs of this program start (UTC): a `payouts::Schedule`,
+    /// spelled as it parses, and checked by `validate`.
+    #[serde(default = "default_payout_schedule")]
+    pub payout_schedule: String,
 }
+
+fn default_payout_schedule() -> String {
+    "off".into()
+}
+
+fn default_payout_threshold() -> i64 {
+    crate::payouts::plan::DEFAULT_THRESHOLD_MINOR
+}
+
+/// The largest payout threshold: a trillion minor units.
+const PAYOUT_THRESHOLD_MINOR_MAX: i64 = 1_000_000_000_000;
 
 /// A program's currency, whose error names the field as `validate` names the others.
 fn currency_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Currency, D::Error> {
@@ -52,6 +72,11 @@ fn currency_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Currency, D:
 }
 
 impl NewProgram {
+    /// The program's payout schedule.
+    pub fn schedule(&self) -> Result<crate::payouts::Schedule, CatalogError> {
+        crate::payouts::Schedule::parse(&self.payout_schedule).map_err(|e| bad("payout_schedule", e.to_string()))
+    }
+
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<(), CatalogError> {
         check_slug("id", &self.id)?;
@@ -69,6 +94,13 @@ impl NewProgram {
         destination::check(&self.fallback_url, &self.allowed_domains)?;
         self.attribution.validate().map_err(|(field, why)| bad(field, why))?;
         self.commission.validate().map_err(|e| CatalogError::Invalid { field: "commission", why: e.to_string() })?;
+        if !(1..=PAYOUT_THRESHOLD_MINOR_MAX).contains(&self.payout_threshold_minor) {
+            return Err(bad(
+                "payout_threshold_minor",
+                format!("must be in 1..={PAYOUT_THRESHOLD_MINOR_MAX}, got {}", self.payout_threshold_minor),
+            ));
+        }
+        self.schedule()?;
         for c in self.country_allow.iter().chain(&self.country_deny) {
             if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
                 return Err(bad("country_allow/country_deny", format!("{c:?} is not an ISO 3166 alpha-2 code")));
@@ -79,13 +111,22 @@ impl NewProgram {
 }
 
 /// A partner to create.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewPartner {
     pub id: String,
     pub name: String,
     #[serde(default)]
     pub email: String,
+    /// How the partner is paid: `stripe`, `paypal`, `wise` or `manual` (the default).
+    #[serde(default)]
+    pub payout_method: PayoutMethod,
+    /// The Stripe Connect account (`acct_…`), for `stripe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe_account: Option<String>,
+    /// The PayPal account's email, for `paypal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paypal_email: Option<String>,
 }
 
 /// A link to create.
@@ -172,7 +213,20 @@ impl NewPartner {
         if !e.is_empty() && (e.len() > 254 || !e.contains('@') || e.contains(char::is_whitespace)) {
             return Err(bad("email", format!("{e:?} is not an email address")));
         }
+        self.destination()?;
         Ok(())
+    }
+
+    /// Where the partner's payouts go, from the validated payout details; Wise pays to the
+    /// partner's email under their name.
+    pub fn destination(&self) -> Result<Destination, CatalogError> {
+        let details = PartnerDetails {
+            name: &self.name,
+            email: Some(self.email.as_str()).filter(|e| !e.is_empty()),
+            stripe_account: self.stripe_account.as_deref(),
+            paypal_email: self.paypal_email.as_deref(),
+        };
+        Destination::from_details(self.payout_method, details).map_err(|e| bad("payout_method", e.to_string()))
     }
 }
 

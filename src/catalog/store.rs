@@ -47,6 +47,9 @@ pub trait CatalogStore {
     fn programs(&self) -> Result<Vec<Program>, CatalogError>;
     fn insert_partner(&self, p: &NewPartner) -> Result<bool, CatalogError>;
     fn partners(&self) -> Result<Vec<Partner>, CatalogError>;
+    /// Stores a partner's payout details (method, Stripe account, PayPal email); false when
+    /// there is no such partner.
+    fn update_partner_payout(&self, p: &NewPartner) -> Result<bool, CatalogError>;
     /// Inserts a link of a stored program; the partner must exist (`NotFound` otherwise).
     fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError>;
     /// Inserts validated links of stored programs and partners in one transaction; for each,
@@ -100,6 +103,37 @@ pub trait Catalogue: CatalogStore {
     }
 
     /// Creates a link after checking its destination against the program's allowlist.
+    /// Replaces a partner's payout details, validated with the rest of the partner.
+    fn set_partner_payout(
+        &self,
+        id: &str,
+        method: crate::payouts::PayoutMethod,
+        stripe_account: Option<String>,
+        paypal_email: Option<String>,
+    ) -> Result<Partner, CatalogError> {
+        let mut p = self.partners()?.into_iter().find(|x| x.spec.id == id).ok_or_else(|| not_found(Kind::Partner, id))?;
+        p.spec.payout_method = method;
+        p.spec.stripe_account = stripe_account;
+        p.spec.paypal_email = paypal_email;
+        p.spec.validate()?;
+        if !self.update_partner_payout(&p.spec)? {
+            return Err(not_found(Kind::Partner, id));
+        }
+        Ok(p)
+    }
+
+    /// Replaces a program's payout threshold and schedule.
+    fn set_program_payout(&self, id: &str, threshold_minor: i64, schedule: &str) -> Result<Program, CatalogError> {
+        let mut program = self.get_program(id)?;
+        program.spec.payout_threshold_minor = threshold_minor;
+        program.spec.payout_schedule = schedule.to_string();
+        program.spec.validate()?;
+        if !self.update_program(&program.spec)? {
+            return Err(not_found(Kind::Program, id));
+        }
+        self.get_program(id)
+    }
+
     fn add_link(&self, l: &NewLink) -> Result<Link, CatalogError> {
         let program = self.get_program(&l.program)?;
         l.validate(&program.spec)?;

@@ -16,6 +16,8 @@ pub(crate) fn program() -> NewProgram {
         country_deny: vec!["KP".into()],
         attribution: Default::default(),
         commission: Default::default(),
+        payout_threshold_minor: 5000,
+        payout_schedule: "off".into(),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The command line, one file per subcommand: `serve` (also `edge` and `core`), `check`,
-//! `program`, `partner`, `link`, `coupon`, `import`, `ledger`, `commissions` and `attribute`.
+//! `program`, `partner`, `link`, `coupon`, `import`, `ledger`, `commissions`, `payouts` and `attribute`.
 //! This file holds the top-level parser, the dispatch and what several subcommands share;
 //! `timestamp` is the one time format that `check` and `attribute` both read.
 //!
@@ -25,6 +25,7 @@ mod ledger;
 mod link;
 mod migrate;
 mod partner;
+mod payouts;
 mod program;
 mod serve;
 pub mod timestamp;
@@ -82,6 +83,9 @@ enum Command {
     /// Move commissions through their lifecycle by hand (the server's sweep does it on a timer).
     #[command(subcommand)]
     Commissions(commissions::CommissionsCmd),
+    /// Pay partners: payout runs, their confirmation and listing.
+    #[command(subcommand)]
+    Payouts(payouts::PayoutsCmd),
     /// Split journeys read as JSON lines on stdin with a model; one line of shares out per journey.
     #[command(after_help = timestamp::HELP)]
     Attribute(attribute::AttributeArgs),
@@ -151,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(cmd) => ledger::run(cmd, &common.load()?),
         Command::Migrate => migrate::run(&common.load()?),
         Command::Commissions(cmd) => commissions::run(cmd, &common.load()?),
+        Command::Payouts(cmd) => payouts::run(cmd, &common.load()?),
     }
 }
 

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use super::{print_json, Setup};
 use crate::catalog::{CatalogStore, Catalogue, Kind, NewPartner};
 use crate::model::Status;
+use crate::payouts::PayoutMethod;
 
 /// `partner`'s subcommands.
 #[derive(Subcommand)]
@@ -19,6 +20,27 @@ pub(super) enum PartnerCmd {
         name: String,
         #[arg(long, default_value = "")]
         email: String,
+        /// How the partner is paid: stripe, paypal, wise (to --email) or manual.
+        #[arg(long, default_value = "manual")]
+        payout_method: PayoutMethod,
+        /// The partner's Stripe Connect account (acct_…), for stripe.
+        #[arg(long)]
+        stripe_account: Option<String>,
+        /// The partner's PayPal email, for paypal.
+        #[arg(long)]
+        paypal_email: Option<String>,
+    },
+    /// Replace a partner's payout details.
+    SetPayout {
+        #[arg(long)]
+        id: String,
+        /// stripe, paypal, wise (to the partner's email) or manual.
+        #[arg(long)]
+        payout_method: PayoutMethod,
+        #[arg(long)]
+        stripe_account: Option<String>,
+        #[arg(long)]
+        paypal_email: Option<String>,
     },
     /// List partners as JSON lines.
     List,
@@ -34,7 +56,13 @@ pub(super) enum PartnerCmd {
 pub(super) fn run(cmd: PartnerCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
     let store = setup.store()?;
     match cmd {
-        PartnerCmd::Add { id, name, email } => print_json(&[store.add_partner(&NewPartner { id, name, email })?])?,
+        PartnerCmd::Add { id, name, email, payout_method, stripe_account, paypal_email } => {
+            let p = NewPartner { id, name, email, payout_method, stripe_account, paypal_email };
+            print_json(&[store.add_partner(&p)?])?
+        }
+        PartnerCmd::SetPayout { id, payout_method, stripe_account, paypal_email } => {
+            print_json(&[store.set_partner_payout(&id, payout_method, stripe_account, paypal_email)?])?
+        }
         PartnerCmd::List => print_json(&store.partners()?)?,
         PartnerCmd::Pause { id } => store.set_status(Kind::Partner, &id, Status::Paused)?,
         PartnerCmd::Resume { id } => store.set_status(Kind::Partner, &id, Status::Active)?,

@@ -45,6 +45,22 @@ pub(super) enum ProgramCmd {
         /// Clicks closer than this to their conversion count as click injection.
         #[arg(long, default_value_t = 10_000)]
         min_click_to_conversion_ms: u64,
+        /// A partner's unpaid commissions of the program are paid once they reach this.
+        #[arg(long, default_value_t = 5000)]
+        payout_threshold_minor: i64,
+        /// Scheduled payout runs, in UTC: off, weekly:<mon..sun> or monthly:<1..=28>.
+        #[arg(long, default_value = "off")]
+        payout_schedule: crate::payouts::Schedule,
+    },
+    /// Replace a program's payout threshold and schedule.
+    SetPayout {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        payout_threshold_minor: i64,
+        /// off, weekly:<mon..sun> or monthly:<1..=28>, in UTC.
+        #[arg(long)]
+        payout_schedule: crate::payouts::Schedule,
     },
     /// List programs as JSON lines.
     List,
@@ -73,6 +89,8 @@ pub(super) fn run(cmd: ProgramCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
             window_days,
             half_life_hours,
             min_click_to_conversion_ms,
+            payout_threshold_minor,
+            payout_schedule,
         } => {
             let blocked_action = if blocked_action == "forbid" { BlockedAction::Forbid } else { BlockedAction::Redirect };
             let model = parse_model(&model)?;
@@ -88,8 +106,13 @@ pub(super) fn run(cmd: ProgramCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
                 country_deny,
                 attribution,
                 commission: Default::default(),
+                payout_threshold_minor,
+                payout_schedule: payout_schedule.to_string(),
             })?;
             print_json(&[p])?;
+        }
+        ProgramCmd::SetPayout { id, payout_threshold_minor, payout_schedule } => {
+            print_json(&[store.set_program_payout(&id, payout_threshold_minor, &payout_schedule.to_string())?])?
         }
         ProgramCmd::List => print_json(&store.programs()?)?,
         ProgramCmd::Pause { id } => store.set_status(Kind::Program, &id, Status::Paused)?,

@@ -5,12 +5,13 @@
 //!
 //! One file per area: `edge` (listeners, edge limits, TLS, click ids, privacy, events),
 //! `checks` (the fraud-check pipeline), `control` (click log and index, API, cluster,
-//! commissions) and `webhooks`. Every
+//! commissions), `webhooks` and `payouts`. Every
 //! section type is re-exported here, so its path is `crate::config::<Type>`.
 
 mod checks;
 mod control;
 mod edge;
+mod payouts;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use serde::Deserialize;
 pub use self::checks::{parse_cidr, Action, Bots, Checks, Dedup, GeoIp, IpRules, Mode, RateLimit, Velocity};
 pub use self::control::{Api, Cluster, Commission, Core};
 pub use self::edge::{ClickId, ClickKey, Edge, Events, IpPrivacy, Listen, Privacy, Runtime, Tls};
+pub use self::payouts::{Payouts, Stripe as PayoutsStripe};
 pub use self::webhooks::Webhooks;
 
 /// Why a config could not be used.
@@ -55,6 +57,7 @@ pub struct Config {
     pub cluster: Cluster,
     pub commission: Commission,
     pub webhooks: Webhooks,
+    pub payouts: Payouts,
     pub demo: Demo,
 }
 
@@ -160,6 +163,7 @@ impl Config {
         self.cluster.validate()?;
         self.commission.validate()?;
         self.webhooks.validate()?;
+        self.payouts.validate()?;
         Ok(())
     }
 }

@@ -277,7 +277,7 @@ pub trait CommissionTx: LedgerTx {
     fn commissions_of(&mut self, conversion: &ConversionRef<'_>) -> Result<Vec<Commission>, LifecycleError>;
     /// Up to `limit` pending commissions whose lock ended at or before `now_ms`, oldest first.
     fn due_for_approval(&mut self, now_ms: i64, limit: usize) -> Result<Vec<Commission>, LifecycleError>;
-    /// Up to `limit` approved commissions of a partner in a currency, oldest first.
+    /// Up to `limit` approved commissions of a partner in a currency that no payout run holds, oldest first.
     fn approved_of(&mut self, partner: &str, currency: Currency, limit: usize) -> Result<Vec<Commission>, LifecycleError>;
     fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError>;
     /// A commission's events, in order.
@@ -546,7 +546,8 @@ pub fn pay<T: CommissionTx + ?Sized>(tx: &mut T, commission_id: &str, payout_id:
     let now = now_ms as i64;
     let mut c = tx.commission(commission_id)?.ok_or_else(|| LifecycleError::NotFound(commission_id.to_string()))?;
     match c.status {
-        CommissionStatus::Approved => {}
+        // A commission a payout run holds (its `payout_id` set while approved) is that run's to pay.
+        CommissionStatus::Approved if c.payout_id.is_none() => {}
         // Paid under this payout, perhaps clawed back whole since: the retry changes nothing.
         CommissionStatus::Paid | CommissionStatus::Reversed if c.payout_id.as_deref() == Some(payout_id) => return Ok(c),
         CommissionStatus::Paid => {
@@ -555,7 +556,7 @@ pub fn pay<T: CommissionTx + ?Sized>(tx: &mut T, commission_id: &str, payout_id:
                 c.payout_id.as_deref().unwrap_or("")
             )))
         }
-        s => return Err(LifecycleError::Conflict(format!("commission {commission_id} is {}, not approved", s.as_str()))),
+        s => return Err(LifecycleError::Conflict(format!("commission {commission_id} is {}, not approved and free", s.as_str()))),
     }
     let amount = c.remaining_minor();
     debug_assert!(amount > 0, "an approved commission has something left: {c:?}");

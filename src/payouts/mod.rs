@@ -8,14 +8,30 @@
 //! - `export`: the file providers, PayPal Payouts CSV and Wise batch CSV, one currency per file,
 //!   written atomically, and their reader.
 //!
-//! Runs, their ledger transfers and their states live with the store and the lifecycle; this
-//! module only turns one payout into a provider's request and its answer into a result.
-//! Stripe's `transfer.reversed` (a transfer pulled back after it was paid) is out of scope.
+//! - `state`: runs and payouts as stored, their ids and states, and `PayoutTx`, what a
+//!   backend implements beside the ledger and the commissions.
+//! - `steps`: a payout's transfers (`created` → `sent` pending → `paid` posted | `failed`
+//!   voided), its commissions and its webhook events, inside the caller's transaction.
+//! - `plan`: who a run pays: per partner and currency, the programs past their threshold.
+//! - `run`: a run from the lock to the end (resumable), and `confirm` for file and manual
+//!   payouts; `transfers`: Stripe batches for the synchronous run.
+//! - `schedule`: `off`, `weekly:<weekday>`, `monthly:<day>`, and when a run is due.
 
 pub mod export;
+pub mod plan;
 pub mod provider;
+pub mod run;
+pub mod schedule;
+pub mod state;
+pub mod steps;
 pub mod stripe;
+pub mod transfers;
 
 pub use export::{Export, ExportError, ExportFormat, ExportLine};
+pub use plan::{Directory, PartnerEntry, Plan};
 pub use provider::{Destination, Email, PayoutMethod, PayoutRequest, PayoutResult, ProviderError, StripeAccount};
+pub use run::{PayoutStore, Report, Request, Settings, Transfers};
+pub use schedule::Schedule;
+pub use state::{Payout, PayoutError, PayoutFilter, PayoutStatus, PayoutTx, Run, Trigger};
 pub use stripe::{SecretKey, StripeClient, StripeConfig, StripeError};
+pub use transfers::StripeTransfers;

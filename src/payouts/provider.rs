@@ -42,7 +42,10 @@ pub const NAME_CHARS_MAX: usize = 140;
 const STRIPE_ACCOUNT_BYTES_MAX: usize = 64;
 
 /// How a partner is paid. Stored, so it parses strictly: an unknown spelling is an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// Deserialized as a plain enum of lower-case names (strict: any other spelling is an error),
+// so the config's key tracer can walk it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PayoutMethod {
     /// A Stripe Connect transfer to the partner's connected account.
     Stripe,
@@ -51,6 +54,7 @@ pub enum PayoutMethod {
     /// A line in a Wise batch CSV.
     Wise,
     /// Paid outside clickgate; an operator confirms it.
+    #[default]
     Manual,
 }
 
@@ -91,13 +95,6 @@ impl FromStr for PayoutMethod {
 impl serde::Serialize for PayoutMethod {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for PayoutMethod {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PayoutMethod, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        PayoutMethod::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

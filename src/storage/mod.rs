@@ -6,6 +6,7 @@
 //! - `pg`: a PostgreSQL database, cluster mode.
 //! - `row`: the ledger transfer's columns and their decoding, shared by both.
 //! - `offline`: approval, payouts and `ledger verify` from the CLI, on either backend.
+//! - `payouts`: payout runs, confirmations and listings, each step in its own transaction.
 //! - `migration`: what the backends' numbered migrations share, and `SchemaError`.
 //!
 //! **Architecture invariant:** each backend's schema is its numbered migrations, and the store
@@ -20,6 +21,7 @@
 pub(crate) mod group;
 pub mod migration;
 pub mod offline;
+pub mod payouts;
 pub mod pg;
 pub mod pool;
 pub(crate) mod row;

@@ -55,6 +55,9 @@ pub struct CurrencyBalance {
     pub approved_minor: i64,
     /// Paid out: partner_paid's net posted.
     pub paid_minor: i64,
+    /// Sent by a payout run and not yet paid or failed: partner_paid's pending credits. Still
+    /// counted in `approved_minor` until the payout posts.
+    pub in_transit_minor: i64,
     /// Every status, zero when none.
     pub commissions: BTreeMap<&'static str, StatusTotals>,
 }
@@ -71,6 +74,7 @@ impl BalanceSheet {
             pending_minor: 0,
             approved_minor: 0,
             paid_minor: 0,
+            in_transit_minor: 0,
             commissions: CommissionStatus::ALL.iter().map(|s| (s.as_str(), StatusTotals::default())).collect(),
         })
     }
@@ -81,7 +85,10 @@ impl BalanceSheet {
         match kind {
             "partner_pending" => b.pending_minor = credits_pending,
             "partner_payable" => b.approved_minor = net_posted,
-            _ => b.paid_minor = net_posted,
+            _ => {
+                b.paid_minor = net_posted;
+                b.in_transit_minor = credits_pending;
+            }
         }
     }
 

@@ -272,7 +272,7 @@ impl CommissionTx for PgTx<'_, '_> {
         self.lock_head()?;
         self.many(
             &format!(
-                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = $1 AND currency = $2 AND status = 'approved'
+                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = $1 AND currency = $2 AND status = 'approved' AND payout_id IS NULL
                  ORDER BY created_at_ms, id COLLATE \"C\" LIMIT $3"
             ),
             &[&partner, &currency.as_str(), &(limit as i64)],

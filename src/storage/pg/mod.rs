@@ -7,6 +7,7 @@ pub mod conversions;
 pub mod ledger;
 pub mod lifecycle;
 pub mod migrations;
+pub mod payouts;
 pub mod reader;
 
 pub use conversions::start;

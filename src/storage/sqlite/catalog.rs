@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::schema;
 use crate::catalog::{CatalogError, CatalogStore, Kind, Link, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner, Program};
 use crate::model::{Channel, Status};
+use crate::payouts::PayoutMethod;
 use crate::storage::SchemaError;
 
 impl From<rusqlite::Error> for CatalogError {
@@ -77,22 +78,35 @@ impl CatalogStore for SqliteCatalog {
     }
 
     fn insert_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
-        let sql = "INSERT OR IGNORE INTO partners (slug, name, email) VALUES (?1, ?2, ?3)";
-        Ok(self.conn.execute(sql, params![p.id, p.name, p.email])? == 1)
+        let sql = "INSERT OR IGNORE INTO partners (slug, name, email, payout_method, stripe_account, paypal_email)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+        let n = self.conn.execute(sql, params![p.id, p.name, p.email, p.payout_method.as_str(), p.stripe_account, p.paypal_email])?;
+        Ok(n == 1)
     }
 
     fn partners(&self) -> Result<Vec<Partner>, CatalogError> {
-        let mut stmt = self.conn.prepare("SELECT id, slug, name, email, status FROM partners ORDER BY slug")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, slug, name, email, status, payout_method, stripe_account, paypal_email FROM partners ORDER BY slug")?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(Partner {
-                    row_id: r.get(0)?,
-                    spec: NewPartner { id: r.get(1)?, name: r.get(2)?, email: r.get(3)? },
-                    status: stored(r, 4, Status::parse)?,
-                })
+                let spec = NewPartner {
+                    id: r.get(1)?,
+                    name: r.get(2)?,
+                    email: r.get(3)?,
+                    payout_method: stored(r, 5, |s| PayoutMethod::parse(s).ok())?,
+                    stripe_account: r.get(6)?,
+                    paypal_email: r.get(7)?,
+                };
+                Ok(Partner { row_id: r.get(0)?, spec, status: stored(r, 4, Status::parse)? })
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
+    }
+
+    fn update_partner_payout(&self, p: &NewPartner) -> Result<bool, CatalogError> {
+        let sql = "UPDATE partners SET payout_method = ?2, stripe_account = ?3, paypal_email = ?4 WHERE slug = ?1";
+        Ok(self.conn.execute(sql, params![p.id, p.payout_method.as_str(), p.stripe_account, p.paypal_email])? == 1)
     }
 
     fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError> {

@@ -265,7 +265,7 @@ impl CommissionTx for SqliteTx<'_> {
         many(
             self.conn(),
             &format!(
-                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = ?1 AND currency = ?2 AND status = 'approved'
+                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = ?1 AND currency = ?2 AND status = 'approved' AND payout_id IS NULL
                  ORDER BY created_at_ms, id LIMIT ?3"
             ),
             params![partner, currency.as_str(), limit as i64],

@@ -11,6 +11,7 @@ mod groups;
 pub mod ledger;
 pub mod lifecycle;
 pub mod migrations;
+pub mod payouts;
 pub mod reader;
 mod reader_commissions;
 mod reader_ledger;

@@ -25,7 +25,9 @@ fn link(code: &str, destination: &str) -> NewLink {
 fn seeded() -> (tempfile::TempDir, SqliteCatalog) {
     let (dir, store) = temp_store();
     store.add_program(&program()).unwrap();
-    store.add_partner(&NewPartner { id: "alice".into(), name: "Alice".into(), email: "a@example.com".into() }).unwrap();
+    store
+        .add_partner(&NewPartner { id: "alice".into(), name: "Alice".into(), email: "a@example.com".into(), ..NewPartner::default() })
+        .unwrap();
     (dir, store)
 }
 
@@ -66,7 +68,9 @@ fn validates_programs_and_partners() {
     let mut p = program();
     p.country_deny = vec!["korea".into()];
     assert!(store.add_program(&p).unwrap_err().to_string().contains("ISO 3166"));
-    let err = store.add_partner(&NewPartner { id: "bad id".into(), name: "x".into(), email: String::new() }).unwrap_err();
+    let err = store
+        .add_partner(&NewPartner { id: "bad id".into(), name: "x".into(), email: String::new(), ..NewPartner::default() })
+        .unwrap_err();
     assert!(err.to_string().contains("[A-Za-z0-9_-]"), "{err}");
 }
 
@@ -109,7 +113,7 @@ fn open_migrates_a_fresh_data_dir_and_connect_only_checks_its_version() {
     Connection::open(super::schema::path(dir.path())).unwrap().pragma_update(None, "user_version", 7).unwrap();
     for e in [SqliteCatalog::connect(dir.path()).err(), SqliteCatalog::open(dir.path()).err()] {
         let e = e.expect("a store at version 7 was opened").to_string();
-        assert!(e.contains("is at schema version 7; this build knows 1..=2; run a newer clickgate"), "{e}");
+        assert!(e.contains("is at schema version 7; this build knows 1..=3; run a newer clickgate"), "{e}");
     }
     assert_eq!(version(dir.path()), 7);
 }
