@@ -39,6 +39,7 @@ pub mod config;
 pub mod conversions;
 pub mod edge;
 pub mod events;
+pub mod fraud;
 pub mod index;
 pub mod ingest;
 pub mod ledger;

@@ -80,6 +80,10 @@ pub struct CoreMetrics {
     pub segments_expired: IntCounter,
     /// Segments rewritten by compaction.
     pub segments_compacted: IntCounter,
+    /// `fraud.alert` events raised, by `crate::fraud::AlertKind` (index order of `ALL`).
+    pub fraud_alerts: Vec<IntCounter>,
+    /// Alerts dropped because the writer's queue for them was full.
+    pub fraud_alerts_dropped: IntCounter,
 }
 
 /// The API and conversions.
@@ -324,6 +328,18 @@ impl Metrics {
                     r,
                     "clickgate_core_click_log_segments_compacted_total",
                     "Click log segments rewritten by compaction.",
+                ),
+                fraud_alerts: counter_vec(
+                    r,
+                    "clickgate_fraud_alerts_total",
+                    "fraud.alert events raised, by the rule that fired.",
+                    "kind",
+                    &crate::model::AlertKind::ALL.map(crate::model::AlertKind::as_str),
+                ),
+                fraud_alerts_dropped: counter(
+                    r,
+                    "clickgate_fraud_alerts_dropped_total",
+                    "fraud.alert events dropped because the queue to the writer was full.",
                 ),
             },
             api: ApiMetrics {

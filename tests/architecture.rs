@@ -18,8 +18,20 @@ use std::path::{Path, PathBuf};
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
 /// The modules that make up the domain: types, rules and their stores' traits.
-const DOMAIN: &[&str] =
-    &["attribution", "catalog", "click_log", "commission", "conversions", "index", "ingest", "ledger", "lifecycle", "payouts", "webhooks"];
+const DOMAIN: &[&str] = &[
+    "attribution",
+    "catalog",
+    "click_log",
+    "commission",
+    "conversions",
+    "fraud",
+    "index",
+    "ingest",
+    "ledger",
+    "lifecycle",
+    "payouts",
+    "webhooks",
+];
 
 /// The crates that speak SQL: only `storage` (and `testing`, the tests' PostgreSQL schemas)
 /// name them.

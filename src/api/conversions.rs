@@ -125,6 +125,7 @@ pub fn render(o: Outcome) -> Answer {
         Outcome::Transitioned(view) => Answer { status: 200, body: view },
         Outcome::Approved(a) => Answer { status: 200, body: body(serde_json::to_string(&a)) },
         Outcome::Paid(p) => Answer { status: 200, body: body(serde_json::to_string(&p)) },
+        Outcome::Emitted => Answer { status: 200, body: "{}".into() },
     }
 }
 

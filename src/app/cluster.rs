@@ -116,13 +116,21 @@ pub async fn core(config: Config, data_dir: PathBuf, overrides: Overrides) -> an
     let (stop_tx, stop_rx) = watch::channel(false);
     let limits = ListenerLimits::from_edge(&config.edge);
     spawn_approval_sweep(api.conversions.clone(), &config.commission, stop_rx.clone());
+    let (alerts, alert_queue) = super::alerts::Alerts::new(&config.fraud_alerts, &metrics.core);
+    alert_queue.spawn_writer(api.conversions.clone());
     super::payouts::spawn_schedule(api.payouts.clone(), &config.payouts, stop_rx.clone());
     let api_task = spawn_api(api_listener, tls_acceptor.clone(), &limits, api, stop_rx.clone());
     let admin_task = spawn_admin(admin_listener, tls_acceptor, &limits, metrics.clone(), None, stop_rx.clone());
     let consumer_task = {
         let (cluster, m, ingest, stop) = (config.cluster.clone(), metrics.cluster.clone(), ingest.clone(), stop_rx.clone());
         tokio::spawn(async move {
-            let write = move |batch: &[crate::events::ClickEvent]| ingest.ingest(batch).map(|s| s.written);
+            let write = move |batch: &[crate::events::ClickEvent]| {
+                let written = ingest.ingest(batch)?.written;
+                if let Some(a) = &alerts {
+                    a.observe(batch);
+                }
+                Ok(written)
+            };
             crate::cluster::run_consumer(&cluster, m, write, stop).await
         })
     };

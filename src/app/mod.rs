@@ -2,6 +2,7 @@
 //! shut down cleanly on SIGTERM or Ctrl-C. `serve` composes the parts below; cluster mode's
 //! `edge` and `core` (in `cluster`) compose them differently.
 
+mod alerts;
 mod catalog;
 mod cluster;
 pub mod payouts;
@@ -19,6 +20,7 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use self::alerts::Alerts;
 use crate::api::{ApiState, CoreAttributor};
 use crate::catalog::CatalogStore;
 use crate::catalog::{Catalog, SharedCatalog};
@@ -91,11 +93,15 @@ pub fn open_ingest(config: &Config, data_dir: &Path, metrics: &Metrics) -> anyho
 }
 
 /// The core's ingest as the edge queue's writer: append, fsync, index.
-pub struct IngestWriter(pub Arc<Ingest>);
+pub struct IngestWriter(pub Arc<Ingest>, pub Option<Arc<Alerts>>);
 
 impl BatchWriter for IngestWriter {
     fn write_batch(&self, batch: &[ClickEvent]) -> std::io::Result<()> {
-        self.0.ingest(batch).map(|_| ())
+        self.0.ingest(batch)?;
+        if let Some(a) = &self.1 {
+            a.observe(batch);
+        }
+        Ok(())
     }
 }
 
@@ -355,16 +361,22 @@ impl BatchWriter for SpoolWriter {
 
 /// The core's ingest as the spool's downstream in `serve`: spilled clicks are ingested (and
 /// fsynced) off the request path, in spool order.
-pub struct IngestSink(pub Arc<Ingest>);
+pub struct IngestSink(pub Arc<Ingest>, pub Option<Arc<Alerts>>);
 
 impl SpoolSink for IngestSink {
     type Error = std::io::Error;
 
     async fn deliver(&mut self, events: &[ClickEvent]) -> std::io::Result<()> {
-        let (ingest, events) = (self.0.clone(), events.to_vec());
-        tokio::task::spawn_blocking(move || ingest.ingest(&events).map(|_| ()))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(format!("the ingest task failed: {e}"))))
+        let (ingest, alerts, events) = (self.0.clone(), self.1.clone(), events.to_vec());
+        tokio::task::spawn_blocking(move || {
+            ingest.ingest(&events)?;
+            if let Some(a) = alerts {
+                a.observe(&events);
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("the ingest task failed: {e}"))))
     }
 }
 
@@ -394,7 +406,8 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let ingest = open_ingest(&config, &data_dir, &metrics)?;
     let spool = open_spool(&config, &data_dir, &metrics)?;
     let tls_acceptor = tls_acceptor(&config)?;
-    let writer: Arc<dyn BatchWriter> = Arc::new(IngestWriter(ingest.clone()));
+    let (alerts, alert_queue) = Alerts::new(&config.fraud_alerts, &metrics.core);
+    let writer: Arc<dyn BatchWriter> = Arc::new(IngestWriter(ingest.clone(), alerts.clone()));
     let overflow: Arc<dyn BatchWriter> = Arc::new(SpoolWriter { spool: spool.clone(), spooled: metrics.cluster.spooled.clone() });
     let (state, consumer) = build_edge(&config, &store, signer.clone(), writer, overflow, &metrics, tls_acceptor.is_some())?;
 
@@ -421,13 +434,14 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let admin_task = spawn_admin(admin_listener, tls_acceptor.clone(), &limits, metrics.clone(), Some(state.clone()), stop_rx.clone());
     spawn_approval_sweep(api.conversions.clone(), &config.commission, stop_rx.clone());
     payouts::spawn_schedule(api.payouts.clone(), &config.payouts, stop_rx.clone());
+    alert_queue.spawn_writer(api.conversions.clone());
     let api_task = spawn_api(api_listener, tls_acceptor, &limits, api, stop_rx.clone());
     let consumer_task = tokio::spawn(consumer.run(stop_rx.clone()));
     let spill_drain = {
         let (spool, ingest) = (spool.clone(), ingest.clone());
         let batch = config.events.click_log_batch_len_max;
         tokio::spawn(async move {
-            let mut sink = IngestSink(ingest);
+            let mut sink = IngestSink(ingest, alerts);
             if let Err(e) = drain(spool, batch, Duration::from_millis(100), &mut sink, spool_stop_rx).await {
                 tracing::error!(error = %e, "the spill drain stopped; spilled clicks wait in the spool for the next start");
             }

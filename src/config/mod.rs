@@ -8,6 +8,7 @@
 //! commissions), `webhooks` and `payouts`. Every
 //! section type is re-exported here, so its path is `crate::config::<Type>`.
 
+mod alerts;
 mod checks;
 mod control;
 mod edge;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use self::alerts::FraudAlerts;
 pub use self::checks::{parse_cidr, Action, Bots, Checks, Dedup, GeoIp, IpRules, Mode, RateLimit, Velocity};
 pub use self::control::{Api, Cluster, Commission, Core};
 pub use self::edge::{ClickId, ClickKey, Edge, Events, IpPrivacy, Listen, Privacy, Runtime, Tls};
@@ -58,6 +60,7 @@ pub struct Config {
     pub commission: Commission,
     pub webhooks: Webhooks,
     pub payouts: Payouts,
+    pub fraud_alerts: FraudAlerts,
     pub demo: Demo,
 }
 
@@ -164,6 +167,7 @@ impl Config {
         self.commission.validate()?;
         self.webhooks.validate()?;
         self.payouts.validate()?;
+        self.fraud_alerts.validate()?;
         Ok(())
     }
 }

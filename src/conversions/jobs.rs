@@ -17,6 +17,7 @@ use crate::attribution::engine::Method;
 use crate::lifecycle::{self, ConversionRef, Refunded, Sale};
 use crate::metrics::AttributionOutcome;
 use crate::model::Currency;
+use crate::webhooks::OutboxEvent;
 
 /// One job inside the group's transaction. Its outcome goes back unrendered unless an
 /// `Idempotency-Key` keeps its answer, which needs it rendered now.
@@ -40,6 +41,12 @@ pub(super) fn process<T: ConversionTx>(tx: &mut T, job: &Job, outcomes: &mut Vec
         Op::Transition { id, transition } => transition_op(tx, id, *transition, job.now_ms)?,
         Op::Approve { limit } => Outcome::Approved(approve(tx, *limit, job.now_ms)?),
         Op::Pay { partner, currency, payout_id, limit } => Outcome::Paid(pay(tx, partner, *currency, payout_id, *limit, job.now_ms)?),
+        Op::Emit(e) => {
+            let event =
+                OutboxEvent { kind: e.kind, cause: &e.cause, partner: e.partner.as_deref(), occurred_ms: e.occurred_ms, data: &e.data };
+            tx.append_event(&event)?;
+            Outcome::Emitted
+        }
     };
     match &job.key {
         Some(k) => {

@@ -240,6 +240,9 @@ pub enum Op {
         payout_id: String,
         limit: usize,
     },
+    /// Writes one event into the outbox and nothing else: an alert that no stored change
+    /// caused (`crate::fraud`).
+    Emit(EmitEvent),
 }
 
 /// What a job did, in the domain's terms; the API renders it (status code and JSON).
@@ -258,6 +261,18 @@ pub enum Outcome {
     Approved(Approval),
     /// A payout's job.
     Paid(Payment),
+    /// An `Emit` job's event is in the outbox.
+    Emitted,
+}
+
+/// An event for `Op::Emit`, owned, as it waits in the writer's queue.
+#[derive(Debug, Clone)]
+pub struct EmitEvent {
+    pub kind: crate::webhooks::EventType,
+    pub cause: String,
+    pub partner: Option<String>,
+    pub occurred_ms: i64,
+    pub data: String,
 }
 
 /// What one approval job approved. Fields in alphabetical order, as every answer of the API.

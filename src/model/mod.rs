@@ -17,4 +17,4 @@ pub use click_id::{ClickId, ClickIdError, ClickSigner, VisitorId, CLICK_ID_BYTES
 pub use currency::{Currency, CurrencyError};
 pub use geo::GeoDbKind;
 pub use secret::{ct_eq, secret_seed};
-pub use verdict::{Reason, Reasons, Verdict};
+pub use verdict::{AlertKind, Reason, Reasons, Verdict};

@@ -139,3 +139,24 @@ impl Verdict {
         }
     }
 }
+
+/// Which rule raised a fraud alert (`crate::fraud`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    PartnerFlaggedShare,
+    LinkSurge,
+}
+
+impl AlertKind {
+    /// Every kind, for metric labels.
+    pub const ALL: [AlertKind; 2] = [AlertKind::PartnerFlaggedShare, AlertKind::LinkSurge];
+
+    /// The kind as events and metrics name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::PartnerFlaggedShare => "partner_flagged_share",
+            AlertKind::LinkSurge => "link_surge",
+        }
+    }
+}
