@@ -7,6 +7,9 @@ use crate::events::sink::SinkMetrics;
 use crate::model::GeoDbKind;
 use crate::model::{Reason, Verdict};
 
+mod webhooks;
+pub use webhooks::{DeliveryOutcome, WebhookMetrics};
+
 /// Outcomes of edge requests that are not clicks.
 #[derive(Debug, Clone, Copy)]
 pub enum Outcome {
@@ -53,6 +56,7 @@ pub struct Metrics {
     pub core: CoreMetrics,
     pub api: ApiMetrics,
     pub cluster: ClusterMetrics,
+    pub webhooks: WebhookMetrics,
 }
 
 /// The core's click ingest, log and index.
@@ -363,6 +367,7 @@ impl Metrics {
                 consumed: counter(r, "clickgate_cluster_consumed_total", "Messages the core consumed and acked after its durable write."),
                 poison: counter(r, "clickgate_cluster_poison_total", "Messages the core could not decode and terminated."),
             },
+            webhooks: WebhookMetrics::register(r),
             registry,
         }
     }

@@ -15,6 +15,7 @@ mod ledger;
 pub mod postback;
 mod reports;
 mod rules;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub store: std::sync::Mutex<Box<dyn crate::catalog::CatalogStore + Send>>,
     /// Batch sizes of the approval and payout jobs sent to the writer.
     pub commission: crate::config::Commission,
+    /// Webhook endpoints, deliveries and replays, on a connection of their own.
+    pub webhooks: Arc<crate::webhooks::Admin>,
 }
 
 /// An error answer.
@@ -248,6 +251,7 @@ async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
         }
         (&Method::GET, ["v1", "commission-rules", version]) => rules::version(state, version).await,
         (&Method::GET, ["v1", "ledger", "entries"]) => ledger::entries(state, req.uri().query().unwrap_or("")).await,
+        (_, ["v1", "webhook-endpoints" | "webhook-events", ..]) => webhooks::route(state, req, &segments).await,
         _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
     }
 }

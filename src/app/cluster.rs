@@ -116,6 +116,7 @@ pub async fn core(config: Config, data_dir: PathBuf, overrides: Overrides) -> an
     let (stop_tx, stop_rx) = watch::channel(false);
     let limits = ListenerLimits::from_edge(&config.edge);
     spawn_approval_sweep(api.conversions.clone(), &config.commission, stop_rx.clone());
+    let _webhook_task = super::spawn_webhook_worker(&config, &data_dir, &metrics, stop_rx.clone())?;
     let api_task = spawn_api(api_listener, tls_acceptor.clone(), &limits, api, stop_rx.clone());
     let admin_task = spawn_admin(admin_listener, tls_acceptor, &limits, metrics.clone(), None, stop_rx.clone());
     let consumer_task = {

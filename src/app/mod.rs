@@ -4,9 +4,11 @@
 
 mod catalog;
 mod cluster;
+mod webhooks;
 
 pub use catalog::{demo_seed, load_links, open_store, seed_demo};
 pub use cluster::{core, edge};
+pub use webhooks::{open_webhook_store, spawn_webhook_worker, webhook_admin, webhook_policy};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -213,6 +215,7 @@ pub fn build_api(
         now_ms,
         store: std::sync::Mutex::new(Box::new(SqliteCatalog::connect(data_dir).context("opening the store for commission rules")?)),
         commission: config.commission.clone(),
+        webhooks: webhook_admin(config, data_dir)?,
     });
     Ok((state, catalog))
 }
@@ -418,6 +421,7 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let edge_task = spawn_edge(edge_listener, tls_acceptor.clone(), &limits, state.clone(), stop_rx.clone());
     let admin_task = spawn_admin(admin_listener, tls_acceptor.clone(), &limits, metrics.clone(), Some(state.clone()), stop_rx.clone());
     spawn_approval_sweep(api.conversions.clone(), &config.commission, stop_rx.clone());
+    let webhook_task = spawn_webhook_worker(&config, &data_dir, &metrics, stop_rx.clone())?;
     let api_task = spawn_api(api_listener, tls_acceptor, &limits, api, stop_rx.clone());
     let consumer_task = tokio::spawn(consumer.run(stop_rx.clone()));
     let spill_drain = {
@@ -443,6 +447,9 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let _ = edge_task.await;
     let _ = admin_task.await;
     let _ = api_task.await;
+    if let Some(t) = webhook_task {
+        let _ = t.await;
+    }
     let drain_for = Duration::from_millis(config.edge.shutdown_drain_ms.max(1000));
     // The consumer closed its channel on the stop signal (connections still draining spill)
     // and returns once the queue is written and fsynced and the spill thread, which ends with

@@ -28,6 +28,7 @@ mod partner;
 mod program;
 mod serve;
 pub mod timestamp;
+mod webhooks;
 
 #[derive(Parser)]
 #[command(name = "clickgate", version, about = "Edge proxy for referral and QR links, with click-fraud checks")]
@@ -85,6 +86,9 @@ enum Command {
     /// Split journeys read as JSON lines on stdin with a model; one line of shares out per journey.
     #[command(after_help = timestamp::HELP)]
     Attribute(attribute::AttributeArgs),
+    /// Manage webhook endpoints and replay events.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCmd),
 }
 
 /// What a subcommand that reads the config starts from.
@@ -151,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(cmd) => ledger::run(cmd, &common.load()?),
         Command::Migrate => migrate::run(&common.load()?),
         Command::Commissions(cmd) => commissions::run(cmd, &common.load()?),
+        Command::Webhooks(cmd) => webhooks::run(cmd, &common.load()?),
     }
 }
 
