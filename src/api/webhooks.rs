@@ -83,7 +83,7 @@ pub(super) async fn route(state: &Arc<ApiState>, req: Request<Incoming>, segment
 }
 
 /// An endpoint id, or a `404` without a lookup.
-fn known<'a>(id: &'a str) -> Result<&'a str, ApiError> {
+fn known(id: &str) -> Result<&str, ApiError> {
     if is_id(id) {
         Ok(id)
     } else {
@@ -109,7 +109,9 @@ async fn events(state: &Arc<ApiState>, query: &str) -> ApiResult {
     let p = Params::parse(query, &["endpoint", "status", "cursor", "limit"])?;
     let filter = DeliveryFilter {
         endpoint_id: p.get("endpoint", is_id, "an endpoint id (we_ and 24 hex digits)")?,
-        status: p.get("status", |s| DeliveryStatus::parse(s).is_some(), "one of pending, delivered, failed")?.and_then(|s| DeliveryStatus::parse(&s)),
+        status: p
+            .get("status", |s| DeliveryStatus::parse(s).is_some(), "one of pending, delivered, failed")?
+            .and_then(|s| DeliveryStatus::parse(&s)),
         before_id: p.get("cursor", |s| decode_cursor(s).is_some(), "a next_cursor from a previous page")?.and_then(|c| decode_cursor(&c)),
         limit: p.limit()? + 1,
     };

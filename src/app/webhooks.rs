@@ -48,8 +48,8 @@ pub fn spawn_webhook_worker(
         return Ok(None);
     }
     let store = open_webhook_store(config, data_dir)?;
-    let transport = Transport::new(webhook_policy(config)?, Duration::from_millis(c.attempt_timeout_ms))
-        .context("building the webhook TLS client")?;
+    let transport =
+        Transport::new(webhook_policy(config)?, Duration::from_millis(c.attempt_timeout_ms)).context("building the webhook TLS client")?;
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness for webhook jitter: {e}"))?;
     let worker =

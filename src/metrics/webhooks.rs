@@ -61,10 +61,12 @@ impl WebhookMetrics {
         let attempts = counter("clickgate_webhook_attempts_total", "Webhook delivery attempts made.");
         let failing_alerts =
             counter("clickgate_webhook_endpoints_disabled_failing_total", "Endpoints disabled after failing every attempt for 5 days.");
-        let lag = Gauge::new("clickgate_webhook_outbox_lag_seconds", "Age of the oldest outbox event not yet fanned out; 0 when caught up.")
-            .expect("valid metric");
+        let lag =
+            Gauge::new("clickgate_webhook_outbox_lag_seconds", "Age of the oldest outbox event not yet fanned out; 0 when caught up.")
+                .expect("valid metric");
         r.register(Box::new(lag.clone())).expect("registered once");
-        let disabled = IntGauge::new("clickgate_webhook_endpoints_disabled", "Webhook endpoints currently disabled.").expect("valid metric");
+        let disabled =
+            IntGauge::new("clickgate_webhook_endpoints_disabled", "Webhook endpoints currently disabled.").expect("valid metric");
         r.register(Box::new(disabled.clone())).expect("registered once");
         WebhookMetrics {
             outcomes: DeliveryOutcome::ALL.iter().map(|o| outcomes.with_label_values(&[o.as_str()])).collect(),

@@ -52,9 +52,18 @@ fn migrating_a_fresh_file_records_the_latest_version_and_a_second_run_changes_no
     assert_eq!(user_version(dir.path()), 3);
     let conn = Connection::open(sqlite::path(dir.path())).unwrap();
     let before = sqlite_objects(&conn);
-    for table in
-        ["programs", "links", "conversions", "partner_days", "commissions", "commission_accrued", "ledger_transfers", "webhook_events", "webhook_endpoints", "webhook_deliveries"]
-    {
+    for table in [
+        "programs",
+        "links",
+        "conversions",
+        "partner_days",
+        "commissions",
+        "commission_accrued",
+        "ledger_transfers",
+        "webhook_events",
+        "webhook_endpoints",
+        "webhook_deliveries",
+    ] {
         assert!(before.iter().any(|(name, _)| name == table), "no table {table}: {before:?}");
     }
     assert_eq!(sqlite::migrate(dir.path()).unwrap(), 3);
@@ -200,9 +209,21 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
     let schema = PgSchema::new("schema_test");
     assert_eq!(pg::migrate(&schema.url).unwrap(), 3);
     let before = pg_state(&schema);
-    assert_eq!(before.0, [(1, "0001_initial".to_string()), (2, "0002_webhook_outbox".to_string()), (3, "0003_webhook_endpoints".to_string())]);
-    let tables =
-        ["conversions", "partner_days", "commissions", "commission_accruals", "ledger_transfers", "schema_migrations", "webhook_events", "webhook_endpoints", "webhook_deliveries"];
+    assert_eq!(
+        before.0,
+        [(1, "0001_initial".to_string()), (2, "0002_webhook_outbox".to_string()), (3, "0003_webhook_endpoints".to_string())]
+    );
+    let tables = [
+        "conversions",
+        "partner_days",
+        "commissions",
+        "commission_accruals",
+        "ledger_transfers",
+        "schema_migrations",
+        "webhook_events",
+        "webhook_endpoints",
+        "webhook_deliveries",
+    ];
     for table in tables {
         assert!(before.1.contains(&format!("table {table}")), "no table {table}: {:?}", before.1);
     }
@@ -231,7 +252,10 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
     for r in runs {
         assert_eq!(r.join().unwrap().unwrap(), sqlite::migrations::LATEST);
     }
-    assert_eq!(pg_state(&schema).0, [(1, "0001_initial".to_string()), (2, "0002_webhook_outbox".to_string()), (3, "0003_webhook_endpoints".to_string())]);
+    assert_eq!(
+        pg_state(&schema).0,
+        [(1, "0001_initial".to_string()), (2, "0002_webhook_outbox".to_string()), (3, "0003_webhook_endpoints".to_string())]
+    );
 }
 
 #[test]

@@ -32,7 +32,13 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// The row as the outbox renders it: its id and its envelope.
     pub fn outbox(&self) -> OutboxEvent<'_> {
-        OutboxEvent { kind: self.kind, cause: &self.cause, partner: self.partner.as_deref(), occurred_ms: self.occurred_ms, data: &self.data }
+        OutboxEvent {
+            kind: self.kind,
+            cause: &self.cause,
+            partner: self.partner.as_deref(),
+            occurred_ms: self.occurred_ms,
+            data: &self.data,
+        }
     }
 }
 
@@ -90,7 +96,9 @@ impl DeliveryStatus {
 pub enum Then {
     Delivered,
     /// Tried again at this time.
-    Retry { next_attempt_ms: u64 },
+    Retry {
+        next_attempt_ms: u64,
+    },
     /// No attempt is left, or the endpoint is gone.
     Failed,
 }

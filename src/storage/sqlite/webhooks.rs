@@ -11,8 +11,7 @@ use crate::storage::migration::SchemaError;
 use crate::webhooks::endpoint::{parse_event_types, parse_status, Endpoint, Status};
 use crate::webhooks::signature::Secret;
 use crate::webhooks::store::{
-    AttemptRecord, AttemptView, DeliveryFilter, DeliveryView, Due, EndpointChange, NewDelivery, StoreError, StoredEvent, Then,
-    WebhookStore,
+    AttemptRecord, AttemptView, DeliveryFilter, DeliveryView, Due, EndpointChange, NewDelivery, StoreError, StoredEvent, Then, WebhookStore,
 };
 use crate::webhooks::EventType;
 
@@ -243,15 +242,7 @@ impl WebhookStore for SqliteWebhooks {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (delivery_id, attempt) DO NOTHING",
             )
             .and_then(|mut s| {
-                s.execute(params![
-                    a.delivery_id,
-                    a.attempt,
-                    a.at_ms as i64,
-                    a.http_status,
-                    a.error,
-                    a.latency_ms as i64,
-                    a.excerpt
-                ])
+                s.execute(params![a.delivery_id, a.attempt, a.at_ms as i64, a.http_status, a.error, a.latency_ms as i64, a.excerpt])
             })
             .map_err(storage)?;
             let (status, next) = then_columns(a.then);
@@ -263,9 +254,9 @@ impl WebhookStore for SqliteWebhooks {
             .map_err(storage)?;
             let id = &a.endpoint_id;
             match a.endpoint {
-                EndpointChange::Succeeded => {
-                    tx.prepare_cached("UPDATE webhook_endpoints SET failing_since_ms = NULL WHERE id = ?1").and_then(|mut s| s.execute([id]))
-                }
+                EndpointChange::Succeeded => tx
+                    .prepare_cached("UPDATE webhook_endpoints SET failing_since_ms = NULL WHERE id = ?1")
+                    .and_then(|mut s| s.execute([id])),
                 EndpointChange::Failed { at_ms } => tx
                     .prepare_cached("UPDATE webhook_endpoints SET failing_since_ms = coalesce(failing_since_ms, ?2) WHERE id = ?1")
                     .and_then(|mut s| s.execute(params![id, at_ms as i64])),
@@ -341,7 +332,9 @@ impl WebhookStore for SqliteWebhooks {
             params![endpoint_id, before_seq],
         )
         .map_err(storage)?;
-        let n = tx.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1 AND seq < ?2", params![endpoint_id, before_seq]).map_err(storage)?;
+        let n = tx
+            .execute("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1 AND seq < ?2", params![endpoint_id, before_seq])
+            .map_err(storage)?;
         tx.commit().map_err(storage)?;
         Ok(n as u64)
     }
@@ -367,3 +360,6 @@ pub(crate) fn then_columns(t: Then) -> (&'static str, Option<i64>) {
         Then::Failed => ("failed", None),
     }
 }
+
+#[cfg(test)]
+mod tests;

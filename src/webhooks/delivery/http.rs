@@ -62,7 +62,11 @@ impl Transport {
 /// and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
-    Answered { status: u16, retry_after: Option<String>, excerpt: String },
+    Answered {
+        status: u16,
+        retry_after: Option<String>,
+        excerpt: String,
+    },
     TimedOut,
     /// No connection: the guard refused, resolution, TCP, TLS or HTTP failed. The text says which.
     NotConnected(String),

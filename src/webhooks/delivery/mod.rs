@@ -318,3 +318,6 @@ impl Worker {
         self.blocking(move |s| s.record(&records)).await
     }
 }
+
+#[cfg(test)]
+mod tests;
