@@ -15,7 +15,8 @@
 //!   their rules, their store trait, and the core's snapshot), `commission`, `lifecycle` (commissions through pending, approved, paid),
 //!   `conversions` (the writer and its views) and `ledger` (double-entry, hash-chained).
 //! - `payouts`: providers for paying partners (Stripe Connect transfers, PayPal and Wise CSV exports).
-//! - `webhooks`: events and their envelope, Standard Webhooks signatures, retries, the SSRF guard.
+//! - `webhooks`: events and their envelope, Standard Webhooks signatures, retries, the SSRF guard,
+//!   endpoints and the delivery worker.
 //! - `storage`: one module per backend (`sqlite`, `pg`), implementing the domain's store traits.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
 //! - `cluster`: the JetStream publisher and the core's durable consumer (cluster mode).
