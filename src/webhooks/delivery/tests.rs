@@ -4,6 +4,7 @@
 
 mod receiver;
 mod ssrf;
+mod transport;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,7 +137,7 @@ fn all_types() -> Vec<EventType> {
 async fn a_failing_delivery_walks_the_whole_schedule_under_one_webhook_id_and_then_stops() {
     let mut h = Harness::new();
     let rx = Receiver::start(LOCAL).await;
-    rx.script(&[reply(500); 20]);
+    rx.script(&vec![reply(500); 20]);
     let ep = h.endpoint(&rx.url(), &all_types(), None).await;
     let id = h.event(EventType::CommissionCreated, Some("bob"));
     h.round().await;
@@ -212,7 +213,10 @@ async fn a_410_disables_the_endpoint_and_nothing_more_is_sent() {
 async fn retry_after_on_429_and_503_is_honoured_and_capped_at_an_hour() {
     let mut h = Harness::new();
     let rx = Receiver::start(LOCAL).await;
-    rx.script(&[Reply { status: 503, retry_after: Some("1800") }, Reply { status: 429, retry_after: Some("86400") }]);
+    rx.script(&[
+        Reply { status: 503, retry_after: Some("1800"), ..Reply::default() },
+        Reply { status: 429, retry_after: Some("86400"), ..Reply::default() },
+    ]);
     h.endpoint(&rx.url(), &all_types(), None).await;
     h.event(EventType::CommissionCreated, None);
     h.round().await;
@@ -237,7 +241,7 @@ async fn retry_after_on_429_and_503_is_honoured_and_capped_at_an_hour() {
 async fn an_endpoint_failing_for_five_days_is_disabled_with_an_alert() {
     let mut h = Harness::new();
     let rx = Receiver::start(LOCAL).await;
-    rx.script(&[reply(500); 300]);
+    rx.script(&vec![reply(500); 300]);
     let ep = h.endpoint(&rx.url(), &all_types(), None).await;
     // A new event every 12 hours, so attempts keep failing after the first's schedule ends.
     while h.now() < T0 + DISABLE_AFTER_FAILING_MS - HOUR_MS {

@@ -14,14 +14,15 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::Semaphore;
 
 /// One scripted answer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Reply {
     pub status: u16,
     pub retry_after: Option<&'static str>,
+    pub location: Option<String>,
 }
 
 pub fn reply(status: u16) -> Reply {
-    Reply { status, retry_after: None }
+    Reply { status, ..Reply::default() }
 }
 
 /// One request as received.
@@ -77,6 +78,9 @@ impl Receiver {
                             if let Some(ra) = r.retry_after {
                                 resp.headers_mut().insert("retry-after", ra.parse().unwrap());
                             }
+                            if let Some(to) = &r.location {
+                                resp.headers_mut().insert("location", to.parse().unwrap());
+                            }
                             Ok::<_, std::convert::Infallible>(resp)
                         }
                     });
@@ -92,7 +96,7 @@ impl Receiver {
     }
 
     pub fn script(&self, replies: &[Reply]) {
-        self.state.script.lock().unwrap().extend(replies.iter().copied());
+        self.state.script.lock().unwrap().extend(replies.iter().cloned());
     }
 
     pub fn got(&self) -> Vec<Got> {

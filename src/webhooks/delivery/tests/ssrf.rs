@@ -205,3 +205,22 @@ async fn no_payload_is_registered_or_delivered_to_the_canaries() {
     }
     assert_eq!((canary4.connections(), canary6.connections()), (0, 0), "a canary was reached");
 }
+
+#[tokio::test]
+async fn a_redirect_to_a_private_address_is_a_failed_attempt_never_followed() {
+    let canary = Receiver::start(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let admitted = Receiver::start(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))).await;
+    let to = format!("http://127.0.0.1:{}/", canary.addr.port());
+    admitted.script(&[307, 308, 301, 302, 303].map(|status| Reply { status, location: Some(to.clone()), ..Reply::default() }));
+    let policy = Policy::new(true, &["127.0.0.2/32".to_string()]).unwrap();
+    let mut h = Harness::build(|l| l.retry_delays_ms = vec![1; 9], policy, None);
+    let ep = h.endpoint(&admitted.url(), &all_types(), None).await;
+    h.event(EventType::CommissionCreated, None);
+    for i in 0..6 {
+        h.set(T0 + i * 1_000);
+        h.round().await;
+    }
+    let statuses: Vec<Option<u16>> = h.deliveries(&ep)[0].attempt_log.iter().map(|a| a.http_status).collect();
+    assert_eq!(statuses, [Some(307), Some(308), Some(301), Some(302), Some(303), Some(200)]);
+    assert_eq!(canary.connections(), 0, "a redirect was followed");
+}
