@@ -303,7 +303,9 @@ impl Worker {
             }
             let Some(endpoint) = self.endpoints.iter_mut().find(|e| e.id == f.due.endpoint_id) else { continue };
             let random = self.rng.u64(..);
-            let d = decide(endpoint, &f.due, &f.sent, f.at_ms.max(now_ms), f.latency_ms, random, &self.limits.retry_delays_ms);
+            let mut d = decide(endpoint, &f.due, &f.sent, f.at_ms.max(now_ms), f.latency_ms, random, &self.limits.retry_delays_ms);
+            // The attempt is recorded at the time it was made; its consequences date from now.
+            d.record.at_ms = f.at_ms;
             self.metrics.delivery(d.outcome);
             if d.alert {
                 self.metrics.failing_alerts.inc();
