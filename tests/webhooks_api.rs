@@ -3,10 +3,9 @@
 //! receiver on 127.0.0.2, listed with their attempts page by page, and replayed.
 
 mod common;
+#[path = "webhooks/receiver.rs"]
+mod receiver;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -26,47 +25,6 @@ fn config() -> String {
 fn call(s: &Server, method: &str, path: &str, body: &str) -> Answer {
     let auth = format!("Authorization: Bearer {KEY}");
     http(s.api, method, path, &[&auth, "Content-Type: application/json"], body)
-}
-
-/// A receiver on 127.0.0.2 answering 200 to every request; keeps each request's `webhook-id`.
-fn receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.2:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let ids = Arc::new(Mutex::new(Vec::new()));
-    let kept = ids.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            // Headers, then as much body as content-length says.
-            let head_end = loop {
-                let n = conn.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break Some(i + 4);
-                }
-            };
-            let Some(head_end) = head_end else { continue };
-            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-            let len: usize = header(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-            while buf.len() < head_end + len {
-                let n = conn.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            if let Some(id) = header(&head, "webhook-id") {
-                kept.lock().unwrap().push(id.to_string());
-            }
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-        }
-    });
-    (port, ids)
 }
 
 fn refused(s: &Server, body: Value, field: &str) {
@@ -167,7 +125,7 @@ fn wait(s: &Server, what: &str, done: impl Fn() -> bool) {
 
 fn events_are_delivered_listed_by_page_and_replayed(store: Store) {
     let s = Server::start_on(&config(), store);
-    let (port, ids) = receiver();
+    let (port, ids) = receiver::start("127.0.0.2");
     let reg = json!({ "url": format!("http://127.0.0.2:{port}/hook"), "event_types": ["conversion.attributed", "commission.created"], "partner": "bob" });
     let created = call(&s, "POST", "/v1/webhook-endpoints", &reg.to_string());
     assert_eq!(created.status, 201, "{created:?}");

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::endpoint::{Endpoint, Status};
 use super::signature::headers;
-use super::store::{Due, NewDelivery, StoreError, WebhookStore};
+use super::store::{Due, StoreError, WebhookStore};
 use crate::metrics::WebhookMetrics;
 pub use http::{Resolver, Sent, SystemResolver, Transport};
 pub use plan::{decide, fan_out, Decision};
@@ -79,6 +79,9 @@ struct Finished {
     latency_ms: u64,
     sent: Sent,
 }
+
+/// Outbox batches fan-out reads in one step before it starts attempts.
+const FANOUT_BATCHES_MAX: usize = 16;
 
 /// Shared with the blocking pool.
 type SharedStore = Arc<Mutex<Box<dyn WebhookStore>>>;
@@ -204,17 +207,23 @@ impl Worker {
         let batch = self.limits.fanout_batch_len_max;
         let enabled: Vec<Endpoint> = self.endpoints.iter().filter(|e| e.status == Status::Enabled).cloned().collect();
         let now_ms = self.clock.now_ms();
-        let (lag_ms, _) = self
+        let lag_ms = self
             .blocking(move |s| {
-                let cursor = s.cursor()?;
-                let events = s.events_after(cursor, batch)?;
-                let Some(last) = events.last().map(|e| e.seq) else { return Ok((0, 0)) };
-                let deliveries: Vec<NewDelivery> = fan_out(&enabled, &events);
-                s.fan_out(&deliveries, last, now_ms)?;
-                let oldest = events.first().map_or(now_ms, |e| e.occurred_ms.max(0) as u64);
-                // A full batch leaves more behind; the lag is the age of the oldest read now.
-                let lag = if events.len() == batch { now_ms.saturating_sub(oldest) } else { 0 };
-                Ok((lag, deliveries.len()))
+                // Batches until caught up (or `FANOUT_BATCHES_MAX`), one transaction each, so a
+                // burst of events is read at once rather than one batch per poll.
+                let mut lag = 0;
+                for _ in 0..FANOUT_BATCHES_MAX {
+                    let cursor = s.cursor()?;
+                    let events = s.events_after(cursor, batch)?;
+                    let Some(last) = events.last().map(|e| e.seq) else { return Ok(0) };
+                    s.fan_out(&fan_out(&enabled, &events), last, now_ms)?;
+                    if events.len() < batch {
+                        return Ok(0);
+                    }
+                    // A full batch leaves more behind, none older than its newest: that age bounds the lag.
+                    lag = now_ms.saturating_sub(events.last().map_or(0, |e| e.occurred_ms.max(0) as u64));
+                }
+                Ok(lag)
             })
             .await?;
         self.metrics.outbox_lag_seconds.set(lag_ms as f64 / 1000.0);

@@ -362,3 +362,16 @@ async fn a_replay_sends_a_delivered_event_again_under_its_id() {
         Err(crate::webhooks::AdminError::NoEvent(_))
     ));
 }
+
+#[tokio::test]
+async fn fan_out_reads_batch_after_batch_until_it_is_caught_up() {
+    let mut h = Harness::with_limits(|l| l.fanout_batch_len_max = 2);
+    let rx = Receiver::start(LOCAL).await;
+    h.endpoint(&rx.url(), &all_types(), None).await;
+    for _ in 0..7 {
+        h.event(EventType::CommissionCreated, None);
+    }
+    h.round().await;
+    assert_eq!(rx.got().len(), 7, "four batches of at most two in one step");
+    assert_eq!(h.store.cursor().unwrap(), h.store.events_after(0, 100).unwrap().last().unwrap().seq);
+}
