@@ -23,8 +23,21 @@ pub struct SqliteWebhooks {
 impl SqliteWebhooks {
     /// Opens the store file, which the writer or `clickgate migrate` made at this build's schema.
     pub fn open(data_dir: &Path) -> Result<SqliteWebhooks, SchemaError> {
-        Ok(SqliteWebhooks { conn: super::schema::open(data_dir)? })
+        let conn = super::schema::open(data_dir)?;
+        conn.busy_handler(Some(retry_every_ms))
+            .map_err(|e| SchemaError::Storage { at: super::path(data_dir).display().to_string(), why: e.to_string() })?;
+        Ok(SqliteWebhooks { conn })
     }
+}
+
+/// Waits for the write lock in steps of a millisecond, for at most 10 s. SQLite's own busy
+/// timeout backs off to 100 ms sleeps, and the conversion writer, committing group after group,
+/// takes the lock again in the gaps it sleeps through: fan-out fell seconds behind while
+/// conversions ran (benches/webhooks.rs). The worker's transactions are short, so taking them
+/// in the writer's gaps keeps its wait short too.
+fn retry_every_ms(attempts: i32) -> bool {
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    attempts < 10_000
 }
 
 fn storage(e: rusqlite::Error) -> StoreError {
