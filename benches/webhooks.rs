@@ -16,6 +16,9 @@
 //!   `benches/conversions.rs`), each writing its two events, while the worker delivers them to
 //!   one endpoint; the outbox lag (the age of the oldest event fan-out has not read) is sampled
 //!   every 20 ms from a connection of its own, and its maximum and mean printed.
+//! - `webhooks lag_fanout_only`: the same with an endpoint that wants none of those events, so
+//!   the worker only reads the outbox and moves its cursor: the writer's rate beside fan-out
+//!   alone, against `lag`'s beside fan-out and delivery.
 
 #[path = "conversions/world.rs"]
 mod world;
@@ -140,7 +143,9 @@ fn bench_deliveries(root: &Path, events: usize) {
     );
 }
 
-fn bench_lag(root: &Path, conversions: usize) {
+/// `label` names the run; `kinds` are the endpoint's types (none of the writer's for a run of
+/// fan-out alone, which reads the outbox and moves its cursor but sends nothing).
+fn bench_lag(root: &Path, conversions: usize, label: &str, kinds: &[EventType]) {
     let world_dir = tempfile::tempdir_in(root).unwrap();
     let world = World::build(world_dir.path(), conversions, 42);
     let dir = tempfile::tempdir_in(root).unwrap();
@@ -157,9 +162,7 @@ fn bench_lag(root: &Path, conversions: usize) {
     let received = Arc::new(AtomicU64::new(0));
     let addr = rt.block_on(receiver(received.clone()));
     let mut store = SqliteWebhooks::open(dir.path()).unwrap();
-    store
-        .insert_endpoint(&endpoint(format!("http://{addr}/hook"), &[EventType::ConversionAttributed, EventType::CommissionCreated]))
-        .unwrap();
+    store.insert_endpoint(&endpoint(format!("http://{addr}/hook"), kinds)).unwrap();
     let w = worker(dir.path(), &metrics);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = rt.spawn(w.run(stop_rx));
@@ -210,7 +213,10 @@ fn bench_lag(root: &Path, conversions: usize) {
     let seconds = started.elapsed().as_secs_f64();
     let conn = Connection::open(sqlite::path(dir.path())).unwrap();
     let events = count(&conn, "SELECT count(*) FROM webhook_events");
-    while count(&conn, "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'") < events {
+    let wanted = if kinds.contains(&EventType::CommissionCreated) { events } else { 0 };
+    while count(&conn, "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'") < wanted
+        || count(&conn, "SELECT count(*) FROM webhook_events WHERE seq > (SELECT seq FROM webhook_cursor)") > 0
+    {
         std::thread::sleep(Duration::from_millis(20));
         assert!(started.elapsed() < Duration::from_secs(600), "deliveries stalled");
     }
@@ -221,7 +227,7 @@ fn bench_lag(root: &Path, conversions: usize) {
     rt.block_on(task).unwrap();
     drop(writer);
     println!(
-        "webhooks lag outbox_lag_max_ms={max_ms} outbox_lag_mean_ms={mean_ms} samples={samples} conversions_per_s={:.0} \
+        "webhooks {label} outbox_lag_max_ms={max_ms} outbox_lag_mean_ms={mean_ms} samples={samples} conversions_per_s={:.0} \
          conversions={conversions} clicks={} events={events} delivered_all_after_s={drained:.2} (writer fed by 512 tasks while the \
          worker delivers)",
         conversions as f64 / seconds,
@@ -242,5 +248,6 @@ fn main() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(root).unwrap();
     bench_deliveries(root, events);
-    bench_lag(root, conversions);
+    bench_lag(root, conversions, "lag", &[EventType::ConversionAttributed, EventType::CommissionCreated]);
+    bench_lag(root, conversions, "lag_fanout_only", &[EventType::FraudAlert]);
 }
