@@ -16,7 +16,9 @@
 //!   `conversions` (the writer and its views) and `ledger` (double-entry, hash-chained).
 //! - `payouts`: payout runs (plan, lock, resume, the ledger's pending transfers) and their providers
 //!   (Stripe Connect transfers, PayPal and Wise CSV exports), and the payout schedule.
-//! - `webhooks`: events and their envelope, Standard Webhooks signatures, retries, the SSRF guard.
+//! - `webhooks`: events and their envelope, Standard Webhooks signatures, retries, the SSRF guard,
+//!   endpoints and the delivery worker.
+//! - `fraud`: fraud alerts raised from ingested clicks (a partner's flagged share, link surges).
 //! - `storage`: one module per backend (`sqlite`, `pg`), implementing the domain's store traits.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
 //! - `cluster`: the JetStream publisher and the core's durable consumer (cluster mode).

@@ -11,6 +11,9 @@ use crate::events::sink::SinkMetrics;
 use crate::model::GeoDbKind;
 use crate::model::{Reason, Verdict};
 
+mod webhooks;
+pub use webhooks::{DeliveryOutcome, WebhookMetrics};
+
 /// Outcomes of edge requests that are not clicks.
 #[derive(Debug, Clone, Copy)]
 pub enum Outcome {
@@ -58,6 +61,7 @@ pub struct Metrics {
     pub api: ApiMetrics,
     pub cluster: ClusterMetrics,
     pub payouts: PayoutMetrics,
+    pub webhooks: WebhookMetrics,
 }
 
 /// The core's click ingest, log and index.
@@ -385,6 +389,7 @@ impl Metrics {
                 poison: counter(r, "clickgate_cluster_poison_total", "Messages the core could not decode and terminated."),
             },
             payouts: PayoutMetrics::register(r),
+            webhooks: WebhookMetrics::register(r),
             registry,
         }
     }

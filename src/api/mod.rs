@@ -16,6 +16,7 @@ mod payouts;
 pub mod postback;
 mod reports;
 mod rules;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -58,6 +59,8 @@ pub struct ApiState {
     pub commission: crate::config::Commission,
     /// Payout runs; `None` where this process serves none.
     pub payouts: Option<Arc<crate::storage::payouts::Desk>>,
+    /// Webhook endpoints, deliveries and replays, on a connection of their own.
+    pub webhooks: Arc<crate::webhooks::Admin>,
 }
 
 /// An error answer.
@@ -259,6 +262,7 @@ async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
             payouts::confirm(state, &id, &read_body(state, req).await?).await
         }
         (&Method::GET, ["v1", "payouts"]) => payouts::list_payouts(state, req.uri().query().unwrap_or("")).await,
+        (_, ["v1", "webhook-endpoints" | "webhook-events", ..]) => webhooks::route(state, req, &segments).await,
         _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
     }
 }

@@ -119,6 +119,7 @@ pub async fn core(config: Config, data_dir: PathBuf, overrides: Overrides) -> an
     let (alerts, alert_queue) = super::alerts::Alerts::new(&config.fraud_alerts, &metrics.core);
     alert_queue.spawn_writer(api.conversions.clone());
     super::payouts::spawn_schedule(api.payouts.clone(), &config.payouts, stop_rx.clone());
+    let _webhook_task = super::spawn_webhook_worker(&config, &data_dir, &metrics, stop_rx.clone())?;
     let api_task = spawn_api(api_listener, tls_acceptor.clone(), &limits, api, stop_rx.clone());
     let admin_task = spawn_admin(admin_listener, tls_acceptor, &limits, metrics.clone(), None, stop_rx.clone());
     let consumer_task = {

@@ -6,9 +6,11 @@ mod alerts;
 mod catalog;
 mod cluster;
 pub mod payouts;
+mod webhooks;
 
 pub use catalog::{demo_seed, load_links, open_store, seed_demo};
 pub use cluster::{core, edge};
+pub use webhooks::{open_webhook_store, spawn_webhook_worker, webhook_admin, webhook_policy};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -221,6 +223,7 @@ pub fn build_api(
         store: std::sync::Mutex::new(Box::new(SqliteCatalog::connect(data_dir).context("opening the store for commission rules")?)),
         commission: config.commission.clone(),
         payouts: Some(payouts::desk(config, data_dir, metrics.payouts.clone())?),
+        webhooks: webhook_admin(config, data_dir)?,
     });
     Ok((state, catalog))
 }
@@ -435,6 +438,7 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     spawn_approval_sweep(api.conversions.clone(), &config.commission, stop_rx.clone());
     payouts::spawn_schedule(api.payouts.clone(), &config.payouts, stop_rx.clone());
     alert_queue.spawn_writer(api.conversions.clone());
+    let webhook_task = spawn_webhook_worker(&config, &data_dir, &metrics, stop_rx.clone())?;
     let api_task = spawn_api(api_listener, tls_acceptor, &limits, api, stop_rx.clone());
     let consumer_task = tokio::spawn(consumer.run(stop_rx.clone()));
     let spill_drain = {
@@ -460,6 +464,9 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let _ = edge_task.await;
     let _ = admin_task.await;
     let _ = api_task.await;
+    if let Some(t) = webhook_task {
+        let _ = t.await;
+    }
     let drain_for = Duration::from_millis(config.edge.shutdown_drain_ms.max(1000));
     // The consumer closed its channel on the stop signal (connections still draining spill)
     // and returns once the queue is written and fsynced and the spill thread, which ends with

@@ -29,6 +29,7 @@ mod payouts;
 mod program;
 mod serve;
 pub mod timestamp;
+mod webhooks;
 
 #[derive(Parser)]
 #[command(name = "clickgate", version, about = "Edge proxy for referral and QR links, with click-fraud checks")]
@@ -89,6 +90,9 @@ enum Command {
     /// Split journeys read as JSON lines on stdin with a model; one line of shares out per journey.
     #[command(after_help = timestamp::HELP)]
     Attribute(attribute::AttributeArgs),
+    /// Manage webhook endpoints and replay events.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCmd),
 }
 
 /// What a subcommand that reads the config starts from.
@@ -156,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => migrate::run(&common.load()?),
         Command::Commissions(cmd) => commissions::run(cmd, &common.load()?),
         Command::Payouts(cmd) => payouts::run(cmd, &common.load()?),
+        Command::Webhooks(cmd) => webhooks::run(cmd, &common.load()?),
     }
 }
 

@@ -81,5 +81,8 @@ fn bad_keys_are_named() {
 #[test]
 fn webhook_event_retention_is_bounded() {
     check_err("[webhooks]\nevent_retention_days = 7\n", "webhooks.event_retention_days: must be in 8..=3650, got 7");
-    check_err("[webhooks]\nallow_http = true\n", "unknown field");
+    check_err("[webhooks]\nallow_private_cidrs = [\"10.0.0.300/8\"]\n", "webhooks.allow_private_cidrs: \"10.0.0.300/8\" is not a CIDR");
+    check_err("[webhooks]\nattempt_timeout_ms = 16000\n", "webhooks.attempt_timeout_ms: must be in 100..=15000, got 16000");
+    check_err("[webhooks]\nretry_delays_ms = [0]\n", "webhooks.retry_delays_ms: must be in 1..=86400000, got 0");
+    check_err("[webhooks]\nallow_https = true\n", "unknown field");
 }

@@ -42,23 +42,32 @@ fn check_numbering(migrations: &[Migration]) {
 fn the_migrations_are_numbered_in_order_from_1() {
     check_numbering(sqlite::migrations::MIGRATIONS);
     check_numbering(pg::migrations::MIGRATIONS);
-    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (3, 3));
+    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (4, 4));
 }
 
 #[test]
 fn migrating_a_fresh_file_records_the_latest_version_and_a_second_run_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 3);
-    assert_eq!(user_version(dir.path()), 3);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 4);
+    assert_eq!(user_version(dir.path()), 4);
     let conn = Connection::open(sqlite::path(dir.path())).unwrap();
     let before = sqlite_objects(&conn);
-    for table in
-        ["programs", "links", "conversions", "partner_days", "commissions", "commission_accrued", "ledger_transfers", "webhook_events"]
-    {
+    for table in [
+        "programs",
+        "links",
+        "conversions",
+        "partner_days",
+        "commissions",
+        "commission_accrued",
+        "ledger_transfers",
+        "webhook_events",
+        "webhook_endpoints",
+        "webhook_deliveries",
+    ] {
         assert!(before.iter().any(|(name, _)| name == table), "no table {table}: {before:?}");
     }
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 3);
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 3);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 4);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 4);
     assert_eq!(sqlite_objects(&conn), before, "a second run changed the schema");
     let heads: i64 = conn.query_row("SELECT count(*) FROM ledger_head", [], |r| r.get(0)).unwrap();
     assert_eq!(heads, 1, "the ledger head row is inserted once");
@@ -116,7 +125,7 @@ fn a_file_at_a_newer_version_is_refused_with_both_versions() {
     let conn = Connection::open(sqlite::path(dir.path())).unwrap();
     let before = sqlite_objects(&conn);
     let want = format!(
-        "the store at {} is at schema version 7; this build knows 1..=3; run a newer clickgate",
+        "the store at {} is at schema version 7; this build knows 1..=4; run a newer clickgate",
         sqlite::path(dir.path()).display()
     );
     let errors = [
@@ -198,17 +207,34 @@ fn pg_tables(schema: &PgSchema) -> i64 {
 #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
 fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_changes_nothing() {
     let schema = PgSchema::new("schema_test");
-    assert_eq!(pg::migrate(&schema.url).unwrap(), 3);
+    assert_eq!(pg::migrate(&schema.url).unwrap(), 4);
     let before = pg_state(&schema);
-    assert_eq!(before.0, [(1, "0001_initial".to_string()), (2, "0002_webhook_outbox".to_string()), (3, "0003_payouts".to_string())]);
-    let tables =
-        ["conversions", "partner_days", "commissions", "commission_accruals", "ledger_transfers", "schema_migrations", "webhook_events"];
+    assert_eq!(
+        before.0,
+        [
+            (1, "0001_initial".to_string()),
+            (2, "0002_webhook_outbox".to_string()),
+            (3, "0003_payouts".to_string()),
+            (4, "0004_webhook_endpoints".to_string())
+        ]
+    );
+    let tables = [
+        "conversions",
+        "partner_days",
+        "commissions",
+        "commission_accruals",
+        "ledger_transfers",
+        "schema_migrations",
+        "webhook_events",
+        "webhook_endpoints",
+        "webhook_deliveries",
+    ];
     for table in tables {
         assert!(before.1.contains(&format!("table {table}")), "no table {table}: {:?}", before.1);
     }
     assert!(before.1.contains(&"trigger ledger_transfers_append_only".to_string()), "{:?}", before.1);
-    assert_eq!(pg::migrate(&schema.url).unwrap(), 3);
-    assert_eq!(pg::migrate(&schema.url).unwrap(), 3);
+    assert_eq!(pg::migrate(&schema.url).unwrap(), 4);
+    assert_eq!(pg::migrate(&schema.url).unwrap(), 4);
     assert_eq!(pg_state(&schema), before, "a second run changed the schema");
     let heads: i64 = schema.client().query_one("SELECT count(*) FROM ledger_head", &[]).unwrap().get(0);
     assert_eq!(heads, 1, "the ledger head row is inserted once");
@@ -233,7 +259,12 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
     }
     assert_eq!(
         pg_state(&schema).0,
-        [(1, "0001_initial".to_string()), (2, "0002_webhook_outbox".to_string()), (3, "0003_payouts".to_string())]
+        [
+            (1, "0001_initial".to_string()),
+            (2, "0002_webhook_outbox".to_string()),
+            (3, "0003_payouts".to_string()),
+            (4, "0004_webhook_endpoints".to_string())
+        ]
     );
 }
 
@@ -246,7 +277,7 @@ fn a_postgresql_store_at_a_newer_version_is_refused_with_both_versions() {
     let before = pg_state(&schema);
     let database: String = schema.client().query_one("SELECT current_database()::text", &[]).unwrap().get(0);
     let want = format!(
-        "the store at PostgreSQL database {database:?}, schema {:?} is at schema version 7; this build knows 1..=3; run a newer clickgate",
+        "the store at PostgreSQL database {database:?}, schema {:?} is at schema version 7; this build knows 1..=4; run a newer clickgate",
         schema.name
     );
     let errors = [
@@ -284,7 +315,7 @@ fn a_postgresql_reader_checks_the_version_again_when_it_reconnects() {
     // The first read may find the connection closed under it; the next connects again.
     let e = (0..3).find_map(|_| reader.get("cv_none").err().filter(|e| e.to_string().contains("schema version 7")));
     let e = e.expect("a reconnection to a store at version 7 was accepted").to_string();
-    assert!(e.contains("this build knows 1..=3; run a newer clickgate"), "{e}");
+    assert!(e.contains("this build knows 1..=4; run a newer clickgate"), "{e}");
 }
 
 #[test]

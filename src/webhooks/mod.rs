@@ -11,18 +11,31 @@
 //!   operator's allowlist.
 //! - `outbox`: `OutboxTx`, which a backend implements to write events in the transaction of
 //!   their change.
+//! - `endpoint`: registered endpoints, checked at registration; `store`: `WebhookStore`, the
+//!   endpoints, deliveries and attempts a backend keeps; `admin`: what the API and the CLI do
+//!   with them.
+//! - `delivery`: the worker that fans the outbox out to endpoints and sends each delivery,
+//!   over `delivery::http`, with its pure decisions in `delivery::plan`.
 //!
 //! Nothing here reads the clock or a random generator it was not handed, except
-//! `Secret::generate` (the OS's generator) and `ssrf::resolve_and_check` (one DNS lookup).
+//! `Secret::generate` and endpoint ids (the OS's generator), and the network I/O is in
+//! `ssrf::resolve_and_check` (one DNS lookup) and `delivery::http` alone.
 
+pub mod admin;
+pub mod delivery;
+pub mod endpoint;
 pub mod event;
 pub mod outbox;
 pub mod schedule;
 pub mod signature;
 pub mod ssrf;
+pub mod store;
 
+pub use admin::{Admin, AdminError};
+pub use endpoint::{Endpoint, EndpointError, Registration};
 pub use event::{Envelope, EventError, EventId, EventType};
 pub use outbox::{emit, OutboxError, OutboxEvent, OutboxTx};
 pub use schedule::{classify, next_attempt_ms, Failure, Outcome, Response};
 pub use signature::{Headers, Secret, SignatureError};
 pub use ssrf::{check_url, resolve_and_check, Policy, Refusal, SsrfError, WebhookUrl};
+pub use store::{StoreError, WebhookStore};

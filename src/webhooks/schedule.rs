@@ -122,7 +122,12 @@ pub fn retry_after_ms(value: &str, now_ms: u64) -> Option<u64> {
 /// `None` once `ATTEMPTS_MAX` attempts are spent. `random` is any value from the caller's
 /// generator; it places the delay within ±`JITTER_PERMILLE`.
 pub fn retry_delay_ms(attempts_made: u32, random: u64) -> Option<u64> {
-    let base = *RETRY_DELAYS_MS.get(usize::try_from(attempts_made.checked_sub(1)?).ok()?)?;
+    retry_delay_in(&RETRY_DELAYS_MS, attempts_made, random)
+}
+
+/// `retry_delay_ms` over another list of delays (`webhooks.retry_delays_ms`).
+pub fn retry_delay_in(delays: &[u64], attempts_made: u32, random: u64) -> Option<u64> {
+    let base = *delays.get(usize::try_from(attempts_made.checked_sub(1)?).ok()?)?;
     let span = 2 * JITTER_PERMILLE + 1;
     let permille = 1000 - JITTER_PERMILLE + random % span;
     Some(base * permille / 1000)
@@ -133,7 +138,12 @@ pub fn retry_delay_ms(attempts_made: u32, random: u64) -> Option<u64> {
 /// next attempt waits for the longer of it and the schedule's delay, so a receiver can slow us
 /// down but a `Retry-After: 0` cannot spend every attempt in a second.
 pub fn next_attempt_ms(attempts_made: u32, retry_after_ms: Option<u64>, now_ms: u64, random: u64) -> Option<u64> {
-    let delay = retry_delay_ms(attempts_made, random)?;
+    next_attempt_in(&RETRY_DELAYS_MS, attempts_made, retry_after_ms, now_ms, random)
+}
+
+/// `next_attempt_ms` over another list of delays (`webhooks.retry_delays_ms`).
+pub fn next_attempt_in(delays: &[u64], attempts_made: u32, retry_after_ms: Option<u64>, now_ms: u64, random: u64) -> Option<u64> {
+    let delay = retry_delay_in(delays, attempts_made, random)?;
     let delay = delay.max(retry_after_ms.unwrap_or(0).min(RETRY_AFTER_MS_MAX));
     Some(now_ms.saturating_add(delay))
 }

@@ -157,6 +157,13 @@ pub async fn resolve_and_check(host: &str, port: u16, policy: &Policy) -> Result
         .await
         .map_err(|e| SsrfError::Resolve { host: name.clone(), error: e.to_string() })?
         .collect();
+    check_resolved(name, resolved, policy)
+}
+
+/// Checks the addresses a name resolved to, as `resolve_and_check` does after its lookup: one
+/// refused address refuses them all. A caller with a resolver of its own (the delivery worker's
+/// tests) checks its answers here.
+pub fn check_resolved(name: String, resolved: Vec<SocketAddr>, policy: &Policy) -> Result<Vec<SocketAddr>, SsrfError> {
     let mut addrs: Vec<SocketAddr> = Vec::new();
     for a in resolved {
         if let Err(SsrfError::Refused { addr, reason }) = policy.check_ip(a.ip()) {

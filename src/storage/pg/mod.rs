@@ -9,11 +9,13 @@ pub mod lifecycle;
 pub mod migrations;
 pub mod payouts;
 pub mod reader;
+pub mod webhooks;
 
 pub use conversions::start;
 pub use ledger::{PgStatements, PgTx};
 pub use migrations::migrate;
 pub use reader::PgReader;
+pub use webhooks::PgWebhooks;
 
 impl From<::postgres::Error> for crate::conversions::ConversionError {
     /// With the cause of a column that does not decode (a stored currency that is not a code

@@ -17,12 +17,14 @@ mod reader_commissions;
 mod reader_ledger;
 pub mod schema;
 pub mod walsync;
+pub mod webhooks;
 
 pub use catalog::SqliteCatalog;
 pub use groups::start;
 pub use ledger::SqliteTx;
 pub use reader::SqliteReader;
 pub use schema::{migrate, path};
+pub use webhooks::SqliteWebhooks;
 
 impl From<rusqlite::Error> for crate::conversions::ConversionError {
     fn from(e: rusqlite::Error) -> Self {

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "0001_initial", sql: include_str!("0001_initial.sql") },
     Migration { version: 2, name: "0002_webhook_outbox", sql: include_str!("0002_webhook_outbox.sql") },
     Migration { version: 3, name: "0003_payouts", sql: include_str!("0003_payouts.sql") },
+    Migration { version: 4, name: "0004_webhook_endpoints", sql: include_str!("0004_webhook_endpoints.sql") },
 ];
 
 /// The version this build's migrations reach.
