@@ -813,6 +813,7 @@ fn bench_checks(c: &mut Criterion, env: &Env) {
     // Velocity: the count-min sketches, four counters per click and the link baseline.
     let velocity = VelocityCheck::new(&checks.velocity);
     bench_stage(&mut g, "velocity", env, &velocity);
+    println!("check/velocity: sketches hold {} bytes (VelocityCheck::bytes)", velocity.bytes());
     drop(velocity);
 
     // Dedup: (link, IP, UA) key hash + sharded Bloom filters.

@@ -6,7 +6,8 @@
 //! A click, a conversion and an approval produce `conversion.attributed`, `commission.created`
 //! and `commission.approved`; a receiver answering 500 twice then 200 gets the same `webhook-id`
 //! three times; a 410 disables its endpoint; after a rotation both secrets verify; a CLI replay
-//! sends an event again under its id. Retries are shortened with `webhooks.retry_delays_ms`.
+//! sends an event again under its id; a payout run and its confirmation send `payout.sent` and
+//! `payout.paid`. Retries are shortened with `webhooks.retry_delays_ms`.
 //!
 //! It needs python3 with its venv module and pip, and the package registry on the first run, so
 //! it is ignored unless asked for (`cargo test -- --include-ignored`); when it runs without
@@ -258,4 +259,26 @@ fn serve_delivers_signed_events_that_the_reference_library_verifies() {
     }
     assert_eq!(s.metric("clickgate_webhook_deliveries_total{outcome=\"gone\"}"), 1.0);
     assert_eq!(s.metric("clickgate_webhook_endpoints_disabled"), 1.0);
+
+    // A payout: a run sends bob's approved commissions as a manual payout (payout.sent), and
+    // confirming the run pays it (payout.paid).
+    let payouts = register(&s, &rx.url("/payouts"), &["payout.sent", "payout.paid"]);
+    let mut all = secrets(vec![&main["secret"], &fresh]);
+    all["/payouts"] = json!([payouts["secret"]]);
+    rx.write("secrets.json", &all);
+    let (code, _, err) = s.cli(&["program", "set-payout", "--id", "demo", "--payout-threshold-minor", "100", "--payout-schedule", "off"]);
+    assert_eq!(code, 0, "{err}");
+    let approved = call(&s, "POST", "/v1/commissions/approve", "");
+    assert_eq!(approved.status, 200, "{approved:?}");
+    let run = call(&s, "POST", "/v1/payout-runs", "{}");
+    assert_eq!((run.status, run.json()["sent"]["count"].as_u64()), (201, Some(1)), "{run:?}");
+    let run_id = run.json()["run_id"].as_str().unwrap().to_string();
+    let done = call(&s, "POST", &format!("/v1/payout-runs/{run_id}/confirm"), "{}");
+    assert_eq!((done.status, done.json()["paid"]["count"].as_u64()), (200, Some(1)), "{done:?}");
+    rx.wait(&s, "payout.sent and payout.paid", |log| log.iter().filter(|l| l["path"] == "/payouts").count() >= 2);
+    let payout_log = rx.at("/payouts");
+    let mut kinds: Vec<&str> = payout_log.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["payout.paid", "payout.sent"], "{payout_log:#?}");
+    assert!(all_verified(&payout_log), "{payout_log:#?}");
 }

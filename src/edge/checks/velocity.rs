@@ -2,7 +2,8 @@
 //! an IPv6 /64), per (link, client) and per (link, subnet) over a sliding window, and each
 //! link's rate against its own baseline.
 //!
-//! One count-min sketch of atomic counters holds all three key spaces, so memory is fixed
+//! One count-min sketch of atomic counters holds the four address key spaces, and two small
+//! ones each link's counts in the window and over its baseline window, so memory is fixed
 //! whatever the traffic. Two window slots alternate (red/blue, as pingora-limits): the current
 //! window counts, the previous one is weighted by how much of it still overlaps the sliding
 //! window. Updates are conservative (only the minimal cells grow), which keeps the overestimate
