@@ -163,6 +163,15 @@ fn the_lock_keeps_runs_apart_and_a_killed_runs_expired_lock_is_taken_over(backen
     let next = desk.run(&req(false), &clock(t + 600_002)).unwrap();
     assert_eq!((next.resumed, next.sent.count), (false, 1));
     assert_eq!(desk.run(&req(false), &clock(t + 600_003)).unwrap().sent.count, 0);
+
+    // A process that stalled past its lease cannot renew once another took the lock over: it
+    // stops instead of sending what the new holder may settle.
+    let mut db = w.db();
+    db.write(|tx| tx.take_lock("stalled", "pr_a", t + 700_000, t + 700_100)).unwrap();
+    assert!(db.write(|tx| tx.renew_lock("stalled", "pr_a", t + 700_050)).unwrap(), "its own lock renews");
+    db.write(|tx| tx.take_lock("taker", "pr_a", t + 800_000, t + 900_000)).unwrap();
+    assert!(!db.write(|tx| tx.renew_lock("stalled", "pr_a", t + 800_001)).unwrap(), "a lock taken over does not");
+    assert!(db.write(|tx| tx.renew_lock("taker", "pr_a", t + 800_001)).unwrap());
 }
 
 fn a_refund_of_a_commission_in_transit_is_owed_after_the_payout_posts(backend: Backend) {

@@ -120,13 +120,34 @@ fn a_lost_answer_is_replayed_and_an_unknown_outcome_is_asked_again_under_the_sam
     let bob = payout_id(&second.run_id, "bob", usd());
     assert_eq!(w.db().read(|tx| tx.payout(&bob)).unwrap().unwrap().status, PayoutStatus::Sent);
     assert_eq!(w.balance(AccountKind::PartnerPayable, "bob").debits_pending, 7000);
-    // The next run asks again under bob's first key, and plans no second payout for him.
-    let third = desk.run(&req(false), &clock(T0 + 502 * DAY_MS)).unwrap();
+    // The next run, an hour later, asks again under bob's first key, and plans no second
+    // payout for him.
+    let third = desk.run(&req(false), &clock(T0 + 501 * DAY_MS + 3_600_000)).unwrap();
     assert_eq!((third.paid.count, third.plan.payouts.len()), (1, 0), "{third:?}");
     let transfers = server.transfers();
     assert_eq!(transfers.len(), 2);
     assert_eq!(transfers[1].idempotency_key, bob);
     assert_eq!(w.db().read(|tx| tx.payout(&bob)).unwrap().unwrap().status, PayoutStatus::Paid);
+    assert_eq!(w.verify().pending_open, 0);
+
+    // An unknown outcome past the key's 23 hours is never sent again (Stripe may have
+    // forgotten the key and would pay twice): it waits, holding its money, for an operator to
+    // check Stripe and confirm it.
+    w.add_partner("cy", PayoutMethod::Stripe, Some("acct_cy1"), None);
+    w.earn("shop", "cy", 80_000);
+    server.fail_next(5, 503);
+    let fourth = desk.run(&req(false), &clock(T0 + 510 * DAY_MS)).unwrap();
+    let cy = payout_id(&fourth.run_id, "cy", usd());
+    assert_eq!((fourth.paid.count, fourth.sent.count), (0, 1), "{fourth:?}");
+    let fifth = desk.run(&req(false), &clock(T0 + 511 * DAY_MS)).unwrap();
+    assert_eq!((fifth.paid.count, fifth.plan.payouts.len()), (0, 0), "{fifth:?}");
+    assert_eq!(server.transfers().len(), 2, "no request under a stale key");
+    assert_eq!(w.db().read(|tx| tx.payout(&cy)).unwrap().unwrap().status, PayoutStatus::Sent);
+    assert_eq!(w.balance(AccountKind::PartnerPayable, "cy").debits_pending, 8000);
+    let confirmed = desk.confirm(&fourth.run_id, &[(cy.clone(), "refused by Stripe".into())], &clock(T0 + 511 * DAY_MS)).unwrap();
+    assert_eq!(confirmed.failed.count, 1, "{confirmed:?}");
+    assert_eq!(w.db().read(|tx| tx.payout(&cy)).unwrap().unwrap().status, PayoutStatus::Failed);
+    assert_eq!(w.available("cy"), 8000, "a failed payout's money is payable again");
     assert_eq!(w.verify().pending_open, 0);
 }
 

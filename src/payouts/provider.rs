@@ -215,10 +215,13 @@ impl Destination {
     }
 }
 
-/// A recipient name: a CSV cell may hold commas and quotes, but never a line break.
+/// A recipient name: a CSV cell may hold commas and quotes, but never a line break, and never
+/// starts as a spreadsheet formula would (`=`, `+`, `-`, `@`): the exports refuse such a cell,
+/// so a name they would refuse is refused here, when it is set, and never fails a run.
 pub fn check_name(name: &str) -> Result<String, ProviderError> {
     let n = name.chars().count();
-    if (1..=NAME_CHARS_MAX).contains(&n) && !name.chars().any(char::is_control) && !name.trim().is_empty() {
+    let formula = name.trim_start().starts_with(['=', '+', '-', '@']);
+    if (1..=NAME_CHARS_MAX).contains(&n) && !name.chars().any(char::is_control) && !name.trim().is_empty() && !formula {
         Ok(name.to_string())
     } else {
         Err(ProviderError::Name(name.to_string()))

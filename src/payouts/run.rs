@@ -23,6 +23,12 @@ use super::state::{payout_id, Payout, PayoutError, PayoutFilter, PayoutStatus, P
 use super::steps;
 use crate::model::Currency;
 
+/// How long after a Stripe payout was sent its `Idempotency-Key` is trusted to stop a second
+/// transfer. Stripe keeps a key's result for at least 24 hours; a payout whose outcome is still
+/// unknown after this is not sent again: it stays `sent`, holding its commissions, until an
+/// operator checks Stripe and records the answer with `clickgate payouts confirm`.
+pub const STRIPE_KEY_TRUSTED_MS: i64 = 23 * 3_600_000;
+
 /// A store that runs a closure in one transaction and commits it when the closure succeeds.
 pub trait PayoutStore {
     /// Runs `f` in one write transaction, serialised with every other writer of the store.
@@ -154,9 +160,14 @@ pub fn run<S: PayoutStore>(
     tracing::info!(run = run.id, resumed, payouts = plan.payouts.len(), "A payout run started.");
     let mut report = Report { run_id: run.id.clone(), resumed, plan, ..Report::default() };
     let batch = settings.batch_len_max.max(1);
+    // Only while this process still holds the lock: one that stalled past its lease and
+    // was taken over stops, and never sends a payout the new holder may settle.
     let renew = |tx: &mut dyn PayoutTx| {
-        let t = now();
-        tx.take_lock(&holder, &run.id, t, t + lease)
+        if tx.renew_lock(&holder, &run.id, now() + lease)? {
+            Ok(())
+        } else {
+            Err(PayoutError::LockLost { run: run.id.clone() })
+        }
     };
 
     // Stripe payouts left sent (this run's before a crash, or an earlier run's unknown
@@ -164,7 +175,7 @@ pub fn run<S: PayoutStore>(
     loop {
         let open = store.write(|tx| {
             renew(tx)?;
-            tx.open_stripe_payouts(batch)
+            tx.open_stripe_payouts(now() - STRIPE_KEY_TRUSTED_MS, batch)
         })?;
         let retried = pay_stripe(store, dir, stripe, &open, &mut report, now, &renew)?;
         if retried < open.len() || open.len() < batch {
@@ -179,6 +190,8 @@ pub fn run<S: PayoutStore>(
             renew(tx)?;
             chunk.iter().map(|p| steps::send(tx, &p.id, None, now())).collect::<Result<Vec<_>, _>>()
         })?;
+        // A payout that is not `sent` now (settled by an earlier attempt) is never sent again.
+        let sent: Vec<Payout> = sent.into_iter().filter(|p| p.status == PayoutStatus::Sent).collect();
         pay_stripe(store, dir, stripe, &sent, &mut report, now, &renew)?;
     }
     send_others(store, dir, settings, &run, &others, &mut report, now, &renew)?;
@@ -380,12 +393,16 @@ pub fn confirm<S: PayoutStore>(store: &mut S, run_id: &str, failed: &[(String, S
         }
         let filter = PayoutFilter { run: Some(run_id.to_string()), limit: usize::MAX, ..PayoutFilter::default() };
         let payouts = tx.payouts(&filter)?;
-        let confirmable = |p: &Payout| p.status == PayoutStatus::Sent && p.method != PayoutMethod::Stripe;
+        // A Stripe payout is settled by Stripe's answer, unless its key is no longer trusted:
+        // then the operator checks Stripe and records the outcome here.
+        let stale = now() - STRIPE_KEY_TRUSTED_MS;
+        let confirmable =
+            |p: &Payout| p.status == PayoutStatus::Sent && (p.method != PayoutMethod::Stripe || p.sent_ms.unwrap_or(p.created_ms) < stale);
         for (id, _) in failed {
             if !payouts.iter().any(|p| &p.id == id && confirmable(p)) {
                 return Err(PayoutError::Invalid {
                     field: "failed",
-                    why: format!("{id} is not a sent file or manual payout of run {run_id}"),
+                    why: format!("{id} is not a sent file or manual payout of run {run_id}, nor a Stripe payout past its key's 23 h"),
                 });
             }
         }

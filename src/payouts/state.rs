@@ -21,6 +21,9 @@ pub enum PayoutError {
     /// Another run holds the lock.
     #[error("payout run {run} holds the lock until {expires_ms} (Unix ms); two runs never overlap")]
     Locked { run: String, expires_ms: i64 },
+    /// This process stalled past its lease and another took the run over; this one stops.
+    #[error("payout run {run} lost its lock to another process, which goes on with it; this one stops")]
+    LockLost { run: String },
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
     #[error("outbox: {0}")]
@@ -180,6 +183,9 @@ pub trait PayoutTx: CommissionTx + OutboxTx {
     /// `expires_ms`, or moves its expiry on when `holder` has it. Refused (`Locked`) while
     /// another holder's lock has not expired; an expired one is taken over.
     fn take_lock(&mut self, holder: &str, run_id: &str, now_ms: i64, expires_ms: i64) -> Result<(), PayoutError>;
+    /// Moves the expiry of the lock on while `holder` still holds it for `run_id`; `false`
+    /// when another process took it over (after this one stalled past its lease).
+    fn renew_lock(&mut self, holder: &str, run_id: &str, expires_ms: i64) -> Result<bool, PayoutError>;
     /// Releases the lock if `holder` has it.
     fn release_lock(&mut self, holder: &str) -> Result<(), PayoutError>;
     fn insert_run(&mut self, run: &Run) -> Result<(), PayoutError>;
@@ -197,8 +203,9 @@ pub trait PayoutTx: CommissionTx + OutboxTx {
     fn payout(&mut self, id: &str) -> Result<Option<Payout>, PayoutError>;
     /// Payouts by id.
     fn payouts(&mut self, filter: &PayoutFilter) -> Result<Vec<Payout>, PayoutError>;
-    /// Stripe payouts left `sent` with an unknown outcome, of any run, oldest first.
-    fn open_stripe_payouts(&mut self, limit: usize) -> Result<Vec<Payout>, PayoutError>;
+    /// Stripe payouts left `sent` with an unknown outcome, of any run, sent at or after
+    /// `sent_since_ms`, oldest first.
+    fn open_stripe_payouts(&mut self, sent_since_ms: i64, limit: usize) -> Result<Vec<Payout>, PayoutError>;
     /// Sums of approved commissions that no payout holds, by program, partner and currency,
     /// of one program and currency when given.
     fn unpaid(&mut self, program: Option<&str>, currency: Option<Currency>) -> Result<Vec<Unpaid>, PayoutError>;

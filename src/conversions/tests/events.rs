@@ -48,4 +48,19 @@ pub(super) fn every_change_writes_its_webhook_events_once(b: Backend) {
     write(t(Transition::Refund(None)), key("r2", "rest"), t0 + 31 * day);
     assert_eq!(types(), [0, 0, 1, 1], "the rest reversed; the first day's events are past their retention");
     assert_eq!(b.count("SELECT count(DISTINCT cause) FROM webhook_events"), 2);
+
+    // Every event is past its retention: the next event still numbers after all before it,
+    // since the delivery worker's cursor only moves forward.
+    let last = b.count("SELECT max(seq) FROM webhook_events");
+    write(Op::Approve { limit: 100 }, None, t0 + 100 * day);
+    let alert = crate::conversions::EmitEvent {
+        kind: crate::webhooks::EventType::FraudAlert,
+        cause: "fraud:link_surge:c1:0".into(),
+        partner: None,
+        occurred_ms: (t0 + 100 * day) as i64,
+        data: "{}".into(),
+    };
+    write(Op::Emit(alert), None, t0 + 100 * day + 1);
+    assert!(b.count("SELECT min(seq) FROM webhook_events WHERE type = 'fraud.alert'") > last, "an event numbered below the cursor");
+    assert_eq!(b.count("SELECT count(*) FROM webhook_events WHERE type = 'fraud.alert'"), 1);
 }

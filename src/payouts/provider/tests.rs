@@ -111,7 +111,8 @@ fn destinations_need_their_details() {
 fn names() {
     assert!(check_name("Bob, \"the\" Builder").is_ok());
     assert!(check_name("Zoë Ñandú").is_ok());
-    for bad in ["", "  ", "Bob\nSmith", "Bob\rSmith", "Bob\u{0}"] {
+    // A name a spreadsheet would run as a formula is refused here, as the exports refuse it.
+    for bad in ["", "  ", "Bob\nSmith", "Bob\rSmith", "Bob\u{0}", "=HYPERLINK(\"x\")", "+1", "- Ann", " @studio"] {
         assert!(check_name(bad).is_err(), "{bad:?}");
     }
     assert!(check_name(&"é".repeat(NAME_CHARS_MAX)).is_ok());

@@ -106,6 +106,16 @@ impl PayoutTx for PgTx<'_, '_> {
         Ok(())
     }
 
+    fn renew_lock(&mut self, holder: &str, run_id: &str, expires_ms: i64) -> Result<bool, PayoutError> {
+        let n = self
+            .execute(
+                "UPDATE payout_lock SET expires_ms = $3 WHERE singleton = 1 AND holder = $1 AND run_id = $2",
+                &[&holder, &run_id, &expires_ms],
+            )
+            .map_err(storage)?;
+        Ok(n == 1)
+    }
+
     fn release_lock(&mut self, holder: &str) -> Result<(), PayoutError> {
         self.execute("DELETE FROM payout_lock WHERE singleton = 1 AND holder = $1", &[&holder]).map_err(storage)?;
         Ok(())
@@ -202,11 +212,12 @@ impl PayoutTx for PgTx<'_, '_> {
         self.rows(&sql, &[&f.run, &f.partner, &status, &f.after, &limit(f.limit)], payout_row)
     }
 
-    fn open_stripe_payouts(&mut self, n: usize) -> Result<Vec<Payout>, PayoutError> {
+    fn open_stripe_payouts(&mut self, sent_since_ms: i64, n: usize) -> Result<Vec<Payout>, PayoutError> {
         let sql = format!(
-            "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE status = 'sent' AND method = 'stripe' ORDER BY created_ms, id COLLATE \"C\" LIMIT $1"
+            "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE status = 'sent' AND method = 'stripe' AND coalesce(sent_ms, created_ms) >= $2
+             ORDER BY created_ms, id COLLATE \"C\" LIMIT $1"
         );
-        self.rows(&sql, &[&limit(n)], payout_row)
+        self.rows(&sql, &[&limit(n), &sent_since_ms], payout_row)
     }
 
     fn unpaid(&mut self, program: Option<&str>, cur: Option<Currency>) -> Result<Vec<Unpaid>, PayoutError> {

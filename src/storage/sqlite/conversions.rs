@@ -65,10 +65,12 @@ impl ViewSource for SqliteTx<'_> {
 
 /// Deletes the events that happened before `?1`. The outbox is appended in time order, so they
 /// are the rows before the first newer one, found by walking `seq` from the start: the walk
-/// reads only the rows it deletes, and the table needs no index on time.
+/// reads only the rows it deletes, and the table needs no index on time. The newest row always
+/// stays: `seq` has no AUTOINCREMENT, so an empty table would number the next event 1 again,
+/// below the delivery worker's cursor, and that event would never be fanned out.
 const PURGE_EVENTS: &str = "DELETE FROM webhook_events WHERE seq < coalesce(
     (SELECT seq FROM webhook_events WHERE occurred_ms >= ?1 ORDER BY seq LIMIT 1),
-    (SELECT max(seq) + 1 FROM webhook_events))";
+    (SELECT max(seq) FROM webhook_events))";
 
 impl OutboxTx for SqliteTx<'_> {
     fn append_event(&mut self, e: &OutboxEvent<'_>) -> Result<(), OutboxError> {

@@ -106,6 +106,17 @@ impl PayoutTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn renew_lock(&mut self, holder: &str, run_id: &str, expires_ms: i64) -> Result<bool, PayoutError> {
+        let n = self
+            .conn()
+            .execute(
+                "UPDATE payout_lock SET expires_ms = ?3 WHERE singleton = 1 AND holder = ?1 AND run_id = ?2",
+                params![holder, run_id, expires_ms],
+            )
+            .map_err(storage)?;
+        Ok(n == 1)
+    }
+
     fn release_lock(&mut self, holder: &str) -> Result<(), PayoutError> {
         self.conn().execute("DELETE FROM payout_lock WHERE singleton = 1 AND holder = ?1", [holder]).map_err(storage)?;
         Ok(())
@@ -213,10 +224,12 @@ impl PayoutTx for SqliteTx<'_> {
         many(self.conn(), &sql, params_from_iter(args.iter()), payout_row)
     }
 
-    fn open_stripe_payouts(&mut self, limit: usize) -> Result<Vec<Payout>, PayoutError> {
-        let sql =
-            format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE status = 'sent' AND method = 'stripe' ORDER BY created_ms, id LIMIT ?1");
-        many(self.conn(), &sql, [limit.min(i64::MAX as usize) as i64], payout_row)
+    fn open_stripe_payouts(&mut self, sent_since_ms: i64, limit: usize) -> Result<Vec<Payout>, PayoutError> {
+        let sql = format!(
+            "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE status = 'sent' AND method = 'stripe' AND coalesce(sent_ms, created_ms) >= ?2
+             ORDER BY created_ms, id LIMIT ?1"
+        );
+        many(self.conn(), &sql, params![limit.min(i64::MAX as usize) as i64, sent_since_ms], payout_row)
     }
 
     fn unpaid(&mut self, program: Option<&str>, currency: Option<Currency>) -> Result<Vec<Unpaid>, PayoutError> {

@@ -184,7 +184,13 @@ where
     }
     // The connection is not reused: each attempt resolves and checks again.
     driver.abort();
-    Ok(Sent::Answered { status, retry_after, excerpt: cut(&String::from_utf8_lossy(&kept)) })
+    Ok(Sent::Answered { status, retry_after, excerpt: excerpt(&kept) })
+}
+
+/// The text kept of a response body: NUL is dropped, since PostgreSQL's text refuses it and one
+/// receiver's bytes must never stop the attempts recorded beside it; invalid UTF-8 is replaced.
+pub fn excerpt(body: &[u8]) -> String {
+    cut(&String::from_utf8_lossy(body).replace('\0', ""))
 }
 
 /// `s` cut to at most `EXCERPT_BYTES_MAX` bytes on a character boundary.

@@ -33,7 +33,9 @@ INSERT INTO webhook_cursor (one, seq) SELECT 1, coalesce(max(seq), 0) FROM webho
 -- One event for one endpoint. `id` grows with time (fan-out reads the outbox in order), so a
 -- poll's inserts touch the last pages of the b-tree.
 CREATE TABLE webhook_deliveries (
-    id INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: an id is never reused after its row is deleted, so an attempt in flight
+    -- for a removed endpoint can never be recorded against a newer delivery.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
     -- `msg_…`, the event's `webhook-id`, derived from its type and cause.

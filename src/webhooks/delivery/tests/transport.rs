@@ -109,3 +109,9 @@ async fn an_answer_that_never_comes_is_a_timeout_and_is_tried_again() {
     assert_eq!((d.status.as_str(), d.attempt_log[0].error.as_deref(), d.attempt_log[0].http_status), ("pending", Some("timeout"), None));
     hold.add_permits(10);
 }
+
+#[test]
+fn an_excerpt_drops_nul_and_keeps_at_most_a_kib() {
+    assert_eq!(super::super::http::excerpt(b"ok\0\0 done\xff"), "ok done\u{fffd}");
+    assert_eq!(super::super::http::excerpt(&[b'a'; 5000]).len(), super::super::http::EXCERPT_BYTES_MAX);
+}
