@@ -1,4 +1,5 @@
-//! Stage 2: governor rate limits keyed by IP, by IPv4 /24 or IPv6 /64, and one global limit.
+//! Stage 2: governor rate limits keyed by client (an IPv4 address or an IPv6 /64), by IPv4 /24
+//! or IPv6 /64, and one global limit.
 //!
 //! Keyed state grows with every new key, so a timer calls `trim`, which drops keys whose
 //! bucket has refilled (`retain_recent`) and gives the memory back (`shrink_to_fit`).
