@@ -41,6 +41,15 @@ fn invalid(key: &str, why: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.to_string(), why: why.into() }
 }
 
+/// `key`'s value `v` inside `lo..=hi`, or the error naming the key, the range and the value.
+fn in_range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("must be in {lo}..={hi}, got {v}")))
+    }
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]

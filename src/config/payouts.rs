@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{invalid, ConfigError};
+use super::{in_range, invalid, ConfigError};
 
 /// Payout runs (`[payouts]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -79,17 +79,10 @@ impl Default for Stripe {
 impl Payouts {
     /// Checks this section's rules; names the first bad key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        let range = |key: &str, v: u64, lo: u64, hi: u64| {
-            if (lo..=hi).contains(&v) {
-                Ok(())
-            } else {
-                Err(invalid(key, format!("must be in {lo}..={hi}, got {v}")))
-            }
-        };
-        range("payouts.lock_lease_ms", self.lock_lease_ms, 1_000, 86_400_000)?;
-        range("payouts.batch_len_max", self.batch_len_max as u64, 1, 100_000)?;
-        range("payouts.schedule_check_ms", self.schedule_check_ms, 1_000, 86_400_000)?;
-        range("payouts.list_len_max", self.list_len_max as u64, 1, 100_000)?;
+        in_range("payouts.lock_lease_ms", self.lock_lease_ms, 1_000, 86_400_000)?;
+        in_range("payouts.batch_len_max", self.batch_len_max as u64, 1, 100_000)?;
+        in_range("payouts.schedule_check_ms", self.schedule_check_ms, 1_000, 86_400_000)?;
+        in_range("payouts.list_len_max", self.list_len_max as u64, 1, 100_000)?;
         if self.paypal_note.is_empty() || self.paypal_note.len() > 200 || self.paypal_note.chars().any(char::is_control) {
             return Err(invalid("payouts.paypal_note", "must be 1..=200 bytes without control characters"));
         }
@@ -97,12 +90,12 @@ impl Payouts {
         if !(s.api_base.starts_with("https://") || s.api_base.starts_with("http://")) {
             return Err(invalid("payouts.stripe.api_base", format!("{:?} is not an http(s) URL", s.api_base)));
         }
-        range("payouts.stripe.connect_timeout_ms", s.connect_timeout_ms, 1, 600_000)?;
-        range("payouts.stripe.request_timeout_ms", s.request_timeout_ms, 1, 600_000)?;
-        range("payouts.stripe.attempts_max", u64::from(s.attempts_max), 1, 20)?;
-        range("payouts.stripe.backoff_base_ms", s.backoff_base_ms, 1, 600_000)?;
-        range("payouts.stripe.backoff_max_ms", s.backoff_max_ms, s.backoff_base_ms, 3_600_000)?;
-        range("payouts.stripe.concurrency_max", s.concurrency_max as u64, 1, 256)?;
+        in_range("payouts.stripe.connect_timeout_ms", s.connect_timeout_ms, 1, 600_000)?;
+        in_range("payouts.stripe.request_timeout_ms", s.request_timeout_ms, 1, 600_000)?;
+        in_range("payouts.stripe.attempts_max", u64::from(s.attempts_max), 1, 20)?;
+        in_range("payouts.stripe.backoff_base_ms", s.backoff_base_ms, 1, 600_000)?;
+        in_range("payouts.stripe.backoff_max_ms", s.backoff_max_ms, s.backoff_base_ms, 3_600_000)?;
+        in_range("payouts.stripe.concurrency_max", s.concurrency_max as u64, 1, 256)?;
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{invalid, ConfigError};
+use super::{in_range, invalid, ConfigError};
 
 /// Webhook events and endpoints (`[webhooks]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -58,19 +58,12 @@ pub const RETRY_DELAYS_LEN_MAX: usize = 20;
 impl Webhooks {
     /// Checks this section's rules; names the first bad key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        let range = |key: &str, v: u64, lo: u64, hi: u64| {
-            if (lo..=hi).contains(&v) {
-                Ok(())
-            } else {
-                Err(invalid(key, format!("must be in {lo}..={hi}, got {v}")))
-            }
-        };
-        range("webhooks.event_retention_days", u64::from(self.event_retention_days), 8, 3650)?;
-        range("webhooks.poll_interval_ms", self.poll_interval_ms, 10, 60_000)?;
-        range("webhooks.endpoint_concurrency_max", self.endpoint_concurrency_max as u64, 1, 1024)?;
-        range("webhooks.in_flight_max", self.in_flight_max as u64, 1, 65_536)?;
-        range("webhooks.attempt_timeout_ms", self.attempt_timeout_ms, 100, 15_000)?;
-        range("webhooks.fanout_batch_len_max", self.fanout_batch_len_max as u64, 1, 100_000)?;
+        in_range("webhooks.event_retention_days", u64::from(self.event_retention_days), 8, 3650)?;
+        in_range("webhooks.poll_interval_ms", self.poll_interval_ms, 10, 60_000)?;
+        in_range("webhooks.endpoint_concurrency_max", self.endpoint_concurrency_max as u64, 1, 1024)?;
+        in_range("webhooks.in_flight_max", self.in_flight_max as u64, 1, 65_536)?;
+        in_range("webhooks.attempt_timeout_ms", self.attempt_timeout_ms, 100, 15_000)?;
+        in_range("webhooks.fanout_batch_len_max", self.fanout_batch_len_max as u64, 1, 100_000)?;
         if self.allow_private_cidrs.len() > 256 {
             return Err(invalid("webhooks.allow_private_cidrs", "must hold at most 256 networks"));
         }
@@ -83,7 +76,7 @@ impl Webhooks {
             return Err(invalid("webhooks.retry_delays_ms", format!("must hold at most {RETRY_DELAYS_LEN_MAX} delays")));
         }
         for &d in &self.retry_delays_ms {
-            range("webhooks.retry_delays_ms", d, 1, 86_400_000)?;
+            in_range("webhooks.retry_delays_ms", d, 1, 86_400_000)?;
         }
         Ok(())
     }
