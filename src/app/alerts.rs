@@ -1,6 +1,7 @@
-//! Fraud alerts in a running core: every ingested batch passes through the watcher
-//! (`crate::fraud`), and each alert it raises becomes a `fraud.alert` event, written to the
-//! outbox by the conversion writer on a task of its own, so ingest never waits on the writer.
+//! The core's ingest paths in `serve` and the fraud alerts they feed: every ingested batch
+//! passes through the watcher (`crate::fraud`), and each alert it raises becomes a
+//! `fraud.alert` event, written to the outbox by the conversion writer on a task of its own,
+//! so ingest never waits on the writer.
 
 use std::sync::{Arc, Mutex};
 
@@ -8,10 +9,47 @@ use tokio::sync::mpsc;
 
 use crate::config::FraudAlerts;
 use crate::conversions::{Conversions, EmitEvent, Op};
+use crate::events::sink::BatchWriter;
+use crate::events::spool::SpoolSink;
 use crate::events::ClickEvent;
 use crate::fraud::{Alert, FraudWatch};
+use crate::ingest::Ingest;
 use crate::metrics::CoreMetrics;
 use crate::webhooks::EventType;
+
+/// The core's ingest as the edge queue's writer: append, fsync, index.
+pub struct IngestWriter(pub Arc<Ingest>, pub Option<Arc<Alerts>>);
+
+impl BatchWriter for IngestWriter {
+    fn write_batch(&self, batch: &[ClickEvent]) -> std::io::Result<()> {
+        self.0.ingest(batch)?;
+        if let Some(a) = &self.1 {
+            a.observe(batch);
+        }
+        Ok(())
+    }
+}
+
+/// The core's ingest as the spool's downstream in `serve`: spilled clicks are ingested (and
+/// fsynced) off the request path, in spool order.
+pub struct IngestSink(pub Arc<Ingest>, pub Option<Arc<Alerts>>);
+
+impl SpoolSink for IngestSink {
+    type Error = std::io::Error;
+
+    async fn deliver(&mut self, events: &[ClickEvent]) -> std::io::Result<()> {
+        let (ingest, alerts, events) = (self.0.clone(), self.1.clone(), events.to_vec());
+        tokio::task::spawn_blocking(move || {
+            ingest.ingest(&events)?;
+            if let Some(a) = alerts {
+                a.observe(&events);
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("the ingest task failed: {e}"))))
+    }
+}
 
 /// Alerts waiting for the writer; more are dropped and counted.
 const QUEUE_LEN: usize = 1024;

@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use self::alerts::Alerts;
+use self::alerts::{Alerts, IngestSink, IngestWriter};
 use crate::api::{ApiState, CoreAttributor};
 use crate::catalog::CatalogStore;
 use crate::catalog::{Catalog, SharedCatalog};
@@ -32,7 +32,7 @@ use crate::edge::checks::Pipeline;
 use crate::edge::server::{self, ListenerLimits};
 use crate::edge::{handler, tls, EdgeState};
 use crate::events::sink::{self, BatchWriter};
-use crate::events::spool::{drain, Spool, SpoolSink};
+use crate::events::spool::{drain, Spool};
 use crate::events::ClickEvent;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
@@ -92,19 +92,6 @@ pub fn open_ingest(config: &Config, data_dir: &Path, metrics: &Metrics) -> anyho
     let ingest = Ingest::open(&dir, &config.core, metrics.core.clone(), now_ms())
         .with_context(|| format!("opening the click log in {}", dir.display()))?;
     Ok(Arc::new(ingest))
-}
-
-/// The core's ingest as the edge queue's writer: append, fsync, index.
-pub struct IngestWriter(pub Arc<Ingest>, pub Option<Arc<Alerts>>);
-
-impl BatchWriter for IngestWriter {
-    fn write_batch(&self, batch: &[ClickEvent]) -> std::io::Result<()> {
-        self.0.ingest(batch)?;
-        if let Some(a) = &self.1 {
-            a.observe(batch);
-        }
-        Ok(())
-    }
 }
 
 /// Builds the edge's state once: link table, check pipeline, signer, and the queue in front
@@ -359,27 +346,6 @@ impl BatchWriter for SpoolWriter {
 
     fn sync(&self) -> std::io::Result<()> {
         Ok(self.spool.sync()?)
-    }
-}
-
-/// The core's ingest as the spool's downstream in `serve`: spilled clicks are ingested (and
-/// fsynced) off the request path, in spool order.
-pub struct IngestSink(pub Arc<Ingest>, pub Option<Arc<Alerts>>);
-
-impl SpoolSink for IngestSink {
-    type Error = std::io::Error;
-
-    async fn deliver(&mut self, events: &[ClickEvent]) -> std::io::Result<()> {
-        let (ingest, alerts, events) = (self.0.clone(), self.1.clone(), events.to_vec());
-        tokio::task::spawn_blocking(move || {
-            ingest.ingest(&events)?;
-            if let Some(a) = alerts {
-                a.observe(&events);
-            }
-            Ok(())
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(format!("the ingest task failed: {e}"))))
     }
 }
 
