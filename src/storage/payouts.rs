@@ -1,6 +1,7 @@
 //! Payout runs against the store, from the CLI or the server, on either backend: each step in
-//! its own transaction, serialised with the conversion writer's groups (SQLite: `BEGIN
-//! IMMEDIATE` with the store's busy timeout; PostgreSQL: the ledger head's row lock first).
+//! its own transaction, serialised with the conversion writer's groups (SQLite: a turn at the
+//! file's write gate, then `BEGIN IMMEDIATE` with the store's busy timeout; PostgreSQL: the
+//! ledger head's row lock first).
 //! As `offline`, it never migrates: it refuses a store at another schema version.
 
 use std::path::{Path, PathBuf};
@@ -18,13 +19,14 @@ use crate::payouts::{
 };
 use crate::storage::offline::StoreAt;
 use crate::storage::pg::{PgStatements, PgTx};
-use crate::storage::sqlite::{schema, SqliteCatalog, SqliteTx};
+use crate::storage::sqlite::gate::Gate;
+use crate::storage::sqlite::{path, schema, SqliteCatalog, SqliteTx};
 
 /// An open connection for payout runs, confirmations and listings.
 pub struct PayoutDb(Open);
 
 enum Open {
-    File(Connection),
+    File(Connection, Gate),
     Pg(Box<(::postgres::Client, PgStatements)>),
 }
 
@@ -40,7 +42,7 @@ impl PayoutDb {
     /// Opens the store; call it off any async runtime's threads (a blocking thread is fine).
     pub fn open(at: &StoreAt) -> Result<PayoutDb, PayoutError> {
         Ok(PayoutDb(match at {
-            StoreAt::File(dir) => Open::File(schema::open(dir).map_err(|e| PayoutError::Storage(e.to_string()))?),
+            StoreAt::File(dir) => Open::File(schema::open(dir).map_err(|e| PayoutError::Storage(e.to_string()))?, Gate::of(&path(dir))),
             StoreAt::Pg(url) => {
                 let client = crate::storage::pg::conversions::connect(url).map_err(|e| PayoutError::Storage(e.to_string()))?;
                 Open::Pg(Box::new((client, PgStatements::default())))
@@ -50,8 +52,10 @@ impl PayoutDb {
 
     fn within<R>(&mut self, commit: bool, f: impl FnOnce(&mut dyn PayoutTx) -> Result<R, PayoutError>) -> Result<R, PayoutError> {
         match &mut self.0 {
-            Open::File(conn) => {
+            Open::File(conn, gate) => {
                 let behavior = if commit { TransactionBehavior::Immediate } else { TransactionBehavior::Deferred };
+                // A read (a dry run, a listing) takes no turn: it never waits for the writer.
+                let _turn = commit.then(|| gate.enter());
                 let tx = conn.transaction_with_behavior(behavior).map_err(sqlite)?;
                 let out = f(&mut SqliteTx::new(&tx)?)?;
                 if commit {

@@ -200,6 +200,23 @@ pub trait WebhookStore: Send {
     fn due(&mut self, endpoint_id: &str, now_ms: u64, limit: usize) -> Result<Vec<Due>, StoreError>;
     /// Records attempts with their deliveries' and endpoints' new states, in one transaction.
     fn record(&mut self, attempts: &[AttemptRecord]) -> Result<(), StoreError>;
+    /// `record`, then `fan_out` when given: what the worker writes in one round. A store whose
+    /// writers queue for one lock does both in one transaction, so a round costs the conversion
+    /// writer one wait, not two.
+    fn record_and_fan_out(
+        &mut self,
+        attempts: &[AttemptRecord],
+        fan: Option<(&[NewDelivery], i64)>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        if !attempts.is_empty() {
+            self.record(attempts)?;
+        }
+        match fan {
+            Some((deliveries, cursor)) => self.fan_out(deliveries, cursor, now_ms),
+            None => Ok(()),
+        }
+    }
     /// Deliveries newest first, with their attempts.
     fn deliveries(&mut self, filter: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError>;
     /// Deletes an endpoint's deliveries of events before `seq` (which retention purged).

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+use super::gate::Gate;
 use super::{checkpoint, schema, walsync, SqliteTx};
 use crate::conversions::{store, Acks, Attributor, ConversionError, Conversions, GroupTx, Groups, Job, WriterConfig};
 use crate::lifecycle::LifecycleError;
@@ -30,7 +31,8 @@ pub fn start(
     let checkpointer = checkpoint::start(&db)?;
     let wal_sync = walsync::WalSync::start(&db, metrics.clone())
         .map_err(|e| ConversionError::Invalid { field: "writer", why: format!("starting the WAL sync thread: {e}") })?;
-    Conversions::spawn(SqliteGroups { conn, checkpointer, wal_sync }, config, attributor, metrics)
+    let gate = Gate::of(&db);
+    Conversions::spawn(SqliteGroups { conn, checkpointer, wal_sync, gate }, config, attributor, metrics)
 }
 
 /// The SQLite store file's grouped transactions.
@@ -40,6 +42,8 @@ struct SqliteGroups {
     checkpointer: checkpoint::Checkpointer,
     /// Syncs the WAL and then answers each committed group.
     wal_sync: walsync::WalSync,
+    /// Taken around each group, so the process's other writers of the file get their turns.
+    gate: Gate,
 }
 
 impl Groups for SqliteGroups {
@@ -50,6 +54,7 @@ impl Groups for SqliteGroups {
         purge: Option<crate::conversions::Purge>,
         run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
     ) -> Result<bool, ConversionError> {
+        let _turn = self.gate.enter();
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // The ledger head and balances are written once per group (or per job with savepoints).
         let mut ledger = SqliteTx::grouped(&tx).map_err(LifecycleError::from)?;
@@ -87,6 +92,7 @@ impl Groups for SqliteGroups {
 
     fn idle(&mut self) {
         if self.checkpointer.restart.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            let _turn = self.gate.enter();
             if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
                 tracing::warn!(error = %e, "WAL restart failed; the checkpoint thread asks again");
             }

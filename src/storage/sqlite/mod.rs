@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod checkpoint;
 pub(crate) mod conversions;
+pub mod gate;
 mod groups;
 pub mod ledger;
 pub mod lifecycle;

@@ -1,11 +1,14 @@
 //! `WebhookStore` on the store file: a connection of the delivery worker's (or the API's, or the
 //! CLI's) own, in WAL mode with a busy timeout, so its short transactions interleave with the
-//! conversion writer's groups. Writes take the write lock at their start (`BEGIN IMMEDIATE`), so
-//! they wait for it once instead of failing half way.
+//! conversion writer's groups. Writes take their turn at the file's write gate (`gate`), then the
+//! write lock at their start (`BEGIN IMMEDIATE`), so they wait once, behind at most the group in
+//! progress, instead of failing half way.
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::gate::{Gate, Write};
 
 use crate::storage::migration::SchemaError;
 use crate::webhooks::endpoint::{parse_event_types, parse_status, Endpoint, Status};
@@ -18,6 +21,7 @@ use crate::webhooks::EventType;
 /// The webhook tables of the store file.
 pub struct SqliteWebhooks {
     conn: Connection,
+    gate: Gate,
 }
 
 impl SqliteWebhooks {
@@ -31,15 +35,15 @@ impl SqliteWebhooks {
         // older cursor, inserting nothing twice) or an attempt's record (the attempt is made
         // again), which at-least-once delivery allows. The events themselves are the writer's.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(storage)?;
-        Ok(SqliteWebhooks { conn })
+        let gate = Gate::of(&super::path(data_dir));
+        Ok(SqliteWebhooks { conn, gate })
     }
 }
 
-/// Waits for the write lock in steps of a millisecond, for at most 10 s. SQLite's own busy
-/// timeout backs off to 100 ms sleeps, and the conversion writer, committing group after group,
-/// takes the lock again in the gaps it sleeps through: fan-out fell seconds behind while
-/// conversions ran (benches/webhooks.rs). The worker's transactions are short, so taking them
-/// in the writer's gaps keeps its wait short too.
+/// Waits for the write lock in steps of a millisecond, for at most 10 s: the wait for a writer
+/// of another process (this process's writers queue at the gate first). SQLite's own busy
+/// timeout backs off to 100 ms sleeps, through which a busy writer takes the lock again and
+/// again.
 fn retry_every_ms(attempts: i32) -> bool {
     std::thread::sleep(std::time::Duration::from_millis(1));
     attempts < 10_000
@@ -100,6 +104,7 @@ fn event_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Result<StoredEvent, Sto
 impl WebhookStore for SqliteWebhooks {
     fn insert_endpoint(&mut self, e: &Endpoint) -> Result<(), StoreError> {
         let (status, reason) = status_columns(e.status);
+        let _turn = self.gate.enter();
         self.conn
             .execute(
                 "INSERT INTO webhook_endpoints (id, url, event_types, partner, secret, previous_secret, previous_until_ms, status,
@@ -137,7 +142,7 @@ impl WebhookStore for SqliteWebhooks {
     }
 
     fn delete_endpoint(&mut self, id: &str) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+        let tx = Write::begin(&self.gate, &mut self.conn).map_err(storage)?;
         tx.execute("DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = ?1)", [id])
             .map_err(storage)?;
         tx.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1", [id]).map_err(storage)?;
@@ -147,6 +152,7 @@ impl WebhookStore for SqliteWebhooks {
     }
 
     fn rotate_secret(&mut self, id: &str, secret: &Secret, previous_until_ms: u64) -> Result<bool, StoreError> {
+        let _turn = self.gate.enter();
         let n = self
             .conn
             .execute(
@@ -171,24 +177,11 @@ impl WebhookStore for SqliteWebhooks {
     }
 
     fn fan_out(&mut self, deliveries: &[NewDelivery], cursor: i64, now_ms: u64) -> Result<(), StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO webhook_deliveries (endpoint_id, seq, event_id, type, status, attempts, tries, next_attempt_ms, updated_ms)
-                     VALUES (?1, ?2, ?3, ?4, 'pending', 0, 0, ?5, ?5) ON CONFLICT (endpoint_id, seq) DO NOTHING",
-                )
-                .map_err(storage)?;
-            for d in deliveries {
-                insert.execute(params![d.endpoint_id, d.seq, d.event_id, d.kind.as_str(), now_ms as i64]).map_err(storage)?;
-            }
-        }
-        tx.execute("UPDATE webhook_cursor SET seq = ?1 WHERE one = 1 AND seq < ?1", [cursor]).map_err(storage)?;
-        tx.commit().map_err(storage)
+        self.record_and_fan_out(&[], Some((deliveries, cursor)), now_ms)
     }
 
     fn requeue(&mut self, deliveries: &[NewDelivery], now_ms: u64) -> Result<u64, StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+        let tx = Write::begin(&self.gate, &mut self.conn).map_err(storage)?;
         let mut n = 0;
         {
             let mut upsert = tx
@@ -245,49 +238,22 @@ impl WebhookStore for SqliteWebhooks {
     }
 
     fn record(&mut self, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
-        for a in attempts {
-            // A delivery or endpoint removed meanwhile takes its attempts with it.
-            let exists: bool = tx
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?1)")
-                .and_then(|mut s| s.query_row([a.delivery_id], |r| r.get(0)))
-                .map_err(storage)?;
-            if !exists {
-                continue;
-            }
-            tx.prepare_cached(
-                "INSERT INTO webhook_attempts (delivery_id, attempt, at_ms, http_status, error, latency_ms, excerpt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (delivery_id, attempt) DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![a.delivery_id, a.attempt, a.at_ms as i64, a.http_status, a.error, a.latency_ms as i64, a.excerpt])
-            })
-            .map_err(storage)?;
-            let (status, next) = then_columns(a.then);
-            tx.prepare_cached(
-                "UPDATE webhook_deliveries SET status = ?2, next_attempt_ms = ?3, attempts = max(attempts, ?4),
-                    tries = min(tries + 1, max(attempts, ?4)), updated_ms = ?5 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![a.delivery_id, status, next, a.attempt, a.at_ms as i64]))
-            .map_err(storage)?;
-            let id = &a.endpoint_id;
-            match a.endpoint {
-                EndpointChange::Succeeded => tx
-                    .prepare_cached("UPDATE webhook_endpoints SET failing_since_ms = NULL WHERE id = ?1")
-                    .and_then(|mut s| s.execute([id])),
-                EndpointChange::Failed { at_ms } => tx
-                    .prepare_cached("UPDATE webhook_endpoints SET failing_since_ms = coalesce(failing_since_ms, ?2) WHERE id = ?1")
-                    .and_then(|mut s| s.execute(params![id, at_ms as i64])),
-                EndpointChange::Disable { reason, at_ms } => tx
-                    .prepare_cached(
-                        "UPDATE webhook_endpoints SET failing_since_ms = coalesce(failing_since_ms, ?2),
-                            status_ms = CASE WHEN status = 'enabled' THEN ?2 ELSE status_ms END,
-                            disabled_reason = CASE WHEN status = 'enabled' THEN ?3 ELSE disabled_reason END, status = 'disabled'
-                         WHERE id = ?1",
-                    )
-                    .and_then(|mut s| s.execute(params![id, at_ms as i64, reason.as_str()])),
-            }
-            .map_err(storage)?;
+        self.record_and_fan_out(attempts, None, 0)
+    }
+
+    fn record_and_fan_out(
+        &mut self,
+        attempts: &[AttemptRecord],
+        fan: Option<(&[NewDelivery], i64)>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        if attempts.is_empty() && fan.is_none() {
+            return Ok(());
+        }
+        let tx = Write::begin(&self.gate, &mut self.conn).map_err(storage)?;
+        record(&tx, attempts).map_err(storage)?;
+        if let Some((deliveries, cursor)) = fan {
+            fan_out(&tx, deliveries, cursor, now_ms).map_err(storage)?;
         }
         tx.commit().map_err(storage)
     }
@@ -344,7 +310,7 @@ impl WebhookStore for SqliteWebhooks {
     }
 
     fn purge_deliveries(&mut self, endpoint_id: &str, before_seq: i64) -> Result<u64, StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+        let tx = Write::begin(&self.gate, &mut self.conn).map_err(storage)?;
         tx.execute(
             "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = ?1 AND seq < ?2)",
             params![endpoint_id, before_seq],
@@ -363,6 +329,60 @@ impl WebhookStore for SqliteWebhooks {
 }
 
 /// An endpoint status's two columns.
+/// Creates deliveries (one that exists is left alone) and moves the cursor forward.
+fn fan_out(tx: &rusqlite::Transaction<'_>, deliveries: &[NewDelivery], cursor: i64, now_ms: u64) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO webhook_deliveries (endpoint_id, seq, event_id, type, status, attempts, tries, next_attempt_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, 'pending', 0, 0, ?5, ?5) ON CONFLICT (endpoint_id, seq) DO NOTHING",
+    )?;
+    for d in deliveries {
+        insert.execute(params![d.endpoint_id, d.seq, d.event_id, d.kind.as_str(), now_ms as i64])?;
+    }
+    tx.execute("UPDATE webhook_cursor SET seq = ?1 WHERE one = 1 AND seq < ?1", [cursor])?;
+    Ok(())
+}
+
+/// Records attempts with their deliveries' and endpoints' new states.
+fn record(tx: &rusqlite::Transaction<'_>, attempts: &[AttemptRecord]) -> rusqlite::Result<()> {
+    for a in attempts {
+        let exists: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?1)")?
+            .query_row([a.delivery_id], |r| r.get(0))?;
+        if !exists {
+            continue;
+        }
+        tx.prepare_cached(
+            "INSERT INTO webhook_attempts (delivery_id, attempt, at_ms, http_status, error, latency_ms, excerpt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (delivery_id, attempt) DO NOTHING",
+        )?
+        .execute(params![a.delivery_id, a.attempt, a.at_ms as i64, a.http_status, a.error, a.latency_ms as i64, a.excerpt])?;
+        let (status, next) = then_columns(a.then);
+        tx.prepare_cached(
+            "UPDATE webhook_deliveries SET status = ?2, next_attempt_ms = ?3, attempts = max(attempts, ?4),
+                tries = min(tries + 1, max(attempts, ?4)), updated_ms = ?5 WHERE id = ?1",
+        )?
+        .execute(params![a.delivery_id, status, next, a.attempt, a.at_ms as i64])?;
+        let id = &a.endpoint_id;
+        match a.endpoint {
+            EndpointChange::Succeeded => tx
+                .prepare_cached("UPDATE webhook_endpoints SET failing_since_ms = NULL WHERE id = ?1 AND failing_since_ms IS NOT NULL")?
+                .execute([id]),
+            EndpointChange::Failed { at_ms } => tx
+                .prepare_cached("UPDATE webhook_endpoints SET failing_since_ms = coalesce(failing_since_ms, ?2) WHERE id = ?1")?
+                .execute(params![id, at_ms as i64]),
+            EndpointChange::Disable { reason, at_ms } => tx
+                .prepare_cached(
+                    "UPDATE webhook_endpoints SET failing_since_ms = coalesce(failing_since_ms, ?2),
+                        status_ms = CASE WHEN status = 'enabled' THEN ?2 ELSE status_ms END,
+                        disabled_reason = CASE WHEN status = 'enabled' THEN ?3 ELSE disabled_reason END, status = 'disabled'
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, at_ms as i64, reason.as_str()]),
+        }?;
+    }
+    Ok(())
+}
+
 pub(crate) fn status_columns(s: Status) -> (&'static str, Option<&'static str>) {
     match s {
         Status::Enabled => ("enabled", None),

@@ -2,10 +2,12 @@
 //! to the enabled endpoints that want it, and sends each delivery until it is delivered, its
 //! schedule is spent, or its endpoint is disabled.
 //!
-//! One `step` does, in order: record the attempts that finished (one transaction), fan out up
-//! to `fanout_batch_len_max` new events (one transaction, with the cursor), and start the due
+//! One `step` does, in order: record the attempts that finished and fan out up to
+//! `fanout_batch_len_max` new events (one transaction, with the cursor), and start the due
 //! attempts, at most `endpoint_concurrency_max` per endpoint and `in_flight_max` in all, each on
-//! a task of its own, so a slow endpoint only ever holds its own slots. Time comes from a
+//! a task of its own, so a slow endpoint only ever holds its own slots. A finished attempt
+//! frees its slot at once; between steps, the freed slots take new due attempts without a
+//! write. Time comes from a
 //! `Clock`, and jitter from a seeded generator, so the tests walk the whole schedule in
 //! milliseconds of real time. The store is the worker's own connection; every call runs on
 //! tokio's blocking pool.
@@ -25,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::endpoint::{Endpoint, Status};
 use super::signature::headers;
-use super::store::{Due, StoreError, WebhookStore};
+use super::store::{AttemptRecord, Due, StoreError, WebhookStore};
 use crate::metrics::WebhookMetrics;
 pub use http::{Resolver, Sent, SystemResolver, Transport};
 pub use plan::{decide, fan_out, Decision};
@@ -80,8 +82,12 @@ struct Finished {
     sent: Sent,
 }
 
-/// How long a finished attempt waits for others to share its transaction.
-const RECORD_LINGER: Duration = Duration::from_millis(2);
+/// How often the worker writes while attempts finish: each write (the finished attempts'
+/// records and the fan-out of new events, in one transaction) is a turn at the store's write
+/// lock that the conversion writer waits through, so they come at most this often. An
+/// endpoint's slot is free as soon as its attempt finishes, not when it is recorded, so this
+/// costs no delivery rate; it only delays the records.
+const WRITE_INTERVAL: Duration = Duration::from_millis(25);
 
 /// Outbox batches fan-out reads in one step before it starts attempts.
 const FANOUT_BATCHES_MAX: usize = 16;
@@ -99,6 +105,10 @@ pub struct Worker {
     rng: fastrand::Rng,
     /// Delivery ids in flight, per endpoint.
     in_flight: HashMap<String, HashSet<i64>>,
+    /// Attempts finished and not yet recorded: their deliveries still read as due, and are
+    /// never started again before the record.
+    finished: Vec<Finished>,
+    unrecorded: HashSet<i64>,
     finished_tx: mpsc::UnboundedSender<Finished>,
     finished_rx: mpsc::UnboundedReceiver<Finished>,
     endpoints: Vec<Endpoint>,
@@ -124,6 +134,8 @@ impl Worker {
             metrics,
             rng: fastrand::Rng::with_seed(seed),
             in_flight: HashMap::new(),
+            finished: Vec::new(),
+            unrecorded: HashSet::new(),
             finished_tx,
             finished_rx,
             endpoints: Vec::new(),
@@ -131,46 +143,52 @@ impl Worker {
         }
     }
 
-    /// Runs steps until `stop`: after every finished attempt, and every `poll_interval`.
+    /// Runs until `stop`: a full step (record, fan out, start) every `poll_interval`, or every
+    /// `WRITE_INTERVAL` while attempts finish, and between those, attempts started in the
+    /// slots finished ones free.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut last_step = tokio::time::Instant::now();
+        let mut full = true;
         loop {
-            if let Err(e) = self.step().await {
+            let outcome = if full {
+                last_step = tokio::time::Instant::now();
+                self.step().await
+            } else {
+                self.start_due().await
+            };
+            if let Err(e) = outcome {
                 tracing::error!(error = %e, "a webhook delivery step failed; it runs again at the next poll");
             }
-            let first = tokio::select! {
-                _ = tokio::time::sleep(self.limits.poll_interval) => None,
-                f = self.finished_rx.recv() => f,
+            let next_step = last_step + if self.finished.is_empty() { self.limits.poll_interval } else { WRITE_INTERVAL };
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_step) => full = true,
+                f = self.finished_rx.recv() => {
+                    if let Some(f) = f {
+                        self.finish(f);
+                    }
+                    while let Ok(f) = self.finished_rx.try_recv() {
+                        self.finish(f);
+                    }
+                    full = tokio::time::Instant::now() >= next_step;
+                }
                 _ = stop.changed() => break,
-            };
-            if let Some(f) = first {
-                // Let the attempts finishing with this one join its transaction. Not longer: an
-                // endpoint's slot is free only once its attempt is recorded (10 ms here cut
-                // deliveries/s by a third in benches/webhooks.rs).
-                tokio::time::sleep(RECORD_LINGER).await;
-                let mut batch = vec![f];
-                while let Ok(f) = self.finished_rx.try_recv() {
-                    batch.push(f);
-                }
-                if let Err(e) = self.record(batch).await {
-                    tracing::error!(error = %e, "recording webhook attempts failed; they are made again");
-                }
             }
         }
-        // Attempts still in flight are not recorded; they are made again at the next start.
-        tracing::info!(in_flight = self.in_flight_len(), "the webhook delivery worker stopped");
+        // Attempts finished or in flight and not recorded are made again at the next start.
+        tracing::info!(in_flight = self.in_flight_len(), unrecorded = self.finished.len(), "the webhook delivery worker stopped");
     }
 
-    /// One round: record what finished, fan out new events, start what is due.
+    /// One round: record what finished and fan out new events (one transaction), then start
+    /// what is due.
     pub async fn step(&mut self) -> Result<(), StoreError> {
-        let mut batch = Vec::new();
         while let Ok(f) = self.finished_rx.try_recv() {
-            batch.push(f);
+            self.finish(f);
         }
-        self.record(batch).await?;
         self.endpoints = self.blocking(|s| s.endpoints()).await?;
         let disabled = self.endpoints.iter().filter(|e| e.status != Status::Enabled).count();
         self.metrics.disabled_endpoints.set(disabled as i64);
-        self.fan_out().await?;
+        let records = self.decide_finished();
+        self.fan_out(records).await?;
         self.steps += 1;
         if self.steps % 1000 == 1 {
             self.purge().await?;
@@ -180,14 +198,16 @@ impl Worker {
 
     /// Waits for every attempt in flight and records it: the tests' way to finish a step.
     pub async fn settle(&mut self) -> Result<(), StoreError> {
-        let mut batch = Vec::new();
-        while self.in_flight_len() > batch.len() {
+        while self.in_flight_len() > 0 {
             match self.finished_rx.recv().await {
-                Some(f) => batch.push(f),
+                Some(f) => self.finish(f),
                 None => break,
             }
         }
-        self.record(batch).await
+        let records = self.decide_finished();
+        let recorded = self.blocking(move |s| s.record(&records)).await;
+        self.unrecorded.clear();
+        recorded
     }
 
     /// Attempts in flight.
@@ -208,7 +228,17 @@ impl Worker {
         .map_err(|e| StoreError::Storage(format!("the webhook store task failed: {e}")))?
     }
 
-    async fn fan_out(&mut self) -> Result<(), StoreError> {
+    /// An attempt finished: its slot is free, its record waits for the next step.
+    fn finish(&mut self, f: Finished) {
+        if let Some(slots) = self.in_flight.get_mut(&f.due.endpoint_id) {
+            slots.remove(&f.due.delivery_id);
+        }
+        self.unrecorded.insert(f.due.delivery_id);
+        self.finished.push(f);
+    }
+
+    /// Fan-out, with the finished attempts' records in its first transaction.
+    async fn fan_out(&mut self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
         let batch = self.limits.fanout_batch_len_max;
         let enabled: Vec<Endpoint> = self.endpoints.iter().filter(|e| e.status == Status::Enabled).cloned().collect();
         let now_ms = self.clock.now_ms();
@@ -216,12 +246,17 @@ impl Worker {
             .blocking(move |s| {
                 // Batches until caught up (or `FANOUT_BATCHES_MAX`), one transaction each, so a
                 // burst of events is read at once rather than one batch per poll.
+                let mut records = Some(records);
                 let mut lag = 0;
                 for _ in 0..FANOUT_BATCHES_MAX {
                     let cursor = s.cursor()?;
                     let events = s.events_after(cursor, batch)?;
-                    let Some(last) = events.last().map(|e| e.seq) else { return Ok(0) };
-                    s.fan_out(&fan_out(&enabled, &events), last, now_ms)?;
+                    let attempts = records.take().unwrap_or_default();
+                    let Some(last) = events.last().map(|e| e.seq) else {
+                        s.record(&attempts)?;
+                        return Ok(0);
+                    };
+                    s.record_and_fan_out(&attempts, Some((&fan_out(&enabled, &events), last)), now_ms)?;
                     if events.len() < batch {
                         return Ok(0);
                     }
@@ -230,8 +265,10 @@ impl Worker {
                 }
                 Ok(lag)
             })
-            .await?;
-        self.metrics.outbox_lag_seconds.set(lag_ms as f64 / 1000.0);
+            .await;
+        // Recorded or not, they are no longer held back: one whose record failed is made again.
+        self.unrecorded.clear();
+        self.metrics.outbox_lag_seconds.set(lag_ms? as f64 / 1000.0);
         Ok(())
     }
 
@@ -255,11 +292,12 @@ impl Worker {
         for e in self.endpoints.iter().filter(|e| e.status == Status::Enabled) {
             let busy = self.in_flight.get(&e.id).map_or(0, HashSet::len);
             if busy < cap {
-                // Ask for the busy ones too: they are still pending, and are skipped below.
-                wanted.push((e.id.clone(), cap));
+                // Ask for the busy and the unrecorded ones too: they still read as due, and
+                // are skipped below.
+                wanted.push((e.id.clone(), cap + self.unrecorded.len()));
             }
         }
-        if wanted.is_empty() {
+        if wanted.is_empty() || self.in_flight_len() >= self.limits.in_flight_max {
             return Ok(());
         }
         let due: Vec<Due> = self
@@ -274,6 +312,9 @@ impl Worker {
         for d in due {
             if self.in_flight_len() >= self.limits.in_flight_max {
                 break;
+            }
+            if self.unrecorded.contains(&d.delivery_id) {
+                continue;
             }
             let slots = self.in_flight.entry(d.endpoint_id.clone()).or_default();
             if slots.len() >= cap || slots.contains(&d.delivery_id) {
@@ -305,16 +346,12 @@ impl Worker {
         });
     }
 
-    async fn record(&mut self, batch: Vec<Finished>) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
+    /// What the finished attempts did, decided against their endpoints (whose failure state
+    /// each decision moves): the records the next write stores.
+    fn decide_finished(&mut self) -> Vec<AttemptRecord> {
         let now_ms = self.clock.now_ms();
-        let mut records = Vec::with_capacity(batch.len());
-        for f in &batch {
-            if let Some(slots) = self.in_flight.get_mut(&f.due.endpoint_id) {
-                slots.remove(&f.due.delivery_id);
-            }
+        let mut records = Vec::with_capacity(self.finished.len());
+        for f in std::mem::take(&mut self.finished) {
             let Some(endpoint) = self.endpoints.iter_mut().find(|e| e.id == f.due.endpoint_id) else { continue };
             let random = self.rng.u64(..);
             let mut d = decide(endpoint, &f.due, &f.sent, f.at_ms.max(now_ms), f.latency_ms, random, &self.limits.retry_delays_ms);
@@ -331,7 +368,7 @@ impl Worker {
             d.apply(endpoint);
             records.push(d.record);
         }
-        self.blocking(move |s| s.record(&records)).await
+        records
     }
 }
 
