@@ -5,7 +5,8 @@
 //!
 //! A click, a conversion and an approval produce `conversion.attributed`, `commission.created`
 //! and `commission.approved`; a receiver answering 500 twice then 200 gets the same `webhook-id`
-//! three times; a 410 disables its endpoint; after a rotation both secrets verify; a CLI replay
+//! three times; a 410 disables its endpoint, and enabling it and replaying sends it what it
+//! missed; after a rotation both secrets verify; a CLI replay
 //! sends an event again under its id; a payout run and its confirmation send `payout.sent` and
 //! `payout.paid`. Retries are shortened with `webhooks.retry_delays_ms`.
 //!
@@ -259,6 +260,26 @@ fn serve_delivers_signed_events_that_the_reference_library_verifies() {
     }
     assert_eq!(s.metric("clickgate_webhook_deliveries_total{outcome=\"gone\"}"), 1.0);
     assert_eq!(s.metric("clickgate_webhook_endpoints_disabled"), 1.0);
+
+    // Enabled again, the gone endpoint is told since when it missed events, and a replay
+    // from then sends it order-2's conversion, which fan-out passed it by.
+    let enabled = call(&s, "POST", &format!("/v1/webhook-endpoints/{}/enable", gone["id"].as_str().unwrap()), "");
+    assert_eq!(enabled.status, 200, "{enabled:?}");
+    let enabled = enabled.json();
+    assert_eq!((enabled["status"].as_str(), enabled["disabled_reason"].as_str()), (Some("enabled"), None), "{enabled}");
+    let since = enabled["disabled_since_ms"].as_u64().expect("disabled_since_ms").to_string();
+    let (code, out, err) = s.cli(&["webhooks", "replay", "--endpoint", gone["id"].as_str().unwrap(), "--since", &since]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["deliveries"], 1, "{out}");
+    rx.wait(&s, "the replay to the enabled endpoint", |log| log.iter().filter(|l| l["path"] == "/gone").count() >= 2);
+    let gone_log = rx.at("/gone");
+    assert_eq!((gone_log[1]["status"].as_u64(), gone_log[1]["type"].as_str()), (Some(200), Some("conversion.attributed")), "{gone_log:#?}");
+    assert_ne!(gone_log[0]["webhook_id"], gone_log[1]["webhook_id"], "the replayed event is order-2's, not the one the 410 answered");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.metric("clickgate_webhook_endpoints_disabled") != 0.0 {
+        assert!(Instant::now() < deadline, "the endpoint still counts as disabled:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // A payout: a run sends bob's approved commissions as a manual payout (payout.sent), and
     // confirming the run pays it (payout.paid).

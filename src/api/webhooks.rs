@@ -1,5 +1,5 @@
 //! Webhooks: `POST/GET /v1/webhook-endpoints`, `GET/DELETE /v1/webhook-endpoints/{id}`,
-//! `POST /v1/webhook-endpoints/{id}/rotate-secret`, `GET /v1/webhook-events?endpoint&status`
+//! `POST /v1/webhook-endpoints/{id}/rotate-secret`, `POST /v1/webhook-endpoints/{id}/enable`, `GET /v1/webhook-events?endpoint&status`
 //! (deliveries with their attempts, newest first, with a cursor) and
 //! `POST /v1/webhook-events/{id}/replay`.
 //!
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::commissions::Params;
 use super::{json, parse_json, read_body, ApiError, ApiResult, ApiState};
-use crate::webhooks::endpoint::is_id;
+use crate::webhooks::endpoint::{is_id, Status};
 use crate::webhooks::store::{DeliveryFilter, DeliveryStatus};
 use crate::webhooks::{AdminError, EventId, Registration};
 
@@ -68,6 +68,17 @@ pub(super) async fn route(state: &Arc<ApiState>, req: Request<Incoming>, segment
             let (endpoint, secret) = admin.rotate(id, now_ms).await?;
             let mut view = endpoint.view();
             view["secret"] = Value::String(secret.to_whsec());
+            Ok(json(StatusCode::OK, &view))
+        }
+        (Method::POST, ["v1", "webhook-endpoints", id, "enable"]) => {
+            let id = known(id)?;
+            let before = admin.get(id).await?;
+            let endpoint = admin.enable(id, now_ms).await?;
+            let mut view = endpoint.view();
+            // What to replay: the events since it was disabled never reached it.
+            if before.status != Status::Enabled {
+                view["disabled_since_ms"] = Value::from(before.status_ms);
+            }
             Ok(json(StatusCode::OK, &view))
         }
         (Method::GET, ["v1", "webhook-events"]) => events(state, req.uri().query().unwrap_or("")).await,

@@ -1,4 +1,4 @@
-//! `clickgate webhooks`: register, list, remove and rotate endpoints, and replay events, on the
+//! `clickgate webhooks`: register, list, remove, rotate and enable endpoints, and replay events, on the
 //! store directly (the data dir's file, or PostgreSQL when `core.database_url` is set). A
 //! running server's worker picks the changes up at its next poll.
 
@@ -33,6 +33,9 @@ pub(super) enum WebhooksCmd {
     Remove { id: String },
     /// Give an endpoint a new secret; the old one signs too for 24 hours. Prints the new secret.
     Rotate { id: String },
+    /// Enable an endpoint that a 410 or five days of failures disabled. Prints it, with
+    /// `disabled_since_ms`: events since then were not sent to it (see `replay --since`).
+    Enable { id: String },
     /// Send an endpoint every event it subscribes to since a time again, delivered or not.
     #[command(after_help = super::timestamp::HELP)]
     Replay {
@@ -75,6 +78,14 @@ pub(super) fn run(cmd: WebhooksCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
                 let (endpoint, secret) = admin.rotate(&id, now_ms).await?;
                 let mut view = endpoint.view();
                 view["secret"] = Value::String(secret.to_whsec());
+                print_json(&[view])?;
+            }
+            WebhooksCmd::Enable { id } => {
+                let before = admin.get(&id).await?;
+                let mut view = admin.enable(&id, now_ms).await?.view();
+                if before.status != crate::webhooks::endpoint::Status::Enabled {
+                    view["disabled_since_ms"] = Value::from(before.status_ms);
+                }
                 print_json(&[view])?;
             }
             WebhooksCmd::Replay { endpoint, since } => {

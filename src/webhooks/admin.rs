@@ -91,6 +91,24 @@ impl Admin {
         Ok((endpoint, secret))
     }
 
+    /// Enables an endpoint that a `410` or five days of failures disabled. Its pending
+    /// deliveries are sent again; the events it was disabled through were never fanned out to
+    /// it, and `replay_since` its `status_ms` (when it was disabled, as the caller read it
+    /// before) sends them.
+    pub async fn enable(&self, id: &str, now_ms: u64) -> Result<Endpoint, AdminError> {
+        let id = id.to_owned();
+        let endpoint = self
+            .blocking(move |s| {
+                if !s.enable(&id, now_ms)? {
+                    return Err(AdminError::NoEndpoint(id));
+                }
+                s.endpoint(&id)?.ok_or(AdminError::NoEndpoint(id))
+            })
+            .await?;
+        tracing::info!(endpoint = %endpoint.id, "enabled a webhook endpoint");
+        Ok(endpoint)
+    }
+
     /// Deliveries with their attempts, newest first.
     pub async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryView>, AdminError> {
         self.blocking(move |s| Ok(s.deliveries(&filter)?)).await

@@ -184,6 +184,9 @@ pub trait WebhookStore: Send {
     /// Makes `secret` current and keeps the current one signing until `previous_until_ms`.
     fn rotate_secret(&mut self, id: &str, secret: &Secret, previous_until_ms: u64) -> Result<bool, StoreError>;
 
+    /// Enables an endpoint again, its failure record cleared; false when there is none.
+    fn enable(&mut self, id: &str, now_ms: u64) -> Result<bool, StoreError>;
+
     /// The last outbox `seq` fan-out has read.
     fn cursor(&mut self) -> Result<i64, StoreError>;
     /// Up to `limit` outbox rows after `seq`, in order.

@@ -143,6 +143,19 @@ impl WebhookStore for PgWebhooks {
         Ok(n == 1)
     }
 
+    fn enable(&mut self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
+        let n = self
+            .client()?
+            .execute(
+                "UPDATE webhook_endpoints SET status = 'enabled', disabled_reason = NULL, failing_since_ms = NULL,
+                    status_ms = CASE WHEN status = 'enabled' THEN status_ms ELSE $2 END
+                 WHERE id = $1",
+                &[&id, &(now_ms as i64)],
+            )
+            .map_err(storage)?;
+        Ok(n == 1)
+    }
+
     fn cursor(&mut self) -> Result<i64, StoreError> {
         self.client()?.query_one("SELECT seq FROM webhook_cursor WHERE one = 1", &[]).map_err(storage)?.try_get(0).map_err(storage)
     }

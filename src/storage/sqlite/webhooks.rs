@@ -163,6 +163,20 @@ impl WebhookStore for SqliteWebhooks {
         Ok(n == 1)
     }
 
+    fn enable(&mut self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
+        let _turn = self.gate.enter();
+        let n = self
+            .conn
+            .execute(
+                "UPDATE webhook_endpoints SET status = 'enabled', disabled_reason = NULL, failing_since_ms = NULL,
+                    status_ms = CASE WHEN status = 'enabled' THEN status_ms ELSE ?2 END
+                 WHERE id = ?1",
+                params![id, now_ms as i64],
+            )
+            .map_err(storage)?;
+        Ok(n == 1)
+    }
+
     fn cursor(&mut self) -> Result<i64, StoreError> {
         self.conn.query_row("SELECT seq FROM webhook_cursor WHERE one = 1", [], |r| r.get(0)).map_err(storage)
     }

@@ -109,6 +109,12 @@ fn suite(store: &mut dyn WebhookStore, add_event: &mut dyn FnMut(&str, &str, Opt
     store.record(&[attempt(b_due[0].delivery_id, &b.id, 2, Some(500), Then::Failed, failing)]).unwrap();
     let b_now = store.endpoint(&b.id).unwrap().unwrap();
     assert_eq!((b_now.status, b_now.status_ms), (Status::Disabled(DisabledReason::Gone), 95_000));
+    // Enabling again: enabled from then, its failure record cleared; again changes nothing.
+    assert!(store.enable(&b.id, 97_000).unwrap());
+    assert!(store.enable(&b.id, 98_000).unwrap());
+    let b_now = store.endpoint(&b.id).unwrap().unwrap();
+    assert_eq!((b_now.status, b_now.status_ms, b_now.failing_since_ms), (Status::Enabled, 97_000, None));
+    assert!(!store.enable("we_nosuch", 97_000).unwrap());
 
     // Cursor pages: newest first, strictly before the cursor.
     let all = store.deliveries(&DeliveryFilter { limit: 10, ..Default::default() }).unwrap();
