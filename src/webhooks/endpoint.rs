@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use super::event::{EventError, EventType};
 use super::signature::{signing_secrets, Secret, SignatureError, ROTATION_OVERLAP_MS};
-use super::ssrf::{check_url, Policy, SsrfError};
+use super::ssrf::{check_url, Host, Policy, SsrfError};
 
 /// Why a registration or a stored endpoint was refused.
 #[derive(Debug, thiserror::Error)]
@@ -187,12 +187,27 @@ pub struct Registration {
     pub partner: Option<String>,
 }
 
+/// How long a registration waits for its URL's name to resolve.
+pub const REGISTRATION_RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Checks a registration and makes its endpoint with a fresh secret: the URL through the SSRF
 /// guard, including one resolution of its name, so a name that resolves to a private address
 /// is refused now rather than at every attempt.
 pub async fn register(reg: &Registration, policy: &Policy, now_ms: u64) -> Result<Endpoint, EndpointError> {
     let url = check_url(&reg.url, policy)?;
-    url.resolve(policy).await?;
+    // The caller (an API request, a CLI run) waits on it: a resolver that never answers is
+    // an error, not a hang.
+    match tokio::time::timeout(REGISTRATION_RESOLVE_TIMEOUT, url.resolve(policy)).await {
+        Ok(resolved) => resolved?,
+        Err(_) => {
+            let error = format!("no answer from the resolver within {} s", REGISTRATION_RESOLVE_TIMEOUT.as_secs());
+            let host = match url.host() {
+                Host::Name(n) => n.clone(),
+                Host::Ip(ip) => ip.to_string(),
+            };
+            return Err(SsrfError::Resolve { host, error }.into());
+        }
+    };
     let types = reg.event_types.iter().map(|t| t.parse::<EventType>()).collect::<Result<Vec<_>, _>>()?;
     let event_types = normalize_types(types)?;
     if let Some(p) = &reg.partner {

@@ -184,6 +184,12 @@ pub trait WebhookStore: Send {
     /// Makes `secret` current and keeps the current one signing until `previous_until_ms`.
     fn rotate_secret(&mut self, id: &str, secret: &Secret, previous_until_ms: u64) -> Result<bool, StoreError>;
 
+    /// Whether this connection's worker is the one that delivers: true unless several
+    /// processes share the store, where one holds a lock on it and the rest stand by (and take
+    /// over when its connection goes).
+    fn lead(&mut self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
     /// Enables an endpoint again, its failure record cleared; false when there is none.
     fn enable(&mut self, id: &str, now_ms: u64) -> Result<bool, StoreError>;
 

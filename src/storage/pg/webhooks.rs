@@ -1,7 +1,10 @@
 //! `WebhookStore` on PostgreSQL (cluster mode): a connection of its own, connected again when
-//! the server dropped it, each call one transaction. Several cores may run a worker on one
-//! database: fan-out inserts are idempotent (`ON CONFLICT DO NOTHING`) and the cursor only moves
-//! forward, so two workers at worst send an attempt twice, which at-least-once allows.
+//! the server dropped it, each call one transaction. Several cores run a worker each on one
+//! database, and one delivers: the one whose connection holds the session advisory lock
+//! `WORKER_LOCK`. The others stand by and try the lock at each poll, so one of them takes over
+//! when the leader's connection closes. Should two ever overlap, fan-out inserts are idempotent
+//! (`ON CONFLICT DO NOTHING`) and the cursor only moves forward, so an attempt is at worst made
+//! twice, which at-least-once allows.
 
 use ::postgres::{GenericClient, Row};
 
@@ -30,6 +33,10 @@ impl PgWebhooks {
         Ok(self.conn.get().map_err(|e| StoreError::Storage(e.to_string()))?.0)
     }
 }
+
+/// The first advisory lock key of the delivering worker ("clkg"); the second is the hash of
+/// the schema, so deployments in two schemas of one database each have a worker that delivers.
+const WORKER_LOCK: i32 = 0x636c_6b67;
 
 fn storage(e: ::postgres::Error) -> StoreError {
     match e.as_db_error() {
@@ -154,6 +161,18 @@ impl WebhookStore for PgWebhooks {
             )
             .map_err(storage)?;
         Ok(n == 1)
+    }
+
+    fn lead(&mut self) -> Result<bool, StoreError> {
+        // A session lock is counted per `pg_try_advisory_lock`, so it is taken only when this
+        // session does not hold it already (a new session after a reconnect does not).
+        // `pg_locks` shows a two-key lock as `classid` and `objid`, with `objsubid` 2.
+        let sql = format!(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                 AND classid = {WORKER_LOCK}::oid AND objid = hashtext(current_schema())::oid AND objsubid = 2 AND granted)
+             THEN true ELSE pg_try_advisory_lock({WORKER_LOCK}, hashtext(current_schema())) END"
+        );
+        self.client()?.query_one(&sql, &[]).map_err(storage)?.try_get(0).map_err(storage)
     }
 
     fn cursor(&mut self) -> Result<i64, StoreError> {

@@ -113,6 +113,8 @@ pub struct Worker {
     finished_rx: mpsc::UnboundedReceiver<Finished>,
     endpoints: Vec<Endpoint>,
     steps: u64,
+    /// Whether the last step found this worker the one that delivers (`WebhookStore::lead`).
+    leading: bool,
 }
 
 impl Worker {
@@ -140,6 +142,7 @@ impl Worker {
             finished_rx,
             endpoints: Vec::new(),
             steps: 0,
+            leading: true,
         }
     }
 
@@ -183,6 +186,21 @@ impl Worker {
     pub async fn step(&mut self) -> Result<(), StoreError> {
         while let Ok(f) = self.finished_rx.try_recv() {
             self.finish(f);
+        }
+        let lead = self.blocking(|s| s.lead()).await?;
+        if lead != self.leading {
+            self.leading = lead;
+            match lead {
+                true => tracing::info!("this process delivers webhooks"),
+                false => tracing::info!("another process delivers webhooks; this one stands by"),
+            }
+        }
+        if !lead {
+            // What finished while it led is still recorded; nothing new starts.
+            let records = self.decide_finished();
+            let recorded = self.blocking(move |s| s.record(&records)).await;
+            self.unrecorded.clear();
+            return recorded;
         }
         self.endpoints = self.blocking(|s| s.endpoints()).await?;
         let disabled = self.endpoints.iter().filter(|e| e.status != Status::Enabled).count();
@@ -286,6 +304,9 @@ impl Worker {
     }
 
     async fn start_due(&mut self) -> Result<(), StoreError> {
+        if !self.leading {
+            return Ok(());
+        }
         let now_ms = self.clock.now_ms();
         let cap = self.limits.endpoint_concurrency_max;
         let mut wanted: Vec<(String, usize)> = Vec::new();

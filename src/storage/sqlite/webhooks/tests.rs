@@ -153,6 +153,19 @@ fn the_webhook_store_on_postgresql() {
     pg::migrate(&schema.url).unwrap();
     let mut client = schema.client();
     let mut store = pg::PgWebhooks::open(&schema.url).unwrap();
+    // One worker of the schema leads; another stands by until the leader's connection goes.
+    let mut other = pg::PgWebhooks::open(&schema.url).unwrap();
+    assert!(store.lead().unwrap());
+    assert!(store.lead().unwrap(), "a leader stays the leader");
+    assert!(!other.lead().unwrap());
+    drop(store);
+    // The server ends the dropped session, and frees its lock, a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !other.lead().unwrap() {
+        assert!(std::time::Instant::now() < deadline, "the one standing by never took over");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut store = other;
     suite(&mut store, &mut |kind, cause, partner| {
         client
             .execute(
