@@ -212,7 +212,14 @@ fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees(st
     let payouts = get(&s, "/v1/payouts?partner=bob").json();
     let [p] = &payouts["payouts"].as_array().unwrap()[..] else { panic!("one payout: {payouts}") };
     assert_eq!(
-        (p["id"].as_str(), p["run_id"].as_str(), p["status"].as_str(), p["method"].as_str(), p["reference"].as_str(), p["amount_minor"].as_i64()),
+        (
+            p["id"].as_str(),
+            p["run_id"].as_str(),
+            p["status"].as_str(),
+            p["method"].as_str(),
+            p["reference"].as_str(),
+            p["amount_minor"].as_i64()
+        ),
         (Some(payout_id.as_str()), Some(run_id.as_str()), Some("paid"), Some("manual"), Some("bank-ref-1"), Some(total))
     );
 
@@ -267,8 +274,10 @@ fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees(st
     assert_eq!(accounts["program_expense:demo:USD"], (0, -(total - 1_000)), "spent: what was approved less the clawback");
     assert_eq!(accounts.values().map(|a| a.1).sum::<i64>(), 0, "debits equal credits");
     let paid_entries = entries(&s, "&account=partner_paid:bob:USD", 1000);
-    let paid_steps: Vec<(&str, &str, i64)> =
-        paid_entries.iter().map(|e| (e["kind"].as_str().unwrap(), e["cause"].as_str().unwrap(), e["amount_minor"].as_i64().unwrap())).collect();
+    let paid_steps: Vec<(&str, &str, i64)> = paid_entries
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["cause"].as_str().unwrap(), e["amount_minor"].as_i64().unwrap()))
+        .collect();
     let (send_cause, paid_cause) = (format!("payout:{payout_id}:send"), format!("payout:{payout_id}:paid"));
     assert_eq!(paid_steps, [("pending", send_cause.as_str(), total), ("post", paid_cause.as_str(), total)]);
     assert!(paid_entries.iter().all(|e| e["credit"] == "partner_paid:bob:USD"));

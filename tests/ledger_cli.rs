@@ -98,8 +98,7 @@ fn verify_passes_a_real_ledger_and_names_a_row_edited_by_hand(store: Store) {
     let (since, until) = (occurred as i64, (occurred + 365 * DAY_MS) as i64);
     let hold = |take: bool| {
         let mut db = PayoutDb::open(&at).unwrap();
-        db.write(|tx| if take { tx.take_lock("another", "pr_0000000000000001", since, until) } else { tx.release_lock("another") })
-            .unwrap()
+        db.write(|tx| if take { tx.take_lock("another", "pr_0000000000000001", since, until) } else { tx.release_lock("another") }).unwrap()
     };
     hold(true);
     let (code, _, err) = s.cli(&settle);

@@ -71,7 +71,10 @@ fn a_settlement_pays_one_partner_whatever_the_threshold_and_method_once(backend:
     assert_eq!((planned.partner.as_str(), planned.amount_minor, planned.method), ("ann", 3234, PayoutMethod::Manual));
     assert_eq!((report.paid.count, report.paid.amount_minor, report.sent.count, report.failed.count), (1, 3234, 0, 0));
     let settled = report.settled.clone().expect("a payout");
-    assert_eq!((settled.partner.as_str(), settled.amount_minor, settled.commissions, settled.reference.as_str()), ("ann", 3234, 2, "bank-ann-1"));
+    assert_eq!(
+        (settled.partner.as_str(), settled.amount_minor, settled.commissions, settled.reference.as_str()),
+        ("ann", 3234, 2, "bank-ann-1")
+    );
     let p = only_payout(&w, &report.run_id);
     assert_eq!(p.id, payout_id(&report.run_id, "ann", usd()));
     assert_eq!(p.id, settled.payout_id);
@@ -156,7 +159,15 @@ fn a_settlement_is_refused_while_another_run_holds_the_lock_and_checks_its_reque
 /// Stores a run killed by hand-settling `partner` after its payout was created (and sent, when
 /// `sent`), with its lock expired at `t`.
 fn killed_settlement(w: &World, partner: &str, reference: &str, sent: bool, t: i64) -> String {
-    let run = Run { id: Run::new_id(t, 1), program: None, currency: Some(usd()), trigger: Trigger::Cli, finished: false, started_ms: t, finished_ms: None };
+    let run = Run {
+        id: Run::new_id(t, 1),
+        program: None,
+        currency: Some(usd()),
+        trigger: Trigger::Cli,
+        finished: false,
+        started_ms: t,
+        finished_ms: None,
+    };
     w.db()
         .write(|tx| {
             tx.take_lock("killed-process", &run.id, t, t + 1)?;
@@ -221,7 +232,15 @@ fn a_settlement_finishes_a_killed_run_first(backend: Backend) {
     w.earn("shop", "ann", 20_000);
     w.earn("shop", "bob", 90_000);
     // A run that planned bob's manual payout and was killed before sending it.
-    let killed = Run { id: Run::new_id(T, 7), program: None, currency: None, trigger: Trigger::Cli, finished: false, started_ms: T, finished_ms: None };
+    let killed = Run {
+        id: Run::new_id(T, 7),
+        program: None,
+        currency: None,
+        trigger: Trigger::Cli,
+        finished: false,
+        started_ms: T,
+        finished_ms: None,
+    };
     w.db()
         .write(|tx| {
             tx.take_lock("killed-process", &killed.id, T, T + 1)?;

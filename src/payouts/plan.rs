@@ -125,7 +125,8 @@ pub fn plan<T: PayoutTx + ?Sized>(
 pub fn by_hand<T: PayoutTx + ?Sized>(tx: &mut T, partner: &str, program: Option<&str>, currency: Currency) -> Result<Plan, PayoutError> {
     let rows: Vec<Unpaid> = tx.unpaid(program, Some(currency))?.into_iter().filter(|u| u.partner == partner).collect();
     let sum: i64 = rows.iter().map(|u| u.amount_minor).sum();
-    let skip = |why: String| Plan { payouts: vec![], skipped: vec![Skipped { partner: partner.to_string(), currency, amount_minor: sum, why }] };
+    let skip =
+        |why: String| Plan { payouts: vec![], skipped: vec![Skipped { partner: partner.to_string(), currency, amount_minor: sum, why }] };
     if rows.is_empty() {
         return Ok(skip("no approved commission is left unpaid".into()));
     }

@@ -315,7 +315,13 @@ fn settle_by_hand<S: PayoutStore>(
             let commissions = tx.commissions_of_payout(&p.id)?.iter().filter(|c| c.status == CommissionStatus::Paid).count();
             Ok((paid, commissions))
         })?;
-        tracing::info!(payout = paid.id, partner = paid.partner, amount_minor = paid.amount_minor, reference, "A payout was settled by hand.");
+        tracing::info!(
+            payout = paid.id,
+            partner = paid.partner,
+            amount_minor = paid.amount_minor,
+            reference,
+            "A payout was settled by hand."
+        );
         report.paid.add(paid.amount_minor);
         report.settled = Some(Settled {
             payout_id: paid.id,

@@ -225,7 +225,8 @@ impl Desk {
             if !schedule.due(now(), last) {
                 continue;
             }
-            let req = Request { program: Some(p.spec.id.clone()), currency: None, trigger: Trigger::Schedule, dry_run: false, by_hand: None };
+            let req =
+                Request { program: Some(p.spec.id.clone()), currency: None, trigger: Trigger::Schedule, dry_run: false, by_hand: None };
             out.push((p.spec.id.clone(), self.run(&req, now)));
         }
         Ok(out)

@@ -270,7 +270,13 @@ impl Harness for Pg {
 /// `clickgate payouts settle`: its plan (`plan::by_hand`), then `steps::create` and
 /// `steps::send`. `None`, having written nothing, when nothing is payable. A payout made
 /// before is sent again (a no-op once sent).
-pub fn send_by_hand(tx: &mut dyn PayoutTx, run_id: &str, partner: &str, currency: Currency, now_ms: u64) -> Result<Option<Payout>, PayoutError> {
+pub fn send_by_hand(
+    tx: &mut dyn PayoutTx,
+    run_id: &str,
+    partner: &str,
+    currency: Currency,
+    now_ms: u64,
+) -> Result<Option<Payout>, PayoutError> {
     let id = payout_id(run_id, partner, currency);
     let now = now_ms as i64;
     if tx.payout(&id)?.is_none() {
@@ -311,7 +317,13 @@ pub fn send_by_hand(tx: &mut dyn PayoutTx, run_id: &str, partner: &str, currency
 
 /// `send_by_hand`, then `steps::paid`: the payout of `partner` in `currency` in run `run_id`,
 /// paid, or `None` when nothing was payable.
-pub fn pay_by_hand(tx: &mut dyn PayoutTx, run_id: &str, partner: &str, currency: Currency, now_ms: u64) -> Result<Option<Payout>, PayoutError> {
+pub fn pay_by_hand(
+    tx: &mut dyn PayoutTx,
+    run_id: &str,
+    partner: &str,
+    currency: Currency,
+    now_ms: u64,
+) -> Result<Option<Payout>, PayoutError> {
     let Some(sent) = send_by_hand(tx, run_id, partner, currency, now_ms)? else { return Ok(None) };
     Ok(Some(steps::paid(tx, &sent.id, None, now_ms as i64)?))
 }

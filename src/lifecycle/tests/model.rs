@@ -10,11 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::{commission_id, Commission, CommissionStatus, ConversionRef, LifecycleError, Refunded};
-use crate::payouts::PayoutError;
 use crate::attribution::engine::Share;
 use crate::commission::{self, CommissionInput, PeriodState, ProgramRules};
 use crate::ledger::{AccountKey, AccountKind, Balance};
 use crate::model::Currency;
+use crate::payouts::PayoutError;
 
 pub const PROGRAM: &str = "shop";
 const DAY_MS: u64 = 86_400_000;
@@ -151,7 +151,9 @@ impl Model {
             Op::Accrue(i) => Outcome::Commissions(self.accrue(*i, &convs[*i], rules, now_ms)),
             Op::Refund(i, refunded) => self.refund(&convs[*i], *refunded),
             Op::Approve { limit } => Outcome::Commissions(self.approve(now_ms, *limit)),
-            Op::Send { run, partner, currency } => self.send(&crate::payouts::state::payout_id(run, partner, *currency), partner, *currency),
+            Op::Send { run, partner, currency } => {
+                self.send(&crate::payouts::state::payout_id(run, partner, *currency), partner, *currency)
+            }
             Op::Paid { payout } => self.paid(payout, now_ms),
         }
     }
@@ -356,12 +358,7 @@ impl Model {
                 c.currency,
                 Balance { credits_pending: held, credits_posted: approved, debits_posted: approved, ..z },
             );
-            add(
-                AccountKind::PartnerPayable,
-                &c.partner,
-                c.currency,
-                Balance { credits_posted: approved, debits_posted: reversed, ..z },
-            );
+            add(AccountKind::PartnerPayable, &c.partner, c.currency, Balance { credits_posted: approved, debits_posted: reversed, ..z });
         }
         for p in self.payouts.values() {
             let (a, z) = (p.amount_minor, Balance::default());

@@ -501,10 +501,12 @@ fn execute(tx: &mut dyn PayoutTx, op: &Op, convs: &[Conv], rules: &ProgramRules,
         }
         Op::Refund(i, refunded) => Outcome::of(refund(tx, &convs[*i].conversion(), *refunded, now_ms)),
         Op::Approve { limit } => Outcome::of(approve_due(tx, now_ms, *limit)),
-        Op::Send { run, partner, currency } => Outcome::of_payout(send_by_hand(tx, run, partner, *currency, now_ms).and_then(|p| match p {
-            Some(p) => tx.commissions_of_payout(&p.id),
-            None => Ok(Vec::new()),
-        })),
+        Op::Send { run, partner, currency } => {
+            Outcome::of_payout(send_by_hand(tx, run, partner, *currency, now_ms).and_then(|p| match p {
+                Some(p) => tx.commissions_of_payout(&p.id),
+                None => Ok(Vec::new()),
+            }))
+        }
         Op::Paid { payout } => {
             Outcome::of_payout(steps::paid(tx, payout, None, now_ms as i64).and_then(|p| tx.commissions_of_payout(&p.id)))
         }

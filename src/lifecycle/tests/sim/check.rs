@@ -115,7 +115,12 @@ impl<H: Harness> Sim<H> {
             let got: Vec<(&str, TransferKind)> = mine.iter().map(|(l, s)| (*l, s.transfer.kind)).collect();
             assert_eq!(got, want, "{at}: payout {id}'s transfers");
             for (_, s) in mine {
-                assert_eq!((s.transfer.amount_minor, s.transfer.subject.as_deref()), (p.amount_minor, Some(id.as_str())), "{at}: {}", s.transfer.cause);
+                assert_eq!(
+                    (s.transfer.amount_minor, s.transfer.subject.as_deref()),
+                    (p.amount_minor, Some(id.as_str())),
+                    "{at}: {}",
+                    s.transfer.cause
+                );
             }
             expected_total += want.len();
         }
