@@ -250,14 +250,16 @@ fn run_once<S: PayoutStore>(
     // outcome), asked again under their own keys, then this run's created ones. A new
     // settlement by hand pays its one partner and asks Stripe nothing.
     let settling = !resumed && req.by_hand.is_some();
-    while !settling {
-        let open = store.write(|tx| {
-            renew(tx)?;
-            tx.open_stripe_payouts(now() - STRIPE_KEY_TRUSTED_MS, batch)
-        })?;
-        let retried = pay_stripe(store, dir, stripe, &open, &mut report, now, &renew)?;
-        if retried < open.len() || open.len() < batch {
-            break;
+    if !settling {
+        loop {
+            let open = store.write(|tx| {
+                renew(tx)?;
+                tx.open_stripe_payouts(now() - STRIPE_KEY_TRUSTED_MS, batch)
+            })?;
+            let retried = pay_stripe(store, dir, stripe, &open, &mut report, now, &renew)?;
+            if retried < open.len() || open.len() < batch {
+                break;
+            }
         }
     }
     let mine = PayoutFilter { run: Some(run.id.clone()), limit: usize::MAX, ..PayoutFilter::default() };
