@@ -98,8 +98,9 @@ fn main() {
     config.stripe.api_base = server.base();
     let desk = Desk::new(at.clone(), dir.path(), &config, Some(SecretKey::new(KEY).unwrap()), runtime.handle().clone(), None).unwrap();
     let started = Instant::now();
-    let report =
-        desk.run(&Request { program: None, currency: None, trigger: Trigger::Cli, dry_run: false }, &|| T0 + 500 * 86_400_000).unwrap();
+    let report = desk
+        .run(&Request { program: None, currency: None, trigger: Trigger::Cli, dry_run: false, by_hand: None }, &|| T0 + 500 * 86_400_000)
+        .unwrap();
     let secs = started.elapsed().as_secs_f64();
     println!("payouts run: {partners} partners in {secs:.1} s ({:.0} payouts/s)", partners as f64 / secs);
     assert_eq!(report.paid.count as usize, partners, "{:?}", (report.sent, report.failed));

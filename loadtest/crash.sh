@@ -8,13 +8,15 @@
 # of acknowledged ones (~10%) and exact retries of acknowledged requests (~5%, which must replay
 # the first answer); a request cut by a kill is retried with the same Idempotency-Key until it is
 # answered. Each kill comes 100-600 ms after the stream was first answered again following the
-# restart before it; every third kill, bob's approved commissions are paid with `clickgate
-# commissions pay` while the server is down. Checks, after
-# the last restart: every acknowledged conversion is stored and accrued exactly once with the
-# commissions its answer named, each reserved by exactly one `commission:<id>:reserve:0`
-# transfer; every transfer cause appears once and matches its commission's events; refunded
-# amounts equal the acknowledged refunds; debits equal credits; `PRAGMA integrity_check` is ok;
-# `clickgate ledger verify` exits 0.
+# restart before it; every third kill, bob's approved commissions are settled by hand with
+# `clickgate payouts settle` while the server is down. Checks, after the last restart: every
+# acknowledged conversion is stored and accrued exactly once with the commissions its answer
+# named, each reserved by exactly one `commission:<id>:reserve:0` transfer; every transfer cause
+# appears once and matches its commission's events or its payout; each payout has one pending
+# transfer and one post of its amount (what its commissions had left, capped by what bob owed)
+# and its commissions a `paid` event and no transfer of their own; refunded amounts equal the
+# acknowledged refunds; debits equal credits; `PRAGMA integrity_check` is ok; `clickgate ledger
+# verify` exits 0.
 #
 # Usage: loadtest/crash.sh [options]         (runnable from any directory)
 #   --kills N           SIGKILLs (default 200)

@@ -1,6 +1,7 @@
-//! Commissions, payouts, rules and the ledger through the API, end to end: the real binary,
-//! conversions over HTTP, approval through `clickgate commissions approve`, and every answer
-//! checked against the others (balances against ledger entries, reports against the list).
+//! Commissions, payouts settled by hand, rules and the ledger through the API, end to end: the
+//! real binary, conversions over HTTP, approval through `clickgate commissions approve`, and
+//! every answer checked against the others (balances against ledger entries, reports against
+//! the list).
 
 mod common;
 
@@ -8,6 +9,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use clickgate::commission::RuleSet;
+use clickgate::payouts::PayoutStore;
+use clickgate::storage::offline::StoreAt;
+use clickgate::storage::payouts::PayoutDb;
 use common::*;
 
 on_both!(
@@ -177,20 +181,47 @@ fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees(st
     assert_eq!(b["commissions"]["approved"]["count"], 7);
     assert_eq!(b["commissions"]["pending"]["count"], 0);
 
-    // A payout through the API, with its Idempotency-Key; the retry replays it.
-    let payout = r#"{"currency":"USD","payout_id":"po-1"}"#;
-    assert_eq!(send(&s, "POST", "/v1/partners/bob/payouts", None, payout).status, 400, "a payout needs an Idempotency-Key");
-    let paid = send(&s, "POST", "/v1/partners/bob/payouts", Some("pay-1"), payout);
-    assert_eq!(paid.status, 200, "{paid:?}");
-    assert_eq!(paid.json(), json!({"payout_id": "po-1", "partner": "bob", "currency": "USD", "paid": 7, "amount_minor": total}));
-    let again = send(&s, "POST", "/v1/partners/bob/payouts", Some("pay-1"), payout);
-    assert_eq!((again.json(), again.header("idempotent-replayed")), (paid.json(), Some("true")));
-    let other = send(&s, "POST", "/v1/partners/bob/payouts", Some("pay-1"), r#"{"currency":"USD","payout_id":"po-2"}"#);
-    assert_eq!(other.status, 409, "the same key with another payout: {other:?}");
+    // bob is paid by hand: a settlement run's one manual payout of all that is payable (below
+    // the program's threshold or not), sent and marked paid with the bank's reference.
+    let settle = r#"{"currency":"USD","reference":"bank-ref-1"}"#;
+    let paid = send(&s, "POST", "/v1/partners/bob/payouts", None, settle);
+    assert_eq!(paid.status, 201, "{paid:?}");
+    let v = paid.json();
+    let payout_id = v["payout"]["payout_id"].as_str().unwrap().to_string();
+    assert!(payout_id.starts_with("po_"), "{v}");
+    assert_eq!(
+        json!({"partner": v["partner"], "currency": v["currency"], "paid": v["paid"], "amount_minor": v["amount_minor"]}),
+        json!({"partner": "bob", "currency": "USD", "paid": 7, "amount_minor": total})
+    );
+    assert_eq!(
+        v["payout"],
+        json!({"payout_id": payout_id, "partner": "bob", "currency": "USD", "amount_minor": total, "commissions": 7, "reference": "bank-ref-1"})
+    );
+    assert_eq!((v["report"]["paid"].clone(), v["report"]["sent"]["count"].as_u64()), (json!({"count": 1, "amount_minor": total}), Some(0)));
+    let run_id = v["report"]["run_id"].as_str().unwrap().to_string();
+    // A retry (a key or none: it never pays twice) finds nothing left to pay and says so.
+    let again = send(&s, "POST", "/v1/partners/bob/payouts", Some("pay-1"), settle);
+    let a = again.json();
+    assert_eq!((again.status, a["paid"].as_u64(), a["amount_minor"].as_i64(), a["payout"].is_null()), (200, Some(0), Some(0), true), "{a}");
+    assert!(a["report"]["plan"]["skipped"][0]["why"].as_str().unwrap().contains("no approved commission"), "{a}");
+    assert_ne!(a["report"]["run_id"].as_str(), Some(run_id.as_str()));
     let b = balance(&s);
     assert_eq!((b["pending_minor"].as_i64(), b["approved_minor"].as_i64(), b["paid_minor"].as_i64()), (Some(0), Some(0), Some(total)));
-    let (by_payout, _) = list_all(&s, "payout_id=po-1&status=paid", 1000);
+    let (by_payout, _) = list_all(&s, &format!("payout_id={payout_id}&status=paid"), 1000);
     assert_eq!(by_payout.len(), 7);
+    let payouts = get(&s, "/v1/payouts?partner=bob").json();
+    let [p] = &payouts["payouts"].as_array().unwrap()[..] else { panic!("one payout: {payouts}") };
+    assert_eq!(
+        (
+            p["id"].as_str(),
+            p["run_id"].as_str(),
+            p["status"].as_str(),
+            p["method"].as_str(),
+            p["reference"].as_str(),
+            p["amount_minor"].as_i64()
+        ),
+        (Some(payout_id.as_str()), Some(run_id.as_str()), Some("paid"), Some("manual"), Some("bank-ref-1"), Some(total))
+    );
 
     // A full refund after the payout claws the first commission back: bob owes it.
     let first = clickgate::conversions::conversion_id("demo", "o-0");
@@ -209,9 +240,10 @@ fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees(st
     let kinds: Vec<&str> = one["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["created", "approved", "paid", "clawed_back"]);
 
-    // The ledger: per commission reserve, post, move to payable and pay (4 × 7), and the clawback.
+    // The ledger: per commission reserve, post and move to payable (3 × 7), the payout's
+    // pending transfer and its post, and the clawback.
     let all = entries(&s, "", 10);
-    assert_eq!(all.len(), 29);
+    assert_eq!(all.len(), 24);
     let mut prev = "0".repeat(64);
     let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
     // Account → (pending credits less debits, posted credits less debits).
@@ -242,17 +274,22 @@ fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees(st
     assert_eq!(accounts["program_expense:demo:USD"], (0, -(total - 1_000)), "spent: what was approved less the clawback");
     assert_eq!(accounts.values().map(|a| a.1).sum::<i64>(), 0, "debits equal credits");
     let paid_entries = entries(&s, "&account=partner_paid:bob:USD", 1000);
-    assert_eq!(paid_entries.len(), 7);
-    assert!(paid_entries.iter().all(|e| e["credit"] == "partner_paid:bob:USD" && e["kind"] == "single"));
+    let paid_steps: Vec<(&str, &str, i64)> = paid_entries
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["cause"].as_str().unwrap(), e["amount_minor"].as_i64().unwrap()))
+        .collect();
+    let (send_cause, paid_cause) = (format!("payout:{payout_id}:send"), format!("payout:{payout_id}:paid"));
+    assert_eq!(paid_steps, [("pending", send_cause.as_str(), total), ("post", paid_cause.as_str(), total)]);
+    assert!(paid_entries.iter().all(|e| e["credit"] == "partner_paid:bob:USD"));
     let of_first = entries(&s, &format!("&commission_id={}", ids[0]), 1000);
     let steps: Vec<(&str, &str)> = of_first.iter().map(|e| (e["kind"].as_str().unwrap(), e["cause"].as_str().unwrap())).collect();
     let cause = |s: &str| format!("commission:{}:{s}", ids[0]);
     assert_eq!(
         steps.iter().map(|(k, c)| (k.to_string(), c.to_string())).collect::<Vec<_>>(),
-        [("pending", "reserve:0"), ("post", "approve"), ("single", "payable"), ("single", "pay"), ("single", "clawback-to:10000")]
+        [("pending", "reserve:0"), ("post", "approve"), ("single", "payable"), ("single", "clawback-to:10000")]
             .map(|(k, c)| (k.to_string(), cause(c)))
     );
-    assert_eq!(entries(&s, &format!("&cause_prefix=commission:{}:pay", ids[0]), 1000).len(), 2, "payable and pay");
+    assert_eq!(entries(&s, &format!("&cause_prefix=commission:{}:pay", ids[0]), 1000).len(), 1, "payable; the payout paid it");
 
     // Reports: commissions by status match the list; EPC is what still stands per valid click.
     let (everything, _) = list_all(&s, "partner=bob", 1000);
@@ -364,13 +401,35 @@ fn bad_parameters_are_named(store: Store) {
     assert_eq!(get(&s, "/v1/partners/bob/balance").json(), json!({"partner": "bob", "balances": []}));
     assert_eq!(get(&s, "/v1/ledger/entries").json(), json!({"entries": []}));
 
-    let pay = |partner: &str, body: &str| send(&s, "POST", &format!("/v1/partners/{partner}/payouts"), Some("k-1"), body);
-    assert_eq!(pay("nobody", r#"{"currency":"USD","payout_id":"p"}"#).status, 404);
-    assert_eq!(pay("bob", r#"{"currency":"XYZ","payout_id":"p"}"#).json()["error"]["field"], "currency");
-    assert_eq!(pay("bob", r#"{"currency":"USD","payout_id":"p 1"}"#).json()["error"]["field"], "payout_id");
+    let pay = |partner: &str, body: &str| send(&s, "POST", &format!("/v1/partners/{partner}/payouts"), None, body);
+    assert_eq!(pay("nobody", r#"{"currency":"USD","reference":"r"}"#).status, 404);
+    assert_eq!(pay("bob", r#"{"currency":"XYZ","reference":"r"}"#).json()["error"]["field"], "currency");
+    for bad in ["", "r 1", "r,1", &"r".repeat(65)] {
+        let a = pay("bob", &json!({"currency": "USD", "reference": bad}).to_string());
+        assert_eq!((a.status, a.json()["error"]["field"].as_str()), (422, Some("reference")), "{bad:?}: {a:?}");
+    }
     assert_eq!(pay("bob", r#"{"currency":"USD"}"#).status, 400);
-    let nothing = pay("bob", r#"{"currency":"USD","payout_id":"p"}"#);
+    assert_eq!(pay("bob", r#"{"currency":"USD","reference":"r","payout_id":"p"}"#).status, 400, "the old body is refused");
+    let nothing = pay("bob", r#"{"currency":"USD","reference":"r"}"#);
     assert_eq!((nothing.status, nothing.json()["paid"].as_u64()), (200, Some(0)));
+    // Another run holds the lock (taken here as a second process would): the settlement is
+    // refused, and goes through once the lock is released.
+    let at = match &s.store {
+        Store::Sqlite => StoreAt::File(s.data_dir()),
+        Store::Pg(schema) => StoreAt::Pg(schema.url.clone()),
+    };
+    let now = stream::now_ms() as i64;
+    let hold = |take: bool| {
+        let mut db = PayoutDb::open(&at).unwrap();
+        db.write(|tx| if take { tx.take_lock("another", "pr_0000000000000001", now, now + 3_600_000) } else { tx.release_lock("another") })
+            .unwrap()
+    };
+    hold(true);
+    let locked = pay("bob", r#"{"currency":"USD","reference":"r"}"#);
+    assert_eq!(locked.status, 409, "{locked:?}");
+    assert!(locked.json()["error"]["message"].as_str().unwrap().contains("holds the lock"), "{locked:?}");
+    hold(false);
+    assert_eq!(pay("bob", r#"{"currency":"USD","reference":"r"}"#).status, 200);
     assert_eq!(send(&s, "POST", "/v1/commissions/approve", None, r#"{"now":1}"#).status, 400);
     assert_eq!(send(&s, "POST", "/v1/commissions/approve", None, "").json(), json!({"approved": 0, "amount_minor": 0}));
 }

@@ -1,9 +1,12 @@
 //! The ledger from the command line, end to end, on both stores: conversions through the real
-//! server, the lifecycle steps through `clickgate commissions`, and `clickgate ledger verify`,
-//! clean and then edited by hand.
+//! server, approval through `clickgate commissions`, a settlement by hand through `clickgate
+//! payouts settle`, and `clickgate ledger verify`, clean and then edited by hand.
 
 mod common;
 
+use clickgate::payouts::PayoutStore;
+use clickgate::storage::offline::StoreAt;
+use clickgate::storage::payouts::PayoutDb;
 use common::*;
 
 on_both!(verify_passes_a_real_ledger_and_names_a_row_edited_by_hand);
@@ -70,10 +73,38 @@ fn verify_passes_a_real_ledger_and_names_a_row_edited_by_hand(store: Store) {
     let after = common::stream::rfc3339(occurred + 8 * DAY_MS);
     let (code, out, _) = s.cli(&["commissions", "approve", "--now", &after]);
     assert_eq!((code, out.trim()), (0, r#"{"amount_minor":5750,"approved":3}"#));
-    let (code, out, _) = s.cli(&["commissions", "pay", "--partner", "bob", "--currency", "USD", "--payout-id", "po-1"]);
-    assert_eq!(code, 0, "{out}");
-    let paid: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!((paid["paid"].as_u64(), paid["amount_minor"].as_i64()), (Some(3), Some(5_750)));
+    let settle = ["payouts", "settle", "--partner", "bob", "--currency", "USD", "--reference", "bank-1", "--now", &after];
+    let (code, out, err) = s.cli(&settle);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let settled = &report["settled"];
+    assert_eq!((settled["commissions"].as_u64(), settled["amount_minor"].as_i64()), (Some(3), Some(5_750)), "{report}");
+    assert_eq!((settled["reference"].as_str(), report["paid"]["count"].as_u64()), (Some("bank-1"), Some(1)));
+    // Settled again: nothing is left, and nothing is paid twice.
+    let (code, out, err) = s.cli(&settle);
+    assert_eq!(code, 0, "{out}{err}");
+    let again: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((again.get("settled"), again["paid"]["count"].as_u64()), (None, Some(0)), "{again}");
+    assert!(again["plan"]["skipped"][0]["why"].as_str().unwrap().contains("no approved commission"), "{again}");
+    let (code, _, err) = s.cli(&["payouts", "settle", "--partner", "bob", "--currency", "USD", "--reference", "bank 1"]);
+    assert!(code != 0 && err.contains("reference"), "{err}");
+    let (code, _, err) = s.cli(&["commissions", "pay", "--partner", "bob", "--currency", "USD", "--payout-id", "po-1"]);
+    assert!(code != 0 && err.contains("unrecognized subcommand"), "{err}");
+    // While another run holds the lock, a settlement is refused and says why.
+    let at = match &s.store {
+        Store::Sqlite => StoreAt::File(s.data_dir()),
+        Store::Pg(schema) => StoreAt::Pg(schema.url.clone()),
+    };
+    let (since, until) = (occurred as i64, (occurred + 365 * DAY_MS) as i64);
+    let hold = |take: bool| {
+        let mut db = PayoutDb::open(&at).unwrap();
+        db.write(|tx| if take { tx.take_lock("another", "pr_0000000000000001", since, until) } else { tx.release_lock("another") }).unwrap()
+    };
+    hold(true);
+    let (code, _, err) = s.cli(&settle);
+    assert!(code != 0 && err.contains("another payout run is under way") && err.contains("holds the lock"), "{err}");
+    hold(false);
+    assert_eq!(s.cli(&settle).0, 0);
 
     let (code, out) = verify(&s);
     assert_eq!(code, 0, "{out}");
@@ -81,7 +112,7 @@ fn verify_passes_a_real_ledger_and_names_a_row_edited_by_hand(store: Store) {
         Store::Sqlite => "sqlite integrity_check: ok",
         Store::Pg(_) => "store: PostgreSQL",
     };
-    assert!(out.starts_with(&format!("{first_line}\nledger clean: 14 transfers, 4 accounts, 0 pending open")), "{out}");
+    assert!(out.starts_with(&format!("{first_line}\nledger clean: 13 transfers, 4 accounts, 0 pending open")), "{out}");
 
     // Someone with the file (or the database's owner) turns off the append-only triggers and
     // lowers one amount.

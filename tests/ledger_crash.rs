@@ -2,8 +2,10 @@
 //! `clickgate serve` while it is killed with SIGKILL at random moments and restarted on the
 //! same data dir. Afterwards every conversion the API acknowledged must be in the store exactly
 //! once, with the commissions its answer named, each reserved by exactly one transfer; every
-//! acknowledged refund must be applied once; and the store must pass `PRAGMA integrity_check`
-//! and `clickgate ledger verify`.
+//! acknowledged refund must be applied once; every payout settled by hand (`clickgate payouts
+//! settle`, run while the server is down) must have paid its commissions once, by one pending
+//! transfer and its post; and the store must pass `PRAGMA integrity_check` and `clickgate
+//! ledger verify`.
 //!
 //! Each kill comes 100-600 ms (seeded) after the stream was last answered again following a
 //! restart, so every kill lands with requests and grouped commits in flight.
@@ -80,9 +82,9 @@ fn acknowledged_conversions_survive_sigkill_exactly_once() {
         std::thread::sleep(Duration::from_millis(rng.u64(100..=600)));
         server.kill9();
         let answered = stream.answered();
-        // Now and then an admin pays bob's approved commissions while the server is down.
+        // Now and then an admin settles bob's approved commissions by hand while the server is down.
         if k % 3 == 0 {
-            payouts.pay(&config, &data, &format!("crash-{seed}-{k}"));
+            payouts.settle(&config, &data, &format!("crash-{seed}-{k}"));
         }
         server.restart();
         // The next kill waits until the stream moves again: a kill while the server is still
@@ -109,7 +111,7 @@ fn acknowledged_conversions_survive_sigkill_exactly_once() {
 
     let checked = Instant::now();
     let db = data.join("clickgate.db");
-    let store = check_store(&db, &log, payouts.paid);
+    let store = check_store(&db, &log, &payouts);
     let (code, out, err) = run_cli(&config, &data, &["ledger", "verify"], "");
     let figures = [
         format!("kills {kills}; conversions acknowledged {}; refunds acknowledged {}", log.conversions.len(), log.refunds_acked),
@@ -167,22 +169,28 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// `clickgate commissions pay` runs and the commissions they paid.
+/// `clickgate payouts settle` runs: the payouts they made and the commissions they paid.
 #[derive(Default)]
 struct Payouts {
     runs: u32,
     paid: u64,
+    /// Payout id → (amount, commissions paid), as each settlement reported it.
+    made: BTreeMap<String, (i64, u64)>,
 }
 
 impl Payouts {
-    fn pay(&mut self, config: &Path, data: &Path, payout_id: &str) {
-        let args = ["commissions", "pay", "--partner", "bob", "--currency", "USD", "--payout-id", payout_id];
+    fn settle(&mut self, config: &Path, data: &Path, reference: &str) {
+        let args = ["payouts", "settle", "--partner", "bob", "--currency", "USD", "--reference", reference];
         let (code, out, err) = run_cli(config, data, &args, "");
-        assert_eq!(code, 0, "commissions pay: {out}{err}");
-        // One JSON line per writer job.
-        for line in out.lines() {
-            let a: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("commissions pay printed {line:.200}: {e}"));
-            self.paid += a["paid"].as_u64().unwrap_or_else(|| panic!("commissions pay printed {line:.200}"));
+        assert_eq!(code, 0, "payouts settle: {out}{err}");
+        let line = out.trim();
+        let r: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("payouts settle printed {line:.200}: {e}"));
+        if let Some(settled) = r.get("settled") {
+            let commissions = settled["commissions"].as_u64().unwrap_or_else(|| panic!("payouts settle printed {line:.200}"));
+            let id = settled["payout_id"].as_str().unwrap().to_string();
+            assert_eq!(settled["reference"].as_str(), Some(reference), "{line:.200}");
+            self.made.insert(id, (settled["amount_minor"].as_i64().unwrap(), commissions));
+            self.paid += commissions;
         }
         self.runs += 1;
     }
@@ -212,13 +220,28 @@ struct Stored {
     status: String,
     /// Event kind → count.
     events: BTreeMap<String, i64>,
-    /// Transfer step (`reserve:0`, `reserve:n`, `void`, `approve`, `payable`, `pay`,
-    /// `reverse-to`, `clawback-to`) → (count, amount of the last one).
+    /// Transfer step (`reserve:0`, `reserve:n`, `void`, `approve`, `payable`, `reverse-to`,
+    /// `clawback-to`) → (count, amount of the last one).
     transfers: BTreeMap<String, (i64, i64)>,
+    /// The payout that holds or paid it.
+    payout_id: Option<String>,
+    /// What was left of it when its payout posted.
+    paid_minor: i64,
 }
 
-/// Checks the store file against the acknowledged stream; `paid` is what the payouts reported.
-fn check_store(db: &Path, log: &StreamLog, paid: u64) -> StoreCheck {
+/// A payout as stored, with its transfers by step (`send`, `paid`) as (count, amount), and
+/// what partner_payable held and no payout had in transit just before it was sent.
+#[derive(Debug, Default)]
+struct StoredPayout {
+    partner: String,
+    amount_minor: i64,
+    status: String,
+    transfers: BTreeMap<String, (i64, i64)>,
+    available_before_send: Option<i64>,
+}
+
+/// Checks the store file against the acknowledged stream and the payouts settled.
+fn check_store(db: &Path, log: &StreamLog, settled: &Payouts) -> StoreCheck {
     let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let mut problems = Vec::new();
     let mut bad = |p: String| {
@@ -300,9 +323,29 @@ fn check_store(db: &Path, log: &StreamLog, paid: u64) -> StoreCheck {
 
     // Commissions, their events and their transfers.
     let mut commissions: BTreeMap<String, Stored> = BTreeMap::new();
-    for r in rows("SELECT id, conversion_id, amount_minor, voided_minor + reversed_minor, status FROM commissions") {
-        let c = Stored { conversion_id: s(&r[1]), amount_minor: i(&r[2]), taken_minor: i(&r[3]), status: s(&r[4]), ..Stored::default() };
+    for r in rows("SELECT id, conversion_id, amount_minor, voided_minor + reversed_minor, status, payout_id FROM commissions") {
+        let payout_id = match &r[5] {
+            rusqlite::types::Value::Null => None,
+            v => Some(s(v)),
+        };
+        let c = Stored {
+            conversion_id: s(&r[1]),
+            amount_minor: i(&r[2]),
+            taken_minor: i(&r[3]),
+            status: s(&r[4]),
+            payout_id,
+            ..Stored::default()
+        };
         commissions.insert(s(&r[0]), c);
+    }
+    for r in rows("SELECT commission_id, amount_minor FROM commission_events WHERE kind = 'paid'") {
+        if let Some(c) = commissions.get_mut(&s(&r[0])) {
+            c.paid_minor += i(&r[1]);
+        }
+    }
+    let mut payouts: BTreeMap<String, StoredPayout> = BTreeMap::new();
+    for r in rows("SELECT id, partner, amount_minor, status FROM payouts") {
+        payouts.insert(s(&r[0]), StoredPayout { partner: s(&r[1]), amount_minor: i(&r[2]), status: s(&r[3]), ..StoredPayout::default() });
     }
     for r in rows("SELECT commission_id, kind, count(*) FROM commission_events GROUP BY commission_id, kind") {
         match commissions.get_mut(&s(&r[0])) {
@@ -316,12 +359,63 @@ fn check_store(db: &Path, log: &StreamLog, paid: u64) -> StoreCheck {
         bad(format!("transfer cause {} is in the ledger {} times", s(&r[0]), i(&r[1])));
     }
     let mut transfers = 0u64;
-    for r in rows("SELECT cause, amount_minor FROM ledger_transfers ORDER BY seq") {
+    // Per partner, partner_payable (the stream is all USD) as (posted credits less debits, pending debits), and
+    // the pending transfers still open, by id: what a payout's plan saw before it was sent.
+    let mut payable: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut open: HashMap<Vec<u8>, i64> = HashMap::new();
+    let sql = "SELECT cause, amount_minor, kind, id, pending_id, debit_kind, debit_owner, credit_kind, credit_owner FROM ledger_transfers
+               ORDER BY seq";
+    for r in rows(sql) {
         transfers += 1;
         let cause = s(&r[0]);
+        let amount = i(&r[1]);
+        let blob = |v: &rusqlite::types::Value| match v {
+            rusqlite::types::Value::Blob(b) => b.clone(),
+            other => panic!("not a blob: {other:?}"),
+        };
         let parts: Vec<&str> = cause.splitn(3, ':').collect();
+        if parts.len() == 3 && parts[0] == "payout" {
+            let Some(p) = payouts.get_mut(parts[1]) else {
+                bad(format!("transfer {cause} belongs to no stored payout"));
+                continue;
+            };
+            if parts[2] == "send" && p.available_before_send.is_none() {
+                let (posted, pending) = payable.get(&p.partner).copied().unwrap_or_default();
+                p.available_before_send = Some(posted - pending);
+            }
+            let e = p.transfers.entry(parts[2].to_string()).or_default();
+            *e = (e.0 + 1, amount);
+        }
+        let (kind, debit_payable, credit_payable) = (s(&r[2]), s(&r[5]) == "partner_payable", s(&r[7]) == "partner_payable");
+        if debit_payable || credit_payable {
+            let owner = if debit_payable { s(&r[6]) } else { s(&r[8]) };
+            let sign = if debit_payable { -1 } else { 1 };
+            let b = payable.entry(owner).or_default();
+            match kind.as_str() {
+                "single" => b.0 += sign * amount,
+                "pending" => {
+                    open.insert(blob(&r[3]), amount);
+                    if debit_payable {
+                        b.1 += amount;
+                    }
+                }
+                "post" | "void" => {
+                    let held = open.remove(&blob(&r[4])).unwrap_or(0);
+                    if debit_payable {
+                        b.1 -= held;
+                    }
+                    if kind == "post" {
+                        b.0 += sign * amount;
+                    }
+                }
+                k => bad(format!("transfer {cause} is of unknown kind {k}")),
+            }
+        }
+        if parts.len() == 3 && parts[0] == "payout" {
+            continue;
+        }
         let Some(c) = (parts.len() == 3 && parts[0] == "commission").then(|| commissions.get_mut(parts[1])).flatten() else {
-            bad(format!("transfer {cause} belongs to no stored commission"));
+            bad(format!("transfer {cause} belongs to no stored commission or payout"));
             continue;
         };
         let step = match parts[2] {
@@ -336,7 +430,7 @@ fn check_store(db: &Path, log: &StreamLog, paid: u64) -> StoreCheck {
         *e = (e.0 + 1, i(&r[1]));
     }
     for r in rows("SELECT subject, kind, count(*) FROM ledger_transfers WHERE subject IS NOT NULL AND kind IN ('post', 'single') GROUP BY subject, kind HAVING count(*) > 1") {
-        bad(format!("commission {} has {} {} transfers", s(&r[0]), i(&r[2]), s(&r[1])));
+        bad(format!("{} has {} {} transfers", s(&r[0]), i(&r[2]), s(&r[1])));
     }
 
     let mut by_conversion: HashMap<&str, Vec<(&str, i64)>> = HashMap::new();
@@ -354,7 +448,6 @@ fn check_store(db: &Path, log: &StreamLog, paid: u64) -> StoreCheck {
             ("void", ev("voided")),
             ("approve", ev("approved")),
             ("payable", ev("approved")),
-            ("pay", ev("paid")),
             ("reverse-to", ev("reversed")),
             ("clawback-to", ev("clawed_back")),
         ];
@@ -380,6 +473,12 @@ fn check_store(db: &Path, log: &StreamLog, paid: u64) -> StoreCheck {
         }
         counts.approved += u64::from(ev("approved") > 0);
         counts.paid += u64::from(ev("paid") > 0);
+        // Paid by a payout that posted, and only so: settlements run with the server down, so
+        // nothing a payout holds is refunded before it posts.
+        let paid_by = c.payout_id.as_deref().and_then(|p| payouts.get(p)).filter(|p| p.status == "paid");
+        if (ev("paid") == 1) != paid_by.is_some() {
+            bad(format!("commission {id}: {} paid events, held by payout {:?}", ev("paid"), c.payout_id));
+        }
         // Refunds take back each commission pro rata, cumulatively, rounding down.
         if let Some(conv) = acked.get(c.conversion_id.as_str()) {
             let want = clickgate::commission::prorate(c.amount_minor, conv.refunded_minor(), conv.amount_minor);
@@ -403,8 +502,33 @@ fn check_store(db: &Path, log: &StreamLog, paid: u64) -> StoreCheck {
     for (id, cms) in by_conversion {
         bad(format!("commissions {cms:?} belong to conversion {id}, never acknowledged"));
     }
-    if counts.paid != paid {
-        bad(format!("{} commissions have a pay transfer, the payouts reported {paid}", counts.paid));
+    if counts.paid != settled.paid {
+        bad(format!("{} commissions have a paid event, the settlements reported {}", counts.paid, settled.paid));
+    }
+    // Each settled payout is paid: one pending transfer and its post, each of its amount, which
+    // is what its commissions had left when it posted, capped by what partner_payable held
+    // after what the partner owed just before it was sent.
+    if payouts.len() != settled.made.len() {
+        bad(format!("{} payouts stored, {} settled", payouts.len(), settled.made.len()));
+    }
+    for (id, p) in &payouts {
+        let paid_sum: i64 = commissions.values().filter(|c| c.payout_id.as_deref() == Some(id.as_str())).map(|c| c.paid_minor).sum();
+        let held = commissions.values().filter(|c| c.payout_id.as_deref() == Some(id.as_str())).count() as u64;
+        let want_amount = p.available_before_send.map(|a| paid_sum.min(a));
+        let transfers: Vec<(&str, (i64, i64))> = p.transfers.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let ok = p.status == "paid"
+            && transfers == [("paid", (1, p.amount_minor)), ("send", (1, p.amount_minor))]
+            && want_amount == Some(p.amount_minor)
+            && settled.made.get(id) == Some(&(p.amount_minor, held));
+        if !ok {
+            bad(format!(
+                "payout {id} is {} of {}: transfers {transfers:?}, its commissions had {paid_sum} left, payable held {:?}, settled {:?}",
+                p.status,
+                p.amount_minor,
+                p.available_before_send,
+                settled.made.get(id)
+            ));
+        }
     }
 
     // Debits equal credits per currency, posted and pending; the chain head is the last row.

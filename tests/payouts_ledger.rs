@@ -62,11 +62,11 @@ fn manual_payouts_go_in_transit_then_post_when_confirmed(backend: Backend) {
     assert!(held.iter().all(|c| c.status == CommissionStatus::Approved));
     assert_eq!(w.events("payout.sent").len(), 1);
     assert_eq!(w.verify().pending_open, 1);
-    // The mark-paid path leaves what a run holds to the run.
-    let now = (T0 + 500 * DAY_MS) as u64;
-    assert!(w.db().write(|tx| Ok(lifecycle::pay_partner(tx, "ann", usd(), "po-by-hand", now, 100)?)).unwrap().is_empty());
-    let refused = w.db().write(|tx| Ok(lifecycle::pay(tx, &held[0].id, "po-by-hand", now)?)).unwrap_err();
-    assert!(refused.to_string().contains("not approved and free"), "{refused}");
+    // A settlement by hand leaves what a run holds to the run.
+    let by_hand = clickgate::payouts::ByHand { partner: "ann".into(), reference: "bank-1".into() };
+    let settle = clickgate::payouts::Request { currency: Some(usd()), by_hand: Some(by_hand), ..req(false) };
+    let nothing = desk.run(&settle, &clock(T0 + 500 * DAY_MS)).unwrap();
+    assert_eq!((nothing.settled.as_ref(), nothing.paid.count), (None, 0), "{nothing:?}");
 
     // A second run finds nothing: ann's commissions are held, bob's are below the threshold.
     let again = desk.run(&req(false), &clock(T0 + 500 * DAY_MS + 1)).unwrap();

@@ -1,26 +1,22 @@
 //! Commissions: `GET /v1/commissions` (filters and a cursor), `GET /v1/commissions/{id}`,
-//! `POST /v1/commissions/approve`, `GET /v1/partners/{id}/balance` and
-//! `POST /v1/partners/{id}/payouts`.
+//! `POST /v1/commissions/approve` and `GET /v1/partners/{id}/balance`.
 //!
-//! Writes go through the conversion writer as `Op::Approve` and `Op::Pay` jobs, so they share
-//! its grouped commits; a payout needs an `Idempotency-Key`, since paying again under the same
-//! payout id pays whatever was approved since.
+//! Approvals go through the conversion writer as `Op::Approve` jobs, so they share its grouped
+//! commits. Paying is a payout run's (`payouts`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use hyper::header::HeaderValue;
 use hyper::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{json, parse_json, read_blocking, request_hash, ApiError, ApiResult, ApiState};
+use super::{json, parse_json, read_blocking, ApiError, ApiResult, ApiState};
 use crate::conversions::view::{commission_json, CommissionFilter};
-use crate::conversions::{Approval, IdempotencyKey, Op, Payment, Written};
+use crate::conversions::Approval;
 use crate::lifecycle::CommissionStatus;
-use crate::model::Currency;
 
 /// A list's page size when `limit` is not given.
 pub const LIST_LIMIT_DEFAULT: usize = 100;
@@ -178,65 +174,6 @@ pub async fn approve(state: &Arc<ApiState>, body: &Bytes) -> ApiResult {
     let mut total = Approval::default();
     state.conversions.approve_all(state.commission.approve_batch_len_max, || now_ms, &mut total).await?;
     Ok(json(StatusCode::OK, &json!({ "approved": total.approved, "amount_minor": total.amount_minor })))
-}
-
-/// The body of `POST /v1/partners/{id}/payouts`.
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct PayoutBody {
-    currency: String,
-    payout_id: String,
-}
-
-/// Marks every approved commission of the partner in the currency paid under `payout_id`, in
-/// writer jobs of `commission.pay_batch_len_max`. Job `n > 0` stores its answer under the key
-/// `"<key> n"`: a client key has no spaces, so these never collide with one, and a retry
-/// replays every job that committed and runs only the rest.
-pub async fn payout(state: &Arc<ApiState>, partner: &str, key: Option<String>, body: &Bytes) -> ApiResult {
-    let key = key.ok_or_else(|| ApiError::bad_request("Idempotency-Key: required for payouts, so a retried payout does not pay twice"))?;
-    if state.catalog.load().partner(partner).is_none() {
-        return Err(ApiError::not_found(format!("partner {partner:?} not found")));
-    }
-    let b: PayoutBody = parse_json(body)?;
-    let currency = Currency::parse(&b.currency)
-        .map_err(|_| ApiError::invalid("currency", format!("{:?} is not an ISO 4217 currency code", b.currency)))?;
-    if !is_slug(&b.payout_id) {
-        return Err(ApiError::invalid("payout_id", format!("{:?} must be 1..=64 of [A-Za-z0-9_-]", b.payout_id)));
-    }
-    let hash = request_hash(&format!("POST /v1/partners/{partner}/payouts"), &serde_json::to_vec(&b).expect("payout serialises"));
-    let now_ms = (state.now_ms)();
-    let limit = state.commission.pay_batch_len_max;
-    let (mut paid, mut amount_minor, mut replayed) = (0u64, 0i64, true);
-    for job in 0u64.. {
-        let key = IdempotencyKey {
-            key: if job == 0 { key.clone() } else { format!("{key} {job}") },
-            request_hash: hash,
-            render: super::conversions::render,
-        };
-        let op = Op::Pay { partner: partner.to_string(), currency, payout_id: b.payout_id.clone(), limit };
-        let Written::Kept { answer, replayed: again } = state.conversions.write(op, Some(key), now_ms).await? else {
-            return Err(ApiError::internal("the writer answered a keyed payout job without its kept answer"));
-        };
-        // The kept answer is this API's rendering of a `Payment`, read back strictly.
-        let p: Payment = serde_json::from_str(&answer.body).map_err(|e| {
-            tracing::error!(error = %e, "a kept payout answer does not read back");
-            ApiError::internal("a kept payout answer does not read back")
-        })?;
-        paid += p.paid as u64;
-        amount_minor += p.amount_minor;
-        replayed &= again;
-        if !p.more {
-            break;
-        }
-    }
-    let body = json!({
-        "payout_id": b.payout_id, "partner": partner, "currency": currency, "paid": paid, "amount_minor": amount_minor,
-    });
-    let mut r = json(StatusCode::OK, &body);
-    if replayed {
-        r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(r)
 }
 
 #[cfg(test)]

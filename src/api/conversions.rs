@@ -124,7 +124,6 @@ pub fn render(o: Outcome) -> Answer {
         Outcome::AlreadyRecorded(view) => Answer { status: 201, body: view },
         Outcome::Transitioned(view) => Answer { status: 200, body: view },
         Outcome::Approved(a) => Answer { status: 200, body: body(serde_json::to_string(&a)) },
-        Outcome::Paid(p) => Answer { status: 200, body: body(serde_json::to_string(&p)) },
         Outcome::Emitted => Answer { status: 200, body: "{}".into() },
     }
 }

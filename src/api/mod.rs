@@ -55,7 +55,7 @@ pub struct ApiState {
     /// The store's own connection, for rule changes; the lock also serialises them, so the
     /// catalog each one stores is loaded after its own write.
     pub store: std::sync::Mutex<Box<dyn crate::catalog::CatalogStore + Send>>,
-    /// Batch sizes of the approval and payout jobs sent to the writer.
+    /// Batch sizes of the approval jobs sent to the writer.
     pub commission: crate::config::Commission,
     /// Payout runs; `None` where this process serves none.
     pub payouts: Option<Arc<crate::storage::payouts::Desk>>,
@@ -242,9 +242,7 @@ async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, ["v1", "partners", id, "balance"]) => commissions::balance(state, id).await,
         (&Method::POST, ["v1", "partners", id, "payouts"]) => {
             let id = id.to_string();
-            let key = idempotency_key(&req)?;
-            let body = read_body(state, req).await?;
-            commissions::payout(state, &id, key, &body).await
+            payouts::settle(state, &id, &read_body(state, req).await?).await
         }
         (&Method::GET, ["v1", "programs", id, "commission"]) => rules::get(state, id).await,
         (&Method::PUT, ["v1", "programs", id, "commission"]) => {

@@ -1,7 +1,12 @@
 //! Payout runs over HTTP: `POST /v1/payout-runs` (a run, or its plan with `dry_run`), `GET
-//! /v1/payout-runs[/{id}]`, `GET /v1/payouts?partner&status&run` and `POST
-//! /v1/payout-runs/{id}/confirm`. A run goes to the store directly on a blocking thread, as
-//! `clickgate payouts run` does, under the same run lock; the request waits for it to end.
+//! /v1/payout-runs[/{id}]`, `GET /v1/payouts?partner&status&run`, `POST
+//! /v1/payout-runs/{id}/confirm`, and `POST /v1/partners/{id}/payouts`, a settlement by hand.
+//! A run goes to the store directly on a blocking thread, as `clickgate payouts run` does,
+//! under the same run lock; the request waits for it to end.
+//!
+//! A settlement by hand needs no `Idempotency-Key` (one sent is ignored): the payout holds the
+//! commissions it pays in the transaction that creates it, so a retry finds nothing left and
+//! answers `paid: 0`; `GET /v1/payouts?partner=` shows what the first one paid.
 
 use std::sync::Arc;
 
@@ -12,7 +17,7 @@ use serde::Deserialize;
 use super::commissions::{is_slug, Params};
 use super::{json, parse_json, read_blocking, ApiError, ApiResult, ApiState};
 use crate::model::Currency;
-use crate::payouts::{PayoutError, PayoutFilter, PayoutStatus, Request, Trigger};
+use crate::payouts::{ByHand, PayoutError, PayoutFilter, PayoutStatus, Request, Trigger};
 use crate::storage::payouts::Desk;
 
 impl From<PayoutError> for ApiError {
@@ -55,9 +60,42 @@ pub async fn create_run(state: &Arc<ApiState>, body: &Bytes) -> ApiResult {
     let currency = b.currency.as_deref().map(Currency::parse).transpose().map_err(|e| ApiError::invalid("currency", e))?;
     let desk = desk(state)?;
     let now_ms = state.now_ms;
-    let req = Request { program: b.program, currency, trigger: Trigger::Api, dry_run: b.dry_run };
+    let req = Request { program: b.program, currency, trigger: Trigger::Api, dry_run: b.dry_run, by_hand: None };
     let report = read_blocking("payout run", move || desk.run(&req, &|| now_ms() as i64)).await??;
     Ok(json(if report.dry_run { StatusCode::OK } else { StatusCode::CREATED }, &report))
+}
+
+/// The body of `POST /v1/partners/{id}/payouts`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settle {
+    currency: String,
+    reference: String,
+}
+
+/// Settles a partner by hand: `201` with the run's report and the payout it paid, or `200`
+/// with `paid: 0` when nothing was payable.
+pub async fn settle(state: &Arc<ApiState>, partner: &str, body: &Bytes) -> ApiResult {
+    if state.catalog.load().partner(partner).is_none() {
+        return Err(ApiError::not_found(format!("partner {partner:?} not found")));
+    }
+    let b: Settle = parse_json(body)?;
+    let currency = Currency::parse(&b.currency)
+        .map_err(|_| ApiError::invalid("currency", format!("{:?} is not an ISO 4217 currency code", b.currency)))?;
+    crate::payouts::state::check_reference(&b.reference)?;
+    let (desk, now_ms) = (desk(state)?, state.now_ms);
+    let by_hand = Some(ByHand { partner: partner.to_string(), reference: b.reference });
+    let req = Request { program: None, currency: Some(currency), trigger: Trigger::Api, dry_run: false, by_hand };
+    let report = read_blocking("payout settlement", move || desk.run(&req, &|| now_ms() as i64)).await??;
+    let (status, paid, amount_minor) = match &report.settled {
+        Some(s) => (StatusCode::CREATED, s.commissions, s.amount_minor),
+        None => (StatusCode::OK, 0, 0),
+    };
+    let body = serde_json::json!({
+        "partner": partner, "currency": currency, "paid": paid, "amount_minor": amount_minor,
+        "payout": report.settled, "report": report,
+    });
+    Ok(json(status, &body))
 }
 
 pub async fn list_runs(state: &Arc<ApiState>, query: &str) -> ApiResult {

@@ -1,14 +1,14 @@
-//! `clickgate commissions`: the lifecycle steps the server's sweep and the payouts API also
-//! run, by hand and offline: approve what has passed its lock period, mark a payout paid.
+//! `clickgate commissions`: the lifecycle step the server's sweep also runs, by hand and
+//! offline: approve what has passed its lock period. Paying is a payout run's
+//! (`clickgate payouts run`, or `payouts settle` for money paid by hand).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::{print_json, Setup};
+use super::Setup;
 use crate::app;
-use crate::model::Currency;
 use crate::storage::offline;
 
 /// `commissions`' subcommands.
@@ -17,19 +17,6 @@ pub(super) enum CommissionsCmd {
     /// Approve every pending commission whose lock period has ended.
     Approve {
         /// The time to approve at (RFC 3339, such as 2026-12-31T00:00:00Z); default now.
-        #[arg(long)]
-        now: Option<String>,
-    },
-    /// Mark a partner's approved commissions in a currency paid by a payout.
-    Pay {
-        #[arg(long)]
-        partner: String,
-        #[arg(long)]
-        currency: Currency,
-        /// The payout's reference; paying again under the same one is a no-op.
-        #[arg(long)]
-        payout_id: String,
-        /// The time of payment (RFC 3339); default now.
         #[arg(long)]
         now: Option<String>,
     },
@@ -44,18 +31,12 @@ pub(super) fn run(cmd: CommissionsCmd, setup: &Setup) -> anyhow::Result<ExitCode
             let (approved, amount_minor) = offline::approve_all(&setup.store_at()?, now_ms, config.commission.approve_batch_len_max)?;
             println!("{}", serde_json::json!({ "approved": approved, "amount_minor": amount_minor }));
         }
-        CommissionsCmd::Pay { partner, currency, payout_id, now } => {
-            let now_ms = now_arg(now.as_deref())?;
-            let limit = config.commission.pay_batch_len_max;
-            let answers = offline::pay_all(&setup.store_at()?, &partner, currency, &payout_id, now_ms, limit)?;
-            print_json(&answers)?;
-        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `--now`: RFC 3339 into Unix milliseconds, or the clock.
-fn now_arg(now: Option<&str>) -> anyhow::Result<u64> {
+pub(super) fn now_arg(now: Option<&str>) -> anyhow::Result<u64> {
     let Some(s) = now else { return Ok(app::now_ms()) };
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .with_context(|| format!("--now {s:?} is not an RFC 3339 time such as 2026-12-31T00:00:00Z"))?;

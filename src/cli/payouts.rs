@@ -1,17 +1,18 @@
-//! `clickgate payouts`: run a payout run (or plan one with `--dry-run`), confirm a run's file
-//! and manual payouts, and list payouts. Runs go to the store directly, beside a running
-//! server or without one; the run lock keeps two runs (here, in the server, on a schedule)
-//! from overlapping.
+//! `clickgate payouts`: run a payout run (or plan one with `--dry-run`), settle one partner by
+//! hand, confirm a run's file and manual payouts, and list payouts. Runs go to the store
+//! directly, beside a running server or without one; the run lock keeps two runs (here, in the
+//! server, on a schedule) from overlapping.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
 
+use super::commissions::now_arg;
 use super::{print_json, Setup};
 use crate::app;
 use crate::model::Currency;
-use crate::payouts::{PayoutFilter, PayoutStatus, Request, Trigger};
+use crate::payouts::{ByHand, PayoutError, PayoutFilter, PayoutStatus, Request, Trigger};
 use crate::storage::payouts::Desk;
 
 /// `payouts`' subcommands.
@@ -29,6 +30,22 @@ pub(super) enum PayoutsCmd {
         /// Print what would be paid and change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Record money paid to a partner outside clickgate (a bank transfer): one manual payout of
+    /// everything payable in the currency, whatever the thresholds and the partner's payout
+    /// method, marked paid with the reference. Finishes a run a killed process left first.
+    /// Prints the run's report as JSON; a retry finds nothing left to pay and says so.
+    Settle {
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        currency: Currency,
+        /// The payment's reference: 1..=64 of [A-Za-z0-9_-].
+        #[arg(long)]
+        reference: String,
+        /// The time of payment (RFC 3339); default now.
+        #[arg(long)]
+        now: Option<String>,
     },
     /// Mark a run's sent file and manual payouts paid, but those named by --failed.
     Confirm {
@@ -58,7 +75,18 @@ pub(super) fn run(cmd: PayoutsCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
     let now = || app::now_ms() as i64;
     match cmd {
         PayoutsCmd::Run { program, currency, dry_run } => {
-            let report = desk.run(&Request { program, currency, trigger: Trigger::Cli, dry_run }, &now)?;
+            let report = desk.run(&Request { program, currency, trigger: Trigger::Cli, dry_run, by_hand: None }, &now)?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        PayoutsCmd::Settle { partner, currency, reference, now: at } => {
+            // The run's clock starts at --now and runs on, so its lock is renewed as any run's.
+            let start = now_arg(at.as_deref())? as i64 - now();
+            let by_hand = Some(ByHand { partner, reference });
+            let req = Request { program: None, currency: Some(currency), trigger: Trigger::Cli, dry_run: false, by_hand };
+            let report = desk.run(&req, &|| start + now()).map_err(|e| match e {
+                PayoutError::Locked { .. } => anyhow::Error::new(e).context("another payout run is under way; settle again once it ends"),
+                e => e.into(),
+            })?;
             println!("{}", serde_json::to_string(&report)?);
         }
         PayoutsCmd::Confirm { run, failed } => {

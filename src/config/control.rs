@@ -284,13 +284,11 @@ pub struct Commission {
     pub approve_interval_ms: u64,
     /// Commissions approved per writer job; a sweep runs jobs until one approves fewer.
     pub approve_batch_len_max: usize,
-    /// Commissions one payout marks paid in one writer job.
-    pub pay_batch_len_max: usize,
 }
 
 impl Default for Commission {
     fn default() -> Self {
-        Commission { approve_interval_ms: 60_000, approve_batch_len_max: 1_000, pay_batch_len_max: 10_000 }
+        Commission { approve_interval_ms: 60_000, approve_batch_len_max: 1_000 }
     }
 }
 
@@ -302,9 +300,6 @@ impl Commission {
         }
         if !(1..=100_000).contains(&self.approve_batch_len_max) {
             return Err(invalid("commission.approve_batch_len_max", "must be in 1..=100000"));
-        }
-        if !(1..=1_000_000).contains(&self.pay_batch_len_max) {
-            return Err(invalid("commission.pay_batch_len_max", "must be in 1..=1000000"));
         }
         Ok(())
     }

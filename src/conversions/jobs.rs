@@ -1,6 +1,6 @@
 //! The writer's jobs, each inside the group's transaction: a new conversion (attributed,
 //! commissioned, and credited to its partners' days), a transition (confirm, cancel, refund),
-//! the approval sweep and a payout. None commits: the writer does, once per group. They run on
+//! and the approval sweep. None commits: the writer does, once per group. They run on
 //! either backend (`ConversionTx`) and answer an `Outcome`, which the API renders.
 //!
 //! A job reads and decides before it writes: a new conversion arrives attributed, with its
@@ -12,11 +12,10 @@ use serde::Deserialize;
 
 use super::events;
 use super::store::{ConversionTx, NewRow, PartnerDay, StoredConversion};
-use super::{view, Approval, Attributed, ConversionError, Fingerprinted, Job, Op, Outcome, Payment, Status, Transition, Written};
+use super::{view, Approval, Attributed, ConversionError, Fingerprinted, Job, Op, Outcome, Status, Transition, Written};
 use crate::attribution::engine::Method;
 use crate::lifecycle::{self, ConversionRef, Refunded, Sale};
 use crate::metrics::AttributionOutcome;
-use crate::model::Currency;
 use crate::webhooks::OutboxEvent;
 
 /// One job inside the group's transaction. Its outcome goes back unrendered unless an
@@ -40,7 +39,6 @@ pub(super) fn process<T: ConversionTx>(tx: &mut T, job: &Job, outcomes: &mut Vec
         }
         Op::Transition { id, transition } => transition_op(tx, id, *transition, job.now_ms)?,
         Op::Approve { limit } => Outcome::Approved(approve(tx, *limit, job.now_ms)?),
-        Op::Pay { partner, currency, payout_id, limit } => Outcome::Paid(pay(tx, partner, *currency, payout_id, *limit, job.now_ms)?),
         Op::Emit(e) => {
             let event =
                 OutboxEvent { kind: e.kind, cause: &e.cause, partner: e.partner.as_deref(), occurred_ms: e.occurred_ms, data: &e.data };
@@ -250,25 +248,4 @@ pub(crate) fn approve<T: ConversionTx>(tx: &mut T, limit: usize, now_ms: u64) ->
     events::approved(tx, &approved, now_ms)?;
     let amount_minor = approved.iter().map(|c| c.remaining_minor()).sum();
     Ok(Approval { amount_minor, approved: approved.len(), more: approved.len() == limit })
-}
-
-/// Marks a partner's approved commissions in a currency paid by `payout_id`.
-pub(crate) fn pay<T: ConversionTx>(
-    tx: &mut T,
-    partner: &str,
-    currency: Currency,
-    payout_id: &str,
-    limit: usize,
-    now_ms: u64,
-) -> Result<Payment, ConversionError> {
-    let paid = lifecycle::pay_partner(tx, partner, currency, payout_id, now_ms, limit)?;
-    Ok(Payment {
-        amount_minor: paid.iter().map(|c| c.remaining_minor()).sum(),
-        commission_ids: paid.iter().map(|c| c.id.clone()).collect(),
-        currency,
-        more: paid.len() == limit,
-        paid: paid.len(),
-        partner: partner.to_string(),
-        payout_id: payout_id.to_string(),
-    })
 }

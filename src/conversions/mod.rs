@@ -233,13 +233,6 @@ pub enum Op {
     Approve {
         limit: usize,
     },
-    /// Marks a partner's approved commissions in a currency paid by a payout.
-    Pay {
-        partner: String,
-        currency: Currency,
-        payout_id: String,
-        limit: usize,
-    },
     /// Writes one event into the outbox and nothing else: an alert that no stored change
     /// caused (`crate::fraud`).
     Emit(EmitEvent),
@@ -259,8 +252,6 @@ pub enum Outcome {
     Transitioned(String),
     /// The approval sweep's job.
     Approved(Approval),
-    /// A payout's job.
-    Paid(Payment),
     /// An `Emit` job's event is in the outbox.
     Emitted,
 }
@@ -282,19 +273,6 @@ pub struct Approval {
     pub approved: usize,
     /// True when the job hit its limit: another job may find more.
     pub more: bool,
-}
-
-/// What one payout job marked paid. Fields in alphabetical order, as every answer of the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Payment {
-    pub amount_minor: i64,
-    pub commission_ids: Vec<String>,
-    pub currency: Currency,
-    /// True when the job hit its limit: another job may find more.
-    pub more: bool,
-    pub paid: usize,
-    pub partner: String,
-    pub payout_id: String,
 }
 
 /// An outcome as the API rendered it, kept under an `Idempotency-Key` to be replayed.

@@ -16,15 +16,17 @@
 //! | created | `Pending` program_expense → partner_pending, `A` | `commission:c:reserve:0` |
 //! | refund inside the lock | `Void` of the reserve, then a new `Pending` of what is left | `commission:c:void:n`, `commission:c:reserve:n+1` |
 //! | approved | `Post` of the reserve, then `Single` partner_pending → partner_payable | `commission:c:approve`, `commission:c:payable` |
-//! | paid | `Single` partner_payable → partner_paid | `commission:c:pay` |
+//! | paid | none of its own: its payout's transfers (`payouts::steps`) | `payout:p:send`, `payout:p:paid` |
 //! | refund after approval | `Single` partner_payable → program_expense | `commission:c:reverse-to:r` |
 //! | refund after payment | the same transfer, recorded as a clawback | `commission:c:clawback-to:r` |
 //!
 //! `r` is the conversion's cumulative refunded amount after the refund, so a retried refund
-//! derives the same cause. The approving `Post` and the paying `Single` carry the commission id,
-//! so the ledger's unique index refuses a second approval or payment of one commission even
-//! from a bug that invented a new cause. A clawback after payment leaves partner_payable
-//! negative: the partner owes it against future earnings.
+//! derives the same cause. The approving `Post` carries the commission id, so the ledger's
+//! unique index refuses a second approval of one commission even from a bug that invented a
+//! new cause. A commission is paid by the payout that holds it (its `payout_id`), whose
+//! transfers carry the payout's id: one pending and one post per payout, for all the
+//! commissions it pays. A clawback after payment leaves partner_payable negative: the partner
+//! owes it against future earnings.
 //!
 //! # Refunds
 //!
@@ -277,8 +279,6 @@ pub trait CommissionTx: LedgerTx {
     fn commissions_of(&mut self, conversion: &ConversionRef<'_>) -> Result<Vec<Commission>, LifecycleError>;
     /// Up to `limit` pending commissions whose lock ended at or before `now_ms`, oldest first.
     fn due_for_approval(&mut self, now_ms: i64, limit: usize) -> Result<Vec<Commission>, LifecycleError>;
-    /// Up to `limit` approved commissions of a partner in a currency that no payout run holds, oldest first.
-    fn approved_of(&mut self, partner: &str, currency: Currency, limit: usize) -> Result<Vec<Commission>, LifecycleError>;
     fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError>;
     /// A commission's events, in order.
     fn events_of(&mut self, commission_id: &str) -> Result<Vec<CommissionEvent>, LifecycleError>;
@@ -536,64 +536,6 @@ pub fn approve_due<T: CommissionTx + ?Sized>(tx: &mut T, now_ms: u64, limit: usi
         out.push(c);
     }
     Ok(out)
-}
-
-/// Marks one approved commission paid by `payout_id`: moves what is left of it from
-/// partner_payable to partner_paid. Paying it again under the same payout is a no-op; under
-/// another, or paying a commission not approved, is a conflict.
-pub fn pay<T: CommissionTx + ?Sized>(tx: &mut T, commission_id: &str, payout_id: &str, now_ms: u64) -> Result<Commission, LifecycleError> {
-    check_payout_id(payout_id)?;
-    let now = now_ms as i64;
-    let mut c = tx.commission(commission_id)?.ok_or_else(|| LifecycleError::NotFound(commission_id.to_string()))?;
-    match c.status {
-        // A commission a payout run holds (its `payout_id` set while approved) is that run's to pay.
-        CommissionStatus::Approved if c.payout_id.is_none() => {}
-        // Paid under this payout, perhaps clawed back whole since: the retry changes nothing.
-        CommissionStatus::Paid | CommissionStatus::Reversed if c.payout_id.as_deref() == Some(payout_id) => return Ok(c),
-        CommissionStatus::Paid => {
-            return Err(LifecycleError::Conflict(format!(
-                "commission {commission_id} was already paid by payout {:?}",
-                c.payout_id.as_deref().unwrap_or("")
-            )))
-        }
-        s => return Err(LifecycleError::Conflict(format!("commission {commission_id} is {}, not approved and free", s.as_str()))),
-    }
-    let amount = c.remaining_minor();
-    debug_assert!(amount > 0, "an approved commission has something left: {c:?}");
-    let mut t =
-        c.transfer(format!("commission:{}:pay", c.id), TransferKind::Single, AccountKind::PartnerPayable, AccountKind::PartnerPaid, amount);
-    t.subject = Some(c.id.clone());
-    let transfer_id = apply(tx, t, now)?;
-    c.status = CommissionStatus::Paid;
-    c.paid_at_ms = Some(now);
-    c.payout_id = Some(payout_id.to_string());
-    tx.update_commission(&c)?;
-    tx.insert_event(&CommissionEvent { commission_id: c.id.clone(), kind: "paid", amount_minor: amount, transfer_id, at_ms: now })?;
-    Ok(c)
-}
-
-/// Pays up to `limit` of a partner's approved commissions in a currency under `payout_id`.
-pub fn pay_partner<T: CommissionTx + ?Sized>(
-    tx: &mut T,
-    partner: &str,
-    currency: Currency,
-    payout_id: &str,
-    now_ms: u64,
-    limit: usize,
-) -> Result<Vec<Commission>, LifecycleError> {
-    check_payout_id(payout_id)?;
-    let mut out = Vec::new();
-    for c in tx.approved_of(partner, currency, limit)? {
-        out.push(pay(tx, &c.id, payout_id, now_ms)?);
-    }
-    Ok(out)
-}
-
-fn check_payout_id(payout_id: &str) -> Result<(), LifecycleError> {
-    if payout_id.is_empty() || payout_id.len() > 64 || !payout_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(LifecycleError::Invalid { field: "payout_id", why: format!("{payout_id:?} must be 1..=64 of [A-Za-z0-9_-]") });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

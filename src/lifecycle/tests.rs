@@ -11,9 +11,10 @@ mod ids;
 mod model;
 mod sim;
 
+use crate::payouts::{PayoutError, PayoutStatus};
 use crate::storage::conformance::conformance;
 use grouped::accruals_in_one_transaction_see_each_other;
-use harness::{Harness, Lifecycle};
+use harness::{pay_by_hand, Harness, Lifecycle};
 
 use super::*;
 use crate::commission::{Bonus, Metric, Tier};
@@ -100,8 +101,15 @@ fn approve_at<H: Harness>(h: &mut H, now_ms: u64) -> Vec<String> {
     h.run(|tx| approve_due(tx, now_ms, 100)).unwrap().into_iter().map(|c| c.id).collect()
 }
 
-fn pay_at<H: Harness>(h: &mut H, id: &str, payout: &str) -> Result<Commission, LifecycleError> {
-    h.run(|tx| pay(tx, id, payout, LOCKED_UNTIL + DAY_MS))
+/// Pays alice's approved commissions in usd() by a payout of run `run` settled by hand a day
+/// after the lock; the payout's id, or `None` when nothing was payable.
+fn pay_at<H: Harness>(h: &mut H, run: &str) -> Result<Option<String>, PayoutError> {
+    h.run(|tx| pay_by_hand(tx, run, "alice", usd(), LOCKED_UNTIL + DAY_MS)).map(|p| p.map(|p| p.id))
+}
+
+/// A payout run's id, the `n`th of the tests.
+fn run_id(n: u32) -> String {
+    crate::payouts::Run::new_id(LOCKED_UNTIL as i64, n)
 }
 
 /// `ledger::verify` is clean; its report.
@@ -272,47 +280,63 @@ fn approved<H: Harness>(h: &mut H, conv: &str) -> String {
     id
 }
 
-fn payment_moves_payable_to_paid<H: Harness>(h: &mut H) {
+fn a_payout_moves_payable_to_paid<H: Harness>(h: &mut H) {
     let id = approved(h, "cv_1");
     let pending = one_commission(h, "cv_2");
     assert_eq!(payable_net(h, "alice"), 1000);
-    let c = pay_at(h, &id, "po_1").unwrap();
+    let payout = pay_at(h, &run_id(1)).unwrap().expect("alice is owed 1000");
+    let c = stored(h, &id);
     assert_eq!(
         (c.status, c.payout_id.as_deref(), c.paid_at_ms),
-        (CommissionStatus::Paid, Some("po_1"), Some((LOCKED_UNTIL + DAY_MS) as i64))
+        (CommissionStatus::Paid, Some(payout.as_str()), Some((LOCKED_UNTIL + DAY_MS) as i64))
     );
-    assert_eq!(stored(h, &id), c);
+    assert_eq!(stored(h, &pending).status, CommissionStatus::Pending, "a pending commission is not paid");
     assert_eq!((payable_net(h, "alice"), paid_net(h, "alice")), (0, 1000));
+    // One pending transfer and its post, both the payout's, for all its commissions.
+    for step in ["send", "paid"] {
+        let t = h.run(|tx| tx.get_transfer(&TransferId::derive(&format!("payout:{payout}:{step}")))).unwrap().expect(step);
+        assert_eq!((t.transfer.amount_minor, t.transfer.subject.as_deref()), (1000, Some(payout.as_str())));
+    }
     let transfers = clean(h).transfers;
-    // The same payout again is a no-op; another payout, or paying a pending commission, a
-    // conflict; neither writes anything.
-    assert_eq!(pay_at(h, &id, "po_1"), Ok(c));
-    assert!(matches!(pay_at(h, &id, "po_2"), Err(LifecycleError::Conflict(m)) if m.contains("po_1")));
-    assert!(matches!(pay_at(h, &pending, "po_2"), Err(LifecycleError::Conflict(m)) if m.contains("pending")));
-    assert_eq!(pay_at(h, "cm_missing", "po_2"), Err(LifecycleError::NotFound("cm_missing".into())));
-    assert!(matches!(pay_at(h, &id, "po 1"), Err(LifecycleError::Invalid { field: "payout_id", .. })));
+    // The same payout again is a no-op; another finds nothing left to pay; neither writes.
+    assert_eq!(pay_at(h, &run_id(1)).unwrap(), Some(payout.clone()));
+    assert_eq!(pay_at(h, &run_id(2)).unwrap(), None);
     assert_eq!((payable_net(h, "alice"), paid_net(h, "alice")), (0, 1000));
     assert_eq!(clean(h).transfers, transfers);
     assert_eq!(events(h, &id), [("created", 1000), ("approved", 1000), ("paid", 1000)]);
+    let p = h.run(|tx| tx.payout(&payout)).unwrap().unwrap();
+    assert_eq!((p.status, p.amount_minor), (PayoutStatus::Paid, 1000));
 }
 
-fn pay_partner_pays_what_is_approved<H: Harness>(h: &mut H) {
+fn a_payout_pays_every_approved_commission_and_what_is_owed_caps_it<H: Harness>(h: &mut H) {
     let first = approved(h, "cv_1");
     let second = approved(h, "cv_2");
-    let pending = accrue_at(h, &pct(1000), "cv_3", 2_000, &[("alice", 2_000)]);
-    let bobs = accrue_at(h, &pct(1000), "cv_4", 3_000, &[("bob", 3_000)]);
+    let bobs = accrue_at(h, &pct(1000), "cv_3", 3_000, &[("bob", 3_000)]);
     approve_at(h, LOCKED_UNTIL);
-    let run = |h: &mut H, payout: &str, limit| -> Vec<String> {
-        h.run(|tx| pay_partner(tx, "alice", usd(), payout, LOCKED_UNTIL + DAY_MS, limit)).unwrap().into_iter().map(|c| c.id).collect()
-    };
-    let mut ids = [first, second, pending[0].id.clone()];
-    ids.sort();
-    assert_eq!(run(h, "po_1", 2), ids[..2], "oldest first, then by id, up to the limit");
-    assert_eq!(run(h, "po_1", 10), ids[2..], "a rerun of the payout pays what is left");
-    assert!(run(h, "po_1", 10).is_empty());
-    assert_eq!((payable_net(h, "alice"), paid_net(h, "alice")), (0, 2_200));
+    let payout = pay_at(h, &run_id(1)).unwrap().unwrap();
+    let held: Vec<String> = h.run(|tx| tx.commissions_of_payout(&payout)).unwrap().into_iter().map(|c| c.id).collect();
+    let mut both = vec![first, second.clone()];
+    both.sort();
+    assert_eq!(held, both);
+    assert_eq!((payable_net(h, "alice"), paid_net(h, "alice")), (0, 2_000));
     assert_eq!(stored(h, &bobs[0].id).status, CommissionStatus::Approved, "another partner's commission is not paid");
-    clean(h);
+    // A clawback of 500 is owed: the next payout pays what is left after it.
+    refund_at(h, "cv_2", partial(5_000, 10_000), LOCKED_UNTIL + 2 * DAY_MS);
+    assert_eq!(payable_net(h, "alice"), -500);
+    let third = approved(h, "cv_4");
+    let capped = pay_at(h, &run_id(2)).unwrap().unwrap();
+    let p = h.run(|tx| tx.payout(&capped)).unwrap().unwrap();
+    assert_eq!(p.amount_minor, 500, "1000 earned less the 500 owed");
+    assert_eq!((stored(h, &third).status, payable_net(h, "alice"), paid_net(h, "alice")), (CommissionStatus::Paid, 0, 2_500));
+    // Owing all of it leaves nothing payable, and nothing is created.
+    refund_at(h, "cv_4", Refunded::All, LOCKED_UNTIL + 3 * DAY_MS);
+    approved(h, "cv_5");
+    assert_eq!(payable_net(h, "alice"), 0);
+    let before = clean(h).transfers;
+    assert_eq!(pay_at(h, &run_id(3)).unwrap(), None);
+    assert_eq!(clean(h).transfers, before);
+    let e = h.run(|tx| crate::payouts::steps::paid(tx, "po_missing", None, 0)).unwrap_err();
+    assert!(matches!(e, PayoutError::NotFound(_)), "{e}");
 }
 
 fn a_refund_after_approval_reverses<H: Harness>(h: &mut H) {
@@ -330,14 +354,14 @@ fn a_refund_after_approval_reverses<H: Harness>(h: &mut H) {
     assert_eq!((c.status, c.reversed_minor, c.remaining_minor()), (CommissionStatus::Reversed, 1000, 0));
     assert_eq!(payable_net(h, "alice"), 0);
     assert_eq!(bal(h, AccountKind::ProgramExpense, PROGRAM).net_posted(), 0, "the program got all of it back");
-    assert!(matches!(pay_at(h, &id, "po_1"), Err(LifecycleError::Conflict(m)) if m.contains("reversed")));
+    assert_eq!(pay_at(h, &run_id(1)).unwrap(), None, "nothing is left to pay");
     assert_eq!(events(h, &id), [("created", 1000), ("approved", 1000), ("reversed", 500), ("reversed", 500)]);
     clean(h);
 }
 
 fn a_refund_after_payment_claws_back<H: Harness>(h: &mut H) {
     let id = approved(h, "cv_1");
-    pay_at(h, &id, "po_1").unwrap();
+    pay_at(h, &run_id(1)).unwrap().unwrap();
     refund_at(h, "cv_1", partial(2_500, 10_000), LOCKED_UNTIL + 2 * DAY_MS);
     let c = stored(h, &id);
     assert_eq!((c.status, c.reversed_minor, c.remaining_minor()), (CommissionStatus::Paid, 250, 750));
@@ -374,7 +398,7 @@ fn retrying_a_refund_changes_nothing<H: Harness>(h: &mut H) {
     check_no_op(h, "cv_1", partial(2_500, 10_000), LOCKED_UNTIL + 1);
     refund_at(h, "cv_1", partial(5_000, 10_000), LOCKED_UNTIL + 2);
     check_no_op(h, "cv_1", partial(5_000, 10_000), LOCKED_UNTIL + 3);
-    pay_at(h, &id, "po_1").unwrap();
+    pay_at(h, &run_id(1)).unwrap().unwrap();
     check_no_op(h, "cv_1", partial(5_000, 10_000), LOCKED_UNTIL + 4);
     refund_at(h, "cv_1", Refunded::All, LOCKED_UNTIL + 5);
     check_no_op(h, "cv_1", Refunded::All, LOCKED_UNTIL + 6);
@@ -491,13 +515,6 @@ fn rows_round_trip<H: Harness>(h: &mut H) {
         assert_eq!(ids(tx.due_for_approval(20, 10).unwrap()), [cm("c"), cm("a"), cm("b")], "by lock, then id; none before its lock");
         assert_eq!(ids(tx.due_for_approval(20, 2).unwrap()), [cm("c"), cm("a")]);
         assert_eq!(ids(tx.commissions_of(&cv).unwrap()), [cm("1"), cm("a"), cm("b"), cm("c"), cm("d")]);
-        let approve = |id: &str| Commission { status: CommissionStatus::Approved, ..due(id, 0) };
-        tx.update_commission(&approve(&cm("d"))).unwrap();
-        tx.update_commission(&approve(&cm("b"))).unwrap();
-        assert_eq!(ids(tx.approved_of("alice", usd(), 10).unwrap()), [cm("b"), cm("d")]);
-        assert_eq!(ids(tx.approved_of("alice", usd(), 1).unwrap()), [cm("b")]);
-        assert!(tx.approved_of("alice", Currency::parse("EUR").unwrap(), 10).unwrap().is_empty());
-        assert!(tx.approved_of("bob", usd(), 10).unwrap().is_empty());
 
         let key = PeriodRef { program: PROGRAM.into(), partner: "alice".into(), currency: usd(), label: "2026-03".into() };
         assert_eq!(tx.period_state(&key).unwrap(), PeriodState::default());
@@ -554,8 +571,8 @@ conformance!(transactions Lifecycle:
     a_cancel_inside_the_lock_voids,
     a_partial_refund_inside_the_lock_voids_pro_rata,
     approval_waits_for_the_lock,
-    payment_moves_payable_to_paid,
-    pay_partner_pays_what_is_approved,
+    a_payout_moves_payable_to_paid,
+    a_payout_pays_every_approved_commission_and_what_is_owed_caps_it,
     a_refund_after_approval_reverses,
     a_refund_after_payment_claws_back,
     retrying_a_refund_changes_nothing,

@@ -12,9 +12,11 @@
 //!   backend implements beside the ledger and the commissions.
 //! - `steps`: a payout's transfers (`created` → `sent` pending → `paid` posted | `failed`
 //!   voided), its commissions and its webhook events, inside the caller's transaction.
-//! - `plan`: who a run pays: per partner and currency, the programs past their threshold.
-//! - `run`: a run from the lock to the end (resumable), and `confirm` for file and manual
-//!   payouts; `transfers`: Stripe batches for the synchronous run.
+//! - `plan`: who a run pays: per partner and currency, the programs past their threshold; or
+//!   the one partner a settlement by hand pays.
+//! - `run`: a run from the lock to the end (resumable), a settlement by hand as a run of its
+//!   own, and `confirm` for file and manual payouts; `transfers`: Stripe batches for the
+//!   synchronous run.
 //! - `schedule`: `off`, `weekly:<weekday>`, `monthly:<day>`, and when a run is due.
 
 pub mod export;
@@ -30,7 +32,7 @@ pub mod transfers;
 pub use export::{Export, ExportError, ExportFormat, ExportLine};
 pub use plan::{Directory, PartnerEntry, Plan};
 pub use provider::{Destination, Email, PayoutMethod, PayoutRequest, PayoutResult, ProviderError, StripeAccount};
-pub use run::{PayoutStore, Report, Request, Settings, Transfers};
+pub use run::{ByHand, PayoutStore, Report, Request, Settings, Settled, Transfers};
 pub use schedule::Schedule;
 pub use state::{Payout, PayoutError, PayoutFilter, PayoutStatus, PayoutTx, Run, Trigger};
 pub use stripe::{SecretKey, StripeClient, StripeConfig, StripeError};

@@ -1,6 +1,8 @@
 //! What a run pays: for each partner and currency, the programs whose unpaid approved
 //! commissions reach the program's threshold, summed, and capped at what the partner's
-//! payable account holds (a clawback after an earlier payout is owed against it).
+//! payable account holds (a clawback after an earlier payout is owed against it). A
+//! settlement by hand (`by_hand`) pays one partner and currency whatever the thresholds and
+//! the partner's payout method, under the same cap.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -115,6 +117,34 @@ pub fn plan<T: PayoutTx + ?Sized>(
         });
     }
     Ok(out)
+}
+
+/// Plans a settlement by hand of `partner` in `currency` (of one program when given): every
+/// unpaid approved commission, any positive sum, capped at what partner_payable holds after
+/// what the partner owes, paid `manual`ly whatever the partner's payout details say.
+pub fn by_hand<T: PayoutTx + ?Sized>(tx: &mut T, partner: &str, program: Option<&str>, currency: Currency) -> Result<Plan, PayoutError> {
+    let rows: Vec<Unpaid> = tx.unpaid(program, Some(currency))?.into_iter().filter(|u| u.partner == partner).collect();
+    let sum: i64 = rows.iter().map(|u| u.amount_minor).sum();
+    let skip =
+        |why: String| Plan { payouts: vec![], skipped: vec![Skipped { partner: partner.to_string(), currency, amount_minor: sum, why }] };
+    if rows.is_empty() {
+        return Ok(skip("no approved commission is left unpaid".into()));
+    }
+    let b = tx.balance(&AccountKey::new(AccountKind::PartnerPayable, partner, currency))?;
+    let available = b.credits_posted - b.debits_posted - b.debits_pending;
+    let amount_minor = sum.min(available);
+    if amount_minor < 1 {
+        return Ok(skip(format!("the payable balance, {available}, leaves nothing after what the partner owes")));
+    }
+    let planned = Planned {
+        partner: partner.to_string(),
+        currency,
+        amount_minor,
+        method: PayoutMethod::Manual,
+        programs: rows.into_iter().map(|u| u.program).collect(),
+        destination: Destination::Manual,
+    };
+    Ok(Plan { payouts: vec![planned], skipped: vec![] })
 }
 
 /// How a destination is stored on its payout: the account or the email; nothing for manual.

@@ -10,6 +10,12 @@
 //! leaves it `sent`, and every later run asks again under the same key. PayPal and Wise
 //! payouts are written to one CSV per format and currency under the export dir and stay
 //! `sent`, as manual ones do, until `confirm`.
+//!
+//! A settlement by hand (`Request::by_hand`: money an operator paid outside clickgate, with
+//! its reference) is a run of its own: one `manual` payout of one partner and currency,
+//! whatever the thresholds, created with the reference, then sent and marked paid. It
+//! finishes any run a killed process left first. Its commissions are held by the payout in
+//! the transaction that creates it, so a retry finds nothing left to pay.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,8 +25,9 @@ use serde::Serialize;
 use super::export::{self, ExportFormat};
 use super::plan::{self, destination_text, Directory, Plan};
 use super::provider::{Destination, Email, PayoutMethod, PayoutRequest, PayoutResult, StripeAccount};
-use super::state::{payout_id, Payout, PayoutError, PayoutFilter, PayoutStatus, PayoutTx, Run, Trigger};
+use super::state::{check_reference, payout_id, Payout, PayoutError, PayoutFilter, PayoutStatus, PayoutTx, Run, Trigger};
 use super::steps;
+use crate::lifecycle::CommissionStatus;
 use crate::model::Currency;
 
 /// How long after a Stripe payout was sent its `Idempotency-Key` is trusted to stop a second
@@ -63,6 +70,28 @@ pub struct Request {
     pub currency: Option<Currency>,
     pub trigger: Trigger,
     pub dry_run: bool,
+    /// Settle one partner by hand in `currency` (which it needs) instead of paying everyone due.
+    pub by_hand: Option<ByHand>,
+}
+
+/// A settlement made outside clickgate: who was paid, and the operator's reference for it
+/// (1..=64 of `[A-Za-z0-9_-]`), stored as the payout's `reference`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByHand {
+    pub partner: String,
+    pub reference: String,
+}
+
+/// The payout a settlement by hand made and marked paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Settled {
+    pub payout_id: String,
+    pub partner: String,
+    pub currency: Currency,
+    pub amount_minor: i64,
+    /// The commissions it paid.
+    pub commissions: usize,
+    pub reference: String,
 }
 
 /// Counts and sums of a run's payouts by what happened to them.
@@ -98,12 +127,19 @@ pub struct Report {
     pub insufficient: Tally,
     /// Export files written.
     pub files: Vec<String>,
+    /// The payout settled by hand, when this run is (or resumed) a settlement by hand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled: Option<Settled>,
+    /// The runs killed processes left, which a settlement by hand finished before its own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub finished_first: Vec<Report>,
 }
 
 /// A clock in Unix milliseconds, injected.
 pub type Clock<'a> = &'a (dyn Fn() -> i64 + Sync);
 
-/// Runs (or resumes) one payout run.
+/// Runs (or resumes) one payout run. A settlement by hand resumes every unfinished run first,
+/// then makes its own.
 pub fn run<S: PayoutStore>(
     store: &mut S,
     dir: &Directory,
@@ -112,10 +148,47 @@ pub fn run<S: PayoutStore>(
     req: &Request,
     now: Clock<'_>,
 ) -> Result<Report, PayoutError> {
+    let by_hand = match &req.by_hand {
+        Some(h) => Some((h, check_by_hand(dir, req, h)?)),
+        None => None,
+    };
     if req.dry_run {
-        let plan = store.read(|tx| plan::plan(tx, dir, req.program.as_deref(), req.currency))?;
+        let plan = store.read(|tx| match by_hand {
+            Some((h, currency)) => plan::by_hand(tx, &h.partner, req.program.as_deref(), currency),
+            None => plan::plan(tx, dir, req.program.as_deref(), req.currency),
+        })?;
         return Ok(Report { dry_run: true, plan, ..Report::default() });
     }
+    let mut finished_first = Vec::new();
+    loop {
+        let report = run_once(store, dir, stripe, settings, req, now)?;
+        // Each pass either finishes an unfinished run or makes the requested one, so this ends.
+        if by_hand.is_none() || !report.resumed {
+            return Ok(Report { finished_first, ..report });
+        }
+        finished_first.push(report);
+    }
+}
+
+/// The currency of a settlement by hand, once its partner, reference and currency check out.
+fn check_by_hand(dir: &Directory, req: &Request, h: &ByHand) -> Result<Currency, PayoutError> {
+    check_reference(&h.reference)?;
+    let currency = req.currency.ok_or_else(|| PayoutError::Invalid { field: "currency", why: "a settlement by hand needs one".into() })?;
+    if !dir.partners.contains_key(&h.partner) {
+        return Err(PayoutError::NotFound(format!("partner {:?} not found", h.partner)));
+    }
+    Ok(currency)
+}
+
+/// Resumes the oldest unfinished run, or makes the requested one, to its end.
+fn run_once<S: PayoutStore>(
+    store: &mut S,
+    dir: &Directory,
+    stripe: Option<&dyn Transfers>,
+    settings: &Settings,
+    req: &Request,
+    now: Clock<'_>,
+) -> Result<Report, PayoutError> {
     let lease = settings.lock_lease_ms;
     let holder = format!("{:016x}", fastrand::u64(..));
     let (run, resumed, plan) = store.write(|tx| {
@@ -135,7 +208,10 @@ pub fn run<S: PayoutStore>(
         };
         tx.take_lock(&holder, &run.id, t, t + lease)?;
         tx.insert_run(&run)?;
-        let plan = plan::plan(tx, dir, run.program.as_deref(), run.currency)?;
+        let plan = match (&req.by_hand, run.currency) {
+            (Some(h), Some(currency)) => plan::by_hand(tx, &h.partner, run.program.as_deref(), currency)?,
+            _ => plan::plan(tx, dir, run.program.as_deref(), run.currency)?,
+        };
         for p in &plan.payouts {
             let payout = Payout {
                 id: payout_id(&run.id, &p.partner, p.currency),
@@ -146,7 +222,7 @@ pub fn run<S: PayoutStore>(
                 method: p.method,
                 destination: destination_text(&p.destination),
                 status: PayoutStatus::Created,
-                reference: None,
+                reference: req.by_hand.as_ref().map(|h| h.reference.clone()),
                 failure: None,
                 insufficient: false,
                 created_ms: t,
@@ -171,19 +247,28 @@ pub fn run<S: PayoutStore>(
     };
 
     // Stripe payouts left sent (this run's before a crash, or an earlier run's unknown
-    // outcome), asked again under their own keys, then this run's created ones.
-    loop {
-        let open = store.write(|tx| {
-            renew(tx)?;
-            tx.open_stripe_payouts(now() - STRIPE_KEY_TRUSTED_MS, batch)
-        })?;
-        let retried = pay_stripe(store, dir, stripe, &open, &mut report, now, &renew)?;
-        if retried < open.len() || open.len() < batch {
-            break;
+    // outcome), asked again under their own keys, then this run's created ones. A new
+    // settlement by hand pays its one partner and asks Stripe nothing.
+    let settling = !resumed && req.by_hand.is_some();
+    if !settling {
+        loop {
+            let open = store.write(|tx| {
+                renew(tx)?;
+                tx.open_stripe_payouts(now() - STRIPE_KEY_TRUSTED_MS, batch)
+            })?;
+            let retried = pay_stripe(store, dir, stripe, &open, &mut report, now, &renew)?;
+            if retried < open.len() || open.len() < batch {
+                break;
+            }
         }
     }
-    let mine = |status| PayoutFilter { run: Some(run.id.clone()), status: Some(status), limit: usize::MAX, ..PayoutFilter::default() };
-    let created = store.read(|tx| tx.payouts(&mine(PayoutStatus::Created)))?;
+    let mine = PayoutFilter { run: Some(run.id.clone()), limit: usize::MAX, ..PayoutFilter::default() };
+    let (by_hand, created): (Vec<Payout>, Vec<Payout>) = store
+        .read(|tx| tx.payouts(&mine))?
+        .into_iter()
+        .filter(|p| p.status == PayoutStatus::Created || (p.status == PayoutStatus::Sent && p.by_hand().is_some()))
+        .partition(|p| p.by_hand().is_some());
+    settle_by_hand(store, &by_hand, &mut report, now, &renew)?;
     let (stripes, others): (Vec<Payout>, Vec<Payout>) = created.into_iter().partition(|p| p.method == PayoutMethod::Stripe);
     for chunk in stripes.chunks(batch) {
         let sent = store.write(|tx| {
@@ -209,6 +294,47 @@ pub fn run<S: PayoutStore>(
         "A payout run finished."
     );
     Ok(report)
+}
+
+/// Sends each payout settled by hand and marks it paid with its reference, in two
+/// transactions, as any payout goes: a run killed between them is resumed from `sent`.
+fn settle_by_hand<S: PayoutStore>(
+    store: &mut S,
+    payouts: &[Payout],
+    report: &mut Report,
+    now: Clock<'_>,
+    renew: &dyn Fn(&mut dyn PayoutTx) -> Result<(), PayoutError>,
+) -> Result<(), PayoutError> {
+    for p in payouts {
+        let reference = p.by_hand().unwrap_or_default();
+        store.write(|tx| {
+            renew(tx)?;
+            steps::send(tx, &p.id, Some(reference), now())
+        })?;
+        let (paid, commissions) = store.write(|tx| {
+            renew(tx)?;
+            let paid = steps::paid(tx, &p.id, Some(reference), now())?;
+            let commissions = tx.commissions_of_payout(&p.id)?.iter().filter(|c| c.status == CommissionStatus::Paid).count();
+            Ok((paid, commissions))
+        })?;
+        tracing::info!(
+            payout = paid.id,
+            partner = paid.partner,
+            amount_minor = paid.amount_minor,
+            reference,
+            "A payout was settled by hand."
+        );
+        report.paid.add(paid.amount_minor);
+        report.settled = Some(Settled {
+            payout_id: paid.id,
+            partner: paid.partner,
+            currency: paid.currency,
+            amount_minor: paid.amount_minor,
+            commissions,
+            reference: reference.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The request to pay a stored payout.

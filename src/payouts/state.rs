@@ -133,7 +133,8 @@ pub struct Payout {
     /// The Stripe account or email it goes to; empty for manual payouts.
     pub destination: String,
     pub status: PayoutStatus,
-    /// Stripe's `tr_…` id once paid, or the export file's name.
+    /// Stripe's `tr_…` id once paid, the export file's name, or the operator's reference of
+    /// a payout settled by hand (`run::ByHand`), which alone is set when the payout is created.
     pub reference: Option<String>,
     /// Why it failed.
     pub failure: Option<String>,
@@ -142,6 +143,26 @@ pub struct Payout {
     pub created_ms: i64,
     pub sent_ms: Option<i64>,
     pub settled_ms: Option<i64>,
+}
+
+impl Payout {
+    /// The operator's reference when this payout is settled by hand: a manual payout whose
+    /// reference is set. A run's other manual payouts get none until they are paid (`confirm`
+    /// gives none), so a resumed run knows to mark this one paid rather than leave it `sent`.
+    pub fn by_hand(&self) -> Option<&str> {
+        self.reference.as_deref().filter(|_| self.method == PayoutMethod::Manual)
+    }
+}
+
+/// Checks the reference of a by-hand settlement (a bank transfer's reference, say): 1..=64 of
+/// `[A-Za-z0-9_-]`, so it goes into a webhook, a log line and a CSV cell as it is.
+pub fn check_reference(reference: &str) -> Result<(), PayoutError> {
+    let ok = (1..=64).contains(&reference.len()) && reference.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(PayoutError::Invalid { field: "reference", why: format!("{reference:?} must be 1..=64 of [A-Za-z0-9_-]") })
+    }
 }
 
 /// The id of the payout of `partner` in `currency` in run `run_id`.
@@ -232,6 +253,16 @@ mod tests {
         assert_ne!(a, payout_id(&run, "bob", Currency::parse("EUR").unwrap()));
         assert_ne!(a, payout_id(&run, "ann", usd));
         assert_ne!(a, payout_id(&Run::new_id(1_796_558_400_123, 0xabd), "bob", usd));
+    }
+
+    #[test]
+    fn references_are_short_and_plain() {
+        for ok in ["bank-ref-123", "A", "x_1", &"r".repeat(64)] {
+            assert!(check_reference(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "bank ref", "ref,1", "=SUM(A1)", "r\u{e9}f", &"r".repeat(65)] {
+            assert!(matches!(check_reference(bad), Err(PayoutError::Invalid { field: "reference", .. })), "{bad:?}");
+        }
     }
 
     #[test]

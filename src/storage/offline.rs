@@ -1,5 +1,5 @@
-//! The lifecycle's admin steps run from the command line against the store, beside a running
-//! server or without one: SQLite serialises them with the writer's grouped commits (`BEGIN
+//! The approval sweep and `ledger verify`, run from the command line against the store, beside
+//! a running server or without one: SQLite serialises them with the writer's grouped commits (`BEGIN
 //! IMMEDIATE`, with the store's busy timeout), PostgreSQL with the ledger head's row lock.
 //! They run on a store the writer or `clickgate migrate` made, and refuse one at another schema
 //! version than this build's: they never migrate, so an admin job cannot change the schema
@@ -9,12 +9,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::conversions::jobs::{approve, pay};
-use crate::conversions::store::ConversionTx;
-use crate::conversions::{Approval, ConversionError, Payment};
+use crate::conversions::jobs::approve;
+use crate::conversions::{Approval, ConversionError};
 use crate::ledger::{self, VerifyReport};
 use crate::lifecycle::LifecycleError;
-use crate::model::Currency;
 use crate::storage::pg::PgStatements;
 use crate::storage::pg::PgTx;
 use crate::storage::sqlite::schema;
@@ -33,29 +31,6 @@ enum Open {
     Pg(Box<(::postgres::Client, PgStatements)>),
 }
 
-/// An admin job: the approval sweep or a payout, as the writer runs them.
-enum Admin<'a> {
-    Approve { limit: usize, now_ms: u64 },
-    Pay { partner: &'a str, currency: Currency, payout_id: &'a str, limit: usize, now_ms: u64 },
-}
-
-/// What an admin job did.
-enum Done {
-    Approved(Approval),
-    Paid(Payment),
-}
-
-fn mixed_up() -> ConversionError {
-    ConversionError::Invalid { field: "job", why: "an admin job answered another job's outcome".into() }
-}
-
-fn admin<T: ConversionTx>(tx: &mut T, job: &Admin<'_>) -> Result<Done, ConversionError> {
-    Ok(match *job {
-        Admin::Approve { limit, now_ms } => Done::Approved(approve(tx, limit, now_ms)?),
-        Admin::Pay { partner, currency, payout_id, limit, now_ms } => Done::Paid(pay(tx, partner, currency, payout_id, limit, now_ms)?),
-    })
-}
-
 impl Open {
     fn new(at: &StoreAt) -> Result<Open, ConversionError> {
         Ok(match at {
@@ -64,20 +39,21 @@ impl Open {
         })
     }
 
-    /// Runs one job in its own transaction (SQLite: `BEGIN IMMEDIATE`, serialised with the
-    /// writer's groups; PostgreSQL: the ledger head's lock serialises it with every writer).
-    fn run(&mut self, job: &Admin<'_>) -> Result<Done, ConversionError> {
+    /// Runs one approval job of `limit` in its own transaction (SQLite: `BEGIN IMMEDIATE`,
+    /// serialised with the writer's groups; PostgreSQL: the ledger head's lock serialises it
+    /// with every writer).
+    fn approve(&mut self, limit: usize, now_ms: u64) -> Result<Approval, ConversionError> {
         Ok(match self {
             Open::File(conn) => {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let answer = admin(&mut SqliteTx::new(&tx).map_err(LifecycleError::from)?, job)?;
+                let answer = approve(&mut SqliteTx::new(&tx).map_err(LifecycleError::from)?, limit, now_ms)?;
                 tx.commit()?;
                 answer
             }
             Open::Pg(pg) => {
                 let (client, statements) = &mut **pg;
                 let mut tx = client.transaction()?;
-                let answer = admin(&mut PgTx::with_statements(&mut tx, statements), job)?;
+                let answer = approve(&mut PgTx::with_statements(&mut tx, statements), limit, now_ms)?;
                 tx.commit()?;
                 answer
             }
@@ -91,33 +67,11 @@ pub fn approve_all(at: &StoreAt, now_ms: u64, limit: usize) -> Result<(u64, i64)
     let mut open = Open::new(at)?;
     let (mut approved, mut amount_minor) = (0u64, 0i64);
     loop {
-        let Done::Approved(a) = open.run(&Admin::Approve { limit, now_ms })? else { return Err(mixed_up()) };
+        let a = open.approve(limit, now_ms)?;
         approved += a.approved as u64;
         amount_minor += a.amount_minor;
         if !a.more {
             return Ok((approved, amount_minor));
-        }
-    }
-}
-
-/// Marks a partner's approved commissions in `currency` paid by `payout_id`; what each job
-/// paid, in order.
-pub fn pay_all(
-    at: &StoreAt,
-    partner: &str,
-    currency: Currency,
-    payout_id: &str,
-    now_ms: u64,
-    limit: usize,
-) -> Result<Vec<Payment>, ConversionError> {
-    let mut open = Open::new(at)?;
-    let mut answers = Vec::new();
-    loop {
-        let Done::Paid(p) = open.run(&Admin::Pay { partner, currency, payout_id, limit, now_ms })? else { return Err(mixed_up()) };
-        let more = p.more;
-        answers.push(p);
-        if !more {
-            return Ok(answers);
         }
     }
 }

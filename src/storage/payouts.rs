@@ -160,7 +160,7 @@ impl Desk {
         }
     }
 
-    /// Runs (or resumes) a payout run, or plans one with `dry_run`.
+    /// Runs (or resumes) a payout run or a settlement by hand, or plans one with `dry_run`.
     pub fn run(&self, req: &Request, now: Clock<'_>) -> Result<Report, PayoutError> {
         let dir = self.directory()?;
         let transfers =
@@ -169,11 +169,13 @@ impl Desk {
         if let Some(m) = &self.metrics {
             match &out {
                 Ok(r) if !r.dry_run => {
-                    m.runs.inc();
-                    m.add(PayoutState::Paid, r.paid.count, r.paid.amount_minor);
-                    m.add(PayoutState::Sent, r.sent.count, r.sent.amount_minor);
-                    m.add(PayoutState::Failed, r.failed.count, r.failed.amount_minor);
-                    m.add(PayoutState::Insufficient, r.insufficient.count, r.insufficient.amount_minor);
+                    for r in r.finished_first.iter().chain([r]) {
+                        m.runs.inc();
+                        m.add(PayoutState::Paid, r.paid.count, r.paid.amount_minor);
+                        m.add(PayoutState::Sent, r.sent.count, r.sent.amount_minor);
+                        m.add(PayoutState::Failed, r.failed.count, r.failed.amount_minor);
+                        m.add(PayoutState::Insufficient, r.insufficient.count, r.insufficient.amount_minor);
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => m.run_errors.inc(),
@@ -227,7 +229,8 @@ impl Desk {
             if !schedule.due(now(), last) {
                 continue;
             }
-            let req = Request { program: Some(p.spec.id.clone()), currency: None, trigger: Trigger::Schedule, dry_run: false };
+            let req =
+                Request { program: Some(p.spec.id.clone()), currency: None, trigger: Trigger::Schedule, dry_run: false, by_hand: None };
             out.push((p.spec.id.clone(), self.run(&req, now)));
         }
         Ok(out)

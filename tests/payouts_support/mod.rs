@@ -165,5 +165,5 @@ pub fn program(id: &str, threshold: i64) -> NewProgram {
 }
 
 pub fn req(dry_run: bool) -> Request {
-    Request { program: None, currency: None, trigger: Trigger::Cli, dry_run }
+    Request { program: None, currency: None, trigger: Trigger::Cli, dry_run, by_hand: None }
 }

@@ -6,14 +6,15 @@
 use std::time::{Duration, Instant};
 
 use super::super::*;
-use super::harness::{Harness, Pg};
-use super::{accrue_at, approved, pct, rules, shares, stored, usd, LOCKED_UNTIL, PROGRAM, T0};
+use super::harness::{pay_by_hand, Harness, Pg};
+use super::{accrue_at, approved, pct, rules, run_id, shares, stored, usd, LOCKED_UNTIL, PROGRAM, T0};
 use crate::commission::{Bonus, Metric};
+use crate::payouts::{PayoutError, PayoutTx};
 use crate::storage::pg::PgTx;
 
 /// Runs `first` in a transaction, then `second` in another on a thread of its own; commits
 /// the first once the second waits on one of its locks; the second's answer, after its commit.
-fn race<R: Send>(h: &Pg, first: impl FnOnce(&mut dyn CommissionTx), second: impl FnOnce(&mut dyn CommissionTx) -> R + Send) -> R {
+fn race<R: Send>(h: &Pg, first: impl FnOnce(&mut dyn PayoutTx), second: impl FnOnce(&mut dyn PayoutTx) -> R + Send) -> R {
     let (mut a, mut b, mut watcher) = (h.second_client(), h.second_client(), h.second_client());
     let b_pid: i32 = b.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
     let mut ta = a.transaction().unwrap();
@@ -46,10 +47,14 @@ fn a_payout_racing_another_is_refused_on_postgres() {
     let mut h = Pg::connect();
     let id = approved(&mut h, "cv_1");
     let at = LOCKED_UNTIL + DAY_MS;
-    let second = race(&h, |tx| drop(pay(tx, &id, "po_a", at).unwrap()), |tx| pay(tx, &id, "po_b", at));
-    // Paying under po_b too would be a second payout of the same money.
-    assert!(matches!(&second, Err(LifecycleError::Conflict(m)) if m.contains("po_a")), "{second:?}");
-    assert_eq!(stored(&mut h, &id).payout_id.as_deref(), Some("po_a"));
+    let (a, b) = (run_id(1), run_id(2));
+    let first = |tx: &mut dyn PayoutTx| drop(pay_by_hand(tx, &a, "alice", usd(), at).unwrap().unwrap());
+    let second = race(&h, first, |tx| pay_by_hand(tx, &b, "alice", usd(), at));
+    // The second planned the commission before the first committed; holding it too would be a
+    // second payout of the same money.
+    assert!(matches!(&second, Err(PayoutError::Conflict(m)) if m.contains("no unpaid commission left")), "{second:?}");
+    let paid_by = crate::payouts::state::payout_id(&a, "alice", usd());
+    assert_eq!(stored(&mut h, &id).payout_id.as_deref(), Some(paid_by.as_str()));
     let kinds: Vec<_> = h.run(|tx| tx.events_of(&id)).unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["created", "approved", "paid"]);
     h.verify();

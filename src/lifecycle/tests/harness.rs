@@ -13,7 +13,11 @@ use crate::testing::PgSchema;
 
 use crate::commission::PeriodState;
 use crate::ledger::{self, VerifyReport};
-use crate::lifecycle::{Commission, CommissionTx, PeriodRef};
+use crate::lifecycle::{Commission, PeriodRef};
+use crate::model::Currency;
+use crate::payouts::plan;
+use crate::payouts::state::payout_id;
+use crate::payouts::{steps, Payout, PayoutError, PayoutMethod, PayoutStatus, PayoutTx, Run, Trigger};
 use crate::storage::pg::lifecycle as pg;
 use crate::storage::pg::PgStatements;
 use crate::storage::pg::PgTx;
@@ -25,10 +29,11 @@ pub trait Harness {
     /// Which backend, for failure messages.
     fn name(&self) -> &'static str;
     /// Runs `f` inside one transaction and commits it, whatever `f` returned: a refused step
-    /// must have written nothing, and committing is how a test sees that it did not.
-    fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R;
+    /// must have written nothing, and committing is how a test sees that it did not. The
+    /// transaction holds payouts too: commissions are paid by them.
+    fn run<R>(&mut self, f: impl FnOnce(&mut dyn PayoutTx) -> R) -> R;
     /// Runs `f` inside one transaction and rolls it back: a crash before the commit.
-    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R;
+    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn PayoutTx) -> R) -> R;
     /// Runs raw SQL in autocommit; the store's message when it refuses.
     fn raw(&mut self, sql: &str) -> Result<(), String>;
     /// Drops the connection and opens a new one on the same data, as after a restart.
@@ -92,7 +97,7 @@ impl Harness for Sqlite {
         }
     }
 
-    fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+    fn run<R>(&mut self, f: impl FnOnce(&mut dyn PayoutTx) -> R) -> R {
         let tx = self.conn.transaction().unwrap();
         let mut ledger = ledger(&tx, self.grouped);
         let r = f(&mut ledger);
@@ -101,7 +106,7 @@ impl Harness for Sqlite {
         r
     }
 
-    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn PayoutTx) -> R) -> R {
         let tx = self.conn.transaction().unwrap();
         let r = f(&mut ledger(&tx, self.grouped));
         tx.rollback().unwrap();
@@ -191,7 +196,7 @@ impl Pg {
 
     /// Runs `f` in one transaction (deferring as the writer's group does, when grouped), then
     /// flushes and commits it, or rolls it back as a crash before the commit would.
-    fn in_transaction<R>(&mut self, commit: bool, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+    fn in_transaction<R>(&mut self, commit: bool, f: impl FnOnce(&mut dyn PayoutTx) -> R) -> R {
         let mut tx = self.client.transaction().unwrap();
         let (mut deferred, mut group) = (crate::ledger::Deferred::default(), crate::storage::group::GroupState::default());
         let mut ledger = PgTx::with_statements(&mut tx, &mut self.statements);
@@ -218,11 +223,11 @@ impl Harness for Pg {
         }
     }
 
-    fn run<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+    fn run<R>(&mut self, f: impl FnOnce(&mut dyn PayoutTx) -> R) -> R {
         self.in_transaction(true, f)
     }
 
-    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn CommissionTx) -> R) -> R {
+    fn crash<R>(&mut self, f: impl FnOnce(&mut dyn PayoutTx) -> R) -> R {
         self.in_transaction(false, f)
     }
 
@@ -258,6 +263,69 @@ impl Harness for Pg {
                 .collect(),
         )
     }
+}
+
+/// Creates and sends the payout of run `run_id` (stored if new) that settles `partner`'s
+/// approved commissions in `currency` by hand, as `payouts::run` does for
+/// `clickgate payouts settle`: its plan (`plan::by_hand`), then `steps::create` and
+/// `steps::send`. `None`, having written nothing, when nothing is payable. A payout made
+/// before is sent again (a no-op once sent).
+pub fn send_by_hand(
+    tx: &mut dyn PayoutTx,
+    run_id: &str,
+    partner: &str,
+    currency: Currency,
+    now_ms: u64,
+) -> Result<Option<Payout>, PayoutError> {
+    let id = payout_id(run_id, partner, currency);
+    let now = now_ms as i64;
+    if tx.payout(&id)?.is_none() {
+        let plan = plan::by_hand(tx, partner, None, currency)?;
+        let Some(p) = plan.payouts.first() else { return Ok(None) };
+        if tx.run(run_id)?.is_none() {
+            let run = Run {
+                id: run_id.to_string(),
+                program: None,
+                currency: Some(currency),
+                trigger: Trigger::Cli,
+                finished: false,
+                started_ms: now,
+                finished_ms: None,
+            };
+            tx.insert_run(&run)?;
+        }
+        let payout = Payout {
+            id: id.clone(),
+            run_id: run_id.to_string(),
+            partner: partner.to_string(),
+            currency,
+            amount_minor: p.amount_minor,
+            method: PayoutMethod::Manual,
+            destination: String::new(),
+            status: PayoutStatus::Created,
+            reference: Some(format!("ref-{run_id}")),
+            failure: None,
+            insufficient: false,
+            created_ms: now,
+            sent_ms: None,
+            settled_ms: None,
+        };
+        steps::create(tx, &payout, &p.programs)?;
+    }
+    Ok(Some(steps::send(tx, &id, Some(&format!("ref-{run_id}")), now)?))
+}
+
+/// `send_by_hand`, then `steps::paid`: the payout of `partner` in `currency` in run `run_id`,
+/// paid, or `None` when nothing was payable.
+pub fn pay_by_hand(
+    tx: &mut dyn PayoutTx,
+    run_id: &str,
+    partner: &str,
+    currency: Currency,
+    now_ms: u64,
+) -> Result<Option<Payout>, PayoutError> {
+    let Some(sent) = send_by_hand(tx, run_id, partner, currency, now_ms)? else { return Ok(None) };
+    Ok(Some(steps::paid(tx, &sent.id, None, now_ms as i64)?))
 }
 
 /// The lifecycle's suite on every backend (`storage::conformance`).

@@ -3,8 +3,9 @@
 //! commission (status, amounts, reserve seq, payout) and of the ledger balances they imply.
 //!
 //! Only the commission arithmetic (`commission::compute`, tested on its own) is shared; the
-//! lifecycle rules (voids inside the lock, reversals, clawbacks, approval order, payout
-//! idempotency) and the refund proration are restated here.
+//! lifecycle rules (voids inside the lock, reversals, clawbacks, approval order), the payout
+//! rules (what a settlement by hand holds and pays, capped by what is owed, idempotent) and
+//! the refund proration are restated here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +14,7 @@ use crate::attribution::engine::Share;
 use crate::commission::{self, CommissionInput, PeriodState, ProgramRules};
 use crate::ledger::{AccountKey, AccountKind, Balance};
 use crate::model::Currency;
+use crate::payouts::PayoutError;
 
 pub const PROGRAM: &str = "shop";
 const DAY_MS: u64 = 86_400_000;
@@ -46,14 +48,15 @@ pub enum Op {
     Approve {
         limit: usize,
     },
-    PayPartner {
+    /// Create and send the payout of run `run` that settles a partner in a currency by hand
+    /// (`harness::send_by_hand`), or send it again.
+    Send {
+        run: String,
         partner: &'static str,
         currency: Currency,
-        payout: String,
-        limit: usize,
     },
-    Pay {
-        commission: String,
+    /// Mark a payout paid (`payouts::steps::paid`).
+    Paid {
         payout: String,
     },
 }
@@ -79,6 +82,17 @@ impl Outcome {
             Err(e) => Outcome::Failed(e.to_string()),
         }
     }
+
+    /// A payout step's answer: the commissions its payout holds or paid.
+    pub fn of_payout(r: Result<Vec<Commission>, PayoutError>) -> Outcome {
+        match r {
+            Ok(cs) => Outcome::of(Ok(cs)),
+            Err(PayoutError::Lifecycle(e)) => Outcome::of(Err(e)),
+            Err(PayoutError::NotFound(_)) => Outcome::Refused("not_found"),
+            Err(PayoutError::Conflict(_)) => Outcome::Refused("conflict"),
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
 }
 
 /// The model does not restate how a commission's computation is described.
@@ -92,7 +106,7 @@ pub struct Track {
     pub c: Commission,
     /// What the approving post moved to payable; 0 until approved.
     pub approved_minor: i64,
-    /// What the payout moved to paid; 0 until paid.
+    /// What was left of it when its payout posted (its `paid` event); 0 until paid.
     pub paid_minor: i64,
     /// Its events, kind and amount, in order.
     pub events: Vec<(&'static str, i64)>,
@@ -105,10 +119,18 @@ pub struct Model {
     pub accrued: BTreeSet<usize>,
     /// By (partner, currency, period label); one program.
     pub periods: BTreeMap<(String, Currency, String), PeriodState>,
+    /// By payout id.
+    pub payouts: BTreeMap<String, PayoutTrack>,
 }
 
-fn valid_payout(p: &str) -> bool {
-    !p.is_empty() && p.len() <= 64 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+/// A payout and what the ledger should show of it.
+#[derive(Debug, Clone)]
+pub struct PayoutTrack {
+    pub partner: String,
+    pub currency: Currency,
+    /// Fixed when it is created: what its transfers move.
+    pub amount_minor: i64,
+    pub paid: bool,
 }
 
 impl Model {
@@ -117,8 +139,10 @@ impl Model {
         self.commissions.values().filter(|t| t.c.conversion_id == conv.id).map(|t| t.c.clone()).collect()
     }
 
+    /// Open pending transfers: a reserve per pending commission, one per payout in transit.
     pub fn pending(&self) -> usize {
         self.commissions.values().filter(|t| t.c.status == CommissionStatus::Pending).count()
+            + self.payouts.values().filter(|p| !p.paid).count()
     }
 
     /// Applies `op` at `now_ms` and answers what the store must answer.
@@ -127,35 +151,60 @@ impl Model {
             Op::Accrue(i) => Outcome::Commissions(self.accrue(*i, &convs[*i], rules, now_ms)),
             Op::Refund(i, refunded) => self.refund(&convs[*i], *refunded),
             Op::Approve { limit } => Outcome::Commissions(self.approve(now_ms, *limit)),
-            Op::PayPartner { partner, currency, payout, limit } => {
-                if !valid_payout(payout) {
-                    return Outcome::Refused("payout_id");
-                }
-                let mut approved: Vec<&Track> = self
-                    .commissions
-                    .values()
-                    .filter(|t| t.c.partner == *partner && t.c.currency == *currency && t.c.status == CommissionStatus::Approved)
-                    .collect();
-                approved.sort_by(|a, b| (a.c.created_at_ms, &a.c.id).cmp(&(b.c.created_at_ms, &b.c.id)));
-                let ids: Vec<String> = approved.into_iter().take(*limit).map(|t| t.c.id.clone()).collect();
-                Outcome::Commissions(ids.iter().map(|id| self.pay_one(id, payout, now_ms)).collect())
+            Op::Send { run, partner, currency } => {
+                self.send(&crate::payouts::state::payout_id(run, partner, *currency), partner, *currency)
             }
-            Op::Pay { commission, payout } => {
-                if !valid_payout(payout) {
-                    return Outcome::Refused("payout_id");
-                }
-                let Some(t) = self.commissions.get(commission) else { return Outcome::Refused("not_found") };
-                match t.c.status {
-                    CommissionStatus::Approved => Outcome::Commissions(vec![self.pay_one(commission, payout, now_ms)]),
-                    // Paid by this payout, perhaps clawed back whole since: a retry is a no-op.
-                    CommissionStatus::Paid | CommissionStatus::Reversed if t.c.payout_id.as_deref() == Some(payout.as_str()) => {
-                        Outcome::Commissions(vec![t.c.clone()])
-                    }
-                    // Paid by another payout, pending, voided, or reversed without being paid.
-                    _ => Outcome::Refused("conflict"),
+            Op::Paid { payout } => self.paid(payout, now_ms),
+        }
+    }
+
+    /// The commissions a payout holds or paid, as the store lists them: by creation, then id.
+    fn of_payout(&self, payout: &str) -> Vec<Commission> {
+        let mut held: Vec<Commission> =
+            self.commissions.values().filter(|t| t.c.payout_id.as_deref() == Some(payout)).map(|t| t.c.clone()).collect();
+        held.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        held
+    }
+
+    /// A settlement by hand holds every approved commission of the partner in the currency
+    /// that no payout holds, for their sum capped at what partner_payable holds after what the
+    /// partner owes and what is in transit; nothing when that is not positive.
+    fn send(&mut self, id: &str, partner: &str, currency: Currency) -> Outcome {
+        if self.payouts.contains_key(id) {
+            return Outcome::Commissions(self.of_payout(id));
+        }
+        let free = |t: &&mut Track| {
+            t.c.partner == partner && t.c.currency == currency && t.c.status == CommissionStatus::Approved && t.c.payout_id.is_none()
+        };
+        let sum: i64 = self.commissions.values_mut().filter(free).map(|t| t.c.remaining_minor()).sum();
+        let b = self.balances().get(&AccountKey::new(AccountKind::PartnerPayable, partner, currency)).copied().unwrap_or_default();
+        let amount_minor = sum.min(b.credits_posted - b.debits_posted - b.debits_pending);
+        if sum == 0 || amount_minor < 1 {
+            return Outcome::Commissions(Vec::new());
+        }
+        for t in self.commissions.values_mut().filter(free) {
+            t.c.payout_id = Some(id.to_string());
+        }
+        let track = PayoutTrack { partner: partner.to_string(), currency, amount_minor, paid: false };
+        self.payouts.insert(id.to_string(), track);
+        Outcome::Commissions(self.of_payout(id))
+    }
+
+    /// A payout posts: what it holds and is still approved is paid, whatever is left of it.
+    fn paid(&mut self, id: &str, now_ms: u64) -> Outcome {
+        let Some(p) = self.payouts.get_mut(id) else { return Outcome::Refused("not_found") };
+        if !p.paid {
+            p.paid = true;
+            for t in self.commissions.values_mut().filter(|t| t.c.payout_id.as_deref() == Some(id)) {
+                if t.c.status == CommissionStatus::Approved {
+                    t.paid_minor = t.c.remaining_minor();
+                    t.c.status = CommissionStatus::Paid;
+                    t.c.paid_at_ms = Some(now_ms as i64);
+                    t.events.push(("paid", t.paid_minor));
                 }
             }
         }
+        Outcome::Commissions(self.of_payout(id))
     }
 
     fn accrue(&mut self, i: usize, conv: &Conv, rules: &ProgramRules, now_ms: u64) -> Vec<Commission> {
@@ -279,20 +328,10 @@ impl Model {
         out
     }
 
-    fn pay_one(&mut self, id: &str, payout: &str, now_ms: u64) -> Commission {
-        let t = self.commissions.get_mut(id).expect("listed");
-        assert_eq!(t.c.status, CommissionStatus::Approved);
-        t.paid_minor = t.c.remaining_minor();
-        t.c.status = CommissionStatus::Paid;
-        t.c.paid_at_ms = Some(now_ms as i64);
-        t.c.payout_id = Some(payout.to_string());
-        t.events.push(("paid", t.paid_minor));
-        t.c.clone()
-    }
-
-    /// The balances the commissions imply. Reserves count while pending; an approval posts to
-    /// partner_pending and moves on to partner_payable; reversals and clawbacks leave
-    /// partner_payable for program_expense; a payout moves to partner_paid.
+    /// The balances the commissions and payouts imply. Reserves count while pending; an
+    /// approval posts to partner_pending and moves on to partner_payable; reversals and
+    /// clawbacks leave partner_payable for program_expense; a payout moves its amount from
+    /// partner_payable to partner_paid, pending while sent, posted once paid.
     pub fn balances(&self) -> BTreeMap<AccountKey, Balance> {
         let mut out: BTreeMap<AccountKey, Balance> = BTreeMap::new();
         let mut add = |kind, owner: &str, currency, d: Balance| {
@@ -305,7 +344,7 @@ impl Model {
         for t in self.commissions.values() {
             let c = &t.c;
             let held = if c.status == CommissionStatus::Pending { c.remaining_minor() } else { 0 };
-            let (approved, paid, reversed) = (t.approved_minor, t.paid_minor, c.reversed_minor);
+            let (approved, reversed) = (t.approved_minor, c.reversed_minor);
             let z = Balance::default();
             add(
                 AccountKind::ProgramExpense,
@@ -319,13 +358,17 @@ impl Model {
                 c.currency,
                 Balance { credits_pending: held, credits_posted: approved, debits_posted: approved, ..z },
             );
-            add(
-                AccountKind::PartnerPayable,
-                &c.partner,
-                c.currency,
-                Balance { credits_posted: approved, debits_posted: paid + reversed, ..z },
-            );
-            add(AccountKind::PartnerPaid, &c.partner, c.currency, Balance { credits_posted: paid, ..z });
+            add(AccountKind::PartnerPayable, &c.partner, c.currency, Balance { credits_posted: approved, debits_posted: reversed, ..z });
+        }
+        for p in self.payouts.values() {
+            let (a, z) = (p.amount_minor, Balance::default());
+            let (payable, paid) = if p.paid {
+                (Balance { debits_posted: a, ..z }, Balance { credits_posted: a, ..z })
+            } else {
+                (Balance { debits_pending: a, ..z }, Balance { credits_pending: a, ..z })
+            };
+            add(AccountKind::PartnerPayable, &p.partner, p.currency, payable);
+            add(AccountKind::PartnerPaid, &p.partner, p.currency, paid);
         }
         out
     }

@@ -3,17 +3,18 @@
 //!
 //! A seed picks a program's rules (percent, fixed, tiers, bonuses, a cap, a lock of 0 to 4
 //! days, per-partner overrides) and drives a controlled clock through new conversions with one
-//! to three partner shares, partial and full refunds, cancels, approval sweeps and payouts.
-//! The clock now and then stops exactly where a lock ends. Some requests are refused ones (a
-//! refund past the amount, a bad payout id, an unknown commission, a payout of a commission
-//! not approved). Requests are held back and delivered late (a refund after later ones), repeated (a retry
+//! to three partner shares, partial and full refunds, cancels, approval sweeps and payouts
+//! settled by hand through the payout steps (`payouts::steps`: created and sent in one
+//! request, paid in a later one, so refunds reach commissions in transit). The clock now and
+//! then stops exactly where a lock ends. Some requests are refused or find nothing (a refund
+//! past the amount, a payout of an unknown id, a settlement with nothing payable). Requests are held back and delivered late (a refund after later ones), repeated (a retry
 //! after its answer was lost), and crashed: run in a transaction that is rolled back instead
 //! of committed, sometimes with the connection reopened after, and retried later.
 //!
 //! After every step the store must agree with `model::Model`: every answer, every commission,
-//! every period state and balance, and per commission the exact transfers (one reserve per
-//! reserve seq, each resolved at most once; at most one approval, one payable move, one
-//! payment). `ledger::verify` must be clean, so debits equal credits per currency. At the end
+//! every period state and balance, per commission the exact transfers (one reserve per
+//! reserve seq, each resolved at most once; at most one approval and one payable move), and
+//! per payout one pending transfer and, once paid, one post. `ledger::verify` must be clean, so debits equal credits per currency. At the end
 //! the clock passes every lock and a sweep approves what is left: no reserve is open, each
 //! resolved exactly once. A refund after a payout is forced, and must leave the partner's
 //! partner_payable negative.
@@ -35,12 +36,13 @@ use fastrand::Rng;
 
 use crate::model::Currency;
 
-use super::super::{accrue, approve_due, pay, pay_partner, refund, CommissionStatus, CommissionTx, PeriodRef, Refunded, Sale};
-use super::harness::{Harness, Pg, Sqlite};
+use super::super::{accrue, approve_due, refund, CommissionStatus, PeriodRef, Refunded, Sale};
+use super::harness::{send_by_hand, Harness, Pg, Sqlite};
 use super::model::{without_detail, Conv, Model, Op, Outcome, PROGRAM};
 use crate::attribution::engine::Share;
 use crate::commission::{Bonus, Metric, Period, ProgramRules, RuleSet, Tier};
 use crate::ledger::{AccountKey, AccountKind, StoredTransfer};
+use crate::payouts::{steps, PayoutTx, Run};
 use check::transfers_by_commission;
 
 const PARTNERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
@@ -56,7 +58,7 @@ const DAY_MS: u64 = 86_400_000;
 const EPOCH_MS: u64 = 1_767_225_600_000;
 /// Seeds run at once.
 const WORKERS: usize = 4;
-/// A limit no sweep or payout of the simulation reaches.
+/// A limit no sweep of the simulation reaches.
 const ALL: usize = 100_000;
 
 #[test]
@@ -83,6 +85,10 @@ struct Stats {
     duplicates: u64,
     late: u64,
     clawbacks: u64,
+    /// Refunds that reached a commission held by a payout in transit.
+    in_transit: u64,
+    /// Payouts paid.
+    payouts: u64,
     /// Seeds where a clawback left partner_payable negative before the forced one.
     negative_unforced: u64,
 }
@@ -95,6 +101,8 @@ impl Stats {
         self.duplicates += o.duplicates;
         self.late += o.late;
         self.clawbacks += o.clawbacks;
+        self.in_transit += o.in_transit;
+        self.payouts += o.payouts;
         self.negative_unforced += o.negative_unforced;
     }
 }
@@ -143,6 +151,7 @@ fn run_seeds<H: Harness>(backend: &str, default_seeds: u64, new: impl Fn() -> H 
     eprintln!("simulation on {backend}: {stats:?}");
     if !replay {
         assert!(stats.crashes > 0 && stats.reopens > 0 && stats.duplicates > 0 && stats.late > 0 && stats.clawbacks > 0, "{stats:?}");
+        assert!(stats.in_transit > 0 && stats.payouts > 0, "{stats:?}");
     }
 }
 
@@ -258,10 +267,9 @@ impl<H: Harness> Sim<H> {
             }
             self.in_flight.push(op);
         } else {
-            if matches!(&op, Op::Refund(..))
-                && matches!(&got, Outcome::Commissions(cs) if cs.iter().any(|c| c.status == CommissionStatus::Paid || c.payout_id.is_some()))
-            {
-                stats.clawbacks += 1;
+            if let (Op::Refund(..), Outcome::Commissions(cs)) = (&op, &got) {
+                stats.clawbacks += u64::from(cs.iter().any(|c| c.paid_at_ms.is_some()));
+                stats.in_transit += u64::from(cs.iter().any(|c| c.payout_id.is_some() && c.paid_at_ms.is_none()));
             }
             self.delivered.push(op);
         }
@@ -285,30 +293,24 @@ impl<H: Harness> Sim<H> {
             }
             57..=71 => Op::Approve { limit: if self.rng.bool() { ALL } else { self.rng.usize(1..=5) } },
             72..=85 => {
+                // Most settlements start a run of their own; the rest add a payout to the last.
                 if self.payouts == 0 || self.rng.u8(..10) < 7 {
                     self.payouts += 1;
                 }
-                let payout = if self.rng.u8(..50) == 0 { "not a payout id".to_string() } else { format!("po_{}", self.payouts) };
-                Op::PayPartner {
+                Op::Send {
+                    run: self.run_id(),
                     partner: PARTNERS[self.rng.usize(..PARTNERS.len())],
                     currency: code(CURRENCIES[self.rng.usize(..CURRENCIES.len())]),
-                    payout,
-                    limit: if self.rng.bool() { ALL } else { self.rng.usize(1..=3) },
                 }
             }
-            86..=99 if !self.model.commissions.is_empty() => {
-                let ids: Vec<&String> = self.model.commissions.keys().collect();
-                let id = ids[self.rng.usize(..ids.len())].clone();
-                let commission = if self.rng.u8(..20) == 0 { "cm_000000000000000000000000".to_string() } else { id.clone() };
-                let own = self.model.commissions[&id].c.payout_id.clone();
-                let payout = match own {
-                    Some(p) if self.rng.bool() => p,
-                    _ => {
-                        self.payouts += 1;
-                        format!("po_{}", self.payouts)
-                    }
+            86..=99 => {
+                let ids: Vec<&String> = self.model.payouts.keys().collect();
+                let payout = if ids.is_empty() || self.rng.u8(..20) == 0 {
+                    crate::payouts::state::payout_id(&self.run_id(), "nobody", code(CURRENCIES[0]))
+                } else {
+                    ids[self.rng.usize(..ids.len())].clone()
                 };
-                Op::Pay { commission, payout }
+                Op::Paid { payout }
             }
             _ => self.new_conversion(),
         }
@@ -381,7 +383,8 @@ impl<H: Harness> Sim<H> {
         self.now_ms = self.now_ms.max(last_lock as u64) + 1;
         self.commit(Op::Approve { limit: ALL }, stats);
         let report = self.check("after the final sweep");
-        assert_eq!(report.pending_open, 0, "a reserve is still open after every lock passed and a sweep");
+        let in_transit = self.model.payouts.values().filter(|p| !p.paid).count() as u64;
+        assert_eq!(report.pending_open, in_transit, "a reserve is still open after every lock passed and a sweep");
         self.pay_everyone(stats);
 
         // A refund after a payout: a paid commission whose conversion can still be refunded,
@@ -422,6 +425,7 @@ impl<H: Harness> Sim<H> {
         stats.clawbacks += 1;
         let report = self.check("after the forced clawback");
         assert_eq!(report.pending_open, 0);
+        stats.payouts += self.model.payouts.len() as u64;
 
         // The trait's reads agree with the tables: each period's state, and each conversion's
         // commissions, by id.
@@ -458,19 +462,31 @@ impl<H: Harness> Sim<H> {
         self.delivered.push(op);
     }
 
+    /// Marks every payout in transit paid, then settles every partner in every currency.
     fn pay_everyone(&mut self, stats: &mut Stats) {
+        let sent: Vec<String> = self.model.payouts.iter().filter(|(_, p)| !p.paid).map(|(id, _)| id.clone()).collect();
+        for payout in sent {
+            self.commit(Op::Paid { payout }, stats);
+        }
         for partner in PARTNERS {
             for currency in CURRENCIES.map(code) {
                 self.payouts += 1;
-                self.commit(Op::PayPartner { partner, currency, payout: format!("po_{}", self.payouts), limit: ALL }, stats);
+                let run = self.run_id();
+                self.commit(Op::Send { run: run.clone(), partner, currency }, stats);
+                self.commit(Op::Paid { payout: crate::payouts::state::payout_id(&run, partner, currency) }, stats);
             }
         }
         self.check("after paying everyone");
     }
+
+    /// The id of the simulation's current payout run.
+    fn run_id(&self) -> String {
+        Run::new_id(EPOCH_MS as i64, self.payouts as u32)
+    }
 }
 
 /// Runs one request as the conversion writer and the payout runner would.
-fn execute(tx: &mut dyn CommissionTx, op: &Op, convs: &[Conv], rules: &ProgramRules, now_ms: u64) -> Outcome {
+fn execute(tx: &mut dyn PayoutTx, op: &Op, convs: &[Conv], rules: &ProgramRules, now_ms: u64) -> Outcome {
     match op {
         Op::Accrue(i) => {
             let c = &convs[*i];
@@ -485,8 +501,15 @@ fn execute(tx: &mut dyn CommissionTx, op: &Op, convs: &[Conv], rules: &ProgramRu
         }
         Op::Refund(i, refunded) => Outcome::of(refund(tx, &convs[*i].conversion(), *refunded, now_ms)),
         Op::Approve { limit } => Outcome::of(approve_due(tx, now_ms, *limit)),
-        Op::PayPartner { partner, currency, payout, limit } => Outcome::of(pay_partner(tx, partner, *currency, payout, now_ms, *limit)),
-        Op::Pay { commission, payout } => Outcome::of(pay(tx, commission, payout, now_ms).map(|c| vec![c])),
+        Op::Send { run, partner, currency } => {
+            Outcome::of_payout(send_by_hand(tx, run, partner, *currency, now_ms).and_then(|p| match p {
+                Some(p) => tx.commissions_of_payout(&p.id),
+                None => Ok(Vec::new()),
+            }))
+        }
+        Op::Paid { payout } => {
+            Outcome::of_payout(steps::paid(tx, payout, None, now_ms as i64).and_then(|p| tx.commissions_of_payout(&p.id)))
+        }
     }
 }
 

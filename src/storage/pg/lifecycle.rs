@@ -268,17 +268,6 @@ impl CommissionTx for PgTx<'_, '_> {
         )
     }
 
-    fn approved_of(&mut self, partner: &str, currency: Currency, limit: usize) -> Result<Vec<Commission>, LifecycleError> {
-        self.lock_head()?;
-        self.many(
-            &format!(
-                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = $1 AND currency = $2 AND status = 'approved' AND payout_id IS NULL
-                 ORDER BY created_at_ms, id COLLATE \"C\" LIMIT $3"
-            ),
-            &[&partner, &currency.as_str(), &(limit as i64)],
-        )
-    }
-
     fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError> {
         // The next seq is read in the insert itself; steps run under the ledger head's lock,
         // so no other writer adds an event to the commission meanwhile.

@@ -261,17 +261,6 @@ impl CommissionTx for SqliteTx<'_> {
         )
     }
 
-    fn approved_of(&mut self, partner: &str, currency: Currency, limit: usize) -> Result<Vec<Commission>, LifecycleError> {
-        many(
-            self.conn(),
-            &format!(
-                "SELECT {COMMISSION_COLUMNS} FROM commissions WHERE partner = ?1 AND currency = ?2 AND status = 'approved' AND payout_id IS NULL
-                 ORDER BY created_at_ms, id LIMIT ?3"
-            ),
-            params![partner, currency.as_str(), limit as i64],
-        )
-    }
-
     fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError> {
         // A commission's creation is its first event (`accrue` writes it with the row), so it
         // needs no look-up of the last seq; were it not the first, the key would refuse it.

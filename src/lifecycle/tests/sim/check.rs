@@ -6,7 +6,8 @@ use super::super::harness::Harness;
 use super::super::model::{without_detail, PROGRAM};
 use super::Sim;
 use crate::ledger::{self, AccountKey, AccountKind, Balance, StoredTransfer, TransferKind, VerifyReport};
-use crate::lifecycle::{Commission, CommissionStatus, CommissionTx};
+use crate::lifecycle::{Commission, CommissionStatus};
+use crate::payouts::PayoutTx;
 
 impl<H: Harness> Sim<H> {
     /// Everything the store holds against the model; the ledger's report.
@@ -56,8 +57,9 @@ impl<H: Harness> Sim<H> {
     }
 
     /// Per commission, exactly the transfers its state calls for: a reserve per reserve seq,
-    /// a void per void, one approval and one payable move once approved, one payment once
-    /// paid, reversals adding up to what was taken back; nothing else.
+    /// a void per void, one approval and one payable move once approved, reversals adding up
+    /// to what was taken back. Per payout, one pending transfer of its amount once sent and
+    /// one post once paid. Nothing else.
     fn check_transfers(&self, at: &str, transfers: &[StoredTransfer]) {
         let by = transfers_by_commission(transfers);
         let mut expected_total = 0;
@@ -72,7 +74,6 @@ impl<H: Harness> Sim<H> {
                 ("void", c.reserve_seq + u32::from(c.status == CommissionStatus::Voided)),
                 ("approve", approved),
                 ("payable", approved),
-                ("pay", u32::from(c.paid_at_ms.is_some())),
             ];
             for (label, n) in want {
                 assert_eq!(count(label), n, "{at}: {id} has {} {label} transfers, expected {n}: {c:?}", count(label));
@@ -89,7 +90,6 @@ impl<H: Harness> Sim<H> {
                     "reserve" => (TransferKind::Pending, true),
                     "void" => (TransferKind::Void, true),
                     "approve" => (TransferKind::Post, true),
-                    "pay" => (TransferKind::Single, true),
                     _ => (TransferKind::Single, false),
                 };
                 assert_eq!((kind, s.transfer.subject.is_some()), (want_kind, with_id), "{at}: {}", s.transfer.cause);
@@ -97,8 +97,9 @@ impl<H: Harness> Sim<H> {
             if let Some(post) = of("approve").next() {
                 assert_eq!(post.transfer.amount_minor, t.approved_minor, "{at}: {id}: approved amount");
             }
-            if let Some(pay) = of("pay").next() {
-                assert_eq!(pay.transfer.amount_minor, t.paid_minor, "{at}: {id}: paid amount");
+            if c.paid_at_ms.is_some() {
+                let paid_by = c.payout_id.as_deref().unwrap_or_else(|| panic!("{at}: {id} is paid by no payout"));
+                assert!(self.model.payouts.get(paid_by).is_some_and(|p| p.paid), "{at}: {id} is paid, its payout {paid_by} is not");
             }
             let open = format!("commission:{id}:reserve:{}", c.reserve_seq);
             if c.status == CommissionStatus::Pending {
@@ -106,13 +107,30 @@ impl<H: Harness> Sim<H> {
                 assert_eq!(reserve.transfer.amount_minor, c.remaining_minor(), "{at}: {open} holds what is left");
             }
         }
-        assert_eq!(transfers.len(), expected_total, "{at}: transfers beyond what the commissions call for");
+        let by_payout = transfers_by_payout(transfers);
+        for (id, p) in &self.model.payouts {
+            let mine = by_payout.get(id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let want: &[(&str, TransferKind)] =
+                if p.paid { &[("send", TransferKind::Pending), ("paid", TransferKind::Post)] } else { &[("send", TransferKind::Pending)] };
+            let got: Vec<(&str, TransferKind)> = mine.iter().map(|(l, s)| (*l, s.transfer.kind)).collect();
+            assert_eq!(got, want, "{at}: payout {id}'s transfers");
+            for (_, s) in mine {
+                assert_eq!(
+                    (s.transfer.amount_minor, s.transfer.subject.as_deref()),
+                    (p.amount_minor, Some(id.as_str())),
+                    "{at}: {}",
+                    s.transfer.cause
+                );
+            }
+            expected_total += want.len();
+        }
+        assert_eq!(transfers.len(), expected_total, "{at}: transfers beyond what the commissions and payouts call for");
     }
 }
 
 /// Appends the transfers committed since the last read. Those read before cannot have
 /// changed: the ledger is append-only, and `verify` checks the whole chain every step.
-fn read_new_transfers(tx: &mut dyn CommissionTx, out: &mut Vec<StoredTransfer>) {
+fn read_new_transfers(tx: &mut dyn PayoutTx, out: &mut Vec<StoredTransfer>) {
     loop {
         let after = out.last().map_or(0, |t| t.seq);
         let page = tx.transfers_after(after, 1024).unwrap();
@@ -125,13 +143,23 @@ fn read_new_transfers(tx: &mut dyn CommissionTx, out: &mut Vec<StoredTransfer>) 
 
 /// Transfers grouped by the commission their cause names (`commission:<id>:<label>:..`).
 pub(super) fn transfers_by_commission(transfers: &[StoredTransfer]) -> HashMap<&str, Vec<(&str, &StoredTransfer)>> {
+    transfers_by(transfers, "commission")
+}
+
+/// Transfers grouped by the payout their cause names (`payout:<id>:<step>`), in `seq` order.
+fn transfers_by_payout(transfers: &[StoredTransfer]) -> HashMap<&str, Vec<(&str, &StoredTransfer)>> {
+    transfers_by(transfers, "payout")
+}
+
+fn transfers_by<'a>(transfers: &'a [StoredTransfer], kind: &str) -> HashMap<&'a str, Vec<(&'a str, &'a StoredTransfer)>> {
     let mut by: HashMap<&str, Vec<(&str, &StoredTransfer)>> = HashMap::new();
     for t in transfers {
         let mut parts = t.transfer.cause.splitn(4, ':');
-        let (Some("commission"), Some(id), Some(label)) = (parts.next(), parts.next(), parts.next()) else {
-            panic!("a transfer no commission caused: {}", t.transfer.cause);
-        };
-        by.entry(id).or_default().push((label, t));
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(k), Some(id), Some(label)) if k == kind => by.entry(id).or_default().push((label, t)),
+            (Some("commission" | "payout"), Some(_), Some(_)) => {}
+            _ => panic!("a transfer no commission or payout caused: {}", t.transfer.cause),
+        }
     }
     by
 }
