@@ -58,6 +58,8 @@ fn a_run_through_the_api_sends_lists_and_confirms_a_manual_payout(store: Store) 
     assert_eq!((runs["runs"][0]["id"].as_str(), runs["runs"][0]["finished"].as_bool()), (Some(id.as_str()), Some(true)));
     let detail = get(&s, &format!("/v1/payout-runs/{id}"));
     assert_eq!(detail["run"]["trigger"], "api");
+    assert_eq!(detail["totals"], serde_json::json!({ "sent": { "count": 1, "amount_minor": 6500 } }), "{detail}");
+    assert!(detail["next_cursor"].is_null(), "{detail}");
     let payout = &detail["payouts"][0];
     assert_eq!(
         (payout["partner"].as_str(), payout["status"].as_str(), payout["amount_minor"].as_i64()),

@@ -82,7 +82,7 @@ fn a_settlement_pays_one_partner_whatever_the_threshold_and_method_once(backend:
         (p.status, p.method, p.destination.as_str(), p.reference.as_deref(), p.settled_ms),
         (PayoutStatus::Paid, PayoutMethod::Manual, "", Some("bank-ann-1"), Some(T))
     );
-    let run = desk.run_detail(&report.run_id).unwrap().unwrap().0;
+    let run = desk.run_detail(&report.run_id, 0).unwrap().unwrap().run;
     assert!(run.finished && run.currency == Some(usd()), "{run:?}");
     let held = w.db().read(|tx| tx.commissions_of_payout(&p.id)).unwrap();
     assert!(held.len() == 2 && held.iter().all(|c| c.status == CommissionStatus::Paid && c.paid_at_ms == Some(T)), "{held:?}");

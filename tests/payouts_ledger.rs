@@ -32,6 +32,7 @@ both!(a_failed_payout_voids_back_to_payable_and_the_next_run_pays_it, pg);
 both!(a_dry_run_prints_the_plan_and_changes_nothing, pg);
 both!(the_lock_keeps_runs_apart_and_a_killed_runs_expired_lock_is_taken_over, pg);
 both!(a_refund_of_a_commission_in_transit_is_owed_after_the_payout_posts, pg);
+both!(a_runs_detail_totals_every_page_and_lists_the_first_payouts, pg);
 
 fn clock(t: i64) -> impl Fn() -> i64 + Sync {
     move || t
@@ -219,10 +220,31 @@ fn the_schedule_starts_a_programs_run_once_per_slot(backend: Backend) {
     let [(program, report)] = &due[..] else { panic!("{due:?}") };
     let report = report.as_ref().unwrap();
     assert_eq!((program.as_str(), report.sent.count, report.sent.amount_minor), ("weekly", 1, 2000), "only the weekly program's money");
-    let run = desk.run_detail(&report.run_id).unwrap().unwrap().0;
+    let run = desk.run_detail(&report.run_id, 0).unwrap().unwrap().run;
     assert_eq!((run.trigger, run.program.as_deref()), (Trigger::Schedule, Some("weekly")));
     assert!(desk.scheduled(&clock(sunday + 3_600_000)).unwrap().is_empty(), "once per slot");
     assert!(desk.scheduled(&clock(sunday + 6 * DAY_MS)).unwrap().is_empty(), "Saturday: the slot has a run");
     assert_eq!(desk.scheduled(&clock(sunday + 7 * DAY_MS)).unwrap().len(), 1, "the next Sunday");
     assert_eq!(w.available("ann"), 9000, "the shop program has no schedule");
+}
+
+fn a_runs_detail_totals_every_page_and_lists_the_first_payouts(backend: Backend) {
+    let mut w = World::new(backend);
+    for (partner, sale_minor) in [("ann", 100_000), ("bob", 200_000), ("cat", 300_000)] {
+        w.add_partner(partner, PayoutMethod::Manual, None, None);
+        w.earn("shop", partner, sale_minor);
+    }
+    // A page of one payout, so the totals take three reads.
+    let desk = w.desk_with(None, None, 1);
+    let report = desk.run(&req(false), &clock(T0 + 500 * DAY_MS)).unwrap();
+    assert_eq!((report.sent.count, report.sent.amount_minor), (3, 60_000), "{report:?}");
+    let detail = desk.run_detail(&report.run_id, 2).unwrap().unwrap();
+    let sent = &detail.totals["sent"];
+    assert_eq!((detail.totals.len(), sent.count, sent.amount_minor), (1, 3, 60_000), "{:?}", detail.totals);
+    let partners: Vec<&str> = detail.payouts.iter().map(|p| p.partner.as_str()).collect();
+    let mut all: Vec<(String, String)> =
+        ["ann", "bob", "cat"].iter().map(|p| (clickgate::payouts::state::payout_id(&report.run_id, p, usd()), p.to_string())).collect();
+    all.sort();
+    assert_eq!(partners, [all[0].1.as_str(), all[1].1.as_str()], "the first two by id");
+    assert!(desk.run_detail("pr_00", 2).unwrap().is_none());
 }

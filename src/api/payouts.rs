@@ -108,14 +108,20 @@ pub async fn list_runs(state: &Arc<ApiState>, query: &str) -> ApiResult {
     Ok(json(StatusCode::OK, &serde_json::json!({ "runs": runs, "next_cursor": next })))
 }
 
+/// The payouts a run's detail lists; `next_cursor` continues through `GET /v1/payouts?run=`.
+const RUN_DETAIL_PAYOUTS: usize = 100;
+
 pub async fn get_run(state: &Arc<ApiState>, id: &str) -> ApiResult {
     if !is_id(id, "pr_") {
         return Err(ApiError::not_found(format!("payout run {id:?} not found")));
     }
     let (desk, id) = (desk(state)?, id.to_string());
-    let found = read_blocking("payout run", move || desk.run_detail(&id)).await??;
-    let (run, payouts) = found.ok_or_else(|| ApiError::not_found("payout run not found"))?;
-    Ok(json(StatusCode::OK, &serde_json::json!({ "run": run, "payouts": payouts })))
+    let found = read_blocking("payout run", move || desk.run_detail(&id, RUN_DETAIL_PAYOUTS)).await??;
+    let detail = found.ok_or_else(|| ApiError::not_found("payout run not found"))?;
+    let next = (detail.payouts.len() == RUN_DETAIL_PAYOUTS).then(|| detail.payouts.last().map(|p| p.id.clone())).flatten();
+    let mut body = serde_json::to_value(&detail).map_err(|e| ApiError::internal(format!("rendering a payout run: {e}")))?;
+    body["next_cursor"] = serde_json::json!(next);
+    Ok(json(StatusCode::OK, &body))
 }
 
 pub async fn list_payouts(state: &Arc<ApiState>, query: &str) -> ApiResult {

@@ -102,7 +102,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, amount_minor: i64) {
+    pub fn add(&mut self, amount_minor: i64) {
         self.count += 1;
         self.amount_minor += amount_minor;
     }

@@ -4,6 +4,7 @@
 //! ledger head's row lock first).
 //! As `offline`, it never migrates: it refuses a store at another schema version.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::catalog::CatalogStore;
 use crate::metrics::{PayoutMetrics, PayoutState};
 use crate::model::Status;
-use crate::payouts::run::{self, Clock, Confirmed};
+use crate::payouts::run::{self, Clock, Confirmed, Tally};
 use crate::payouts::{
     Directory, PartnerEntry, Payout, PayoutError, PayoutFilter, PayoutStore, PayoutTx, Report, Request, Run, Schedule, SecretKey, Settings,
     StripeClient, StripeConfig, StripeTransfers, Transfers, Trigger,
@@ -21,6 +22,15 @@ use crate::storage::offline::StoreAt;
 use crate::storage::pg::{PgStatements, PgTx};
 use crate::storage::sqlite::gate::Gate;
 use crate::storage::sqlite::{path, schema, SqliteCatalog, SqliteTx};
+
+/// A run, its payouts' counts and sums by status, and its first payouts by id (the rest are
+/// `GET /v1/payouts?run=`'s pages).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunDetail {
+    pub run: Run,
+    pub totals: BTreeMap<&'static str, Tally>,
+    pub payouts: Vec<Payout>,
+}
 
 /// An open connection for payout runs, confirmations and listings.
 pub struct PayoutDb(Open);
@@ -200,11 +210,25 @@ impl Desk {
     }
 
     /// A run and its payouts.
-    pub fn run_detail(&self, id: &str) -> Result<Option<(Run, Vec<Payout>)>, PayoutError> {
+    pub fn run_detail(&self, id: &str, first: usize) -> Result<Option<RunDetail>, PayoutError> {
+        let page = self.config.list_len_max.max(1);
         self.db()?.read(|tx| {
             let Some(run) = tx.run(id)? else { return Ok(None) };
-            let filter = PayoutFilter { run: Some(id.to_string()), limit: usize::MAX, ..PayoutFilter::default() };
-            Ok(Some((run, tx.payouts(&filter)?)))
+            // A run of 100k partners is read a page at a time, never held whole.
+            let mut detail = RunDetail { run, totals: BTreeMap::new(), payouts: Vec::new() };
+            let mut filter = PayoutFilter { run: Some(id.to_string()), limit: page, ..PayoutFilter::default() };
+            loop {
+                let rows = tx.payouts(&filter)?;
+                for p in &rows {
+                    detail.totals.entry(p.status.as_str()).or_default().add(p.amount_minor);
+                }
+                let room = first.saturating_sub(detail.payouts.len());
+                detail.payouts.extend(rows.iter().take(room).cloned());
+                if rows.len() < page {
+                    return Ok(Some(detail));
+                }
+                filter.after = rows.last().map(|p| p.id.clone());
+            }
         })
     }
 

@@ -104,7 +104,12 @@ impl World {
     }
 
     pub fn desk(&self, key: Option<&str>, api_base: Option<String>) -> Desk {
-        let mut config = clickgate::config::Payouts { export_dir: Some(self.export_dir.clone()), ..Default::default() };
+        self.desk_with(key, api_base, clickgate::config::Payouts::default().list_len_max)
+    }
+
+    /// A desk that reads payouts `list_len_max` at a time.
+    pub fn desk_with(&self, key: Option<&str>, api_base: Option<String>, list_len_max: usize) -> Desk {
+        let mut config = clickgate::config::Payouts { export_dir: Some(self.export_dir.clone()), list_len_max, ..Default::default() };
         if let Some(base) = api_base {
             config.stripe.api_base = base;
             config.stripe.backoff_base_ms = 1;
