@@ -42,7 +42,8 @@ fn check_numbering(migrations: &[Migration]) {
 fn the_migrations_are_numbered_in_order_from_1() {
     check_numbering(sqlite::migrations::MIGRATIONS);
     check_numbering(pg::migrations::MIGRATIONS);
-    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (4, 4));
+    // PostgreSQL holds no catalog, so the catalog's change log (SQLite 0005) has no match there.
+    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (5, 4));
 }
 
 #[test]
@@ -125,7 +126,7 @@ fn a_file_at_a_newer_version_is_refused_with_both_versions() {
     let conn = Connection::open(sqlite::path(dir.path())).unwrap();
     let before = sqlite_objects(&conn);
     let want = format!(
-        "the store at {} is at schema version 7; this build knows 1..=4; run a newer clickgate",
+        "the store at {} is at schema version 7; this build knows 1..=5; run a newer clickgate",
         sqlite::path(dir.path()).display()
     );
     let errors = [
