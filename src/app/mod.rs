@@ -108,8 +108,9 @@ pub fn build_edge(
     metrics: &Metrics,
     tls: bool,
 ) -> anyhow::Result<(Arc<EdgeState>, sink::ClickConsumer)> {
+    let started = std::time::Instant::now();
     let table = load_links(store).context("loading links")?;
-    tracing::info!(links = table.len(), "link table loaded");
+    tracing::info!(links = table.len(), version = table.version(), ms = started.elapsed().as_millis() as u64, "link table loaded");
     let pipeline = Pipeline::build(&config.checks).context("building the check pipeline")?;
     metrics.bot_patterns.set(pipeline.bots_status.patterns as i64);
     tracing::info!(source = %pipeline.bots_status.source, patterns = pipeline.bots_status.patterns, skipped = pipeline.bots_status.skipped, "bot list compiled");

@@ -72,7 +72,7 @@ pub trait CatalogStore {
     /// keeping the newest `keep`; answers how many went.
     fn trim_changes(&self, keep: u64) -> Result<u64, CatalogError>;
     /// Runs `f` in one transaction, which commits when `f` answers `Ok(true)` and rolls back
-    /// otherwise. Writes `f` makes through this store join it.
+    /// otherwise. Writes `f` makes through this store join it; so does an `atomically` inside.
     fn atomically(&self, f: &mut dyn FnMut() -> Result<bool, CatalogError>) -> Result<bool, CatalogError>;
 }
 

@@ -49,8 +49,8 @@ fn the_migrations_are_numbered_in_order_from_1() {
 #[test]
 fn migrating_a_fresh_file_records_the_latest_version_and_a_second_run_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 4);
-    assert_eq!(user_version(dir.path()), 4);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 5);
+    assert_eq!(user_version(dir.path()), 5);
     let conn = Connection::open(sqlite::path(dir.path())).unwrap();
     let before = sqlite_objects(&conn);
     for table in [
@@ -64,11 +64,12 @@ fn migrating_a_fresh_file_records_the_latest_version_and_a_second_run_changes_no
         "webhook_events",
         "webhook_endpoints",
         "webhook_deliveries",
+        "catalog_changes",
     ] {
         assert!(before.iter().any(|(name, _)| name == table), "no table {table}: {before:?}");
     }
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 4);
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 4);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 5);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 5);
     assert_eq!(sqlite_objects(&conn), before, "a second run changed the schema");
     let heads: i64 = conn.query_row("SELECT count(*) FROM ledger_head", [], |r| r.get(0)).unwrap();
     assert_eq!(heads, 1, "the ledger head row is inserted once");

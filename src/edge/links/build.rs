@@ -163,23 +163,38 @@ fn shard_count(links: usize) -> usize {
 
 /// Builds a table's shards from drafts whose tails are in `arena`. Of two drafts with one
 /// code, the later wins.
-fn distribute(mut drafts: Vec<(u64, Entry)>, arena: &str, shards: usize) -> (Box<[Arc<Shard>]>, usize) {
+fn distribute(mut drafts: Vec<(u64, Option<Entry>)>, arena: &str, shards: usize) -> (Box<[Arc<Shard>]>, usize) {
     let mask = shards as u64 - 1;
-    let sort_key = |h: u64| ((h >> 32) & mask) << 32 | (h & 0xffff_ffff);
-    // Stable, so drafts of one code keep their order and `Shard::build` keeps the last.
-    drafts.sort_by_key(|(h, _)| sort_key(*h));
-    let mut counts = vec![(0usize, 0usize); shards];
+    let shard = |h: u64| ((h >> 32) & mask) as usize;
+    // A counting sort by shard: two passes over the drafts' hashes and one gather, where
+    // sorting the drafts themselves would move each of them twenty times.
+    let mut starts = vec![0u32; shards + 1];
+    let mut bytes = vec![0usize; shards];
     for (h, e) in &drafts {
-        let c = &mut counts[((h >> 32) & mask) as usize];
-        c.0 += 1;
-        c.1 += e.bytes();
+        starts[shard(*h) + 1] += 1;
+        bytes[shard(*h)] += e.as_ref().map_or(0, Entry::bytes);
+    }
+    for s in 0..shards {
+        starts[s + 1] += starts[s];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0u32; drafts.len()];
+    for (i, (h, _)) in drafts.iter().enumerate() {
+        let at = &mut next[shard(*h)];
+        order[*at as usize] = i as u32;
+        *at += 1;
     }
     let mut out = Vec::with_capacity(shards);
     let mut len = 0;
-    // The drafts are sorted by shard, so each shard's are the next ones.
-    let mut drafts = drafts.into_iter();
-    for (n, bytes) in counts {
-        let shard = Shard::build(drafts.by_ref().take(n).map(|(h, e)| (h as u32, e, arena)), n, bytes);
+    for s in 0..shards {
+        let run = &mut order[starts[s] as usize..starts[s + 1] as usize];
+        // Stable, so drafts of one code keep their order and `Shard::build` keeps the last.
+        run.sort_by_key(|&i| drafts[i as usize].0 as u32);
+        let items = run.iter().filter_map(|&i| {
+            let (h, e) = &mut drafts[i as usize];
+            Some((*h as u32, e.take()?, arena))
+        });
+        let shard = Shard::build(items, run.len(), bytes[s]);
         len += shard.len();
         out.push(Arc::new(shard));
     }
@@ -190,7 +205,7 @@ fn distribute(mut drafts: Vec<(u64, Entry)>, arena: &str, shards: usize) -> (Box
 pub struct TableBuilder<'i> {
     version: i64,
     owners: Owners,
-    drafts: Vec<(u64, Entry)>,
+    drafts: Vec<(u64, Option<Entry>)>,
     drafter: Drafter<'i>,
 }
 
@@ -213,8 +228,8 @@ impl<'i> TableBuilder<'i> {
 
     /// Adds one link; a link that cannot be served is left out.
     pub fn push(&mut self, l: &LinkSpec<'_>) {
-        if let Some(d) = self.drafter.draft(&self.owners, l) {
-            self.drafts.push(d);
+        if let Some((h, e)) = self.drafter.draft(&self.owners, l) {
+            self.drafts.push((h, Some(e)));
         }
     }
 
@@ -306,7 +321,7 @@ impl LinkTable {
                 e.tail = arena.len() as u32;
                 arena.push_str(tail);
                 arena.push_str(fragment);
-                drafts.push((self.hash(&e.code), e));
+                drafts.push((self.hash(&e.code), Some(e)));
             }
         }
         let (shards, len) = distribute(drafts, &arena, shards);

@@ -113,10 +113,11 @@ impl EdgeLink<'_> {
     pub fn push_location_plain(&self, out: &mut String) {
         out.push_str(self.origin);
         if self.utm.is_empty() {
-            out.push_str(&self.tail[..self.tail.len() - usize::from(self.sep)]);
+            let sep = usize::from(self.sep);
+            out.push_str(self.tail.get(..self.tail.len().saturating_sub(sep)).unwrap_or(self.tail));
         } else {
             out.push_str(self.tail);
-            out.push_str(&self.utm[..self.utm.len() - 1]);
+            out.push_str(self.utm.strip_suffix('&').unwrap_or(self.utm));
         }
     }
 }
@@ -144,8 +145,8 @@ struct PartnerEntry {
 struct Owners {
     programs: Vec<Option<ProgramEntry>>,
     partners: Vec<Option<PartnerEntry>>,
-    program_slots: HashMap<i64, u32>,
-    partner_slots: HashMap<i64, u32>,
+    program_slots: HashMap<i64, u32, foldhash::fast::RandomState>,
+    partner_slots: HashMap<i64, u32, foldhash::fast::RandomState>,
 }
 
 /// All links by code, at one catalog version.

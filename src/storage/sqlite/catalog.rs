@@ -122,10 +122,10 @@ impl CatalogStore for SqliteCatalog {
     }
 
     fn insert_links(&self, rows: &[NewLinkRow<'_>]) -> Result<Vec<bool>, CatalogError> {
-        // One savepoint (a transaction of its own, or part of the caller's `atomically`) and one
-        // prepared statement for the whole batch: a commit (and its fsync) per link would bound
+        // One transaction (its own, or the caller's `atomically`) and one prepared statement for
+        // the whole batch: a commit (and its fsync) per link would bound
         // an import at a few hundred links a second.
-        self.savepoint("insert_links", || {
+        self.in_transaction(|| {
             let mut added = Vec::with_capacity(rows.len());
             let mut stmt = self.conn.prepare_cached(
                 "INSERT OR IGNORE INTO links (code, program_id, partner_id, destination, channel, utm_source, utm_medium,
@@ -197,7 +197,7 @@ impl CatalogStore for SqliteCatalog {
     }
 
     fn atomically(&self, f: &mut dyn FnMut() -> Result<bool, CatalogError>) -> Result<bool, CatalogError> {
-        self.savepoint("atomically", || f().map(|ok| (ok, ok)))
+        self.in_transaction(|| f().map(|ok| (ok, ok)))
     }
 }
 
