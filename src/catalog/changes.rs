@@ -45,7 +45,10 @@ pub struct LinkReadHead {
 /// Receives `CatalogStore::read_links`' answer, in order: the head, each code that was taken
 /// out or changed hands, then each link as it is now.
 pub trait LinkReader {
+    /// What the read found, before anything else.
     fn head(&mut self, head: LinkReadHead);
+    /// A code a link had before it changed or went (a read of changes only).
     fn removed(&mut self, code: &str);
+    /// A link as it is now.
     fn link(&mut self, row: LinkRow<'_>);
 }

@@ -85,7 +85,7 @@ fn seeds_only_an_empty_store() {
 }
 
 #[test]
-fn data_version_moves_when_another_connection_writes() {
+fn the_catalog_version_moves_when_another_connection_changes_it() {
     let (dir, store) = seeded();
     let v = store.version().unwrap();
     let other = SqliteCatalog::open(dir.path()).unwrap();
