@@ -56,6 +56,7 @@ pub struct Metrics {
     pub connections_refused: IntCounter,
     pub links_loaded: IntGauge,
     pub link_reloads: IntCounter,
+    pub link_updates: IntCounter,
     pub bot_patterns: IntGauge,
     pub core: CoreMetrics,
     pub api: ApiMetrics,
@@ -302,7 +303,12 @@ impl Metrics {
                 "Edge connections closed at accept because of connections_max.",
             ),
             links_loaded: gauge(r, "clickgate_links_loaded", "Links in the edge's in-memory table."),
-            link_reloads: counter(r, "clickgate_link_table_reloads_total", "Times the link table was rebuilt and swapped."),
+            link_reloads: counter(r, "clickgate_link_table_reloads_total", "Times the link table was rebuilt whole and swapped."),
+            link_updates: counter(
+                r,
+                "clickgate_link_table_updates_total",
+                "Times the store's changes since the link table's version were applied to it and the result swapped.",
+            ),
             bot_patterns: gauge(r, "clickgate_bot_patterns", "Crawler user-agent patterns compiled."),
             core: CoreMetrics {
                 ingested: counter(r, "clickgate_core_clicks_ingested_total", "Click events written to the core's click log and indexed."),

@@ -18,10 +18,7 @@ fn links(config: &std::path::Path, data: &std::path::Path) -> Vec<serde_json::Va
     out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-#[test]
-fn valid_rows_land_and_each_rejected_row_is_named_by_its_line() {
-    let (dir, config, data) = setup();
-    let csv = "\
+const MIXED: &str = "\
 code,program,partner,destination,channel,utm_source,utm_medium,utm_campaign,expires_at,status
 spring-1,demo,alice,https://example.com/spring,email,news,email,spring,,
 spring-2,demo,alice,https://example.com/spring?b=2,qr,,,,2030-01-01T00:00:00Z,paused
@@ -35,10 +32,9 @@ short,demo,alice
 secs,demo,alice,https://example.com/x,web,,,,1767225600,
 spring-3,demo,alice,https://example.com/spring?c=3,social,,,,,expired
 ";
-    let file = dir.path().join("links.csv");
-    std::fs::write(&file, csv).unwrap();
-    let (code, _, err) = run_cli(&config, &data, &["link", "import", file.to_str().unwrap()], "");
-    assert_eq!(code, 1, "rejections make the exit code 1: {err}");
+
+/// The rejected rows of `MIXED`, as the lines of stderr that name them.
+fn check_rejections(err: &str) {
     let rejected: Vec<&str> = err.lines().filter(|l| l.contains("links.csv:")).collect();
     let lines: Vec<u64> = rejected.iter().map(|l| l.split(':').nth(1).unwrap().parse().unwrap()).collect();
     // The CR/LF row spans lines 10 and 11 inside its quotes, so the next row is line 12.
@@ -56,7 +52,32 @@ spring-3,demo,alice,https://example.com/spring?c=3,social,,,,,expired
         let l = rejected.iter().find(|l| l.contains(&format!("links.csv:{line}:"))).unwrap();
         assert!(l.contains(why), "line {line} should say {why:?}: {l}");
     }
-    assert!(err.contains("3 added, 8 rejected"), "{err}");
+}
+
+/// Without --skip-bad, one bad row keeps the whole file out, and every bad row is named.
+#[test]
+fn a_file_with_bad_rows_imports_none_and_names_each_bad_row() {
+    let (dir, config, data) = setup();
+    let file = dir.path().join("links.csv");
+    std::fs::write(&file, MIXED).unwrap();
+    let (code, _, err) = run_cli(&config, &data, &["link", "import", file.to_str().unwrap()], "");
+    assert_eq!(code, 1, "rejections make the exit code 1: {err}");
+    check_rejections(&err);
+    assert!(err.contains("0 added, 8 rejected; nothing was imported, 3 good rows held back"), "{err}");
+    assert!(!err.contains("(skipped)"), "{err}");
+    assert_eq!(links(&config, &data).len(), 1, "only the demo link");
+}
+
+#[test]
+fn with_skip_bad_the_good_rows_land_and_each_skipped_row_is_named_by_its_line() {
+    let (dir, config, data) = setup();
+    let file = dir.path().join("links.csv");
+    std::fs::write(&file, MIXED).unwrap();
+    let (code, _, err) = run_cli(&config, &data, &["link", "import", "--skip-bad", file.to_str().unwrap()], "");
+    assert_eq!(code, 1, "rejections make the exit code 1: {err}");
+    check_rejections(&err);
+    assert_eq!(err.lines().filter(|l| l.ends_with("(skipped)")).count(), 8, "{err}");
+    assert!(err.contains("3 added, 8 rejected and skipped"), "{err}");
 
     let all = links(&config, &data);
     let by_code = |c: &str| all.iter().find(|l| l["code"] == c).unwrap_or_else(|| panic!("{c} missing from {all:?}")).clone();
@@ -71,9 +92,9 @@ spring-3,demo,alice,https://example.com/spring?c=3,social,,,,,expired
     assert_eq!(s3["status"], "expired");
 
     // Importing the same file again adds nothing and rejects every row.
-    let (code, _, err) = run_cli(&config, &data, &["link", "import", file.to_str().unwrap()], "");
+    let (code, _, err) = run_cli(&config, &data, &["link", "import", "--skip-bad", file.to_str().unwrap()], "");
     assert_eq!(code, 1);
-    assert!(err.contains("0 added, 11 rejected"), "{err}");
+    assert!(err.contains("0 added, 11 rejected and skipped"), "{err}");
     assert_eq!(links(&config, &data).len(), 4);
 }
 

@@ -1,15 +1,12 @@
 //! The app's bridge between the catalog store and its readers: the store opened and seeded,
-//! the demo seed read from the config's plain tables, and the edge's link table built from the
-//! store's rows.
+//! and the demo seed read from the config's plain tables.
 
 use std::path::Path;
 
 use anyhow::Context;
 
-use crate::catalog::{CatalogError, CatalogStore, Catalogue, Seed};
+use crate::catalog::{CatalogStore, Catalogue, Seed};
 use crate::config::Demo;
-use crate::edge::links::{LinkSpec, LinkTable, PartnerSpec, ProgramSpec};
-use crate::model::Status;
 use crate::storage::sqlite::SqliteCatalog;
 
 /// Opens the store, migrating the data dir's file to this build's schema first (a fresh data
@@ -54,42 +51,6 @@ pub fn demo_seed(demo: &Demo) -> anyhow::Result<Seed> {
 pub fn seed_demo(store: &(impl CatalogStore + ?Sized), demo: &Demo) -> anyhow::Result<bool> {
     let seed = demo_seed(demo)?;
     store.seed(&seed).context("seeding the demo programs, partners and links")
-}
-
-/// Builds the edge's link table from the store.
-pub fn load_links(store: &(impl CatalogStore + ?Sized)) -> Result<LinkTable, CatalogError> {
-    let programs = store.programs()?;
-    let partners = store.partners()?;
-    let links = store.links()?;
-    let programs: Vec<ProgramSpec<'_>> = programs
-        .iter()
-        .map(|p| ProgramSpec {
-            id: &p.spec.id,
-            fallback_url: &p.spec.fallback_url,
-            country_allow: &p.spec.country_allow,
-            country_deny: &p.spec.country_deny,
-            blocked_action: p.spec.blocked_action,
-            active: p.status == Status::Active,
-        })
-        .collect();
-    let partners: Vec<PartnerSpec<'_>> =
-        partners.iter().map(|p| PartnerSpec { id: &p.spec.id, active: p.status == Status::Active }).collect();
-    Ok(LinkTable::build(
-        &programs,
-        &partners,
-        links.iter().map(|l| LinkSpec {
-            link_id: l.row_id as u32,
-            partner_id: l.partner_row_id as u32,
-            code: &l.spec.code,
-            program: &l.spec.program,
-            partner: &l.spec.partner,
-            destination: &l.spec.destination,
-            channel: l.spec.channel,
-            utm: [&l.spec.utm_source, &l.spec.utm_medium, &l.spec.utm_campaign],
-            expires_at_s: l.spec.expires_at,
-            active: l.status == Status::Active,
-        }),
-    ))
 }
 
 #[cfg(test)]

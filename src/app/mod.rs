@@ -5,11 +5,15 @@
 mod alerts;
 mod catalog;
 mod cluster;
+mod links;
 pub mod payouts;
+mod upkeep;
 mod webhooks;
 
-pub use catalog::{demo_seed, load_links, open_store, seed_demo};
+pub use catalog::{demo_seed, open_store, seed_demo};
 pub use cluster::{core, edge};
+pub use links::{load_links, LinkUpdater, Refreshed};
+pub use upkeep::{spawn_upkeep, Upkeep};
 pub use webhooks::{open_webhook_store, spawn_webhook_worker, webhook_admin, webhook_policy};
 
 use std::net::SocketAddr;
@@ -24,7 +28,6 @@ use tokio::sync::watch;
 
 use self::alerts::{Alerts, IngestSink, IngestWriter};
 use crate::api::{ApiState, CoreAttributor};
-use crate::catalog::CatalogStore;
 use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Config;
 use crate::conversions::{Approval, Conversions, Reader, WriterConfig};
@@ -105,8 +108,9 @@ pub fn build_edge(
     metrics: &Metrics,
     tls: bool,
 ) -> anyhow::Result<(Arc<EdgeState>, sink::ClickConsumer)> {
+    let started = std::time::Instant::now();
     let table = load_links(store).context("loading links")?;
-    tracing::info!(links = table.len(), "link table loaded");
+    tracing::info!(links = table.len(), version = table.version(), ms = started.elapsed().as_millis() as u64, "link table loaded");
     let pipeline = Pipeline::build(&config.checks).context("building the check pipeline")?;
     metrics.bot_patterns.set(pipeline.bots_status.patterns as i64);
     tracing::info!(source = %pipeline.bots_status.source, patterns = pipeline.bots_status.patterns, skipped = pipeline.bots_status.skipped, "bot list compiled");
@@ -448,105 +452,6 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let _ = spill_drain.await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// What the upkeep thread looks after; each part is optional so edge-only and core-only
-/// processes share it.
-pub struct Upkeep {
-    pub edge: Option<Arc<EdgeState>>,
-    pub catalog: Option<Arc<SharedCatalog>>,
-    pub ingest: Option<Arc<Ingest>>,
-}
-
-/// Background upkeep on its own OS thread, so file and database I/O never blocks the async
-/// workers: rate-limiter trimming, GeoIP reloads when files change, link-table and catalog
-/// reloads when the store changes (`CatalogStore::version`) or on SIGHUP, and click-log
-/// retention and compaction.
-pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: watch::Receiver<bool>) {
-    let hup = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = hup.clone();
-    let mut stop_signal = stop.clone();
-    tokio::spawn(async move {
-        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
-        loop {
-            tokio::select! {
-                Some(_) = sig.recv() => flag.store(true, std::sync::atomic::Ordering::Release),
-                _ = stop_signal.changed() => return,
-            }
-        }
-    });
-    // Weak references: the thread must not keep the sink (and so the consumer) alive at shutdown.
-    let weak_edge = parts.edge.as_ref().map(Arc::downgrade);
-    let weak_ingest = parts.ingest.as_ref().map(Arc::downgrade);
-    let catalog = parts.catalog;
-    drop(parts.edge);
-    drop(parts.ingest);
-    let trim_every = Duration::from_millis(config.checks.rate_limit.trim_interval_ms);
-    let geo_every = Duration::from_millis(config.checks.geoip.reload_interval_ms);
-    let links_every = Duration::from_millis(config.edge.link_reload_interval_ms);
-    let compact_every = Duration::from_millis(config.core.compact_interval_ms);
-    let spawned = std::thread::Builder::new().name("clickgate-upkeep".into()).spawn(move || {
-        let store = SqliteCatalog::connect(&data_dir).map_err(|e| tracing::error!(error = %e, "cannot open the store for reloads")).ok();
-        let mut version = store.as_ref().and_then(|s| s.version().ok());
-        let start = std::time::Instant::now();
-        let (mut next_trim, mut next_geo, mut next_links, mut next_compact) =
-            (start + trim_every, start + geo_every, start + links_every, start + compact_every);
-        while !*stop.borrow() {
-            std::thread::sleep(Duration::from_millis(20));
-            let edge = weak_edge.as_ref().and_then(|w| w.upgrade());
-            if weak_edge.is_some() && edge.is_none() {
-                break;
-            }
-            let now = std::time::Instant::now();
-            let forced = hup.swap(false, std::sync::atomic::Ordering::AcqRel);
-            if let Some(state) = &edge {
-                if now >= next_trim {
-                    state.pipeline.rate_limits.trim(now_ms());
-                    next_trim = now + trim_every;
-                }
-                if forced || now >= next_geo {
-                    state.pipeline.geo.reload_if_changed();
-                    next_geo = now + geo_every;
-                }
-            }
-            if now >= next_compact {
-                next_compact = now + compact_every;
-                if let Some(ingest) = weak_ingest.as_ref().and_then(|w| w.upgrade()) {
-                    if let Err(e) = ingest.maintain(now_ms()) {
-                        tracing::error!(error = %e, "click log retention or compaction failed; will retry");
-                    }
-                }
-            }
-            if !(forced || now >= next_links) {
-                continue;
-            }
-            next_links = now + links_every;
-            let Some(s) = store.as_ref() else { continue };
-            let v = s.version().ok();
-            if !forced && v == version {
-                continue;
-            }
-            version = v;
-            if let Some(state) = &edge {
-                match load_links(s) {
-                    Ok(t) => {
-                        tracing::info!(links = t.len(), forced, "link table reloaded");
-                        state.links.store(Arc::new(t));
-                        state.metrics.link_reloads.inc();
-                    }
-                    Err(e) => tracing::error!(error = %e, "link table reload failed; keeping the current table"),
-                }
-            }
-            if let Some(c) = &catalog {
-                if let Err(e) = c.reload(s) {
-                    tracing::error!(error = %e, "catalog reload failed; keeping the current one");
-                }
-            }
-        }
-    });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the upkeep thread; links, GeoIP and rate-limit state will not refresh");
-    }
 }
 
 pub(crate) async fn shutdown_signal() {

@@ -29,11 +29,23 @@ pub struct Rejected {
     pub why: String,
 }
 
+/// What to do with the good rows of a file that has rejected ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Import none of them: the file goes in whole or not at all.
+    AllOrNothing,
+    /// Import them, and skip the rejected rows.
+    SkipBad,
+}
+
 /// What an import did.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// Links written.
     pub added: usize,
     pub rejected: Vec<Rejected>,
+    /// Good rows not written because other rows were rejected (`Mode::AllOrNothing`).
+    pub held_back: usize,
 }
 
 /// Why a file could not be imported at all (a row's error is a `Rejected` instead).
@@ -60,9 +72,35 @@ pub fn import_links<C: Catalogue + ?Sized>(
     store: &C,
     input: impl Read,
     expiry: &dyn Fn(&str) -> Result<i64, String>,
+    mode: Mode,
 ) -> Result<Report, ImportError> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(input);
     let columns = header(reader.headers()?)?;
+    let mut rows = || import_rows(store, &mut reader, &columns, expiry);
+    if mode == Mode::SkipBad {
+        return rows();
+    }
+    let mut out = None;
+    store.atomically(&mut || {
+        let report = rows();
+        let keep = matches!(&report, Ok(r) if r.rejected.is_empty());
+        out = Some(report);
+        Ok(keep)
+    })?;
+    let mut report = out.unwrap_or_else(|| Ok(Report::default()))?;
+    if !report.rejected.is_empty() {
+        report.held_back = std::mem::take(&mut report.added);
+    }
+    Ok(report)
+}
+
+/// Reads, validates and writes every row after the header.
+fn import_rows<C: Catalogue + ?Sized, R: Read>(
+    store: &C,
+    reader: &mut csv::Reader<R>,
+    columns: &HashMap<&'static str, usize>,
+    expiry: &dyn Fn(&str) -> Result<i64, String>,
+) -> Result<Report, ImportError> {
     let programs: HashMap<String, Program> = store.programs()?.into_iter().map(|p| (p.spec.id.clone(), p)).collect();
     let partners: HashMap<String, i64> = store.partners()?.into_iter().map(|p| (p.spec.id, p.row_id)).collect();
     let mut report = Report::default();
@@ -83,7 +121,7 @@ pub fn import_links<C: Catalogue + ?Sized>(
             Err(e) => return Err(e.into()),
         }
         let line = record.position().map_or(line, |p| p.line());
-        let at = Cells { record: &record, columns: &columns };
+        let at = Cells { record: &record, columns };
         match row(line, &at, expiry).and_then(|r| {
             let program = programs.get(&r.link.program).ok_or_else(|| format!("program {:?} not found", r.link.program))?;
             let partner = *partners.get(&r.link.partner).ok_or_else(|| format!("partner {:?} not found", r.link.partner))?;

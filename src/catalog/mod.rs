@@ -3,6 +3,7 @@
 //! know of them, as one read-mostly snapshot loaded from the store and swapped whole when the
 //! store changes.
 
+mod changes;
 pub mod import;
 mod objects;
 mod store;
@@ -17,6 +18,7 @@ use crate::commission::ProgramRules;
 use crate::model::{Currency, Status};
 
 pub use crate::model::destination::DestinationError;
+pub use changes::{LinkReadHead, LinkReader, LinkRow};
 pub use objects::{Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program, Seed};
 pub use store::{CatalogStore, Catalogue, Kind, NewLinkRow};
 

@@ -1,6 +1,7 @@
 //! What a backend implements to hold the catalog (`storage::sqlite::SqliteCatalog`). The rules
 //! every object passes on the way in live here, once, and run before the backend writes.
 
+use super::changes::LinkReader;
 use super::objects::{Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program, Seed};
 use super::CatalogError;
 use crate::commission::ProgramRules;
@@ -62,6 +63,17 @@ pub trait CatalogStore {
     fn coupons(&self) -> Result<Vec<NewCoupon>, CatalogError>;
     /// Sets an object's status; `false` when there is no such object.
     fn update_status(&self, kind: Kind, id: &str, status: Status) -> Result<bool, CatalogError>;
+    /// Reads, in one transaction, every link (`since` is `None`) or the links changed after
+    /// version `since`, and hands them to `reader` (`changes`). Answers `false`, having read
+    /// nothing, when the change log no longer reaches back to `since` or holds more than
+    /// `changes_max` link changes after it: the caller reads everything instead.
+    fn read_links(&self, since: Option<i64>, changes_max: usize, reader: &mut dyn LinkReader) -> Result<bool, CatalogError>;
+    /// Drops the change log's oldest entries once it holds more than `keep` (and a quarter),
+    /// keeping the newest `keep`; answers how many went.
+    fn trim_changes(&self, keep: u64) -> Result<u64, CatalogError>;
+    /// Runs `f` in one transaction, which commits when `f` answers `Ok(true)` and rolls back
+    /// otherwise. Writes `f` makes through this store join it; so does an `atomically` inside.
+    fn atomically(&self, f: &mut dyn FnMut() -> Result<bool, CatalogError>) -> Result<bool, CatalogError>;
 }
 
 /// The catalog's operations, each validated before it reaches the backend: what the CLI, the

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{print_json, Setup};
-use crate::catalog::import::import_links;
+use crate::catalog::import::{import_links, Mode};
 use crate::catalog::{CatalogStore, Catalogue, Kind, NewLink};
 use crate::model::{Channel, Status};
 
@@ -41,9 +41,15 @@ pub(super) enum LinkCmd {
     /// Create links in bulk from a CSV file with a header row: code, program, partner and
     /// destination, and optionally channel, utm_source, utm_medium, utm_campaign, expires_at
     /// (as --expires-at reads it) and status. Each row is validated as `link add` validates
-    /// one; rejected rows are listed on stderr with their line, the others are written, and
-    /// the exit code is 1 if any row was rejected. `-` reads stdin.
-    Import { file: std::path::PathBuf },
+    /// one; rejected rows are listed on stderr with their line, and the exit code is 1 if any
+    /// row was rejected. A file with a rejected row imports nothing, unless --skip-bad. `-`
+    /// reads stdin.
+    Import {
+        file: std::path::PathBuf,
+        /// Import the good rows and skip the rejected ones (each still listed).
+        #[arg(long)]
+        skip_bad: bool,
+    },
     /// List links as JSON lines.
     List,
     /// Pause a link.
@@ -54,20 +60,23 @@ pub(super) enum LinkCmd {
     Expire { code: String },
 }
 
-fn import(store: &impl Catalogue, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn import(store: &impl Catalogue, file: &std::path::Path, mode: Mode, keep_changes: u64) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let report = if file == std::path::Path::new("-") {
-        import_links(store, std::io::stdin().lock(), &expiry)
+        import_links(store, std::io::stdin().lock(), &expiry, mode)
     } else {
         let f = std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        import_links(store, std::io::BufReader::with_capacity(1 << 16, f), &expiry)
+        import_links(store, std::io::BufReader::with_capacity(1 << 16, f), &expiry, mode)
     }
     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    // An import adds an entry to the catalog's change log per link; the log keeps its newest.
+    store.trim_changes(keep_changes)?;
     let mut err = std::io::stderr().lock();
+    let skipped = if mode == Mode::SkipBad { " (skipped)" } else { "" };
     for r in &report.rejected {
         writeln!(
             err,
-            "{}:{}: {}{}",
+            "{}:{}: {}{}{skipped}",
             file.display(),
             r.line,
             if r.code.is_empty() { String::new() } else { format!("{}: ", r.code) },
@@ -75,14 +84,24 @@ fn import(store: &impl Catalogue, file: &std::path::Path) -> anyhow::Result<Exit
         )?;
     }
     let secs = started.elapsed().as_secs_f64();
-    writeln!(
-        err,
-        "link import: {} added, {} rejected in {:.2} s ({:.0} links/s)",
-        report.added,
-        report.rejected.len(),
-        secs,
-        report.added as f64 / secs.max(1e-9)
-    )?;
+    if report.held_back > 0 || (mode == Mode::AllOrNothing && !report.rejected.is_empty()) {
+        writeln!(
+            err,
+            "link import: 0 added, {} rejected; nothing was imported, {} good rows held back (--skip-bad imports only those)",
+            report.rejected.len(),
+            report.held_back
+        )?;
+    } else {
+        writeln!(
+            err,
+            "link import: {} added, {} rejected{} in {:.2} s ({:.0} links/s)",
+            report.added,
+            report.rejected.len(),
+            if report.rejected.is_empty() { "" } else { " and skipped" },
+            secs,
+            report.added as f64 / secs.max(1e-9)
+        )?;
+    }
     Ok(if report.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -116,7 +135,10 @@ pub(super) fn run(cmd: LinkCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
             })?;
             print_json(&[l])?;
         }
-        LinkCmd::Import { file } => return import(&store, &file),
+        LinkCmd::Import { file, skip_bad } => {
+            let mode = if skip_bad { Mode::SkipBad } else { Mode::AllOrNothing };
+            return import(&store, &file, mode, setup.config.edge.link_change_log_len_max);
+        }
         LinkCmd::List => print_json(&store.links()?)?,
         LinkCmd::Pause { code } => store.set_status(Kind::Link, &code, Status::Paused)?,
         LinkCmd::Resume { code } => store.set_status(Kind::Link, &code, Status::Active)?,

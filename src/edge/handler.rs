@@ -189,7 +189,7 @@ fn refuse(state: &EdgeState, refusal: Refusal) -> Response<Body> {
 
 /// A click as `respond` hands it to `emit`: what its response and its event share.
 struct Click<'t> {
-    link: &'t EdgeLink,
+    link: EdgeLink<'t>,
     findings: Findings,
     verdict: Verdict,
     click_id: ClickId,
@@ -229,7 +229,7 @@ fn respond<'t>(state: &EdgeState, visit: &Visit<'_>, judgement: Judgement<'t>) -
 
 impl<'t> Click<'t> {
     /// Mints the click id and reads the sub-ids and the visitor cookie.
-    fn new(state: &EdgeState, visit: &Visit<'_>, link: &'t EdgeLink, findings: Findings, verdict: Verdict) -> Click<'t> {
+    fn new(state: &EdgeState, visit: &Visit<'_>, link: EdgeLink<'t>, findings: Findings, verdict: Verdict) -> Click<'t> {
         let existing = visitor_from_cookie(visit.headers, &state.edge.visitor_cookie_name);
         Click {
             link,
@@ -265,11 +265,11 @@ fn respond_click(state: &EdgeState, click: &Click<'_>) -> Response<Body> {
 /// and the fragment, in one allocation.
 fn location(click: &Click<'_>) -> String {
     let link = click.link;
-    let mut loc = String::with_capacity(link.location_prefix.len() + 64 + link.fragment.len());
+    let mut loc = String::with_capacity(link.location_len() + 64 + link.fragment.len());
     if click.verdict == Verdict::Blocked {
-        loc.push_str(&link.location_plain);
+        link.push_location_plain(&mut loc);
     } else {
-        loc.push_str(&link.location_prefix);
+        link.push_location_prefix(&mut loc);
         loc.push_str(click.click_id.encode(&mut [0; crate::model::CLICK_ID_CHARS]));
     }
     if let Some(subs) = &click.subs {
@@ -282,7 +282,7 @@ fn location(click: &Click<'_>) -> String {
             }
         }
     }
-    loc.push_str(&link.fragment);
+    loc.push_str(link.fragment);
     loc
 }
 

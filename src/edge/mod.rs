@@ -30,9 +30,9 @@ pub enum Judgement<'t> {
     /// No such link: `404`.
     UnknownCode { observed: Reasons },
     /// The link, its program or its partner is paused or expired: the program's fallback URL.
-    Inactive { link: &'t EdgeLink, observed: Reasons },
+    Inactive { link: EdgeLink<'t>, observed: Reasons },
     /// A click with its verdict.
-    Click { link: &'t EdgeLink, findings: Findings, verdict: Verdict },
+    Click { link: EdgeLink<'t>, findings: Findings, verdict: Verdict },
 }
 
 /// Runs the whole pipeline for one request. The same code serves the edge and `clickgate check`.
@@ -47,7 +47,7 @@ pub fn judge<'t>(pipeline: &Pipeline, table: &'t LinkTable, ip: IpAddr, ua: &str
     if !link.active || now_ms >= link.expires_at_ms {
         return Judgement::Inactive { link, observed };
     }
-    let mut findings = pipeline.evaluate(&Click { ip, ua, head, link_id: link.link_id, program: &link.rules, now_ms });
+    let mut findings = pipeline.evaluate(&Click { ip, ua, head, link_id: link.link_id, program: link.rules, now_ms });
     for r in observed.iter() {
         findings.observed.insert(r);
     }

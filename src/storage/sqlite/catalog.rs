@@ -1,13 +1,15 @@
 //! The catalog in the data dir's file: `SqliteCatalog` implements `catalog::CatalogStore` on a
-//! connection of its own. The edge reloads its link table when `version` (SQLite's
-//! `PRAGMA data_version`) says another connection, such as the CLI's, changed the file.
+//! connection of its own. `version` is the catalog's change log's last entry (`changes`), which
+//! the triggers of migration 0005 append to in every change's transaction, whoever writes it.
 
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::schema;
-use crate::catalog::{CatalogError, CatalogStore, Kind, Link, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner, Program};
+use crate::catalog::{
+    CatalogError, CatalogStore, Kind, Link, LinkReader, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner, Program,
+};
 use crate::model::{Channel, Status};
 use crate::payouts::PayoutMethod;
 use crate::storage::SchemaError;
@@ -54,7 +56,7 @@ impl SqliteCatalog {
 
 impl CatalogStore for SqliteCatalog {
     fn version(&self) -> Result<i64, CatalogError> {
-        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        Ok(changes::version(&self.conn)?)
     }
 
     fn insert_program(&self, p: &NewProgram) -> Result<bool, CatalogError> {
@@ -120,12 +122,12 @@ impl CatalogStore for SqliteCatalog {
     }
 
     fn insert_links(&self, rows: &[NewLinkRow<'_>]) -> Result<Vec<bool>, CatalogError> {
-        // One transaction and one prepared statement for the whole batch: a commit (and its
-        // fsync) per link would bound an import at a few hundred links a second.
-        let tx = self.conn.unchecked_transaction()?;
-        let mut added = Vec::with_capacity(rows.len());
-        {
-            let mut stmt = tx.prepare_cached(
+        // One transaction (its own, or the caller's `atomically`) and one prepared statement for
+        // the whole batch: a commit (and its fsync) per link would bound
+        // an import at a few hundred links a second.
+        self.in_transaction(|| {
+            let mut added = Vec::with_capacity(rows.len());
+            let mut stmt = self.conn.prepare_cached(
                 "INSERT OR IGNORE INTO links (code, program_id, partner_id, destination, channel, utm_source, utm_medium,
                  utm_campaign, expires_at, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
@@ -146,9 +148,8 @@ impl CatalogStore for SqliteCatalog {
                     ])? == 1,
                 );
             }
-        }
-        tx.commit()?;
-        Ok(added)
+            Ok((added, true))
+        })
     }
 
     fn link(&self, code: &str) -> Result<Option<Link>, CatalogError> {
@@ -185,6 +186,18 @@ impl CatalogStore for SqliteCatalog {
             Kind::Link => "UPDATE links SET status = ?1 WHERE code = ?2",
         };
         Ok(self.conn.execute(sql, params![status.as_str(), id])? == 1)
+    }
+
+    fn read_links(&self, since: Option<i64>, changes_max: usize, reader: &mut dyn LinkReader) -> Result<bool, CatalogError> {
+        self.read_links_in_tx(since, changes_max, reader)
+    }
+
+    fn trim_changes(&self, keep: u64) -> Result<u64, CatalogError> {
+        self.trim_changes_to(keep)
+    }
+
+    fn atomically(&self, f: &mut dyn FnMut() -> Result<bool, CatalogError>) -> Result<bool, CatalogError> {
+        self.in_transaction(|| f().map(|ok| (ok, ok)))
     }
 }
 
@@ -228,5 +241,6 @@ fn program_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
     Ok(Program { row_id: r.get(0)?, spec, status: stored(r, 2, Status::parse)? })
 }
 
+mod changes;
 #[cfg(test)]
 pub(crate) mod tests;
