@@ -257,7 +257,7 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
         })
         .collect();
     for r in runs {
-        assert_eq!(r.join().unwrap().unwrap(), sqlite::migrations::LATEST);
+        assert_eq!(r.join().unwrap().unwrap(), pg::migrations::LATEST);
     }
     assert_eq!(
         pg_state(&schema).0,
