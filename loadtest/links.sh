@@ -359,5 +359,10 @@ CHANGE_CPU=$(awk -v a="$ADD_CPU" -v b="$PAUSE_CPU" 'BEGIN { printf "%.0f", (a > 
   echo "| load average at the end | $(cut -d' ' -f1-3 /proc/loadavg) |"
 } > "$RUN/summary.md"
 cat "$RUN/summary.md"
+# loadtest/startup.sh reads the start-up figures from here.
+if [ -n "${LINKS_FIGURES:-}" ]; then
+  printf 'LINKS=%s\nBASE_START_MS=%s\nBASE_RSS_KIB=%s\nSTART_MS=%s\nSTARTUP_1M_MS=%s\nRSS_KIB=%s\nBYTES_PER_LINK=%s\n' \
+    "$LINKS" "$BASE_START_MS" "$BASE_RSS" "$START_MS" "$STARTUP_1M_MS" "$RSS" "$BYTES_PER_LINK" > "$LINKS_FIGURES"
+fi
 echo
 echo "links import_per_s=$IMPORT_PER_S startup_1m_ms=$STARTUP_1M_MS bytes_per_link=$BYTES_PER_LINK change_visible_ms=$CHANGE_MS change_cpu_ms=$CHANGE_CPU"
