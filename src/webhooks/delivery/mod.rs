@@ -177,8 +177,16 @@ impl Worker {
                 _ = stop.changed() => break,
             }
         }
-        // Attempts finished or in flight and not recorded are made again at the next start.
-        tracing::info!(in_flight = self.in_flight_len(), unrecorded = self.finished.len(), "the webhook delivery worker stopped");
+        // What finished is recorded now, so a restart (a deploy) sends none of it again;
+        // attempts still in flight are made again at the next start.
+        while let Ok(f) = self.finished_rx.try_recv() {
+            self.finish(f);
+        }
+        let records = self.decide_finished();
+        if let Err(e) = self.blocking(move |s| s.record(&records)).await {
+            tracing::error!(error = %e, "recording the finished webhook attempts failed; they are made again at the next start");
+        }
+        tracing::info!(in_flight = self.in_flight_len(), "the webhook delivery worker stopped");
     }
 
     /// One round: record what finished and fan out new events (one transaction), then start
