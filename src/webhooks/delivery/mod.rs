@@ -182,8 +182,7 @@ impl Worker {
         while let Ok(f) = self.finished_rx.try_recv() {
             self.finish(f);
         }
-        let records = self.decide_finished();
-        if let Err(e) = self.blocking(move |s| s.record(&records)).await {
+        if let Err(e) = self.record_finished().await {
             tracing::error!(error = %e, "recording the finished webhook attempts failed; they are made again at the next start");
         }
         tracing::info!(in_flight = self.in_flight_len(), "the webhook delivery worker stopped");
@@ -205,10 +204,7 @@ impl Worker {
         }
         if !lead {
             // What finished while it led is still recorded; nothing new starts.
-            let records = self.decide_finished();
-            let recorded = self.blocking(move |s| s.record(&records)).await;
-            self.unrecorded.clear();
-            return recorded;
+            return self.record_finished().await;
         }
         self.endpoints = self.blocking(|s| s.endpoints()).await?;
         let disabled = self.endpoints.iter().filter(|e| e.status != Status::Enabled).count();
@@ -230,6 +226,12 @@ impl Worker {
                 None => break,
             }
         }
+        self.record_finished().await
+    }
+
+    /// Records the finished attempts on their own (without fan-out). Recorded or not, they are
+    /// no longer held back: one whose record failed is made again.
+    async fn record_finished(&mut self) -> Result<(), StoreError> {
         let records = self.decide_finished();
         let recorded = self.blocking(move |s| s.record(&records)).await;
         self.unrecorded.clear();
