@@ -5,6 +5,7 @@
 //! resumable, before or after any other run. Each case runs on SQLite and on PostgreSQL
 //! (ignored without `--include-ignored`).
 
+#[macro_use]
 mod payouts_support;
 
 use clickgate::ledger::AccountKind;
@@ -14,22 +15,6 @@ use clickgate::payouts::{
     plan, steps, ByHand, Payout, PayoutError, PayoutFilter, PayoutMethod, PayoutStatus, PayoutStore, Report, Request, Run, Trigger,
 };
 use payouts_support::*;
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::Backend::Sqlite);
-            }
-            #[test]
-            #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
-            fn pg() {
-                super::$name(super::Backend::Pg);
-            }
-        }
-    };
-}
 
 both!(a_settlement_pays_one_partner_whatever_the_threshold_and_method_once);
 both!(what_the_partner_owes_caps_a_settlement);

@@ -10,6 +10,7 @@
 //! `CLICKGATE_PAYOUT_CRASH_SEED` the seed of the kill moments (printed either way).
 
 mod common;
+#[macro_use]
 mod payouts_support;
 
 use std::collections::{BTreeMap, HashSet};

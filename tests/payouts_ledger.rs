@@ -4,6 +4,7 @@
 //! and a killed run's expired lock is taken over and its run resumed. Each case runs on SQLite
 //! and on PostgreSQL (ignored without `--include-ignored`).
 
+#[macro_use]
 mod payouts_support;
 
 use clickgate::ledger::AccountKind;
@@ -11,28 +12,12 @@ use clickgate::lifecycle::{self, CommissionStatus, ConversionRef, Refunded};
 use clickgate::payouts::{PayoutError, PayoutFilter, PayoutMethod, PayoutStatus, PayoutStore, Run, Trigger};
 use payouts_support::*;
 
-macro_rules! both {
-    ($name:ident, $pg:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::Backend::Sqlite);
-            }
-            #[test]
-            #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
-            fn $pg() {
-                super::$name(super::Backend::Pg);
-            }
-        }
-    };
-}
-
-both!(manual_payouts_go_in_transit_then_post_when_confirmed, pg);
-both!(a_failed_payout_voids_back_to_payable_and_the_next_run_pays_it, pg);
-both!(a_dry_run_prints_the_plan_and_changes_nothing, pg);
-both!(the_lock_keeps_runs_apart_and_a_killed_runs_expired_lock_is_taken_over, pg);
-both!(a_refund_of_a_commission_in_transit_is_owed_after_the_payout_posts, pg);
-both!(a_runs_detail_totals_every_page_and_lists_the_first_payouts, pg);
+both!(manual_payouts_go_in_transit_then_post_when_confirmed);
+both!(a_failed_payout_voids_back_to_payable_and_the_next_run_pays_it);
+both!(a_dry_run_prints_the_plan_and_changes_nothing);
+both!(the_lock_keeps_runs_apart_and_a_killed_runs_expired_lock_is_taken_over);
+both!(a_refund_of_a_commission_in_transit_is_owed_after_the_payout_posts);
+both!(a_runs_detail_totals_every_page_and_lists_the_first_payouts);
 
 fn clock(t: i64) -> impl Fn() -> i64 + Sync {
     move || t
@@ -204,7 +189,7 @@ fn a_refund_of_a_commission_in_transit_is_owed_after_the_payout_posts(backend: B
     w.verify();
 }
 
-both!(the_schedule_starts_a_programs_run_once_per_slot, pg);
+both!(the_schedule_starts_a_programs_run_once_per_slot);
 
 fn the_schedule_starts_a_programs_run_once_per_slot(backend: Backend) {
     let mut w = World::new(backend);

@@ -5,6 +5,7 @@
 //! `sent` and the next run asks again under the same key; PayPal and Wise files parse back to
 //! the run's totals.
 
+#[macro_use]
 mod payouts_support;
 
 use std::collections::HashSet;
@@ -18,22 +19,6 @@ use clickgate::testing::stripe::StripeServer;
 use payouts_support::*;
 
 const KEY: &str = "sk_test_51PayoutRunsLocalKey";
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::Backend::Sqlite);
-            }
-            #[test]
-            #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
-            fn pg() {
-                super::$name(super::Backend::Pg);
-            }
-        }
-    };
-}
 
 both!(stripe_pays_once_per_key_and_insufficient_balance_is_paid_by_the_next_run);
 both!(a_lost_answer_is_replayed_and_an_unknown_outcome_is_asked_again_under_the_same_key);

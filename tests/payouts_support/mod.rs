@@ -2,6 +2,25 @@
 //! dir's SQLite file), partners and programs, approved commissions, and reads of the ledger.
 #![allow(dead_code)]
 
+/// `both!(case)`: the test `case::sqlite`, and `case::pg`, which needs PostgreSQL and runs with
+/// `--include-ignored`; `case` is a `fn(Backend)` beside the call.
+#[allow(unused_macros)]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(super::Backend::Sqlite);
+            }
+            #[test]
+            #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
+            fn pg() {
+                super::$name(super::Backend::Pg);
+            }
+        }
+    };
+}
+
 use std::path::PathBuf;
 
 use clickgate::attribution::engine::Share;
