@@ -116,6 +116,12 @@ fn generate(n: usize, seed: u64) -> Vec<ClickEvent> {
                 country: Some(*b"DE"),
                 asn: 3320,
                 ua_hash: rng.u64(..),
+                // Events carry the agent and a client tag, as the edge writes them.
+                ua: Some(
+                    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+                        .into(),
+                ),
+                client_tag: Some(rng.u64(..)),
                 ip: Some(IpAddr::V4(Ipv4Addr::from(rng.u32(..) & 0xffff_ff00))),
                 ip_hash: None,
             }

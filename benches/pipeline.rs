@@ -288,7 +288,15 @@ impl Env {
     }
 
     fn click<'a>(&'a self, r: &Req, now_ms: u64) -> Click<'a> {
-        Click { ip: r.ip, ua: self.mix.ua(r), head: false, link_id: u32::from(r.code) + 1, program: &self.rules, now_ms }
+        Click {
+            ip: r.ip,
+            client: Client::of(r.ip),
+            ua: self.mix.ua(r),
+            head: false,
+            link_id: u32::from(r.code) + 1,
+            program: &self.rules,
+            now_ms,
+        }
     }
 }
 
@@ -397,6 +405,8 @@ fn click_event(signer: &ClickSigner, j: &Judgement<'_>, ip: IpAddr, ua: &str, no
         country: findings.country,
         asn: findings.asn,
         ua_hash: xxh3_64(ua.as_bytes()),
+        ua: None,
+        client_tag: None,
         ip: Some(truncate_ip(ip)),
         ip_hash: None,
     })

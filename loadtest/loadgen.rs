@@ -500,10 +500,20 @@ fn click(rng: &mut fastrand::Rng, signer: &ClickSigner, link: &Link, returning: 
         asn,
         // A visitor keeps one browser.
         ua_hash: u64::from_le_bytes(visitor_id.0[..8].try_into().expect("8 bytes")) ^ 0x9e37_79b9_7f4a_7c15,
+        ua: Some(AGENTS[usize::from(visitor_id.0[0]) % AGENTS.len()].into()),
+        client_tag: Some(u64::from_le_bytes(visitor_id.0[8..].try_into().expect("8 bytes"))),
         ip: Some(ip),
         ip_hash: None,
     }
 }
+
+/// Agents as the edge logs them, so events are their real size.
+const AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:133.0) Gecko/20100101 Firefox/133.0",
+];
 
 // ---- publishing --------------------------------------------------------------------------------
 

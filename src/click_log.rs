@@ -84,6 +84,17 @@ impl SegmentMeta {
     }
 }
 
+/// What `SegmentLog::read` read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadReport {
+    pub segments: u64,
+    pub events: u64,
+    /// Frames that passed their checksum but did not decode.
+    pub undecodable: u64,
+    /// Segments whose reading stopped at a bad frame (the active one's torn tail, or corruption).
+    pub cut_short: u64,
+}
+
 /// The open click log. Not shared: callers put it behind a lock.
 pub struct SegmentLog {
     dir: PathBuf,
@@ -175,6 +186,46 @@ impl SegmentLog {
             None => (segments, SegmentMeta::new(0), create_segment(dir, 0)?),
         };
         Ok(SegmentLog { dir: dir.to_path_buf(), segment_bytes_max, sealed, active, file, buf: Vec::with_capacity(1 << 20), failed: false })
+    }
+
+    /// Reads the log in `dir` without changing it, beside a running writer: every intact
+    /// event, oldest segment first, in file order. A torn tail is where reading of that segment
+    /// ends; a segment a compaction replaced is skipped as `open` would delete it. A compaction
+    /// that deletes a segment between listing and reading is an error: read again.
+    pub fn read(dir: &Path, mut each: impl FnMut(ClickEvent)) -> io::Result<ReadReport> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            if let Some((first, last)) = name.to_str().and_then(SegmentMeta::parse_name) {
+                found.push((first, last));
+            }
+        }
+        found.sort_by_key(|&(first, last)| (first, std::cmp::Reverse(last)));
+        let mut report = ReadReport::default();
+        let mut covered: Option<u64> = None;
+        for (first, last) in found {
+            if covered.is_some_and(|c| last <= c) {
+                continue;
+            }
+            covered = Some(last);
+            let path = dir.join(SegmentMeta { first, last, ..SegmentMeta::new(first) }.file_name());
+            let scan = frames::scan(&path, |_, ev| {
+                if let Some(ev) = ev {
+                    each(ev);
+                }
+            })
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => {
+                    io::Error::new(e.kind(), format!("{} went while the log was read (a compaction); read again", path.display()))
+                }
+                _ => e,
+            })?;
+            report.segments += 1;
+            report.events += scan.events;
+            report.undecodable += scan.undecodable;
+            report.cut_short += u64::from(scan.bad.is_some());
+        }
+        Ok(report)
     }
 
     /// The log's directory.

@@ -11,6 +11,8 @@
 //! Each fires at most once per subject and window, when it first holds. Memory is what the
 //! window's active partners and links need, and is dropped at every new window.
 
+pub mod rescore;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -153,6 +153,8 @@ impl World {
                     country: Some(*b"DE"),
                     asn: 3320,
                     ua_hash: rng.u64(..),
+                    ua: None,
+                    client_tag: None,
                     ip: None,
                     ip_hash: None,
                 }

@@ -7,6 +7,7 @@ mod catalog;
 mod cluster;
 mod links;
 pub mod payouts;
+pub mod rescore;
 mod upkeep;
 mod webhooks;
 
@@ -122,13 +123,14 @@ pub fn build_edge(
     let state = Arc::new(EdgeState {
         pipeline,
         links: ArcSwap::from_pointee(table),
-        signer,
+        signer: signer.clone(),
         sink: click_sink,
         metrics: metrics.clone(),
         cookie_suffix: crate::edge::handler::cookie_suffix(&config.edge, tls),
         edge: config.edge.clone(),
         privacy: config.privacy.ip,
         ip_hasher: hmac::Mac::new_from_slice(config.privacy.ip_hash_key.as_bytes()).expect("HMAC takes any key length"),
+        client_tag_key: signer.derive_key(b"client tag"),
     });
     Ok((state, consumer))
 }

@@ -27,6 +27,7 @@ mod migrate;
 mod partner;
 mod payouts;
 mod program;
+mod rescore;
 mod serve;
 pub mod timestamp;
 mod webhooks;
@@ -93,6 +94,10 @@ enum Command {
     /// Manage webhook endpoints and replay events.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCmd),
+    /// Judge the click log again with new rules: how verdicts would change, which partners'
+    /// credit rests only on clicks no longer valid, and (with --apply) take those commissions back.
+    #[command(after_help = timestamp::HELP)]
+    Rescore(rescore::RescoreArgs),
 }
 
 /// What a subcommand that reads the config starts from.
@@ -151,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Edge(args) => serve::edge(args, common.load()?),
         Command::Core(args) => serve::core(args, common.load()?),
         Command::Check => check::command(&common.load()?),
+        Command::Rescore(args) => rescore::command(args, &common.load()?),
         Command::Program(cmd) => program::run(cmd, &common.load()?),
         Command::Partner(cmd) => partner::run(cmd, &common.load()?),
         Command::Link(cmd) => link::run(cmd, &common.load()?),

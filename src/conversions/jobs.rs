@@ -14,7 +14,7 @@ use super::events;
 use super::store::{ConversionTx, NewRow, PartnerDay, StoredConversion};
 use super::{view, Approval, Attributed, ConversionError, Fingerprinted, Job, Op, Outcome, Status, Transition, Written};
 use crate::attribution::engine::Method;
-use crate::lifecycle::{self, ConversionRef, Refunded, Sale};
+use crate::lifecycle::{self, Commission, ConversionRef, Refunded, Sale};
 use crate::metrics::AttributionOutcome;
 use crate::webhooks::OutboxEvent;
 
@@ -248,4 +248,22 @@ pub(crate) fn approve<T: ConversionTx>(tx: &mut T, limit: usize, now_ms: u64) ->
     events::approved(tx, &approved, now_ms)?;
     let amount_minor = approved.iter().map(|c| c.remaining_minor()).sum();
     Ok(Approval { amount_minor, approved: approved.len(), more: approved.len() == limit })
+}
+
+/// A rescore's take-back: everything left of `partner`'s commissions on conversion `id`, with
+/// `commission.reversed` events, the ledger's causes naming `audit`
+/// (`fraud::rescore::audit_reason`). A retry finds nothing left and changes nothing. Returns
+/// the commissions it changed.
+pub(crate) fn revoke<T: ConversionTx>(
+    tx: &mut T,
+    id: &str,
+    partner: &str,
+    audit: &str,
+    now_ms: u64,
+) -> Result<Vec<Commission>, ConversionError> {
+    let Some(row) = tx.for_transition(id)? else { return Err(ConversionError::NotFound(id.to_string())) };
+    let conversion = ConversionRef { id, occurred_at_ms: row.occurred_at_ms };
+    let taken_back = lifecycle::revoke(tx, &conversion, partner, audit, now_ms)?;
+    events::reversed(tx, &taken_back, now_ms)?;
+    Ok(taken_back)
 }

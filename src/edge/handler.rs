@@ -294,6 +294,7 @@ fn emit(state: &EdgeState, visit: &Visit<'_>, click: Click<'_>) {
         IpPrivacy::Full => (Some(visit.ip), None),
         IpPrivacy::Hash => (None, Some(keyed_ip_hash(&state.ip_hasher, visit.ip))),
     };
+    let client_tag = (state.privacy != IpPrivacy::Full).then(|| client_tag(&state.client_tag_key, visit.ip));
     state.sink.send(ClickEvent {
         click_id: click.click_id,
         ts_ms: visit.now_ms,
@@ -310,6 +311,8 @@ fn emit(state: &EdgeState, visit: &Visit<'_>, click: Click<'_>) {
         country: click.findings.country,
         asn: click.findings.asn,
         ua_hash: xxhash_rust::xxh3::xxh3_64(visit.ua.as_bytes()),
+        ua: (!visit.ua.is_empty()).then(|| kept_ua(visit.ua).into()),
+        client_tag,
         ip,
         ip_hash,
     });
@@ -343,6 +346,25 @@ fn set_visitor_cookie(state: &EdgeState, headers: &mut HeaderMap, visitor: &Visi
 
 /// A keyed hash of an address: stable per key, useless without it. `keyed` is the HMAC state
 /// after the key, built once at start.
+/// The client tag of an event: SipHash-1-3 of the address's `client_key` under `key`. Without
+/// the key a tag names nobody; with it, an IPv4 address can be found by trying all of them, as
+/// with `privacy.ip = "hash"`.
+pub fn client_tag(key: &[u8; 16], ip: IpAddr) -> u64 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_key(key);
+    h.write(&super::checks::ip_rules::client_key(ip).to_le_bytes());
+    h.finish()
+}
+
+/// The user agent an event keeps: at most `UA_BYTES_MAX` bytes, cut at a character boundary.
+pub fn kept_ua(ua: &str) -> &str {
+    let mut end = ua.len().min(crate::events::UA_BYTES_MAX);
+    while !ua.is_char_boundary(end) {
+        end -= 1;
+    }
+    &ua[..end]
+}
+
 pub fn keyed_ip_hash(keyed: &hmac::Hmac<sha2::Sha256>, ip: IpAddr) -> u64 {
     use hmac::Mac;
     let mut mac = keyed.clone();

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use arc_swap::ArcSwap;
 
 use crate::model::ClickSigner;
-use checks::{Click, Findings, Pipeline, Reasons, Verdict};
+use checks::{Click, Client, Findings, Pipeline, Reasons, Verdict};
 use links::{EdgeLink, LinkTable};
 
 use crate::config::{self, IpPrivacy};
@@ -37,8 +37,24 @@ pub enum Judgement<'t> {
 
 /// Runs the whole pipeline for one request. The same code serves the edge and `clickgate check`.
 pub fn judge<'t>(pipeline: &Pipeline, table: &'t LinkTable, ip: IpAddr, ua: &str, code: &str, head: bool, now_ms: u64) -> Judgement<'t> {
+    judge_as(pipeline, table, ip, Client::of(ip), ua, code, head, now_ms)
+}
+
+/// `judge` with the client given apart from the address: a replay of the click log knows the
+/// client by its tag and the address only truncated (`clickgate rescore`).
+#[allow(clippy::too_many_arguments)]
+pub fn judge_as<'t>(
+    pipeline: &Pipeline,
+    table: &'t LinkTable,
+    ip: IpAddr,
+    client: Client,
+    ua: &str,
+    code: &str,
+    head: bool,
+    now_ms: u64,
+) -> Judgement<'t> {
     let mut observed = Reasons::default();
-    if let Err(retry_after_ms) = pipeline.rate_limit(ip, now_ms, &mut observed) {
+    if let Err(retry_after_ms) = pipeline.rate_limit(client, now_ms, &mut observed) {
         return Judgement::RateLimited { retry_after_ms, observed };
     }
     let Some(link) = table.get(code) else {
@@ -47,12 +63,26 @@ pub fn judge<'t>(pipeline: &Pipeline, table: &'t LinkTable, ip: IpAddr, ua: &str
     if !link.active || now_ms >= link.expires_at_ms {
         return Judgement::Inactive { link, observed };
     }
-    let mut findings = pipeline.evaluate(&Click { ip, ua, head, link_id: link.link_id, program: link.rules, now_ms });
+    let mut findings = pipeline.evaluate(&Click { ip, client, ua, head, link_id: link.link_id, program: link.rules, now_ms });
     for r in observed.iter() {
         findings.observed.insert(r);
     }
     let verdict = findings.verdict();
     Judgement::Click { link, findings, verdict }
+}
+
+/// A logged click judged again (`clickgate rescore`): the rate limits, then every stage, for
+/// the link it was made on, whatever that link's state is now. Returns the verdict and its
+/// reasons; observed reasons are left out, as they change no verdict.
+pub fn rejudge(pipeline: &Pipeline, link: &EdgeLink<'_>, ip: IpAddr, client: Client, ua: &str, now_ms: u64) -> (Verdict, Reasons) {
+    let mut observed = Reasons::default();
+    if pipeline.rate_limit(client, now_ms, &mut observed).is_err() {
+        let mut reasons = Reasons::default();
+        reasons.insert(crate::model::Reason::RateLimited);
+        return (Verdict::RateLimited, reasons);
+    }
+    let findings = pipeline.evaluate(&Click { ip, client, ua, head: false, link_id: link.link_id, program: link.rules, now_ms });
+    (findings.verdict(), findings.reasons)
 }
 
 /// Everything a request handler needs, built once at start.
@@ -66,6 +96,9 @@ pub struct EdgeState {
     pub privacy: IpPrivacy,
     /// HMAC-SHA256 keyed with `privacy.ip_hash_key` (used when `privacy.ip = "hash"`).
     pub ip_hasher: hmac::Hmac<sha2::Sha256>,
+    /// The SipHash key of click events' client tags (`handler::client_tag`), derived from the
+    /// click-id keys so every node tags a client alike.
+    pub client_tag_key: [u8; 16],
     /// `; Path=/; Max-Age=…; HttpOnly; SameSite=Lax[; Secure]`, built once.
     pub cookie_suffix: Box<str>,
 }

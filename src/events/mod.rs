@@ -18,6 +18,9 @@ use crate::model::{Reasons, Verdict};
 /// A framed event larger than this is corrupt by definition (click log and spool alike).
 pub const FRAME_BYTES_MAX: usize = 64 * 1024;
 
+/// The longest user agent an event keeps; a longer one is cut at a character boundary.
+pub const UA_BYTES_MAX: usize = 512;
+
 /// Sub-ids passed through from `?sub1=..&sub5=`.
 pub const SUB_IDS_MAX: usize = 5;
 
@@ -44,6 +47,14 @@ pub struct ClickEvent {
     #[serde(default)]
     pub asn: u32,
     pub ua_hash: u64,
+    /// The user agent, up to `UA_BYTES_MAX` bytes, so a replay of the log judges the agent
+    /// (`clickgate rescore`); absent in events logged before it was kept, and for an empty one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ua: Option<Box<str>>,
+    /// A keyed hash of the client (an IPv4 address, an IPv6 /64) when `ip` is truncated or
+    /// absent, so a replay counts each client apart as the edge did without keeping its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_tag: Option<u64>,
     /// The client IP as the privacy setting allows: truncated, or absent when hashed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<IpAddr>,

@@ -22,6 +22,8 @@ fn event(n: u64) -> ClickEvent {
         country: Some(*b"GB"),
         asn: 15169,
         ua_hash: 42,
+        ua: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0".into()),
+        client_tag: Some(0xdead_beef_0000_0001),
         ip: Some(truncate_ip("192.0.2.77".parse().unwrap())),
         ip_hash: None,
     }

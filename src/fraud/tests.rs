@@ -24,6 +24,8 @@ fn click(ts_ms: u64, partner: &str, link: &str, verdict: Verdict, observed: &[Re
         country: None,
         asn: 0,
         ua_hash: 0,
+        ua: None,
+        client_tag: None,
         ip: None,
         ip_hash: None,
     }

@@ -49,6 +49,8 @@ pub(crate) fn event_at(n: u64, ts_ms: u64, visitor: u64) -> ClickEvent {
         country: Some(*b"DE"),
         asn: 3320,
         ua_hash: n.wrapping_mul(0x9E37_79B9),
+        ua: None,
+        client_tag: None,
         ip: Some(std::net::IpAddr::from([198, 51, 100, 0])),
         ip_hash: None,
     }

@@ -435,71 +435,110 @@ pub fn refund<T: CommissionTx + ?Sized>(
         }
     };
     let mut changed = Vec::new();
-    for mut c in tx.commissions_of(conversion)? {
+    for c in tx.commissions_of(conversion)? {
         let target = match refunded {
             _ if full => c.amount_minor,
             Refunded::Cumulative { refunded_minor, amount_minor } => commission::prorate(c.amount_minor, refunded_minor, amount_minor),
             Refunded::All => c.amount_minor,
         };
         let step = target - c.voided_minor - c.reversed_minor;
-        if step <= 0 {
-            continue;
+        if let Some(c) = take_back(tx, c, step, &cause_key, None, now)? {
+            changed.push(c);
         }
-        let transfer_id = match c.status {
-            CommissionStatus::Pending => {
-                let held = c.remaining_minor();
-                let mut void = c.transfer(
-                    format!("commission:{}:void:{}", c.id, c.reserve_seq),
-                    TransferKind::Void,
-                    AccountKind::ProgramExpense,
-                    AccountKind::PartnerPending,
-                    held,
-                );
-                void.pending_id = Some(c.reserve_id(c.reserve_seq));
-                void.subject = Some(c.id.clone());
-                let mut id = apply(tx, void, now)?;
-                c.voided_minor += step;
-                if c.remaining_minor() > 0 {
-                    c.reserve_seq += 1;
-                    id = reserve(tx, &c, now)?;
-                } else {
-                    c.status = CommissionStatus::Voided;
-                }
-                tx.insert_event(&CommissionEvent {
-                    commission_id: c.id.clone(),
-                    kind: "voided",
-                    amount_minor: step,
-                    transfer_id: id,
-                    at_ms: now,
-                })?;
-                id
-            }
-            CommissionStatus::Approved | CommissionStatus::Paid => {
-                let (label, kind) =
-                    if c.status == CommissionStatus::Paid { ("clawback-to", "clawed_back") } else { ("reverse-to", "reversed") };
-                let t = c.transfer(
-                    format!("commission:{}:{label}:{cause_key}", c.id),
-                    TransferKind::Single,
-                    AccountKind::PartnerPayable,
-                    AccountKind::ProgramExpense,
-                    step,
-                );
-                let id = apply(tx, t, now)?;
-                c.reversed_minor += step;
-                if c.remaining_minor() == 0 {
-                    c.status = CommissionStatus::Reversed;
-                }
-                tx.insert_event(&CommissionEvent { commission_id: c.id.clone(), kind, amount_minor: step, transfer_id: id, at_ms: now })?;
-                id
-            }
-            CommissionStatus::Voided | CommissionStatus::Reversed => continue,
-        };
-        debug_assert!(c.remaining_minor() >= 0, "a commission never goes below zero: {c:?}");
-        let _ = transfer_id;
-        tx.update_commission(&c)?;
-        changed.push(c);
     }
     Ok(changed)
+}
+
+/// Takes back everything left of `partner`'s commissions on a conversion, whatever their
+/// state (voided while pending, reversed once approved, clawed back once paid): a rescore found
+/// that no click that credited the partner was valid. `cause_key` names why in the ledger's
+/// causes (`fraud::rescore::audit_reason`). A commission already taken back is left alone, so
+/// a retry changes nothing. Returns the commissions it changed.
+pub fn revoke<T: CommissionTx + ?Sized>(
+    tx: &mut T,
+    conversion: &ConversionRef<'_>,
+    partner: &str,
+    cause_key: &str,
+    now_ms: u64,
+) -> Result<Vec<Commission>, LifecycleError> {
+    let mut changed = Vec::new();
+    for c in tx.commissions_of(conversion)?.into_iter().filter(|c| c.partner == partner) {
+        let step = c.remaining_minor();
+        if let Some(c) = take_back(tx, c, step, cause_key, Some(cause_key), now_ms as i64)? {
+            changed.push(c);
+        }
+    }
+    Ok(changed)
+}
+
+/// Takes `step` back from one commission: voided while pending (the reserve voided, and the
+/// rest reserved again), reversed once approved, clawed back once paid. `None` when there is
+/// nothing to take (a step of 0, or a commission voided or reversed already). `void_audit`
+/// is appended to a void's cause, which otherwise names only the reserve it voids.
+fn take_back<T: CommissionTx + ?Sized>(
+    tx: &mut T,
+    mut c: Commission,
+    step: i64,
+    cause_key: &str,
+    void_audit: Option<&str>,
+    now: i64,
+) -> Result<Option<Commission>, LifecycleError> {
+    if step <= 0 {
+        return Ok(None);
+    }
+    match c.status {
+        CommissionStatus::Pending => {
+            let held = c.remaining_minor();
+            let mut void = c.transfer(
+                match void_audit {
+                    None => format!("commission:{}:void:{}", c.id, c.reserve_seq),
+                    Some(audit) => format!("commission:{}:void:{}:{audit}", c.id, c.reserve_seq),
+                },
+                TransferKind::Void,
+                AccountKind::ProgramExpense,
+                AccountKind::PartnerPending,
+                held,
+            );
+            void.pending_id = Some(c.reserve_id(c.reserve_seq));
+            void.subject = Some(c.id.clone());
+            let mut id = apply(tx, void, now)?;
+            c.voided_minor += step;
+            if c.remaining_minor() > 0 {
+                c.reserve_seq += 1;
+                id = reserve(tx, &c, now)?;
+            } else {
+                c.status = CommissionStatus::Voided;
+            }
+            tx.insert_event(&CommissionEvent {
+                commission_id: c.id.clone(),
+                kind: "voided",
+                amount_minor: step,
+                transfer_id: id,
+                at_ms: now,
+            })?;
+        }
+        CommissionStatus::Approved | CommissionStatus::Paid => {
+            let (label, kind) =
+                if c.status == CommissionStatus::Paid { ("clawback-to", "clawed_back") } else { ("reverse-to", "reversed") };
+            let t = c.transfer(
+                format!("commission:{}:{label}:{cause_key}", c.id),
+                TransferKind::Single,
+                AccountKind::PartnerPayable,
+                AccountKind::ProgramExpense,
+                step,
+            );
+            let id = apply(tx, t, now)?;
+            c.reversed_minor += step;
+            if c.remaining_minor() == 0 {
+                c.status = CommissionStatus::Reversed;
+            }
+            tx.insert_event(&CommissionEvent { commission_id: c.id.clone(), kind, amount_minor: step, transfer_id: id, at_ms: now })?;
+        }
+        CommissionStatus::Voided | CommissionStatus::Reversed => return Ok(None),
+    }
+    debug_assert!(c.remaining_minor() >= 0, "a commission never goes below zero: {c:?}");
+    tx.update_commission(&c)?;
+    Ok(Some(c))
 }
 
 /// Approves up to `limit` pending commissions whose lock ended at or before `now_ms`: posts

@@ -144,6 +144,16 @@ impl ClickSigner {
         full[..MAC_BYTES].try_into().expect("12 bytes")
     }
 
+    /// A 128-bit key for `label`, derived from the key with the smallest id: every node with
+    /// the same keys derives the same one, and it stays while that key is configured.
+    pub fn derive_key(&self, label: &[u8]) -> [u8; 16] {
+        let (_, state) = self.keys.iter().min_by_key(|(id, _)| *id).expect("at least one click-id key");
+        let mut m = state.clone();
+        m.update(b"clickgate derived key\0");
+        m.update(label);
+        m.finalize().into_bytes()[..16].try_into().expect("16 bytes")
+    }
+
     /// A new click id for (link, partner) at `ts_ms`.
     pub fn mint(&self, ts_ms: u64, link_id: u32, partner_id: u32) -> ClickId {
         let (key_id, state) = &self.keys[0];

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::conversions::jobs::approve;
+use crate::conversions::jobs::{approve, revoke};
 use crate::conversions::{Approval, ConversionError};
 use crate::ledger::{self, VerifyReport};
-use crate::lifecycle::LifecycleError;
+use crate::lifecycle::{Commission, CommissionTx, ConversionRef, LifecycleError};
 use crate::storage::pg::PgStatements;
 use crate::storage::pg::PgTx;
 use crate::storage::sqlite::schema;
@@ -58,6 +58,100 @@ impl Open {
                 answer
             }
         })
+    }
+}
+
+impl Open {
+    /// Runs one rescore take-back in its own transaction, serialised with the writers as
+    /// `approve` is.
+    fn revoke(&mut self, id: &str, partner: &str, audit: &str, now_ms: u64) -> Result<Vec<Commission>, ConversionError> {
+        Ok(match self {
+            Open::File(conn) => {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let answer = revoke(&mut SqliteTx::new(&tx).map_err(LifecycleError::from)?, id, partner, audit, now_ms)?;
+                tx.commit()?;
+                answer
+            }
+            Open::Pg(pg) => {
+                let (client, statements) = &mut **pg;
+                let mut tx = client.transaction()?;
+                let answer = revoke(&mut PgTx::with_statements(&mut tx, statements), id, partner, audit, now_ms)?;
+                tx.commit()?;
+                answer
+            }
+        })
+    }
+
+    /// The commissions of each conversion, read in one transaction.
+    fn commissions_of(&mut self, conversions: &[(String, u64)]) -> Result<Vec<Commission>, ConversionError> {
+        let mut out = Vec::new();
+        let mut each = |tx: &mut dyn CommissionTx| -> Result<(), LifecycleError> {
+            for (id, occurred_at_ms) in conversions {
+                out.extend(tx.commissions_of(&ConversionRef { id, occurred_at_ms: *occurred_at_ms })?);
+            }
+            Ok(())
+        };
+        match self {
+            Open::File(conn) => {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+                each(&mut SqliteTx::new(&tx).map_err(LifecycleError::from)?)?;
+            }
+            Open::Pg(pg) => {
+                let (client, statements) = &mut **pg;
+                let mut tx = client.transaction()?;
+                each(&mut PgTx::with_statements(&mut tx, statements))?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Calls `each(id, occurred_at_ms, attribution)` for every conversion that occurred at or
+    /// after `since_ms` and is neither cancelled nor fully refunded, in the order of its time.
+    fn attributions_since(&mut self, since_ms: u64, each: &mut dyn FnMut(String, u64, String)) -> Result<(), ConversionError> {
+        const SQL: &str = "SELECT id, occurred_at_ms, attribution FROM conversions \
+                           WHERE occurred_at_ms >= $1 AND status IN ('pending', 'confirmed') ORDER BY occurred_at_ms, id";
+        let since = i64::try_from(since_ms).unwrap_or(i64::MAX);
+        match self {
+            Open::File(conn) => {
+                let mut stmt = conn.prepare(&SQL.replace("$1", "?1"))?;
+                let mut rows = stmt.query([since])?;
+                while let Some(r) = rows.next()? {
+                    each(r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?);
+                }
+            }
+            Open::Pg(pg) => {
+                for r in pg.0.query(SQL, &[&since])? {
+                    each(r.get(0), r.get::<_, i64>(1) as u64, r.get(2));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A rescore's store work: reading conversions' attributions and commissions, and taking
+/// commissions back, each step its own transaction beside running writers.
+pub struct Rescore(Open);
+
+impl Rescore {
+    pub fn open(at: &StoreAt) -> Result<Rescore, ConversionError> {
+        Ok(Rescore(Open::new(at)?))
+    }
+
+    /// See `Open::attributions_since`.
+    pub fn attributions_since(&mut self, since_ms: u64, mut each: impl FnMut(String, u64, String)) -> Result<(), ConversionError> {
+        self.0.attributions_since(since_ms, &mut each)
+    }
+
+    /// The commissions of each (conversion id, occurred_at_ms).
+    pub fn commissions_of(&mut self, conversions: &[(String, u64)]) -> Result<Vec<Commission>, ConversionError> {
+        self.0.commissions_of(conversions)
+    }
+
+    /// Takes back what is left of `partner`'s commissions on conversion `id`
+    /// (`lifecycle::revoke`), in one transaction; returns the commissions changed.
+    pub fn revoke(&mut self, id: &str, partner: &str, audit: &str, now_ms: u64) -> Result<Vec<Commission>, ConversionError> {
+        self.0.revoke(id, partner, audit, now_ms)
     }
 }
 

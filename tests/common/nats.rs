@@ -142,6 +142,8 @@ pub fn click_events(key: &[u8], base_ms: u64, range: std::ops::Range<u64>) -> Ve
             country: Some(*b"FR"),
             asn: 3215,
             ua_hash: n,
+            ua: None,
+            client_tag: None,
             ip: None,
             ip_hash: Some(n),
         })

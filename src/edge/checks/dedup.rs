@@ -8,12 +8,10 @@
 //! design capacity rotates early, so the false-positive rate stays at or under `fp_rate` even
 //! under IP spray; memory is fixed at two filters per shard.
 
-use std::net::IpAddr;
 use std::sync::Mutex;
 
 use bloomfilter::Bloom;
 
-use super::ip_rules::client_key;
 use super::{Check, Click, Findings, Reason};
 use crate::config::{self, Action};
 
@@ -37,10 +35,10 @@ pub struct DedupCheck {
 }
 
 /// The dedup key of a click, under the filter's secret seed.
-pub fn dedup_key(seed: u64, link_id: u32, ip: IpAddr, ua: &str) -> u64 {
+pub fn dedup_key(seed: u64, link_id: u32, client: u128, ua: &str) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::with_seed(seed);
     h.update(&link_id.to_le_bytes());
-    h.update(&client_key(ip).to_le_bytes());
+    h.update(&client.to_le_bytes());
     h.update(ua.as_bytes());
     h.digest()
 }
@@ -118,7 +116,7 @@ impl Check for DedupCheck {
         if findings.not_a_click || (findings.asn != 0 && self.shared_address_asns.binary_search(&findings.asn).is_ok()) {
             return;
         }
-        if self.seen(dedup_key(self.seed, click.link_id, click.ip, click.ua), click.now_ms) {
+        if self.seen(dedup_key(self.seed, click.link_id, click.client.key, click.ua), click.now_ms) {
             findings.hit(Reason::Duplicate, self.action);
         }
     }
@@ -127,6 +125,7 @@ impl Check for DedupCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::edge::checks::ip_rules::client_key;
 
     fn dedup(window_ms: u64) -> DedupCheck {
         DedupCheck::new(&config::Dedup { window_ms, capacity: 10_000, shards: 4, ..config::Dedup::default() })
@@ -135,13 +134,13 @@ mod tests {
     #[test]
     fn remembers_for_a_window_and_forgets_after_two() {
         let d = dedup(3_600_000);
-        let k = dedup_key(d.seed, 1, "192.0.2.1".parse().unwrap(), "Mozilla/5.0");
+        let k = dedup_key(d.seed, 1, client_key("192.0.2.1".parse().unwrap()), "Mozilla/5.0");
         let t = 3_600_000 * 100;
         assert!(!d.seen(k, t));
         assert!(d.seen(k, t + 1));
         assert!(d.seen(k, t + 3_600_000), "still seen in the next window");
         assert!(!d.seen(k, t + 3 * 3_600_000), "forgotten two windows later");
-        assert!(!d.seen(dedup_key(d.seed, 2, "192.0.2.1".parse().unwrap(), "Mozilla/5.0"), t), "another link is another click");
+        assert!(!d.seen(dedup_key(d.seed, 2, client_key("192.0.2.1".parse().unwrap()), "Mozilla/5.0"), t), "another link is another click");
     }
 
     #[test]

@@ -31,6 +31,37 @@ pub fn client_key(ip: IpAddr) -> u128 {
     }
 }
 
+/// Who a click comes from, as the per-client and per-subnet rules count it: the client
+/// (`client_key`) and its subnet (`subnet_key`). The edge takes both from the address; a
+/// replay of the click log (`clickgate rescore`), whose addresses are truncated, takes the
+/// client from the event's client tag instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    pub key: u128,
+    pub subnet: u64,
+}
+
+impl Client {
+    /// The client and subnet of an address.
+    pub fn of(ip: IpAddr) -> Client {
+        Client { key: client_key(ip), subnet: super::rate_limit::subnet_key(ip) }
+    }
+
+    /// A client known by its tag (a keyed hash of its `client_key`) and an address it was
+    /// truncated to. An IPv4 address keeps its /24, which is its subnet; an IPv6 client is its
+    /// /64, so the tag is its subnet too. A tag's key sits in a range no address maps to
+    /// (`ip_key` gives IPv4 the `::ffff:0:0/96` prefix and IPv6 its own bits; tags set the
+    /// top bit and the next, which only `c000::/2` shares, an unassigned range).
+    pub fn tagged(tag: u64, truncated: Option<IpAddr>) -> Client {
+        let key = (0b11u128 << 126) | u128::from(tag);
+        let subnet = match truncated {
+            Some(ip) if client_key(ip) >> 32 == 0xffff => super::rate_limit::subnet_key(ip),
+            _ => tag | (1 << 63),
+        };
+        Client { key, subnet }
+    }
+}
+
 /// A set of CIDR ranges.
 #[derive(Debug, Clone, Default)]
 pub struct CidrSet {

@@ -13,6 +13,7 @@ pub mod ip_rules;
 pub mod rate_limit;
 pub mod velocity;
 
+pub use self::ip_rules::Client;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub struct ProgramRules {
 #[derive(Debug, Clone, Copy)]
 pub struct Click<'a> {
     pub ip: IpAddr,
+    /// Who the per-client and per-subnet rules count (`Client::of(ip)` on the edge).
+    pub client: Client,
     pub ua: &'a str,
     pub head: bool,
     pub link_id: u32,
@@ -163,8 +166,8 @@ impl Pipeline {
 
     /// Stage 2: rate limits. `Err(retry_after_ms)` means refuse with `429`; observe-mode hits
     /// are added to `observed`.
-    pub fn rate_limit(&self, ip: IpAddr, now_ms: u64, observed: &mut Reasons) -> Result<(), u64> {
-        self.rate_limits.check(ip, now_ms, observed)
+    pub fn rate_limit(&self, client: Client, now_ms: u64, observed: &mut Reasons) -> Result<(), u64> {
+        self.rate_limits.check(client, now_ms, observed)
     }
 
     /// Runs every stage after the link lookup and returns what they found. HEAD requests are

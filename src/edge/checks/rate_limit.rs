@@ -14,7 +14,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use super::clock::{set_now_ms, CallerClock};
-use super::ip_rules::client_key;
+use super::ip_rules::{client_key, Client};
 use super::{Reason, Reasons};
 use crate::config::{self, Mode};
 
@@ -67,7 +67,7 @@ impl RateLimits {
     }
 
     /// `Err(retry_after_ms)` when any limit is exceeded in enforce mode.
-    pub fn check(&self, ip: IpAddr, now_ms: u64, observed: &mut Reasons) -> Result<(), u64> {
+    pub fn check(&self, client: Client, now_ms: u64, observed: &mut Reasons) -> Result<(), u64> {
         if self.mode == Mode::Off {
             return Ok(());
         }
@@ -79,10 +79,10 @@ impl RateLimits {
                 l.check().map_err(|n| wait(n.wait_time_from(now)))?;
             }
             if let Some(l) = &self.subnet {
-                l.check_key(&subnet_key(ip)).map_err(|n| wait(n.wait_time_from(now)))?;
+                l.check_key(&client.subnet).map_err(|n| wait(n.wait_time_from(now)))?;
             }
             if let Some(l) = &self.ip {
-                l.check_key(&client_key(ip)).map_err(|n| wait(n.wait_time_from(now)))?;
+                l.check_key(&client.key).map_err(|n| wait(n.wait_time_from(now)))?;
             }
             Ok(())
         })();
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn burst_then_limited_with_retry_after() {
         let l = limits(1, 3);
-        let ip: IpAddr = "198.51.100.1".parse().unwrap();
+        let ip = Client::of("198.51.100.1".parse().unwrap());
         let mut obs = Reasons::default();
         let t = 1_700_000_000_000;
         for _ in 0..3 {
@@ -134,7 +134,7 @@ mod tests {
         let wait = l.check(ip, t, &mut obs).unwrap_err();
         assert!((1..=1000).contains(&wait), "retry after {wait} ms");
         // Another address is unaffected; after the wait the first is allowed again.
-        assert_eq!(l.check("198.51.100.2".parse().unwrap(), t, &mut obs), Ok(()));
+        assert_eq!(l.check(Client::of("198.51.100.2".parse().unwrap()), t, &mut obs), Ok(()));
         assert_eq!(l.check(ip, t + wait, &mut obs), Ok(()));
     }
 
@@ -144,7 +144,7 @@ mod tests {
         let mut obs = Reasons::default();
         let t = 1_700_000_000_000;
         for i in 0..1000u32 {
-            l.check(IpAddr::from(i.to_be_bytes()), t, &mut obs).unwrap();
+            l.check(Client::of(IpAddr::from(i.to_be_bytes())), t, &mut obs).unwrap();
         }
         assert_eq!(l.key_counts().0, 1000);
         l.trim(t + 10);
@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn observe_mode_counts_without_refusing() {
         let l = RateLimits::new(&config::RateLimit { mode: Mode::Observe, ip_per_s: 1, ip_burst: 1, ..config::RateLimit::default() });
-        let ip: IpAddr = "198.51.100.1".parse().unwrap();
+        let ip = Client::of("198.51.100.1".parse().unwrap());
         let mut obs = Reasons::default();
         l.check(ip, 1, &mut obs).unwrap();
         assert_eq!(l.check(ip, 1, &mut obs), Ok(()));

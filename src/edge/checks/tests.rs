@@ -192,7 +192,7 @@ fn rate_limit_bursts_refills_and_names_the_wait_exactly() {
     let (ip, other): (IpAddr, IpAddr) = ("198.51.100.201".parse().unwrap(), "198.51.100.202".parse().unwrap());
     let check = |ip| {
         let mut observed = Reasons::default();
-        let r = f.pipeline.rate_limit(ip, clock.now_ms(), &mut observed);
+        let r = f.pipeline.rate_limit(crate::edge::checks::Client::of(ip), clock.now_ms(), &mut observed);
         assert!(observed.is_empty(), "enforce mode observes nothing");
         r
     };

@@ -15,11 +15,9 @@
 //! when first touched in a newer window: there is never a sweep over the whole sketch on the
 //! request path.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::ip_rules::client_key;
-use super::rate_limit::subnet_key;
+use super::ip_rules::Client;
 use super::{Check, Click, Findings, Reason};
 use crate::config::{self, Action, Mode};
 
@@ -213,8 +211,8 @@ impl VelocityCheck {
     }
 
     /// Counts a click under every key that is on.
-    pub fn count(&self, ip: IpAddr, link_id: u32, now_ms: u64) -> Counts {
-        let (k, subnet) = (client_key(ip), subnet_key(ip) as u128);
+    pub fn count(&self, client: Client, link_id: u32, now_ms: u64) -> Counts {
+        let (k, subnet) = (client.key, u128::from(client.subnet));
         let hash = |on: bool, tag: u8, a: u128, b: u32| on.then(|| key_hash(self.seed, tag, a, b));
         let keys = [
             hash(self.ip_max > 0, b'i', k, 0),
@@ -259,7 +257,7 @@ impl Check for VelocityCheck {
         if findings.not_a_click {
             return;
         }
-        let c = self.count(click.ip, click.link_id, click.now_ms);
+        let c = self.count(click.client, click.link_id, click.now_ms);
         if self.ip_max > 0 && c.ip > self.ip_max {
             findings.hit(Reason::VelocityIp, self.action);
         }

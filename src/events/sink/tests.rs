@@ -23,6 +23,8 @@ fn click(n: u64) -> ClickEvent {
         country: None,
         asn: 0,
         ua_hash: 0,
+        ua: None,
+        client_tag: None,
         ip: None,
         ip_hash: None,
     }

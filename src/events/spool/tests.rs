@@ -22,6 +22,8 @@ fn event(n: u64) -> ClickEvent {
         country: Some(*b"DE"),
         asn: 3320,
         ua_hash: n,
+        ua: None,
+        client_tag: None,
         ip: None,
         ip_hash: Some(n),
     }
