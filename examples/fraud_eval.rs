@@ -8,6 +8,14 @@
 //! clickgate check < DIR/clicks.jsonl | fraud_eval score --labels DIR/labels.txt
 //! ```
 //!
+//! `fraud_eval log` writes the lines into a data dir's click log instead, as the edge would have
+//! logged them under that config (agent, client tag, truncated address; clicks refused by a
+//! rate limit are not logged, as on the edge), for `loadtest/rescore.sh`:
+//!
+//! ```text
+//! fraud_eval log --config config/clickgate.toml --data-dir DIR < DIR/clicks.jsonl
+//! ```
+//!
 //! Addresses come from the real ASN database: consumer ISPs' networks for people, mobile
 //! carriers' for carrier-grade NAT, hosting providers' for datacenter traffic. Agents come from
 //! the fetched list of real browser agents; scripted clients use the agents their libraries
@@ -69,7 +77,22 @@ fn main() -> anyhow::Result<()> {
             let (Some("--labels"), Some(path)) = (flag.as_deref(), path) else { bail!("usage: fraud_eval score --labels FILE < verdicts") };
             score(&PathBuf::from(path))
         }
-        _ => bail!("usage: fraud_eval gen … | fraud_eval score --labels FILE; see the doc comment of examples/fraud_eval.rs"),
+        Some("log") => {
+            let mut config = None;
+            let mut data_dir = None;
+            while let Some(arg) = args.next() {
+                let value = args.next().with_context(|| format!("{arg} needs a value"))?;
+                match arg.as_str() {
+                    "--config" => config = Some(PathBuf::from(value)),
+                    "--data-dir" => data_dir = Some(PathBuf::from(value)),
+                    _ => bail!("unknown argument {arg}"),
+                }
+            }
+            log(&config.context("--config")?, &data_dir.context("--data-dir")?)
+        }
+        _ => bail!(
+            "usage: fraud_eval gen … | fraud_eval score --labels FILE | fraud_eval log …; see the doc comment of examples/fraud_eval.rs"
+        ),
     }
 }
 
@@ -98,8 +121,8 @@ impl Gen {
                 _ => bail!("unknown argument {arg}"),
             }
         }
-        if links == 0 || !(scale > 0.0 && scale <= 10.0) {
-            bail!("--links must be positive and --scale in (0, 10]");
+        if links == 0 || !(scale > 0.0 && scale <= 20.0) {
+            bail!("--links must be positive and --scale in (0, 20]");
         }
         Ok(Gen {
             asn_db: asn_db.context("--asn-db is required")?,
@@ -334,6 +357,74 @@ fn gen(g: Gen) -> anyhow::Result<()> {
     lines.flush()?;
     labels.flush()?;
     eprintln!("fraud_eval: {} clicks over {} links in {}", clicks.len(), g.links, g.out.display());
+    Ok(())
+}
+
+/// Judges `check`'s input lines from stdin with the config's pipeline and appends each click
+/// to the data dir's click log as the edge would, in batches of 4,096.
+fn log(config: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use clickgate::edge::handler::{client_tag, kept_ua};
+    use clickgate::edge::{judge, Judgement};
+    use clickgate::events::{truncate_ip, ClickEvent};
+    use clickgate::model::{ClickSigner, Reasons, VisitorId};
+
+    #[derive(Deserialize)]
+    struct Line {
+        ip: IpAddr,
+        ua: String,
+        code: String,
+        ts: u64,
+    }
+    let config = clickgate::config::Config::load(config)?;
+    let store = clickgate::app::open_store(&config, data_dir)?;
+    let table = clickgate::app::load_links(&store)?;
+    let pipeline = clickgate::edge::checks::Pipeline::build(&config.checks)?;
+    let signer = ClickSigner::new(&[(1, b"fraud_eval click-id key".to_vec())]);
+    let tag_key = signer.derive_key(b"client tag");
+    let dir = clickgate::ingest::Ingest::log_dir(data_dir, &config.core);
+    let mut log = clickgate::click_log::SegmentLog::open(&dir, config.core.segment_bytes_max, |_| {})?;
+    let (mut batch, mut logged, mut valid, mut limited) = (Vec::with_capacity(4096), 0u64, 0u64, 0u64);
+    for line in std::io::stdin().lock().lines() {
+        let l: Line = serde_json::from_str(&line?)?;
+        let (link, findings, verdict) = match judge(&pipeline, &table, l.ip, &l.ua, &l.code, false, l.ts) {
+            Judgement::Click { link, findings, verdict } => (link, findings, verdict),
+            Judgement::RateLimited { .. } => {
+                limited += 1;
+                continue;
+            }
+            _ => bail!("link {} is unknown or inactive", l.code),
+        };
+        valid += u64::from(verdict == clickgate::model::Verdict::Valid);
+        batch.push(ClickEvent {
+            click_id: signer.mint(l.ts, link.link_id, link.partner_id),
+            ts_ms: l.ts,
+            program: link.program.clone(),
+            partner: link.partner.clone(),
+            link: link.code.clone(),
+            channel: link.channel,
+            sub_ids: None,
+            verdict,
+            reasons: findings.reasons,
+            observed: Reasons::default(),
+            visitor_id: VisitorId::random(),
+            new_visitor: true,
+            country: findings.country,
+            asn: findings.asn,
+            ua_hash: xxhash_rust::xxh3::xxh3_64(l.ua.as_bytes()),
+            ua: (!l.ua.is_empty()).then(|| kept_ua(&l.ua).into()),
+            client_tag: Some(client_tag(&tag_key, l.ip)),
+            ip: Some(truncate_ip(l.ip)),
+            ip_hash: None,
+        });
+        if batch.len() == 4096 {
+            log.append_batch(&batch)?;
+            logged += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    log.append_batch(&batch)?;
+    logged += batch.len() as u64;
+    eprintln!("fraud_eval: logged {logged} clicks ({valid} valid; {limited} refused by a rate limit, not logged) in {}", dir.display());
     Ok(())
 }
 
