@@ -386,6 +386,9 @@ fn tally_pass(env: &Env, pipeline: &Pipeline) -> Tally {
     tally
 }
 
+/// The client tags' key (`EdgeState::client_tag_key`).
+const CLIENT_TAG_KEY: [u8; 16] = *b"bench client tag";
+
 /// A `ClickEvent` as `edge::handler` builds it for a click.
 fn click_event(signer: &ClickSigner, j: &Judgement<'_>, ip: IpAddr, ua: &str, now_ms: u64) -> Option<ClickEvent> {
     let Judgement::Click { link, findings, verdict } = j else { return None };
@@ -405,8 +408,8 @@ fn click_event(signer: &ClickSigner, j: &Judgement<'_>, ip: IpAddr, ua: &str, no
         country: findings.country,
         asn: findings.asn,
         ua_hash: xxh3_64(ua.as_bytes()),
-        ua: None,
-        client_tag: None,
+        ua: (!ua.is_empty()).then(|| clickgate::edge::handler::kept_ua(ua).into()),
+        client_tag: Some(clickgate::edge::handler::client_tag(&CLIENT_TAG_KEY, ip)),
         ip: Some(truncate_ip(ip)),
         ip_hash: None,
     })
