@@ -31,7 +31,7 @@ use clickgate::edge::checks::geo::{GeoCheck, GeoDbs};
 use clickgate::edge::checks::ip_rules::{CidrSet, IpRules};
 use clickgate::edge::checks::rate_limit::RateLimits;
 use clickgate::edge::checks::velocity::{VelocityCheck, WindowedSketch};
-use clickgate::edge::checks::{Check, Click, Findings, Pipeline, ProgramRules};
+use clickgate::edge::checks::{Check, Click, Client, Findings, Pipeline, ProgramRules};
 use clickgate::edge::links::LinkTable;
 use clickgate::edge::{handler, judge, EdgeState, Judgement};
 use clickgate::events::sink::{BatchWriter, ClickConsumer};
@@ -716,7 +716,7 @@ fn bench_checks(c: &mut Criterion, env: &Env) {
             let r = mix.at(i);
             i += 1;
             let mut observed = Reasons::default();
-            let _ = black_box(limits.check(r.ip, tick(), &mut observed));
+            let _ = black_box(limits.check(Client::of(r.ip), tick(), &mut observed));
         })
     });
     let (ip_keys, subnet_keys) = limits.key_counts();
@@ -882,21 +882,21 @@ fn rollover_report(env: &Env) {
     let velocity = VelocityCheck::new(&checks.velocity);
     let t = (T0_MS / w + 1) * w;
     for s in 0..2 {
-        velocity.count(ip, 1, t + s * w); // Both slots claimed once (the first claim clears too).
+        velocity.count(Client::of(ip), 1, t + s * w); // Both slots claimed once (the first claim clears too).
     }
     let steady = (1..200)
         .map(|k| {
             timed(&mut || {
-                black_box(velocity.count(ip, 1, t + w + k));
+                black_box(velocity.count(Client::of(ip), 1, t + w + k));
             })
         })
         .min()
         .unwrap_or_default();
     let first = timed(&mut || {
-        black_box(velocity.count(ip, 1, t + 2 * w));
+        black_box(velocity.count(Client::of(ip), 1, t + 2 * w));
     });
     let second = timed(&mut || {
-        black_box(velocity.count(ip, 1, t + 3 * w));
+        black_box(velocity.count(Client::of(ip), 1, t + 3 * w));
     });
     println!(
         "rollover/velocity: first click of a new window took {first:.2?} and {second:.2?} (clears one slot of a {} byte sketch inline); a steady click {steady:.2?}",
