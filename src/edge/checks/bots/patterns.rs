@@ -153,7 +153,6 @@ const BROWSER_TOKENS: &[&str] = &[
     "mosaic",
     "amigavoyager",
     "ibrowse/",
-    "aweb",
     "hotjava/",
     "omniweb",
     "icab",
@@ -279,7 +278,8 @@ const DEVICE_TOKENS: &[&str] = &[
     "netrange",
     "netcast",
     "opera tv",
-    "omi/",
+    // Opera TV's engine, with its space: `Xiaomi/` is a phone maker.
+    " omi/",
     "vidaa",
     "viera",
     "bravia",

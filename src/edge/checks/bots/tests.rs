@@ -307,6 +307,7 @@ fn old_and_odd_browser_families_are_browsers() {
     use UaClass::*;
     for ua in [
         "AmigaVoyager/3.2 (AmigaOS/MC680x0)",
+        "Mozilla/6.0 (Macintosh; U; Amiga-AWeb) Safari 3.1",
         "IBrowse/2.4 (AmigaOS 3.9; 68K)",
         "HotJava/1.1.2 FCS",
         "OmniWeb622.19.3.0.170128 CFNetwork/438.16 Darwin/9.8.0 (Power%20Macintosh) (PowerMac7%2C3)",
@@ -343,7 +344,9 @@ fn tv_and_console_browsers_outweigh_generic_evidence() {
     ] {
         check(&b, ua, Browser);
     }
-    // The same generic evidence in an agent of no such device is a tool's.
+    // The same generic evidence in an agent of no such device is a tool's (a phone maker's
+    // name is no TV engine's).
+    check(&b, "Mozilla/5.0 (Linux; U; Android 12; zh-cn; 2201123C Build/SKQ1) AppleWebKit/537.36 (KHTML, like Gecko) XiaoMi/MiuiBrowser/17.1 Catcher/2.0", Crawler);
     check(&b, "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/84.0 Safari/537.36 Catcher/2.0", Crawler);
     check(&b, "Mozilla/5.0 (X11; Linux x86_64; Acme/1.0; en) Gecko/20100101 Firefox/60.0", Crawler);
 }
