@@ -6,6 +6,12 @@
 #   crawler-user-agents  the list's own example agents (bots)
 #   user-agents          npm user-agents' real browser agents (browsers)
 #   crawlerdetect        PyPI crawlerdetect's test fixtures (bots, and devices as browsers)
+#   device-detector      Matomo device-detector's test fixtures from PyPI device_detector
+#                        (bots, and clients it labels browsers)
+#   techpatterns         techpatterns.com's agent list from npm random-useragent (legacy and
+#                        console desktop browsers, phones, consoles; spiders as bots)
+#   woothee              npm woothee's test sets (PCs, Japanese phones, appliances; crawlers)
+#                        (an agent of these three also in a held-out set is left out of them)
 # Held-out sources (never tuned on; labelled by their publishers, see config/bots/label.js):
 #   uap-core             Debian uap-core's labelled test agents (bots and browsers)
 #   uap-core-pgts        uap-core's pgts_browser_list, mostly 2000s desktop agents
@@ -40,7 +46,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --no-build) BUILD=0 ;;
     --show) SHOW="${2:?--show needs a set name}"; shift ;;
-    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) printf 'bots.sh: unknown argument %s (see --help)\n' "$1" >&2; exit 2 ;;
   esac
   shift
@@ -68,7 +74,8 @@ for (const e of list) for (const ua of e.instances || []) if (!/[\r\n]/.test(ua)
 process.stdout.write([...out].join("\n") + "\n");
 ' "$BOTS/crawler-user-agents.json" > "$WORK/crawler-user-agents.bots.txt"
 cp "$BOTS/browser-user-agents.txt" "$WORK/user-agents.browsers.txt"
-for f in crawlerdetect.bots crawlerdetect.browsers uap-core.bots uap-core.browsers uap-core-pgts.bots uap-core-pgts.browsers fake-useragent.browsers; do
+for f in crawlerdetect.bots crawlerdetect.browsers device-detector.bots device-detector.browsers \
+         techpatterns.bots techpatterns.browsers woothee.bots woothee.browsers uap-core.bots uap-core.browsers uap-core-pgts.bots uap-core-pgts.browsers fake-useragent.browsers; do
   cp "$EVAL/$f.txt" "$WORK/$f.txt"
 done
 if [ "$QUICK" -eq 1 ]; then
@@ -90,11 +97,12 @@ console.log(bots);
 printf '| source | role | set | agents | ours | isbot |\n|---|---|---|---:|---:|---:|\n'
 # pooled held-out sums: bots, our hits, isbot hits; browsers, our FPs, isbot FPs
 hb=0; hh=0; hi=0; wb=0; wf=0; wi=0
-for set in crawler-user-agents.bots user-agents.browsers crawlerdetect.bots crawlerdetect.browsers uap-core.bots uap-core.browsers \
-           uap-core-pgts.bots uap-core-pgts.browsers fake-useragent.browsers; do
+for set in crawler-user-agents.bots user-agents.browsers crawlerdetect.bots crawlerdetect.browsers \
+           device-detector.bots device-detector.browsers techpatterns.bots techpatterns.browsers woothee.bots woothee.browsers \
+           uap-core.bots uap-core.browsers uap-core-pgts.bots uap-core-pgts.browsers fake-useragent.browsers; do
   file="$WORK/$set.txt"
   kind="${set##*.}"
-  case "$set" in crawler-user-agents.*|user-agents.*|crawlerdetect.*) role=training ;; *) role=held-out ;; esac
+  case "$set" in crawler-user-agents.*|user-agents.*|crawlerdetect.*|device-detector.*|techpatterns.*|woothee.*) role=training ;; *) role=held-out ;; esac
   show_args=()
   if [ "$SHOW" = "$set" ]; then
     if [ "$kind" = bots ]; then show_args=(--show browser); else show_args=(--show crawler --show non_browser --show link_preview --show empty); fi

@@ -11,8 +11,10 @@
 #
 # With --eval it also fetches the evaluation corpora of loadtest/bots.sh into
 # eval/ (see README.md): Debian "uap-core" (Apache-2.0, apt-get download),
-# PyPI "fake-useragent" (Apache-2.0, pip download), npm "js-yaml" (MIT, to read
-# uap-core's YAML) and isbot's own code (to run isbot beside ours).
+# PyPI "fake-useragent" (Apache-2.0, pip download), the training sources PyPI
+# "crawlerdetect" and "device_detector" (their test fixtures) and npm
+# "random-useragent" and "woothee" (their agent lists), npm "js-yaml" (MIT, to
+# read the YAML) and isbot's own code (to run isbot beside ours).
 #
 # Packages are obtained with `npm pack` at pinned versions (never a URL) and
 # each tarball is checked against a pinned sha256. Idempotent: if both files
@@ -48,6 +50,15 @@ FAKE_WHEEL_SHA256="67f35ca4d847b0d298187443aaf020413746e56acd985a611908c73dba2da
 DETECT_PYPI="crawlerdetect"
 DETECT_VERSION="0.4.2"
 DETECT_SDIST_SHA256="2ecbc825ec9bbfe94d1878078fbc3d336ed4b247a00dd56691479554ca3cb2ef"
+DD_PYPI="device_detector"
+DD_VERSION="6.5.1"
+DD_SDIST_SHA256="610ed34b173b96ee91aa38165084695bbf76f6a5bd76bbb4fd777f7af1ff4170"
+RANDOMUA_PKG="random-useragent"
+RANDOMUA_VERSION="0.5.0"
+RANDOMUA_TARBALL_SHA256="ddd7379d6323b8d1e8ad13b6e77e877fa75ec475720d426ae8bb5a09f2eafe5c"
+WOOTHEE_PKG="woothee"
+WOOTHEE_VERSION="1.11.1"
+WOOTHEE_TARBALL_SHA256="9e744f0584515248be4890cf5e77ceb1eb761075877df80ba42dd4369508465e"
 # ---------------------------------------------------------------------------
 
 CRAWLERS_OUT="crawler-user-agents.json"
@@ -161,7 +172,7 @@ npm_pack_verified() {
 # The evaluation corpora (eval/, see README.md): fetched, verified and labelled into
 # one agent per line files, then renamed into place as a whole.
 EVAL_DIR="$HERE/eval"
-EVAL_STAMP="isbot=$ISBOT_VERSION yaml=$YAML_VERSION uap=$UAP_VERSION fake=$FAKE_VERSION detect=$DETECT_VERSION label=$(sha256_of "$HERE/label.js")"
+EVAL_STAMP="isbot=$ISBOT_VERSION yaml=$YAML_VERSION uap=$UAP_VERSION fake=$FAKE_VERSION detect=$DETECT_VERSION dd=$DD_VERSION randomua=$RANDOMUA_VERSION woothee=$WOOTHEE_VERSION label=$(sha256_of "$HERE/label.js")"
 fetch_eval() {
   if [ "$FORCE" -eq 0 ] && [ -f "$EVAL_DIR/.fetched" ] && [ "$(cat -- "$EVAL_DIR/.fetched")" = "$EVAL_STAMP" ]; then
     log "evaluation corpora already present; nothing to do"
@@ -211,8 +222,23 @@ fetch_eval() {
   grep -v '^[[:space:]]*$' "$fixtures/devices.txt" | sort -u > "$out/crawlerdetect.browsers.txt"
   cp -- "$TMP/detect/$DETECT_PYPI-$DETECT_VERSION/LICENSE" "$out/crawlerdetect.LICENSE"
 
+  log "fetching $DD_PYPI==$DD_VERSION with pip download (the source archive, for Matomo's test fixtures)"
+  python3 -m pip download --quiet --no-deps --no-binary=:all: --dest "$TMP/dd-sdist" "$DD_PYPI==$DD_VERSION" \
+    || die "pip download $DD_PYPI==$DD_VERSION failed"
+  sdist=$(find "$TMP/dd-sdist" -name '*.tar.gz' | head -n1)
+  [ -n "$sdist" ] || die "pip download produced no source archive"
+  verify "$sdist" "$DD_SDIST_SHA256"
+  mkdir -p "$TMP/dd"
+  tar -xzf "$sdist" -C "$TMP/dd"
+  local dd_fixtures="$TMP/dd/$DD_PYPI-$DD_VERSION/$DD_PYPI/tests/fixtures/upstream"
+  [ -f "$dd_fixtures/bots.yml" ] || die "$DD_PYPI==$DD_VERSION has no tests/fixtures/upstream/bots.yml"
+
+  npm_pack_verified "$RANDOMUA_PKG" "$RANDOMUA_VERSION" "$RANDOMUA_TARBALL_SHA256" "$TMP/randomua"
+  npm_pack_verified "$WOOTHEE_PKG" "$WOOTHEE_VERSION" "$WOOTHEE_TARBALL_SHA256" "$TMP/woothee"
+
   node "$HERE/label.js" "$TMP/yaml/package/dist/js-yaml.js" "$TMP/uap/usr/share/uap-core" \
-    "$TMP/fake/fake_useragent/data/browsers.jsonl" "$out"
+    "$TMP/fake/fake_useragent/data/browsers.jsonl" "$dd_fixtures" \
+    "$TMP/randomua/package/useragent-data.json" "$TMP/woothee/package/woothee/testsets" "$out"
   echo "$EVAL_STAMP" > "$out/.fetched"
   rm -rf -- "$EVAL_DIR"
   mv -- "$out" "$EVAL_DIR"

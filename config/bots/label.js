@@ -1,7 +1,8 @@
-// Labels the held-out evaluation corpora of loadtest/bots.sh, one agent per line.
+// Labels the evaluation corpora of loadtest/bots.sh, one agent per line.
 // Run by `config/bots/fetch.sh --eval`:
 //
-//   node label.js JS_YAML UAP_CORE_DIR FAKE_USERAGENT_JSONL OUT_DIR
+//   node label.js JS_YAML UAP_CORE_DIR FAKE_USERAGENT_JSONL DEVICE_DETECTOR_FIXTURES \
+//     RANDOM_USERAGENT_JSON WOOTHEE_TESTSETS OUT_DIR
 //
 // The labels are the corpora's own, never our detector's:
 // - uap-core: a bot is an agent uap-core calls a bot, that is its device family is "Spider"
@@ -14,6 +15,19 @@
 //   bare device ids that name no browser) is neither and is written to *.other.txt, unscored.
 //   pgts_browser_list.yaml, a large list of mostly 2000s desktop agents, is its own source.
 // - fake-useragent: every agent of its data file is a real browser's.
+// - device-detector (a training source): Matomo device-detector's test fixtures, as shipped by
+//   PyPI device_detector. A bot is an agent of bots.yml; a browser is an agent whose labelled
+//   client type is "browser", except the headless browsers (client names saying "headless"),
+//   which are automation, and Android's Dalvik HTTP client, an app's agent; anything else
+//   (mobile apps, libraries, media players, feed readers, mail clients, no client) is neither.
+// - techpatterns (a training source): the user-agent switcher list of techpatterns.com as npm
+//   random-useragent ships it, each agent in a folder: browsers are the folders of browsers
+//   (desktop, legacy, console, OS/2, BeOS), mobile devices and game consoles; bots are spiders
+//   and validators; downloaders, feed readers, libraries and the rest are neither.
+// - woothee (a training source): the test sets of npm woothee, by their category: pc,
+//   smartphone, mobilephone and appliance are browsers, crawler bots, the rest neither.
+// A training agent that is also in a held-out set is left out of the training source, so that
+// nothing held out is read or tuned on through it.
 //
 // The family list was written from uap-core's family names alone, before any of our results on
 // these corpora were looked at; see config/bots/README.md.
@@ -21,8 +35,11 @@
 const fs = require('fs');
 const path = require('path');
 
-const [yamlJs, uapDir, fakeJsonl, outDir] = process.argv.slice(2);
-if (!outDir) throw new Error('usage: node label.js JS_YAML UAP_CORE_DIR FAKE_USERAGENT_JSONL OUT_DIR');
+const [yamlJs, uapDir, fakeJsonl, ddFixtures, randomUaJson, wootheeDir, outDir] = process.argv.slice(2);
+if (!outDir) {
+  throw new Error('usage: node label.js JS_YAML UAP_CORE_DIR FAKE_USERAGENT_JSONL DEVICE_DETECTOR_FIXTURES '
+    + 'RANDOM_USERAGENT_JSON WOOTHEE_TESTSETS OUT_DIR');
+}
 const yaml = require(path.resolve(yamlJs));
 
 const BROWSER_FAMILIES = new Set([
@@ -104,6 +121,61 @@ for (const source of ['uap-core', 'uap-core-pgts']) {
   }
   for (const ua of sets[`${source}.browsers`] || []) sets[`${source}.other`]?.delete(ua);
 }
+
+// device-detector: one YAML list per file; bots.yml holds the bots, the others devices with
+// their client's type.
+const HEADLESS = /headless/i;
+// Android's runtime HTTP client, which device-detector reports as the platform's browser for want
+// of one: an app's request, not a page view (clickgate flags it as non_browser_ua by design).
+const DALVIK = /^(?:[\w.:]*:)?Dalvik\//;
+for (const f of fs.readdirSync(ddFixtures).filter((f) => f.endsWith('.yml')).sort()) {
+  for (const c of yaml.load(fs.readFileSync(path.join(ddFixtures, f), 'utf8')) || []) {
+    const client = c.client || {};
+    if (f === 'bots.yml') add('device-detector', 'bots', c.user_agent);
+    else if (client.type === 'browser' && !HEADLESS.test(client.name || '') && !DALVIK.test(c.user_agent)) {
+      add('device-detector', 'browsers', c.user_agent);
+    }
+    else add('device-detector', 'other', c.user_agent);
+  }
+}
+
+// techpatterns: the folder says what an agent is.
+for (const e of JSON.parse(fs.readFileSync(randomUaJson, 'utf8'))) {
+  const folder = e.folder || '';
+  let label = 'other';
+  if (/^\/Spiders|\/Bots - Spiders|\/Validators/.test(folder)) label = 'bots';
+  else if (/^\/Browsers - |^\/Miscellaneous\/Browsers - |^\/Miscellaneous\/Game Consoles|^\/Mobile Devices\/(?!Services)/.test(folder)) {
+    label = 'browsers';
+  }
+  add('techpatterns', label, e.userAgent);
+}
+
+// woothee: each test case has a category.
+const WOOTHEE_BROWSERS = new Set(['pc', 'smartphone', 'mobilephone', 'appliance']);
+for (const f of fs.readdirSync(wootheeDir).filter((f) => f.endsWith('.yaml')).sort()) {
+  for (const c of yaml.load(fs.readFileSync(path.join(wootheeDir, f), 'utf8')) || []) {
+    const label = c.category === 'crawler' ? 'bots' : WOOTHEE_BROWSERS.has(c.category) ? 'browsers' : 'other';
+    add('woothee', label, c.target);
+  }
+}
+
+const HELD_OUT = ['uap-core', 'uap-core-pgts', 'fake-useragent'];
+for (const source of ['device-detector', 'techpatterns', 'woothee']) {
+  const set = (label) => (sets[`${source}.${label}`] ||= new Set());
+  for (const ua of set('bots')) {
+    set('browsers').delete(ua);
+    set('other').delete(ua);
+  }
+  for (const ua of set('browsers')) set('other').delete(ua);
+  let overlap = 0;
+  for (const key of Object.keys(sets).filter((k) => HELD_OUT.includes(k.slice(0, k.lastIndexOf('.'))))) {
+    for (const ua of sets[key]) {
+      for (const label of ['bots', 'browsers', 'other']) if (set(label).delete(ua)) overlap++;
+    }
+  }
+  console.error(`bots: ${source}: ${overlap} agents also in a held-out set left out`);
+}
+
 for (const [key, set] of Object.entries(sets).sort()) {
   fs.writeFileSync(path.join(outDir, `${key}.txt`), [...set].sort().join('\n') + '\n');
   console.error(`bots: eval/${key}.txt: ${set.size} agents`);

@@ -10,9 +10,17 @@
 //! agent never seen before then costs hundreds of microseconds, which is a denial-of-service
 //! lever for anyone who randomises it.
 //!
+//! Some evidence in a browser's agent looks like a bot's and is not, and is set aside: bot and
+//! crawler names in the model of an Android device (`Android 7.0; M bot 51)`, `Android 13;
+//! Spider 8)`); generic evidence and crawler names in Internet Explorer's comment, where toolbars
+//! and add-ons list themselves (`QQDownload 691`, `MSN Optimized`); any bot evidence inside a
+//! browser's own name (`SogouMobileBrowser`, `HotJava/`); and a crawler name that is only part of
+//! a word (`Sonic` in `Panasonic`). A URL or an e-mail address counts anywhere.
+//!
 //! The verdict: a link unfurler first, then any specific bot evidence, then generic evidence
-//! unless the agent is a feature-phone, proxy or in-app browser (whose agents legitimately look
-//! like tools: `Nokia6300/2.0 Profile/MIDP-2.0 Configuration/CLDC-1.1`); an agent naming no
+//! unless the agent is a feature-phone, TV, console, proxy or in-app browser (whose agents
+//! legitimately look like tools: `Nokia6300/2.0 Profile/MIDP-2.0 Configuration/CLDC-1.1`,
+//! `CE-HTML/1.0;`); an agent naming no
 //! browser engine or family is `non_browser_ua` (isbot's regexes are not run on it: it is
 //! flagged either way, and they cost tens of microseconds on a random agent); else a browser. Agents longer than `ua_bytes_max`
 //! are not matched at all: no browser sends one. Real traffic repeats a few thousand agents, so
@@ -25,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexBuilder};
 
-use self::patterns::{Kinds, Tables, BROWSER, PHONE, PREVIEW, STRONG, WEAK};
+use self::patterns::{Kinds, Tables, ADDRESS, BROWSER, DEVICE, MODEL, MSIE, PREVIEW, STRONG, WEAK};
 use super::{Check, Click, Findings, Reason};
 use crate::config::{self, Action};
 
@@ -175,35 +183,99 @@ impl BotCheck {
         if ua.len() > self.ua_bytes_max {
             return UaClass::NonBrowser;
         }
+        // Spans (start, end) of an Android device's model and of Internet Explorer's comment. Each
+        // opens where its marker ends and closes at the next `)`, so a match inside one always
+        // comes after the match that opened it: the automaton reports matches by their end.
+        let (mut model, mut msie) = (None, None);
+        // Bot evidence waits until the browser names that may contain it are all known: a name
+        // ends after the evidence inside it (`SogouMobileBrowser`, `HotJava/`).
+        let mut held = [(0usize, 0usize, 0u8); HELD_MAX];
+        let mut names = [(0usize, 0usize); NAMES_MAX];
+        let (mut held_len, mut names_len) = (0, 0);
         let mut seen = 0u8;
+        let bytes = ua.as_bytes();
         for m in self.literals.find_overlapping_iter(ua) {
             let k = self.kinds[m.pattern().as_usize()];
-            seen |= k.any;
+            let part_of_word = |at: Option<&u8>| at.is_some_and(u8::is_ascii_alphanumeric);
+            if k.word
+                && (part_of_word(m.start().checked_sub(1).and_then(|i| bytes.get(i)))
+                    || (bytes[m.end() - 1].is_ascii_alphanumeric() && part_of_word(bytes.get(m.end()))))
+            {
+                continue;
+            }
+            let mut add = k.any;
             if m.start() == 0 {
-                seen |= k.start;
+                add |= k.start;
             }
             if m.end() == ua.len() {
-                seen |= k.end;
+                add |= k.end;
+            }
+            if add & MODEL != 0 && model.is_none() {
+                model = Some(android_model(ua, m.end()));
+            }
+            if add & MSIE != 0 && msie.is_none() {
+                msie = Some(comment_rest(ua, m.end()));
+            }
+            if within(model, m.start(), m.end()) {
+                add &= !(STRONG | WEAK);
+            }
+            if within(msie, m.start(), m.end()) {
+                add &= !WEAK;
+                if k.word {
+                    add &= !STRONG;
+                }
+            }
+            if add & (BROWSER | DEVICE) != 0 && names_len < NAMES_MAX {
+                names[names_len] = (m.start(), m.end());
+                names_len += 1;
+            }
+            let bot = add & (STRONG | WEAK);
+            if bot != 0 && held_len < HELD_MAX {
+                held[held_len] = (m.start(), m.end(), bot);
+                held_len += 1;
+                add &= !bot;
+            }
+            seen |= add;
+        }
+        for &(start, end, bot) in &held[..held_len] {
+            // Our own browser names outrank isbot's list where both name the same thing (NetSurf).
+            let named = names[..names_len].iter().any(|&(s, e)| s <= start && end <= e && (e - s > end - start || bot == WEAK));
+            if !named {
+                seen |= bot;
             }
         }
         if seen & PREVIEW != 0 {
             return UaClass::LinkPreview;
         }
-        if seen & STRONG != 0 {
+        if seen & (STRONG | ADDRESS) != 0 {
             return UaClass::Crawler;
         }
-        if self.strong.is_match(ua) {
+        // A robot word in the model is the model's name; an e-mail address or a domain is not.
+        if self.strong.is_match(ua)
+            && (model.is_none()
+                || self.strong.find_iter(ua).any(|m| !within_regex(model, m.start(), m.end()) || m.as_str().contains(['@', '.'])))
+        {
             return UaClass::Crawler;
         }
-        if seen & PHONE == 0 && seen & WEAK != 0 {
+        if seen & DEVICE == 0 && seen & WEAK != 0 {
             return UaClass::Crawler;
         }
         // An agent that names no browser is flagged either way, so isbot's shapes (the costly
         // regex: tens of microseconds on a random agent) run only on agents that claim a browser.
-        if seen & (BROWSER | PHONE) == 0 {
+        if seen & (BROWSER | DEVICE) == 0 {
             return UaClass::NonBrowser;
         }
-        if seen & PHONE == 0 && self.weak.is_match(ua) {
+        // Generic evidence in a model, in Internet Explorer's comment or in a browser's name is
+        // set aside, as the automaton's is.
+        let weak = seen & DEVICE == 0
+            && self.weak.is_match(ua)
+            && self.weak.find_iter(ua).any(|m| {
+                let (start, end) = (m.start(), m.end());
+                !within_regex(model, start, end)
+                    && !within_regex(msie, start, end)
+                    && !names[..names_len].iter().any(|&name| within_regex(Some(name), start, end))
+            });
+        if weak {
             UaClass::Crawler
         } else {
             UaClass::Browser
@@ -223,6 +295,60 @@ impl BotCheck {
         slot.store(tag | (class as u64 + 1), Ordering::Relaxed);
         class
     }
+}
+
+/// Bot evidence held per agent until the browser names are known; more counts at once.
+const HELD_MAX: usize = 8;
+/// Browser names kept per agent to set evidence inside them aside; a browser's agent names
+/// eight to ten (`Mozilla/`, `AppleWebKit`, `KHTML`, `like Gecko`, `Chrome/`, `Safari/`, …).
+const NAMES_MAX: usize = 16;
+
+/// The rest of the comment that `from` is in: up to the next `)`, or the agent's end.
+fn comment_rest(ua: &str, from: usize) -> (usize, usize) {
+    (from, ua[from..].find(')').map_or(ua.len(), |i| from + i))
+}
+
+/// The device model of an Android comment, `from` just after `Android `: the part after the
+/// version and an optional locale, up to the next `;` or `)` (`8.0; Pixel 2 Build/OPD3; Bot)`
+/// gives `Pixel 2 Build/OPD3`, leaving what follows outside).
+fn android_model(ua: &str, from: usize) -> (usize, usize) {
+    let part_end = |at: usize| ua[at..].find([';', ')']).map_or(ua.len(), |i| at + i);
+    let next = |at: usize| {
+        let end = part_end(at);
+        if ua.as_bytes().get(end) == Some(&b';') {
+            end + 1
+        } else {
+            ua.len()
+        }
+    };
+    let mut start = next(from);
+    let end = part_end(start);
+    if is_locale(ua[start..end].trim()) {
+        start = next(start);
+    }
+    (start, part_end(start))
+}
+
+/// `en`, `en-us`, `zh_CN`.
+fn is_locale(s: &str) -> bool {
+    let b = s.as_bytes();
+    let letters = |r: &[u8]| r.iter().all(u8::is_ascii_alphabetic);
+    match b.len() {
+        2 => letters(b),
+        5 => letters(&b[..2]) && matches!(b[2], b'-' | b'_') && letters(&b[3..]),
+        _ => false,
+    }
+}
+
+/// Whether `start..end` lies within `span`.
+fn within(span: Option<(usize, usize)>, start: usize, end: usize) -> bool {
+    span.is_some_and(|(s, e)| start >= s && end <= e)
+}
+
+/// `within` for a regex match, which may take one character more on either side: isbot's
+/// look-arounds are rewritten to consume the character they look at (`java(?!;)`).
+fn within_regex(span: Option<(usize, usize)>, start: usize, end: usize) -> bool {
+    span.is_some_and(|(s, e)| start + 1 >= s && end <= e + 1)
 }
 
 fn class_from(v: u8) -> UaClass {

@@ -2,11 +2,13 @@
 //! literals (for the one Aho-Corasick automaton) and regex fragments (for the one regex set).
 //!
 //! Evidence comes in kinds. `STRONG` bot evidence is specific: a crawler-user-agents pattern, a
-//! robot word (`bot`, `crawl`, `spider`), an automation tool, a URL or an e-mail address. `WEAK`
-//! bot evidence is isbot's generic list, which is written for desktop traffic: some of its
-//! patterns (`java`, bare product tokens) also describe feature phones. `BROWSER` names a real
-//! browser family or engine, and `PHONE` a feature-phone or proxy browser, whose agents carry
-//! those generic tokens legitimately.
+//! robot word (`bot`, `crawl`, `spider`), an automation tool; `ADDRESS` is a URL, which is strong
+//! wherever it stands. `WEAK` bot evidence is isbot's generic list, which is written for desktop
+//! traffic: some of its patterns (`java`, bare product tokens) also describe feature phones and
+//! TVs. `BROWSER` names a real browser family or engine, and `DEVICE` a feature-phone, TV,
+//! console, proxy or in-app browser, whose agents carry those generic tokens legitimately.
+//! `MODEL` and `MSIE` mark where a browser agent's comment names a device or lists add-ons
+//! (see `BotCheck::classify_uncached`).
 
 use std::path::Path;
 
@@ -23,8 +25,14 @@ pub const STRONG: u8 = 2;
 pub const WEAK: u8 = 4;
 /// A browser engine or family.
 pub const BROWSER: u8 = 8;
-/// A feature-phone, proxy or in-app browser: outweighs weak evidence.
-pub const PHONE: u8 = 16;
+/// A feature-phone, TV, console, proxy or in-app browser: outweighs weak evidence.
+pub const DEVICE: u8 = 16;
+/// A URL: strong bot evidence that no comment masks.
+pub const ADDRESS: u8 = 32;
+/// `Android <version>;`: the device's model follows, up to the comment's end.
+pub const MODEL: u8 = 64;
+/// `compatible; MSIE`: Internet Explorer's comment, where toolbars and add-ons list themselves.
+pub const MSIE: u8 = 128;
 
 /// Link-preview fetchers, matched before any bot evidence (several are on the crawler list too).
 const PREVIEW_TOKENS: &[&str] = &[
@@ -69,7 +77,7 @@ const STRONG_TOKENS: &[&str] = &[
     "python/",
     "go-http-client",
     "okhttp",
-    "libwww",
+    "libwww-perl",
     "httpclient",
     "http_request",
     "axios/",
@@ -92,12 +100,11 @@ const STRONG_TOKENS: &[&str] = &[
     "indexer",
     "slurp",
     "feedparser",
-    "+http",
-    "(http",
-    "http://",
-    "https://",
-    "www.",
 ];
+
+/// URLs, in a comment or anywhere: a bot's way of saying where to read about it. `(http` needs
+/// its colon: feature phones list their protocols as `(HTTP PGDL;HTTPS)`.
+const ADDRESS_TOKENS: &[&str] = &["+http", "(http:", "(https:", "http://", "https://", "www."];
 
 /// Robot words and addresses that need more than a literal. `bot` is a word's end (`Googlebot/`,
 /// `SomethingBot;`, `robot`), except in the phone brand Cubot; an e-mail address anywhere; a
@@ -113,7 +120,8 @@ const BROWSER_TOKENS: &[&str] = &[
     "mozilla/",
     "gecko/",
     "like gecko",
-    "applewebkit/",
+    // Chinese handsets write `Browser/AppleWebKit534.30`, without the slash.
+    "applewebkit",
     "webkit/",
     "khtml",
     "blink",
@@ -136,20 +144,53 @@ const BROWSER_TOKENS: &[&str] = &[
     "netsurf",
     "lynx/",
     "links (",
+    "links/",
     "elinks",
     "dillo/",
     "kindle/",
-    "hbbtv",
-    "smart-tv",
-    "smarttv",
-    "webos",
-    "tizen",
+    // Desktop browsers of the 1990s and 2000s, and of odd platforms (Amiga, BeOS, RISC OS,
+    // OpenVMS, Palm, Windows CE), which name no common engine.
+    "mosaic",
+    "amigavoyager",
+    "ibrowse/",
+    "hotjava/",
+    "omniweb",
+    "icab",
+    "netpositive",
+    "arachne/",
+    "w3m/",
+    "sleipnir",
+    "lunascape",
+    "galeon",
+    "epiphany",
+    "iceweasel",
+    "seamonkey",
+    "k-meleon",
+    "netscape",
+    "navigator/",
+    "camino",
+    "palmscape",
+    "xiino",
+    "nook browser",
+    "uzbl",
+    "amaya",
+    "browsex",
+    // Sogou's browsers, whose names contain the search engine's (and its crawler's).
+    "sogoumobilebrowser",
+    "sogoumse",
+    "sogou explorer",
 ];
 
-/// Feature-phone, proxy and in-app browsers: their agents often carry generic product tokens
-/// (`Java`, `Profile/MIDP-2.0`) that isbot's patterns read as a tool.
-const PHONE_TOKENS: &[&str] = &[
+/// Safari's own network stack names itself first: `Safari5533.22.3 CFNetwork/438.16`.
+const BROWSER_PREFIXES: &[&str] = &["safari"];
+
+/// Feature-phone, TV, console, proxy and in-app browsers: their agents often carry generic
+/// product tokens (`Java`, `Profile/MIDP-2.0`, `CE-HTML/1.0;`, `Catcher`) that isbot's patterns
+/// read as a tool.
+const DEVICE_TOKENS: &[&str] = &[
     // Feature phones: Java ME profiles, WAP browsers and handset prefixes.
+    "wap browser",
+    "wap-browser",
     "midp",
     "cldc",
     "up.browser",
@@ -175,6 +216,8 @@ const PHONE_TOKENS: &[&str] = &[
     "brew",
     "maui",
     "docomo/",
+    "portalmmm",
+    "ddipocket",
     "kddi-",
     "j-phone/",
     "softbank/",
@@ -210,6 +253,7 @@ const PHONE_TOKENS: &[&str] = &[
     "line/",
     "micromessenger",
     "twitter for",
+    "opera news",
     "snapchat",
     "pinterest/",
     "gsa/",
@@ -222,14 +266,59 @@ const PHONE_TOKENS: &[&str] = &[
     "bytedancewebview",
     "linkedinapp",
     "gmail/",
+    // TVs, set-top boxes and consoles: HbbTV, CE-HTML, the TV platforms and Opera's TV builds.
+    "hbbtv",
+    "ce-html",
+    "smart-tv",
+    "smarttv",
+    "smart tv",
+    "googletv",
+    "google tv",
+    "nettv",
+    "netrange",
+    "netcast",
+    "opera tv",
+    // Opera TV's engine, with its space: `Xiaomi/` is a phone maker.
+    " omi/",
+    "vidaa",
+    "viera",
+    "bravia",
+    "aquos",
+    "webos",
+    "web0s",
+    "tizen",
+    "crkey",
+    "appletv",
+    "roku",
+    "playstation",
+    "nintendo",
+    "xbox",
+    // Handhelds of the 2000s: Palm, webOS and Windows CE browsers.
+    "palmos",
+    "palmsource",
+    "blazer",
 ];
 
+/// isbot patterns that name a browser add-on rather than a tool: Chrome Frame (a plug-in for
+/// Internet Explorer) and FirePHP (a developer extension) stand in real browsers' agents.
+const GENERIC_BROWSER_ADDONS: &[&str] = &["chromeframe", "firephp"];
+
+/// Where an Android agent's model begins: it runs to the comment's end (`Android 7.0; M bot 51)`).
+const MODEL_TOKENS: &[&str] = &["android "];
+
+/// Internet Explorer's comment: what follows, up to its end, is platform, toolbars and add-ons.
+const MSIE_TOKENS: &[&str] = &["compatible; msie "];
+
 /// One literal of the automaton, with the kinds it adds anywhere, at the start and at the end.
+/// A crawler-list literal counts only as a whole `word` (at its ends that are letters or digits):
+/// the list names products (`Sonic`, `Sogou`), and the automaton ignores case, so without the
+/// boundaries `Sonic` is found in `Panasonic` and `PROSONIC`, and `Sogou` in `SogouMSE`.
 #[derive(Default, Clone, Copy)]
 pub struct Kinds {
     pub any: u8,
     pub start: u8,
     pub end: u8,
+    pub word: bool,
 }
 
 /// Everything the stage compiles.
@@ -251,10 +340,21 @@ impl Tables {
     /// Our own tokens, before any list is added.
     pub fn builtin() -> Tables {
         let mut t = Tables::default();
-        for (tokens, kind) in [(PREVIEW_TOKENS, PREVIEW), (STRONG_TOKENS, STRONG), (BROWSER_TOKENS, BROWSER), (PHONE_TOKENS, PHONE)] {
+        for (tokens, kind) in [
+            (PREVIEW_TOKENS, PREVIEW),
+            (STRONG_TOKENS, STRONG),
+            (ADDRESS_TOKENS, ADDRESS),
+            (BROWSER_TOKENS, BROWSER),
+            (DEVICE_TOKENS, DEVICE),
+            (MODEL_TOKENS, MODEL),
+            (MSIE_TOKENS, MSIE),
+        ] {
             for tok in tokens {
                 t.add(tok, Anchor::Any, kind);
             }
+        }
+        for tok in BROWSER_PREFIXES {
+            t.add(tok, Anchor::Start, BROWSER);
         }
         // Each fragment in its own group: an inline flag such as `(?i)` would otherwise reach
         // into the alternatives after it.
@@ -263,11 +363,16 @@ impl Tables {
     }
 
     fn add(&mut self, literal: &str, anchor: Anchor, kind: u8) {
+        self.add_as(literal, anchor, kind, false);
+    }
+
+    fn add_as(&mut self, literal: &str, anchor: Anchor, kind: u8, word: bool) {
         let lower = literal.to_ascii_lowercase();
-        let kinds = match self.literals.iter_mut().find(|(l, _)| *l == lower) {
+        let word = word && (lower.starts_with(|c: char| c.is_ascii_alphanumeric()) || lower.ends_with(|c: char| c.is_ascii_alphanumeric()));
+        let kinds = match self.literals.iter_mut().find(|(l, k)| *l == lower && k.word == word) {
             Some((_, k)) => k,
             None => {
-                self.literals.push((lower, Kinds::default()));
+                self.literals.push((lower, Kinds { word, ..Kinds::default() }));
                 &mut self.literals.last_mut().expect("just pushed").1
             }
         };
@@ -279,10 +384,15 @@ impl Tables {
     }
 
     /// Adds crawler-user-agents patterns (case-sensitive regexes, nearly all literals) as
-    /// strong evidence. A literal is matched ignoring ASCII case.
+    /// strong evidence, a literal as a whole word. An Android build id (`AP3A.240617.008`) is set
+    /// aside (and counted as used): it names a firmware that every phone running it sends.
     pub fn add_crawlers(&mut self, patterns: &[String]) {
         let mut used = 0;
         for p in patterns {
+            if super::as_literal(p).is_some_and(|l| is_build_id(&l)) {
+                used += 1;
+                continue;
+            }
             if self.add_pattern(p, STRONG, false) {
                 used += 1;
             }
@@ -292,10 +402,15 @@ impl Tables {
 
     /// Adds isbot's patterns (case-insensitive JavaScript regexes) as weak evidence. Its few
     /// look-arounds, which Rust's regex lacks, are rewritten when they guard a literal
-    /// alternation at the pattern's start or end; any other is skipped.
+    /// alternation at the pattern's start or end; any other is skipped. A pattern naming a
+    /// browser add-on is set aside (and counted as used).
     pub fn add_generic(&mut self, patterns: &[String]) {
         let mut used = 0;
         for p in patterns {
+            if GENERIC_BROWSER_ADDONS.contains(&p.as_str()) {
+                used += 1;
+                continue;
+            }
             let ok = match without_lookaround(&js_classes(p)) {
                 Some(p) => self.add_pattern(&p, WEAK, true),
                 None => false,
@@ -310,12 +425,13 @@ impl Tables {
     }
 
     fn add_pattern(&mut self, p: &str, kind: u8, case_insensitive: bool) -> bool {
+        let word = kind == STRONG;
         if let Some(lit) = super::as_literal(p) {
-            self.add(&lit, Anchor::Any, kind);
+            self.add_as(&lit, Anchor::Any, kind, word);
         } else if let Some(lit) = p.strip_prefix('^').and_then(super::as_literal) {
-            self.add(&lit, Anchor::Start, kind);
+            self.add_as(&lit, Anchor::Start, kind, word);
         } else if let Some(lit) = p.strip_suffix('$').filter(|s| !s.ends_with('\\')).and_then(super::as_literal) {
-            self.add(&lit, Anchor::End, kind);
+            self.add_as(&lit, Anchor::End, kind, word);
         } else {
             let frag = if case_insensitive { format!("(?i:{p})") } else { format!("(?:{p})") };
             if Regex::new(&frag).is_err() {
@@ -329,6 +445,15 @@ impl Tables {
         }
         true
     }
+}
+
+/// `AP3A.240617.008`: four letters or digits, a six-digit date, a three-digit build.
+fn is_build_id(lit: &str) -> bool {
+    let parts: Vec<&str> = lit.split('.').collect();
+    matches!(parts.as_slice(), [a, b, c]
+        if a.len() == 4 && a.bytes().all(|x| x.is_ascii_uppercase() || x.is_ascii_digit())
+            && b.len() == 6 && b.bytes().all(|x| x.is_ascii_digit())
+            && c.len() == 3 && c.bytes().all(|x| x.is_ascii_digit()))
 }
 
 #[derive(Clone, Copy)]

@@ -291,3 +291,128 @@ fn verdict_cache_holds_a_realistic_agent_set() {
         .count();
     assert_eq!(cached, agents.len(), "every agent's verdict is cached after one pass");
 }
+
+/// A check over a crawler list and a generic list given inline, beside the built-in tokens.
+fn check_lists(crawlers: &str, generic: &str) -> BotCheck {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, g) = (dir.path().join("crawlers.json"), dir.path().join("isbot.json"));
+    std::fs::write(&c, crawlers).unwrap();
+    std::fs::write(&g, generic).unwrap();
+    BotCheck::build(&config::Bots { crawler_list: Some(c), generic_list: Some(g), ..config::Bots::default() }).unwrap()
+}
+
+#[test]
+fn old_and_odd_browser_families_are_browsers() {
+    let b = check_with(&format!("{FIX}/crawler-user-agents.json"));
+    use UaClass::*;
+    for ua in [
+        "AmigaVoyager/3.2 (AmigaOS/MC680x0)",
+        "Mozilla/6.0 (Macintosh; U; Amiga-AWeb) Safari 3.1",
+        "IBrowse/2.4 (AmigaOS 3.9; 68K)",
+        "HotJava/1.1.2 FCS",
+        "OmniWeb622.19.3.0.170128 CFNetwork/438.16 Darwin/9.8.0 (Power%20Macintosh) (PowerMac7%2C3)",
+        "Safari5533.22.3 CFNetwork/438.16 Darwin/9.8.0 (i386) (iMac8%2C1)",
+        "Palmscape/3.0J [ja] (v. 3.5.2H1.5; 153x130; c8)",
+        "Xiino/1.0.9E [en] (v. 4.1; 153x130; g4)",
+        "Links/0.9.1 (Linux 2.4.24; i386;)",
+        "Uzbl (Webkit 1.3) (Linux i686 [i686])",
+        // Mosaic and Lynx are built on libwww, which is no bot; libwww-perl is.
+        "VMS_Mosaic/3.8-1 (Motif;OpenVMS V7.3-2 DEC 3000 - M700)  libwww/2.12_Mosaic",
+        "Lynx/2.8.8pre.3 libwww-FM/2.14 SSL-MM/1.4.1 OpenSSL/1.0.1e",
+        // Chinese handsets' own format, and feature phones' WAP browsers.
+        "ZTEU819_TD/1.0 Linux/3.4.0 Android/4.1 Release/2.8.2013 Browser/AppleWebKit534.30",
+        "lephone K10/Dorado WAP-Browser/1.0.0",
+        "portalmmm/2.0 N410i(c20;TB)",
+    ] {
+        check(&b, ua, Browser);
+    }
+    check(&b, "libwww-perl/6.72", Crawler);
+    // A feature phone lists its protocols, `(HTTP PGDL;HTTPS)`; a URL needs its colon.
+    check(&b, "FLY_E141TV_PLUS/ WAP Browser/MAUI(HTTP PGDL;HTTPS)Profile/Q03C1-2.40 ru-RU", Browser);
+    check(&b, "Acme/1.0 (http://acme.example/about)", Crawler);
+}
+
+#[test]
+fn tv_and_console_browsers_outweigh_generic_evidence() {
+    let b = check_lists("[]", r#"["\\b\\w+/1\\.0;", "catch", "java(?!;)"]"#);
+    use UaClass::*;
+    for ua in [
+        "Opera/9.80 (Linux armv6l; U; NETRANGEMMH;HbbTV/1.1.1;CE-HTML/1.0;PEAQ LF1V350; en) Presto/2.8.115 Version/11.10",
+        "Mozilla/5.0 (Linux armv7l) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/84.0.4147.140 Safari/537.36 OPR/46.0.2207.0 OMI/4.21.4.112.Catcher4.66 Model/Hisense-MT9602 VIDAA/5.0(Hisense;SmartTV;55A52FEVS;MTK9602/V0000.01.00R.N0)",
+        "Mozilla/5.0 (webOS/1.0; U; en-US) AppleWebKit/525.27.1 (KHTML, like Gecko) Version/1.0 Safari/525.27.1 Pre/1.0",
+        "Mozilla/5.0 (PlayStation 4 5.55) AppleWebKit/601.2 (KHTML, like Gecko)",
+    ] {
+        check(&b, ua, Browser);
+    }
+    // The same generic evidence in an agent of no such device is a tool's (a phone maker's
+    // name is no TV engine's).
+    check(&b, "Mozilla/5.0 (Linux; U; Android 12; zh-cn; 2201123C Build/SKQ1) AppleWebKit/537.36 (KHTML, like Gecko) XiaoMi/MiuiBrowser/17.1 Catcher/2.0", Crawler);
+    check(&b, "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/84.0 Safari/537.36 Catcher/2.0", Crawler);
+    check(&b, "Mozilla/5.0 (X11; Linux x86_64; Acme/1.0; en) Gecko/20100101 Firefox/60.0", Crawler);
+}
+
+#[test]
+fn an_android_model_is_not_a_bot() {
+    let b = check_lists(r#"[{"pattern": "Spider"}, {"pattern": "Discovery"}]"#, r#"["discovery", "java(?!;)"]"#);
+    use UaClass::*;
+    let chrome = "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36";
+    for model in ["M bot 51", "VR BOT 552 Build/MRA58K", "XBot_Senior Build/O11019", "Spider 8", "Discovery Elite", "ECHO JAVA"] {
+        check(&b, &format!("Mozilla/5.0 (Linux; Android 7.0; {model}) {chrome}"), Browser);
+    }
+    // After a locale, too.
+    check(&b, &format!("Mozilla/5.0 (Linux; U; Android 4.4.2; en-us; M bot 60 Build/KOT49H) {chrome}"), Browser);
+    // What follows the model in the comment is no longer the model.
+    check(&b, &format!("Mozilla/5.0 (Linux; Android 8.0; Pixel 2 Build/OPD3.170816.012; Storebot-Google/1.0) {chrome}"), Crawler);
+    check(&b, &format!("Mozilla/5.0 (Linux; Android 8.0; Pixel 2; SomeBot/1.0) {chrome}"), Crawler);
+    // Outside the comment, a robot word, a crawler's or a generic name still counts.
+    check(&b, &format!("Mozilla/5.0 (Linux; Android 7.0; Pixel 2) {chrome} (compatible; Googlebot/2.1)"), Crawler);
+    check(&b, &format!("Mozilla/5.0 (Linux; Android 7.0; Pixel 2) {chrome} Discovery/1.0"), Crawler);
+    // A contact address is never a model.
+    check(&b, &format!("Mozilla/5.0 (Linux; Android 7.0; ops@example.org) {chrome}"), Crawler);
+}
+
+#[test]
+fn internet_explorer_add_ons_are_not_tools() {
+    let b = check_lists(r#"[{"pattern": "AppInsights"}]"#, r#"["download", "optimize", "chromeframe", "firephp"]"#);
+    use UaClass::*;
+    assert_eq!((b.status.generic_patterns, b.status.generic_skipped), (4, 0));
+    for ua in [
+        "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 6.1; Trident/4.0; QQDownload 691; SLCC2; .NET CLR 2.0.50727)",
+        "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0; msn OptimizedIE8;ENGB)",
+        "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0; AppInsights)",
+        // Chrome Frame and FirePHP are add-ons wherever they stand.
+        "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 5.1; .NET CLR 2.0.50727) chromeframe/8.0.552.224",
+        "Mozilla/5.0 (Windows NT 6.1; WOW64; rv:26.0) Gecko/20100101 Firefox/26.0 FirePHP/0.7.4",
+    ] {
+        check(&b, ua, Browser);
+    }
+    // Outside Internet Explorer's comment the same words are a tool's; a URL counts anywhere.
+    check(&b, "Mozilla/5.0 (Windows NT 6.1; rv:26.0) Gecko/20100101 Firefox/26.0 QQDownload/1.7", Crawler);
+    check(&b, "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 5.1; Embedded Web Browser from: http://bsalsa.com/)", Crawler);
+    check(&b, "Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 6.1; ExampleBot/1.0)", Crawler);
+}
+
+#[test]
+fn crawler_names_count_as_whole_words_and_not_inside_browser_names() {
+    let b = check_lists(
+        r#"[{"pattern": "Sonic"}, {"pattern": "Sogou"}, {"pattern": "AP3A\\.240617\\.008"}, {"pattern": "NING\\/"}]"#,
+        r#"["sogou", "java(?!;)", "^netsurf"]"#,
+    );
+    use UaClass::*;
+    assert_eq!((b.status.patterns, b.status.skipped), (4, 0));
+    for ua in [
+        "Mozilla/5.0(compatible; U; InfiNet 0.1; Viera) AppleWebKit/420 (KHTML, like Gecko)(avdn/Panasonic.tv.high.2014) Viera/3.10.15 Chrome/23.0.1271.97 Safari/537.11",
+        "Mozilla/5.0 (Linux; Android 10; TLA001 Build/QP1A.190711.020; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/80.0.3987.132 Safari/537.36 SogouMSE,SogouMobileBrowser/6.1.5",
+        // A build id names a firmware, which every phone running it sends.
+        "Mozilla/5.0 (Linux; Android 15; CPH2655 Build/AP3A.240617.008) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.6045.163 Mobile Safari/537.36",
+        // Our browser names outrank the generic list.
+        "HotJava/1.1.2 FCS",
+        "NetSurf/1.2 (NetBSD; amd64)",
+    ] {
+        check(&b, ua, Browser);
+    }
+    check(&b, "Mozilla/5.0 (compatible; Sonic/1.0)", Crawler);
+    check(&b, "Sogou Pic/3.0", Crawler);
+    check(&b, "NING/1.0", Crawler);
+    check(&b, "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/60.0 Java/1.8", Crawler);
+}
