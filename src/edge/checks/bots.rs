@@ -27,6 +27,7 @@
 //! each verdict is also cached in a fixed-size, lock-free table keyed by hash.
 
 mod patterns;
+mod tokens;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
