@@ -135,11 +135,12 @@ pub(super) fn command(args: RescoreArgs, setup: &Setup) -> anyhow::Result<ExitCo
         v.dedup();
         v
     };
+    let lost: std::collections::HashSet<(&str, &str)> = losses.iter().map(|(id, _, partner)| (id.as_str(), partner.as_str())).collect();
     let affected: Vec<Affected> = store
         .commissions_of(&conversions)?
         .into_iter()
         .filter(|c| !matches!(c.status, CommissionStatus::Voided | CommissionStatus::Reversed))
-        .filter(|c| losses.iter().any(|(id, _, partner)| *id == c.conversion_id && *partner == c.partner))
+        .filter(|c| lost.contains(&(c.conversion_id.as_str(), c.partner.as_str())))
         .map(|c| affected_of(&c))
         .collect();
     let credit: Vec<CreditChange> = credit.into_iter().map(|(c, _)| c).collect();
