@@ -9,7 +9,8 @@
 
 mod clicks;
 mod commissions;
-mod conversions;
+/// `POST /v1/conversions` and its transitions; public for the fuzz targets.
+pub mod conversions;
 pub mod import;
 mod ledger;
 mod payouts;
