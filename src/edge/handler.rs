@@ -344,8 +344,6 @@ fn set_visitor_cookie(state: &EdgeState, headers: &mut HeaderMap, visitor: &Visi
     }
 }
 
-/// A keyed hash of an address: stable per key, useless without it. `keyed` is the HMAC state
-/// after the key, built once at start.
 /// The client tag of an event: SipHash-1-3 of the address's `client_key` under `key`. Without
 /// the key a tag names nobody; with it, an IPv4 address can be found by trying all of them, as
 /// with `privacy.ip = "hash"`.
@@ -365,6 +363,8 @@ pub fn kept_ua(ua: &str) -> &str {
     &ua[..end]
 }
 
+/// A keyed hash of an address: stable per key, useless without it. `keyed` is the HMAC state
+/// after the key, built once at start.
 pub fn keyed_ip_hash(keyed: &hmac::Hmac<sha2::Sha256>, ip: IpAddr) -> u64 {
     use hmac::Mac;
     let mut mac = keyed.clone();

@@ -37,22 +37,7 @@ pub enum Judgement<'t> {
 
 /// Runs the whole pipeline for one request. The same code serves the edge and `clickgate check`.
 pub fn judge<'t>(pipeline: &Pipeline, table: &'t LinkTable, ip: IpAddr, ua: &str, code: &str, head: bool, now_ms: u64) -> Judgement<'t> {
-    judge_as(pipeline, table, ip, Client::of(ip), ua, code, head, now_ms)
-}
-
-/// `judge` with the client given apart from the address: a replay of the click log knows the
-/// client by its tag and the address only truncated (`clickgate rescore`).
-#[allow(clippy::too_many_arguments)]
-pub fn judge_as<'t>(
-    pipeline: &Pipeline,
-    table: &'t LinkTable,
-    ip: IpAddr,
-    client: Client,
-    ua: &str,
-    code: &str,
-    head: bool,
-    now_ms: u64,
-) -> Judgement<'t> {
+    let client = Client::of(ip);
     let mut observed = Reasons::default();
     if let Err(retry_after_ms) = pipeline.rate_limit(client, now_ms, &mut observed) {
         return Judgement::RateLimited { retry_after_ms, observed };
