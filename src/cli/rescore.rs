@@ -97,11 +97,11 @@ fn time_arg(flag: &str, s: &str) -> anyhow::Result<u64> {
 
 /// Runs `rescore`.
 pub(super) fn command(args: RescoreArgs, setup: &Setup) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read(&args.rules).with_context(|| format!("reading --rules {}", args.rules.display()))?;
-    let rules = Config::load(&args.rules)?;
+    let text = std::fs::read_to_string(&args.rules).with_context(|| format!("reading --rules {}", args.rules.display()))?;
+    let rules = Config::parse(&text, &args.rules)?;
     let digest: String = {
         use sha2::Digest;
-        sha2::Sha256::digest(&text).iter().take(6).map(|b| format!("{b:02x}")).collect()
+        sha2::Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
     };
     let since_ms = args.since.as_deref().map(|s| time_arg("since", s)).transpose()?.unwrap_or(0);
     let until_ms = args.until.as_deref().map(|s| time_arg("until", s)).transpose()?.unwrap_or_else(app::now_ms);

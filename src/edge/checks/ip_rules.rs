@@ -44,7 +44,8 @@ pub struct Client {
 impl Client {
     /// The client and subnet of an address.
     pub fn of(ip: IpAddr) -> Client {
-        Client { key: client_key(ip), subnet: super::rate_limit::subnet_key(ip) }
+        let key = client_key(ip);
+        Client { key, subnet: super::rate_limit::subnet_of(key) }
     }
 
     /// A client known by its tag (a keyed hash of its `client_key`) and an address it was

@@ -39,7 +39,11 @@ fn quota(per_s: u32, burst: u32) -> Option<Quota> {
 /// The /24 (IPv4) or /64 (IPv6) an address belongs to, as one key. IPv4 keys carry a tag in
 /// the top bits that no global-unicast IPv6 /64 has.
 pub fn subnet_key(ip: IpAddr) -> u64 {
-    let k = client_key(ip);
+    subnet_of(client_key(ip))
+}
+
+/// `subnet_key` from a `client_key` already computed.
+pub fn subnet_of(k: u128) -> u64 {
     if k >> 32 == 0xffff {
         0xffff_0000_0000_0000 | ((k as u32) >> 8) as u64
     } else {
