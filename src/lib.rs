@@ -28,6 +28,7 @@
 //!   replayed over a JSON-lines log) and `cli::attribute` (the models over JSON-lines journeys).
 //! - `testing`: support for the tests (a PostgreSQL schema of their own, a local Stripe); not an API.
 
+pub mod access;
 pub mod admin;
 pub mod api;
 pub mod app;

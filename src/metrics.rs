@@ -114,24 +114,28 @@ pub enum ApiOutcome {
     Replayed,
     BadRequest,
     Unauthorized,
+    Forbidden,
     NotFound,
     Conflict,
     Unprocessable,
     TooLarge,
+    RateLimited,
     Error,
 }
 
 impl ApiOutcome {
-    const ALL: [ApiOutcome; 10] = [
+    const ALL: [ApiOutcome; 12] = [
         ApiOutcome::Ok,
         ApiOutcome::Created,
         ApiOutcome::Replayed,
         ApiOutcome::BadRequest,
         ApiOutcome::Unauthorized,
+        ApiOutcome::Forbidden,
         ApiOutcome::NotFound,
         ApiOutcome::Conflict,
         ApiOutcome::Unprocessable,
         ApiOutcome::TooLarge,
+        ApiOutcome::RateLimited,
         ApiOutcome::Error,
     ];
 
@@ -142,10 +146,12 @@ impl ApiOutcome {
             ApiOutcome::Replayed => "replayed",
             ApiOutcome::BadRequest => "bad_request",
             ApiOutcome::Unauthorized => "unauthorized",
+            ApiOutcome::Forbidden => "forbidden",
             ApiOutcome::NotFound => "not_found",
             ApiOutcome::Conflict => "conflict",
             ApiOutcome::Unprocessable => "unprocessable",
             ApiOutcome::TooLarge => "too_large",
+            ApiOutcome::RateLimited => "rate_limited",
             ApiOutcome::Error => "error",
         }
     }

@@ -187,6 +187,18 @@ pub async fn get(state: &Arc<ApiState>, id: &str) -> ApiResult {
     }
 }
 
+/// A conversion as a partner credited on it sees it (`scope::conversion_for`).
+pub async fn get_for(state: &Arc<ApiState>, id: &str, partner: &str) -> ApiResult {
+    let reader = state.reader.clone();
+    let id_owned = id.to_string();
+    let found = read_blocking("conversion", move || reader.get(&id_owned)).await??;
+    let view = found.and_then(|body| serde_json::from_str(&body).ok());
+    match view {
+        Some(v) => Ok(super::json(StatusCode::OK, &super::scope::conversion_for(v, partner))),
+        None => Err(ApiError::not_found(format!("conversion {id:?} not found"))),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RefundBody {

@@ -4,19 +4,25 @@
 //! Every answer is JSON. Errors are `{"error":{"code","field","message"}}` with `400` for a
 //! request that cannot be read (bad JSON, unknown fields, wrong types), `422` for one that reads
 //! but breaks a rule (negative amount, unknown currency, a timestamp in the future), `401`
-//! without the admin key, `404` for unknown ids, `409` for a conflicting retry and `500` when
-//! the server failed (logged).
+//! without a valid key, `403` for a partner key on an admin route, `404` for unknown ids (and
+//! another partner's), `409` for a conflicting retry, `429` past a rate limit (with
+//! `Retry-After`) and `500` when the server failed (logged).
+//!
+//! A request's key is checked by `keys::authenticate` and its reach by `scope::authorize`,
+//! once, before any handler runs.
 
 mod clicks;
 mod commissions;
 /// `POST /v1/conversions` and its transitions; public for the fuzz targets.
 pub mod conversions;
 pub mod import;
+pub mod keys;
 mod ledger;
 mod payouts;
 pub mod postback;
 mod reports;
 mod rules;
+pub mod scope;
 mod webhooks;
 
 use std::sync::Arc;
@@ -34,7 +40,7 @@ use crate::conversions::{ConversionError, Conversions, Reader};
 use crate::ingest::Ingest;
 use crate::lifecycle::LifecycleError;
 use crate::metrics::{ApiMetrics, ApiOutcome};
-use crate::model::{ct_eq, ClickSigner};
+use crate::model::ClickSigner;
 
 pub use clicks::CoreAttributor;
 pub use conversions::{answered, render, replayed};
@@ -62,6 +68,9 @@ pub struct ApiState {
     pub payouts: Option<Arc<crate::storage::payouts::Desk>>,
     /// Webhook endpoints, deliveries and replays, on a connection of their own.
     pub webhooks: Arc<crate::webhooks::Admin>,
+    /// The stored API keys, on a connection of their own.
+    pub keys: Arc<crate::access::Keys>,
+    pub limits: keys::Limits,
 }
 
 /// An error answer.
@@ -71,11 +80,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub field: Option<String>,
     pub message: String,
+    /// Seconds for `Retry-After` (a `429`).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, field: None, message: message.into() }
+        ApiError { status, code, field: None, message: message.into(), retry_after_s: None }
     }
 
     /// A `400`: the request cannot be read.
@@ -90,6 +101,7 @@ impl ApiError {
             code: "invalid_field",
             field: Some(field.to_string()),
             message: format!("{field}: {why}"),
+            retry_after_s: None,
         }
     }
 
@@ -173,6 +185,9 @@ fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
     if e.status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
     }
+    if let Some(s) = e.retry_after_s {
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from(s));
+    }
     r
 }
 
@@ -182,7 +197,9 @@ fn outcome(status: StatusCode, replayed: bool) -> ApiOutcome {
         201 => ApiOutcome::Created,
         200..=299 => ApiOutcome::Ok,
         401 => ApiOutcome::Unauthorized,
+        403 => ApiOutcome::Forbidden,
         404 => ApiOutcome::NotFound,
+        429 => ApiOutcome::RateLimited,
         409 => ApiOutcome::Conflict,
         413 => ApiOutcome::TooLarge,
         422 => ApiOutcome::Unprocessable,
@@ -191,16 +208,16 @@ fn outcome(status: StatusCode, replayed: bool) -> ApiOutcome {
     }
 }
 
-/// Handles one API request.
-pub async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let result = route(&state, req).await;
+/// Handles one API request from `peer` (its address counts failed authentications).
+pub async fn handle(state: Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let result = route(&state, peer, req).await;
     let response = result.unwrap_or_else(|e| error_response(&e));
     let replayed = response.headers().contains_key("idempotent-replayed");
     state.metrics.request(outcome(response.status(), replayed));
     response
 }
 
-async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
+async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Request<Incoming>) -> ApiResult {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let method = req.method().clone();
@@ -211,7 +228,18 @@ async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
     if let (&Method::GET, ["healthz"]) = (&method, segments.as_slice()) {
         return Ok(raw_json(StatusCode::OK, "{\"ok\":true}"));
     }
-    authenticate(state, &req)?;
+    let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let caller = keys::authenticate(state, peer, authorization).await?;
+    let query = req.uri().query().unwrap_or("").to_string();
+    scope::authorize(state, &caller, &method, &segments, &query).await?;
+    // A partner's lists are held to its rows (`authorize` refused any other partner named).
+    let query = match (caller.partner(), scope::reach(&method, &segments)) {
+        (Some(me), scope::Reach::Own) if !query.split('&').any(|kv| kv.starts_with("partner=")) => {
+            let sep = if query.is_empty() { "" } else { "&" };
+            format!("{query}{sep}partner={me}")
+        }
+        _ => query,
+    };
     match (&method, segments.as_slice()) {
         (&Method::POST, ["v1", "conversions"]) => {
             let key = idempotency_key(&req)?;
@@ -223,7 +251,10 @@ async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
             let body = read_body(state, req).await?;
             import::handle(state, &query, &body).await
         }
-        (&Method::GET, ["v1", "conversions", id]) => conversions::get(state, id).await,
+        (&Method::GET, ["v1", "conversions", id]) => match caller.partner() {
+            None => conversions::get(state, id).await,
+            Some(me) => conversions::get_for(state, id, me).await,
+        },
         (&Method::POST, ["v1", "conversions", id, action]) => {
             let (id, action) = (id.to_string(), action.to_string());
             let key = idempotency_key(&req)?;
@@ -231,10 +262,8 @@ async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
             conversions::transition(state, &id, &action, key, &body).await
         }
         (&Method::GET, ["v1", "clicks", id]) => clicks::get(state, id),
-        (&Method::GET, ["v1", "reports", kind @ ("partners" | "programs"), id]) => {
-            reports::handle(state, kind, id, req.uri().query().unwrap_or("")).await
-        }
-        (&Method::GET, ["v1", "commissions"]) => commissions::list(state, req.uri().query().unwrap_or("")).await,
+        (&Method::GET, ["v1", "reports", kind @ ("partners" | "programs"), id]) => reports::handle(state, kind, id, &query).await,
+        (&Method::GET, ["v1", "commissions"]) => commissions::list(state, &query).await,
         (&Method::POST, ["v1", "commissions", "approve"]) => {
             let body = read_body(state, req).await?;
             commissions::approve(state, &body).await
@@ -260,28 +289,14 @@ async fn route(state: &Arc<ApiState>, req: Request<Incoming>) -> ApiResult {
             let id = id.to_string();
             payouts::confirm(state, &id, &read_body(state, req).await?).await
         }
-        (&Method::GET, ["v1", "payouts"]) => payouts::list_payouts(state, req.uri().query().unwrap_or("")).await,
-        (_, ["v1", "webhook-endpoints" | "webhook-events", ..]) => webhooks::route(state, req, &segments).await,
+        (&Method::GET, ["v1", "payouts"]) => payouts::list_payouts(state, &query).await,
+        (_, ["v1", "webhook-endpoints" | "webhook-events", ..]) => webhooks::route(state, req, &segments, caller.partner()).await,
+        (_, ["v1", "api-keys", ..]) => {
+            let body = if method == Method::POST { Some(read_body(state, req).await?) } else { None };
+            keys::route(state, &method, &segments, body).await
+        }
         _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
     }
-}
-
-/// Checks `Authorization: Bearer <admin key>` against the stored hash, in constant time.
-fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<(), ApiError> {
-    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let Some(want) = state.admin_key_sha256 else {
-        return Err(unauthorized("no admin key is configured (set CLICKGATE_ADMIN_KEY or api.admin_key_sha256)"));
-    };
-    let got = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("send Authorization: Bearer <key>"))?;
-    if !ct_eq(&want, &Sha256::digest(got.trim().as_bytes())) {
-        return Err(unauthorized("the key is not valid"));
-    }
-    Ok(())
 }
 
 /// The `Idempotency-Key` header, if any: 1..=255 printable ASCII bytes.

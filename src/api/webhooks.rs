@@ -38,20 +38,31 @@ impl From<AdminError> for ApiError {
 }
 
 /// Routes `/v1/webhook-endpoints…` and `/v1/webhook-events…`.
-pub(super) async fn route(state: &Arc<ApiState>, req: Request<Incoming>, segments: &[&str]) -> ApiResult {
+/// `partner` is a partner key's (`scope::authorize` let it through): its registrations are for
+/// it, and its lists and replays hold only its endpoints.
+pub(super) async fn route(state: &Arc<ApiState>, req: Request<Incoming>, segments: &[&str], partner: Option<&str>) -> ApiResult {
     let now_ms = (state.now_ms)();
     let admin = &state.webhooks;
     match (req.method().clone(), segments) {
         (Method::POST, ["v1", "webhook-endpoints"]) => {
             let body = read_body(state, req).await?;
-            let reg: Registration = parse_json(&body)?;
+            let mut reg: Registration = parse_json(&body)?;
+            if let Some(me) = partner {
+                match reg.partner.as_deref() {
+                    Some(p) if p != me => return Err(ApiError::not_found(format!("partner {p:?} not found"))),
+                    _ => reg.partner = Some(me.to_string()),
+                }
+            }
             let endpoint = admin.add(&reg, now_ms).await?;
             let mut view = endpoint.view();
             view["secret"] = Value::String(endpoint.secret.to_whsec());
             Ok(json(StatusCode::CREATED, &view))
         }
         (Method::GET, ["v1", "webhook-endpoints"]) => {
-            let list = admin.list().await?;
+            let mut list = admin.list().await?;
+            if let Some(me) = partner {
+                list.retain(|e| e.partner.as_deref() == Some(me));
+            }
             Ok(json(StatusCode::OK, &json!({ "endpoints": list.iter().map(|e| e.view()).collect::<Vec<_>>() })))
         }
         (Method::GET, ["v1", "webhook-endpoints", id]) => {
@@ -81,12 +92,12 @@ pub(super) async fn route(state: &Arc<ApiState>, req: Request<Incoming>, segment
             }
             Ok(json(StatusCode::OK, &view))
         }
-        (Method::GET, ["v1", "webhook-events"]) => events(state, req.uri().query().unwrap_or("")).await,
+        (Method::GET, ["v1", "webhook-events"]) => events(state, req.uri().query().unwrap_or(""), partner).await,
         (Method::POST, ["v1", "webhook-events", id, "replay"]) => {
             if EventId::parse(id).is_err() {
                 return Err(ApiError::not_found(format!("webhook event {id:?} not found")));
             }
-            let n = admin.replay_event(id, now_ms).await?;
+            let n = admin.replay_event(id, partner, now_ms).await?;
             Ok(json(StatusCode::ACCEPTED, &json!({ "event_id": id, "deliveries": n })))
         }
         (method, _) => Err(ApiError::not_found(format!("no route for {method} /{}", segments.join("/")))),
@@ -116,10 +127,11 @@ fn decode_cursor(s: &str) -> Option<i64> {
     text.parse().ok()
 }
 
-async fn events(state: &Arc<ApiState>, query: &str) -> ApiResult {
+async fn events(state: &Arc<ApiState>, query: &str, partner: Option<&str>) -> ApiResult {
     let p = Params::parse(query, &["endpoint", "status", "cursor", "limit"])?;
     let filter = DeliveryFilter {
         endpoint_id: p.get("endpoint", is_id, "an endpoint id (we_ and 24 hex digits)")?,
+        partner: partner.map(str::to_owned),
         status: p
             .get("status", |s| DeliveryStatus::parse(s).is_some(), "one of pending, delivered, failed")?
             .and_then(|s| DeliveryStatus::parse(&s)),

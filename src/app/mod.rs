@@ -158,7 +158,7 @@ pub fn admin_key_hash(config: &Config, api_addr: SocketAddr) -> anyhow::Result<O
     }
     let hex = &config.api.admin_key_sha256;
     if hex.is_empty() {
-        tracing::warn!("no admin key is configured: every authenticated API call will get 401");
+        tracing::warn!("no admin key is configured: only stored API keys (clickgate api-key create) will authenticate");
         return Ok(None);
     }
     Ok(Some(crate::api::hex32(hex).context("api.admin_key_sha256 is not 64 hex digits")?))
@@ -217,6 +217,8 @@ pub fn build_api(
         commission: config.commission.clone(),
         payouts: Some(payouts::desk(config, data_dir, metrics.payouts.clone())?),
         webhooks: webhook_admin(config, data_dir)?,
+        keys: Arc::new(crate::access::Keys::new(Box::new(SqliteCatalog::connect(data_dir).context("opening the store for API keys")?))),
+        limits: crate::api::keys::Limits::new(&config.api),
     });
     Ok((state, catalog))
 }
@@ -274,7 +276,14 @@ pub fn spawn_api(
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let api_limits = ListenerLimits { connections_max: api.config.connections_max, ..limits.clone() };
-    tokio::spawn(server::serve(listener, tls, api_limits, None, move |_peer, req| crate::api::handle(api.clone(), req), stop))
+    tokio::spawn(server::serve(
+        listener,
+        tls,
+        api_limits,
+        None,
+        move |peer, req| crate::api::handle(api.clone(), Some(peer.ip()), req),
+        stop,
+    ))
 }
 
 /// Runs the approval sweep on a timer through the conversion writer, so approvals share its

@@ -146,6 +146,11 @@ impl SharedCatalog {
         self.current.load()
     }
 
+    /// The current catalog, to keep past the moment (a blocking task's).
+    pub fn load_full(&self) -> Arc<Catalog> {
+        self.current.load_full()
+    }
+
     /// Takes the reload lock; a write to the store made while it is held, then `reload`, is
     /// never overtaken by another reload.
     pub fn lock(&self) -> ReloadGuard<'_> {

@@ -1,5 +1,6 @@
 //! The command line, one file per subcommand: `serve` (also `edge` and `core`), `check`,
-//! `program`, `partner`, `link`, `coupon`, `import`, `ledger`, `commissions`, `payouts` and `attribute`.
+//! `program`, `partner`, `link`, `coupon`, `api-key`, `import`, `ledger`, `commissions`, `payouts`,
+//! `webhooks`, `rescore` and `attribute`.
 //! This file holds the top-level parser, the dispatch and what several subcommands share;
 //! `timestamp` is the one time format that `check` and `attribute` both read.
 //!
@@ -16,6 +17,7 @@ use crate::config::Config;
 use crate::storage::offline::StoreAt;
 use crate::storage::sqlite::SqliteCatalog;
 
+mod api_key;
 pub mod attribute;
 pub mod check;
 mod commissions;
@@ -74,6 +76,9 @@ enum Command {
     /// Manage coupon codes (offline and POS attribution).
     #[command(subcommand)]
     Coupon(coupon::CouponCmd),
+    /// Manage the API's keys: admin keys, and partner keys that reach one partner's objects.
+    #[command(subcommand)]
+    ApiKey(api_key::ApiKeyCmd),
     /// Import a marketplace order report (CSV) through a running API; prints the summary.
     Import(import::ImportArgs),
     /// Check the ledger.
@@ -161,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Partner(cmd) => partner::run(cmd, &common.load()?),
         Command::Link(cmd) => link::run(cmd, &common.load()?),
         Command::Coupon(cmd) => coupon::run(cmd, &common.load()?),
+        Command::ApiKey(cmd) => api_key::run(cmd, &common.load()?),
         Command::Import(args) => import::run(args, &common.load()?.config),
         Command::Ledger(cmd) => ledger::run(cmd, &common.load()?),
         Command::Migrate => migrate::run(&common.load()?),

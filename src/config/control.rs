@@ -75,6 +75,12 @@ pub struct Api {
     /// Connections the API reads conversions, commissions, reports and the ledger through, so
     /// one slow report does not hold up the others.
     pub read_connections_max: usize,
+    /// Calls a second each stored API key may make (a sustained rate; `key_burst` above it).
+    pub key_requests_per_s: u32,
+    pub key_burst: u32,
+    /// Failed authentications a minute from one address; past them it gets `429` until one more
+    /// is allowed.
+    pub auth_failures_per_min: u32,
 }
 
 impl Default for Api {
@@ -91,6 +97,9 @@ impl Default for Api {
             commit_batch_len_max: 256,
             writer_queue_len_max: 4_096,
             read_connections_max: 4,
+            key_requests_per_s: 100,
+            key_burst: 200,
+            auth_failures_per_min: 20,
         }
     }
 }
@@ -223,6 +232,15 @@ impl Api {
         }
         if !(1..=64).contains(&self.read_connections_max) {
             return Err(invalid("api.read_connections_max", "must be in 1..=64"));
+        }
+        if !(1..=1_000_000).contains(&self.key_requests_per_s) {
+            return Err(invalid("api.key_requests_per_s", "must be in 1..=1000000"));
+        }
+        if self.key_burst < self.key_requests_per_s.min(1_000) || self.key_burst > 1_000_000 {
+            return Err(invalid("api.key_burst", "must be at least min(api.key_requests_per_s, 1000) and at most 1000000"));
+        }
+        if !(1..=10_000).contains(&self.auth_failures_per_min) {
+            return Err(invalid("api.auth_failures_per_min", "must be in 1..=10000"));
         }
         // A queue shorter than a commit would keep every group below the batch it is allowed.
         if !(self.commit_batch_len_max..=1_048_576).contains(&self.writer_queue_len_max) {

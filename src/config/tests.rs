@@ -64,6 +64,9 @@ fn bad_keys_are_named() {
     check_err("[tls]\ncert_path = \"a.pem\"\n", "tls: cert_path and key_path must be set together");
     check_err("[listen]\nedge = \"nowhere\"\n", "invalid socket address");
     check_err("[api]\nread_connections_max = 0\n", "api.read_connections_max: must be in 1..=64");
+    check_err("[api]\nkey_requests_per_s = 0\n", "api.key_requests_per_s: must be in 1..=1000000");
+    check_err("[api]\nkey_requests_per_s = 50\nkey_burst = 10\n", "api.key_burst: must be at least");
+    check_err("[api]\nauth_failures_per_min = 0\n", "api.auth_failures_per_min: must be in 1..=10000");
     check_err("[demo]\nbogus = []\n", "unknown field `bogus`, expected one of `programs`, `partners`, `links`, `coupons`");
     check_err("[demo]\nprograms = 3\n", "invalid type: integer `3`, expected a sequence");
     check_err(

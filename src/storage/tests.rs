@@ -43,14 +43,14 @@ fn the_migrations_are_numbered_in_order_from_1() {
     check_numbering(sqlite::migrations::MIGRATIONS);
     check_numbering(pg::migrations::MIGRATIONS);
     // PostgreSQL holds no catalog, so the catalog's change log (SQLite 0005) has no match there.
-    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (5, 4));
+    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (7, 5));
 }
 
 #[test]
 fn migrating_a_fresh_file_records_the_latest_version_and_a_second_run_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 5);
-    assert_eq!(user_version(dir.path()), 5);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), sqlite::migrations::LATEST);
+    assert_eq!(user_version(dir.path()), sqlite::migrations::LATEST);
     let conn = Connection::open(sqlite::path(dir.path())).unwrap();
     let before = sqlite_objects(&conn);
     for table in [
@@ -65,11 +65,12 @@ fn migrating_a_fresh_file_records_the_latest_version_and_a_second_run_changes_no
         "webhook_endpoints",
         "webhook_deliveries",
         "catalog_changes",
+        "api_keys",
     ] {
         assert!(before.iter().any(|(name, _)| name == table), "no table {table}: {before:?}");
     }
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 5);
-    assert_eq!(sqlite::migrate(dir.path()).unwrap(), 5);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), sqlite::migrations::LATEST);
+    assert_eq!(sqlite::migrate(dir.path()).unwrap(), sqlite::migrations::LATEST);
     assert_eq!(sqlite_objects(&conn), before, "a second run changed the schema");
     let heads: i64 = conn.query_row("SELECT count(*) FROM ledger_head", [], |r| r.get(0)).unwrap();
     assert_eq!(heads, 1, "the ledger head row is inserted once");
@@ -123,12 +124,13 @@ fn a_file_at_version_1_is_migrated_forward_with_its_data() {
 fn a_file_at_a_newer_version_is_refused_with_both_versions() {
     let dir = tempfile::tempdir().unwrap();
     sqlite::migrate(dir.path()).unwrap();
-    set_user_version(dir.path(), 7);
+    set_user_version(dir.path(), 99);
     let conn = Connection::open(sqlite::path(dir.path())).unwrap();
     let before = sqlite_objects(&conn);
     let want = format!(
-        "the store at {} is at schema version 7; this build knows 1..=5; run a newer clickgate",
-        sqlite::path(dir.path()).display()
+        "the store at {} is at schema version 99; this build knows 1..={}; run a newer clickgate",
+        sqlite::path(dir.path()).display(),
+        sqlite::migrations::LATEST
     );
     let errors = [
         ("SqliteReader::open", sqlite::SqliteReader::open(dir.path()).err().map(|e| e.to_string())),
@@ -141,10 +143,10 @@ fn a_file_at_a_newer_version_is_refused_with_both_versions() {
         ("approve_all", offline::approve_all(&StoreAt::File(dir.path().to_path_buf()), 0, 10).err().map(|e| e.to_string())),
     ];
     for (what, e) in errors {
-        let e = e.unwrap_or_else(|| panic!("{what} opened a file at version 7"));
+        let e = e.unwrap_or_else(|| panic!("{what} opened a file at version 99"));
         assert!(e.contains(&want), "{what}: {e}");
     }
-    assert_eq!(user_version(dir.path()), 7);
+    assert_eq!(user_version(dir.path()), 99);
     assert_eq!(sqlite_objects(&conn), before);
 }
 
@@ -209,7 +211,7 @@ fn pg_tables(schema: &PgSchema) -> i64 {
 #[ignore = "needs PostgreSQL at 127.0.0.1:5432; run with --include-ignored"]
 fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_changes_nothing() {
     let schema = PgSchema::new("schema_test");
-    assert_eq!(pg::migrate(&schema.url).unwrap(), 4);
+    assert_eq!(pg::migrate(&schema.url).unwrap(), pg::migrations::LATEST);
     let before = pg_state(&schema);
     assert_eq!(
         before.0,
@@ -217,7 +219,8 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
             (1, "0001_initial".to_string()),
             (2, "0002_webhook_outbox".to_string()),
             (3, "0003_payouts".to_string()),
-            (4, "0004_webhook_endpoints".to_string())
+            (4, "0004_webhook_endpoints".to_string()),
+            (5, "0005_delivery_replays".to_string())
         ]
     );
     let tables = [
@@ -235,8 +238,8 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
         assert!(before.1.contains(&format!("table {table}")), "no table {table}: {:?}", before.1);
     }
     assert!(before.1.contains(&"trigger ledger_transfers_append_only".to_string()), "{:?}", before.1);
-    assert_eq!(pg::migrate(&schema.url).unwrap(), 4);
-    assert_eq!(pg::migrate(&schema.url).unwrap(), 4);
+    assert_eq!(pg::migrate(&schema.url).unwrap(), pg::migrations::LATEST);
+    assert_eq!(pg::migrate(&schema.url).unwrap(), pg::migrations::LATEST);
     assert_eq!(pg_state(&schema), before, "a second run changed the schema");
     let heads: i64 = schema.client().query_one("SELECT count(*) FROM ledger_head", &[]).unwrap().get(0);
     assert_eq!(heads, 1, "the ledger head row is inserted once");
@@ -265,7 +268,8 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
             (1, "0001_initial".to_string()),
             (2, "0002_webhook_outbox".to_string()),
             (3, "0003_payouts".to_string()),
-            (4, "0004_webhook_endpoints".to_string())
+            (4, "0004_webhook_endpoints".to_string()),
+            (5, "0005_delivery_replays".to_string())
         ]
     );
 }
@@ -279,7 +283,7 @@ fn a_postgresql_store_at_a_newer_version_is_refused_with_both_versions() {
     let before = pg_state(&schema);
     let database: String = schema.client().query_one("SELECT current_database()::text", &[]).unwrap().get(0);
     let want = format!(
-        "the store at PostgreSQL database {database:?}, schema {:?} is at schema version 7; this build knows 1..=4; run a newer clickgate",
+        "the store at PostgreSQL database {database:?}, schema {:?} is at schema version 7; this build knows 1..=5; run a newer clickgate",
         schema.name
     );
     let errors = [
@@ -317,7 +321,7 @@ fn a_postgresql_reader_checks_the_version_again_when_it_reconnects() {
     // The first read may find the connection closed under it; the next connects again.
     let e = (0..3).find_map(|_| reader.get("cv_none").err().filter(|e| e.to_string().contains("schema version 7")));
     let e = e.expect("a reconnection to a store at version 7 was accepted").to_string();
-    assert!(e.contains("this build knows 1..=4; run a newer clickgate"), "{e}");
+    assert!(e.contains("this build knows 1..=5; run a newer clickgate"), "{e}");
 }
 
 #[test]

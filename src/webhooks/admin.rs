@@ -115,11 +115,23 @@ impl Admin {
     }
 
     /// Sends an event again to every endpoint it was delivered (or not) to, from the start of
-    /// the schedule; returns how many deliveries.
-    pub async fn replay_event(&self, event_id: &str, now_ms: u64) -> Result<u64, AdminError> {
+    /// the schedule; returns how many deliveries. With `partner`, only to that partner's
+    /// endpoints, and an event none of them had is not found.
+    pub async fn replay_event(&self, event_id: &str, partner: Option<&str>, now_ms: u64) -> Result<u64, AdminError> {
         let id = event_id.to_owned();
+        let partner = partner.map(str::to_owned);
         self.blocking(move |s| {
-            let deliveries = s.deliveries_of_event(&id)?;
+            let mut deliveries = s.deliveries_of_event(&id)?;
+            if let Some(p) = &partner {
+                let mut own = std::collections::HashMap::new();
+                for d in &deliveries {
+                    if !own.contains_key(&d.endpoint_id) {
+                        let mine = s.endpoint(&d.endpoint_id)?.is_some_and(|e| e.partner.as_deref() == Some(p.as_str()));
+                        own.insert(d.endpoint_id.clone(), mine);
+                    }
+                }
+                deliveries.retain(|d| own[&d.endpoint_id]);
+            }
             if deliveries.is_empty() {
                 return Err(AdminError::NoEvent(id));
             }

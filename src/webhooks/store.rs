@@ -60,6 +60,8 @@ pub struct Due {
     pub attempts: u32,
     /// Attempts since the last replay: the schedule's place.
     pub tries: u32,
+    /// Replays so far; the attempt's record changes the delivery's state only if none came since.
+    pub replays: u32,
     pub event: StoredEvent,
 }
 
@@ -129,6 +131,8 @@ pub struct AttemptRecord {
     pub latency_ms: u64,
     /// The body's first KiB, or the error's text.
     pub excerpt: String,
+    /// The delivery's replay count when the attempt was taken (`Due::replays`).
+    pub replays: u32,
     pub then: Then,
     pub endpoint: EndpointChange,
 }
@@ -167,6 +171,8 @@ pub struct DeliveryView {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     pub endpoint_id: Option<String>,
+    /// Only deliveries to endpoints registered for this partner (a partner key's view).
+    pub partner: Option<String>,
     pub status: Option<DeliveryStatus>,
     /// Only deliveries older than this one (the cursor).
     pub before_id: Option<i64>,

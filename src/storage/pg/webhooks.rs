@@ -89,7 +89,8 @@ fn upsert(c: &mut impl GenericClient, d: &NewDelivery, now_ms: u64, replay: bool
     let sql = if replay {
         "INSERT INTO webhook_deliveries (endpoint_id, seq, event_id, type, status, attempts, tries, next_attempt_ms, updated_ms)
          VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, $5)
-         ON CONFLICT (endpoint_id, seq) DO UPDATE SET status = 'pending', tries = 0, next_attempt_ms = $5, updated_ms = $5"
+         ON CONFLICT (endpoint_id, seq) DO UPDATE SET status = 'pending', tries = 0,
+            replays = webhook_deliveries.replays + 1, next_attempt_ms = $5, updated_ms = $5"
     } else {
         "INSERT INTO webhook_deliveries (endpoint_id, seq, event_id, type, status, attempts, tries, next_attempt_ms, updated_ms)
          VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, $5) ON CONFLICT (endpoint_id, seq) DO NOTHING"
@@ -232,7 +233,7 @@ impl WebhookStore for PgWebhooks {
         let rows = self
             .client()?
             .query(
-                "SELECT d.id, d.attempts, d.tries, e.seq, e.type, e.cause, e.partner, e.occurred_ms, e.data
+                "SELECT d.id, d.attempts, d.tries, d.replays, e.seq, e.type, e.cause, e.partner, e.occurred_ms, e.data
                  FROM webhook_deliveries d JOIN webhook_events e ON e.seq = d.seq
                  WHERE d.endpoint_id = $1 AND d.status = 'pending' AND d.next_attempt_ms <= $2
                  ORDER BY d.next_attempt_ms, d.id LIMIT $3",
@@ -246,7 +247,8 @@ impl WebhookStore for PgWebhooks {
                     endpoint_id: endpoint_id.to_owned(),
                     attempts: r.try_get::<_, i32>(1).map_err(storage)? as u32,
                     tries: r.try_get::<_, i32>(2).map_err(storage)? as u32,
-                    event: event_row(r, 3)?,
+                    replays: r.try_get::<_, i32>(3).map_err(storage)? as u32,
+                    event: event_row(r, 4)?,
                 })
             })
             .collect()
@@ -276,12 +278,21 @@ impl WebhookStore for PgWebhooks {
                 continue;
             }
             let (status, next) = then_columns(a.then);
-            tx.execute(
-                "UPDATE webhook_deliveries SET status = $2, next_attempt_ms = $3, attempts = greatest(attempts, $4),
-                    tries = least(tries + 1, greatest(attempts, $4)), updated_ms = $5 WHERE id = $1",
-                &[&a.delivery_id, &status, &next, &(a.attempt as i32), &(a.at_ms as i64)],
-            )
-            .map_err(storage)?;
+            // A replay since the attempt was taken keeps the delivery pending: only the count moves.
+            let moved = tx
+                .execute(
+                    "UPDATE webhook_deliveries SET status = $2, next_attempt_ms = $3, attempts = greatest(attempts, $4),
+                        tries = least(tries + 1, greatest(attempts, $4)), updated_ms = $5 WHERE id = $1 AND replays = $6",
+                    &[&a.delivery_id, &status, &next, &(a.attempt as i32), &(a.at_ms as i64), &(a.replays as i32)],
+                )
+                .map_err(storage)?;
+            if moved == 0 {
+                tx.execute(
+                    "UPDATE webhook_deliveries SET attempts = greatest(attempts, $2) WHERE id = $1",
+                    &[&a.delivery_id, &(a.attempt as i32)],
+                )
+                .map_err(storage)?;
+            }
             let id = &a.endpoint_id;
             match a.endpoint {
                 EndpointChange::Succeeded => tx.execute("UPDATE webhook_endpoints SET failing_since_ms = NULL WHERE id = $1", &[id]),
@@ -308,8 +319,9 @@ impl WebhookStore for PgWebhooks {
             .query(
                 "SELECT id, event_id, type, endpoint_id, seq, status, attempts, next_attempt_ms, updated_ms FROM webhook_deliveries
                  WHERE ($1::text IS NULL OR endpoint_id = $1) AND ($2::text IS NULL OR status = $2) AND ($3::bigint IS NULL OR id < $3)
+                   AND ($5::text IS NULL OR endpoint_id IN (SELECT id FROM webhook_endpoints WHERE partner = $5))
                  ORDER BY id DESC LIMIT $4",
-                &[&f.endpoint_id, &f.status.map(|s| s.as_str()), &f.before_id, &(f.limit as i64)],
+                &[&f.endpoint_id, &f.status.map(|s| s.as_str()), &f.before_id, &(f.limit as i64), &f.partner],
             )
             .map_err(storage)?;
         let mut out = Vec::with_capacity(rows.len());

@@ -46,6 +46,11 @@ impl SqliteCatalog {
         Ok(SqliteCatalog { conn: schema::open(data_dir)? })
     }
 
+    /// The connection, for the keys kept beside the catalog (`api_keys`).
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     fn partner_row_id(&self, slug: &str) -> Result<i64, CatalogError> {
         self.conn
             .query_row("SELECT id FROM partners WHERE slug = ?1", [slug], |r| r.get(0))

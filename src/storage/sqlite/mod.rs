@@ -4,6 +4,7 @@
 //! readers live here too. The schema is `migrations`, applied by the writer at its start and
 //! by `migrate`; the readers only check its version.
 
+pub mod api_keys;
 pub mod catalog;
 pub mod checkpoint;
 pub(crate) mod conversions;

@@ -202,7 +202,8 @@ impl WebhookStore for SqliteWebhooks {
                 .prepare_cached(
                     "INSERT INTO webhook_deliveries (endpoint_id, seq, event_id, type, status, attempts, tries, next_attempt_ms, updated_ms)
                      VALUES (?1, ?2, ?3, ?4, 'pending', 0, 0, ?5, ?5)
-                     ON CONFLICT (endpoint_id, seq) DO UPDATE SET status = 'pending', tries = 0, next_attempt_ms = ?5, updated_ms = ?5",
+                     ON CONFLICT (endpoint_id, seq) DO UPDATE SET status = 'pending', tries = 0, replays = replays + 1,
+                        next_attempt_ms = ?5, updated_ms = ?5",
                 )
                 .map_err(storage)?;
             for d in deliveries {
@@ -236,7 +237,7 @@ impl WebhookStore for SqliteWebhooks {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT d.id, d.attempts, d.tries, e.seq, e.type, e.cause, e.partner, e.occurred_ms, e.data
+                "SELECT d.id, d.attempts, d.tries, d.replays, e.seq, e.type, e.cause, e.partner, e.occurred_ms, e.data
                  FROM webhook_deliveries d JOIN webhook_events e ON e.seq = d.seq
                  WHERE d.endpoint_id = ?1 AND d.status = 'pending' AND d.next_attempt_ms <= ?2
                  ORDER BY d.next_attempt_ms, d.id LIMIT ?3",
@@ -244,8 +245,15 @@ impl WebhookStore for SqliteWebhooks {
             .map_err(storage)?;
         let rows = stmt
             .query_map(params![endpoint_id, now_ms as i64, limit as i64], |r| {
-                let (id, attempts, tries): (i64, u32, u32) = (r.get(0)?, r.get(1)?, r.get(2)?);
-                Ok(event_row(r, 3)?.map(|event| Due { delivery_id: id, endpoint_id: endpoint_id.to_owned(), attempts, tries, event }))
+                let (id, attempts, tries, replays): (i64, u32, u32, u32) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                Ok(event_row(r, 4)?.map(|event| Due {
+                    delivery_id: id,
+                    endpoint_id: endpoint_id.to_owned(),
+                    attempts,
+                    tries,
+                    replays,
+                    event,
+                }))
             })
             .map_err(storage)?;
         rows.map(|r| r.map_err(storage)?).collect()
@@ -278,11 +286,12 @@ impl WebhookStore for SqliteWebhooks {
             .prepare_cached(
                 "SELECT id, event_id, type, endpoint_id, seq, status, attempts, next_attempt_ms, updated_ms FROM webhook_deliveries
                  WHERE (?1 IS NULL OR endpoint_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
+                   AND (?5 IS NULL OR endpoint_id IN (SELECT id FROM webhook_endpoints WHERE partner = ?5))
                  ORDER BY id DESC LIMIT ?4",
             )
             .map_err(storage)?;
         let rows = stmt
-            .query_map(params![f.endpoint_id, f.status.map(|s| s.as_str()), f.before_id, f.limit as i64], |r| {
+            .query_map(params![f.endpoint_id, f.status.map(|s| s.as_str()), f.before_id, f.limit as i64, f.partner], |r| {
                 Ok(DeliveryView {
                     delivery_id: r.get(0)?,
                     event_id: r.get(1)?,
@@ -370,12 +379,18 @@ fn record(tx: &rusqlite::Transaction<'_>, attempts: &[AttemptRecord]) -> rusqlit
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (delivery_id, attempt) DO NOTHING",
         )?
         .execute(params![a.delivery_id, a.attempt, a.at_ms as i64, a.http_status, a.error, a.latency_ms as i64, a.excerpt])?;
+        // A replay since the attempt was taken keeps the delivery pending: only the count moves.
         let (status, next) = then_columns(a.then);
-        tx.prepare_cached(
-            "UPDATE webhook_deliveries SET status = ?2, next_attempt_ms = ?3, attempts = max(attempts, ?4),
-                tries = min(tries + 1, max(attempts, ?4)), updated_ms = ?5 WHERE id = ?1",
-        )?
-        .execute(params![a.delivery_id, status, next, a.attempt, a.at_ms as i64])?;
+        let moved = tx
+            .prepare_cached(
+                "UPDATE webhook_deliveries SET status = ?2, next_attempt_ms = ?3, attempts = max(attempts, ?4),
+                    tries = min(tries + 1, max(attempts, ?4)), updated_ms = ?5 WHERE id = ?1 AND replays = ?6",
+            )?
+            .execute(params![a.delivery_id, status, next, a.attempt, a.at_ms as i64, a.replays])?;
+        if moved == 0 {
+            tx.prepare_cached("UPDATE webhook_deliveries SET attempts = max(attempts, ?2) WHERE id = ?1")?
+                .execute(params![a.delivery_id, a.attempt])?;
+        }
         let id = &a.endpoint_id;
         match a.endpoint {
             EndpointChange::Succeeded => tx

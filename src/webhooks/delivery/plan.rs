@@ -94,6 +94,7 @@ pub fn decide(endpoint: &Endpoint, due: &Due, sent: &Sent, now_ms: u64, latency_
         error,
         latency_ms,
         excerpt: super::http::cut(&excerpt),
+        replays: due.replays,
         then,
         endpoint: change,
     };

@@ -349,7 +349,7 @@ async fn a_replay_sends_a_delivered_event_again_under_its_id() {
     let ep = h.endpoint(&rx.url(), &all_types(), None).await;
     let id = h.event(EventType::CommissionCreated, None);
     h.round().await;
-    assert_eq!(h.admin.replay_event(&id, h.now()).await.unwrap(), 1);
+    assert_eq!(h.admin.replay_event(&id, None, h.now()).await.unwrap(), 1);
     h.round().await;
     assert_eq!(h.admin.replay_since(&ep.id, (T0 - 1) as i64, h.now()).await.unwrap(), 1);
     h.round().await;
@@ -358,9 +358,11 @@ async fn a_replay_sends_a_delivered_event_again_under_its_id() {
     assert!(got.iter().all(|g| g.headers["webhook-id"] == id));
     assert_eq!(h.deliveries(&ep)[0].attempts, 3);
     assert!(matches!(
-        h.admin.replay_event("msg_00000000000000000000000000000000", h.now()).await,
+        h.admin.replay_event("msg_00000000000000000000000000000000", None, h.now()).await,
         Err(crate::webhooks::AdminError::NoEvent(_))
     ));
+    // A partner replays only to its own endpoints: this one is nobody's.
+    assert!(matches!(h.admin.replay_event(&id, Some("bob"), h.now()).await, Err(crate::webhooks::AdminError::NoEvent(_))));
 }
 
 #[tokio::test]

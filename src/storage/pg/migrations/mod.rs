@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "0002_webhook_outbox", sql: include_str!("0002_webhook_outbox.sql") },
     Migration { version: 3, name: "0003_payouts", sql: include_str!("0003_payouts.sql") },
     Migration { version: 4, name: "0004_webhook_endpoints", sql: include_str!("0004_webhook_endpoints.sql") },
+    Migration { version: 5, name: "0005_delivery_replays", sql: include_str!("0005_delivery_replays.sql") },
 ];
 
 /// The version this build's migrations reach.

@@ -17,6 +17,8 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "0003_payouts", sql: include_str!("0003_payouts.sql") },
     Migration { version: 4, name: "0004_webhook_endpoints", sql: include_str!("0004_webhook_endpoints.sql") },
     Migration { version: 5, name: "0005_catalog_changes", sql: include_str!("0005_catalog_changes.sql") },
+    Migration { version: 6, name: "0006_delivery_replays", sql: include_str!("0006_delivery_replays.sql") },
+    Migration { version: 7, name: "0007_api_keys", sql: include_str!("0007_api_keys.sql") },
 ];
 
 /// The version this build's migrations reach.

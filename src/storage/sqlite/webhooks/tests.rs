@@ -37,6 +37,7 @@ fn attempt(delivery_id: i64, endpoint_id: &str, n: u32, status: Option<u16>, the
         error: if status.is_none() { Some("connect") } else { None },
         latency_ms: 3,
         excerpt: "é".repeat(600).chars().take(512).collect(),
+        replays: 0,
         then,
         endpoint: change,
     }
@@ -95,8 +96,15 @@ fn suite(store: &mut dyn WebhookStore, add_event: &mut dyn FnMut(&str, &str, Opt
     assert_eq!(of_event, vec![wanted[0].clone()]);
     assert_eq!(store.requeue(&of_event, 90_000).unwrap(), 1);
     let again = store.due(&a.id, 90_000, 10).unwrap();
-    assert_eq!((again[0].attempts, again[0].tries), (2, 0));
-    store.record(&[attempt(id, &a.id, 3, Some(204), Then::Delivered, EndpointChange::Succeeded)]).unwrap();
+    assert_eq!((again[0].attempts, again[0].tries, again[0].replays), (2, 0, 1));
+    // A replay while that attempt is in flight: the attempt's record keeps the delivery pending.
+    assert_eq!(store.requeue(&of_event, 91_000).unwrap(), 1);
+    let delivered_then = attempt(id, &a.id, 3, Some(204), Then::Delivered, EndpointChange::Succeeded);
+    store.record(&[AttemptRecord { replays: 1, ..delivered_then }]).unwrap();
+    let replayed = store.due(&a.id, 91_000, 10).unwrap();
+    assert_eq!((replayed.len(), replayed[0].attempts, replayed[0].tries, replayed[0].replays), (1, 3, 0, 2), "a replay in flight is kept");
+    store.record(&[AttemptRecord { replays: 2, ..attempt(id, &a.id, 4, Some(204), Then::Delivered, EndpointChange::Succeeded) }]).unwrap();
+    assert!(store.due(&a.id, 99_000, 10).unwrap().is_empty());
     assert_eq!(store.endpoint(&a.id).unwrap().unwrap().failing_since_ms, None);
     let delivered = DeliveryFilter { status: Some(DeliveryStatus::Delivered), limit: 10, ..Default::default() };
     assert_eq!(store.deliveries(&delivered).unwrap().len(), 1);
@@ -122,6 +130,10 @@ fn suite(store: &mut dyn WebhookStore, add_event: &mut dyn FnMut(&str, &str, Opt
     assert!(all[0].delivery_id > all[1].delivery_id);
     let next = store.deliveries(&DeliveryFilter { before_id: Some(all[0].delivery_id), limit: 10, ..Default::default() }).unwrap();
     assert_eq!(next, all[1..].to_vec());
+    // A partner's view: deliveries to the endpoints registered for that partner only.
+    let bobs = store.deliveries(&DeliveryFilter { partner: Some("bob".into()), limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(bobs.iter().map(|d| d.endpoint_id.as_str()).collect::<Vec<_>>(), [a.id.as_str()]);
+    assert!(store.deliveries(&DeliveryFilter { partner: Some("alice".into()), limit: 10, ..Default::default() }).unwrap().is_empty());
 
     // Removal takes the deliveries and attempts with it; purge drops deliveries of purged events.
     assert_eq!(store.purge_deliveries(&b.id, events[1].seq + 1).unwrap(), 1);

@@ -1,0 +1,196 @@
+//! Who a request acts for, and what that lets it reach: the one place a partner key's scope is
+//! decided. Every authenticated route passes through `authorize` before its handler runs.
+//!
+//! An admin key reaches everything. A partner key reaches:
+//! - reads of its own partner: `GET /v1/partners/{self}/balance`, `GET /v1/reports/partners/{self}`;
+//! - reads of objects it owns, each looked up here first: a conversion it is credited on, a
+//!   click on one of its links, its commissions, its webhook endpoints;
+//! - lists, each held to its rows: commissions and payouts (`partner=` is set to its own, and
+//!   any other partner named there is not found), its webhook endpoints and their deliveries;
+//! - writes to its own webhook endpoints (register, rotate, enable, remove) and replays of its
+//!   events to them.
+//!
+//! Another partner's id, in a path or a filter, gets `404`, the same answer as an id that does
+//! not exist, so a key cannot learn which ids exist. A route that only an admin may call gets
+//! `403`.
+
+use std::sync::Arc;
+
+use hyper::{Method, StatusCode};
+use serde_json::Value;
+
+use super::{read_blocking, ApiError, ApiState};
+
+/// Whom an authenticated request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// An admin: the configured bootstrap key (`key_id` none) or a stored admin key.
+    Admin {
+        key_id: Option<String>,
+    },
+    Partner {
+        partner: String,
+        key_id: String,
+    },
+}
+
+impl Caller {
+    /// The partner a partner key acts for; `None` for an admin.
+    pub fn partner(&self) -> Option<&str> {
+        match self {
+            Caller::Admin { .. } => None,
+            Caller::Partner { partner, .. } => Some(partner),
+        }
+    }
+
+    /// The stored key's id, for rate limits and the audit trail.
+    pub fn key_id(&self) -> Option<&str> {
+        match self {
+            Caller::Admin { key_id } => key_id.as_deref(),
+            Caller::Partner { key_id, .. } => Some(key_id),
+        }
+    }
+}
+
+/// What a route reaches, as far as a partner key is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach<'a> {
+    /// Admin keys only.
+    Admin,
+    /// The partner named in the path.
+    Partner(&'a str),
+    Conversion(&'a str),
+    Click(&'a str),
+    Commission(&'a str),
+    Endpoint(&'a str),
+    /// A list or a registration that the handler holds to the caller's partner; a `partner=`
+    /// filter naming another is not found.
+    Own,
+}
+
+/// The reach of `method` on `segments` (the path split on `/`).
+pub fn reach<'a>(method: &Method, segments: &[&'a str]) -> Reach<'a> {
+    match (method, segments) {
+        (&Method::GET, ["v1", "conversions", id]) => Reach::Conversion(id),
+        (&Method::GET, ["v1", "clicks", id]) => Reach::Click(id),
+        (&Method::GET, ["v1", "reports", "partners", id]) => Reach::Partner(id),
+        (&Method::GET, ["v1", "partners", id, "balance"]) => Reach::Partner(id),
+        (&Method::GET, ["v1", "commissions"]) => Reach::Own,
+        (&Method::GET, ["v1", "commissions", id]) => Reach::Commission(id),
+        (&Method::GET, ["v1", "payouts"]) => Reach::Own,
+        (&Method::GET | &Method::POST, ["v1", "webhook-endpoints"]) => Reach::Own,
+        (&Method::GET | &Method::DELETE, ["v1", "webhook-endpoints", id]) => Reach::Endpoint(id),
+        (&Method::POST, ["v1", "webhook-endpoints", id, "rotate-secret" | "enable"]) => Reach::Endpoint(id),
+        (&Method::GET, ["v1", "webhook-events"]) => Reach::Own,
+        (&Method::POST, ["v1", "webhook-events", _, "replay"]) => Reach::Own,
+        _ => Reach::Admin,
+    }
+}
+
+fn not_found(what: &str, id: &str) -> ApiError {
+    ApiError::not_found(format!("{what} {id:?} not found"))
+}
+
+/// Lets the request through, or answers `403`/`404` for a partner key that may not reach what
+/// it names. `query` is the request's query string, for the lists' `partner=` filter.
+pub async fn authorize(state: &Arc<ApiState>, caller: &Caller, method: &Method, segments: &[&str], query: &str) -> Result<(), ApiError> {
+    let Some(me) = caller.partner() else { return Ok(()) };
+    match reach(method, segments) {
+        Reach::Admin => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this route needs an admin key")),
+        Reach::Partner(id) if id == me => Ok(()),
+        Reach::Partner(id) => Err(not_found("partner", id)),
+        Reach::Own => match form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "partner") {
+            Some((_, p)) if p != me => Err(not_found("partner", &p)),
+            _ => Ok(()),
+        },
+        Reach::Click(id) => {
+            let owner = state.signer.verify(id, u64::MAX / 2, u64::MAX).ok().and_then(|c| state.ingest.click(&c)).map(|c| c.partner);
+            owner.filter(|p| **p == *me).map(|_| ()).ok_or_else(|| not_found("click", id))
+        }
+        Reach::Commission(id) => {
+            let (reader, key) = (state.reader.clone(), id.to_string());
+            let found = read_blocking("commission", move || reader.commission(&key)).await?.ok().flatten();
+            found.filter(|(c, _)| c.partner == me).map(|_| ()).ok_or_else(|| not_found("commission", id))
+        }
+        Reach::Conversion(id) => {
+            let (reader, key) = (state.reader.clone(), id.to_string());
+            let found = read_blocking("conversion", move || reader.get(&key)).await?.ok().flatten();
+            let credited = found.and_then(|text| serde_json::from_str::<Value>(&text).ok()).is_some_and(|v| credited(&v, me));
+            credited.then_some(()).ok_or_else(|| not_found("conversion", id))
+        }
+        Reach::Endpoint(id) => match state.webhooks.get(id).await {
+            Ok(e) if e.partner.as_deref() == Some(me) => Ok(()),
+            _ => Err(not_found("webhook endpoint", id)),
+        },
+    }
+}
+
+/// Whether a conversion's view credits `partner` with a share.
+fn credited(view: &Value, partner: &str) -> bool {
+    view["attribution"]["shares"].as_array().is_some_and(|s| s.iter().any(|s| s["partner"] == partner))
+}
+
+/// A conversion's view as its partner sees it: its own share, touches and commissions, and no
+/// customer reference; other partners' credit is not its business.
+pub fn conversion_for(mut view: Value, partner: &str) -> Value {
+    let mine = |v: &Value| v["partner"] == partner;
+    for list in ["/attribution/shares", "/attribution/touches", "/commissions"] {
+        if let Some(a) = view.pointer_mut(list).and_then(Value::as_array_mut) {
+            a.retain(mine);
+        }
+    }
+    if let Some(o) = view.as_object_mut() {
+        o.remove("customer_ref");
+    }
+    view
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_route_has_one_reach_and_unknown_ones_are_admin() {
+        let get = |p: &str| reach(&Method::GET, &p.split('/').skip(1).collect::<Vec<_>>()).to_owned_kind();
+        assert_eq!(get("/v1/conversions/cv_1"), "conversion");
+        assert_eq!(get("/v1/partners/bob/balance"), "partner");
+        assert_eq!(get("/v1/commissions"), "own");
+        assert_eq!(get("/v1/ledger/entries"), "admin");
+        assert_eq!(get("/v1/api-keys"), "admin");
+        assert_eq!(get("/v1/payout-runs"), "admin");
+        assert_eq!(reach(&Method::POST, &["v1", "conversions"]), Reach::Admin);
+        assert_eq!(reach(&Method::POST, &["v1", "partners", "bob", "payouts"]), Reach::Admin);
+        assert_eq!(reach(&Method::PUT, &["v1", "programs", "p", "commission"]), Reach::Admin);
+    }
+
+    impl Reach<'_> {
+        fn to_owned_kind(self) -> &'static str {
+            match self {
+                Reach::Admin => "admin",
+                Reach::Partner(_) => "partner",
+                Reach::Conversion(_) => "conversion",
+                Reach::Click(_) => "click",
+                Reach::Commission(_) => "commission",
+                Reach::Endpoint(_) => "endpoint",
+                Reach::Own => "own",
+            }
+        }
+    }
+
+    #[test]
+    fn a_partner_sees_only_its_share_of_a_conversion() {
+        let view = json!({
+            "id": "cv_1", "customer_ref": "cust-9",
+            "attribution": {"shares": [{"partner": "bob", "amount_minor": 60}, {"partner": "carol", "amount_minor": 40}],
+                            "touches": [{"partner": "carol"}, {"partner": "bob"}]},
+            "commissions": [{"partner": "carol", "amount_minor": 4}, {"partner": "bob", "amount_minor": 6}],
+        });
+        assert!(credited(&view, "bob") && credited(&view, "carol") && !credited(&view, "dave"));
+        let bob = conversion_for(view, "bob");
+        assert_eq!(bob["attribution"]["shares"], json!([{"partner": "bob", "amount_minor": 60}]));
+        assert_eq!(bob["attribution"]["touches"], json!([{"partner": "bob"}]));
+        assert_eq!(bob["commissions"], json!([{"partner": "bob", "amount_minor": 6}]));
+        assert!(bob.get("customer_ref").is_none());
+    }
+}

@@ -1,0 +1,245 @@
+//! API keys and partner scope over real sockets: keys made through the API and the CLI, two
+//! partners crossing every route that names a partner's object with the other's ids (each
+//! refused `404`, as an id that does not exist), lists holding only the caller's rows, admin
+//! routes refused `403`, revocation, and the rate limits' `429` with `Retry-After`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const KEY: &str = "test-admin-key-0123";
+
+fn config(extra: &str) -> String {
+    let api = format!(
+        "[api]\nadmin_key = \"{KEY}\"\n{extra}\n[commission]\napprove_interval_ms = 0\n[webhooks]\nallow_http = true\n\
+         allow_private_cidrs = [\"127.0.0.2/32\"]\n"
+    );
+    format!("{}{BOB}", fixture_config(&api))
+        .replace("country_deny = [\"GB\"]", "country_deny = [\"GB\"]\n[demo.programs.attribution]\nmin_click_to_conversion_ms = 0")
+}
+
+fn call_as(s: &Server, key: &str, method: &str, path: &str, body: &str) -> Answer {
+    let auth = format!("Authorization: Bearer {key}");
+    http(s.api, method, path, &[auth.as_str(), "Content-Type: application/json"], body)
+}
+
+fn admin(s: &Server, method: &str, path: &str, body: &str) -> Answer {
+    call_as(s, KEY, method, path, body)
+}
+
+fn new_key(s: &Server, name: &str, scope: &str) -> (String, String) {
+    let a = admin(s, "POST", "/v1/api-keys", &json!({ "name": name, "scope": scope }).to_string());
+    assert_eq!(a.status, 201, "{a:?}");
+    let v = a.json();
+    let secret = v["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("cgk_") && secret.len() == 36, "{secret}");
+    assert_eq!(v["prefix"].as_str().unwrap(), &secret[..10]);
+    (v["id"].as_str().unwrap().to_string(), secret)
+}
+
+/// A partner's objects, made through the edge and the admin API.
+struct Owned {
+    partner: &'static str,
+    key: String,
+    click: String,
+    conversion: String,
+    commission: String,
+    endpoint: String,
+    event: String,
+}
+
+fn make_objects(s: &Server, partner: &'static str, link: &str, ip: &str, key: String) -> Owned {
+    let out = s.get(&format!("/r/{link}"), ip, CHROME);
+    assert!(out.starts_with("HTTP/1.1 302"), "{out}");
+    let click = header(&out, "location").unwrap().split("cgid=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while admin(s, "GET", &format!("/v1/clicks/{click}"), "").status != 200 {
+        assert!(Instant::now() < deadline, "click never ingested\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let body = json!({
+        "order_id": format!("order-{partner}"), "program": "demo", "amount_minor": 10_000, "currency": "USD",
+        "occurred_at": common::stream::rfc3339(common::stream::now_ms()), "click_id": click, "customer_ref": format!("cust-{partner}"),
+    });
+    let a = admin(s, "POST", "/v1/conversions", &body.to_string());
+    assert_eq!(a.status, 201, "{a:?}");
+    let conv = a.json();
+    let commission = conv["commissions"][0]["id"].as_str().unwrap_or_else(|| panic!("no commission: {conv}")).to_string();
+    let registered = call_as(
+        s,
+        &key,
+        "POST",
+        "/v1/webhook-endpoints",
+        &json!({ "url": format!("http://127.0.0.2:9/{partner}"), "event_types": ["conversion.attributed"] }).to_string(),
+    );
+    assert_eq!(registered.status, 201, "a partner registers its own endpoint: {registered:?}");
+    assert_eq!(registered.json()["partner"], partner, "registered for the key's partner");
+    Owned {
+        partner,
+        key,
+        click,
+        conversion: conv["id"].as_str().unwrap().to_string(),
+        commission,
+        endpoint: registered.json()["id"].as_str().unwrap().to_string(),
+        event: String::new(),
+    }
+}
+
+#[test]
+fn partner_keys_reach_only_their_partners_objects() {
+    let s = Server::start(&config(""));
+    // Keys: bad scopes are refused; the listing never shows a secret.
+    let refused = admin(&s, "POST", "/v1/api-keys", &json!({ "name": "x", "scope": "partner:nobody" }).to_string());
+    assert_eq!((refused.status, refused.json()["error"]["field"].as_str()), (422, Some("scope")), "{refused:?}");
+    assert_eq!(admin(&s, "POST", "/v1/api-keys", &json!({ "name": "x", "scope": "root" }).to_string()).status, 422);
+    assert_eq!(admin(&s, "POST", "/v1/api-keys", &json!({ "name": "", "scope": "admin" }).to_string()).status, 422);
+    let (_, alice_key) = new_key(&s, "alice's reporting", "partner:alice");
+    let (bob_id, bob_key) = new_key(&s, "bob's dashboard", "partner:bob");
+    let (_, second_admin) = new_key(&s, "ops", "admin");
+    let listed = admin(&s, "GET", "/v1/api-keys", "");
+    assert_eq!(listed.json()["keys"].as_array().unwrap().len(), 3);
+    assert!(!listed.body.contains(&bob_key) && !listed.body.contains("secret"), "{}", listed.body);
+    assert_eq!(call_as(&s, &second_admin, "GET", "/v1/api-keys", "").status, 200, "a stored admin key is an admin");
+
+    let mut alice = make_objects(&s, "alice", "demo", "198.51.100.20", alice_key);
+    let mut bob = make_objects(&s, "bob", "bob", "198.51.100.21", bob_key);
+    // Each partner's events, as its webhook listing shows them.
+    for p in [&mut alice, &mut bob] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let events = call_as(&s, &p.key, "GET", "/v1/webhook-events", "").json();
+            let list = events["events"].as_array().unwrap().clone();
+            assert!(list.iter().all(|e| e["endpoint_id"] == p.endpoint.as_str()), "{} sees another's deliveries: {events}", p.partner);
+            if let Some(e) = list.first() {
+                p.event = e["event_id"].as_str().unwrap().to_string();
+                break;
+            }
+            assert!(Instant::now() < deadline, "no delivery for {}\n{}", p.partner, s.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    // Every route that names a partner's object, with the caller's own ids and the other's.
+    let routes = |o: &Owned| -> Vec<(&'static str, String)> {
+        vec![
+            ("GET", format!("/v1/conversions/{}", o.conversion)),
+            ("GET", format!("/v1/clicks/{}", o.click)),
+            ("GET", format!("/v1/commissions/{}", o.commission)),
+            ("GET", format!("/v1/partners/{}/balance", o.partner)),
+            ("GET", format!("/v1/reports/partners/{}", o.partner)),
+            ("GET", format!("/v1/commissions?partner={}", o.partner)),
+            ("GET", format!("/v1/payouts?partner={}", o.partner)),
+            ("GET", format!("/v1/webhook-endpoints/{}", o.endpoint)),
+            ("POST", format!("/v1/webhook-endpoints/{}/rotate-secret", o.endpoint)),
+            ("POST", format!("/v1/webhook-endpoints/{}/enable", o.endpoint)),
+            ("POST", format!("/v1/webhook-events/{}/replay", o.event)),
+        ]
+    };
+    let mut tried = 0;
+    for (me, other) in [(&alice, &bob), (&bob, &alice)] {
+        for (method, path) in routes(me) {
+            let a = call_as(&s, &me.key, method, &path, "");
+            assert!(a.status == 200 || a.status == 202, "{} on its own {method} {path}: {a:?}", me.partner);
+            assert!(!a.body.contains(other.partner) || path.contains("reports"), "{} sees {}: {}", me.partner, other.partner, a.body);
+            tried += 1;
+        }
+        for (method, path) in routes(other) {
+            let a = call_as(&s, &me.key, method, &path, "");
+            assert_eq!(a.status, 404, "{} on {}'s {method} {path}: {a:?}", me.partner, other.partner);
+            let unknown = path.replace(other.partner, "nobody");
+            if unknown != path {
+                assert_eq!(call_as(&s, &me.key, method, &unknown, "").status, 404, "the same answer as an unknown id");
+            }
+            tried += 1;
+        }
+        // Writes naming the other: a registration for it, a removal of its endpoint.
+        let reg = json!({ "url": "http://127.0.0.2:9/x", "event_types": ["conversion.attributed"], "partner": other.partner });
+        assert_eq!(call_as(&s, &me.key, "POST", "/v1/webhook-endpoints", &reg.to_string()).status, 404);
+        assert_eq!(call_as(&s, &me.key, "DELETE", &format!("/v1/webhook-endpoints/{}", other.endpoint), "").status, 404);
+        tried += 2;
+        // Lists hold only the caller's rows.
+        let commissions = call_as(&s, &me.key, "GET", "/v1/commissions", "").json();
+        let rows = commissions["commissions"].as_array().unwrap();
+        assert!(!rows.is_empty() && rows.iter().all(|c| c["partner"] == me.partner), "{commissions}");
+        let endpoints = call_as(&s, &me.key, "GET", "/v1/webhook-endpoints", "").json();
+        assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 1, "{endpoints}");
+        assert!(call_as(&s, &me.key, "GET", "/v1/payouts", "").status == 200);
+        // A conversion it is credited on, without the customer's reference.
+        let conv = call_as(&s, &me.key, "GET", &format!("/v1/conversions/{}", me.conversion), "").json();
+        assert!(conv.get("customer_ref").is_none(), "{conv}");
+        assert_eq!(
+            admin(&s, "GET", &format!("/v1/conversions/{}", me.conversion), "").json()["customer_ref"],
+            format!("cust-{}", me.partner)
+        );
+        tried += 4;
+        // Admin routes.
+        for (method, path) in [
+            ("POST", "/v1/conversions"),
+            ("GET", "/v1/ledger/entries"),
+            ("GET", "/v1/api-keys"),
+            ("POST", "/v1/api-keys"),
+            ("GET", "/v1/payout-runs"),
+            ("POST", "/v1/commissions/approve"),
+            ("GET", "/v1/programs/demo/commission"),
+            ("GET", "/v1/reports/programs/demo"),
+        ] {
+            let a = call_as(&s, &me.key, method, path, "{}");
+            assert_eq!(a.status, 403, "{} on {method} {path}: {a:?}", me.partner);
+            tried += 1;
+        }
+    }
+    println!("api_keys: {tried} route × id combinations tried across two partners");
+
+    // The key's last use is recorded; a revoked key gets 401 at once, through the API.
+    let bob_listed = admin(&s, "GET", &format!("/v1/api-keys/{bob_id}"), "").json();
+    assert!(bob_listed["last_used_at"].is_string(), "{bob_listed}");
+    let revoked = admin(&s, "DELETE", &format!("/v1/api-keys/{bob_id}"), "");
+    assert_eq!(revoked.status, 200);
+    assert!(revoked.json()["revoked_at"].is_string());
+    assert_eq!(call_as(&s, &bob.key, "GET", "/v1/commissions", "").status, 401);
+
+    // Through the CLI: a key made there works; revoked there, it stops within a second.
+    let (code, out, err) = s.cli(&["api-key", "create", "--name", "cli", "--scope", "partner:alice"]);
+    assert_eq!(code, 0, "{err}");
+    let made: Value = serde_json::from_str(out.trim()).unwrap();
+    let cli_key = made["secret"].as_str().unwrap();
+    assert_eq!(call_as(&s, cli_key, "GET", "/v1/partners/alice/balance", "").status, 200);
+    let (code, out, _) = s.cli(&["api-key", "list"]);
+    assert_eq!((code, out.lines().count()), (0, 4), "{out}");
+    assert!(!out.contains(cli_key));
+    let (code, _, err) = s.cli(&["api-key", "revoke", made["id"].as_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while call_as(&s, cli_key, "GET", "/v1/partners/alice/balance", "").status != 401 {
+        assert!(Instant::now() < deadline, "a key revoked by the CLI still works");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _, err) = s.cli(&["api-key", "create", "--name", "x", "--scope", "partner:nobody"]);
+    assert!(code != 0 && err.contains("no partner"), "{err}");
+}
+
+#[test]
+fn keys_and_failed_authentications_are_rate_limited() {
+    let s = Server::start(&config("key_requests_per_s = 2\nkey_burst = 3\nauth_failures_per_min = 4\n"));
+    let (_, key) = new_key(&s, "limited", "partner:alice");
+    let statuses: Vec<u16> = (0..6).map(|_| call_as(&s, &key, "GET", "/v1/partners/alice/balance", "").status).collect();
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert!(statuses[3..].contains(&429), "past the burst: {statuses:?}");
+    let limited = call_as(&s, &key, "GET", "/v1/partners/alice/balance", "");
+    assert_eq!(limited.status, 429);
+    assert!(limited.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s >= 1), "{limited:?}");
+    assert_eq!(admin(&s, "GET", "/v1/api-keys", "").status, 200, "the bootstrap key is not limited by another key's use");
+
+    // Guessing: four failures a minute, then 429 even for the right key.
+    let wrong = format!("cgk_{}", "A".repeat(32));
+    let failures: Vec<u16> = (0..4).map(|_| call_as(&s, &wrong, "GET", "/v1/commissions", "").status).collect();
+    assert_eq!(failures, [401, 401, 401, 401]);
+    let blocked = call_as(&s, &wrong, "GET", "/v1/commissions", "");
+    assert_eq!(blocked.status, 429, "{blocked:?}");
+    assert!(blocked.header("retry-after").is_some());
+    assert_eq!(admin(&s, "GET", "/v1/api-keys", "").status, 429, "an address past its failures waits, whatever key it sends");
+    assert!(s.metric("clickgate_api_requests_total{outcome=\"rate_limited\"}") >= 3.0);
+}
