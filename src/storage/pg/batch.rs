@@ -10,9 +10,9 @@
 //!
 //! Correctness never rests on a guess. Any other statement on the transaction (a read a job
 //! decides on, an update) writes the held rows first, so it sees them and they keep their order.
-//! An insert held back is a plain one: a row that turns out to be stored already fails the
-//! flush, and the group runs again with a savepoint per job and no batch, where that job fails
-//! alone, as it would have.
+//! An insert held back is a plain one: a row the store refuses (stored already, or a job's
+//! duplicate) fails the flush, and the group runs again with a savepoint per job and no batch,
+//! where that row's job fails alone, as it would have.
 
 use std::collections::{HashMap, HashSet};
 

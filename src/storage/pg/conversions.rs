@@ -220,9 +220,9 @@ impl Groups for PgGroups {
         })();
         match flushed {
             Ok(()) => {}
-            // A held-back row the store refuses (one stored meanwhile, against every lock)
-            // fails the whole batch: the group runs again with savepoints, where it fails its
-            // own job only.
+            // A held-back row the store refuses (a job's duplicate, or a row stored already
+            // that no look-up foresaw) fails the whole batch: the group runs again with
+            // savepoints, where only that row's job fails.
             Err(e) if !savepoints => {
                 tracing::warn!(error = %e, "a group's batched writes failed; it runs again a job at a time");
                 return Ok(false);
