@@ -320,6 +320,35 @@ pub(crate) struct Job {
     reply: oneshot::Sender<Result<Written, ConversionError>>,
 }
 
+/// What a job reads first, for a backend that fetches it for a whole group in one statement
+/// each (PostgreSQL): its idempotency key, the conversion it records, and the partners' periods
+/// that conversion's commissions count in (`lifecycle::accrue`).
+impl Job {
+    pub(crate) fn idempotency_key(&self) -> Option<&str> {
+        self.key.as_ref().map(|k| k.key.as_str())
+    }
+
+    pub(crate) fn recorded_id(&self) -> Option<&str> {
+        match &self.op {
+            Op::Record(f) => Some(f.id()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn periods(&self) -> Vec<crate::lifecycle::PeriodRef> {
+        let (Op::Record(f), Some(a)) = (&self.op, &self.attributed) else { return Vec::new() };
+        let c = f.conversion();
+        let sale = crate::lifecycle::Sale {
+            conversion_id: f.id(),
+            program: &c.program,
+            currency: c.currency,
+            amount_minor: c.amount_minor,
+            occurred_at_ms: c.occurred_at_ms,
+        };
+        a.attribution.shares.iter().map(|s| crate::lifecycle::period_of(&sale, &s.partner, a.rules.for_partner(&s.partner))).collect()
+    }
+}
+
 /// A conversion's attribution, its JSON and its program's commission rules, made by the
 /// request's task: about a tenth of the writer's time per conversion, taken off its thread.
 struct Attributed {

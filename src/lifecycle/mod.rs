@@ -300,6 +300,16 @@ impl<'a> Sale<'a> {
     }
 }
 
+/// The partner's period that a sale's share counts in, under the partner's rules.
+pub fn period_of(sale: &Sale<'_>, partner: &str, rs: &RuleSet) -> PeriodRef {
+    PeriodRef {
+        program: sale.program.to_string(),
+        partner: partner.to_string(),
+        currency: sale.currency,
+        label: rs.period.key(sale.occurred_at_ms).label,
+    }
+}
+
 /// Applies one transfer stamped with `now_ms`; a retry of the same transfer is a no-op.
 fn apply<T: CommissionTx + ?Sized>(tx: &mut T, mut t: TransferRequest, now_ms: i64) -> Result<TransferId, LifecycleError> {
     t.at_ms = now_ms;
@@ -326,13 +336,7 @@ pub fn accrue<T: CommissionTx + ?Sized>(
     let mut out = Vec::new();
     for share in shares {
         let rs: &RuleSet = rules.for_partner(&share.partner);
-        let period = rs.period.key(sale.occurred_at_ms);
-        let key = PeriodRef {
-            program: sale.program.to_string(),
-            partner: share.partner.clone(),
-            currency: sale.currency,
-            label: period.label.clone(),
-        };
+        let key = period_of(sale, &share.partner, rs);
         let before = tx.period_state(&key)?;
         let calc = commission::compute(
             rs,

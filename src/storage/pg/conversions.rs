@@ -9,6 +9,8 @@
 //! locks the ledger head (`lifecycle::pg`). The schema is migrated under an advisory lock
 //! (`migrations`), so cores starting together do not race on the catalog.
 
+use std::collections::BTreeMap;
+
 use ::postgres::{Client, IsolationLevel, NoTls, Row};
 
 use crate::conversions::store::{ConversionEvent, ConversionRow, ConversionTx, NewRow, PartnerDay, StoredConversion, ViewSource};
@@ -17,6 +19,7 @@ use crate::ledger::Deferred;
 use crate::lifecycle::{Commission, CommissionEvent, CommissionTx, ConversionRef, LifecycleError};
 use crate::model::Currency;
 use crate::storage::group::GroupState;
+use crate::storage::pg::batch::Batch;
 use crate::storage::pg::PgStatements;
 use crate::storage::pg::PgTx;
 use crate::storage::row::COMMISSION_COLUMNS;
@@ -116,6 +119,27 @@ pub fn start(
 }
 
 impl PgTx<'_, '_> {
+    /// Adds to partners' stored days, inserting the rows that are new, in one statement.
+    pub(crate) fn write_partner_days(&mut self, days: &BTreeMap<(String, i64, Currency), PartnerDay>) -> Result<(), ConversionError> {
+        let partner: Vec<&str> = days.keys().map(|k| k.0.as_str()).collect();
+        let day: Vec<i64> = days.keys().map(|k| k.1).collect();
+        let currency: Vec<&str> = days.keys().map(|k| k.2.as_str()).collect();
+        let conversions: Vec<i64> = days.values().map(|d| d.conversions).collect();
+        let revenue: Vec<i64> = days.values().map(|d| d.revenue_minor).collect();
+        let refunded: Vec<i64> = days.values().map(|d| d.refunded_minor).collect();
+        let cancelled: Vec<i64> = days.values().map(|d| d.cancelled).collect();
+        self.execute(
+            "INSERT INTO partner_days (partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
+             ON CONFLICT (day, partner, currency) DO UPDATE SET conversions = partner_days.conversions + EXCLUDED.conversions,
+                revenue_minor = partner_days.revenue_minor + EXCLUDED.revenue_minor,
+                refunded_minor = partner_days.refunded_minor + EXCLUDED.refunded_minor,
+                cancelled = partner_days.cancelled + EXCLUDED.cancelled",
+            &[&partner, &day, &currency, &conversions, &revenue, &refunded, &cancelled],
+        )?;
+        Ok(())
+    }
+
     /// Adds to a partner's stored day, inserting the row when it is new.
     pub(crate) fn write_partner_day(&mut self, partner: &str, day: i64, currency: Currency, d: PartnerDay) -> Result<(), ConversionError> {
         self.execute(
@@ -150,10 +174,20 @@ impl Groups for PgGroups {
         // The ledger head and balances are written once per group (or per job with savepoints).
         let mut deferred = Deferred::default();
         let mut group = GroupState::default();
-        // Every lifecycle step takes the ledger head's lock anyway; taking it first orders the
-        // group's row locks behind it, so writers of several cores queue on one row instead
-        // of deadlocking on a conversion's row and the head taken in opposite orders.
-        PgTx::with_statements(&mut tx, statements).deferring(&mut deferred, &mut group).lock_head()?;
+        // The first attempt reads what its jobs look up for all of them at once and holds its
+        // inserts back to the flush (`batch`); the rerun with savepoints writes as it goes.
+        let mut batch = Batch::default();
+        {
+            // Every lifecycle step takes the ledger head's lock anyway; taking it first orders
+            // the group's row locks behind it, so writers of several cores queue on one row
+            // instead of deadlocking on a conversion's row and the head taken in opposite
+            // orders. The batch's reads come after it, so they hold to the commit.
+            let mut ledger = PgTx::with_statements(&mut tx, statements).deferring(&mut deferred, &mut group);
+            ledger.lock_head()?;
+            if !savepoints {
+                super::batch::prefetch(&mut ledger, jobs, &mut batch)?;
+            }
+        }
         for job in jobs {
             if savepoints {
                 let mut sp = tx.savepoint("job")?;
@@ -167,20 +201,44 @@ impl Groups for PgGroups {
                     ledger.flush().map_err(LifecycleError::from)?;
                     sp.commit()?;
                 }
-            } else if run(&mut PgTx::with_statements(&mut tx, statements).deferring(&mut deferred, &mut group), job) {
+            } else if run(&mut PgTx::with_statements(&mut tx, statements).deferring(&mut deferred, &mut group).batching(&mut batch), job) {
                 // Dropping the transaction rolls the attempt back; PostgreSQL refuses every
                 // statement after a failed one anyway.
                 return Ok(false);
             }
         }
         let mut ledger = PgTx::with_statements(&mut tx, statements).deferring(&mut deferred, &mut group);
-        if let Some(purge) = purge {
-            ledger.purge(&purge)?;
+        if !savepoints {
+            ledger = ledger.batching(&mut batch);
         }
-        ledger.flush().map_err(LifecycleError::from)?;
+        let flushed = (|| {
+            if let Some(purge) = purge {
+                ledger.purge(&purge)?;
+            }
+            ledger.flush().map_err(LifecycleError::from)?;
+            Ok::<_, ConversionError>(())
+        })();
+        match flushed {
+            Ok(()) => {}
+            // A held-back row the store refuses (a job's duplicate, or a row stored already
+            // that no look-up foresaw) fails the whole batch: the group runs again with
+            // savepoints, where only that row's job fails.
+            Err(e) if !savepoints => {
+                tracing::warn!(error = %e, "a group's batched writes failed; it runs again a job at a time");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
         tx.commit()?;
         Ok(true)
     }
+}
+
+/// A kept answer from its stored columns.
+pub(super) fn answer(status: i32, body: String) -> Result<Answer, ConversionError> {
+    let status = u16::try_from(status)
+        .map_err(|_| ConversionError::Invalid { field: "idempotency_keys.status", why: format!("{status} is not an HTTP status") })?;
+    Ok(Answer { status, body })
 }
 
 fn get<'a, T: ::postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> Result<T, ConversionError> {
@@ -236,6 +294,10 @@ impl ViewSource for PgTx<'_, '_> {
 
 impl OutboxTx for PgTx<'_, '_> {
     fn append_event(&mut self, e: &OutboxEvent<'_>) -> Result<(), OutboxError> {
+        if let Some(b) = self.batch() {
+            b.rows.outbox(e);
+            return Ok(());
+        }
         self.execute(
             "INSERT INTO webhook_events (type, cause, partner, occurred_ms, data) VALUES ($1, $2, $3, $4, $5)",
             &[&e.kind.as_str(), &e.cause, &e.partner, &e.occurred_ms, &e.data],
@@ -247,15 +309,22 @@ impl OutboxTx for PgTx<'_, '_> {
 
 impl ConversionTx for PgTx<'_, '_> {
     fn stored_answer(&mut self, key: &str) -> Result<Option<(Vec<u8>, Answer)>, ConversionError> {
+        if let Some(known) = self.batch().and_then(|b| b.answers.get(key)) {
+            return Ok(known.clone());
+        }
         let row = self.query_opt("SELECT request_hash, status, body FROM idempotency_keys WHERE key = $1", &[&key])?;
         let Some(r) = row else { return Ok(None) };
-        let status: i32 = get(&r, 1)?;
-        let status = u16::try_from(status)
-            .map_err(|_| ConversionError::Invalid { field: "idempotency_keys.status", why: format!("{status} is not an HTTP status") })?;
-        Ok(Some((get(&r, 0)?, Answer { status, body: get(&r, 2)? })))
+        Ok(Some((get(&r, 0)?, answer(get(&r, 1)?, get(&r, 2)?)?)))
     }
 
     fn keep_answer(&mut self, key: &IdempotencyKey, answer: &Answer, now_ms: u64) -> Result<(), ConversionError> {
+        if let Some(b) = self.batch() {
+            if let Some(slot @ None) = b.answers.get_mut(&key.key) {
+                *slot = Some((key.request_hash.to_vec(), answer.clone()));
+                b.rows.answer(&key.key, &key.request_hash, answer, now_ms as i64);
+                return Ok(());
+            }
+        }
         self.execute(
             "INSERT INTO idempotency_keys (key, request_hash, status, body, created_ms) VALUES ($1, $2, $3, $4, $5)",
             &[&key.key, &&key.request_hash[..], &i32::from(answer.status), &answer.body, &(now_ms as i64)],
@@ -277,6 +346,9 @@ impl ConversionTx for PgTx<'_, '_> {
     }
 
     fn recorded(&mut self, id: &str) -> Result<Option<Vec<u8>>, ConversionError> {
+        if let Some(known) = self.batch().and_then(|b| b.conversions.get(id)) {
+            return Ok(known.clone());
+        }
         let row = self.query_opt("SELECT fingerprint FROM conversions WHERE id = $1", &[&id])?;
         row.map(|r| get(&r, 0)).transpose()
     }
@@ -286,6 +358,18 @@ impl ConversionTx for PgTx<'_, '_> {
         // one order would otherwise each hold what the other waits for (the order's key, the
         // head). Held to the commit, so a group pays its round trip once.
         crate::ledger::LedgerTx::head(self).map_err(LifecycleError::from)?;
+        // Read for the group first (`batch::prefetch`): held back when it is new.
+        if let Some(b) = self.batch() {
+            match b.conversions.get_mut(row.id) {
+                Some(Some(_)) => return Ok(false),
+                Some(slot @ None) => {
+                    *slot = Some(row.fingerprint.to_vec());
+                    b.rows.conversion(row);
+                    return Ok(true);
+                }
+                None => {}
+            }
+        }
         let c = row.conversion;
         let inserted = self.execute(
             "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,

@@ -6,7 +6,7 @@
 //! `PgStatements`, each statement is prepared once per connection and then only bound and
 //! executed: one round trip instead of two.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 use ::postgres::types::ToSql;
@@ -14,6 +14,7 @@ use ::postgres::{Row, Statement, Transaction};
 
 use crate::ledger::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
 use crate::storage::group::GroupState;
+use crate::storage::pg::batch::Batch;
 use crate::storage::row::{account, bytes, currency, decode, sorted, COLUMNS};
 
 /// Prepared statements of one connection, by their SQL. Prepared statements live as long as
@@ -31,6 +32,7 @@ pub struct PgTx<'t, 'c> {
     statements: Option<&'t mut PgStatements>,
     deferred: Option<&'t mut Deferred>,
     group: Option<&'t mut GroupState>,
+    batch: Option<&'t mut Batch>,
 }
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
@@ -38,14 +40,14 @@ type Params<'a> = [&'a (dyn ToSql + Sync)];
 impl<'t, 'c> PgTx<'t, 'c> {
     /// Wraps an open transaction; the caller commits it. Each statement is prepared when it runs.
     pub fn new(tx: &'t mut Transaction<'c>) -> PgTx<'t, 'c> {
-        PgTx { tx, statements: None, deferred: None, group: None }
+        PgTx { tx, statements: None, deferred: None, group: None, batch: None }
     }
 
     /// Wraps an open transaction, with the statements already prepared on its connection. A
     /// new connection needs a new `PgStatements`: the server knows a statement only on the
     /// connection that prepared it.
     pub fn with_statements(tx: &'t mut Transaction<'c>, statements: &'t mut PgStatements) -> PgTx<'t, 'c> {
-        PgTx { tx, statements: Some(statements), deferred: None, group: None }
+        PgTx { tx, statements: Some(statements), deferred: None, group: None, batch: None }
     }
 
     /// Defers the head and balance writes of this transaction to `flush`, into `deferred`, and
@@ -56,33 +58,58 @@ impl<'t, 'c> PgTx<'t, 'c> {
         PgTx { deferred: Some(deferred), group: Some(group), ..self }
     }
 
+    /// Holds the transaction's inserts back in `batch` until the next other statement or the
+    /// flush, and answers look-ups from what `batch` read first (`batch::prefetch`). Only with
+    /// `deferring`, on the writer's first attempt at a group.
+    pub(crate) fn batching(self, batch: &'t mut Batch) -> PgTx<'t, 'c> {
+        debug_assert!(self.deferred.is_some(), "a batch flushes with the deferred head");
+        PgTx { batch: Some(batch), ..self }
+    }
+
+    /// The group's held rows and what it read first, when batching.
+    pub(crate) fn batch(&mut self) -> Option<&mut Batch> {
+        self.batch.as_deref_mut()
+    }
+
     /// The group's state of the tables beside the ledger, when deferring.
     pub(crate) fn group(&mut self) -> Option<&mut GroupState> {
         self.group.as_deref_mut()
     }
 
-    /// Writes what deferring held back: the head, each balance touched (in account order),
-    /// each period state changed and each partner day added to.
+    /// Writes what deferring and batching held back: the rows, the head, and in one statement
+    /// each, the balances touched, the period states changed and the partner days added to.
     pub fn flush(&mut self) -> Result<(), LedgerError> {
+        self.write_rows()?;
         let Some(d) = self.deferred.as_deref_mut() else { return Ok(()) };
         let f = d.take();
         if let Some((seq, hash)) = f.head {
             self.write_head(seq, &hash)?;
         }
-        for (key, delta) in &f.balances {
-            self.write_balance(key, delta)?;
+        if !f.balances.is_empty() {
+            self.write_balances(&f.balances)?;
         }
         let (periods, days) = match self.group.as_deref_mut() {
             Some(g) => (g.take_changed_periods(), std::mem::take(&mut g.days)),
             None => return Ok(()),
         };
-        for (key, state) in &periods {
-            self.write_period(key, state).map_err(|e| LedgerError::Storage(e.to_string()))?;
+        if !periods.is_empty() {
+            self.write_periods(&periods).map_err(|e| LedgerError::Storage(e.to_string()))?;
         }
-        for ((partner, day, currency), d) in days {
-            self.write_partner_day(&partner, day, currency, d).map_err(|e| LedgerError::Storage(e.to_string()))?;
+        if !days.is_empty() {
+            self.write_partner_days(&days).map_err(|e| LedgerError::Storage(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Writes the rows the batch holds, before any other statement runs: that statement then
+    /// sees them, and they keep their order with it.
+    fn write_rows(&mut self) -> Result<(), ::postgres::Error> {
+        let Some(b) = self.batch.as_deref_mut() else { return Ok(()) };
+        if b.rows.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut b.rows);
+        super::batch::write(self, rows)
     }
 
     /// Whether the head and balance writes are deferred.
@@ -92,6 +119,28 @@ impl<'t, 'c> PgTx<'t, 'c> {
 
     fn write_head(&mut self, seq: u64, hash: &[u8; 32]) -> Result<(), LedgerError> {
         self.execute("UPDATE ledger_head SET seq = $1, hash = $2 WHERE singleton = 1", &[&(seq as i64), &&hash[..]])?;
+        Ok(())
+    }
+
+    /// Adds each delta to its account's balance, in one statement.
+    fn write_balances(&mut self, deltas: &BTreeMap<AccountKey, Balance>) -> Result<(), LedgerError> {
+        let kind: Vec<&str> = deltas.keys().map(|k| k.kind.as_str()).collect();
+        let owner: Vec<&str> = deltas.keys().map(|k| k.owner.as_str()).collect();
+        let currency: Vec<&str> = deltas.keys().map(|k| k.currency.as_str()).collect();
+        let dp: Vec<i64> = deltas.values().map(|d| d.debits_pending).collect();
+        let cp: Vec<i64> = deltas.values().map(|d| d.credits_pending).collect();
+        let dpo: Vec<i64> = deltas.values().map(|d| d.debits_posted).collect();
+        let cpo: Vec<i64> = deltas.values().map(|d| d.credits_posted).collect();
+        self.execute(
+            "INSERT INTO ledger_balances AS b (kind, owner, currency, debits_pending, credits_pending, debits_posted, credits_posted)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
+             ON CONFLICT (kind, owner, currency) DO UPDATE SET
+                debits_pending = b.debits_pending + EXCLUDED.debits_pending,
+                credits_pending = b.credits_pending + EXCLUDED.credits_pending,
+                debits_posted = b.debits_posted + EXCLUDED.debits_posted,
+                credits_posted = b.credits_posted + EXCLUDED.credits_posted",
+            &[&kind, &owner, &currency, &dp, &cp, &dpo, &cpo],
+        )?;
         Ok(())
     }
 
@@ -128,22 +177,32 @@ impl<'t, 'c> PgTx<'t, 'c> {
         Ok(st)
     }
 
+    // Every statement writes the batch's rows first (`write_rows`).
     pub(crate) fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, ::postgres::Error> {
+        self.write_rows()?;
         let st = self.statement(sql)?;
         self.tx.query(&st, params)
     }
 
     pub(crate) fn query_opt(&mut self, sql: &str, params: &Params<'_>) -> Result<Option<Row>, ::postgres::Error> {
+        self.write_rows()?;
         let st = self.statement(sql)?;
         self.tx.query_opt(&st, params)
     }
 
     pub(crate) fn query_one(&mut self, sql: &str, params: &Params<'_>) -> Result<Row, ::postgres::Error> {
+        self.write_rows()?;
         let st = self.statement(sql)?;
         self.tx.query_one(&st, params)
     }
 
     pub(crate) fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, ::postgres::Error> {
+        self.write_rows()?;
+        self.execute_now(sql, params)
+    }
+
+    /// Runs a statement without writing the batch's rows first: the batch's own.
+    pub(super) fn execute_now(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, ::postgres::Error> {
         let st = self.statement(sql)?;
         self.tx.execute(&st, params)
     }
@@ -219,6 +278,13 @@ impl LedgerTx for PgTx<'_, '_> {
     }
 
     fn insert_transfer(&mut self, t: &StoredTransfer) -> Result<bool, LedgerError> {
+        // Held back, it is counted inserted: a stored transfer under its id fails the batch's
+        // plain insert, and the group runs again without a batch (see `batch`).
+        if let (Some(b), Some(d)) = (self.batch.as_deref_mut(), self.deferred.as_deref_mut()) {
+            b.rows.transfer(t);
+            d.move_head(t.seq, t.hash);
+            return Ok(true);
+        }
         let r = &t.transfer;
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(

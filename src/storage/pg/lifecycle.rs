@@ -69,6 +69,22 @@ fn event_row(r: &Row) -> Result<CommissionEvent, LifecycleError> {
     })
 }
 
+/// Reads a period state from the row's columns from `first` on (volume, conversions,
+/// commission, bonuses paid); zero when they are null, as for a period never stored.
+pub(crate) fn period_state_row(r: &Row, first: usize) -> Result<PeriodState, LifecycleError> {
+    let volume_minor: Option<i64> = r.try_get(first).map_err(storage)?;
+    let conversions: Option<i64> = r.try_get(first + 1).map_err(storage)?;
+    let commission_minor: Option<i64> = r.try_get(first + 2).map_err(storage)?;
+    let bonuses_paid: Option<i64> = r.try_get(first + 3).map_err(storage)?;
+    let Some(volume_minor) = volume_minor else { return Ok(PeriodState::default()) };
+    Ok(PeriodState {
+        volume_minor,
+        conversions: conversions.unwrap_or(0) as u64,
+        commission_minor: commission_minor.unwrap_or(0),
+        bonuses_paid: bonuses_paid.unwrap_or(0) as u32,
+    })
+}
+
 impl PgTx<'_, '_> {
     /// A partner's stored period state; zero when none is stored.
     fn read_period(&mut self, k: &PeriodRef) -> Result<PeriodState, LifecycleError> {
@@ -80,14 +96,28 @@ impl PgTx<'_, '_> {
             )
             .map_err(storage)?;
         let Some(r) = row else { return Ok(PeriodState::default()) };
-        let conversions: i64 = r.try_get(1).map_err(storage)?;
-        let bonuses_paid: i64 = r.try_get(3).map_err(storage)?;
-        Ok(PeriodState {
-            volume_minor: r.try_get(0).map_err(storage)?,
-            conversions: conversions as u64,
-            commission_minor: r.try_get(2).map_err(storage)?,
-            bonuses_paid: bonuses_paid as u32,
-        })
+        period_state_row(&r, 0)
+    }
+
+    /// Stores partners' period states, in one statement.
+    pub(crate) fn write_periods(&mut self, periods: &[(PeriodRef, PeriodState)]) -> Result<(), LifecycleError> {
+        let program: Vec<&str> = periods.iter().map(|(k, _)| k.program.as_str()).collect();
+        let partner: Vec<&str> = periods.iter().map(|(k, _)| k.partner.as_str()).collect();
+        let currency: Vec<&str> = periods.iter().map(|(k, _)| k.currency.as_str()).collect();
+        let label: Vec<&str> = periods.iter().map(|(k, _)| k.label.as_str()).collect();
+        let volume: Vec<i64> = periods.iter().map(|(_, s)| s.volume_minor).collect();
+        let conversions: Vec<i64> = periods.iter().map(|(_, s)| s.conversions as i64).collect();
+        let commission: Vec<i64> = periods.iter().map(|(_, s)| s.commission_minor).collect();
+        let bonuses: Vec<i64> = periods.iter().map(|(_, s)| i64::from(s.bonuses_paid)).collect();
+        self.execute(
+            "INSERT INTO commission_periods (program, partner, currency, period, volume_minor, conversions, commission_minor, bonuses_paid)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], $8::int8[])
+                 ON CONFLICT (program, partner, currency, period) DO UPDATE SET volume_minor = EXCLUDED.volume_minor,
+                    conversions = EXCLUDED.conversions, commission_minor = EXCLUDED.commission_minor, bonuses_paid = EXCLUDED.bonuses_paid",
+            &[&program, &partner, &currency, &label, &volume, &conversions, &commission, &bonuses],
+        )
+        .map_err(storage)?;
+        Ok(())
     }
 
     /// Stores a partner's period state.
@@ -144,6 +174,17 @@ impl PgTx<'_, '_> {
 impl CommissionTx for PgTx<'_, '_> {
     fn mark_accrued(&mut self, conversion: &ConversionRef<'_>, at_ms: i64) -> Result<bool, LifecycleError> {
         self.lock_head()?;
+        // Read for the group first (`batch::prefetch`): held back when it is new.
+        if let Some(b) = self.batch() {
+            if let Some(accrued) = b.accrued.get_mut(conversion.id) {
+                if *accrued {
+                    return Ok(false);
+                }
+                *accrued = true;
+                b.rows.accrual(conversion.id, at_ms);
+                return Ok(true);
+            }
+        }
         let n = self
             .execute(
                 "INSERT INTO commission_accruals (conversion_id, at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -180,8 +221,12 @@ impl CommissionTx for PgTx<'_, '_> {
             return Ok(());
         }
         let json = serde_json::to_string(rules).map_err(|e| LifecycleError::Storage(format!("serializing rules {version}: {e}")))?;
-        self.execute("INSERT INTO commission_rules (version, rules) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&version, &json])
-            .map_err(storage)?;
+        if let Some(b) = self.batch() {
+            b.rows.rule_version(version, json);
+        } else {
+            self.execute("INSERT INTO commission_rules (version, rules) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&version, &json])
+                .map_err(storage)?;
+        }
         if let Some(g) = self.group() {
             g.rule_versions.insert(version.to_string());
         }
@@ -189,6 +234,10 @@ impl CommissionTx for PgTx<'_, '_> {
     }
 
     fn insert_commission(&mut self, c: &Commission) -> Result<(), LifecycleError> {
+        if let Some(b) = self.batch() {
+            b.rows.commission(c);
+            return Ok(());
+        }
         let sql = format!(
             "INSERT INTO commissions ({COMMISSION_COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
@@ -270,7 +319,12 @@ impl CommissionTx for PgTx<'_, '_> {
 
     fn insert_event(&mut self, e: &CommissionEvent) -> Result<(), LifecycleError> {
         // The next seq is read in the insert itself; steps run under the ledger head's lock,
-        // so no other writer adds an event to the commission meanwhile.
+        // so no other writer adds an event to the commission meanwhile. A batch numbers its
+        // events the same way when it writes them.
+        if let Some(b) = self.batch() {
+            b.rows.event(e);
+            return Ok(());
+        }
         self.execute(
             "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms)
                  VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM commission_events WHERE commission_id = $1), $2, $3, $4, $5)",

@@ -3,6 +3,7 @@
 //! connection and the API's reader. The schema is `migrations`, applied by the writer at its
 //! start and by `migrate`; the reader and every reconnection only check its version.
 
+mod batch;
 pub mod conversions;
 pub mod ledger;
 pub mod lifecycle;
