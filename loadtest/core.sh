@@ -3,13 +3,16 @@
 # (append + fdatasync + index, then ack), against a null consumer that only acks, side by side
 # in one run on one nats-server (PRODUCT.md §10, "Core": at least 200k click events/s).
 #
-# The script starts its own `nats-server -js` on a free loopback port. Reference: N events
-# published to a stream of their own, drained by `clickgate-loadgen null-consume` (the core's
-# consumer settings and fetch size, no write). Core: `clickgate core` creates its stream and is
+# The script starts its own `nats-server -js` on a free loopback port. Events travel as the edge
+# sends them: batches of up to `cluster.publish_batch_len_max` (256) events per message, with
+# message ids built from the batch's span. Reference: N events published to a stream of their
+# own, drained by `clickgate-loadgen null-consume` (the core's consumer settings and fetch size,
+# events counted, no decoding, no write). Core: `clickgate core` creates its stream and is
 # stopped; the same N events are published as a backlog; the core starts again, and the rate is
 # measured from the first movement of `clickgate_cluster_consumed_total` to N (polled every
-# 100 ms). Checks: every event ingested once, none counted as a duplicate; then the same N are
-# published again and must all be dropped, by JetStream's duplicate window or by the core.
+# 100 ms). nats-server's CPU per event (utime+stime from /proc) is reported for both phases.
+# Checks: every event ingested once, none counted as a duplicate; then the same N are published
+# again and must all be dropped, by JetStream's duplicate window or by the core.
 #
 # Then conversions/s through the real API (PRODUCT.md §10, "Core": at least 20k conversions/s
 # attributed, commissioned and committed with fsync): `clickgate-loadgen conversions` posts M
@@ -33,7 +36,7 @@
 #   -h, --help          this text
 #
 # Output: a Markdown summary (references vs core) and, as the last line,
-#   core ingest_events_per_s=<n> conversions_per_s=<m>
+#   core ingest_events_per_s=<n> conversions_per_s=<m> nats_cpu_us_per_click=<c> reference_events_per_s=<r>
 # Everything (logs, publish and consume outputs, metrics, summary.md) is in
 # loadtest/out/<timestamp>-core/. Exit status: 0 when every check passed, 1 when one failed,
 # 2 on a usage error.
@@ -364,7 +367,8 @@ PUB_CORE=$(loadgen publish-core replay --nats-url "$NATS_URL" --subject "$SUBJEC
 log "  $PUB_CORE"
 [ "$(kv stored "$PUB_CORE")" = "$EVENTS" ] || die "stream $STREAM stored $(kv stored "$PUB_CORE") of $EVENTS events ($PUB_CORE)"
 BACKLOG=$(loadgen backlog stream-info --nats-url "$NATS_URL" --stream "$STREAM")
-[ "$(kv messages "$BACKLOG")" = "$EVENTS" ] || die "stream $STREAM holds $(kv messages "$BACKLOG") messages before the core starts, not $EVENTS"
+CORE_MESSAGES=$(kv messages "$PUB_CORE")
+[ "$(kv messages "$BACKLOG")" = "$CORE_MESSAGES" ] || die "stream $STREAM holds $(kv messages "$BACKLOG") messages before the core starts, not the $CORE_MESSAGES published"
 
 log "core: second start; measuring the drain of $EVENTS events"
 wait_quiet core
@@ -412,6 +416,7 @@ CORE_NATS_US=$(calc "($nats_t2 - $nats_t1) * 1000000 / $CLK_TCK / $CORE_TIMED" '
 CORE_OTHER=$(calc "(($busy_t2 - $busy_t1) - ($core_t2 - $core_t1) - ($nats_t2 - $nats_t1) - ($self_t2 - $self_t1)) * 1000000 / $CLK_TCK / ($t2_us - $t1_us)" '%.2f')
 POLL_CORES=$(calc "($self_t2 - $self_t1) * 1000000 / $CLK_TCK / ($t2_us - $t1_us)" '%.2f')
 log "  core: $CORE_TIMED events in ${CORE_SECONDS}s after the first batch ($c1): $CORE_RATE events/s"
+log "  nats-server cpu per click: $CORE_NATS_US µs while the core drained, $REF_NATS_US µs while the null consumer did"
 
 INGESTED=$(metric clickgate_core_clicks_ingested_total "$M")
 DUPS=$(metric clickgate_core_click_duplicates_total "$M")
@@ -435,7 +440,7 @@ while :; do
   if [ "$c" -ne "$last_c" ]; then
     last_c=$c; last_change_us=$NOW_US
   elif (( NOW_US - last_change_us > stall_us )); then
-    die "the core stopped at $c consumed messages, expected $WANT_CONSUMED after the repeated publish"
+    die "the core stopped at $c consumed events, expected $WANT_CONSUMED after the repeated publish"
   fi
   core_alive
   nap 0.1
@@ -448,8 +453,9 @@ DUPS2=$(metric clickgate_core_click_duplicates_total "$M")
 [ "$INGESTED2" -eq "$EVENTS" ] || die "the repeated events were ingested again: clickgate_core_clicks_ingested_total went from $EVENTS to $INGESTED2"
 [ "$DUPS2" -eq "$DUP_STORED" ] || die "clickgate_core_click_duplicates_total is $DUPS2, expected $DUP_STORED (the repeats JetStream stored)"
 [ "$(kv messages "$FINAL_STATE")" = 0 ] || die "stream $STREAM still holds $(kv messages "$FINAL_STATE") messages after the core drained it"
-[ "$(kv last_seq "$FINAL_STATE")" = "$WANT_CONSUMED" ] || die "stream $STREAM's last sequence is $(kv last_seq "$FINAL_STATE"), expected $WANT_CONSUMED"
-DUP_LINE="JetStream dropped $DUP_DROPPED of $EVENTS repeats inside its ${DUP_WINDOW_MS} ms duplicate window (the stream's last sequence stayed at $(kv last_seq "$FINAL_STATE")); the core skipped the other $DUPS2 by click id; clicks ingested stayed at $INGESTED2."
+WANT_LAST_SEQ=$(( CORE_MESSAGES + $(kv stored_messages "$PUB_DUP") ))
+[ "$(kv last_seq "$FINAL_STATE")" = "$WANT_LAST_SEQ" ] || die "stream $STREAM's last sequence is $(kv last_seq "$FINAL_STATE"), expected $WANT_LAST_SEQ"
+DUP_LINE="JetStream dropped $DUP_DROPPED of $EVENTS repeats ($(kv duplicate_messages "$PUB_DUP") of $(kv messages "$PUB_DUP") messages) inside its ${DUP_WINDOW_MS} ms duplicate window (the stream's last sequence stayed at $(kv last_seq "$FINAL_STATE")); the core skipped the other $DUPS2 by click id; clicks ingested stayed at $INGESTED2."
 log "  $DUP_LINE"
 
 # ---- conversions through the API -------------------------------------------------------------
@@ -515,7 +521,7 @@ LEDGER_TRANSFERS=$(printf '%s\n' "$VERIFY_LINE" | awk '{ print $3 }')
 RATIO=$(calc "$CORE_RATE / $REF_RATE" '%.2f')
 # The final line, built here only: later parts add their figures to FINAL_FIELDS.
 CONV_RATIO=$(calc "$CONV_RATE / $SQL_REF_RATE" '%.3f')
-FINAL_FIELDS=("ingest_events_per_s=$CORE_RATE" "conversions_per_s=$CONV_RATE")
+FINAL_FIELDS=("ingest_events_per_s=$CORE_RATE" "conversions_per_s=$CONV_RATE" "nats_cpu_us_per_click=$CORE_NATS_US" "reference_events_per_s=$REF_RATE")
 FINAL="core ${FINAL_FIELDS[*]}"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- src Cargo.toml Cargo.lock config loadtest/loadgen.rs loadtest/loadgen 2>/dev/null || commit="$commit+dirty"
@@ -524,11 +530,11 @@ git diff --quiet HEAD -- src Cargo.toml Cargo.lock config loadtest/loadgen.rs lo
   echo
   echo "clickgate $commit, nats-server $NATS_VERSION (JetStream, file storage, one server on loopback);"
   echo "$EVENTS events per phase, $(( $(kv bytes "$NULL") / EVENTS )) bytes each on average; $(nproc --all) cpus, kernel $(uname -r), unpinned."
-  echo "Publishing (clickgate-loadgen, $(kv published "$PUB_REF") events, 4096 acks in flight): $(kv rate "$PUB_REF") events/s to the reference stream, $(kv rate "$PUB_CORE") to the core's."
+  echo "Publishing (clickgate-loadgen, $(kv published "$PUB_REF") events in $(kv messages "$PUB_REF") messages of up to $(kv batch "$PUB_REF") events, 256 acks in flight): $(kv rate "$PUB_REF") events/s to the reference stream, $(kv rate "$PUB_CORE") to the core's."
   echo
   echo "| consumer | events timed | seconds | events/s | consumer cpu µs/event | nats-server cpu µs/event | other cpu cores |"
   echo "|---|---|---|---|---|---|---|"
-  echo "| reference: null consumer (ack only, fetch $(kv batch "$NULL")) | $REF_TIMED | $REF_SECONDS | $REF_RATE | $REF_CPU_US | $REF_NATS_US | $REF_OTHER |"
+  echo "| reference: null consumer (count and ack only, fetch $(kv batch "$NULL") messages) | $REF_TIMED | $REF_SECONDS | $REF_RATE | $REF_CPU_US | $REF_NATS_US | $REF_OTHER |"
   echo "| clickgate core (decode, append + fdatasync, index, ack) | $CORE_TIMED | $CORE_SECONDS | $CORE_RATE | $CORE_CPU_US | $CORE_NATS_US | $CORE_OTHER |"
   echo
   echo "Load average at the start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg). \"other cpu cores\" is the"

@@ -1,17 +1,20 @@
 //! clickgate-loadgen: the load generator and the reference consumer behind `loadtest/core.sh`.
 //!
-//! It talks to NATS JetStream the way cluster mode does: click events are the rmp-serde
-//! encoding of `ClickEvent` (`encode_into`) with `Nats-Msg-Id` = the click id, as the edge's
-//! publisher sends them; the reference consumer pulls and acks as the core's consumer does.
+//! It talks to NATS JetStream the way cluster mode does: a message is a batch of click events
+//! in the edge's format (`cluster::batch`: up to `--batch-len` events, default
+//! `cluster.publish_batch_len_max`), its `Nats-Msg-Id` built by `batch::message_id` from a fixed
+//! spool id and the batch's byte span in the event set, as the edge builds it from its spool;
+//! the reference consumer pulls and acks as the core's consumer does.
 //!
 //! - `clicks`: builds N distinct, realistic click events in memory first (ids minted with the
-//!   config's click-id key, for its demo links), then publishes them pipelined, as fast as the
-//!   broker takes them. `--save FILE` keeps the encoded set for `replay`.
-//! - `replay`: publishes a saved set again, unchanged (same click ids): the duplicate check.
+//!   config's click-id key, for its demo links), then publishes them in batches, pipelined, as
+//!   fast as the broker takes them. `--save FILE` keeps the encoded set for `replay`.
+//! - `replay`: publishes a saved set again, unchanged (same batches, same message ids): the
+//!   duplicate check.
 //! - `null-consume`: the reference. A durable pull consumer set up like the core's, with the
-//!   core's fetch size (`--config`'s `[cluster]`, else the default), that acks every message and
-//!   writes nothing: how fast the broker hands out a backlog on this machine, the ceiling of
-//!   any core.
+//!   core's fetch size (`--config`'s `[cluster]`, else the default), that counts the events of
+//!   each message without decoding them, acks every message and writes nothing: how fast the
+//!   broker hands out a backlog on this machine, the ceiling of any core.
 //! - `create-stream`: a stream exactly as the core creates it (`cluster::stream_config`), for
 //!   the reference (the core creates its own).
 //! - `stream-info`: a stream's messages, last sequence and consumers, optionally waiting until
@@ -41,6 +44,7 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use futures_util::TryStreamExt;
 
+use clickgate::cluster::batch::{self, BATCH_MAGIC, BATCH_VERSION};
 use clickgate::cluster::{consume::consumer_config, stream_config};
 use clickgate::config::{Cluster, Config};
 use clickgate::edge::links::LinkTable;
@@ -53,8 +57,10 @@ use clickgate::storage::sqlite::SqliteCatalog as Store;
 #[path = "loadgen/conversions.rs"]
 mod conversions;
 
-/// Publishes in flight at once: enough to keep the broker busy, bounded so memory is too.
-const PUBLISH_WINDOW: usize = 4096;
+/// Messages in flight at once: enough to keep the broker busy, bounded so memory is too.
+const PUBLISH_WINDOW: usize = 256;
+/// The spool id in the message ids of published sets: "loadgen", as the edge would put its own.
+const LOADGEN_SPOOL_ID: u64 = 0x006c_6f61_6467_656e;
 /// How long a JetStream request or publish ack may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A consumer that saw nothing for this long while expecting more gives up.
@@ -93,6 +99,9 @@ enum Command {
         /// Also write the encoded events here, for `replay`.
         #[arg(long)]
         save: Option<PathBuf>,
+        /// Events per message.
+        #[arg(long, default_value_t = Cluster::default().publish_batch_len_max)]
+        batch_len: usize,
     },
     /// Publish a set saved by `clicks --save` again, unchanged.
     Replay {
@@ -102,6 +111,9 @@ enum Command {
         subject: String,
         #[arg(long)]
         file: PathBuf,
+        /// Events per message; the same as the first publish, or the message ids differ.
+        #[arg(long, default_value_t = Cluster::default().publish_batch_len_max)]
+        batch_len: usize,
     },
     /// The reference: a durable pull consumer that acks without writing; stops after N.
     NullConsume {
@@ -205,8 +217,9 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Clicks { nats_url, subject, count, visitors, seed, config, save } => {
+        Command::Clicks { nats_url, subject, count, visitors, seed, config, save, batch_len } => {
             ensure!(count > 0, "--count must be at least 1");
+            ensure!(batch_len > 0, "--batch-len must be at least 1");
             let config = Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
             let started = Instant::now();
             let set = EventSet::generate(&config, count, visitors.max(1), seed)?;
@@ -219,11 +232,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if let Some(path) = save {
                 std::fs::write(&path, &set.data).with_context(|| format!("writing {}", path.display()))?;
             }
-            publish(&nats_url, &subject, &set).await
+            publish(&nats_url, &subject, &set, batch_len).await
         }
-        Command::Replay { nats_url, subject, file } => {
+        Command::Replay { nats_url, subject, file, batch_len } => {
+            ensure!(batch_len > 0, "--batch-len must be at least 1");
             let set = EventSet::load(&file)?;
-            publish(&nats_url, &subject, &set).await
+            publish(&nats_url, &subject, &set, batch_len).await
         }
         Command::NullConsume { nats_url, stream, subject, count, durable, config } => {
             ensure!(count > 0, "--count must be at least 1");
@@ -371,10 +385,28 @@ impl EventSet {
         std::str::from_utf8(&self.data[at..at + CLICK_ID_CHARS]).expect("click ids are ASCII")
     }
 
-    fn payload(&self, i: usize) -> Bytes {
+    fn payload(&self, i: usize) -> &[u8] {
         let (at, len) = self.frames[i];
         let start = at + CLICK_ID_CHARS + 4;
-        self.data.slice(start..start + len as usize)
+        &self.data[start..start + len as usize]
+    }
+
+    /// Events `range` as one message: the batch payload and its `Nats-Msg-Id`, whose span is
+    /// the events' bytes in the set (fixed, so a replay repeats every id).
+    fn message(&self, range: std::ops::Range<usize>) -> (Bytes, String) {
+        let mut payload = Vec::with_capacity(2 + range.clone().map(|i| 4 + self.frames[i].1 as usize).sum::<usize>());
+        payload.extend_from_slice(&[BATCH_MAGIC, BATCH_VERSION]);
+        for i in range.clone() {
+            payload.extend_from_slice(&self.frames[i].1.to_le_bytes());
+            payload.extend_from_slice(self.payload(i));
+        }
+        let start = self.frames[range.start].0 as u64;
+        let end = range.end.checked_sub(1).map_or(start, |last| {
+            let (at, len) = self.frames[last];
+            (at + CLICK_ID_CHARS + 4 + len as usize) as u64
+        });
+        let id = batch::message_id(LOADGEN_SPOOL_ID, start, end, &payload);
+        (Bytes::from(payload), id)
     }
 }
 
@@ -517,52 +549,67 @@ const AGENTS: [&str; 4] = [
 
 // ---- publishing --------------------------------------------------------------------------------
 
-/// What the stream said about the published events.
+/// What the stream said about the published messages, counted in events and in messages.
 #[derive(Default)]
 struct Acks {
     stored: usize,
     /// Dropped as repeats of a `Nats-Msg-Id` inside the stream's duplicate window.
     duplicates: usize,
+    stored_messages: usize,
+    duplicate_messages: usize,
     last_seq: u64,
 }
 
+/// A message in flight: its first event, its events, its ack.
+type Pending = (usize, usize, PublishAckFuture);
+
 impl Acks {
-    async fn take(&mut self, (i, ack): (usize, PublishAckFuture), subject: &Subject) -> anyhow::Result<()> {
-        let ack = ack.await.with_context(|| format!("no publish ack for event {i} on {subject}"))?;
+    async fn take(&mut self, (first, events, ack): Pending, subject: &Subject) -> anyhow::Result<()> {
+        let ack = ack.await.with_context(|| format!("no publish ack for the message of events {first}.. on {subject}"))?;
         if ack.duplicate {
-            self.duplicates += 1;
+            self.duplicates += events;
+            self.duplicate_messages += 1;
         } else {
-            self.stored += 1;
+            self.stored += events;
+            self.stored_messages += 1;
         }
         self.last_seq = self.last_seq.max(ack.sequence);
         Ok(())
     }
 }
 
-/// Publishes every event, `PUBLISH_WINDOW` acks in flight, and reports what the stream did.
-async fn publish(nats_url: &str, subject: &str, set: &EventSet) -> anyhow::Result<()> {
+/// Publishes every event in messages of `batch_len`, `PUBLISH_WINDOW` acks in flight, and
+/// reports what the stream did.
+async fn publish(nats_url: &str, subject: &str, set: &EventSet, batch_len: usize) -> anyhow::Result<()> {
     let js = jetstream(nats_url).await?;
     let subject = Subject::from(subject);
-    let mut inflight: VecDeque<(usize, PublishAckFuture)> = VecDeque::with_capacity(PUBLISH_WINDOW);
+    let mut inflight: VecDeque<Pending> = VecDeque::with_capacity(PUBLISH_WINDOW);
     let mut acks = Acks::default();
     let (started, cpu0) = (Instant::now(), cpu_ticks());
-    for i in 0..set.len() {
+    let mut messages = 0usize;
+    for first in (0..set.len()).step_by(batch_len) {
         if inflight.len() == PUBLISH_WINDOW {
             acks.take(inflight.pop_front().expect("the window is full"), &subject).await?;
         }
-        let message = PublishMessage::build().payload(set.payload(i)).message_id(set.id(i));
-        let ack = js.send_publish(subject.clone(), message).await.with_context(|| format!("publishing event {i} to {subject}"))?;
-        inflight.push_back((i, ack));
+        let range = first..(first + batch_len).min(set.len());
+        let events = range.len();
+        let (payload, id) = set.message(range);
+        let message = PublishMessage::build().payload(payload).message_id(id);
+        let ack = js.send_publish(subject.clone(), message).await.with_context(|| format!("publishing events {first}.. to {subject}"))?;
+        inflight.push_back((first, events, ack));
+        messages += 1;
     }
     while let Some(pending) = inflight.pop_front() {
         acks.take(pending, &subject).await?;
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "published={} stored={} duplicates={} last_seq={} seconds={seconds:.3} rate={:.0} cpu_ticks={}",
+        "published={} stored={} duplicates={} messages={messages} stored_messages={} duplicate_messages={} last_seq={} seconds={seconds:.3} rate={:.0} cpu_ticks={} batch={batch_len}",
         set.len(),
         acks.stored,
         acks.duplicates,
+        acks.stored_messages,
+        acks.duplicate_messages,
         acks.last_seq,
         set.len() as f64 / seconds,
         cpu_ticks() - cpu0
@@ -572,10 +619,10 @@ async fn publish(nats_url: &str, subject: &str, set: &EventSet) -> anyhow::Resul
 
 // ---- consuming ---------------------------------------------------------------------------------
 
-/// Drains `count` messages through a durable pull consumer set up like the core's (the same
-/// `consumer_config` and fetch size; no-wait fetches, as the core makes while a backlog waits), acking each
-/// batch as the core does (all but the last without a reply, the last with one) and writing
-/// nothing. The rate counts from the first batch's confirmed acks to the last's, the same span
+/// Drains `count` events through a durable pull consumer set up like the core's (the same
+/// `consumer_config` and fetch size; no-wait fetches, as the core makes while a backlog waits),
+/// counting each message's events without decoding them, acking each pull as the core does (all
+/// but the last without a reply, the last with one) and writing nothing. The rate counts from the first batch's confirmed acks to the last's, the same span
 /// `core.sh` measures on the core (first movement of `clickgate_cluster_consumed_total` to N).
 async fn null_consume(nats_url: &str, cluster: Cluster, count: usize) -> anyhow::Result<()> {
     let js = jetstream(nats_url).await?;
@@ -585,11 +632,11 @@ async fn null_consume(nats_url: &str, cluster: Cluster, count: usize) -> anyhow:
         .await
         .with_context(|| format!("creating durable consumer {} on {}", cluster.durable, cluster.stream))?;
     let batch_len_max = cluster.fetch_batch_len_max.max(1);
-    let (mut consumed, mut first_batch, mut bytes) = (0usize, 0usize, 0usize);
+    let (mut consumed, mut first_batch, mut bytes, mut messages_total) = (0usize, 0usize, 0usize, 0usize);
     let mut first: Option<(Instant, u64)> = None;
     let mut idle_since = Instant::now();
     while consumed < count {
-        let want = batch_len_max.min(count - consumed);
+        let want = batch_len_max;
         let batch = consumer.fetch().max_messages(want).messages().await.context("pulling from the consumer")?;
         let messages: Vec<Message> = match tokio::time::timeout(REQUEST_TIMEOUT, batch.try_collect()).await {
             Ok(read) => read.map_err(|e| anyhow::anyhow!("reading a pull: {e}"))?,
@@ -616,12 +663,18 @@ async fn null_consume(nats_url: &str, cluster: Cluster, count: usize) -> anyhow:
             m.ack().await.map_err(|e| anyhow::anyhow!("acking a message: {e}"))?;
         }
         last.double_ack().await.map_err(|e| anyhow::anyhow!("acking the last message of a batch: {e}"))?;
-        consumed += messages.len();
+        let mut events = 0;
+        for m in &messages {
+            events +=
+                batch::event_count(&m.payload).map_err(|e| anyhow::anyhow!("a message on {} is no click batch: {e}", cluster.stream))?;
+        }
+        consumed += events;
+        messages_total += messages.len();
         bytes += messages.iter().map(|m| m.payload.len()).sum::<usize>();
         idle_since = Instant::now();
         if first.is_none() {
             first = Some((Instant::now(), cpu_ticks()));
-            first_batch = messages.len();
+            first_batch = events;
         }
     }
     let (t0, cpu0) = first.expect("at least one batch");
@@ -629,7 +682,7 @@ async fn null_consume(nats_url: &str, cluster: Cluster, count: usize) -> anyhow:
     let timed = consumed - first_batch;
     let rate = if seconds > 0.0 { timed as f64 / seconds } else { 0.0 };
     println!(
-        "consumed={consumed} timed={timed} seconds={seconds:.3} rate={rate:.0} cpu_ticks={} bytes={bytes} batch={batch_len_max}",
+        "consumed={consumed} messages={messages_total} timed={timed} seconds={seconds:.3} rate={rate:.0} cpu_ticks={} bytes={bytes} batch={batch_len_max}",
         cpu_ticks() - cpu0
     );
     Ok(())

@@ -202,9 +202,9 @@ pub struct ClusterMetrics {
     pub spool_bytes: IntGauge,
     /// 1 while the edge has a working broker connection.
     pub broker_up: IntGauge,
-    /// Messages the core consumed and acked after its durable write.
+    /// Click events the core consumed and acked after its durable write.
     pub consumed: IntCounter,
-    /// Messages the core could not decode; acked (terminated) so they do not loop.
+    /// Messages the core could not read (terminated so they do not loop), and batched events that did not decode.
     pub poison: IntCounter,
 }
 
@@ -393,12 +393,20 @@ impl Metrics {
             },
             cluster: ClusterMetrics {
                 published: counter(r, "clickgate_cluster_published_total", "Click events the broker acknowledged."),
-                publish_failures: counter(r, "clickgate_cluster_publish_failures_total", "Publishes that failed or timed out."),
+                publish_failures: counter(r, "clickgate_cluster_publish_failures_total", "Click events whose publish failed or timed out."),
                 spooled: counter(r, "clickgate_cluster_spooled_total", "Click events written to the local spool."),
                 spool_bytes: gauge(r, "clickgate_cluster_spool_bytes", "Bytes waiting in the local spool."),
                 broker_up: gauge(r, "clickgate_cluster_broker_up", "1 while the broker connection works."),
-                consumed: counter(r, "clickgate_cluster_consumed_total", "Messages the core consumed and acked after its durable write."),
-                poison: counter(r, "clickgate_cluster_poison_total", "Messages the core could not decode and terminated."),
+                consumed: counter(
+                    r,
+                    "clickgate_cluster_consumed_total",
+                    "Click events the core consumed and acked after its durable write.",
+                ),
+                poison: counter(
+                    r,
+                    "clickgate_cluster_poison_total",
+                    "Messages the core could not read (terminated), and batched events that did not decode.",
+                ),
             },
             payouts: PayoutMetrics::register(r),
             webhooks: WebhookMetrics::register(r),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, message::PublishMessage};
 use clickgate::cluster::{run_consumer, run_publisher, PublishStats, Publisher};
 use clickgate::config::Cluster;
-use clickgate::events::spool::Spool;
+use clickgate::events::spool::{Position, Spool, SpoolBatch};
 use clickgate::events::ClickEvent;
 use clickgate::metrics::{ClusterMetrics, Metrics};
 use clickgate::model::ClickId;
@@ -119,6 +119,14 @@ where
 {
     let (cfg, metrics, stop) = (cfg.clone(), metrics.clone(), stop.clone());
     tokio::spawn(async move { run_consumer(&cfg, metrics, write, stop).await.unwrap() })
+}
+
+/// Publishes each event as a message of its own, as from a spool of its own (a fresh spool id).
+async fn publish_each(cfg: &Cluster, evs: &[ClickEvent]) {
+    let batches: Vec<SpoolBatch> = (0..evs.len() as u64)
+        .map(|i| SpoolBatch { events: vec![evs[i as usize].clone()], start: Position(i), end: Position(i + 1) })
+        .collect();
+    Publisher::new(cfg, fastrand::u64(..), Metrics::new().cluster).publish(&batches).await.unwrap();
 }
 
 async fn jetstream_of(url: &str) -> jetstream::Context {
@@ -258,37 +266,56 @@ async fn a_broker_killed_mid_stream_loses_nothing() {
     assert_eq!(core.written_len(), all.len(), "each click written once");
 }
 
+async fn last_seq(url: &str, cfg: &Cluster) -> u64 {
+    let mut stream = jetstream_of(url).await.get_stream(&cfg.stream).await.unwrap();
+    stream.info().await.unwrap().state.last_sequence
+}
+
+/// An edge that crashed after publishing a batch but before committing its spool cursor reads
+/// the same batch again at its next start: same spool, same positions, same events, so the same
+/// message id, and the stream drops it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server on PATH; run with --include-ignored"]
-async fn a_repeated_publish_is_stored_once_and_written_once() {
+async fn a_republished_batch_is_stored_once_and_written_once() {
     let broker = Broker::start();
     let cfg = cluster(&broker.url(), "dup");
     let dir = tempfile::tempdir().unwrap();
-    let evs = events(0..2);
+    let evs = events(0..5);
     let edge = Metrics::new().cluster;
     create_stream(&broker.url(), &cfg).await;
-    {
+    let (first_id, first_span) = {
         let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
         spool.append(&evs).unwrap();
-        let mut reader = spool.reader().unwrap();
-        let batch = reader.next_batch(10).unwrap();
-        let stats = Publisher::new(&cfg, edge.clone()).publish(&batch.events).await.unwrap();
-        assert_eq!(stats, PublishStats { published: 2, duplicates: 0 });
+        let batch = spool.reader().unwrap().next_batch(256).unwrap();
+        let stats = Publisher::new(&cfg, spool.id(), edge.clone()).publish(std::slice::from_ref(&batch)).await.unwrap();
+        assert_eq!(stats, PublishStats { published: 5, duplicates: 0 });
         // The edge crashes before committing the spool cursor.
-    }
+        (spool.id(), (batch.start, batch.end))
+    };
     let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
-    let batch = spool.reader().unwrap().next_batch(10).unwrap();
+    assert_eq!(spool.id(), first_id, "a spool keeps its id across restarts");
+    let batch = spool.reader().unwrap().next_batch(256).unwrap();
+    assert_eq!((batch.start, batch.end), first_span, "the batch starts and ends where it did");
     assert_eq!(batch.events, evs, "the spool delivers the uncommitted events again");
-    let stats = Publisher::new(&cfg, edge.clone()).publish(&batch.events).await.unwrap();
-    assert_eq!(stats, PublishStats { published: 0, duplicates: 2 }, "JetStream drops repeats by Nats-Msg-Id");
-    assert_eq!(stream_messages(&broker.url(), &cfg).await, 2, "one message per click id");
+    let stats = Publisher::new(&cfg, spool.id(), edge.clone()).publish(&[batch]).await.unwrap();
+    assert_eq!(stats, PublishStats { published: 0, duplicates: 5 }, "JetStream drops the repeated batch by Nats-Msg-Id");
+    assert_eq!(stream_messages(&broker.url(), &cfg).await, 1, "one message for the batch");
 
-    // A repeat outside the duplicate window (another message id) reaches the core, which keeps
-    // the click once.
+    // Another edge's spool at the same positions is another message.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Spool::open(other_dir.path(), 1 << 26).unwrap();
+    assert_ne!(other.id(), spool.id());
+    let others = events(5..10);
+    let twin = SpoolBatch { events: others.clone(), start: first_span.0, end: first_span.1 };
+    let stats = Publisher::new(&cfg, other.id(), edge.clone()).publish(&[twin]).await.unwrap();
+    assert_eq!(stats, PublishStats { published: 5, duplicates: 0 });
+
+    // A repeat outside the duplicate window (another message id), here in the single-event
+    // format of edges before batching, reaches the core, which keeps the click once.
     let mut payload = Vec::new();
     evs[0].encode_into(&mut payload).unwrap();
     let js = jetstream_of(&broker.url()).await;
-    js.send_publish(cfg.subject.clone(), PublishMessage::build().payload(payload.into()).message_id("not-the-click-id"))
+    js.send_publish(cfg.subject.clone(), PublishMessage::build().payload(payload.into()).message_id("not-a-batch-id"))
         .await
         .unwrap()
         .await
@@ -299,11 +326,50 @@ async fn a_repeated_publish_is_stored_once_and_written_once() {
     let core = Core::default();
     let (stop_tx, stop) = watch::channel(false);
     let consumer = spawn_consumer(&cfg, &core_metrics, core.writer(), &stop);
-    wait_until("all three messages are acked", || core_metrics.consumed.get() >= 3).await;
+    wait_until("all three messages are acked", || core_metrics.consumed.get() >= 11).await;
     stop_tx.send(true).unwrap();
     consumer.await.unwrap();
-    assert_eq!(ids(&core.written()), ids(&evs), "the core keeps each click once");
-    assert!(core.0.lock().unwrap().delivered >= 3);
+    let mut want = evs.clone();
+    want.extend(others);
+    assert_eq!(ids(&core.written()), ids(&want), "the core keeps each click once");
+    assert_eq!(core.0.lock().unwrap().delivered, 11);
+    assert_eq!(core_metrics.poison.get(), 0);
+}
+
+/// After a crash more clicks may wait, so the batch read from the same cursor is longer than the
+/// one published before: another span, another id. The stream keeps both; the core writes every
+/// click once, and none is lost to the duplicate window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server on PATH; run with --include-ignored"]
+async fn a_longer_batch_from_the_same_cursor_is_not_dropped() {
+    let broker = Broker::start();
+    let cfg = cluster(&broker.url(), "longer");
+    let dir = tempfile::tempdir().unwrap();
+    let all = events(0..30);
+    create_stream(&broker.url(), &cfg).await;
+    {
+        let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
+        spool.append(&all[..10]).unwrap();
+        let batch = spool.reader().unwrap().next_batch(256).unwrap();
+        Publisher::new(&cfg, spool.id(), Metrics::new().cluster).publish(&[batch]).await.unwrap();
+        // More clicks land, then the edge crashes before committing its cursor.
+        spool.append(&all[10..]).unwrap();
+    }
+    let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
+    let (edge, core_metrics) = (Metrics::new().cluster, Metrics::new().cluster);
+    let (stop_tx, stop) = watch::channel(false);
+    let publisher = spawn_publisher(&cfg, &spool, &edge, &stop);
+    let core = Core::default();
+    let consumer = spawn_consumer(&cfg, &core_metrics, core.writer(), &stop);
+    wait_until("every click is written", || core.written_len() == all.len()).await;
+    wait_until("the spool is committed", || spool.pending_bytes() == 0).await;
+    wait_until("every message is acked", || core_metrics.consumed.get() >= 40).await;
+    stop_tx.send(true).unwrap();
+    publisher.await.unwrap();
+    consumer.await.unwrap();
+    assert_eq!(last_seq(&broker.url(), &cfg).await, 2, "the longer batch was stored, not dropped");
+    assert_same_order(&core.written(), &all);
+    assert_eq!(core.0.lock().unwrap().delivered, 40, "the first ten came twice and were written once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,10 +381,10 @@ async fn a_message_that_is_no_click_is_terminated_not_redelivered() {
     let js = jetstream_of(&broker.url()).await;
     create_stream(&broker.url(), &cfg).await;
     // A stray message lands between two clicks.
-    Publisher::new(&cfg, Metrics::new().cluster).publish(&evs).await.unwrap();
+    publish_each(&cfg, &evs).await;
     js.publish(cfg.subject.clone(), "not msgpack at all".into()).await.unwrap().await.unwrap();
     let more = events(1..2);
-    Publisher::new(&cfg, Metrics::new().cluster).publish(&more).await.unwrap();
+    publish_each(&cfg, &more).await;
 
     let core_metrics = Metrics::new().cluster;
     let core = Core::default();
@@ -349,7 +415,7 @@ async fn messages_are_acked_only_after_the_write_succeeds() {
     let cfg = cluster(&broker.url(), "ackafter");
     let evs = events(0..20);
     create_stream(&broker.url(), &cfg).await;
-    Publisher::new(&cfg, Metrics::new().cluster).publish(&evs).await.unwrap();
+    publish_each(&cfg, &evs).await;
 
     let core = Core::default();
     // The ack floor the broker reported when the write finally succeeded.
@@ -391,7 +457,7 @@ async fn a_batch_never_written_is_redelivered_to_the_next_consumer() {
     let cfg = cluster(&broker.url(), "redeliver");
     let evs = events(0..10);
     create_stream(&broker.url(), &cfg).await;
-    Publisher::new(&cfg, Metrics::new().cluster).publish(&evs).await.unwrap();
+    publish_each(&cfg, &evs).await;
 
     // A core whose disk fails, then which stops (or dies) without acking anything.
     let attempts = Arc::new(Mutex::new(0usize));
@@ -427,7 +493,7 @@ async fn a_changed_ack_wait_applies_to_the_existing_durable() {
     let url = broker.url();
     let mut cfg = cluster(&url, "update");
     create_stream(&url, &cfg).await;
-    Publisher::new(&cfg, Metrics::new().cluster).publish(&events(0..1)).await.unwrap();
+    publish_each(&cfg, &events(0..1)).await;
 
     // The first start creates the durable.
     let core_metrics = Metrics::new().cluster;

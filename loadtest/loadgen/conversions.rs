@@ -57,7 +57,7 @@ fn valid_clicks(path: &Path, config: &Config) -> anyhow::Result<Vec<(String, Str
     let currency = |program: &str| demo.programs.iter().find(|p| p.id == program).map(|p| p.currency);
     let mut out = Vec::new();
     for i in 0..set.len() {
-        let ev = ClickEvent::decode(&set.payload(i)).with_context(|| format!("decoding event {i} of {}", path.display()))?;
+        let ev = ClickEvent::decode(set.payload(i)).with_context(|| format!("decoding event {i} of {}", path.display()))?;
         if ev.verdict != Verdict::Valid {
             continue;
         }

@@ -1,18 +1,26 @@
-//! The core's consumer: pulls click events from JetStream and acks them only after the core's
+//! The core's consumer: pulls click messages from JetStream and acks them only after the core's
 //! durable write.
 //!
 //! A durable pull consumer (explicit acks, `ack_wait_ms`, deliver all) is created on first use,
-//! or bound and brought to the configured settings if it exists. Each round takes what is waiting, up to `fetch_batch_len_max`; when
-//! nothing is, it parks one pull so the next click is picked up as soon as it lands. The batch
-//! goes to the caller's `write` — the core's `Ingest::ingest`, which appends, fsyncs, indexes
-//! and skips click ids it already holds — and only once that returned `Ok` is every message in
-//! it acked. While `write` fails, the batch is kept and offered again every
-//! `reconnect_delay_ms`, with in-progress acks so the broker does not hand it out again
-//! meanwhile; if the core stops or dies instead, nothing was acked and JetStream redelivers the
-//! batch after `ack_wait_ms`.
+//! or bound and brought to the configured settings if it exists. Each round takes what is
+//! waiting, up to `fetch_batch_len_max` messages; when nothing is, it parks one pull so the next
+//! message is picked up as soon as it lands. A message is a batch of click events (`batch`), or
+//! one event alone from an edge that predates batching. The events of a pull, decoded on the
+//! blocking pool, go to the caller's `write` — the core's `Ingest::ingest`, which appends,
+//! fsyncs, indexes and skips click ids it already holds — and only once that returned `Ok` is
+//! every message of the pull acked.
 //!
-//! A message that is not a click event is counted as poison, logged, and terminated, so it is
-//! never delivered again.
+//! Writes are pipelined with pulls: while one pull's events are being written, the next pull
+//! (only what is already waiting, never a parked one) is fetched and decoded. Writes themselves
+//! run one at a time, in stream order, and each pull's acks go out after its own write.
+//!
+//! While `write` fails, the batch is kept and offered again every `reconnect_delay_ms`, with
+//! in-progress acks (for the pull behind it too) so the broker does not hand them out again
+//! meanwhile; if the core stops or dies instead, nothing of it was acked and JetStream
+//! redelivers it after `ack_wait_ms`.
+//!
+//! A message that holds no click event is counted as poison, logged, and terminated, so it is
+//! never delivered again; an event of a batch that does not decode is counted and skipped.
 
 use std::io;
 use std::time::Duration;
@@ -25,6 +33,7 @@ use async_nats::{ConnectOptions, Event};
 use futures_util::TryStreamExt;
 use tokio::sync::watch;
 
+use super::batch;
 use super::{ensure_stream, server_list, ClusterError, PING_INTERVAL};
 use crate::config::Cluster;
 use crate::events::spool::{pause, stopped};
@@ -50,11 +59,11 @@ pub fn consumer_config(config: &Cluster) -> PullConfig {
     }
 }
 
-/// Consumes click events until `stop` turns true, handing each batch to `write` and acking it
-/// only after `write` returned `Ok`.
+/// Consumes click events until `stop` turns true, handing each pull's events to `write` and
+/// acking its messages only after `write` returned `Ok`.
 ///
-/// `write` is blocking (it fsyncs), so it runs on tokio's blocking pool, one batch at a time, in
-/// stream order. It must skip click ids it already holds: a message can arrive more than once
+/// `write` is blocking (it fsyncs), so it runs on tokio's blocking pool, one pull at a time, in
+/// stream order, while the next pull is fetched and decoded. It must skip click ids it already holds: a message can arrive more than once
 /// (a redelivery after a lost ack, a crash between write and ack). It returns how many events
 /// it newly wrote, for the logs.
 ///
@@ -99,14 +108,21 @@ where
     let js = ContextBuilder::new().timeout(timeout).build(client);
     let batch_len_max = config.fetch_batch_len_max.max(1);
 
-    let mut write = write;
+    let mut idle_write = Some(write);
+    let mut inflight: Option<InFlight<W>> = None;
     let mut consumer: Option<PullConsumer> = None;
     let mut down = false;
     loop {
         if stopped(&stop) {
+            if let Some(f) = inflight.take() {
+                // Stopping: the write under way is finished and acked; nothing else is.
+                let _ = finish(f, &[], retry_delay, &mut stop, &metrics).await?;
+            }
             return Ok(());
         }
         let Some(bound) = &consumer else {
+            // The consumer is dropped only after the write under way was finished.
+            debug_assert!(inflight.is_none());
             match bind(&js, config).await {
                 Ok(c) => consumer = Some(c),
                 Err(e) => {
@@ -118,7 +134,13 @@ where
             }
             continue;
         };
-        let messages = match next_messages(bound, batch_len_max, timeout, &mut stop).await {
+        let pulled = if inflight.is_some() {
+            // Only what is waiting: a parked pull would hold back the acks of the write under way.
+            fetch_waiting(bound, batch_len_max, timeout).await
+        } else {
+            next_messages(bound, batch_len_max, timeout, &mut stop).await
+        };
+        let messages = match pulled {
             Ok(m) => {
                 if down {
                     down = false;
@@ -130,23 +152,74 @@ where
                 note_down(&mut down, config, &e);
                 // Bind again: the stream or consumer may be gone with a broker that lost its store.
                 consumer = None;
+                if let Some(f) = inflight.take() {
+                    match finish(f, &[], retry_delay, &mut stop, &metrics).await? {
+                        Some(w) => idle_write = Some(w),
+                        None => return Ok(()),
+                    }
+                }
                 if pause(retry_delay, &mut stop).await {
                     return Ok(());
                 }
                 continue;
             }
         };
-        let (events, held) = decode(messages, &metrics).await;
-        if events.is_empty() {
+        let pull = decode(messages, &metrics).await?;
+        if let Some(f) = inflight.take() {
+            match finish(f, &pull.held, retry_delay, &mut stop, &metrics).await? {
+                Some(w) => idle_write = Some(w),
+                // Stopped before the write succeeded: nothing is acked, so JetStream redelivers.
+                None => return Ok(()),
+            }
+        }
+        if pull.events.is_empty() {
             continue;
         }
-        let Some(w) = write_durably(write, events, &held, retry_delay, &mut stop).await? else {
-            // Stopped before the write succeeded: nothing is acked, so JetStream redelivers.
-            return Ok(());
-        };
-        write = w;
-        ack_all(&held, &metrics).await;
+        let mut write = idle_write.take().expect("no write under way, so the writer is here");
+        let Pull { events, held } = pull;
+        let task = tokio::task::spawn_blocking(move || {
+            let result = write(&events);
+            (write, events, result)
+        });
+        inflight = Some(InFlight { task, held });
     }
+}
+
+/// A pull's write under way on the blocking pool, and the messages to ack once it succeeded.
+struct InFlight<W> {
+    task: tokio::task::JoinHandle<(W, Vec<ClickEvent>, io::Result<usize>)>,
+    held: Vec<Message>,
+}
+
+/// Waits for the write under way, retrying it until it succeeds (see `write_durably`), then acks
+/// its messages; gives the writer back, or `None` when `stop` turned true before it succeeded.
+/// `behind` is the pull already fetched after it, kept from redelivery during retries.
+async fn finish<W>(
+    f: InFlight<W>,
+    behind: &[Message],
+    retry_delay: Duration,
+    stop: &mut watch::Receiver<bool>,
+    metrics: &ClusterMetrics,
+) -> Result<Option<W>, ClusterError>
+where
+    W: FnMut(&[ClickEvent]) -> io::Result<usize> + Send + 'static,
+{
+    let (write, events, result) = f.task.await.map_err(|_| ClusterError::WriterPanicked)?;
+    let write = match result {
+        Ok(written) => {
+            tracing::debug!(events = events.len(), written, "click events written; acking them");
+            write
+        }
+        Err(e) => {
+            tracing::error!(error = %e, events = events.len(), "could not write consumed click events; not acking them, retrying");
+            match write_durably(write, events, &f.held, behind, retry_delay, stop, metrics).await? {
+                Some(w) => return Ok(Some(w)),
+                None => return Ok(None),
+            }
+        }
+    };
+    ack_all(&f.held, events.len(), metrics).await;
+    Ok(Some(write))
 }
 
 /// Logs the first failure of an outage; the rest are retried quietly.
@@ -188,10 +261,7 @@ async fn next_messages(
     timeout: Duration,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Vec<Message>, ClusterError> {
-    // No `expires` on a no-wait fetch: with one, nats-server holds the pull open until it
-    // expires whenever fewer than `len_max` messages are waiting.
-    let waiting = consumer.fetch().max_messages(len_max).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
-    let out = collect(waiting, timeout).await.into_result()?;
+    let out = fetch_waiting(consumer, len_max, timeout).await?;
     if !out.is_empty() {
         return Ok(out);
     }
@@ -213,6 +283,14 @@ async fn next_messages(
         }
     }
     Ok(out)
+}
+
+/// The messages waiting, up to `len_max`; empty when none are.
+async fn fetch_waiting(consumer: &PullConsumer, len_max: usize, timeout: Duration) -> Result<Vec<Message>, ClusterError> {
+    // No `expires` on a no-wait fetch: with one, nats-server holds the pull open until it
+    // expires whenever fewer than `len_max` messages are waiting.
+    let waiting = consumer.fetch().max_messages(len_max).messages().await.map_err(|e| ClusterError::Fetch(e.into()))?;
+    collect(waiting, timeout).await.into_result()
 }
 
 /// What one pull delivered, and the error that ended it early, if any.
@@ -254,43 +332,74 @@ async fn collect(mut batch: Batch, within: Duration) -> Pulled {
     Pulled { messages, error }
 }
 
-/// Splits a pull into events and the messages that carried them; poison is terminated.
-async fn decode(messages: Vec<Message>, metrics: &ClusterMetrics) -> (Vec<ClickEvent>, Vec<Message>) {
-    let mut events = Vec::with_capacity(messages.len());
-    let mut held = Vec::with_capacity(messages.len());
-    for m in messages {
-        match ClickEvent::decode(&m.payload) {
-            Ok(ev) => {
-                events.push(ev);
-                held.push(m);
-            }
-            Err(e) => {
-                metrics.poison.inc();
-                let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-                tracing::warn!(stream_seq, error = %e, "message on the click stream is not a click event; terminating it so it is not delivered again");
-                if let Err(e) = m.ack_with(AckKind::Term).await {
-                    tracing::debug!(stream_seq, error = %e, "could not terminate a poison message; it will come back and be terminated then");
-                }
-            }
-        }
-    }
-    (events, held)
+/// A decoded pull: its events in stream order, and the messages that carried them.
+struct Pull {
+    events: Vec<ClickEvent>,
+    held: Vec<Message>,
 }
 
-/// Runs `write` on the blocking pool until it succeeds; gives the writer back, or `None` when
-/// `stop` turned true first.
+/// Decodes a pull on the blocking pool; messages holding no click event are terminated.
+async fn decode(messages: Vec<Message>, metrics: &ClusterMetrics) -> Result<Pull, ClusterError> {
+    if messages.is_empty() {
+        return Ok(Pull { events: Vec::new(), held: Vec::new() });
+    }
+    let (pull, poison, bad_events) = tokio::task::spawn_blocking(move || {
+        let mut events = Vec::with_capacity(messages.len() * 64);
+        let mut held = Vec::with_capacity(messages.len());
+        let mut poison = Vec::new();
+        let mut bad_events = 0usize;
+        for m in messages {
+            match batch::decode(&m.payload, &mut events) {
+                Ok(d) if d.events > 0 => {
+                    bad_events += d.bad_events;
+                    held.push(m);
+                }
+                Ok(d) => poison.push((m, format!("none of its {} events decodes", d.bad_events))),
+                Err(e) => poison.push((m, e.to_string())),
+            }
+        }
+        (Pull { events, held }, poison, bad_events)
+    })
+    .await
+    .map_err(|_| ClusterError::WriterPanicked)?;
+    if bad_events > 0 {
+        metrics.poison.inc_by(bad_events as u64);
+        tracing::warn!(events = bad_events, "click batches held events that do not decode; skipping those events");
+    }
+    for (m, error) in poison {
+        metrics.poison.inc();
+        let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+        tracing::warn!(stream_seq, error = %error, "message on the click stream holds no click event; terminating it so it is not delivered again");
+        if let Err(e) = m.ack_with(AckKind::Term).await {
+            tracing::debug!(stream_seq, error = %e, "could not terminate a poison message; it will come back and be terminated then");
+        }
+    }
+    Ok(pull)
+}
+
+/// Runs `write` on the blocking pool until it succeeds, then acks `held`; gives the writer back,
+/// or `None` when `stop` turned true first. Called after a failed attempt, so it pauses first.
 async fn write_durably<W>(
     mut write: W,
     mut events: Vec<ClickEvent>,
     held: &[Message],
+    behind: &[Message],
     retry_delay: Duration,
     stop: &mut watch::Receiver<bool>,
+    metrics: &ClusterMetrics,
 ) -> Result<Option<W>, ClusterError>
 where
     W: FnMut(&[ClickEvent]) -> io::Result<usize> + Send + 'static,
 {
-    let mut failures = 0u64;
+    let mut failures = 1u64;
     loop {
+        // Still working on them: the broker must not hand them to another core meanwhile.
+        for m in held.iter().chain(behind) {
+            let _ = m.ack_with(AckKind::Progress).await;
+        }
+        if pause(retry_delay, stop).await {
+            return Ok(None);
+        }
         let (w, evs, result) = tokio::task::spawn_blocking(move || {
             let result = write(&events);
             (write, events, result)
@@ -301,33 +410,23 @@ where
         events = evs;
         match result {
             Ok(written) => {
-                if failures > 0 {
-                    tracing::info!(attempts = failures + 1, events = events.len(), "click events written after failed attempts");
-                }
-                tracing::debug!(events = events.len(), written, "click events written; acking them");
+                tracing::info!(attempts = failures + 1, events = events.len(), written, "click events written after failed attempts");
+                ack_all(held, events.len(), metrics).await;
                 return Ok(Some(write));
             }
             Err(e) => {
                 failures += 1;
-                if failures == 1 {
-                    tracing::error!(error = %e, events = events.len(), "could not write consumed click events; not acking them, retrying");
-                }
-                // Still working on them: the broker must not hand them to another core meanwhile.
-                for m in held {
-                    let _ = m.ack_with(AckKind::Progress).await;
-                }
-                if pause(retry_delay, stop).await {
-                    return Ok(None);
-                }
+                tracing::debug!(error = %e, attempt = failures, "consumed click events still not written");
             }
         }
     }
 }
 
-/// Acks a written batch. All but the last go without a reply; the last waits for the broker's
-/// reply, and as one connection's messages are handled in order, that reply follows the others.
-/// A lost ack only means a redelivery, which the writer skips by click id.
-async fn ack_all(held: &[Message], metrics: &ClusterMetrics) {
+/// Acks a written pull of `events` click events. All but the last go without a reply; the last
+/// waits for the broker's reply, and as one connection's messages are handled in order, that
+/// reply follows the others. A lost ack only means a redelivery, which the writer skips by
+/// click id.
+async fn ack_all(held: &[Message], events: usize, metrics: &ClusterMetrics) {
     let Some((last, rest)) = held.split_last() else { return };
     for m in rest {
         if let Err(e) = m.ack().await {
@@ -335,7 +434,7 @@ async fn ack_all(held: &[Message], metrics: &ClusterMetrics) {
         }
     }
     match last.double_ack().await {
-        Ok(()) => metrics.consumed.inc_by(held.len() as u64),
+        Ok(()) => metrics.consumed.inc_by(events as u64),
         Err(e) => {
             tracing::warn!(error = %e, messages = held.len(), "acks were not confirmed; unacked messages will be redelivered and skipped by click id")
         }

@@ -1,15 +1,18 @@
 //! Cluster mode: click events travel from `clickgate edge` to `clickgate core` through NATS
 //! JetStream.
 //!
+//! - `batch`: the wire format. A message carries a batch of consecutive spool events, and its
+//!   `Nats-Msg-Id` names the spool, the span of positions and the content.
 //! - `publish`: the edge side. Every click is first appended to the local spool
-//!   (`events::spool`); `run_publisher` drains the spool to JetStream in order, one `Nats-Msg-Id`
-//!   (the click id) per message, and moves the spool cursor only after the broker acknowledged
-//!   the batch. A broker outage only makes the spool grow; a redirect never waits on the broker.
-//! - `consume`: the core side. `run_consumer` pulls from a durable consumer, hands each batch to
-//!   the core's durable, idempotent write, and acks only after that write returned.
+//!   (`events::spool`); `run_publisher` drains the spool to JetStream in order, in batches, and
+//!   moves the spool cursor only after the broker acknowledged them. A broker outage only makes
+//!   the spool grow; a redirect never waits on the broker.
+//! - `consume`: the core side. `run_consumer` pulls from a durable consumer, hands each pull's
+//!   events to the core's durable, idempotent write, and acks only after that write returned.
 //!
 //! Delivery is at-least-once end to end. Repeats are dropped twice over: by JetStream, for a
-//! `Nats-Msg-Id` seen inside the stream's duplicate window, and by the core, by click id.
+//! `Nats-Msg-Id` seen inside the stream's duplicate window (a batch published again), and by
+//! the core, by click id (whatever else repeats).
 //!
 //! The core creates the stream when it is missing, with the configured subject, file storage,
 //! work-queue retention (a message is deleted once the core acked it, so the stream holds only
@@ -24,6 +27,7 @@
 //! Several cores starting at once on a fresh broker could still race each other: create the
 //! stream beforehand, or start one core first.
 
+pub mod batch;
 pub mod consume;
 pub mod publish;
 
@@ -35,7 +39,7 @@ use async_nats::jetstream::Context;
 use crate::config::Cluster;
 
 pub use consume::run_consumer;
-pub use publish::{run_publisher, PublishStats, Publisher, PUBLISH_BATCH_LEN_MAX};
+pub use publish::{run_publisher, PublishStats, Publisher, PUBLISH_WINDOW_MESSAGES};
 
 /// How often a connection is pinged; the client gives it up after three unanswered pings.
 pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(10);
@@ -54,7 +58,7 @@ pub enum ClusterError {
     Consumer { stream: String, durable: String, source: async_nats::jetstream::stream::ConsumerError },
     #[error("JetStream publish failed: {0}")]
     Publish(#[from] async_nats::jetstream::context::PublishError),
-    #[error("click event could not be encoded: {0}")]
+    #[error("click batch could not be encoded: {0}")]
     Encode(#[from] rmp_serde::encode::Error),
     #[error("JetStream fetch failed: {0}")]
     Fetch(async_nats::Error),

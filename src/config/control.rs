@@ -120,6 +120,11 @@ pub struct Cluster {
     /// The spool refuses appends past this size (then events are counted as dropped).
     pub spool_bytes_max: u64,
     pub publish_timeout_ms: u64,
+    /// Click events per published message (a batch of consecutive spool events).
+    pub publish_batch_len_max: usize,
+    /// How long the publisher, once it has caught up with the spool, lets clicks gather before
+    /// it reads and publishes again.
+    pub publish_linger_ms: u64,
     /// Messages fetched per pull.
     pub fetch_batch_len_max: usize,
     /// How long JetStream waits for an ack before redelivering.
@@ -139,7 +144,9 @@ impl Default for Cluster {
             spool_dir: PathBuf::from("spool"),
             spool_bytes_max: 4 * 1024 * 1024 * 1024,
             publish_timeout_ms: 5_000,
-            fetch_batch_len_max: 1_024,
+            publish_batch_len_max: 256,
+            publish_linger_ms: 5,
+            fetch_batch_len_max: 32,
             ack_wait_ms: 30_000,
             reconnect_delay_ms: 500,
         }
@@ -279,6 +286,12 @@ impl Cluster {
         }
         if !(100..=600_000).contains(&self.publish_timeout_ms) {
             return Err(invalid("cluster.publish_timeout_ms", "must be in 100..=600000"));
+        }
+        if !(1..=4096).contains(&self.publish_batch_len_max) {
+            return Err(invalid("cluster.publish_batch_len_max", "must be in 1..=4096"));
+        }
+        if self.publish_linger_ms > 1000 {
+            return Err(invalid("cluster.publish_linger_ms", "must be at most 1000"));
         }
         if !(1..=65_536).contains(&self.fetch_batch_len_max) {
             return Err(invalid("cluster.fetch_batch_len_max", "must be in 1..=65536"));

@@ -24,6 +24,11 @@
 //! for the next append.
 //!
 //! One process owns a spool directory; two opening the same one would interleave their writes.
+//!
+//! A spool has an identity: 64 random bits written to the `id` file when the directory is first
+//! opened (temp file, fsync, rename). Positions restart at 0 only in a new directory, which gets
+//! a new id, so (id, position) names one event of one spool for good: the cluster publisher
+//! builds its message ids from it. Copying a spool directory to a second edge copies its id.
 
 mod drain;
 mod frames;
@@ -44,12 +49,14 @@ use super::ClickEvent;
 use super::FRAME_BYTES_MAX;
 
 pub use self::drain::{drain, SpoolSink};
-pub(crate) use self::drain::{pause, stopped};
+pub(crate) use self::drain::{pause, stopped, with_reader};
 
 const FRAME_HEADER_BYTES: usize = 8;
 const SEGMENT_SUFFIX: &str = ".seg";
 const CURSOR_FILE: &str = "cursor";
 const CURSOR_TMP_FILE: &str = "cursor.tmp";
+const ID_FILE: &str = "id";
+const ID_TMP_FILE: &str = "id.tmp";
 /// Bytes read per disk read. At least one whole frame, so a valid frame at the start of a read
 /// always fits in it.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
@@ -70,6 +77,10 @@ pub enum SpoolError {
     ReaderTaken,
     #[error("the spool reader task panicked")]
     ReaderPanicked,
+    #[error("spool id file {0} is corrupt; a spool's id must never change while its events are on their way")]
+    BadId(PathBuf),
+    #[error("no OS randomness for a new spool id: {0}")]
+    NoRandomness(getrandom::Error),
 }
 
 impl From<SpoolError> for io::Error {
@@ -150,6 +161,7 @@ struct Writer {
 /// the one `SpoolReader`.
 pub struct Spool {
     dir: PathBuf,
+    id: u64,
     options: SpoolOptions,
     writer: Mutex<Writer>,
     shared: Mutex<Shared>,
@@ -188,6 +200,7 @@ impl Spool {
             }
         }
         starts.sort_unstable();
+        let id = read_or_create_id(dir)?;
         let mut committed = read_cursor(dir)?;
 
         let mut segments = VecDeque::with_capacity(starts.len() + 1);
@@ -229,6 +242,7 @@ impl Spool {
         let file = OpenOptions::new().append(true).open(&path).map_err(io_at(&path))?;
         let spool = Spool {
             dir: dir.to_path_buf(),
+            id,
             options,
             writer: Mutex::new(Writer {
                 file,
@@ -256,6 +270,11 @@ impl Spool {
     /// The spool directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The spool's identity, fixed when its directory was created (see the module docs).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Bytes of events after the committed cursor.
@@ -420,6 +439,33 @@ fn read_cursor(dir: &Path) -> Result<u64, SpoolError> {
     Ok(0)
 }
 
+/// The id in `dir/id`, or a new random one written there durably when the file is missing.
+fn read_or_create_id(dir: &Path) -> Result<u64, SpoolError> {
+    let path = dir.join(ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let text = text.trim();
+            return match u64::from_str_radix(text, 16) {
+                Ok(id) if text.len() == 16 => Ok(id),
+                // Written by rename, so this is damage. A made-up id could repeat message ids
+                // another spool used; refusing to start is the safe answer.
+                _ => Err(SpoolError::BadId(path)),
+            };
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(SpoolError::Io { path, source: e }),
+    }
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(SpoolError::NoRandomness)?;
+    let id = u64::from_le_bytes(bytes);
+    let tmp = dir.join(ID_TMP_FILE);
+    let mut f = File::create(&tmp).map_err(io_at(&tmp))?;
+    f.write_all(format!("{id:016x}\n").as_bytes()).and_then(|()| f.sync_all()).map_err(io_at(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_at(&path))?;
+    sync_dir(dir)?;
+    Ok(id)
+}
+
 fn write_cursor(dir: &Path, pos: u64) -> Result<(), SpoolError> {
     let tmp = dir.join(CURSOR_TMP_FILE);
     let mut bytes = [0u8; 12];
@@ -452,10 +498,12 @@ fn cut_torn_tail(path: &Path, file_len: u64) -> Result<u64, SpoolError> {
     Ok(good)
 }
 
-/// Events read from the spool, in order, and the position to commit once they are delivered.
+/// Events read from the spool, in order: the spool's bytes from `start` to `end`, the position
+/// to commit once they are delivered.
 #[derive(Debug, Default)]
 pub struct SpoolBatch {
     pub events: Vec<ClickEvent>,
+    pub start: Position,
     pub end: Position,
 }
 
@@ -474,10 +522,24 @@ impl SpoolReader {
         Position(self.pos)
     }
 
+    /// Whether this reader has read everything appended so far.
+    pub fn caught_up(&self) -> bool {
+        lock(&self.spool.shared).segments.back().is_none_or(|s| self.pos >= s.end)
+    }
+
     /// Up to `len_max` events after the last read, in append order; empty when caught up.
     pub fn next_batch(&mut self, len_max: usize) -> Result<SpoolBatch, SpoolError> {
+        self.next_batch_within(len_max, usize::MAX)
+    }
+
+    /// Like `next_batch`, and stops once the events' encoded bytes reach `bytes_max`, so a batch
+    /// holds at most `bytes_max` plus one event (`FRAME_BYTES_MAX`).
+    pub fn next_batch_within(&mut self, len_max: usize, bytes_max: usize) -> Result<SpoolBatch, SpoolError> {
         let mut events = Vec::new();
-        while events.len() < len_max {
+        let start = Position(self.pos);
+        let mut bytes = 0usize;
+        let mut full = false;
+        while events.len() < len_max && !full {
             let seg = {
                 let shared = lock(&self.spool.shared);
                 shared.segments.iter().find(|s| s.end > self.pos).copied()
@@ -495,7 +557,11 @@ impl SpoolReader {
             self.pos = walk(file, seg.start, self.pos, seg.end, &mut self.buf, &mut |step| {
                 match step {
                     Step::Frame { payload, end } => match ClickEvent::decode(payload) {
-                        Ok(ev) => events.push(ev),
+                        Ok(ev) => {
+                            bytes += payload.len();
+                            full = bytes >= bytes_max;
+                            events.push(ev);
+                        }
                         Err(e) => {
                             tracing::error!(path = %path().display(), offset = end, error = %e, "spool frame has a valid checksum but is not a click event; skipping it");
                         }
@@ -504,11 +570,12 @@ impl SpoolReader {
                         tracing::error!(path = %path().display(), offset = from, bytes = to - from, "spool segment has a damaged region; skipping it");
                     }
                 }
-                events.len() < len_max
+                events.len() < len_max && !full
             })
             .map_err(io_at(&path()))?;
         }
-        Ok(SpoolBatch { events, end: Position(self.pos) })
+        // A batch starts where the last one ended, so the next read's `start` is this `end`.
+        Ok(SpoolBatch { events, start, end: Position(self.pos) })
     }
 
     /// Durably moves the cursor to `to` (a position this reader has reached), then deletes the

@@ -28,7 +28,7 @@ pub trait SpoolSink: Send {
 }
 
 /// Runs `f` on the blocking pool with the reader, and hands the reader back.
-async fn with_reader<T: Send + 'static>(
+pub(crate) async fn with_reader<T: Send + 'static>(
     reader: SpoolReader,
     f: impl FnOnce(&mut SpoolReader) -> T + Send + 'static,
 ) -> Result<(SpoolReader, T), SpoolError> {

@@ -510,3 +510,42 @@ async fn drain_refuses_a_second_reader() {
     let mut sink = Recorder { fail_first: 0, calls: 0, got: Arc::default() };
     assert!(matches!(drain(spool.clone(), 10, Duration::from_millis(1), &mut sink, stop).await, Err(SpoolError::ReaderTaken)));
 }
+
+#[test]
+fn a_spool_keeps_its_id_and_a_new_spool_gets_another() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let id = open(a.path()).id();
+    assert_eq!(open(a.path()).id(), id, "reopening keeps the id");
+    assert_ne!(open(b.path()).id(), id);
+    std::fs::write(a.path().join(ID_FILE), "not hex\n").unwrap();
+    assert!(matches!(Spool::open(a.path(), 1 << 20), Err(SpoolError::BadId(_))), "a damaged id is refused, never replaced");
+}
+
+#[test]
+fn batches_name_the_span_they_cover_and_stop_at_a_byte_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(dir.path());
+    spool.append(&events(0..10)).unwrap();
+    let mut one = Vec::new();
+    event(0).encode_into(&mut one).unwrap();
+    let mut reader = spool.reader().unwrap();
+    assert!(!reader.caught_up());
+    // The budget is reached by the third event, which is still taken.
+    let a = reader.next_batch_within(100, 2 * one.len() + 1).unwrap();
+    assert_eq!((ts(&a.events), a.start), (vec![0, 1, 2], Position(0)));
+    let b = reader.next_batch_within(4, usize::MAX).unwrap();
+    assert_eq!((ts(&b.events), b.start), (vec![3, 4, 5, 6], a.end), "the next batch starts where the last ended");
+    let c = reader.next_batch(100).unwrap();
+    assert_eq!(ts(&c.events), [7, 8, 9]);
+    assert!(reader.caught_up());
+    assert_eq!(c.end.0, spool.pending_bytes());
+    let empty = reader.next_batch(100).unwrap();
+    assert_eq!((empty.start, empty.end), (c.end, c.end));
+
+    // After a restart the reader starts at the committed cursor, so a batch read from there
+    // covers the same span as before.
+    reader.commit(a.end).unwrap();
+    drop((reader, spool));
+    let again = open(dir.path()).reader().unwrap().next_batch(4).unwrap();
+    assert_eq!((again.start, again.end, ts(&again.events)), (b.start, b.end, ts(&b.events)));
+}
