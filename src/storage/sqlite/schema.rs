@@ -65,7 +65,20 @@ fn create(data_dir: &Path) -> Result<Connection, SchemaError> {
 /// connection to `synchronous=NORMAL` and has the WAL synced by its sync thread before it
 /// answers (`walsync`).
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Turning a fresh file to WAL takes an exclusive lock, and SQLite answers `database is
+    // locked` at once, without the busy handler, while another connection (a second process
+    // opening the same fresh data dir) holds the file: so this waits as the busy timeout would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            done => break done?,
+        }
+    }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // The writer's statement cache holds every statement of a job (about 40 across the
