@@ -177,25 +177,19 @@ pub async fn create(state: &Arc<ApiState>, key: Option<String>, body: &Bytes) ->
     Ok(r)
 }
 
-pub async fn get(state: &Arc<ApiState>, id: &str) -> ApiResult {
+pub async fn get(state: &Arc<ApiState>, id: &str, partner: Option<&str>) -> ApiResult {
     let reader = state.reader.clone();
     let id_owned = id.to_string();
     let found = read_blocking("conversion", move || reader.get(&id_owned)).await??;
-    match found {
-        Some(body) => Ok(raw_json(StatusCode::OK, body)),
-        None => Err(ApiError::not_found(format!("conversion {id:?} not found"))),
-    }
-}
-
-/// A conversion as a partner credited on it sees it (`scope::conversion_for`).
-pub async fn get_for(state: &Arc<ApiState>, id: &str, partner: &str) -> ApiResult {
-    let reader = state.reader.clone();
-    let id_owned = id.to_string();
-    let found = read_blocking("conversion", move || reader.get(&id_owned)).await??;
-    let view = found.and_then(|body| serde_json::from_str(&body).ok());
-    match view {
-        Some(v) => Ok(super::json(StatusCode::OK, &super::scope::conversion_for(v, partner))),
-        None => Err(ApiError::not_found(format!("conversion {id:?} not found"))),
+    let not_found = || ApiError::not_found(format!("conversion {id:?} not found"));
+    let body = found.ok_or_else(not_found)?;
+    match partner {
+        None => Ok(raw_json(StatusCode::OK, body)),
+        // A partner credited on it sees its own part (`scope::conversion_for`).
+        Some(me) => {
+            let view = serde_json::from_str(&body).map_err(|_| not_found())?;
+            Ok(super::json(StatusCode::OK, &super::scope::conversion_for(view, me)))
+        }
     }
 }
 

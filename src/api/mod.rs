@@ -251,10 +251,7 @@ async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Reque
             let body = read_body(state, req).await?;
             import::handle(state, &query, &body).await
         }
-        (&Method::GET, ["v1", "conversions", id]) => match caller.partner() {
-            None => conversions::get(state, id).await,
-            Some(me) => conversions::get_for(state, id, me).await,
-        },
+        (&Method::GET, ["v1", "conversions", id]) => conversions::get(state, id, caller.partner()).await,
         (&Method::POST, ["v1", "conversions", id, action]) => {
             let (id, action) = (id.to_string(), action.to_string());
             let key = idempotency_key(&req)?;
