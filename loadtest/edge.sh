@@ -15,8 +15,9 @@
 #   --connections N     wrk connections (default 64)
 #   --quick             smoke run: 2 rounds each of 3 s (explicit --rounds/--duration win)
 #   --unpinned          no taskset: servers and wrk float over all cpus
-#   --half-saturation   after the main rounds, run clickgate at half its median rps with wrk2
-#                       (skipped, with a note, when wrk2 is not installed)
+#   --no-half-load      skip the constant-rate rounds (by default, after the main rounds, both
+#                       servers get the same mix at half clickgate's median rps, open-loop, from
+#                       `clickgate-loadgen edge-rate`, in the same pinning and A B B A order)
 #   --keep              keep the scratch data too (clickgate data dir, nginx temp dirs)
 #   --seed N            client-pool seed (default 42)
 #   --no-build          never run cargo, even if the binary looks older than the sources
@@ -26,6 +27,8 @@
 #
 # Output: a Markdown table (one row per round), medians per server and, as the last line,
 #   ratio rps=<cg/nginx> cpu_per_req=<nginx/cg> p99_ms=<cg p99> nginx_p99_ms=<nginx p99>
+#     half_rps=<offered> half_p99_ms=<cg p99> nginx_half_p99_ms=<nginx p99>
+#   (p99 at half load is measured from each request's scheduled send: no coordinated omission)
 # Everything (wrk outputs, server logs, metrics, summary.md) is in loadtest/out/<timestamp>/.
 # Exit status: 0 when every check passed, 1 when a check failed, 2 on a usage error.
 set -euo pipefail
@@ -44,7 +47,7 @@ CONNECTIONS=64
 WARMUP=3
 PINNED=1
 QUICK=0
-HALF=0
+HALF=1
 KEEP=0
 BUILD=1
 POOL_SEED=42
@@ -67,7 +70,7 @@ while [ $# -gt 0 ]; do
     --quiet-wait) [[ "${2:-}" =~ ^[0-9]+$ ]] || usage_error "--quiet-wait needs a number of seconds"; QUIET_WAIT=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --unpinned) PINNED=0; shift ;;
-    --half-saturation) HALF=1; shift ;;
+    --no-half-load) HALF=0; shift ;;
     --keep) KEEP=1; shift ;;
     --no-build) BUILD=0; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -178,6 +181,14 @@ elif [ "$BUILD" -eq 1 ] && [ -n "$(find src Cargo.toml Cargo.lock -newer "$BIN" 
   cargo build --release --bin clickgate >&2 || die "cargo build --release --bin clickgate failed"
 fi
 [ -x "$BIN" ] || die "$BIN was not built"
+LOADGEN="target/release/clickgate-loadgen"
+if [ "$HALF" -eq 1 ]; then
+  if [ "$BUILD" -eq 1 ] && { [ ! -x "$LOADGEN" ] || [ -n "$(find src loadtest/loadgen.rs loadtest/loadgen Cargo.toml Cargo.lock -newer "$LOADGEN" -print -quit 2>/dev/null)" ]; }; then
+    log "building $LOADGEN for the half-load rounds"
+    cargo build --release --bin clickgate-loadgen >&2 || die "cargo build --release --bin clickgate-loadgen failed"
+  fi
+  [ -x "$LOADGEN" ] || die "$LOADGEN was not built (--no-half-load skips the rounds that need it)"
+fi
 
 # ---- run dir ---------------------------------------------------------------------------------
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -630,24 +641,44 @@ THREADS_LINE=$(awk 'NR == FNR { b[$1] = $2; next }
           for (n in by) if (by[n] > 0) printf "%s %.1f%%\n", n, 100 * by[n] / total }' \
   "$RUN/clickgate-threads-before.txt" "$RUN/clickgate-threads-after.txt" | sort -k2 -g -r | tr '\n' ',' | sed 's/,$//; s/,/, /g')
 
-# ---- half saturation (wrk2) ------------------------------------------------------------------
+# ---- half load (constant rate, open-loop) ----------------------------------------------------
 HALF_LINE=""
+HALF_FIELDS=""
 if [ "$HALF" -eq 1 ]; then
-  if command -v wrk2 >/dev/null 2>&1; then
-    rate=$(calc "$CG_MED_RPS / 2" '%.0f')
-    log "half saturation: clickgate at $rate req/s for ${DURATION}s with wrk2"
-    "${PIN1[@]}" wrk2 -t1 -c"$CONNECTIONS" -d"${DURATION}s" -R"$rate" --latency \
-      -s "$HERE/mix.lua" "$CG_URL" -- "$POOL_SEED" 9999 "$BROWSERS_FILE" "$BOTS_FILE" \
-      > "$RUN/half-saturation.wrk2.txt" 2>&1 || die "wrk2 failed: $(tail -n 5 "$RUN/half-saturation.wrk2.txt")"
-    half_p99=$(latency_ms "$RUN/half-saturation.wrk2.txt" 99 || echo "?")
-    if grep -q 'Non-2xx or 3xx responses' "$RUN/half-saturation.wrk2.txt"; then
-      fail_check "half saturation: non-2xx/3xx answers, see $RUN/half-saturation.wrk2.txt"
+  rate=$(calc "$CG_MED_RPS / 2" '%.0f')
+  HALF_ROUNDS=$(( ROUNDS < 3 ? ROUNDS : 3 ))
+  log "half load: both servers at $rate req/s, $HALF_ROUNDS rounds each of ${DURATION}s (+2 s warm-up), $CONNECTIONS connections"
+  NG_HALF=(); CG_HALF=()
+  half_round() {   # server url round
+    local out="$RUN/half-r$3-$1.txt" port="${2##*:}"
+    "${PIN1[@]}" "$LOADGEN" edge-rate --addr "127.0.0.1:$port" --rate "$rate" --connections "$CONNECTIONS" \
+      --duration-s "$DURATION" --warmup-s 2 --pool-seed "$POOL_SEED" --request-seed $((9000 + $3)) \
+      --browsers "$BROWSERS_FILE" --bots "$BOTS_FILE" > "$out" 2>&1 \
+      || die "clickgate-loadgen edge-rate failed against $1: $(tail -n 5 "$out")"
+    local line p99 achieved non3xx errors
+    line=$(grep '^rate ' "$out") || die "no result line in $out"
+    p99=$(sed 's/.* p99_ms=\([^ ]*\).*/\1/' <<< "$line")
+    achieved=$(sed 's/.* achieved_rps=\([^ ]*\).*/\1/' <<< "$line")
+    non3xx=$(sed 's/.* non3xx=\([^ ]*\).*/\1/' <<< "$line")
+    errors=$(sed 's/.* errors=\([^ ]*\).*/\1/' <<< "$line")
+    [ "$non3xx" = 0 ] || fail_check "half load, $1 round $3: $non3xx non-3xx answers (see $out)"
+    [ "$errors" = 0 ] || fail_check "half load, $1 round $3: $errors socket errors (see $out)"
+    if [ "$(calc "$achieved < 0.98 * $rate" '%d')" = 1 ]; then
+      fail_check "half load, $1 round $3: answered $achieved req/s of $rate offered (see $out)"
     fi
-    HALF_LINE="Half saturation: clickgate at $rate req/s (wrk2, corrected for coordinated omission): p99 $half_p99 ms (target: at most 1 ms)."
-  else
-    HALF_LINE="Half saturation: skipped: wrk2 is not installed (it is not packaged in Debian); see loadtest/README.md."
-    log "$HALF_LINE"
-  fi
+    log "  half load $1 round $3: p99 $p99 ms, answered $achieved req/s"
+    if [ "$1" = nginx ]; then NG_HALF+=("$p99"); else CG_HALF+=("$p99"); fi
+  }
+  for r in $(seq 1 "$HALF_ROUNDS"); do
+    if [ $((r % 2)) -eq 1 ]; then
+      half_round nginx "$NG_URL" "$r"; half_round clickgate "$CG_URL" "$r"
+    else
+      half_round clickgate "$CG_URL" "$r"; half_round nginx "$NG_URL" "$r"
+    fi
+  done
+  half_cg=$(median %.3f "${CG_HALF[@]}"); half_ng=$(median %.3f "${NG_HALF[@]}")
+  HALF_LINE="Half load: both servers offered $rate req/s (half clickgate's median), open-loop over $CONNECTIONS connections, latency from each request's scheduled send; median p99 of $HALF_ROUNDS rounds: clickgate $half_cg ms, nginx $half_ng ms (target: clickgate at most 1 ms)."
+  HALF_FIELDS=" half_rps=$rate half_p99_ms=$half_cg nginx_half_p99_ms=$half_ng"
 fi
 
 # ---- what the mix did to clickgate -----------------------------------------------------------
@@ -692,7 +723,7 @@ done
 # ---- summary ---------------------------------------------------------------------------------
 ratio_rps=$(calc "$CG_MED_RPS / $NG_MED_RPS" '%.2f')
 ratio_cpu=$(calc "$NG_MED_CPU / $CG_MED_CPU" '%.2f')
-FINAL="ratio rps=$ratio_rps cpu_per_req=$ratio_cpu p99_ms=$CG_MED_P99 nginx_p99_ms=$NG_MED_P99"
+FINAL="ratio rps=$ratio_rps cpu_per_req=$ratio_cpu p99_ms=$CG_MED_P99 nginx_p99_ms=$NG_MED_P99$HALF_FIELDS"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- src Cargo.toml Cargo.lock config 2>/dev/null || commit="$commit+dirty"
 pin_text="servers on cpu 0, wrk on cpu 1"; [ "$PINNED" -eq 1 ] || pin_text="unpinned"

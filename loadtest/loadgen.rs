@@ -56,6 +56,8 @@ use clickgate::storage::sqlite::SqliteCatalog as Store;
 
 #[path = "loadgen/conversions.rs"]
 mod conversions;
+#[path = "loadgen/rate.rs"]
+mod rate;
 
 /// Messages in flight at once: enough to keep the broker busy, bounded so memory is too.
 const PUBLISH_WINDOW: usize = 256;
@@ -174,6 +176,32 @@ enum Command {
         #[arg(long)]
         idempotency_keys: bool,
     },
+    /// The edge's click mix (loadtest/mix.lua's, ported) at a constant rate over C keep-alive
+    /// connections, open-loop: latency runs from each request's scheduled send.
+    EdgeRate {
+        /// The server's address, host:port.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        /// Requests per second offered.
+        #[arg(long)]
+        rate: f64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds measured, after the warm-up.
+        #[arg(long, default_value_t = 10)]
+        duration_s: u64,
+        /// Seconds at the same rate before measuring.
+        #[arg(long, default_value_t = 2)]
+        warmup_s: u64,
+        #[arg(long, default_value_t = 42)]
+        pool_seed: u64,
+        #[arg(long, default_value_t = 1)]
+        request_seed: u64,
+        #[arg(long)]
+        browsers: PathBuf,
+        #[arg(long)]
+        bots: PathBuf,
+    },
     /// Plain SQLite: N rows, G per commit, WAL and synchronous=FULL, in a fresh file in --dir.
     SqliteReference {
         #[arg(long)]
@@ -255,6 +283,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("creating stream {} on {nats_url}", cluster.stream))?;
             println!("stream={} subject={}", cluster.stream, cluster.subject);
             Ok(())
+        }
+        Command::EdgeRate { addr, rate, connections, duration_s, warmup_s, pool_seed, request_seed, browsers, bots } => {
+            rate::run(&rate::Options {
+                addr,
+                rate,
+                connections,
+                duration: Duration::from_secs(duration_s),
+                warmup: Duration::from_secs(warmup_s),
+                pool_seed,
+                request_seed,
+                browsers: &browsers,
+                bots: &bots,
+            })
         }
         Command::StreamInfo { nats_url, stream, consumer, wait_s } => stream_info(&nats_url, &stream, consumer.as_deref(), wait_s).await,
         Command::Conversions { api_url, count, connections, events, coupon, program, config, admin_key, run_id, idempotency_keys } => {
