@@ -12,7 +12,7 @@ use crate::model::GeoDbKind;
 use crate::model::{Reason, Verdict};
 
 mod webhooks;
-pub use webhooks::{DeliveryOutcome, WebhookMetrics};
+pub use webhooks::{DeliveryOutcome, WebhookMetrics, OUTBOX_EVENT_TYPES};
 
 /// Outcomes of edge requests that are not clicks.
 #[derive(Debug, Clone, Copy)]

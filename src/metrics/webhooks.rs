@@ -1,5 +1,7 @@
-//! The webhook delivery worker's families: deliveries by outcome, attempts, the outbox's lag and
-//! disabled endpoints. Outcomes are a closed set (`DeliveryOutcome`).
+//! The webhook delivery worker's families: outbox events by type, deliveries by outcome,
+//! attempts, the outbox's lag and disabled endpoints. Outcomes are a closed set
+//! (`DeliveryOutcome`), and so are event types (`OUTBOX_EVENT_TYPES`, `webhooks::EventType`'s
+//! spellings in its order, which a test there holds equal).
 
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
@@ -30,10 +32,25 @@ impl DeliveryOutcome {
     }
 }
 
+/// Outbox event types as the events counter labels them, in `webhooks::EventType::ALL`'s order.
+pub const OUTBOX_EVENT_TYPES: [&str; 8] = [
+    "conversion.attributed",
+    "commission.created",
+    "commission.approved",
+    "commission.reversed",
+    "payout.sent",
+    "payout.paid",
+    "payout.failed",
+    "fraud.alert",
+];
+
 /// The delivery worker's handles.
 #[derive(Clone)]
 pub struct WebhookMetrics {
     outcomes: Vec<IntCounter>,
+    /// Outbox events fanned out, by type: the business's own event stream (conversions,
+    /// commissions created, approved and reversed, payouts), counted once whichever core reads it.
+    events: Vec<IntCounter>,
     /// Attempts made, whatever their answer.
     pub attempts: IntCounter,
     /// Seconds between now and the oldest outbox event fan-out has not read; 0 when caught up.
@@ -53,6 +70,15 @@ impl WebhookMetrics {
         )
         .expect("valid metric");
         r.register(Box::new(outcomes.clone())).expect("registered once");
+        let events = IntCounterVec::new(
+            Opts::new(
+                "clickgate_outbox_events_total",
+                "Outbox events fanned out to webhook endpoints, by type, whether or not any endpoint takes them.",
+            ),
+            &["type"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(events.clone())).expect("registered once");
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric");
             r.register(Box::new(c.clone())).expect("registered once");
@@ -70,6 +96,7 @@ impl WebhookMetrics {
         r.register(Box::new(disabled.clone())).expect("registered once");
         WebhookMetrics {
             outcomes: DeliveryOutcome::ALL.iter().map(|o| outcomes.with_label_values(&[o.as_str()])).collect(),
+            events: OUTBOX_EVENT_TYPES.iter().map(|t| events.with_label_values(&[t])).collect(),
             attempts,
             outbox_lag_seconds: lag,
             disabled_endpoints: disabled,
@@ -80,6 +107,13 @@ impl WebhookMetrics {
     /// Counts an attempt's outcome.
     pub fn delivery(&self, o: DeliveryOutcome) {
         self.outcomes[o as usize].inc();
+    }
+
+    /// Counts an outbox event of the type at `index` in `OUTBOX_EVENT_TYPES`.
+    pub fn outbox_event(&self, index: usize) {
+        if let Some(c) = self.events.get(index) {
+            c.inc();
+        }
     }
 
     /// The count of one outcome (tests, benches).

@@ -270,6 +270,7 @@ impl Worker {
         let batch = self.limits.fanout_batch_len_max;
         let enabled: Vec<Endpoint> = self.endpoints.iter().filter(|e| e.status == Status::Enabled).cloned().collect();
         let now_ms = self.clock.now_ms();
+        let metrics = self.metrics.clone();
         let lag_ms = self
             .blocking(move |s| {
                 // Batches until caught up (or `FANOUT_BATCHES_MAX`), one transaction each, so a
@@ -285,6 +286,10 @@ impl Worker {
                         return Ok(0);
                     };
                     s.record_and_fan_out(&attempts, Some((&fan_out(&enabled, &events), last)), now_ms)?;
+                    // Counted once the cursor has moved past them, so a failed round counts nothing.
+                    for e in &events {
+                        metrics.outbox_event(e.kind as usize);
+                    }
                     if events.len() < batch {
                         return Ok(0);
                     }

@@ -85,3 +85,14 @@ fn events_and_envelopes_refuse_bad_input() {
     check(r#"{"type":"payout.paid","timestamp":"2022-11-03T20:26:10.344Z","data":[]}"#);
     check(r#"{"type":"payout.paid","timestamp":"2022-11-03T20:26:10.344Z","data":{},"extra":1}"#);
 }
+
+#[test]
+fn the_metrics_label_event_types_in_their_order() {
+    // The events counter is indexed by `kind as usize` and labelled from a list in `metrics`,
+    // which cannot name this type: the two must agree, position by position.
+    assert_eq!(EventType::ALL.len(), crate::metrics::OUTBOX_EVENT_TYPES.len());
+    for (i, t) in EventType::ALL.into_iter().enumerate() {
+        assert_eq!(t as usize, i, "{t}");
+        assert_eq!(crate::metrics::OUTBOX_EVENT_TYPES[i], t.as_str());
+    }
+}
