@@ -288,7 +288,7 @@ wait_quiet() {
 # ---- reference: the null consumer ------------------------------------------------------------
 log "reference: publishing $EVENTS events to $REF_STREAM"
 loadgen create-reference-stream create-stream --nats-url "$NATS_URL" --stream "$REF_STREAM" \
-  --subject "$REF_SUBJECT" --duplicate-window-ms "$DUP_WINDOW_MS" > /dev/null
+  --subject "$REF_SUBJECT" --duplicate-window-ms "$DUP_WINDOW_MS" --config "$CONFIG" > /dev/null
 PUB_REF=$(loadgen publish-reference clicks --nats-url "$NATS_URL" --subject "$REF_SUBJECT" \
   --count "$EVENTS" --seed "$SEED" --config "$CONFIG" --save "$EVENTS_FILE")
 [ "$(kv stored "$PUB_REF")" = "$EVENTS" ] || die "the reference stream stored $(kv stored "$PUB_REF") of $EVENTS events ($PUB_REF)"

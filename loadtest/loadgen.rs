@@ -134,7 +134,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Create a stream as the core would (file storage, work queue, duplicate window).
+    /// Create a stream as the core would (file storage, interest retention, duplicate window),
+    /// with the durable consumer `null-consume` will read it through: under interest retention
+    /// a message published while no consumer exists is not kept.
     CreateStream {
         #[arg(long)]
         nats_url: String,
@@ -144,6 +146,11 @@ enum Command {
         subject: String,
         #[arg(long, default_value_t = Cluster::default().duplicate_window_ms)]
         duplicate_window_ms: u64,
+        #[arg(long, default_value = "loadgen-null")]
+        durable: String,
+        /// The core's config, whose `[cluster]` settings the consumer takes, as `null-consume`.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Post N conversions to the API over C keep-alive connections; report acknowledged/s.
     Conversions {
@@ -275,13 +282,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             null_consume(&nats_url, Cluster { stream, subject, durable, ..base }, count).await
         }
-        Command::CreateStream { nats_url, stream, subject, duplicate_window_ms } => {
+        Command::CreateStream { nats_url, stream, subject, duplicate_window_ms, durable, config } => {
             let js = jetstream(&nats_url).await?;
-            let cluster = Cluster { stream, subject, duplicate_window_ms, ..Cluster::default() };
-            js.get_or_create_stream(stream_config(&cluster))
+            let base = match config {
+                Some(path) => Config::load(&path).with_context(|| format!("loading {}", path.display()))?.cluster,
+                None => Cluster::default(),
+            };
+            let cluster = Cluster { stream, subject, duplicate_window_ms, durable, ..base };
+            let created = js
+                .get_or_create_stream(stream_config(&cluster))
                 .await
                 .with_context(|| format!("creating stream {} on {nats_url}", cluster.stream))?;
-            println!("stream={} subject={}", cluster.stream, cluster.subject);
+            created
+                .get_or_create_consumer(&cluster.durable, consumer_config(&cluster))
+                .await
+                .with_context(|| format!("creating durable consumer {} on {}", cluster.durable, cluster.stream))?;
+            println!("stream={} subject={} durable={}", cluster.stream, cluster.subject, cluster.durable);
             Ok(())
         }
         Command::EdgeRate { addr, rate, connections, duration_s, warmup_s, pool_seed, request_seed, browsers, bots } => {

@@ -133,14 +133,22 @@ async fn jetstream_of(url: &str) -> jetstream::Context {
     jetstream::new(async_nats::connect(url).await.unwrap())
 }
 
-/// Creates the stream as `clickgate core` does on start; the edge never creates it.
+/// Creates the stream and the core's durable consumer as `clickgate core`'s first start does;
+/// the edge never creates either. (Under interest retention, what is published before any
+/// consumer exists is not kept.)
 async fn create_stream(url: &str, cfg: &Cluster) {
-    jetstream_of(url).await.get_or_create_stream(clickgate::cluster::stream_config(cfg)).await.unwrap();
+    let stream = jetstream_of(url).await.get_or_create_stream(clickgate::cluster::stream_config(cfg)).await.unwrap();
+    stream.get_or_create_consumer(&cfg.durable, clickgate::cluster::consume::consumer_config(cfg)).await.unwrap();
 }
 
 async fn stream_messages(url: &str, cfg: &Cluster) -> u64 {
     let mut stream = jetstream_of(url).await.get_stream(&cfg.stream).await.unwrap();
     stream.info().await.unwrap().state.messages
+}
+
+async fn stream_subjects(url: &str, cfg: &Cluster) -> Option<Vec<String>> {
+    let mut stream = jetstream_of(url).await.get_stream(&cfg.stream).await.ok()?;
+    Some(stream.info().await.ok()?.config.subjects.clone())
 }
 
 async fn consumer_info(url: &str, cfg: &Cluster) -> jetstream::consumer::Info {
@@ -178,10 +186,63 @@ async fn spooled_clicks_reach_the_core_in_order() {
     // At least: a publish that timed out under load and was repeated counts twice.
     assert!(edge.published.get() >= all.len() as u64);
     assert_eq!(core_metrics.poison.get(), 0);
-    // Work-queue retention: acked messages leave the stream.
+    // Interest retention: messages every consumer acked leave the stream.
     let url = broker.url();
     wait_until("acked messages leave the stream", || futures_block(stream_messages(&url, &cfg)) == 0).await;
     assert_eq!(consumer_info(&url, &cfg).await.num_ack_pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server on PATH; run with --include-ignored"]
+async fn every_core_has_a_consumer_of_its_own_and_ingests_every_click() {
+    // Two cores: a conversion may reach either, so each must hold every click. A core that is
+    // down keeps its interest: the stream holds what it has not acked until it is back.
+    let broker = Broker::start();
+    let url = broker.url();
+    let a = cluster(&url, "twocores");
+    let b = Cluster { durable: "core_twocores_b".into(), ..a.clone() };
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(Spool::open(dir.path(), 1 << 26).unwrap());
+    let (edge, a_metrics, b_metrics) = (Metrics::new().cluster, Metrics::new().cluster, Metrics::new().cluster);
+    let all = events(0..500);
+    let (stop_tx, stop) = watch::channel(false);
+    let (b_stop_tx, b_stop) = watch::channel(false);
+    let (core_a, core_b) = (Core::default(), Core::default());
+    // One core creates the stream (two creating it at once can break it on nats-server 2.9).
+    let consumer_a = spawn_consumer(&a, &a_metrics, core_a.writer(), &stop);
+    wait_until("core a's consumer exists", || a_metrics.broker_up.get() == 1).await;
+    // The stream moves to its subject once core a's consumer is there to want its messages.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stream_subjects(&url, &a).await != Some(vec![a.subject.clone()]) {
+        assert!(Instant::now() < deadline, "the stream never moved to its subject");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let consumer_b = spawn_consumer(&b, &b_metrics, core_b.writer(), &b_stop);
+    let publisher = spawn_publisher(&a, &spool, &edge, &stop);
+    spool.append(&all[..400]).unwrap();
+    wait_until("core a has the first clicks", || core_a.written_len() == 400).await;
+    wait_until("core b has the first clicks", || core_b.written_len() == 400).await;
+    wait_until("messages both acked leave the stream", || futures_block(stream_messages(&url, &a)) == 0).await;
+
+    b_stop_tx.send(true).unwrap();
+    consumer_b.await.unwrap();
+    spool.append(&all[400..]).unwrap();
+    wait_until("core a has every click", || core_a.written_len() == all.len()).await;
+    // Core b is away: its share stays in the stream.
+    wait_until("the stream keeps what core b has not acked", || futures_block(stream_messages(&url, &a)) > 0).await;
+    assert_eq!(core_b.written_len(), 400);
+
+    let (_b_stop_tx2, b_stop2) = watch::channel(false);
+    let consumer_b = spawn_consumer(&b, &b_metrics, core_b.writer(), &b_stop2);
+    wait_until("core b catches up", || core_b.written_len() == all.len()).await;
+    wait_until("the stream is empty again", || futures_block(stream_messages(&url, &a)) == 0).await;
+    stop_tx.send(true).unwrap();
+    _b_stop_tx2.send(true).unwrap();
+    publisher.await.unwrap();
+    consumer_a.await.unwrap();
+    consumer_b.await.unwrap();
+    assert_same_order(&core_a.written(), &all);
+    assert_same_order(&core_b.written(), &all);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

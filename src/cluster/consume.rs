@@ -34,7 +34,7 @@ use futures_util::TryStreamExt;
 use tokio::sync::watch;
 
 use super::batch;
-use super::{ensure_stream, server_list, ClusterError, PING_INTERVAL};
+use super::{ensure_stream, finish_stream, server_list, ClusterError, PING_INTERVAL};
 use crate::config::Cluster;
 use crate::events::spool::{pause, stopped};
 use crate::events::ClickEvent;
@@ -234,13 +234,21 @@ fn note_down(down: &mut bool, config: &Cluster, error: &ClusterError) {
 /// consumer is updated to the configured settings (a changed `ack_wait_ms` takes effect at the
 /// next start); when the broker refuses the change, it is used as it is, with a warning.
 async fn bind(js: &Context, config: &Cluster) -> Result<PullConsumer, ClusterError> {
-    let stream = ensure_stream(js, config).await?;
+    let (stream, created) = ensure_stream(js, config).await?;
     let refused = match stream.create_consumer(consumer_config(config)).await {
-        Ok(consumer) => return Ok(consumer),
+        Ok(consumer) => {
+            if created {
+                finish_stream(js, config).await?;
+            }
+            return Ok(consumer);
+        }
         Err(e) => e,
     };
     match stream.get_consumer(&config.durable).await {
         Ok(consumer) => {
+            if created {
+                finish_stream(js, config).await?;
+            }
             tracing::warn!(durable = %config.durable, error = %refused, "the durable consumer exists with settings that cannot be changed to the configured ones; using it as it is");
             Ok(consumer)
         }

@@ -15,10 +15,16 @@
 //! the core, by click id (whatever else repeats).
 //!
 //! The core creates the stream when it is missing, with the configured subject, file storage,
-//! work-queue retention (a message is deleted once the core acked it, so the stream holds only
-//! the backlog) and the duplicate window. An existing stream is used as it is, so operators may
-//! create it beforehand (replicas, limits) with the NATS tools. Only fields that nats-server 2.9
-//! knows are sent.
+//! interest retention and the duplicate window. Every core has a durable consumer of its own
+//! (`cluster.durable`, one name per core), so every core ingests every click: a conversion
+//! reaches whichever core the load balancer picks, and that core's index must hold the click it
+//! names. A message is deleted once every core's consumer has acked it, so the stream holds only
+//! the backlog of the slowest core. A fresh stream is created on a subject no edge publishes to,
+//! then the core's consumer, and only then is the stream moved to `cluster.subject`: interest
+//! retention drops a message no consumer is there to want, so nothing an edge publishes falls
+//! into the moment between the two. An existing stream is used as it is, so operators may create
+//! it beforehand (replicas, limits) with the NATS tools. Only fields that nats-server 2.9 knows
+//! are sent.
 //!
 //! The edge never creates the stream. nats-server 2.9 can end up with a broken stream when two
 //! clients create the same one at the same moment (seen in this crate's tests: both creations
@@ -54,6 +60,8 @@ pub enum ClusterError {
     Disconnected,
     #[error("cannot create or look up JetStream stream {stream}: {source}")]
     Stream { stream: String, source: async_nats::jetstream::context::CreateStreamError },
+    #[error("cannot move the new JetStream stream {stream} to its subject: {why}")]
+    StreamUpdate { stream: String, why: String },
     #[error("cannot create or look up durable consumer {durable} on stream {stream}: {source}")]
     Consumer { stream: String, durable: String, source: async_nats::jetstream::stream::ConsumerError },
     #[error("JetStream publish failed: {0}")]
@@ -74,7 +82,7 @@ pub fn stream_config(config: &Cluster) -> StreamConfig {
         name: config.stream.clone(),
         subjects: vec![config.subject.clone()],
         storage: StorageType::File,
-        retention: RetentionPolicy::WorkQueue,
+        retention: RetentionPolicy::Interest,
         duplicate_window: Duration::from_millis(config.duplicate_window_ms),
         ..Default::default()
     }
@@ -85,10 +93,39 @@ pub(crate) fn server_list(nats_url: &str) -> Vec<String> {
     nats_url.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
-/// Looks the stream up, creating it when it does not exist. Only the core calls this (see the
-/// module docs).
-pub(crate) async fn ensure_stream(js: &Context, config: &Cluster) -> Result<async_nats::jetstream::stream::Stream, ClusterError> {
-    js.get_or_create_stream(stream_config(config)).await.map_err(|source| ClusterError::Stream { stream: config.stream.clone(), source })
+/// The subject a stream the core creates listens on until the core's consumer exists.
+fn setup_subject(config: &Cluster) -> String {
+    format!("{}._clickgate_setup", config.subject)
+}
+
+/// Looks the stream up, creating it when it does not exist, and says whether this call created
+/// it: then it listens on `setup_subject` until `finish_stream` moves it to `cluster.subject`,
+/// once the caller's consumer exists. Only the core calls this (see the module docs).
+pub(crate) async fn ensure_stream(js: &Context, config: &Cluster) -> Result<(async_nats::jetstream::stream::Stream, bool), ClusterError> {
+    let stream_error = |source| ClusterError::Stream { stream: config.stream.clone(), source };
+    if let Ok(mut stream) = js.get_stream(&config.stream).await {
+        // One this function created whose consumer was never made (the broker went away in
+        // between) is still on the setup subject, and still ours to finish.
+        let unfinished = stream.info().await.is_ok_and(|info| info.config.subjects == [setup_subject(config)]);
+        return Ok((stream, unfinished));
+    }
+    let setup = StreamConfig { subjects: vec![setup_subject(config)], ..stream_config(config) };
+    let mut stream = js.get_or_create_stream(setup).await.map_err(stream_error)?;
+    // Another core may have created it between the look-up and here: then it is not ours to move.
+    let created = match stream.info().await {
+        Ok(info) => info.config.subjects == [setup_subject(config)],
+        Err(_) => false,
+    };
+    Ok((stream, created))
+}
+
+/// Moves a stream `ensure_stream` created to `cluster.subject`, now that a consumer wants its
+/// messages.
+pub(crate) async fn finish_stream(js: &Context, config: &Cluster) -> Result<(), ClusterError> {
+    js.update_stream(stream_config(config))
+        .await
+        .map(|_| ())
+        .map_err(|e| ClusterError::StreamUpdate { stream: config.stream.clone(), why: e.to_string() })
 }
 
 #[cfg(test)]

@@ -19,12 +19,13 @@ fn keys(value: serde_json::Value) -> Vec<String> {
 }
 
 #[test]
-fn the_stream_is_file_backed_work_queue_with_the_duplicate_window() {
+fn the_stream_is_file_backed_with_interest_retention_and_the_duplicate_window() {
     let s = stream_config(&config());
     assert_eq!(s.name, "CLICKS");
     assert_eq!(s.subjects, ["clicks.in"]);
     assert_eq!(s.storage, StorageType::File);
-    assert_eq!(s.retention, RetentionPolicy::WorkQueue);
+    // Interest: every core has a consumer of its own and ingests every click.
+    assert_eq!(s.retention, RetentionPolicy::Interest);
     assert_eq!(s.duplicate_window, Duration::from_secs(90));
 }
 
