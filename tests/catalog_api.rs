@@ -304,7 +304,7 @@ fn every_catalog_object_is_created_read_listed_changed_and_retired_over_the_api(
     let (code, _, err) = s.cli(&["partner", "set-payout", "--id", "carol", "--payout-method", "wise"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(admin(&s, "GET", "/v1/partners/carol", Value::Null).json()["payout_method"], "wise");
-    assert!(s.metric("clickgate_api_requests_total{outcome=\"created\"}") >= 15.0);
+    assert!(s.metric("clickgate_api_requests_total{outcome=\"created\"}") >= 12.0, "a program, a partner, seven links, three coupons");
 }
 
 #[test]
