@@ -57,6 +57,7 @@ fn main() {
             commission: Default::default(),
             payout_threshold_minor: 5000,
             payout_schedule: "off".into(),
+            partners_create_links: false,
         })
         .unwrap();
     let setup = Instant::now();

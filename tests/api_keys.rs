@@ -49,9 +49,11 @@ struct Owned {
     commission: String,
     endpoint: String,
     event: String,
+    link: &'static str,
+    coupon: &'static str,
 }
 
-fn make_objects(s: &Server, partner: &'static str, link: &str, ip: &str, key: String) -> Owned {
+fn make_objects(s: &Server, partner: &'static str, link: &'static str, coupon: &'static str, ip: &str, key: String) -> Owned {
     let out = s.get(&format!("/r/{link}"), ip, CHROME);
     assert!(out.starts_with("HTTP/1.1 302"), "{out}");
     let click = header(&out, "location").unwrap().split("cgid=").nth(1).unwrap().split('&').next().unwrap().to_string();
@@ -85,6 +87,8 @@ fn make_objects(s: &Server, partner: &'static str, link: &str, ip: &str, key: St
         commission,
         endpoint: registered.json()["id"].as_str().unwrap().to_string(),
         event: String::new(),
+        link,
+        coupon,
     }
 }
 
@@ -104,8 +108,10 @@ fn partner_keys_reach_only_their_partners_objects() {
     assert!(!listed.body.contains(&bob_key) && !listed.body.contains("secret"), "{}", listed.body);
     assert_eq!(call_as(&s, &second_admin, "GET", "/v1/api-keys", "").status, 200, "a stored admin key is an admin");
 
-    let mut alice = make_objects(&s, "alice", "demo", "198.51.100.20", alice_key);
-    let mut bob = make_objects(&s, "bob", "bob", "198.51.100.21", bob_key);
+    let coupon = admin(&s, "POST", "/v1/coupons", &json!({ "code": "ALICE5", "program": "demo", "partner": "alice" }).to_string());
+    assert_eq!(coupon.status, 201, "{coupon:?}");
+    let mut alice = make_objects(&s, "alice", "demo", "ALICE5", "198.51.100.20", alice_key);
+    let mut bob = make_objects(&s, "bob", "bob", "BOB10", "198.51.100.21", bob_key);
     // Each partner's events, as its webhook listing shows them.
     for p in [&mut alice, &mut bob] {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -136,6 +142,15 @@ fn partner_keys_reach_only_their_partners_objects() {
             ("POST", format!("/v1/webhook-endpoints/{}/rotate-secret", o.endpoint)),
             ("POST", format!("/v1/webhook-endpoints/{}/enable", o.endpoint)),
             ("POST", format!("/v1/webhook-events/{}/replay", o.event)),
+            ("GET", format!("/v1/partners/{}", o.partner)),
+            ("GET", format!("/v1/partners?partner={}", o.partner)),
+            ("GET", format!("/v1/links/{}", o.link)),
+            ("GET", format!("/v1/links/{}/qr.svg", o.link)),
+            ("GET", format!("/v1/links/{}/qr.png?size=64", o.link)),
+            ("GET", format!("/v1/links?partner={}", o.partner)),
+            ("GET", format!("/v1/links?partner={}&program=demo&status=active&limit=1", o.partner)),
+            ("GET", format!("/v1/coupons/demo/{}", o.coupon)),
+            ("GET", format!("/v1/coupons?partner={}", o.partner)),
         ]
     };
     let mut tried = 0;
@@ -160,10 +175,32 @@ fn partner_keys_reach_only_their_partners_objects() {
         assert_eq!(call_as(&s, &me.key, "POST", "/v1/webhook-endpoints", &reg.to_string()).status, 404);
         assert_eq!(call_as(&s, &me.key, "DELETE", &format!("/v1/webhook-endpoints/{}", other.endpoint), "").status, 404);
         tried += 2;
+        // Link writes: the other's link is not found; its own is refused while the program
+        // does not let partners change links; a link for the other is not found.
+        for (method, path, body) in [
+            ("PATCH", format!("/v1/links/{}", other.link), r#"{"utm_source":"x"}"#),
+            ("POST", format!("/v1/links/{}/pause", other.link), ""),
+            ("POST", format!("/v1/links/{}/expire", other.link), ""),
+        ] {
+            assert_eq!(call_as(&s, &me.key, method, &path, body).status, 404, "{} on {}'s {method} {path}", me.partner, other.partner);
+            let own = path.replace(other.link, me.link);
+            assert_eq!(call_as(&s, &me.key, method, &own, body).status, 403, "{} on its own {method} {own}", me.partner);
+            tried += 2;
+        }
+        let theirs = json!({ "code": "x1", "program": "demo", "partner": other.partner, "destination": "https://example.com/" });
+        assert_eq!(call_as(&s, &me.key, "POST", "/v1/links", &theirs.to_string()).status, 404);
+        tried += 1;
         // Lists hold only the caller's rows.
         let commissions = call_as(&s, &me.key, "GET", "/v1/commissions", "").json();
         let rows = commissions["commissions"].as_array().unwrap();
         assert!(!rows.is_empty() && rows.iter().all(|c| c["partner"] == me.partner), "{commissions}");
+        for (path, name) in [("/v1/links", "links"), ("/v1/coupons", "coupons"), ("/v1/partners", "partners")] {
+            let list = call_as(&s, &me.key, "GET", path, "").json();
+            let rows = list[name].as_array().unwrap();
+            let whose = |r: &Value| if name == "partners" { r["id"].clone() } else { r["partner"].clone() };
+            assert!(!rows.is_empty() && rows.iter().all(|r| whose(r) == me.partner), "{} lists {path}: {list}", me.partner);
+            tried += 1;
+        }
         let endpoints = call_as(&s, &me.key, "GET", "/v1/webhook-endpoints", "").json();
         assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 1, "{endpoints}");
         assert!(call_as(&s, &me.key, "GET", "/v1/payouts", "").status == 200);
@@ -185,6 +222,15 @@ fn partner_keys_reach_only_their_partners_objects() {
             ("POST", "/v1/commissions/approve"),
             ("GET", "/v1/programs/demo/commission"),
             ("GET", "/v1/reports/programs/demo"),
+            ("GET", "/v1/programs"),
+            ("POST", "/v1/programs"),
+            ("GET", "/v1/programs/demo"),
+            ("PATCH", "/v1/programs/demo"),
+            ("POST", "/v1/programs/demo/pause"),
+            ("POST", "/v1/partners"),
+            ("PATCH", "/v1/partners/alice"),
+            ("POST", "/v1/partners/bob/expire"),
+            ("POST", "/v1/coupons"),
         ] {
             let a = call_as(&s, &me.key, method, path, "{}");
             assert_eq!(a.status, 403, "{} on {method} {path}: {a:?}", me.partner);

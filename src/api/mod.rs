@@ -1,5 +1,6 @@
-//! The JSON API on its own listener: conversions, clicks, postbacks, imports, commissions and
-//! payouts, payout runs, commission rules, the ledger's entries and reports.
+//! The JSON API on its own listener: the catalog (programs, partners, links, coupons),
+//! conversions, clicks, postbacks, imports, commissions and payouts, payout runs, commission
+//! rules, the ledger's entries and reports.
 //!
 //! Every answer is JSON. Errors are `{"error":{"code","field","message"}}` with `400` for a
 //! request that cannot be read (bad JSON, unknown fields, wrong types), `422` for one that reads
@@ -11,6 +12,7 @@
 //! A request's key is checked by `keys::authenticate` and its reach by `scope::authorize`,
 //! once, before any handler runs.
 
+mod catalog;
 mod clicks;
 mod commissions;
 /// `POST /v1/conversions` and its transitions; public for the fuzz targets.
@@ -291,6 +293,10 @@ async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Reque
         (_, ["v1", "api-keys", ..]) => {
             let body = if method == Method::POST { Some(read_body(state, req).await?) } else { None };
             keys::route(state, &method, &segments, body).await
+        }
+        (_, ["v1", "programs" | "partners" | "links" | "coupons", ..]) => {
+            let body = if matches!(method, Method::POST | Method::PATCH) { Some(read_body(state, req).await?) } else { None };
+            catalog::route(state, &method, &segments, &query, caller.partner(), body).await
         }
         _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
     }

@@ -2,11 +2,16 @@
 //! decided. Every authenticated route passes through `authorize` before its handler runs.
 //!
 //! An admin key reaches everything. A partner key reaches:
-//! - reads of its own partner: `GET /v1/partners/{self}/balance`, `GET /v1/reports/partners/{self}`;
+//! - reads of its own partner: `GET /v1/partners/{self}`, `GET /v1/partners/{self}/balance`,
+//!   `GET /v1/reports/partners/{self}`;
+//! - reads of its links (their QR codes too) and coupons;
 //! - reads of objects it owns, each looked up here first: a conversion it is credited on, a
 //!   click on one of its links, its commissions, its webhook endpoints;
-//! - lists, each held to its rows: commissions and payouts (`partner=` is set to its own, and
-//!   any other partner named there is not found), its webhook endpoints and their deliveries;
+//! - lists, each held to its rows: partners, links, coupons, commissions and payouts
+//!   (`partner=` is set to its own, and any other partner named there is not found), its
+//!   webhook endpoints and their deliveries;
+//! - writes to its own links (create, change, pause, resume, expire) in a program that lets
+//!   partners create links (`partners_create_links`; `403` otherwise);
 //! - writes to its own webhook endpoints (register, rotate, enable, remove) and replays of its
 //!   events to them.
 //!
@@ -20,6 +25,7 @@ use hyper::{Method, StatusCode};
 use serde_json::Value;
 
 use super::{read_blocking, ApiError, ApiState};
+use crate::catalog::{NewLink, Program};
 
 /// Whom an authenticated request acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +69,14 @@ pub enum Reach<'a> {
     Click(&'a str),
     Commission(&'a str),
     Endpoint(&'a str),
+    /// A read of a link.
+    Link(&'a str),
+    /// A write to a link: its partner's, in a program that lets partners create links.
+    LinkWrite(&'a str),
+    /// A coupon, by program and code.
+    Coupon(&'a str, &'a str),
+    /// A new link, whose body `may_create_link` checks once the handler has read it.
+    NewLink,
     /// A list or a registration that the handler holds to the caller's partner; a `partner=`
     /// filter naming another is not found.
     Own,
@@ -75,6 +89,15 @@ pub fn reach<'a>(method: &Method, segments: &[&'a str]) -> Reach<'a> {
         (&Method::GET, ["v1", "clicks", id]) => Reach::Click(id),
         (&Method::GET, ["v1", "reports", "partners", id]) => Reach::Partner(id),
         (&Method::GET, ["v1", "partners", id, "balance"]) => Reach::Partner(id),
+        (&Method::GET, ["v1", "partners"]) => Reach::Own,
+        (&Method::GET, ["v1", "partners", id]) => Reach::Partner(id),
+        (&Method::GET, ["v1", "links"]) => Reach::Own,
+        (&Method::POST, ["v1", "links"]) => Reach::NewLink,
+        (&Method::GET, ["v1", "links", code] | ["v1", "links", code, "qr.svg" | "qr.png"]) => Reach::Link(code),
+        (&Method::PATCH, ["v1", "links", code]) => Reach::LinkWrite(code),
+        (&Method::POST, ["v1", "links", code, "pause" | "resume" | "expire"]) => Reach::LinkWrite(code),
+        (&Method::GET, ["v1", "coupons"]) => Reach::Own,
+        (&Method::GET, ["v1", "coupons", program, code]) => Reach::Coupon(program, code),
         (&Method::GET, ["v1", "commissions"]) => Reach::Own,
         (&Method::GET, ["v1", "commissions", id]) => Reach::Commission(id),
         (&Method::GET, ["v1", "payouts"]) => Reach::Own,
@@ -122,6 +145,65 @@ pub async fn authorize(state: &Arc<ApiState>, caller: &Caller, method: &Method, 
             Ok(e) if e.partner.as_deref() == Some(me) => Ok(()),
             _ => Err(not_found("webhook endpoint", id)),
         },
+        Reach::Link(code) => link_owner(state, code, me).await.map(|_| ()),
+        Reach::LinkWrite(code) => {
+            if link_owner(state, code, me).await? {
+                Ok(())
+            } else {
+                Err(no_partner_links())
+            }
+        }
+        Reach::Coupon(program, code) => {
+            let (st, program_id, key) = (state.clone(), program.to_string(), code.to_string());
+            let found = read_blocking("coupon", move || {
+                let store = st.store.lock().unwrap_or_else(|e| e.into_inner());
+                store.coupon(&program_id, &key)
+            })
+            .await?
+            .ok()
+            .flatten();
+            found.filter(|c| c.partner == me).map(|_| ()).ok_or_else(|| not_found("coupon", code))
+        }
+        Reach::NewLink => Ok(()),
+    }
+}
+
+/// A link of `me`: whether its program lets partners create links; another partner's link
+/// is not found.
+async fn link_owner(state: &Arc<ApiState>, code: &str, me: &str) -> Result<bool, ApiError> {
+    let (st, key) = (state.clone(), code.to_string());
+    let found = read_blocking("link", move || {
+        let store = st.store.lock().unwrap_or_else(|e| e.into_inner());
+        let link = store.link(&key)?;
+        let program = match &link {
+            Some(l) => store.program(&l.spec.program)?,
+            None => None,
+        };
+        Ok::<_, crate::catalog::CatalogError>(link.map(|l| (l, program)))
+    })
+    .await?
+    .ok()
+    .flatten();
+    match found {
+        Some((l, program)) if l.spec.partner == me => Ok(program.is_some_and(|p| p.spec.partners_create_links)),
+        _ => Err(not_found("link", code)),
+    }
+}
+
+fn no_partner_links() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this program does not let partners create or change links; ask its admin")
+}
+
+/// Whether partner `me` may create `link`: for itself only (another partner is not found), in
+/// a program that lets partners create links. An unknown program is left to the store's
+/// `404`.
+pub fn may_create_link(me: &str, link: &NewLink, program: Option<&Program>) -> Result<(), ApiError> {
+    if link.partner != me {
+        return Err(not_found("partner", &link.partner));
+    }
+    match program {
+        Some(p) if !p.spec.partners_create_links => Err(no_partner_links()),
+        _ => Ok(()),
     }
 }
 
@@ -162,6 +244,27 @@ mod tests {
         assert_eq!(reach(&Method::POST, &["v1", "conversions"]), Reach::Admin);
         assert_eq!(reach(&Method::POST, &["v1", "partners", "bob", "payouts"]), Reach::Admin);
         assert_eq!(reach(&Method::PUT, &["v1", "programs", "p", "commission"]), Reach::Admin);
+        assert_eq!(get("/v1/partners"), "own");
+        assert_eq!(get("/v1/partners/bob"), "partner");
+        assert_eq!(get("/v1/links"), "own");
+        assert_eq!(get("/v1/links/spring/qr.png"), "link");
+        assert_eq!(get("/v1/coupons/demo/BOB10"), "coupon");
+        assert_eq!(get("/v1/programs"), "admin");
+        assert_eq!(get("/v1/programs/demo"), "admin");
+        assert_eq!(reach(&Method::POST, &["v1", "links"]), Reach::NewLink);
+        assert_eq!(reach(&Method::PATCH, &["v1", "links", "x"]), Reach::LinkWrite("x"));
+        assert_eq!(reach(&Method::POST, &["v1", "links", "x", "expire"]), Reach::LinkWrite("x"));
+        for (method, path) in [
+            (Method::POST, "/v1/programs"),
+            (Method::PATCH, "/v1/programs/demo"),
+            (Method::POST, "/v1/programs/demo/pause"),
+            (Method::POST, "/v1/partners"),
+            (Method::PATCH, "/v1/partners/bob"),
+            (Method::POST, "/v1/partners/bob/expire"),
+            (Method::POST, "/v1/coupons"),
+        ] {
+            assert_eq!(reach(&method, &path.split('/').skip(1).collect::<Vec<_>>()), Reach::Admin, "{method} {path}");
+        }
     }
 
     impl Reach<'_> {
@@ -173,6 +276,10 @@ mod tests {
                 Reach::Click(_) => "click",
                 Reach::Commission(_) => "commission",
                 Reach::Endpoint(_) => "endpoint",
+                Reach::Link(_) => "link",
+                Reach::LinkWrite(_) => "link write",
+                Reach::Coupon(..) => "coupon",
+                Reach::NewLink => "new link",
                 Reach::Own => "own",
             }
         }

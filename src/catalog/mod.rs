@@ -4,6 +4,7 @@
 //! store changes.
 
 mod changes;
+mod edit;
 pub mod import;
 mod objects;
 mod store;
@@ -19,6 +20,7 @@ use crate::model::{Currency, Status};
 
 pub use crate::model::destination::DestinationError;
 pub use changes::{LinkReadHead, LinkReader, LinkRow};
+pub use edit::{coupon_key, LinkPatch, ListFilter, PartnerPatch, ProgramPatch};
 pub use objects::{Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program, Seed};
 pub use store::{CatalogStore, Catalogue, Kind, NewLinkRow};
 

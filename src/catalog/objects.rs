@@ -52,6 +52,10 @@ pub struct NewProgram {
     /// spelled as it parses, and checked by `validate`.
     #[serde(default = "default_payout_schedule")]
     pub payout_schedule: String,
+    /// Whether a partner's own API key may create and change that partner's links of this
+    /// program; only an admin may, when false.
+    #[serde(default)]
+    pub partners_create_links: bool,
 }
 
 fn default_payout_schedule() -> String {

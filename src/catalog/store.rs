@@ -2,6 +2,7 @@
 //! every object passes on the way in live here, once, and run before the backend writes.
 
 use super::changes::LinkReader;
+use super::edit::{coupon_key, LinkPatch, ListFilter, PartnerPatch, ProgramPatch};
 use super::objects::{Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program, Seed};
 use super::CatalogError;
 use crate::commission::ProgramRules;
@@ -74,6 +75,65 @@ pub trait CatalogStore {
     /// Runs `f` in one transaction, which commits when `f` answers `Ok(true)` and rolls back
     /// otherwise. Writes `f` makes through this store join it; so does an `atomically` inside.
     fn atomically(&self, f: &mut dyn FnMut() -> Result<bool, CatalogError>) -> Result<bool, CatalogError>;
+
+    // What follows has a default built from the methods above, correct on any backend and
+    // slow on a large catalog (it reads every row); a backend overrides it with one query.
+
+    /// One partner by id.
+    fn partner(&self, id: &str) -> Result<Option<Partner>, CatalogError> {
+        Ok(self.partners()?.into_iter().find(|p| p.spec.id == id))
+    }
+
+    /// Replaces a stored partner's name, email and payout details; `false` when there is no
+    /// such partner. The default stores payout details only, and refuses a new name or email.
+    fn update_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
+        let Some(stored) = self.partner(&p.id)? else { return Ok(false) };
+        if stored.spec.name != p.name || stored.spec.email != p.email {
+            return Err(CatalogError::Storage("this backend cannot change a partner's name or email".into()));
+        }
+        self.update_partner_payout(p)
+    }
+
+    /// Replaces a stored link's destination, channel, UTM tags and expiry (its code, program
+    /// and partner stay), through the change log as every link write; `false` when there is no
+    /// such link. The default has no way to write them and refuses.
+    fn update_link(&self, l: &NewLink) -> Result<bool, CatalogError> {
+        match self.link(&l.code)? {
+            None => Ok(false),
+            Some(_) => Err(CatalogError::Storage("this backend cannot change a stored link".into())),
+        }
+    }
+
+    /// A page of programs in id order (`status`, `after`, `limit` apply).
+    fn list_programs(&self, f: &ListFilter) -> Result<Vec<Program>, CatalogError> {
+        let rows = self.programs()?.into_iter().filter(|p| f.admits(None, None, Some(p.status)));
+        Ok(f.page(rows, |p| p.spec.id.clone()))
+    }
+
+    /// A page of partners in id order (`partner` names one; `status`, `after`, `limit` apply).
+    fn list_partners(&self, f: &ListFilter) -> Result<Vec<Partner>, CatalogError> {
+        let rows = self.partners()?.into_iter().filter(|p| f.admits(None, Some(&p.spec.id), Some(p.status)));
+        Ok(f.page(rows, |p| p.spec.id.clone()))
+    }
+
+    /// A page of links in code order (`program`, `partner`, `status`, `after`, `limit` apply).
+    fn list_links(&self, f: &ListFilter) -> Result<Vec<Link>, CatalogError> {
+        let rows = self.links()?.into_iter().filter(|l| f.admits(Some(&l.spec.program), Some(&l.spec.partner), Some(l.status)));
+        Ok(f.page(rows, |l| l.spec.code.clone()))
+    }
+
+    /// A page of coupons in (program, code) order (`program`, `partner`, `after`, `limit` apply).
+    fn list_coupons(&self, f: &ListFilter) -> Result<Vec<NewCoupon>, CatalogError> {
+        let mut rows: Vec<NewCoupon> = self.coupons()?.into_iter().filter(|c| f.admits(Some(&c.program), Some(&c.partner), None)).collect();
+        rows.sort_by(|a, b| (&a.program, &a.code).cmp(&(&b.program, &b.code)));
+        Ok(f.page(rows, |c| coupon_key(&c.program, &c.code)))
+    }
+
+    /// One coupon of a program; `code` matches case-insensitively.
+    fn coupon(&self, program: &str, code: &str) -> Result<Option<NewCoupon>, CatalogError> {
+        let code = code.to_ascii_uppercase();
+        Ok(self.coupons()?.into_iter().find(|c| c.program == program && c.code == code))
+    }
 }
 
 /// The catalog's operations, each validated before it reaches the backend: what the CLI, the
@@ -111,10 +171,9 @@ pub trait Catalogue: CatalogStore {
         if !self.insert_partner(p)? {
             return Err(CatalogError::Exists { kind: "partner", id: p.id.clone() });
         }
-        self.partners()?.into_iter().find(|x| x.spec.id == p.id).ok_or_else(|| not_found(Kind::Partner, &p.id))
+        self.get_partner(&p.id)
     }
 
-    /// Creates a link after checking its destination against the program's allowlist.
     /// Replaces a partner's payout details, validated with the rest of the partner.
     fn set_partner_payout(
         &self,
@@ -123,36 +182,101 @@ pub trait Catalogue: CatalogStore {
         stripe_account: Option<String>,
         paypal_email: Option<String>,
     ) -> Result<Partner, CatalogError> {
-        let mut p = self.partners()?.into_iter().find(|x| x.spec.id == id).ok_or_else(|| not_found(Kind::Partner, id))?;
-        p.spec.payout_method = method;
-        p.spec.stripe_account = stripe_account;
-        p.spec.paypal_email = paypal_email;
-        p.spec.validate()?;
-        if !self.update_partner_payout(&p.spec)? {
-            return Err(not_found(Kind::Partner, id));
-        }
-        Ok(p)
+        let patch = PartnerPatch {
+            payout_method: Some(method),
+            stripe_account: Some(stripe_account),
+            paypal_email: Some(paypal_email),
+            ..Default::default()
+        };
+        self.edit_partner(id, &patch)
     }
 
     /// Replaces a program's payout threshold and schedule.
     fn set_program_payout(&self, id: &str, threshold_minor: i64, schedule: &str) -> Result<Program, CatalogError> {
-        let mut program = self.get_program(id)?;
-        program.spec.payout_threshold_minor = threshold_minor;
-        program.spec.payout_schedule = schedule.to_string();
-        program.spec.validate()?;
-        if !self.update_program(&program.spec)? {
+        let patch = ProgramPatch {
+            payout_threshold_minor: Some(threshold_minor),
+            payout_schedule: Some(schedule.to_string()),
+            ..Default::default()
+        };
+        self.edit_program(id, &patch)
+    }
+
+    /// Changes a program's editable fields. The program is validated whole; a narrower
+    /// allowlist is refused while one of the program's links points outside it, since a link's
+    /// destination is only checked when it is written.
+    fn edit_program(&self, id: &str, patch: &ProgramPatch) -> Result<Program, CatalogError> {
+        let program = self.get_program(id)?;
+        let spec = patch.apply(&program.spec);
+        spec.validate()?;
+        if spec.allowed_domains != program.spec.allowed_domains {
+            let mut f = ListFilter { program: Some(id.to_string()), limit: 1_000, ..Default::default() };
+            loop {
+                let page = self.list_links(&f)?;
+                for l in &page {
+                    if crate::model::destination::check(&l.spec.destination, &spec.allowed_domains).is_err() {
+                        let why = format!("link {:?} goes to {:?}, outside the new list; change it first", l.spec.code, l.spec.destination);
+                        return Err(CatalogError::Invalid { field: "allowed_domains", why });
+                    }
+                }
+                match page.last() {
+                    Some(last) if page.len() == f.limit => f.after = Some(last.spec.code.clone()),
+                    _ => break,
+                }
+            }
+        }
+        if !self.update_program(&spec)? {
             return Err(not_found(Kind::Program, id));
         }
         self.get_program(id)
     }
 
+    /// One partner by id.
+    fn get_partner(&self, id: &str) -> Result<Partner, CatalogError> {
+        self.partner(id)?.ok_or_else(|| not_found(Kind::Partner, id))
+    }
+
+    /// Changes a partner's editable fields; the partner is validated whole.
+    fn edit_partner(&self, id: &str, patch: &PartnerPatch) -> Result<Partner, CatalogError> {
+        let stored = self.get_partner(id)?;
+        let spec = patch.apply(&stored.spec);
+        spec.validate()?;
+        let written = if patch.renames() { self.update_partner(&spec)? } else { self.update_partner_payout(&spec)? };
+        if !written {
+            return Err(not_found(Kind::Partner, id));
+        }
+        self.get_partner(id)
+    }
+
+    /// One link by code.
+    fn get_link(&self, code: &str) -> Result<Link, CatalogError> {
+        self.link(code)?.ok_or_else(|| not_found(Kind::Link, code))
+    }
+
+    /// Changes a link's editable fields; the link is validated whole against its program, as
+    /// a new one, and the edge sees the change through the change log.
+    fn edit_link(&self, code: &str, patch: &LinkPatch) -> Result<Link, CatalogError> {
+        let stored = self.get_link(code)?;
+        let spec = patch.apply(&stored.spec);
+        spec.validate(&self.get_program(&spec.program)?.spec)?;
+        if !self.update_link(&spec)? {
+            return Err(not_found(Kind::Link, code));
+        }
+        self.get_link(code)
+    }
+
+    /// One coupon of a program.
+    fn get_coupon(&self, program: &str, code: &str) -> Result<NewCoupon, CatalogError> {
+        self.coupon(program, code)?.ok_or_else(|| CatalogError::NotFound { kind: "coupon", id: coupon_key(program, code) })
+    }
+
+    /// Creates a link after checking its destination against the program's allowlist.
     fn add_link(&self, l: &NewLink) -> Result<Link, CatalogError> {
         let program = self.get_program(&l.program)?;
         l.validate(&program.spec)?;
         if !self.insert_link(l, &program)? {
             return Err(CatalogError::Exists { kind: "link", id: l.code.clone() });
         }
-        self.link(&l.code)?.ok_or_else(|| not_found(Kind::Link, &l.code))
+        self.get_link(&l.code)
     }
 
     /// Creates a coupon code for a partner in a program; the code is stored upper-case.
@@ -165,7 +289,7 @@ pub trait Catalogue: CatalogStore {
         Ok(c)
     }
 
-    /// Sets the status of a program, partner or link.
+    /// Sets the status of a program, partner or link: pause, resume (active) or expire.
     fn set_status(&self, kind: Kind, id: &str, status: Status) -> Result<(), CatalogError> {
         if !self.update_status(kind, id, status)? {
             return Err(not_found(kind, id));

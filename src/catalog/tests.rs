@@ -18,6 +18,7 @@ pub(crate) fn program() -> NewProgram {
         commission: Default::default(),
         payout_threshold_minor: 5000,
         payout_schedule: "off".into(),
+        partners_create_links: false,
     }
 }
 

@@ -1,4 +1,4 @@
-//! `clickgate link`: create, list, pause, resume and expire links in the store. The store, not
+//! `clickgate link`: create, change, list, pause, resume and expire links in the store. The store, not
 //! this file, refuses a destination outside the program's allowlist.
 
 use std::io::Write;
@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use super::{print_json, Setup};
 use crate::catalog::import::{import_links, Mode};
-use crate::catalog::{CatalogStore, Catalogue, Kind, NewLink};
+use crate::catalog::{CatalogStore, Catalogue, Kind, LinkPatch, NewLink};
 use crate::model::{Channel, Status};
 
 /// `link`'s subcommands.
@@ -49,6 +49,28 @@ pub(super) enum LinkCmd {
         /// Import the good rows and skip the rejected ones (each still listed).
         #[arg(long)]
         skip_bad: bool,
+    },
+    /// Change a link's destination, channel, UTM tags or expiry (`PATCH /v1/links/{code}` does
+    /// the same); the link is validated whole, as a new one.
+    Set {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        destination: Option<String>,
+        #[arg(long, value_parser = ["web", "social", "email", "qr", "offline", "marketplace"])]
+        channel: Option<String>,
+        #[arg(long)]
+        utm_source: Option<String>,
+        #[arg(long)]
+        utm_medium: Option<String>,
+        #[arg(long)]
+        utm_campaign: Option<String>,
+        /// As `add` reads it.
+        #[arg(long, value_parser = expiry, conflicts_with = "no_expiry")]
+        expires_at: Option<i64>,
+        /// Clear the link's expiry.
+        #[arg(long)]
+        no_expiry: bool,
     },
     /// List links as JSON lines.
     List,
@@ -138,6 +160,12 @@ pub(super) fn run(cmd: LinkCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
         LinkCmd::Import { file, skip_bad } => {
             let mode = if skip_bad { Mode::SkipBad } else { Mode::AllOrNothing };
             return import(&store, &file, mode, setup.config.edge.link_change_log_len_max);
+        }
+        LinkCmd::Set { code, destination, channel, utm_source, utm_medium, utm_campaign, expires_at, no_expiry } => {
+            let channel = channel.map(|c| serde_json::from_value::<Channel>(serde_json::Value::String(c))).transpose()?;
+            let expires_at = if no_expiry { Some(None) } else { expires_at.map(Some) };
+            let patch = LinkPatch { destination, channel, utm_source, utm_medium, utm_campaign, expires_at };
+            print_json(&[store.edit_link(&code, &patch)?])?;
         }
         LinkCmd::List => print_json(&store.links()?)?,
         LinkCmd::Pause { code } => store.set_status(Kind::Link, &code, Status::Paused)?,

@@ -51,6 +51,9 @@ pub(super) enum ProgramCmd {
         /// Scheduled payout runs, in UTC: off, weekly:<mon..sun> or monthly:<1..=28>.
         #[arg(long, default_value = "off")]
         payout_schedule: crate::payouts::Schedule,
+        /// Let partners' own API keys create and change their links of the program.
+        #[arg(long)]
+        partners_create_links: bool,
     },
     /// Replace a program's payout threshold and schedule.
     SetPayout {
@@ -91,6 +94,7 @@ pub(super) fn run(cmd: ProgramCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
             min_click_to_conversion_ms,
             payout_threshold_minor,
             payout_schedule,
+            partners_create_links,
         } => {
             let blocked_action = if blocked_action == "forbid" { BlockedAction::Forbid } else { BlockedAction::Redirect };
             let model = parse_model(&model)?;
@@ -108,6 +112,7 @@ pub(super) fn run(cmd: ProgramCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
                 commission: Default::default(),
                 payout_threshold_minor,
                 payout_schedule: payout_schedule.to_string(),
+                partners_create_links,
             })?;
             print_json(&[p])?;
         }

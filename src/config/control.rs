@@ -81,6 +81,9 @@ pub struct Api {
     /// Failed authentications a minute from one address; past them it gets `429` until one more
     /// is allowed.
     pub auth_failures_per_min: u32,
+    /// The edge's public base URL, as customers reach it: links' QR codes encode
+    /// `{edge_public_url}/q/{code}`.
+    pub edge_public_url: String,
 }
 
 impl Default for Api {
@@ -100,6 +103,7 @@ impl Default for Api {
             key_requests_per_s: 100,
             key_burst: 200,
             auth_failures_per_min: 20,
+            edge_public_url: "http://localhost:8080".into(),
         }
     }
 }
@@ -248,6 +252,11 @@ impl Api {
         }
         if !(1..=10_000).contains(&self.auth_failures_per_min) {
             return Err(invalid("api.auth_failures_per_min", "must be in 1..=10000"));
+        }
+        let url = &self.edge_public_url;
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if !scheme_ok || url.len() > 200 || !url.bytes().all(|b| b.is_ascii_graphic()) || url.contains(['?', '#']) {
+            return Err(invalid("api.edge_public_url", "must be an http:// or https:// URL of at most 200 bytes, without a query"));
         }
         // A queue shorter than a commit would keep every group below the batch it is allowed.
         if !(self.commit_batch_len_max..=1_048_576).contains(&self.writer_queue_len_max) {

@@ -185,6 +185,7 @@ pub fn program(id: &str, threshold: i64) -> NewProgram {
         commission: Default::default(),
         payout_threshold_minor: threshold,
         payout_schedule: "off".into(),
+        partners_create_links: false,
     }
 }
 

@@ -8,7 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::schema;
 use crate::catalog::{
-    CatalogError, CatalogStore, Kind, Link, LinkReader, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner, Program,
+    CatalogError, CatalogStore, Kind, Link, LinkReader, ListFilter, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner,
+    Program,
 };
 use crate::model::{Channel, Status};
 use crate::payouts::PayoutMethod;
@@ -92,22 +93,8 @@ impl CatalogStore for SqliteCatalog {
     }
 
     fn partners(&self) -> Result<Vec<Partner>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, slug, name, email, status, payout_method, stripe_account, paypal_email FROM partners ORDER BY slug")?;
-        let rows = stmt
-            .query_map([], |r| {
-                let spec = NewPartner {
-                    id: r.get(1)?,
-                    name: r.get(2)?,
-                    email: r.get(3)?,
-                    payout_method: stored(r, 5, |s| PayoutMethod::parse(s).ok())?,
-                    stripe_account: r.get(6)?,
-                    paypal_email: r.get(7)?,
-                };
-                Ok(Partner { row_id: r.get(0)?, spec, status: stored(r, 4, Status::parse)? })
-            })?
-            .collect::<Result<_, _>>()?;
+        let mut stmt = self.conn.prepare(&format!("{PARTNER_SELECT} ORDER BY slug"))?;
+        let rows = stmt.query_map([], partner_row)?.collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
@@ -204,6 +191,38 @@ impl CatalogStore for SqliteCatalog {
     fn atomically(&self, f: &mut dyn FnMut() -> Result<bool, CatalogError>) -> Result<bool, CatalogError> {
         self.in_transaction(|| f().map(|ok| (ok, ok)))
     }
+
+    fn partner(&self, id: &str) -> Result<Option<Partner>, CatalogError> {
+        self.partner_by_id(id)
+    }
+
+    fn update_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
+        self.write_partner(p)
+    }
+
+    fn update_link(&self, l: &NewLink) -> Result<bool, CatalogError> {
+        self.write_link(l)
+    }
+
+    fn list_programs(&self, f: &ListFilter) -> Result<Vec<Program>, CatalogError> {
+        self.page_programs(f)
+    }
+
+    fn list_partners(&self, f: &ListFilter) -> Result<Vec<Partner>, CatalogError> {
+        self.page_partners(f)
+    }
+
+    fn list_links(&self, f: &ListFilter) -> Result<Vec<Link>, CatalogError> {
+        self.page_links(f)
+    }
+
+    fn list_coupons(&self, f: &ListFilter) -> Result<Vec<NewCoupon>, CatalogError> {
+        self.page_coupons(f)
+    }
+
+    fn coupon(&self, program: &str, code: &str) -> Result<Option<NewCoupon>, CatalogError> {
+        self.coupon_by_code(program, code)
+    }
 }
 
 /// A stored enum column, parsed strictly: an unknown spelling is an error naming the column and
@@ -214,6 +233,20 @@ fn stored<T>(r: &rusqlite::Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) ->
         let why = format!("column {idx} holds {s:?}, which is not a known value");
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, why.into())
     })
+}
+
+const PARTNER_SELECT: &str = "SELECT id, slug, name, email, status, payout_method, stripe_account, paypal_email FROM partners";
+
+fn partner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Partner> {
+    let spec = NewPartner {
+        id: r.get(1)?,
+        name: r.get(2)?,
+        email: r.get(3)?,
+        payout_method: stored(r, 5, |s| PayoutMethod::parse(s).ok())?,
+        stripe_account: r.get(6)?,
+        paypal_email: r.get(7)?,
+    };
+    Ok(Partner { row_id: r.get(0)?, spec, status: stored(r, 4, Status::parse)? })
 }
 
 const LINK_SELECT: &str = "SELECT l.id, l.partner_id, l.code, p.slug, pa.slug, l.destination, l.channel, l.utm_source, l.utm_medium,
@@ -247,5 +280,6 @@ fn program_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
 }
 
 mod changes;
+mod lists;
 #[cfg(test)]
 pub(crate) mod tests;

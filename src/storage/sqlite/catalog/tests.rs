@@ -119,3 +119,153 @@ fn open_migrates_a_fresh_data_dir_and_connect_only_checks_its_version() {
     }
     assert_eq!(version(dir.path()), 99);
 }
+
+/// Collects what `read_links` hands over.
+#[derive(Default)]
+struct Seen {
+    removed: Vec<String>,
+    links: Vec<(String, String, Status)>,
+}
+
+impl LinkReader for Seen {
+    fn head(&mut self, _: crate::catalog::LinkReadHead) {}
+    fn removed(&mut self, code: &str) {
+        self.removed.push(code.to_string());
+    }
+    fn link(&mut self, row: crate::catalog::LinkRow<'_>) {
+        self.links.push((row.code.to_string(), row.destination.to_string(), row.status));
+    }
+}
+
+#[test]
+fn an_edited_or_expired_link_reaches_the_change_log_the_edge_reads() {
+    let (_dir, store) = seeded();
+    store.add_link(&link("spring", "https://shop.example.com/sale")).unwrap();
+    let before = store.version().unwrap();
+    let patch = crate::catalog::LinkPatch { destination: Some("https://shop.example.com/new".into()), ..Default::default() };
+    let l = store.edit_link("spring", &patch).unwrap();
+    assert_eq!((l.spec.destination.as_str(), l.spec.utm_source.as_str()), ("https://shop.example.com/new", "cg"));
+    let mut seen = Seen::default();
+    assert!(store.read_links(Some(before), 100, &mut seen).unwrap());
+    assert_eq!(seen.links, [("spring".to_string(), "https://shop.example.com/new".to_string(), Status::Active)]);
+    let before = store.version().unwrap();
+    store.set_status(Kind::Link, "spring", Status::Expired).unwrap();
+    let mut seen = Seen::default();
+    assert!(store.read_links(Some(before), 100, &mut seen).unwrap());
+    assert_eq!(seen.links[0].2, Status::Expired);
+    let outside = crate::catalog::LinkPatch { destination: Some("https://evil.com/".into()), ..Default::default() };
+    assert!(matches!(store.edit_link("spring", &outside), Err(CatalogError::Destination(_))));
+    assert_eq!(store.get_link("spring").unwrap().spec.destination, "https://shop.example.com/new", "nothing was written");
+}
+
+#[test]
+fn a_narrower_allowlist_is_refused_while_a_link_points_outside_it() {
+    let (_dir, store) = seeded();
+    store.add_link(&link("spring", "https://shop.example.com/sale")).unwrap();
+    let narrow = crate::catalog::ProgramPatch {
+        allowed_domains: Some(vec!["other.example.org".into()]),
+        fallback_url: Some("https://other.example.org/".into()),
+        ..Default::default()
+    };
+    match store.edit_program("shop", &narrow) {
+        Err(CatalogError::Invalid { field, why }) => assert!(field == "allowed_domains" && why.contains("spring"), "{field}: {why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.get_program("shop").unwrap().spec.fallback_url, "https://example.com/", "nothing was written");
+    let p = store.edit_program("shop", &crate::catalog::ProgramPatch { partners_create_links: Some(true), ..Default::default() }).unwrap();
+    assert!(p.spec.partners_create_links);
+}
+
+#[test]
+fn pages_follow_the_ids_and_their_filters_on_sqlite_and_by_default() {
+    let (_dir, store) = seeded();
+    store.add_partner(&NewPartner { id: "bob".into(), name: "Bob".into(), ..NewPartner::default() }).unwrap();
+    for (code, partner) in [("a1", "alice"), ("b1", "bob"), ("a2", "alice"), ("a3", "alice")] {
+        store.add_link(&NewLink { partner: partner.into(), ..link(code, "https://shop.example.com/") }).unwrap();
+        store.add_coupon(&NewCoupon { code: format!("c-{code}"), program: "shop".into(), partner: partner.into() }).unwrap();
+    }
+    store.set_status(Kind::Link, "a2", Status::Paused).unwrap();
+    /// The same store, with `CatalogStore`'s defaults in place of its queries.
+    struct Plain<'a>(&'a SqliteCatalog);
+    impl CatalogStore for Plain<'_> {
+        fn version(&self) -> Result<i64, CatalogError> {
+            self.0.version()
+        }
+        fn insert_program(&self, p: &NewProgram) -> Result<bool, CatalogError> {
+            self.0.insert_program(p)
+        }
+        fn update_program(&self, p: &NewProgram) -> Result<bool, CatalogError> {
+            self.0.update_program(p)
+        }
+        fn program(&self, id: &str) -> Result<Option<Program>, CatalogError> {
+            self.0.program(id)
+        }
+        fn programs(&self) -> Result<Vec<Program>, CatalogError> {
+            self.0.programs()
+        }
+        fn insert_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
+            self.0.insert_partner(p)
+        }
+        fn partners(&self) -> Result<Vec<Partner>, CatalogError> {
+            self.0.partners()
+        }
+        fn update_partner_payout(&self, p: &NewPartner) -> Result<bool, CatalogError> {
+            self.0.update_partner_payout(p)
+        }
+        fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError> {
+            self.0.insert_link(l, program)
+        }
+        fn insert_links(&self, rows: &[NewLinkRow<'_>]) -> Result<Vec<bool>, CatalogError> {
+            self.0.insert_links(rows)
+        }
+        fn link(&self, code: &str) -> Result<Option<Link>, CatalogError> {
+            self.0.link(code)
+        }
+        fn links(&self) -> Result<Vec<Link>, CatalogError> {
+            self.0.links()
+        }
+        fn insert_coupon(&self, c: &NewCoupon, program: &Program) -> Result<bool, CatalogError> {
+            self.0.insert_coupon(c, program)
+        }
+        fn coupons(&self) -> Result<Vec<NewCoupon>, CatalogError> {
+            self.0.coupons()
+        }
+        fn update_status(&self, kind: Kind, id: &str, status: Status) -> Result<bool, CatalogError> {
+            self.0.update_status(kind, id, status)
+        }
+        fn read_links(&self, since: Option<i64>, changes_max: usize, reader: &mut dyn LinkReader) -> Result<bool, CatalogError> {
+            self.0.read_links(since, changes_max, reader)
+        }
+        fn trim_changes(&self, keep: u64) -> Result<u64, CatalogError> {
+            self.0.trim_changes(keep)
+        }
+        fn atomically(&self, f: &mut dyn FnMut() -> Result<bool, CatalogError>) -> Result<bool, CatalogError> {
+            self.0.atomically(f)
+        }
+    }
+    let plain = Plain(&store);
+    let stores: [&dyn CatalogStore; 2] = [&store, &plain];
+    for s in stores {
+        let codes = |f: ListFilter| s.list_links(&f).unwrap().into_iter().map(|l| l.spec.code).collect::<Vec<_>>();
+        let f = |partner: Option<&str>, status, after: Option<&str>, limit| ListFilter {
+            program: Some("shop".into()),
+            partner: partner.map(Into::into),
+            status,
+            after: after.map(Into::into),
+            limit,
+        };
+        assert_eq!(codes(f(None, None, None, 2)), ["a1", "a2"]);
+        assert_eq!(codes(f(None, None, Some("a2"), 2)), ["a3", "b1"]);
+        assert_eq!(codes(f(Some("alice"), Some(Status::Active), None, 10)), ["a1", "a3"]);
+        assert_eq!(codes(f(Some("bob"), None, Some("b1"), 10)), Vec::<String>::new());
+        let coupons = s.list_coupons(&f(Some("alice"), None, Some("shop:C-A1"), 10)).unwrap();
+        assert_eq!(coupons.iter().map(|c| c.code.as_str()).collect::<Vec<_>>(), ["C-A2", "C-A3"]);
+        let partners = s.list_partners(&ListFilter { partner: Some("bob".into()), limit: 10, ..Default::default() }).unwrap();
+        assert_eq!(partners.iter().map(|p| p.spec.id.as_str()).collect::<Vec<_>>(), ["bob"]);
+        let programs = s.list_programs(&ListFilter { status: Some(Status::Paused), limit: 10, ..Default::default() }).unwrap();
+        assert!(programs.is_empty());
+        assert_eq!(s.coupon("shop", "c-b1").unwrap().unwrap().partner, "bob");
+        assert_eq!(s.partner("bob").unwrap().unwrap().spec.name, "Bob");
+    }
+    assert!(matches!(plain.edit_link("a1", &Default::default()), Err(CatalogError::Storage(_))), "the default refuses a link change");
+}
