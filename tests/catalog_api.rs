@@ -81,16 +81,9 @@ fn all_pages(s: &Server, path: &str, name: &str) -> (Vec<Value>, usize) {
 
 /// A PNG answer's bytes, read off the socket as they came.
 fn png_of(s: &Server, path: &str) -> Vec<u8> {
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(s.api).unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n");
-    conn.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    conn.read_to_end(&mut out).unwrap();
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let (head, body) = get_bytes(s.api, path, &[&format!("Authorization: Bearer {KEY}")]);
     assert!(head.starts_with("HTTP/1.1 200") && head.to_ascii_lowercase().contains("content-type: image/png"), "{head}");
-    out[split + 4..].to_vec()
+    body
 }
 
 /// A PNG's width and height, after checking its signature and that its chunks hold together:

@@ -337,6 +337,18 @@ impl Server {
     }
 }
 
+/// `GET path` with `headers`, answered as (head, body bytes): for answers that are not text.
+#[allow(dead_code)]
+pub fn get_bytes(addr: SocketAddr, path: &str, headers: &[&str]) -> (String, Vec<u8>) {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n{extra}Connection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut out = Vec::new();
+    conn.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer");
+    (String::from_utf8_lossy(&out[..split]).to_string(), out[split + 4..].to_vec())
+}
+
 /// `GET path` on an edge from client `ip` (through X-Forwarded-For, loopback being trusted).
 pub fn edge_get(edge: SocketAddr, path: &str, ip: &str, ua: &str) -> String {
     request(
