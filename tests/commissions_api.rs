@@ -318,6 +318,35 @@ fn commissions_go_pending_approved_paid_and_clawed_back_and_every_view_agrees(st
         );
         let day_rows: usize = r["days"].as_array().unwrap().iter().map(|d| d["commissions"].as_array().unwrap().len()).sum();
         assert!(day_rows >= 2, "{r}");
+
+        // The same report as CSV, asked for by query or by Accept: a figure a row, totals last.
+        let csv = get(&s, &format!("{path}?format=csv"));
+        assert_eq!(csv.status, 200, "{csv:?}");
+        assert!(csv.header("content-type").is_some_and(|t| t.starts_with("text/csv")), "{csv:?}");
+        let by_accept = http(s.api, "GET", path, &[&auth(), "Accept: text/csv, application/json;q=0.5"], "");
+        assert_eq!(by_accept.body, csv.body, "{path}");
+        assert_eq!(http(s.api, "GET", path, &[&auth(), "Accept: application/json, text/csv"], "").json(), r);
+        let mut lines = csv.body.lines();
+        assert_eq!(lines.next(), Some("date,measure,key,currency,value"));
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert!(rows.iter().all(|f| f.len() == 5), "{}", csv.body);
+        let total = |measure: &str, key: &str| -> String {
+            let found: Vec<&Vec<&str>> = rows.iter().filter(|f| f[0] == "total" && f[1] == measure && f[2] == key).collect();
+            assert_eq!(found.len(), 1, "{measure} {key}: {}", csv.body);
+            found[0][4].to_string()
+        };
+        for (status, (count, amount, remaining)) in &from_list {
+            assert_eq!(total("commissions_count", status), count.to_string());
+            assert_eq!(total("commissions_amount_minor", status), amount.to_string());
+            assert_eq!(total("commissions_remaining_minor", status), remaining.to_string());
+        }
+        assert_eq!(total("epc_minor", ""), "8100.0");
+        assert_eq!(total("clicks", ""), r["totals"]["clicks"]["total"].to_string());
+        // Every day row comes before the totals, and names a day of the JSON report.
+        let days: Vec<&str> = r["days"].as_array().unwrap().iter().map(|d| d["date"].as_str().unwrap()).collect();
+        let first_total = rows.iter().position(|f| f[0] == "total").unwrap();
+        assert!(rows[..first_total].iter().all(|f| days.contains(&f[0])), "{}", csv.body);
+        assert_eq!(get(&s, &format!("{path}?format=xml")).status, 422);
     }
 }
 

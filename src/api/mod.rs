@@ -261,7 +261,10 @@ async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Reque
             conversions::transition(state, &id, &action, key, &body).await
         }
         (&Method::GET, ["v1", "clicks", id]) => clicks::get(state, id),
-        (&Method::GET, ["v1", "reports", kind @ ("partners" | "programs"), id]) => reports::handle(state, kind, id, &query).await,
+        (&Method::GET, ["v1", "reports", kind @ ("partners" | "programs"), id]) => {
+            let accept = req.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            reports::handle(state, kind, id, &query, reports::wants_csv(accept)).await
+        }
         (&Method::GET, ["v1", "commissions"]) => commissions::list(state, &query).await,
         (&Method::POST, ["v1", "commissions", "approve"]) => {
             let body = read_body(state, req).await?;

@@ -12,6 +12,14 @@
 //! earnings per valid click, is the remaining amount of the commissions that still stand (not
 //! voided or reversed) over the valid clicks of the same days, per currency; absent without
 //! valid clicks.
+//!
+//! As CSV (`Accept: text/csv`, or `?format=csv`, which wins): one row per figure, in long form,
+//! `date,measure,key,currency,value`, the days first and then `total`, so every figure has one
+//! place and a spreadsheet's pivot table puts it back together. `measure` is `clicks`,
+//! `unique_clicks`, `clicks_by_verdict` and `clicks_by_reason` (`key` the verdict or reason),
+//! `conversions`, `cancelled`, `conversion_rate`, `revenue_minor` and `refunded_minor` (per
+//! `currency`), `commissions_count`, `commissions_amount_minor` and
+//! `commissions_remaining_minor` (`key` the status, per `currency`), and `epc_minor`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -138,15 +146,32 @@ fn clicks(c: &DayClicks) -> Clicks {
     }
 }
 
-pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str) -> ApiResult {
+/// Whether an `Accept` header asks for CSV before JSON: `text/csv` listed, and listed before
+/// any JSON type.
+pub fn wants_csv(accept: &str) -> bool {
+    let types: Vec<&str> = accept.split(',').map(|t| t.split(';').next().unwrap_or("").trim()).collect();
+    let csv = types.iter().position(|t| t.eq_ignore_ascii_case("text/csv"));
+    let json = types.iter().position(|t| t.eq_ignore_ascii_case("application/json"));
+    matches!((csv, json), (Some(c), j) if j.is_none_or(|j| c < j))
+}
+
+pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str, accept_csv: bool) -> ApiResult {
     let today = ((state.now_ms)() / 86_400_000) as u32;
     let mut from = today.saturating_sub(29);
     let mut to = today;
+    let mut as_csv = accept_csv;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
             "from" => from = day_of(&v, "from")?,
             "to" => to = day_of(&v, "to")?,
-            other => return Err(ApiError::bad_request(format!("{other}: unknown parameter; use from and to"))),
+            "format" => {
+                as_csv = match &*v {
+                    "csv" => true,
+                    "json" => false,
+                    _ => return Err(ApiError::invalid("format", "must be json or csv")),
+                }
+            }
+            other => return Err(ApiError::bad_request(format!("{other}: unknown parameter; use from, to and format"))),
         }
     }
     if from > to {
@@ -245,5 +270,61 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str) ->
     if let Some(e) = total_epc {
         body["totals"]["epc"] = serde_json::json!(e);
     }
+    if as_csv {
+        return csv_answer(&body, &format!("{}-{id}.csv", kind.trim_end_matches('s')));
+    }
     Ok(json(StatusCode::OK, &body))
+}
+
+/// The report as long-form CSV (see the module docs), read off its JSON so both say the same.
+fn csv_answer(body: &serde_json::Value, filename: &str) -> ApiResult {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let fail = |e: csv::Error| ApiError::internal(format!("writing the CSV report: {e}"));
+    w.write_record(["date", "measure", "key", "currency", "value"]).map_err(fail)?;
+    let empty = Vec::new();
+    let days = body["days"].as_array().unwrap_or(&empty);
+    let rows = days.iter().map(|d| (d["date"].as_str().unwrap_or(""), d)).chain(std::iter::once(("total", &body["totals"])));
+    for (date, d) in rows {
+        let mut row = |measure: &str, key: &str, currency: &str, value: &serde_json::Value| {
+            let value = match value {
+                serde_json::Value::Null => return Ok(()),
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            w.write_record([date, measure, key, currency, &value])
+        };
+        let clicks = &d["clicks"];
+        row("clicks", "", "", &clicks["total"]).map_err(fail)?;
+        row("unique_clicks", "", "", &clicks["unique"]).map_err(fail)?;
+        for (measure, field) in [("clicks_by_verdict", "by_verdict"), ("clicks_by_reason", "by_reason")] {
+            for (k, n) in clicks[field].as_object().into_iter().flatten() {
+                row(measure, k, "", n).map_err(fail)?;
+            }
+        }
+        row("conversions", "", "", &d["conversions"]).map_err(fail)?;
+        row("cancelled", "", "", &d["cancelled"]).map_err(fail)?;
+        row("conversion_rate", "", "", &d["conversion_rate"]).map_err(fail)?;
+        for r in d["revenue"].as_array().into_iter().flatten() {
+            let currency = r["currency"].as_str().unwrap_or("");
+            row("revenue_minor", "", currency, &r["revenue_minor"]).map_err(fail)?;
+            row("refunded_minor", "", currency, &r["refunded_minor"]).map_err(fail)?;
+        }
+        for c in d["commissions"].as_array().into_iter().flatten() {
+            let (currency, status) = (c["currency"].as_str().unwrap_or(""), c["status"].as_str().unwrap_or(""));
+            row("commissions_count", status, currency, &c["count"]).map_err(fail)?;
+            row("commissions_amount_minor", status, currency, &c["amount_minor"]).map_err(fail)?;
+            row("commissions_remaining_minor", status, currency, &c["remaining_minor"]).map_err(fail)?;
+        }
+        for e in d["epc"].as_array().into_iter().flatten() {
+            row("epc_minor", "", e["currency"].as_str().unwrap_or(""), &e["epc_minor"]).map_err(fail)?;
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| ApiError::internal(format!("writing the CSV report: {e}")))?;
+    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(bytes)));
+    let h = r.headers_mut();
+    h.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/csv; charset=utf-8"));
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        h.insert(hyper::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
 }
