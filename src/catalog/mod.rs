@@ -177,4 +177,6 @@ impl ReloadGuard<'_> {
 }
 
 #[cfg(test)]
+mod store_tests;
+#[cfg(test)]
 pub(crate) mod tests;
