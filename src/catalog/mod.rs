@@ -177,6 +177,4 @@ impl ReloadGuard<'_> {
 }
 
 #[cfg(test)]
-mod store_tests;
-#[cfg(test)]
 pub(crate) mod tests;

@@ -4,9 +4,9 @@
 
 use std::ops::Deref;
 
-use super::tests::program;
-use super::*;
+use super::program;
 use crate::access::{ApiKey, KeyStore, Scope};
+use crate::catalog::*;
 use crate::model::Channel;
 use crate::storage::conformance::{conformance, Backends};
 use crate::storage::pg::PgCatalog;
