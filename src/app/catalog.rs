@@ -16,6 +16,9 @@ use crate::storage::CatalogDb;
 /// that is the PostgreSQL database every node reads; else the data dir's file.
 pub fn open_store(config: &crate::config::Config, data_dir: &Path) -> anyhow::Result<CatalogDb> {
     let url = config.core.database_url()?;
+    // The data dir holds the click log, the spool and the generated click-id key whichever
+    // backend holds the catalog; the file's open makes it, so the database's does too.
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating the data dir {}", data_dir.display()))?;
     let store = CatalogDb::open(url.as_deref(), data_dir).with_context(|| match &url {
         Some(url) => format!("opening the catalog in PostgreSQL at {} (core.database_url)", super::redact_url(url)),
         None => format!("opening the store in {}", data_dir.display()),
