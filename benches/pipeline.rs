@@ -488,7 +488,8 @@ fn edge_state(env: &Env, writer: Arc<dyn BatchWriter>, overflow: Arc<dyn BatchWr
         let store = Store::open(&dir).expect("open bench store");
         clickgate::app::seed_demo(&store, &env.cfg.demo).expect("seed the loadtest demo links");
         let signer = Arc::new(ClickSigner::new(&[(1, SIGNING_KEY.to_vec())]));
-        clickgate::app::build_edge(&env.cfg, &store, signer, writer, overflow, &metrics, false).expect("build the edge state")
+        let table = clickgate::app::load_links(&store).expect("load the loadtest links");
+        clickgate::app::build_edge(&env.cfg, table, signer, writer, overflow, &metrics, false).expect("build the edge state")
     };
     let _ = std::fs::remove_dir_all(&dir);
     (built.0, built.1, metrics)

@@ -1,8 +1,10 @@
 //! Prometheus metrics: every family registered in one place, handles cached in state.
 //! Label values come only from closed sets (verdicts, reason codes, database kinds).
 
+mod catalog;
 mod payouts;
 
+pub use catalog::{CatalogMetrics, CatalogSource};
 pub use payouts::{PayoutMetrics, PayoutState};
 
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -58,6 +60,7 @@ pub struct Metrics {
     pub link_reloads: IntCounter,
     pub link_updates: IntCounter,
     pub bot_patterns: IntGauge,
+    pub catalog: CatalogMetrics,
     pub core: CoreMetrics,
     pub api: ApiMetrics,
     pub cluster: ClusterMetrics,
@@ -316,6 +319,7 @@ impl Metrics {
                 "Times the store's changes since the link table's version were applied to it and the result swapped.",
             ),
             bot_patterns: gauge(r, "clickgate_bot_patterns", "Crawler user-agent patterns compiled."),
+            catalog: CatalogMetrics::register(r),
             core: CoreMetrics {
                 ingested: counter(r, "clickgate_core_clicks_ingested_total", "Click events written to the core's click log and indexed."),
                 duplicates: counter(

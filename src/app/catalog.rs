@@ -1,5 +1,6 @@
-//! The app's bridge between the catalog store and its readers: the store opened and seeded,
-//! and the demo seed read from the config's plain tables.
+//! The app's bridge between the catalog store and its readers: the store opened (the data dir's
+//! file, or PostgreSQL in cluster mode) and seeded, and the demo seed read from the config's
+//! plain tables.
 
 use std::path::Path;
 
@@ -7,13 +8,21 @@ use anyhow::Context;
 
 use crate::catalog::{CatalogStore, Catalogue, Seed};
 use crate::config::Demo;
-use crate::storage::sqlite::SqliteCatalog;
+use crate::storage::CatalogDb;
 
-/// Opens the store, migrating the data dir's file to this build's schema first (a fresh data
-/// dir gets every table, so the conversion writer and readers opened after it find them), and
-/// seeds it from the config's demo section when empty.
-pub fn open_store(config: &crate::config::Config, data_dir: &Path) -> anyhow::Result<SqliteCatalog> {
-    let store = SqliteCatalog::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
+/// Opens the catalog, migrating its store to this build's schema first (a fresh data dir or
+/// database gets every table, so the conversion writer and readers opened after it find them),
+/// and seeds it from the config's demo section when empty. In cluster mode (`core.database_url`)
+/// that is the PostgreSQL database every node reads; else the data dir's file.
+pub fn open_store(config: &crate::config::Config, data_dir: &Path) -> anyhow::Result<CatalogDb> {
+    let url = config.core.database_url()?;
+    // The data dir holds the click log, the spool and the generated click-id key whichever
+    // backend holds the catalog; the file's open makes it, so the database's does too.
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    let store = CatalogDb::open(url.as_deref(), data_dir).with_context(|| match &url {
+        Some(url) => format!("opening the catalog in PostgreSQL at {} (core.database_url)", super::redact_url(url)),
+        None => format!("opening the store in {}", data_dir.display()),
+    })?;
     if seed_demo(&store, &config.demo)? {
         tracing::info!(data_dir = %data_dir.display(), "store was empty; seeded it from the config's demo section");
     }

@@ -8,7 +8,9 @@
 //!   id) and acks only after it returned.
 //!
 //! Both need the same click-id keys (`click_id.keys`, or `CLICKGATE_CLICK_KEY`), so the core can
-//! verify the `cgid`s the edge minted.
+//! verify the `cgid`s the edge minted. With `core.database_url` set, both read the one catalog in
+//! PostgreSQL: the core (and the CLI) write it, and each edge follows it (`follow`), serving
+//! from its snapshot on disk while the database does not answer.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,9 +18,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use anyhow::Context;
+
 use super::{
-    bind, build_api, build_edge, click_signer, finish_spool, open_ingest, open_spool, open_store, shutdown_signal, spawn_admin, spawn_api,
-    spawn_approval_sweep, spawn_edge, spawn_upkeep, tls_acceptor, Overrides, SpoolWriter, Upkeep,
+    bind, build_api, build_edge, click_signer, finish_spool, initial_links, open_ingest, open_spool, open_store, shutdown_signal,
+    spawn_admin, spawn_api, spawn_approval_sweep, spawn_edge, spawn_upkeep, tls_acceptor, Overrides, SpoolWriter, Upkeep,
 };
 use crate::config::Config;
 use crate::edge::server::ListenerLimits;
@@ -34,13 +38,20 @@ use crate::metrics::Metrics;
 pub async fn edge(config: Config, data_dir: PathBuf, overrides: Overrides) -> anyhow::Result<()> {
     tls::install_provider();
     let metrics = Metrics::new();
-    let store = open_store(&config, &data_dir)?;
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    let database_url = config.core.database_url()?;
+    let table = match &database_url {
+        // The edge only reads the catalog database; the core and the CLI write it. The read
+        // runs on a thread of its own, off the async runtime.
+        Some(url) => std::thread::scope(|s| s.spawn(|| super::follow::first_table(url, &data_dir, &metrics.catalog)).join())
+            .map_err(|_| anyhow::anyhow!("loading the link table panicked"))??,
+        None => initial_links(&open_store(&config, &data_dir)?, &metrics)?,
+    };
     let signer = Arc::new(click_signer(&config, &data_dir)?);
     let spool = open_spool(&config, &data_dir, &metrics)?;
     let tls_acceptor = tls_acceptor(&config)?;
     let writer: Arc<dyn BatchWriter> = Arc::new(SpoolWriter { spool: spool.clone(), spooled: metrics.cluster.spooled.clone() });
-    let (state, consumer) = build_edge(&config, &store, signer, writer.clone(), writer, &metrics, tls_acceptor.is_some())?;
-    drop(store);
+    let (state, consumer) = build_edge(&config, table, signer, writer.clone(), writer, &metrics, tls_acceptor.is_some())?;
 
     let edge_listener = bind("edge", overrides.edge_listen.unwrap_or(config.listen.edge)).await?;
     let admin_listener = bind("admin", overrides.admin_listen.unwrap_or(config.listen.admin)).await?;
@@ -68,7 +79,8 @@ pub async fn edge(config: Config, data_dir: PathBuf, overrides: Overrides) -> an
             }
         })
     };
-    spawn_upkeep(Upkeep { edge: Some(state.clone()), catalog: None, ingest: None }, &config, data_dir, stop_rx.clone());
+    let follow = database_url.is_some();
+    spawn_upkeep(Upkeep { edge: Some(state.clone()), catalog: None, ingest: None, follow }, &config, data_dir, stop_rx.clone());
 
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections, draining open ones");
@@ -135,7 +147,7 @@ pub async fn core(config: Config, data_dir: PathBuf, overrides: Overrides) -> an
             crate::cluster::run_consumer(&cluster, m, write, stop).await
         })
     };
-    spawn_upkeep(Upkeep { edge: None, catalog: Some(catalog), ingest: Some(ingest) }, &config, data_dir, stop_rx.clone());
+    spawn_upkeep(Upkeep { edge: None, catalog: Some(catalog), ingest: Some(ingest), follow: false }, &config, data_dir, stop_rx.clone());
 
     let mut consumer_task = consumer_task;
     // The consumer returns early only when it cannot work at all (a `nats_url` that does not

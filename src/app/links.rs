@@ -152,10 +152,16 @@ pub struct LinkUpdater {
 impl LinkUpdater {
     /// Reads every link and builds a new table, with new shared strings.
     pub fn load(&mut self, store: &(impl CatalogStore + ?Sized)) -> Result<LinkTable, CatalogError> {
+        self.load_with(|reader| store.read_links(None, 0, reader).map(|_| ()))
+    }
+
+    /// Builds a new table, with new shared strings, from what `read` hands the reader it is
+    /// given: a full read of a store, or of the snapshot on disk (`snapshot::read`).
+    pub fn load_with(&mut self, read: impl FnOnce(&mut dyn LinkReader) -> Result<(), CatalogError>) -> Result<LinkTable, CatalogError> {
         self.interner = Interner::default();
-        let mut read = FullRead { interner: Some(&mut self.interner), builder: None };
-        store.read_links(None, 0, &mut read)?;
-        let builder = read.builder.ok_or_else(|| CatalogError::Storage("the store's read of links handed over no head".into()))?;
+        let mut full = FullRead { interner: Some(&mut self.interner), builder: None };
+        read(&mut full)?;
+        let builder = full.builder.ok_or_else(|| CatalogError::Storage("the store's read of links handed over no head".into()))?;
         Ok(builder.finish())
     }
 

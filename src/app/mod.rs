@@ -5,9 +5,11 @@
 mod alerts;
 mod catalog;
 mod cluster;
+mod follow;
 mod links;
 pub mod payouts;
 pub mod rescore;
+pub mod snapshot;
 mod upkeep;
 mod webhooks;
 
@@ -33,6 +35,7 @@ use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Config;
 use crate::conversions::{Approval, Conversions, Reader, WriterConfig};
 use crate::edge::checks::Pipeline;
+use crate::edge::links::LinkTable;
 use crate::edge::server::{self, ListenerLimits};
 use crate::edge::{handler, tls, EdgeState};
 use crate::events::sink::{self, BatchWriter};
@@ -42,7 +45,7 @@ use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::model::ClickSigner;
 use crate::storage;
-use crate::storage::sqlite::SqliteCatalog;
+use crate::storage::CatalogDb;
 
 /// Listener overrides from the command line.
 #[derive(Debug, Default, Clone)]
@@ -98,20 +101,17 @@ pub fn open_ingest(config: &Config, data_dir: &Path, metrics: &Metrics) -> anyho
     Ok(Arc::new(ingest))
 }
 
-/// Builds the edge's state once: link table, check pipeline, signer, and the queue in front
-/// of `writer` (spilling to `overflow`, through the spill thread, when full).
+/// Builds the edge's state once around its first link table: check pipeline, signer, and the
+/// queue in front of `writer` (spilling to `overflow`, through the spill thread, when full).
 pub fn build_edge(
     config: &Config,
-    store: &SqliteCatalog,
+    table: LinkTable,
     signer: Arc<ClickSigner>,
     writer: Arc<dyn BatchWriter>,
     overflow: Arc<dyn BatchWriter>,
     metrics: &Metrics,
     tls: bool,
 ) -> anyhow::Result<(Arc<EdgeState>, sink::ClickConsumer)> {
-    let started = std::time::Instant::now();
-    let table = load_links(store).context("loading links")?;
-    tracing::info!(links = table.len(), version = table.version(), ms = started.elapsed().as_millis() as u64, "link table loaded");
     let pipeline = Pipeline::build(&config.checks).context("building the check pipeline")?;
     metrics.bot_patterns.set(pipeline.bots_status.patterns as i64);
     tracing::info!(source = %pipeline.bots_status.source, patterns = pipeline.bots_status.patterns, skipped = pipeline.bots_status.skipped, "bot list compiled");
@@ -133,6 +133,17 @@ pub fn build_edge(
         client_tag_key: signer.derive_key(b"client tag"),
     });
     Ok((state, consumer))
+}
+
+/// The edge's first link table, read from the store the process opened (the data dir's file,
+/// or the catalog database when `serve` runs over one).
+pub fn initial_links(store: &CatalogDb, metrics: &Metrics) -> anyhow::Result<LinkTable> {
+    let started = std::time::Instant::now();
+    let table = load_links(store).context("loading links")?;
+    let source = if store.is_shared() { crate::metrics::CatalogSource::Database } else { crate::metrics::CatalogSource::File };
+    metrics.catalog.current(source, now_ms());
+    tracing::info!(links = table.len(), version = table.version(), ms = started.elapsed().as_millis() as u64, "link table loaded");
+    Ok(table)
 }
 
 /// The demo config's admin key: fine on loopback, a hazard anywhere else.
@@ -168,7 +179,7 @@ pub fn admin_key_hash(config: &Config, api_addr: SocketAddr) -> anyhow::Result<O
 pub fn build_api(
     config: &Config,
     data_dir: &Path,
-    store: &SqliteCatalog,
+    store: &CatalogDb,
     ingest: Arc<Ingest>,
     signer: Arc<ClickSigner>,
     metrics: &Metrics,
@@ -183,7 +194,8 @@ pub fn build_api(
         idempotency_ttl_ms: config.api.idempotency_ttl_hours * 3_600_000,
         event_retention_ms: config.webhooks.event_retention_ms(),
     };
-    let (conversions, reader) = match config.core.database_url()? {
+    let url = config.core.database_url()?;
+    let (conversions, reader) = match url.clone() {
         Some(url) => {
             tracing::info!(database = %redact_url(&url), "conversions, commissions and the ledger are in PostgreSQL");
             let conversions = storage::pg::start(&url, writer_config, Box::new(attributor), metrics.api.clone())
@@ -213,11 +225,15 @@ pub fn build_api(
         config: config.api.clone(),
         metrics: metrics.api.clone(),
         now_ms,
-        store: std::sync::Mutex::new(Box::new(SqliteCatalog::connect(data_dir).context("opening the store for commission rules")?)),
+        store: std::sync::Mutex::new(Box::new(
+            CatalogDb::connect(url.as_deref(), data_dir).context("opening the store for commission rules")?,
+        )),
         commission: config.commission.clone(),
         payouts: Some(payouts::desk(config, data_dir, metrics.payouts.clone())?),
         webhooks: webhook_admin(config, data_dir)?,
-        keys: Arc::new(crate::access::Keys::new(Box::new(SqliteCatalog::connect(data_dir).context("opening the store for API keys")?))),
+        keys: Arc::new(crate::access::Keys::new(Box::new(
+            CatalogDb::connect(url.as_deref(), data_dir).context("opening the store for API keys")?,
+        ))),
         limits: crate::api::keys::Limits::new(&config.api),
     });
     Ok((state, catalog))
@@ -393,7 +409,8 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
     let (alerts, alert_queue) = Alerts::new(&config.fraud_alerts, &metrics.core);
     let writer: Arc<dyn BatchWriter> = Arc::new(IngestWriter(ingest.clone(), alerts.clone()));
     let overflow: Arc<dyn BatchWriter> = Arc::new(SpoolWriter { spool: spool.clone(), spooled: metrics.cluster.spooled.clone() });
-    let (state, consumer) = build_edge(&config, &store, signer.clone(), writer, overflow, &metrics, tls_acceptor.is_some())?;
+    let table = initial_links(&store, &metrics)?;
+    let (state, consumer) = build_edge(&config, table, signer.clone(), writer, overflow, &metrics, tls_acceptor.is_some())?;
 
     let edge_addr = overrides.edge_listen.unwrap_or(config.listen.edge);
     let admin_addr = overrides.admin_listen.unwrap_or(config.listen.admin);
@@ -433,7 +450,7 @@ pub async fn serve(config: Config, data_dir: PathBuf, overrides: Overrides) -> a
         })
     };
     spawn_upkeep(
-        Upkeep { edge: Some(state.clone()), catalog: Some(catalog), ingest: Some(ingest) },
+        Upkeep { edge: Some(state.clone()), catalog: Some(catalog), ingest: Some(ingest), follow: false },
         &config,
         data_dir.clone(),
         stop_rx.clone(),

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{now_ms, LinkUpdater};
+use super::{follow, now_ms, snapshot, LinkUpdater};
 use crate::catalog::{CatalogStore, SharedCatalog};
 use crate::config::Config;
 use crate::edge::EdgeState;
 use crate::ingest::Ingest;
+use crate::metrics::CatalogSource;
+use crate::storage::pg::PgCatalog;
 use crate::storage::sqlite::SqliteCatalog;
+use crate::storage::CatalogDb;
 
 /// What the upkeep thread looks after; each part is optional so edge-only and core-only
 /// processes share it.
@@ -20,13 +23,25 @@ pub struct Upkeep {
     pub edge: Option<Arc<EdgeState>>,
     pub catalog: Option<Arc<SharedCatalog>>,
     pub ingest: Option<Arc<Ingest>>,
+    /// A cluster edge following the PostgreSQL catalog: it listens for its notifications,
+    /// keeps its snapshot on disk, and leaves the change log's trimming to the cores.
+    pub follow: bool,
 }
 
 /// Background upkeep on its own OS thread, so file and database I/O never blocks the async
 /// workers: rate-limiter trimming, GeoIP reloads when files change, link-table updates and
-/// catalog reloads when the store changes (`CatalogStore::version`) or on SIGHUP, and
-/// click-log retention and compaction.
+/// catalog reloads when the store changes (`CatalogStore::version`, or a notification from the
+/// PostgreSQL catalog: `follow`) or on SIGHUP, and click-log retention and compaction.
 pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: watch::Receiver<bool>) {
+    // The catalog the config names: the database connects when it first answers, so an edge
+    // that started from its snapshot picks it up then.
+    let database_url = config.core.database_url().ok().flatten();
+    let wake = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follow = parts.follow && database_url.is_some();
+    if let Some(url) = database_url.clone().filter(|_| follow) {
+        follow::spawn_listener(url, wake.clone(), stop.clone());
+    }
+    let snapshot_every = Duration::from_millis(config.edge.catalog_snapshot_interval_ms);
     let hup = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = hup.clone();
     let mut stop_signal = stop.clone();
@@ -51,12 +66,21 @@ pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: wat
     let compact_every = Duration::from_millis(config.core.compact_interval_ms);
     let keep_changes = config.edge.link_change_log_len_max;
     let spawned = std::thread::Builder::new().name("clickgate-upkeep".into()).spawn(move || {
-        let store = SqliteCatalog::connect(&data_dir).map_err(|e| tracing::error!(error = %e, "cannot open the store for reloads")).ok();
+        let store = match &database_url {
+            Some(url) => Some(CatalogDb::Pg(Box::new(PgCatalog::lazy(url)))),
+            None => SqliteCatalog::connect(&data_dir)
+                .map(CatalogDb::File)
+                .map_err(|e| tracing::error!(error = %e, "cannot open the store for reloads"))
+                .ok(),
+        };
         let mut version = store.as_ref().and_then(|s| s.version().ok());
         let mut links = LinkUpdater::default();
+        let mut watch = Watch { source: if follow { CatalogSource::Database } else { CatalogSource::File }, down: false, trim: !follow };
+        let snapshot_path = snapshot::path(&data_dir);
+        let mut snapshot_due = false;
         let start = std::time::Instant::now();
-        let (mut next_trim, mut next_geo, mut next_links, mut next_compact) =
-            (start + trim_every, start + geo_every, start + links_every, start + compact_every);
+        let (mut next_trim, mut next_geo, mut next_links, mut next_compact, mut next_snapshot) =
+            (start + trim_every, start + geo_every, start + links_every, start + compact_every, start + snapshot_every);
         while !*stop.borrow() {
             std::thread::sleep(Duration::from_millis(20));
             let edge = weak_edge.as_ref().and_then(|w| w.upgrade());
@@ -65,7 +89,9 @@ pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: wat
             }
             let now = std::time::Instant::now();
             let forced = hup.swap(false, std::sync::atomic::Ordering::AcqRel);
+            let woken = wake.swap(false, std::sync::atomic::Ordering::AcqRel);
             if let Some(state) = &edge {
+                state.metrics.catalog.tick(now_ms());
                 if now >= next_trim {
                     state.pipeline.rate_limits.trim(now_ms());
                     next_trim = now + trim_every;
@@ -83,13 +109,24 @@ pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: wat
                     }
                 }
             }
-            if !(forced || now >= next_links) {
+            if let (true, Some(s), true) = (snapshot_due, store.as_ref(), now >= next_snapshot) {
+                next_snapshot = now + snapshot_every;
+                match follow::write_snapshot(s, &snapshot_path) {
+                    Ok(n) => {
+                        snapshot_due = false;
+                        tracing::debug!(links = n, snapshot = %snapshot_path.display(), "catalog snapshot written");
+                    }
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot write the catalog snapshot; will retry"),
+                }
+            }
+            if !(forced || woken || now >= next_links) {
                 continue;
             }
             next_links = now + links_every;
             let Some(s) = store.as_ref() else { continue };
             if let Some(state) = &edge {
-                refresh_links(state, &mut links, s, catalog.as_deref(), forced, keep_changes);
+                let changed = refresh_links(state, &mut links, s, catalog.as_deref(), forced, &mut watch, keep_changes);
+                snapshot_due |= follow && changed;
                 continue;
             }
             // A core without an edge: its catalog reloads when the catalog's version moves.
@@ -101,6 +138,12 @@ pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: wat
             if let Some(c) = &catalog {
                 reload_catalog(c, s);
             }
+            // The cores trim the database's change log; the edges only read it.
+            if s.is_shared() {
+                if let Err(e) = s.trim_changes(keep_changes) {
+                    tracing::warn!(error = %e, "trimming the catalog's change log failed; will retry");
+                }
+            }
         }
     });
     if let Err(e) = spawned {
@@ -108,20 +151,30 @@ pub fn spawn_upkeep(parts: Upkeep, config: &Config, data_dir: PathBuf, stop: wat
     }
 }
 
+/// Where the edge's table comes from, and whether its source answered last time (so an
+/// outage is logged once, not at every interval).
+struct Watch {
+    source: CatalogSource,
+    down: bool,
+    /// Whether this process trims the store's change log (not a cluster edge).
+    trim: bool,
+}
+
 /// Applies the store's changes to the edge's link table (or reads it whole: `LinkUpdater`),
 /// swaps the result in whole, reloads the core's catalog when more than links changed, and
-/// trims the store's change log.
+/// trims the store's change log; answers whether the table changed.
 fn refresh_links(
     state: &EdgeState,
     links: &mut LinkUpdater,
-    store: &SqliteCatalog,
+    store: &CatalogDb,
     catalog: Option<&SharedCatalog>,
     forced: bool,
+    watch: &mut Watch,
     keep: u64,
-) {
+) -> bool {
     let current = state.links.load_full();
-    match links.refresh(store, &current, forced) {
-        Ok(None) => return,
+    let changed = match links.refresh(store, &current, forced) {
+        Ok(None) => false,
         Ok(Some((table, done))) => {
             if done.full {
                 tracing::info!(links = table.len(), version = table.version(), forced, "link table reloaded");
@@ -134,15 +187,30 @@ fn refresh_links(
             if let Some(c) = catalog.filter(|_| done.others_changed) {
                 reload_catalog(c, store);
             }
+            true
         }
-        Err(e) => tracing::error!(error = %e, "link table refresh failed; keeping the current table"),
+        Err(e) => {
+            if !watch.down {
+                tracing::error!(error = %e, "link table refresh failed; keeping the current table and retrying");
+                watch.down = true;
+            }
+            return false;
+        }
+    };
+    if watch.down {
+        tracing::info!("the catalog answers again; the link table is current");
+        watch.down = false;
     }
-    if let Err(e) = store.trim_changes(keep) {
-        tracing::warn!(error = %e, "trimming the catalog's change log failed; will retry");
+    state.metrics.catalog.current(watch.source, now_ms());
+    if watch.trim {
+        if let Err(e) = store.trim_changes(keep) {
+            tracing::warn!(error = %e, "trimming the catalog's change log failed; will retry");
+        }
     }
+    changed
 }
 
-fn reload_catalog(c: &SharedCatalog, store: &SqliteCatalog) {
+fn reload_catalog(c: &SharedCatalog, store: &CatalogDb) {
     if let Err(e) = c.reload(store) {
         tracing::error!(error = %e, "catalog reload failed; keeping the current one");
     }

@@ -3,6 +3,8 @@ use crate::commission::ProgramRules;
 use crate::model::{BlockedAction, Currency};
 use crate::storage::sqlite::SqliteCatalog as Store;
 
+mod store;
+
 /// Program `shop` (EUR), as the store's tests and others that need a stored program use it.
 pub(crate) fn program() -> NewProgram {
     NewProgram {

@@ -15,7 +15,7 @@ use crate::app;
 use crate::attribution::Model;
 use crate::config::Config;
 use crate::storage::offline::StoreAt;
-use crate::storage::sqlite::SqliteCatalog;
+use crate::storage::CatalogDb;
 
 mod api_key;
 pub mod attribute;
@@ -122,8 +122,9 @@ impl Common {
 }
 
 impl Setup {
-    /// The embedded store of programs, partners, links and coupons.
-    fn store(&self) -> anyhow::Result<SqliteCatalog> {
+    /// The catalog of programs, partners, links and coupons, and the API keys beside it: the
+    /// PostgreSQL database when `core.database_url` is set (cluster mode), else the data dir's file.
+    fn store(&self) -> anyhow::Result<CatalogDb> {
         app::open_store(&self.config, &self.data_dir)
     }
 

@@ -44,6 +44,8 @@ pub struct Edge {
     pub link_reload_interval_ms: u64,
     /// Entries the store's catalog change log keeps; an edge further behind reads every link again.
     pub link_change_log_len_max: u64,
+    /// How often, at most, a cluster edge writes its catalog snapshot again after its links changed.
+    pub catalog_snapshot_interval_ms: u64,
     pub visitor_cookie_name: String,
     pub visitor_cookie_max_age_s: u64,
     pub visitor_cookie_domain: String,
@@ -61,6 +63,7 @@ impl Default for Edge {
             shutdown_drain_ms: 10_000,
             link_reload_interval_ms: 1_000,
             link_change_log_len_max: 100_000,
+            catalog_snapshot_interval_ms: 10_000,
             visitor_cookie_name: "cg_vid".into(),
             visitor_cookie_max_age_s: 365 * 24 * 3600,
             visitor_cookie_domain: String::new(),
@@ -159,6 +162,9 @@ impl Edge {
         }
         if !(1_000..=100_000_000).contains(&self.link_change_log_len_max) {
             return Err(invalid("edge.link_change_log_len_max", "must be in 1000..=100000000"));
+        }
+        if !(100..=86_400_000).contains(&self.catalog_snapshot_interval_ms) {
+            return Err(invalid("edge.catalog_snapshot_interval_ms", "must be in 100..=86400000"));
         }
         if self.visitor_cookie_name.is_empty() || !self.visitor_cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(invalid("edge.visitor_cookie_name", "must be non-empty ASCII letters, digits or '_'"));

@@ -4,6 +4,7 @@
 //!
 //! - `sqlite`: the data dir's SQLite file, the embedded default.
 //! - `pg`: a PostgreSQL database, cluster mode.
+//! - `catalog`: `CatalogDb`, the catalog and API keys on whichever of the two the config names.
 //! - `row`: the ledger transfer's columns and their decoding, shared by both.
 //! - `offline`: approval, payouts and `ledger verify` from the CLI, on either backend.
 //! - `payouts`: payout runs, confirmations and listings, each step in its own transaction.
@@ -18,6 +19,7 @@
 //! **Architecture invariant:** dependencies point one way, domain ← storage ← app. The domain
 //! modules hold types, traits and pure logic and never import `storage`.
 
+pub mod catalog;
 pub(crate) mod group;
 pub mod migration;
 pub mod offline;
@@ -27,6 +29,7 @@ pub mod pool;
 pub(crate) mod row;
 pub mod sqlite;
 
+pub use catalog::CatalogDb;
 pub use migration::SchemaError;
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::payouts::{
 use crate::storage::offline::StoreAt;
 use crate::storage::pg::{PgStatements, PgTx};
 use crate::storage::sqlite::gate::Gate;
-use crate::storage::sqlite::{path, schema, SqliteCatalog, SqliteTx};
+use crate::storage::sqlite::{path, schema, SqliteTx};
 
 /// A run, its payouts' counts and sums by status, and its first payouts by id (the rest are
 /// `GET /v1/payouts?run=`'s pages).
@@ -146,9 +146,18 @@ impl Desk {
         PayoutDb::open(&self.at)
     }
 
+    /// The catalog beside the store: the PostgreSQL one in cluster mode, else the data dir's.
+    fn catalog(&self) -> Result<super::CatalogDb, PayoutError> {
+        let url = match &self.at {
+            StoreAt::Pg(url) => Some(url.as_str()),
+            StoreAt::File(_) => None,
+        };
+        super::CatalogDb::connect(url, &self.data_dir).map_err(|e| PayoutError::Storage(e.to_string()))
+    }
+
     /// The partners' destinations and the programs' thresholds, from the catalog.
     pub fn directory(&self) -> Result<Directory, PayoutError> {
-        let catalog = SqliteCatalog::connect(&self.data_dir).map_err(|e| PayoutError::Storage(e.to_string()))?;
+        let catalog = self.catalog()?;
         let storage = |e: crate::catalog::CatalogError| PayoutError::Storage(e.to_string());
         let mut dir = Directory::default();
         for p in catalog.partners().map_err(storage)? {
@@ -241,7 +250,7 @@ impl Desk {
     /// Starts the runs the programs' schedules make due at `now_ms`, one per program; a
     /// program whose run fails is tried again at the next check.
     pub fn scheduled(&self, now: Clock<'_>) -> Result<Vec<ScheduledRun>, PayoutError> {
-        let catalog = SqliteCatalog::connect(&self.data_dir).map_err(|e| PayoutError::Storage(e.to_string()))?;
+        let catalog = self.catalog()?;
         let programs = catalog.programs().map_err(|e| PayoutError::Storage(e.to_string()))?;
         let mut out = Vec::new();
         for p in programs {

@@ -42,8 +42,9 @@ fn check_numbering(migrations: &[Migration]) {
 fn the_migrations_are_numbered_in_order_from_1() {
     check_numbering(sqlite::migrations::MIGRATIONS);
     check_numbering(pg::migrations::MIGRATIONS);
-    // PostgreSQL holds no catalog, so the catalog's change log (SQLite 0005) has no match there.
-    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (7, 5));
+    // PostgreSQL's catalog (0006) came whole, with its change log and API keys, after the
+    // others, so the two backends' numbers differ.
+    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (7, 6));
 }
 
 #[test]
@@ -220,7 +221,8 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
             (2, "0002_webhook_outbox".to_string()),
             (3, "0003_payouts".to_string()),
             (4, "0004_webhook_endpoints".to_string()),
-            (5, "0005_delivery_replays".to_string())
+            (5, "0005_delivery_replays".to_string()),
+            (6, "0006_catalog".to_string())
         ]
     );
     let tables = [
@@ -233,11 +235,19 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
         "webhook_events",
         "webhook_endpoints",
         "webhook_deliveries",
+        "programs",
+        "partners",
+        "links",
+        "coupons",
+        "catalog_changes",
+        "catalog_trimmed",
+        "api_keys",
     ];
     for table in tables {
         assert!(before.1.contains(&format!("table {table}")), "no table {table}: {:?}", before.1);
     }
     assert!(before.1.contains(&"trigger ledger_transfers_append_only".to_string()), "{:?}", before.1);
+    assert!(before.1.contains(&"trigger links_changed".to_string()), "{:?}", before.1);
     assert_eq!(pg::migrate(&schema.url).unwrap(), pg::migrations::LATEST);
     assert_eq!(pg::migrate(&schema.url).unwrap(), pg::migrations::LATEST);
     assert_eq!(pg_state(&schema), before, "a second run changed the schema");
@@ -269,7 +279,8 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
             (2, "0002_webhook_outbox".to_string()),
             (3, "0003_payouts".to_string()),
             (4, "0004_webhook_endpoints".to_string()),
-            (5, "0005_delivery_replays".to_string())
+            (5, "0005_delivery_replays".to_string()),
+            (6, "0006_catalog".to_string())
         ]
     );
 }
@@ -279,12 +290,14 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
 fn a_postgresql_store_at_a_newer_version_is_refused_with_both_versions() {
     let schema = PgSchema::new("schema_test");
     pg::migrate(&schema.url).unwrap();
-    schema.client().execute("INSERT INTO schema_migrations (version, name) VALUES (7, '0007_later')", &[]).unwrap();
+    let newer = pg::migrations::LATEST as i32 + 1;
+    schema.client().execute("INSERT INTO schema_migrations (version, name) VALUES ($1, 'later')", &[&newer]).unwrap();
     let before = pg_state(&schema);
     let database: String = schema.client().query_one("SELECT current_database()::text", &[]).unwrap().get(0);
     let want = format!(
-        "the store at PostgreSQL database {database:?}, schema {:?} is at schema version 7; this build knows 1..=5; run a newer clickgate",
-        schema.name
+        "the store at PostgreSQL database {database:?}, schema {:?} is at schema version {newer}; this build knows 1..={}; run a newer clickgate",
+        schema.name,
+        pg::migrations::LATEST
     );
     let errors = [
         ("PgReader::open", pg::PgReader::open(&schema.url).err().map(|e| e.to_string())),
@@ -294,7 +307,7 @@ fn a_postgresql_store_at_a_newer_version_is_refused_with_both_versions() {
         ("approve_all", offline::approve_all(&StoreAt::Pg(schema.url.clone()), 0, 10).err().map(|e| e.to_string())),
     ];
     for (what, e) in errors {
-        let e = e.unwrap_or_else(|| panic!("{what} opened a store at version 7"));
+        let e = e.unwrap_or_else(|| panic!("{what} opened a store at version {newer}"));
         assert!(e.contains(&want), "{what}: {e}");
     }
     assert_eq!(pg_state(&schema), before);
@@ -312,16 +325,17 @@ fn a_postgresql_reader_checks_the_version_again_when_it_reconnects() {
     let reader = pg::PgReader::open_with(&url, 1).unwrap();
     assert_eq!(reader.get("cv_none").unwrap(), None);
     let mut client = schema.client();
-    client.execute("INSERT INTO schema_migrations (version, name) VALUES (7, '0007_later')", &[]).unwrap();
+    let newer = pg::migrations::LATEST as i32 + 1;
+    client.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, 'later')", &[&newer]).unwrap();
     let ended: i64 = client
         .query_one("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", &[&schema.name])
         .unwrap()
         .get(0);
     assert_eq!(ended, 1, "the reader's one connection");
     // The first read may find the connection closed under it; the next connects again.
-    let e = (0..3).find_map(|_| reader.get("cv_none").err().filter(|e| e.to_string().contains("schema version 7")));
-    let e = e.expect("a reconnection to a store at version 7 was accepted").to_string();
-    assert!(e.contains("this build knows 1..=5; run a newer clickgate"), "{e}");
+    let e = (0..3).find_map(|_| reader.get("cv_none").err().filter(|e| e.to_string().contains(&format!("schema version {newer}"))));
+    let e = e.expect("a reconnection to a store at a newer version was accepted").to_string();
+    assert!(e.contains(&format!("this build knows 1..={}; run a newer clickgate", pg::migrations::LATEST)), "{e}");
 }
 
 #[test]
@@ -431,7 +445,7 @@ fn shared_cases(blob: Blob) -> Vec<Case> {
     ]
 }
 
-/// The catalog's enums, in SQLite only.
+/// The catalog's enums.
 fn catalog_cases() -> Vec<Case> {
     const STATUS: [&str; 3] = ["active", "paused", "expired"];
     let link = |n: u64, channel: &str, status: &str| {
@@ -495,6 +509,12 @@ fn a_postgresql_store_refuses_an_unknown_value_of_every_stored_enum() {
     let schema = PgSchema::new("schema_test");
     pg::migrate(&schema.url).unwrap();
     let mut client = schema.client();
+    client
+        .batch_execute(
+            "INSERT INTO programs (id, slug, spec) VALUES (1000, 'parent', '{}');
+             INSERT INTO partners (id, slug, name, email) VALUES (1000, 'parent', 'P', '');",
+        )
+        .unwrap();
     let mut exec = |sql: &str| {
         client.batch_execute(sql).map_err(|e| match e.code() {
             Some(&::postgres::error::SqlState::CHECK_VIOLATION) => format!("CHECK violation: {e}"),
@@ -502,5 +522,10 @@ fn a_postgresql_store_refuses_an_unknown_value_of_every_stored_enum() {
         })
     };
     exec(&(shared_cases(pg_blob)[0].insert)(0, "pending")).unwrap();
-    check_enums(&shared_cases(pg_blob), &mut exec);
+    let mut cases = shared_cases(pg_blob);
+    cases.extend(catalog_cases());
+    cases.push(case("partners.payout_method", vec!["stripe", "paypal", "wise", "manual"], |n, v| {
+        format!("INSERT INTO partners (slug, name, email, payout_method) VALUES ('pm-{n}', 'P', '', '{v}')")
+    }));
+    check_enums(&cases, &mut exec);
 }

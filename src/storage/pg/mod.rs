@@ -1,9 +1,12 @@
 //! The PostgreSQL backend (cluster mode): `PgTx` is one open transaction, on which every domain
 //! store trait is implemented, with the conversion writer's grouped commits, the reconnecting
-//! connection and the API's reader. The schema is `migrations`, applied by the writer at its
-//! start and by `migrate`; the reader and every reconnection only check its version.
+//! connection and the API's reader; `PgCatalog` holds the catalog and the API keys, the one
+//! catalog every node follows. The schema is `migrations`, applied by the writer at its start,
+//! by `PgCatalog::open` and by `migrate`; the reader and every reconnection only check its version.
 
+pub mod api_keys;
 mod batch;
+pub mod catalog;
 pub mod conversions;
 pub mod ledger;
 pub mod lifecycle;
@@ -12,6 +15,7 @@ pub mod payouts;
 pub mod reader;
 pub mod webhooks;
 
+pub use catalog::{CatalogListener, PgCatalog};
 pub use conversions::start;
 pub use ledger::{PgStatements, PgTx};
 pub use migrations::migrate;

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "0003_payouts", sql: include_str!("0003_payouts.sql") },
     Migration { version: 4, name: "0004_webhook_endpoints", sql: include_str!("0004_webhook_endpoints.sql") },
     Migration { version: 5, name: "0005_delivery_replays", sql: include_str!("0005_delivery_replays.sql") },
+    Migration { version: 6, name: "0006_catalog", sql: include_str!("0006_catalog.sql") },
 ];
 
 /// The version this build's migrations reach.
