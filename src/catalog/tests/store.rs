@@ -58,6 +58,7 @@ impl Backends for Stores {
 conformance!(stores Stores:
     adds_lists_and_pauses,
     updates_programs_partners_and_coupons,
+    edits_partners_and_links_and_logs_the_link_change,
     the_version_moves_with_every_change_and_another_connection_sees_it,
     reads_every_link_or_only_those_changed_since_a_version,
     a_read_of_changes_refuses_what_the_trimmed_log_no_longer_reaches,
@@ -121,6 +122,36 @@ fn updates_programs_partners_and_coupons<S: CatalogStore>(h: Held<S>) {
     h.set_status(Kind::Partner, "alice", Status::Paused).unwrap();
     h.set_status(Kind::Program, "shop", Status::Expired).unwrap();
     assert_eq!((h.partners().unwrap()[0].status, h.get_program("shop").unwrap().status), (Status::Paused, Status::Expired));
+}
+
+fn edits_partners_and_links_and_logs_the_link_change<S: CatalogStore>(h: Held<S>) {
+    seed(&*h);
+    h.add_link(&link("spring")).unwrap();
+    let v = h.version().unwrap();
+    let patch = PartnerPatch { name: Some("Alice B".into()), email: Some("ab@example.com".into()), ..PartnerPatch::default() };
+    let alice = h.edit_partner("alice", &patch).unwrap();
+    assert_eq!((alice.spec.name.as_str(), alice.spec.email.as_str()), ("Alice B", "ab@example.com"));
+    assert_eq!(h.get_partner("alice").unwrap().spec.name, "Alice B", "stored, not only answered");
+    let patch = LinkPatch {
+        destination: Some("https://example.com/summer".into()),
+        channel: Some(Channel::Email),
+        expires_at: Some(None),
+        ..LinkPatch::default()
+    };
+    let l = h.edit_link("spring", &patch).unwrap();
+    assert_eq!((l.spec.destination.as_str(), l.spec.channel, l.spec.expires_at), ("https://example.com/summer", Channel::Email, None));
+    let stored = h.link("spring").unwrap().unwrap();
+    assert_eq!(
+        (stored.spec.destination.as_str(), stored.spec.program.as_str(), stored.spec.partner.as_str()),
+        ("https://example.com/summer", "shop", "alice")
+    );
+    // An edge following the change log sees the new link.
+    let changed = read(&*h, Some(v), 10).unwrap();
+    assert_eq!(changed.links.iter().map(|l| (l.0.as_str(), l.2, l.3)).collect::<Vec<_>>(), [("spring", Channel::Email, None)]);
+    // A destination outside the program's allowlist is refused and nothing changes.
+    assert!(h.edit_link("spring", &LinkPatch { destination: Some("https://evil.com/".into()), ..LinkPatch::default() }).is_err());
+    assert_eq!(h.link("spring").unwrap().unwrap().spec.destination, "https://example.com/summer");
+    assert!(matches!(h.edit_link("nope", &patch), Err(CatalogError::NotFound { .. })));
 }
 
 fn the_version_moves_with_every_change_and_another_connection_sees_it<S: CatalogStore>(h: Held<S>) {

@@ -266,6 +266,24 @@ impl CatalogStore for PgCatalog {
         self.with(|c| Ok(c.execute(sql, &[&p.id, &p.payout_method.as_str(), &p.stripe_account, &p.paypal_email])? == 1))
     }
 
+    fn update_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
+        let sql = "UPDATE partners SET name = $2, email = $3, payout_method = $4, stripe_account = $5, paypal_email = $6 WHERE slug = $1";
+        self.with(|c| Ok(c.execute(sql, &[&p.id, &p.name, &p.email, &p.payout_method.as_str(), &p.stripe_account, &p.paypal_email])? == 1))
+    }
+
+    /// The links table's trigger logs the change, so every edge applies it on its next reload.
+    fn update_link(&self, l: &NewLink) -> Result<bool, CatalogError> {
+        let sql = "UPDATE links SET destination = $2, channel = $3, utm_source = $4, utm_medium = $5, utm_campaign = $6,
+                   expires_at = $7 WHERE code = $1";
+        self.with(|c| {
+            let n = c.execute(
+                sql,
+                &[&l.code, &l.destination, &l.channel.as_str(), &l.utm_source, &l.utm_medium, &l.utm_campaign, &l.expires_at],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
     fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError> {
         self.with(|c| {
             let partner = partner_row_id(c, &l.partner)?;
