@@ -1,5 +1,6 @@
-//! What the payout tests share: a store on either backend (the catalog always in the data
-//! dir's SQLite file), partners and programs, approved commissions, and reads of the ledger.
+//! What the payout tests share: a store on either backend (the catalog beside it: the data
+//! dir's SQLite file, or the PostgreSQL schema), partners and programs, approved commissions,
+//! and reads of the ledger.
 #![allow(dead_code)]
 
 /// `both!(case)`: the test `case::sqlite`, and `case::pg`, which needs PostgreSQL and runs with
@@ -32,7 +33,8 @@ use clickgate::model::Currency;
 use clickgate::payouts::{PayoutMethod, PayoutStore, Request, Trigger};
 use clickgate::storage::offline::StoreAt;
 use clickgate::storage::payouts::{Desk, PayoutDb};
-use clickgate::storage::sqlite::{self, SqliteCatalog};
+use clickgate::storage::sqlite;
+use clickgate::storage::CatalogDb;
 use clickgate::testing::PgSchema;
 
 /// 2026-12-01T00:00:00Z.
@@ -69,15 +71,16 @@ impl World {
                 (StoreAt::Pg(schema.url.clone()), Some(schema))
             }
         };
-        let catalog = SqliteCatalog::open(dir.path()).unwrap();
-        catalog.add_program(&program("shop", 5000)).unwrap();
+        let url = schema.as_ref().map(|s| s.url.as_str());
+        CatalogDb::open(url, dir.path()).unwrap().add_program(&program("shop", 5000)).unwrap();
         let export_dir = dir.path().join("exports");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         World { dir, at, export_dir, runtime, schema, conversions: 0 }
     }
 
-    pub fn catalog(&self) -> SqliteCatalog {
-        SqliteCatalog::connect(self.dir.path()).unwrap()
+    /// The catalog beside the store, as the desk reads it.
+    pub fn catalog(&self) -> CatalogDb {
+        CatalogDb::connect(self.schema.as_ref().map(|s| s.url.as_str()), self.dir.path()).unwrap()
     }
 
     pub fn add_partner(&self, id: &str, method: PayoutMethod, stripe: Option<&str>, paypal: Option<&str>) {
