@@ -85,24 +85,13 @@ pub trait CatalogStore {
     }
 
     /// Replaces a stored partner's name, email and payout details; `false` when there is no
-    /// such partner. The default stores payout details only, and refuses a new name or email.
-    fn update_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
-        let Some(stored) = self.partner(&p.id)? else { return Ok(false) };
-        if stored.spec.name != p.name || stored.spec.email != p.email {
-            return Err(CatalogError::Storage("this backend cannot change a partner's name or email".into()));
-        }
-        self.update_partner_payout(p)
-    }
+    /// such partner.
+    fn update_partner(&self, p: &NewPartner) -> Result<bool, CatalogError>;
 
     /// Replaces a stored link's destination, channel, UTM tags and expiry (its code, program
     /// and partner stay), through the change log as every link write; `false` when there is no
-    /// such link. The default has no way to write them and refuses.
-    fn update_link(&self, l: &NewLink) -> Result<bool, CatalogError> {
-        match self.link(&l.code)? {
-            None => Ok(false),
-            Some(_) => Err(CatalogError::Storage("this backend cannot change a stored link".into())),
-        }
-    }
+    /// such link.
+    fn update_link(&self, l: &NewLink) -> Result<bool, CatalogError>;
 
     /// A page of programs in id order (`status`, `after`, `limit` apply).
     fn list_programs(&self, f: &ListFilter) -> Result<Vec<Program>, CatalogError> {

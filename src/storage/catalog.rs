@@ -9,7 +9,8 @@ use super::pg::PgCatalog;
 use super::sqlite::SqliteCatalog;
 use crate::access::{AccessError, ApiKey, KeyStore};
 use crate::catalog::{
-    CatalogError, CatalogStore, Kind, Link, LinkReader, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner, Program,
+    CatalogError, CatalogStore, Kind, Link, LinkReader, ListFilter, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner,
+    Program,
 };
 use crate::model::Status;
 
@@ -78,6 +79,30 @@ impl CatalogStore for CatalogDb {
     }
     fn update_partner_payout(&self, p: &NewPartner) -> Result<bool, CatalogError> {
         each!(self, s => s.update_partner_payout(p))
+    }
+    fn partner(&self, id: &str) -> Result<Option<Partner>, CatalogError> {
+        each!(self, s => s.partner(id))
+    }
+    fn update_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
+        each!(self, s => s.update_partner(p))
+    }
+    fn update_link(&self, l: &NewLink) -> Result<bool, CatalogError> {
+        each!(self, s => s.update_link(l))
+    }
+    fn list_programs(&self, f: &ListFilter) -> Result<Vec<Program>, CatalogError> {
+        each!(self, s => s.list_programs(f))
+    }
+    fn list_partners(&self, f: &ListFilter) -> Result<Vec<Partner>, CatalogError> {
+        each!(self, s => s.list_partners(f))
+    }
+    fn list_links(&self, f: &ListFilter) -> Result<Vec<Link>, CatalogError> {
+        each!(self, s => s.list_links(f))
+    }
+    fn list_coupons(&self, f: &ListFilter) -> Result<Vec<NewCoupon>, CatalogError> {
+        each!(self, s => s.list_coupons(f))
+    }
+    fn coupon(&self, program: &str, code: &str) -> Result<Option<NewCoupon>, CatalogError> {
+        each!(self, s => s.coupon(program, code))
     }
     fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError> {
         each!(self, s => s.insert_link(l, program))

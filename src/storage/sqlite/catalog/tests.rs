@@ -212,6 +212,12 @@ fn pages_follow_the_ids_and_their_filters_on_sqlite_and_by_default() {
         fn update_partner_payout(&self, p: &NewPartner) -> Result<bool, CatalogError> {
             self.0.update_partner_payout(p)
         }
+        fn update_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
+            self.0.update_partner(p)
+        }
+        fn update_link(&self, l: &NewLink) -> Result<bool, CatalogError> {
+            self.0.update_link(l)
+        }
         fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError> {
             self.0.insert_link(l, program)
         }
