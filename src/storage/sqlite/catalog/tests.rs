@@ -273,5 +273,4 @@ fn pages_follow_the_ids_and_their_filters_on_sqlite_and_by_default() {
         assert_eq!(s.coupon("shop", "c-b1").unwrap().unwrap().partner, "bob");
         assert_eq!(s.partner("bob").unwrap().unwrap().spec.name, "Bob");
     }
-    assert!(matches!(plain.edit_link("a1", &Default::default()), Err(CatalogError::Storage(_))), "the default refuses a link change");
 }
