@@ -99,8 +99,9 @@ fn state() -> &'static Arc<EdgeState> {
             let store = SqliteCatalog::open(&dir).expect("open the scratch catalogue");
             clickgate::app::seed_demo(&store, &cfg.demo).expect("seed the fuzz links");
             let signer = Arc::new(ClickSigner::new(&[(1, b"fuzz-signing-key-0123456789abcdef".to_vec())]));
+            let table = clickgate::app::load_links(&store).expect("load the fuzz links");
             let (state, consumer) =
-                clickgate::app::build_edge(&cfg, &store, signer, Arc::new(NullWriter), Arc::new(NullWriter), &metrics, false)
+                clickgate::app::build_edge(&cfg, table, signer, Arc::new(NullWriter), Arc::new(NullWriter), &metrics, false)
                     .expect("build the edge state");
             // Without a consumer the queue fills and further clicks are counted as dropped,
             // which is a path of its own worth running.
