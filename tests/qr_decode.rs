@@ -22,20 +22,7 @@ fn unavailable(why: &str) -> ! {
 
 /// The venv's python, installing the pinned decoder first.
 fn venv_python() -> PathBuf {
-    let root = Path::new(ROOT);
-    let target = Path::new(BIN).parent().and_then(Path::parent).map_or_else(|| root.join("target"), Path::to_path_buf);
-    let venv = target.join("qr-venv");
-    let fetch = Command::new("bash")
-        .arg(root.join("tests/qr/fetch.sh"))
-        .env("CLICKGATE_QR_VENV", &venv)
-        .output()
-        .unwrap_or_else(|e| unavailable(&format!("cannot run bash: {e}")));
-    let err = String::from_utf8_lossy(&fetch.stderr);
-    match fetch.status.code() {
-        Some(0) => venv.join("bin/python"),
-        Some(3) | Some(4) => unavailable(&format!("fetch.sh could not install it:\n{err}")),
-        code => panic!("fetch.sh failed ({code:?}):\n{err}"),
-    }
+    pinned_venv_python("tests/qr/fetch.sh", "CLICKGATE_QR_VENV", "qr-venv", unavailable)
 }
 
 fn image(s: &Server, path: &str, content_type: &str) -> Vec<u8> {

@@ -38,20 +38,7 @@ fn unavailable(why: &str) -> ! {
 
 /// The venv's python, installing the pinned package first.
 fn venv_python() -> PathBuf {
-    let root = Path::new(ROOT);
-    let target = Path::new(BIN).parent().and_then(Path::parent).map_or_else(|| root.join("target"), Path::to_path_buf);
-    let venv = target.join("webhooks-venv");
-    let fetch = Command::new("bash")
-        .arg(root.join("tests/webhooks/fetch.sh"))
-        .env("CLICKGATE_WEBHOOKS_VENV", &venv)
-        .output()
-        .unwrap_or_else(|e| unavailable(&format!("cannot run bash: {e}")));
-    let err = String::from_utf8_lossy(&fetch.stderr);
-    match fetch.status.code() {
-        Some(0) => venv.join("bin/python"),
-        Some(3) | Some(4) => unavailable(&format!("fetch.sh could not install it:\n{err}")),
-        code => panic!("fetch.sh failed ({code:?}):\n{err}"),
-    }
+    pinned_venv_python("tests/webhooks/fetch.sh", "CLICKGATE_WEBHOOKS_VENV", "webhooks-venv", unavailable)
 }
 
 /// The Python receiver on 127.0.0.2, killed when dropped.

@@ -337,6 +337,28 @@ impl Server {
     }
 }
 
+/// The python of a pinned venv beside the build's profiles (`<target>/<name>`), installed first
+/// by `script` (a tests/*/fetch.sh over tests/pyvenv.sh, told the venv by `env_var`). Its exit
+/// codes 3 and 4 (no python, venv or pip here; no registry) go to `unavailable`, which fails the
+/// test saying what it needs; any other failure fails it plainly.
+#[allow(dead_code)]
+pub fn pinned_venv_python(script: &str, env_var: &str, name: &str, unavailable: fn(&str) -> !) -> PathBuf {
+    let root = Path::new(ROOT);
+    let target = Path::new(BIN).parent().and_then(Path::parent).map_or_else(|| root.join("target"), Path::to_path_buf);
+    let venv = target.join(name);
+    let fetch = Command::new("bash")
+        .arg(root.join(script))
+        .env(env_var, &venv)
+        .output()
+        .unwrap_or_else(|e| unavailable(&format!("cannot run bash: {e}")));
+    let err = String::from_utf8_lossy(&fetch.stderr);
+    match fetch.status.code() {
+        Some(0) => venv.join("bin/python"),
+        Some(3) | Some(4) => unavailable(&format!("{script} could not install it:\n{err}")),
+        code => panic!("{script} failed ({code:?}):\n{err}"),
+    }
+}
+
 /// `GET path` with `headers`, answered as (head, body bytes): for answers that are not text.
 #[allow(dead_code)]
 pub fn get_bytes(addr: SocketAddr, path: &str, headers: &[&str]) -> (String, Vec<u8>) {
