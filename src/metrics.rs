@@ -99,13 +99,13 @@ pub struct CoreMetrics {
 pub struct ApiMetrics {
     requests: Vec<IntCounter>,
     attributions: Vec<IntCounter>,
-    /// Time of a grouped commit of conversions: its work and its commit (on SQLite, the WAL's
-    /// fsync follows on the sync thread, `wal_syncs`).
+    /// Time of a grouped commit of conversions: its work and its commit (the WAL's sync
+    /// follows on a thread of its own, `wal_syncs`).
     pub commit_seconds: Histogram,
     /// Conversions per grouped commit.
     pub commit_batch_len: Histogram,
-    /// fdatasyncs of the SQLite store's WAL, each making every group committed before it
-    /// durable, and only then acknowledged.
+    /// Syncs of the store's WAL (SQLite's fdatasync, PostgreSQL's flush), each making every
+    /// group committed before it durable, and only then acknowledged.
     pub wal_syncs: IntCounter,
 }
 
@@ -392,7 +392,7 @@ impl Metrics {
                 wal_syncs: counter(
                     r,
                     "clickgate_conversion_wal_syncs_total",
-                    "fdatasyncs of the SQLite store's WAL; each makes every grouped commit before it durable before it is answered.",
+                    "WAL syncs (fdatasyncs of the SQLite store's WAL, or flushes of PostgreSQL's); each makes every grouped commit before it durable before it is answered.",
                 ),
             },
             cluster: ClusterMetrics {

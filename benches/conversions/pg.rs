@@ -32,7 +32,7 @@ pub fn bench(world: &World, n: usize, concurrency: usize) {
         .map(|r| (r.get(0), r.get(1)))
         .expect("settings");
     let metrics = clickgate::metrics::Metrics::new().api;
-    let batch = Api::default().commit_batch_len_max;
+    let batch = std::env::var("CLICKGATE_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(Api::default().commit_batch_len_max);
     // As `app::build_api` sets it up.
     let config = WriterConfig {
         commit_batch_len_max: batch,

@@ -103,8 +103,14 @@ impl Reconnecting {
     }
 }
 
-/// One connection's grouped transactions: the writer's backend in cluster mode.
-pub(super) struct PgGroups(Reconnecting);
+/// One connection's grouped transactions, and the thread that answers them once the WAL holding
+/// them is flushed (`walflush`): the writer's backend in cluster mode.
+pub(super) struct PgGroups {
+    conn: Reconnecting,
+    flush: super::walflush::WalFlush,
+    /// When the last group's `COMMIT` was sent.
+    commit_sent: std::time::Instant,
+}
 
 /// Connects to a PostgreSQL store (cluster mode), migrates it to this build's schema (the
 /// writer is the schema's owner; a store a newer build migrated is refused) and starts the
@@ -115,7 +121,8 @@ pub fn start(
     attributor: Box<dyn crate::conversions::Attributor>,
     metrics: crate::metrics::ApiMetrics,
 ) -> Result<crate::conversions::Conversions, ConversionError> {
-    crate::conversions::Conversions::spawn(PgGroups::open(url)?, config, attributor, metrics)
+    let groups = PgGroups::open(url, metrics.clone())?;
+    crate::conversions::Conversions::spawn(groups, config, attributor, metrics)
 }
 
 impl PgTx<'_, '_> {
@@ -156,8 +163,10 @@ impl PgTx<'_, '_> {
 }
 
 impl PgGroups {
-    pub(crate) fn open(url: &str) -> Result<PgGroups, ConversionError> {
-        Ok(PgGroups(Reconnecting::new(url, open(url)?)))
+    pub(crate) fn open(url: &str, metrics: crate::metrics::ApiMetrics) -> Result<PgGroups, ConversionError> {
+        let conn = Reconnecting::new(url, open(url)?);
+        let flush = super::walflush::WalFlush::start(url, metrics)?;
+        Ok(PgGroups { conn, flush, commit_sent: std::time::Instant::now() })
     }
 }
 
@@ -169,8 +178,11 @@ impl Groups for PgGroups {
         purge: Option<crate::conversions::Purge>,
         run: &mut dyn FnMut(&mut dyn GroupTx, &Job) -> bool,
     ) -> Result<bool, ConversionError> {
-        let (client, statements) = self.0.get()?;
+        let (client, statements) = self.conn.get()?;
         let mut tx = client.transaction()?;
+        // The commit releases the group's locks without waiting for the disk; the answers wait
+        // for the flush thread instead (`walflush`).
+        tx.batch_execute("SET LOCAL synchronous_commit = off")?;
         // The ledger head and balances are written once per group (or per job with savepoints).
         let mut deferred = Deferred::default();
         let mut group = GroupState::default();
@@ -229,8 +241,13 @@ impl Groups for PgGroups {
             }
             Err(e) => return Err(e),
         }
+        self.commit_sent = std::time::Instant::now();
         tx.commit()?;
         Ok(true)
+    }
+
+    fn acknowledge(&mut self, acks: crate::conversions::Acks) {
+        self.flush.acknowledge(self.commit_sent, acks);
     }
 }
 

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod migrations;
 pub mod payouts;
 pub mod reader;
+mod walflush;
 pub mod webhooks;
 
 pub use catalog::{CatalogListener, PgCatalog};
