@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Multi-node fault test (PRODUCT.md §11; issue 19): cluster mode on this machine, with one NATS
+# Multi-node fault test (PRODUCT.md §11): cluster mode on this machine, with one NATS
 # server, one core and PostgreSQL each killed for some seconds and started again while clicks and
 # conversions flow, then checks that nothing was lost, doubled or refused.
 #
@@ -500,7 +500,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- src Cargo.toml Cargo.lock config loadtest 2>/dev/null || commit="$commit+dirty"
 {
   echo "Multi-node fault test, $STAMP: clickgate $commit, nats-server $(nats-server --version 2>&1 | awk '{ print $2 }') (3 nodes, stream R3),"
-  echo "PostgreSQL $(postgres --version | awk '{ print $NF }'), 2 edges, 2 cores; ${DURATION}s of load at $CLICK_RATE clicks/s and $CONVERSION_RATE conversions/s."
+  echo "PostgreSQL $(postgres --version | awk '{ print $3 }'), 2 edges, 2 cores; ${DURATION}s of load at $CLICK_RATE clicks/s and $CONVERSION_RATE conversions/s."
   printf 'Fault: %s\n' "${FAULTS[@]}"
   echo "Load: $DRIVE"
   echo "Drain: $(tail -n 1 "$RUN/consumers-end.txt")"
