@@ -463,16 +463,17 @@ LEDGER=$(psql_q <<SQL
 CREATE TEMP TABLE acked (id TEXT NOT NULL);
 \\copy acked FROM '$RUN/conversions.txt'
 CREATE TEMP TABLE causes AS SELECT cause, count(*) AS n FROM ledger_transfers GROUP BY cause;
+CREATE TEMP TABLE rows_of AS
+  SELECT a.id, count(c.id) AS n FROM (SELECT DISTINCT id FROM acked) a LEFT JOIN conversions c ON c.id = a.id GROUP BY a.id;
+CREATE TEMP TABLE reserves_of AS
+  SELECT m.conversion_id AS id, count(*) AS commissions, count(*) FILTER (WHERE t.n = 1) AS reserved_once
+  FROM commissions m LEFT JOIN causes t ON t.cause = 'commission:' || m.id || ':reserve:0' GROUP BY m.conversion_id;
 SELECT concat_ws(' ',
   'acked=' || (SELECT count(*) FROM acked),
-  'distinct=' || (SELECT count(DISTINCT id) FROM acked),
-  'stored=' || (SELECT count(*) FROM conversions c WHERE c.id IN (SELECT id FROM acked)),
-  'commissions=' || (SELECT count(*) FROM commissions m WHERE m.conversion_id IN (SELECT id FROM acked)),
-  'in_ledger=' || (SELECT count(*) FROM (SELECT DISTINCT id FROM acked) a
-      WHERE (SELECT count(*) FROM conversions c WHERE c.id = a.id) = 1
-        AND EXISTS (SELECT 1 FROM commissions m WHERE m.conversion_id = a.id)
-        AND NOT EXISTS (SELECT 1 FROM commissions m LEFT JOIN causes t ON t.cause = 'commission:' || m.id || ':reserve:0'
-                        WHERE m.conversion_id = a.id AND coalesce(t.n, 0) <> 1)),
+  'distinct=' || (SELECT count(*) FROM rows_of),
+  'stored=' || (SELECT count(*) FROM rows_of WHERE n > 0),
+  'commissions=' || (SELECT coalesce(sum(r.commissions), 0) FROM reserves_of r JOIN rows_of a ON a.id = r.id),
+  'in_ledger=' || (SELECT count(*) FROM rows_of a JOIN reserves_of r ON r.id = a.id WHERE a.n = 1 AND r.reserved_once = r.commissions),
   'repeated_causes=' || (SELECT count(*) FROM causes WHERE n > 1),
   'conversions_total=' || (SELECT count(*) FROM conversions),
   'transfers=' || (SELECT count(*) FROM ledger_transfers));
