@@ -24,6 +24,9 @@
 //!   and reports acknowledged conversions/s (`loadgen/conversions.rs`).
 //! - `sqlite-reference`: plain SQLite inserting one row per conversion in groups with fsync,
 //!   the reference printed beside the core's conversions/s.
+//! - `cluster-drive`, `click-log`, `consumers`: the multi-node fault test's clicks and
+//!   conversions, and its checks of the click logs and the consumers (`loadgen/cluster.rs`,
+//!   behind `loadtest/cluster.sh`).
 //!
 //! Results go to stdout as one `key=value ...` line; progress and errors to stderr.
 
@@ -54,6 +57,8 @@ use clickgate::model::{ClickSigner, VisitorId, CLICK_ID_CHARS};
 use clickgate::model::{Reason, Reasons, Verdict};
 use clickgate::storage::sqlite::SqliteCatalog as Store;
 
+#[path = "loadgen/cluster.rs"]
+mod cluster;
 #[path = "loadgen/conversions.rs"]
 mod conversions;
 #[path = "loadgen/rate.rs"]
@@ -135,8 +140,8 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Create a stream as the core would (file storage, interest retention, duplicate window),
-    /// with the durable consumer `null-consume` will read it through: under interest retention
-    /// a message published while no consumer exists is not kept.
+    /// with the durable consumers that will read it (`null-consume`'s, or every core's): under
+    /// interest retention a message published while no consumer exists is not kept.
     CreateStream {
         #[arg(long)]
         nats_url: String,
@@ -146,11 +151,70 @@ enum Command {
         subject: String,
         #[arg(long, default_value_t = Cluster::default().duplicate_window_ms)]
         duplicate_window_ms: u64,
+        /// A durable consumer to create; repeat it for several (one per core).
         #[arg(long, default_value = "loadgen-null")]
-        durable: String,
+        durable: Vec<String>,
+        /// Copies of the stream (and its consumers) across a NATS cluster's servers.
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+        /// Keep trying this long while the broker is not ready (a cluster electing its leader).
+        #[arg(long, default_value_t = 0)]
+        wait_s: u64,
         /// The core's config, whose `[cluster]` settings the consumer takes, as `null-consume`.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Clicks through every edge and conversions through every core, at fixed rates, for a
+    /// while; conversions are retried on the next core until acknowledged. Writes clicks.txt and
+    /// conversions.txt to --out.
+    ClusterDrive {
+        /// An edge's redirect listener, host:port; repeat it for each edge.
+        #[arg(long, required = true)]
+        edge: Vec<std::net::SocketAddr>,
+        /// A core's API listener, host:port; repeat it for each core.
+        #[arg(long, required = true)]
+        api: Vec<std::net::SocketAddr>,
+        #[arg(long)]
+        duration_s: u64,
+        #[arg(long, default_value_t = 200.0)]
+        click_rate: f64,
+        #[arg(long, default_value_t = 16)]
+        click_connections: usize,
+        #[arg(long, default_value_t = 20.0)]
+        conversion_rate: f64,
+        #[arg(long, default_value_t = 8)]
+        conversion_workers: usize,
+        /// Seconds one conversion may stay unacknowledged over all its attempts.
+        #[arg(long, default_value_t = 120)]
+        conversion_deadline_s: u64,
+        /// The config every node reads: its demo links, programs, coupons and admin key.
+        #[arg(long)]
+        config: PathBuf,
+        /// Makes order ids and idempotency keys unique to this run.
+        #[arg(long)]
+        run_id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Compare a core's click log with the click ids in a file: found, missing, repeated.
+    ClickLog {
+        /// The core's click log directory (`<data dir>/clicks`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Click ids, one a line.
+        #[arg(long)]
+        cgids: PathBuf,
+    },
+    /// Wait until durable consumers have nothing pending and nothing unacked.
+    Consumers {
+        #[arg(long)]
+        nats_url: String,
+        #[arg(long)]
+        stream: String,
+        #[arg(long, required = true)]
+        durable: Vec<String>,
+        #[arg(long, default_value_t = 120)]
+        wait_s: u64,
     },
     /// Post N conversions to the API over C keep-alive connections; report acknowledged/s.
     Conversions {
@@ -282,23 +346,63 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             null_consume(&nats_url, Cluster { stream, subject, durable, ..base }, count).await
         }
-        Command::CreateStream { nats_url, stream, subject, duplicate_window_ms, durable, config } => {
-            let js = jetstream(&nats_url).await?;
+        Command::CreateStream { nats_url, stream, subject, duplicate_window_ms, durable, replicas, wait_s, config } => {
+            ensure!((1..=5).contains(&replicas), "--replicas must be in 1..=5");
             let base = match config {
                 Some(path) => Config::load(&path).with_context(|| format!("loading {}", path.display()))?.cluster,
                 None => Cluster::default(),
             };
-            let cluster = Cluster { stream, subject, duplicate_window_ms, durable, ..base };
-            let created = js
-                .get_or_create_stream(stream_config(&cluster))
-                .await
-                .with_context(|| format!("creating stream {} on {nats_url}", cluster.stream))?;
-            created
-                .get_or_create_consumer(&cluster.durable, consumer_config(&cluster))
-                .await
-                .with_context(|| format!("creating durable consumer {} on {}", cluster.durable, cluster.stream))?;
-            println!("stream={} subject={} durable={}", cluster.stream, cluster.subject, cluster.durable);
+            let cluster = Cluster { stream, subject, duplicate_window_ms, ..base };
+            let deadline = Instant::now() + Duration::from_secs(wait_s);
+            loop {
+                match create_stream(&nats_url, &cluster, &durable, replicas).await {
+                    Ok(()) => break,
+                    Err(e) if Instant::now() < deadline => {
+                        eprintln!("creating stream {} failed, trying again: {e:#}", cluster.stream);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            println!("stream={} subject={} durable={} replicas={replicas}", cluster.stream, cluster.subject, durable.join(","));
             Ok(())
+        }
+        Command::ClusterDrive {
+            edge,
+            api,
+            duration_s,
+            click_rate,
+            click_connections,
+            conversion_rate,
+            conversion_workers,
+            conversion_deadline_s,
+            config,
+            run_id,
+            out,
+        } => {
+            let config = Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
+            let admin_key = config.api.admin_key.clone();
+            ensure!(!admin_key.is_empty(), "the config has no api.admin_key to post conversions with");
+            cluster::drive(cluster::Drive {
+                edges: edge,
+                apis: api,
+                duration: Duration::from_secs(duration_s),
+                click_rate,
+                click_connections,
+                conversion_rate,
+                conversion_workers,
+                conversion_deadline: Duration::from_secs(conversion_deadline_s),
+                config,
+                admin_key,
+                run_id,
+                out,
+            })
+            .await
+        }
+        Command::ClickLog { dir, cgids } => cluster::click_log(&dir, &cgids),
+        Command::Consumers { nats_url, stream, durable, wait_s } => {
+            let js = jetstream(&nats_url).await?;
+            cluster::consumers(&js, &stream, &durable, Duration::from_secs(wait_s)).await
         }
         Command::EdgeRate { addr, rate, connections, duration_s, warmup_s, pool_seed, request_seed, browsers, bots } => {
             rate::run(&rate::Options {
@@ -336,11 +440,29 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// The stream as `cluster::stream_config` makes it, with `replicas` copies, and a durable
+/// consumer for each name in `durables` (consumers take the stream's replicas).
+async fn create_stream(nats_url: &str, cluster: &Cluster, durables: &[String], replicas: usize) -> anyhow::Result<()> {
+    let js = jetstream(nats_url).await?;
+    let config = async_nats::jetstream::stream::Config { num_replicas: replicas, ..stream_config(cluster) };
+    let created = js.get_or_create_stream(config).await.with_context(|| format!("creating stream {} on {nats_url}", cluster.stream))?;
+    for durable in durables {
+        let c = Cluster { durable: durable.clone(), ..cluster.clone() };
+        created
+            .get_or_create_consumer(durable, consumer_config(&c))
+            .await
+            .with_context(|| format!("creating durable consumer {durable} on {}", cluster.stream))?;
+    }
+    Ok(())
+}
+
+/// A JetStream context on `nats_url`: one server, or several separated by commas (a cluster).
 async fn jetstream(nats_url: &str) -> anyhow::Result<Context> {
+    let servers: Vec<&str> = nats_url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let client = async_nats::ConnectOptions::new()
         .name("clickgate-loadgen")
         .connection_timeout(REQUEST_TIMEOUT)
-        .connect(nats_url)
+        .connect(servers.as_slice())
         .await
         .with_context(|| format!("connecting to NATS at {nats_url}"))?;
     Ok(ContextBuilder::new().timeout(REQUEST_TIMEOUT).max_ack_inflight(2 * PUBLISH_WINDOW).build(client))
