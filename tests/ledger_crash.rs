@@ -55,6 +55,7 @@ fn acknowledged_conversions_survive_sigkill_exactly_once() {
         currency: "USD".into(),
         coupon: "BOB10".into(),
         occurred_ago_ms_max: 2 * 86_400_000 - 3_600_000,
+        hedge_per_mille: 0,
     });
     let mut payouts = Payouts::default();
     let mut resume = Vec::with_capacity(kills as usize);

@@ -3,8 +3,10 @@
 //! core at a time (alternately) is killed with SIGKILL at a random moment and restarted on its
 //! data dir. A request cut by a kill, or sent to the core that is down, is retried with the
 //! same Idempotency-Key on the other core, so idempotency must hold across cores as well as
-//! across restarts. Each core has its own data dir and its own JetStream durable on one
-//! nats-server; both write one fresh schema.
+//! across restarts. Three requests in a hundred also go to both cores at once, as a load
+//! balancer's retry after a timeout does: the two copies race through both cores' writers and
+//! must come back as one write, one answer and at least one replay. Each core has its own data
+//! dir and its own JetStream durable on one nats-server; both write one fresh schema.
 //!
 //! Afterwards, queried straight from the schema: every conversion the API acknowledged is
 //! stored and accrued exactly once, with the commissions its answer named, each reserved by
@@ -39,6 +41,9 @@ const ADMIN_KEY: &str = "demo-admin-key";
 const CLICK_KEY: &str = "ledger-crash-pg-click-key";
 /// After a restart, the restarted core must answer the stream again within this long.
 const RESUME_MAX: Duration = Duration::from_secs(60);
+/// Requests per thousand sent through both cores at once, as a load balancer that gave up
+/// waiting on one core sends the request to the other while the first still runs it.
+const HEDGE_PER_MILLE: u32 = 30;
 /// The cores' names: each its own data dir, config and durable consumer.
 const CORES: [&str; 2] = ["a", "b"];
 
@@ -101,6 +106,7 @@ fn two_cores_on_postgres_count_acknowledged_conversions_once_through_sigkills() 
         currency: "USD".into(),
         coupon: "BOB10".into(),
         occurred_ago_ms_max: 2 * 86_400_000 - 3_600_000,
+        hedge_per_mille: HEDGE_PER_MILLE,
     });
     let (mut ready, mut resume) = (Vec::new(), Vec::new());
     // Requests the surviving core answered while the other was down.
@@ -157,7 +163,10 @@ fn two_cores_on_postgres_count_acknowledged_conversions_once_through_sigkills() 
             "answered by core a {}, core b {}; by the surviving core while the other was down {answered_alone}",
             by_core[0], by_core[1]
         ),
-        format!("exact retries of acknowledged requests replayed: {}", log.replays_checked),
+        format!(
+            "exact retries of acknowledged requests replayed: {}; requests sent to both cores at once, answered as one write: {}",
+            log.replays_checked, log.hedged
+        ),
         format!(
             "restart to ready: median {} ms, max {} ms; ready to first answer: median {} ms, max {} ms",
             median(&ready),
@@ -199,12 +208,14 @@ fn two_cores_on_postgres_count_acknowledged_conversions_once_through_sigkills() 
     assert!(log.conversions.len() as u64 > u64::from(kills), "seed {seed}: too few conversions to have tested anything");
     assert!(by_core.iter().all(|&n| n > 0), "seed {seed}: a core answered nothing: {by_core:?}");
     assert!(kills == 0 || log.answered_elsewhere > 0, "seed {seed}: no request cut by a kill was answered by the other core");
+    assert!(log.hedged > 0, "seed {seed}: no request was sent to both cores at once");
     say(&format!(
-        "summary kills={kills} conversions_acked={} refunds_acked={} retried={} answered_elsewhere={} transfers={} elapsed_s={:.1}",
+        "summary kills={kills} conversions_acked={} refunds_acked={} retried={} answered_elsewhere={} hedged={} transfers={} elapsed_s={:.1}",
         log.conversions.len(),
         log.refunds_acked,
         log.retried_requests,
         log.answered_elsewhere,
+        log.hedged,
         check.counts.transfers,
         started.elapsed().as_secs_f64()
     ));

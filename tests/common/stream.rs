@@ -9,7 +9,10 @@
 //! connection fails (its server was killed) is sent again with the same Idempotency-Key and
 //! body, to the next address, until it gets its answer: so a retry lands on another server
 //! too, and a request counts as acknowledged only once its 2xx arrived. Any answer other than
-//! a 2xx or a 5xx ends the client with an error; 5xx answers are retried and counted.
+//! a 2xx or a 5xx ends the client with an error; 5xx answers are retried and counted. A few
+//! requests (`hedge_per_mille`) go through two addresses at once, as a load balancer that gave
+//! up waiting sends one again: both copies must get the same answer, at most one of them not a
+//! replay.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -42,6 +45,9 @@ pub struct StreamConfig {
     pub coupon: String,
     /// Conversions happen up to this long before they are sent (spread evenly).
     pub occurred_ago_ms_max: u64,
+    /// Requests per thousand also sent at once through the next API address, on a connection
+    /// of their own (with one address, a second connection to it).
+    pub hedge_per_mille: u32,
 }
 
 /// A conversion the API acknowledged.
@@ -80,6 +86,8 @@ pub struct StreamLog {
     /// (of which `replayed_elsewhere` were replays: committed by one server, answered by another).
     pub answered_elsewhere: u64,
     pub replayed_elsewhere: u64,
+    /// Requests sent twice at once (`hedge_per_mille`), each pair answered as one write.
+    pub hedged: u64,
     /// `5xx` answers (retried); the first few are in `server_error_samples`.
     pub server_errors: u64,
     pub server_error_samples: Vec<String>,
@@ -95,6 +103,7 @@ impl StreamLog {
         self.committed_unanswered += other.committed_unanswered;
         self.answered_elsewhere += other.answered_elsewhere;
         self.replayed_elsewhere += other.replayed_elsewhere;
+        self.hedged += other.hedged;
         self.server_errors += other.server_errors;
         let room = 5usize.saturating_sub(self.server_error_samples.len());
         self.server_error_samples.extend(other.server_error_samples.into_iter().take(room));
@@ -185,11 +194,8 @@ struct Client {
     config: Arc<StreamConfig>,
     n: usize,
     stop: Arc<AtomicBool>,
-    answered: Arc<[AtomicU64]>,
     rng: fastrand::Rng,
-    auth: String,
-    /// A connection per API address, opened when first needed.
-    conns: Vec<Option<SendRequest<Full<Bytes>>>>,
+    sender: Sender,
     next_id: u64,
     log: StreamLog,
     /// Indexes into `log.conversions` of those with something left to refund.
@@ -199,22 +205,9 @@ struct Client {
 
 impl Client {
     fn new(config: Arc<StreamConfig>, n: usize, stop: Arc<AtomicBool>, answered: Arc<[AtomicU64]>) -> Client {
-        let rng = fastrand::Rng::with_seed(config.seed ^ (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let auth = format!("Bearer {}", config.admin_key);
-        let conns = config.apis.iter().map(|_| None).collect();
-        Client {
-            config,
-            n,
-            stop,
-            answered,
-            rng,
-            auth,
-            conns,
-            next_id: 0,
-            log: StreamLog::default(),
-            refundable: Vec::new(),
-            replay_pool: VecDeque::new(),
-        }
+        let mut rng = fastrand::Rng::with_seed(config.seed ^ (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let sender = Sender::new(config.clone(), answered, rng.u64(..));
+        Client { config, n, stop, rng, sender, next_id: 0, log: StreamLog::default(), refundable: Vec::new(), replay_pool: VecDeque::new() }
     }
 
     async fn run(mut self) -> Result<StreamLog, String> {
@@ -228,6 +221,7 @@ impl Client {
                 self.convert().await?;
             }
         }
+        self.log.merge(self.sender.log);
         Ok(self.log)
     }
 
@@ -246,7 +240,7 @@ impl Client {
             "currency": self.config.currency, "occurred_at": occurred_at, "coupon_code": self.config.coupon,
         });
         let request = Request { path: "/v1/conversions".into(), key: order_id.clone(), body: body.to_string() };
-        let reply = self.call(&request).await?;
+        let reply = self.send(&request).await?;
         if reply.status != 201 {
             return Err(format!("conversion {order_id}: status {} (want 201): {}", reply.status, text(&reply.body)));
         }
@@ -280,7 +274,7 @@ impl Client {
             key: self.key("refund"),
             body: serde_json::json!({ "amount_minor": amount }).to_string(),
         };
-        let reply = self.call(&request).await?;
+        let reply = self.send(&request).await?;
         if reply.status != 200 {
             return Err(format!("refund {} of {}: status {} (want 200): {}", request.key, request.path, reply.status, text(&reply.body)));
         }
@@ -305,7 +299,7 @@ impl Client {
     async fn replay(&mut self) -> Result<(), String> {
         let i = self.rng.usize(0..self.replay_pool.len());
         let request = self.replay_pool[i].request.clone();
-        let reply = self.call(&request).await?;
+        let reply = self.send(&request).await?;
         let first = &self.replay_pool[i];
         if !reply.replayed || reply.status != first.status || hash(&reply.body) != first.body_hash {
             return Err(format!(
@@ -329,12 +323,64 @@ impl Client {
         self.replay_pool.push_back(Acked { request, status: reply.status, body_hash: hash(&reply.body) });
     }
 
+    /// Sends `request` through an API address picked at random until it is answered (see
+    /// `Sender::call`); now and then through the next one at the same time too (a hedge).
+    async fn send(&mut self, request: &Request) -> Result<Reply, String> {
+        let n = self.config.apis.len();
+        let api = self.rng.usize(0..n);
+        if self.rng.u32(0..1000) >= self.config.hedge_per_mille {
+            return self.sender.call(api, request).await;
+        }
+        // The copies race through the writers, in one group or in two cores' groups that queue
+        // on the ledger head: idempotency must make them one write with one answer.
+        let mut twin = Sender::new(self.config.clone(), self.sender.answered.clone(), self.rng.u64(..));
+        let (first, second) = tokio::join!(self.sender.call(api, request), twin.call((api + 1) % n, request));
+        self.log.merge(twin.log);
+        let (first, second) = (first?, second?);
+        if first.status != second.status || hash(&first.body) != hash(&second.body) || !(first.replayed || second.replayed) {
+            return Err(format!(
+                "two copies of {} {} sent at once were not answered as one write (status {} and {}, replayed {} and {}): {} | {}",
+                request.path,
+                request.key,
+                first.status,
+                second.status,
+                first.replayed,
+                second.replayed,
+                text(&first.body),
+                text(&second.body)
+            ));
+        }
+        self.log.hedged += 1;
+        Ok(first)
+    }
+}
+
+/// Connections to each API address, and the retry loop of a request over them.
+struct Sender {
+    config: Arc<StreamConfig>,
+    auth: String,
+    /// Per API address.
+    answered: Arc<[AtomicU64]>,
+    /// A connection per API address, opened when first needed.
+    conns: Vec<Option<SendRequest<Full<Bytes>>>>,
+    /// For the pauses between attempts.
+    rng: fastrand::Rng,
+    /// The attempts' counters.
+    log: StreamLog,
+}
+
+impl Sender {
+    fn new(config: Arc<StreamConfig>, answered: Arc<[AtomicU64]>, seed: u64) -> Sender {
+        let auth = format!("Bearer {}", config.admin_key);
+        let conns = config.apis.iter().map(|_| None).collect();
+        Sender { config, auth, answered, conns, rng: fastrand::Rng::with_seed(seed), log: StreamLog::default() }
+    }
+
     /// Sends `request` until it is answered with a 2xx (or another 4xx, returned as is): first
-    /// to an API address picked at random, after a failed attempt to the next one.
-    async fn call(&mut self, request: &Request) -> Result<Reply, String> {
+    /// through API address `api`, after a failed attempt through the next one.
+    async fn call(&mut self, mut api: usize, request: &Request) -> Result<Reply, String> {
         let started = Instant::now();
         let mut failed = 0u64;
-        let mut api = self.rng.usize(0..self.config.apis.len());
         // The address of the last failed attempt.
         let mut failed_at = None;
         loop {
