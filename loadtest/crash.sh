@@ -25,10 +25,10 @@
 # killed before answered again, stays down 0-300 ms and is restarted; a request cut by a kill,
 # or sent to the core that is down, is retried with the same Idempotency-Key on the other core,
 # and 3% of requests go to both cores at once (a load balancer's retry after a timeout): both
-# copies must get the same answer, at least one a replay.
-# The same checks then run on the schema (no payouts settled by hand, no integrity_check: a core
-# is always up), and `clickgate ledger verify` on the schema exits 0. It needs nats-server on
-# PATH and PostgreSQL at 127.0.0.1:5432 (CLICKGATE_TEST_POSTGRES_URL names another).
+# copies must get the same answer, at least one a replay. The same checks then run on the
+# schema (no payouts settled by hand, no integrity_check: a core is always up), and `clickgate
+# ledger verify` on the schema exits 0. It needs nats-server on PATH and PostgreSQL at
+# 127.0.0.1:5432 (CLICKGATE_TEST_POSTGRES_URL names another).
 #
 # Usage: loadtest/crash.sh [options]         (runnable from any directory)
 #   --pg                two cores on PostgreSQL (tests/ledger_crash_pg.rs) instead of `serve`
@@ -44,7 +44,7 @@
 #   crash-pg kills=<n> conversions_acked=<n> refunds_acked=<n> retried=<n> answered_elsewhere=<n> hedged=<n> transfers=<n> elapsed_s=<s>
 # (answered_elsewhere: retried requests the other core answered; hedged: requests sent to both
 # cores at once).
-# The whole output is in loadtest/out/<timestamp>-crash/output.txt. Exit status: 0 when every
+# The whole output is in loadtest/out/<timestamp>-crash/output.txt (-crash-pg with --pg). Exit status: 0 when every
 # check passed, 1 when one failed, 2 on a usage error.
 set -euo pipefail
 export LC_ALL=C
