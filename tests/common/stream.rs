@@ -1,12 +1,18 @@
-//! A stream of conversions at full speed into `clickgate serve`'s API, for the crash test.
+//! A stream of conversions at full speed into the API of `clickgate serve` or of several
+//! `clickgate core`s on one database, for the crash tests.
 //!
-//! `clients` keep-alive HTTP/1.1 connections (hyper's client), each sending one request at a
-//! time: mostly new conversions under coupon `BOB10`, some partial or full refunds of
-//! conversions it was already answered for, and some exact retries of requests already
-//! answered, which must replay the first answer. A request whose connection fails (the server
-//! was killed) is sent again with the same Idempotency-Key and body until it gets its answer,
-//! so a request counts as acknowledged only once its 2xx arrived. Any answer other than a 2xx
-//! or a 5xx ends the client with an error; 5xx answers are retried and counted.
+//! `clients` clients (hyper's HTTP/1.1 client, a keep-alive connection per API address), each
+//! sending one request at a time: mostly new conversions under coupon `BOB10`, some partial or
+//! full refunds of conversions it was already answered for, and some exact retries of requests
+//! already answered, which must replay the first answer. With several API addresses, each
+//! request goes to one picked at random, as a load balancer would spread them. A request whose
+//! connection fails (its server was killed) is sent again with the same Idempotency-Key and
+//! body, to the next address, until it gets its answer: so a retry lands on another server
+//! too, and a request counts as acknowledged only once its 2xx arrived. Any answer other than
+//! a 2xx or a 5xx ends the client with an error; 5xx answers are retried and counted. A few
+//! requests (`hedge_per_mille`) go through two addresses at once, as a load balancer that gave
+//! up waiting sends one again: both copies must get the same answer, at most one of them not a
+//! replay.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -29,7 +35,8 @@ const REPLAY_POOL_LEN: usize = 256;
 /// What to stream, and where.
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
-    pub api: SocketAddr,
+    /// The API addresses requests are spread over; at least one.
+    pub apis: Vec<SocketAddr>,
     pub admin_key: String,
     pub clients: usize,
     pub seed: u64,
@@ -38,6 +45,9 @@ pub struct StreamConfig {
     pub coupon: String,
     /// Conversions happen up to this long before they are sent (spread evenly).
     pub occurred_ago_ms_max: u64,
+    /// Requests per thousand also sent at once through the next API address, on a connection
+    /// of their own (with one address, a second connection to it).
+    pub hedge_per_mille: u32,
 }
 
 /// A conversion the API acknowledged.
@@ -72,6 +82,12 @@ pub struct StreamLog {
     /// Retried requests whose answer was a replay: the killed process had committed them but
     /// never answered.
     pub committed_unanswered: u64,
+    /// Retried requests answered by another API address than the one whose attempt failed
+    /// (of which `replayed_elsewhere` were replays: committed by one server, answered by another).
+    pub answered_elsewhere: u64,
+    pub replayed_elsewhere: u64,
+    /// Requests sent twice at once (`hedge_per_mille`), each pair answered as one write.
+    pub hedged: u64,
     /// `5xx` answers (retried); the first few are in `server_error_samples`.
     pub server_errors: u64,
     pub server_error_samples: Vec<String>,
@@ -85,6 +101,9 @@ impl StreamLog {
         self.retried_requests += other.retried_requests;
         self.failed_attempts += other.failed_attempts;
         self.committed_unanswered += other.committed_unanswered;
+        self.answered_elsewhere += other.answered_elsewhere;
+        self.replayed_elsewhere += other.replayed_elsewhere;
+        self.hedged += other.hedged;
         self.server_errors += other.server_errors;
         let room = 5usize.saturating_sub(self.server_error_samples.len());
         self.server_error_samples.extend(other.server_error_samples.into_iter().take(room));
@@ -95,7 +114,8 @@ impl StreamLog {
 pub struct Stream {
     rt: tokio::runtime::Runtime,
     stop: Arc<AtomicBool>,
-    answered: Arc<AtomicU64>,
+    /// Per API address.
+    answered: Arc<[AtomicU64]>,
     clients: Vec<tokio::task::JoinHandle<Result<StreamLog, String>>>,
 }
 
@@ -104,7 +124,8 @@ impl Stream {
     pub fn start(config: StreamConfig) -> Stream {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
         let stop = Arc::new(AtomicBool::new(false));
-        let answered = Arc::new(AtomicU64::new(0));
+        assert!(!config.apis.is_empty(), "a stream needs an API address");
+        let answered: Arc<[AtomicU64]> = config.apis.iter().map(|_| AtomicU64::new(0)).collect();
         let config = Arc::new(config);
         let clients = (0..config.clients)
             .map(|n| {
@@ -117,7 +138,12 @@ impl Stream {
 
     /// Requests answered so far by every client (5xx answers, which are retried, not counted).
     pub fn answered(&self) -> u64 {
-        self.answered.load(Ordering::Relaxed)
+        self.answered.iter().map(|a| a.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Requests answered so far through `config.apis[api]`.
+    pub fn answered_by(&self, api: usize) -> u64 {
+        self.answered[api].load(Ordering::Relaxed)
     }
 
     /// Stops new requests, lets every client finish (retrying) the one it is on, and returns
@@ -168,10 +194,8 @@ struct Client {
     config: Arc<StreamConfig>,
     n: usize,
     stop: Arc<AtomicBool>,
-    answered: Arc<AtomicU64>,
     rng: fastrand::Rng,
-    auth: String,
-    conn: Option<SendRequest<Full<Bytes>>>,
+    sender: Sender,
     next_id: u64,
     log: StreamLog,
     /// Indexes into `log.conversions` of those with something left to refund.
@@ -180,22 +204,10 @@ struct Client {
 }
 
 impl Client {
-    fn new(config: Arc<StreamConfig>, n: usize, stop: Arc<AtomicBool>, answered: Arc<AtomicU64>) -> Client {
-        let rng = fastrand::Rng::with_seed(config.seed ^ (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let auth = format!("Bearer {}", config.admin_key);
-        Client {
-            config,
-            n,
-            stop,
-            answered,
-            rng,
-            auth,
-            conn: None,
-            next_id: 0,
-            log: StreamLog::default(),
-            refundable: Vec::new(),
-            replay_pool: VecDeque::new(),
-        }
+    fn new(config: Arc<StreamConfig>, n: usize, stop: Arc<AtomicBool>, answered: Arc<[AtomicU64]>) -> Client {
+        let mut rng = fastrand::Rng::with_seed(config.seed ^ (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let sender = Sender::new(config.clone(), answered, rng.u64(..));
+        Client { config, n, stop, rng, sender, next_id: 0, log: StreamLog::default(), refundable: Vec::new(), replay_pool: VecDeque::new() }
     }
 
     async fn run(mut self) -> Result<StreamLog, String> {
@@ -209,6 +221,7 @@ impl Client {
                 self.convert().await?;
             }
         }
+        self.log.merge(self.sender.log);
         Ok(self.log)
     }
 
@@ -227,7 +240,7 @@ impl Client {
             "currency": self.config.currency, "occurred_at": occurred_at, "coupon_code": self.config.coupon,
         });
         let request = Request { path: "/v1/conversions".into(), key: order_id.clone(), body: body.to_string() };
-        let reply = self.call(&request).await?;
+        let reply = self.send(&request).await?;
         if reply.status != 201 {
             return Err(format!("conversion {order_id}: status {} (want 201): {}", reply.status, text(&reply.body)));
         }
@@ -261,7 +274,7 @@ impl Client {
             key: self.key("refund"),
             body: serde_json::json!({ "amount_minor": amount }).to_string(),
         };
-        let reply = self.call(&request).await?;
+        let reply = self.send(&request).await?;
         if reply.status != 200 {
             return Err(format!("refund {} of {}: status {} (want 200): {}", request.key, request.path, reply.status, text(&reply.body)));
         }
@@ -286,7 +299,7 @@ impl Client {
     async fn replay(&mut self) -> Result<(), String> {
         let i = self.rng.usize(0..self.replay_pool.len());
         let request = self.replay_pool[i].request.clone();
-        let reply = self.call(&request).await?;
+        let reply = self.send(&request).await?;
         let first = &self.replay_pool[i];
         if !reply.replayed || reply.status != first.status || hash(&reply.body) != first.body_hash {
             return Err(format!(
@@ -310,12 +323,68 @@ impl Client {
         self.replay_pool.push_back(Acked { request, status: reply.status, body_hash: hash(&reply.body) });
     }
 
-    /// Sends `request` until it is answered with a 2xx (or another 4xx, returned as is).
-    async fn call(&mut self, request: &Request) -> Result<Reply, String> {
+    /// Sends `request` through an API address picked at random until it is answered (see
+    /// `Sender::call`); now and then through the next one at the same time too (a hedge).
+    async fn send(&mut self, request: &Request) -> Result<Reply, String> {
+        let n = self.config.apis.len();
+        let api = self.rng.usize(0..n);
+        if self.rng.u32(0..1000) >= self.config.hedge_per_mille {
+            return self.sender.call(api, request).await;
+        }
+        // The copies race through the writers, in one group or in two cores' groups that queue
+        // on the ledger head: idempotency must make them one write with one answer.
+        let mut twin = Sender::new(self.config.clone(), self.sender.answered.clone(), self.rng.u64(..));
+        let (first, second) = tokio::join!(self.sender.call(api, request), twin.call((api + 1) % n, request));
+        self.log.merge(twin.log);
+        let (first, second) = (first?, second?);
+        if first.status != second.status || hash(&first.body) != hash(&second.body) || !(first.replayed || second.replayed) {
+            return Err(format!(
+                "two copies of {} {} sent at once were not answered as one write (status {} and {}, replayed {} and {}): {} | {}",
+                request.path,
+                request.key,
+                first.status,
+                second.status,
+                first.replayed,
+                second.replayed,
+                text(&first.body),
+                text(&second.body)
+            ));
+        }
+        self.log.hedged += 1;
+        Ok(first)
+    }
+}
+
+/// Connections to each API address, and the retry loop of a request over them.
+struct Sender {
+    config: Arc<StreamConfig>,
+    auth: String,
+    /// Per API address.
+    answered: Arc<[AtomicU64]>,
+    /// A connection per API address, opened when first needed.
+    conns: Vec<Option<SendRequest<Full<Bytes>>>>,
+    /// For the pauses between attempts.
+    rng: fastrand::Rng,
+    /// The attempts' counters.
+    log: StreamLog,
+}
+
+impl Sender {
+    fn new(config: Arc<StreamConfig>, answered: Arc<[AtomicU64]>, seed: u64) -> Sender {
+        let auth = format!("Bearer {}", config.admin_key);
+        let conns = config.apis.iter().map(|_| None).collect();
+        Sender { config, auth, answered, conns, rng: fastrand::Rng::with_seed(seed), log: StreamLog::default() }
+    }
+
+    /// Sends `request` until it is answered with a 2xx (or another 4xx, returned as is): first
+    /// through API address `api`, after a failed attempt through the next one.
+    async fn call(&mut self, mut api: usize, request: &Request) -> Result<Reply, String> {
         let started = Instant::now();
         let mut failed = 0u64;
+        // The address of the last failed attempt.
+        let mut failed_at = None;
         loop {
-            match self.attempt(request).await {
+            match self.attempt(api, request).await {
                 Ok(reply) if reply.status >= 500 => {
                     self.log.server_errors += 1;
                     if self.log.server_error_samples.len() < 5 {
@@ -323,17 +392,23 @@ impl Client {
                     }
                 }
                 Ok(reply) => {
-                    self.answered.fetch_add(1, Ordering::Relaxed);
+                    self.answered[api].fetch_add(1, Ordering::Relaxed);
                     if failed > 0 {
                         self.log.retried_requests += 1;
                         self.log.committed_unanswered += u64::from(reply.replayed);
+                        if failed_at.is_some_and(|f| f != api) {
+                            self.log.answered_elsewhere += 1;
+                            self.log.replayed_elsewhere += u64::from(reply.replayed);
+                        }
                     }
                     return Ok(reply);
                 }
                 Err(_) => {
-                    self.conn = None;
+                    self.conns[api] = None;
                     failed += 1;
                     self.log.failed_attempts += 1;
+                    failed_at = Some(api);
+                    api = (api + 1) % self.config.apis.len();
                 }
             }
             if started.elapsed() > REQUEST_DEADLINE {
@@ -343,10 +418,10 @@ impl Client {
         }
     }
 
-    async fn attempt(&mut self, request: &Request) -> Result<Reply, String> {
-        let conn = match &mut self.conn {
+    async fn attempt(&mut self, api: usize, request: &Request) -> Result<Reply, String> {
+        let conn = match &mut self.conns[api] {
             Some(c) => c,
-            None => self.conn.insert(connect(self.config.api).await?),
+            None => self.conns[api].insert(connect(self.config.apis[api]).await?),
         };
         conn.ready().await.map_err(|e| e.to_string())?;
         let req = hyper::Request::post(&request.path)
