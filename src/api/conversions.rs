@@ -13,7 +13,7 @@ use crate::conversions::{Answer, Fingerprinted, IdempotencyKey, NewConversion, O
 use crate::model::{ClickId, Currency, VisitorId};
 
 /// The body of `POST /v1/conversions`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConversionBody {
     pub order_id: String,
@@ -193,9 +193,9 @@ pub async fn get(state: &Arc<ApiState>, id: &str, partner: Option<&str>) -> ApiR
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefundBody {
+pub(super) struct RefundBody {
     #[serde(default)]
     amount_minor: Option<i64>,
 }
