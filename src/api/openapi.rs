@@ -190,7 +190,7 @@ pub const ROUTES: &[Route] = &[
         query: [], body: NoBody, ok: [Image("image/svg+xml")], errors: [400, 404, 422]),
     route!("GET" "/v1/links/{code}/qr.png", "linkQrPng", "The link's QR code (its `/q/{code}` URL) as a PNG of `size` pixels a side.",
         query: ["size"], body: NoBody, ok: [Image("image/png")], errors: [400, 404, 422]),
-    route!("POST" "/v1/coupons", "createCoupon", "Creates a coupon code.", query: [], body: Body::Json("NewCoupon"), ok: [Json(201, "Coupon")], errors: [400, 403, 409, 413, 422]),
+    route!("POST" "/v1/coupons", "createCoupon", "Creates a coupon code.", query: [], body: Body::Json("NewCoupon"), ok: [Json(201, "Coupon")], errors: [400, 403, 404, 409, 413, 422]),
     route!("GET" "/v1/coupons", "listCoupons", "Coupons, a page at a time (a partner key sees its own).",
         query: ["program", "partner", "cursor", "limit"], body: NoBody, ok: [Json(200, "CouponList")], errors: [400, 404, 422]),
     route!("GET" "/v1/coupons/{program}/{code}", "getCoupon", "A coupon.", query: [], body: NoBody, ok: [Json(200, "Coupon")], errors: [404]),
