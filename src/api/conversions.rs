@@ -19,6 +19,7 @@ pub struct ConversionBody {
     pub order_id: String,
     pub program: String,
     pub amount_minor: i64,
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// RFC 3339, e.g. `2026-11-22T10:00:00Z`.
     pub occurred_at: String,

@@ -149,6 +149,7 @@ pub fn view(k: &ApiKey) -> Value {
 #[schema(as = NewApiKey)]
 pub(super) struct Create {
     name: String,
+    #[schema(pattern = "^(admin|partner:[A-Za-z0-9_-]{1,64})$")]
     scope: String,
 }
 

@@ -69,7 +69,9 @@ pub async fn create_run(state: &Arc<ApiState>, body: &Bytes) -> ApiResult {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Settle {
+    #[schema(pattern = "^[A-Z]{3}$")]
     currency: String,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     reference: String,
 }
 

@@ -25,6 +25,7 @@ pub struct Seed {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProgram {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: String,
     pub name: String,
     /// Parsed where the program is read (config, CLI, stored spec); an error names the field.
@@ -121,6 +122,7 @@ impl NewProgram {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPartner {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: String,
     pub name: String,
     #[serde(default)]
@@ -140,8 +142,11 @@ pub struct NewPartner {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub code: String,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub program: String,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub partner: String,
     pub destination: String,
     #[serde(default)]
@@ -162,8 +167,11 @@ pub struct NewLink {
 #[serde(deny_unknown_fields)]
 pub struct NewCoupon {
     /// Matched case-insensitively; stored upper-case.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub code: String,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub program: String,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub partner: String,
 }
 
