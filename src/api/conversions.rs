@@ -13,12 +13,13 @@ use crate::conversions::{Answer, Fingerprinted, IdempotencyKey, NewConversion, O
 use crate::model::{ClickId, Currency, VisitorId};
 
 /// The body of `POST /v1/conversions`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConversionBody {
     pub order_id: String,
     pub program: String,
     pub amount_minor: i64,
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// RFC 3339, e.g. `2026-11-22T10:00:00Z`.
     pub occurred_at: String,
@@ -193,9 +194,9 @@ pub async fn get(state: &Arc<ApiState>, id: &str, partner: Option<&str>) -> ApiR
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefundBody {
+pub(super) struct RefundBody {
     #[serde(default)]
     amount_minor: Option<i64>,
 }

@@ -28,7 +28,7 @@ const KNOWN: [&str; 10] =
 const CHUNK_ROWS: usize = 256;
 
 /// What an import did.
-#[derive(Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ImportSummary {
     pub rows: usize,
     pub created: usize,
@@ -38,7 +38,7 @@ pub struct ImportSummary {
 }
 
 /// Why one row was not recorded. Lines count from 1, the header being line 1.
-#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RowError {
     pub line: u64,
     pub error: String,

@@ -143,10 +143,13 @@ pub fn view(k: &ApiKey) -> Value {
     })
 }
 
-#[derive(serde::Deserialize)]
+/// The body of `POST /v1/api-keys`; `scope` is `admin` or `partner:<id>`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Create {
+#[schema(as = NewApiKey)]
+pub(super) struct Create {
     name: String,
+    #[schema(pattern = "^(admin|partner:[A-Za-z0-9_-]{1,64})$")]
     scope: String,
 }
 

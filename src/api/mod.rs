@@ -1,6 +1,6 @@
 //! The JSON API on its own listener: the catalog (programs, partners, links, coupons),
 //! conversions, clicks, postbacks, imports, commissions and payouts, payout runs, commission
-//! rules, the ledger's entries and reports.
+//! rules, the ledger's entries and reports; `GET /openapi.json` describes every route (`openapi`).
 //!
 //! Every answer is JSON. Errors are `{"error":{"code","field","message"}}` with `400` for a
 //! request that cannot be read (bad JSON, unknown fields, wrong types), `422` for one that reads
@@ -20,6 +20,7 @@ pub mod conversions;
 pub mod import;
 pub mod keys;
 mod ledger;
+pub mod openapi;
 mod payouts;
 pub mod postback;
 mod reports;
@@ -229,6 +230,10 @@ async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Reque
     }
     if let (&Method::GET, ["healthz"]) = (&method, segments.as_slice()) {
         return Ok(raw_json(StatusCode::OK, "{\"ok\":true}"));
+    }
+    // The document describes the API, not its data: it needs no key.
+    if let (&Method::GET, ["openapi.json"]) = (&method, segments.as_slice()) {
+        return Ok(raw_json(StatusCode::OK, openapi::DOCUMENT.clone()));
     }
     let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let caller = keys::authenticate(state, peer, authorization).await?;

@@ -43,9 +43,9 @@ fn is_id(s: &str, prefix: &str) -> bool {
 }
 
 /// The body of `POST /v1/payout-runs`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewRun {
+pub(super) struct NewRun {
     program: Option<String>,
     currency: Option<String>,
     #[serde(default)]
@@ -66,10 +66,12 @@ pub async fn create_run(state: &Arc<ApiState>, body: &Bytes) -> ApiResult {
 }
 
 /// The body of `POST /v1/partners/{id}/payouts`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Settle {
+pub(super) struct Settle {
+    #[schema(pattern = "^[A-Z]{3}$")]
     currency: String,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     reference: String,
 }
 
@@ -145,16 +147,16 @@ pub async fn list_payouts(state: &Arc<ApiState>, query: &str) -> ApiResult {
 }
 
 /// The body of `POST /v1/payout-runs/{id}/confirm`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Confirm {
+pub(super) struct Confirm {
     #[serde(default)]
     failed: Vec<Failed>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Failed {
+pub(super) struct Failed {
     payout_id: String,
     #[serde(default)]
     reason: Option<String>,

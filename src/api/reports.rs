@@ -36,33 +36,43 @@ use crate::model::{Currency, Reason, Verdict};
 
 const DAYS_MAX: u32 = 366;
 
-#[derive(Serialize, Default)]
-struct Clicks {
+#[derive(Serialize, Default, utoipa::ToSchema)]
+#[schema(as = ReportClicks)]
+pub(super) struct Clicks {
     total: u64,
     unique: u64,
+    #[schema(value_type = BTreeMap<String, u64>)]
     by_verdict: BTreeMap<&'static str, u64>,
+    #[schema(value_type = BTreeMap<String, u64>)]
     by_reason: BTreeMap<&'static str, u64>,
 }
 
-#[derive(Serialize)]
-struct Revenue {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ReportRevenue)]
+pub(super) struct Revenue {
+    #[schema(value_type = String)]
     currency: Currency,
     revenue_minor: i64,
     refunded_minor: i64,
 }
 
 /// Commissions in one currency and status.
-#[derive(Serialize)]
-struct Commissions {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ReportCommissions)]
+pub(super) struct Commissions {
+    #[schema(value_type = String)]
     currency: Currency,
+    #[schema(value_type = String)]
     status: CommissionStatus,
     #[serde(flatten)]
     totals: StatusTotals,
 }
 
 /// Earnings per valid click in one currency.
-#[derive(Serialize)]
-struct Epc {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ReportEpc)]
+pub(super) struct Epc {
+    #[schema(value_type = String)]
     currency: Currency,
     /// The remaining amount of commissions not voided or reversed.
     earnings_minor: i64,
@@ -71,8 +81,9 @@ struct Epc {
     epc_minor: f64,
 }
 
-#[derive(Serialize)]
-struct Day {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ReportDay)]
+pub(super) struct Day {
     date: String,
     clicks: Clicks,
     conversions: u64,

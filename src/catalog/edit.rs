@@ -16,7 +16,7 @@ fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Opti
 
 /// The editable fields of a program; its id and currency stay as created (commissions and
 /// balances are kept in it), and its commission rules change through `set_commission_rules`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgramPatch {
     pub name: Option<String>,
@@ -25,6 +25,7 @@ pub struct ProgramPatch {
     pub blocked_action: Option<BlockedAction>,
     pub country_allow: Option<Vec<String>>,
     pub country_deny: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
     pub attribution: Option<crate::attribution::Settings>,
     pub payout_threshold_minor: Option<i64>,
     pub payout_schedule: Option<String>,
@@ -69,7 +70,7 @@ impl ProgramPatch {
 }
 
 /// The editable fields of a partner; its id stays as created.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerPatch {
     pub name: Option<String>,
@@ -111,7 +112,7 @@ impl PartnerPatch {
 
 /// The editable fields of a link; its code, program and partner stay as created (its clicks
 /// and commissions name them).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkPatch {
     pub destination: Option<String>,

@@ -22,13 +22,15 @@ pub struct Seed {
 }
 
 /// A program to create.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProgram {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: String,
     pub name: String,
     /// Parsed where the program is read (config, CLI, stored spec); an error names the field.
     #[serde(deserialize_with = "currency_field")]
+    #[schema(value_type = String, pattern = "^[A-Z]{3}$")]
     pub currency: Currency,
     pub allowed_domains: Vec<String>,
     pub fallback_url: String,
@@ -40,10 +42,12 @@ pub struct NewProgram {
     pub country_deny: Vec<String>,
     /// Model, window and injection guard; defaults apply when absent.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub attribution: crate::attribution::Settings,
     /// Commission rules and per-partner overrides; 10% of the share with a 30-day lock when
     /// absent. Their `version_hash` is recorded on every commission they produce.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub commission: crate::commission::ProgramRules,
     /// A partner's unpaid commissions of this program are paid once they reach this.
     #[serde(default = "default_payout_threshold")]
@@ -115,9 +119,10 @@ impl NewProgram {
 }
 
 /// A partner to create.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPartner {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: String,
     pub name: String,
     #[serde(default)]
@@ -134,11 +139,14 @@ pub struct NewPartner {
 }
 
 /// A link to create.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub code: String,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub program: String,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub partner: String,
     pub destination: String,
     #[serde(default)]
@@ -155,12 +163,15 @@ pub struct NewLink {
 }
 
 /// A coupon code that credits a partner (offline and POS sales).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCoupon {
     /// Matched case-insensitively; stored upper-case.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub code: String,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub program: String,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub partner: String,
 }
 

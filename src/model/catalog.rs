@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle of a program, partner or link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Active,
@@ -29,7 +29,7 @@ impl Status {
 }
 
 /// What a program does with a blocked click.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockedAction {
     /// Redirect without a click id (the visitor never notices).
@@ -40,7 +40,7 @@ pub enum BlockedAction {
 }
 
 /// Where a link is shared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     #[default]

@@ -44,7 +44,7 @@ const STRIPE_ACCOUNT_BYTES_MAX: usize = 64;
 /// How a partner is paid. Stored, so it parses strictly: an unknown spelling is an error.
 // Deserialized as a plain enum of lower-case names (strict: any other spelling is an error),
 // so the config's key tracer can walk it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PayoutMethod {
     /// A Stripe Connect transfer to the partner's connected account.

@@ -178,7 +178,7 @@ fn is_partner_id(s: &str) -> bool {
 }
 
 /// A registration as the API and the CLI take it.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     pub url: String,

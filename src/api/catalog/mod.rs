@@ -20,6 +20,8 @@ mod partners;
 mod programs;
 mod qr;
 
+pub(super) use qr::{PNG_SIZE_MAX, PNG_SIZE_MIN};
+
 use std::sync::Arc;
 
 use base64::Engine as _;

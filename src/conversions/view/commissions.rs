@@ -35,7 +35,7 @@ pub struct CommissionPage {
 }
 
 /// Count and sums of commissions in one status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StatusTotals {
     pub count: u64,
     /// As created.
