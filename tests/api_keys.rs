@@ -1,10 +1,14 @@
 //! API keys and partner scope over real sockets: keys made through the API and the CLI, two
 //! partners crossing every route that names a partner's object with the other's ids (each
 //! refused `404`, as an id that does not exist), lists holding only the caller's rows, admin
-//! routes refused `403`, revocation, and the rate limits' `429` with `Retry-After`.
+//! routes refused `403`, revocation, and the rate limits' `429` with `Retry-After`. The routes
+//! the partners tried are matched against the server's own OpenAPI document: a keyed operation
+//! the crossing never tried fails the test.
 
 mod common;
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -21,7 +25,18 @@ fn config(extra: &str) -> String {
         .replace("country_deny = [\"GB\"]", "country_deny = [\"GB\"]\n[demo.programs.attribution]\nmin_click_to_conversion_ms = 0")
 }
 
+thread_local! {
+    /// Whether `call_as` records what it sends: on while partner keys cross the routes.
+    static RECORDING: Cell<bool> = const { Cell::new(false) };
+    /// The (method, path without its query) of each call recorded.
+    static TRIED: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
 fn call_as(s: &Server, key: &str, method: &str, path: &str, body: &str) -> Answer {
+    if RECORDING.get() {
+        let bare = path.split('?').next().unwrap_or(path);
+        TRIED.with_borrow_mut(|t| t.push((method.to_string(), bare.to_string())));
+    }
     let auth = format!("Authorization: Bearer {key}");
     http(s.api, method, path, &[auth.as_str(), "Content-Type: application/json"], body)
 }
@@ -92,6 +107,21 @@ fn make_objects(s: &Server, partner: &'static str, link: &'static str, coupon: &
     }
 }
 
+/// The operation of `keyed` a call of `method` on `path` reaches: its template's literal
+/// segments equal the path's and each `{...}` takes one segment; the most literal one wins
+/// (`/v1/conversions/import` over `/v1/conversions/{id}`).
+fn operation_of(keyed: &BTreeSet<(String, String)>, method: &str, path: &str) -> Option<(String, String)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    keyed
+        .iter()
+        .filter(|(m, template)| {
+            let t: Vec<&str> = template.split('/').collect();
+            m == method && t.len() == segments.len() && t.iter().zip(&segments).all(|(t, s)| t.starts_with('{') || t == s)
+        })
+        .max_by_key(|(_, template)| template.split('/').filter(|t| !t.starts_with('{')).count())
+        .cloned()
+}
+
 #[test]
 fn partner_keys_reach_only_their_partners_objects() {
     let s = Server::start(&config(""));
@@ -154,6 +184,7 @@ fn partner_keys_reach_only_their_partners_objects() {
         ]
     };
     let mut tried = 0;
+    RECORDING.set(true);
     for (me, other) in [(&alice, &bob), (&bob, &alice)] {
         for (method, path) in routes(me) {
             let a = call_as(&s, &me.key, method, &path, "");
@@ -180,6 +211,7 @@ fn partner_keys_reach_only_their_partners_objects() {
         for (method, path, body) in [
             ("PATCH", format!("/v1/links/{}", other.link), r#"{"utm_source":"x"}"#),
             ("POST", format!("/v1/links/{}/pause", other.link), ""),
+            ("POST", format!("/v1/links/{}/resume", other.link), ""),
             ("POST", format!("/v1/links/{}/expire", other.link), ""),
         ] {
             assert_eq!(call_as(&s, &me.key, method, &path, body).status, 404, "{} on {}'s {method} {path}", me.partner, other.partner);
@@ -203,6 +235,10 @@ fn partner_keys_reach_only_their_partners_objects() {
         }
         let endpoints = call_as(&s, &me.key, "GET", "/v1/webhook-endpoints", "").json();
         assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 1, "{endpoints}");
+        let events = call_as(&s, &me.key, "GET", "/v1/webhook-events", "").json();
+        let rows = events["events"].as_array().unwrap();
+        assert!(!rows.is_empty() && rows.iter().all(|e| e["endpoint_id"] == me.endpoint.as_str()), "{events}");
+        tried += 1;
         assert!(call_as(&s, &me.key, "GET", "/v1/payouts", "").status == 200);
         // A conversion it is credited on, without the customer's reference.
         let conv = call_as(&s, &me.key, "GET", &format!("/v1/conversions/{}", me.conversion), "").json();
@@ -230,14 +266,60 @@ fn partner_keys_reach_only_their_partners_objects() {
             ("POST", "/v1/partners"),
             ("PATCH", "/v1/partners/alice"),
             ("POST", "/v1/partners/bob/expire"),
+            ("POST", "/v1/partners/alice/pause"),
+            ("POST", "/v1/partners/alice/resume"),
+            ("POST", "/v1/programs/demo/resume"),
+            ("POST", "/v1/programs/demo/expire"),
+            ("PUT", "/v1/programs/demo/commission"),
+            ("GET", "/v1/commission-rules/v1"),
             ("POST", "/v1/coupons"),
+            ("POST", "/v1/conversions/import"),
+            ("POST", "/v1/payout-runs"),
+            ("GET", "/v1/payout-runs/run-1"),
+            ("POST", "/v1/payout-runs/run-1/confirm"),
         ] {
             let a = call_as(&s, &me.key, method, path, "{}");
             assert_eq!(a.status, 403, "{} on {method} {path}: {a:?}", me.partner);
             tried += 1;
         }
+        // Admin routes naming a partner's objects, its own and the other's: refused alike.
+        for o in [me, other] {
+            for (method, path) in [
+                ("POST", format!("/v1/conversions/{}/confirm", o.conversion)),
+                ("POST", format!("/v1/conversions/{}/cancel", o.conversion)),
+                ("POST", format!("/v1/conversions/{}/refund", o.conversion)),
+                ("POST", format!("/v1/partners/{}/payouts", o.partner)),
+                ("GET", format!("/v1/api-keys/{bob_id}")),
+                ("DELETE", format!("/v1/api-keys/{bob_id}")),
+            ] {
+                let a = call_as(&s, &me.key, method, &path, "{}");
+                assert_eq!(a.status, 403, "{} on {method} {path}: {a:?}", me.partner);
+                tried += 1;
+            }
+        }
     }
-    println!("api_keys: {tried} route × id combinations tried across two partners");
+    RECORDING.set(false);
+    // Every keyed operation of the server's own OpenAPI document was tried by a partner key.
+    let doc = call_as(&s, KEY, "GET", "/openapi.json", "").json();
+    let mut keyed = BTreeSet::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let public =
+                op["security"].as_array().is_some_and(|s| s.is_empty() || s.iter().all(|r| r.as_object().is_some_and(|o| o.is_empty())));
+            if !public {
+                keyed.insert((method.to_ascii_uppercase(), template.clone()));
+            }
+        }
+    }
+    assert!(keyed.len() >= 50, "the document lists {} keyed operations: {doc}", keyed.len());
+    let covered: BTreeSet<(String, String)> = TRIED.with_borrow(|t| t.iter().filter_map(|(m, p)| operation_of(&keyed, m, p)).collect());
+    let untried: Vec<_> = keyed.difference(&covered).collect();
+    assert!(untried.is_empty(), "keyed operations no partner key tried: {untried:?}");
+    println!(
+        "api_keys: {tried} route × id combinations tried across two partners, covering {} of the document's {} keyed operations",
+        covered.len(),
+        keyed.len()
+    );
 
     // The key's last use is recorded; a revoked key gets 401 at once, through the API.
     let bob_listed = admin(&s, "GET", &format!("/v1/api-keys/{bob_id}"), "").json();

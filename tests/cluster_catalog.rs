@@ -135,7 +135,13 @@ fn an_edge_started_while_the_database_is_unreachable_serves_its_snapshot() {
 }
 
 /// How long after the API answered a change each edge served it.
-fn served_after(edges: &[(SocketAddr, &Node)], code: &str, answered: Instant, want: impl Fn(Option<&str>) -> bool + Copy, what: &str) -> Vec<Duration> {
+fn served_after(
+    edges: &[(SocketAddr, &Node)],
+    code: &str,
+    answered: Instant,
+    want: impl Fn(Option<&str>) -> bool + Copy,
+    what: &str,
+) -> Vec<Duration> {
     edges
         .iter()
         .map(|(edge, node)| {
@@ -182,7 +188,8 @@ fn links_created_and_paused_through_the_api_reach_two_edges() {
     let created = http(api, "POST", "/v1/links", &[&auth, "Content-Type: application/json"], link);
     assert_eq!(created.status, 201, "{}\ncore log:\n{}", created.body, core.log());
     let answered = Instant::now();
-    let to_create = served_after(&edges, "autumn", answered, |l| l.is_some_and(|l| l.starts_with("https://example.com/autumn")), "a new link");
+    let to_create =
+        served_after(&edges, "autumn", answered, |l| l.is_some_and(|l| l.starts_with("https://example.com/autumn")), "a new link");
 
     let paused = http(api, "POST", "/v1/links/autumn/pause", &[&auth], "");
     assert_eq!(paused.status, 200, "{}", paused.body);
