@@ -94,24 +94,7 @@ fi
 log() { printf '[cluster %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { printf 'cluster.sh: FAIL: %s\n' "$*" >&2; exit 1; }
 
-# A free loopback TCP port (nothing accepts on it, nothing of ours took it already), below the
-# kernel's ephemeral range so no outgoing connection holds it when the server binds it.
-TAKEN_PORTS=" "
-EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-free_port() {
-  local p tries=0
-  while :; do
-    p=$(( 20000 + RANDOM % (EPHEMERAL_LOW > 21000 ? EPHEMERAL_LOW - 20000 : 1000) ))
-    tries=$((tries + 1))
-    [ "$tries" -lt 200 ] || die "no free loopback port found"
-    case "$TAKEN_PORTS" in *" $p "*) continue ;; esac
-    if ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then continue; fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
-    TAKEN_PORTS="$TAKEN_PORTS$p "
-    echo "$p"
-    return
-  done
-}
+. "$HERE/lib.sh"
 
 # kv KEY LINE: the value of KEY in a "key=value key=value" line.
 kv() { printf '%s\n' "$2" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
@@ -162,30 +145,6 @@ PG_UP=0
 PG_DIR="$SCRATCH/pg"
 PG_LOG="$SCRATCH/pg-log/postgres.log"
 
-# stop_proc PID NAME [SIGNAL]: stops one of our processes with SIGNAL (default TERM), waits up to
-# 30 s, then SIGKILLs it. Returns non-zero when it had to be killed or exited with an error.
-stop_proc() {
-  local pid=$1 name=$2 sig=${3:-TERM} rc=0
-  [ -n "$pid" ] || return 0
-  if ! kill -0 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null || rc=$?
-    log "$name had already exited (status $rc)"
-    return 1
-  fi
-  kill -"$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 600); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    log "$name did not stop within 30 s of SIG$sig; killed it"
-    return 1
-  fi
-  wait "$pid" 2>/dev/null || rc=$?
-  [ "$rc" -eq 0 ] || { log "$name exited with status $rc on SIG$sig"; return 1; }
-}
 # kill9 PID: SIGKILL one of our processes and reap it.
 kill9() { kill -KILL "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
@@ -216,7 +175,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- PostgreSQL ------------------------------------------------------------------------------
-PG_PORT=$(free_port)
+free_port PG_PORT
 mkdir -p "$PG_DIR" "$(dirname "$PG_LOG")"
 [ "$(id -u)" -ne 0 ] || chown postgres: "$PG_DIR" "$(dirname "$PG_LOG")"
 chmod 700 "$PG_DIR"
@@ -232,7 +191,7 @@ psql_q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U pos
 # ---- nats-server cluster ---------------------------------------------------------------------
 NATS_PORTS=()
 ROUTE_PORTS=()
-for i in 0 1 2; do NATS_PORTS+=("$(free_port)"); ROUTE_PORTS+=("$(free_port)"); done
+for i in 0 1 2; do free_port p; NATS_PORTS+=("$p"); free_port p; ROUTE_PORTS+=("$p"); done
 ROUTES="nats-route://127.0.0.1:${ROUTE_PORTS[0]}, nats-route://127.0.0.1:${ROUTE_PORTS[1]}, nats-route://127.0.0.1:${ROUTE_PORTS[2]}"
 NATS_URL="nats://127.0.0.1:${NATS_PORTS[0]},nats://127.0.0.1:${NATS_PORTS[1]},nats://127.0.0.1:${NATS_PORTS[2]}"
 start_nats() {   # start_nats INDEX
@@ -301,8 +260,8 @@ CORE_ADMIN=()
 EDGE_ADDR=()
 EDGE_ADMIN=()
 for i in 0 1; do
-  CORE_API+=("$(free_port)"); CORE_ADMIN+=("$(free_port)")
-  EDGE_ADDR+=("$(free_port)"); EDGE_ADMIN+=("$(free_port)")
+  free_port p; CORE_API+=("$p"); free_port p; CORE_ADMIN+=("$p")
+  free_port p; EDGE_ADDR+=("$p"); free_port p; EDGE_ADMIN+=("$p")
   mkdir -p "$SCRATCH/core-$((i + 1))" "$SCRATCH/edge-$((i + 1))"
 done
 start_core() {   # start_core INDEX

@@ -115,25 +115,7 @@ machine_busy() {
   echo $(( u + n + s + irq + sirq + ${st:-0} ))
 }
 
-# A free loopback TCP port (nothing accepts on it, nothing of ours took it already).
-TAKEN_PORTS=" "
-# Below the kernel's ephemeral range, so no outgoing connection (the tests' and benches' many
-# short ones included) holds the port when the server binds it; and free in every TCP state.
-EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-free_port() {
-  local p tries=0
-  while :; do
-    p=$(( 20000 + RANDOM % (EPHEMERAL_LOW > 21000 ? EPHEMERAL_LOW - 20000 : 1000) ))
-    tries=$((tries + 1))
-    [ "$tries" -lt 200 ] || die "no free loopback port found"
-    case "$TAKEN_PORTS" in *" $p "*) continue ;; esac
-    if ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then continue; fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
-    TAKEN_PORTS="$TAKEN_PORTS$p "
-    echo "$p"
-    return
-  done
-}
+. "$HERE/lib.sh"
 
 # kv KEY LINE: the value of KEY in a "key=value key=value" line.
 kv() { printf '%s\n' "$2" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
@@ -181,31 +163,6 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 NATS_PID=""
 CORE_PID=""
-# stop_proc PID NAME [SIGNAL]: stops one of our processes (a child of this shell) with SIGNAL
-# (default TERM), waits up to 30 s, then SIGKILLs it. Returns non-zero when it had to be killed
-# or exited with an error.
-stop_proc() {
-  local pid=$1 name=$2 sig=${3:-TERM} rc=0
-  [ -n "$pid" ] || return 0
-  if ! kill -0 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null || rc=$?
-    log "$name had already exited (status $rc)"
-    return 1
-  fi
-  kill -"$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 600); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    log "$name did not stop within 30 s of SIG$sig; killed it"
-    return 1
-  fi
-  wait "$pid" 2>/dev/null || rc=$?
-  [ "$rc" -eq 0 ] || { log "$name exited with status $rc on SIG$sig"; return 1; }
-}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -221,7 +178,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- nats-server -----------------------------------------------------------------------------
-NATS_PORT=$(free_port)
+free_port NATS_PORT
 NATS_URL="nats://127.0.0.1:$NATS_PORT"
 log "starting nats-server -js on 127.0.0.1:$NATS_PORT (store in $SCRATCH/nats)"
 nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$SCRATCH/nats" > "$RUN/nats-server.log" 2>&1 &
@@ -311,8 +268,8 @@ REF_OTHER=$(calc "(($busy1 - $busy0) - ($nats1 - $nats0) - ($self1 - $self0)) / 
 [ "$(kv consumed "$NULL")" = "$EVENTS" ] || die "the null consumer got $(kv consumed "$NULL") of $EVENTS events"
 
 # ---- core ------------------------------------------------------------------------------------
-API_PORT=$(free_port)
-ADMIN_PORT=$(free_port)
+free_port API_PORT
+free_port ADMIN_PORT
 METRICS_URL="http://127.0.0.1:$ADMIN_PORT/metrics"
 CORE_RUNS=0
 start_core() {

@@ -119,25 +119,7 @@ nginx_ticks() {
   echo "$total"
 }
 
-# A free loopback TCP port (nothing accepts on it, nothing of ours took it already).
-TAKEN_PORTS=" "
-# Below the kernel's ephemeral range, so no outgoing connection (the tests' and benches' many
-# short ones included) holds the port when the server binds it; and free in every TCP state.
-EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-free_port() {
-  local p tries=0
-  while :; do
-    p=$(( 20000 + RANDOM % (EPHEMERAL_LOW > 21000 ? EPHEMERAL_LOW - 20000 : 1000) ))
-    tries=$((tries + 1))
-    [ "$tries" -lt 200 ] || die "no free loopback port found"
-    case "$TAKEN_PORTS" in *" $p "*) continue ;; esac
-    if ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then continue; fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
-    TAKEN_PORTS="$TAKEN_PORTS$p "
-    echo "$p"
-    return
-  done
-}
+. "$HERE/lib.sh"
 
 # ---- tools -----------------------------------------------------------------------------------
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -288,9 +270,9 @@ extract_bots > "$BOTS_FILE"
 log "mix: $(wc -l < "$BOTS_FILE") crawler user agents, $(wc -l < "$BROWSERS_FILE") browser user agents"
 
 # ---- clickgate -------------------------------------------------------------------------------
-CG_PORT=$(free_port)
-CG_ADMIN=$(free_port)
-NG_PORT=$(free_port)
+free_port CG_PORT
+free_port CG_ADMIN
+free_port NG_PORT
 CG_URL="http://127.0.0.1:$CG_PORT"
 NG_URL="http://127.0.0.1:$NG_PORT"
 METRICS_URL="http://127.0.0.1:$CG_ADMIN/metrics"

@@ -82,23 +82,7 @@ proc_ns() {
 }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# A free loopback TCP port below the kernel's ephemeral range (as edge.sh and core.sh pick them).
-TAKEN_PORTS=" "
-EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-free_port() {
-  local p tries=0
-  while :; do
-    p=$(( 20000 + RANDOM % (EPHEMERAL_LOW > 21000 ? EPHEMERAL_LOW - 20000 : 1000) ))
-    tries=$((tries + 1))
-    [ "$tries" -lt 200 ] || die "no free loopback port found"
-    case "$TAKEN_PORTS" in *" $p "*) continue ;; esac
-    if ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then continue; fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
-    TAKEN_PORTS="$TAKEN_PORTS$p "
-    echo "$p"
-    return
-  done
-}
+. "$HERE/lib.sh"
 
 export PATH="$PATH:/usr/sbin:/sbin"
 ensure_apt() {   # ensure_apt COMMAND PACKAGE
@@ -137,9 +121,9 @@ SCRATCH="$RUN/scratch"
 mkdir -p "$SCRATCH"
 log "run dir: $RUN ($LINKS links)"
 
-EDGE=$(free_port)
-ADMIN=$(free_port)
-API=$(free_port)
+free_port EDGE
+free_port ADMIN
+free_port API
 CONFIG="$RUN/links.toml"
 {
   cat <<EOF
