@@ -128,14 +128,7 @@ fn acknowledged_conversions_survive_sigkill_exactly_once() {
             checked.elapsed().as_secs_f64()
         ),
     ];
-    for f in &figures {
-        say(f);
-    }
-    for s in &log.server_error_samples {
-        say(&format!("5xx sample: {s}"));
-    }
-    assert!(store.problems.is_empty(), "seed {seed}: {} problems in the store:\n{}", store.problems.len(), store.problems.join("\n"));
-    assert_eq!(code, 0, "seed {seed}: clickgate ledger verify failed:\n{out}{err}");
+    store.report(say, &figures, &log, seed, (code, &out, &err));
     assert!(out.contains("sqlite integrity_check: ok\n"), "seed {seed}: {out}");
     assert!(out.contains("ledger clean:"), "seed {seed}: {out}");
     assert!(log.conversions.len() as u64 > u64::from(kills), "seed {seed}: too few conversions to have tested anything");

@@ -196,14 +196,7 @@ fn two_cores_on_postgres_count_acknowledged_conversions_once_through_sigkills() 
             checked.elapsed().as_secs_f64()
         ),
     ];
-    for f in &figures {
-        say(f);
-    }
-    for s in &log.server_error_samples {
-        say(&format!("5xx sample: {s}"));
-    }
-    assert!(check.problems.is_empty(), "seed {seed}: {} problems in the store:\n{}", check.problems.len(), check.problems.join("\n"));
-    assert_eq!(code, 0, "seed {seed}: clickgate ledger verify failed:\n{out}{err}");
+    check.report(say, &figures, &log, seed, (code, &out, &err));
     assert!(out.contains("store: PostgreSQL\n") && out.contains("ledger clean:"), "seed {seed}: {out}");
     assert!(log.conversions.len() as u64 > u64::from(kills), "seed {seed}: too few conversions to have tested anything");
     assert!(by_core.iter().all(|&n| n > 0), "seed {seed}: a core answered nothing: {by_core:?}");

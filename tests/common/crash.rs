@@ -159,6 +159,23 @@ pub struct StoreCheck {
     pub problems: Vec<String>,
 }
 
+impl StoreCheck {
+    /// Says a run's figures and its 5xx samples through `say`, then fails the test on any
+    /// problem this check found, or on a `clickgate ledger verify` (`verify`: its exit code,
+    /// stdout and stderr) that did not exit 0.
+    pub fn report(&self, say: fn(&str), figures: &[String], log: &StreamLog, seed: u64, verify: (i32, &str, &str)) {
+        for f in figures {
+            say(f);
+        }
+        for s in &log.server_error_samples {
+            say(&format!("5xx sample: {s}"));
+        }
+        assert!(self.problems.is_empty(), "seed {seed}: {} problems in the store:\n{}", self.problems.len(), self.problems.join("\n"));
+        let (code, out, err) = verify;
+        assert_eq!(code, 0, "seed {seed}: clickgate ledger verify failed:\n{out}{err}");
+    }
+}
+
 /// A commission as stored, with its events and transfers counted by step.
 #[derive(Debug, Default)]
 struct Stored {
