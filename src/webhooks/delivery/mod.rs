@@ -16,6 +16,7 @@
 //! again, under the same `webhook-id`.
 
 pub mod http;
+mod outage;
 mod plan;
 
 use std::collections::{HashMap, HashSet};
@@ -152,6 +153,7 @@ impl Worker {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut last_step = tokio::time::Instant::now();
         let mut full = true;
+        let mut outage = outage::Outage::default();
         loop {
             let outcome = if full {
                 last_step = tokio::time::Instant::now();
@@ -159,8 +161,19 @@ impl Worker {
             } else {
                 self.start_due().await
             };
-            if let Err(e) = outcome {
-                tracing::error!(error = %e, "a webhook delivery step failed; it runs again at the next poll");
+            let now = std::time::Instant::now();
+            let say = if outcome.is_err() { outage.failed(now) } else { outage.succeeded(now) };
+            match (&outcome, say) {
+                (Err(e), outage::Say::Failed) => {
+                    tracing::error!(error = %e, "a webhook delivery step failed; it runs again at each poll, and this is logged again once a minute while it fails")
+                }
+                (Err(e), outage::Say::StillFailing { failures, for_s }) => {
+                    tracing::error!(error = %e, failures, for_s, "webhook delivery steps still fail")
+                }
+                (_, outage::Say::Recovered { failures, for_s }) => {
+                    tracing::info!(failures, for_s, "webhook delivery steps succeed again")
+                }
+                _ => {}
             }
             let next_step = last_step + if self.finished.is_empty() { self.limits.poll_interval } else { WRITE_INTERVAL };
             tokio::select! {
