@@ -17,6 +17,7 @@ mod clicks;
 mod commissions;
 /// `POST /v1/conversions` and its transitions; public for the fuzz targets.
 pub mod conversions;
+pub mod dashboard;
 pub mod import;
 pub mod keys;
 mod ledger;
@@ -74,6 +75,8 @@ pub struct ApiState {
     /// The stored API keys, on a connection of their own.
     pub keys: Arc<crate::access::Keys>,
     pub limits: keys::Limits,
+    /// The dashboard's signed-in sessions.
+    pub dashboard: dashboard::Sessions,
 }
 
 /// An error answer.
@@ -234,6 +237,10 @@ async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Reque
     // The document describes the API, not its data: it needs no key.
     if let (&Method::GET, ["openapi.json"]) = (&method, segments.as_slice()) {
         return Ok(raw_json(StatusCode::OK, openapi::DOCUMENT.clone()));
+    }
+    // The dashboard answers HTML under its own cookie session, checking its key as below.
+    if let ["dashboard", ..] = segments.as_slice() {
+        return dashboard::route(state, peer, req).await;
     }
     let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let caller = keys::authenticate(state, peer, authorization).await?;

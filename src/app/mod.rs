@@ -235,6 +235,7 @@ pub fn build_api(
             CatalogDb::connect(url.as_deref(), data_dir).context("opening the store for API keys")?,
         ))),
         limits: crate::api::keys::Limits::new(&config.api),
+        dashboard: crate::api::dashboard::Sessions::new(&config.api, config.tls.cert_path.is_some() && config.tls.key_path.is_some()),
     });
     Ok((state, catalog))
 }

@@ -84,6 +84,10 @@ pub struct Api {
     /// The edge's public base URL, as customers reach it: links' QR codes encode
     /// `{edge_public_url}/q/{code}`.
     pub edge_public_url: String,
+    /// Dashboard sessions held in memory at most; past it the oldest is signed out.
+    pub dashboard_sessions_max: usize,
+    /// How long a dashboard session lives after its sign-in.
+    pub dashboard_session_ttl_s: u64,
 }
 
 impl Default for Api {
@@ -104,6 +108,8 @@ impl Default for Api {
             key_burst: 200,
             auth_failures_per_min: 20,
             edge_public_url: "http://localhost:8080".into(),
+            dashboard_sessions_max: 10_000,
+            dashboard_session_ttl_s: 28_800,
         }
     }
 }
@@ -243,6 +249,12 @@ impl Api {
         }
         if !(1..=64).contains(&self.read_connections_max) {
             return Err(invalid("api.read_connections_max", "must be in 1..=64"));
+        }
+        if !(1..=1_000_000).contains(&self.dashboard_sessions_max) {
+            return Err(invalid("api.dashboard_sessions_max", "must be in 1..=1000000"));
+        }
+        if !(60..=7 * 86_400).contains(&self.dashboard_session_ttl_s) {
+            return Err(invalid("api.dashboard_session_ttl_s", "must be in 60..=604800"));
         }
         if !(1..=1_000_000).contains(&self.key_requests_per_s) {
             return Err(invalid("api.key_requests_per_s", "must be in 1..=1000000"));
