@@ -114,7 +114,7 @@ fn bench_deliveries(root: &Path, events: usize) {
     let addr = rt.block_on(receiver(received.clone()));
     let mut store = SqliteWebhooks::open(dir.path()).unwrap();
     for _ in 0..ENDPOINTS {
-        store.insert_endpoint(&endpoint(format!("http://{addr}/hook"), &[EventType::CommissionCreated])).unwrap();
+        store.insert_endpoint(&endpoint(format!("http://{addr}/hook"), &[EventType::CommissionCreated]), &cli_stamp()).unwrap();
     }
     // The cursor starts at the outbox's end when the table is made: back to the start.
     conn.execute("UPDATE webhook_cursor SET seq = 0", []).unwrap();
@@ -162,7 +162,7 @@ fn bench_lag(root: &Path, conversions: usize, label: &str, kinds: &[EventType]) 
     let received = Arc::new(AtomicU64::new(0));
     let addr = rt.block_on(receiver(received.clone()));
     let mut store = SqliteWebhooks::open(dir.path()).unwrap();
-    store.insert_endpoint(&endpoint(format!("http://{addr}/hook"), kinds)).unwrap();
+    store.insert_endpoint(&endpoint(format!("http://{addr}/hook"), kinds), &cli_stamp()).unwrap();
     let w = worker(dir.path(), &metrics);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = rt.spawn(w.run(stop_rx));
@@ -250,4 +250,9 @@ fn main() {
     bench_deliveries(root, events);
     bench_lag(root, conversions, "lag", &[EventType::ConversionAttributed, EventType::CommissionCreated]);
     bench_lag(root, conversions, "lag_fanout_only", &[EventType::FraudAlert]);
+}
+
+/// The audit stamp the bench's endpoint registrations are recorded under.
+fn cli_stamp() -> clickgate::audit::Stamp {
+    clickgate::audit::Stamp::new(clickgate::audit::Actor::Cli, 0)
 }

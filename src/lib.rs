@@ -18,6 +18,8 @@
 //!   (Stripe Connect transfers, PayPal and Wise CSV exports), and the payout schedule.
 //! - `webhooks`: events and their envelope, Standard Webhooks signatures, retries, the SSRF guard,
 //!   endpoints and the delivery worker.
+//! - `audit`: the audit log of every write through the API or the CLI (actors, actions, the
+//!   redaction of sensitive fields) and its store trait.
 //! - `fraud`: fraud alerts raised from ingested clicks (a partner's flagged share, link surges).
 //! - `storage`: one module per backend (`sqlite`, `pg`), implementing the domain's store traits.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
@@ -33,6 +35,7 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod attribution;
+pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod click_log;

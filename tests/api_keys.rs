@@ -277,6 +277,8 @@ fn partner_keys_reach_only_their_partners_objects() {
             ("POST", "/v1/payout-runs"),
             ("GET", "/v1/payout-runs/run-1"),
             ("POST", "/v1/payout-runs/run-1/confirm"),
+            ("GET", "/v1/audit"),
+            ("GET", "/v1/audit?object=partner:alice"),
         ] {
             let a = call_as(&s, &me.key, method, path, "{}");
             assert_eq!(a.status, 403, "{} on {method} {path}: {a:?}", me.partner);
@@ -291,6 +293,10 @@ fn partner_keys_reach_only_their_partners_objects() {
                 ("POST", format!("/v1/partners/{}/payouts", o.partner)),
                 ("GET", format!("/v1/api-keys/{bob_id}")),
                 ("DELETE", format!("/v1/api-keys/{bob_id}")),
+                ("POST", format!("/v1/coupons/demo/{}/pause", o.coupon)),
+                ("POST", format!("/v1/coupons/demo/{}/resume", o.coupon)),
+                ("POST", format!("/v1/coupons/demo/{}/expire", o.coupon)),
+                ("GET", format!("/v1/audit?key={bob_id}")),
             ] {
                 let a = call_as(&s, &me.key, method, &path, "{}");
                 assert_eq!(a.status, 403, "{} on {method} {path}: {a:?}", me.partner);

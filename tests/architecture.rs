@@ -7,7 +7,7 @@
 //! names. `cargo test --test architecture -- --nocapture` prints the module graph.
 //!
 //! The rules: `model` and `config` import nothing of ours; the edge imports only the model,
-//! the config, events and metrics; the domain (access, attribution, catalog, click_log, commission,
+//! the config, events and metrics; the domain (access, attribution, audit, catalog, click_log, commission,
 //! conversions, index, ingest, ledger, lifecycle, payouts, webhooks) imports no storage, edge, API or
 //! app; only `storage` names a SQL crate; there is no circle among the top-level modules.
 
@@ -21,6 +21,7 @@ type Graph = BTreeMap<String, BTreeSet<String>>;
 const DOMAIN: &[&str] = &[
     "access",
     "attribution",
+    "audit",
     "catalog",
     "click_log",
     "commission",

@@ -16,6 +16,8 @@ use std::fmt;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use crate::audit::{snapshot, Action, Actor, AuditError, AuditLog, Entry};
+
 /// How long a key found in the store is trusted without asking the store again.
 pub const CACHE_MS: u64 = 1_000;
 /// Keys cached at most; past it the cache starts again empty.
@@ -151,8 +153,17 @@ pub fn sha256(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// A backend's keys (`storage::sqlite`, beside the catalog).
-pub trait KeyStore {
+impl From<AuditError> for AccessError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Invalid { field, why } => AccessError::Invalid { field, why },
+            AuditError::Storage(why) => AccessError::Storage(why),
+        }
+    }
+}
+
+/// A backend's keys (`storage::sqlite`, beside the catalog and its audit log).
+pub trait KeyStore: AuditLog {
     /// Stores a new key; its id and hash are new (both random), so a clash is a storage error.
     fn insert_key(&self, key: &ApiKey, sha256: &[u8; 32]) -> Result<(), AccessError>;
     fn key_by_hash(&self, sha256: &[u8; 32]) -> Result<Option<ApiKey>, AccessError>;
@@ -163,6 +174,9 @@ pub trait KeyStore {
     /// is no such key.
     fn revoke_key(&self, id: &str, now_ms: u64) -> Result<Option<ApiKey>, AccessError>;
     fn touch_key(&self, id: &str, now_ms: u64) -> Result<(), AccessError>;
+    /// Runs `f` in one transaction, which commits when `f` succeeds and rolls back otherwise:
+    /// a key's write and its audit entry go together.
+    fn keys_atomically(&self, f: &mut dyn FnMut() -> Result<(), AccessError>) -> Result<(), AccessError>;
 }
 
 /// Keys over a store, with the cache `authenticate` reads.
@@ -209,8 +223,15 @@ impl Keys {
     }
 
     /// Makes and stores a key for `scope` (`admin` or `partner:<id>`, an id `partner_exists`
-    /// knows): the one path of the API and the CLI.
-    pub fn create(&self, name: &str, scope: &str, partner_exists: impl Fn(&str) -> bool, now_ms: u64) -> Result<Minted, AccessError> {
+    /// knows), recording it in the audit log as `actor`'s: the one path of the API and the CLI.
+    pub fn create(
+        &self,
+        name: &str,
+        scope: &str,
+        partner_exists: impl Fn(&str) -> bool,
+        now_ms: u64,
+        actor: &Actor,
+    ) -> Result<Minted, AccessError> {
         let scope = Scope::parse(scope)?;
         if let Scope::Partner(p) = &scope {
             if !partner_exists(p) {
@@ -218,7 +239,12 @@ impl Keys {
             }
         }
         let minted = mint(name, scope, now_ms)?;
-        self.store.lock().insert_key(&minted.key, &minted.sha256)?;
+        let entry = Entry::new(actor, Action::ApiKeyCreate, &minted.key.id, now_ms, None, Some(snapshot(&minted.key)));
+        let store = self.store.lock();
+        store.keys_atomically(&mut || {
+            store.insert_key(&minted.key, &minted.sha256)?;
+            Ok(store.append_audit(&entry)?)
+        })?;
         Ok(minted)
     }
 
@@ -230,9 +256,30 @@ impl Keys {
         self.store.lock().key(id)?.ok_or_else(|| AccessError::NotFound(id.to_string()))
     }
 
-    /// Revokes a key; it stops working in this process at once.
-    pub fn revoke(&self, id: &str, now_ms: u64) -> Result<ApiKey, AccessError> {
-        let key = self.store.lock().revoke_key(id, now_ms)?.ok_or_else(|| AccessError::NotFound(id.to_string()))?;
+    /// Revokes a key, recording it in the audit log as `actor`'s; it stops working in this
+    /// process at once.
+    pub fn revoke(&self, id: &str, now_ms: u64, actor: &Actor) -> Result<ApiKey, AccessError> {
+        let store = self.store.lock();
+        let mut revoked = None;
+        store.keys_atomically(&mut || {
+            let before = store.key(id)?.ok_or_else(|| AccessError::NotFound(id.to_string()))?;
+            let after = store.revoke_key(id, now_ms)?.ok_or_else(|| AccessError::NotFound(id.to_string()))?;
+            // A second revocation changes nothing, so it records nothing.
+            if before.revoked_ms.is_none() {
+                store.append_audit(&Entry::new(
+                    actor,
+                    Action::ApiKeyRevoke,
+                    id,
+                    now_ms,
+                    Some(snapshot(&before)),
+                    Some(snapshot(&after)),
+                ))?;
+            }
+            revoked = Some(after);
+            Ok(())
+        })?;
+        drop(store);
+        let key = revoked.ok_or_else(|| AccessError::NotFound(id.to_string()))?;
         self.cache.lock().retain(|_, (k, _)| k.id != key.id);
         Ok(key)
     }

@@ -37,8 +37,8 @@ fn keys_authenticate_until_revoked_and_record_their_use() {
     let dir = tempfile::tempdir().unwrap();
     let keys = keys_on(dir.path());
     let exists = |p: &str| p == "bob";
-    assert!(matches!(keys.create("x", "partner:carol", exists, 1_000), Err(AccessError::Invalid { field: "scope", .. })));
-    let m = keys.create("bob's", "partner:bob", exists, 1_000).unwrap();
+    assert!(matches!(keys.create("x", "partner:carol", exists, 1_000, &Actor::Cli), Err(AccessError::Invalid { field: "scope", .. })));
+    let m = keys.create("bob's", "partner:bob", exists, 1_000, &Actor::Cli).unwrap();
     let t = 10_000_000;
     let found = keys.authenticate(&m.secret, t).unwrap().unwrap();
     assert_eq!((found.scope, found.id.as_str()), (Scope::Partner("bob".into()), m.key.id.as_str()));
@@ -52,19 +52,19 @@ fn keys_authenticate_until_revoked_and_record_their_use() {
 
     // Revoked by another process on the same store: trusted for at most CACHE_MS more.
     let other = keys_on(dir.path());
-    let revoked = other.revoke(&m.key.id, t + 62_000).unwrap();
+    let revoked = other.revoke(&m.key.id, t + 62_000, &Actor::Cli).unwrap();
     assert_eq!(revoked.revoked_ms, Some(t + 62_000));
-    assert_eq!(other.revoke(&m.key.id, t + 70_000).unwrap().revoked_ms, Some(t + 62_000), "the first revocation stands");
+    assert_eq!(other.revoke(&m.key.id, t + 70_000, &Actor::Cli).unwrap().revoked_ms, Some(t + 62_000), "the first revocation stands");
     assert!(keys.authenticate(&m.secret, t + 61_500).unwrap().is_some(), "still cached");
     assert!(keys.authenticate(&m.secret, t + 61_000 + CACHE_MS).unwrap().is_none(), "gone once the cache entry is stale");
     assert!(other.authenticate(&m.secret, t + 63_000).unwrap().is_none());
 
     // Revoked here: at once.
-    let n = keys.create("ops", "admin", exists, 2_000).unwrap();
+    let n = keys.create("ops", "admin", exists, 2_000, &Actor::Cli).unwrap();
     assert!(keys.authenticate(&n.secret, t).unwrap().is_some());
-    keys.revoke(&n.key.id, t).unwrap();
+    keys.revoke(&n.key.id, t, &Actor::Cli).unwrap();
     assert!(keys.authenticate(&n.secret, t).unwrap().is_none());
-    assert!(matches!(keys.revoke("ak_000000000000000000000000", t), Err(AccessError::NotFound(_))));
+    assert!(matches!(keys.revoke("ak_000000000000000000000000", t, &Actor::Cli), Err(AccessError::NotFound(_))));
     let listed: Vec<String> = keys.list().unwrap().into_iter().map(|k| k.id).collect();
     assert_eq!(listed, [n.key.id.clone(), m.key.id.clone()], "newest first");
 }

@@ -66,8 +66,8 @@ impl TouchSource for Source<'_> {
         self.ingest.visitor_touches(visitor, since_ms, until_ms)
     }
 
-    fn coupon_partner(&self, program: &str, code: &str) -> Option<Arc<str>> {
-        self.catalog.coupon_partner(program, code)
+    fn coupon(&self, program: &str, code: &str) -> Option<(Arc<str>, crate::model::Status)> {
+        self.catalog.coupon(program, code)
     }
 
     fn is_partner(&self, partner: &str, customer_ref: &str) -> bool {

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use super::scope::Caller;
 use super::{json, parse_json, read_blocking, ApiError, ApiResult, ApiState};
 use crate::access::{AccessError, ApiKey, Keys, Scope};
+use crate::audit::Actor;
 use crate::model::ct_eq;
 
 /// Calls between trims of the limiters' keyed state.
@@ -153,27 +154,30 @@ pub(super) struct Create {
     scope: String,
 }
 
-/// Makes a key whose partner the catalog knows; its view and its secret, shown once.
+/// Makes a key whose partner the catalog knows, recorded as `actor`'s; its view and its secret,
+/// shown once.
 pub fn create(
     keys: &Keys,
     catalog: &crate::catalog::Catalog,
     name: &str,
     scope: &str,
     now_ms: u64,
+    actor: &Actor,
 ) -> Result<(Value, String), AccessError> {
-    let minted = keys.create(name, scope, |p| catalog.partner(p).is_some(), now_ms)?;
+    let minted = keys.create(name, scope, |p| catalog.partner(p).is_some(), now_ms, actor)?;
     tracing::info!(key = %minted.key.id, scope = %minted.key.scope, "created an API key");
     Ok((view(&minted.key), minted.secret))
 }
 
-pub async fn route(state: &Arc<ApiState>, method: &hyper::Method, segments: &[&str], body: Option<Bytes>) -> ApiResult {
+pub async fn route(state: &Arc<ApiState>, caller: &Caller, method: &hyper::Method, segments: &[&str], body: Option<Bytes>) -> ApiResult {
     let keys = state.keys.clone();
     let now_ms = (state.now_ms)();
+    let actor = caller.actor();
     match (method, segments) {
         (&hyper::Method::POST, ["v1", "api-keys"]) => {
             let c: Create = parse_json(&body.unwrap_or_default())?;
             let catalog = state.catalog.load_full();
-            let (mut v, secret) = read_blocking("API key", move || create(&keys, &catalog, &c.name, &c.scope, now_ms)).await??;
+            let (mut v, secret) = read_blocking("API key", move || create(&keys, &catalog, &c.name, &c.scope, now_ms, &actor)).await??;
             v["secret"] = Value::String(secret);
             Ok(json(StatusCode::CREATED, &v))
         }
@@ -187,7 +191,7 @@ pub async fn route(state: &Arc<ApiState>, method: &hyper::Method, segments: &[&s
         }
         (&hyper::Method::DELETE, ["v1", "api-keys", id]) => {
             let id = known(id)?;
-            let k = read_blocking("API key", move || keys.revoke(&id, now_ms)).await??;
+            let k = read_blocking("API key", move || keys.revoke(&id, now_ms, &actor)).await??;
             tracing::info!(key = %k.id, "revoked an API key");
             Ok(json(StatusCode::OK, &view(&k)))
         }

@@ -1,6 +1,6 @@
 //! The JSON API on its own listener: the catalog (programs, partners, links, coupons),
 //! conversions, clicks, postbacks, imports, commissions and payouts, payout runs, commission
-//! rules, the ledger's entries and reports; `GET /openapi.json` describes every route (`openapi`).
+//! rules, the ledger's entries, the audit log and reports; `GET /openapi.json` describes every route (`openapi`).
 //!
 //! Every answer is JSON. Errors are `{"error":{"code","field","message"}}` with `400` for a
 //! request that cannot be read (bad JSON, unknown fields, wrong types), `422` for one that reads
@@ -12,6 +12,7 @@
 //! A request's key is checked by `keys::authenticate` and its reach by `scope::authorize`,
 //! once, before any handler runs.
 
+pub mod audit;
 mod catalog;
 mod clicks;
 mod commissions;
@@ -270,7 +271,7 @@ async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Reque
             let (id, action) = (id.to_string(), action.to_string());
             let key = idempotency_key(&req)?;
             let body = read_body(state, req).await?;
-            conversions::transition(state, &id, &action, key, &body).await
+            audit::transition(state, &caller, &id, &action, key, &body).await
         }
         (&Method::GET, ["v1", "clicks", id]) => clicks::get(state, id),
         (&Method::GET, ["v1", "reports", kind @ ("partners" | "programs"), id]) => {
@@ -280,38 +281,41 @@ async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Reque
         (&Method::GET, ["v1", "commissions"]) => commissions::list(state, &query).await,
         (&Method::POST, ["v1", "commissions", "approve"]) => {
             let body = read_body(state, req).await?;
-            commissions::approve(state, &body).await
+            audit::approve(state, &caller, &body).await
         }
         (&Method::GET, ["v1", "commissions", id]) => commissions::get(state, id).await,
         (&Method::GET, ["v1", "partners", id, "balance"]) => commissions::balance(state, id).await,
         (&Method::POST, ["v1", "partners", id, "payouts"]) => {
             let id = id.to_string();
-            payouts::settle(state, &id, &read_body(state, req).await?).await
+            audit::payout_run(state, &caller, payouts::settle(state, &id, &read_body(state, req).await?).await).await
         }
         (&Method::GET, ["v1", "programs", id, "commission"]) => rules::get(state, id).await,
         (&Method::PUT, ["v1", "programs", id, "commission"]) => {
             let id = id.to_string();
             let body = read_body(state, req).await?;
-            rules::put(state, &id, &body).await
+            rules::put(state, &caller, &id, &body).await
         }
         (&Method::GET, ["v1", "commission-rules", version]) => rules::version(state, version).await,
+        (&Method::GET, ["v1", "audit"]) => audit::list(state, &query).await,
         (&Method::GET, ["v1", "ledger", "entries"]) => ledger::entries(state, req.uri().query().unwrap_or("")).await,
-        (&Method::POST, ["v1", "payout-runs"]) => payouts::create_run(state, &read_body(state, req).await?).await,
+        (&Method::POST, ["v1", "payout-runs"]) => {
+            audit::payout_run(state, &caller, payouts::create_run(state, &read_body(state, req).await?).await).await
+        }
         (&Method::GET, ["v1", "payout-runs"]) => payouts::list_runs(state, req.uri().query().unwrap_or("")).await,
         (&Method::GET, ["v1", "payout-runs", id]) => payouts::get_run(state, id).await,
         (&Method::POST, ["v1", "payout-runs", id, "confirm"]) => {
             let id = id.to_string();
-            payouts::confirm(state, &id, &read_body(state, req).await?).await
+            audit::confirm_run(state, &caller, &id, &read_body(state, req).await?).await
         }
         (&Method::GET, ["v1", "payouts"]) => payouts::list_payouts(state, &query).await,
-        (_, ["v1", "webhook-endpoints" | "webhook-events", ..]) => webhooks::route(state, req, &segments, caller.partner()).await,
+        (_, ["v1", "webhook-endpoints" | "webhook-events", ..]) => webhooks::route(state, req, &segments, &caller).await,
         (_, ["v1", "api-keys", ..]) => {
             let body = if method == Method::POST { Some(read_body(state, req).await?) } else { None };
-            keys::route(state, &method, &segments, body).await
+            keys::route(state, &caller, &method, &segments, body).await
         }
         (_, ["v1", "programs" | "partners" | "links" | "coupons", ..]) => {
             let body = if matches!(method, Method::POST | Method::PATCH) { Some(read_body(state, req).await?) } else { None };
-            catalog::route(state, &method, &segments, &query, caller.partner(), body).await
+            catalog::route(state, &method, &segments, &query, &caller, body).await
         }
         _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
     }

@@ -2,6 +2,7 @@
 //! `GET /v1/commission-rules/{version}`.
 //!
 //! A `PUT` validates the rules (a `422` names the path, such as `rules.tiers[1].from_minor`),
+//! records them in the audit log (`commission_rules.put`, with the rules before and after),
 //! stores them in the program's spec and swaps a freshly loaded catalog in before it answers,
 //! so the next conversion is computed under them. Every rule set is shown with its
 //! `version` (`RuleSet::version_hash`), which each commission records; the stored set of a
@@ -13,8 +14,9 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
+use super::scope::Caller;
 use super::{json, parse_json, read_blocking, ApiError, ApiResult, ApiState};
-use crate::catalog::{CatalogError, Catalogue};
+use crate::catalog::{Audited, CatalogError};
 use crate::commission::{ProgramRules, RuleSet};
 
 /// A rule set as JSON with its `version`.
@@ -48,20 +50,20 @@ enum PutError {
     Reload(CatalogError),
 }
 
-pub async fn put(state: &Arc<ApiState>, program: &str, body: &Bytes) -> ApiResult {
+pub async fn put(state: &Arc<ApiState>, caller: &Caller, program: &str, body: &Bytes) -> ApiResult {
     if state.catalog.load().program(program).is_none() {
         return Err(unknown_program(program));
     }
     let rules: ProgramRules = parse_json(body)?;
     rules.validate().map_err(|e| ApiError::invalid(&e.path, e.why))?;
-    let (st, id) = (state.clone(), program.to_string());
+    let (st, id, actor, now_ms) = (state.clone(), program.to_string(), caller.actor(), (state.now_ms)());
     let stored = tokio::task::spawn_blocking(move || {
         // The store's lock serialises rule changes, and the catalog's reload lock, held from the
         // write to the swap, keeps the upkeep thread's reload (its own connection) from
         // swapping in a catalog it read before this write: the older rules never come back.
         let store = st.store.lock().unwrap_or_else(|e| e.into_inner());
         let reload = st.catalog.lock();
-        let p = store.set_commission_rules(&id, &rules).map_err(PutError::Store)?;
+        let p = Audited::new(&**store, actor, now_ms).set_commission_rules(&id, &rules).map_err(PutError::Store)?;
         reload.reload(&**store).map_err(PutError::Reload)?;
         Ok(p.spec.commission)
     })

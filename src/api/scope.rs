@@ -25,6 +25,7 @@ use hyper::{Method, StatusCode};
 use serde_json::Value;
 
 use super::{read_blocking, ApiError, ApiState};
+use crate::audit::Actor;
 use crate::catalog::{NewLink, Program};
 
 /// Whom an authenticated request acts for.
@@ -46,6 +47,14 @@ impl Caller {
         match self {
             Caller::Admin { .. } => None,
             Caller::Partner { partner, .. } => Some(partner),
+        }
+    }
+
+    /// Who the audit log says made a write: the stored key, or `admin` for the configured one.
+    pub fn actor(&self) -> Actor {
+        match self.key_id() {
+            Some(id) => Actor::Key(id.to_string()),
+            None => Actor::Admin,
         }
     }
 
@@ -162,7 +171,7 @@ pub async fn authorize(state: &Arc<ApiState>, caller: &Caller, method: &Method, 
             .await?
             .ok()
             .flatten();
-            found.filter(|c| c.partner == me).map(|_| ()).ok_or_else(|| not_found("coupon", code))
+            found.filter(|c| c.spec.partner == me).map(|_| ()).ok_or_else(|| not_found("coupon", code))
         }
         Reach::NewLink => Ok(()),
     }
@@ -262,6 +271,8 @@ mod tests {
             (Method::PATCH, "/v1/partners/bob"),
             (Method::POST, "/v1/partners/bob/expire"),
             (Method::POST, "/v1/coupons"),
+            (Method::POST, "/v1/coupons/shop/BOB10/pause"),
+            (Method::GET, "/v1/audit"),
         ] {
             assert_eq!(reach(&method, &path.split('/').skip(1).collect::<Vec<_>>()), Reach::Admin, "{method} {path}");
         }

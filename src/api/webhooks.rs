@@ -13,6 +13,7 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
 use super::commissions::Params;
+use super::scope::Caller;
 use super::{json, parse_json, read_body, ApiError, ApiResult, ApiState};
 use crate::webhooks::endpoint::{is_id, Status};
 use crate::webhooks::store::{DeliveryFilter, DeliveryStatus};
@@ -40,7 +41,8 @@ impl From<AdminError> for ApiError {
 /// Routes `/v1/webhook-endpoints…` and `/v1/webhook-events…`.
 /// `partner` is a partner key's (`scope::authorize` let it through): its registrations are for
 /// it, and its lists and replays hold only its endpoints.
-pub(super) async fn route(state: &Arc<ApiState>, req: Request<Incoming>, segments: &[&str], partner: Option<&str>) -> ApiResult {
+pub(super) async fn route(state: &Arc<ApiState>, req: Request<Incoming>, segments: &[&str], caller: &Caller) -> ApiResult {
+    let (partner, actor) = (caller.partner(), caller.actor());
     let now_ms = (state.now_ms)();
     let admin = &state.webhooks;
     match (req.method().clone(), segments) {
@@ -53,7 +55,7 @@ pub(super) async fn route(state: &Arc<ApiState>, req: Request<Incoming>, segment
                     _ => reg.partner = Some(me.to_string()),
                 }
             }
-            let endpoint = admin.add(&reg, now_ms).await?;
+            let endpoint = admin.add(&reg, now_ms, &actor).await?;
             let mut view = endpoint.view();
             view["secret"] = Value::String(endpoint.secret.to_whsec());
             Ok(json(StatusCode::CREATED, &view))
@@ -71,12 +73,12 @@ pub(super) async fn route(state: &Arc<ApiState>, req: Request<Incoming>, segment
         }
         (Method::DELETE, ["v1", "webhook-endpoints", id]) => {
             let id = known(id)?;
-            admin.remove(id).await?;
+            admin.remove(id, now_ms, &actor).await?;
             Ok(json(StatusCode::OK, &json!({ "id": id, "deleted": true })))
         }
         (Method::POST, ["v1", "webhook-endpoints", id, "rotate-secret"]) => {
             let id = known(id)?;
-            let (endpoint, secret) = admin.rotate(id, now_ms).await?;
+            let (endpoint, secret) = admin.rotate(id, now_ms, &actor).await?;
             let mut view = endpoint.view();
             view["secret"] = Value::String(secret.to_whsec());
             Ok(json(StatusCode::OK, &view))
@@ -84,7 +86,7 @@ pub(super) async fn route(state: &Arc<ApiState>, req: Request<Incoming>, segment
         (Method::POST, ["v1", "webhook-endpoints", id, "enable"]) => {
             let id = known(id)?;
             let before = admin.get(id).await?;
-            let endpoint = admin.enable(id, now_ms).await?;
+            let endpoint = admin.enable(id, now_ms, &actor).await?;
             let mut view = endpoint.view();
             // What to replay: the events since it was disabled never reached it.
             if before.status != Status::Enabled {

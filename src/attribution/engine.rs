@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{models, Model, Settings};
 use crate::index::IndexedClick;
-use crate::model::Verdict;
 use crate::model::{ClickId, ClickIdError, VisitorId};
+use crate::model::{Status, Verdict};
 
 /// What the engine may look up.
 pub trait TouchSource {
@@ -21,8 +21,8 @@ pub trait TouchSource {
     fn click(&self, id: &ClickId) -> Option<IndexedClick>;
     /// A visitor's touches with `since_ms <= ts <= until_ms`, oldest first.
     fn visitor_touches(&self, visitor: &VisitorId, since_ms: u64, until_ms: u64) -> Vec<IndexedClick>;
-    /// The partner a coupon code credits in a program.
-    fn coupon_partner(&self, program: &str, code: &str) -> Option<Arc<str>>;
+    /// The partner a coupon code credits in a program, and the coupon's status.
+    fn coupon(&self, program: &str, code: &str) -> Option<(Arc<str>, Status)>;
     /// Whether `customer_ref` is the partner themself (self-referral).
     fn is_partner(&self, partner: &str, customer_ref: &str) -> bool;
 }
@@ -191,9 +191,13 @@ pub fn attribute(settings: &Settings, facts: &Facts<'_>, src: &impl TouchSource)
 
     // 3. A coupon code: offline and POS sales, where there is no click.
     if let Some(code) = facts.coupon_code {
-        match src.coupon_partner(facts.program, code) {
+        match src.coupon(facts.program, code) {
             None => out.notes.push(format!("coupon code {code:?} is not registered for program {:?}", facts.program)),
-            Some(partner) => {
+            // A paused or expired coupon credits no one; the sale stays unattributed by it.
+            Some((_, status @ (Status::Paused | Status::Expired))) => {
+                out.notes.push(format!("coupon code {code:?} is {} in program {:?}, so it credits no one", status.as_str(), facts.program))
+            }
+            Some((partner, Status::Active)) => {
                 let self_ref = facts.customer_ref.is_some_and(|c| src.is_partner(&partner, c));
                 let why = if self_ref { Why::SelfReferral } else { Why::Counted };
                 out.touches.push(Touch {

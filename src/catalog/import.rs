@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use super::{CatalogError, Catalogue, NewLink, NewLinkRow, Program};
+use crate::audit::{Action, Stamp};
 use crate::model::{Channel, Status};
 
 /// The columns a file may have.
@@ -73,10 +74,11 @@ pub fn import_links<C: Catalogue + ?Sized>(
     input: impl Read,
     expiry: &dyn Fn(&str) -> Result<i64, String>,
     mode: Mode,
+    stamp: &Stamp,
 ) -> Result<Report, ImportError> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(input);
     let columns = header(reader.headers()?)?;
-    let mut rows = || import_rows(store, &mut reader, &columns, expiry);
+    let mut rows = || import_rows(store, &mut reader, &columns, expiry, stamp);
     if mode == Mode::SkipBad {
         return rows();
     }
@@ -100,6 +102,7 @@ fn import_rows<C: Catalogue + ?Sized, R: Read>(
     reader: &mut csv::Reader<R>,
     columns: &HashMap<&'static str, usize>,
     expiry: &dyn Fn(&str) -> Result<i64, String>,
+    stamp: &Stamp,
 ) -> Result<Report, ImportError> {
     let programs: HashMap<String, Program> = store.programs()?.into_iter().map(|p| (p.spec.id.clone(), p)).collect();
     let partners: HashMap<String, i64> = store.partners()?.into_iter().map(|p| (p.spec.id, p.row_id)).collect();
@@ -132,10 +135,10 @@ fn import_rows<C: Catalogue + ?Sized, R: Read>(
             Err(why) => report.rejected.push(Rejected { line, code: at.get("code").to_string(), why }),
         }
         if batch.len() == BATCH_ROWS {
-            flush(store, &mut batch, &mut report)?;
+            flush(store, &mut batch, &mut report, stamp)?;
         }
     }
-    flush(store, &mut batch, &mut report)?;
+    flush(store, &mut batch, &mut report, stamp)?;
     report.rejected.sort_by_key(|r| r.line);
     Ok(report)
 }
@@ -199,8 +202,15 @@ fn row(line: u64, cells: &Cells<'_>, expiry: &dyn Fn(&str) -> Result<i64, String
     Ok(Row { line, link, status })
 }
 
-/// Writes a batch in one transaction; a taken code is that row's rejection.
-fn flush<C: Catalogue + ?Sized>(store: &C, batch: &mut Vec<(Row, i64, i64)>, report: &mut Report) -> Result<(), CatalogError> {
+/// Writes a batch in one transaction with its audit entry (`link.import`, named by the first
+/// code added, its `after` every code added): one entry per batch, so the log costs an import
+/// one row per `BATCH_ROWS` links. A taken code is that row's rejection.
+fn flush<C: Catalogue + ?Sized>(
+    store: &C,
+    batch: &mut Vec<(Row, i64, i64)>,
+    report: &mut Report,
+    stamp: &Stamp,
+) -> Result<(), CatalogError> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -208,7 +218,18 @@ fn flush<C: Catalogue + ?Sized>(store: &C, batch: &mut Vec<(Row, i64, i64)>, rep
         .iter()
         .map(|(r, program, partner)| NewLinkRow { link: &r.link, status: r.status, program_row_id: *program, partner_row_id: *partner })
         .collect();
-    let added = store.insert_links(&rows)?;
+    let mut written = None;
+    store.atomically(&mut || {
+        let added = store.insert_links(&rows)?;
+        let codes: Vec<&str> = rows.iter().zip(&added).filter(|(_, new)| **new).map(|(r, _)| r.link.code.as_str()).collect();
+        if let Some(first) = codes.first() {
+            let after = serde_json::json!({ "added": codes.len(), "codes": codes });
+            store.append_audit(&stamp.entry(Action::LinkImport, first, None, Some(after)))?;
+        }
+        written = Some(added);
+        Ok(true)
+    })?;
+    let added = written.unwrap_or_default();
     for ((r, _, _), new) in batch.iter().zip(added) {
         if new {
             report.added += 1;

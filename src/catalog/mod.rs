@@ -3,6 +3,7 @@
 //! know of them, as one read-mostly snapshot loaded from the store and swapped whole when the
 //! store changes.
 
+mod audited;
 mod changes;
 mod edit;
 pub mod import;
@@ -19,9 +20,10 @@ use crate::commission::ProgramRules;
 use crate::model::{Currency, Status};
 
 pub use crate::model::destination::DestinationError;
+pub use audited::Audited;
 pub use changes::{LinkReadHead, LinkReader, LinkRow};
 pub use edit::{coupon_key, LinkPatch, ListFilter, PartnerPatch, ProgramPatch};
-pub use objects::{Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program, Seed};
+pub use objects::{Coupon, Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program, Seed};
 pub use store::{CatalogStore, Catalogue, Kind, NewLinkRow};
 
 /// Why a catalog operation failed.
@@ -64,8 +66,8 @@ pub struct PartnerInfo {
 pub struct Catalog {
     programs: HashMap<String, ProgramInfo>,
     partners: HashMap<String, PartnerInfo>,
-    /// (program, upper-case code) → partner.
-    coupons: HashMap<(String, String), Arc<str>>,
+    /// (program, upper-case code) → partner and the coupon's status.
+    coupons: HashMap<(String, String), (Arc<str>, Status)>,
 }
 
 impl Catalog {
@@ -89,7 +91,7 @@ impl Catalog {
             c.partners.insert(p.spec.id.clone(), PartnerInfo { id: p.spec.id.as_str().into(), email: p.spec.email, status: p.status });
         }
         for k in store.coupons()? {
-            c.coupons.insert((k.program, k.code), k.partner.as_str().into());
+            c.coupons.insert((k.spec.program, k.spec.code), (k.spec.partner.as_str().into(), k.status));
         }
         Ok(c)
     }
@@ -104,8 +106,8 @@ impl Catalog {
         self.partners.get(id)
     }
 
-    /// The partner a coupon credits; codes match case-insensitively.
-    pub fn coupon_partner(&self, program: &str, code: &str) -> Option<Arc<str>> {
+    /// The partner a coupon credits and the coupon's status; codes match case-insensitively.
+    pub fn coupon(&self, program: &str, code: &str) -> Option<(Arc<str>, Status)> {
         self.coupons.get(&(program.to_string(), code.trim().to_ascii_uppercase())).cloned()
     }
 

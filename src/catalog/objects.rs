@@ -175,6 +175,14 @@ pub struct NewCoupon {
     pub partner: String,
 }
 
+/// A coupon as stored: attribution by its code counts only while it is active.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Coupon {
+    #[serde(flatten)]
+    pub spec: NewCoupon,
+    pub status: Status,
+}
+
 /// A program as stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct Program {

@@ -3,8 +3,9 @@
 
 use super::changes::LinkReader;
 use super::edit::{coupon_key, LinkPatch, ListFilter, PartnerPatch, ProgramPatch};
-use super::objects::{Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program, Seed};
+use super::objects::{Coupon, Link, NewCoupon, NewLink, NewPartner, NewProgram, Partner, Program, Seed};
 use super::CatalogError;
+use crate::audit::AuditLog;
 use crate::commission::ProgramRules;
 use crate::model::Status;
 
@@ -23,6 +24,8 @@ pub enum Kind {
     Program,
     Partner,
     Link,
+    /// Named by `coupon_key`: `<program>:<CODE>`.
+    Coupon,
 }
 
 impl Kind {
@@ -32,14 +35,16 @@ impl Kind {
             Kind::Program => "program",
             Kind::Partner => "partner",
             Kind::Link => "link",
+            Kind::Coupon => "coupon",
         }
     }
 }
 
 /// A catalog backend's writes and reads. `insert_*` store an object the caller validated and
 /// answer `false` when its id is taken; `version` changes whenever anyone changes the catalog,
-/// so a reader reloads only then.
-pub trait CatalogStore {
+/// so a reader reloads only then. The audit log lives beside the catalog (`AuditLog`), so a
+/// catalog write and its record share a transaction (`Audited`).
+pub trait CatalogStore: AuditLog {
     /// Moves whenever the catalog changes, on this connection or another.
     fn version(&self) -> Result<i64, CatalogError>;
     fn insert_program(&self, p: &NewProgram) -> Result<bool, CatalogError>;
@@ -61,7 +66,7 @@ pub trait CatalogStore {
     fn links(&self) -> Result<Vec<Link>, CatalogError>;
     /// Inserts a normalized coupon of a stored program; the partner must exist.
     fn insert_coupon(&self, c: &NewCoupon, program: &Program) -> Result<bool, CatalogError>;
-    fn coupons(&self) -> Result<Vec<NewCoupon>, CatalogError>;
+    fn coupons(&self) -> Result<Vec<Coupon>, CatalogError>;
     /// Sets an object's status; `false` when there is no such object.
     fn update_status(&self, kind: Kind, id: &str, status: Status) -> Result<bool, CatalogError>;
     /// Reads, in one transaction, every link (`since` is `None`) or the links changed after
@@ -111,17 +116,19 @@ pub trait CatalogStore {
         Ok(f.page(rows, |l| l.spec.code.clone()))
     }
 
-    /// A page of coupons in (program, code) order (`program`, `partner`, `after`, `limit` apply).
-    fn list_coupons(&self, f: &ListFilter) -> Result<Vec<NewCoupon>, CatalogError> {
-        let mut rows: Vec<NewCoupon> = self.coupons()?.into_iter().filter(|c| f.admits(Some(&c.program), Some(&c.partner), None)).collect();
-        rows.sort_by(|a, b| (&a.program, &a.code).cmp(&(&b.program, &b.code)));
-        Ok(f.page(rows, |c| coupon_key(&c.program, &c.code)))
+    /// A page of coupons in (program, code) order (`program`, `partner`, `status`, `after`,
+    /// `limit` apply).
+    fn list_coupons(&self, f: &ListFilter) -> Result<Vec<Coupon>, CatalogError> {
+        let mut rows: Vec<Coupon> =
+            self.coupons()?.into_iter().filter(|c| f.admits(Some(&c.spec.program), Some(&c.spec.partner), Some(c.status))).collect();
+        rows.sort_by(|a, b| (&a.spec.program, &a.spec.code).cmp(&(&b.spec.program, &b.spec.code)));
+        Ok(f.page(rows, |c| coupon_key(&c.spec.program, &c.spec.code)))
     }
 
     /// One coupon of a program; `code` matches case-insensitively.
-    fn coupon(&self, program: &str, code: &str) -> Result<Option<NewCoupon>, CatalogError> {
+    fn coupon(&self, program: &str, code: &str) -> Result<Option<Coupon>, CatalogError> {
         let code = code.to_ascii_uppercase();
-        Ok(self.coupons()?.into_iter().find(|c| c.program == program && c.code == code))
+        Ok(self.coupons()?.into_iter().find(|c| c.spec.program == program && c.spec.code == code))
     }
 }
 
@@ -254,7 +261,7 @@ pub trait Catalogue: CatalogStore {
     }
 
     /// One coupon of a program.
-    fn get_coupon(&self, program: &str, code: &str) -> Result<NewCoupon, CatalogError> {
+    fn get_coupon(&self, program: &str, code: &str) -> Result<Coupon, CatalogError> {
         self.coupon(program, code)?.ok_or_else(|| CatalogError::NotFound { kind: "coupon", id: coupon_key(program, code) })
     }
 
@@ -269,17 +276,23 @@ pub trait Catalogue: CatalogStore {
     }
 
     /// Creates a coupon code for a partner in a program; the code is stored upper-case.
-    fn add_coupon(&self, c: &NewCoupon) -> Result<NewCoupon, CatalogError> {
+    fn add_coupon(&self, c: &NewCoupon) -> Result<Coupon, CatalogError> {
         let c = c.normalized()?;
         let program = self.get_program(&c.program)?;
         if !self.insert_coupon(&c, &program)? {
             return Err(CatalogError::Exists { kind: "coupon", id: c.code });
         }
-        Ok(c)
+        self.get_coupon(&c.program, &c.code)
     }
 
-    /// Sets the status of a program, partner or link: pause, resume (active) or expire.
+    /// Sets the status of a program, partner, link or coupon (named `<program>:<CODE>`, the
+    /// code in any case): pause, resume (active) or expire.
     fn set_status(&self, kind: Kind, id: &str, status: Status) -> Result<(), CatalogError> {
+        let id = match (kind, id.split_once(':')) {
+            (Kind::Coupon, Some((program, code))) => coupon_key(program, &code.to_ascii_uppercase()),
+            _ => id.to_string(),
+        };
+        let id = id.as_str();
         if !self.update_status(kind, id, status)? {
             return Err(not_found(kind, id));
         }

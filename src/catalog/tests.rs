@@ -3,6 +3,7 @@ use crate::commission::ProgramRules;
 use crate::model::{BlockedAction, Currency};
 use crate::storage::sqlite::SqliteCatalog as Store;
 
+mod audit;
 mod store;
 
 /// Program `shop` (EUR), as the store's tests and others that need a stored program use it.

@@ -1,5 +1,5 @@
 //! `clickgate api-key`: create, list and revoke the API's keys in the store, as
-//! `POST/GET/DELETE /v1/api-keys` do.
+//! `POST/GET/DELETE /v1/api-keys` do, recorded in the audit log as `cli`'s.
 
 use std::process::ExitCode;
 
@@ -8,6 +8,7 @@ use clap::Subcommand;
 use super::{print_json, Setup};
 use crate::access::Keys;
 use crate::api::keys::{create, view};
+use crate::audit::Actor;
 use crate::catalog::Catalog;
 
 /// `api-key`'s subcommands.
@@ -37,12 +38,12 @@ pub(super) fn run(cmd: ApiKeyCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
         ApiKeyCmd::Create { name, scope } => {
             let catalog = Catalog::load(&store)?;
             let keys = Keys::new(Box::new(store));
-            let (mut v, secret) = create(&keys, &catalog, &name, &scope, now_ms)?;
+            let (mut v, secret) = create(&keys, &catalog, &name, &scope, now_ms, &Actor::Cli)?;
             v["secret"] = serde_json::Value::String(secret);
             print_json(&[v])?;
         }
         ApiKeyCmd::List => print_json(&Keys::new(Box::new(store)).list()?.iter().map(view).collect::<Vec<_>>())?,
-        ApiKeyCmd::Revoke { id } => print_json(&[view(&Keys::new(Box::new(store)).revoke(&id, now_ms)?)])?,
+        ApiKeyCmd::Revoke { id } => print_json(&[view(&Keys::new(Box::new(store)).revoke(&id, now_ms, &Actor::Cli)?)])?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ use clap::Subcommand;
 
 use super::Setup;
 use crate::app;
+use crate::audit::Action;
 use crate::storage::offline;
 
 /// `commissions`' subcommands.
@@ -29,7 +30,11 @@ pub(super) fn run(cmd: CommissionsCmd, setup: &Setup) -> anyhow::Result<ExitCode
         CommissionsCmd::Approve { now } => {
             let now_ms = now_arg(now.as_deref())?;
             let (approved, amount_minor) = offline::approve_all(&setup.store_at()?, now_ms, config.commission.approve_batch_len_max)?;
-            println!("{}", serde_json::json!({ "approved": approved, "amount_minor": amount_minor }));
+            let done = serde_json::json!({ "approved": approved, "amount_minor": amount_minor });
+            if approved > 0 {
+                super::audit::record_done(setup, Action::CommissionApprove, "due", &done)?;
+            }
+            println!("{done}");
         }
     }
     Ok(ExitCode::SUCCESS)

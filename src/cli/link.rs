@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{print_json, Setup};
+use crate::audit::{Actor, Stamp};
 use crate::catalog::import::{import_links, Mode};
-use crate::catalog::{CatalogStore, Catalogue, Kind, LinkPatch, NewLink};
+use crate::catalog::{Audited, CatalogStore, Catalogue, Kind, LinkPatch, NewLink};
 use crate::model::{Channel, Status};
 
 /// `link`'s subcommands.
@@ -84,11 +85,12 @@ pub(super) enum LinkCmd {
 
 fn import(store: &impl Catalogue, file: &std::path::Path, mode: Mode, keep_changes: u64) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
+    let stamp = Stamp::new(Actor::Cli, crate::app::now_ms());
     let report = if file == std::path::Path::new("-") {
-        import_links(store, std::io::stdin().lock(), &expiry, mode)
+        import_links(store, std::io::stdin().lock(), &expiry, mode, &stamp)
     } else {
         let f = std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        import_links(store, std::io::BufReader::with_capacity(1 << 16, f), &expiry, mode)
+        import_links(store, std::io::BufReader::with_capacity(1 << 16, f), &expiry, mode, &stamp)
     }
     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     // An import adds an entry to the catalog's change log per link; the log keeps its newest.
@@ -141,20 +143,12 @@ fn expiry(s: &str) -> Result<i64, String> {
 /// Runs one `link` subcommand against the store.
 pub(super) fn run(cmd: LinkCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
     let store = setup.store()?;
+    let w = Audited::new(&store, Actor::Cli, crate::app::now_ms());
     match cmd {
         LinkCmd::Add { code, program, partner, destination, channel, utm_source, utm_medium, utm_campaign, expires_at } => {
             let channel: Channel = serde_json::from_value(serde_json::Value::String(channel))?;
-            let l = store.add_link(&NewLink {
-                code,
-                program,
-                partner,
-                destination,
-                channel,
-                utm_source,
-                utm_medium,
-                utm_campaign,
-                expires_at,
-            })?;
+            let l =
+                w.add_link(&NewLink { code, program, partner, destination, channel, utm_source, utm_medium, utm_campaign, expires_at })?;
             print_json(&[l])?;
         }
         LinkCmd::Import { file, skip_bad } => {
@@ -165,12 +159,12 @@ pub(super) fn run(cmd: LinkCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
             let channel = channel.map(|c| serde_json::from_value::<Channel>(serde_json::Value::String(c))).transpose()?;
             let expires_at = if no_expiry { Some(None) } else { expires_at.map(Some) };
             let patch = LinkPatch { destination, channel, utm_source, utm_medium, utm_campaign, expires_at };
-            print_json(&[store.edit_link(&code, &patch)?])?;
+            print_json(&[w.edit_link(&code, &patch)?])?;
         }
         LinkCmd::List => print_json(&store.links()?)?,
-        LinkCmd::Pause { code } => store.set_status(Kind::Link, &code, Status::Paused)?,
-        LinkCmd::Resume { code } => store.set_status(Kind::Link, &code, Status::Active)?,
-        LinkCmd::Expire { code } => store.set_status(Kind::Link, &code, Status::Expired)?,
+        LinkCmd::Pause { code } => w.set_status(Kind::Link, &code, Status::Paused)?,
+        LinkCmd::Resume { code } => w.set_status(Kind::Link, &code, Status::Active)?,
+        LinkCmd::Expire { code } => w.set_status(Kind::Link, &code, Status::Expired)?,
     }
     Ok(ExitCode::SUCCESS)
 }

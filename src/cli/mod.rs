@@ -1,5 +1,5 @@
 //! The command line, one file per subcommand: `serve` (also `edge` and `core`), `check`,
-//! `program`, `partner`, `link`, `coupon`, `api-key`, `import`, `ledger`, `commissions`, `payouts`,
+//! `program`, `partner`, `link`, `coupon`, `api-key`, `audit`, `import`, `ledger`, `commissions`, `payouts`,
 //! `webhooks`, `rescore` and `attribute`.
 //! This file holds the top-level parser, the dispatch and what several subcommands share;
 //! `timestamp` is the one time format that `check` and `attribute` both read.
@@ -19,6 +19,7 @@ use crate::storage::CatalogDb;
 
 mod api_key;
 pub mod attribute;
+mod audit;
 pub mod check;
 mod commissions;
 mod coupon;
@@ -79,6 +80,9 @@ enum Command {
     /// Manage the API's keys: admin keys, and partner keys that reach one partner's objects.
     #[command(subcommand)]
     ApiKey(api_key::ApiKeyCmd),
+    /// Read the audit log: every write through the API or the command line.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// Import a marketplace order report (CSV) through a running API; prints the summary.
     Import(import::ImportArgs),
     /// Check the ledger.
@@ -168,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Link(cmd) => link::run(cmd, &common.load()?),
         Command::Coupon(cmd) => coupon::run(cmd, &common.load()?),
         Command::ApiKey(cmd) => api_key::run(cmd, &common.load()?),
+        Command::Audit(cmd) => audit::run(cmd, &common.load()?),
         Command::Import(args) => import::run(args, &common.load()?.config),
         Command::Ledger(cmd) => ledger::run(cmd, &common.load()?),
         Command::Migrate => migrate::run(&common.load()?),

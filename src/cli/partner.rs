@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{print_json, Setup};
-use crate::catalog::{CatalogStore, Catalogue, Kind, NewPartner};
+use crate::audit::Actor;
+use crate::catalog::{Audited, CatalogStore, Kind, NewPartner};
 use crate::model::Status;
 use crate::payouts::PayoutMethod;
 
@@ -55,18 +56,19 @@ pub(super) enum PartnerCmd {
 /// Runs one `partner` subcommand against the store.
 pub(super) fn run(cmd: PartnerCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
     let store = setup.store()?;
+    let w = Audited::new(&store, Actor::Cli, crate::app::now_ms());
     match cmd {
         PartnerCmd::Add { id, name, email, payout_method, stripe_account, paypal_email } => {
             let p = NewPartner { id, name, email, payout_method, stripe_account, paypal_email };
-            print_json(&[store.add_partner(&p)?])?
+            print_json(&[w.add_partner(&p)?])?
         }
         PartnerCmd::SetPayout { id, payout_method, stripe_account, paypal_email } => {
-            print_json(&[store.set_partner_payout(&id, payout_method, stripe_account, paypal_email)?])?
+            print_json(&[w.set_partner_payout(&id, payout_method, stripe_account, paypal_email)?])?
         }
         PartnerCmd::List => print_json(&store.partners()?)?,
-        PartnerCmd::Pause { id } => store.set_status(Kind::Partner, &id, Status::Paused)?,
-        PartnerCmd::Resume { id } => store.set_status(Kind::Partner, &id, Status::Active)?,
-        PartnerCmd::Expire { id } => store.set_status(Kind::Partner, &id, Status::Expired)?,
+        PartnerCmd::Pause { id } => w.set_status(Kind::Partner, &id, Status::Paused)?,
+        PartnerCmd::Resume { id } => w.set_status(Kind::Partner, &id, Status::Active)?,
+        PartnerCmd::Expire { id } => w.set_status(Kind::Partner, &id, Status::Expired)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ use clap::Subcommand;
 use super::commissions::now_arg;
 use super::{print_json, Setup};
 use crate::app;
+use crate::audit::Action;
 use crate::model::Currency;
 use crate::payouts::{ByHand, PayoutError, PayoutFilter, PayoutStatus, Request, Trigger};
 use crate::storage::payouts::Desk;
@@ -76,6 +77,9 @@ pub(super) fn run(cmd: PayoutsCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
     match cmd {
         PayoutsCmd::Run { program, currency, dry_run } => {
             let report = desk.run(&Request { program, currency, trigger: Trigger::Cli, dry_run, by_hand: None }, &now)?;
+            if !report.dry_run && !report.run_id.is_empty() {
+                super::audit::record_done(setup, Action::PayoutRunCreate, &report.run_id, &report)?;
+            }
             println!("{}", serde_json::to_string(&report)?);
         }
         PayoutsCmd::Settle { partner, currency, reference, now: at } => {
@@ -87,6 +91,9 @@ pub(super) fn run(cmd: PayoutsCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
                 PayoutError::Locked { .. } => anyhow::Error::new(e).context("another payout run is under way; settle again once it ends"),
                 e => e.into(),
             })?;
+            if !report.run_id.is_empty() {
+                super::audit::record_done(setup, Action::PayoutRunCreate, &report.run_id, &report)?;
+            }
             println!("{}", serde_json::to_string(&report)?);
         }
         PayoutsCmd::Confirm { run, failed } => {
@@ -97,7 +104,9 @@ pub(super) fn run(cmd: PayoutsCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
                     None => (f.clone(), "failed at the provider".to_string()),
                 })
                 .collect();
-            println!("{}", serde_json::to_string(&desk.confirm(&run, &failed, &now)?)?);
+            let done = desk.confirm(&run, &failed, &now)?;
+            super::audit::record_done(setup, Action::PayoutRunConfirm, &run, &done)?;
+            println!("{}", serde_json::to_string(&done)?);
         }
         PayoutsCmd::List { run, partner, status } => {
             let status = status

@@ -6,7 +6,8 @@ use clap::Subcommand;
 
 use super::{parse_model, print_json, Setup};
 use crate::attribution::Settings;
-use crate::catalog::{CatalogStore, Catalogue, Kind, NewProgram};
+use crate::audit::Actor;
+use crate::catalog::{Audited, CatalogStore, Kind, NewProgram};
 use crate::model::{BlockedAction, Currency, Status};
 
 /// `program`'s subcommands.
@@ -78,6 +79,7 @@ pub(super) enum ProgramCmd {
 /// Runs one `program` subcommand against the store.
 pub(super) fn run(cmd: ProgramCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
     let store = setup.store()?;
+    let w = Audited::new(&store, Actor::Cli, crate::app::now_ms());
     match cmd {
         ProgramCmd::Add {
             id,
@@ -99,7 +101,7 @@ pub(super) fn run(cmd: ProgramCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
             let blocked_action = if blocked_action == "forbid" { BlockedAction::Forbid } else { BlockedAction::Redirect };
             let model = parse_model(&model)?;
             let attribution = Settings { model, window_days, half_life_hours, min_click_to_conversion_ms };
-            let p = store.add_program(&NewProgram {
+            let p = w.add_program(&NewProgram {
                 id,
                 name,
                 currency,
@@ -117,12 +119,12 @@ pub(super) fn run(cmd: ProgramCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
             print_json(&[p])?;
         }
         ProgramCmd::SetPayout { id, payout_threshold_minor, payout_schedule } => {
-            print_json(&[store.set_program_payout(&id, payout_threshold_minor, &payout_schedule.to_string())?])?
+            print_json(&[w.set_program_payout(&id, payout_threshold_minor, &payout_schedule.to_string())?])?
         }
         ProgramCmd::List => print_json(&store.programs()?)?,
-        ProgramCmd::Pause { id } => store.set_status(Kind::Program, &id, Status::Paused)?,
-        ProgramCmd::Resume { id } => store.set_status(Kind::Program, &id, Status::Active)?,
-        ProgramCmd::Expire { id } => store.set_status(Kind::Program, &id, Status::Expired)?,
+        ProgramCmd::Pause { id } => w.set_status(Kind::Program, &id, Status::Paused)?,
+        ProgramCmd::Resume { id } => w.set_status(Kind::Program, &id, Status::Active)?,
+        ProgramCmd::Expire { id } => w.set_status(Kind::Program, &id, Status::Expired)?,
     }
     Ok(ExitCode::SUCCESS)
 }

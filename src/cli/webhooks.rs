@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::{print_json, Setup};
 use crate::app;
+use crate::audit::Actor;
 use crate::webhooks::{Admin, Registration};
 
 /// `webhooks`'s subcommands.
@@ -64,25 +65,25 @@ pub(super) fn run(cmd: WebhooksCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match cmd {
             WebhooksCmd::Add { url, event_types, partner } => {
-                let endpoint = admin.add(&Registration { url, event_types, partner }, now_ms).await?;
+                let endpoint = admin.add(&Registration { url, event_types, partner }, now_ms, &Actor::Cli).await?;
                 let mut view = endpoint.view();
                 view["secret"] = Value::String(endpoint.secret.to_whsec());
                 print_json(&[view])?;
             }
             WebhooksCmd::List => print_json(&admin.list().await?.iter().map(|e| e.view()).collect::<Vec<_>>())?,
             WebhooksCmd::Remove { id } => {
-                admin.remove(&id).await?;
+                admin.remove(&id, now_ms, &Actor::Cli).await?;
                 print_json(&[serde_json::json!({ "id": id, "deleted": true })])?;
             }
             WebhooksCmd::Rotate { id } => {
-                let (endpoint, secret) = admin.rotate(&id, now_ms).await?;
+                let (endpoint, secret) = admin.rotate(&id, now_ms, &Actor::Cli).await?;
                 let mut view = endpoint.view();
                 view["secret"] = Value::String(secret.to_whsec());
                 print_json(&[view])?;
             }
             WebhooksCmd::Enable { id } => {
                 let before = admin.get(&id).await?;
-                let mut view = admin.enable(&id, now_ms).await?.view();
+                let mut view = admin.enable(&id, now_ms, &Actor::Cli).await?.view();
                 if before.status != crate::webhooks::endpoint::Status::Enabled {
                     view["disabled_since_ms"] = Value::from(before.status_ms);
                 }

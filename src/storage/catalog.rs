@@ -8,9 +8,10 @@ use std::path::Path;
 use super::pg::PgCatalog;
 use super::sqlite::SqliteCatalog;
 use crate::access::{AccessError, ApiKey, KeyStore};
+use crate::audit::{AuditError, AuditLog, Entry, Query, Record};
 use crate::catalog::{
-    CatalogError, CatalogStore, Kind, Link, LinkReader, ListFilter, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner,
-    Program,
+    CatalogError, CatalogStore, Coupon, Kind, Link, LinkReader, ListFilter, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram,
+    Partner, Program,
 };
 use crate::model::Status;
 
@@ -98,10 +99,10 @@ impl CatalogStore for CatalogDb {
     fn list_links(&self, f: &ListFilter) -> Result<Vec<Link>, CatalogError> {
         each!(self, s => s.list_links(f))
     }
-    fn list_coupons(&self, f: &ListFilter) -> Result<Vec<NewCoupon>, CatalogError> {
+    fn list_coupons(&self, f: &ListFilter) -> Result<Vec<Coupon>, CatalogError> {
         each!(self, s => s.list_coupons(f))
     }
-    fn coupon(&self, program: &str, code: &str) -> Result<Option<NewCoupon>, CatalogError> {
+    fn coupon(&self, program: &str, code: &str) -> Result<Option<Coupon>, CatalogError> {
         each!(self, s => s.coupon(program, code))
     }
     fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError> {
@@ -119,7 +120,7 @@ impl CatalogStore for CatalogDb {
     fn insert_coupon(&self, c: &NewCoupon, program: &Program) -> Result<bool, CatalogError> {
         each!(self, s => s.insert_coupon(c, program))
     }
-    fn coupons(&self) -> Result<Vec<NewCoupon>, CatalogError> {
+    fn coupons(&self) -> Result<Vec<Coupon>, CatalogError> {
         each!(self, s => s.coupons())
     }
     fn update_status(&self, kind: Kind, id: &str, status: Status) -> Result<bool, CatalogError> {
@@ -154,5 +155,17 @@ impl KeyStore for CatalogDb {
     }
     fn touch_key(&self, id: &str, now_ms: u64) -> Result<(), AccessError> {
         each!(self, s => s.touch_key(id, now_ms))
+    }
+    fn keys_atomically(&self, f: &mut dyn FnMut() -> Result<(), AccessError>) -> Result<(), AccessError> {
+        each!(self, s => s.keys_atomically(f))
+    }
+}
+
+impl AuditLog for CatalogDb {
+    fn append_audit(&self, e: &Entry) -> Result<(), AuditError> {
+        each!(self, s => s.append_audit(e))
+    }
+    fn audit_page(&self, q: &Query) -> Result<Vec<Record>, AuditError> {
+        each!(self, s => s.audit_page(q))
     }
 }

@@ -44,7 +44,7 @@ fn the_migrations_are_numbered_in_order_from_1() {
     check_numbering(pg::migrations::MIGRATIONS);
     // PostgreSQL's catalog (0006) came whole, with its change log and API keys, after the
     // others, so the two backends' numbers differ.
-    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (7, 6));
+    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (8, 7));
 }
 
 #[test]
@@ -222,7 +222,8 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
             (3, "0003_payouts".to_string()),
             (4, "0004_webhook_endpoints".to_string()),
             (5, "0005_delivery_replays".to_string()),
-            (6, "0006_catalog".to_string())
+            (6, "0006_catalog".to_string()),
+            (7, "0007_audit".to_string())
         ]
     );
     let tables = [
@@ -242,12 +243,14 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
         "catalog_changes",
         "catalog_trimmed",
         "api_keys",
+        "audit_log",
     ];
     for table in tables {
         assert!(before.1.contains(&format!("table {table}")), "no table {table}: {:?}", before.1);
     }
     assert!(before.1.contains(&"trigger ledger_transfers_append_only".to_string()), "{:?}", before.1);
     assert!(before.1.contains(&"trigger links_changed".to_string()), "{:?}", before.1);
+    assert!(before.1.contains(&"trigger audit_log_append_only".to_string()), "{:?}", before.1);
     assert_eq!(pg::migrate(&schema.url).unwrap(), pg::migrations::LATEST);
     assert_eq!(pg::migrate(&schema.url).unwrap(), pg::migrations::LATEST);
     assert_eq!(pg_state(&schema), before, "a second run changed the schema");
@@ -280,7 +283,8 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
             (3, "0003_payouts".to_string()),
             (4, "0004_webhook_endpoints".to_string()),
             (5, "0005_delivery_replays".to_string()),
-            (6, "0006_catalog".to_string())
+            (6, "0006_catalog".to_string()),
+            (7, "0007_audit".to_string())
         ]
     );
 }

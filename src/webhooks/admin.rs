@@ -1,6 +1,7 @@
 //! The operators' side of webhooks, shared by the API and the CLI: register, list, remove and
 //! rotate endpoints; list deliveries with their attempts; replay events. Each call is one
-//! store transaction on tokio's blocking pool.
+//! store transaction on tokio's blocking pool; a write to an endpoint records its actor's audit
+//! entry in it.
 
 use std::sync::{Arc, Mutex};
 
@@ -8,6 +9,7 @@ use super::endpoint::{register, Endpoint, EndpointError, Registration};
 use super::signature::{Secret, ROTATION_OVERLAP_MS};
 use super::ssrf::Policy;
 use super::store::{DeliveryFilter, DeliveryView, NewDelivery, StoreError, WebhookStore};
+use crate::audit::{Actor, Stamp};
 
 /// Why an operator's call failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,11 +52,12 @@ impl Admin {
         .map_err(|e| AdminError::Store(StoreError::Storage(format!("the webhook store task failed: {e}"))))?
     }
 
-    /// Registers an endpoint; the answer holds its secret, which is never shown again.
-    pub async fn add(&self, reg: &Registration, now_ms: u64) -> Result<Endpoint, AdminError> {
+    /// Registers an endpoint, recorded as `actor`'s; the answer holds its secret, which is
+    /// never shown again.
+    pub async fn add(&self, reg: &Registration, now_ms: u64, actor: &Actor) -> Result<Endpoint, AdminError> {
         let endpoint = register(reg, &self.policy, now_ms).await?;
-        let stored = endpoint.clone();
-        self.blocking(move |s| Ok(s.insert_endpoint(&stored)?)).await?;
+        let (stored, stamp) = (endpoint.clone(), Stamp::new(actor.clone(), now_ms));
+        self.blocking(move |s| Ok(s.insert_endpoint(&stored, &stamp)?)).await?;
         tracing::info!(endpoint = %endpoint.id, url = %endpoint.url, "registered a webhook endpoint");
         Ok(endpoint)
     }
@@ -68,20 +71,20 @@ impl Admin {
         self.blocking(move |s| s.endpoint(&id)?.ok_or(AdminError::NoEndpoint(id))).await
     }
 
-    /// Removes an endpoint with its deliveries.
-    pub async fn remove(&self, id: &str) -> Result<(), AdminError> {
-        let id = id.to_owned();
-        self.blocking(move |s| if s.delete_endpoint(&id)? { Ok(()) } else { Err(AdminError::NoEndpoint(id)) }).await
+    /// Removes an endpoint with its deliveries, recorded as `actor`'s at `now_ms`.
+    pub async fn remove(&self, id: &str, now_ms: u64, actor: &Actor) -> Result<(), AdminError> {
+        let (id, stamp) = (id.to_owned(), Stamp::new(actor.clone(), now_ms));
+        self.blocking(move |s| if s.delete_endpoint(&id, &stamp)? { Ok(()) } else { Err(AdminError::NoEndpoint(id)) }).await
     }
 
     /// Gives an endpoint a new secret; the old one signs too for `ROTATION_OVERLAP_MS`. Returns
     /// the endpoint and its new secret, shown once.
-    pub async fn rotate(&self, id: &str, now_ms: u64) -> Result<(Endpoint, Secret), AdminError> {
+    pub async fn rotate(&self, id: &str, now_ms: u64, actor: &Actor) -> Result<(Endpoint, Secret), AdminError> {
         let secret = Secret::generate().map_err(EndpointError::from)?;
-        let (id, fresh) = (id.to_owned(), secret.clone());
+        let (id, fresh, stamp) = (id.to_owned(), secret.clone(), Stamp::new(actor.clone(), now_ms));
         let endpoint = self
             .blocking(move |s| {
-                if !s.rotate_secret(&id, &fresh, now_ms.saturating_add(ROTATION_OVERLAP_MS))? {
+                if !s.rotate_secret(&id, &fresh, now_ms.saturating_add(ROTATION_OVERLAP_MS), &stamp)? {
                     return Err(AdminError::NoEndpoint(id));
                 }
                 s.endpoint(&id)?.ok_or(AdminError::NoEndpoint(id))
@@ -95,11 +98,11 @@ impl Admin {
     /// deliveries are sent again; the events it was disabled through were never fanned out to
     /// it, and `replay_since` its `status_ms` (when it was disabled, as the caller read it
     /// before) sends them.
-    pub async fn enable(&self, id: &str, now_ms: u64) -> Result<Endpoint, AdminError> {
-        let id = id.to_owned();
+    pub async fn enable(&self, id: &str, now_ms: u64, actor: &Actor) -> Result<Endpoint, AdminError> {
+        let (id, stamp) = (id.to_owned(), Stamp::new(actor.clone(), now_ms));
         let endpoint = self
             .blocking(move |s| {
-                if !s.enable(&id, now_ms)? {
+                if !s.enable(&id, now_ms, &stamp)? {
                     return Err(AdminError::NoEndpoint(id));
                 }
                 s.endpoint(&id)?.ok_or(AdminError::NoEndpoint(id))

@@ -7,6 +7,7 @@ use super::endpoint::{DisabledReason, Endpoint};
 use super::event::EventType;
 use super::outbox::OutboxEvent;
 use super::signature::Secret;
+use crate::audit::Stamp;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -180,15 +181,19 @@ pub struct DeliveryFilter {
 }
 
 /// A backend's webhook tables on a connection of its own.
+///
+/// An operator's write to an endpoint (insert, delete, rotate, enable) appends its audit entry
+/// (`stamp`'s actor and time, the endpoint before and after by `Endpoint::view`, which holds no
+/// secret) in its own transaction.
 pub trait WebhookStore: Send {
-    fn insert_endpoint(&mut self, e: &Endpoint) -> Result<(), StoreError>;
+    fn insert_endpoint(&mut self, e: &Endpoint, stamp: &Stamp) -> Result<(), StoreError>;
     fn endpoint(&mut self, id: &str) -> Result<Option<Endpoint>, StoreError>;
     /// Every endpoint, enabled or not, oldest first.
     fn endpoints(&mut self) -> Result<Vec<Endpoint>, StoreError>;
     /// Removes the endpoint with its deliveries and their attempts; false when there was none.
-    fn delete_endpoint(&mut self, id: &str) -> Result<bool, StoreError>;
+    fn delete_endpoint(&mut self, id: &str, stamp: &Stamp) -> Result<bool, StoreError>;
     /// Makes `secret` current and keeps the current one signing until `previous_until_ms`.
-    fn rotate_secret(&mut self, id: &str, secret: &Secret, previous_until_ms: u64) -> Result<bool, StoreError>;
+    fn rotate_secret(&mut self, id: &str, secret: &Secret, previous_until_ms: u64, stamp: &Stamp) -> Result<bool, StoreError>;
 
     /// Whether this connection's worker is the one that delivers: true unless several
     /// processes share the store, where one holds a lock on it and the rest stand by (and take
@@ -197,7 +202,7 @@ pub trait WebhookStore: Send {
         Ok(true)
     }
     /// Enables an endpoint again, its failure record cleared; false when there is none.
-    fn enable(&mut self, id: &str, now_ms: u64) -> Result<bool, StoreError>;
+    fn enable(&mut self, id: &str, now_ms: u64, stamp: &Stamp) -> Result<bool, StoreError>;
 
     /// The last outbox `seq` fan-out has read.
     fn cursor(&mut self) -> Result<i64, StoreError>;

@@ -8,21 +8,21 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::StatusCode;
 
-use super::{filter, on_store, page, refused, view, Access};
+use super::{filter, on_store, page, refused, view, write, Access, Writer};
 use crate::api::{json, parse_json, scope, ApiResult, ApiState};
 use crate::catalog::{Catalogue, Kind, LinkPatch, NewLink};
 use crate::model::Status;
 
 const FIELD: &str = "destination";
 
-pub async fn create(state: &Arc<ApiState>, body: &Bytes, caller: Option<String>) -> ApiResult {
+pub async fn create(state: &Arc<ApiState>, w: Writer, body: &Bytes, caller: Option<String>) -> ApiResult {
     let l: NewLink = parse_json(body)?;
-    let made = on_store(state, Access::Write, move |s| {
+    let made = write(state, w, move |a| {
         if let Some(me) = caller.as_deref() {
-            let program = s.program(&l.program).map_err(refused(FIELD))?;
+            let program = a.store().program(&l.program).map_err(refused(FIELD))?;
             scope::may_create_link(me, &l, program.as_ref())?;
         }
-        s.add_link(&l).map_err(refused(FIELD))
+        a.add_link(&l).map_err(refused(FIELD))
     })
     .await?;
     Ok(json(StatusCode::CREATED, &view(&made)))
@@ -40,18 +40,17 @@ pub async fn get(state: &Arc<ApiState>, code: &str) -> ApiResult {
     Ok(json(StatusCode::OK, &view(&l)))
 }
 
-pub async fn edit(state: &Arc<ApiState>, code: &str, body: &Bytes) -> ApiResult {
+pub async fn edit(state: &Arc<ApiState>, w: Writer, code: &str, body: &Bytes) -> ApiResult {
     let patch: LinkPatch = parse_json(body)?;
     let code = code.to_string();
-    let l = on_store(state, Access::Write, move |s| s.edit_link(&code, &patch).map_err(refused(FIELD))).await?;
+    let l = write(state, w, move |a| a.edit_link(&code, &patch).map_err(refused(FIELD))).await?;
     Ok(json(StatusCode::OK, &view(&l)))
 }
 
-pub async fn set_status(state: &Arc<ApiState>, code: &str, status: Status) -> ApiResult {
+pub async fn set_status(state: &Arc<ApiState>, w: Writer, code: &str, status: Status) -> ApiResult {
     let code = code.to_string();
-    let l = on_store(state, Access::Write, move |s| {
-        s.set_status(Kind::Link, &code, status).and_then(|()| s.get_link(&code)).map_err(refused(FIELD))
-    })
-    .await?;
+    let l =
+        write(state, w, move |a| a.set_status(Kind::Link, &code, status).and_then(|()| a.store().get_link(&code)).map_err(refused(FIELD)))
+            .await?;
     Ok(json(StatusCode::OK, &view(&l)))
 }

@@ -7,10 +7,12 @@
 //!   (`limit`, `cursor` from the previous page's `next_cursor`), with filters;
 //! - `GET` and `PATCH /v1/{programs,partners,links}/{id}` read one and change its editable fields;
 //! - `POST /v1/{programs,partners,links}/{id}/{pause,resume,expire}` set its status;
-//! - `GET /v1/coupons/{program}/{code}` reads a coupon;
+//! - `GET /v1/coupons/{program}/{code}` reads a coupon, and
+//!   `POST /v1/coupons/{program}/{code}/{pause,resume,expire}` sets its status;
 //! - `GET /v1/links/{code}/qr.svg`, `qr.png?size=` draw a link's QR code (`qr`).
 //!
-//! A write goes through the store's own connection and the core's catalog is loaded again
+//! A write goes through `catalog::Audited`, as the CLI's, so its audit entry names the caller's
+//! key (`admin` for the configured one) and commits with it. It uses the store's own connection and the core's catalog is loaded again
 //! before the answer, under its reload lock, so the next conversion sees the change; a link's
 //! change reaches the edge through the store's change log, within its reload interval.
 
@@ -31,8 +33,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::commissions::Params;
+use super::scope::Caller;
 use super::{json, ApiError, ApiResult, ApiState};
-use crate::catalog::{CatalogError, CatalogStore, ListFilter};
+use crate::audit::Actor;
+use crate::catalog::{Audited, CatalogError, CatalogStore, ListFilter};
 use crate::model::Status;
 
 /// Routes one catalog request; `caller` is the partner a partner key acts for, `None` for an
@@ -42,32 +46,34 @@ pub async fn route(
     method: &Method,
     segments: &[&str],
     query: &str,
-    caller: Option<&str>,
+    caller: &Caller,
     body: Option<Bytes>,
 ) -> ApiResult {
     let body = body.unwrap_or_default();
-    let caller = caller.map(str::to_string);
+    let w = Writer { actor: caller.actor(), now_ms: (state.now_ms)() };
+    let caller = caller.partner().map(str::to_string);
     match (method, segments) {
-        (&Method::POST, ["v1", "programs"]) => programs::create(state, &body).await,
+        (&Method::POST, ["v1", "programs"]) => programs::create(state, w, &body).await,
         (&Method::GET, ["v1", "programs"]) => programs::list(state, query).await,
         (&Method::GET, ["v1", "programs", id]) => programs::get(state, id).await,
-        (&Method::PATCH, ["v1", "programs", id]) => programs::edit(state, id, &body).await,
-        (&Method::POST, ["v1", "programs", id, action]) => programs::set_status(state, id, status_of(action)?).await,
-        (&Method::POST, ["v1", "partners"]) => partners::create(state, &body).await,
+        (&Method::PATCH, ["v1", "programs", id]) => programs::edit(state, w, id, &body).await,
+        (&Method::POST, ["v1", "programs", id, action]) => programs::set_status(state, w, id, status_of(action)?).await,
+        (&Method::POST, ["v1", "partners"]) => partners::create(state, w, &body).await,
         (&Method::GET, ["v1", "partners"]) => partners::list(state, query).await,
         (&Method::GET, ["v1", "partners", id]) => partners::get(state, id).await,
-        (&Method::PATCH, ["v1", "partners", id]) => partners::edit(state, id, &body).await,
-        (&Method::POST, ["v1", "partners", id, action]) => partners::set_status(state, id, status_of(action)?).await,
-        (&Method::POST, ["v1", "links"]) => links::create(state, &body, caller).await,
+        (&Method::PATCH, ["v1", "partners", id]) => partners::edit(state, w, id, &body).await,
+        (&Method::POST, ["v1", "partners", id, action]) => partners::set_status(state, w, id, status_of(action)?).await,
+        (&Method::POST, ["v1", "links"]) => links::create(state, w, &body, caller).await,
         (&Method::GET, ["v1", "links"]) => links::list(state, query).await,
         (&Method::GET, ["v1", "links", code]) => links::get(state, code).await,
         (&Method::GET, ["v1", "links", code, "qr.svg"]) => qr::get(state, code, qr::Format::Svg, query).await,
         (&Method::GET, ["v1", "links", code, "qr.png"]) => qr::get(state, code, qr::Format::Png, query).await,
-        (&Method::PATCH, ["v1", "links", code]) => links::edit(state, code, &body).await,
-        (&Method::POST, ["v1", "links", code, action]) => links::set_status(state, code, status_of(action)?).await,
-        (&Method::POST, ["v1", "coupons"]) => coupons::create(state, &body).await,
+        (&Method::PATCH, ["v1", "links", code]) => links::edit(state, w, code, &body).await,
+        (&Method::POST, ["v1", "links", code, action]) => links::set_status(state, w, code, status_of(action)?).await,
+        (&Method::POST, ["v1", "coupons"]) => coupons::create(state, w, &body).await,
         (&Method::GET, ["v1", "coupons"]) => coupons::list(state, query).await,
         (&Method::GET, ["v1", "coupons", program, code]) => coupons::get(state, program, code).await,
+        (&Method::POST, ["v1", "coupons", program, code, action]) => coupons::set_status(state, w, program, code, status_of(action)?).await,
         _ => Err(ApiError::not_found(format!("no route for {method} /{}", segments.join("/")))),
     }
 }
@@ -115,6 +121,22 @@ async fn on_store<T: Send + 'static>(
         tracing::error!(error = %e, "a catalog task failed");
         ApiError::internal("the catalog request failed; retry")
     })?
+}
+
+/// Who writes, and when: what a write's audit entry records.
+struct Writer {
+    actor: Actor,
+    now_ms: u64,
+}
+
+/// Runs a write through `Audited` on the store's connection (`on_store`), so the write and its
+/// audit entry commit together.
+async fn write<T: Send + 'static>(
+    state: &Arc<ApiState>,
+    w: Writer,
+    op: impl FnOnce(&Audited<'_>) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    on_store(state, Access::Write, move |s| op(&Audited::new(s, w.actor, w.now_ms))).await
 }
 
 /// A catalog error as an answer; `destination` names the field a destination error is about

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::StatusCode;
 
-use super::{filter, on_store, page, refused, view, Access};
+use super::{filter, on_store, page, refused, view, write, Access, Writer};
 use crate::api::{json, parse_json, ApiResult, ApiState};
 use crate::catalog::{Catalogue, Kind, NewPartner, PartnerPatch};
 use crate::model::Status;
 
 const FIELD: &str = "payout_method";
 
-pub async fn create(state: &Arc<ApiState>, body: &Bytes) -> ApiResult {
+pub async fn create(state: &Arc<ApiState>, w: Writer, body: &Bytes) -> ApiResult {
     let p: NewPartner = parse_json(body)?;
-    let made = on_store(state, Access::Write, move |s| s.add_partner(&p).map_err(refused(FIELD))).await?;
+    let made = write(state, w, move |a| a.add_partner(&p).map_err(refused(FIELD))).await?;
     Ok(json(StatusCode::CREATED, &view(&made)))
 }
 
@@ -32,17 +32,17 @@ pub async fn get(state: &Arc<ApiState>, id: &str) -> ApiResult {
     Ok(json(StatusCode::OK, &view(&p)))
 }
 
-pub async fn edit(state: &Arc<ApiState>, id: &str, body: &Bytes) -> ApiResult {
+pub async fn edit(state: &Arc<ApiState>, w: Writer, id: &str, body: &Bytes) -> ApiResult {
     let patch: PartnerPatch = parse_json(body)?;
     let id = id.to_string();
-    let p = on_store(state, Access::Write, move |s| s.edit_partner(&id, &patch).map_err(refused(FIELD))).await?;
+    let p = write(state, w, move |a| a.edit_partner(&id, &patch).map_err(refused(FIELD))).await?;
     Ok(json(StatusCode::OK, &view(&p)))
 }
 
-pub async fn set_status(state: &Arc<ApiState>, id: &str, status: Status) -> ApiResult {
+pub async fn set_status(state: &Arc<ApiState>, w: Writer, id: &str, status: Status) -> ApiResult {
     let id = id.to_string();
-    let p = on_store(state, Access::Write, move |s| {
-        s.set_status(Kind::Partner, &id, status).and_then(|()| s.get_partner(&id)).map_err(refused(FIELD))
+    let p = write(state, w, move |a| {
+        a.set_status(Kind::Partner, &id, status).and_then(|()| a.store().get_partner(&id)).map_err(refused(FIELD))
     })
     .await?;
     Ok(json(StatusCode::OK, &view(&p)))

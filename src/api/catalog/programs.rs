@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::StatusCode;
 
-use super::{filter, on_store, page, refused, view, Access};
+use super::{filter, on_store, page, refused, view, write, Access, Writer};
 use crate::api::{json, parse_json, ApiResult, ApiState};
 use crate::catalog::{Catalogue, Kind, NewProgram, ProgramPatch};
 use crate::model::Status;
@@ -14,9 +14,9 @@ use crate::model::Status;
 /// The field a program's destination error is about.
 const FIELD: &str = "fallback_url";
 
-pub async fn create(state: &Arc<ApiState>, body: &Bytes) -> ApiResult {
+pub async fn create(state: &Arc<ApiState>, w: Writer, body: &Bytes) -> ApiResult {
     let p: NewProgram = parse_json(body)?;
-    let made = on_store(state, Access::Write, move |s| s.add_program(&p).map_err(refused(FIELD))).await?;
+    let made = write(state, w, move |a| a.add_program(&p).map_err(refused(FIELD))).await?;
     Ok(json(StatusCode::CREATED, &view(&made)))
 }
 
@@ -32,17 +32,17 @@ pub async fn get(state: &Arc<ApiState>, id: &str) -> ApiResult {
     Ok(json(StatusCode::OK, &view(&p)))
 }
 
-pub async fn edit(state: &Arc<ApiState>, id: &str, body: &Bytes) -> ApiResult {
+pub async fn edit(state: &Arc<ApiState>, w: Writer, id: &str, body: &Bytes) -> ApiResult {
     let patch: ProgramPatch = parse_json(body)?;
     let id = id.to_string();
-    let p = on_store(state, Access::Write, move |s| s.edit_program(&id, &patch).map_err(refused(FIELD))).await?;
+    let p = write(state, w, move |a| a.edit_program(&id, &patch).map_err(refused(FIELD))).await?;
     Ok(json(StatusCode::OK, &view(&p)))
 }
 
-pub async fn set_status(state: &Arc<ApiState>, id: &str, status: Status) -> ApiResult {
+pub async fn set_status(state: &Arc<ApiState>, w: Writer, id: &str, status: Status) -> ApiResult {
     let id = id.to_string();
-    let p = on_store(state, Access::Write, move |s| {
-        s.set_status(Kind::Program, &id, status).and_then(|()| s.get_program(&id)).map_err(refused(FIELD))
+    let p = write(state, w, move |a| {
+        a.set_status(Kind::Program, &id, status).and_then(|()| a.store().get_program(&id)).map_err(refused(FIELD))
     })
     .await?;
     Ok(json(StatusCode::OK, &view(&p)))

@@ -192,8 +192,14 @@ pub const ROUTES: &[Route] = &[
         query: ["size"], body: NoBody, ok: [Image("image/png")], errors: [400, 404, 422]),
     route!("POST" "/v1/coupons", "createCoupon", "Creates a coupon code.", query: [], body: Body::Json("NewCoupon"), ok: [Json(201, "Coupon")], errors: [400, 403, 404, 409, 413, 422]),
     route!("GET" "/v1/coupons", "listCoupons", "Coupons, a page at a time (a partner key sees its own).",
-        query: ["program", "partner", "cursor", "limit"], body: NoBody, ok: [Json(200, "CouponList")], errors: [400, 404, 422]),
+        query: ["program", "partner", "status", "cursor", "limit"], body: NoBody, ok: [Json(200, "CouponList")], errors: [400, 404, 422]),
     route!("GET" "/v1/coupons/{program}/{code}", "getCoupon", "A coupon.", query: [], body: NoBody, ok: [Json(200, "Coupon")], errors: [404]),
+    route!("POST" "/v1/coupons/{program}/{code}/pause", "pauseCoupon", "Pauses a coupon: its code credits no one.",
+        query: [], body: NoBody, ok: [Json(200, "Coupon")], errors: [403, 404, 422]),
+    route!("POST" "/v1/coupons/{program}/{code}/resume", "resumeCoupon", "Resumes a coupon.", query: [], body: NoBody, ok: [Json(200, "Coupon")], errors: [403, 404, 422]),
+    route!("POST" "/v1/coupons/{program}/{code}/expire", "expireCoupon", "Expires a coupon.", query: [], body: NoBody, ok: [Json(200, "Coupon")], errors: [403, 404, 422]),
+    route!("GET" "/v1/audit", "listAudit", "The audit log of writes through the API and the CLI, oldest first, a page at a time.",
+        query: ["object", "key", "since", "cursor", "limit"], body: NoBody, ok: [Json(200, "AuditPage")], errors: [400, 403, 422]),
 ];
 
 mod schemas;
@@ -241,6 +247,22 @@ fn query_param(name: &str) -> (Schema, &'static str) {
                 .build()
                 .into(),
             "The PNG's side in pixels (256 when absent).",
+        ),
+        "object" => (
+            string(),
+            "Only entries about objects of this type (`partner`), or this object (`partner:alice`; a coupon: `coupon:<program>:<CODE>`).",
+        ),
+        "key" => (
+            ObjectBuilder::new().schema_type(Type::String).pattern(Some("^(admin|cli|ak_[0-9a-f]{24})$")).build().into(),
+            "Only writes by this actor: a stored key's id, `admin` (the configured key) or `cli`.",
+        ),
+        "since" => (
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::DateTime)))
+                .build()
+                .into(),
+            "Only entries made at or after this RFC 3339 time.",
         ),
         "sig" => (string(), "HMAC-SHA256 of the other parameters, sorted, as 64 hex digits."),
         "ts" => (string(), "Unix seconds; within `api.postback_max_age_s` of now."),
@@ -512,6 +534,10 @@ mod tests {
         ("POST", "/v1/coupons"),
         ("GET", "/v1/coupons"),
         ("GET", "/v1/coupons/{program}/{code}"),
+        ("POST", "/v1/coupons/{program}/{code}/pause"),
+        ("POST", "/v1/coupons/{program}/{code}/resume"),
+        ("POST", "/v1/coupons/{program}/{code}/expire"),
+        ("GET", "/v1/audit"),
     ];
 
     fn documented() -> std::collections::BTreeSet<(String, String)> {

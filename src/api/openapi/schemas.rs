@@ -3,7 +3,7 @@
 
 use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{Ref, RefOr};
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::ToSchema;
 
 pub(super) fn t(ty: Type) -> Schema {
     ObjectBuilder::new().schema_type(ty).build().into()
@@ -397,19 +397,47 @@ pub(super) fn answers() -> Vec<(&'static str, Schema)> {
         ("Program", stored::<crate::catalog::NewProgram>()),
         ("Partner", stored::<crate::catalog::NewPartner>()),
         ("Link", stored::<crate::catalog::NewLink>()),
-        ("Coupon", {
-            let mut s = crate::catalog::NewCoupon::schema();
-            if let RefOr::T(Schema::Object(o)) = &mut s {
-                o.additional_properties = None;
-            }
-            match s {
-                RefOr::T(s) => s,
-                RefOr::Ref(_) => unreachable!("a derived struct's schema is inline"),
-            }
-        }),
+        ("Coupon", stored::<crate::catalog::NewCoupon>()),
         ("ProgramList", page("programs", "Program")),
         ("PartnerList", page("partners", "Partner")),
         ("LinkList", page("links", "Link")),
         ("CouponList", page("coupons", "Coupon")),
+        ("AuditEntry", audit_entry()),
+        ("AuditPage", page("entries", "AuditEntry")),
     ]
+}
+
+/// One audit log entry, as `api::audit::view` writes it.
+fn audit_entry() -> Schema {
+    let actions: Vec<&str> = crate::audit::Action::ALL.iter().map(|a| a.as_str()).collect();
+    let mut types: Vec<&str> = crate::audit::Action::ALL.iter().map(|a| a.object_type()).collect();
+    types.dedup();
+    let one_of = |values: Vec<&str>| -> Schema { ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).build().into() };
+    let json = || -> Schema {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+            .description(Some("The object's JSON, its e-mail addresses, payout accounts, customer references and secrets `[redacted]`; null for a creation."))
+            .build()
+            .into()
+    };
+    object(
+        vec![
+            p("seq", int()),
+            p("at", string()),
+            p(
+                "actor",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("A stored key's id, `admin` (the configured key) or `cli`."))
+                    .build(),
+            ),
+            p("action", one_of(actions)),
+            p("object", string()),
+            p("object_type", one_of(types)),
+            p("object_id", string()),
+            p("before", json()),
+            p("after", json()),
+        ],
+        vec![],
+    )
 }

@@ -12,7 +12,7 @@ const T: u64 = 1_763_800_000_000;
 #[derive(Default)]
 struct Fake {
     clicks: Vec<IndexedClick>,
-    coupons: HashMap<String, Arc<str>>,
+    coupons: HashMap<String, (Arc<str>, Status)>,
 }
 
 impl TouchSource for Fake {
@@ -27,7 +27,7 @@ impl TouchSource for Fake {
         v
     }
 
-    fn coupon_partner(&self, _program: &str, code: &str) -> Option<Arc<str>> {
+    fn coupon(&self, _program: &str, code: &str) -> Option<(Arc<str>, Status)> {
         self.coupons.get(&code.to_ascii_uppercase()).cloned()
     }
 
@@ -126,7 +126,7 @@ fn touches_that_do_not_count_say_why() {
 #[test]
 fn a_rejected_click_id_falls_back_to_the_visitor_then_the_coupon() {
     let mut f = Fake::default();
-    f.coupons.insert("SAVE".into(), "carol".into());
+    f.coupons.insert("SAVE".into(), ("carol".into(), Status::Active));
     touch(&mut f, "alice", T - HOUR, 2, Verdict::Valid);
     let mut fx = facts(None, Some(2), Some("save"));
     fx.click_id = Some(Err(ClickIdError::BadSignature));
@@ -144,9 +144,26 @@ fn a_rejected_click_id_falls_back_to_the_visitor_then_the_coupon() {
 }
 
 #[test]
+fn a_paused_or_expired_coupon_credits_no_one() {
+    let check = |status: Status, want: Method| {
+        let mut f = Fake::default();
+        f.coupons.insert("SAVE".into(), ("carol".into(), status));
+        let a = attribute(&settings(Model::LastClick), &facts(None, Some(9), Some("save")), &f);
+        assert_eq!(a.method, want, "{status:?}");
+        a
+    };
+    assert_eq!(shares(&check(Status::Active, Method::Coupon)), [("carol", 1000)]);
+    for status in [Status::Paused, Status::Expired] {
+        let a = check(status, Method::None);
+        assert!(a.shares.is_empty() && a.touches.is_empty(), "{status:?}: {:?}", a.touches);
+        assert!(a.notes.iter().any(|n| n.contains(status.as_str())), "{status:?}: {:?}", a.notes);
+    }
+}
+
+#[test]
 fn self_referral_is_rejected() {
     let mut f = Fake::default();
-    f.coupons.insert("ALICE".into(), "alice".into());
+    f.coupons.insert("ALICE".into(), ("alice".into(), Status::Active));
     touch(&mut f, "alice", T - HOUR, 3, Verdict::Valid);
     let mut fx = facts(None, Some(3), Some("alice"));
     fx.customer_ref = Some("ALICE");

@@ -21,6 +21,13 @@ pub(crate) struct Held<S> {
     _guard: Box<dyn std::any::Any>,
 }
 
+impl<S> Held<S> {
+    /// Another connection to the same store.
+    pub(super) fn reopen(&self) -> S {
+        (self.reopen)()
+    }
+}
+
 impl<S> Deref for Held<S> {
     type Target = S;
     fn deref(&self) -> &S {
@@ -28,7 +35,7 @@ impl<S> Deref for Held<S> {
     }
 }
 
-struct Stores;
+pub(super) struct Stores;
 
 impl Backends for Stores {
     type Sqlite = Held<SqliteCatalog>;
@@ -67,7 +74,7 @@ conformance!(stores Stores:
     keeps_api_keys_beside_the_catalog,
 );
 
-fn link(code: &str) -> NewLink {
+pub(super) fn link(code: &str) -> NewLink {
     NewLink {
         code: code.into(),
         program: "shop".into(),
@@ -81,7 +88,7 @@ fn link(code: &str) -> NewLink {
     }
 }
 
-fn seed<S: CatalogStore>(s: &S) {
+pub(super) fn seed<S: CatalogStore>(s: &S) {
     s.add_program(&program()).unwrap();
     s.add_partner(&NewPartner { id: "alice".into(), name: "Alice".into(), email: "a@example.com".into(), ..NewPartner::default() })
         .unwrap();
@@ -116,8 +123,8 @@ fn updates_programs_partners_and_coupons<S: CatalogStore>(h: Held<S>) {
         (crate::payouts::PayoutMethod::Paypal, Some("a@example.com"))
     );
     let c = h.add_coupon(&NewCoupon { code: "spring10".into(), program: "shop".into(), partner: "alice".into() }).unwrap();
-    assert_eq!(c.code, "SPRING10");
-    assert!(matches!(h.add_coupon(&c), Err(CatalogError::Exists { .. })));
+    assert_eq!((c.spec.code.as_str(), c.status), ("SPRING10", Status::Active));
+    assert!(matches!(h.add_coupon(&c.spec), Err(CatalogError::Exists { .. })));
     assert_eq!(h.coupons().unwrap(), vec![c]);
     h.set_status(Kind::Partner, "alice", Status::Paused).unwrap();
     h.set_status(Kind::Program, "shop", Status::Expired).unwrap();

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use ::postgres::{Client, GenericClient, Row};
 
 use crate::catalog::{
-    CatalogError, CatalogStore, Kind, Link, LinkReader, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner, Program,
+    CatalogError, CatalogStore, Coupon, Kind, Link, LinkReader, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner, Program,
 };
 use crate::model::{Channel, Status};
 use crate::payouts::PayoutMethod;
@@ -356,13 +356,16 @@ impl CatalogStore for PgCatalog {
         })
     }
 
-    fn coupons(&self) -> Result<Vec<NewCoupon>, CatalogError> {
-        let sql = "SELECT c.code, p.slug, pa.slug FROM coupons c JOIN programs p ON p.id = c.program_id
+    fn coupons(&self) -> Result<Vec<Coupon>, CatalogError> {
+        let sql = "SELECT c.code, p.slug, pa.slug, c.status FROM coupons c JOIN programs p ON p.id = c.program_id
              JOIN partners pa ON pa.id = c.partner_id ORDER BY p.slug COLLATE \"C\", c.code COLLATE \"C\"";
         self.with(|c| {
             c.query(sql, &[])?
                 .iter()
-                .map(|r| Ok(NewCoupon { code: r.try_get(0)?, program: r.try_get(1)?, partner: r.try_get(2)? }))
+                .map(|r| {
+                    let spec = NewCoupon { code: r.try_get(0)?, program: r.try_get(1)?, partner: r.try_get(2)? };
+                    Ok(Coupon { spec, status: parsed(r.try_get(3)?, "coupons.status", Status::parse)? })
+                })
                 .collect()
         })
     }
@@ -372,6 +375,11 @@ impl CatalogStore for PgCatalog {
             Kind::Program => "UPDATE programs SET status = $1 WHERE slug = $2",
             Kind::Partner => "UPDATE partners SET status = $1 WHERE slug = $2",
             Kind::Link => "UPDATE links SET status = $1 WHERE code = $2",
+            Kind::Coupon => {
+                let Some((program, code)) = id.split_once(':') else { return Ok(false) };
+                let sql = "UPDATE coupons SET status = $1 WHERE code = $2 AND program_id = (SELECT id FROM programs WHERE slug = $3)";
+                return self.with(|c| Ok(c.execute(sql, &[&status.as_str(), &code, &program])? == 1));
+            }
         };
         self.with(|c| Ok(c.execute(sql, &[&status.as_str(), &id])? == 1))
     }

@@ -5,6 +5,7 @@
 //! by `PgCatalog::open` and by `migrate`; the reader and every reconnection only check its version.
 
 pub mod api_keys;
+pub(crate) mod audit;
 mod batch;
 pub mod catalog;
 pub mod conversions;

@@ -8,7 +8,9 @@
 
 use ::postgres::{GenericClient, Row};
 
+use super::audit;
 use super::conversions::{connect, Reconnecting};
+use crate::audit::{Action, Stamp};
 use crate::conversions::ConversionError;
 use crate::storage::sqlite::webhooks::{status_columns, then_columns};
 use crate::webhooks::endpoint::{parse_event_types, parse_status, Endpoint};
@@ -32,6 +34,32 @@ impl PgWebhooks {
     fn client(&mut self) -> Result<&mut ::postgres::Client, StoreError> {
         Ok(self.conn.get().map_err(|e| StoreError::Storage(e.to_string()))?.0)
     }
+}
+
+impl PgWebhooks {
+    /// Runs an operator's update of endpoint `id` and appends its audit entry (the endpoint
+    /// before and after, without its secrets) in one transaction; `false` when there is none.
+    fn change_endpoint(
+        &mut self,
+        id: &str,
+        action: Action,
+        stamp: &Stamp,
+        update: impl FnOnce(&mut ::postgres::Transaction<'_>) -> Result<u64, ::postgres::Error>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.client()?.transaction().map_err(storage)?;
+        let Some(before) = endpoint_in(&mut tx, id)? else { return Ok(false) };
+        update(&mut tx).map_err(storage)?;
+        let after = endpoint_in(&mut tx, id)?.ok_or_else(|| StoreError::Storage(format!("endpoint {id} went during its update")))?;
+        audit::append(&mut tx, &stamp.entry(action, id, Some(before.view()), Some(after.view()))).map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(true)
+    }
+}
+
+/// An endpoint as `c` (a transaction) sees it.
+fn endpoint_in(c: &mut impl GenericClient, id: &str) -> Result<Option<Endpoint>, StoreError> {
+    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
+    c.query_opt(&sql, &[&id]).map_err(storage)?.map(|r| endpoint_row(&r)).transpose()
 }
 
 /// The first advisory lock key of the delivering worker ("clkg"); the second is the hash of
@@ -99,30 +127,31 @@ fn upsert(c: &mut impl GenericClient, d: &NewDelivery, now_ms: u64, replay: bool
 }
 
 impl WebhookStore for PgWebhooks {
-    fn insert_endpoint(&mut self, e: &Endpoint) -> Result<(), StoreError> {
+    fn insert_endpoint(&mut self, e: &Endpoint, stamp: &Stamp) -> Result<(), StoreError> {
         let (status, reason) = status_columns(e.status);
-        self.client()?
-            .execute(
-                "INSERT INTO webhook_endpoints (id, url, event_types, partner, secret, previous_secret, previous_until_ms, status,
+        let mut tx = self.client()?.transaction().map_err(storage)?;
+        tx.execute(
+            "INSERT INTO webhook_endpoints (id, url, event_types, partner, secret, previous_secret, previous_until_ms, status,
                     disabled_reason, status_ms, created_ms, failing_since_ms)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                &[
-                    &e.id,
-                    &e.url,
-                    &e.event_types_text(),
-                    &e.partner,
-                    &e.secret.to_whsec(),
-                    &e.previous.as_ref().map(|(s, _)| s.to_whsec()),
-                    &e.previous.as_ref().map(|(_, u)| *u as i64),
-                    &status,
-                    &reason,
-                    &(e.status_ms as i64),
-                    &(e.created_ms as i64),
-                    &e.failing_since_ms.map(|f| f as i64),
-                ],
-            )
-            .map_err(storage)?;
-        Ok(())
+            &[
+                &e.id,
+                &e.url,
+                &e.event_types_text(),
+                &e.partner,
+                &e.secret.to_whsec(),
+                &e.previous.as_ref().map(|(s, _)| s.to_whsec()),
+                &e.previous.as_ref().map(|(_, u)| *u as i64),
+                &status,
+                &reason,
+                &(e.status_ms as i64),
+                &(e.created_ms as i64),
+                &e.failing_since_ms.map(|f| f as i64),
+            ],
+        )
+        .map_err(storage)?;
+        audit::append(&mut tx, &stamp.entry(Action::WebhookEndpointCreate, &e.id, None, Some(e.view()))).map_err(storage)?;
+        tx.commit().map_err(storage)
     }
 
     fn endpoint(&mut self, id: &str) -> Result<Option<Endpoint>, StoreError> {
@@ -135,33 +164,28 @@ impl WebhookStore for PgWebhooks {
         self.client()?.query(&sql, &[]).map_err(storage)?.iter().map(endpoint_row).collect()
     }
 
-    fn delete_endpoint(&mut self, id: &str) -> Result<bool, StoreError> {
+    fn delete_endpoint(&mut self, id: &str, stamp: &Stamp) -> Result<bool, StoreError> {
+        let mut tx = self.client()?.transaction().map_err(storage)?;
+        let Some(before) = endpoint_in(&mut tx, id)? else { return Ok(false) };
         // Deliveries and attempts go with it (ON DELETE CASCADE).
-        Ok(self.client()?.execute("DELETE FROM webhook_endpoints WHERE id = $1", &[&id]).map_err(storage)? == 1)
+        tx.execute("DELETE FROM webhook_endpoints WHERE id = $1", &[&id]).map_err(storage)?;
+        audit::append(&mut tx, &stamp.entry(Action::WebhookEndpointDelete, id, Some(before.view()), None)).map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(true)
     }
 
-    fn rotate_secret(&mut self, id: &str, secret: &Secret, previous_until_ms: u64) -> Result<bool, StoreError> {
-        let n = self
-            .client()?
-            .execute(
-                "UPDATE webhook_endpoints SET previous_secret = secret, previous_until_ms = $2, secret = $3 WHERE id = $1",
-                &[&id, &(previous_until_ms as i64), &secret.to_whsec()],
-            )
-            .map_err(storage)?;
-        Ok(n == 1)
+    fn rotate_secret(&mut self, id: &str, secret: &Secret, previous_until_ms: u64, stamp: &Stamp) -> Result<bool, StoreError> {
+        let sql = "UPDATE webhook_endpoints SET previous_secret = secret, previous_until_ms = $2, secret = $3 WHERE id = $1";
+        let (until, whsec) = (previous_until_ms as i64, secret.to_whsec());
+        self.change_endpoint(id, Action::WebhookEndpointRotateSecret, stamp, |tx| tx.execute(sql, &[&id, &until, &whsec]))
     }
 
-    fn enable(&mut self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
-        let n = self
-            .client()?
-            .execute(
-                "UPDATE webhook_endpoints SET status = 'enabled', disabled_reason = NULL, failing_since_ms = NULL,
+    fn enable(&mut self, id: &str, now_ms: u64, stamp: &Stamp) -> Result<bool, StoreError> {
+        let sql = "UPDATE webhook_endpoints SET status = 'enabled', disabled_reason = NULL, failing_since_ms = NULL,
                     status_ms = CASE WHEN status = 'enabled' THEN status_ms ELSE $2 END
-                 WHERE id = $1",
-                &[&id, &(now_ms as i64)],
-            )
-            .map_err(storage)?;
-        Ok(n == 1)
+                 WHERE id = $1";
+        let now = now_ms as i64;
+        self.change_endpoint(id, Action::WebhookEndpointEnable, stamp, |tx| tx.execute(sql, &[&id, &now]))
     }
 
     fn lead(&mut self) -> Result<bool, StoreError> {

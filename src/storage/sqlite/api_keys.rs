@@ -77,4 +77,21 @@ impl KeyStore for SqliteCatalog {
             .map_err(storage)?;
         Ok(())
     }
+
+    fn keys_atomically(&self, f: &mut dyn FnMut() -> Result<(), AccessError>) -> Result<(), AccessError> {
+        // The key's own error is kept aside and the transaction rolled back (`Ok(false)`), so
+        // the caller gets it as it was, not as a storage error.
+        let mut failed = None;
+        let done = crate::catalog::CatalogStore::atomically(self, &mut || match f() {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                failed = Some(e);
+                Ok(false)
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        done.map(|_| ()).map_err(|e| AccessError::Storage(e.to_string()))
+    }
 }

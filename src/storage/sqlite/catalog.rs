@@ -8,8 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::schema;
 use crate::catalog::{
-    CatalogError, CatalogStore, Kind, Link, LinkReader, ListFilter, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram, Partner,
-    Program,
+    CatalogError, CatalogStore, Coupon, Kind, Link, LinkReader, ListFilter, NewCoupon, NewLink, NewLinkRow, NewPartner, NewProgram,
+    Partner, Program,
 };
 use crate::model::{Channel, Status};
 use crate::payouts::PayoutMethod;
@@ -161,13 +161,9 @@ impl CatalogStore for SqliteCatalog {
         Ok(self.conn.execute(sql, params![c.code, program.row_id, partner])? == 1)
     }
 
-    fn coupons(&self) -> Result<Vec<NewCoupon>, CatalogError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT c.code, p.slug, pa.slug FROM coupons c JOIN programs p ON p.id = c.program_id
-             JOIN partners pa ON pa.id = c.partner_id ORDER BY p.slug, c.code",
-        )?;
-        let rows =
-            stmt.query_map([], |r| Ok(NewCoupon { code: r.get(0)?, program: r.get(1)?, partner: r.get(2)? }))?.collect::<Result<_, _>>()?;
+    fn coupons(&self) -> Result<Vec<Coupon>, CatalogError> {
+        let mut stmt = self.conn.prepare(&format!("{COUPON_SELECT} ORDER BY p.slug, c.code"))?;
+        let rows = stmt.query_map([], coupon_row)?.collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
@@ -176,6 +172,11 @@ impl CatalogStore for SqliteCatalog {
             Kind::Program => "UPDATE programs SET status = ?1 WHERE slug = ?2",
             Kind::Partner => "UPDATE partners SET status = ?1 WHERE slug = ?2",
             Kind::Link => "UPDATE links SET status = ?1 WHERE code = ?2",
+            Kind::Coupon => {
+                let Some((program, code)) = id.split_once(':') else { return Ok(false) };
+                let sql = "UPDATE coupons SET status = ?1 WHERE code = ?2 AND program_id = (SELECT id FROM programs WHERE slug = ?3)";
+                return Ok(self.conn.execute(sql, params![status.as_str(), code, program])? == 1);
+            }
         };
         Ok(self.conn.execute(sql, params![status.as_str(), id])? == 1)
     }
@@ -216,11 +217,11 @@ impl CatalogStore for SqliteCatalog {
         self.page_links(f)
     }
 
-    fn list_coupons(&self, f: &ListFilter) -> Result<Vec<NewCoupon>, CatalogError> {
+    fn list_coupons(&self, f: &ListFilter) -> Result<Vec<Coupon>, CatalogError> {
         self.page_coupons(f)
     }
 
-    fn coupon(&self, program: &str, code: &str) -> Result<Option<NewCoupon>, CatalogError> {
+    fn coupon(&self, program: &str, code: &str) -> Result<Option<Coupon>, CatalogError> {
         self.coupon_by_code(program, code)
     }
 }
@@ -272,6 +273,13 @@ fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     })
 }
 
+const COUPON_SELECT: &str = "SELECT c.code, p.slug, pa.slug, c.status FROM coupons c JOIN programs p ON p.id = c.program_id
+     JOIN partners pa ON pa.id = c.partner_id";
+
+fn coupon_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Coupon> {
+    Ok(Coupon { spec: NewCoupon { code: r.get(0)?, program: r.get(1)?, partner: r.get(2)? }, status: stored(r, 3, Status::parse)? })
+}
+
 fn program_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
     let spec: String = r.get(1)?;
     let spec: NewProgram =
@@ -279,6 +287,7 @@ fn program_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
     Ok(Program { row_id: r.get(0)?, spec, status: stored(r, 2, Status::parse)? })
 }
 
+pub(crate) mod audit;
 mod changes;
 mod lists;
 #[cfg(test)]

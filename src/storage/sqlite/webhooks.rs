@@ -8,7 +8,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::catalog::audit;
 use super::gate::{Gate, Write};
+use crate::audit::{Action, Stamp};
 
 use crate::storage::migration::SchemaError;
 use crate::webhooks::endpoint::{parse_event_types, parse_status, Endpoint, Status};
@@ -56,6 +58,32 @@ fn storage(e: rusqlite::Error) -> StoreError {
 const ENDPOINT_COLUMNS: &str = "id, url, event_types, partner, secret, previous_secret, previous_until_ms, status, disabled_reason,
     status_ms, created_ms, failing_since_ms";
 
+/// An endpoint as `conn` (a transaction's) sees it.
+fn endpoint_in(conn: &Connection, id: &str) -> Result<Option<Endpoint>, StoreError> {
+    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?1");
+    conn.query_row(&sql, [id], endpoint_row).optional().map_err(storage)?.transpose()
+}
+
+impl SqliteWebhooks {
+    /// Runs an operator's update of endpoint `id` and appends its audit entry (the endpoint
+    /// before and after, without its secrets) in one transaction; `false` when there is none.
+    fn change_endpoint(
+        &mut self,
+        id: &str,
+        action: Action,
+        stamp: &Stamp,
+        update: impl FnOnce(&Connection) -> rusqlite::Result<usize>,
+    ) -> Result<bool, StoreError> {
+        let tx = Write::begin(&self.gate, &mut self.conn).map_err(storage)?;
+        let Some(before) = endpoint_in(&tx, id)? else { return Ok(false) };
+        update(&**tx).map_err(storage)?;
+        let after = endpoint_in(&tx, id)?.ok_or_else(|| StoreError::Storage(format!("endpoint {id} went during its update")))?;
+        audit::append(&tx, &stamp.entry(action, id, Some(before.view()), Some(after.view()))).map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(true)
+    }
+}
+
 /// Reads an endpoint row; a row that does not parse is `Corrupt`, never a default.
 fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<Result<Endpoint, StoreError>> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
@@ -102,31 +130,31 @@ fn event_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Result<StoredEvent, Sto
 }
 
 impl WebhookStore for SqliteWebhooks {
-    fn insert_endpoint(&mut self, e: &Endpoint) -> Result<(), StoreError> {
+    fn insert_endpoint(&mut self, e: &Endpoint, stamp: &Stamp) -> Result<(), StoreError> {
         let (status, reason) = status_columns(e.status);
-        let _turn = self.gate.enter();
-        self.conn
-            .execute(
-                "INSERT INTO webhook_endpoints (id, url, event_types, partner, secret, previous_secret, previous_until_ms, status,
+        let tx = Write::begin(&self.gate, &mut self.conn).map_err(storage)?;
+        tx.execute(
+            "INSERT INTO webhook_endpoints (id, url, event_types, partner, secret, previous_secret, previous_until_ms, status,
                     disabled_reason, status_ms, created_ms, failing_since_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    e.id,
-                    e.url,
-                    e.event_types_text(),
-                    e.partner,
-                    e.secret.to_whsec(),
-                    e.previous.as_ref().map(|(s, _)| s.to_whsec()),
-                    e.previous.as_ref().map(|(_, u)| *u as i64),
-                    status,
-                    reason,
-                    e.status_ms as i64,
-                    e.created_ms as i64,
-                    e.failing_since_ms.map(|f| f as i64),
-                ],
-            )
-            .map_err(storage)?;
-        Ok(())
+            params![
+                e.id,
+                e.url,
+                e.event_types_text(),
+                e.partner,
+                e.secret.to_whsec(),
+                e.previous.as_ref().map(|(s, _)| s.to_whsec()),
+                e.previous.as_ref().map(|(_, u)| *u as i64),
+                status,
+                reason,
+                e.status_ms as i64,
+                e.created_ms as i64,
+                e.failing_since_ms.map(|f| f as i64),
+            ],
+        )
+        .map_err(storage)?;
+        audit::append(&tx, &stamp.entry(Action::WebhookEndpointCreate, &e.id, None, Some(e.view()))).map_err(storage)?;
+        tx.commit().map_err(storage)
     }
 
     fn endpoint(&mut self, id: &str) -> Result<Option<Endpoint>, StoreError> {
@@ -141,40 +169,30 @@ impl WebhookStore for SqliteWebhooks {
         rows.map(|r| r.map_err(storage)?).collect()
     }
 
-    fn delete_endpoint(&mut self, id: &str) -> Result<bool, StoreError> {
+    fn delete_endpoint(&mut self, id: &str, stamp: &Stamp) -> Result<bool, StoreError> {
         let tx = Write::begin(&self.gate, &mut self.conn).map_err(storage)?;
+        let Some(before) = endpoint_in(&tx, id)? else { return Ok(false) };
         tx.execute("DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = ?1)", [id])
             .map_err(storage)?;
         tx.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1", [id]).map_err(storage)?;
-        let n = tx.execute("DELETE FROM webhook_endpoints WHERE id = ?1", [id]).map_err(storage)?;
+        tx.execute("DELETE FROM webhook_endpoints WHERE id = ?1", [id]).map_err(storage)?;
+        audit::append(&tx, &stamp.entry(Action::WebhookEndpointDelete, id, Some(before.view()), None)).map_err(storage)?;
         tx.commit().map_err(storage)?;
-        Ok(n == 1)
+        Ok(true)
     }
 
-    fn rotate_secret(&mut self, id: &str, secret: &Secret, previous_until_ms: u64) -> Result<bool, StoreError> {
-        let _turn = self.gate.enter();
-        let n = self
-            .conn
-            .execute(
-                "UPDATE webhook_endpoints SET previous_secret = secret, previous_until_ms = ?2, secret = ?3 WHERE id = ?1",
-                params![id, previous_until_ms as i64, secret.to_whsec()],
-            )
-            .map_err(storage)?;
-        Ok(n == 1)
+    fn rotate_secret(&mut self, id: &str, secret: &Secret, previous_until_ms: u64, stamp: &Stamp) -> Result<bool, StoreError> {
+        let sql = "UPDATE webhook_endpoints SET previous_secret = secret, previous_until_ms = ?2, secret = ?3 WHERE id = ?1";
+        self.change_endpoint(id, Action::WebhookEndpointRotateSecret, stamp, |tx| {
+            tx.execute(sql, params![id, previous_until_ms as i64, secret.to_whsec()])
+        })
     }
 
-    fn enable(&mut self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
-        let _turn = self.gate.enter();
-        let n = self
-            .conn
-            .execute(
-                "UPDATE webhook_endpoints SET status = 'enabled', disabled_reason = NULL, failing_since_ms = NULL,
+    fn enable(&mut self, id: &str, now_ms: u64, stamp: &Stamp) -> Result<bool, StoreError> {
+        let sql = "UPDATE webhook_endpoints SET status = 'enabled', disabled_reason = NULL, failing_since_ms = NULL,
                     status_ms = CASE WHEN status = 'enabled' THEN status_ms ELSE ?2 END
-                 WHERE id = ?1",
-                params![id, now_ms as i64],
-            )
-            .map_err(storage)?;
-        Ok(n == 1)
+                 WHERE id = ?1";
+        self.change_endpoint(id, Action::WebhookEndpointEnable, stamp, |tx| tx.execute(sql, params![id, now_ms as i64]))
     }
 
     fn cursor(&mut self) -> Result<i64, StoreError> {

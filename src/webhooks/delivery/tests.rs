@@ -110,7 +110,7 @@ impl Harness {
             event_types: types.iter().map(|t| t.as_str().to_owned()).collect(),
             partner: partner.map(str::to_owned),
         };
-        self.admin.add(&reg, self.now()).await.unwrap()
+        self.admin.add(&reg, self.now(), &crate::audit::Actor::Cli).await.unwrap()
     }
 
     /// One step and the attempts it started, recorded.
@@ -286,7 +286,7 @@ async fn during_a_rotation_both_secrets_sign_and_after_it_only_the_new_one() {
     let mut h = Harness::new();
     let rx = Receiver::start(LOCAL).await;
     let ep = h.endpoint(&rx.url(), &all_types(), None).await;
-    let (_, fresh) = h.admin.rotate(&ep.id, T0).await.unwrap();
+    let (_, fresh) = h.admin.rotate(&ep.id, T0, &crate::audit::Actor::Cli).await.unwrap();
     h.event(EventType::CommissionCreated, None);
     h.round().await;
     let check = |g: &receiver::Got, secret: &Secret, at_ms: u64| {

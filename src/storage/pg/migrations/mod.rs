@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "0004_webhook_endpoints", sql: include_str!("0004_webhook_endpoints.sql") },
     Migration { version: 5, name: "0005_delivery_replays", sql: include_str!("0005_delivery_replays.sql") },
     Migration { version: 6, name: "0006_catalog", sql: include_str!("0006_catalog.sql") },
+    Migration { version: 7, name: "0007_audit", sql: include_str!("0007_audit.sql") },
 ];
 
 /// The version this build's migrations reach.

@@ -4,8 +4,8 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{link_row, partner_row, program_row, SqliteCatalog, LINK_SELECT, PARTNER_SELECT};
-use crate::catalog::{CatalogError, Link, ListFilter, NewCoupon, NewLink, NewPartner, Partner, Program};
+use super::{coupon_row, link_row, partner_row, program_row, SqliteCatalog, COUPON_SELECT, LINK_SELECT, PARTNER_SELECT};
+use crate::catalog::{CatalogError, Coupon, Link, ListFilter, NewLink, NewPartner, Partner, Program};
 
 /// `limit` as SQLite's integer; a page larger than `i64::MAX` is no page anyone asks for.
 fn limit(f: &ListFilter) -> i64 {
@@ -68,34 +68,24 @@ impl SqliteCatalog {
 
     /// Coupons in (program, code) order; the cursor `program:CODE` splits at its first colon,
     /// which no program id holds.
-    pub(super) fn page_coupons(&self, f: &ListFilter) -> Result<Vec<NewCoupon>, CatalogError> {
+    pub(super) fn page_coupons(&self, f: &ListFilter) -> Result<Vec<Coupon>, CatalogError> {
         let (after_program, after_code) = match f.after.as_deref().and_then(|a| a.split_once(':')) {
             Some((p, c)) => (Some(p), Some(c)),
             None => (None, None),
         };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT c.code, p.slug, pa.slug FROM coupons c JOIN programs p ON p.id = c.program_id
-             JOIN partners pa ON pa.id = c.partner_id
-             WHERE (?1 IS NULL OR (p.slug, c.code) > (?1, ?2)) AND (?3 IS NULL OR p.slug = ?3) AND (?4 IS NULL OR pa.slug = ?4)
-             ORDER BY p.slug, c.code LIMIT ?5",
-        )?;
+        let sql = format!(
+            "{COUPON_SELECT} WHERE (?1 IS NULL OR (p.slug, c.code) > (?1, ?2)) AND (?3 IS NULL OR p.slug = ?3)
+             AND (?4 IS NULL OR pa.slug = ?4) AND (?5 IS NULL OR c.status = ?5) ORDER BY p.slug, c.code LIMIT ?6"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
-            .query_map(params![after_program, after_code, f.program, f.partner, limit(f)], |r| {
-                Ok(NewCoupon { code: r.get(0)?, program: r.get(1)?, partner: r.get(2)? })
-            })?
+            .query_map(params![after_program, after_code, f.program, f.partner, f.status.map(|s| s.as_str()), limit(f)], coupon_row)?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
-    pub(super) fn coupon_by_code(&self, program: &str, code: &str) -> Result<Option<NewCoupon>, CatalogError> {
-        let sql = "SELECT c.code, p.slug, pa.slug FROM coupons c JOIN programs p ON p.id = c.program_id
-                   JOIN partners pa ON pa.id = c.partner_id WHERE p.slug = ?1 AND c.code = ?2";
-        let found = self
-            .conn
-            .query_row(sql, params![program, code.to_ascii_uppercase()], |r| {
-                Ok(NewCoupon { code: r.get(0)?, program: r.get(1)?, partner: r.get(2)? })
-            })
-            .optional()?;
-        Ok(found)
+    pub(super) fn coupon_by_code(&self, program: &str, code: &str) -> Result<Option<Coupon>, CatalogError> {
+        let sql = format!("{COUPON_SELECT} WHERE p.slug = ?1 AND c.code = ?2");
+        Ok(self.conn.query_row(&sql, params![program, code.to_ascii_uppercase()], coupon_row).optional()?)
     }
 }

@@ -233,7 +233,7 @@ fn pages_follow_the_ids_and_their_filters_on_sqlite_and_by_default() {
         fn insert_coupon(&self, c: &NewCoupon, program: &Program) -> Result<bool, CatalogError> {
             self.0.insert_coupon(c, program)
         }
-        fn coupons(&self) -> Result<Vec<NewCoupon>, CatalogError> {
+        fn coupons(&self) -> Result<Vec<Coupon>, CatalogError> {
             self.0.coupons()
         }
         fn update_status(&self, kind: Kind, id: &str, status: Status) -> Result<bool, CatalogError> {
@@ -247,6 +247,14 @@ fn pages_follow_the_ids_and_their_filters_on_sqlite_and_by_default() {
         }
         fn atomically(&self, f: &mut dyn FnMut() -> Result<bool, CatalogError>) -> Result<bool, CatalogError> {
             self.0.atomically(f)
+        }
+    }
+    impl crate::audit::AuditLog for Plain<'_> {
+        fn append_audit(&self, e: &crate::audit::Entry) -> Result<(), crate::audit::AuditError> {
+            crate::audit::AuditLog::append_audit(self.0, e)
+        }
+        fn audit_page(&self, q: &crate::audit::Query) -> Result<Vec<crate::audit::Record>, crate::audit::AuditError> {
+            crate::audit::AuditLog::audit_page(self.0, q)
         }
     }
     let plain = Plain(&store);
@@ -265,12 +273,27 @@ fn pages_follow_the_ids_and_their_filters_on_sqlite_and_by_default() {
         assert_eq!(codes(f(Some("alice"), Some(Status::Active), None, 10)), ["a1", "a3"]);
         assert_eq!(codes(f(Some("bob"), None, Some("b1"), 10)), Vec::<String>::new());
         let coupons = s.list_coupons(&f(Some("alice"), None, Some("shop:C-A1"), 10)).unwrap();
-        assert_eq!(coupons.iter().map(|c| c.code.as_str()).collect::<Vec<_>>(), ["C-A2", "C-A3"]);
+        assert_eq!(coupons.iter().map(|c| c.spec.code.as_str()).collect::<Vec<_>>(), ["C-A2", "C-A3"]);
         let partners = s.list_partners(&ListFilter { partner: Some("bob".into()), limit: 10, ..Default::default() }).unwrap();
         assert_eq!(partners.iter().map(|p| p.spec.id.as_str()).collect::<Vec<_>>(), ["bob"]);
         let programs = s.list_programs(&ListFilter { status: Some(Status::Paused), limit: 10, ..Default::default() }).unwrap();
         assert!(programs.is_empty());
-        assert_eq!(s.coupon("shop", "c-b1").unwrap().unwrap().partner, "bob");
+        assert_eq!(s.coupon("shop", "c-b1").unwrap().unwrap().spec.partner, "bob");
         assert_eq!(s.partner("bob").unwrap().unwrap().spec.name, "Bob");
     }
+}
+
+#[test]
+fn the_audit_log_refuses_changes_and_deletions() {
+    use crate::audit::{Action, Actor, AuditLog, Entry, Query};
+    let (_dir, store) = temp_store();
+    store.append_audit(&Entry::new(&Actor::Cli, Action::ProgramCreate, "shop", 1, None, Some(serde_json::json!({"id": "shop"})))).unwrap();
+    for sql in ["UPDATE audit_log SET actor = 'admin'", "DELETE FROM audit_log"] {
+        let e = store.conn().execute(sql, []).unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+    }
+    let e =
+        store.conn().execute("INSERT INTO audit_log (at_ms, actor, action, object_type, object_id) VALUES (1, 'root', 'x', 'y', 'z')", []);
+    assert!(e.is_err(), "an actor is a key id, admin or cli");
+    assert_eq!(store.audit_page(&Query { limit: 10, ..Query::default() }).unwrap()[0].actor, "cli");
 }

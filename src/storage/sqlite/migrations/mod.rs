@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "0005_catalog_changes", sql: include_str!("0005_catalog_changes.sql") },
     Migration { version: 6, name: "0006_delivery_replays", sql: include_str!("0006_delivery_replays.sql") },
     Migration { version: 7, name: "0007_api_keys", sql: include_str!("0007_api_keys.sql") },
+    Migration { version: 8, name: "0008_audit", sql: include_str!("0008_audit.sql") },
 ];
 
 /// The version this build's migrations reach.

@@ -48,12 +48,12 @@ fn suite(store: &mut dyn WebhookStore, add_event: &mut dyn FnMut(&str, &str, Opt
     // Endpoints: stored, read back, rotated, listed oldest first.
     let a = endpoint('a', Some("bob"), &[EventType::ConversionAttributed, EventType::CommissionCreated]);
     let b = endpoint('b', None, &[EventType::CommissionCreated]);
-    store.insert_endpoint(&a).unwrap();
-    store.insert_endpoint(&b).unwrap();
+    store.insert_endpoint(&a, &cli(1)).unwrap();
+    store.insert_endpoint(&b, &cli(1)).unwrap();
     assert_eq!(store.endpoint(&a.id).unwrap().as_ref(), Some(&a));
     assert_eq!(store.endpoint("we_000000000000000000000000").unwrap(), None);
     let fresh = Secret::generate().unwrap();
-    assert!(store.rotate_secret(&a.id, &fresh, 99_000).unwrap());
+    assert!(store.rotate_secret(&a.id, &fresh, 99_000, &cli(2)).unwrap());
     let rotated = store.endpoint(&a.id).unwrap().unwrap();
     assert_eq!((rotated.secret.clone(), rotated.previous.clone()), (fresh, Some((a.secret.clone(), 99_000))));
     assert_eq!(store.endpoints().unwrap().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [a.id.as_str(), b.id.as_str()]);
@@ -118,11 +118,11 @@ fn suite(store: &mut dyn WebhookStore, add_event: &mut dyn FnMut(&str, &str, Opt
     let b_now = store.endpoint(&b.id).unwrap().unwrap();
     assert_eq!((b_now.status, b_now.status_ms), (Status::Disabled(DisabledReason::Gone), 95_000));
     // Enabling again: enabled from then, its failure record cleared; again changes nothing.
-    assert!(store.enable(&b.id, 97_000).unwrap());
-    assert!(store.enable(&b.id, 98_000).unwrap());
+    assert!(store.enable(&b.id, 97_000, &cli(97_000)).unwrap());
+    assert!(store.enable(&b.id, 98_000, &cli(98_000)).unwrap());
     let b_now = store.endpoint(&b.id).unwrap().unwrap();
     assert_eq!((b_now.status, b_now.status_ms, b_now.failing_since_ms), (Status::Enabled, 97_000, None));
-    assert!(!store.enable("we_nosuch", 97_000).unwrap());
+    assert!(!store.enable("we_nosuch", 97_000, &cli(97_000)).unwrap());
 
     // Cursor pages: newest first, strictly before the cursor.
     let all = store.deliveries(&DeliveryFilter { limit: 10, ..Default::default() }).unwrap();
@@ -137,8 +137,8 @@ fn suite(store: &mut dyn WebhookStore, add_event: &mut dyn FnMut(&str, &str, Opt
 
     // Removal takes the deliveries and attempts with it; purge drops deliveries of purged events.
     assert_eq!(store.purge_deliveries(&b.id, events[1].seq + 1).unwrap(), 1);
-    assert!(store.delete_endpoint(&a.id).unwrap());
-    assert!(!store.delete_endpoint(&a.id).unwrap());
+    assert!(store.delete_endpoint(&a.id, &cli(3)).unwrap());
+    assert!(!store.delete_endpoint(&a.id, &cli(3)).unwrap());
     assert!(store.deliveries(&DeliveryFilter { limit: 10, ..Default::default() }).unwrap().is_empty());
     assert_eq!(store.first_event_seq().unwrap(), Some(events[0].seq));
 }
@@ -156,6 +156,7 @@ fn the_webhook_store_on_sqlite() {
         )
         .unwrap();
     });
+    audited(&sqlite::SqliteCatalog::connect(dir.path()).unwrap());
 }
 
 #[test]
@@ -186,4 +187,34 @@ fn the_webhook_store_on_postgresql() {
             )
             .unwrap();
     });
+    audited(&pg::PgCatalog::connect(&schema.url).unwrap());
+}
+
+/// The suite's endpoint writes, each in the audit log with the endpoint before and after and
+/// never a secret; the writes that found no endpoint are not there.
+fn audited(log: &dyn crate::audit::AuditLog) {
+    let q = crate::audit::Query { object_type: Some("webhook_endpoint".into()), limit: 100, ..Default::default() };
+    let rows = log.audit_page(&q).unwrap();
+    let (a, b) = (endpoint('a', None, &[]).id, endpoint('b', None, &[]).id);
+    let seen: Vec<(&str, &str, bool, bool)> =
+        rows.iter().map(|r| (r.action, r.object_id.as_str(), r.before.is_some(), r.after.is_some())).collect();
+    assert_eq!(
+        seen,
+        [
+            ("webhook_endpoint.create", a.as_str(), false, true),
+            ("webhook_endpoint.create", b.as_str(), false, true),
+            ("webhook_endpoint.rotate_secret", a.as_str(), true, true),
+            ("webhook_endpoint.enable", b.as_str(), true, true),
+            ("webhook_endpoint.enable", b.as_str(), true, true),
+            ("webhook_endpoint.delete", a.as_str(), true, false),
+        ]
+    );
+    let rotated = &rows[2];
+    assert!(rotated.before.as_ref().unwrap()["previous_secret_until_ms"].is_null());
+    assert_eq!(rotated.after.as_ref().unwrap()["previous_secret_until_ms"].as_u64(), Some(99_000));
+    assert!(!serde_json::to_string(&rows).unwrap().contains("whsec_"), "no secret reaches the log");
+}
+
+fn cli(at_ms: u64) -> crate::audit::Stamp {
+    crate::audit::Stamp::new(crate::audit::Actor::Cli, at_ms)
 }

@@ -189,7 +189,7 @@ async fn no_payload_is_registered_or_delivered_to_the_canaries() {
             created_ms: T0,
             failing_since_ms: None,
         };
-        h.store.insert_endpoint(&e).unwrap();
+        h.store.insert_endpoint(&e, &crate::audit::Stamp::new(crate::audit::Actor::Cli, 0)).unwrap();
     }
     h.event(EventType::CommissionCreated, None);
     h.round().await;
