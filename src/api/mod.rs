@@ -23,6 +23,7 @@ mod ledger;
 pub mod openapi;
 mod payouts;
 pub mod postback;
+mod privacy;
 mod reports;
 mod rules;
 pub mod scope;
@@ -74,6 +75,8 @@ pub struct ApiState {
     /// The stored API keys, on a connection of their own.
     pub keys: Arc<crate::access::Keys>,
     pub limits: keys::Limits,
+    /// The conversion store, for a privacy erase's rows.
+    pub store_at: crate::storage::offline::StoreAt,
 }
 
 /// An error answer.
@@ -297,6 +300,7 @@ async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Reque
             payouts::confirm(state, &id, &read_body(state, req).await?).await
         }
         (&Method::GET, ["v1", "payouts"]) => payouts::list_payouts(state, &query).await,
+        (&Method::POST, ["v1", "privacy", "erase"]) => privacy::erase(state, &caller, &read_body(state, req).await?).await,
         (_, ["v1", "webhook-endpoints" | "webhook-events", ..]) => webhooks::route(state, req, &segments, caller.partner()).await,
         (_, ["v1", "api-keys", ..]) => {
             let body = if method == Method::POST { Some(read_body(state, req).await?) } else { None };

@@ -8,6 +8,7 @@ mod cluster;
 mod follow;
 mod links;
 pub mod payouts;
+pub mod privacy;
 pub mod rescore;
 pub mod snapshot;
 mod upkeep;
@@ -235,6 +236,10 @@ pub fn build_api(
             CatalogDb::connect(url.as_deref(), data_dir).context("opening the store for API keys")?,
         ))),
         limits: crate::api::keys::Limits::new(&config.api),
+        store_at: match &url {
+            Some(url) => crate::storage::offline::StoreAt::Pg(url.clone()),
+            None => crate::storage::offline::StoreAt::File(data_dir.to_path_buf()),
+        },
     });
     Ok((state, catalog))
 }
