@@ -123,13 +123,13 @@ pub const LOCK_FILE: &str = "LOCK";
 /// Takes the directory's lock, or says who holds it.
 fn lock_dir(dir: &Path) -> io::Result<File> {
     let file = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
-    match file.try_lock() {
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(io::Error::new(
             io::ErrorKind::WouldBlock,
             format!("the click log in {} is open in another process (a running clickgate serve or core?)", dir.display()),
         )),
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
