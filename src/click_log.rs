@@ -19,9 +19,11 @@
 //!
 //! Every step of compaction leaves a state that `open` recovers without loss or duplicates:
 //! the merged file is written as `.tmp`, fsynced, renamed to its final name, the directory
-//! fsynced, and only then are the originals deleted.
+//! fsynced, and only then are the originals deleted. A privacy erase (`erase`) rewrites a
+//! segment in place the same way: `.tmp`, fsync, rename over it, directory fsync.
 
 mod compact;
+mod erase;
 mod frames;
 
 use std::fs::{self, File, OpenOptions};
@@ -31,6 +33,7 @@ use std::path::{Path, PathBuf};
 use crate::events::ClickEvent;
 
 pub use compact::merge_segments;
+pub use erase::Erased;
 
 /// What the log knows about one segment without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +111,26 @@ pub struct SegmentLog {
     /// Set when an fsync failed or a failed write could not be undone: what is on disk is then
     /// unknown, so nothing more is acknowledged until the log is reopened.
     failed: bool,
+    /// The directory's lock file, held exclusively while the log is open: a second owner (a
+    /// `clickgate privacy erase` beside a running server) is refused instead of writing
+    /// behind the first one's back.
+    _lock: File,
+}
+
+/// The lock file's name in the log's directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Takes the directory's lock, or says who holds it.
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("the click log in {} is open in another process (a running clickgate serve or core?)", dir.display()),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl SegmentLog {
@@ -115,6 +138,7 @@ impl SegmentLog {
     /// with every intact event, oldest segment first, in file order.
     pub fn open(dir: &Path, segment_bytes_max: u64, mut each: impl FnMut(ClickEvent)) -> io::Result<SegmentLog> {
         fs::create_dir_all(dir)?;
+        let lock = lock_dir(dir)?;
         let mut found = Vec::new();
         let mut removed = false;
         for entry in fs::read_dir(dir)? {
@@ -185,7 +209,16 @@ impl SegmentLog {
             }
             None => (segments, SegmentMeta::new(0), create_segment(dir, 0)?),
         };
-        Ok(SegmentLog { dir: dir.to_path_buf(), segment_bytes_max, sealed, active, file, buf: Vec::with_capacity(1 << 20), failed: false })
+        Ok(SegmentLog {
+            dir: dir.to_path_buf(),
+            segment_bytes_max,
+            sealed,
+            active,
+            file,
+            buf: Vec::with_capacity(1 << 20),
+            failed: false,
+            _lock: lock,
+        })
     }
 
     /// Reads the log in `dir` without changing it, beside a running writer: every intact

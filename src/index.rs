@@ -138,6 +138,12 @@ impl ClickIndex {
         }
     }
 
+    /// A new, empty index with this one's limits: what a rebuild from the log (after a
+    /// privacy erase rewrote it) fills.
+    pub fn empty_like(&self) -> ClickIndex {
+        ClickIndex::new(self.clicks_max, self.visitor_touches_max)
+    }
+
     fn id_key(&self, id: &[u8; CLICK_ID_BYTES]) -> u64 {
         xxhash_rust::xxh3::xxh3_64_with_seed(id, self.seed)
     }

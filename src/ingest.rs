@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-use super::click_log::{merge_segments, SegmentLog, SegmentMeta};
+use super::click_log::{merge_segments, Erased, SegmentLog, SegmentMeta};
 use super::index::{ClickIndex, IndexedClick};
 use crate::events::ClickEvent;
 use crate::metrics::CoreMetrics;
@@ -257,6 +257,54 @@ impl Ingest {
         }
         Ok(())
     }
+}
+
+impl Ingest {
+    /// Privacy erase of one visitor: the log's segments holding its clicks are rewritten with
+    /// them anonymised (`anonymise`), then the index is rebuilt from the log, so neither holds
+    /// its id, address, agent or client tag. The clicks stay, with their verdicts, times and
+    /// links, so counts and attributions already made do not change. Holds the log's lock (and
+    /// keeps `maintain` out) throughout: clicks arriving meanwhile wait.
+    pub fn erase_visitor(&self, visitor: &VisitorId) -> std::io::Result<Erased> {
+        let _one = lock(&self.maintaining);
+        let mut log = lock(&self.log);
+        // A fresh id per erase: the anonymised clicks are nobody's journey, not one shared one.
+        let anon = VisitorId::random();
+        let erased = log.erase(|ev| ev.visitor_id == *visitor, |ev| anonymise(ev, anon))?;
+        self.set_log_gauges(&log);
+        if erased.clicks > 0 {
+            let mut index = read(&self.index).empty_like();
+            let mut pending: Vec<ClickEvent> = Vec::with_capacity(REPLAY_BATCH_LEN);
+            let flush = |index: &mut ClickIndex, pending: &mut Vec<ClickEvent>| {
+                let refs: Vec<&ClickEvent> = pending.iter().collect();
+                index.insert_batch(&refs, |_, _| {});
+                pending.clear();
+            };
+            log.replay(|ev| {
+                pending.push(ev);
+                if pending.len() == REPLAY_BATCH_LEN {
+                    flush(&mut index, &mut pending);
+                }
+            })?;
+            flush(&mut index, &mut pending);
+            *write(&self.index) = index;
+        }
+        Ok(erased)
+    }
+}
+
+/// A click with nothing left that tells who made it: the visitor id replaced, and the address,
+/// its hash, the agent, the keyed client tag, the sub-ids, country and network cleared.
+pub fn anonymise(ev: &mut ClickEvent, anon: VisitorId) {
+    ev.visitor_id = anon;
+    ev.ip = None;
+    ev.ip_hash = None;
+    ev.ua = None;
+    ev.ua_hash = 0;
+    ev.client_tag = None;
+    ev.sub_ids = None;
+    ev.country = None;
+    ev.asn = 0;
 }
 
 /// Clicks indexed per hold of the index's write lock (well under a millisecond).

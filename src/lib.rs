@@ -53,6 +53,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod payouts;
+pub mod privacy;
 pub mod storage;
 #[doc(hidden)]
 pub mod testing;

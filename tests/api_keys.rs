@@ -279,6 +279,7 @@ fn partner_keys_reach_only_their_partners_objects() {
             ("POST", "/v1/payout-runs/run-1/confirm"),
             ("GET", "/v1/audit"),
             ("GET", "/v1/audit?object=partner:alice"),
+            ("POST", "/v1/privacy/erase"),
         ] {
             let a = call_as(&s, &me.key, method, path, "{}");
             assert_eq!(a.status, 403, "{} on {method} {path}: {a:?}", me.partner);

@@ -29,8 +29,12 @@ fn config(dir: &Path, link_reload_interval_ms: u64) -> std::path::PathBuf {
     path
 }
 
+/// The data key every core and command-line run against one database shares (docs/operations.md).
+const DATA_KEY: &str = "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c";
+
 fn cli(config: &Path, dir: &Path, url: &str, args: &[&str]) -> String {
-    let (code, out, err) = run_cli_env(config, &dir.join("cli-data"), args, "", &[("CLICKGATE_DATABASE_URL", url.to_string())]);
+    let env = [("CLICKGATE_DATABASE_URL", url.to_string()), ("CLICKGATE_DATA_KEY", DATA_KEY.to_string())];
+    let (code, out, err) = run_cli_env(config, &dir.join("cli-data"), args, "", &env);
     assert_eq!(code, 0, "clickgate {args:?}: {err}");
     out
 }
@@ -172,7 +176,7 @@ fn links_created_and_paused_through_the_api_reach_two_edges() {
         &config,
         &dir.path().join("core-data"),
         &args,
-        &[("CLICKGATE_DATABASE_URL", schema.url.as_str())],
+        &[("CLICKGATE_DATABASE_URL", schema.url.as_str()), ("CLICKGATE_DATA_KEY", DATA_KEY)],
         &dir.path().join("core.log"),
         core_admin,
     );

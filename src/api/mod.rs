@@ -25,6 +25,7 @@ mod ledger;
 pub mod openapi;
 mod payouts;
 pub mod postback;
+mod privacy;
 mod reports;
 mod rules;
 pub mod scope;
@@ -78,6 +79,8 @@ pub struct ApiState {
     pub limits: keys::Limits,
     /// The dashboard's signed-in sessions.
     pub dashboard: dashboard::Sessions,
+    /// The conversion store, for a privacy erase's rows.
+    pub store_at: crate::storage::offline::StoreAt,
 }
 
 /// An error answer.
@@ -308,6 +311,7 @@ async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Reque
             audit::confirm_run(state, &caller, &id, &read_body(state, req).await?).await
         }
         (&Method::GET, ["v1", "payouts"]) => payouts::list_payouts(state, &query).await,
+        (&Method::POST, ["v1", "privacy", "erase"]) => privacy::erase(state, &caller, &read_body(state, req).await?).await,
         (_, ["v1", "webhook-endpoints" | "webhook-events", ..]) => webhooks::route(state, req, &segments, &caller).await,
         (_, ["v1", "api-keys", ..]) => {
             let body = if method == Method::POST { Some(read_body(state, req).await?) } else { None };

@@ -23,6 +23,8 @@ pub fn open_store(config: &crate::config::Config, data_dir: &Path) -> anyhow::Re
         Some(url) => format!("opening the catalog in PostgreSQL at {} (core.database_url)", super::redact_url(url)),
         None => format!("opening the store in {}", data_dir.display()),
     })?;
+    // The data key before any write: the demo's partners are sealed as every other.
+    crate::storage::data_key::load(&store, data_dir).context("loading the data key (docs/operations.md, Data at rest)")?;
     if seed_demo(&store, &config.demo)? {
         tracing::info!(data_dir = %data_dir.display(), "store was empty; seeded it from the config's demo section");
     }

@@ -8,6 +8,7 @@ mod cluster;
 mod follow;
 mod links;
 pub mod payouts;
+pub mod privacy;
 pub mod rescore;
 pub mod snapshot;
 mod upkeep;
@@ -236,6 +237,10 @@ pub fn build_api(
         ))),
         limits: crate::api::keys::Limits::new(&config.api),
         dashboard: crate::api::dashboard::Sessions::new(&config.api, config.tls.cert_path.is_some() && config.tls.key_path.is_some()),
+        store_at: match &url {
+            Some(url) => crate::storage::offline::StoreAt::Pg(url.clone()),
+            None => crate::storage::offline::StoreAt::File(data_dir.to_path_buf()),
+        },
     });
     Ok((state, catalog))
 }

@@ -23,12 +23,14 @@ mod audit;
 pub mod check;
 mod commissions;
 mod coupon;
+mod data_key;
 mod import;
 mod ledger;
 mod link;
 mod migrate;
 mod partner;
 mod payouts;
+mod privacy;
 mod program;
 mod rescore;
 mod serve;
@@ -100,6 +102,13 @@ enum Command {
     /// Split journeys read as JSON lines on stdin with a model; one line of shares out per journey.
     #[command(after_help = timestamp::HELP)]
     Attribute(attribute::AttributeArgs),
+    /// The data key that seals personal data at rest: rotate it, or show which is in use.
+    #[command(subcommand)]
+    DataKey(data_key::DataKeyCmd),
+    /// Erase a visitor's or a customer's personal data (a stopped data dir; a running server
+    /// erases through POST /v1/privacy/erase).
+    #[command(subcommand)]
+    Privacy(privacy::PrivacyCmd),
     /// Manage webhook endpoints and replay events.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCmd),
@@ -179,6 +188,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Commissions(cmd) => commissions::run(cmd, &common.load()?),
         Command::Payouts(cmd) => payouts::run(cmd, &common.load()?),
         Command::Webhooks(cmd) => webhooks::run(cmd, &common.load()?),
+        Command::DataKey(cmd) => data_key::run(cmd, &common.load()?),
+        Command::Privacy(cmd) => privacy::run(cmd, &common.load()?),
     }
 }
 

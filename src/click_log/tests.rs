@@ -26,7 +26,8 @@ fn open(dir: &Path, segment_bytes_max: u64) -> (SegmentLog, Vec<ClickEvent>) {
 }
 
 fn files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n != super::LOCK_FILE).collect();
     names.sort();
     names
 }

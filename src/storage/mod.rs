@@ -20,6 +20,8 @@
 //! modules hold types, traits and pure logic and never import `storage`.
 
 pub mod catalog;
+pub mod data_key;
+pub mod erase;
 pub(crate) mod group;
 pub mod migration;
 pub mod offline;

@@ -152,7 +152,11 @@ impl Desk {
             StoreAt::Pg(url) => Some(url.as_str()),
             StoreAt::File(_) => None,
         };
-        super::CatalogDb::connect(url, &self.data_dir).map_err(|e| PayoutError::Storage(e.to_string()))
+        let db = super::CatalogDb::connect(url, &self.data_dir).map_err(|e| PayoutError::Storage(e.to_string()))?;
+        // The partners' payout details are sealed: a run from the command line loads the key
+        // as the app's start does (a no-op once loaded).
+        super::data_key::load(&db, &self.data_dir).map_err(|e| PayoutError::Storage(e.to_string()))?;
+        Ok(db)
     }
 
     /// The partners' destinations and the programs' thresholds, from the catalog.

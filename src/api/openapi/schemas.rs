@@ -391,6 +391,21 @@ pub(super) fn answers() -> Vec<(&'static str, Schema)> {
         ("WebhookDeliveryPage", page("events", "WebhookDelivery")),
         ("WebhookReplay", object(vec![p("event_id", string()), p("deliveries", int())], vec![])),
         ("Deleted", object(vec![p("id", string()), p("deleted", boolean())], vec![])),
+        // Exactly one of the two; the handler refuses both or neither (`422`).
+        ("ErasureRequest", object(vec![], vec![p("visitor_id", string()), p("customer_ref", string())])),
+        (
+            "ErasureReport",
+            object(
+                vec![
+                    p("clicks", int()),
+                    p("click_log_segments", int()),
+                    p("conversions", int()),
+                    p("stored_answers", int()),
+                    p("target", string()),
+                ],
+                vec![],
+            ),
+        ),
         ("ApiKey", object(key_fields(), vec![])),
         ("ApiKeyWithSecret", object(key_with_secret, vec![])),
         ("ApiKeyList", object(vec![p("keys", array(r("ApiKey")))], vec![])),

@@ -66,6 +66,7 @@ struct ConversionRow {
     visitor_id: Option<String>,
     coupon_code: Option<String>,
     customer_ref: Option<String>,
+    customer_ref_hash: Option<String>,
     origin: &'static str,
     fingerprint: Vec<u8>,
     method: String,
@@ -100,7 +101,8 @@ impl Rows {
             && self.answers.is_empty()
     }
 
-    pub fn conversion(&mut self, row: &NewRow<'_>) {
+    /// A new conversion, with its customer reference already sealed and hashed.
+    pub fn conversion(&mut self, row: &NewRow<'_>, customer_ref: Option<String>, customer_ref_hash: Option<String>) {
         let c = row.conversion;
         self.conversions.push(ConversionRow {
             id: row.id.to_string(),
@@ -114,7 +116,8 @@ impl Rows {
             click_id: c.click_id.clone(),
             visitor_id: c.visitor_id.clone(),
             coupon_code: c.coupon_code.clone(),
-            customer_ref: c.customer_ref.clone(),
+            customer_ref,
+            customer_ref_hash,
             origin: c.origin.as_str(),
             fingerprint: row.fingerprint.to_vec(),
             method: row.method.to_string(),
@@ -152,12 +155,13 @@ impl Rows {
         });
     }
 
-    pub fn answer(&mut self, key: &str, request_hash: &[u8], answer: &Answer, created_ms: i64) {
+    /// An answer to keep, its body already sealed.
+    pub fn answer(&mut self, key: &str, request_hash: &[u8], answer: &Answer, sealed_body: String, created_ms: i64) {
         self.answers.push(AnswerRow {
             key: key.to_string(),
             request_hash: request_hash.to_vec(),
             status: i32::from(answer.status),
-            body: answer.body.clone(),
+            body: sealed_body,
             created_ms,
         });
     }
@@ -168,9 +172,10 @@ type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
 /// Each table's rows as one statement with an array per column, its rows in the order they
 /// were made (`seq` columns count in that order).
 const CONVERSIONS: &str = "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms,
-        click_id, visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor)
+        click_id, visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, customer_ref_hash, status, refunded_minor)
     SELECT r.*, 'pending', 0 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[], $7::int8[],
-        $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], $15::text[], $16::text[]) AS r";
+        $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], $15::text[], $16::text[],
+        $17::text[]) AS r";
 const ACCRUALS: &str = "INSERT INTO commission_accruals (conversion_id, at_ms) SELECT * FROM unnest($1::text[], $2::int8[])";
 const RULES: &str = "INSERT INTO commission_rules (version, rules) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING";
 const EVENTS: &str = "INSERT INTO commission_events (commission_id, seq, kind, amount_minor, transfer_id, at_ms)
@@ -223,6 +228,7 @@ pub(super) fn write(tx: &mut PgTx<'_, '_>, rows: Rows) -> Result<(), ::postgres:
         let fingerprint: Vec<&[u8]> = r.iter().map(|r| r.fingerprint.as_slice()).collect();
         let method: Vec<&str> = r.iter().map(|r| r.method.as_str()).collect();
         let attribution: Vec<&str> = r.iter().map(|r| r.attribution.as_str()).collect();
+        let customer_hash: Vec<Option<&str>> = r.iter().map(|r| r.customer_ref_hash.as_deref()).collect();
         let params: Params<'_> = vec![
             &id,
             &program,
@@ -240,6 +246,7 @@ pub(super) fn write(tx: &mut PgTx<'_, '_>, rows: Rows) -> Result<(), ::postgres:
             &fingerprint,
             &method,
             &attribution,
+            &customer_hash,
         ];
         tx.execute_now(CONVERSIONS, &params)?;
     }
@@ -400,7 +407,7 @@ pub(super) fn prefetch(tx: &mut PgTx<'_, '_>, jobs: &[Job], batch: &mut Batch) -
         for r in &rows {
             let hash: Option<Vec<u8>> = r.try_get(1)?;
             let answer = match hash {
-                Some(hash) => Some((hash, super::conversions::answer(r.try_get(2)?, r.try_get(3)?)?)),
+                Some(hash) => Some((hash, super::conversions::answer(&r.try_get::<_, String>(0)?, r.try_get(2)?, r.try_get(3)?)?)),
                 None => None,
             };
             batch.answers.insert(r.try_get(0)?, answer);

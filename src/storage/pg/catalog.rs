@@ -18,6 +18,8 @@ use crate::catalog::{
 };
 use crate::model::{Channel, Status};
 use crate::payouts::PayoutMethod;
+use crate::storage::data_key;
+use crate::storage::sqlite::catalog::Sealed;
 
 mod changes;
 
@@ -48,6 +50,8 @@ const LINK_SELECT: &str = "SELECT l.id, l.partner_id, l.code, p.slug, pa.slug, l
      FROM links l JOIN programs p ON p.id = l.program_id JOIN partners pa ON pa.id = l.partner_id";
 const PROGRAM_SELECT: &str = "SELECT id, spec, status FROM programs";
 const PARTNER_SELECT: &str = "SELECT id, slug, name, email, status, payout_method, stripe_account, paypal_email FROM partners";
+const PARTNER_OWNERS: &str =
+    "SELECT id, slug, name, ''::text AS email, status, payout_method, NULL::text AS s, NULL::text AS p FROM partners";
 
 impl PgCatalog {
     /// Connects to the store at `url` and migrates it to this build's schema first: what the
@@ -172,13 +176,14 @@ fn program_row(r: &Row) -> Result<Program, CatalogError> {
 }
 
 fn partner_row(r: &Row) -> Result<Partner, CatalogError> {
+    let id: String = r.try_get(1)?;
     let spec = NewPartner {
-        id: r.try_get(1)?,
         name: r.try_get(2)?,
-        email: r.try_get(3)?,
+        email: data_key::open("partners", "email", &id, r.try_get(3)?)?,
         payout_method: parsed(r.try_get(5)?, "partners.payout_method", |s| PayoutMethod::parse(s).ok())?,
-        stripe_account: r.try_get(6)?,
-        paypal_email: r.try_get(7)?,
+        stripe_account: data_key::open_opt("partners", "stripe_account", &id, r.try_get(6)?)?,
+        paypal_email: data_key::open_opt("partners", "paypal_email", &id, r.try_get(7)?)?,
+        id,
     };
     Ok(Partner { row_id: r.try_get(0)?, spec, status: parsed(r.try_get(4)?, "partners.status", Status::parse)? })
 }
@@ -210,6 +215,12 @@ pub(super) fn programs(c: &mut impl GenericClient) -> Result<Vec<Program>, Catal
 /// Every partner, by id.
 pub(super) fn partners(c: &mut impl GenericClient) -> Result<Vec<Partner>, CatalogError> {
     c.query(&format!("{PARTNER_SELECT} ORDER BY slug COLLATE \"C\""), &[])?.iter().map(partner_row).collect()
+}
+
+/// The partners as a link reader needs them, owners of links with a status: without the
+/// personal fields, so an edge needs no data key and its snapshot file holds none of them.
+pub(super) fn partner_owners(c: &mut impl GenericClient) -> Result<Vec<Partner>, CatalogError> {
+    c.query(&format!("{PARTNER_OWNERS} ORDER BY slug COLLATE \"C\""), &[])?.iter().map(partner_row).collect()
 }
 
 fn partner_row_id(c: &mut Client, slug: &str) -> Result<i64, CatalogError> {
@@ -254,7 +265,8 @@ impl CatalogStore for PgCatalog {
     fn insert_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
         let sql = "INSERT INTO partners (slug, name, email, payout_method, stripe_account, paypal_email)
                    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (slug) DO NOTHING";
-        self.with(|c| Ok(c.execute(sql, &[&p.id, &p.name, &p.email, &p.payout_method.as_str(), &p.stripe_account, &p.paypal_email])? == 1))
+        let s = Sealed::of(p)?;
+        self.with(|c| Ok(c.execute(sql, &[&p.id, &p.name, &s.email, &p.payout_method.as_str(), &s.stripe_account, &s.paypal_email])? == 1))
     }
 
     fn partners(&self) -> Result<Vec<Partner>, CatalogError> {
@@ -263,12 +275,14 @@ impl CatalogStore for PgCatalog {
 
     fn update_partner_payout(&self, p: &NewPartner) -> Result<bool, CatalogError> {
         let sql = "UPDATE partners SET payout_method = $2, stripe_account = $3, paypal_email = $4 WHERE slug = $1";
-        self.with(|c| Ok(c.execute(sql, &[&p.id, &p.payout_method.as_str(), &p.stripe_account, &p.paypal_email])? == 1))
+        let s = Sealed::of(p)?;
+        self.with(|c| Ok(c.execute(sql, &[&p.id, &p.payout_method.as_str(), &s.stripe_account, &s.paypal_email])? == 1))
     }
 
     fn update_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
         let sql = "UPDATE partners SET name = $2, email = $3, payout_method = $4, stripe_account = $5, paypal_email = $6 WHERE slug = $1";
-        self.with(|c| Ok(c.execute(sql, &[&p.id, &p.name, &p.email, &p.payout_method.as_str(), &p.stripe_account, &p.paypal_email])? == 1))
+        let s = Sealed::of(p)?;
+        self.with(|c| Ok(c.execute(sql, &[&p.id, &p.name, &s.email, &p.payout_method.as_str(), &s.stripe_account, &s.paypal_email])? == 1))
     }
 
     /// The links table's trigger logs the change, so every edge applies it on its next reload.

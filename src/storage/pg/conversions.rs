@@ -18,6 +18,7 @@ use crate::conversions::{Answer, ConversionError, GroupTx, Groups, IdempotencyKe
 use crate::ledger::Deferred;
 use crate::lifecycle::{Commission, CommissionEvent, CommissionTx, ConversionRef, LifecycleError};
 use crate::model::Currency;
+use crate::storage::data_key;
 use crate::storage::group::GroupState;
 use crate::storage::pg::batch::Batch;
 use crate::storage::pg::PgStatements;
@@ -252,10 +253,11 @@ impl Groups for PgGroups {
 }
 
 /// A kept answer from its stored columns.
-pub(super) fn answer(status: i32, body: String) -> Result<Answer, ConversionError> {
+/// A stored answer of `key`, its body opened.
+pub(super) fn answer(key: &str, status: i32, body: String) -> Result<Answer, ConversionError> {
     let status = u16::try_from(status)
         .map_err(|_| ConversionError::Invalid { field: "idempotency_keys.status", why: format!("{status} is not an HTTP status") })?;
-    Ok(Answer { status, body })
+    Ok(Answer { status, body: data_key::open("idempotency_keys", "body", key, &body)? })
 }
 
 fn get<'a, T: ::postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> Result<T, ConversionError> {
@@ -281,7 +283,7 @@ impl ViewSource for PgTx<'_, '_> {
             click_id: get(&r, 6)?,
             visitor_id: get(&r, 7)?,
             coupon_code: get(&r, 8)?,
-            customer_ref: get(&r, 9)?,
+            customer_ref: data_key::open_opt("conversions", "customer_ref", id, get(&r, 9)?)?,
             origin: get(&r, 10)?,
             attribution: get(&r, 11)?,
             status: get(&r, 12)?,
@@ -331,20 +333,21 @@ impl ConversionTx for PgTx<'_, '_> {
         }
         let row = self.query_opt("SELECT request_hash, status, body FROM idempotency_keys WHERE key = $1", &[&key])?;
         let Some(r) = row else { return Ok(None) };
-        Ok(Some((get(&r, 0)?, answer(get(&r, 1)?, get(&r, 2)?)?)))
+        Ok(Some((get(&r, 0)?, answer(key, get(&r, 1)?, get(&r, 2)?)?)))
     }
 
     fn keep_answer(&mut self, key: &IdempotencyKey, answer: &Answer, now_ms: u64) -> Result<(), ConversionError> {
+        let sealed = data_key::seal("idempotency_keys", "body", &key.key, &answer.body)?;
         if let Some(b) = self.batch() {
             if let Some(slot @ None) = b.answers.get_mut(&key.key) {
                 *slot = Some((key.request_hash.to_vec(), answer.clone()));
-                b.rows.answer(&key.key, &key.request_hash, answer, now_ms as i64);
+                b.rows.answer(&key.key, &key.request_hash, answer, sealed, now_ms as i64);
                 return Ok(());
             }
         }
         self.execute(
             "INSERT INTO idempotency_keys (key, request_hash, status, body, created_ms) VALUES ($1, $2, $3, $4, $5)",
-            &[&key.key, &&key.request_hash[..], &i32::from(answer.status), &answer.body, &(now_ms as i64)],
+            &[&key.key, &&key.request_hash[..], &i32::from(answer.status), &sealed, &(now_ms as i64)],
         )?;
         Ok(())
     }
@@ -375,23 +378,25 @@ impl ConversionTx for PgTx<'_, '_> {
         // one order would otherwise each hold what the other waits for (the order's key, the
         // head). Held to the commit, so a group pays its round trip once.
         crate::ledger::LedgerTx::head(self).map_err(LifecycleError::from)?;
+        let c = row.conversion;
+        let customer_ref = data_key::seal_opt("conversions", "customer_ref", row.id, c.customer_ref.as_deref())?;
+        let customer_ref_hash = data_key::lookup_hash(c.customer_ref.as_deref())?;
         // Read for the group first (`batch::prefetch`): held back when it is new.
         if let Some(b) = self.batch() {
             match b.conversions.get_mut(row.id) {
                 Some(Some(_)) => return Ok(false),
                 Some(slot @ None) => {
                     *slot = Some(row.fingerprint.to_vec());
-                    b.rows.conversion(row);
+                    b.rows.conversion(row, customer_ref, customer_ref_hash);
                     return Ok(true);
                 }
                 None => {}
             }
         }
-        let c = row.conversion;
         let inserted = self.execute(
             "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
-                 visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'pending', 0)
+                 visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, customer_ref_hash, status, refunded_minor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'pending', 0)
              ON CONFLICT (id) DO NOTHING",
             &[
                 &row.id,
@@ -405,11 +410,12 @@ impl ConversionTx for PgTx<'_, '_> {
                 &c.click_id,
                 &c.visitor_id,
                 &c.coupon_code,
-                &c.customer_ref,
+                &customer_ref,
                 &c.origin.as_str(),
                 &&row.fingerprint[..],
                 &row.method,
                 &row.attribution,
+                &customer_ref_hash,
             ],
         )?;
         Ok(inserted == 1)

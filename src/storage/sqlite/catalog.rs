@@ -13,7 +13,24 @@ use crate::catalog::{
 };
 use crate::model::{Channel, Status};
 use crate::payouts::PayoutMethod;
-use crate::storage::SchemaError;
+use crate::storage::{data_key, SchemaError};
+
+/// A partner's personal fields, sealed for its row (`privacy::sealed`).
+pub(crate) struct Sealed {
+    pub email: String,
+    pub stripe_account: Option<String>,
+    pub paypal_email: Option<String>,
+}
+
+impl Sealed {
+    pub(crate) fn of(p: &NewPartner) -> Result<Sealed, crate::privacy::PrivacyError> {
+        Ok(Sealed {
+            email: data_key::seal("partners", "email", &p.id, &p.email)?,
+            stripe_account: data_key::seal_opt("partners", "stripe_account", &p.id, p.stripe_account.as_deref())?,
+            paypal_email: data_key::seal_opt("partners", "paypal_email", &p.id, p.paypal_email.as_deref())?,
+        })
+    }
+}
 
 impl From<rusqlite::Error> for CatalogError {
     fn from(e: rusqlite::Error) -> Self {
@@ -48,8 +65,17 @@ impl SqliteCatalog {
     }
 
     /// The connection, for the keys kept beside the catalog (`api_keys`).
-    pub(super) fn conn(&self) -> &Connection {
+    pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The partners as a link reader needs them, owners of links with a status: without the
+    /// personal fields, so the link table and its snapshot never hold them.
+    fn partner_owners(&self) -> Result<Vec<Partner>, CatalogError> {
+        let sql = "SELECT id, slug, name, '' AS email, status, payout_method, NULL, NULL FROM partners ORDER BY slug";
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map([], partner_row)?.collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     fn partner_row_id(&self, slug: &str) -> Result<i64, CatalogError> {
@@ -88,7 +114,8 @@ impl CatalogStore for SqliteCatalog {
     fn insert_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
         let sql = "INSERT OR IGNORE INTO partners (slug, name, email, payout_method, stripe_account, paypal_email)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-        let n = self.conn.execute(sql, params![p.id, p.name, p.email, p.payout_method.as_str(), p.stripe_account, p.paypal_email])?;
+        let s = Sealed::of(p)?;
+        let n = self.conn.execute(sql, params![p.id, p.name, s.email, p.payout_method.as_str(), s.stripe_account, s.paypal_email])?;
         Ok(n == 1)
     }
 
@@ -100,7 +127,8 @@ impl CatalogStore for SqliteCatalog {
 
     fn update_partner_payout(&self, p: &NewPartner) -> Result<bool, CatalogError> {
         let sql = "UPDATE partners SET payout_method = ?2, stripe_account = ?3, paypal_email = ?4 WHERE slug = ?1";
-        Ok(self.conn.execute(sql, params![p.id, p.payout_method.as_str(), p.stripe_account, p.paypal_email])? == 1)
+        let s = Sealed::of(p)?;
+        Ok(self.conn.execute(sql, params![p.id, p.payout_method.as_str(), s.stripe_account, s.paypal_email])? == 1)
     }
 
     fn insert_link(&self, l: &NewLink, program: &Program) -> Result<bool, CatalogError> {
@@ -239,13 +267,14 @@ fn stored<T>(r: &rusqlite::Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) ->
 const PARTNER_SELECT: &str = "SELECT id, slug, name, email, status, payout_method, stripe_account, paypal_email FROM partners";
 
 fn partner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Partner> {
+    let id: String = r.get(1)?;
     let spec = NewPartner {
-        id: r.get(1)?,
-        name: r.get(2)?,
-        email: r.get(3)?,
+        email: data_key::open("partners", "email", &id, &r.get::<_, String>(3)?).map_err(data_key::sqlite_err(3))?,
         payout_method: stored(r, 5, |s| PayoutMethod::parse(s).ok())?,
-        stripe_account: r.get(6)?,
-        paypal_email: r.get(7)?,
+        stripe_account: data_key::open_opt("partners", "stripe_account", &id, r.get(6)?).map_err(data_key::sqlite_err(6))?,
+        paypal_email: data_key::open_opt("partners", "paypal_email", &id, r.get(7)?).map_err(data_key::sqlite_err(7))?,
+        name: r.get(2)?,
+        id,
     };
     Ok(Partner { row_id: r.get(0)?, spec, status: stored(r, 4, Status::parse)? })
 }

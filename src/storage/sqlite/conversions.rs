@@ -7,6 +7,7 @@ use crate::conversions::store::{ConversionEvent, ConversionRow, ConversionTx, Ne
 use crate::conversions::{Answer, ConversionError, IdempotencyKey, Status};
 use crate::lifecycle::{Commission, CommissionEvent, ConversionRef};
 use crate::model::Currency;
+use crate::storage::data_key;
 use crate::storage::sqlite::lifecycle::{commissions_of, event_row};
 use crate::storage::sqlite::SqliteTx;
 use crate::webhooks::{OutboxError, OutboxEvent, OutboxTx};
@@ -21,6 +22,7 @@ impl ViewSource for SqliteTx<'_> {
                  FROM conversions WHERE id = ?1",
             )?
             .query_row([id], |r| {
+                let customer_ref = data_key::open_opt("conversions", "customer_ref", id, r.get(9)?).map_err(data_key::sqlite_err(9))?;
                 Ok(ConversionRow {
                     program: r.get(0)?,
                     order_id: r.get(1)?,
@@ -31,7 +33,7 @@ impl ViewSource for SqliteTx<'_> {
                     click_id: r.get(6)?,
                     visitor_id: r.get(7)?,
                     coupon_code: r.get(8)?,
-                    customer_ref: r.get(9)?,
+                    customer_ref,
                     origin: r.get(10)?,
                     attribution: r.get(11)?,
                     status: r.get(12)?,
@@ -89,15 +91,19 @@ impl ConversionTx for SqliteTx<'_> {
         let found = self
             .conn()
             .prepare_cached("SELECT request_hash, status, body FROM idempotency_keys WHERE key = ?1")?
-            .query_row([key], |r| Ok((r.get(0)?, Answer { status: r.get(1)?, body: r.get(2)? })))
+            .query_row([key], |r| {
+                let body = data_key::open("idempotency_keys", "body", key, &r.get::<_, String>(2)?).map_err(data_key::sqlite_err(2))?;
+                Ok((r.get(0)?, Answer { status: r.get(1)?, body }))
+            })
             .optional()?;
         Ok(found)
     }
 
     fn keep_answer(&mut self, key: &IdempotencyKey, answer: &Answer, now_ms: u64) -> Result<(), ConversionError> {
+        let body = data_key::seal("idempotency_keys", "body", &key.key, &answer.body)?;
         self.conn()
             .prepare_cached("INSERT INTO idempotency_keys (key, request_hash, status, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(params![key.key, &key.request_hash[..], answer.status, answer.body, now_ms as i64])?;
+            .execute(params![key.key, &key.request_hash[..], answer.status, body, now_ms as i64])?;
         Ok(())
     }
 
@@ -115,12 +121,15 @@ impl ConversionTx for SqliteTx<'_> {
 
     fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError> {
         let c = row.conversion;
+        let customer_ref = data_key::seal_opt("conversions", "customer_ref", row.id, c.customer_ref.as_deref())?;
+        let customer_ref_hash = data_key::lookup_hash(c.customer_ref.as_deref())?;
         let inserted = self
             .conn()
             .prepare_cached(
                 "INSERT INTO conversions (id, program, order_id, amount_minor, currency, occurred_at_ms, day, received_at_ms, click_id,
-                     visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, status, refunded_minor)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0)
+                     visitor_id, coupon_code, customer_ref, origin, fingerprint, method, attribution, customer_ref_hash, status,
+                     refunded_minor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'pending', 0)
                  ON CONFLICT (id) DO NOTHING",
             )?
             .execute(params![
@@ -135,11 +144,12 @@ impl ConversionTx for SqliteTx<'_> {
                 c.click_id,
                 c.visitor_id,
                 c.coupon_code,
-                c.customer_ref,
+                customer_ref,
                 c.origin.as_str(),
                 &row.fingerprint[..],
                 row.method,
                 row.attribution,
+                customer_ref_hash,
             ])?;
         Ok(inserted == 1)
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::{Client, GenericClient, IsolationLevel};
 
-use super::{parsed, partners, programs, PgCatalog};
+use super::{parsed, partner_owners, programs, PgCatalog};
 use crate::catalog::{CatalogError, LinkReadHead, LinkReader, LinkRow};
 use crate::model::{Channel, Status};
 
@@ -48,7 +48,7 @@ fn read(c: &mut impl GenericClient, since: Option<i64>, changes_max: usize, read
     let Some(since) = since else {
         let links: Option<i64> = c.query_one("SELECT max(id) FROM links", &[])?.try_get(0)?;
         let links = links.unwrap_or(0).clamp(0, LINKS_HINT_MAX);
-        let owners = Some((programs(c)?, partners(c)?));
+        let owners = Some((programs(c)?, partner_owners(c)?));
         reader.head(LinkReadHead { version, full: true, owners, others_changed: true, links: links as usize });
         stream(c, LINK_COLUMNS, None, reader)?;
         return Ok(true);
@@ -75,7 +75,7 @@ fn read(c: &mut impl GenericClient, since: Option<i64>, changes_max: usize, read
     if links > changes_max {
         return Ok(false);
     }
-    let owners = if owners_changed > 0 { Some((programs(c)?, partners(c)?)) } else { None };
+    let owners = if owners_changed > 0 { Some((programs(c)?, partner_owners(c)?)) } else { None };
     reader.head(LinkReadHead { version, full: false, owners, others_changed: others > 0, links });
     if links > 0 {
         let rows =

@@ -86,7 +86,7 @@ impl SqliteCatalog {
             // are at most as many, and the builder only reserves room for them.
             let links: Option<i64> = tx.query_row("SELECT max(id) FROM links", [], |r| r.get(0))?;
             let links = links.unwrap_or(0).clamp(0, LINKS_HINT_MAX);
-            let owners = Some((self.programs()?, self.partners()?));
+            let owners = Some((self.programs()?, self.partner_owners()?));
             reader.head(LinkReadHead { version, full: true, owners, others_changed: true, links: links as usize });
             tx.pragma_update(None, "cache_size", -SCAN_CACHE_KIB)?;
             let streamed = stream(&mut tx.prepare(LINK_COLUMNS)?, [], reader);
@@ -117,7 +117,7 @@ impl SqliteCatalog {
             [since],
             |r| r.get(0),
         )?;
-        let owners = if owners_changed { Some((self.programs()?, self.partners()?)) } else { None };
+        let owners = if owners_changed { Some((self.programs()?, self.partner_owners()?)) } else { None };
         reader.head(LinkReadHead { version, full: false, owners, others_changed: others > 0, links });
         if links > 0 {
             let mut stmt = tx.prepare_cached(

@@ -20,7 +20,8 @@ impl SqliteCatalog {
 
     pub(super) fn write_partner(&self, p: &NewPartner) -> Result<bool, CatalogError> {
         let sql = "UPDATE partners SET name = ?2, email = ?3, payout_method = ?4, stripe_account = ?5, paypal_email = ?6 WHERE slug = ?1";
-        let n = self.conn.execute(sql, params![p.id, p.name, p.email, p.payout_method.as_str(), p.stripe_account, p.paypal_email])?;
+        let s = super::Sealed::of(p)?;
+        let n = self.conn.execute(sql, params![p.id, p.name, s.email, p.payout_method.as_str(), s.stripe_account, s.paypal_email])?;
         Ok(n == 1)
     }
 
