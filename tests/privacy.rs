@@ -275,6 +275,15 @@ fn an_erase_leaves_no_trace_of_the_visitor_and_keeps_the_money(store: Store) {
     assert_eq!((r["conversions"].as_u64(), r["clicks"].as_u64()), (Some(1), Some(0)), "{r}");
     let bad = api(&s, "POST", "/v1/privacy/erase", &serde_json::json!({"visitor_id": vid, "customer_ref": "x"}));
     assert_eq!(bad.status, 422, "{bad:?}");
+    // Each erase is audited with its kind and counts, never the erased value.
+    let audit = http(s.api, "GET", "/v1/audit?object=privacy", &[&auth()], "");
+    assert_eq!(audit.status, 200, "{audit:?}");
+    let entries = audit.json()["entries"].as_array().cloned().unwrap_or_default();
+    let kinds: Vec<_> = entries.iter().map(|e| (e["action"].as_str().unwrap_or(""), e["object_id"].as_str().unwrap_or(""))).collect();
+    assert_eq!(kinds, [("privacy.erase", "visitor_id"), ("privacy.erase", "visitor_id"), ("privacy.erase", "customer_ref")], "{entries:?}");
+    assert_eq!(entries[0]["after"]["clicks"], 2, "{entries:?}");
+    let text = serde_json::to_string(&entries).unwrap();
+    assert!(!text.contains(vid.as_str()) && !text.contains("erase-only-by-ref-6620"), "{text}");
 
     // The money is as it was; the person is gone from the conversion and the clicks.
     let after = http(s.api, "GET", &format!("/v1/conversions/{id}"), &[&auth()], "").json();

@@ -24,11 +24,14 @@ pub async fn erase(state: &Arc<ApiState>, caller: &Caller, body: &[u8]) -> ApiRe
     let b: EraseBody = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not an erase request: {e}")))?;
     let what = Erasure::from_fields(b.visitor_id.as_deref(), b.customer_ref.as_deref())
         .map_err(|e| ApiError::invalid(if b.visitor_id.is_some() { "visitor_id" } else { "customer_ref" }, e))?;
-    let actor = caller.key_id().unwrap_or("admin-key").to_string();
+    let actor = caller.actor();
     let state = state.clone();
-    let report = read_blocking("privacy erase", move || crate::app::privacy::erase(&state.ingest, &state.store_at, &what, &actor))
-        .await?
-        .map_err(|e| {
+    let report = read_blocking("privacy erase", move || {
+        let audit = state.store.lock().unwrap_or_else(|e| e.into_inner());
+        crate::app::privacy::erase(&state.ingest, &state.store_at, &what, &**audit, &actor)
+    })
+    .await?
+    .map_err(|e| {
         tracing::error!(error = %format!("{e:#}"), "privacy erase failed");
         ApiError::internal("the erase did not finish; what it did is kept, and running it again finishes it")
     })?;

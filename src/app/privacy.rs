@@ -4,15 +4,20 @@
 
 use anyhow::Context as _;
 
+use crate::audit::{Action, Actor, AuditLog, Entry};
 use crate::ingest::Ingest;
 use crate::privacy::{Erasure, ErasureReport};
 use crate::storage::offline::StoreAt;
 
-/// Who asked for an erase, for its audit row: an API key's id, or `cli`.
-pub type Actor<'a> = &'a str;
-
-/// Erases `what` and answers what it changed. Blocking: call it on a blocking thread.
-pub fn erase(ingest: &Ingest, at: &StoreAt, what: &Erasure, actor: Actor<'_>) -> anyhow::Result<ErasureReport> {
+/// Erases `what`, records it in the audit log and answers what it changed. Blocking: call it
+/// on a blocking thread.
+pub fn erase(
+    ingest: &Ingest,
+    at: &StoreAt,
+    what: &Erasure,
+    audit: &(impl AuditLog + ?Sized),
+    actor: &Actor,
+) -> anyhow::Result<ErasureReport> {
     let mut report = ErasureReport { target: what.kind(), ..ErasureReport::default() };
     if let Some(visitor) = what.visitor() {
         let clicks = ingest.erase_visitor(&visitor).context("erasing the visitor's clicks from the click log")?;
@@ -20,20 +25,19 @@ pub fn erase(ingest: &Ingest, at: &StoreAt, what: &Erasure, actor: Actor<'_>) ->
     }
     let rows = crate::storage::erase::erase_rows(at, what)?;
     (report.conversions, report.stored_answers) = (rows.conversions, rows.answers);
-    record_audit(what, &report, actor);
+    // The entry names the kind of target and the counts, never the erased value: the log must
+    // not become the place where it survives.
+    let after = serde_json::to_value(&report).context("the erase's audit entry")?;
+    audit
+        .append_audit(&Entry::new(actor, Action::PrivacyErase, what.kind(), crate::app::now_ms(), None, Some(after)))
+        .context("the erase is done, but its audit entry was not stored")?;
     tracing::info!(
         kind = what.kind(),
         clicks = report.clicks,
         conversions = report.conversions,
         answers = report.stored_answers,
-        actor,
+        actor = actor.as_str(),
         "privacy erase done"
     );
     Ok(report)
-}
-
-/// Where an erase records its audit row: the audit log (another change) hooks in here, with
-/// the action `privacy.erase`, the actor and the counts, never the erased value itself.
-fn record_audit(what: &Erasure, report: &ErasureReport, actor: Actor<'_>) {
-    tracing::debug!(action = "privacy.erase", kind = what.kind(), actor, clicks = report.clicks, "audit hook: privacy erase");
 }

@@ -118,6 +118,7 @@ actions! {
     ConversionCancel => "conversion.cancel",
     ConversionRefund => "conversion.refund",
     CommissionApprove => "commission.approve",
+    PrivacyErase => "privacy.erase",
 }
 
 impl Action {

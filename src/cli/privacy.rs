@@ -32,10 +32,10 @@ pub(super) fn run(cmd: PrivacyCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
         PrivacyCmd::Erase { visitor_id, customer_ref } => {
             let what = Erasure::from_fields(visitor_id.as_deref(), customer_ref.as_deref())?;
             // The store first: it loads the data key the stored answers are sealed under.
-            let _store = setup.store()?;
+            let store = setup.store()?;
             let metrics = crate::metrics::Metrics::new();
             let ingest = crate::app::open_ingest(&setup.config, &setup.data_dir, &metrics)?;
-            let report = crate::app::privacy::erase(&ingest, &setup.store_at()?, &what, "cli")?;
+            let report = crate::app::privacy::erase(&ingest, &setup.store_at()?, &what, &store, &crate::audit::Actor::Cli)?;
             print_json(&[report])?;
         }
     }
