@@ -42,10 +42,18 @@ try {
   await page.goto(`${base}/dashboard`);
   out.unsigned_url = page.url();
   await page.fill("#key", env("DASHBOARD_KEY"));
-  await Promise.all([page.waitForURL(`**/dashboard/partners/${partner}**`), page.click("#sign-in")]);
+  const posted = page.waitForResponse((r) => r.request().method() === "POST");
+  await page.click("#sign-in");
+  const post = await posted;
+  out.sign_in_status = post.status();
+  try {
+    await page.waitForURL(`**/dashboard/partners/${partner}**`, { timeout: 15000 });
+  } catch (e) {
+    throw new Error(`sign-in answered ${post.status()} ${JSON.stringify(post.headers())}; the page says: ${await page.textContent("main")}`);
+  }
   out.signed_in_url = page.url();
   const cookies = await context.cookies();
-  out.cookie = cookies.map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite, path: c.path, expires: c.expires }));
+  out.cookie = cookies.filter((c) => c.name === "cg_session").map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite, path: c.path, expires: c.expires }));
 
   const figures = async () => page.$$eval("[data-figure]", (cells) => Object.fromEntries(cells.map((c) => [c.dataset.figure, c.dataset.value])));
   const chart = async () => page.$$eval("#clicks-chart g.day", (gs) => gs.map((g) => ({
