@@ -35,7 +35,9 @@ try {
     return route.abort();
   });
   const page = await context.newPage();
-  page.on("console", (m) => { if (m.type() === "error") out.console_errors.push(m.text()); });
+  // Errors are recorded until the deliberate 404 below, which the console reports too.
+  let recording = true;
+  page.on("console", (m) => { if (recording && m.type() === "error") out.console_errors.push(m.text()); });
   page.on("pageerror", (e) => out.console_errors.push(String(e)));
 
   // Unsigned, the dashboard sends the browser to the sign-in form.
@@ -95,6 +97,7 @@ try {
   out.qr_status = qrPage.status();
   out.qr_type = qrPage.headers()["content-type"];
 
+  recording = false;
   const other = await page.goto(`${base}/dashboard/partners/${env("DASHBOARD_OTHER")}`);
   out.other_status = other.status();
   out.other_text = await page.textContent("h1");
