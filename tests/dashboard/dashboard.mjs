@@ -79,6 +79,7 @@ try {
 
   await page.screenshot({ path: env("DASHBOARD_SCREENSHOT"), fullPage: true });
   if (process.env.DASHBOARD_README_SHOT) {
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: process.env.DASHBOARD_README_SHOT, fullPage: false });
   }
 
