@@ -87,7 +87,8 @@ fn make_data(s: &Server) {
     let run_id = run.json()["run_id"].as_str().unwrap().to_string();
     assert_eq!(admin(s, "POST", &format!("/v1/payout-runs/{run_id}/confirm"), "{}").status, 200);
     conversion(s, "o-3", 10_000, &valid[2]);
-    let refund = admin(s, "POST", &format!("/v1/conversions/{first}/refund"), "{}");
+    let auth = format!("Authorization: Bearer {KEY}");
+    let refund = http(s.api, "POST", &format!("/v1/conversions/{first}/refund"), &[&auth, "Idempotency-Key: refund-o-1"], "{}");
     assert_eq!(refund.status, 200, "{refund:?}");
 }
 
@@ -97,11 +98,23 @@ fn session_of(a: &Answer) -> String {
     c.split(';').next().unwrap().trim().to_string()
 }
 
+/// Signs in with `key` as a browser does: the form first (its token and its cookie), then the
+/// POST.
 fn sign_in(s: &Server, key: &str) -> Answer {
+    let form = http(s.api, "GET", "/dashboard/login", &[], "");
+    let cookie = form.header("set-cookie").expect("the form's token cookie");
+    assert!(cookie.starts_with("cg_login=") && cookie.contains("HttpOnly; SameSite=Strict"), "{cookie}");
+    let cookie = format!("Cookie: {}", cookie.split(';').next().unwrap());
+    let token = form.body.split("name=\"login_token\" value=\"").nth(1).unwrap().split('"').next().unwrap();
     let origin = format!("Origin: http://{}", s.api);
     let host = format!("Host: {}", s.api);
-    let body = format!("key={}", form_encode(key));
-    http_host(s.api, "POST", "/dashboard/login", &[&host, &origin, "Content-Type: application/x-www-form-urlencoded"], &body)
+    let body = format!("key={}&login_token={token}", form_encode(key));
+    http_host(s.api, "POST", "/dashboard/login", &[&host, &origin, &cookie, "Content-Type: application/x-www-form-urlencoded"], &body)
+}
+
+/// Every `Set-Cookie` of an answer.
+fn set_cookies(a: &Answer) -> Vec<&str> {
+    a.head.lines().filter_map(|l| l.split_once(':')).filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v.trim()).collect()
 }
 
 fn form_encode(s: &str) -> String {
@@ -159,6 +172,10 @@ fn the_dashboard_over_http() {
     let forged = http_host(s.api, "POST", "/dashboard/login", &[&host, "Origin: https://evil.example"], &format!("key={bob_key}"));
     assert_eq!(forged.status, 403, "{forged:?}");
     assert!(forged.header("set-cookie").is_none());
+    // So is one without the form's token cookie (a cross-site form cannot send it).
+    let tokenless =
+        http_host(s.api, "POST", "/dashboard/login", &[&host, "Origin: null"], &format!("key={bob_key}&login_token={}", "a".repeat(64)));
+    assert_eq!(tokenless.status, 403, "{tokenless:?}");
 
     let signed = sign_in(&s, &bob_key);
     assert_eq!((signed.status, signed.header("location")), (303, Some("/dashboard")), "{signed:?}");
@@ -200,7 +217,7 @@ fn the_dashboard_over_http() {
     assert_eq!(admin(&s, "DELETE", &format!("/v1/api-keys/{bob_id}"), "").status, 200);
     let refused = page(&s, &second, "/dashboard/partners/bob");
     assert_eq!(refused.status, 401, "{refused:?}");
-    assert!(refused.header("set-cookie").unwrap().contains("Max-Age=0"), "{refused:?}");
+    assert!(set_cookies(&refused).iter().any(|c| c.starts_with("cg_session=;") && c.contains("Max-Age=0")), "{refused:?}");
     assert_eq!(page(&s, &second, "/dashboard/partners/bob").header("location"), Some("/dashboard/login"), "the session is gone");
 
     // Sign-out needs the session's form token; then the session is gone.

@@ -35,17 +35,27 @@ try {
     return route.abort();
   });
   const page = await context.newPage();
-  page.on("console", (m) => { if (m.type() === "error") out.console_errors.push(m.text()); });
+  // Errors are recorded until the deliberate 404 below, which the console reports too.
+  let recording = true;
+  page.on("console", (m) => { if (recording && m.type() === "error") out.console_errors.push(m.text()); });
   page.on("pageerror", (e) => out.console_errors.push(String(e)));
 
   // Unsigned, the dashboard sends the browser to the sign-in form.
   await page.goto(`${base}/dashboard`);
   out.unsigned_url = page.url();
   await page.fill("#key", env("DASHBOARD_KEY"));
-  await Promise.all([page.waitForURL(`**/dashboard/partners/${partner}**`), page.click("#sign-in")]);
+  const posted = page.waitForResponse((r) => r.request().method() === "POST");
+  await page.click("#sign-in");
+  const post = await posted;
+  out.sign_in_status = post.status();
+  try {
+    await page.waitForURL(`**/dashboard/partners/${partner}**`, { timeout: 15000 });
+  } catch (e) {
+    throw new Error(`sign-in answered ${post.status()} ${JSON.stringify(post.headers())}; the page says: ${await page.textContent("main")}`);
+  }
   out.signed_in_url = page.url();
   const cookies = await context.cookies();
-  out.cookie = cookies.map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite, path: c.path, expires: c.expires }));
+  out.cookie = cookies.filter((c) => c.name === "cg_session").map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite, path: c.path, expires: c.expires }));
 
   const figures = async () => page.$$eval("[data-figure]", (cells) => Object.fromEntries(cells.map((c) => [c.dataset.figure, c.dataset.value])));
   const chart = async () => page.$$eval("#clicks-chart g.day", (gs) => gs.map((g) => ({
@@ -69,6 +79,7 @@ try {
 
   await page.screenshot({ path: env("DASHBOARD_SCREENSHOT"), fullPage: true });
   if (process.env.DASHBOARD_README_SHOT) {
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: process.env.DASHBOARD_README_SHOT, fullPage: false });
   }
 
@@ -87,6 +98,7 @@ try {
   out.qr_status = qrPage.status();
   out.qr_type = qrPage.headers()["content-type"];
 
+  recording = false;
   const other = await page.goto(`${base}/dashboard/partners/${env("DASHBOARD_OTHER")}`);
   out.other_status = other.status();
   out.other_text = await page.textContent("h1");

@@ -1,7 +1,7 @@
 //! The partner dashboard at `/dashboard` on the API listener: HTML rendered here, charts as
 //! inline SVG, no script but a same-origin copy button, a strict Content-Security-Policy.
 //!
-//! - `GET /dashboard/login`, `POST /dashboard/login` (`key=`): sign-in with an API key (a
+//! - `GET /dashboard/login`, `POST /dashboard/login` (`key=`, `login_token=`): sign-in with an API key (a
 //!   stored `cgk_…` key or the configured admin key), checked by `keys::authenticate`, whose
 //!   limiter on failed authentications per address answers `429` here too;
 //! - `POST /dashboard/logout` (`csrf=`): sign-out;
@@ -55,7 +55,7 @@ pub async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: R
     let answer = match (&method, segments.as_slice()) {
         (&Method::GET, ["style.css"]) => asset("text/css; charset=utf-8", STYLE),
         (&Method::GET, ["app.js"]) => asset("text/javascript; charset=utf-8", SCRIPT),
-        (&Method::GET, ["login"]) => page(StatusCode::OK, pages::login(None)),
+        (&Method::GET, ["login"]) => login_page(state, StatusCode::OK, None),
         (&Method::POST, ["login"]) => sign_in(state, peer, req).await,
         (&Method::POST, ["logout"]) => sign_out(state, req).await,
         (&Method::GET, rest) => match signed_in(state, peer, &req).await {
@@ -112,7 +112,7 @@ fn see_other(to: &str) -> Response<Full<Bytes>> {
 
 fn with_cookie(mut r: Response<Full<Bytes>>, cookie: &str) -> Response<Full<Bytes>> {
     if let Ok(v) = HeaderValue::from_str(cookie) {
-        r.headers_mut().insert(SET_COOKIE, v);
+        r.headers_mut().append(SET_COOKIE, v);
     }
     r
 }
@@ -133,18 +133,30 @@ fn error_page(e: &ApiError) -> Response<Full<Bytes>> {
     r
 }
 
-/// Whether a POST comes from a page of this origin: its `Origin` (or, without one, its
-/// `Referer`) names this host. A browser always sends one of them on a form's POST; a request
-/// with neither is refused.
-fn same_origin(state: &ApiState, req: &Request<Incoming>) -> bool {
+/// Whether a POST names another origin: its `Origin` (or, without one, its `Referer`) is not
+/// this host. Under `Referrer-Policy: no-referrer` a browser sends `Origin: null` and no
+/// `Referer`, so the forms' tokens are what decides; this only refuses the plainly foreign.
+fn foreign(state: &ApiState, req: &Request<Incoming>) -> bool {
     let h = req.headers();
-    let Some(host) = h.get(hyper::header::HOST).and_then(|v| v.to_str().ok()) else { return false };
+    let Some(host) = h.get(hyper::header::HOST).and_then(|v| v.to_str().ok()) else { return true };
     let scheme = if state.dashboard.secure { "https" } else { "http" };
     let origin = format!("{scheme}://{host}");
     match (h.get(hyper::header::ORIGIN), h.get(hyper::header::REFERER)) {
-        (Some(o), _) => o.as_bytes() == origin.as_bytes(),
-        (None, Some(r)) => r.to_str().is_ok_and(|r| r.strip_prefix(origin.as_str()).is_some_and(|rest| rest.starts_with('/'))),
+        (Some(o), _) => o.as_bytes() != b"null" && o.as_bytes() != origin.as_bytes(),
+        (None, Some(r)) => !r.to_str().is_ok_and(|r| r.strip_prefix(origin.as_str()).is_some_and(|rest| rest.starts_with('/'))),
         (None, None) => false,
+    }
+}
+
+/// The sign-in page with a fresh form token, also handed over in the `cg_login` cookie: a
+/// sign-in must send both (a cross-site form cannot send the `SameSite=Strict` cookie).
+fn login_page(state: &ApiState, status: StatusCode, problem: Option<&str>) -> Response<Full<Bytes>> {
+    match session::random_hex() {
+        Ok(token) => with_cookie(page(status, pages::login(problem, &token)), &state.dashboard.login_cookie(&token)),
+        Err(e) => {
+            tracing::error!(error = %e, "a dashboard sign-in token could not be made");
+            error_page(&ApiError::internal("the sign-in form could not be made; retry"))
+        }
     }
 }
 
@@ -163,13 +175,18 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
 }
 
 async fn sign_in(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if !same_origin(state, &req) {
+    let login_cookie = cookie_value(&req, session::LOGIN_COOKIE);
+    if foreign(state, &req) {
         return cross_site();
     }
     let fields = match form(state, req).await {
         Ok(f) => f,
         Err(answer) => return answer,
     };
+    let sent = field(&fields, "login_token");
+    if sent.is_empty() || !login_cookie.is_some_and(|c| crate::model::ct_eq(c.as_bytes(), sent.as_bytes())) {
+        return cross_site();
+    }
     let key = field(&fields, "key").trim().to_string();
     let bearer = format!("Bearer {key}");
     match super::keys::authenticate(state, peer, Some(bearer.as_str())).await {
@@ -180,13 +197,13 @@ async fn sign_in(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Req
                 error_page(&ApiError::internal("the session could not be started; retry"))
             }
         },
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => page(StatusCode::UNAUTHORIZED, pages::login(Some("That key is not valid."))),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => login_page(state, StatusCode::UNAUTHORIZED, Some("That key is not valid.")),
         Err(e) => error_page(&e),
     }
 }
 
 async fn sign_out(state: &Arc<ApiState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if !same_origin(state, &req) {
+    if foreign(state, &req) {
         return cross_site();
     }
     let token = cookie_token(&req);
@@ -205,7 +222,12 @@ async fn sign_out(state: &Arc<ApiState>, req: Request<Incoming>) -> Response<Ful
 }
 
 fn cookie_token(req: &Request<Incoming>) -> Option<String> {
-    req.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(session::token_of).map(str::to_string)
+    cookie_value(req, session::COOKIE)
+}
+
+/// The value of cookie `name` when it is a token (64 hex digits).
+fn cookie_value(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|h| session::token_of(h, name)).map(str::to_string)
 }
 
 /// The caller of a request's session, its key checked again by `keys::authenticate` (and so
@@ -222,8 +244,8 @@ async fn signed_in(
         Ok(caller) => Ok((caller, session)),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             state.dashboard.end(&token);
-            let body = pages::login(Some("Your key is no longer valid (revoked?); sign in with another."));
-            Err(with_cookie(page(StatusCode::UNAUTHORIZED, body), &state.dashboard.clear_cookie()))
+            let again = login_page(state, StatusCode::UNAUTHORIZED, Some("Your key is no longer valid (revoked?); sign in with another."));
+            Err(with_cookie(again, &state.dashboard.clear_cookie()))
         }
         Err(e) => Err(error_page(&e)),
     }

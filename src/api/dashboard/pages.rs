@@ -37,15 +37,19 @@ fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str().unwrap_or("")
 }
 
-/// The sign-in page, with `problem` said above the form.
-pub fn login(problem: Option<&str>) -> String {
+/// The sign-in page, with `problem` said above the form; `token` is its form token.
+pub fn login(problem: Option<&str>, token: &str) -> String {
     let mut body = String::new();
     if let Some(p) = problem {
         let _ = write!(body, "<p class=\"problem\" role=\"alert\">{}</p>", escape(p));
     }
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/dashboard/login\" class=\"login\"><input type=\"hidden\" name=\"login_token\" value=\"{}\">",
+        escape(token)
+    );
     body.push_str(
-        "<form method=\"post\" action=\"/dashboard/login\" class=\"login\">\
-         <label for=\"key\">Your API key</label>\
+        "<label for=\"key\">Your API key</label>\
          <input id=\"key\" name=\"key\" type=\"password\" autocomplete=\"off\" required placeholder=\"cgk_…\">\
          <button type=\"submit\" id=\"sign-in\">Sign in</button></form>\
          <p class=\"note\">Paste the key your program's admin gave you. It stays on this server for the session only.</p>",

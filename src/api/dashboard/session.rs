@@ -11,6 +11,10 @@ use sha2::{Digest, Sha256};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "cg_session";
+/// The sign-in form's token cookie: the form's hidden field must match it.
+pub const LOGIN_COOKIE: &str = "cg_login";
+/// How long a sign-in form's token lasts.
+const LOGIN_TTL_S: u64 = 3_600;
 
 /// Why a session could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +47,8 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn random_hex() -> Result<String, SessionError> {
+/// 32 random bytes as hex: a token.
+pub fn random_hex() -> Result<String, SessionError> {
     let mut buf = [0u8; 32];
     getrandom::fill(&mut buf).map_err(|e| SessionError::Random(e.to_string()))?;
     Ok(hex::encode(buf))
@@ -110,6 +115,12 @@ impl Sessions {
         format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/dashboard; Max-Age={}{secure}", self.ttl_ms / 1_000)
     }
 
+    /// The `Set-Cookie` value of a sign-in form's token.
+    pub fn login_cookie(&self, token: &str) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/dashboard; Max-Age={LOGIN_TTL_S}{secure}")
+    }
+
     /// The `Set-Cookie` value that removes the cookie.
     pub fn clear_cookie(&self) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
@@ -117,12 +128,12 @@ impl Sessions {
     }
 }
 
-/// The session token in a `Cookie` header, if any.
-pub fn token_of(cookie_header: &str) -> Option<&str> {
+/// The token in cookie `name` of a `Cookie` header, if any.
+pub fn token_of<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
     cookie_header
         .split(';')
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, v)| v)
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }

@@ -93,16 +93,19 @@ fn the_cookie_is_http_only_strict_scoped_and_secure_under_tls() {
     assert_eq!(plain, "cg_session=abc; HttpOnly; SameSite=Strict; Path=/dashboard; Max-Age=600");
     assert!(sessions(1, true).cookie("abc").ends_with("; Secure"));
     assert!(sessions(1, true).clear_cookie().contains("Max-Age=0"));
+    assert_eq!(sessions(1, false).login_cookie("t"), "cg_login=t; HttpOnly; SameSite=Strict; Path=/dashboard; Max-Age=3600");
 }
 
 #[test]
 fn the_token_is_read_from_a_cookie_header_and_nothing_else_passes() {
     let t = "a".repeat(64);
-    assert_eq!(token_of(&format!("x=1; cg_session={t}; y=2")), Some(t.as_str()));
-    assert_eq!(token_of(&format!("cg_session={t}")), Some(t.as_str()));
+    let token_of = |h: &str| token_of(h, "cg_session").map(str::to_string);
+    assert_eq!(token_of(&format!("x=1; cg_session={t}; y=2")), Some(t.clone()));
+    assert_eq!(token_of(&format!("cg_session={t}")), Some(t.clone()));
     assert_eq!(token_of("cg_session=short"), None);
     assert_eq!(token_of(&format!("cg_session={}", "z".repeat(64))), None);
     assert_eq!(token_of(&format!("other={t}")), None);
+    assert_eq!(super::session::token_of(&format!("cg_login={t}"), "cg_login"), Some(t.as_str()));
 }
 
 #[test]
