@@ -76,7 +76,7 @@ impl SqliteWebhooks {
     ) -> Result<bool, StoreError> {
         let tx = Write::begin(&self.gate, &mut self.conn).map_err(storage)?;
         let Some(before) = endpoint_in(&tx, id)? else { return Ok(false) };
-        update(&**tx).map_err(storage)?;
+        update(&tx).map_err(storage)?;
         let after = endpoint_in(&tx, id)?.ok_or_else(|| StoreError::Storage(format!("endpoint {id} went during its update")))?;
         audit::append(&tx, &stamp.entry(action, id, Some(before.view()), Some(after.view()))).map_err(storage)?;
         tx.commit().map_err(storage)?;
