@@ -19,6 +19,8 @@
 //! - `webhooks`: events and their envelope, Standard Webhooks signatures, retries, the SSRF guard,
 //!   endpoints and the delivery worker.
 //! - `fraud`: fraud alerts raised from ingested clicks (a partner's flagged share, link surges).
+//! - `privacy`: the data key that seals personal data at rest (AES-256-GCM, bound to its row),
+//!   the keyed hash of customer references, and what a privacy erase targets and answers.
 //! - `storage`: one module per backend (`sqlite`, `pg`), implementing the domain's store traits.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
 //! - `cluster`: the JetStream publisher and the core's durable consumer (cluster mode).

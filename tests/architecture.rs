@@ -31,6 +31,7 @@ const DOMAIN: &[&str] = &[
     "ledger",
     "lifecycle",
     "payouts",
+    "privacy",
     "webhooks",
 ];
 

@@ -1,6 +1,7 @@
 //! `POST /v1/privacy/erase` (admin): a visitor's or a customer's data erased, through the
-//! process's own `Ingest` (which owns the click log and the index) and the conversion store;
-//! the same code path as `clickgate privacy erase` (`app::privacy::erase`).
+//! process's own `Ingest` (which owns the click log and the index) and the conversion store.
+//! `run` is the one code path, shared with `clickgate privacy erase`, which runs it on its own
+//! `Ingest` over a stopped data dir.
 
 use std::sync::Arc;
 
@@ -9,7 +10,9 @@ use serde::Deserialize;
 
 use super::scope::Caller;
 use super::{json, read_blocking, ApiError, ApiResult, ApiState};
-use crate::privacy::Erasure;
+use crate::ingest::Ingest;
+use crate::privacy::{Erasure, ErasureReport};
+use crate::storage::offline::StoreAt;
 
 /// The body: exactly one of the two.
 #[derive(Deserialize)]
@@ -26,11 +29,47 @@ pub async fn erase(state: &Arc<ApiState>, caller: &Caller, body: &[u8]) -> ApiRe
         .map_err(|e| ApiError::invalid(if b.visitor_id.is_some() { "visitor_id" } else { "customer_ref" }, e))?;
     let actor = caller.key_id().unwrap_or("admin-key").to_string();
     let state = state.clone();
-    let report = read_blocking("privacy erase", move || crate::app::privacy::erase(&state.ingest, &state.store_at, &what, &actor))
-        .await?
-        .map_err(|e| {
+    let report = read_blocking("privacy erase", move || run(&state.ingest, &state.store_at, &what, &actor)).await?.map_err(|e| {
         tracing::error!(error = %format!("{e:#}"), "privacy erase failed");
         ApiError::internal("the erase did not finish; what it did is kept, and running it again finishes it")
     })?;
     Ok(json(StatusCode::OK, &report))
+}
+
+/// Why an erase stopped: what it did before is kept, and running it again finishes it.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    #[error("erasing the visitor's clicks from the click log: {0}")]
+    ClickLog(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::storage::erase::EraseError),
+}
+
+/// Erases `what` and answers what it changed: the click log and index through `ingest`, which
+/// owns them, then the store's rows. `actor` (an API key's id, or `cli`) is for the audit row.
+/// Blocking: call it on a blocking thread.
+pub fn run(ingest: &Ingest, at: &StoreAt, what: &Erasure, actor: &str) -> Result<ErasureReport, EraseError> {
+    let mut report = ErasureReport { target: what.kind(), ..ErasureReport::default() };
+    if let Some(visitor) = what.visitor() {
+        let clicks = ingest.erase_visitor(&visitor)?;
+        (report.clicks, report.click_log_segments) = (clicks.clicks, clicks.segments);
+    }
+    let rows = crate::storage::erase::erase_rows(at, what)?;
+    (report.conversions, report.stored_answers) = (rows.conversions, rows.answers);
+    record_audit(what, &report, actor);
+    tracing::info!(
+        kind = what.kind(),
+        clicks = report.clicks,
+        conversions = report.conversions,
+        answers = report.stored_answers,
+        actor,
+        "privacy erase done"
+    );
+    Ok(report)
+}
+
+/// Where an erase records its audit row: the audit log (another change) hooks in here, with
+/// the action `privacy.erase`, the actor and the counts, never the erased value itself.
+fn record_audit(what: &Erasure, report: &ErasureReport, actor: &str) {
+    tracing::debug!(action = "privacy.erase", kind = what.kind(), actor, clicks = report.clicks, "audit hook: privacy erase");
 }
