@@ -21,6 +21,8 @@
 //! - `audit`: the audit log of every write through the API or the CLI (actors, actions, the
 //!   redaction of sensitive fields) and its store trait.
 //! - `fraud`: fraud alerts raised from ingested clicks (a partner's flagged share, link surges).
+//! - `privacy`: the data key that seals personal data at rest (AES-256-GCM, bound to its row),
+//!   the keyed hash of customer references, and what a privacy erase targets and answers.
 //! - `storage`: one module per backend (`sqlite`, `pg`), implementing the domain's store traits.
 //! - `api`: the JSON API (conversions, clicks, postbacks, CSV import, reports).
 //! - `cluster`: the JetStream publisher and the core's durable consumer (cluster mode).

@@ -32,6 +32,7 @@ const DOMAIN: &[&str] = &[
     "ledger",
     "lifecycle",
     "payouts",
+    "privacy",
     "webhooks",
 ];
 

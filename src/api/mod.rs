@@ -25,7 +25,7 @@ mod ledger;
 pub mod openapi;
 mod payouts;
 pub mod postback;
-mod privacy;
+pub mod privacy;
 mod reports;
 mod rules;
 pub mod scope;

@@ -8,7 +8,6 @@ mod cluster;
 mod follow;
 mod links;
 pub mod payouts;
-pub mod privacy;
 pub mod rescore;
 pub mod snapshot;
 mod upkeep;

@@ -1,5 +1,5 @@
 //! `clickgate privacy erase`: a visitor's or a customer's data erased from a stopped data dir,
-//! through the same code path as `POST /v1/privacy/erase` (`app::privacy::erase`). It opens
+//! through the same code path as `POST /v1/privacy/erase` (`api::privacy::run`). It opens
 //! the click log as its owner, so it refuses while a server holds it: erase through that
 //! server's API instead.
 
@@ -35,7 +35,8 @@ pub(super) fn run(cmd: PrivacyCmd, setup: &Setup) -> anyhow::Result<ExitCode> {
             let store = setup.store()?;
             let metrics = crate::metrics::Metrics::new();
             let ingest = crate::app::open_ingest(&setup.config, &setup.data_dir, &metrics)?;
-            let report = crate::app::privacy::erase(&ingest, &setup.store_at()?, &what, &store, &crate::audit::Actor::Cli)?;
+            let report =
+                crate::api::privacy::run(&ingest, &setup.store_at()?, &what, &store, &crate::audit::Actor::Cli, crate::app::now_ms())?;
             print_json(&[report])?;
         }
     }

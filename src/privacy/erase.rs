@@ -1,4 +1,4 @@
-//! A privacy erase: what it targets, and what it answers. The app runs it (`app::privacy`)
+//! A privacy erase: what it targets, and what it answers. The API runs it (`api::privacy::run`)
 //! through the component that owns each store: the ingest's click log and index, and the
 //! conversion store (`storage::erase`).
 

@@ -34,6 +34,7 @@ pub const COLUMNS: &[Sealed] = &[
     Sealed { table: "partners", id: "slug", column: "paypal_email", hash: None },
     Sealed { table: "conversions", id: "id", column: "customer_ref", hash: Some("customer_ref_hash") },
     Sealed { table: "idempotency_keys", id: "key", column: "body", hash: None },
+    Sealed { table: "payouts", id: "id", column: "destination", hash: None },
 ];
 
 /// Rows rewritten per transaction.

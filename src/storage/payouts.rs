@@ -143,6 +143,10 @@ impl Desk {
     }
 
     fn db(&self) -> Result<PayoutDb, PayoutError> {
+        // Payouts' destinations are sealed: a command-line run loads the data key first.
+        if crate::privacy::current().is_err() {
+            self.catalog()?;
+        }
         PayoutDb::open(&self.at)
     }
 

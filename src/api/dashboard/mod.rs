@@ -265,9 +265,7 @@ async fn api_get_raw(state: &Arc<ApiState>, caller: &Caller, path: &str, query: 
         ["v1", "reports", kind @ ("partners" | "programs"), id] => super::reports::handle(state, kind, id, query, false).await,
         ["v1", "partners", id, "balance"] => super::commissions::balance(state, id).await,
         ["v1", "payouts"] => super::payouts::list_payouts(state, query).await,
-        ["v1", "programs" | "partners" | "links", ..] => {
-            super::catalog::route(state, &Method::GET, &segments, query, caller.partner(), None).await
-        }
+        ["v1", "programs" | "partners" | "links", ..] => super::catalog::route(state, &Method::GET, &segments, query, caller, None).await,
         _ => Err(ApiError::not_found(format!("no dashboard read of {path}"))),
     }
 }

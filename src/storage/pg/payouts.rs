@@ -9,6 +9,7 @@ use crate::lifecycle::Commission;
 use crate::model::Currency;
 use crate::payouts::state::Unpaid;
 use crate::payouts::{Payout, PayoutError, PayoutFilter, PayoutMethod, PayoutStatus, PayoutTx, Run, Trigger};
+use crate::storage::data_key;
 use crate::storage::pg::lifecycle::commission_row;
 use crate::storage::pg::PgTx;
 use crate::storage::row::COMMISSION_COLUMNS;
@@ -62,7 +63,11 @@ fn payout_row(r: &Row) -> Result<Payout, PayoutError> {
         currency: currency(&cur)?,
         amount_minor: r.try_get(4).map_err(storage)?,
         method: PayoutMethod::parse(&method).map_err(|e| bad(e.to_string()))?,
-        destination: r.try_get(6).map_err(storage)?,
+        destination: {
+            let id: String = r.try_get(0).map_err(storage)?;
+            let sealed: String = r.try_get(6).map_err(storage)?;
+            data_key::open("payouts", "destination", &id, &sealed).map_err(|e| PayoutError::Storage(e.to_string()))?
+        },
         status: PayoutStatus::parse(&status).ok_or_else(|| bad(format!("{status:?} is not a payout status")))?,
         reference: r.try_get(8).map_err(storage)?,
         failure: r.try_get(9).map_err(storage)?,
@@ -161,6 +166,8 @@ impl PayoutTx for PgTx<'_, '_> {
     }
 
     fn insert_payout(&mut self, p: &Payout) -> Result<(), PayoutError> {
+        let destination =
+            data_key::seal("payouts", "destination", &p.id, &p.destination).map_err(|e| PayoutError::Storage(e.to_string()))?;
         self.execute(
             &format!("INSERT INTO payouts ({PAYOUT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
             &[
@@ -170,7 +177,7 @@ impl PayoutTx for PgTx<'_, '_> {
                 &p.currency.as_str(),
                 &p.amount_minor,
                 &p.method.as_str(),
-                &p.destination,
+                &destination,
                 &p.status.as_str(),
                 &p.reference,
                 &p.failure,

@@ -7,6 +7,7 @@ use crate::lifecycle::Commission;
 use crate::model::Currency;
 use crate::payouts::state::Unpaid;
 use crate::payouts::{Payout, PayoutError, PayoutFilter, PayoutMethod, PayoutStatus, PayoutTx, Run, Trigger};
+use crate::storage::data_key;
 use crate::storage::row::COMMISSION_COLUMNS;
 use crate::storage::sqlite::lifecycle::commission_row;
 use crate::storage::sqlite::SqliteTx;
@@ -57,7 +58,10 @@ fn payout_row(r: &Row<'_>) -> rusqlite::Result<Payout> {
         currency: currency_at(r, 3)?,
         amount_minor: r.get(4)?,
         method: PayoutMethod::parse(&method).map_err(|e| bad(5, e.to_string()))?,
-        destination: r.get(6)?,
+        destination: {
+            let id: String = r.get(0)?;
+            data_key::open("payouts", "destination", &id, &r.get::<_, String>(6)?).map_err(data_key::sqlite_err(6))?
+        },
         status: PayoutStatus::parse(&status).ok_or_else(|| bad(7, format!("{status:?} is not a payout status")))?,
         reference: r.get(8)?,
         failure: r.get(9)?,
@@ -161,6 +165,8 @@ impl PayoutTx for SqliteTx<'_> {
     }
 
     fn insert_payout(&mut self, p: &Payout) -> Result<(), PayoutError> {
+        let destination =
+            data_key::seal("payouts", "destination", &p.id, &p.destination).map_err(|e| PayoutError::Storage(e.to_string()))?;
         self.conn()
             .prepare_cached(&format!(
                 "INSERT INTO payouts ({PAYOUT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
@@ -173,7 +179,7 @@ impl PayoutTx for SqliteTx<'_> {
                 p.currency.as_str(),
                 p.amount_minor,
                 p.method.as_str(),
-                p.destination,
+                destination,
                 p.status.as_str(),
                 p.reference,
                 p.failure,
