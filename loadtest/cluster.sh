@@ -231,6 +231,9 @@ STREAM="CLICKGATE_FAULT_TEST"
 SUBJECT="clickgate.faulttest.clicks"
 DURABLES=(core-1 core-2)
 CLICK_KEY="cluster-fault-test-click-key-$STAMP"
+# Every core and command-line run on the one database shares its data key (docs/operations.md,
+# "Data at rest"); each would otherwise find or make one of its own in its data dir.
+DATA_KEY=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 # node_config DURABLE FILE: the load test's config with this test's stream and the core's
 # durable; its click-id key comes from CLICKGATE_CLICK_KEY, the same on every node. The ack wait
 # is short so a killed core's unacked batches come back soon after it restarts.
@@ -266,7 +269,7 @@ for i in 0 1; do
 done
 start_core() {   # start_core INDEX
   local i=$1
-  CLICKGATE_DATABASE_URL="$DATABASE_URL" CLICKGATE_CLICK_KEY="$CLICK_KEY" \
+  CLICKGATE_DATABASE_URL="$DATABASE_URL" CLICKGATE_CLICK_KEY="$CLICK_KEY" CLICKGATE_DATA_KEY="$DATA_KEY" \
     "$BIN" --config "$RUN/core-$((i + 1)).toml" --data-dir "$SCRATCH/core-$((i + 1))" core --nats-url "$NATS_URL" \
     --api-listen "127.0.0.1:${CORE_API[$i]}" --admin-listen "127.0.0.1:${CORE_ADMIN[$i]}" \
     >> "$RUN/core-$((i + 1)).stdout.log" 2>> "$RUN/core-$((i + 1)).log" &
@@ -274,7 +277,7 @@ start_core() {   # start_core INDEX
 }
 start_edge() {   # start_edge INDEX
   local i=$1
-  CLICKGATE_DATABASE_URL="$DATABASE_URL" CLICKGATE_CLICK_KEY="$CLICK_KEY" \
+  CLICKGATE_DATABASE_URL="$DATABASE_URL" CLICKGATE_CLICK_KEY="$CLICK_KEY" CLICKGATE_DATA_KEY="$DATA_KEY" \
     "$BIN" --config "$RUN/edge.toml" --data-dir "$SCRATCH/edge-$((i + 1))" edge --nats-url "$NATS_URL" \
     --edge-listen "127.0.0.1:${EDGE_ADDR[$i]}" --admin-listen "127.0.0.1:${EDGE_ADMIN[$i]}" \
     >> "$RUN/edge-$((i + 1)).stdout.log" 2>> "$RUN/edge-$((i + 1)).log" &
@@ -447,7 +450,7 @@ IN_LEDGER=$(kv in_ledger "$LEDGER")
 [ "$(kv repeated_causes "$LEDGER")" -eq 0 ] || FAILS+=("$(kv repeated_causes "$LEDGER") ledger transfer causes appear more than once")
 [ "$(kv conversions_total "$LEDGER")" -eq "$ACKED" ] || FAILS+=("the database holds $(kv conversions_total "$LEDGER") conversions, $ACKED acknowledged")
 
-CLICKGATE_DATABASE_URL="$DATABASE_URL" CLICKGATE_CLICK_KEY="$CLICK_KEY" \
+CLICKGATE_DATABASE_URL="$DATABASE_URL" CLICKGATE_CLICK_KEY="$CLICK_KEY" CLICKGATE_DATA_KEY="$DATA_KEY" \
   "$BIN" --config "$RUN/core-1.toml" --data-dir "$SCRATCH/core-1" ledger verify > "$RUN/ledger-verify.txt" 2>&1 \
   || FAILS+=("clickgate ledger verify failed: $(head -n 3 "$RUN/ledger-verify.txt")")
 VERIFY_LINE=$(grep -m1 '^ledger clean' "$RUN/ledger-verify.txt" || true)
