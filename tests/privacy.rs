@@ -261,7 +261,8 @@ fn an_erase_leaves_no_trace_of_the_visitor_and_keeps_the_money(store: Store) {
     );
 
     // The CLI refuses while the server owns the click log.
-    let (code, _, err) = s.cli(&["privacy", "erase", "--visitor-id", &vid]);
+    // `--visitor-id=` form: an id may start with `-`.
+    let (code, _, err) = s.cli(&["privacy", "erase", &format!("--visitor-id={vid}")]);
     assert_ne!(code, 0);
     assert!(err.contains("open in another process"), "{err}");
 
@@ -311,7 +312,7 @@ fn an_erase_leaves_no_trace_of_the_visitor_and_keeps_the_money(store: Store) {
     let (code, out, err) = s.cli(&["ledger", "verify"]);
     assert_eq!(code, 0, "{out}{err}");
     // The command line erases on the stopped data dir through the same code path.
-    let (code, out, err) = s.cli(&["privacy", "erase", "--visitor-id", &other_vid]);
+    let (code, out, err) = s.cli(&["privacy", "erase", &format!("--visitor-id={other_vid}")]);
     assert_eq!(code, 0, "{out}{err}");
     let r: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(r["clicks"], 1, "{r}");
