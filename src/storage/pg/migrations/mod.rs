@@ -65,7 +65,7 @@ pub fn run(client: &mut Client) -> Result<u32, SchemaError> {
             tx.commit().map_err(storage)?;
             return Ok(found);
         };
-        debug_assert!(found < m.version, "migrations run in rising order");
+        debug_assert_eq!(found + 1, m.version, "migrations are numbered without a gap");
         let failed = |e: ::postgres::Error| SchemaError::Failed { at: at.clone(), version: m.version, name: m.name, why: message(&e) };
         tx.batch_execute(m.sql).map_err(failed)?;
         tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[&(m.version as i32), &m.name]).map_err(failed)?;

@@ -41,7 +41,7 @@ pub fn run(conn: &mut Connection) -> Result<u32, SchemaError> {
         if found >= m.version {
             continue;
         }
-        debug_assert!(found < m.version, "migrations run in rising order");
+        debug_assert_eq!(found + 1, m.version, "migrations are numbered without a gap");
         let failed = |e: rusqlite::Error| SchemaError::Failed { at: at.clone(), version: m.version, name: m.name, why: e.to_string() };
         tx.execute_batch(m.sql).map_err(failed)?;
         tx.pragma_update(None, "user_version", m.version).map_err(failed)?;
