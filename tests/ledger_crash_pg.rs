@@ -93,7 +93,10 @@ fn two_cores_on_postgres_count_acknowledged_conversions_once_through_sigkills() 
 
     let store = Store::pg();
     let Store::Pg(schema) = &store else { unreachable!("Store::pg is PostgreSQL") };
-    let store_env = store.env();
+    // Every core and command-line run on one database shares its data key (docs/operations.md,
+    // "Data at rest"); each would otherwise make one of its own in its data dir.
+    let mut store_env = store.env();
+    store_env.push(("CLICKGATE_DATA_KEY", "6c".repeat(32)));
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let mut cores: Vec<Core> = CORES.iter().map(|name| start_core(dir.path(), name, &broker, &store_env)).collect();
