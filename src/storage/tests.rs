@@ -224,7 +224,8 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
             (4, "0004_webhook_endpoints".to_string()),
             (5, "0005_delivery_replays".to_string()),
             (6, "0006_catalog".to_string()),
-            (7, "0007_audit".to_string())
+            (7, "0007_audit".to_string()),
+            (8, "0008_data_at_rest".to_string())
         ]
     );
     let tables = [
@@ -245,6 +246,7 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
         "catalog_trimmed",
         "api_keys",
         "audit_log",
+        "data_key",
     ];
     for table in tables {
         assert!(before.1.contains(&format!("table {table}")), "no table {table}: {:?}", before.1);
@@ -285,7 +287,8 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
             (4, "0004_webhook_endpoints".to_string()),
             (5, "0005_delivery_replays".to_string()),
             (6, "0006_catalog".to_string()),
-            (7, "0007_audit".to_string())
+            (7, "0007_audit".to_string()),
+            (8, "0008_data_at_rest".to_string())
         ]
     );
 }
