@@ -30,6 +30,9 @@ const KEY: &str = "sk_test_51PayoutBenchLocalKey";
 const T0: i64 = 1_796_083_200_000;
 
 fn main() {
+    // Personal fields (customer references, payout details, stored answers) are sealed under
+    // the process's data key, which a server's start loads; the bench holds a fixed one.
+    clickgate::privacy::keys::install(clickgate::privacy::DataKey::from_bytes(&[0x5a; 32])).expect("one data key");
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {
         return;
@@ -41,6 +44,8 @@ fn main() {
     std::fs::create_dir_all(base).unwrap();
     let dir = tempfile::tempdir_in(base).unwrap();
     sqlite::migrate(dir.path()).unwrap();
+    // The desk loads the data key from the data dir, as `payouts run` does: the same fixed key.
+    clickgate::privacy::keys::write_new(&clickgate::privacy::keys::file(dir.path()), &"5a".repeat(32)).unwrap();
     let usd = Currency::parse("USD").unwrap();
     SqliteCatalog::open(dir.path())
         .unwrap()

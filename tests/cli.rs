@@ -258,7 +258,7 @@ fn migrate_reports_the_version_and_refuses_a_newer_store() {
     for _ in 0..2 {
         let (code, out, err) = run_cli(&config, &data, &["migrate"], "");
         assert_eq!(code, 0, "{err}");
-        assert!(out.starts_with("sqlite ") && out.trim_end().ends_with("schema version 7"), "{out}");
+        assert!(out.starts_with("sqlite ") && out.trim_end().ends_with("schema version 9"), "{out}");
     }
     let db = data.join("clickgate.db");
     rusqlite::Connection::open(&db).unwrap().pragma_update(None, "user_version", 99).unwrap();

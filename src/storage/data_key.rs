@@ -271,7 +271,14 @@ pub(crate) fn seal_opt(table: &'static str, column: &'static str, row: &str, cle
 
 /// Opens a value the row mappings read.
 pub(crate) fn open(table: &'static str, column: &'static str, row: &str, stored: &str) -> Result<String, PrivacyError> {
-    crate::privacy::current()?.open(Field { table, column, row }, stored)
+    match crate::privacy::current() {
+        Ok(key) => key.open(Field { table, column, row }, stored),
+        // A process that holds no key, a cluster edge, needs partners for their links, never
+        // their personal fields: it reads them empty. It cannot write them back, since sealing
+        // needs the key.
+        Err(PrivacyError::NotLoaded) if table == "partners" => Ok(String::new()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `open` of an optional value.

@@ -72,7 +72,12 @@ impl World {
             }
         };
         let url = schema.as_ref().map(|s| s.url.as_str());
-        CatalogDb::open(url, dir.path()).unwrap().add_program(&program("shop", 5000)).unwrap();
+        // Partners' payout details are sealed under the process's one data key: every world of
+        // this test process keeps the same key in its data dir, and loads it as a start would.
+        clickgate::privacy::keys::write_new(&clickgate::privacy::keys::file(dir.path()), &"5a".repeat(32)).unwrap();
+        let catalog = CatalogDb::open(url, dir.path()).unwrap();
+        clickgate::storage::data_key::load(&catalog, dir.path()).unwrap();
+        catalog.add_program(&program("shop", 5000)).unwrap();
         let export_dir = dir.path().join("exports");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         World { dir, at, export_dir, runtime, schema, conversions: 0 }
