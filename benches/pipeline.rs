@@ -1185,6 +1185,9 @@ fn bloom_false_positive_rate(scale: Scale) {
 }
 
 fn main() {
+    // Seeded demo partners are sealed under the process's data key, which a server's start
+    // loads; this process holds a fixed one.
+    clickgate::privacy::keys::install(clickgate::privacy::DataKey::from_bytes(&[0x5a; 32])).expect("one data key");
     let args: Vec<String> = std::env::args().collect();
     let bench_mode = args.iter().any(|a| a == "--bench");
     let list_mode = args.iter().any(|a| a == "--list");

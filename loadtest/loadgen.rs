@@ -297,6 +297,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Seeded demo partners are sealed under the process's data key, which a server's start
+    // loads; this process holds a fixed one.
+    clickgate::privacy::keys::install(clickgate::privacy::DataKey::from_bytes(&[0x5a; 32])).expect("one data key");
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
