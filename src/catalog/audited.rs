@@ -120,13 +120,7 @@ impl<'a> Audited<'a> {
         stripe_account: Option<String>,
         paypal_email: Option<String>,
     ) -> Result<Partner, CatalogError> {
-        let patch = PartnerPatch {
-            payout_method: Some(method),
-            stripe_account: Some(stripe_account),
-            paypal_email: Some(paypal_email),
-            ..Default::default()
-        };
-        self.edit_partner(id, &patch)
+        self.edit_partner(id, &PartnerPatch::payout(method, stripe_account, paypal_email))
     }
 
     pub fn add_link(&self, l: &NewLink) -> Result<Link, CatalogError> {

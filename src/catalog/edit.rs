@@ -83,6 +83,16 @@ pub struct PartnerPatch {
 }
 
 impl PartnerPatch {
+    /// A patch that replaces the payout details: method, Stripe account and PayPal e-mail.
+    pub fn payout(method: PayoutMethod, stripe_account: Option<String>, paypal_email: Option<String>) -> PartnerPatch {
+        PartnerPatch {
+            payout_method: Some(method),
+            stripe_account: Some(stripe_account),
+            paypal_email: Some(paypal_email),
+            ..Default::default()
+        }
+    }
+
     /// The partner with the patch's fields in place.
     pub fn apply(&self, p: &NewPartner) -> NewPartner {
         let mut p = p.clone();

@@ -178,13 +178,7 @@ pub trait Catalogue: CatalogStore {
         stripe_account: Option<String>,
         paypal_email: Option<String>,
     ) -> Result<Partner, CatalogError> {
-        let patch = PartnerPatch {
-            payout_method: Some(method),
-            stripe_account: Some(stripe_account),
-            paypal_email: Some(paypal_email),
-            ..Default::default()
-        };
-        self.edit_partner(id, &patch)
+        self.edit_partner(id, &PartnerPatch::payout(method, stripe_account, paypal_email))
     }
 
     /// Replaces a program's payout threshold and schedule.
