@@ -48,6 +48,18 @@ pub struct IngestStats {
 pub enum StatsScope<'a> {
     Partner(&'a str),
     Program(&'a str),
+    /// A link, by code.
+    Link(&'a str),
+    /// A channel's clicks, all of them or those of one program or one partner.
+    Channel(crate::model::Channel, ChannelFilter<'a>),
+}
+
+/// Which of a channel's clicks a report counts.
+#[derive(Debug, Clone, Copy)]
+pub enum ChannelFilter<'a> {
+    All,
+    Program(&'a str),
+    Partner(&'a str),
 }
 
 /// One UTC day of clicks for a report scope.

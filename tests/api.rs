@@ -152,7 +152,10 @@ fn bad_requests_name_the_field(store: Store) {
 }
 
 fn visitor_touches_split_by_the_model_and_the_explanation_says_why(store: Store) {
-    let s = Server::start_on(&config("linear"), store);
+    // Bob's link is shared on social media, the demo link on the web.
+    let config = config("linear")
+        .replace("destination = \"https://example.com/bob\"", "destination = \"https://example.com/bob\"\nchannel = \"social\"");
+    let s = Server::start_on(&config, store);
     let (a, vid) = click(&s, "demo", "198.51.100.8", None);
     let (b, _) = click(&s, "bob", "198.51.100.8", Some(&vid));
     wait_ingested(&s, &a);
@@ -163,6 +166,15 @@ fn visitor_touches_split_by_the_model_and_the_explanation_says_why(store: Store)
     });
     let v = post_conversion(&s, None, &body).json();
     assert_eq!(v["attribution"]["method"], "visitor");
+    let share_of = |v: &serde_json::Value, partner: &str| {
+        v["attribution"]["shares"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["partner"] == partner)
+            .map_or(0, |s| s["amount_minor"].as_i64().unwrap())
+    };
+    let mut link_revenue = [share_of(&v, "alice"), share_of(&v, "bob")];
     let shares = v["attribution"]["shares"].as_array().unwrap();
     let total: i64 = shares.iter().map(|s| s["amount_minor"].as_i64().unwrap()).sum();
     assert_eq!(total, 1001, "shares sum exactly: {shares:?}");
@@ -179,6 +191,9 @@ fn visitor_touches_split_by_the_model_and_the_explanation_says_why(store: Store)
     let v = post_conversion(&s, None, &body).json();
     assert_eq!(v["attribution"]["method"], "visitor");
     assert!(v["attribution"]["notes"][0].as_str().unwrap().contains("signature does not match"), "{v}");
+    let forged_id = v["id"].as_str().unwrap().to_string();
+    link_revenue[0] += share_of(&v, "alice");
+    link_revenue[1] += share_of(&v, "bob");
 
     // Self-referral: bob buying through his own coupon earns nothing.
     let body = serde_json::json!({
@@ -204,6 +219,42 @@ fn visitor_touches_split_by_the_model_and_the_explanation_says_why(store: Store)
     assert_eq!(r["totals"]["clicks"]["by_verdict"]["valid"], 2);
     assert_eq!(r["totals"]["conversions"], 4, "{r}");
     assert_eq!(r["totals"]["revenue"][0]["revenue_minor"], 1001 + 500 * 3);
+
+    // By link and by channel: each link's click and the two conversions its touches share;
+    // the coupon's sale has no link. The shares add up to the two visitor conversions.
+    assert_eq!(link_revenue[0] + link_revenue[1], 1001 + 500);
+    let report = |path: &str| {
+        let a = http(s.api, "GET", path, &[&auth()], "");
+        assert_eq!(a.status, 200, "{path}: {a:?}");
+        a.json()
+    };
+    for (i, (link, channel)) in [("demo", "web"), ("bob", "social")].into_iter().enumerate() {
+        for r in [report(&format!("/v1/reports/links/{link}")), report(&format!("/v1/reports/channels/{channel}?program=demo"))] {
+            assert_eq!((r["totals"]["clicks"]["total"].as_u64(), r["totals"]["conversions"].as_u64()), (Some(1), Some(2)), "{link}: {r}");
+            assert_eq!(r["totals"]["revenue"][0]["revenue_minor"], link_revenue[i], "{link}: {r}");
+            assert!(r["totals"].get("commissions").is_none() && r["days"][0].get("commissions").is_none(), "{r}");
+        }
+    }
+    let bob_on_the_web = report("/v1/reports/channels/web?partner=bob");
+    assert_eq!(
+        (bob_on_the_web["totals"]["clicks"]["total"].as_u64(), bob_on_the_web["totals"]["conversions"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(report("/v1/reports/channels/qr")["days"].as_array().unwrap().len(), 0);
+    let csv = http(s.api, "GET", "/v1/reports/links/bob?format=csv", &[&auth()], "");
+    assert!(csv.body.contains("total,clicks,,,1") && csv.body.contains("total,conversions,,,2"), "{}", csv.body);
+    assert_eq!(http(s.api, "GET", "/v1/reports/links/nope", &[&auth()], "").status, 404);
+    assert_eq!(http(s.api, "GET", "/v1/reports/channels/fax", &[&auth()], "").status, 404);
+    assert_eq!(http(s.api, "GET", "/v1/reports/channels/web?program=demo&partner=bob", &[&auth()], "").status, 422);
+    assert_eq!(http(s.api, "GET", "/v1/reports/channels/web?program=nope", &[&auth()], "").status, 404);
+
+    // A cancel takes the conversion back from both links' days and counts it cancelled.
+    let cancel = http(s.api, "POST", &format!("/v1/conversions/{forged_id}/cancel"), &[&auth()], "");
+    assert_eq!(cancel.status, 200, "{cancel:?}");
+    for link in ["demo", "bob"] {
+        let r = report(&format!("/v1/reports/links/{link}"));
+        assert_eq!((r["totals"]["conversions"].as_u64(), r["days"][0]["cancelled"].as_u64()), (Some(1), Some(1)), "{link}: {r}");
+    }
 }
 
 fn lifecycle_postback_and_import(store: Store) {

@@ -166,6 +166,8 @@ fn partner_keys_reach_only_their_partners_objects() {
             ("GET", format!("/v1/commissions/{}", o.commission)),
             ("GET", format!("/v1/partners/{}/balance", o.partner)),
             ("GET", format!("/v1/reports/partners/{}", o.partner)),
+            ("GET", format!("/v1/reports/links/{}", o.link)),
+            ("GET", format!("/v1/reports/channels/web?partner={}", o.partner)),
             ("GET", format!("/v1/commissions?partner={}", o.partner)),
             ("GET", format!("/v1/payouts?partner={}", o.partner)),
             ("GET", format!("/v1/webhook-endpoints/{}", o.endpoint)),

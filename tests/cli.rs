@@ -258,13 +258,13 @@ fn migrate_reports_the_version_and_refuses_a_newer_store() {
     for _ in 0..2 {
         let (code, out, err) = run_cli(&config, &data, &["migrate"], "");
         assert_eq!(code, 0, "{err}");
-        assert!(out.starts_with("sqlite ") && out.trim_end().ends_with("schema version 9"), "{out}");
+        assert!(out.starts_with("sqlite ") && out.trim_end().ends_with("schema version 10"), "{out}");
     }
     let db = data.join("clickgate.db");
     rusqlite::Connection::open(&db).unwrap().pragma_update(None, "user_version", 99).unwrap();
     let (code, _, err) = run_cli(&config, &data, &["migrate"], "");
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("schema version 99") && err.contains("this build knows 1..=9"), "{err}");
+    assert!(err.contains("schema version 99") && err.contains("this build knows 1..=10"), "{err}");
     let version: i64 = rusqlite::Connection::open(&db).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(version, 99, "a refused store is left as it was");
 }

@@ -277,7 +277,7 @@ async fn route(state: &Arc<ApiState>, peer: Option<std::net::IpAddr>, req: Reque
             audit::transition(state, &caller, &id, &action, key, &body).await
         }
         (&Method::GET, ["v1", "clicks", id]) => clicks::get(state, id),
-        (&Method::GET, ["v1", "reports", kind @ ("partners" | "programs"), id]) => {
+        (&Method::GET, ["v1", "reports", kind @ ("partners" | "programs" | "links" | "channels"), id]) => {
             let accept = req.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
             reports::handle(state, kind, id, &query, reports::wants_csv(accept)).await
         }

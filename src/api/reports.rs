@@ -1,6 +1,14 @@
-//! `GET /v1/reports/partners/{id}` and `GET /v1/reports/programs/{id}`: per UTC day, clicks by
-//! verdict and reason, unique clicks, conversions, conversion rate, revenue, commissions by
-//! status and EPC.
+//! `GET /v1/reports/partners/{id}`, `GET /v1/reports/programs/{id}`, `GET /v1/reports/links/{code}`
+//! and `GET /v1/reports/channels/{channel}`: per UTC day, clicks by verdict and reason, unique
+//! clicks, conversions, conversion rate and revenue; for a partner or a program, commissions by
+//! status and EPC too.
+//!
+//! A link's or a channel's conversions are those credited through its links (`link_days`): a
+//! conversion counts once for each link whose counted touches carry a share of it, and its
+//! revenue is that share. A sale credited by coupon has no link and counts in neither.
+//! Commissions are a partner's, per conversion, not a link's, so these two reports carry none
+//! and no EPC. A channel's report covers every program, or one (`?program=`), or one partner
+//! (`?partner=`; a partner key's report is always its own).
 //!
 //! `?from=YYYY-MM-DD&to=YYYY-MM-DD` picks the days (default: the last 30 days through today; at
 //! most 366). Clicks come from the core's daily counters, conversions from the conversion
@@ -28,11 +36,11 @@ use hyper::StatusCode;
 use serde::Serialize;
 
 use super::{json, read_blocking, ApiError, ApiResult, ApiState};
-use crate::conversions::view::{DayCommissions, ReportScope, StatusTotals};
+use crate::conversions::view::{DayCommissions, LinkDaysScope, ReportScope, StatusTotals};
 use crate::conversions::DayConversions;
-use crate::ingest::{DayClicks, StatsScope};
+use crate::ingest::{ChannelFilter, DayClicks, StatsScope};
 use crate::lifecycle::CommissionStatus;
-use crate::model::{Currency, Reason, Verdict};
+use crate::model::{Channel, Currency, Reason, Verdict};
 
 const DAYS_MAX: u32 = 366;
 
@@ -92,8 +100,9 @@ pub(super) struct Day {
     #[serde(skip_serializing_if = "Option::is_none")]
     conversion_rate: Option<f64>,
     revenue: Vec<Revenue>,
-    /// By currency, then status in lifecycle order.
-    commissions: Vec<Commissions>,
+    /// By currency, then status in lifecycle order; absent from a link's or a channel's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commissions: Option<Vec<Commissions>>,
     /// Absent without valid clicks.
     #[serde(skip_serializing_if = "Option::is_none")]
     epc: Option<Vec<Epc>>,
@@ -166,21 +175,65 @@ pub fn wants_csv(accept: &str) -> bool {
     matches!((csv, json), (Some(c), j) if j.is_none_or(|j| c < j))
 }
 
+/// What a report is of: the `kind` of its path and the id after it, with a channel's filter.
+#[derive(Debug, Clone, Copy)]
+enum Subject<'a> {
+    Partner(&'a str),
+    Program(&'a str),
+    Link(&'a str),
+    Channel(Channel, ChannelFilter<'a>),
+}
+
+/// What the store's read of a subject is, without its borrowed ids: the read runs on a thread
+/// of its own, with the ids copied.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    Partner,
+    Program,
+    Link,
+    Channel(Channel),
+    ChannelOfProgram(Channel),
+    ChannelOfPartner(Channel),
+}
+
+impl Read {
+    fn of(subject: Subject<'_>) -> Read {
+        match subject {
+            Subject::Partner(_) => Read::Partner,
+            Subject::Program(_) => Read::Program,
+            Subject::Link(_) => Read::Link,
+            Subject::Channel(c, ChannelFilter::All) => Read::Channel(c),
+            Subject::Channel(c, ChannelFilter::Program(_)) => Read::ChannelOfProgram(c),
+            Subject::Channel(c, ChannelFilter::Partner(_)) => Read::ChannelOfPartner(c),
+        }
+    }
+}
+
+/// Answers `GET /v1/reports/{kind}/{id}`; `kind` is `partners`, `programs`, `links` or
+/// `channels`.
 pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str, accept_csv: bool) -> ApiResult {
     let today = ((state.now_ms)() / 86_400_000) as u32;
     let mut from = today.saturating_sub(29);
     let mut to = today;
     let mut as_csv = accept_csv;
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        match &*k {
-            "from" => from = day_of(&v, "from")?,
-            "to" => to = day_of(&v, "to")?,
+    let (mut program_filter, mut partner_filter) = (None, None);
+    let channels = kind == "channels";
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    for (k, v) in &params {
+        match k.as_str() {
+            "from" => from = day_of(v, "from")?,
+            "to" => to = day_of(v, "to")?,
             "format" => {
-                as_csv = match &*v {
+                as_csv = match v.as_str() {
                     "csv" => true,
                     "json" => false,
                     _ => return Err(ApiError::invalid("format", "must be json or csv")),
                 }
+            }
+            "program" if channels => program_filter = Some(v.as_str()),
+            "partner" if channels => partner_filter = Some(v.as_str()),
+            other if channels => {
+                return Err(ApiError::bad_request(format!("{other}: unknown parameter; use from, to, format, and program or partner")))
             }
             other => return Err(ApiError::bad_request(format!("{other}: unknown parameter; use from, to and format"))),
         }
@@ -191,22 +244,33 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str, ac
     if to - from >= DAYS_MAX {
         return Err(ApiError::invalid("to", format!("a report spans at most {DAYS_MAX} days")));
     }
-    let catalog = state.catalog.load();
-    let partner = kind == "partners";
-    let known = if partner { catalog.partner(id).is_some() } else { catalog.program(id).is_some() };
-    if !known {
-        return Err(ApiError::not_found(format!("{} {id:?} not found", if partner { "partner" } else { "program" })));
-    }
-    let scope = if partner { StatsScope::Partner(id) } else { StatsScope::Program(id) };
-    let click_days = state.ingest.click_stats(scope, from, to);
-    let reader = state.reader.clone();
-    let key = id.to_string();
-    let (conv_days, commission_days): (Vec<DayConversions>, Vec<DayCommissions>) = read_blocking("report", move || {
-        let scope = if partner { ReportScope::Partner(&key) } else { ReportScope::Program(&key) };
-        let conversions = if partner { reader.partner_days(&key, from, to) } else { reader.program_days(&key, from, to) }?;
-        Ok::<_, crate::conversions::ConversionError>((conversions, reader.commission_days(scope, from, to)?))
+    let subject = subject(state, kind, id, program_filter, partner_filter).await?;
+    let click_days = state.ingest.click_stats(
+        match subject {
+            Subject::Partner(p) => StatsScope::Partner(p),
+            Subject::Program(p) => StatsScope::Program(p),
+            Subject::Link(l) => StatsScope::Link(l),
+            Subject::Channel(c, f) => StatsScope::Channel(c, f),
+        },
+        from,
+        to,
+    );
+    let (reader, read) = (state.reader.clone(), Read::of(subject));
+    let (key, filter) = (id.to_string(), program_filter.or(partner_filter).unwrap_or("").to_string());
+    let (conv_days, commission_days): (Vec<DayConversions>, Option<Vec<DayCommissions>>) = read_blocking("report", move || {
+        let links = |scope| reader.link_days(scope, from, to);
+        Ok::<_, crate::conversions::ConversionError>(match read {
+            Read::Partner => (reader.partner_days(&key, from, to)?, Some(reader.commission_days(ReportScope::Partner(&key), from, to)?)),
+            Read::Program => (reader.program_days(&key, from, to)?, Some(reader.commission_days(ReportScope::Program(&key), from, to)?)),
+            Read::Link => (links(LinkDaysScope::Link(&key))?, None),
+            Read::Channel(c) => (links(LinkDaysScope::Channel(c))?, None),
+            Read::ChannelOfProgram(c) => (links(LinkDaysScope::ChannelOfProgram(c, &filter))?, None),
+            Read::ChannelOfPartner(c) => (links(LinkDaysScope::ChannelOfPartner(c, &filter))?, None),
+        })
     })
     .await??;
+    let with_commissions = commission_days.is_some();
+    let commission_days = commission_days.unwrap_or_default();
 
     let mut days: BTreeMap<u32, Day> = BTreeMap::new();
     let blank = |day: u32| Day {
@@ -216,7 +280,7 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str, ac
         cancelled: 0,
         conversion_rate: None,
         revenue: vec![],
-        commissions: vec![],
+        commissions: with_commissions.then(Vec::new),
         epc: None,
     };
     for c in &click_days {
@@ -237,7 +301,7 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str, ac
     }
     for (day, rows) in day_commissions {
         if let Some(d) = days.get_mut(&day) {
-            d.commissions = commission_rows(rows);
+            d.commissions = Some(commission_rows(rows));
         }
     }
     let mut totals = Clicks::default();
@@ -245,7 +309,7 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str, ac
     for d in days.values_mut() {
         let v = d.clicks.by_verdict.get("valid").copied().unwrap_or(0);
         d.conversion_rate = (v > 0).then(|| d.conversions as f64 / v as f64);
-        d.epc = epc(&d.commissions, v);
+        d.epc = d.commissions.as_deref().and_then(|c| epc(c, v));
         totals.total += d.clicks.total;
         totals.unique += d.clicks.unique;
         for (k, n) in &d.clicks.by_verdict {
@@ -263,8 +327,6 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str, ac
         e.0 += r.revenue_minor;
         e.1 += r.refunded_minor;
     }
-    let total_commissions = commission_rows(total_commissions);
-    let total_epc = epc(&total_commissions, valid);
     let mut body = serde_json::json!({
         kind.trim_end_matches('s'): id,
         "from": date_of(from),
@@ -275,16 +337,73 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str, ac
             "conversions": conversions,
             "conversion_rate": (valid > 0).then(|| conversions as f64 / valid as f64),
             "revenue": revenue.into_iter().map(|(currency, (r, f))| Revenue { currency, revenue_minor: r, refunded_minor: f }).collect::<Vec<_>>(),
-            "commissions": total_commissions,
         },
     });
-    if let Some(e) = total_epc {
-        body["totals"]["epc"] = serde_json::json!(e);
+    if with_commissions {
+        let total_commissions = commission_rows(total_commissions);
+        if let Some(e) = epc(&total_commissions, valid) {
+            body["totals"]["epc"] = serde_json::json!(e);
+        }
+        body["totals"]["commissions"] = serde_json::json!(total_commissions);
+    }
+    if let Subject::Channel(_, filter) = subject {
+        match filter {
+            ChannelFilter::All => {}
+            ChannelFilter::Program(p) => body["program"] = serde_json::json!(p),
+            ChannelFilter::Partner(p) => body["partner"] = serde_json::json!(p),
+        }
     }
     if as_csv {
         return csv_answer(&body, &format!("{}-{id}.csv", kind.trim_end_matches('s')));
     }
     Ok(json(StatusCode::OK, &body))
+}
+
+/// The subject a report's path names, once it is known to exist: an unknown one is `404`.
+async fn subject<'a>(
+    state: &Arc<ApiState>,
+    kind: &str,
+    id: &'a str,
+    program: Option<&'a str>,
+    partner: Option<&'a str>,
+) -> Result<Subject<'a>, ApiError> {
+    let missing = |what: &str, id: &str| ApiError::not_found(format!("{what} {id:?} not found"));
+    let catalog = || state.catalog.load();
+    match kind {
+        "partners" => catalog().partner(id).map(|_| Subject::Partner(id)).ok_or_else(|| missing("partner", id)),
+        "programs" => catalog().program(id).map(|_| Subject::Program(id)).ok_or_else(|| missing("program", id)),
+        "links" => {
+            let (st, code) = (state.clone(), id.to_string());
+            let found = read_blocking("link", move || {
+                let store = st.store.lock().unwrap_or_else(|e| e.into_inner());
+                store.link(&code)
+            })
+            .await?
+            .map_err(|e| ApiError::internal(format!("reading the link: {e}")))?;
+            found.map(|_| Subject::Link(id)).ok_or_else(|| missing("link", id))
+        }
+        _ => {
+            let channel = Channel::parse(id).ok_or_else(|| {
+                let known: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+                ApiError::not_found(format!("channel {id:?} not found; the channels are {}", known.join(", ")))
+            })?;
+            let filter = match (program, partner) {
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::invalid("program", "a channel's report is of one program or one partner, not both"))
+                }
+                (Some(p), None) => {
+                    catalog().program(p).ok_or_else(|| missing("program", p))?;
+                    ChannelFilter::Program(p)
+                }
+                (None, Some(p)) => {
+                    catalog().partner(p).ok_or_else(|| missing("partner", p))?;
+                    ChannelFilter::Partner(p)
+                }
+                (None, None) => ChannelFilter::All,
+            };
+            Ok(Subject::Channel(channel, filter))
+        }
+    }
 }
 
 /// The report as long-form CSV (see the module docs), read off its JSON so both say the same.

@@ -4,12 +4,13 @@
 //! An admin key reaches everything. A partner key reaches:
 //! - reads of its own partner: `GET /v1/partners/{self}`, `GET /v1/partners/{self}/balance`,
 //!   `GET /v1/reports/partners/{self}`;
-//! - reads of its links (their QR codes too) and coupons;
+//! - reads of its links (their QR codes and reports too) and coupons;
 //! - reads of objects it owns, each looked up here first: a conversion it is credited on, a
 //!   click on one of its links, its commissions, its webhook endpoints;
 //! - lists, each held to its rows: partners, links, coupons, commissions and payouts
 //!   (`partner=` is set to its own, and any other partner named there is not found), its
-//!   webhook endpoints and their deliveries;
+//!   webhook endpoints and their deliveries; and a channel's report, held to its clicks and
+//!   conversions the same way;
 //! - writes to its own links (create, change, pause, resume, expire) in a program that lets
 //!   partners create links (`partners_create_links`; `403` otherwise);
 //! - writes to its own webhook endpoints (register, rotate, enable, remove) and replays of its
@@ -97,6 +98,8 @@ pub fn reach<'a>(method: &Method, segments: &[&'a str]) -> Reach<'a> {
         (&Method::GET, ["v1", "conversions", id]) => Reach::Conversion(id),
         (&Method::GET, ["v1", "clicks", id]) => Reach::Click(id),
         (&Method::GET, ["v1", "reports", "partners", id]) => Reach::Partner(id),
+        (&Method::GET, ["v1", "reports", "links", code]) => Reach::Link(code),
+        (&Method::GET, ["v1", "reports", "channels", _]) => Reach::Own,
         (&Method::GET, ["v1", "partners", id, "balance"]) => Reach::Partner(id),
         (&Method::GET, ["v1", "partners"]) => Reach::Own,
         (&Method::GET, ["v1", "partners", id]) => Reach::Partner(id),

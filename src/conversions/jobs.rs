@@ -11,11 +11,12 @@
 use serde::Deserialize;
 
 use super::events;
-use super::store::{ConversionTx, NewRow, PartnerDay, StoredConversion};
+use super::store::{ConversionTx, LinkDayKey, NewRow, PartnerDay, StoredConversion};
 use super::{view, Approval, Attributed, ConversionError, Fingerprinted, Job, Op, Outcome, Status, Transition, Written};
-use crate::attribution::engine::Method;
+use crate::attribution::engine::{Method, Touch};
 use crate::lifecycle::{self, Commission, ConversionRef, Refunded, Sale};
 use crate::metrics::AttributionOutcome;
+use crate::model::Channel;
 use crate::webhooks::OutboxEvent;
 
 /// One job inside the group's transaction. Its outcome goes back unrendered unless an
@@ -117,6 +118,12 @@ fn record<T: ConversionTx>(
         let d = PartnerDay { conversions: 1, revenue_minor: s.amount_minor, ..PartnerDay::default() };
         tx.add_partner_day(&s.partner, day, c.currency, d)?;
     }
+    if !attribution.shares.is_empty() {
+        for ((link, channel, partner), share) in link_shares(attribution.touches.iter().map(LinkTouch::from), c.amount_minor) {
+            let key = LinkDayKey { link, channel, day, currency: c.currency, program: c.program.clone(), partner };
+            tx.add_link_day(key, PartnerDay { conversions: 1, revenue_minor: share, ..PartnerDay::default() })?;
+        }
+    }
     Ok(Outcome::Recorded(Box::new(view::First {
         id,
         conversion: f.shared(),
@@ -131,17 +138,63 @@ fn day_of(ms: u64) -> i64 {
     (ms / 86_400_000) as i64
 }
 
-/// What a cancel or a refund changes in its partners' days: `f` gives each share's change.
+/// What a link's credit is read from: a touch of the attribution, as decided or as stored.
+#[derive(Deserialize)]
+struct LinkTouch {
+    #[serde(default)]
+    link: Option<String>,
+    #[serde(default)]
+    channel: Option<Channel>,
+    partner: String,
+    #[serde(default)]
+    counted: bool,
+    #[serde(default)]
+    share_minor: Option<i64>,
+}
+
+impl From<&Touch> for LinkTouch {
+    fn from(t: &Touch) -> LinkTouch {
+        LinkTouch { link: t.link.clone(), channel: t.channel, partner: t.partner.clone(), counted: t.counted, share_minor: t.share_minor }
+    }
+}
+
+/// Each link's share of a conversion, by link, channel and partner: the sum of its counted
+/// touches' shares. A link whose counted touches carry nothing is not credited, as a partner
+/// with nothing is not, unless the amount is zero; a coupon's touch has no link.
+fn link_shares(
+    touches: impl Iterator<Item = LinkTouch>,
+    amount_minor: i64,
+) -> std::collections::BTreeMap<(String, &'static str, String), i64> {
+    let mut out = std::collections::BTreeMap::new();
+    for t in touches.filter(|t| t.counted) {
+        if let (Some(link), Some(channel)) = (t.link, t.channel) {
+            *out.entry((link, channel.as_str(), t.partner)).or_default() += t.share_minor.unwrap_or(0);
+        }
+    }
+    out.retain(|_, share| *share > 0 || amount_minor == 0);
+    out
+}
+
+/// What a cancel or a refund changes in its partners' and links' days: `f` gives each share's
+/// change.
 fn credit_partner_days<T: ConversionTx>(tx: &mut T, row: &StoredConversion, f: impl Fn(i64) -> PartnerDay) -> Result<(), ConversionError> {
     #[derive(Deserialize)]
     struct Shares {
         shares: Vec<crate::attribution::engine::Share>,
+        #[serde(default)]
+        touches: Vec<LinkTouch>,
     }
     let shares: Shares = serde_json::from_str(&row.attribution)
         .map_err(|e| ConversionError::Invalid { field: "attribution", why: format!("the stored attribution does not read back: {e}") })?;
     let day = day_of(row.occurred_at_ms);
-    for s in shares.shares {
+    for s in &shares.shares {
         tx.add_partner_day(&s.partner, day, row.currency, f(s.amount_minor))?;
+    }
+    if !shares.shares.is_empty() {
+        for ((link, channel, partner), share) in link_shares(shares.touches.into_iter(), row.amount_minor) {
+            let key = LinkDayKey { link, channel, day, currency: row.currency, program: row.program.clone(), partner };
+            tx.add_link_day(key, f(share))?;
+        }
     }
     Ok(())
 }

@@ -41,6 +41,7 @@ pub struct StoredConversion {
     pub occurred_at_ms: u64,
     pub currency: Currency,
     pub attribution: String,
+    pub program: String,
 }
 
 /// A new conversion's row.
@@ -62,6 +63,28 @@ pub struct PartnerDay {
     pub revenue_minor: i64,
     pub refunded_minor: i64,
     pub cancelled: i64,
+}
+
+impl PartnerDay {
+    /// Adds `d` to this change.
+    pub fn add(&mut self, d: PartnerDay) {
+        self.conversions += d.conversions;
+        self.revenue_minor += d.revenue_minor;
+        self.refunded_minor += d.refunded_minor;
+        self.cancelled += d.cancelled;
+    }
+}
+
+/// The row of `link_days` a change is to: a link, the channel its clicks came through, the
+/// UTC day of the sale and its currency; the link's program and partner ride along.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LinkDayKey {
+    pub link: String,
+    pub channel: &'static str,
+    pub day: i64,
+    pub currency: Currency,
+    pub program: String,
+    pub partner: String,
 }
 
 /// The reads a conversion's view is built from. Reads only: the API's read connection
@@ -93,6 +116,8 @@ pub trait ConversionTx: CommissionTx + ViewSource + OutboxTx {
     fn insert_conversion(&mut self, row: &NewRow<'_>) -> Result<bool, ConversionError>;
     /// Adds `d` to a partner's day in a currency.
     fn add_partner_day(&mut self, partner: &str, day: i64, currency: Currency, d: PartnerDay) -> Result<(), ConversionError>;
+    /// Adds `d` to a link's day in a currency (`link_days`, the same measures as a partner's).
+    fn add_link_day(&mut self, key: LinkDayKey, d: PartnerDay) -> Result<(), ConversionError>;
     /// A conversion as a transition reads it; locked until the commit where that means
     /// anything (PostgreSQL).
     fn for_transition(&mut self, id: &str) -> Result<Option<StoredConversion>, ConversionError>;

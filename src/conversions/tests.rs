@@ -2,6 +2,8 @@ use super::*;
 use crate::attribution::engine::{Method, Share};
 use crate::attribution::Model;
 use crate::commission::ProgramRules;
+use crate::conversions::view::LinkDaysScope;
+use crate::model::Channel;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -228,6 +230,23 @@ fn the_fingerprint_hashes_the_canonical_json() {
 /// a per-partner override, so first answers carry several commissions and a bonus item.
 struct Split(Arc<ProgramRules>);
 
+fn touch(partner: &str, link: &str, channel: Channel, counted: bool, share_minor: Option<i64>) -> crate::attribution::engine::Touch {
+    use crate::attribution::engine::{Source, Why};
+    crate::attribution::engine::Touch {
+        source: Source::Visitor,
+        click_id: None,
+        partner: partner.into(),
+        link: Some(link.into()),
+        channel: Some(channel),
+        ts_ms: 1,
+        verdict: None,
+        reasons: vec![],
+        counted,
+        why: if counted { Why::Counted } else { Why::OutsideWindow },
+        share_minor,
+    }
+}
+
 impl Attributor for Split {
     fn attribute(&self, c: &NewConversion) -> Attribution {
         let alice = c.amount_minor * 2 / 3;
@@ -240,7 +259,15 @@ impl Attributor for Split {
                 Share { partner: "zed".into(), amount_minor: c.amount_minor - alice },
                 Share { partner: "alice".into(), amount_minor: alice },
             ],
-            touches: vec![],
+            // Zed's share through one link; Alice's through two links on two channels, one of
+            // them touched twice (the second time for nothing); a touch that did not count.
+            touches: vec![
+                touch("zed", "z1", Channel::Web, true, Some(c.amount_minor - alice)),
+                touch("alice", "a1", Channel::Qr, true, Some(alice / 2)),
+                touch("alice", "a2", Channel::Web, true, Some(alice - alice / 2)),
+                touch("alice", "a1", Channel::Qr, true, Some(0)),
+                touch("zed", "z9", Channel::Email, false, None),
+            ],
             notes: vec!["split".into()],
         }
     }
@@ -452,6 +479,54 @@ fn partner_days_add_up_every_credited_share(b: Backend) {
     let got = partner_day_rows(&*reader);
     assert_eq!(got, want);
     assert!(got.len() >= 6, "two partners, several days and currencies: {got:?}");
+
+    // `link_days` likewise, each link's share being the sum of its counted touches'.
+    let mut want: BTreeMap<(String, u32, String), [i64; 4]> = BTreeMap::new();
+    for (status, amount, refunded_minor, day, currency, attribution) in b.conversion_rows() {
+        let a: Attribution = serde_json::from_str(&attribution).unwrap();
+        let mut links: BTreeMap<String, i64> = BTreeMap::new();
+        for t in a.touches.iter().filter(|t| t.counted) {
+            *links.entry(t.link.clone().unwrap()).or_default() += t.share_minor.unwrap();
+        }
+        for (link, share) in links.into_iter().filter(|(_, share)| *share > 0 || amount == 0) {
+            let w = want.entry((link, day, currency.clone())).or_default();
+            let live = i64::from(status != "cancelled");
+            w[0] += live;
+            w[1] += live * share;
+            w[2] += if amount > 0 { share * refunded_minor / amount } else { 0 };
+            w[3] += 1 - live;
+        }
+    }
+    let link_rows = |reader: &dyn Reader| {
+        let mut out = BTreeMap::new();
+        for link in ["z1", "a1", "a2", "z9"] {
+            for d in reader.link_days(LinkDaysScope::Link(link), 0, u32::MAX).unwrap() {
+                let v = [d.conversions as i64, d.revenue_minor, d.refunded_minor, d.cancelled as i64];
+                assert!(out.insert((link.to_string(), d.day, d.currency.to_string()), v).is_none());
+            }
+        }
+        out
+    };
+    let got = link_rows(&*reader);
+    assert_eq!(got, want);
+    assert!(!got.keys().any(|k| k.0 == "z9"), "a touch that did not count credits nothing");
+    // A channel's rows sum its links'; held to a partner, only that partner's links.
+    let sum = |rows: Vec<DayConversions>| rows.iter().map(|d| d.revenue_minor).sum::<i64>();
+    let web = |scope| sum(reader.link_days(scope, 0, u32::MAX).unwrap());
+    let of = |link: &str| got.iter().filter(|(k, _)| k.0 == link).map(|(_, v)| v[1]).sum::<i64>();
+    assert_eq!(web(LinkDaysScope::Channel(Channel::Web)), of("z1") + of("a2"));
+    assert_eq!(web(LinkDaysScope::ChannelOfPartner(Channel::Web, "alice")), of("a2"));
+    assert_eq!(web(LinkDaysScope::ChannelOfProgram(Channel::Qr, "demo")), of("a1"));
+
+    // The migration's backfill, run over the same conversions, rebuilds the same rows.
+    b.execute("DELETE FROM link_days");
+    let sql = if matches!(b, Backend::Sqlite(_)) {
+        include_str!("../storage/sqlite/migrations/0010_link_days.sql")
+    } else {
+        include_str!("../storage/pg/migrations/0009_link_days.sql")
+    };
+    b.execute(sql[sql.find("INSERT INTO link_days").unwrap()..].trim_end().trim_end_matches(';'));
+    assert_eq!(link_rows(&*b.reader()), want, "the backfill agrees with the writer");
 }
 
 /// Two writers on one PostgreSQL database, as two cores in cluster mode: the same orders sent

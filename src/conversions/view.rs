@@ -359,6 +359,28 @@ pub struct DayConversions {
     pub cancelled: u64,
 }
 
+/// Which rows of `link_days` a report sums: a link's, or a channel's (all of them, or those of
+/// one program or one partner).
+#[derive(Debug, Clone, Copy)]
+pub enum LinkDaysScope<'a> {
+    Link(&'a str),
+    Channel(crate::model::Channel),
+    ChannelOfProgram(crate::model::Channel, &'a str),
+    ChannelOfPartner(crate::model::Channel, &'a str),
+}
+
+impl<'a> LinkDaysScope<'a> {
+    /// The columns of `link_days` the scope fixes, with their values: one or two.
+    pub fn columns(&self) -> Vec<(&'static str, &'a str)> {
+        match *self {
+            LinkDaysScope::Link(code) => vec![("link", code)],
+            LinkDaysScope::Channel(c) => vec![("channel", c.as_str())],
+            LinkDaysScope::ChannelOfProgram(c, p) => vec![("channel", c.as_str()), ("program", p)],
+            LinkDaysScope::ChannelOfPartner(c, p) => vec![("channel", c.as_str()), ("partner", p)],
+        }
+    }
+}
+
 /// The API's reads, on the store's backend (`storage::sqlite::SqliteReader`,
 /// `storage::pg::PgReader`). Every read of several rows runs in one read transaction, so what
 /// it answers is one snapshot.
@@ -369,6 +391,8 @@ pub trait Reader: Send + Sync {
     fn partner_days(&self, partner: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError>;
     /// Per-day conversions of a program (attributed or not), days `from..=to`.
     fn program_days(&self, program: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError>;
+    /// Per-day conversions credited through links (`link_days`), days `from..=to`.
+    fn link_days(&self, scope: LinkDaysScope<'_>, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError>;
     /// A page of commissions matching `f`, in the listing's order.
     fn commissions(&self, f: &CommissionFilter) -> Result<CommissionPage, ConversionError>;
     /// One commission and its events in order; `None` when it does not exist.

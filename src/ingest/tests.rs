@@ -8,6 +8,7 @@ use super::*;
 use crate::click_log::SegmentLog;
 use crate::config::Core;
 use crate::index::tests::{event, event_at, T0_MS};
+use crate::model::Channel;
 
 fn config(index_clicks_max: usize) -> Core {
     Core { segment_bytes_max: 64 * 1024, compact_segment_bytes_min: 16 * 1024, index_clicks_max, ..Core::default() }
@@ -65,7 +66,11 @@ fn answers(ingest: &Ingest, events: &[ClickEvent]) -> Answers {
     let touches = (0..7).map(|v| ingest.visitor_touches(&event_at(0, 0, v).visitor_id, 0, u64::MAX)).collect();
     let scopes = [StatsScope::Partner("alice"), StatsScope::Partner("bob"), StatsScope::Partner("carol")];
     let scopes = scopes.into_iter().chain([StatsScope::Program("shop"), StatsScope::Program("cafe")]);
-    let stats = scopes.map(|s| ingest.click_stats(s, 0, u32::MAX)).collect();
+    let links = ["l0", "l1", "l2", "l3", "l4"].map(StatsScope::Link);
+    let channels = Channel::ALL.iter().flat_map(|&c| {
+        [ChannelFilter::All, ChannelFilter::Program("shop"), ChannelFilter::Partner("bob")].map(|f| StatsScope::Channel(c, f))
+    });
+    let stats = scopes.chain(links).chain(channels).map(|s| ingest.click_stats(s, 0, u32::MAX)).collect();
     (clicks, touches, stats)
 }
 
@@ -108,6 +113,19 @@ fn a_restart_rebuilds_the_same_index_and_counters() {
     assert_eq!(ingest.click_stats(StatsScope::Partner("bob"), day1, day1), vec![want[1].clone()]);
     assert_eq!(ingest.click_stats(StatsScope::Partner("bob"), day1 + 1, day1), vec![]);
     assert_eq!(ingest.click_stats(StatsScope::Partner("nobody"), 0, u32::MAX), vec![]);
+    // Every click in one link and one channel; a channel held to a partner or a program counts
+    // that one's clicks of it.
+    let total = |days: &[DayClicks]| days.iter().map(|d| d.total).sum::<u64>();
+    let links: u64 = ["l0", "l1", "l2", "l3", "l4"].iter().map(|l| total(&ingest.click_stats(StatsScope::Link(l), 0, u32::MAX))).sum();
+    let channels: u64 =
+        Channel::ALL.iter().map(|&c| total(&ingest.click_stats(StatsScope::Channel(c, ChannelFilter::All), 0, u32::MAX))).sum();
+    assert_eq!((links, channels), (written.len() as u64, written.len() as u64));
+    for c in Channel::ALL {
+        let bob = written.iter().filter(|ev| &*ev.partner == "bob" && ev.channel == c).count() as u64;
+        let shop = written.iter().filter(|ev| &*ev.program == "shop" && ev.channel == c).count() as u64;
+        assert_eq!(total(&ingest.click_stats(StatsScope::Channel(c, ChannelFilter::Partner("bob")), 0, u32::MAX)), bob);
+        assert_eq!(total(&ingest.click_stats(StatsScope::Channel(c, ChannelFilter::Program("shop")), 0, u32::MAX)), shop);
+    }
     drop(ingest);
 
     let m = metrics();

@@ -1,5 +1,5 @@
 //! What a grouped transaction keeps in memory of the tables that commit with the ledger, on
-//! either backend: the partners' period states, what the group adds to partner days, and the
+//! either backend: the partners' period states, what the group adds to partner and link days, and the
 //! rule versions known stored. The lifecycle and the conversion jobs running in the group read
 //! and write it; the backend's `flush` stores it before each savepoint's release and the
 //! commit, and a rollback to a savepoint forgets it, so the rows are read anew.
@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::commission::PeriodState;
-use crate::conversions::store::PartnerDay;
+use crate::conversions::store::{LinkDayKey, PartnerDay};
 use crate::lifecycle::PeriodRef;
 use crate::model::Currency;
 
@@ -22,6 +22,8 @@ pub(crate) struct GroupState {
     pub periods: HashMap<PeriodRef, (PeriodState, bool)>,
     /// What the group added to each (partner, day, currency) of `partner_days`, summed.
     pub days: BTreeMap<(String, i64, Currency), PartnerDay>,
+    /// What the group added to each row of `link_days`, summed.
+    pub link_days: BTreeMap<LinkDayKey, PartnerDay>,
     /// Rule versions known to be in `commission_rules`.
     pub rule_versions: HashSet<String>,
 }
@@ -29,11 +31,12 @@ pub(crate) struct GroupState {
 impl GroupState {
     /// Adds to a partner's day, summed until the flush.
     pub fn add_day(&mut self, partner: &str, day: i64, currency: Currency, d: PartnerDay) {
-        let sum = self.days.entry((partner.to_string(), day, currency)).or_default();
-        sum.conversions += d.conversions;
-        sum.revenue_minor += d.revenue_minor;
-        sum.refunded_minor += d.refunded_minor;
-        sum.cancelled += d.cancelled;
+        self.days.entry((partner.to_string(), day, currency)).or_default().add(d);
+    }
+
+    /// Adds to a link's day, summed until the flush.
+    pub fn add_link_day(&mut self, key: LinkDayKey, d: PartnerDay) {
+        self.link_days.entry(key).or_default().add(d);
     }
 
     /// The period states changed since the last flush, now counted as written.

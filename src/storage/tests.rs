@@ -44,8 +44,8 @@ fn the_migrations_are_numbered_in_order_from_1() {
     check_numbering(pg::migrations::MIGRATIONS);
     // PostgreSQL's catalog (0006) came whole, with its change log and API keys, after the
     // others, so the two backends' numbers differ. The audit log is 0008 and 0007, data at rest
-    // 0009 and 0008.
-    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (9, 8));
+    // 0009 and 0008, link days 0010 and 0009.
+    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (10, 9));
 }
 
 #[test]
@@ -60,6 +60,7 @@ fn migrating_a_fresh_file_records_the_latest_version_and_a_second_run_changes_no
         "links",
         "conversions",
         "partner_days",
+        "link_days",
         "commissions",
         "commission_accrued",
         "ledger_transfers",
@@ -225,12 +226,14 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
             (5, "0005_delivery_replays".to_string()),
             (6, "0006_catalog".to_string()),
             (7, "0007_audit".to_string()),
-            (8, "0008_data_at_rest".to_string())
+            (8, "0008_data_at_rest".to_string()),
+            (9, "0009_link_days".to_string())
         ]
     );
     let tables = [
         "conversions",
         "partner_days",
+        "link_days",
         "commissions",
         "commission_accruals",
         "ledger_transfers",
@@ -288,7 +291,8 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
             (5, "0005_delivery_replays".to_string()),
             (6, "0006_catalog".to_string()),
             (7, "0007_audit".to_string()),
-            (8, "0008_data_at_rest".to_string())
+            (8, "0008_data_at_rest".to_string()),
+            (9, "0009_link_days".to_string())
         ]
     );
 }

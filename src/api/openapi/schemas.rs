@@ -236,9 +236,9 @@ pub(super) fn answers() -> Vec<(&'static str, Schema)> {
             p("conversions", int()),
             p("conversion_rate", nullable(Type::Number)),
             p("revenue", array(r("ReportRevenue"))),
-            p("commissions", array(r("ReportCommissions"))),
         ],
-        vec![p("epc", array(r("ReportEpc")))],
+        // A link's or a channel's report has neither: commissions are a partner's.
+        vec![p("commissions", array(r("ReportCommissions"))), p("epc", array(r("ReportEpc")))],
     );
     vec![
         ("Error", error),
@@ -311,7 +311,7 @@ pub(super) fn answers() -> Vec<(&'static str, Schema)> {
             "Report",
             object(
                 vec![p("from", string()), p("to", string()), p("days", array(r("ReportDay"))), p("totals", totals)],
-                vec![p("partner", string()), p("program", string())],
+                vec![p("partner", string()), p("program", string()), p("link", string()), p("channel", r("Channel"))],
             ),
         ),
         (

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 
 use ::postgres::{Client, IsolationLevel, NoTls, Row};
 
-use crate::conversions::store::{ConversionEvent, ConversionRow, ConversionTx, NewRow, PartnerDay, StoredConversion, ViewSource};
+use crate::conversions::store::{
+    ConversionEvent, ConversionRow, ConversionTx, LinkDayKey, NewRow, PartnerDay, StoredConversion, ViewSource,
+};
 use crate::conversions::{Answer, ConversionError, GroupTx, Groups, IdempotencyKey, Job, Status};
 use crate::ledger::Deferred;
 use crate::lifecycle::{Commission, CommissionEvent, CommissionTx, ConversionRef, LifecycleError};
@@ -144,6 +146,31 @@ impl PgTx<'_, '_> {
                 refunded_minor = partner_days.refunded_minor + EXCLUDED.refunded_minor,
                 cancelled = partner_days.cancelled + EXCLUDED.cancelled",
             &[&partner, &day, &currency, &conversions, &revenue, &refunded, &cancelled],
+        )?;
+        Ok(())
+    }
+
+    /// Adds to links' stored days, inserting the rows that are new, in one statement.
+    pub(crate) fn write_link_days(&mut self, days: &BTreeMap<LinkDayKey, PartnerDay>) -> Result<(), ConversionError> {
+        let link: Vec<&str> = days.keys().map(|k| k.link.as_str()).collect();
+        let channel: Vec<&str> = days.keys().map(|k| k.channel).collect();
+        let program: Vec<&str> = days.keys().map(|k| k.program.as_str()).collect();
+        let partner: Vec<&str> = days.keys().map(|k| k.partner.as_str()).collect();
+        let day: Vec<i64> = days.keys().map(|k| k.day).collect();
+        let currency: Vec<&str> = days.keys().map(|k| k.currency.as_str()).collect();
+        let conversions: Vec<i64> = days.values().map(|d| d.conversions).collect();
+        let revenue: Vec<i64> = days.values().map(|d| d.revenue_minor).collect();
+        let refunded: Vec<i64> = days.values().map(|d| d.refunded_minor).collect();
+        let cancelled: Vec<i64> = days.values().map(|d| d.cancelled).collect();
+        self.execute(
+            "INSERT INTO link_days (link, channel, program, partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::int8[], $8::int8[],
+                $9::int8[], $10::int8[])
+             ON CONFLICT (link, channel, day, currency) DO UPDATE SET conversions = link_days.conversions + EXCLUDED.conversions,
+                revenue_minor = link_days.revenue_minor + EXCLUDED.revenue_minor,
+                refunded_minor = link_days.refunded_minor + EXCLUDED.refunded_minor,
+                cancelled = link_days.cancelled + EXCLUDED.cancelled",
+            &[&link, &channel, &program, &partner, &day, &currency, &conversions, &revenue, &refunded, &cancelled],
         )?;
         Ok(())
     }
@@ -432,9 +459,19 @@ impl ConversionTx for PgTx<'_, '_> {
         }
     }
 
+    fn add_link_day(&mut self, key: LinkDayKey, d: PartnerDay) -> Result<(), ConversionError> {
+        match self.group() {
+            Some(g) => {
+                g.add_link_day(key, d);
+                Ok(())
+            }
+            None => self.write_link_days(&BTreeMap::from([(key, d)])),
+        }
+    }
+
     fn for_transition(&mut self, id: &str) -> Result<Option<StoredConversion>, ConversionError> {
         let row = self.query_opt(
-            "SELECT status, amount_minor, refunded_minor, occurred_at_ms, currency, attribution FROM conversions WHERE id = $1 FOR UPDATE",
+            "SELECT status, amount_minor, refunded_minor, occurred_at_ms, currency, attribution, program FROM conversions WHERE id = $1 FOR UPDATE",
             &[&id],
         )?;
         let Some(r) = row else { return Ok(None) };
@@ -449,6 +486,7 @@ impl ConversionTx for PgTx<'_, '_> {
             occurred_at_ms: occurred as u64,
             currency: get(&r, 4)?,
             attribution: get(&r, 5)?,
+            program: get(&r, 6)?,
         }))
     }
 

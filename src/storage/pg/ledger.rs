@@ -88,8 +88,8 @@ impl<'t, 'c> PgTx<'t, 'c> {
         if !f.balances.is_empty() {
             self.write_balances(&f.balances)?;
         }
-        let (periods, days) = match self.group.as_deref_mut() {
-            Some(g) => (g.take_changed_periods(), std::mem::take(&mut g.days)),
+        let (periods, days, link_days) = match self.group.as_deref_mut() {
+            Some(g) => (g.take_changed_periods(), std::mem::take(&mut g.days), std::mem::take(&mut g.link_days)),
             None => return Ok(()),
         };
         if !periods.is_empty() {
@@ -97,6 +97,9 @@ impl<'t, 'c> PgTx<'t, 'c> {
         }
         if !days.is_empty() {
             self.write_partner_days(&days).map_err(|e| LedgerError::Storage(e.to_string()))?;
+        }
+        if !link_days.is_empty() {
+            self.write_link_days(&link_days).map_err(|e| LedgerError::Storage(e.to_string()))?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use ::postgres::types::ToSql;
 
 use crate::conversions::view::{
     render, BalanceSheet, CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, DayConversions, LedgerFilter, LedgerPage,
-    Reader, ReportScope, StatusTotals,
+    LinkDaysScope, Reader, ReportScope, StatusTotals,
 };
 use crate::conversions::ConversionError;
 use crate::lifecycle::{Commission, CommissionEvent, CommissionStatus, CommissionTx, LifecycleError};
@@ -47,8 +47,12 @@ impl PgReader {
     }
 
     fn days(&self, sql: &str, key: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
+        self.days_with(sql, &[&key, &i64::from(from_day), &i64::from(to_day)])
+    }
+
+    fn days_with(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<DayConversions>, ConversionError> {
         self.read(|l| {
-            let rows = l.query(sql, &[&key, &i64::from(from_day), &i64::from(to_day)])?;
+            let rows = l.query(sql, params)?;
             rows.iter()
                 .map(|r| {
                     Ok(DayConversions {
@@ -91,6 +95,23 @@ impl Reader for PgReader {
             from_day,
             to_day,
         )
+    }
+
+    fn link_days(&self, scope: LinkDaysScope<'_>, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
+        let columns = scope.columns();
+        let mut sql = String::from(
+            "SELECT day, currency, sum(conversions)::bigint, sum(revenue_minor)::bigint, sum(refunded_minor)::bigint,
+                    sum(cancelled)::bigint
+             FROM link_days WHERE day BETWEEN $1 AND $2",
+        );
+        for (i, (column, _)) in columns.iter().enumerate() {
+            sql.push_str(&format!(" AND {column} = ${}", i + 3));
+        }
+        sql.push_str(" GROUP BY day, currency ORDER BY day, currency COLLATE \"C\"");
+        let (from, to) = (i64::from(from_day), i64::from(to_day));
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &to];
+        params.extend(columns.iter().map(|(_, v)| v as &(dyn ToSql + Sync)));
+        self.days_with(&sql, &params)
     }
 
     /// The SQLite reader's listing (`commissions::listing`), in PostgreSQL's words: in

@@ -3,7 +3,9 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::conversions::store::{ConversionEvent, ConversionRow, ConversionTx, NewRow, PartnerDay, StoredConversion, ViewSource};
+use crate::conversions::store::{
+    ConversionEvent, ConversionRow, ConversionTx, LinkDayKey, NewRow, PartnerDay, StoredConversion, ViewSource,
+};
 use crate::conversions::{Answer, ConversionError, IdempotencyKey, Status};
 use crate::lifecycle::{Commission, CommissionEvent, ConversionRef};
 use crate::model::Currency;
@@ -163,11 +165,19 @@ impl ConversionTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn add_link_day(&mut self, key: LinkDayKey, d: PartnerDay) -> Result<(), ConversionError> {
+        match self.group() {
+            Some(g) => g.add_link_day(key, d),
+            None => write_link_day(self.conn(), &key, d)?,
+        }
+        Ok(())
+    }
+
     fn for_transition(&mut self, id: &str) -> Result<Option<StoredConversion>, ConversionError> {
         let row = self
             .conn()
             .prepare_cached(
-                "SELECT status, amount_minor, refunded_minor, occurred_at_ms, currency, attribution FROM conversions WHERE id = ?1",
+                "SELECT status, amount_minor, refunded_minor, occurred_at_ms, currency, attribution, program FROM conversions WHERE id = ?1",
             )?
             .query_row([id], |r| {
                 Ok(StoredConversion {
@@ -183,6 +193,7 @@ impl ConversionTx for SqliteTx<'_> {
                     occurred_at_ms: r.get::<_, i64>(3)? as u64,
                     currency: r.get(4)?,
                     attribution: r.get(5)?,
+                    program: r.get(6)?,
                 })
             })
             .optional()?;
@@ -228,5 +239,29 @@ pub(crate) fn write_partner_day(
             cancelled = cancelled + excluded.cancelled",
     )?
     .execute(params![partner, day, currency, d.conversions, d.revenue_minor, d.refunded_minor, d.cancelled])?;
+    Ok(())
+}
+
+/// Adds `d` to a row of `link_days`, creating it.
+pub(crate) fn write_link_day(conn: &rusqlite::Connection, key: &LinkDayKey, d: PartnerDay) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO link_days (link, channel, program, partner, day, currency, conversions, revenue_minor, refunded_minor, cancelled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (link, channel, day, currency) DO UPDATE SET conversions = conversions + excluded.conversions,
+            revenue_minor = revenue_minor + excluded.revenue_minor, refunded_minor = refunded_minor + excluded.refunded_minor,
+            cancelled = cancelled + excluded.cancelled",
+    )?
+    .execute(params![
+        key.link,
+        key.channel,
+        key.program,
+        key.partner,
+        key.day,
+        key.currency,
+        d.conversions,
+        d.revenue_minor,
+        d.refunded_minor,
+        d.cancelled
+    ])?;
     Ok(())
 }

@@ -13,7 +13,7 @@ pub(crate) use crate::storage::group::GroupState;
 
 use crate::ledger::{AccountKey, Balance, Deferred, LedgerError, LedgerTx, StoredTransfer, TransferId, TransferKind};
 use crate::storage::row::{account, bytes, currency, decode, sorted, COLUMNS};
-use crate::storage::sqlite::conversions::write_partner_day;
+use crate::storage::sqlite::conversions::{write_link_day, write_partner_day};
 use crate::storage::sqlite::lifecycle::write_period;
 
 /// One open SQLite transaction (or savepoint) of the ledger. In grouped mode (`grouped`), the
@@ -65,6 +65,9 @@ impl<'c> SqliteTx<'c> {
             }
             for ((partner, day, currency), d) in std::mem::take(&mut g.days) {
                 write_partner_day(self.conn, &partner, day, currency, d)?;
+            }
+            for (key, d) in std::mem::take(&mut g.link_days) {
+                write_link_day(self.conn, &key, d)?;
             }
         }
         Ok(())

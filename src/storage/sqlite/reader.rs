@@ -6,8 +6,8 @@ use rusqlite::Connection;
 
 use super::SqliteTx;
 use crate::conversions::view::{
-    render, CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, DayConversions, LedgerFilter, LedgerPage, Reader,
-    ReportScope,
+    render, CommissionFilter, CommissionPage, CurrencyBalance, DayCommissions, DayConversions, LedgerFilter, LedgerPage, LinkDaysScope,
+    Reader, ReportScope,
 };
 use crate::conversions::ConversionError;
 use crate::lifecycle::{Commission, CommissionEvent};
@@ -67,11 +67,32 @@ impl SqliteReader {
         )
     }
 
+    /// Per-day conversions credited through links, days `from..=to`: `link_days` summed over
+    /// the rows `scope` picks.
+    pub fn link_days(&self, scope: LinkDaysScope<'_>, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
+        let columns = scope.columns();
+        let mut sql = String::from(
+            "SELECT day, currency, sum(conversions), sum(revenue_minor), sum(refunded_minor), sum(cancelled) FROM link_days
+             WHERE day BETWEEN ?1 AND ?2",
+        );
+        for (i, (column, _)) in columns.iter().enumerate() {
+            sql.push_str(&format!(" AND {column} = ?{}", i + 3));
+        }
+        sql.push_str(" GROUP BY day, currency ORDER BY day, currency");
+        let mut params: Vec<&dyn rusqlite::ToSql> = vec![&from_day, &to_day];
+        params.extend(columns.iter().map(|(_, v)| v as &dyn rusqlite::ToSql));
+        self.days_with(&sql, &params)
+    }
+
     fn days(&self, sql: &str, key: &str, from_day: u32, to_day: u32) -> rusqlite::Result<Vec<DayConversions>> {
+        self.days_with(sql, rusqlite::params![key, from_day, to_day])
+    }
+
+    fn days_with(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> rusqlite::Result<Vec<DayConversions>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt
-            .query_map(rusqlite::params![key, from_day, to_day], |r| {
+            .query_map(params, |r| {
                 Ok(DayConversions {
                     day: r.get(0)?,
                     currency: r.get(1)?,
@@ -97,6 +118,10 @@ impl Reader for SqliteReader {
 
     fn program_days(&self, program: &str, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
         Ok(SqliteReader::program_days(self, program, from_day, to_day)?)
+    }
+
+    fn link_days(&self, scope: LinkDaysScope<'_>, from_day: u32, to_day: u32) -> Result<Vec<DayConversions>, ConversionError> {
+        Ok(SqliteReader::link_days(self, scope, from_day, to_day)?)
     }
 
     fn commissions(&self, f: &CommissionFilter) -> Result<CommissionPage, ConversionError> {

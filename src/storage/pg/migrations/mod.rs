@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "0006_catalog", sql: include_str!("0006_catalog.sql") },
     Migration { version: 7, name: "0007_audit", sql: include_str!("0007_audit.sql") },
     Migration { version: 8, name: "0008_data_at_rest", sql: include_str!("0008_data_at_rest.sql") },
+    Migration { version: 9, name: "0009_link_days", sql: include_str!("0009_link_days.sql") },
 ];
 
 /// The version this build's migrations reach.
