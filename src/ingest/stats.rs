@@ -11,6 +11,7 @@ use crate::model::{Channel, Reason};
 pub const DAY_MS: u64 = 86_400_000;
 
 type Days = BTreeMap<u32, DayClicks>;
+type Named = HashMap<Arc<str>, Days, foldhash::fast::RandomState>;
 
 /// Counters by scope and UTC day. Only days from `first_day` on are kept, so a restart (which
 /// counts what is left in the log after retention) rebuilds exactly what was kept.
@@ -20,12 +21,13 @@ type Days = BTreeMap<u32, DayClicks>;
 /// (one `DayClicks`, about 200 bytes, per link and day with clicks).
 #[derive(Default)]
 pub(super) struct DailyCounts {
-    partners: HashMap<Arc<str>, Days, foldhash::fast::RandomState>,
-    programs: HashMap<Arc<str>, Days, foldhash::fast::RandomState>,
-    links: HashMap<Arc<str>, Days, foldhash::fast::RandomState>,
+    partners: Named,
+    programs: Named,
+    links: Named,
     channels: [Days; Channel::ALL.len()],
-    channel_programs: HashMap<(Channel, Arc<str>), Days, foldhash::fast::RandomState>,
-    channel_partners: HashMap<(Channel, Arc<str>), Days, foldhash::fast::RandomState>,
+    /// By channel (`Channel as usize`), then program or partner.
+    channel_programs: [Named; Channel::ALL.len()],
+    channel_partners: [Named; Channel::ALL.len()],
     first_day: u32,
 }
 
@@ -38,14 +40,6 @@ fn bump(days: &mut Days, day: u32, ev: &ClickEvent, unique: bool) {
     for r in ev.reasons.iter() {
         d.by_reason[r as usize] += 1;
     }
-}
-
-/// The days of `name` in `map`, created on its first click (the name is cloned only then).
-fn days_of<'m>(map: &'m mut HashMap<Arc<str>, Days, foldhash::fast::RandomState>, name: &Arc<str>) -> &'m mut Days {
-    if !map.contains_key(&**name) {
-        map.insert(name.clone(), Days::new());
-    }
-    map.get_mut(&**name).expect("inserted above")
 }
 
 /// Keeps the days from `first_day` on and says whether any are left.
@@ -69,27 +63,34 @@ impl DailyCounts {
             return;
         }
         let unique = !ev.reasons.contains(Reason::Duplicate);
-        for (map, name) in [(&mut self.partners, &ev.partner), (&mut self.programs, &ev.program), (&mut self.links, &ev.link)] {
-            bump(days_of(map, name), day, ev, unique);
+        let c = ev.channel as usize;
+        for (map, name) in [
+            (&mut self.partners, &ev.partner),
+            (&mut self.programs, &ev.program),
+            (&mut self.links, &ev.link),
+            (&mut self.channel_programs[c], &ev.program),
+            (&mut self.channel_partners[c], &ev.partner),
+        ] {
+            // One look-up when the name has days already; the name is cloned only when new.
+            let days = match map.get_mut(&**name) {
+                Some(days) => days,
+                None => map.entry(name.clone()).or_default(),
+            };
+            bump(days, day, ev, unique);
         }
-        bump(&mut self.channels[ev.channel as usize], day, ev, unique);
-        for (map, name) in [(&mut self.channel_programs, &ev.program), (&mut self.channel_partners, &ev.partner)] {
-            bump(map.entry((ev.channel, name.clone())).or_default(), day, ev, unique);
-        }
+        bump(&mut self.channels[c], day, ev, unique);
     }
 
     /// Forgets the days before `first_day` and ignores them from now on.
     pub fn keep_from(&mut self, first_day: u32) {
         self.first_day = self.first_day.max(first_day);
         let first_day = self.first_day;
-        for map in [&mut self.partners, &mut self.programs, &mut self.links] {
+        let named = [&mut self.partners, &mut self.programs, &mut self.links].into_iter();
+        for map in named.chain(&mut self.channel_programs).chain(&mut self.channel_partners) {
             map.retain(|_, days| trim(days, first_day));
         }
         for days in &mut self.channels {
             trim(days, first_day);
-        }
-        for map in [&mut self.channel_programs, &mut self.channel_partners] {
-            map.retain(|_, days| trim(days, first_day));
         }
     }
 
@@ -100,8 +101,8 @@ impl DailyCounts {
             StatsScope::Program(p) => self.programs.get(p),
             StatsScope::Link(l) => self.links.get(l),
             StatsScope::Channel(c, ChannelFilter::All) => Some(&self.channels[c as usize]),
-            StatsScope::Channel(c, ChannelFilter::Program(p)) => self.channel_programs.get(&(c, Arc::from(p))),
-            StatsScope::Channel(c, ChannelFilter::Partner(p)) => self.channel_partners.get(&(c, Arc::from(p))),
+            StatsScope::Channel(c, ChannelFilter::Program(p)) => self.channel_programs[c as usize].get(p),
+            StatsScope::Channel(c, ChannelFilter::Partner(p)) => self.channel_partners[c as usize].get(p),
         };
         range(days, from_day, to_day)
     }
