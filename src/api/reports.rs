@@ -175,15 +175,6 @@ pub fn wants_csv(accept: &str) -> bool {
     matches!((csv, json), (Some(c), j) if j.is_none_or(|j| c < j))
 }
 
-/// What a report is of: the `kind` of its path and the id after it, with a channel's filter.
-#[derive(Debug, Clone, Copy)]
-enum Subject<'a> {
-    Partner(&'a str),
-    Program(&'a str),
-    Link(&'a str),
-    Channel(Channel, ChannelFilter<'a>),
-}
-
 /// What the store's read of a subject is, without its borrowed ids: the read runs on a thread
 /// of its own, with the ids copied.
 #[derive(Debug, Clone, Copy)]
@@ -197,14 +188,14 @@ enum Read {
 }
 
 impl Read {
-    fn of(subject: Subject<'_>) -> Read {
+    fn of(subject: StatsScope<'_>) -> Read {
         match subject {
-            Subject::Partner(_) => Read::Partner,
-            Subject::Program(_) => Read::Program,
-            Subject::Link(_) => Read::Link,
-            Subject::Channel(c, ChannelFilter::All) => Read::Channel(c),
-            Subject::Channel(c, ChannelFilter::Program(_)) => Read::ChannelOfProgram(c),
-            Subject::Channel(c, ChannelFilter::Partner(_)) => Read::ChannelOfPartner(c),
+            StatsScope::Partner(_) => Read::Partner,
+            StatsScope::Program(_) => Read::Program,
+            StatsScope::Link(_) => Read::Link,
+            StatsScope::Channel(c, ChannelFilter::All) => Read::Channel(c),
+            StatsScope::Channel(c, ChannelFilter::Program(_)) => Read::ChannelOfProgram(c),
+            StatsScope::Channel(c, ChannelFilter::Partner(_)) => Read::ChannelOfPartner(c),
         }
     }
 }
@@ -245,16 +236,7 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str, ac
         return Err(ApiError::invalid("to", format!("a report spans at most {DAYS_MAX} days")));
     }
     let subject = subject(state, kind, id, program_filter, partner_filter).await?;
-    let click_days = state.ingest.click_stats(
-        match subject {
-            Subject::Partner(p) => StatsScope::Partner(p),
-            Subject::Program(p) => StatsScope::Program(p),
-            Subject::Link(l) => StatsScope::Link(l),
-            Subject::Channel(c, f) => StatsScope::Channel(c, f),
-        },
-        from,
-        to,
-    );
+    let click_days = state.ingest.click_stats(subject, from, to);
     let (reader, read) = (state.reader.clone(), Read::of(subject));
     let (key, filter) = (id.to_string(), program_filter.or(partner_filter).unwrap_or("").to_string());
     let (conv_days, commission_days): (Vec<DayConversions>, Option<Vec<DayCommissions>>) = read_blocking("report", move || {
@@ -346,7 +328,7 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str, ac
         }
         body["totals"]["commissions"] = serde_json::json!(total_commissions);
     }
-    if let Subject::Channel(_, filter) = subject {
+    if let StatsScope::Channel(_, filter) = subject {
         match filter {
             ChannelFilter::All => {}
             ChannelFilter::Program(p) => body["program"] = serde_json::json!(p),
@@ -359,19 +341,19 @@ pub async fn handle(state: &Arc<ApiState>, kind: &str, id: &str, query: &str, ac
     Ok(json(StatusCode::OK, &body))
 }
 
-/// The subject a report's path names, once it is known to exist: an unknown one is `404`.
+/// The scope a report's path names (its subject), once it is known to exist: an unknown one is `404`.
 async fn subject<'a>(
     state: &Arc<ApiState>,
     kind: &str,
     id: &'a str,
     program: Option<&'a str>,
     partner: Option<&'a str>,
-) -> Result<Subject<'a>, ApiError> {
+) -> Result<StatsScope<'a>, ApiError> {
     let missing = |what: &str, id: &str| ApiError::not_found(format!("{what} {id:?} not found"));
     let catalog = || state.catalog.load();
     match kind {
-        "partners" => catalog().partner(id).map(|_| Subject::Partner(id)).ok_or_else(|| missing("partner", id)),
-        "programs" => catalog().program(id).map(|_| Subject::Program(id)).ok_or_else(|| missing("program", id)),
+        "partners" => catalog().partner(id).map(|_| StatsScope::Partner(id)).ok_or_else(|| missing("partner", id)),
+        "programs" => catalog().program(id).map(|_| StatsScope::Program(id)).ok_or_else(|| missing("program", id)),
         "links" => {
             let (st, code) = (state.clone(), id.to_string());
             let found = read_blocking("link", move || {
@@ -380,7 +362,7 @@ async fn subject<'a>(
             })
             .await?
             .map_err(|e| ApiError::internal(format!("reading the link: {e}")))?;
-            found.map(|_| Subject::Link(id)).ok_or_else(|| missing("link", id))
+            found.map(|_| StatsScope::Link(id)).ok_or_else(|| missing("link", id))
         }
         _ => {
             let channel = Channel::parse(id).ok_or_else(|| {
@@ -401,7 +383,7 @@ async fn subject<'a>(
                 }
                 (None, None) => ChannelFilter::All,
             };
-            Ok(Subject::Channel(channel, filter))
+            Ok(StatsScope::Channel(channel, filter))
         }
     }
 }

@@ -114,16 +114,12 @@ fn record<T: ConversionTx>(
     }
     events::attributed(tx, &id, c, attribution, now_ms)?;
     events::created(tx, &commissions, now_ms)?;
-    for s in &attribution.shares {
-        let d = PartnerDay { conversions: 1, revenue_minor: s.amount_minor, ..PartnerDay::default() };
-        tx.add_partner_day(&s.partner, day, c.currency, d)?;
-    }
-    if !attribution.shares.is_empty() {
-        for ((link, channel, partner), share) in link_shares(attribution.touches.iter().map(LinkTouch::from), c.amount_minor) {
-            let key = LinkDayKey { link, channel, day, currency: c.currency, program: c.program.clone(), partner };
-            tx.add_link_day(key, PartnerDay { conversions: 1, revenue_minor: share, ..PartnerDay::default() })?;
-        }
-    }
+    let credited = Credited { program: &c.program, day, currency: c.currency, amount_minor: c.amount_minor };
+    credit_days(tx, &credited, &attribution.shares, attribution.touches.iter().map(LinkTouch::from), |share| PartnerDay {
+        conversions: 1,
+        revenue_minor: share,
+        ..PartnerDay::default()
+    })?;
     Ok(Outcome::Recorded(Box::new(view::First {
         id,
         conversion: f.shared(),
@@ -175,6 +171,36 @@ fn link_shares(
     out
 }
 
+/// The conversion a change to partner and link days is for.
+struct Credited<'a> {
+    program: &'a str,
+    day: i64,
+    currency: crate::model::Currency,
+    amount_minor: i64,
+}
+
+/// Adds to the days of every partner with a share and every link credited (`link_shares`):
+/// `f` gives each share's change. Nothing is credited without shares.
+fn credit_days<T: ConversionTx>(
+    tx: &mut T,
+    c: &Credited<'_>,
+    shares: &[crate::attribution::engine::Share],
+    touches: impl Iterator<Item = LinkTouch>,
+    f: impl Fn(i64) -> PartnerDay,
+) -> Result<(), ConversionError> {
+    if shares.is_empty() {
+        return Ok(());
+    }
+    for s in shares {
+        tx.add_partner_day(&s.partner, c.day, c.currency, f(s.amount_minor))?;
+    }
+    for ((link, channel, partner), share) in link_shares(touches, c.amount_minor) {
+        let key = LinkDayKey { link, channel, day: c.day, currency: c.currency, program: c.program.to_string(), partner };
+        tx.add_link_day(key, f(share))?;
+    }
+    Ok(())
+}
+
 /// What a cancel or a refund changes in its partners' and links' days: `f` gives each share's
 /// change.
 fn credit_partner_days<T: ConversionTx>(tx: &mut T, row: &StoredConversion, f: impl Fn(i64) -> PartnerDay) -> Result<(), ConversionError> {
@@ -186,17 +212,9 @@ fn credit_partner_days<T: ConversionTx>(tx: &mut T, row: &StoredConversion, f: i
     }
     let shares: Shares = serde_json::from_str(&row.attribution)
         .map_err(|e| ConversionError::Invalid { field: "attribution", why: format!("the stored attribution does not read back: {e}") })?;
-    let day = day_of(row.occurred_at_ms);
-    for s in &shares.shares {
-        tx.add_partner_day(&s.partner, day, row.currency, f(s.amount_minor))?;
-    }
-    if !shares.shares.is_empty() {
-        for ((link, channel, partner), share) in link_shares(shares.touches.into_iter(), row.amount_minor) {
-            let key = LinkDayKey { link, channel, day, currency: row.currency, program: row.program.clone(), partner };
-            tx.add_link_day(key, f(share))?;
-        }
-    }
-    Ok(())
+    let credited =
+        Credited { program: &row.program, day: day_of(row.occurred_at_ms), currency: row.currency, amount_minor: row.amount_minor };
+    credit_days(tx, &credited, &shares.shares, shares.touches.into_iter(), f)
 }
 
 /// What a transition changes, decided from the stored row before anything is written.
