@@ -67,10 +67,15 @@ impl Drop for WakeOnDrop {
     }
 }
 
+/// A batch for the writer thread, and where its result and the emptied buffer go back.
+type Job = (Vec<ClickEvent>, oneshot::Sender<(std::io::Result<()>, Vec<ClickEvent>)>);
+
 /// The receiving side, run by `consume`.
 pub struct ClickConsumer {
     rx: mpsc::Receiver<ClickEvent>,
     writer: Arc<dyn BatchWriter>,
+    /// The writer thread's queue: one batch at a time, as the consumer awaits each.
+    jobs: std_mpsc::SyncSender<Job>,
     metrics: SinkMetrics,
     batch_len_max: usize,
     linger: Duration,
@@ -112,13 +117,28 @@ pub fn channel(
         let (metrics, asleep) = (metrics.clone(), spill_asleep.clone());
         let batching = Batching { len_max: batching.len_max.max(1), linger: batching.linger.min(SPILL_LINGER_MAX) };
         std::thread::Builder::new().name("clickgate-spill".into()).spawn(move || {
+            lower_priority("clickgate-spill");
             run_spill(spill_rx, &asleep, &*overflow, &metrics, batching);
             let _ = done_tx.send(());
         })?
     };
     let spill_thread = Arc::new(WakeOnDrop(spill_thread.thread().clone()));
+    let (jobs, jobs_rx) = std_mpsc::sync_channel::<Job>(1);
+    {
+        let writer = writer.clone();
+        // Ends when the consumer, and with it the queue's only sender, is gone.
+        std::thread::Builder::new().name("clickgate-clicks".into()).spawn(move || {
+            lower_priority("clickgate-clicks");
+            while let Ok((batch, back)) = jobs_rx.recv() {
+                let result = std::panic::catch_unwind(AssertUnwindSafe(|| writer.write_batch(&batch)))
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the click writer panicked")));
+                let _ = back.send((result, batch));
+            }
+        })?;
+    }
     let sink = ClickSink { tx, spill, spill_asleep, spill_thread, metrics: metrics.clone() };
-    let consumer = ClickConsumer { rx, writer, metrics, batch_len_max: batching.len_max, linger: batching.linger, spill_done };
+    let consumer =
+        ClickConsumer { rx, writer, jobs, metrics, batch_len_max: batching.len_max, linger: batching.linger, spill_done };
     Ok((sink, consumer))
 }
 
@@ -215,6 +235,22 @@ fn take(rx: &std_mpsc::Receiver<ClickEvent>, batch: &mut Vec<ClickEvent>, len_ma
     true
 }
 
+/// How far below the request threads' priority the click writers run (a nice value).
+///
+/// On a core shared with the request runtime (one worker, as in `config/loadtest.toml`), a
+/// writer at the same priority holds the core for its whole time slice, about a millisecond,
+/// while answers wait; at nice 5 the scheduler's weights (335 against 1,024) still give it a
+/// quarter of a contended core, more than ingest needs at a core's full request rate.
+pub const WRITER_NICE: i32 = 5;
+
+/// Lowers the calling thread's priority to `WRITER_NICE`; a refusal (a sandbox without
+/// `setpriority`) only costs latency, so it is logged and the thread goes on.
+fn lower_priority(name: &str) {
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), WRITER_NICE) {
+        tracing::warn!(thread = name, error = %e, "could not lower the thread's priority; answers may wait behind its writes");
+    }
+}
+
 /// Counts a batch's write as `done` or, on an error, as dropped.
 fn count(result: std::io::Result<()>, n: usize, done: &IntCounter, dropped: &IntCounter, what: &'static str) {
     match result {
@@ -267,14 +303,14 @@ impl ClickConsumer {
                 }
             }
             let n = batch.len();
-            let writer = self.writer.clone();
-            // File I/O runs off the async workers; the batch comes back for reuse.
-            let (result, returned) = tokio::task::spawn_blocking(move || {
-                let r = writer.write_batch(&batch);
-                (r, batch)
-            })
-            .await
-            .unwrap_or_else(|e| (Err(std::io::Error::other(e.to_string())), Vec::new()));
+            // File I/O runs on the writer thread, off the async workers; the batch comes back
+            // for reuse.
+            let (back, answer) = oneshot::channel();
+            let gone = || (Err(std::io::Error::other("the click writer thread is gone")), Vec::with_capacity(self.batch_len_max));
+            let (result, returned) = match self.jobs.send((batch, back)) {
+                Ok(()) => answer.await.unwrap_or_else(|_| gone()),
+                Err(std_mpsc::SendError((returned, _))) => (gone().0, returned),
+            };
             batch = returned;
             count(result, n, &self.metrics.written, &self.metrics.dropped, "queued");
             batch.clear();
