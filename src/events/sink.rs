@@ -137,8 +137,7 @@ pub fn channel(
         })?;
     }
     let sink = ClickSink { tx, spill, spill_asleep, spill_thread, metrics: metrics.clone() };
-    let consumer =
-        ClickConsumer { rx, writer, jobs, metrics, batch_len_max: batching.len_max, linger: batching.linger, spill_done };
+    let consumer = ClickConsumer { rx, writer, jobs, metrics, batch_len_max: batching.len_max, linger: batching.linger, spill_done };
     Ok((sink, consumer))
 }
 

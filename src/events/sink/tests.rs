@@ -230,3 +230,32 @@ fn each_lone_spill_wakes_the_parked_thread() {
     drop(sink);
     finish(consumer);
 }
+
+/// Records the thread each batch is written on and that thread's nice value.
+#[derive(Default)]
+struct ThreadProbe(Mutex<Vec<(Option<String>, i32)>>);
+
+impl BatchWriter for ThreadProbe {
+    fn write_batch(&self, _batch: &[ClickEvent]) -> std::io::Result<()> {
+        let nice = rustix::process::getpriority_process(Some(rustix::thread::gettid()))?;
+        self.0.lock().unwrap().push((std::thread::current().name().map(str::to_owned), nice));
+        Ok(())
+    }
+}
+
+#[test]
+fn batches_are_written_on_the_writer_thread_below_the_request_threads_priority() {
+    let (main, spill) = (Arc::new(ThreadProbe::default()), Arc::new(Recorder::default()));
+    let (sink, consumer) = channel(main.clone(), spill, 16, 16, batching(), metrics()).unwrap();
+    (0..10).for_each(|n| sink.send(click(n)));
+    drop(sink);
+    finish(consumer);
+    let seen = main.0.lock().unwrap();
+    assert!(!seen.is_empty(), "nothing was written");
+    let own = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+    for (name, nice) in seen.iter() {
+        assert_eq!(name.as_deref(), Some("clickgate-clicks"), "a batch was written off the writer thread");
+        // A process already running nicer than WRITER_NICE may not be allowed to go back up.
+        assert!(*nice >= WRITER_NICE && *nice > own.min(WRITER_NICE - 1), "writer nice {nice}, test thread {own}");
+    }
+}
