@@ -3,9 +3,10 @@
 //! The edge calls `ClickSink::send`, which never waits, locks or writes: `try_send` into the
 //! main queue and, when that is full (or closed, at shutdown), `try_send` into the spill queue.
 //! Only a click that fits in neither is counted as dropped. A consumer task drains the main
-//! queue in batches into the main writer: the core's ingest in `serve`, the local spool in front
-//! of the broker in `edge`. A dedicated OS thread, the spill thread, drains the spill queue in
-//! batches into the overflow writer (the spool). No writer ever runs on a request.
+//! queue in batches and hands them to its writer thread, which writes them to the main writer:
+//! the core's ingest in `serve`, the local spool in front of the broker in `edge`. A second
+//! thread, the spill thread, drains the spill queue in batches into the overflow writer (the
+//! spool). No writer ever runs on a request.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
@@ -17,8 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::ClickEvent;
 
-/// Where batches of click events go. Called off the async workers: by the consumer on the
-/// blocking pool, and by the spill thread.
+/// Where batches of click events go. Called off the async workers: by the consumer's writer
+/// thread, and by the spill thread.
 pub trait BatchWriter: Send + Sync + 'static {
     /// Writes a batch; `Ok` means the writer has taken responsibility for every event.
     fn write_batch(&self, batch: &[ClickEvent]) -> std::io::Result<()>;
