@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use prometheus::IntGauge;
 use tokio::sync::Notify;
 
-use self::files::{create_segment, cut_torn_tail, read_cursor, read_or_create_id, remove_segment, sync_dir, write_cursor};
+use self::files::{create_segment, cut_torn_tail, read_cursor, read_or_create_id, remove_segment, write_cursor};
 use self::frames::{walk, Step};
 use super::ClickEvent;
 use super::FRAME_BYTES_MAX;

@@ -26,7 +26,7 @@ pub(super) fn remove_segment(dir: &Path, start: u64) {
     }
 }
 
-pub(super) fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_at(dir))
 }
 
