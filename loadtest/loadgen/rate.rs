@@ -220,7 +220,7 @@ fn parse_response(buf: &[u8]) -> anyhow::Result<Option<(u16, usize)>> {
     Ok((buf.len() >= head_end + body).then_some((status, head_end + body)))
 }
 
-/// One keep-alive connection and its schedule: slot `k` is due at `offset + k * period`.
+/// One keep-alive connection and its schedule: slot `k` is due at `start + offset + k * period`.
 struct Conn {
     stream: Option<TcpStream>,
     offset: Duration,
@@ -249,8 +249,9 @@ fn connect(addr: SocketAddr, poll: &Poll, token: usize) -> std::io::Result<TcpSt
     Ok(stream)
 }
 
-/// Writes a whole request to a non-blocking socket whose send buffer holds at most one answer's
-/// worth of data: a short write waits (spinning) for room rather than queueing.
+/// Writes a whole request to a non-blocking socket. A request is a few hundred bytes and a
+/// connection has one in flight at most, so the send buffer has room; a short write spins for
+/// more rather than queueing the rest.
 fn write_all(stream: &mut TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
     while !bytes.is_empty() {
         match stream.write(bytes) {

@@ -238,15 +238,25 @@ fn take(rx: &std_mpsc::Receiver<ClickEvent>, batch: &mut Vec<ClickEvent>, len_ma
 /// How far below the request threads' priority the click writers run (a nice value).
 ///
 /// On a core shared with the request runtime (one worker, as in `config/loadtest.toml`), a
-/// writer at the same priority holds the core for its whole time slice, about a millisecond,
-/// while answers wait; at nice 5 the scheduler's weights (335 against 1,024) still give it a
-/// quarter of a contended core, more than ingest needs at a core's full request rate.
+/// writer at the same priority held the core while answers waited: half-load p99 of up to
+/// 20.6 ms on a fresh server at nice 0, against 0.27–0.31 ms at nice 5 (benches/RESULTS.md).
+/// At nice 5 the scheduler's weights (335 against 1,024) still give it a quarter of a
+/// contended core; ingest took 15 % at a core's full request rate, and fell behind at nice 19.
 pub const WRITER_NICE: i32 = 5;
 
-/// Lowers the calling thread's priority to `WRITER_NICE`; a refusal (a sandbox without
-/// `setpriority`) only costs latency, so it is logged and the thread goes on.
+/// Lowers the calling thread's priority to `WRITER_NICE`, never raising it: a process started
+/// nicer keeps its own value. A refusal (a sandbox without `setpriority`) only costs latency,
+/// so it is logged and the thread goes on.
 fn lower_priority(name: &str) {
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), WRITER_NICE) {
+    let tid = Some(rustix::thread::gettid());
+    let lowered = rustix::process::getpriority_process(tid).and_then(|nice| {
+        if nice < WRITER_NICE {
+            rustix::process::setpriority_process(tid, WRITER_NICE)
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = lowered {
         tracing::warn!(thread = name, error = %e, "could not lower the thread's priority; answers may wait behind its writes");
     }
 }

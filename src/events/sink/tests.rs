@@ -255,7 +255,7 @@ fn batches_are_written_on_the_writer_thread_below_the_request_threads_priority()
     let own = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
     for (name, nice) in seen.iter() {
         assert_eq!(name.as_deref(), Some("clickgate-clicks"), "a batch was written off the writer thread");
-        // A process already running nicer than WRITER_NICE may not be allowed to go back up.
-        assert!(*nice >= WRITER_NICE && *nice > own.min(WRITER_NICE - 1), "writer nice {nice}, test thread {own}");
+        // Lowered to WRITER_NICE, or left where it was when the test already runs nicer.
+        assert!(*nice >= WRITER_NICE.max(own), "writer nice {nice}, test thread {own}");
     }
 }
