@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Fetch MaxMind GeoLite2 databases (Country, City, ASN) into this directory.
+# Fetch MaxMind GeoLite2 databases (Country, City, ASN) and the cloud providers'
+# ASNs into this directory.
 #
-# Source: the npm package "geolite2" at a pinned version, obtained with
-# `npm pack` only (its install script needs a MaxMind licence key, so it is
-# never run; the packed tarball already contains the .mmdb files).
-# The tarball is checked against a pinned sha256 before anything is placed.
+# Source of the databases: the npm package "geolite2" at a pinned version,
+# obtained with `npm pack` only (its install script needs a MaxMind licence key,
+# so it is never run; the packed tarball already contains the .mmdb files).
+# Source of datacenter-asns.txt: the crate "cloudcheck" at a pinned version,
+# obtained with `cargo fetch` (its cloud_providers_v3.json lists each cloud
+# provider's ASNs and is refreshed by its publisher daily); every provider the
+# file tags "cloud" is kept. Each archive is checked against a pinned sha256
+# before anything is placed.
 #
-# Idempotent: if the .mmdb files are present and match the checksums recorded
-# in .fetched for the pinned version, nothing is downloaded.
+# Idempotent: if the files are present and match the checksums recorded in
+# .fetched for the pinned versions, nothing is downloaded.
 # Files are replaced atomically (rename), so a running clickgate that watches
 # them for hot reload never sees a half-written database.
 #
@@ -19,6 +24,10 @@ PKG_NAME="geolite2"
 PKG_VERSION="4.0.1"
 PKG_TARBALL_SHA256="30f23f80330900923bdde6e64b1cc8d25060239f17c91dd7d2e95446b80e4693"
 DATABASES=(GeoLite2-Country GeoLite2-City GeoLite2-ASN)
+HOSTING_CRATE="cloudcheck"
+HOSTING_VERSION="11.2.0"
+HOSTING_CRATE_SHA256="88f8f0de944601a99f67b34e8aa60e33b2cd44ab023815bd0d78ec0ab6119efe"
+HOSTING_OUT="datacenter-asns.txt"
 # ---------------------------------------------------------------------------
 
 HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -28,7 +37,7 @@ FORCE=0
 for arg in "$@"; do
   case "$arg" in
     -f|--force) FORCE=1 ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fetch.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -90,61 +99,141 @@ for tool in sha256sum tar awk stat; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool '$tool' not found"
 done
 
-if [ "$FORCE" -eq 0 ] && is_up_to_date; then
-  log "$PKG_NAME@$PKG_VERSION already present and verified; nothing to do"
-  report "up-to-date"
-  exit 0
-fi
-
-ensure_npm
-
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/clickgate-geoip.XXXXXX")"
 cleanup() {
   rm -rf -- "$TMP"
-  rm -f -- "$HERE"/.*.mmdb.partial "$STAMP.partial"
+  rm -f -- "$HERE"/.*.mmdb.partial "$STAMP.partial" "$HERE/.$HOSTING_OUT.partial" "$HOSTING_STAMP.partial"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "fetching $PKG_NAME@$PKG_VERSION with npm pack"
-tarball_name=$(cd "$TMP" && npm pack --silent --loglevel=error "$PKG_NAME@$PKG_VERSION" | tail -n1)
-tarball="$TMP/$tarball_name"
-[ -f "$tarball" ] || die "npm pack did not produce a tarball (got '$tarball_name')"
+fetch_geolite() {
+  if [ "$FORCE" -eq 0 ] && is_up_to_date; then
+    log "$PKG_NAME@$PKG_VERSION already present and verified; nothing to do"
+    report "up-to-date"
+    return 0
+  fi
+  ensure_npm
+  log "fetching $PKG_NAME@$PKG_VERSION with npm pack"
+  local tarball_name tarball actual db src members=()
+  tarball_name=$(cd "$TMP" && npm pack --silent --loglevel=error "$PKG_NAME@$PKG_VERSION" | tail -n1)
+  tarball="$TMP/$tarball_name"
+  [ -f "$tarball" ] || die "npm pack did not produce a tarball (got '$tarball_name')"
 
-actual=$(sha256_of "$tarball")
-if [ "$actual" != "$PKG_TARBALL_SHA256" ]; then
-  die "checksum mismatch for $tarball_name
+  actual=$(sha256_of "$tarball")
+  if [ "$actual" != "$PKG_TARBALL_SHA256" ]; then
+    die "checksum mismatch for $tarball_name
   expected sha256 $PKG_TARBALL_SHA256
   got      sha256 $actual
 If you are deliberately bumping PKG_VERSION, put the new value in PKG_TARBALL_SHA256."
-fi
-log "tarball sha256 verified ($actual)"
+  fi
+  log "tarball sha256 verified ($actual)"
 
-mkdir -p "$TMP/x"
-members=()
-for db in "${DATABASES[@]}"; do members+=("package/dbs/$db.mmdb"); done
-tar -xzf "$tarball" -C "$TMP/x" "${members[@]}" \
-  || die "tarball does not contain the expected databases: ${members[*]}"
+  mkdir -p "$TMP/x"
+  for db in "${DATABASES[@]}"; do members+=("package/dbs/$db.mmdb"); done
+  tar -xzf "$tarball" -C "$TMP/x" "${members[@]}" \
+    || die "tarball does not contain the expected databases: ${members[*]}"
 
-# Stage next to the targets (same filesystem), then rename into place.
-{
-  echo "# written by geoip/fetch.sh; do not edit"
-  echo "package=$PKG_NAME"
-  echo "version=$PKG_VERSION"
-  echo "tarball_sha256=$PKG_TARBALL_SHA256"
-} > "$STAMP.partial"
-for db in "${DATABASES[@]}"; do
-  src="$TMP/x/package/dbs/$db.mmdb"
-  [ -s "$src" ] || die "$db.mmdb is missing or empty in the tarball"
-  cp -- "$src" "$HERE/.$db.mmdb.partial"
-  chmod 0644 "$HERE/.$db.mmdb.partial"
-  echo "$db.mmdb=$(sha256_of "$HERE/.$db.mmdb.partial")" >> "$STAMP.partial"
-done
-for db in "${DATABASES[@]}"; do
-  mv -f -- "$HERE/.$db.mmdb.partial" "$HERE/$db.mmdb"
-done
-mv -f -- "$STAMP.partial" "$STAMP"
+  # Stage next to the targets (same filesystem), then rename into place.
+  {
+    echo "# written by geoip/fetch.sh; do not edit"
+    echo "package=$PKG_NAME"
+    echo "version=$PKG_VERSION"
+    echo "tarball_sha256=$PKG_TARBALL_SHA256"
+  } > "$STAMP.partial"
+  for db in "${DATABASES[@]}"; do
+    src="$TMP/x/package/dbs/$db.mmdb"
+    [ -s "$src" ] || die "$db.mmdb is missing or empty in the tarball"
+    cp -- "$src" "$HERE/.$db.mmdb.partial"
+    chmod 0644 "$HERE/.$db.mmdb.partial"
+    echo "$db.mmdb=$(sha256_of "$HERE/.$db.mmdb.partial")" >> "$STAMP.partial"
+  done
+  for db in "${DATABASES[@]}"; do
+    mv -f -- "$HERE/.$db.mmdb.partial" "$HERE/$db.mmdb"
+  done
+  mv -f -- "$STAMP.partial" "$STAMP"
 
-log "installed $PKG_NAME@$PKG_VERSION into $HERE"
-report "fetched"
+  log "installed $PKG_NAME@$PKG_VERSION into $HERE"
+  report "fetched"
+}
+
+HOSTING_STAMP="$HERE/.fetched-hosting"
+
+hosting_up_to_date() {
+  [ -f "$HOSTING_STAMP" ] && [ -f "$HERE/$HOSTING_OUT" ] || return 1
+  [ "$(STAMP=$HOSTING_STAMP stamp_get crate)" = "$HOSTING_CRATE@$HOSTING_VERSION" ] || return 1
+  [ "$(STAMP=$HOSTING_STAMP stamp_get crate_sha256)" = "$HOSTING_CRATE_SHA256" ] || return 1
+  [ "$(STAMP=$HOSTING_STAMP stamp_get "$HOSTING_OUT")" = "$(sha256_of "$HERE/$HOSTING_OUT")" ] || return 1
+}
+
+report_hosting() {
+  printf '%-22s %11d ASNs   %s\n' "$HOSTING_OUT" "$(grep -c '^[0-9]' -- "$HERE/$HOSTING_OUT")" "$1"
+}
+
+# The crate is fetched the way any dependency is: a scratch package depends on it at the
+# pinned version and `cargo fetch` downloads it into cargo's own cache, where its archive is
+# checked. Nothing of it is built.
+fetch_hosting() {
+  if [ "$FORCE" -eq 0 ] && hosting_up_to_date; then
+    log "$HOSTING_CRATE@$HOSTING_VERSION already present and verified; nothing to do"
+    report_hosting "up-to-date"
+    return 0
+  fi
+  command -v cargo >/dev/null 2>&1 || die "cargo is required for $HOSTING_OUT (it builds clickgate too)"
+  command -v node >/dev/null 2>&1 || ensure_npm
+  local pkg="$TMP/hosting" host crate actual
+  mkdir -p "$pkg/src"
+  printf '[package]\nname = "clickgate-hosting-fetch"\nversion = "0.0.0"\nedition = "2021"\n\n[dependencies]\n%s = "=%s"\n' \
+    "$HOSTING_CRATE" "$HOSTING_VERSION" > "$pkg/Cargo.toml"
+  : > "$pkg/src/lib.rs"
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  log "fetching $HOSTING_CRATE@$HOSTING_VERSION with cargo fetch"
+  (cd "$pkg" && CARGO_TARGET_DIR="$pkg/target" cargo fetch --quiet --target "$host") \
+    || die "cargo fetch of $HOSTING_CRATE@$HOSTING_VERSION failed"
+  crate=$(ls -1 "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$HOSTING_CRATE-$HOSTING_VERSION.crate" 2>/dev/null | head -n1)
+  [ -f "$crate" ] || die "cargo fetch left no $HOSTING_CRATE-$HOSTING_VERSION.crate in cargo's cache"
+  actual=$(sha256_of "$crate")
+  if [ "$actual" != "$HOSTING_CRATE_SHA256" ]; then
+    die "checksum mismatch for $HOSTING_CRATE-$HOSTING_VERSION.crate
+  expected sha256 $HOSTING_CRATE_SHA256
+  got      sha256 $actual
+If you are deliberately bumping HOSTING_VERSION, put the new value in HOSTING_CRATE_SHA256."
+  fi
+  log "crate sha256 verified ($actual)"
+  mkdir -p "$TMP/h"
+  tar -xzf "$crate" -C "$TMP/h" "$HOSTING_CRATE-$HOSTING_VERSION/cloud_providers_v3.json" \
+    || die "the crate does not contain cloud_providers_v3.json"
+  node -e '
+const [file, crate] = process.argv.slice(1);
+const providers = JSON.parse(require("fs").readFileSync(file, "utf8"));
+const rows = new Map();
+for (const [name, p] of Object.entries(providers)) {
+  if (!(p.tags || []).includes("cloud")) continue;
+  for (const asn of p.asns || []) {
+    if (!Number.isInteger(asn) || asn < 1 || asn > 4294967295) throw new Error(`${name}: bad ASN ${asn}`);
+    if (!rows.has(asn)) rows.set(asn, name);
+  }
+}
+if (rows.size < 100) throw new Error(`only ${rows.size} cloud ASNs: the file changed shape`);
+const out = [`# The ASNs of every provider tagged "cloud" in cloud_providers_v3.json of ${crate}.`,
+  "# Written by geoip/fetch.sh; do not edit. Data: AGPL-3.0, by the authors of the crate.", "# asn provider"];
+for (const [asn, name] of [...rows].sort((a, b) => a[0] - b[0])) out.push(`${asn} ${name.replace(/\s+/g, "_")}`);
+process.stdout.write(out.join("\n") + "\n");
+' "$TMP/h/$HOSTING_CRATE-$HOSTING_VERSION/cloud_providers_v3.json" "$HOSTING_CRATE@$HOSTING_VERSION" > "$HERE/.$HOSTING_OUT.partial" \
+    || die "could not read the cloud providers out of cloud_providers_v3.json"
+  chmod 0644 "$HERE/.$HOSTING_OUT.partial"
+  {
+    echo "# written by geoip/fetch.sh; do not edit"
+    echo "crate=$HOSTING_CRATE@$HOSTING_VERSION"
+    echo "crate_sha256=$HOSTING_CRATE_SHA256"
+    echo "$HOSTING_OUT=$(sha256_of "$HERE/.$HOSTING_OUT.partial")"
+  } > "$HOSTING_STAMP.partial"
+  mv -f -- "$HERE/.$HOSTING_OUT.partial" "$HERE/$HOSTING_OUT"
+  mv -f -- "$HOSTING_STAMP.partial" "$HOSTING_STAMP"
+  log "installed $HOSTING_OUT from $HOSTING_CRATE@$HOSTING_VERSION"
+  report_hosting "fetched"
+}
+
+fetch_geolite
+fetch_hosting

@@ -60,6 +60,7 @@ pub struct Metrics {
     pub link_reloads: IntCounter,
     pub link_updates: IntCounter,
     pub bot_patterns: IntGauge,
+    pub datacenter_asns: IntGauge,
     pub catalog: CatalogMetrics,
     pub core: CoreMetrics,
     pub api: ApiMetrics,
@@ -319,6 +320,7 @@ impl Metrics {
                 "Times the store's changes since the link table's version were applied to it and the result swapped.",
             ),
             bot_patterns: gauge(r, "clickgate_bot_patterns", "Crawler user-agent patterns compiled."),
+            datacenter_asns: gauge(r, "clickgate_datacenter_asns", "ASNs whose clicks are datacenter_asn: the fetched list's and the config's, less its exceptions."),
             catalog: CatalogMetrics::register(r),
             core: CoreMetrics {
                 ingested: counter(r, "clickgate_core_clicks_ingested_total", "Click events written to the core's click log and indexed."),

@@ -115,6 +115,9 @@ pub fn build_edge(
     let pipeline = Pipeline::build(&config.checks).context("building the check pipeline")?;
     metrics.bot_patterns.set(pipeline.bots_status.patterns as i64);
     tracing::info!(source = %pipeline.bots_status.source, patterns = pipeline.bots_status.patterns, skipped = pipeline.bots_status.skipped, "bot list compiled");
+    let (datacenter, listed) = pipeline.datacenter_asns;
+    metrics.datacenter_asns.set(datacenter as i64);
+    tracing::info!(asns = datacenter, from_list = listed, "datacenter ASNs loaded");
     let ev = &config.events;
     let batching = sink::Batching { len_max: ev.click_log_batch_len_max, linger: Duration::from_millis(ev.click_log_linger_ms) };
     let (click_sink, consumer) =

@@ -110,7 +110,12 @@ pub struct GeoIp {
     pub reload_interval_ms: u64,
     /// Cached lookups (a power of two; 0 turns the cache off).
     pub cache_len: usize,
+    /// The cloud providers' ASNs, one per line (fetched by `geoip/fetch.sh`).
+    pub datacenter_asn_list: Option<PathBuf>,
+    /// ASNs added to the list's.
     pub datacenter_asns: Vec<u32>,
+    /// ASNs taken out of both: networks of people that the list's providers also run.
+    pub datacenter_asns_except: Vec<u32>,
     pub datacenter_action: Action,
     pub anonymous_action: Action,
     pub geo_action: Action,
@@ -125,7 +130,9 @@ impl Default for GeoIp {
             anonymous_db: None,
             reload_interval_ms: 10_000,
             cache_len: 262_144,
+            datacenter_asn_list: None,
             datacenter_asns: Vec::new(),
+            datacenter_asns_except: Vec::new(),
             datacenter_action: Action::Flag,
             anonymous_action: Action::Flag,
             geo_action: Action::Block,

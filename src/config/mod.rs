@@ -156,6 +156,7 @@ impl Config {
         fix(&mut self.checks.geoip.country_db);
         fix(&mut self.checks.geoip.asn_db);
         fix(&mut self.checks.geoip.anonymous_db);
+        fix(&mut self.checks.geoip.datacenter_asn_list);
         fix(&mut self.checks.bots.crawler_list);
         fix(&mut self.checks.bots.generic_list);
         fix(&mut self.tls.cert_path);

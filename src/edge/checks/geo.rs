@@ -201,6 +201,37 @@ impl GeoCache {
     }
 }
 
+/// The datacenter ASNs, sorted: `listed` and the config's own, less the config's exceptions.
+pub fn datacenter_asns(cfg: &config::GeoIp, listed: &[u32]) -> Box<[u32]> {
+    let mut asns: Vec<u32> =
+        listed.iter().chain(&cfg.datacenter_asns).copied().filter(|a| !cfg.datacenter_asns_except.contains(a)).collect();
+    asns.sort_unstable();
+    asns.dedup();
+    asns.into_boxed_slice()
+}
+
+/// Reads a list of ASNs as `geoip/fetch.sh` writes it: one per line, the number first and
+/// anything after it (the provider's name) ignored; blank lines and `#` comments skipped. A line
+/// whose first field is not an ASN (1 to 4294967295, with or without `AS`) is an error naming
+/// the file and line: a half-understood list would silently stop flagging a provider.
+pub fn read_asn_list(path: &Path) -> Result<Vec<u32>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut asns = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let field = line.split_whitespace().next().unwrap_or_default();
+        let digits = field.strip_prefix("AS").or_else(|| field.strip_prefix("as")).unwrap_or(field);
+        match digits.parse::<u32>() {
+            Ok(asn) if asn > 0 => asns.push(asn),
+            _ => return Err(format!("{}:{}: not an ASN: `{field}`", path.display(), i + 1)),
+        }
+    }
+    Ok(asns)
+}
+
 /// The geo stage.
 pub struct GeoCheck {
     dbs: Arc<GeoDbs>,
@@ -214,14 +245,13 @@ pub struct GeoCheck {
 
 impl GeoCheck {
     /// Builds the stage over shared readers; `allow` is the IP allowlist, exempt from ASN rules.
-    pub fn new(dbs: Arc<GeoDbs>, cfg: &config::GeoIp, allow: Arc<CidrSet>) -> GeoCheck {
-        let mut asns = cfg.datacenter_asns.clone();
-        asns.sort_unstable();
-        asns.dedup();
+    /// The datacenter ASNs are `listed` (the fetched list's) and the config's own, less its
+    /// exceptions.
+    pub fn new(dbs: Arc<GeoDbs>, cfg: &config::GeoIp, listed: &[u32], allow: Arc<CidrSet>) -> GeoCheck {
         GeoCheck {
             dbs,
             cache: GeoCache::new(cfg.cache_len),
-            datacenter_asns: asns.into_boxed_slice(),
+            datacenter_asns: datacenter_asns(cfg, listed),
             allow,
             datacenter_action: cfg.datacenter_action,
             anonymous_action: cfg.anonymous_action,
@@ -286,7 +316,7 @@ mod tests {
         std::fs::copy(format!("{FIX}/GeoIP2-Country-Test.mmdb"), &path).unwrap();
         let cfg = config::GeoIp { country_db: Some(path.clone()), ..config::GeoIp::default() };
         let dbs = Arc::new(GeoDbs::open(&cfg));
-        let check = GeoCheck::new(dbs.clone(), &cfg, Arc::new(CidrSet::default()));
+        let check = GeoCheck::new(dbs.clone(), &cfg, &[], Arc::new(CidrSet::default()));
         let ip = "81.2.69.160".parse().unwrap();
         assert_eq!(check.facts(ip).country, Some(*b"GB"));
         assert_eq!(check.facts(ip).country, Some(*b"GB"), "cached");

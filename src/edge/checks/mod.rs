@@ -119,6 +119,8 @@ pub enum BuildError {
     Bots(#[from] bots::BotsError),
     #[error("checks.ip_rules: {0}")]
     IpRules(String),
+    #[error("checks.geoip.datacenter_asn_list: {0}")]
+    DatacenterAsns(String),
 }
 
 /// The whole pipeline, built once.
@@ -126,6 +128,8 @@ pub struct Pipeline {
     pub trusted_proxies: client_ip::TrustedProxies,
     pub rate_limits: rate_limit::RateLimits,
     pub geo: Arc<geo::GeoDbs>,
+    /// ASNs flagged `datacenter_asn`, and how many of them came from the fetched list.
+    pub datacenter_asns: (usize, usize),
     pub bots_status: bots::ListStatus,
     stages: Box<[Stage]>,
 }
@@ -141,8 +145,18 @@ impl Pipeline {
             stages.push(Stage { mode: cfg.ip_rules.mode, check: Box::new(ip_rules) });
         }
         let geo = Arc::new(geo::GeoDbs::open(&cfg.geoip));
+        let listed = match &cfg.geoip.datacenter_asn_list {
+            Some(path) if path.exists() => geo::read_asn_list(path).map_err(BuildError::DatacenterAsns)?,
+            Some(path) => {
+                tracing::warn!(path = %path.display(), "the datacenter ASN list is missing, so only checks.geoip.datacenter_asns is used; run geoip/fetch.sh");
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let datacenter_asns = (geo::datacenter_asns(&cfg.geoip, &listed).len(), listed.len());
         if cfg.geoip.mode != Mode::Off {
-            stages.push(Stage { mode: cfg.geoip.mode, check: Box::new(geo::GeoCheck::new(geo.clone(), &cfg.geoip, allow)) });
+            let check = geo::GeoCheck::new(geo.clone(), &cfg.geoip, &listed, allow);
+            stages.push(Stage { mode: cfg.geoip.mode, check: Box::new(check) });
         }
         let bots = bots::BotCheck::build(&cfg.bots)?;
         let bots_status = bots.status.clone();
@@ -159,6 +173,7 @@ impl Pipeline {
             trusted_proxies: client_ip::TrustedProxies::new(&cfg.trusted_proxies),
             rate_limits: rate_limit::RateLimits::new(&cfg.rate_limit),
             geo,
+            datacenter_asns,
             bots_status,
             stages: stages.into_boxed_slice(),
         })

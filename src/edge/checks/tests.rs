@@ -19,6 +19,11 @@ struct Fixture {
 }
 
 fn fixture(extra: &str) -> Fixture {
+    fixture_geo("datacenter_asns = [15169]", extra)
+}
+
+/// The fixture with `geo` as its datacenter keys in `[checks.geoip]`.
+fn fixture_geo(geo: &str, extra: &str) -> Fixture {
     let text = format!(
         r#"
 [checks.ip_rules]
@@ -28,7 +33,7 @@ allow = ["203.0.113.7"]
 country_db = "{FIX}/geoip/GeoIP2-Country-Test.mmdb"
 asn_db = "{FIX}/geoip/GeoLite2-ASN-Test.mmdb"
 anonymous_db = "{FIX}/geoip/GeoIP2-Anonymous-IP-Test.mmdb"
-datacenter_asns = [15169]
+{geo}
 [checks.bots]
 crawler_list = "{FIX}/bots/crawler-user-agents.json"
 {extra}
@@ -94,6 +99,43 @@ fn each_reason_fires_on_its_input() {
     f.check("203.0.113.9", CHROME, Verdict::Blocked, &["ip_denylisted"]);
     f.check("203.0.113.7", CHROME, Verdict::Valid, &[]);
     f.check("65.0.0.1", CHROME, Verdict::Flagged, &["anonymous_ip"]);
+}
+
+#[test]
+fn datacenter_asns_come_from_the_fetched_list_and_the_config_less_its_exceptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("datacenter-asns.txt");
+    std::fs::write(&list, "# asn provider\n15169 Google\n\n16509 Amazon\n  AS14061 DigitalOcean\n").unwrap();
+    let list = list.display();
+    // 1.0.0.1 is in AS 15169 in the fixture database; nothing in the config names it.
+    let f = fixture_geo(&format!("datacenter_asn_list = \"{list}\"\ndatacenter_asns = [9009]"), "");
+    f.check("1.0.0.1", CHROME, Verdict::Flagged, &["datacenter_asn"]);
+    assert_eq!(f.pipeline.datacenter_asns, (4, 3));
+    let f = fixture_geo(&format!("datacenter_asn_list = \"{list}\"\ndatacenter_asns_except = [15169, 1]"), "");
+    f.check("1.0.0.1", CHROME, Verdict::Valid, &[]);
+    assert_eq!(f.pipeline.datacenter_asns, (2, 3));
+    // A missing list leaves the config's own ASNs in force.
+    let f = fixture_geo(&format!("datacenter_asn_list = \"{list}.missing\"\ndatacenter_asns = [15169]"), "");
+    f.check("1.0.0.1", CHROME, Verdict::Flagged, &["datacenter_asn"]);
+    assert_eq!(f.pipeline.datacenter_asns, (1, 0));
+}
+
+#[test]
+fn a_datacenter_list_line_that_is_no_asn_stops_the_build_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("datacenter-asns.txt");
+    for (text, bad) in [
+        ("15169 Google\nGoogle 15169\n", "2: not an ASN: `Google`"),
+        ("0 none\n", "1: not an ASN: `0`"),
+        ("4294967296 x\n", "1: not an ASN"),
+    ] {
+        std::fs::write(&list, text).unwrap();
+        let mut cfg = config::Checks::default();
+        cfg.geoip.datacenter_asn_list = Some(list.clone());
+        let err = Pipeline::build(&cfg).err().expect("a bad line must stop the build").to_string();
+        assert!(err.starts_with("checks.geoip.datacenter_asn_list: "), "{err}");
+        assert!(err.contains(&format!("datacenter-asns.txt:{bad}")), "{err}");
+    }
 }
 
 #[test]
