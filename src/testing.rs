@@ -1,5 +1,5 @@
 //! Test support shared by the unit and the end-to-end tests: a schema of its own in the local
-//! PostgreSQL, and a local Stripe (`stripe`). Not an API.
+//! PostgreSQL, a local Stripe (`stripe`) and a click event to build fixtures from. Not an API.
 //!
 //! Every test that needs PostgreSQL carries `#[ignore = "needs PostgreSQL at 127.0.0.1:5432; run
 //! with --include-ignored"]`, so a plain `cargo test` lists it as ignored in its summary rather
@@ -96,6 +96,41 @@ impl Drop for PgSchema {
         if let Ok(mut c) = connect(&pg_url()) {
             let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
         }
+    }
+}
+
+/// The click-id key of the fixtures, as key id 1.
+pub const CLICK_KEY: &[u8] = b"0123456789abcdef";
+
+/// A signer with `CLICK_KEY` as key id 1.
+pub fn click_signer() -> crate::model::ClickSigner {
+    crate::model::ClickSigner::new(&[(1, CLICK_KEY.to_vec())])
+}
+
+/// A valid web click by `alice` on the `demo` link of program `demo`, every optional field
+/// unset: a test sets what it looks at with struct-update syntax (`..testing::click(id, ts)`).
+pub fn click(click_id: crate::model::ClickId, ts_ms: u64) -> crate::events::ClickEvent {
+    use crate::model::{Channel, Reasons, Verdict, VisitorId};
+    crate::events::ClickEvent {
+        click_id,
+        ts_ms,
+        program: "demo".into(),
+        partner: "alice".into(),
+        link: "demo".into(),
+        channel: Channel::Web,
+        sub_ids: None,
+        verdict: Verdict::Valid,
+        reasons: Reasons::default(),
+        observed: Reasons::default(),
+        visitor_id: VisitorId([0; 16]),
+        new_visitor: false,
+        country: None,
+        asn: 0,
+        ua_hash: 0,
+        ua: None,
+        client_tag: None,
+        ip: None,
+        ip_hash: None,
     }
 }
 

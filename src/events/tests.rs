@@ -1,22 +1,16 @@
 use super::*;
-use crate::model::ClickSigner;
 use crate::model::Reason;
 
 fn event(n: u64) -> ClickEvent {
     let mut reasons = Reasons::default();
     reasons.insert(Reason::Duplicate);
-    let signer = ClickSigner::new(&[(1, b"0123456789abcdef".to_vec())]);
+    let ts_ms = 1_763_800_000_000 + n;
+    // Every optional field set, so a codec that drops one shows.
     ClickEvent {
-        click_id: signer.mint(1_763_800_000_000 + n, 3, 4),
-        ts_ms: 1_763_800_000_000 + n,
-        program: "demo".into(),
-        partner: "alice".into(),
-        link: "demo".into(),
         channel: Channel::Qr,
         sub_ids: Some(Box::new([Some("a".into()), None, None, None, Some("e".into())])),
         verdict: Verdict::Flagged,
         reasons,
-        observed: Reasons::default(),
         visitor_id: crate::model::VisitorId([n as u8; 16]),
         new_visitor: true,
         country: Some(*b"GB"),
@@ -25,7 +19,7 @@ fn event(n: u64) -> ClickEvent {
         ua: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0".into()),
         client_tag: Some(0xdead_beef_0000_0001),
         ip: Some(truncate_ip("192.0.2.77".parse().unwrap())),
-        ip_hash: None,
+        ..crate::testing::click(crate::testing::click_signer().mint(ts_ms, 3, 4), ts_ms)
     }
 }
 

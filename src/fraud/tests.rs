@@ -1,33 +1,20 @@
 use super::*;
-use crate::model::{Channel, ClickSigner, Reasons, VisitorId};
+use crate::model::Reasons;
 
 const HOUR: u64 = 3_600_000;
 const T0: u64 = 1_763_798_400_000; // a window start (a whole hour)
 
 fn click(ts_ms: u64, partner: &str, link: &str, verdict: Verdict, observed: &[Reason]) -> ClickEvent {
-    let signer = ClickSigner::new(&[(1, b"0123456789abcdef".to_vec())]);
     let mut o = Reasons::default();
     observed.iter().for_each(|r| o.insert(*r));
     ClickEvent {
-        click_id: signer.mint(ts_ms, 1, 1),
-        ts_ms,
         program: "shop".into(),
         partner: partner.into(),
         link: link.into(),
-        channel: Channel::Web,
-        sub_ids: None,
         verdict,
-        reasons: Reasons::default(),
         observed: o,
-        visitor_id: VisitorId([0; 16]),
         new_visitor: true,
-        country: None,
-        asn: 0,
-        ua_hash: 0,
-        ua: None,
-        client_tag: None,
-        ip: None,
-        ip_hash: None,
+        ..crate::testing::click(crate::testing::click_signer().mint(ts_ms, 1, 1), ts_ms)
     }
 }
 

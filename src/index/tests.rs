@@ -34,8 +34,6 @@ pub(crate) fn event_at(n: u64, ts_ms: u64, visitor: u64) -> ClickEvent {
     let mut visitor_id = [0u8; 16];
     visitor_id[..8].copy_from_slice(&visitor.to_le_bytes());
     ClickEvent {
-        click_id: click_id(n, ts_ms),
-        ts_ms,
         program: PROGRAMS[(n % 2) as usize].into(),
         partner: PARTNERS[(n % 3) as usize].into(),
         link: format!("l{}", n % 5).into(),
@@ -43,16 +41,13 @@ pub(crate) fn event_at(n: u64, ts_ms: u64, visitor: u64) -> ClickEvent {
         sub_ids: (n % 4 == 0).then(|| Box::new([Some("s1".into()), None, None, None, None])),
         verdict,
         reasons,
-        observed: Reasons::default(),
         visitor_id: VisitorId(visitor_id),
         new_visitor: n % 7 == 0,
         country: Some(*b"DE"),
         asn: 3320,
         ua_hash: n.wrapping_mul(0x9E37_79B9),
-        ua: None,
-        client_tag: None,
         ip: Some(std::net::IpAddr::from([198, 51, 100, 0])),
-        ip_hash: None,
+        ..crate::testing::click(click_id(n, ts_ms), ts_ms)
     }
 }
 

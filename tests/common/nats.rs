@@ -11,9 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clickgate::events::ClickEvent;
-use clickgate::model::Channel;
 use clickgate::model::{ClickSigner, VisitorId};
-use clickgate::model::{Reasons, Verdict};
 
 /// Names the nats-server binary to run instead of searching for one.
 const NATS_SERVER_ENV: &str = "CLICKGATE_TEST_NATS_SERVER";
@@ -127,25 +125,12 @@ pub fn click_events(key: &[u8], base_ms: u64, range: std::ops::Range<u64>) -> Ve
     let signer = ClickSigner::new(&[(1, key.to_vec())]);
     range
         .map(|n| ClickEvent {
-            click_id: signer.mint(base_ms + n, 7, 9),
-            ts_ms: base_ms + n,
-            program: "demo".into(),
-            partner: "alice".into(),
-            link: "demo".into(),
-            channel: Channel::Web,
-            sub_ids: None,
-            verdict: Verdict::Valid,
-            reasons: Reasons::default(),
-            observed: Reasons::default(),
             visitor_id: VisitorId([(n % 251) as u8; 16]),
-            new_visitor: false,
             country: Some(*b"FR"),
             asn: 3215,
             ua_hash: n,
-            ua: None,
-            client_tag: None,
-            ip: None,
             ip_hash: Some(n),
+            ..clickgate::testing::click(signer.mint(base_ms + n, 7, 9), base_ms + n)
         })
         .collect()
 }

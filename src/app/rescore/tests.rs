@@ -7,7 +7,7 @@ use super::*;
 use crate::config::Config;
 use crate::edge::handler::{client_tag, kept_ua};
 use crate::events::{truncate_ip, ClickEvent};
-use crate::model::{Channel, ClickSigner, Reason, Reasons, Verdict, VisitorId};
+use crate::model::{ClickSigner, Reason, VisitorId};
 use crate::storage::sqlite::SqliteCatalog;
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -42,7 +42,7 @@ destination = "https://example.com/x"
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteCatalog::open(dir.path()).unwrap();
     crate::app::seed_demo(&store, &cfg.demo).unwrap();
-    Fixture { table: crate::app::load_links(&store).unwrap(), dir, signer: ClickSigner::new(&[(1, b"0123456789abcdef".to_vec())]) }
+    Fixture { table: crate::app::load_links(&store).unwrap(), dir, signer: crate::testing::click_signer() }
 }
 
 fn pipeline(checks: &str) -> Pipeline {
@@ -55,25 +55,14 @@ impl Fixture {
     fn click(&self, ts_ms: u64, ip: &str, ua: Option<&str>) -> ClickEvent {
         let ip: IpAddr = ip.parse().unwrap();
         ClickEvent {
-            click_id: self.signer.mint(ts_ms, 1, 1),
-            ts_ms,
             program: "p".into(),
-            partner: "alice".into(),
-            link: "demo".into(),
-            channel: Channel::Web,
-            sub_ids: None,
-            verdict: Verdict::Valid,
-            reasons: Reasons::default(),
-            observed: Reasons::default(),
             visitor_id: VisitorId::random(),
             new_visitor: true,
-            country: None,
-            asn: 0,
             ua_hash: xxhash_rust::xxh3::xxh3_64(ua.unwrap_or(CHROME).as_bytes()),
             ua: ua.map(|u| kept_ua(u).into()),
             client_tag: Some(client_tag(&KEY, ip)),
             ip: Some(truncate_ip(ip)),
-            ip_hash: None,
+            ..crate::testing::click(self.signer.mint(ts_ms, 1, 1), ts_ms)
         }
     }
 

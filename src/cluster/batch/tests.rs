@@ -1,29 +1,20 @@
 use super::*;
-use crate::model::{Channel, ClickSigner, Reasons, Verdict, VisitorId};
+use crate::model::VisitorId;
 
 fn events(range: std::ops::Range<u64>) -> Vec<ClickEvent> {
-    let signer = ClickSigner::new(&[(1, b"0123456789abcdef".to_vec())]);
+    let signer = crate::testing::click_signer();
     range
-        .map(|n| ClickEvent {
-            click_id: signer.mint(1_763_800_000_000 + n, 3, 4),
-            ts_ms: 1_763_800_000_000 + n,
-            program: "demo".into(),
-            partner: "alice".into(),
-            link: "demo".into(),
-            channel: Channel::Web,
-            sub_ids: None,
-            verdict: Verdict::Valid,
-            reasons: Reasons::default(),
-            observed: Reasons::default(),
-            visitor_id: VisitorId([n as u8; 16]),
-            new_visitor: false,
-            country: Some(*b"FR"),
-            asn: 3215,
-            ua_hash: n,
-            ua: Some("Mozilla/5.0".into()),
-            client_tag: None,
-            ip: None,
-            ip_hash: Some(n),
+        .map(|n| {
+            let ts_ms = 1_763_800_000_000 + n;
+            ClickEvent {
+                visitor_id: VisitorId([n as u8; 16]),
+                country: Some(*b"FR"),
+                asn: 3215,
+                ua_hash: n,
+                ua: Some("Mozilla/5.0".into()),
+                ip_hash: Some(n),
+                ..crate::testing::click(signer.mint(ts_ms, 3, 4), ts_ms)
+            }
         })
         .collect()
 }

@@ -2,32 +2,12 @@ use std::sync::{Barrier, Mutex};
 
 use super::*;
 use crate::events::spool::Spool;
-use crate::model::{Channel, ClickSigner, Reasons, Verdict, VisitorId};
+use crate::model::VisitorId;
 
 /// Click `n`: its `ts_ms` is `n`, so a writer's log shows which clicks it got, in what order.
 fn click(n: u64) -> ClickEvent {
-    let signer = ClickSigner::new(&[(1, b"0123456789abcdef".to_vec())]);
-    ClickEvent {
-        click_id: signer.mint(1_763_800_000_000 + n, 1, 1),
-        ts_ms: n,
-        program: "demo".into(),
-        partner: "alice".into(),
-        link: "demo".into(),
-        channel: Channel::Web,
-        sub_ids: None,
-        verdict: Verdict::Valid,
-        reasons: Reasons::default(),
-        observed: Reasons::default(),
-        visitor_id: VisitorId([7; 16]),
-        new_visitor: false,
-        country: None,
-        asn: 0,
-        ua_hash: 0,
-        ua: None,
-        client_tag: None,
-        ip: None,
-        ip_hash: None,
-    }
+    let id = crate::testing::click_signer().mint(1_763_800_000_000 + n, 1, 1);
+    ClickEvent { visitor_id: VisitorId([7; 16]), ..crate::testing::click(id, n) }
 }
 
 fn metrics() -> SinkMetrics {

@@ -1,31 +1,16 @@
 use super::*;
-use crate::model::Channel;
-use crate::model::{ClickSigner, VisitorId};
-use crate::model::{Reasons, Verdict};
+use crate::model::VisitorId;
 use tokio::sync::watch;
 
 fn event(n: u64) -> ClickEvent {
-    let signer = ClickSigner::new(&[(1, b"0123456789abcdef".to_vec())]);
+    let ts_ms = 1_763_800_000_000 + n;
     ClickEvent {
-        click_id: signer.mint(1_763_800_000_000 + n, 3, 4),
-        ts_ms: 1_763_800_000_000 + n,
-        program: "demo".into(),
-        partner: "alice".into(),
-        link: "demo".into(),
-        channel: Channel::Web,
-        sub_ids: None,
-        verdict: Verdict::Valid,
-        reasons: Reasons::default(),
-        observed: Reasons::default(),
         visitor_id: VisitorId([n as u8; 16]),
-        new_visitor: false,
         country: Some(*b"DE"),
         asn: 3320,
         ua_hash: n,
-        ua: None,
-        client_tag: None,
-        ip: None,
         ip_hash: Some(n),
+        ..crate::testing::click(crate::testing::click_signer().mint(ts_ms, 3, 4), ts_ms)
     }
 }
 
