@@ -267,14 +267,18 @@ impl BotCheck {
             return UaClass::NonBrowser;
         }
         // Generic evidence in a model, in Internet Explorer's comment or in a browser's name is
-        // set aside, as the automaton's is.
+        // set aside, as the automaton's is. So is a bare shape that opens the agent when a browser
+        // is what it holds: isbot reads `Sleipnir/2.9.9`, `nook browser/1.0` and
+        // `Mozilla/4.0 (compatible; Dillo 3.0)` as a tool's lone product token.
+        let names = &names[..names_len];
         let weak = seen & DEVICE == 0
             && self.weak.is_match(ua)
             && self.weak.find_iter(ua).any(|m| {
                 let (start, end) = (m.start(), m.end());
                 !within_regex(model, start, end)
                     && !within_regex(msie, start, end)
-                    && !names[..names_len].iter().any(|&name| within_regex(Some(name), start, end))
+                    && !names.iter().any(|&name| within_regex(Some(name), start, end))
+                    && !(start == 0 && names.iter().any(|&(s, e)| e <= end && names_a_browser(ua, s, e)))
             });
         if weak {
             UaClass::Crawler
@@ -303,6 +307,17 @@ const HELD_MAX: usize = 8;
 /// Browser names kept per agent to set evidence inside them aside; a browser's agent names
 /// eight to ten (`Mozilla/`, `AppleWebKit`, `KHTML`, `like Gecko`, `Chrome/`, `Safari/`, …).
 const NAMES_MAX: usize = 16;
+
+/// Whether the browser name found at `start..end` says which browser the agent is: a word of its
+/// own (`elinks` inside `WeLikeLinks` is not), and neither `Mozilla/` (every agent and many tools
+/// send it) nor Internet Explorer's token, which a script's bare
+/// `Mozilla/4.0 (compatible; MSIE 6.0)` carries too.
+fn names_a_browser(ua: &str, start: usize, end: usize) -> bool {
+    let name = &ua[start..end];
+    (start == 0 || !ua.as_bytes()[start - 1].is_ascii_alphanumeric())
+        && !name.eq_ignore_ascii_case("mozilla/")
+        && !name.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"msie"))
+}
 
 /// The rest of the comment that `from` is in: up to the next `)`, or the agent's end.
 fn comment_rest(ua: &str, from: usize) -> (usize, usize) {

@@ -352,6 +352,29 @@ fn tv_and_console_browsers_outweigh_generic_evidence() {
 }
 
 #[test]
+fn a_bare_shape_holding_a_named_browser_is_that_browser() {
+    // isbot's lone-product and bare-compatible shapes, as its list writes them.
+    let shapes = r#"["^[\\w \\.\\-\\(?:\\):%]+(?:/v?\\d+(?:\\.\\d+)?(?:\\.\\d{1,10})*?)?(?:,|$)",
+        "^mozilla/\\d\\.\\d\\s\\((?:compatible;)?(?:\\s?[\\w\\d-.]+[\\s/]\\d+\\.\\d+)?\\)$"]"#;
+    let b = check_lists("[]", shapes);
+    use UaClass::*;
+    for ua in [
+        "Sleipnir/2.9.9",
+        "nook browser/1.0",
+        "opera/9.80, DI384 TKC/0.5.20(Sagemcom_Broadband_SAS,DI384_UHD_TKC,Wired)",
+        "Mozilla/4.0 (compatible; Dillo 3.0)",
+    ] {
+        check(&b, ua, Browser);
+    }
+    // The same shapes around no browser's name, or around a name that says nothing of which
+    // browser it is, stay a tool's: `Mozilla/`, Internet Explorer's token alone, and a browser's
+    // name inside another word (`elinks` in `WeLikeLinks`).
+    check(&b, "Mozilla/4.0 (compatible; MSIE 6.0)", Crawler);
+    check(&b, "Mozilla/5.0 (compatible; Acme 1.0)", Crawler);
+    check(&b, "WeLikeLinks/1.0", Crawler);
+}
+
+#[test]
 fn an_android_model_is_not_a_bot() {
     let b = check_lists(r#"[{"pattern": "Spider"}, {"pattern": "Discovery"}]"#, r#"["discovery", "java(?!;)"]"#);
     use UaClass::*;

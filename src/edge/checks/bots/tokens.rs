@@ -115,6 +115,8 @@ pub(super) const BROWSER_TOKENS: &[&str] = &[
     "links/",
     "elinks",
     "dillo/",
+    // Dillo's own agent names it inside a bare compatible comment: `Mozilla/4.0 (compatible; Dillo 3.0)`.
+    "dillo ",
     "kindle/",
     // Desktop browsers of the 1990s and 2000s, and of odd platforms (Amiga, BeOS, RISC OS,
     // OpenVMS, Palm, Windows CE), which name no common engine.
