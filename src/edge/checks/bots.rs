@@ -275,10 +275,11 @@ impl BotCheck {
             && self.weak.is_match(ua)
             && self.weak.find_iter(ua).any(|m| {
                 let (start, end) = (m.start(), m.end());
-                !within_regex(model, start, end)
-                    && !within_regex(msie, start, end)
-                    && !names.iter().any(|&name| within_regex(Some(name), start, end))
-                    && !(start == 0 && names.iter().any(|&(s, e)| e <= end && names_a_browser(ua, s, e)))
+                let set_aside = within_regex(model, start, end)
+                    || within_regex(msie, start, end)
+                    || names.iter().any(|&name| within_regex(Some(name), start, end))
+                    || (start == 0 && names.iter().any(|&(s, e)| e <= end && names_a_browser(ua, s, e)));
+                !set_aside
             });
         if weak {
             UaClass::Crawler
