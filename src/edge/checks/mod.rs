@@ -128,7 +128,7 @@ pub struct Pipeline {
     pub trusted_proxies: client_ip::TrustedProxies,
     pub rate_limits: rate_limit::RateLimits,
     pub geo: Arc<geo::GeoDbs>,
-    /// ASNs flagged `datacenter_asn`, and how many of them came from the fetched list.
+    /// ASNs flagged `datacenter_asn`, and how many the fetched list named (before exceptions).
     pub datacenter_asns: (usize, usize),
     pub bots_status: bots::ListStatus,
     stages: Box<[Stage]>,
