@@ -27,7 +27,7 @@ use clickgate::app::SpoolWriter;
 use clickgate::config::{self, Config};
 use clickgate::edge::checks::bots::BotCheck;
 use clickgate::edge::checks::dedup::DedupCheck;
-use clickgate::edge::checks::geo::{GeoCheck, GeoDbs};
+use clickgate::edge::checks::geo::{datacenter_asns, GeoCheck, GeoDbs};
 use clickgate::edge::checks::ip_rules::{CidrSet, IpRules};
 use clickgate::edge::checks::rate_limit::RateLimits;
 use clickgate::edge::checks::velocity::{VelocityCheck, WindowedSketch};
@@ -736,7 +736,7 @@ fn bench_checks(c: &mut Criterion, env: &Env) {
     let (geo_cfg, which) = geo_config(env);
     println!("check/geo: using {which}");
     let dbs = Arc::new(GeoDbs::open(&geo_cfg));
-    let geo = GeoCheck::new(dbs, &geo_cfg, &[], Arc::new(CidrSet::default()));
+    let geo = GeoCheck::new(dbs, &geo_cfg, datacenter_asns(&geo_cfg, &[]), Arc::new(CidrSet::default()));
     let (mut with_country, mut with_asn) = (0usize, 0usize);
     for r in &mix.reqs {
         let mut f = Findings::default();
@@ -751,7 +751,12 @@ fn bench_checks(c: &mut Criterion, env: &Env) {
     drop(geo);
     // The same without the lookup cache (a cache_len of 0 turns it off): every call walks the trees.
     let uncached_cfg = config::GeoIp { cache_len: 0, ..geo_cfg };
-    let geo = GeoCheck::new(Arc::new(GeoDbs::open(&uncached_cfg)), &uncached_cfg, &[], Arc::new(CidrSet::default()));
+    let geo = GeoCheck::new(
+        Arc::new(GeoDbs::open(&uncached_cfg)),
+        &uncached_cfg,
+        datacenter_asns(&uncached_cfg, &[]),
+        Arc::new(CidrSet::default()),
+    );
     bench_stage(&mut g, "geo_uncached", env, &geo);
     drop(geo);
 

@@ -12,7 +12,7 @@
 # before anything is placed.
 #
 # Idempotent: if the files are present and match the checksums recorded in
-# .fetched for the pinned versions, nothing is downloaded.
+# .fetched and .fetched-hosting for the pinned versions, nothing is downloaded.
 # Files are replaced atomically (rename), so a running clickgate that watches
 # them for hot reload never sees a half-written database.
 #
@@ -108,6 +108,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# verify FILE WANT PIN: stop unless FILE has sha256 WANT, the value of the variable PIN.
+verify() {
+  local actual
+  actual=$(sha256_of "$1")
+  if [ "$actual" != "$2" ]; then
+    die "checksum mismatch for $(basename -- "$1")
+  expected sha256 $2
+  got      sha256 $actual
+If you are deliberately bumping its version, put the new value in $3."
+  fi
+  log "$(basename -- "$1") sha256 verified ($actual)"
+}
+
 fetch_geolite() {
   if [ "$FORCE" -eq 0 ] && is_up_to_date; then
     log "$PKG_NAME@$PKG_VERSION already present and verified; nothing to do"
@@ -116,19 +129,12 @@ fetch_geolite() {
   fi
   ensure_npm
   log "fetching $PKG_NAME@$PKG_VERSION with npm pack"
-  local tarball_name tarball actual db src members=()
+  local tarball_name tarball db src members=()
   tarball_name=$(cd "$TMP" && npm pack --silent --loglevel=error "$PKG_NAME@$PKG_VERSION" | tail -n1)
   tarball="$TMP/$tarball_name"
   [ -f "$tarball" ] || die "npm pack did not produce a tarball (got '$tarball_name')"
 
-  actual=$(sha256_of "$tarball")
-  if [ "$actual" != "$PKG_TARBALL_SHA256" ]; then
-    die "checksum mismatch for $tarball_name
-  expected sha256 $PKG_TARBALL_SHA256
-  got      sha256 $actual
-If you are deliberately bumping PKG_VERSION, put the new value in PKG_TARBALL_SHA256."
-  fi
-  log "tarball sha256 verified ($actual)"
+  verify "$tarball" "$PKG_TARBALL_SHA256" PKG_TARBALL_SHA256
 
   mkdir -p "$TMP/x"
   for db in "${DATABASES[@]}"; do members+=("package/dbs/$db.mmdb"); done
@@ -182,7 +188,7 @@ fetch_hosting() {
   fi
   command -v cargo >/dev/null 2>&1 || die "cargo is required for $HOSTING_OUT (it builds clickgate too)"
   command -v node >/dev/null 2>&1 || ensure_npm
-  local pkg="$TMP/hosting" host crate actual
+  local pkg="$TMP/hosting" host crate
   mkdir -p "$pkg/src"
   printf '[package]\nname = "clickgate-hosting-fetch"\nversion = "0.0.0"\nedition = "2021"\n\n[dependencies]\n%s = "=%s"\n' \
     "$HOSTING_CRATE" "$HOSTING_VERSION" > "$pkg/Cargo.toml"
@@ -193,14 +199,7 @@ fetch_hosting() {
     || die "cargo fetch of $HOSTING_CRATE@$HOSTING_VERSION failed"
   crate=$(ls -1 "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$HOSTING_CRATE-$HOSTING_VERSION.crate" 2>/dev/null | head -n1)
   [ -f "$crate" ] || die "cargo fetch left no $HOSTING_CRATE-$HOSTING_VERSION.crate in cargo's cache"
-  actual=$(sha256_of "$crate")
-  if [ "$actual" != "$HOSTING_CRATE_SHA256" ]; then
-    die "checksum mismatch for $HOSTING_CRATE-$HOSTING_VERSION.crate
-  expected sha256 $HOSTING_CRATE_SHA256
-  got      sha256 $actual
-If you are deliberately bumping HOSTING_VERSION, put the new value in HOSTING_CRATE_SHA256."
-  fi
-  log "crate sha256 verified ($actual)"
+  verify "$crate" "$HOSTING_CRATE_SHA256" HOSTING_CRATE_SHA256
   mkdir -p "$TMP/h"
   tar -xzf "$crate" -C "$TMP/h" "$HOSTING_CRATE-$HOSTING_VERSION/cloud_providers_v3.json" \
     || die "the crate does not contain cloud_providers_v3.json"

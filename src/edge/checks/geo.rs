@@ -245,13 +245,12 @@ pub struct GeoCheck {
 
 impl GeoCheck {
     /// Builds the stage over shared readers; `allow` is the IP allowlist, exempt from ASN rules.
-    /// The datacenter ASNs are `listed` (the fetched list's) and the config's own, less its
-    /// exceptions.
-    pub fn new(dbs: Arc<GeoDbs>, cfg: &config::GeoIp, listed: &[u32], allow: Arc<CidrSet>) -> GeoCheck {
+    /// `datacenter_asns` is the sorted set of `datacenter_asns()`.
+    pub fn new(dbs: Arc<GeoDbs>, cfg: &config::GeoIp, datacenter_asns: Box<[u32]>, allow: Arc<CidrSet>) -> GeoCheck {
         GeoCheck {
             dbs,
             cache: GeoCache::new(cfg.cache_len),
-            datacenter_asns: datacenter_asns(cfg, listed),
+            datacenter_asns,
             allow,
             datacenter_action: cfg.datacenter_action,
             anonymous_action: cfg.anonymous_action,
@@ -316,7 +315,7 @@ mod tests {
         std::fs::copy(format!("{FIX}/GeoIP2-Country-Test.mmdb"), &path).unwrap();
         let cfg = config::GeoIp { country_db: Some(path.clone()), ..config::GeoIp::default() };
         let dbs = Arc::new(GeoDbs::open(&cfg));
-        let check = GeoCheck::new(dbs.clone(), &cfg, &[], Arc::new(CidrSet::default()));
+        let check = GeoCheck::new(dbs.clone(), &cfg, datacenter_asns(&cfg, &[]), Arc::new(CidrSet::default()));
         let ip = "81.2.69.160".parse().unwrap();
         assert_eq!(check.facts(ip).country, Some(*b"GB"));
         assert_eq!(check.facts(ip).country, Some(*b"GB"), "cached");

@@ -153,9 +153,10 @@ impl Pipeline {
             }
             None => Vec::new(),
         };
-        let datacenter_asns = (geo::datacenter_asns(&cfg.geoip, &listed).len(), listed.len());
+        let asns = geo::datacenter_asns(&cfg.geoip, &listed);
+        let datacenter_asns = (asns.len(), listed.len());
         if cfg.geoip.mode != Mode::Off {
-            let check = geo::GeoCheck::new(geo.clone(), &cfg.geoip, &listed, allow);
+            let check = geo::GeoCheck::new(geo.clone(), &cfg.geoip, asns, allow);
             stages.push(Stage { mode: cfg.geoip.mode, check: Box::new(check) });
         }
         let bots = bots::BotCheck::build(&cfg.bots)?;
