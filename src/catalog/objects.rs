@@ -139,7 +139,7 @@ pub struct NewPartner {
 }
 
 /// A link to create.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]

@@ -44,8 +44,8 @@ fn the_migrations_are_numbered_in_order_from_1() {
     check_numbering(pg::migrations::MIGRATIONS);
     // PostgreSQL's catalog (0006) came whole, with its change log and API keys, after the
     // others, so the two backends' numbers differ. The audit log is 0008 and 0007, data at rest
-    // 0009 and 0008, link days 0010 and 0009.
-    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (10, 9));
+    // 0009 and 0008, link days 0010 and 0009. PostgreSQL's 0010 logs new links per statement.
+    assert_eq!((sqlite::migrations::LATEST, pg::migrations::LATEST), (10, 10));
 }
 
 #[test]
@@ -227,7 +227,8 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
             (6, "0006_catalog".to_string()),
             (7, "0007_audit".to_string()),
             (8, "0008_data_at_rest".to_string()),
-            (9, "0009_link_days".to_string())
+            (9, "0009_link_days".to_string()),
+            (10, "0010_link_inserts".to_string())
         ]
     );
     let tables = [
@@ -256,6 +257,7 @@ fn migrating_a_fresh_postgresql_schema_records_every_version_and_a_second_run_ch
     }
     assert!(before.1.contains(&"trigger ledger_transfers_append_only".to_string()), "{:?}", before.1);
     assert!(before.1.contains(&"trigger links_changed".to_string()), "{:?}", before.1);
+    assert!(before.1.contains(&"trigger links_added".to_string()), "{:?}", before.1);
     assert!(before.1.contains(&"trigger audit_log_append_only".to_string()), "{:?}", before.1);
     assert_eq!(pg::migrate(&schema.url).unwrap(), pg::migrations::LATEST);
     assert_eq!(pg::migrate(&schema.url).unwrap(), pg::migrations::LATEST);
@@ -292,7 +294,8 @@ fn cores_migrating_a_fresh_postgresql_schema_at_once_apply_it_once() {
             (6, "0006_catalog".to_string()),
             (7, "0007_audit".to_string()),
             (8, "0008_data_at_rest".to_string()),
-            (9, "0009_link_days".to_string())
+            (9, "0009_link_days".to_string()),
+            (10, "0010_link_inserts".to_string())
         ]
     );
 }

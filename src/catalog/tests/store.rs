@@ -279,12 +279,21 @@ fn a_batch_reports_each_code_taken<S: CatalogStore>(h: Held<S>) {
     seed(&*h);
     h.add_link(&link("taken")).unwrap();
     let (p, a) = (h.get_program("shop").unwrap(), h.partners().unwrap().remove(0));
-    let links = [link("taken"), link("new"), link("new"), link("other")];
+    // The batch's second "new" differs: the first row of a code is the one written.
+    let again = NewLink { destination: "https://example.com/second".into(), expires_at: None, ..link("new") };
+    let plain = NewLink { utm_campaign: "spring".into(), expires_at: None, channel: Channel::Qr, ..link("other") };
+    let links = [link("taken"), link("new"), again, plain.clone()];
     let rows: Vec<_> =
         links.iter().map(|l| NewLinkRow { link: l, status: Status::Paused, program_row_id: p.row_id, partner_row_id: a.row_id }).collect();
+    let v = h.version().unwrap();
     assert_eq!(h.insert_links(&rows).unwrap(), [false, true, false, true]);
-    assert_eq!(h.link("new").unwrap().unwrap().status, Status::Paused);
+    assert_eq!(h.version().unwrap(), v + 2, "one change for each link written");
+    let new = h.link("new").unwrap().unwrap();
+    assert_eq!((new.status, new.spec), (Status::Paused, link("new")));
+    assert_eq!(h.link("other").unwrap().unwrap().spec, plain);
     assert_eq!(h.link("taken").unwrap().unwrap().status, Status::Active);
+    assert!(h.insert_links(&[]).unwrap().is_empty());
+    assert!(h.insert_links(&rows[..1]).unwrap() == [false] && h.version().unwrap() == v + 2, "nothing written, nothing logged");
 }
 
 fn keeps_api_keys_beside_the_catalog<S: KeyStore>(h: Held<S>) {

@@ -236,6 +236,15 @@ fn spec_json(p: &NewProgram) -> Result<String, CatalogError> {
 
 const INSERT_LINK: &str = "INSERT INTO links (code, program_id, partner_id, destination, channel, utm_source, utm_medium, utm_campaign,
      expires_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (code) DO NOTHING";
+/// `INSERT_LINK` for a batch, one array per column, in the arrays' order; answers the codes
+/// written (a code already taken is not).
+const INSERT_LINKS: &str = "INSERT INTO links (code, program_id, partner_id, destination, channel, utm_source, utm_medium, utm_campaign,
+     expires_at, status)
+     SELECT code, program_id, partner_id, destination, channel, utm_source, utm_medium, utm_campaign, expires_at, status
+     FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[])
+         WITH ORDINALITY AS u(code, program_id, partner_id, destination, channel, utm_source, utm_medium, utm_campaign, expires_at, status, n)
+     ORDER BY n
+     ON CONFLICT (code) DO NOTHING RETURNING code";
 
 impl CatalogStore for PgCatalog {
     fn version(&self) -> Result<i64, CatalogError> {
@@ -321,33 +330,36 @@ impl CatalogStore for PgCatalog {
     }
 
     fn insert_links(&self, rows: &[NewLinkRow<'_>]) -> Result<Vec<bool>, CatalogError> {
-        // One transaction (its own, or the caller's `atomically`) and one prepared statement
-        // for the whole batch.
+        // One statement for the whole batch, in one transaction (its own, or the caller's
+        // `atomically`): a row at a time cost a round trip per link. A code given twice in the
+        // batch is written from its first row, as one row at a time would; the later rows are
+        // taken.
+        let mut first = std::collections::HashSet::with_capacity(rows.len());
+        let unique: Vec<&NewLinkRow<'_>> = rows.iter().filter(|r| first.insert(r.link.code.as_str())).collect();
+        let column = |f: fn(&NewLink) -> &str| unique.iter().map(|r| f(r.link)).collect::<Vec<&str>>();
+        let codes = column(|l| &l.code);
+        let destinations = column(|l| &l.destination);
+        let channels = column(|l| l.channel.as_str());
+        let sources = column(|l| &l.utm_source);
+        let mediums = column(|l| &l.utm_medium);
+        let campaigns = column(|l| &l.utm_campaign);
+        let statuses: Vec<&str> = unique.iter().map(|r| r.status.as_str()).collect();
+        let programs: Vec<i64> = unique.iter().map(|r| r.program_row_id).collect();
+        let partners: Vec<i64> = unique.iter().map(|r| r.partner_row_id).collect();
+        let expires: Vec<Option<i64>> = unique.iter().map(|r| r.link.expires_at).collect();
         self.in_transaction(|| {
-            let added = self.with(|c| {
-                let stmt = c.prepare(INSERT_LINK)?;
-                let mut added = Vec::with_capacity(rows.len());
-                for r in rows {
-                    let l = r.link;
-                    let n = c.execute(
-                        &stmt,
-                        &[
-                            &l.code,
-                            &r.program_row_id,
-                            &r.partner_row_id,
-                            &l.destination,
-                            &l.channel.as_str(),
-                            &l.utm_source,
-                            &l.utm_medium,
-                            &l.utm_campaign,
-                            &l.expires_at,
-                            &r.status.as_str(),
-                        ],
-                    )?;
-                    added.push(n == 1);
-                }
-                Ok(added)
+            let written = self.with(|c| {
+                let rows = c.query(
+                    INSERT_LINKS,
+                    &[&codes, &programs, &partners, &destinations, &channels, &sources, &mediums, &campaigns, &expires, &statuses],
+                )?;
+                rows.iter()
+                    .map(|r| r.try_get::<_, String>(0))
+                    .collect::<Result<std::collections::HashSet<String>, _>>()
+                    .map_err(CatalogError::from)
             })?;
+            let mut claimed = std::collections::HashSet::with_capacity(written.len());
+            let added = rows.iter().map(|r| written.contains(&r.link.code) && claimed.insert(r.link.code.as_str())).collect();
             Ok((added, true))
         })
     }

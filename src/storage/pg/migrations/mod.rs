@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 7, name: "0007_audit", sql: include_str!("0007_audit.sql") },
     Migration { version: 8, name: "0008_data_at_rest", sql: include_str!("0008_data_at_rest.sql") },
     Migration { version: 9, name: "0009_link_days", sql: include_str!("0009_link_days.sql") },
+    Migration { version: 10, name: "0010_link_inserts", sql: include_str!("0010_link_inserts.sql") },
 ];
 
 /// The version this build's migrations reach.
