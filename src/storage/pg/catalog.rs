@@ -8,6 +8,7 @@
 //! inside another runtime: a call made there (the API's tasks, the processes' start) runs on a
 //! scoped thread of its own.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -334,8 +335,9 @@ impl CatalogStore for PgCatalog {
         // `atomically`): a row at a time cost a round trip per link. A code given twice in the
         // batch is written from its first row, as one row at a time would; the later rows are
         // taken.
-        let mut first = std::collections::HashSet::with_capacity(rows.len());
-        let unique: Vec<&NewLinkRow<'_>> = rows.iter().filter(|r| first.insert(r.link.code.as_str())).collect();
+        let mut seen = HashSet::with_capacity(rows.len());
+        let first: Vec<bool> = rows.iter().map(|r| seen.insert(r.link.code.as_str())).collect();
+        let unique: Vec<&NewLinkRow<'_>> = rows.iter().zip(&first).filter(|(_, f)| **f).map(|(r, _)| r).collect();
         let column = |f: fn(&NewLink) -> &str| unique.iter().map(|r| f(r.link)).collect::<Vec<&str>>();
         let codes = column(|l| &l.code);
         let destinations = column(|l| &l.destination);
@@ -353,13 +355,9 @@ impl CatalogStore for PgCatalog {
                     INSERT_LINKS,
                     &[&codes, &programs, &partners, &destinations, &channels, &sources, &mediums, &campaigns, &expires, &statuses],
                 )?;
-                rows.iter()
-                    .map(|r| r.try_get::<_, String>(0))
-                    .collect::<Result<std::collections::HashSet<String>, _>>()
-                    .map_err(CatalogError::from)
+                rows.iter().map(|r| r.try_get::<_, String>(0)).collect::<Result<HashSet<String>, _>>().map_err(CatalogError::from)
             })?;
-            let mut claimed = std::collections::HashSet::with_capacity(written.len());
-            let added = rows.iter().map(|r| written.contains(&r.link.code) && claimed.insert(r.link.code.as_str())).collect();
+            let added = rows.iter().zip(&first).map(|(r, f)| *f && written.contains(&r.link.code)).collect();
             Ok((added, true))
         })
     }
